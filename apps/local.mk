@@ -1,0 +1,5 @@
+# Runnable examples that are also tests.
+noinst_PROGRAMS += apps/pingpong
+apps_pingpong_SOURCES = apps/pingpong.c
+apps_pingpong_LDADD = librayo.la $(BSON_LIBS)
+TESTS += apps/pingpong

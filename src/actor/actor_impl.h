@@ -1,0 +1,221 @@
+// actor_impl.h - internal structures of the actor runtime (src/ only).
+#ifndef RA_ACTOR_IMPL_H
+#define RA_ACTOR_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../mailbox/mailbox_impl.h"
+#include "ra_actor.h"
+
+// A slot word packs the generation (high 32 bits), a dead bit and a count
+// of references (low 31 bits).  A sender takes a reference with one CAS that
+// also checks generation and liveness, so it can never push into a slot that
+// has been recycled; the runtime holds one reference while the actor lives.
+#define RA__DEAD (UINT64_C(1) << 31)
+#define RA__REFS (RA__DEAD - 1)
+
+// Actor flags.
+enum {
+    RA__F_SCOPE = 1u << 0,     // a thread's scope, not scheduled
+    RA__F_TRAP = 1u << 1,      // traps exits
+    RA__F_EXITREQ = 1u << 2,   // ra_exit was called in this callback
+    RA__F_DONE = 1u << 3       // terminated (scope: dead but not freed)
+};
+
+typedef struct ra__pidvec {
+    ra_pid_t *v;
+    uint32_t n, cap;
+} ra__pidvec_t;
+
+// A monitor as the monitored actor stores it.  kind CALL marks the
+// temporary monitor of an ra_call: its "DOWN" completes the call instead.
+typedef struct ra__mon {
+    uint64_t ref;
+    ra_pid_t pid; // the watcher (in monitors) or the target (in watching)
+    uint8_t call;
+} ra__mon_t;
+
+typedef struct ra__monvec {
+    ra__mon_t *v;
+    uint32_t n, cap;
+} ra__monvec_t;
+
+typedef struct ra__scope ra__scope_t;
+typedef struct ra__worker ra__worker_t;
+
+// An actor lives in a slot of the runtime's table; slots are never freed
+// before the runtime, so a stale reference reads valid memory and fails the
+// generation check.
+typedef struct ra__actor {
+    _Atomic uint64_t word;
+    atomic_int sched;           // 1 while queued or running
+    uint32_t id;
+    atomic_uint flags;          // RA__F_*, written by the owner thread
+    struct ra__actor *runq_next; // link in the injector queue
+    ra_mailbox_t mb;
+    const ra_behaviour_t *beh;
+    void *state;
+    ra_reason_t exit_reason;
+    // Protected by lock: others add themselves to these.
+    atomic_flag lock;
+    bool exiting;
+    ra__pidvec_t links;
+    ra__monvec_t monitors;
+    // Owner thread only.
+    ra__monvec_t watching;
+    uint32_t ref_seq;           // monitor references (never reset)
+    // Calls: a caller waits on at most one call at a time.
+    _Atomic uint64_t call_wait; // awaited sequence, | CLAIMED while filled
+    uint32_t call_seq;          // never reset, so old references never match
+    int call_err;
+    atomic_int call_worker;     // worker index of a waiting actor, or -1
+    ra_msg_t *call_reply;
+    ra__scope_t *scope;         // RA__F_SCOPE only
+} ra__actor_t;
+
+// Flags are written by the actor's own thread and read by others (stats,
+// the runtime's shutdown), hence relaxed atomics.
+#define RA__FLAGS(a) atomic_load_explicit(&(a)->flags, memory_order_relaxed)
+#define RA__SETF(a, f) \
+    atomic_fetch_or_explicit(&(a)->flags, (f), memory_order_relaxed)
+#define RA__CLRF(a, f) \
+    atomic_fetch_and_explicit(&(a)->flags, ~(unsigned)(f), memory_order_relaxed)
+
+#define RA__CALL_CLAIMED (UINT64_C(1) << 63)
+
+struct ra_ctx {
+    ra_runtime_t *rt;
+    ra__actor_t *a;
+    ra_pid_t self;
+    ra_pid_t from;   // sender of the current message
+    uint64_t cref;   // call reference of the current message, 0 if none
+};
+
+// A scope: an actor driven by a thread that is not a scheduler thread.
+struct ra__scope {
+    ra_ctx_t ctx;
+    ra__scope_t *next, *prev; // the runtime's list of open scopes
+    pthread_mutex_t mtx;
+    pthread_cond_t cond;
+};
+
+// A worker's run queue: single producer (the worker), many consumers (the
+// worker and thieves) taking from head with CAS.  Overflow goes to the
+// runtime's injector.
+#define RA__RING 256
+
+struct ra__worker {
+    ra_runtime_t *rt;
+    int index;
+    pthread_t thread;
+    _Atomic uint32_t head;
+    _Atomic uint32_t tail;
+    _Atomic(ra__actor_t *) ring[RA__RING];
+    ra__actor_t *next;          // runs next, not stealable
+    unsigned next_streak;
+    unsigned tick;
+    unsigned depth;             // nested ra_call loops
+    uint64_t rng;
+    bool searching;
+    // Parking.  searching is written only by the worker itself; idle and
+    // idle_next are under the runtime's idle_mtx; notified (a notifier took
+    // this worker off the idle list and counted it as searching), nap_wake
+    // (a call it naps on completed) and parked are under mtx.
+    pthread_mutex_t mtx;
+    pthread_cond_t cond;
+    bool notified;
+    bool nap_wake;
+    bool parked;
+    bool idle;
+    ra__worker_t *idle_next;
+    char pad[64];
+};
+
+#define RA__CHUNK_BITS 12
+#define RA__CHUNK (1u << RA__CHUNK_BITS)
+#define RA__MAX_CHUNKS (1u << 14) // 64M actors
+
+typedef struct ra__timers ra__timers_t;
+
+struct ra_runtime {
+    unsigned nworkers;
+    unsigned quantum;
+    uint32_t node, proc;
+    ra__worker_t *workers;
+    // Actor table.
+    _Atomic(ra__actor_t *) chunks[RA__MAX_CHUNKS];
+    atomic_uint nchunks;
+    pthread_mutex_t table_mtx; // also guards scopes
+    ra__scope_t *scopes;
+    uint32_t *free_ids;
+    size_t nfree, free_cap;
+    atomic_size_t live;
+    // Injector (global queue) for sends from outside and overflow.
+    pthread_mutex_t inj_mtx;
+    ra__actor_t *inj_head, *inj_tail;
+    atomic_size_t inj_len;
+    // Idle workers.
+    pthread_mutex_t idle_mtx;
+    ra__worker_t *idle;
+    atomic_uint num_idle;
+    atomic_uint num_searching;
+    // Lifecycle.
+    atomic_bool closing;
+    atomic_bool stop;
+    pthread_mutex_t live_mtx;
+    pthread_cond_t live_cond;
+    ra__timers_t *timers;
+};
+
+extern _Thread_local ra__worker_t *ra__tls_worker;
+
+// Table.
+int ra__actor_create(ra_runtime_t *rt, const ra_behaviour_t *b, void *arg,
+                     const ra_spawn_opts_t *opts, ra__scope_t *scope,
+                     ra__actor_t **out);
+ra__actor_t *ra__actor_at(ra_runtime_t *rt, uint32_t id);
+ra__actor_t *ra__actor_get(ra_runtime_t *rt, ra_pid_t pid);
+ra__actor_t *ra__actor_get_any(ra_runtime_t *rt, uint32_t id);
+void ra__actor_put(ra_runtime_t *rt, ra__actor_t *a);
+ra_pid_t ra__pid_of(ra_runtime_t *rt, ra__actor_t *a);
+void ra__actor_finalize(ra_runtime_t *rt, ra__actor_t *a);
+
+// Scheduling.
+void ra__schedule(ra_runtime_t *rt, ra__actor_t *a);
+void ra__run_actor(ra__worker_t *w, ra__actor_t *a);
+bool ra__run_one(ra__worker_t *w);
+void ra__worker_wake(ra__worker_t *w);
+void ra__worker_nap(ra__worker_t *w, const struct timespec *deadline);
+int ra__sched_start(ra_runtime_t *rt);
+void ra__sched_stop(ra_runtime_t *rt);
+
+// Delivery.
+int ra__deliver(ra_runtime_t *rt, ra_pid_t to, ra_msg_t **msg,
+                ra_pid_t from, uint64_t cref, bool system);
+int ra__deliver_to(ra_runtime_t *rt, ra__actor_t *a, ra_msg_t **msg,
+                   ra_pid_t from, uint64_t cref, bool system);
+void ra__actor_die(ra_runtime_t *rt, ra__actor_t *a, ra_reason_t reason);
+bool ra__dispatch(ra_runtime_t *rt, ra__actor_t *a, ra__env_t *env,
+                  bool system);
+void ra__lock(ra__actor_t *a);
+void ra__unlock(ra__actor_t *a);
+int ra__monvec_add(ra__monvec_t *v, uint64_t ref, ra_pid_t pid, bool call);
+bool ra__monvec_del(ra__monvec_t *v, uint64_t ref, ra_pid_t *pid);
+void ra__scope_wake(ra__scope_t *s);
+
+// Calls.
+void ra__call_complete(ra_runtime_t *rt, ra__actor_t *a, uint32_t seq,
+                       int err, ra_msg_t **reply);
+
+// Timers.
+int ra__timers_start(ra_runtime_t *rt);
+void ra__timers_stop(ra_runtime_t *rt);
+
+// Time.
+void ra__deadline(struct timespec *ts, int64_t ms);
+bool ra__past(const struct timespec *ts);
+
+#endif

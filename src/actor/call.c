@@ -1,0 +1,216 @@
+// call.c - synchronous request/reply (gen_server:call) with timeouts.
+//
+// A caller waits on one call at a time, so the waiting state lives in the
+// caller's own slot: no table, no allocation.  A call reference is the
+// caller's slot id and a per-slot sequence number that is never reset, so a
+// reply to an abandoned call (or to a previous incarnation of the slot)
+// never matches and is dropped.  The caller monitors the callee with a
+// special monitor whose firing completes the call with RA_ENOPROC.
+#include <time.h>
+
+#include "actor_impl.h"
+
+void ra__scope_wait(ra__scope_t *s, const struct timespec *dl,
+                    bool want_mail, bool (*pred)(void *), void *arg);
+
+void
+ra__call_complete(ra_runtime_t *rt, ra__actor_t *a, uint32_t seq, int err,
+                  ra_msg_t **reply)
+{
+    uint64_t expect = seq;
+    if (seq == 0 ||
+        !atomic_compare_exchange_strong(&a->call_wait, &expect,
+                                        expect | RA__CALL_CLAIMED)) {
+        if (reply != NULL) {
+            ra_msg_unref(reply); // late or stray: discarded
+        }
+        return;
+    }
+    a->call_err = err;
+    a->call_reply = reply != NULL ? *reply : NULL;
+    if (reply != NULL) {
+        *reply = NULL;
+    }
+    int wk = atomic_load(&a->call_worker);
+    ra__scope_t *s = a->scope;
+    atomic_store_explicit(&a->call_wait, 0, memory_order_release);
+    if (s != NULL) {
+        ra__scope_wake(s);
+    } else if (wk >= 0) {
+        ra__worker_t *me = ra__tls_worker;
+        if (me == NULL || me->rt != rt || me->index != wk) {
+            ra__worker_wake(&rt->workers[wk]);
+        }
+    }
+}
+
+int
+ra_reply_to(ra_runtime_t *rt, uint64_t cref, ra_msg_t **reply)
+{
+    if (rt == NULL || reply == NULL || *reply == NULL || cref == 0) {
+        return RA_EINVAL;
+    }
+    ra__actor_t *a = ra__actor_get_any(rt, (uint32_t)(cref >> 32));
+    if (a == NULL) {
+        ra_msg_unref(reply);
+        return 0;
+    }
+    ra__call_complete(rt, a, (uint32_t)cref, 0, reply);
+    ra__actor_put(rt, a);
+    return 0;
+}
+
+int
+ra_reply(ra_ctx_t *ctx, ra_msg_t **reply)
+{
+    if (ctx == NULL || ctx->cref == 0) {
+        return RA_EINVAL;
+    }
+    int rc = ra_reply_to(ctx->rt, ctx->cref, reply);
+    if (rc == 0) {
+        ctx->cref = 0; // one reply per call
+    }
+    return rc;
+}
+
+uint64_t
+ra_call_ref(const ra_ctx_t *ctx)
+{
+    return ctx->cref;
+}
+
+static bool
+call_done(void *arg)
+{
+    ra__actor_t *a = arg;
+    return atomic_load(&a->call_wait) == 0;
+}
+
+int
+ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
+        ra_msg_t **reply)
+{
+    if (ctx == NULL || req == NULL || *req == NULL || reply == NULL) {
+        return RA_EINVAL;
+    }
+    if (ra_pid_eq(to, ctx->self)) {
+        return RA_EDEADLK;
+    }
+    ra_runtime_t *rt = ctx->rt;
+    ra__actor_t *a = ctx->a;
+    if (RA__FLAGS(a) & RA__F_DONE) {
+        return RA_EEXIT; // a scope that an exit signal ended
+    }
+    ra__worker_t *w = ra__tls_worker;
+    if (w != NULL && w->rt != rt) {
+        w = NULL;
+    }
+    uint32_t seq = ++a->call_seq;
+    if (seq == 0) {
+        seq = ++a->call_seq;
+    }
+    a->call_reply = NULL;
+    a->call_err = 0;
+    atomic_store(&a->call_worker, w != NULL ? w->index : -1);
+    atomic_store(&a->call_wait, seq);
+
+    ra__actor_t *t = ra__actor_get(rt, to);
+    int rc = t == NULL ? RA_ENOPROC : 0;
+    if (t != NULL && w != NULL && w->depth > 0 &&
+        atomic_load(&t->call_wait) != 0 &&
+        atomic_load(&t->call_worker) == w->index) {
+        // The callee is itself waiting in ra_call further down this very
+        // thread's stack: it can only resume after we return, so waiting
+        // could never succeed.
+        rc = RA_EDEADLK;
+    }
+    if (t != NULL) {
+        ra__lock(t);
+        rc = t->exiting ? RA_ENOPROC
+                        : ra__monvec_add(&t->monitors, seq, ctx->self, true);
+        ra__unlock(t);
+    }
+    if (rc == 0) {
+        uint64_t cref = ((uint64_t)a->id << 32) | seq;
+        rc = ra__deliver_to(rt, t, req, ctx->self, cref, false);
+        if (rc != 0) {
+            ra_pid_t me = ctx->self;
+            ra__lock(t);
+            ra__monvec_del(&t->monitors, seq, &me);
+            ra__unlock(t);
+        }
+    }
+    if (rc != 0) {
+        atomic_store(&a->call_wait, 0);
+        if (t != NULL) {
+            ra__actor_put(rt, t);
+        }
+        return rc;
+    }
+
+    struct timespec dl;
+    if (timeout_ms >= 0) {
+        ra__deadline(&dl, timeout_ms);
+    }
+    bool timed_out = false;
+    while (atomic_load_explicit(&a->call_wait, memory_order_acquire) != 0) {
+        if (timeout_ms >= 0 && ra__past(&dl)) {
+            uint64_t expect = seq;
+            if (atomic_compare_exchange_strong(&a->call_wait, &expect, 0)) {
+                timed_out = true;
+                break;
+            }
+            continue; // a reply is being filled in right now
+        }
+        const struct timespec *dlp = timeout_ms >= 0 ? &dl : NULL;
+        if (a->scope != NULL) {
+            ra__scope_wait(a->scope, dlp, false, call_done, a);
+        } else if (w != NULL) {
+            // Keep this core busy with other actors (the callee, most
+            // likely, sits in this worker's next slot) while we wait.
+            bool ran = false;
+            if (w->depth < 64) {
+                w->depth++;
+                if (w->next == t) {
+                    w->next = NULL; // hand the core straight to the callee
+                    ra__run_actor(w, t);
+                    ran = true;
+                } else {
+                    ran = ra__run_one(w);
+                }
+                w->depth--;
+            }
+            if (!ran && atomic_load(&a->call_wait) != 0) {
+                // Nap in short slices: a napping worker is not on the idle
+                // list, so work injected for it meanwhile (a timer firing
+                // for the callee, say) is picked up by polling.
+                struct timespec slice;
+                ra__deadline(&slice, 1);
+                if (dlp != NULL && (dlp->tv_sec < slice.tv_sec ||
+                                    (dlp->tv_sec == slice.tv_sec &&
+                                     dlp->tv_nsec < slice.tv_nsec))) {
+                    slice = *dlp;
+                }
+                ra__worker_nap(w, &slice);
+            }
+        } else {
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (timed_out) {
+        rc = RA_ETIMEOUT;
+    } else {
+        rc = a->call_err;
+        if (rc == 0) {
+            *reply = a->call_reply;
+        }
+        a->call_reply = NULL;
+    }
+    ra_pid_t me = ctx->self;
+    ra__lock(t);
+    ra__monvec_del(&t->monitors, seq, &me);
+    ra__unlock(t);
+    ra__actor_put(rt, t);
+    return rc;
+}

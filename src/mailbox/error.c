@@ -1,0 +1,73 @@
+// error.c - names and sentences for error codes.
+#include <errno.h>
+#include <string.h>
+
+#include "ra_error.h"
+
+static const struct {
+    int code;
+    const char *name;
+    const char *text;
+} ra_errors[] = {
+    {0, "OK", "success"},
+    {RA_ENOPROC, "RA_ENOPROC", "no such actor (it ended or never existed)"},
+    {RA_EFULL, "RA_EFULL", "the mailbox is full"},
+    {RA_ECLOSED, "RA_ECLOSED", "the mailbox or runtime is closed"},
+    {RA_ETIMEOUT, "RA_ETIMEOUT", "the operation timed out"},
+    {RA_EINVAL, "RA_EINVAL", "invalid argument"},
+    {RA_ENOMEM, "RA_ENOMEM", "out of memory"},
+    {RA_ENOTSUP, "RA_ENOTSUP", "not supported in this build or context"},
+    {RA_EEXIT, "RA_EEXIT", "the calling actor was ended by an exit signal"},
+    {RA_ENOENT, "RA_ENOENT", "no such item"},
+    {RA_EBADMSG, "RA_EBADMSG", "malformed message or wrong message kind"},
+    {RA_EDEADLK, "RA_EDEADLK", "the call would wait on the caller itself"},
+    {RA_EAGAIN, "RA_EAGAIN", "resource busy, try again"},
+    {RA_EEXIST, "RA_EEXIST", "already exists"},
+};
+
+static const struct {
+    int err;
+    const char *name;
+} errno_names[] = {
+    {EPERM, "EPERM"},   {ENOENT, "ENOENT"},   {EINTR, "EINTR"},
+    {EIO, "EIO"},       {EBADF, "EBADF"},     {EAGAIN, "EAGAIN"},
+    {ENOMEM, "ENOMEM"}, {EACCES, "EACCES"},   {EEXIST, "EEXIST"},
+    {EINVAL, "EINVAL"}, {ENOSPC, "ENOSPC"},   {EPIPE, "EPIPE"},
+    {ERANGE, "ERANGE"}, {ETIMEDOUT, "ETIMEDOUT"},
+    {ECONNREFUSED, "ECONNREFUSED"}, {EMSGSIZE, "EMSGSIZE"},
+    {EADDRINUSE, "EADDRINUSE"}, {ENOTSUP, "ENOTSUP"},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *
+ra_strerror(int rc)
+{
+    for (size_t i = 0; i < COUNT(ra_errors); i++) {
+        if (ra_errors[i].code == rc) {
+            return ra_errors[i].text;
+        }
+    }
+    if (rc < 0 && rc > RA_EBASE) {
+        // strerror's buffer is static but its contents for valid errno
+        // values are constant strings in glibc, which is all we return.
+        return strerror(-rc);
+    }
+    return "unknown error";
+}
+
+const char *
+ra_err_name(int rc)
+{
+    for (size_t i = 0; i < COUNT(ra_errors); i++) {
+        if (ra_errors[i].code == rc) {
+            return ra_errors[i].name;
+        }
+    }
+    for (size_t i = 0; i < COUNT(errno_names); i++) {
+        if (-errno_names[i].err == rc) {
+            return errno_names[i].name;
+        }
+    }
+    return rc < 0 && rc > RA_EBASE ? "E?" : "RA_E?";
+}

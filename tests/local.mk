@@ -1,0 +1,24 @@
+# Unit and stress tests (check).  Each binary is one Suite and is in TESTS.
+TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/tests
+TEST_LIBS = librayo.la $(CHECK_LIBS) $(BSON_LIBS)
+
+check_PROGRAMS += tests/mailbox/check_mailbox tests/actor/check_actor \
+	tests/actor/check_actor_call tests/actor/check_stress
+TESTS += tests/mailbox/check_mailbox tests/actor/check_actor \
+	tests/actor/check_actor_call tests/actor/check_stress
+
+tests_mailbox_check_mailbox_SOURCES = tests/mailbox/check_mailbox.c tests/testutil.h
+tests_mailbox_check_mailbox_CFLAGS = $(TEST_CFLAGS)
+tests_mailbox_check_mailbox_LDADD = $(TEST_LIBS)
+
+tests_actor_check_actor_SOURCES = tests/actor/check_actor.c tests/testutil.h
+tests_actor_check_actor_CFLAGS = $(TEST_CFLAGS)
+tests_actor_check_actor_LDADD = $(TEST_LIBS)
+
+tests_actor_check_stress_SOURCES = tests/actor/check_stress.c tests/testutil.h
+tests_actor_check_stress_CFLAGS = $(TEST_CFLAGS)
+tests_actor_check_stress_LDADD = $(TEST_LIBS)
+
+tests_actor_check_actor_call_SOURCES = tests/actor/check_actor_call.c tests/testutil.h
+tests_actor_check_actor_call_CFLAGS = $(TEST_CFLAGS)
+tests_actor_check_actor_call_LDADD = $(TEST_LIBS)

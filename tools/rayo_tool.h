@@ -1,0 +1,62 @@
+// rayo_tool.h - what the files of the rayo command share.
+//
+// The command is a tree: `rayo` dispatches to a command (`bench`), a command
+// may dispatch again to its own subcommands (`bench actor`), and the leaves
+// parse their options with getopt_long.  Each level is a table of
+// ra_tool_cmd_t, so adding a command is one row and one function.
+//
+// Exit status, everywhere: 0 success, 1 the work failed (a benchmark check,
+// a runtime error), 2 the command line was wrong.
+//
+// Threads: everything here runs on the main thread before or after any
+// runtime exists; nothing is thread-safe and nothing needs to be.
+#ifndef RAYO_TOOL_H
+#define RAYO_TOOL_H
+
+#include <stddef.h>
+
+enum {
+    RA_TOOL_OK = 0,
+    RA_TOOL_FAIL = 1,
+    RA_TOOL_USAGE = 2
+};
+
+// RA_TOOL_PROGLEN bounds the command path shown in messages
+// ("rayo bench actor").
+#define RA_TOOL_PROGLEN 128
+
+// ra_tool_fn runs one command.  prog is its full path for messages ("rayo
+// bench"), argv[0] is its own name and argv[1..] its arguments.  It returns
+// the process exit status.
+typedef int (*ra_tool_fn)(const char *prog, int argc, char **argv);
+
+// ra_tool_cmd_t is one row of a command table.
+typedef struct ra_tool_cmd {
+    const char *name;
+    ra_tool_fn fn;
+    const char *summary; // one line for the parent's --help
+} ra_tool_cmd_t;
+
+// ra__tool_dispatch runs a command that only chooses a subcommand: it
+// accepts --help/-h, then runs the row of cmds named by the first argument
+// with the rest.  usage is printed above the table of subcommands by
+// --help.  Returns the subcommand's exit status, or RA_TOOL_USAGE after
+// printing an error for a missing or unknown subcommand or option.
+int ra__tool_dispatch(const char *prog, const char *usage,
+                      const ra_tool_cmd_t *cmds, size_t ncmds, int argc,
+                      char **argv);
+
+// ra__tool_bad_option prints the error for getopt_long's return c ('?' for
+// an unknown option, ':' for a missing argument) and returns RA_TOOL_USAGE.
+// Call it right after getopt_long returned, with the same argv.
+int ra__tool_bad_option(const char *prog, int c, char **argv);
+
+// ra__tool_usage_error prints "prog: what" and the hint to run
+// "prog --help" on stderr, and returns RA_TOOL_USAGE.
+int ra__tool_usage_error(const char *prog, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+// ra__tool_bench_actor is `rayo bench actor`: the actor runtime benchmarks.
+int ra__tool_bench_actor(const char *prog, int argc, char **argv);
+
+#endif
