@@ -129,12 +129,45 @@ ra__deliver_to(ra_runtime_t *rt, ra__actor_t *a, ra_msg_t **msg,
     return 0;
 }
 
+void
+ra__send_cache_drop(ra__worker_t *w)
+{
+    ra__actor_t *a = w->send_cache;
+    if (a != NULL) {
+        w->send_cache = NULL;
+        ra__actor_put(w->rt, a);
+    }
+}
+
 int
 ra__deliver(ra_runtime_t *rt, ra_pid_t to, ra_msg_t **msg, ra_pid_t from,
             uint64_t cref, bool system)
 {
     if (msg == NULL || *msg == NULL) {
         return RA_EINVAL;
+    }
+    ra__worker_t *w = ra__tls_worker;
+    if (w != NULL && w->rt == rt) {
+        ra__actor_t *a = w->send_cache;
+        if (a != NULL && ra_pid_eq(w->send_cache_pid, to)) {
+            // Our reference keeps the slot from being recycled, so only
+            // liveness needs checking.
+            uint64_t word = atomic_load_explicit(&a->word,
+                                                 memory_order_acquire);
+            if ((word & RA__DEAD) == 0) {
+                return ra__deliver_to(rt, a, msg, from, cref, system);
+            }
+            ra__send_cache_drop(w);
+            return RA_ENOPROC;
+        }
+        a = ra__actor_get(rt, to);
+        if (a == NULL) {
+            return RA_ENOPROC;
+        }
+        ra__send_cache_drop(w);
+        w->send_cache = a;
+        w->send_cache_pid = to;
+        return ra__deliver_to(rt, a, msg, from, cref, system);
     }
     ra__actor_t *a = ra__actor_get(rt, to);
     if (a == NULL) {

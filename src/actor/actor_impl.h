@@ -120,6 +120,11 @@ struct ra__worker {
     unsigned depth;             // nested ra_call loops
     uint64_t rng;
     bool searching;
+    // The last actor this worker sent to, with a reference held, so a
+    // handler sending many messages to one actor skips the reference
+    // CAS on each.  Dropped when the current actor's turn ends.
+    ra__actor_t *send_cache;
+    ra_pid_t send_cache_pid;
     // Parking.  searching is written only by the worker itself; idle and
     // idle_next are under the runtime's idle_mtx; notified (a notifier took
     // this worker off the idle list and counted it as searching), nap_wake
@@ -188,6 +193,7 @@ void ra__schedule(ra_runtime_t *rt, ra__actor_t *a);
 void ra__run_actor(ra__worker_t *w, ra__actor_t *a);
 bool ra__run_one(ra__worker_t *w);
 void ra__worker_wake(ra__worker_t *w);
+void ra__send_cache_drop(ra__worker_t *w);
 void ra__worker_nap(ra__worker_t *w, const struct timespec *deadline);
 int ra__sched_start(ra_runtime_t *rt);
 void ra__sched_stop(ra_runtime_t *rt);

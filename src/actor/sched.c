@@ -376,6 +376,8 @@ ra__run_one(ra__worker_t *w)
     return true;
 }
 
+static void run_turn(ra__worker_t *w, ra__actor_t *a);
+
 // Nothing else is waiting for this worker: no need to yield the core.
 static bool
 others_waiting(ra__worker_t *w)
@@ -386,6 +388,13 @@ others_waiting(ra__worker_t *w)
 
 void
 ra__run_actor(ra__worker_t *w, ra__actor_t *a)
+{
+    run_turn(w, a);
+    ra__send_cache_drop(w);
+}
+
+static void
+run_turn(ra__worker_t *w, ra__actor_t *a)
 {
     ra_runtime_t *rt = w->rt;
     for (;;) {
@@ -455,6 +464,7 @@ worker_main(void *arg)
         w->searching = false;
         atomic_fetch_sub(&rt->num_searching, 1);
     }
+    ra__send_cache_drop(w);
     ra__tls_worker = NULL;
     return NULL;
 }
