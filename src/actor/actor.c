@@ -107,8 +107,7 @@ ra__deliver_to(ra_runtime_t *rt, ra__actor_t *a, ra_msg_t **msg,
     if (e == NULL) {
         return RA_ENOMEM;
     }
-    e->from = from;
-    e->cref = cref;
+    ra__env_set(e, from, cref);
     bool may_block = ra__tls_worker == NULL;
     int rc = ra__mailbox_push_env(&a->mb, e, system, may_block);
     if (rc != 0) {
@@ -321,8 +320,8 @@ exit_signal(ra_runtime_t *rt, ra__actor_t *a, ra_msg_t *m)
 bool
 ra__dispatch(ra_runtime_t *rt, ra__actor_t *a, ra__env_t *env, bool system)
 {
-    ra_msg_t *m = env->msg;
-    ra_ctx_t ctx = {rt, a, ra__pid_of(rt, a), env->from, env->cref};
+    ra_msg_t *m = ra__env_msg(env);
+    ra_ctx_t ctx = {rt, a, ra__pid_of(rt, a), env->from, ra__env_cref(env)};
     ra__env_release(env);
     if (system) {
         if (m->kind == RA_MSG_SIGNAL) {
@@ -803,9 +802,9 @@ ra_receive(ra_ctx_t *ctx, int64_t timeout_ms, ra_msg_t **out)
         bool sys;
         ra__env_t *e = ra__mailbox_pop_env(&a->mb, &sys);
         if (e != NULL) {
-            ra_msg_t *m = e->msg;
+            ra_msg_t *m = ra__env_msg(e);
             ctx->from = e->from;
-            ctx->cref = e->cref;
+            ctx->cref = ra__env_cref(e);
             ra__env_release(e);
             if (sys) {
                 ctx->from = ra__sig(m)->pid;

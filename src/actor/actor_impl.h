@@ -175,7 +175,8 @@ struct ra_runtime {
     ra__timers_t *timers;
 };
 
-extern _Thread_local ra__worker_t *ra__tls_worker;
+extern _Thread_local ra__worker_t *ra__tls_worker
+    __attribute__((tls_model("initial-exec")));
 
 // Table.
 int ra__actor_create(ra_runtime_t *rt, const ra_behaviour_t *b, void *arg,

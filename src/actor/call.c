@@ -86,6 +86,41 @@ call_done(void *arg)
     return atomic_load(&a->call_wait) == 0;
 }
 
+// Adds the caller's call monitor to the callee.  RA_ENOPROC if the callee
+// is already exiting (its monitors were already sent).
+static int
+watch_callee(ra__actor_t *t, uint32_t seq, ra_pid_t self)
+{
+    ra__lock(t);
+    int rc = t->exiting ? RA_ENOPROC : ra__monvec_add(&t->monitors, seq,
+                                                      self, true);
+    ra__unlock(t);
+    return rc;
+}
+
+static void
+unwatch_callee(ra__actor_t *t, uint32_t seq, ra_pid_t self)
+{
+    ra__lock(t);
+    ra__monvec_del(&t->monitors, seq, &self);
+    ra__unlock(t);
+}
+
+// Takes the call back from a waiting state with err, unless a completion
+// got there first (then its result stands).  Returns whether we took it.
+static bool
+abandon(ra__actor_t *a, uint32_t seq)
+{
+    uint64_t expect = seq;
+    if (atomic_compare_exchange_strong(&a->call_wait, &expect, 0)) {
+        return true;
+    }
+    while (atomic_load_explicit(&a->call_wait, memory_order_acquire) != 0) {
+        // A reply is being filled in right now.
+    }
+    return false;
+}
+
 int
 ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
         ra_msg_t **reply)
@@ -105,6 +140,18 @@ ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
     if (w != NULL && w->rt != rt) {
         w = NULL;
     }
+    ra__actor_t *t = ra__actor_get(rt, to);
+    if (t == NULL) {
+        return RA_ENOPROC;
+    }
+    if (w != NULL && w->depth > 0 && atomic_load(&t->call_wait) != 0 &&
+        atomic_load(&t->call_worker) == w->index) {
+        // The callee is itself waiting in ra_call further down this very
+        // thread's stack: it can only resume after we return, so waiting
+        // could never succeed.
+        ra__actor_put(rt, t);
+        return RA_EDEADLK;
+    }
     uint32_t seq = ++a->call_seq;
     if (seq == 0) {
         seq = ++a->call_seq;
@@ -114,65 +161,63 @@ ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
     atomic_store(&a->call_worker, w != NULL ? w->index : -1);
     atomic_store(&a->call_wait, seq);
 
-    ra__actor_t *t = ra__actor_get(rt, to);
-    int rc = t == NULL ? RA_ENOPROC : 0;
-    if (t != NULL && w != NULL && w->depth > 0 &&
-        atomic_load(&t->call_wait) != 0 &&
-        atomic_load(&t->call_worker) == w->index) {
-        // The callee is itself waiting in ra_call further down this very
-        // thread's stack: it can only resume after we return, so waiting
-        // could never succeed.
-        rc = RA_EDEADLK;
-    }
-    if (t != NULL) {
-        ra__lock(t);
-        rc = t->exiting ? RA_ENOPROC
-                        : ra__monvec_add(&t->monitors, seq, ctx->self, true);
-        ra__unlock(t);
-    }
+    // On a scheduler thread the callee usually lands in this worker's
+    // "next" slot: run it right here, before paying for a monitor or a
+    // clock read.  The monitor is only needed if we end up waiting.
+    bool watching = w == NULL;
+    int rc = watching ? watch_callee(t, seq, ctx->self) : 0;
     if (rc == 0) {
         uint64_t cref = ((uint64_t)a->id << 32) | seq;
         rc = ra__deliver_to(rt, t, req, ctx->self, cref, false);
-        if (rc != 0) {
-            ra_pid_t me = ctx->self;
-            ra__lock(t);
-            ra__monvec_del(&t->monitors, seq, &me);
-            ra__unlock(t);
+        if (rc != 0 && watching) {
+            unwatch_callee(t, seq, ctx->self);
+            watching = false;
         }
     }
     if (rc != 0) {
         atomic_store(&a->call_wait, 0);
-        if (t != NULL) {
-            ra__actor_put(rt, t);
-        }
-        return rc;
+        ra__actor_put(rt, t);
+        return rc; // the request was not sent: the caller keeps it
     }
-
-    struct timespec dl;
-    if (timeout_ms >= 0) {
-        ra__deadline(&dl, timeout_ms);
+    if (w != NULL && w->next == t && w->depth < 64) {
+        w->next = NULL; // hand the core straight to the callee
+        w->depth++;
+        ra__run_actor(w, t);
+        w->depth--;
     }
     bool timed_out = false;
-    while (atomic_load_explicit(&a->call_wait, memory_order_acquire) != 0) {
-        if (timeout_ms >= 0 && ra__past(&dl)) {
-            uint64_t expect = seq;
-            if (atomic_compare_exchange_strong(&a->call_wait, &expect, 0)) {
-                timed_out = true;
-                break;
-            }
-            continue; // a reply is being filled in right now
+    if (!watching &&
+        atomic_load_explicit(&a->call_wait, memory_order_acquire) != 0) {
+        if (watch_callee(t, seq, ctx->self) == 0) {
+            watching = true;
+        } else if (abandon(a, seq)) {
+            a->call_err = RA_ENOPROC; // it died before we could watch it
         }
-        const struct timespec *dlp = timeout_ms >= 0 ? &dl : NULL;
+    }
+    struct timespec dl;
+    bool have_dl = false;
+    while (atomic_load_explicit(&a->call_wait, memory_order_acquire) != 0) {
+        // The timeout counts from when the caller starts to wait.
+        if (timeout_ms >= 0 && !have_dl) {
+            ra__deadline(&dl, timeout_ms);
+            have_dl = true;
+        }
+        if (have_dl && ra__past(&dl)) {
+            if (abandon(a, seq)) {
+                timed_out = true;
+            }
+            break;
+        }
+        const struct timespec *dlp = have_dl ? &dl : NULL;
         if (a->scope != NULL) {
             ra__scope_wait(a->scope, dlp, false, call_done, a);
         } else if (w != NULL) {
-            // Keep this core busy with other actors (the callee, most
-            // likely, sits in this worker's next slot) while we wait.
+            // Keep this core busy with other actors while we wait.
             bool ran = false;
             if (w->depth < 64) {
                 w->depth++;
                 if (w->next == t) {
-                    w->next = NULL; // hand the core straight to the callee
+                    w->next = NULL;
                     ra__run_actor(w, t);
                     ran = true;
                 } else {
@@ -207,10 +252,9 @@ ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
         }
         a->call_reply = NULL;
     }
-    ra_pid_t me = ctx->self;
-    ra__lock(t);
-    ra__monvec_del(&t->monitors, seq, &me);
-    ra__unlock(t);
+    if (watching) {
+        unwatch_callee(t, seq, ctx->self);
+    }
     ra__actor_put(rt, t);
     return rc;
 }

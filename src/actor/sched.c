@@ -16,7 +16,7 @@
 
 #include "actor_impl.h"
 
-_Thread_local ra__worker_t *ra__tls_worker;
+_Thread_local ra__worker_t *ra__tls_worker __attribute__((tls_model("initial-exec")));
 
 #define NEXT_STREAK_MAX 32
 #define INJECTOR_EVERY 61

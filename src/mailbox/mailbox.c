@@ -91,7 +91,7 @@ drain(ra_mailbox_t *mb)
     bool sys;
     ra__env_t *e;
     while ((e = ra__mailbox_pop_env(mb, &sys)) != NULL) {
-        ra_msg_t *m = e->msg;
+        ra_msg_t *m = ra__env_msg(e);
         ra__env_release(e);
         ra_msg_unref(&m);
     }
@@ -193,7 +193,7 @@ ra__mailbox_push_env(ra_mailbox_t *mb, ra__env_t *env, bool system,
     while (mb->cap > 0 && !reserve(mb)) {
         if (mb->policy == RA_FULL_DROP) {
             atomic_fetch_add(&mb->dropped, 1);
-            ra_msg_t *m = env->msg;
+            ra_msg_t *m = ra__env_msg(env);
             ra__env_release(env);
             ra_msg_unref(&m);
             return 0;
@@ -252,8 +252,7 @@ push_msg(ra_mailbox_t *mb, ra_msg_t **msg, bool system)
     if (e == NULL) {
         return RA_ENOMEM;
     }
-    e->from = RA_PID_NIL;
-    e->cref = 0;
+    ra__env_set(e, RA_PID_NIL, 0);
     int rc = ra__mailbox_push_env(mb, e, system, true);
     if (rc == 0) {
         *msg = NULL;
@@ -281,7 +280,7 @@ ra_mailbox_pop(ra_mailbox_t *mb, ra_msg_t **out)
     if (e == NULL) {
         return RA_EAGAIN;
     }
-    *out = e->msg;
+    *out = ra__env_msg(e);
     ra__env_release(e);
     return 0;
 }

@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
 
 #include "ra_mailbox.h"
 #include "ra_msg.h"
@@ -29,14 +31,21 @@ typedef struct ra__mpsc {
 // An envelope carries one message through one queue, with the sender and,
 // for calls, the call reference.  Every message embeds one envelope, used
 // when the message is in no queue; a message queued in several mailboxes at
-// once (a broadcast) gets heap envelopes for the others.
+// once (a broadcast) gets heap envelopes (ra__henv_t) for the others.  The
+// top bit of cref marks a heap envelope (call references never use it), so
+// the common envelope needs no pointer back to its message.
 typedef struct ra__env {
     ra__qnode_t node; // first member: queues link envelopes by it
-    ra_msg_t *msg;
     ra_pid_t from;
     uint64_t cref;
-    bool heap;
 } ra__env_t;
+
+typedef struct ra__henv {
+    ra__env_t env;
+    ra_msg_t *msg;
+} ra__henv_t;
+
+#define RA__CREF_HEAP (UINT64_C(1) << 63)
 
 // Internal signal sub-kinds carried by RA_MSG_SIGNAL messages.
 enum {
@@ -45,18 +54,50 @@ enum {
     RA__SIG_SHUTDOWN = 3   // the runtime is stopping: end with RA_SHUTDOWN
 };
 
+// A message header is 48 bytes, so a message with up to 16 payload bytes
+// fits one 64-byte cache line (and pool block).
 struct ra_msg {
     atomic_uint refs;
-    atomic_bool env_busy;
     uint8_t kind;
     uint8_t sig;         // RA__SIG_* for RA_MSG_SIGNAL
-    uint8_t pooled;      // the block came from ra__pool_alloc
+    uint8_t pool;        // pool class the block came from, 0 for malloc
+    atomic_bool env_busy;
     int32_t tag;
-    size_t len;
-    bson_t *bson;        // RA_MSG_BSON only
+    uint32_t len;        // payload bytes (the document's, for BSON)
     ra__env_t env;
-    _Alignas(16) uint8_t inl[]; // bytes payload, or ra__sigdata_t
+    _Alignas(16) uint8_t inl[]; // bytes payload, ra__sigdata_t, or for
+                                // RA_MSG_BSON the bson_t pointer
 };
+
+static inline ra_msg_t *
+ra__env_msg(ra__env_t *e)
+{
+    if (e->cref & RA__CREF_HEAP) {
+        return ((ra__henv_t *)e)->msg;
+    }
+    return (ra_msg_t *)((char *)e - offsetof(ra_msg_t, env));
+}
+
+static inline uint64_t
+ra__env_cref(const ra__env_t *e)
+{
+    return e->cref & ~RA__CREF_HEAP;
+}
+
+static inline void
+ra__env_set(ra__env_t *e, ra_pid_t from, uint64_t cref)
+{
+    e->from = from;
+    e->cref = (e->cref & RA__CREF_HEAP) | cref;
+}
+
+static inline bson_t *
+ra__msg_bson(const ra_msg_t *m)
+{
+    bson_t *b;
+    memcpy(&b, m->inl, sizeof(b));
+    return b;
+}
 
 // The payload of EXIT, DOWN and signal messages.
 typedef struct ra__sigdata {
@@ -71,10 +112,16 @@ ra__sig(const ra_msg_t *m)
     return (ra__sigdata_t *)(uintptr_t)m->inl;
 }
 
-// Small messages come from a per-thread pool of fixed blocks (pool.c).
-#define RA__POOL_BLOCK 128
-void *ra__pool_alloc(void);
-void ra__pool_free(void *p);
+// Small messages come from per-thread pools of fixed blocks (pool.c): class
+// 1 holds 64-byte blocks, class 2 128-byte blocks.
+#define RA__POOL_CLASSES 2
+static inline unsigned
+ra__pool_class(size_t size)
+{
+    return size <= 64 ? 1 : size <= 128 ? 2 : 0;
+}
+void *ra__pool_alloc(unsigned cls);
+void ra__pool_free(void *p, unsigned cls);
 
 // ra__msg_new_signal creates a payload-less message of kind (RA_MSG_EXIT,
 // RA_MSG_DOWN or RA_MSG_SIGNAL with sub-kind sig).  NULL on out of memory.

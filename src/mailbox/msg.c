@@ -11,8 +11,8 @@ static ra_msg_t *
 msg_alloc(size_t inline_len)
 {
     ra_msg_t *m;
-    bool pooled = sizeof(*m) + inline_len <= RA__POOL_BLOCK;
-    m = pooled ? ra__pool_alloc() : malloc(sizeof(*m) + inline_len);
+    unsigned cls = ra__pool_class(sizeof(*m) + inline_len);
+    m = cls != 0 ? ra__pool_alloc(cls) : malloc(sizeof(*m) + inline_len);
     if (m == NULL) {
         return NULL;
     }
@@ -20,19 +20,31 @@ msg_alloc(size_t inline_len)
     atomic_init(&m->env_busy, false);
     m->kind = RA_MSG_BYTES;
     m->sig = 0;
-    m->pooled = pooled;
+    m->pool = (uint8_t)cls;
     m->tag = 0;
     m->len = 0;
-    m->bson = NULL;
-    m->env.msg = m;
-    m->env.heap = false;
+    m->env.cref = 0;
     return m;
+}
+
+static void
+msg_free(ra_msg_t *m)
+{
+    if (m->kind == RA_MSG_BSON) {
+        bson_t *b = ra__msg_bson(m);
+        bson_destroy(b);
+    }
+    if (m->pool != 0) {
+        ra__pool_free(m, m->pool);
+    } else {
+        free(m);
+    }
 }
 
 int
 ra_msg_new_bytes(ra_msg_t **out, int32_t tag, const void *data, size_t len)
 {
-    if (out == NULL) {
+    if (out == NULL || len > UINT32_MAX) {
         return RA_EINVAL;
     }
     ra_msg_t *m = msg_alloc(len);
@@ -40,7 +52,7 @@ ra_msg_new_bytes(ra_msg_t **out, int32_t tag, const void *data, size_t len)
         return RA_ENOMEM;
     }
     m->tag = tag;
-    m->len = len;
+    m->len = (uint32_t)len;
     if (len > 0) {
         if (data != NULL) {
             memcpy(m->inl, data, len);
@@ -58,18 +70,19 @@ ra_msg_new_bson(ra_msg_t **out, int32_t tag, const bson_t *doc)
     if (out == NULL || doc == NULL) {
         return RA_EINVAL;
     }
-    ra_msg_t *m = msg_alloc(0);
+    ra_msg_t *m = msg_alloc(sizeof(bson_t *));
     if (m == NULL) {
         return RA_ENOMEM;
     }
-    m->bson = bson_copy(doc);
-    if (m->bson == NULL) {
-        free(m);
+    bson_t *b = bson_copy(doc);
+    if (b == NULL) {
+        msg_free(m);
         return RA_ENOMEM;
     }
+    memcpy(m->inl, &b, sizeof(b));
     m->kind = RA_MSG_BSON;
     m->tag = tag;
-    m->len = m->bson->len;
+    m->len = b->len;
     *out = m;
     return 0;
 }
@@ -108,14 +121,7 @@ ra_msg_unref(ra_msg_t **msg)
         atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) {
         return;
     }
-    if (m->bson != NULL) {
-        bson_destroy(m->bson);
-    }
-    if (m->pooled) {
-        ra__pool_free(m);
-    } else {
-        free(m);
-    }
+    msg_free(m);
 }
 
 ra_msg_kind_t
@@ -136,7 +142,8 @@ ra_msg_data(const ra_msg_t *msg, size_t *len)
     if (len != NULL) {
         *len = msg->len;
     }
-    return msg->bson != NULL ? bson_get_data(msg->bson) : msg->inl;
+    return msg->kind == RA_MSG_BSON ? bson_get_data(ra__msg_bson(msg))
+                                    : msg->inl;
 }
 
 void *
@@ -151,7 +158,7 @@ ra_msg_wdata(ra_msg_t *msg)
 const bson_t *
 ra_msg_bson(const ra_msg_t *msg)
 {
-    return msg->kind == RA_MSG_BSON ? msg->bson : NULL;
+    return msg->kind == RA_MSG_BSON ? ra__msg_bson(msg) : NULL;
 }
 
 int
@@ -196,28 +203,31 @@ ra__env_claim(ra_msg_t *msg)
     // plain store claims it; otherwise race for it.
     if (atomic_load_explicit(&msg->refs, memory_order_acquire) == 1) {
         atomic_store_explicit(&msg->env_busy, true, memory_order_relaxed);
+        msg->env.cref = 0;
         return &msg->env;
     }
     if (!atomic_exchange_explicit(&msg->env_busy, true,
                                   memory_order_acquire)) {
+        msg->env.cref = 0;
         return &msg->env;
     }
-    ra__env_t *e = malloc(sizeof(*e));
-    if (e != NULL) {
-        e->msg = msg;
-        e->heap = true;
+    ra__henv_t *h = malloc(sizeof(*h));
+    if (h == NULL) {
+        return NULL;
     }
-    return e;
+    h->msg = msg;
+    h->env.cref = RA__CREF_HEAP;
+    return &h->env;
 }
 
 void
 ra__env_release(ra__env_t *env)
 {
-    if (env->heap) {
+    if (env->cref & RA__CREF_HEAP) {
         free(env);
     } else {
-        atomic_store_explicit(&env->msg->env_busy, false,
-                              memory_order_release);
+        ra_msg_t *m = ra__env_msg(env);
+        atomic_store_explicit(&m->env_busy, false, memory_order_release);
     }
 }
 

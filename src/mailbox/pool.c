@@ -1,10 +1,10 @@
-// pool.c - a slab allocator for small messages.
+// pool.c - slab allocators for small messages.
 //
 // Most messages are small and short-lived, and a burst of a million of them
 // costs more in page faults than in work when each comes from malloc
 // (glibc's per-thread arenas grow a page at a time).  Small messages
-// therefore come from 128-byte blocks carved from 4 MiB regions that ask for
-// transparent huge pages.  Each thread keeps a private free list; blocks
+// therefore come from 64- or 128-byte blocks carved from 4 MiB regions that
+// ask for transparent huge pages.  Each thread keeps a private free list; blocks
 // freed by a consumer thread flow back to producers in batches of 256
 // through one mutex-protected stack, so the mutex is taken once per 256
 // messages at most.  Regions are never returned to the system (like
@@ -29,22 +29,35 @@ typedef struct fblock {
     struct fblock *next_batch; // first block of a batch: the next batch
 } fblock_t;
 
-// Global: the shared stack of batches and the carving region, under mtx.
-static struct {
+static const size_t block_size[RA__POOL_CLASSES + 1] = {0, 64, 128};
+
+// Global: per class, the shared stack of batches and the carving region,
+// under mtx.
+typedef struct shared {
     pthread_mutex_t mtx;
     fblock_t *batches;
     char *cur, *end;
-} pool = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL};
+} shared_t;
+
+static shared_t pools[RA__POOL_CLASSES + 1] = {
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL},
+};
 
 typedef struct tcache {
     fblock_t *list;
     unsigned n;
     fblock_t *spill; // frees beyond 2 * BATCH collect here
     unsigned spill_n;
-    bool registered;
 } tcache_t;
 
-static _Thread_local tcache_t tc;
+typedef struct tstate {
+    tcache_t c[RA__POOL_CLASSES + 1];
+    bool registered;
+} tstate_t;
+
+static _Thread_local tstate_t ts __attribute__((tls_model("initial-exec")));
 
 // Global: set once under init_once.
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -52,26 +65,30 @@ static pthread_key_t exit_key;
 static bool disabled;
 
 static void
-push_batch(fblock_t *first)
+push_batch(unsigned cls, fblock_t *first)
 {
-    pthread_mutex_lock(&pool.mtx);
-    first->next_batch = pool.batches;
-    pool.batches = first;
-    pthread_mutex_unlock(&pool.mtx);
+    shared_t *p = &pools[cls];
+    pthread_mutex_lock(&p->mtx);
+    first->next_batch = p->batches;
+    p->batches = first;
+    pthread_mutex_unlock(&p->mtx);
 }
 
-// Returns a dying thread's blocks to the shared stack.
+// Returns a dying thread's blocks to the shared stacks.
 static void
 thread_exit(void *arg)
 {
-    tcache_t *c = arg;
-    if (c->list != NULL) {
-        push_batch(c->list);
+    tstate_t *t = arg;
+    for (unsigned cls = 1; cls <= RA__POOL_CLASSES; cls++) {
+        tcache_t *c = &t->c[cls];
+        if (c->list != NULL) {
+            push_batch(cls, c->list);
+        }
+        if (c->spill != NULL) {
+            push_batch(cls, c->spill);
+        }
     }
-    if (c->spill != NULL) {
-        push_batch(c->spill);
-    }
-    memset(c, 0, sizeof(*c));
+    memset(t, 0, sizeof(*t));
 }
 
 static void
@@ -86,104 +103,115 @@ init(void)
     pthread_key_create(&exit_key, thread_exit);
 }
 
-static bool
-carve(void)
+static void
+register_thread(void)
 {
-    if (pool.cur == NULL || (size_t)(pool.end - pool.cur) < BATCH * RA__POOL_BLOCK) {
-        void *p = mmap(NULL, REGION, PROT_READ | PROT_WRITE,
+    pthread_once(&init_once, init);
+    if (!ts.registered) {
+        ts.registered = true;
+        pthread_setspecific(exit_key, &ts);
+    }
+}
+
+// Carves a batch of fresh blocks into c.  Called with the class's mutex.
+static bool
+carve(unsigned cls, tcache_t *c)
+{
+    shared_t *p = &pools[cls];
+    size_t bs = block_size[cls];
+    if (p->cur == NULL || (size_t)(p->end - p->cur) < BATCH * bs) {
+        void *m = mmap(NULL, REGION, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) {
+        if (m == MAP_FAILED) {
             return false;
         }
 #ifdef MADV_HUGEPAGE
-        madvise(p, REGION, MADV_HUGEPAGE);
+        madvise(m, REGION, MADV_HUGEPAGE);
 #endif
-        pool.cur = p;
-        pool.end = (char *)p + REGION;
+        p->cur = m;
+        p->end = (char *)m + REGION;
     }
     fblock_t *list = NULL;
     for (unsigned i = 0; i < BATCH; i++) {
-        fblock_t *b = (fblock_t *)(pool.cur + (size_t)i * RA__POOL_BLOCK);
+        fblock_t *b = (fblock_t *)(p->cur + (size_t)i * bs);
         b->next = list;
         list = b;
     }
-    pool.cur += (size_t)BATCH * RA__POOL_BLOCK;
-    tc.list = list;
-    tc.n = BATCH;
+    p->cur += (size_t)BATCH * bs;
+    c->list = list;
+    c->n = BATCH;
     return true;
 }
 
 static void *
-refill(void)
+refill(unsigned cls)
 {
-    pthread_once(&init_once, init);
+    register_thread();
     if (disabled) {
-        return malloc(RA__POOL_BLOCK);
+        return malloc(block_size[cls]);
     }
-    if (!tc.registered) {
-        tc.registered = true;
-        pthread_setspecific(exit_key, &tc);
-    }
-    if (tc.spill != NULL) {
-        tc.list = tc.spill;
-        tc.n = tc.spill_n;
-        tc.spill = NULL;
-        tc.spill_n = 0;
+    tcache_t *c = &ts.c[cls];
+    if (c->spill != NULL) {
+        c->list = c->spill;
+        c->n = c->spill_n;
+        c->spill = NULL;
+        c->spill_n = 0;
     } else {
-        pthread_mutex_lock(&pool.mtx);
-        fblock_t *b = pool.batches;
+        shared_t *p = &pools[cls];
+        pthread_mutex_lock(&p->mtx);
+        fblock_t *b = p->batches;
         if (b != NULL) {
-            pool.batches = b->next_batch;
-            tc.list = b;
-            tc.n = BATCH; // an estimate: lists may be shorter
-        } else if (!carve()) {
-            pthread_mutex_unlock(&pool.mtx);
+            p->batches = b->next_batch;
+            c->list = b;
+            c->n = BATCH; // an estimate: lists may be shorter
+        } else if (!carve(cls, c)) {
+            pthread_mutex_unlock(&p->mtx);
             return NULL;
         }
-        pthread_mutex_unlock(&pool.mtx);
+        pthread_mutex_unlock(&p->mtx);
     }
-    fblock_t *b = tc.list;
-    tc.list = b->next;
-    tc.n = tc.n > 0 ? tc.n - 1 : 0;
+    fblock_t *b = c->list;
+    c->list = b->next;
+    c->n = c->n > 0 ? c->n - 1 : 0;
     return b;
 }
 
 void *
-ra__pool_alloc(void)
+ra__pool_alloc(unsigned cls)
 {
-    fblock_t *b = tc.list;
+    tcache_t *c = &ts.c[cls];
+    fblock_t *b = c->list;
     if (b != NULL) {
-        tc.list = b->next;
-        tc.n--;
+        c->list = b->next;
+        c->n--;
         return b;
     }
-    return refill();
+    return refill(cls);
 }
 
 void
-ra__pool_free(void *p)
+ra__pool_free(void *p, unsigned cls)
 {
     if (disabled) {
         free(p);
         return;
     }
-    fblock_t *b = p;
-    if (!tc.registered) {
-        pthread_once(&init_once, init);
-        tc.registered = true;
-        pthread_setspecific(exit_key, &tc);
+    if (!ts.registered) {
+        register_thread();
     }
-    if (tc.n < 2 * BATCH) {
-        b->next = tc.list;
-        tc.list = b;
-        tc.n++;
+    tcache_t *c = &ts.c[cls];
+    fblock_t *b = p;
+    if (c->n < 2 * BATCH) {
+        b->next = c->list;
+        c->list = b;
+        c->n++;
         return;
     }
-    b->next = tc.spill;
-    tc.spill = b;
-    if (++tc.spill_n == BATCH) {
-        push_batch(tc.spill);
-        tc.spill = NULL;
-        tc.spill_n = 0;
+    b->next = c->spill;
+    c->spill = b;
+    if (++c->spill_n == BATCH) {
+        push_batch(cls, c->spill);
+        c->spill = NULL;
+        c->spill_n = 0;
     }
 }
