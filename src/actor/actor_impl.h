@@ -106,6 +106,7 @@ struct ra__scope {
 // worker and thieves) taking from head with CAS.  Overflow goes to the
 // runtime's injector.
 #define RA__RING 256
+#define RA__IDCACHE 64
 
 struct ra__worker {
     ra_runtime_t *rt;
@@ -125,6 +126,10 @@ struct ra__worker {
     // CAS on each.  Dropped when the current actor's turn ends.
     ra__actor_t *send_cache;
     ra_pid_t send_cache_pid;
+    // Free actor slots kept by this worker, so spawning and ending actors
+    // rarely takes the table mutex.
+    uint32_t free_ids[RA__IDCACHE];
+    unsigned nfree_ids;
     // Parking.  searching is written only by the worker itself; idle and
     // idle_next are under the runtime's idle_mtx; notified (a notifier took
     // this worker off the idle list and counted it as searching), nap_wake

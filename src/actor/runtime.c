@@ -156,9 +156,22 @@ grow_table(ra_runtime_t *rt)
     return 0;
 }
 
+// The calling thread's worker, if it belongs to rt.
+static ra__worker_t *
+my_worker(ra_runtime_t *rt)
+{
+    ra__worker_t *w = ra__tls_worker;
+    return w != NULL && w->rt == rt ? w : NULL;
+}
+
 static int
 alloc_slot(ra_runtime_t *rt, ra__actor_t **out)
 {
+    ra__worker_t *w = my_worker(rt);
+    if (w != NULL && w->nfree_ids > 0) {
+        *out = ra__actor_at(rt, w->free_ids[--w->nfree_ids]);
+        return 0;
+    }
     int rc = 0;
     pthread_mutex_lock(&rt->table_mtx);
     if (rt->nfree == 0) {
@@ -166,6 +179,11 @@ alloc_slot(ra_runtime_t *rt, ra__actor_t **out)
     }
     if (rc == 0) {
         *out = ra__actor_at(rt, rt->free_ids[--rt->nfree]);
+        // Take a handful more for this worker's next spawns.
+        while (w != NULL && rt->nfree > 0 &&
+               w->nfree_ids < RA__IDCACHE / 2) {
+            w->free_ids[w->nfree_ids++] = rt->free_ids[--rt->nfree];
+        }
     }
     pthread_mutex_unlock(&rt->table_mtx);
     return rc;
@@ -174,8 +192,19 @@ alloc_slot(ra_runtime_t *rt, ra__actor_t **out)
 static void
 free_slot(ra_runtime_t *rt, uint32_t id)
 {
+    ra__worker_t *w = my_worker(rt);
+    if (w != NULL && w->nfree_ids < RA__IDCACHE) {
+        w->free_ids[w->nfree_ids++] = id;
+        return;
+    }
     pthread_mutex_lock(&rt->table_mtx);
     rt->free_ids[rt->nfree++] = id; // never exceeds free_cap
+    if (w != NULL) {
+        // Give half of this worker's cache back for others to use.
+        while (w->nfree_ids > RA__IDCACHE / 2) {
+            rt->free_ids[rt->nfree++] = w->free_ids[--w->nfree_ids];
+        }
+    }
     pthread_mutex_unlock(&rt->table_mtx);
 }
 
