@@ -48,7 +48,7 @@ enum {
 #define BATCH 1000
 // FJ_WINDOW bounds the fork_join messages a sender has in flight.  Without
 // it a sender that outruns its receiver fills memory with its backlog.
-#define FJ_WINDOW (16 * BATCH)
+#define FJ_WINDOW (2 * BATCH)
 #define CALL_TIMEOUT_MS 60000
 #define MAX_LINES 2 // JSON lines one run of a workload may print
 #define MAX_WATCH 16

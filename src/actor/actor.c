@@ -108,10 +108,27 @@ ra__deliver_to(ra_runtime_t *rt, ra__actor_t *a, ra_msg_t **msg,
         return RA_ENOMEM;
     }
     ra__env_set(e, from, cref);
-    bool may_block = ra__tls_worker == NULL;
-    int rc = ra__mailbox_push_env(&a->mb, e, system, may_block);
+    ra__worker_t *w = ra__tls_worker;
+    int rc = ra__mailbox_push_env(&a->mb, e, system, w == NULL);
     if (rc != 0) {
         return rc;
+    }
+    if (w != NULL && w->rt == rt) {
+        // Remember who feeds this actor (see ra__run_actor's migration).
+        if (atomic_load_explicit(&a->last_w, memory_order_relaxed) ==
+            w->index) {
+            unsigned k = atomic_load_explicit(&a->last_w_streak,
+                                              memory_order_relaxed);
+            if (k < RA__AFFINITY) {
+                atomic_store_explicit(&a->last_w_streak, k + 1,
+                                      memory_order_relaxed);
+            }
+        } else {
+            atomic_store_explicit(&a->last_w, w->index,
+                                  memory_order_relaxed);
+            atomic_store_explicit(&a->last_w_streak, 0,
+                                  memory_order_relaxed);
+        }
     }
     *msg = NULL;
     if (atomic_load_explicit(&a->sched, memory_order_seq_cst) == 0 &&

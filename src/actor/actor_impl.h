@@ -50,11 +50,17 @@ typedef struct ra__worker ra__worker_t;
 // before the runtime, so a stale reference reads valid memory and fails the
 // generation check.
 typedef struct ra__actor {
-    _Atomic uint64_t word;
+    // Cache-line aligned: actors that run on different cores must not
+    // share a line (their mailbox heads are written by their senders).
+    _Alignas(64) _Atomic uint64_t word;
     atomic_int sched;           // 1 while queued or running
     uint32_t id;
     atomic_uint flags;          // RA__F_*, written by the owner thread
-    struct ra__actor *runq_next; // link in the injector queue
+    struct ra__actor *runq_next; // link in the injector or an inbox
+    // Sender affinity: the worker that last sent to this actor and how many
+    // sends in a row came from it (relaxed, a heuristic).
+    atomic_int last_w;
+    atomic_uint last_w_streak;
     ra_mailbox_t mb;
     const ra_behaviour_t *beh;
     void *state;
@@ -107,6 +113,9 @@ struct ra__scope {
 // runtime's injector.
 #define RA__RING 256
 #define RA__IDCACHE 64
+// Sends in a row from one other worker after which a busy actor moves to
+// that worker when its turn ends.
+#define RA__AFFINITY 16
 
 struct ra__worker {
     ra_runtime_t *rt;
@@ -126,6 +135,10 @@ struct ra__worker {
     // CAS on each.  Dropped when the current actor's turn ends.
     ra__actor_t *send_cache;
     ra_pid_t send_cache_pid;
+    // Actors migrated here to sit beside the actor feeding them.
+    pthread_mutex_t inbox_mtx;
+    ra__actor_t *inbox_head, *inbox_tail;
+    atomic_uint inbox_len;
     // Free actor slots kept by this worker, so spawning and ending actors
     // rarely takes the table mutex.
     uint32_t free_ids[RA__IDCACHE];

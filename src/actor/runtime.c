@@ -286,6 +286,8 @@ ra__actor_create(ra_runtime_t *rt, const ra_behaviour_t *b, void *arg,
     a->call_err = 0;
     a->call_reply = NULL;
     a->runq_next = NULL;
+    atomic_store_explicit(&a->last_w, -1, memory_order_relaxed);
+    atomic_store_explicit(&a->last_w_streak, 0, memory_order_relaxed);
     atomic_store(&a->call_wait, 0);
     atomic_store(&a->sched, 1);
     atomic_fetch_add(&rt->live, 1);

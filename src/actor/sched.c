@@ -79,6 +79,42 @@ inject_pop(ra_runtime_t *rt)
     return a;
 }
 
+// ---- inboxes: actors migrated to a worker ----
+
+static void
+inbox_push(ra__worker_t *w, ra__actor_t *a)
+{
+    a->runq_next = NULL;
+    pthread_mutex_lock(&w->inbox_mtx);
+    if (w->inbox_tail != NULL) {
+        w->inbox_tail->runq_next = a;
+    } else {
+        w->inbox_head = a;
+    }
+    w->inbox_tail = a;
+    atomic_fetch_add(&w->inbox_len, 1);
+    pthread_mutex_unlock(&w->inbox_mtx);
+}
+
+static ra__actor_t *
+inbox_pop(ra__worker_t *w)
+{
+    if (atomic_load_explicit(&w->inbox_len, memory_order_relaxed) == 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&w->inbox_mtx);
+    ra__actor_t *a = w->inbox_head;
+    if (a != NULL) {
+        w->inbox_head = a->runq_next;
+        if (w->inbox_head == NULL) {
+            w->inbox_tail = NULL;
+        }
+        atomic_fetch_sub(&w->inbox_len, 1);
+    }
+    pthread_mutex_unlock(&w->inbox_mtx);
+    return a;
+}
+
 // ---- the local ring ----
 
 static void
@@ -151,7 +187,8 @@ ring_steal(ra__worker_t *w, ra__worker_t *v)
 static bool
 ring_nonempty(ra__worker_t *w)
 {
-    return atomic_load(&w->tail) != atomic_load(&w->head);
+    return atomic_load(&w->tail) != atomic_load(&w->head) ||
+           atomic_load(&w->inbox_len) > 0;
 }
 
 // ---- parking ----
@@ -330,7 +367,7 @@ find_local(ra__worker_t *w)
         return a;
     }
     w->next_streak = 0;
-    if ((a = ring_pop(w)) != NULL) {
+    if ((a = ring_pop(w)) != NULL || (a = inbox_pop(w)) != NULL) {
         return a;
     }
     if (w->next != NULL) {
@@ -354,7 +391,7 @@ steal(ra__worker_t *w)
             continue;
         }
         ra__actor_t *a = ring_steal(w, v);
-        if (a != NULL) {
+        if (a != NULL || (a = inbox_pop(v)) != NULL) {
             return a;
         }
     }
@@ -418,8 +455,19 @@ run_turn(ra__worker_t *w, ra__actor_t *a)
     }
 drained:
     if (ra__mailbox_nonempty(&a->mb)) {
-        // Out of quantum (or a producer mid-push): go to the back.
-        ring_push(w, a);
+        // Out of quantum (or a producer mid-push): go to the back.  An
+        // actor fed steadily by one other worker moves there instead, so
+        // that a producer and its consumer end up sharing a core and its
+        // cache (an idle actor moves there anyway when that worker wakes
+        // it; a busy one never goes idle, so it needs this push).
+        int lw = atomic_load_explicit(&a->last_w, memory_order_relaxed);
+        if (lw >= 0 && lw != w->index && (unsigned)lw < rt->nworkers &&
+            atomic_load_explicit(&a->last_w_streak, memory_order_relaxed) >=
+                RA__AFFINITY) {
+            inbox_push(&rt->workers[lw], a);
+        } else {
+            ring_push(w, a);
+        }
         notify_one(rt);
         return;
     }
@@ -487,6 +535,7 @@ ra__sched_start(ra_runtime_t *rt)
         atomic_init(&w->tail, 0);
         w->rng = 0x9e3779b97f4a7c15ULL * (i + 1);
         pthread_mutex_init(&w->mtx, NULL);
+        pthread_mutex_init(&w->inbox_mtx, NULL);
         pthread_cond_init(&w->cond, &ca);
     }
     pthread_condattr_destroy(&ca);
@@ -519,6 +568,7 @@ ra__sched_stop(ra_runtime_t *rt)
     for (unsigned i = 0; i < rt->nworkers; i++) {
         pthread_join(rt->workers[i].thread, NULL);
         pthread_mutex_destroy(&rt->workers[i].mtx);
+        pthread_mutex_destroy(&rt->workers[i].inbox_mtx);
         pthread_cond_destroy(&rt->workers[i].cond);
     }
     free(rt->workers);

@@ -22,6 +22,9 @@
 #include "mailbox_impl.h"
 
 #define BATCH 256
+// Blocks a thread keeps before giving batches back: enough to absorb a burst
+// of a few thousand messages without blocks changing cores.
+#define KEEP (16 * BATCH)
 #define REGION (4u << 20)
 
 typedef struct fblock {
@@ -48,7 +51,7 @@ static shared_t pools[RA__POOL_CLASSES + 1] = {
 typedef struct tcache {
     fblock_t *list;
     unsigned n;
-    fblock_t *spill; // frees beyond 2 * BATCH collect here
+    fblock_t *spill; // frees beyond KEEP collect here
     unsigned spill_n;
 } tcache_t;
 
@@ -201,7 +204,7 @@ ra__pool_free(void *p, unsigned cls)
     }
     tcache_t *c = &ts.c[cls];
     fblock_t *b = p;
-    if (c->n < 2 * BATCH) {
+    if (c->n < KEEP) {
         b->next = c->list;
         c->list = b;
         c->n++;
