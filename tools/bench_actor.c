@@ -47,8 +47,11 @@ enum {
 // it sends itself TAG_CONT, so other actors on its thread get a turn.
 #define BATCH 1000
 // FJ_WINDOW bounds the fork_join messages a sender has in flight.  Without
-// it a sender that outruns its receiver fills memory with its backlog.
-#define FJ_WINDOW (2 * BATCH)
+// it a sender that outruns its receiver fills memory with its backlog; one
+// batch in flight keeps each pair's messages (64 KiB) in the core's cache.
+// The receiver acknowledges every FJ_BATCH messages.
+#define FJ_BATCH BATCH
+#define FJ_WINDOW (2 * FJ_BATCH)
 #define CALL_TIMEOUT_MS 60000
 #define MAX_LINES 2 // JSON lines one run of a workload may print
 #define MAX_WATCH 16
@@ -789,7 +792,7 @@ fj_pump(ra_ctx_t *ctx, fj_state_t *s)
         s->sent - s->acked >= FJ_WINDOW) {
         return 0; // a TAG_CONT or an ACK will call again
     }
-    end = s->sent + BATCH < s->n ? s->sent + BATCH : s->n;
+    end = s->sent + FJ_BATCH < s->n ? s->sent + FJ_BATCH : s->n;
     for (; s->sent < end; s->sent++) {
         if ((rc = send_u64(ctx, s->peer, TAG_DATA, s->sent)) != 0) {
             return rc;
@@ -835,7 +838,7 @@ fj_receiver_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         return RA_EBADMSG; // out of order
     }
     s->count++;
-    if (s->count % BATCH != 0 && s->count != s->n) {
+    if (s->count % FJ_BATCH != 0 && s->count != s->n) {
         return 0;
     }
     if ((rc = send_u64(ctx, s->peer, TAG_ACK, s->count)) != 0) {

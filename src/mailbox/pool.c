@@ -30,6 +30,7 @@
 typedef struct fblock {
     struct fblock *next;       // within a list
     struct fblock *next_batch; // first block of a batch: the next batch
+    size_t count;              // first block of a batch: blocks in it
 } fblock_t;
 
 static const size_t block_size[RA__POOL_CLASSES + 1] = {0, 64, 128};
@@ -68,9 +69,10 @@ static pthread_key_t exit_key;
 static bool disabled;
 
 static void
-push_batch(unsigned cls, fblock_t *first)
+push_batch(unsigned cls, fblock_t *first, size_t count)
 {
     shared_t *p = &pools[cls];
+    first->count = count;
     pthread_mutex_lock(&p->mtx);
     first->next_batch = p->batches;
     p->batches = first;
@@ -85,10 +87,10 @@ thread_exit(void *arg)
     for (unsigned cls = 1; cls <= RA__POOL_CLASSES; cls++) {
         tcache_t *c = &t->c[cls];
         if (c->list != NULL) {
-            push_batch(cls, c->list);
+            push_batch(cls, c->list, c->n);
         }
         if (c->spill != NULL) {
-            push_batch(cls, c->spill);
+            push_batch(cls, c->spill, c->spill_n);
         }
     }
     memset(t, 0, sizeof(*t));
@@ -166,7 +168,7 @@ refill(unsigned cls)
         if (b != NULL) {
             p->batches = b->next_batch;
             c->list = b;
-            c->n = BATCH; // an estimate: lists may be shorter
+            c->n = (unsigned)b->count;
         } else if (!carve(cls, c)) {
             pthread_mutex_unlock(&p->mtx);
             return NULL;
@@ -175,7 +177,7 @@ refill(unsigned cls)
     }
     fblock_t *b = c->list;
     c->list = b->next;
-    c->n = c->n > 0 ? c->n - 1 : 0;
+    c->n--;
     return b;
 }
 
@@ -213,7 +215,7 @@ ra__pool_free(void *p, unsigned cls)
     b->next = c->spill;
     c->spill = b;
     if (++c->spill_n == BATCH) {
-        push_batch(cls, c->spill);
+        push_batch(cls, c->spill, BATCH);
         c->spill = NULL;
         c->spill_n = 0;
     }
