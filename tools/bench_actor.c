@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <rayo.h>
@@ -59,6 +60,7 @@ enum {
 
 typedef struct bench_opts {
     bool quick;
+    bool in_process;
     unsigned threads;
     unsigned repeat;
     unsigned timeout_s;
@@ -1084,6 +1086,10 @@ static const workload_t workloads[] = {
 };
 
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
+// Global: whether runs happen in child processes; set once from the
+// options before any run.
+static bool isolated_runs = true;
+
 
 static void
 print_line(const line_t *l, const char *stat, unsigned run, unsigned repeat)
@@ -1095,6 +1101,7 @@ print_line(const line_t *l, const char *stat, unsigned run, unsigned repeat)
     printf(",\"value\":%.1f,\"unit\":\"%s\",\"threads\":%u,\"n\":%" PRIu64
            ",\"seconds\":%.6f,\"repeat\":%u",
            l->value, l->unit, l->threads, l->n, l->seconds, repeat);
+    printf(",\"isolated\":%s", isolated_runs ? "true" : "false");
     if (stat == NULL) {
         printf(",\"run\":%u%s", run, l->extra);
     }
@@ -1147,9 +1154,69 @@ print_medians(const bench_t *runs, unsigned repeat)
     return RA_TOOL_OK;
 }
 
+// Runs one run of w in a child process, so that every run starts from the
+// same clean process (no allocator or page-cache state left by earlier
+// runs), the way each of the Erlang and CAF programs we compare with was
+// started afresh.  The child sends its result lines back through a pipe;
+// workload and unit point at string literals, valid in both processes.
+static int
+run_isolated(const workload_t *w, bench_t *b)
+{
+    int fd[2];
+    if (pipe(fd) != 0) {
+        perror("rayo bench actor: pipe");
+        return RA_TOOL_FAIL;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("rayo bench actor: fork");
+        close(fd[0]);
+        close(fd[1]);
+        return RA_TOOL_FAIL;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        int rc = w->fn(b);
+        size_t want = sizeof(b->nlines) + b->nlines * sizeof(line_t);
+        if (rc == RA_TOOL_OK &&
+            (write(fd[1], &b->nlines, sizeof(b->nlines)) !=
+                 (ssize_t)sizeof(b->nlines) ||
+             write(fd[1], b->lines, b->nlines * sizeof(line_t)) !=
+                 (ssize_t)(want - sizeof(b->nlines)))) {
+            rc = RA_TOOL_FAIL;
+        }
+        close(fd[1]);
+        fflush(NULL);
+        _exit(rc);
+    }
+    close(fd[1]);
+    size_t n = 0;
+    int rc = RA_TOOL_OK;
+    if (read(fd[0], &n, sizeof(n)) != (ssize_t)sizeof(n) || n > MAX_LINES ||
+        read(fd[0], b->lines, n * sizeof(line_t)) !=
+            (ssize_t)(n * sizeof(line_t))) {
+        n = 0;
+        rc = RA_TOOL_FAIL;
+    }
+    close(fd[0]);
+    b->nlines = n;
+    int status = 0;
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != RA_TOOL_OK) {
+        if (WIFSIGNALED(status)) {
+            fprintf(stderr, "rayo bench actor: %s: run died of signal %d\n",
+                    w->name, WTERMSIG(status));
+        }
+        rc = RA_TOOL_FAIL;
+    }
+    return rc;
+}
+
 static int
 run_workload(const bench_opts_t *o, const workload_t *w)
 {
+    isolated_runs = !o->in_process;
     bench_t *runs = calloc(o->repeat, sizeof *runs);
     int rc = RA_TOOL_OK;
 
@@ -1163,7 +1230,8 @@ run_workload(const bench_opts_t *o, const workload_t *w)
         *b = (bench_t){.o = o, .name = w->name};
         fprintf(stderr, "rayo bench actor: %s (run %u of %u)\n", w->name,
                 r + 1, o->repeat);
-        rc = w->fn(b); // closes its runtime before it returns
+        // Each run closes its runtime before it returns.
+        rc = o->in_process ? w->fn(b) : run_isolated(w, b);
         for (size_t k = 0; k < b->nlines && rc == RA_TOOL_OK; k++) {
             print_line(&b->lines[k], NULL, r + 1, o->repeat);
         }
@@ -1186,6 +1254,9 @@ static const char usage[] =
     "  -r, --repeat N         run each workload N times (default 1) and\n"
     "                         add a line with \"stat\":\"median\"\n"
     "  -w, --workload LIST    comma-separated workloads (default: all)\n"
+    "      --in-process       run every run in this process (default: each\n"
+    "                         run in a fresh child process, so no run\n"
+    "                         inherits allocator state from an earlier one)\n"
     "      --timeout SECONDS  fail when starting, running or stopping a\n"
     "                         workload takes longer (default 600)\n"
     "  -h, --help             show this help\n"
@@ -1266,6 +1337,7 @@ ra__tool_bench_actor(const char *prog, int argc, char **argv)
     enum { OPT_TIMEOUT = 256 };
     static const struct option longopts[] = {
         {"quick", no_argument, NULL, 'q'},
+        {"in-process", no_argument, NULL, 'P'},
         {"threads", required_argument, NULL, 't'},
         {"repeat", required_argument, NULL, 'r'},
         {"workload", required_argument, NULL, 'w'},
@@ -1281,6 +1353,9 @@ ra__tool_bench_actor(const char *prog, int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":qt:r:w:h", longopts, NULL)) != -1) {
         switch (c) {
+        case 'P':
+            o.in_process = true;
+            break;
         case 'q':
             o.quick = true;
             break;

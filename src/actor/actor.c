@@ -335,10 +335,11 @@ exit_signal(ra_runtime_t *rt, ra__actor_t *a, ra_msg_t *m)
 // if the actor ended: its slot may then already belong to another actor, so
 // the caller must not touch it again.
 bool
-ra__dispatch(ra_runtime_t *rt, ra__actor_t *a, ra__env_t *env, bool system)
+ra__dispatch(ra_runtime_t *rt, ra__actor_t *a, ra_pid_t self, ra__env_t *env,
+             bool system)
 {
     ra_msg_t *m = ra__env_msg(env);
-    ra_ctx_t ctx = {rt, a, ra__pid_of(rt, a), env->from, ra__env_cref(env)};
+    ra_ctx_t ctx = {rt, a, self, env->from, ra__env_cref(env)};
     ra__env_release(env);
     if (system) {
         if (m->kind == RA_MSG_SIGNAL) {

@@ -223,8 +223,8 @@ int ra__deliver(ra_runtime_t *rt, ra_pid_t to, ra_msg_t **msg,
 int ra__deliver_to(ra_runtime_t *rt, ra__actor_t *a, ra_msg_t **msg,
                    ra_pid_t from, uint64_t cref, bool system);
 void ra__actor_die(ra_runtime_t *rt, ra__actor_t *a, ra_reason_t reason);
-bool ra__dispatch(ra_runtime_t *rt, ra__actor_t *a, ra__env_t *env,
-                  bool system);
+bool ra__dispatch(ra_runtime_t *rt, ra__actor_t *a, ra_pid_t self,
+                  ra__env_t *env, bool system);
 void ra__lock(ra__actor_t *a);
 void ra__unlock(ra__actor_t *a);
 int ra__monvec_add(ra__monvec_t *v, uint64_t ref, ra_pid_t pid, bool call);

@@ -434,6 +434,7 @@ static void
 run_turn(ra__worker_t *w, ra__actor_t *a)
 {
     ra_runtime_t *rt = w->rt;
+    ra_pid_t self = ra__pid_of(rt, a);
     for (;;) {
         for (unsigned i = 0; i < rt->quantum; i++) {
             bool sys;
@@ -441,7 +442,7 @@ run_turn(ra__worker_t *w, ra__actor_t *a)
             if (e == NULL) {
                 goto drained;
             }
-            if (ra__dispatch(rt, a, e, sys)) {
+            if (ra__dispatch(rt, a, self, e, sys)) {
                 return; // it ended; its slot may already be recycled
             }
         }

@@ -54,7 +54,13 @@ ra_msg_new_bytes(ra_msg_t **out, int32_t tag, const void *data, size_t len)
     m->tag = tag;
     m->len = (uint32_t)len;
     if (len > 0) {
-        if (data != NULL) {
+        if (data != NULL && len <= 16) {
+            // Most messages are a word or two: skip the call to memcpy.
+            const uint8_t *src = data;
+            for (size_t i = 0; i < len; i++) {
+                m->inl[i] = src[i];
+            }
+        } else if (data != NULL) {
             memcpy(m->inl, data, len);
         } else {
             memset(m->inl, 0, len);

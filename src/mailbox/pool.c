@@ -79,6 +79,26 @@ push_batch(unsigned cls, fblock_t *first, size_t count)
     pthread_mutex_unlock(&p->mtx);
 }
 
+// Hands a list back in batches of at most BATCH blocks, so that a thread
+// taking one never starts with more than KEEP blocks (it would then spill
+// every block it frees and allocate only from the cold list).
+static void
+push_list(unsigned cls, fblock_t *list)
+{
+    while (list != NULL) {
+        fblock_t *first = list;
+        size_t n = 1;
+        while (n < BATCH && list->next != NULL) {
+            list = list->next;
+            n++;
+        }
+        fblock_t *rest = list->next;
+        list->next = NULL;
+        push_batch(cls, first, n);
+        list = rest;
+    }
+}
+
 // Returns a dying thread's blocks to the shared stacks.
 static void
 thread_exit(void *arg)
@@ -86,12 +106,8 @@ thread_exit(void *arg)
     tstate_t *t = arg;
     for (unsigned cls = 1; cls <= RA__POOL_CLASSES; cls++) {
         tcache_t *c = &t->c[cls];
-        if (c->list != NULL) {
-            push_batch(cls, c->list, c->n);
-        }
-        if (c->spill != NULL) {
-            push_batch(cls, c->spill, c->spill_n);
-        }
+        push_list(cls, c->list);
+        push_list(cls, c->spill);
     }
     memset(t, 0, sizeof(*t));
 }
