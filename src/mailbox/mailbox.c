@@ -39,6 +39,9 @@ ra__mpsc_pop(ra__mpsc_t *q)
     }
     if (next != NULL) {
         atomic_store_explicit(&q->tail, next, memory_order_relaxed);
+        // The next message is popped right after this one is handled:
+        // start bringing it in now (a long backlog is far out of cache).
+        __builtin_prefetch(next, 1);
         return tail;
     }
     ra__qnode_t *head = atomic_load_explicit(&q->head, memory_order_acquire);
