@@ -3,3 +3,8 @@ noinst_PROGRAMS += apps/pingpong
 apps_pingpong_SOURCES = apps/pingpong.c
 apps_pingpong_LDADD = librayo.la $(BSON_LIBS)
 TESTS += apps/pingpong
+
+noinst_PROGRAMS += apps/supervised
+apps_supervised_SOURCES = apps/supervised.c
+apps_supervised_LDADD = librayo.la $(BSON_LIBS)
+TESTS += apps/supervised

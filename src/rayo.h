@@ -11,6 +11,8 @@
 #include "ra_msg.h"
 #include "ra_mailbox.h"
 #include "ra_actor.h"
+#include "ra_registry.h"
+#include "ra_supervisor.h"
 
 // RA_VERSION is the library version as a string.
 #define RA_VERSION_STRING "0.1.0"

@@ -22,3 +22,12 @@ tests_actor_check_stress_LDADD = $(TEST_LIBS)
 tests_actor_check_actor_call_SOURCES = tests/actor/check_actor_call.c tests/testutil.h
 tests_actor_check_actor_call_CFLAGS = $(TEST_CFLAGS)
 tests_actor_check_actor_call_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/registry/check_registry tests/supervisor/check_supervisor
+TESTS += tests/registry/check_registry tests/supervisor/check_supervisor
+tests_registry_check_registry_SOURCES = tests/registry/check_registry.c tests/testutil.h
+tests_registry_check_registry_CFLAGS = $(TEST_CFLAGS)
+tests_registry_check_registry_LDADD = $(TEST_LIBS)
+tests_supervisor_check_supervisor_SOURCES = tests/supervisor/check_supervisor.c tests/testutil.h
+tests_supervisor_check_supervisor_CFLAGS = $(TEST_CFLAGS)
+tests_supervisor_check_supervisor_LDADD = $(TEST_LIBS)

@@ -24,37 +24,133 @@ ra__unlock(ra__actor_t *a)
     atomic_flag_clear_explicit(&a->lock, memory_order_release);
 }
 
+static uint32_t
+pid_hash(ra_pid_t p)
+{
+    uint64_t h = ((uint64_t)p.id << 32 | p.gen) ^
+                 ((uint64_t)p.node << 20 | p.proc);
+    h *= 0x9e3779b97f4a7c15ULL;
+    return (uint32_t)(h >> 32);
+}
+
+// Finds pid's slot in hash mode, or the slot to insert it in (the first
+// tombstone seen, else the empty slot that ended the probe).
+static uint32_t
+pidset_probe(const ra__pidvec_t *v, ra_pid_t pid, bool *found)
+{
+    uint32_t mask = v->cap - 1, i = pid_hash(pid) & mask;
+    uint32_t tomb = UINT32_MAX;
+    for (;;) {
+        ra_pid_t *e = &v->v[i];
+        if (e->id == 0) {
+            if (e->gen == 0) {
+                *found = false;
+                return tomb != UINT32_MAX ? tomb : i;
+            }
+            if (tomb == UINT32_MAX) {
+                tomb = i;
+            }
+        } else if (ra_pid_eq(*e, pid)) {
+            *found = true;
+            return i;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+static int
+pidset_rehash(ra__pidvec_t *v, uint32_t cap)
+{
+    ra_pid_t *nv = calloc(cap, sizeof(*nv));
+    if (nv == NULL) {
+        return RA_ENOMEM;
+    }
+    ra__pidvec_t old = *v;
+    v->v = nv;
+    v->cap = cap;
+    v->n = 0;
+    v->tombs = 0;
+    for (uint32_t i = 0; i < old.cap; i++) {
+        if (old.v[i].id != 0) {
+            bool found;
+            v->v[pidset_probe(v, old.v[i], &found)] = old.v[i];
+            v->n++;
+        }
+    }
+    free(old.v);
+    return 0;
+}
+
 static int
 pidvec_add(ra__pidvec_t *v, ra_pid_t pid)
 {
-    for (uint32_t i = 0; i < v->n; i++) {
-        if (ra_pid_eq(v->v[i], pid)) {
+    if (v->cap <= RA__PIDSET_DENSE) {
+        for (uint32_t i = 0; i < v->n; i++) {
+            if (ra_pid_eq(v->v[i], pid)) {
+                return 0;
+            }
+        }
+        if (v->n < v->cap) {
+            v->v[v->n++] = pid;
             return 0;
         }
-    }
-    if (v->n == v->cap) {
-        uint32_t cap = v->cap ? v->cap * 2 : 2;
-        ra_pid_t *nv = realloc(v->v, cap * sizeof(*nv));
-        if (nv == NULL) {
-            return RA_ENOMEM;
+        if (v->cap < RA__PIDSET_DENSE) {
+            uint32_t cap = v->cap ? v->cap * 2 : 2;
+            ra_pid_t *nv = realloc(v->v, cap * sizeof(*nv));
+            if (nv == NULL) {
+                return RA_ENOMEM;
+            }
+            memset(nv + v->cap, 0, (cap - v->cap) * sizeof(*nv));
+            v->v = nv;
+            v->cap = cap;
+            v->v[v->n++] = pid;
+            return 0;
         }
-        v->v = nv;
-        v->cap = cap;
+        int rc = pidset_rehash(v, 4 * RA__PIDSET_DENSE);
+        if (rc != 0) {
+            return rc;
+        }
     }
-    v->v[v->n++] = pid;
+    if ((v->n + v->tombs + 1) * 4 > v->cap * 3) {
+        int rc = pidset_rehash(v, v->n * 2 > v->cap ? v->cap * 2 : v->cap);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    bool found;
+    uint32_t i = pidset_probe(v, pid, &found);
+    if (!found) {
+        if (v->v[i].gen != 0) {
+            v->tombs--; // reusing a tombstone
+        }
+        v->v[i] = pid;
+        v->n++;
+    }
     return 0;
 }
 
 static bool
 pidvec_del(ra__pidvec_t *v, ra_pid_t pid)
 {
-    for (uint32_t i = 0; i < v->n; i++) {
-        if (ra_pid_eq(v->v[i], pid)) {
-            v->v[i] = v->v[--v->n];
-            return true;
+    if (v->cap <= RA__PIDSET_DENSE) {
+        for (uint32_t i = 0; i < v->n; i++) {
+            if (ra_pid_eq(v->v[i], pid)) {
+                v->v[i] = v->v[--v->n];
+                v->v[v->n] = RA_PID_NIL;
+                return true;
+            }
         }
+        return false;
     }
-    return false;
+    bool found;
+    uint32_t i = pidset_probe(v, pid, &found);
+    if (!found) {
+        return false;
+    }
+    v->v[i] = (ra_pid_t){0, 0, 0, 1}; // tombstone
+    v->n--;
+    v->tombs++;
+    return true;
 }
 
 int
@@ -252,11 +348,18 @@ ra__actor_die(ra_runtime_t *rt, ra__actor_t *a, ra_reason_t reason)
     memset(&a->monitors, 0, sizeof(a->monitors));
     ra__unlock(a);
     atomic_fetch_or_explicit(&a->word, RA__DEAD, memory_order_acq_rel);
+    if ((RA__FLAGS(a) & RA__F_NAMED) && rt->names_hook != NULL) {
+        // Names go before anyone can learn of the death: whoever gets the
+        // EXIT or DOWN may register the name again at once.
+        rt->names_hook(rt, self);
+    }
 
     ra_reason_t seen = reason == RA_KILL ? RA_KILLED : reason;
-    for (uint32_t i = 0; i < links.n; i++) {
-        signal_to(rt, links.v[i], RA_MSG_SIGNAL, RA__SIG_LINK_EXIT, self,
-                  seen, 0);
+    for (uint32_t i = 0; i < links.cap; i++) {
+        if (links.v[i].id != 0) {
+            signal_to(rt, links.v[i], RA_MSG_SIGNAL, RA__SIG_LINK_EXIT,
+                      self, seen, 0);
+        }
     }
     for (uint32_t i = 0; i < mons.n; i++) {
         if (mons.v[i].call) {
@@ -355,7 +458,9 @@ ra__dispatch(ra_runtime_t *rt, ra__actor_t *a, ra_pid_t self, ra__env_t *env,
                 return false;
             }
         }
-        ctx.from = ra__sig(m)->pid;
+        if (m->kind == RA_MSG_EXIT || m->kind == RA_MSG_DOWN) {
+            ctx.from = ra__sig(m)->pid;
+        }
     }
     int rc = a->beh->handle(&ctx, a->state, m);
     ra_msg_unref(&m);

@@ -22,13 +22,22 @@ enum {
     RA__F_SCOPE = 1u << 0,     // a thread's scope, not scheduled
     RA__F_TRAP = 1u << 1,      // traps exits
     RA__F_EXITREQ = 1u << 2,   // ra_exit was called in this callback
-    RA__F_DONE = 1u << 3       // terminated (scope: dead but not freed)
+    RA__F_DONE = 1u << 3,      // terminated (scope: dead but not freed)
+    RA__F_NAMED = 1u << 4      // the registry knows it (names, groups,
+                               // subscriptions): call names_hook at exit
 };
 
+// A set of pids (an actor's links).  Up to RA__PIDSET_DENSE entries it is a
+// plain array; beyond, an open-addressing hash table (a supervisor of
+// 100,000 dynamic children links to each of them).  Either way a slot with
+// id 0 is not a member, so iterate over all cap slots and skip those.
 typedef struct ra__pidvec {
     ra_pid_t *v;
-    uint32_t n, cap;
+    uint32_t n, cap;   // members; slots
+    uint32_t tombs;    // deleted slots in hash mode (id 0, gen 1)
 } ra__pidvec_t;
+
+#define RA__PIDSET_DENSE 8
 
 // A monitor as the monitored actor stores it.  kind CALL marks the
 // temporary monitor of an ra_call: its "DOWN" completes the call instead.
@@ -191,6 +200,16 @@ struct ra_runtime {
     pthread_mutex_t live_mtx;
     pthread_cond_t live_cond;
     ra__timers_t *timers;
+    // The registry (src/registry), created on first use.  names_hook runs
+    // in ra__actor_die for RA__F_NAMED actors, after the actor is marked
+    // exiting and before its exit signals and DOWN messages go out;
+    // registry_free runs in ra_runtime_destroy once every actor is gone.
+    _Atomic(void *) registry;
+    // The root supervisor (src/supervisor), started on first use.
+    pthread_mutex_t root_mtx;
+    ra_pid_t root;
+    void (*names_hook)(ra_runtime_t *rt, ra_pid_t pid);
+    void (*registry_free)(ra_runtime_t *rt);
 };
 
 extern _Thread_local ra__worker_t *ra__tls_worker

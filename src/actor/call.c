@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "actor_impl.h"
+#include "../supervisor/sup_impl.h"
 
 void ra__scope_wait(ra__scope_t *s, const struct timespec *dl,
                     bool want_mail, bool (*pred)(void *), void *arg);
@@ -121,6 +122,63 @@ abandon(ra__actor_t *a, uint32_t seq)
     return false;
 }
 
+// Waits until the call seq of a completes (false) or timeout_ms passes and
+// we take the call back (true).  On a scheduler thread the worker keeps
+// running other actors meanwhile; t (may be NULL) is run first when it sits
+// in this worker's next slot.
+static bool
+wait_call(ra__actor_t *a, ra__worker_t *w, ra__actor_t *t, uint32_t seq,
+          int64_t timeout_ms)
+{
+    struct timespec dl;
+    bool have_dl = false;
+    while (atomic_load_explicit(&a->call_wait, memory_order_acquire) != 0) {
+        // The timeout counts from when the caller starts to wait.
+        if (timeout_ms >= 0 && !have_dl) {
+            ra__deadline(&dl, timeout_ms);
+            have_dl = true;
+        }
+        if (have_dl && ra__past(&dl)) {
+            return abandon(a, seq);
+        }
+        const struct timespec *dlp = have_dl ? &dl : NULL;
+        if (a->scope != NULL) {
+            ra__scope_wait(a->scope, dlp, false, call_done, a);
+        } else if (w != NULL) {
+            // Keep this core busy with other actors while we wait.
+            bool ran = false;
+            if (w->depth < 64) {
+                w->depth++;
+                if (t != NULL && w->next == t) {
+                    w->next = NULL;
+                    ra__run_actor(w, t);
+                    ran = true;
+                } else {
+                    ran = ra__run_one(w);
+                }
+                w->depth--;
+            }
+            if (!ran && atomic_load(&a->call_wait) != 0) {
+                // Nap in short slices: a napping worker is not on the idle
+                // list, so work injected for it meanwhile (a timer firing
+                // for the callee, say) is picked up by polling.
+                struct timespec slice;
+                ra__deadline(&slice, 1);
+                if (dlp != NULL && (dlp->tv_sec < slice.tv_sec ||
+                                    (dlp->tv_sec == slice.tv_sec &&
+                                     dlp->tv_nsec < slice.tv_nsec))) {
+                    slice = *dlp;
+                }
+                ra__worker_nap(w, &slice);
+            }
+        } else {
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return false;
+}
+
 int
 ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
         ra_msg_t **reply)
@@ -185,7 +243,6 @@ ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
         ra__run_actor(w, t);
         w->depth--;
     }
-    bool timed_out = false;
     if (!watching &&
         atomic_load_explicit(&a->call_wait, memory_order_acquire) != 0) {
         if (watch_callee(t, seq, ctx->self) == 0) {
@@ -194,55 +251,7 @@ ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
             a->call_err = RA_ENOPROC; // it died before we could watch it
         }
     }
-    struct timespec dl;
-    bool have_dl = false;
-    while (atomic_load_explicit(&a->call_wait, memory_order_acquire) != 0) {
-        // The timeout counts from when the caller starts to wait.
-        if (timeout_ms >= 0 && !have_dl) {
-            ra__deadline(&dl, timeout_ms);
-            have_dl = true;
-        }
-        if (have_dl && ra__past(&dl)) {
-            if (abandon(a, seq)) {
-                timed_out = true;
-            }
-            break;
-        }
-        const struct timespec *dlp = have_dl ? &dl : NULL;
-        if (a->scope != NULL) {
-            ra__scope_wait(a->scope, dlp, false, call_done, a);
-        } else if (w != NULL) {
-            // Keep this core busy with other actors while we wait.
-            bool ran = false;
-            if (w->depth < 64) {
-                w->depth++;
-                if (w->next == t) {
-                    w->next = NULL;
-                    ra__run_actor(w, t);
-                    ran = true;
-                } else {
-                    ran = ra__run_one(w);
-                }
-                w->depth--;
-            }
-            if (!ran && atomic_load(&a->call_wait) != 0) {
-                // Nap in short slices: a napping worker is not on the idle
-                // list, so work injected for it meanwhile (a timer firing
-                // for the callee, say) is picked up by polling.
-                struct timespec slice;
-                ra__deadline(&slice, 1);
-                if (dlp != NULL && (dlp->tv_sec < slice.tv_sec ||
-                                    (dlp->tv_sec == slice.tv_sec &&
-                                     dlp->tv_nsec < slice.tv_nsec))) {
-                    slice = *dlp;
-                }
-                ra__worker_nap(w, &slice);
-            }
-        } else {
-            struct timespec ts = {0, 50000};
-            nanosleep(&ts, NULL);
-        }
-    }
+    bool timed_out = wait_call(a, w, t, seq, timeout_ms);
     if (timed_out) {
         rc = RA_ETIMEOUT;
     } else {
@@ -257,4 +266,41 @@ ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
     }
     ra__actor_put(rt, t);
     return rc;
+}
+
+int
+ra__await_exit(ra_ctx_t *ctx, ra_pid_t pid, int64_t timeout_ms)
+{
+    ra_runtime_t *rt = ctx->rt;
+    ra__actor_t *a = ctx->a;
+    ra__worker_t *w = ra__tls_worker;
+    if (w != NULL && w->rt != rt) {
+        w = NULL;
+    }
+    ra__actor_t *t = ra__actor_get(rt, pid);
+    if (t == NULL) {
+        return 0; // already gone
+    }
+    uint32_t seq = ++a->call_seq;
+    if (seq == 0) {
+        seq = ++a->call_seq;
+    }
+    a->call_reply = NULL;
+    a->call_err = 0;
+    atomic_store(&a->call_worker, w != NULL ? w->index : -1);
+    atomic_store(&a->call_wait, seq);
+    // The call monitor completes the "call" when t ends; an exiting actor
+    // has already run terminate and sent its monitors: it has ended.
+    if (watch_callee(t, seq, ctx->self) != 0) {
+        atomic_store(&a->call_wait, 0);
+        ra__actor_put(rt, t);
+        return 0;
+    }
+    bool timed_out = wait_call(a, w, NULL, seq, timeout_ms);
+    if (!timed_out && a->call_reply != NULL) {
+        ra_msg_unref(&a->call_reply); // a stray reply cannot match; be safe
+    }
+    unwatch_callee(t, seq, ctx->self);
+    ra__actor_put(rt, t);
+    return timed_out ? RA_ETIMEOUT : 0;
 }

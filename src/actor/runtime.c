@@ -330,6 +330,7 @@ ra_runtime_new(ra_runtime_t **out, const ra_runtime_opts_t *opts)
     pthread_mutex_init(&rt->inj_mtx, NULL);
     pthread_mutex_init(&rt->idle_mtx, NULL);
     pthread_mutex_init(&rt->live_mtx, NULL);
+    pthread_mutex_init(&rt->root_mtx, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -416,6 +417,9 @@ ra_runtime_destroy(ra_runtime_t **rtp)
     }
     ra__sched_stop(rt);
     ra__timers_stop(rt);
+    if (rt->registry_free != NULL) {
+        rt->registry_free(rt);
+    }
     unsigned nc = atomic_load(&rt->nchunks);
     for (unsigned c = 0; c < nc; c++) {
         ra__actor_t *chunk = atomic_load(&rt->chunks[c]);
@@ -429,6 +433,7 @@ ra_runtime_destroy(ra_runtime_t **rtp)
     pthread_mutex_destroy(&rt->inj_mtx);
     pthread_mutex_destroy(&rt->idle_mtx);
     pthread_mutex_destroy(&rt->live_mtx);
+    pthread_mutex_destroy(&rt->root_mtx);
     pthread_cond_destroy(&rt->live_cond);
     free(rt);
 }

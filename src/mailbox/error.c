@@ -23,6 +23,13 @@ static const struct {
     {RA_EDEADLK, "RA_EDEADLK", "the call would wait on the caller itself"},
     {RA_EAGAIN, "RA_EAGAIN", "resource busy, try again"},
     {RA_EEXIST, "RA_EEXIST", "already exists"},
+    {RA_EALREADY, "RA_EALREADY",
+     "already done (the actor has a name, the child is started)"},
+    {RA_ERUNNING, "RA_ERUNNING", "the child is running: terminate it first"},
+    {RA_ERESTARTING, "RA_ERESTARTING",
+     "the child is being restarted: try again later"},
+    {RA_EBADSPEC, "RA_EBADSPEC",
+     "invalid child spec or supervisor flags (see the log for the field)"},
 };
 
 static const struct {

@@ -28,7 +28,11 @@ enum {
     RA_EDEADLK = RA_EBASE - 11, // the call would wait on the caller itself
     RA_EAGAIN = RA_EBASE - 12,  // try again later (busy, restarting)
     RA_EEXIST = RA_EBASE - 13,  // already exists (name, child, link)
-    RA_ELAST = RA_EBASE - 14
+    RA_EALREADY = RA_EBASE - 14, // the actor already has a name / is started
+    RA_ERUNNING = RA_EBASE - 15, // the child is running (delete, restart)
+    RA_ERESTARTING = RA_EBASE - 16, // the child is being restarted
+    RA_EBADSPEC = RA_EBASE - 17, // an invalid child spec or supervisor flag
+    RA_ELAST = RA_EBASE - 18
 };
 
 // ra_strerror returns a sentence describing rc: one of the codes above, a

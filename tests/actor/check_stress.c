@@ -962,6 +962,107 @@ END_TEST
 
 // ---------------------------------------------------------------------
 
+// ---- a hub linked to thousands of actors ----
+//
+// Links beyond a handful live in a hash set; this checks it keeps exact
+// membership through adds, unlinks and the hub's crash.
+
+static atomic_size_t hub_spoke_deaths;
+
+static void
+spoke_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
+{
+    (void)ctx;
+    (void)state;
+    if (reason == RA_REASON_USER + 9) {
+        atomic_fetch_add(&hub_spoke_deaths, 1);
+    }
+}
+
+static int
+spoke_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return 0;
+}
+
+static const ra_behaviour_t spoke_beh = {"spoke", NULL, spoke_handle,
+                                         spoke_terminate};
+
+typedef struct hub {
+    size_t n, unlinked;
+    ra_pid_t *spokes;
+    ra_pid_t report;
+} hub_t;
+
+// On its first message the hub spawns n linked spokes, unlinks every
+// fourth, reports its link count, then waits to be crashed.
+static int
+hub_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    hub_t *h = state;
+    if (ra_msg_tag(msg) != 1) {
+        return 0;
+    }
+    ra_spawn_opts_t o = {.flags = RA_SPAWN_LINK};
+    for (size_t i = 0; i < h->n; i++) {
+        if (ra_spawn_from(ctx, &spoke_beh, NULL, &o, &h->spokes[i],
+                          NULL) != 0) {
+            return RA_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < h->n; i += 4) {
+        ra_unlink(ctx, h->spokes[i]);
+        h->unlinked++;
+    }
+    ra_msg_t *m = NULL;
+    if (ra_msg_new_bytes(&m, 2, NULL, 0) == 0 &&
+        ra_send(ctx, h->report, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+    return 0;
+}
+
+static const ra_behaviour_t hub_beh = {"hub", NULL, hub_handle, NULL};
+
+START_TEST(test_stress_hub_links_hash_set)
+{
+    ra_runtime_t *rt = NULL;
+    ra_ctx_t *me = NULL;
+    ra_msg_t *m = NULL;
+    hub_t h = {.n = ra_test_scaled(20000)};
+    ra_pid_t hub;
+    ra_actor_stats_t st;
+
+    h.spokes = calloc(h.n, sizeof(*h.spokes));
+    ck_assert_ptr_nonnull(h.spokes);
+    atomic_store(&hub_spoke_deaths, 0);
+    RA_CK_OK(ra_runtime_new(&rt, NULL));
+    RA_CK_OK(ra_scope_new(rt, &me));
+    h.report = ra_self(me);
+    RA_CK_OK(ra_spawn(rt, &hub_beh, &h, NULL, &hub));
+    RA_CK_OK(ra_msg_new_bytes(&m, 1, NULL, 0));
+    RA_CK_OK(ra_send(me, hub, &m));
+    RA_CK_OK(ra_receive(me, 60000, &m));
+    ra_msg_unref(&m);
+    RA_CK_OK(ra_actor_stats(rt, hub, &st));
+    ck_assert_uint_eq(st.links, h.n - h.unlinked);
+    RA_CK_OK(ra_exit_pid(me, hub, RA_REASON_USER + 9));
+    RA_CK_WAIT(atomic_load(&hub_spoke_deaths) == h.n - h.unlinked, 30000);
+    size_t alive = 0;
+    for (size_t i = 0; i < h.n; i++) {
+        alive += ra_is_alive(rt, h.spokes[i]);
+    }
+    ck_assert_uint_eq(alive, h.unlinked);
+    ra_scope_destroy(&me);
+    ra_runtime_destroy(&rt);
+    ck_assert_uint_eq(atomic_load(&hub_spoke_deaths), h.n - h.unlinked);
+    free(h.spokes);
+}
+END_TEST
+
 static Suite *
 stress_suite(void)
 {
@@ -974,6 +1075,7 @@ stress_suite(void)
     tcase_add_test(tc, test_stress_link_chain_crash);
     tcase_add_test(tc, test_stress_spawn_exit_churn);
     tcase_add_test(tc, test_stress_concurrent_link_monitor);
+    tcase_add_test(tc, test_stress_hub_links_hash_set);
     suite_add_tcase(s, tc);
     return s;
 }

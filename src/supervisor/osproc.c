@@ -1,0 +1,533 @@
+// osproc.c - OS processes as supervisor children: spawn, reap, stop.
+//
+// One process-wide watcher thread polls a pidfd per process started here
+// (plus an eventfd that wakes it when one is added) and reaps each process
+// with waitpid(pid) as soon as its pidfd turns readable.  Waiting for
+// exactly our pids, never waitpid(-1) or SIGCHLD, leaves the application's
+// other children alone and needs no signal handler in a library.
+//
+// Each process has an entry in a list under one mutex.  An entry moves
+// RUNNING -> EXITED (reaped, its owner not yet told) -> SENDING (the
+// watcher is sending RA__TAG_OSEXIT outside the mutex) -> freed.  An entry
+// that ra__os_stop is stopping is never told about: the watcher records
+// its status and the last stopper frees it.  Entries are separate
+// allocations so a stopper can sleep on the condition variable holding a
+// pointer to its entry.
+//
+// Where pidfd_open fails (valgrind up to 3.19 does not know it, kernels
+// before 5.3 lack it, or the process is out of descriptors) the process is
+// still started and watched: the watcher then wakes every TICK_MS and
+// tries waitpid(pid, WNOHANG) on it, so its exit is seen a little later.
+//
+// Only the watcher closes pidfds, so a descriptor it polls cannot be
+// closed and reused under it.  Signals are sent with the mutex held and
+// only to entries not yet reaped: a reaped pid may already belong to a new
+// process.
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ra_log.h"
+#include "sup_impl.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434 // the same number on every architecture
+#endif
+
+#define TICK_MS 10    // checking processes that have no pidfd
+#define RETRY_MS 100  // retrying after running out of memory
+
+extern char **environ;
+
+typedef enum osstate {
+    OS_RUNNING = 0,
+    OS_EXITED = 1,  // reaped; the owner is still to be told
+    OS_SENDING = 2, // the watcher is telling the owner, outside the mutex
+    OS_REAPED = 3   // reaped while being stopped; the stoppers free it
+} osstate_t;
+
+typedef struct osent {
+    struct osent *next;
+    pid_t pid;
+    int pidfd; // -1 once reaped, or if pidfd_open failed
+    osstate_t state;
+    unsigned stoppers; // ra__os_stop calls waiting on this entry
+    int status;
+    ra_runtime_t *rt;
+    ra_pid_t owner;
+    uint64_t token;
+} osent_t;
+
+// Global: the entries, the eventfd and the watcher's start-up state, all
+// under mtx; cond (CLOCK_MONOTONIC) is broadcast whenever an entry is
+// reaped or freed.  The watcher starts on the first ra__os_spawn and is
+// never stopped: it is detached, blocks every signal and sleeps in poll(),
+// so it keeps no process from exiting (exit() ends it) and steals no
+// signal from the application.  It is never joined, so its stack and its
+// poll buffer stay allocated until the process exits.
+static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond;
+static bool started;
+static int evfd = -1;
+static osent_t *ents;
+
+static osent_t *
+find(pid_t pid)
+{
+    for (osent_t *e = ents; e != NULL; e = e->next) {
+        if (e->pid == pid) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void
+unlink_free(osent_t *dead)
+{
+    for (osent_t **pp = &ents; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == dead) {
+            *pp = dead->next;
+            free(dead);
+            return;
+        }
+    }
+}
+
+static void
+wake_watcher(void)
+{
+    uint64_t one = 1;
+    // A full counter (2^64 - 2 pending wake-ups) fails with EAGAIN, and
+    // the watcher is then due to wake anyway.
+    while (write(evfd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+// reap collects e's status; the mutex is held.  Returns false when the
+// process is not waitable yet.
+static bool
+reap(osent_t *e)
+{
+    int status = 0;
+    pid_t r;
+    do {
+        r = waitpid(e->pid, &status, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) {
+        return false;
+    }
+    if (r < 0) {
+        // Someone else waited for it (SIGCHLD set to SIG_IGN, or a
+        // waitpid(-1) in the application), so its status is lost.
+        ra_log_warn("supervisor", "os process %ld was reaped elsewhere: %s",
+                    (long)e->pid, ra_err_name(-errno));
+        status = W_EXITCODE(255, 0);
+    }
+    if (e->pidfd >= 0) {
+        close(e->pidfd);
+        e->pidfd = -1;
+    }
+    e->status = status;
+    e->state = e->stoppers > 0 ? OS_REAPED : OS_EXITED;
+    if (e->stoppers > 0) {
+        pthread_cond_broadcast(&cond);
+    }
+    return true;
+}
+
+// tell_owner sends e's RA__TAG_OSEXIT message; called without the mutex
+// while e is OS_SENDING, which keeps ra__os_stop from returning (and the
+// supervisor from destroying rt) meanwhile.  Returns false if the message
+// could not be made, to be retried.
+static bool
+tell_owner(const osent_t *e)
+{
+    ra__osexit_t ex;
+    ra_msg_t *msg = NULL;
+    int rc;
+
+    memset(&ex, 0, sizeof ex); // no stray padding bytes in the message
+    ex.ospid = e->pid;
+    ex.status = e->status;
+    ex.token = e->token;
+    if (ra_msg_new_bytes(&msg, RA__TAG_OSEXIT, &ex, sizeof ex) != 0) {
+        return false;
+    }
+    rc = ra_runtime_send(e->rt, e->owner, &msg);
+    if (rc != 0) {
+        // The owner has ended (or refuses messages): nobody is left to
+        // restart the process, so the news goes nowhere.
+        ra_log_debug("supervisor", "exit of os process %ld not delivered: %s",
+                     (long)e->pid, ra_err_name(rc));
+        ra_msg_unref(&msg);
+    }
+    return true;
+}
+
+// send_exits tells the owners of all EXITED entries.  Returns true if a
+// message could not be made and must be retried later.
+static bool
+send_exits(void)
+{
+    bool retry = false;
+
+    pthread_mutex_lock(&mtx);
+    for (;;) {
+        osent_t *e = ents;
+        while (e != NULL && e->state != OS_EXITED) {
+            e = e->next;
+        }
+        if (e == NULL) {
+            break;
+        }
+        e->state = OS_SENDING;
+        pthread_mutex_unlock(&mtx);
+        bool sent = tell_owner(e);
+        pthread_mutex_lock(&mtx);
+        if (!sent) {
+            // Out of memory: keep it, and skip the others for now; the
+            // watcher polls with a timeout and tries again.
+            e->state = OS_EXITED;
+            retry = true;
+            break;
+        }
+        unlink_free(e);
+        pthread_cond_broadcast(&cond); // a stopper may wait for SENDING
+    }
+    pthread_mutex_unlock(&mtx);
+    return retry;
+}
+
+// Global: the watcher's poll buffer, only touched by the watcher thread.
+static struct pollfd *pfds;
+static pid_t *ppids;
+static size_t pcap;
+
+// fill_pollset puts the eventfd and every running entry's pidfd into the
+// poll buffer and returns how many.  Returns in *timeout how long poll may
+// sleep: TICK_MS if some running entry has no pidfd, RETRY_MS if some did
+// not fit (the buffer could not grow), else forever.
+static size_t
+fill_pollset(int *timeout)
+{
+    size_t n = 1, want = 1;
+    bool tick = false;
+
+    pthread_mutex_lock(&mtx);
+    for (osent_t *e = ents; e != NULL; e = e->next) {
+        want += e->state == OS_RUNNING && e->pidfd >= 0;
+        tick = tick || (e->state == OS_RUNNING && e->pidfd < 0);
+    }
+    if (want > pcap) {
+        size_t cap = want + want / 2 + 8;
+        struct pollfd *p = realloc(pfds, cap * sizeof *p);
+        if (p != NULL) {
+            pfds = p;
+            pid_t *q = realloc(ppids, cap * sizeof *q);
+            if (q != NULL) {
+                ppids = q;
+                pcap = cap;
+            }
+        }
+    }
+    *timeout = tick ? TICK_MS : want > pcap ? RETRY_MS : *timeout;
+    if (pcap == 0) {
+        pthread_mutex_unlock(&mtx);
+        return 0; // not even room for the eventfd: sleep and try again
+    }
+    pfds[0] = (struct pollfd){.fd = evfd, .events = POLLIN};
+    for (osent_t *e = ents; e != NULL && n < pcap; e = e->next) {
+        if (e->state == OS_RUNNING && e->pidfd >= 0) {
+            pfds[n] = (struct pollfd){.fd = e->pidfd, .events = POLLIN};
+            ppids[n] = e->pid;
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&mtx);
+    return n;
+}
+
+static void *
+watcher(void *arg)
+{
+    for (;;) {
+        int timeout = send_exits() ? RETRY_MS : -1;
+        size_t n = fill_pollset(&timeout);
+
+        if (poll(pfds, n, timeout) < 0) {
+            continue; // EINTR; ENOMEM is retried too
+        }
+        if (n > 0 && pfds[0].revents != 0) {
+            uint64_t count;
+            if (read(evfd, &count, sizeof count) < 0) {
+                // EAGAIN: another read drained it; nothing else can fail.
+            }
+        }
+        pthread_mutex_lock(&mtx);
+        for (size_t i = 1; i < n; i++) {
+            if (pfds[i].revents == 0) {
+                continue;
+            }
+            osent_t *e = find(ppids[i]);
+            // Only this thread moves an entry out of RUNNING, so it is
+            // still there; the check is for peace of mind.
+            if (e != NULL && e->state == OS_RUNNING) {
+                reap(e);
+            }
+        }
+        for (osent_t *e = ents; e != NULL; e = e->next) {
+            if (e->state == OS_RUNNING && e->pidfd < 0) {
+                reap(e); // false (still running) is the common case
+            }
+        }
+        pthread_mutex_unlock(&mtx);
+    }
+    return NULL;
+}
+
+// start_watcher starts the watcher if it is not running; the mutex is
+// held.  It is not a pthread_once so that a failed start (out of memory or
+// descriptors) is tried again by the next spawn.
+static int
+start_watcher(void)
+{
+    pthread_condattr_t ca;
+    pthread_attr_t ta;
+    pthread_t th;
+    sigset_t all, old;
+    int rc;
+
+    if (started) {
+        return 0;
+    }
+    if (evfd < 0) {
+        evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (evfd < 0) {
+            return -errno;
+        }
+        // The cond is made once, with the eventfd, and kept: a thread may
+        // already wait on it if a later step fails.
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        rc = pthread_cond_init(&cond, &ca);
+        pthread_condattr_destroy(&ca);
+        if (rc != 0) {
+            close(evfd);
+            evfd = -1;
+            return -rc;
+        }
+    }
+    if ((rc = pthread_attr_init(&ta)) != 0) {
+        return -rc;
+    }
+    pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+    // The watcher inherits a full mask, so process-directed signals go to
+    // the application's threads and poll is never interrupted.
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&th, &ta, watcher, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&ta);
+    if (rc != 0) {
+        return -rc;
+    }
+    started = true;
+    return 0;
+}
+
+// spawn_child runs posix_spawn with the attributes described in
+// sup_impl.h.  Returns 0 or -errno.
+static int
+spawn_child(const char *const *argv, const char *const *envp, pid_t *pid)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t sa;
+    sigset_t none, all;
+    int rc;
+
+    if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
+        return -rc;
+    }
+    if ((rc = posix_spawnattr_init(&sa)) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return -rc;
+    }
+    // The runtime's threads block signals and may ignore SIGPIPE; the
+    // child must start as if from a shell, with nothing blocked or
+    // ignored.  SIGKILL and SIGSTOP cannot be changed and are left out.
+    sigemptyset(&none);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    // Closing first leaves the child room to open /dev/null even when the
+    // parent is at its descriptor limit.
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) != 0 ||
+        (rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY,
+                                               0)) != 0 ||
+        (rc = posix_spawnattr_setflags(
+             &sa, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) != 0 ||
+        (rc = posix_spawnattr_setsigmask(&sa, &none)) != 0 ||
+        (rc = posix_spawnattr_setsigdefault(&sa, &all)) != 0) {
+        goto done;
+    }
+    // posix_spawn copies argv and envp into the new image; the casts only
+    // drop the const that its old prototype lacks.
+    rc = posix_spawn(pid, argv[0], &fa, &sa, (char *const *)argv,
+                     envp != NULL ? (char *const *)envp : environ);
+done:
+    posix_spawnattr_destroy(&sa);
+    posix_spawn_file_actions_destroy(&fa);
+    return -rc;
+}
+
+int
+ra__os_spawn(ra_runtime_t *rt, ra_pid_t owner, const char *const *argv,
+             const char *const *envp, uint64_t token, pid_t *out)
+{
+    osent_t *e = NULL;
+    pid_t pid = -1;
+    int rc, pidfd;
+
+    if (rt == NULL || argv == NULL || argv[0] == NULL || out == NULL) {
+        return RA_EINVAL;
+    }
+    // Everything that can fail is done before the child exists, so that a
+    // failure never leaves a process nobody watches.
+    if ((e = calloc(1, sizeof *e)) == NULL) {
+        return RA_ENOMEM;
+    }
+    pthread_mutex_lock(&mtx);
+    rc = start_watcher();
+    pthread_mutex_unlock(&mtx);
+    if (rc != 0) {
+        goto fail;
+    }
+    // posix_spawn reports a failed exec itself, except where vfork is
+    // emulated by fork (valgrind): there the child would just exit 127.
+    // Checking first gives the same -ENOENT or -EACCES everywhere.
+    if (access(argv[0], X_OK) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if ((rc = spawn_child(argv, envp, &pid)) != 0) {
+        goto fail;
+    }
+    // The child may already have ended: a pidfd for a zombie is fine and
+    // readable at once, and nobody else reaps our children.  Without a
+    // pidfd the watcher checks on the process every TICK_MS instead.
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+        ra_log_debug("supervisor", "pidfd_open(%ld): %s; polling instead",
+                     (long)pid, ra_err_name(-errno));
+    }
+    *e = (osent_t){.pid = pid, .pidfd = pidfd, .state = OS_RUNNING,
+                   .rt = rt, .owner = owner, .token = token};
+    pthread_mutex_lock(&mtx);
+    e->next = ents;
+    ents = e;
+    wake_watcher();
+    pthread_mutex_unlock(&mtx);
+    *out = pid;
+    return 0;
+fail:
+    free(e);
+    return rc;
+}
+
+static void
+deadline_after(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+// signal_entry signals e unless it has been reaped (then its pid may be
+// another process's); the mutex is held.
+static void
+signal_entry(const osent_t *e, int sig)
+{
+    if (e->state == OS_RUNNING) {
+        kill(e->pid, sig);
+        if (sig == SIGTERM) {
+            // A stopped process would hold SIGTERM until continued.
+            kill(e->pid, SIGCONT);
+        }
+    }
+}
+
+int
+ra__os_stop(pid_t pid, int64_t timeout_ms, int *status)
+{
+    struct timespec deadline;
+    osent_t *e;
+    int st;
+
+    pthread_mutex_lock(&mtx);
+    // An entry being reported is as good as gone: wait until the message
+    // is out, so that after we return the watcher no longer uses its rt.
+    while ((e = find(pid)) != NULL && e->state == OS_SENDING) {
+        pthread_cond_wait(&cond, &mtx);
+    }
+    if (e == NULL) {
+        pthread_mutex_unlock(&mtx);
+        return RA_ENOENT;
+    }
+    // From here on the watcher will not report it, even if it was reaped
+    // (OS_EXITED) before we came.
+    e->stoppers++;
+    if (e->state == OS_EXITED) {
+        e->state = OS_REAPED;
+    }
+    signal_entry(e, timeout_ms == 0 ? SIGKILL : SIGTERM);
+    if (timeout_ms > 0) {
+        deadline_after(&deadline, timeout_ms);
+        while (e->state != OS_REAPED &&
+               pthread_cond_timedwait(&cond, &mtx, &deadline) != ETIMEDOUT) {
+        }
+        signal_entry(e, SIGKILL);
+    }
+    while (e->state != OS_REAPED) {
+        pthread_cond_wait(&cond, &mtx);
+    }
+    st = e->status;
+    if (--e->stoppers == 0) {
+        unlink_free(e);
+    }
+    pthread_mutex_unlock(&mtx);
+    if (status != NULL) {
+        *status = st;
+    }
+    return 0;
+}
+
+ra_reason_t
+ra__os_reason(int status)
+{
+    if (WIFEXITED(status)) {
+        return WEXITSTATUS(status) == 0 ? RA_NORMAL
+                                        : RA_OS_EXIT(WEXITSTATUS(status));
+    }
+    if (WIFSIGNALED(status)) {
+        return RA_OS_SIGNAL(WTERMSIG(status));
+    }
+    // Stopped or continued: never seen, as the watcher does not ask for
+    // WUNTRACED or WCONTINUED.
+    return RA_OS_EXIT(255);
+}

@@ -1,0 +1,55 @@
+// sup_impl.h - internals of the supervisor module (src/ only).
+#ifndef RA_SUP_IMPL_H
+#define RA_SUP_IMPL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ra_supervisor.h"
+
+// ---- OS-process children (osproc.c) ----
+//
+// One process-wide watcher thread (started on first use) holds a pidfd for
+// every process started here and reaps each one when it ends, so there are
+// no zombies and the application's other children are never waited for.
+
+// The message the watcher sends to a process's owner when it ends: tag
+// RA__TAG_OSEXIT, bytes payload ra__osexit_t.
+#define RA__TAG_OSEXIT (-1102)
+
+typedef struct ra__osexit {
+    int64_t ospid;
+    int status;     // as from waitpid
+    uint64_t token; // the token given to ra__os_spawn
+} ra__osexit_t;
+
+// ra__os_spawn starts argv[0] with argv and envp (NULL: inherit) by
+// posix_spawn: stdin from /dev/null, stdout and stderr inherited, every
+// other descriptor closed, default signal mask and dispositions.  The
+// watcher reaps it and sends owner (in rt) an RA__TAG_OSEXIT message with
+// token, unless ra__os_stop is stopping it.  Returns 0 and *out, -errno
+// (ENOENT for a missing executable) or RA_ENOMEM.
+int ra__os_spawn(ra_runtime_t *rt, ra_pid_t owner, const char *const *argv,
+                 const char *const *envp, uint64_t token, pid_t *out);
+
+// ra__os_stop stops a process started by ra__os_spawn: SIGTERM, then waits
+// up to timeout_ms (negative: forever; 0: SIGKILL at once), then SIGKILL,
+// and waits until the watcher has reaped it.  No RA__TAG_OSEXIT is sent for
+// it.  Blocks the calling thread.  Returns 0 and the wait status in
+// *status (may be NULL), or RA_ENOENT if the process is unknown (it has
+// already been reaped and its RA__TAG_OSEXIT message sent).
+int ra__os_stop(pid_t pid, int64_t timeout_ms, int *status);
+
+// ra__os_reason maps a wait status to an exit reason (RA_NORMAL,
+// RA_OS_EXIT(n), RA_OS_SIGNAL(n)).
+ra_reason_t ra__os_reason(int status);
+
+// ---- waiting for an actor to end (src/actor/call.c) ----
+
+// ra__await_exit waits until pid has ended, as ctx's actor (running other
+// actors meanwhile on a scheduler thread).  Returns 0 once it has ended
+// (also when it was already gone), RA_ETIMEOUT after timeout_ms (negative:
+// forever).
+int ra__await_exit(ra_ctx_t *ctx, ra_pid_t pid, int64_t timeout_ms);
+
+#endif

@@ -1,0 +1,2670 @@
+// check_supervisor.c - tests of OTP supervisors: spec validation, start and
+// stop order, restart types, strategies, intensity and escalation, failed
+// restarts, shutdown timing, administration, auto-shutdown, events, backoff
+// and OS-process children.
+//
+// One Suite, "supervisor", with one TCase per behaviour group.  Only the
+// public header is used.  Callbacks never assert: the workers record what
+// they saw in atomics (by their one-letter name), and the test thread
+// asserts.  Each test makes its own runtime, so tests share nothing but the
+// recorder, which each test resets.
+#include <bson/bson.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rayo.h"
+#include "testutil.h"
+
+// WAIT_MS bounds the wait for an outcome that must come; QUIET_MS is how
+// long a test gives a wrong outcome the chance to show.
+#define WAIT_MS 5000
+#define QUIET_MS 200
+
+// Tags of the commands the workers understand.
+enum {
+    T_FAIL = 1, // return the payload (an error code) from handle: a crash
+    T_EXIT = 2, // ra_exit with the payload as the reason
+    T_DIE = 3   // the delayed-exit timer fired: ra_exit(RA_SHUTDOWN)
+};
+
+// What a worker does with exit signals.
+typedef enum wmode {
+    W_PLAIN = 0,       // does not trap exits
+    W_TRAP_IGNORE = 1, // traps exits and ignores the EXIT messages
+    W_TRAP_DELAY = 2   // traps exits; exits delay_ms after an EXIT message
+} wmode_t;
+
+// A worker's configuration, its spawn argument and state.  It belongs to
+// the test (static or on the test's stack), so terminate frees nothing.
+typedef struct wcfg {
+    char name;         // the letter the recorder files it under
+    wmode_t mode;
+    int init_rc;       // what init returns
+    uint64_t delay_ms; // W_TRAP_DELAY: how long it takes to exit
+} wcfg_t;
+
+// ---- the recorder (written by callbacks, read by the test thread) -------
+
+#define LOG_CAP 256
+
+static struct {
+    atomic_int nstart;              // entries in start_log
+    char start_log[LOG_CAP];        // names, in the order inits ran
+    atomic_int nstop;               // entries in stop_log
+    char stop_log[LOG_CAP];         // names, in the order terminates ran
+    atomic_int inits[128];          // per name
+    atomic_int terms[128];          // per name
+    _Atomic int64_t reason[128];    // last terminate reason per name
+    _Atomic uint64_t init_ns[128];  // time of the last init per name
+    _Atomic uint64_t term_ns[128];  // time of the last terminate per name
+} rec;
+
+// rec_reset clears the recorder; the test thread calls it while no worker
+// runs (or while none that matters does).
+static void
+rec_reset(void)
+{
+    atomic_store(&rec.nstart, 0);
+    atomic_store(&rec.nstop, 0);
+    memset(rec.start_log, 0, sizeof rec.start_log);
+    memset(rec.stop_log, 0, sizeof rec.stop_log);
+    for (int i = 0; i < 128; i++) {
+        atomic_store(&rec.inits[i], 0);
+        atomic_store(&rec.terms[i], 0);
+        atomic_store(&rec.reason[i], -1);
+        atomic_store(&rec.init_ns[i], 0);
+        atomic_store(&rec.term_ns[i], 0);
+    }
+}
+
+// rec_logs_clear empties the start and stop logs only.
+static void
+rec_logs_clear(void)
+{
+    atomic_store(&rec.nstart, 0);
+    atomic_store(&rec.nstop, 0);
+    memset(rec.start_log, 0, sizeof rec.start_log);
+    memset(rec.stop_log, 0, sizeof rec.stop_log);
+}
+
+// log_str copies the first n entries of a log into buf as a string.
+static const char *
+log_str(const char *log, atomic_int *n, char *buf, size_t len)
+{
+    int k = atomic_load(n);
+
+    if (k > (int)len - 1) {
+        k = (int)len - 1;
+    }
+    if (k > LOG_CAP) {
+        k = LOG_CAP;
+    }
+    memcpy(buf, log, (size_t)k);
+    buf[k] = '\0';
+    return buf;
+}
+
+#define START_LOG(buf) log_str(rec.start_log, &rec.nstart, buf, sizeof buf)
+#define STOP_LOG(buf) log_str(rec.stop_log, &rec.nstop, buf, sizeof buf)
+
+// ---- messages (safe in callbacks: these never assert) -------------------
+
+// new_i64 returns a bytes message with tag holding v, or NULL.
+static ra_msg_t *
+new_i64(int32_t tag, int64_t v)
+{
+    ra_msg_t *msg = NULL;
+
+    if (ra_msg_new_bytes(&msg, tag, &v, sizeof v) != 0) {
+        return NULL;
+    }
+    return msg;
+}
+
+// get_i64 reads the value new_i64 stored (0 for a shorter payload).
+static int64_t
+get_i64(const ra_msg_t *msg)
+{
+    size_t len = 0;
+    const void *data = ra_msg_data(msg, &len);
+    int64_t v = 0;
+
+    if (data != NULL && len >= sizeof v) {
+        memcpy(&v, data, sizeof v);
+    }
+    return v;
+}
+
+// ---- the worker ---------------------------------------------------------
+
+static int
+worker_init(ra_ctx_t *ctx, void **state)
+{
+    const wcfg_t *w = *state;
+    int i = (unsigned char)w->name & 127;
+    int k;
+
+    if (w->mode != W_PLAIN) {
+        ra_trap_exit(ctx, true);
+    }
+    k = atomic_fetch_add(&rec.nstart, 1);
+    if (k < LOG_CAP) {
+        rec.start_log[k] = w->name;
+    }
+    atomic_store(&rec.init_ns[i], ra_test_now_ns());
+    atomic_fetch_add(&rec.inits[i], 1);
+    return w->init_rc;
+}
+
+static int
+worker_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    const wcfg_t *w = state;
+    ra_msg_t *die;
+
+    if (ra_msg_kind(msg) == RA_MSG_EXIT) {
+        if (w->mode == W_TRAP_DELAY) {
+            die = new_i64(T_DIE, 0);
+            if (die != NULL &&
+                ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), w->delay_ms,
+                              &die, NULL) != 0) {
+                ra_msg_unref(&die);
+            }
+        }
+        return 0;
+    }
+    switch (ra_msg_tag(msg)) {
+    case T_FAIL:
+        return (int)get_i64(msg);
+    case T_EXIT:
+        ra_exit(ctx, get_i64(msg));
+        return 0;
+    case T_DIE:
+        ra_exit(ctx, RA_SHUTDOWN);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void
+worker_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
+{
+    const wcfg_t *w = state;
+    int i = (unsigned char)w->name & 127;
+    int k;
+
+    (void)ctx;
+    k = atomic_fetch_add(&rec.nstop, 1);
+    if (k < LOG_CAP) {
+        rec.stop_log[k] = w->name;
+    }
+    atomic_store(&rec.reason[i], reason);
+    atomic_store(&rec.term_ns[i], ra_test_now_ns());
+    atomic_fetch_add(&rec.terms[i], 1);
+}
+
+static const ra_behaviour_t worker = {"worker", worker_init, worker_handle,
+                                      worker_terminate};
+
+// Workers shared by many tests.
+static const wcfg_t W_A = {'a', W_PLAIN, 0, 0};
+static const wcfg_t W_B = {'b', W_PLAIN, 0, 0};
+static const wcfg_t W_C = {'c', W_PLAIN, 0, 0};
+static const wcfg_t W_T = {'t', W_PLAIN, 0, 0};
+
+// spec returns a child spec for worker w with id and restart type.
+static ra_child_spec_t
+spec(const char *id, const wcfg_t *w, ra_restart_t restart)
+{
+    ra_child_spec_t s = {0};
+
+    s.id = id;
+    s.beh = &worker;
+    s.arg = (void *)w;
+    s.restart = restart;
+    return s;
+}
+
+// Generous intensity, so tests about exits never trip it.
+static ra_sup_flags_t
+flags_of(ra_strategy_t strategy)
+{
+    ra_sup_flags_t f = {0};
+
+    f.strategy = strategy;
+    f.intensity = 100;
+    f.period_ms = 5000;
+    return f;
+}
+
+// ---- test-side helpers (test thread only: these assert) -----------------
+
+static ra_runtime_t *
+new_rt(void)
+{
+    ra_runtime_opts_t opts = {.threads = 4};
+    ra_runtime_t *rt = NULL;
+
+    rec_reset();
+    RA_CK_OK(ra_runtime_new(&rt, &opts));
+    ck_assert_ptr_nonnull(rt);
+    return rt;
+}
+
+static ra_ctx_t *
+new_scope(ra_runtime_t *rt)
+{
+    ra_ctx_t *ctx = NULL;
+
+    RA_CK_OK(ra_scope_new(rt, &ctx));
+    ck_assert_ptr_nonnull(ctx);
+    return ctx;
+}
+
+// cmd sends the command tag with value v from the scope to pid.
+static void
+cmd(ra_ctx_t *ctx, ra_pid_t to, int32_t tag, int64_t v)
+{
+    ra_msg_t *msg = new_i64(tag, v);
+
+    ck_assert_ptr_nonnull(msg);
+    RA_CK_OK(ra_send(ctx, to, &msg));
+    ck_assert_ptr_null(msg);
+}
+
+#define MAX_KIDS 16
+
+// find_child looks child id up in sup's which_children.  Returns 0 (and
+// fills *out), RA_ENOENT, or the call's error.  Never asserts, so polling
+// loops may use it.
+static int
+find_child(ra_ctx_t *ctx, ra_pid_t sup, const char *id, ra_child_info_t *out)
+{
+    ra_child_info_t kids[MAX_KIDS];
+    size_t n = 0;
+    int rc = ra_sup_which_children(ctx, sup, kids, MAX_KIDS, &n);
+
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < n && i < MAX_KIDS; i++) {
+        if (strcmp(kids[i].id, id) == 0) {
+            *out = kids[i];
+            return 0;
+        }
+    }
+    return RA_ENOENT;
+}
+
+// pid_of returns the pid of running child id (asserts that it runs).
+static ra_pid_t
+pid_of(ra_ctx_t *ctx, ra_pid_t sup, const char *id)
+{
+    ra_child_info_t ci;
+
+    RA_CK_OK(find_child(ctx, sup, id, &ci));
+    ck_assert_msg(ci.state == RA_CHILD_RUNNING, "child %s is in state %d",
+                  id, (int)ci.state);
+    ck_assert(!ra_pid_is_nil(ci.pid));
+    return ci.pid;
+}
+
+// wait_new_pid polls until child id runs with a pid other than old and
+// returns it; fails the test after WAIT_MS.
+static ra_pid_t
+wait_new_pid(ra_ctx_t *ctx, ra_pid_t sup, const char *id, ra_pid_t old)
+{
+    uint64_t deadline = ra_test_now_ms() + WAIT_MS;
+    ra_child_info_t ci;
+    int rc;
+
+    for (;;) {
+        rc = find_child(ctx, sup, id, &ci);
+        if (rc == 0 && ci.state == RA_CHILD_RUNNING &&
+            !ra_pid_is_nil(ci.pid) && !ra_pid_eq(ci.pid, old)) {
+            return ci.pid;
+        }
+        if (ra_test_now_ms() >= deadline) {
+            break;
+        }
+        ra_test_sleep_ms(1);
+    }
+    ck_abort_msg("child %s was not restarted within %d ms (last: %s, "
+                 "state %d)", id, WAIT_MS, ra_err_name(rc),
+                 rc == 0 ? (int)ci.state : -1);
+    return RA_PID_NIL;
+}
+
+// wait_state polls until child id is in state st (RA_ENOENT as st waits
+// for the child to be gone) and fails the test after WAIT_MS.
+static void
+wait_state(ra_ctx_t *ctx, ra_pid_t sup, const char *id, int st)
+{
+    uint64_t deadline = ra_test_now_ms() + WAIT_MS;
+    ra_child_info_t ci;
+    int rc;
+
+    for (;;) {
+        rc = find_child(ctx, sup, id, &ci);
+        if ((st == RA_ENOENT && rc == RA_ENOENT) ||
+            (st != RA_ENOENT && rc == 0 && (int)ci.state == st)) {
+            return;
+        }
+        if (ra_test_now_ms() >= deadline) {
+            break;
+        }
+        ra_test_sleep_ms(1);
+    }
+    ck_abort_msg("child %s: wanted state %d within %d ms; last %s, state %d",
+                 id, st, WAIT_MS, ra_err_name(rc),
+                 rc == 0 ? (int)ci.state : -1);
+}
+
+// wait_down waits for the DOWN of monitor mref (freeing anything else
+// received meanwhile) and returns its reason; fails the test after ms.
+static ra_reason_t
+wait_down(ra_ctx_t *ctx, uint64_t mref, int64_t ms)
+{
+    uint64_t deadline = ra_test_now_ms() + (uint64_t)ms;
+    ra_msg_t *msg = NULL;
+    uint64_t got = 0;
+    ra_reason_t reason = -1;
+    int rc;
+
+    for (;;) {
+        uint64_t now = ra_test_now_ms();
+        int64_t left = now < deadline ? (int64_t)(deadline - now) : 0;
+
+        rc = ra_receive(ctx, left, &msg);
+        if (rc != 0) {
+            break;
+        }
+        if (ra_msg_kind(msg) == RA_MSG_DOWN &&
+            ra_msg_down_info(msg, &got, NULL, &reason) == 0 && got == mref) {
+            ra_msg_unref(&msg);
+            return reason;
+        }
+        ra_msg_unref(&msg);
+    }
+    ck_abort_msg("no DOWN within %d ms: %s", (int)ms, ra_err_name(rc));
+    return -1;
+}
+
+// expect_alive_for checks that pid is still alive after QUIET_MS.
+static void
+expect_alive_for(ra_runtime_t *rt, ra_pid_t pid)
+{
+    ra_test_sleep_ms(QUIET_MS);
+    ck_assert_msg(ra_is_alive(rt, pid), "the supervisor has ended");
+}
+
+// teardown stops sup (if alive) and tears down the scope and runtime.
+static void
+teardown(ra_runtime_t **rt, ra_ctx_t **scope, ra_pid_t sup)
+{
+    if (!ra_pid_is_nil(sup) && ra_is_alive(*rt, sup)) {
+        RA_CK_OK(ra_sup_stop(*scope, sup));
+        ck_assert(!ra_is_alive(*rt, sup));
+    }
+    ra_scope_destroy(scope);
+    ra_runtime_destroy(rt);
+}
+
+// ---- flags and spec validation ------------------------------------------
+
+// expect_badspec checks that starting a supervisor with flags and specs
+// fails with RA_EBADSPEC and leaves no actor behind.
+static void
+expect_badspec(const ra_sup_flags_t *f, const ra_child_spec_t *specs,
+               size_t n)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_pid_t sup;
+
+    RA_CK_ERR(ra_sup_start(rt, NULL, f, specs, n, &sup), RA_EBADSPEC);
+    ck_assert_uint_eq(ra_runtime_actor_count(rt), 0);
+    ck_assert_int_eq(atomic_load(&rec.nstart), 0);
+    ra_runtime_destroy(&rt);
+}
+
+START_TEST(test_sup_spec_invalid_restart_type_rejected)
+{
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[2] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("b", &W_B, RA_PERMANENT)};
+
+    s[1].restart = (ra_restart_t)3;
+    expect_badspec(&f, s, 2);
+}
+END_TEST
+
+START_TEST(test_sup_spec_negative_shutdown_rejected)
+{
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("a", &W_A, RA_PERMANENT);
+
+    s.shutdown_ms = -5;
+    expect_badspec(&f, &s, 1);
+}
+END_TEST
+
+START_TEST(test_sup_spec_duplicate_id_rejected)
+{
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("b", &W_B, RA_PERMANENT),
+                            spec("a", &W_C, RA_PERMANENT)};
+
+    expect_badspec(&f, s, 3);
+}
+END_TEST
+
+START_TEST(test_sup_spec_simple_one_for_one_zero_specs_rejected)
+{
+    ra_sup_flags_t f = flags_of(RA_SIMPLE_ONE_FOR_ONE);
+
+    expect_badspec(&f, NULL, 0);
+}
+END_TEST
+
+START_TEST(test_sup_spec_simple_one_for_one_two_specs_rejected)
+{
+    ra_sup_flags_t f = flags_of(RA_SIMPLE_ONE_FOR_ONE);
+    ra_child_spec_t s[2] = {spec("a", &W_A, RA_TEMPORARY),
+                            spec("b", &W_B, RA_TEMPORARY)};
+
+    expect_badspec(&f, s, 2);
+}
+END_TEST
+
+START_TEST(test_sup_spec_significant_permanent_rejected)
+{
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("a", &W_A, RA_PERMANENT);
+
+    f.auto_shutdown = RA_AUTO_ANY_SIGNIFICANT;
+    s.significant = true;
+    expect_badspec(&f, &s, 1);
+}
+END_TEST
+
+START_TEST(test_sup_spec_no_start_method_rejected)
+{
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("a", &W_A, RA_PERMANENT);
+
+    s.beh = NULL;
+    expect_badspec(&f, &s, 1);
+}
+END_TEST
+
+static int
+start_worker_a(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
+               uint64_t *info);
+
+START_TEST(test_sup_spec_two_start_methods_rejected)
+{
+    static const char *const argv[] = {"/bin/true", NULL};
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s1 = spec("a", &W_A, RA_PERMANENT);
+    ra_child_spec_t s2 = spec("a", &W_A, RA_PERMANENT);
+
+    s1.start = start_worker_a;
+    expect_badspec(&f, &s1, 1);
+    s2.argv = argv;
+    expect_badspec(&f, &s2, 1);
+}
+END_TEST
+
+START_TEST(test_sup_spec_start_child_bad_spec_rejected)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = {0};
+    ra_child_spec_t s = spec("x", &W_A, RA_PERMANENT);
+    ra_pid_t sup, pid = {1, 1, 1, 1};
+    size_t n = 99;
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, NULL, 0, &sup));
+    s.shutdown_ms = -5;
+    RA_CK_ERR(ra_sup_start_child(scope, sup, &s, NULL, &pid), RA_EBADSPEC);
+    ck_assert(ra_pid_is_nil(pid));
+    RA_CK_OK(ra_sup_which_children(scope, sup, NULL, 0, &n));
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(atomic_load(&rec.nstart), 0);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+// A zeroed flags struct is ONE_FOR_ONE with 1 restart in 5 s: one crash is
+// restarted, the second within the period ends the supervisor.
+START_TEST(test_sup_flags_zeroed_are_valid_defaults)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f;
+    ra_child_spec_t s[2] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("b", &W_B, RA_PERMANENT)};
+    ra_pid_t sup, a0, a1, b0;
+    uint64_t mref = 0;
+
+    memset(&f, 0, sizeof f);
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 2, &sup));
+    ck_assert(ra_is_alive(rt, sup));
+    a0 = pid_of(scope, sup, "a");
+    b0 = pid_of(scope, sup, "b");
+    RA_CK_OK(ra_monitor(scope, sup, &mref));
+    cmd(scope, a0, T_FAIL, RA_EINVAL);
+    a1 = wait_new_pid(scope, sup, "a", a0);
+    RA_CK_PID_EQ(pid_of(scope, sup, "b"), b0); // one_for_one
+    cmd(scope, a1, T_FAIL, RA_EINVAL);
+    RA_CK_REASON_EQ(wait_down(scope, mref, WAIT_MS), RA_SHUTDOWN);
+    ck_assert_int_eq(atomic_load(&rec.inits['a']), 2);
+    ck_assert(!ra_is_alive(rt, b0));
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// OTP takes any MaxR; a very high intensity (in effect: never give up) is
+// a valid setting and must not make the start fail.
+START_TEST(test_sup_flags_huge_intensity_accepted)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("a", &W_A, RA_PERMANENT);
+    ra_pid_t sup = RA_PID_NIL, a0;
+
+    f.intensity = UINT32_MAX;
+    f.period_ms = 1000;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    a0 = pid_of(scope, sup, "a");
+    cmd(scope, a0, T_FAIL, RA_EINVAL);
+    wait_new_pid(scope, sup, "a", a0);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+// ---- start ---------------------------------------------------------------
+
+START_TEST(test_sup_start_children_in_spec_order)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[3] = {spec("c", &W_C, RA_PERMANENT),
+                            spec("a", &W_A, RA_PERMANENT),
+                            spec("b", &W_B, RA_PERMANENT)};
+    ra_child_info_t kids[MAX_KIDS];
+    size_t n = 0;
+    ra_pid_t sup;
+    char buf[LOG_CAP + 1];
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 3, &sup));
+    ck_assert_str_eq(START_LOG(buf), "cab");
+    RA_CK_OK(ra_sup_which_children(scope, sup, kids, MAX_KIDS, &n));
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(kids[0].id, "c");
+    ck_assert_str_eq(kids[1].id, "a");
+    ck_assert_str_eq(kids[2].id, "b");
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_start_returns_after_all_started)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("b", &W_B, RA_PERMANENT),
+                            spec("c", &W_C, RA_PERMANENT)};
+    ra_child_info_t kids[MAX_KIDS];
+    size_t n = 0;
+    ra_pid_t sup;
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 3, &sup));
+    // Checked before anything else can run: the inits have all returned.
+    ck_assert_int_eq(atomic_load(&rec.nstart), 3);
+    RA_CK_OK(ra_sup_which_children(scope, sup, kids, MAX_KIDS, &n));
+    ck_assert_uint_eq(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(kids[i].state, RA_CHILD_RUNNING);
+        ck_assert(ra_is_alive(rt, kids[i].pid));
+        ck_assert(!kids[i].os_process);
+        ck_assert_int_eq(kids[i].ospid, 0);
+        ck_assert_int_eq(kids[i].type, RA_WORKER);
+    }
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+// expect_failed_start checks the aftermath of a start where b's init
+// failed with RA_EINVAL: a was started and terminated, c never started.
+static void
+expect_failed_start(ra_runtime_t *rt, size_t actors)
+{
+    char buf[LOG_CAP + 1];
+
+    ck_assert_str_eq(START_LOG(buf), "ab");
+    ck_assert_int_eq(atomic_load(&rec.inits['c']), 0);
+    ck_assert_int_eq(atomic_load(&rec.terms['a']), 1);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['a']), RA_SHUTDOWN);
+    RA_CK_WAIT(ra_runtime_actor_count(rt) == actors, WAIT_MS);
+}
+
+START_TEST(test_sup_start_failure_terminates_started_no_parent)
+{
+    static const wcfg_t bad = {'b', W_PLAIN, RA_EINVAL, 0};
+    ra_runtime_t *rt = new_rt();
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("b", &bad, RA_PERMANENT),
+                            spec("c", &W_C, RA_PERMANENT)};
+    ra_pid_t sup = {1, 1, 1, 1};
+
+    RA_CK_ERR(ra_sup_start(rt, NULL, &f, s, 3, &sup), RA_EINVAL);
+    ck_assert(ra_pid_is_nil(sup));
+    expect_failed_start(rt, 0);
+    ra_runtime_destroy(&rt);
+}
+END_TEST
+
+START_TEST(test_sup_start_failure_terminates_started_with_parent)
+{
+    static const wcfg_t bad = {'b', W_PLAIN, RA_EINVAL, 0};
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("b", &bad, RA_PERMANENT),
+                            spec("c", &W_C, RA_PERMANENT)};
+    ra_pid_t sup = {1, 1, 1, 1}, from = RA_PID_NIL;
+    ra_reason_t reason = -1;
+    ra_msg_t *msg = NULL;
+
+    ra_trap_exit(scope, true);
+    RA_CK_ERR(ra_sup_start(rt, scope, &f, s, 3, &sup), RA_EINVAL);
+    ck_assert(ra_pid_is_nil(sup));
+    expect_failed_start(rt, 1);
+    // The link to the failed supervisor fired with its reason.
+    RA_CK_OK(ra_receive(scope, WAIT_MS, &msg));
+    ck_assert_int_eq(ra_msg_kind(msg), RA_MSG_EXIT);
+    RA_CK_OK(ra_msg_exit_info(msg, &from, &reason));
+    ra_msg_unref(&msg);
+    RA_CK_REASON_EQ(reason, RA_EINVAL);
+    ck_assert_int_lt(ra_scope_exit_reason(scope), 0); // still alive
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// A start function that fails makes ra_sup_start fail with its error.
+static int
+start_fail_eio(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
+               uint64_t *info)
+{
+    (void)sup;
+    (void)arg;
+    (void)extra;
+    (void)out;
+    (void)info;
+    return -EIO;
+}
+
+START_TEST(test_sup_start_failure_of_start_fn_returns_its_error)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("b", NULL, RA_PERMANENT),
+                            spec("c", &W_C, RA_PERMANENT)};
+    ra_pid_t sup;
+
+    s[1].beh = NULL;
+    s[1].arg = NULL;
+    s[1].start = start_fail_eio;
+    RA_CK_ERR(ra_sup_start(rt, NULL, &f, s, 3, &sup), -EIO);
+    ck_assert_int_eq(atomic_load(&rec.terms['a']), 1);
+    ck_assert_int_eq(atomic_load(&rec.inits['c']), 0);
+    RA_CK_WAIT(ra_runtime_actor_count(rt) == 0, WAIT_MS);
+    ra_runtime_destroy(&rt);
+}
+END_TEST
+
+// start_worker is a start function: it spawns the worker whose wcfg_t is
+// arg (or extra, for dynamic children), linked to the supervisor.
+static int
+start_worker(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
+             uint64_t *info)
+{
+    ra_spawn_opts_t o = {.flags = RA_SPAWN_LINK};
+
+    *info = 42;
+    return ra_spawn_from(sup, &worker, extra != NULL ? extra : arg, &o, out,
+                         NULL);
+}
+
+static int
+start_worker_a(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
+               uint64_t *info)
+{
+    (void)arg;
+    (void)extra;
+    return start_worker(sup, (void *)&W_A, NULL, out, info);
+}
+
+// ---- restart types x exit reasons ----------------------------------------
+
+// The five ways a child ends, by loop index.
+enum { BY_NORMAL, BY_SHUTDOWN, BY_SHUTDOWN_TERM, BY_CRASH, BY_KILL, BY_N };
+
+// end_child makes child pid end the way by says.
+static void
+end_child(ra_ctx_t *scope, ra_pid_t pid, int by)
+{
+    switch (by) {
+    case BY_NORMAL:
+        cmd(scope, pid, T_EXIT, RA_NORMAL);
+        break;
+    case BY_SHUTDOWN:
+        cmd(scope, pid, T_EXIT, RA_SHUTDOWN);
+        break;
+    case BY_SHUTDOWN_TERM:
+        cmd(scope, pid, T_EXIT, RA_SHUTDOWN_TERM(7));
+        break;
+    case BY_CRASH:
+        cmd(scope, pid, T_FAIL, RA_EINVAL);
+        break;
+    default:
+        RA_CK_OK(ra_exit_pid(scope, pid, RA_KILL));
+        break;
+    }
+}
+
+// expect_reason_seen checks the reason the child's terminate saw.
+static void
+expect_reason_seen(int by)
+{
+    static const ra_reason_t want[BY_N] = {RA_NORMAL, RA_SHUTDOWN,
+                                           RA_SHUTDOWN_TERM(7), RA_EINVAL,
+                                           RA_KILLED};
+
+    RA_CK_WAIT(atomic_load(&rec.terms['a']) == 1, WAIT_MS);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['a']), want[by]);
+}
+
+// check_restart runs one child "a" of type restart next to a bystander
+// "b", ends a the way by says, and checks whether a was restarted.
+static void
+check_restart(ra_restart_t restart, int by, bool restarted)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[2] = {spec("a", &W_A, restart),
+                            spec("b", &W_B, RA_PERMANENT)};
+    ra_child_info_t ci;
+    ra_child_counts_t k;
+    ra_pid_t sup, a0, a1, b0;
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 2, &sup));
+    a0 = pid_of(scope, sup, "a");
+    b0 = pid_of(scope, sup, "b");
+    end_child(scope, a0, by);
+    expect_reason_seen(by);
+    if (restarted) {
+        a1 = wait_new_pid(scope, sup, "a", a0);
+        ck_assert(ra_is_alive(rt, a1));
+        ck_assert(!ra_is_alive(rt, a0));
+        ck_assert_int_eq(atomic_load(&rec.inits['a']), 2);
+    } else if (restart == RA_TEMPORARY) {
+        wait_state(scope, sup, "a", RA_ENOENT);
+        ra_test_sleep_ms(QUIET_MS);
+        RA_CK_ERR(find_child(scope, sup, "a", &ci), RA_ENOENT);
+        RA_CK_ERR(ra_sup_get_childspec(scope, sup, "a", &s[0]), RA_ENOENT);
+        RA_CK_OK(ra_sup_count_children(scope, sup, &k));
+        ck_assert_uint_eq(k.specs, 1);
+        ck_assert_uint_eq(k.active, 1);
+        ck_assert_int_eq(atomic_load(&rec.inits['a']), 1);
+    } else {
+        wait_state(scope, sup, "a", RA_CHILD_STOPPED);
+        ra_test_sleep_ms(QUIET_MS);
+        RA_CK_OK(find_child(scope, sup, "a", &ci));
+        ck_assert_int_eq(ci.state, RA_CHILD_STOPPED);
+        ck_assert(ra_pid_is_nil(ci.pid));
+        RA_CK_OK(ra_sup_count_children(scope, sup, &k));
+        ck_assert_uint_eq(k.specs, 2);
+        ck_assert_uint_eq(k.active, 1);
+        ck_assert_int_eq(atomic_load(&rec.inits['a']), 1);
+    }
+    RA_CK_PID_EQ(pid_of(scope, sup, "b"), b0);
+    ck_assert_int_eq(atomic_load(&rec.inits['b']), 1);
+    teardown(&rt, &scope, sup);
+}
+
+START_TEST(test_sup_restart_permanent_always)
+{
+    check_restart(RA_PERMANENT, _i, true);
+}
+END_TEST
+
+START_TEST(test_sup_restart_transient_only_abnormal)
+{
+    check_restart(RA_TRANSIENT, _i, _i == BY_CRASH || _i == BY_KILL);
+}
+END_TEST
+
+START_TEST(test_sup_restart_temporary_never_and_spec_dropped)
+{
+    check_restart(RA_TEMPORARY, _i, false);
+}
+END_TEST
+
+// A child started by a start function is restarted through it.
+START_TEST(test_sup_restart_via_start_fn)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("a", NULL, RA_PERMANENT);
+    ra_pid_t sup, a0;
+
+    s.beh = NULL;
+    s.start = start_worker;
+    s.start_arg = (void *)&W_A;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    a0 = pid_of(scope, sup, "a");
+    cmd(scope, a0, T_FAIL, RA_EINVAL);
+    wait_new_pid(scope, sup, "a", a0);
+    ck_assert_int_eq(atomic_load(&rec.inits['a']), 2);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+// ---- strategies ----------------------------------------------------------
+
+// start3 starts a supervisor of strategy with permanent children a, b, c
+// and stores their pids in p[3].
+static ra_pid_t
+start3(ra_runtime_t *rt, ra_ctx_t *scope, ra_strategy_t strategy,
+       ra_pid_t p[3])
+{
+    ra_sup_flags_t f = flags_of(strategy);
+    ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("b", &W_B, RA_PERMANENT),
+                            spec("c", &W_C, RA_PERMANENT)};
+    ra_pid_t sup;
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 3, &sup));
+    p[0] = pid_of(scope, sup, "a");
+    p[1] = pid_of(scope, sup, "b");
+    p[2] = pid_of(scope, sup, "c");
+    return sup;
+}
+
+START_TEST(test_sup_one_for_one_restarts_only_crashed)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_pid_t p[3], sup = start3(rt, scope, RA_ONE_FOR_ONE, p);
+    char buf[LOG_CAP + 1];
+
+    rec_logs_clear();
+    cmd(scope, p[1], T_FAIL, RA_EINVAL);
+    wait_new_pid(scope, sup, "b", p[1]);
+    ra_test_sleep_ms(QUIET_MS / 4);
+    RA_CK_PID_EQ(pid_of(scope, sup, "a"), p[0]);
+    RA_CK_PID_EQ(pid_of(scope, sup, "c"), p[2]);
+    ck_assert_str_eq(START_LOG(buf), "b");
+    ck_assert_str_eq(STOP_LOG(buf), "b");
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_one_for_all_restarts_in_order)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_pid_t p[3], sup = start3(rt, scope, RA_ONE_FOR_ALL, p);
+    char buf[LOG_CAP + 1];
+
+    rec_logs_clear();
+    cmd(scope, p[1], T_FAIL, RA_EINVAL);
+    wait_new_pid(scope, sup, "a", p[0]);
+    wait_new_pid(scope, sup, "b", p[1]);
+    wait_new_pid(scope, sup, "c", p[2]);
+    ra_test_sleep_ms(QUIET_MS / 4);
+    // b ended by itself, then the others were stopped in reverse start
+    // order; all were started again in start order.
+    ck_assert_str_eq(STOP_LOG(buf), "bca");
+    ck_assert_str_eq(START_LOG(buf), "abc");
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['a']), RA_SHUTDOWN);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['c']), RA_SHUTDOWN);
+    for (int i = 0; i < 3; i++) {
+        ck_assert(!ra_is_alive(rt, p[i]));
+    }
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_rest_for_one_restarts_later_ones)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_pid_t p[3], sup = start3(rt, scope, RA_REST_FOR_ONE, p);
+    char buf[LOG_CAP + 1];
+
+    rec_logs_clear();
+    cmd(scope, p[1], T_FAIL, RA_EINVAL);
+    wait_new_pid(scope, sup, "b", p[1]);
+    wait_new_pid(scope, sup, "c", p[2]);
+    ra_test_sleep_ms(QUIET_MS / 4);
+    RA_CK_PID_EQ(pid_of(scope, sup, "a"), p[0]);
+    ck_assert_str_eq(STOP_LOG(buf), "bc");
+    ck_assert_str_eq(START_LOG(buf), "bc");
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+// check_temporary_bystander runs a (permanent), b (permanent) and t
+// (temporary, last), crashes `crash`, and checks that t is stopped and
+// gone while the others run with new pids.
+static void
+check_temporary_bystander(ra_strategy_t strategy, const char *crash)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(strategy);
+    ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("b", &W_B, RA_PERMANENT),
+                            spec("t", &W_T, RA_TEMPORARY)};
+    ra_child_info_t kids[MAX_KIDS];
+    size_t n = 0;
+    ra_pid_t sup, c0, t0;
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 3, &sup));
+    c0 = pid_of(scope, sup, crash);
+    t0 = pid_of(scope, sup, "t");
+    cmd(scope, c0, T_FAIL, RA_EINVAL);
+    wait_new_pid(scope, sup, crash, c0);
+    wait_state(scope, sup, "t", RA_ENOENT);
+    ra_test_sleep_ms(QUIET_MS);
+    ck_assert(!ra_is_alive(rt, t0));
+    ck_assert_int_eq(atomic_load(&rec.inits['t']), 1);
+    ck_assert_int_eq(atomic_load(&rec.terms['t']), 1);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['t']), RA_SHUTDOWN);
+    RA_CK_OK(ra_sup_which_children(scope, sup, kids, MAX_KIDS, &n));
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(kids[0].id, "a");
+    ck_assert_str_eq(kids[1].id, "b");
+    ck_assert_int_eq(kids[0].state, RA_CHILD_RUNNING);
+    ck_assert_int_eq(kids[1].state, RA_CHILD_RUNNING);
+    RA_CK_ERR(ra_sup_get_childspec(scope, sup, "t", &s[0]), RA_ENOENT);
+    teardown(&rt, &scope, sup);
+}
+
+START_TEST(test_sup_one_for_all_temporary_bystander_dropped)
+{
+    check_temporary_bystander(RA_ONE_FOR_ALL, "a");
+}
+END_TEST
+
+START_TEST(test_sup_rest_for_one_temporary_bystander_dropped)
+{
+    check_temporary_bystander(RA_REST_FOR_ONE, "b");
+}
+END_TEST
+
+// ---- intensity and escalation --------------------------------------------
+
+START_TEST(test_sup_intensity_third_crash_gives_up)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("b", &W_B, RA_PERMANENT),
+                            spec("c", &W_C, RA_PERMANENT)};
+    ra_pid_t sup, a0, b, c0;
+    uint64_t mref = 0;
+    char buf[LOG_CAP + 1];
+
+    f.intensity = 2;
+    f.period_ms = 5000;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 3, &sup));
+    RA_CK_OK(ra_monitor(scope, sup, &mref));
+    a0 = pid_of(scope, sup, "a");
+    c0 = pid_of(scope, sup, "c");
+    b = pid_of(scope, sup, "b");
+    for (int i = 0; i < 2; i++) {
+        ra_pid_t old = b;
+
+        cmd(scope, old, T_FAIL, RA_EINVAL);
+        b = wait_new_pid(scope, sup, "b", old);
+    }
+    ck_assert(ra_is_alive(rt, sup));
+    rec_logs_clear();
+    cmd(scope, b, T_FAIL, RA_EINVAL);
+    RA_CK_REASON_EQ(wait_down(scope, mref, WAIT_MS), RA_SHUTDOWN);
+    // b's own end, then the rest in reverse start order.
+    ck_assert_str_eq(STOP_LOG(buf), "bca");
+    ck_assert_str_eq(START_LOG(buf), "");
+    ck_assert_int_eq(atomic_load(&rec.inits['b']), 3);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['a']), RA_SHUTDOWN);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['c']), RA_SHUTDOWN);
+    ck_assert(!ra_is_alive(rt, a0));
+    ck_assert(!ra_is_alive(rt, c0));
+    ck_assert(!ra_is_alive(rt, sup));
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// Restarts outside the window do not count: intensity 1 in 300 ms
+// survives two crashes 400 ms apart.
+START_TEST(test_sup_intensity_window_slides)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("a", &W_A, RA_PERMANENT);
+    ra_pid_t sup, a;
+
+    f.intensity = 1;
+    f.period_ms = 300;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    a = pid_of(scope, sup, "a");
+    for (int i = 0; i < 3; i++) {
+        ra_pid_t old = a;
+
+        cmd(scope, old, T_FAIL, RA_EINVAL);
+        a = wait_new_pid(scope, sup, "a", old);
+        ra_test_sleep_ms(400);
+    }
+    ck_assert(ra_is_alive(rt, sup));
+    ck_assert_int_eq(atomic_load(&rec.inits['a']), 4);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_escalation_three_levels)
+{
+    static const wcfg_t wx = {'x', W_PLAIN, 0, 0};
+    static const wcfg_t wy = {'y', W_PLAIN, 0, 0};
+    static ra_child_spec_t leaves[2];
+    static ra_sup_args_t mid_args;
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t top_specs[2] = {spec("mid", NULL, RA_PERMANENT),
+                                    spec("a", &W_A, RA_PERMANENT)};
+    ra_child_info_t ci;
+    ra_pid_t top, mid0, mid1, x0, y0, x, x1, y1, a0;
+    uint64_t mref = 0;
+
+    leaves[0] = spec("x", &wx, RA_PERMANENT);
+    leaves[1] = spec("y", &wy, RA_PERMANENT);
+    memset(&mid_args, 0, sizeof mid_args);
+    mid_args.flags.strategy = RA_ONE_FOR_ONE;
+    mid_args.flags.intensity = 2;
+    mid_args.flags.period_ms = 5000;
+    mid_args.specs = leaves;
+    mid_args.n = 2;
+    top_specs[0].beh = NULL;
+    top_specs[0].start = ra_sup_start_fn;
+    top_specs[0].start_arg = &mid_args;
+    top_specs[0].type = RA_SUPERVISOR;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, top_specs, 2, &top));
+    RA_CK_OK(find_child(scope, top, "mid", &ci));
+    ck_assert_int_eq(ci.type, RA_SUPERVISOR);
+    mid0 = pid_of(scope, top, "mid");
+    a0 = pid_of(scope, top, "a");
+    x0 = pid_of(scope, mid0, "x");
+    y0 = pid_of(scope, mid0, "y");
+    RA_CK_OK(ra_monitor(scope, mid0, &mref));
+    x = x0;
+    for (int i = 0; i < 2; i++) {
+        ra_pid_t old = x;
+
+        cmd(scope, old, T_FAIL, RA_EINVAL);
+        x = wait_new_pid(scope, mid0, "x", old);
+    }
+    cmd(scope, x, T_FAIL, RA_EINVAL);
+    RA_CK_REASON_EQ(wait_down(scope, mref, WAIT_MS), RA_SHUTDOWN);
+    mid1 = wait_new_pid(scope, top, "mid", mid0);
+    x1 = pid_of(scope, mid1, "x");
+    y1 = pid_of(scope, mid1, "y");
+    ck_assert(!ra_pid_eq(x1, x) && !ra_pid_eq(x1, x0));
+    ck_assert(!ra_pid_eq(y1, y0));
+    ck_assert(!ra_is_alive(rt, y0));
+    ck_assert_int_eq(atomic_load(&rec.inits['x']), 4);
+    ck_assert_int_eq(atomic_load(&rec.inits['y']), 2);
+    RA_CK_PID_EQ(pid_of(scope, top, "a"), a0); // one_for_one at the top
+    // Stopping the top stops the whole tree.
+    RA_CK_OK(ra_sup_stop(scope, top));
+    ck_assert(!ra_is_alive(rt, mid1));
+    ck_assert(!ra_is_alive(rt, x1));
+    ck_assert(!ra_is_alive(rt, y1));
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// ---- failed restarts -------------------------------------------------------
+
+// A flaky start function: call k (from 1) fails when fail_from <= k <=
+// fail_to, or while fail is set; otherwise it starts worker a.
+typedef struct flaky {
+    atomic_int calls;
+    atomic_bool fail;
+    int fail_from, fail_to;
+} flaky_t;
+
+static int
+start_flaky(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
+            uint64_t *info)
+{
+    flaky_t *fl = arg;
+    int k = atomic_fetch_add(&fl->calls, 1) + 1;
+
+    if (atomic_load(&fl->fail) || (k >= fl->fail_from && k <= fl->fail_to)) {
+        return -EIO;
+    }
+    return start_worker(sup, (void *)&W_A, extra, out, info);
+}
+
+static ra_child_spec_t
+flaky_spec(flaky_t *fl)
+{
+    ra_child_spec_t s = spec("a", NULL, RA_PERMANENT);
+
+    s.beh = NULL;
+    s.start = start_flaky;
+    s.start_arg = fl;
+    return s;
+}
+
+START_TEST(test_sup_failed_restart_retried_until_it_starts)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    flaky_t fl = {.fail_from = 2, .fail_to = 4};
+    ra_child_spec_t s = flaky_spec(&fl);
+    ra_pid_t sup, a0;
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    a0 = pid_of(scope, sup, "a");
+    cmd(scope, a0, T_FAIL, RA_EINVAL);
+    wait_new_pid(scope, sup, "a", a0);
+    ck_assert_int_eq(atomic_load(&fl.calls), 5); // 1 + 3 failures + 1
+    ck_assert_int_eq(atomic_load(&rec.inits['a']), 2);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+// flags for a supervisor whose failed restarts are retried every ~20 ms,
+// so the restarting state lasts long enough to be seen.
+static ra_sup_flags_t
+slow_retry_flags(void)
+{
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+
+    f.intensity = 10000;
+    f.period_ms = 5000;
+    f.backoff_min_ms = 20;
+    f.backoff_max_ms = 20;
+    return f;
+}
+
+START_TEST(test_sup_failed_restart_reported_restarting)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = slow_retry_flags();
+    flaky_t fl = {0};
+    ra_child_spec_t s = flaky_spec(&fl);
+    ra_child_info_t ci;
+    ra_pid_t sup, a0, a1;
+    int calls;
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    a0 = pid_of(scope, sup, "a");
+    atomic_store(&fl.fail, true);
+    cmd(scope, a0, T_FAIL, RA_EINVAL);
+    wait_state(scope, sup, "a", RA_CHILD_RESTARTING);
+    RA_CK_WAIT(atomic_load(&fl.calls) >= 3, WAIT_MS); // it keeps trying
+    RA_CK_OK(find_child(scope, sup, "a", &ci));
+    ck_assert_int_eq(ci.state, RA_CHILD_RESTARTING);
+    ck_assert(ra_pid_is_nil(ci.pid));
+    RA_CK_ERR(ra_sup_restart_child(scope, sup, "a", &a1), RA_ERESTARTING);
+    RA_CK_ERR(ra_sup_delete_child(scope, sup, "a"), RA_ERESTARTING);
+    // Let the next try succeed: the child runs again.
+    atomic_store(&fl.fail, false);
+    a1 = wait_new_pid(scope, sup, "a", a0);
+    calls = atomic_load(&fl.calls);
+    ra_test_sleep_ms(QUIET_MS / 2);
+    ck_assert_int_eq(atomic_load(&fl.calls), calls); // tries stopped
+    RA_CK_PID_EQ(pid_of(scope, sup, "a"), a1);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_failed_restart_terminate_child_stops_retries)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = slow_retry_flags();
+    flaky_t fl = {0};
+    ra_child_spec_t s = flaky_spec(&fl);
+    ra_child_info_t ci;
+    ra_pid_t sup, a0, a1;
+    int calls;
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    a0 = pid_of(scope, sup, "a");
+    atomic_store(&fl.fail, true);
+    cmd(scope, a0, T_FAIL, RA_EINVAL);
+    wait_state(scope, sup, "a", RA_CHILD_RESTARTING);
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "a", RA_PID_NIL));
+    RA_CK_OK(find_child(scope, sup, "a", &ci));
+    ck_assert_int_eq(ci.state, RA_CHILD_STOPPED);
+    // A retry already scheduled must not bring it back.
+    atomic_store(&fl.fail, false);
+    calls = atomic_load(&fl.calls);
+    ra_test_sleep_ms(QUIET_MS);
+    ck_assert_int_eq(atomic_load(&fl.calls), calls);
+    RA_CK_OK(find_child(scope, sup, "a", &ci));
+    ck_assert_int_eq(ci.state, RA_CHILD_STOPPED);
+    RA_CK_OK(ra_sup_restart_child(scope, sup, "a", &a1));
+    ck_assert(ra_is_alive(rt, a1));
+    RA_CK_PID_EQ(pid_of(scope, sup, "a"), a1);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_failed_restart_stop_does_not_hang)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = slow_retry_flags();
+    flaky_t fl = {0};
+    ra_child_spec_t s = flaky_spec(&fl);
+    ra_pid_t sup, a0;
+    uint64_t t0, took;
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    a0 = pid_of(scope, sup, "a");
+    atomic_store(&fl.fail, true);
+    cmd(scope, a0, T_FAIL, RA_EINVAL);
+    wait_state(scope, sup, "a", RA_CHILD_RESTARTING);
+    t0 = ra_test_now_ms();
+    RA_CK_OK(ra_sup_stop(scope, sup));
+    took = ra_test_now_ms() - t0;
+    ck_assert_msg(took < 1000, "ra_sup_stop took %" PRIu64 " ms", took);
+    ck_assert(!ra_is_alive(rt, sup));
+    RA_CK_WAIT(ra_runtime_actor_count(rt) == 1, WAIT_MS);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+START_TEST(test_sup_failed_restart_always_failing_gives_up)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    flaky_t fl = {.fail_from = 2, .fail_to = 1000000};
+    ra_child_spec_t s[2] = {spec("b", &W_B, RA_PERMANENT), flaky_spec(&fl)};
+    ra_pid_t sup, a0;
+    uint64_t mref = 0;
+
+    f.intensity = 3;
+    f.period_ms = 5000;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 2, &sup));
+    RA_CK_OK(ra_monitor(scope, sup, &mref));
+    a0 = pid_of(scope, sup, "a");
+    cmd(scope, a0, T_FAIL, RA_EINVAL);
+    RA_CK_REASON_EQ(wait_down(scope, mref, WAIT_MS), RA_SHUTDOWN);
+    // Every try counted: the crash's restart and two retries failed (three
+    // restarts), and a fourth within the period was one too many.
+    ck_assert_int_eq(atomic_load(&fl.calls), 4);
+    ck_assert_int_eq(atomic_load(&rec.terms['b']), 1);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['b']), RA_SHUTDOWN);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// ---- shutdown --------------------------------------------------------------
+
+// terminate_timed starts child a of worker w with shutdown, terminates it
+// and returns how long ra_sup_terminate_child took in ms.
+static uint64_t
+terminate_timed(const wcfg_t *w, int64_t shutdown)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("a", w, RA_PERMANENT);
+    ra_child_info_t ci;
+    ra_pid_t sup, a0;
+    uint64_t t0, took;
+
+    s.shutdown_ms = shutdown;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    a0 = pid_of(scope, sup, "a");
+    t0 = ra_test_now_ms();
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "a", RA_PID_NIL));
+    took = ra_test_now_ms() - t0;
+    ck_assert(!ra_is_alive(rt, a0));
+    ck_assert_int_eq(atomic_load(&rec.terms['a']), 1);
+    RA_CK_OK(find_child(scope, sup, "a", &ci));
+    ck_assert_int_eq(ci.state, RA_CHILD_STOPPED);
+    ra_test_sleep_ms(QUIET_MS / 2);
+    ck_assert_int_eq(atomic_load(&rec.inits['a']), 1); // not restarted
+    teardown(&rt, &scope, sup);
+    return took;
+}
+
+START_TEST(test_sup_shutdown_timeout_kills_ignoring_child)
+{
+    static const wcfg_t w = {'a', W_TRAP_IGNORE, 0, 0};
+    uint64_t took = terminate_timed(&w, 300);
+
+    ck_assert_msg(took >= 290 && took < 1000,
+                  "terminate_child took %" PRIu64 " ms, expected ~300", took);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['a']), RA_KILLED);
+}
+END_TEST
+
+START_TEST(test_sup_shutdown_timeout_child_that_obeys_ends_at_once)
+{
+    uint64_t took = terminate_timed(&W_A, 5000);
+
+    ck_assert_msg(took < 500, "terminate_child took %" PRIu64 " ms", took);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['a']), RA_SHUTDOWN);
+}
+END_TEST
+
+START_TEST(test_sup_shutdown_trapping_child_exits_in_time)
+{
+    static const wcfg_t w = {'a', W_TRAP_DELAY, 0, 100};
+    uint64_t took = terminate_timed(&w, 2000);
+
+    ck_assert_msg(took >= 95 && took < 1000,
+                  "terminate_child took %" PRIu64 " ms, expected ~100", took);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['a']), RA_SHUTDOWN);
+}
+END_TEST
+
+START_TEST(test_sup_shutdown_brutal_kill_is_immediate)
+{
+    static const wcfg_t w = {'a', W_TRAP_IGNORE, 0, 0};
+    uint64_t took = terminate_timed(&w, RA_SHUTDOWN_BRUTAL);
+
+    ck_assert_msg(took < 200, "terminate_child took %" PRIu64 " ms", took);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['a']), RA_KILLED);
+}
+END_TEST
+
+START_TEST(test_sup_shutdown_stop_in_reverse_order)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_pid_t p[3], sup = start3(rt, scope, RA_ONE_FOR_ONE, p);
+    char buf[LOG_CAP + 1];
+
+    rec_logs_clear();
+    RA_CK_OK(ra_sup_stop(scope, sup));
+    ck_assert(!ra_is_alive(rt, sup));
+    ck_assert_str_eq(STOP_LOG(buf), "cba");
+    for (int i = 0; i < 3; i++) {
+        ck_assert(!ra_is_alive(rt, p[i]));
+    }
+    RA_CK_ERR(ra_sup_stop(scope, sup), RA_ENOPROC);
+    RA_CK_ERR(ra_sup_count_children(scope, sup, &(ra_child_counts_t){0}),
+              RA_ENOPROC);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// Three dynamic children take 1 s, 1 s and 5 s to exit after the shutdown
+// signal; with shutdown 2000 ms and parallel shutdown the stop takes ~2 s:
+// not 1 s (the slow one is waited for) and not 5 s or more (it is killed;
+// the waits do not add up).
+START_TEST(test_sup_shutdown_simple_one_for_one_in_parallel)
+{
+    static const wcfg_t fast1 = {'p', W_TRAP_DELAY, 0, 1000};
+    static const wcfg_t fast2 = {'q', W_TRAP_DELAY, 0, 1000};
+    static const wcfg_t slow = {'r', W_TRAP_DELAY, 0, 5000};
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_SIMPLE_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("tmpl", &W_A, RA_TEMPORARY);
+    ra_pid_t sup, p[3];
+    uint64_t t0, took;
+
+    s.shutdown_ms = 2000;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    RA_CK_OK(ra_sup_start_child(scope, sup, NULL, (void *)&fast1, &p[0]));
+    RA_CK_OK(ra_sup_start_child(scope, sup, NULL, (void *)&fast2, &p[1]));
+    RA_CK_OK(ra_sup_start_child(scope, sup, NULL, (void *)&slow, &p[2]));
+    ck_assert_int_eq(atomic_load(&rec.nstart), 3);
+    t0 = ra_test_now_ms();
+    RA_CK_OK(ra_sup_stop(scope, sup));
+    took = ra_test_now_ms() - t0;
+    ck_assert_msg(took >= 1900 && took < 3500,
+                  "ra_sup_stop took %" PRIu64 " ms, expected ~2000", took);
+    for (int i = 0; i < 3; i++) {
+        ck_assert(!ra_is_alive(rt, p[i]));
+    }
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['p']), RA_SHUTDOWN);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['q']), RA_SHUTDOWN);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['r']), RA_KILLED);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// ---- administration --------------------------------------------------------
+
+// start1 starts a one_for_one supervisor with permanent child a.
+static ra_pid_t
+start1(ra_runtime_t *rt)
+{
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("a", &W_A, RA_PERMANENT);
+    ra_pid_t sup;
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    return sup;
+}
+
+START_TEST(test_sup_admin_start_child)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_pid_t sup = start1(rt), a0, b0, out = {1, 1, 1, 1};
+    ra_child_spec_t sa = spec("a", &W_C, RA_PERMANENT);
+    ra_child_spec_t sb = spec("b", &W_B, RA_TRANSIENT);
+    ra_child_info_t kids[MAX_KIDS];
+    size_t n = 0;
+
+    a0 = pid_of(scope, sup, "a");
+    RA_CK_ERR(ra_sup_start_child(scope, sup, &sa, NULL, &out), RA_EALREADY);
+    ck_assert(ra_pid_is_nil(out));
+    RA_CK_OK(ra_sup_start_child(scope, sup, &sb, NULL, &b0));
+    ck_assert(ra_is_alive(rt, b0));
+    ck_assert_int_eq(atomic_load(&rec.inits['b']), 1);
+    ck_assert_int_eq(atomic_load(&rec.inits['c']), 0);
+    RA_CK_OK(ra_sup_which_children(scope, sup, kids, MAX_KIDS, &n));
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(kids[0].id, "a");
+    RA_CK_PID_EQ(kids[0].pid, a0);
+    ck_assert_str_eq(kids[1].id, "b");
+    RA_CK_PID_EQ(kids[1].pid, b0);
+    // A stopped spec with the id is RA_EEXIST.
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "b", RA_PID_NIL));
+    RA_CK_ERR(ra_sup_start_child(scope, sup, &sb, NULL, &out), RA_EEXIST);
+    ck_assert_int_eq(atomic_load(&rec.inits['b']), 1);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_admin_terminate_child_idempotent)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_pid_t sup = start1(rt), a0;
+    ra_child_info_t ci;
+
+    a0 = pid_of(scope, sup, "a");
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "a", RA_PID_NIL));
+    ck_assert(!ra_is_alive(rt, a0));
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['a']), RA_SHUTDOWN);
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "a", RA_PID_NIL));
+    RA_CK_ERR(ra_sup_terminate_child(scope, sup, "zz", RA_PID_NIL),
+              RA_ENOENT);
+    RA_CK_OK(find_child(scope, sup, "a", &ci));
+    ck_assert_int_eq(ci.state, RA_CHILD_STOPPED);
+    ck_assert(ra_pid_is_nil(ci.pid));
+    ra_test_sleep_ms(QUIET_MS / 2);
+    // A permanent child terminated on request is not restarted.
+    ck_assert_int_eq(atomic_load(&rec.inits['a']), 1);
+    ck_assert_int_eq(atomic_load(&rec.terms['a']), 1);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_admin_restart_child)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_pid_t sup = start1(rt), a0, a1, out = {1, 1, 1, 1};
+
+    a0 = pid_of(scope, sup, "a");
+    RA_CK_ERR(ra_sup_restart_child(scope, sup, "a", &out), RA_ERUNNING);
+    ck_assert(ra_pid_is_nil(out));
+    RA_CK_ERR(ra_sup_restart_child(scope, sup, "zz", &out), RA_ENOENT);
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "a", RA_PID_NIL));
+    RA_CK_OK(ra_sup_restart_child(scope, sup, "a", &a1));
+    ck_assert(!ra_pid_eq(a1, a0));
+    ck_assert(ra_is_alive(rt, a1));
+    RA_CK_PID_EQ(pid_of(scope, sup, "a"), a1);
+    ck_assert_int_eq(atomic_load(&rec.inits['a']), 2);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_admin_delete_child)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_pid_t sup = start1(rt);
+    ra_child_spec_t got;
+    ra_child_counts_t k;
+
+    RA_CK_ERR(ra_sup_delete_child(scope, sup, "a"), RA_ERUNNING);
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "a", RA_PID_NIL));
+    RA_CK_OK(ra_sup_delete_child(scope, sup, "a"));
+    RA_CK_ERR(ra_sup_delete_child(scope, sup, "a"), RA_ENOENT);
+    RA_CK_ERR(ra_sup_get_childspec(scope, sup, "a", &got), RA_ENOENT);
+    RA_CK_ERR(ra_sup_restart_child(scope, sup, "a", NULL), RA_ENOENT);
+    RA_CK_OK(ra_sup_count_children(scope, sup, &k));
+    ck_assert_uint_eq(k.specs, 0);
+    ck_assert_uint_eq(k.active, 0);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_admin_which_children)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_pid_t p[3], sup = start3(rt, scope, RA_ONE_FOR_ONE, p);
+    ra_child_info_t kids[2];
+    size_t n = 0;
+
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "b", RA_PID_NIL));
+    memset(kids, 0xab, sizeof kids);
+    RA_CK_OK(ra_sup_which_children(scope, sup, kids, 2, &n));
+    ck_assert_uint_eq(n, 3); // all of them, though only two fit
+    ck_assert_str_eq(kids[0].id, "a");
+    RA_CK_PID_EQ(kids[0].pid, p[0]);
+    ck_assert_int_eq(kids[0].state, RA_CHILD_RUNNING);
+    ck_assert_int_eq(kids[0].type, RA_WORKER);
+    ck_assert(!kids[0].os_process);
+    ck_assert_int_eq(kids[0].ospid, 0);
+    ck_assert_str_eq(kids[1].id, "b");
+    ck_assert(ra_pid_is_nil(kids[1].pid));
+    ck_assert_int_eq(kids[1].state, RA_CHILD_STOPPED);
+    RA_CK_OK(ra_sup_which_children(scope, sup, NULL, 0, &n));
+    ck_assert_uint_eq(n, 3);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_admin_count_children)
+{
+    static const wcfg_t x = {'x', W_PLAIN, 0, 0};
+    static ra_child_spec_t leaves[1];
+    static ra_sup_args_t mid_args;
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("b", &W_B, RA_PERMANENT),
+                            spec("m", NULL, RA_PERMANENT)};
+    ra_child_counts_t k;
+    ra_pid_t sup;
+
+    leaves[0] = spec("x", &x, RA_PERMANENT);
+    memset(&mid_args, 0, sizeof mid_args);
+    mid_args.specs = leaves;
+    mid_args.n = 1;
+    s[2].beh = NULL;
+    s[2].arg = NULL;
+    s[2].start = ra_sup_start_fn;
+    s[2].start_arg = &mid_args;
+    s[2].type = RA_SUPERVISOR;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 3, &sup));
+    RA_CK_OK(ra_sup_count_children(scope, sup, &k));
+    ck_assert_uint_eq(k.specs, 3);
+    ck_assert_uint_eq(k.active, 3);
+    ck_assert_uint_eq(k.supervisors, 1);
+    ck_assert_uint_eq(k.workers, 2);
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "b", RA_PID_NIL));
+    RA_CK_OK(ra_sup_count_children(scope, sup, &k));
+    ck_assert_uint_eq(k.specs, 3);
+    ck_assert_uint_eq(k.active, 2);
+    ck_assert_uint_eq(k.supervisors, 1);
+    ck_assert_uint_eq(k.workers, 2);
+    teardown(&rt, &scope, sup);
+    ck_assert_int_eq(atomic_load(&rec.terms['x']), 1);
+}
+END_TEST
+
+START_TEST(test_sup_admin_get_childspec)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    char id[] = "alpha";
+    ra_child_spec_t s[2] = {spec(id, &W_A, RA_TRANSIENT),
+                            spec("b", &W_B, RA_TEMPORARY)};
+    ra_child_spec_t got;
+    ra_pid_t sup;
+
+    s[0].shutdown_ms = 1234;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 2, &sup));
+    id[0] = 'X'; // the supervisor keeps its own copy of the id
+    memset(&got, 0, sizeof got);
+    RA_CK_OK(ra_sup_get_childspec(scope, sup, "alpha", &got));
+    ck_assert_str_eq(got.id, "alpha");
+    ck_assert_int_eq(got.restart, RA_TRANSIENT);
+    ck_assert_int_eq(got.shutdown_ms, 1234);
+    ck_assert_int_eq(got.type, RA_WORKER);
+    ck_assert_ptr_eq(got.beh, &worker);
+    ck_assert_ptr_eq(got.arg, &W_A);
+    RA_CK_OK(ra_sup_get_childspec(scope, sup, "b", &got));
+    ck_assert_str_eq(got.id, "b");
+    ck_assert_int_eq(got.restart, RA_TEMPORARY);
+    RA_CK_ERR(ra_sup_get_childspec(scope, sup, "Xlpha", &got), RA_ENOENT);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+static int
+start_ignore(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
+             uint64_t *info)
+{
+    atomic_int *calls = arg;
+
+    (void)sup;
+    (void)extra;
+    (void)out;
+    (void)info;
+    atomic_fetch_add(calls, 1);
+    return RA_CHILD_IGNORE;
+}
+
+START_TEST(test_sup_admin_ignore_keeps_spec)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    atomic_int calls = 0;
+    ra_child_spec_t s[2] = {spec("i", NULL, RA_PERMANENT),
+                            spec("a", &W_A, RA_PERMANENT)};
+    ra_child_spec_t dyn = spec("j", NULL, RA_PERMANENT);
+    ra_child_info_t ci;
+    ra_child_counts_t k;
+    ra_pid_t sup, out = {1, 1, 1, 1};
+
+    s[0].beh = NULL;
+    s[0].start = start_ignore;
+    s[0].start_arg = &calls;
+    dyn.beh = NULL;
+    dyn.start = start_ignore;
+    dyn.start_arg = &calls;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 2, &sup));
+    ck_assert_int_eq(atomic_load(&calls), 1);
+    ck_assert(ra_is_alive(rt, pid_of(scope, sup, "a")));
+    RA_CK_OK(find_child(scope, sup, "i", &ci));
+    ck_assert_int_eq(ci.state, RA_CHILD_STOPPED);
+    ck_assert(ra_pid_is_nil(ci.pid));
+    RA_CK_ERR(ra_sup_start_child(scope, sup, &dyn, NULL, &out),
+              RA_CHILD_IGNORE);
+    ck_assert(ra_pid_is_nil(out));
+    ck_assert_int_eq(atomic_load(&calls), 2);
+    RA_CK_OK(find_child(scope, sup, "j", &ci));
+    ck_assert_int_eq(ci.state, RA_CHILD_STOPPED);
+    RA_CK_OK(ra_sup_count_children(scope, sup, &k));
+    ck_assert_uint_eq(k.specs, 3);
+    ck_assert_uint_eq(k.active, 1);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_admin_simple_one_for_one_dynamic)
+{
+    static const wcfg_t d1 = {'d', W_PLAIN, 0, 0};
+    static const wcfg_t e1 = {'e', W_PLAIN, 0, 0};
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_SIMPLE_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("tmpl", &W_A, RA_PERMANENT);
+    ra_child_info_t kids[MAX_KIDS];
+    ra_child_spec_t got;
+    size_t n = 0;
+    ra_pid_t sup, p0, p1, p2;
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    ck_assert_int_eq(atomic_load(&rec.nstart), 0); // no static children
+    RA_CK_OK(ra_sup_start_child(scope, sup, NULL, NULL, &p0));
+    RA_CK_OK(ra_sup_start_child(scope, sup, NULL, (void *)&d1, &p1));
+    RA_CK_OK(ra_sup_start_child(scope, sup, NULL, (void *)&e1, &p2));
+    // The template's arg, unless extra is given.
+    ck_assert_int_eq(atomic_load(&rec.inits['a']), 1);
+    ck_assert_int_eq(atomic_load(&rec.inits['d']), 1);
+    ck_assert_int_eq(atomic_load(&rec.inits['e']), 1);
+    RA_CK_OK(ra_sup_which_children(scope, sup, kids, MAX_KIDS, &n));
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(kids[0].id, "");
+    RA_CK_PID_EQ(kids[0].pid, p0);
+    RA_CK_PID_EQ(kids[1].pid, p1);
+    RA_CK_PID_EQ(kids[2].pid, p2);
+    RA_CK_OK(ra_sup_get_childspec(scope, sup, "tmpl", &got));
+    ck_assert_int_eq(got.restart, RA_PERMANENT);
+    RA_CK_ERR(ra_sup_restart_child(scope, sup, "tmpl", NULL), RA_ENOTSUP);
+    RA_CK_ERR(ra_sup_delete_child(scope, sup, "tmpl"), RA_ENOTSUP);
+    // A permanent dynamic child is restarted with its own extra.
+    cmd(scope, p1, T_FAIL, RA_EINVAL);
+    RA_CK_WAIT(atomic_load(&rec.inits['d']) == 2, WAIT_MS);
+    // terminate_child names it by pid and removes it.
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, NULL, p2));
+    ck_assert(!ra_is_alive(rt, p2));
+    RA_CK_ERR(ra_sup_terminate_child(scope, sup, NULL, p2), RA_ENOENT);
+    RA_CK_OK(ra_sup_which_children(scope, sup, kids, MAX_KIDS, &n));
+    ck_assert_uint_eq(n, 2);
+    RA_CK_PID_EQ(kids[0].pid, p0);
+    ck_assert(!ra_pid_eq(kids[1].pid, p1));
+    ck_assert(ra_is_alive(rt, kids[1].pid));
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_admin_count_many_dynamic_children)
+{
+    static const wcfg_t w = {'w', W_PLAIN, 0, 0};
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_SIMPLE_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("w", &w, RA_TEMPORARY);
+    size_t want = ra_test_scaled(10000), started = 0, n = 0;
+    ra_child_counts_t k;
+    ra_pid_t sup, pid;
+    int rc = 0;
+
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    for (size_t i = 0; i < want && rc == 0; i++) {
+        rc = ra_sup_start_child(scope, sup, NULL, NULL, &pid);
+        started += rc == 0;
+    }
+    RA_CK_OK(rc);
+    ck_assert_uint_eq(started, want);
+    RA_CK_OK(ra_sup_count_children(scope, sup, &k));
+    // specs is the template, as OTP counts it (ra_supervisor.h).
+    ck_assert_uint_eq(k.specs, 1);
+    ck_assert_uint_eq(k.active, want);
+    ck_assert_uint_eq(k.workers, want);
+    ck_assert_uint_eq(k.supervisors, 0);
+    RA_CK_OK(ra_sup_which_children(scope, sup, NULL, 0, &n));
+    ck_assert_uint_eq(n, want);
+    ck_assert_uint_eq(ra_runtime_actor_count(rt), want + 2);
+    RA_CK_OK(ra_sup_stop(scope, sup));
+    ck_assert_int_eq(atomic_load(&rec.terms['w']), (int)want);
+    RA_CK_WAIT(ra_runtime_actor_count(rt) == 1, WAIT_MS);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// ---- auto-shutdown ---------------------------------------------------------
+
+// start_auto starts a supervisor with auto-shutdown mode, a permanent
+// child a and transient significant children s and t, and monitors it.
+static ra_pid_t
+start_auto(ra_runtime_t *rt, ra_ctx_t *scope, ra_auto_shutdown_t mode,
+           uint64_t *mref)
+{
+    static const wcfg_t ws = {'s', W_PLAIN, 0, 0};
+    static const wcfg_t wt = {'t', W_PLAIN, 0, 0};
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("s", &ws, RA_TRANSIENT),
+                            spec("t", &wt, RA_TRANSIENT)};
+    ra_pid_t sup;
+
+    f.auto_shutdown = mode;
+    s[1].significant = true;
+    s[2].significant = true;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 3, &sup));
+    RA_CK_OK(ra_monitor(scope, sup, mref));
+    return sup;
+}
+
+START_TEST(test_sup_auto_any_significant_stops_supervisor)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    uint64_t mref = 0;
+    ra_pid_t sup = start_auto(rt, scope, RA_AUTO_ANY_SIGNIFICANT, &mref);
+    ra_pid_t a0 = pid_of(scope, sup, "a");
+    ra_pid_t t0 = pid_of(scope, sup, "t");
+
+    cmd(scope, pid_of(scope, sup, "s"), T_EXIT, RA_NORMAL);
+    RA_CK_REASON_EQ(wait_down(scope, mref, WAIT_MS), RA_SHUTDOWN);
+    ck_assert(!ra_is_alive(rt, a0));
+    ck_assert(!ra_is_alive(rt, t0));
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['a']), RA_SHUTDOWN);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['t']), RA_SHUTDOWN);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// A significant transient child that crashes is restarted, not a reason
+// to shut down.
+START_TEST(test_sup_auto_any_significant_crash_restarts)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    uint64_t mref = 0;
+    ra_pid_t sup = start_auto(rt, scope, RA_AUTO_ANY_SIGNIFICANT, &mref);
+    ra_pid_t s0 = pid_of(scope, sup, "s");
+
+    cmd(scope, s0, T_FAIL, RA_EINVAL);
+    wait_new_pid(scope, sup, "s", s0);
+    expect_alive_for(rt, sup);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_auto_all_significant_waits_for_last)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    uint64_t mref = 0;
+    ra_pid_t sup = start_auto(rt, scope, RA_AUTO_ALL_SIGNIFICANT, &mref);
+    ra_pid_t a0 = pid_of(scope, sup, "a");
+
+    cmd(scope, pid_of(scope, sup, "s"), T_EXIT, RA_NORMAL);
+    wait_state(scope, sup, "s", RA_CHILD_STOPPED);
+    expect_alive_for(rt, sup);
+    ck_assert(ra_is_alive(rt, a0));
+    cmd(scope, pid_of(scope, sup, "t"), T_EXIT, RA_SHUTDOWN);
+    RA_CK_REASON_EQ(wait_down(scope, mref, WAIT_MS), RA_SHUTDOWN);
+    ck_assert(!ra_is_alive(rt, a0));
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+START_TEST(test_sup_auto_never_keeps_running)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    uint64_t mref = 0;
+    ra_pid_t sup = start_auto(rt, scope, RA_AUTO_NEVER, &mref);
+
+    cmd(scope, pid_of(scope, sup, "s"), T_EXIT, RA_NORMAL);
+    cmd(scope, pid_of(scope, sup, "t"), T_EXIT, RA_NORMAL);
+    wait_state(scope, sup, "s", RA_CHILD_STOPPED);
+    wait_state(scope, sup, "t", RA_CHILD_STOPPED);
+    expect_alive_for(rt, sup);
+    pid_of(scope, sup, "a");
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_auto_terminate_child_does_not_trigger)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    uint64_t mref = 0;
+    ra_pid_t sup = start_auto(rt, scope, RA_AUTO_ANY_SIGNIFICANT, &mref);
+
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "s", RA_PID_NIL));
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "t", RA_PID_NIL));
+    expect_alive_for(rt, sup);
+    pid_of(scope, sup, "a");
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+// ---- events ----------------------------------------------------------------
+
+typedef struct ev {
+    char event[32];
+    char id[64];
+    int64_t reason;
+    int64_t ospid; // -1 when absent
+} ev_t;
+
+// recv_event waits for the next RA_TAG_SUP_EVENT message and decodes it.
+// Returns 0 or the receive error; other messages are freed and skipped.
+static int
+recv_event(ra_ctx_t *scope, int64_t ms, ev_t *ev)
+{
+    ra_msg_t *msg = NULL;
+    bson_iter_t it;
+    const bson_t *doc;
+    int rc;
+
+    for (;;) {
+        rc = ra_receive(scope, ms, &msg);
+        if (rc != 0) {
+            return rc;
+        }
+        if (ra_msg_tag(msg) == RA_TAG_SUP_EVENT &&
+            ra_msg_kind(msg) == RA_MSG_BSON) {
+            break;
+        }
+        ra_msg_unref(&msg);
+    }
+    memset(ev, 0, sizeof *ev);
+    ev->reason = -12345;
+    ev->ospid = -1;
+    doc = ra_msg_bson(msg);
+    if (doc != NULL && bson_iter_init_find(&it, doc, "event") &&
+        BSON_ITER_HOLDS_UTF8(&it)) {
+        snprintf(ev->event, sizeof ev->event, "%s",
+                 bson_iter_utf8(&it, NULL));
+    }
+    if (doc != NULL && bson_iter_init_find(&it, doc, "id") &&
+        BSON_ITER_HOLDS_UTF8(&it)) {
+        snprintf(ev->id, sizeof ev->id, "%s", bson_iter_utf8(&it, NULL));
+    }
+    if (doc != NULL && bson_iter_init_find(&it, doc, "reason") &&
+        BSON_ITER_HOLDS_INT64(&it)) {
+        ev->reason = bson_iter_int64(&it);
+    }
+    if (doc != NULL && bson_iter_init_find(&it, doc, "ospid") &&
+        BSON_ITER_HOLDS_INT64(&it)) {
+        ev->ospid = bson_iter_int64(&it);
+    }
+    ra_msg_unref(&msg);
+    return 0;
+}
+
+// expect_event waits for the next event named what (skipping others, at
+// most 16) about child id and returns it.
+static ev_t
+expect_event(ra_ctx_t *scope, const char *what, const char *id)
+{
+    ev_t ev;
+
+    for (int i = 0; i < 16; i++) {
+        RA_CK_OK(recv_event(scope, WAIT_MS, &ev));
+        if (strcmp(ev.event, what) == 0) {
+            ck_assert_str_eq(ev.id, id);
+            return ev;
+        }
+    }
+    ck_abort_msg("no \"%s\" event among the next 16", what);
+    return ev;
+}
+
+START_TEST(test_sup_events_crash_and_restart)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("a", &W_A, RA_PERMANENT);
+    ra_pid_t sup, a0;
+    ev_t ev;
+
+    f.events = ra_self(scope);
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    RA_CK_OK(recv_event(scope, WAIT_MS, &ev));
+    ck_assert_str_eq(ev.event, "started");
+    ck_assert_str_eq(ev.id, "a");
+    a0 = pid_of(scope, sup, "a");
+    cmd(scope, a0, T_FAIL, RA_EINVAL);
+    RA_CK_OK(recv_event(scope, WAIT_MS, &ev));
+    ck_assert_str_eq(ev.event, "exited");
+    ck_assert_str_eq(ev.id, "a");
+    RA_CK_REASON_EQ(ev.reason, RA_EINVAL);
+    expect_event(scope, "restarted", "a");
+    wait_new_pid(scope, sup, "a", a0);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+// ---- backoff ---------------------------------------------------------------
+
+START_TEST(test_sup_backoff_delays_restart)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s = spec("a", &W_A, RA_PERMANENT);
+    ra_child_info_t ci;
+    ra_pid_t sup, a0;
+    uint64_t gap_ms;
+    bool seen_restarting = false;
+    uint64_t deadline;
+
+    f.backoff_min_ms = 50;
+    f.backoff_max_ms = 200;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    a0 = pid_of(scope, sup, "a");
+    cmd(scope, a0, T_FAIL, RA_EINVAL);
+    // Poll until the supervisor has seen the crash.
+    deadline = ra_test_now_ms() + WAIT_MS;
+    for (;;) {
+        int rc = find_child(scope, sup, "a", &ci);
+
+        if (rc == 0 && !(ci.state == RA_CHILD_RUNNING &&
+                         ra_pid_eq(ci.pid, a0))) {
+            seen_restarting = ci.state == RA_CHILD_RESTARTING;
+            break;
+        }
+        if (ra_test_now_ms() >= deadline) {
+            break;
+        }
+        ra_test_sleep_ms(1);
+    }
+    ck_assert_msg(seen_restarting, "state after the crash: %d",
+                  (int)ci.state);
+    ck_assert(ra_pid_is_nil(ci.pid));
+    wait_new_pid(scope, sup, "a", a0);
+    gap_ms = (atomic_load(&rec.init_ns['a']) - atomic_load(&rec.term_ns['a'])) /
+             1000000u;
+    ck_assert_msg(gap_ms >= 35 && gap_ms < 1000,
+                  "restarted %" PRIu64 " ms after the crash", gap_ms);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+// ---- OS-process children ---------------------------------------------------
+
+// A scratch directory per test, for marker files the shell scripts write.
+typedef struct scratch {
+    char dir[64];
+    char path[128];
+    char script[512];
+} scratch_t;
+
+static void
+scratch_new(scratch_t *sc)
+{
+    snprintf(sc->dir, sizeof sc->dir, "/tmp/rayo-sup-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(sc->dir));
+}
+
+static const char *
+scratch_file(scratch_t *sc, const char *name)
+{
+    snprintf(sc->path, sizeof sc->path, "%s/%s", sc->dir, name);
+    return sc->path;
+}
+
+static void
+scratch_destroy(scratch_t *sc)
+{
+    const char *names[] = {"crashed", "ready"};
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        unlink(scratch_file(sc, names[i]));
+    }
+    rmdir(sc->dir);
+}
+
+// os_spec returns a spec running /bin/sh -c script; argv must outlive the
+// call to ra_sup_start (the supervisor copies the strings).
+static ra_child_spec_t
+os_spec(const char *id, const char *argv[4], const char *script,
+        ra_restart_t restart)
+{
+    ra_child_spec_t s = {0};
+
+    argv[0] = "/bin/sh";
+    argv[1] = "-c";
+    argv[2] = script;
+    argv[3] = NULL;
+    s.id = id;
+    s.argv = argv;
+    s.restart = restart;
+    return s;
+}
+
+// os_unsupported tells whether OS children cannot run here: valgrind does
+// not know pidfd_open, so ra_sup_start fails with -ENOSYS under it.  The
+// OS tests then return early (check cannot skip one test of a suite).
+static bool
+os_unsupported(ra_runtime_t *rt, ra_ctx_t *scope)
+{
+    static const char *const argv[] = {"/bin/sh", "-c", "exit 0", NULL};
+    ra_child_spec_t s = {0};
+    ra_pid_t sup;
+    int rc;
+
+    s.id = "probe";
+    s.argv = argv;
+    s.restart = RA_TEMPORARY;
+    rc = ra_sup_start(rt, NULL, NULL, &s, 1, &sup);
+    if (rc == -ENOSYS) {
+        fprintf(stderr, "OS children unsupported here (valgrind?): "
+                        "test skipped\n");
+        return true;
+    }
+    RA_CK_OK(rc);
+    RA_CK_OK(ra_sup_stop(scope, sup));
+    return false;
+}
+
+START_TEST(test_sup_os_crash_restarts_with_new_ospid)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    const char *argv[4];
+    scratch_t sc;
+    ra_child_spec_t s;
+    ra_child_info_t ci;
+    ra_pid_t sup;
+    int64_t ospid0 = 0;
+    uint64_t deadline;
+    ev_t ev;
+
+    if (os_unsupported(rt, scope)) {
+        teardown(&rt, &scope, RA_PID_NIL);
+        return;
+    }
+    scratch_new(&sc);
+    // The first run exits 3; the restarted one finds the marker and waits.
+    snprintf(sc.script, sizeof sc.script,
+             "if [ -e %s ]; then exec sleep 30; fi; : > %s; exit 3",
+             scratch_file(&sc, "crashed"), sc.path);
+    s = os_spec("os", argv, sc.script, RA_PERMANENT);
+    f.events = ra_self(scope);
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    ev = expect_event(scope, "started", "os");
+    ospid0 = ev.ospid;
+    ck_assert_int_gt(ospid0, 0);
+    ev = expect_event(scope, "exited", "os");
+    ck_assert_int_eq(ev.ospid, ospid0);
+    RA_CK_REASON_EQ(ev.reason, RA_OS_EXIT(3));
+    expect_event(scope, "restarted", "os");
+    deadline = ra_test_now_ms() + WAIT_MS;
+    while (!(find_child(scope, sup, "os", &ci) == 0 &&
+             ci.state == RA_CHILD_RUNNING && ci.ospid > 0 &&
+             ci.ospid != ospid0) &&
+           ra_test_now_ms() < deadline) {
+        ra_test_sleep_ms(1);
+    }
+    ck_assert_int_eq(ci.state, RA_CHILD_RUNNING);
+    ck_assert_int_gt(ci.ospid, 0);
+    ck_assert_int_ne(ci.ospid, ospid0);
+    ck_assert(ci.os_process);
+    ck_assert(ra_pid_is_nil(ci.pid));
+    ck_assert_int_eq(kill((pid_t)ci.ospid, 0), 0);
+    RA_CK_OK(ra_sup_stop(scope, sup));
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_int_eq(errno, ECHILD);
+    scratch_destroy(&sc);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+START_TEST(test_sup_os_transient_clean_exit_not_restarted)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    const char *argv[4];
+    ra_child_spec_t s = os_spec("os", argv, "exit 0", RA_TRANSIENT);
+    ra_child_info_t ci;
+    ra_child_counts_t k;
+    ra_pid_t sup;
+    ev_t ev;
+
+    if (os_unsupported(rt, scope)) {
+        teardown(&rt, &scope, RA_PID_NIL);
+        return;
+    }
+    f.events = ra_self(scope);
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    ev = expect_event(scope, "exited", "os");
+    RA_CK_REASON_EQ(ev.reason, RA_NORMAL);
+    wait_state(scope, sup, "os", RA_CHILD_STOPPED);
+    ra_test_sleep_ms(QUIET_MS);
+    RA_CK_OK(find_child(scope, sup, "os", &ci));
+    ck_assert_int_eq(ci.state, RA_CHILD_STOPPED);
+    ck_assert_int_eq(ci.ospid, 0);
+    RA_CK_OK(ra_sup_count_children(scope, sup, &k));
+    ck_assert_uint_eq(k.active, 0);
+    RA_CK_ERR(ra_receive(scope, 0, &(ra_msg_t *){NULL}), RA_ETIMEOUT);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_os_ignoring_sigterm_killed_at_timeout)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    const char *argv[4];
+    scratch_t sc;
+    ra_child_spec_t s;
+    ra_child_info_t ci;
+    ra_pid_t sup;
+    uint64_t t0, took;
+    int64_t ospid;
+
+    if (os_unsupported(rt, scope)) {
+        teardown(&rt, &scope, RA_PID_NIL);
+        return;
+    }
+    scratch_new(&sc);
+    snprintf(sc.script, sizeof sc.script,
+             "trap \"\" TERM; : > %s; while :; do sleep 0.1; done",
+             scratch_file(&sc, "ready"));
+    s = os_spec("os", argv, sc.script, RA_PERMANENT);
+    s.shutdown_ms = 300;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    RA_CK_WAIT(access(sc.path, F_OK) == 0, WAIT_MS); // the trap is set
+    RA_CK_OK(find_child(scope, sup, "os", &ci));
+    ospid = ci.ospid;
+    ck_assert_int_gt(ospid, 0);
+    t0 = ra_test_now_ms();
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "os", RA_PID_NIL));
+    took = ra_test_now_ms() - t0;
+    ck_assert_msg(took >= 290 && took < 1000,
+                  "terminate_child took %" PRIu64 " ms, expected ~300", took);
+    ck_assert_int_eq(kill((pid_t)ospid, 0), -1); // gone and reaped
+    RA_CK_OK(find_child(scope, sup, "os", &ci));
+    ck_assert_int_eq(ci.state, RA_CHILD_STOPPED);
+    ck_assert_int_eq(ci.ospid, 0);
+    scratch_destroy(&sc);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+START_TEST(test_sup_os_missing_executable_fails_start)
+{
+    static const char *const argv[] = {"/nonexistent/rayo-no-such-program",
+                                       NULL};
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[2] = {spec("a", &W_A, RA_PERMANENT), {0}};
+    ra_pid_t sup;
+
+    if (os_unsupported(rt, scope)) {
+        teardown(&rt, &scope, RA_PID_NIL);
+        return;
+    }
+    s[1].id = "os";
+    s[1].argv = argv;
+    RA_CK_ERR(ra_sup_start(rt, NULL, &f, s, 2, &sup), -ENOENT);
+    ck_assert_int_eq(atomic_load(&rec.terms['a']), 1);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// count_fds returns the number of open descriptors of this process.
+static int
+count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n;
+}
+
+// run_os_sup starts a supervisor of n OS children running script and
+// stops it.
+static void
+run_os_sup(ra_runtime_t *rt, ra_ctx_t *scope, size_t n, const char *script)
+{
+    static const char *ids[] = {"o1", "o2", "o3", "o4"};
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    const char *argv[4][4];
+    ra_child_spec_t s[4];
+    ra_child_counts_t k;
+    ra_pid_t sup;
+
+    for (size_t i = 0; i < n; i++) {
+        s[i] = os_spec(ids[i], argv[i], script, RA_PERMANENT);
+        s[i].shutdown_ms = 1000;
+    }
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, n, &sup));
+    RA_CK_OK(ra_sup_count_children(scope, sup, &k));
+    ck_assert_uint_eq(k.active, n);
+    RA_CK_OK(ra_sup_stop(scope, sup));
+    ck_assert(!ra_is_alive(rt, sup));
+}
+
+START_TEST(test_sup_os_stop_leaves_no_zombie_or_fd)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    int fds0, fds1;
+
+    if (os_unsupported(rt, scope)) {
+        teardown(&rt, &scope, RA_PID_NIL);
+        return;
+    }
+    // The first OS child starts the process-wide watcher, whose
+    // descriptors stay; count after that.
+    run_os_sup(rt, scope, 1, "exec sleep 30");
+    fds0 = count_fds();
+    run_os_sup(rt, scope, 4, "exec sleep 30");
+    run_os_sup(rt, scope, 2,
+               "trap 'exit 0' TERM; while :; do sleep 0.05; done");
+    fds1 = count_fds();
+    ck_assert_int_eq(fds1, fds0);
+    errno = 0;
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_int_eq(errno, ECHILD);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// An OS child that ends while the supervisor is busy stopping its siblings
+// for a one_for_all restart is stopped (already gone) and started again
+// with the others; the end of the old process, reported afterwards, must
+// not count as an end of the new one.  Children: os (ends 200 ms after its
+// first start), x (crashed at once) and s (ignores shutdown for 1000 ms,
+// which keeps the supervisor busy while os ends).
+START_TEST(test_sup_os_stale_exit_after_restart_ignored)
+{
+    static const wcfg_t ws = {'s', W_TRAP_IGNORE, 0, 0};
+    static const wcfg_t wx = {'x', W_PLAIN, 0, 0};
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ALL);
+    const char *argv[4];
+    scratch_t sc;
+    ra_child_spec_t s[3];
+    ra_child_info_t ci;
+    ra_pid_t sup;
+    int64_t started[8];
+    int nstarted = 0, survivors = 0;
+    ev_t ev;
+
+    if (os_unsupported(rt, scope)) {
+        teardown(&rt, &scope, RA_PID_NIL);
+        return;
+    }
+    scratch_new(&sc);
+    snprintf(sc.script, sizeof sc.script,
+             "if [ -e %s ]; then exec sleep 30; fi; : > %s; sleep 0.2; "
+             "exit 3",
+             scratch_file(&sc, "crashed"), sc.path);
+    s[0] = os_spec("os", argv, sc.script, RA_PERMANENT);
+    s[1] = spec("x", &wx, RA_PERMANENT);
+    s[2] = spec("s", &ws, RA_PERMANENT);
+    s[2].shutdown_ms = 1000;
+    f.events = ra_self(scope);
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 3, &sup));
+    cmd(scope, pid_of(scope, sup, "x"), T_FAIL, RA_EINVAL);
+    RA_CK_WAIT(atomic_load(&rec.inits['s']) >= 2, WAIT_MS);
+    ra_test_sleep_ms(500); // time for a wrong second restart to happen
+    RA_CK_OK(find_child(scope, sup, "os", &ci));
+    RA_CK_OK(ra_sup_stop(scope, sup));
+    while (recv_event(scope, 0, &ev) == 0) {
+        if (strcmp(ev.event, "started") == 0 && strcmp(ev.id, "os") == 0 &&
+            nstarted < 8) {
+            started[nstarted++] = ev.ospid;
+        }
+    }
+    // Clean up before asserting: kill what the supervisor left running.
+    for (int i = 0; i < nstarted; i++) {
+        if (kill((pid_t)started[i], 0) == 0) {
+            survivors++;
+            kill((pid_t)started[i], SIGKILL);
+        }
+    }
+    scratch_destroy(&sc);
+    ck_assert_msg(survivors == 0, "%d of the %d OS processes started for "
+                  "os outlived ra_sup_stop", survivors, nstarted);
+    ck_assert_msg(nstarted == 2, "os was started %d times, expected 2 "
+                  "(first run, then once by x's one_for_all restart)",
+                  nstarted);
+    ck_assert_int_eq(ci.ospid, started[1]);
+    ck_assert_int_eq(atomic_load(&rec.inits['x']), 2);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// A supervisor killed outright takes its children with it: actors through
+// their links, OS processes by its terminate.
+START_TEST(test_sup_killed_supervisor_takes_children)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    const char *argv[4];
+    ra_child_spec_t s[2] = {spec("a", &W_A, RA_PERMANENT),
+                            os_spec("os", argv, "exec sleep 30",
+                                    RA_PERMANENT)};
+    ra_child_info_t ci;
+    ra_pid_t sup, a0;
+    uint64_t mref = 0;
+
+    if (os_unsupported(rt, scope)) {
+        teardown(&rt, &scope, RA_PID_NIL);
+        return;
+    }
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, s, 2, &sup));
+    a0 = pid_of(scope, sup, "a");
+    RA_CK_OK(find_child(scope, sup, "os", &ci));
+    ck_assert_int_gt(ci.ospid, 0);
+    RA_CK_OK(ra_monitor(scope, sup, &mref));
+    RA_CK_OK(ra_exit_pid(scope, sup, RA_KILL));
+    RA_CK_REASON_EQ(wait_down(scope, mref, WAIT_MS), RA_KILLED);
+    RA_CK_WAIT(!ra_is_alive(rt, a0), WAIT_MS);
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['a']), RA_KILLED);
+    RA_CK_WAIT(kill((pid_t)ci.ospid, 0) == -1, WAIT_MS);
+    errno = 0;
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_int_eq(errno, ECHILD);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// ---- parent ----------------------------------------------------------------
+
+// A supervisor linked to its parent stops its children and ends with the
+// parent's reason when the parent ends.
+START_TEST(test_sup_parent_exit_stops_supervisor)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *parent = new_scope(rt);
+    ra_pid_t p[3], sup;
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
+                            spec("b", &W_B, RA_PERMANENT),
+                            spec("c", &W_C, RA_PERMANENT)};
+    uint64_t mref = 0;
+    char buf[LOG_CAP + 1];
+
+    RA_CK_OK(ra_sup_start(rt, parent, &f, s, 3, &sup));
+    p[0] = pid_of(scope, sup, "a");
+    p[2] = pid_of(scope, sup, "c");
+    RA_CK_OK(ra_monitor(scope, sup, &mref));
+    ra_scope_destroy(&parent);
+    RA_CK_REASON_EQ(wait_down(scope, mref, WAIT_MS), RA_NORMAL);
+    ck_assert_str_eq(STOP_LOG(buf), "cba");
+    RA_CK_REASON_EQ(atomic_load(&rec.reason['a']), RA_SHUTDOWN);
+    ck_assert(!ra_is_alive(rt, p[0]));
+    ck_assert(!ra_is_alive(rt, p[2]));
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// ---- the suite -------------------------------------------------------------
+
+static int
+plain_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return 0;
+}
+
+static const ra_behaviour_t plain = {"plain", NULL, plain_handle, NULL};
+
+// The runtime's root supervisor exists once, takes children, and goes
+// with the runtime.
+START_TEST(test_sup_root_is_one_per_runtime)
+{
+    ra_runtime_t *rt = NULL;
+    ra_ctx_t *scope = NULL;
+    ra_pid_t root, again, kid;
+    ra_child_spec_t spec = {.id = "system_actor", .beh = &plain};
+    ra_child_counts_t k;
+
+    RA_CK_OK(ra_runtime_new(&rt, NULL));
+    RA_CK_OK(ra_scope_new(rt, &scope));
+    RA_CK_OK(ra_sup_root(rt, &root));
+    RA_CK_OK(ra_sup_root(rt, &again));
+    RA_CK_PID_EQ(again, root);
+    ck_assert(ra_is_alive(rt, root));
+    RA_CK_OK(ra_sup_start_child(scope, root, &spec, NULL, &kid));
+    ck_assert(ra_is_alive(rt, kid));
+    RA_CK_OK(ra_sup_count_children(scope, root, &k));
+    ck_assert_uint_eq(k.active, 1);
+    ra_scope_destroy(&scope);
+    ra_runtime_destroy(&rt); // stops the root and its child
+    ck_assert_ptr_null(rt);
+}
+END_TEST
+
+static Suite *
+supervisor_suite(void)
+{
+    Suite *s = suite_create("supervisor");
+    TCase *tc;
+
+    tc = tcase_create("spec");
+    tcase_add_test(tc, test_sup_spec_invalid_restart_type_rejected);
+    tcase_add_test(tc, test_sup_spec_negative_shutdown_rejected);
+    tcase_add_test(tc, test_sup_spec_duplicate_id_rejected);
+    tcase_add_test(tc, test_sup_spec_simple_one_for_one_zero_specs_rejected);
+    tcase_add_test(tc, test_sup_spec_simple_one_for_one_two_specs_rejected);
+    tcase_add_test(tc, test_sup_spec_significant_permanent_rejected);
+    tcase_add_test(tc, test_sup_spec_no_start_method_rejected);
+    tcase_add_test(tc, test_sup_spec_two_start_methods_rejected);
+    tcase_add_test(tc, test_sup_spec_start_child_bad_spec_rejected);
+    tcase_add_test(tc, test_sup_flags_zeroed_are_valid_defaults);
+    tcase_add_test(tc, test_sup_flags_huge_intensity_accepted);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("start");
+    tcase_add_test(tc, test_sup_start_children_in_spec_order);
+    tcase_add_test(tc, test_sup_start_returns_after_all_started);
+    tcase_add_test(tc, test_sup_start_failure_terminates_started_no_parent);
+    tcase_add_test(tc, test_sup_start_failure_terminates_started_with_parent);
+    tcase_add_test(tc, test_sup_start_failure_of_start_fn_returns_its_error);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("restart");
+    tcase_add_loop_test(tc, test_sup_restart_permanent_always, 0, BY_N);
+    tcase_add_loop_test(tc, test_sup_restart_transient_only_abnormal, 0,
+                        BY_N);
+    tcase_add_loop_test(tc, test_sup_restart_temporary_never_and_spec_dropped,
+                        0, BY_N);
+    tcase_add_test(tc, test_sup_restart_via_start_fn);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("strategy");
+    tcase_add_test(tc, test_sup_one_for_one_restarts_only_crashed);
+    tcase_add_test(tc, test_sup_one_for_all_restarts_in_order);
+    tcase_add_test(tc, test_sup_rest_for_one_restarts_later_ones);
+    tcase_add_test(tc, test_sup_one_for_all_temporary_bystander_dropped);
+    tcase_add_test(tc, test_sup_rest_for_one_temporary_bystander_dropped);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("intensity");
+    tcase_add_test(tc, test_sup_intensity_third_crash_gives_up);
+    tcase_add_test(tc, test_sup_intensity_window_slides);
+    tcase_add_test(tc, test_sup_escalation_three_levels);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("failed_restart");
+    tcase_add_test(tc, test_sup_failed_restart_retried_until_it_starts);
+    tcase_add_test(tc, test_sup_failed_restart_reported_restarting);
+    tcase_add_test(tc, test_sup_failed_restart_terminate_child_stops_retries);
+    tcase_add_test(tc, test_sup_failed_restart_stop_does_not_hang);
+    tcase_add_test(tc, test_sup_failed_restart_always_failing_gives_up);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("shutdown");
+    tcase_add_test(tc, test_sup_shutdown_timeout_kills_ignoring_child);
+    tcase_add_test(tc, test_sup_shutdown_timeout_child_that_obeys_ends_at_once);
+    tcase_add_test(tc, test_sup_shutdown_trapping_child_exits_in_time);
+    tcase_add_test(tc, test_sup_shutdown_brutal_kill_is_immediate);
+    tcase_add_test(tc, test_sup_shutdown_stop_in_reverse_order);
+    tcase_add_test(tc, test_sup_shutdown_simple_one_for_one_in_parallel);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("admin");
+    tcase_add_test(tc, test_sup_admin_start_child);
+    tcase_add_test(tc, test_sup_admin_terminate_child_idempotent);
+    tcase_add_test(tc, test_sup_admin_restart_child);
+    tcase_add_test(tc, test_sup_admin_delete_child);
+    tcase_add_test(tc, test_sup_admin_which_children);
+    tcase_add_test(tc, test_sup_admin_count_children);
+    tcase_add_test(tc, test_sup_admin_get_childspec);
+    tcase_add_test(tc, test_sup_admin_ignore_keeps_spec);
+    tcase_add_test(tc, test_sup_admin_simple_one_for_one_dynamic);
+    tcase_add_test(tc, test_sup_admin_count_many_dynamic_children);
+    tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("auto_shutdown");
+    tcase_add_test(tc, test_sup_auto_any_significant_stops_supervisor);
+    tcase_add_test(tc, test_sup_auto_any_significant_crash_restarts);
+    tcase_add_test(tc, test_sup_auto_all_significant_waits_for_last);
+    tcase_add_test(tc, test_sup_auto_never_keeps_running);
+    tcase_add_test(tc, test_sup_auto_terminate_child_does_not_trigger);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("events");
+    tcase_add_test(tc, test_sup_events_crash_and_restart);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("backoff");
+    tcase_add_test(tc, test_sup_backoff_delays_restart);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("os_process");
+    tcase_add_test(tc, test_sup_os_crash_restarts_with_new_ospid);
+    tcase_add_test(tc, test_sup_os_transient_clean_exit_not_restarted);
+    tcase_add_test(tc, test_sup_os_ignoring_sigterm_killed_at_timeout);
+    tcase_add_test(tc, test_sup_os_missing_executable_fails_start);
+    tcase_add_test(tc, test_sup_os_stop_leaves_no_zombie_or_fd);
+    tcase_add_test(tc, test_sup_os_stale_exit_after_restart_ignored);
+    tcase_add_test(tc, test_sup_killed_supervisor_takes_children);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("parent");
+    tcase_add_test(tc, test_sup_parent_exit_stops_supervisor);
+    tcase_add_test(tc, test_sup_root_is_one_per_runtime);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    return ra_test_run(supervisor_suite());
+}
