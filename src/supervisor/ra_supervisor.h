@@ -162,6 +162,19 @@ int ra_sup_start(ra_runtime_t *rt, ra_ctx_t *parent,
                  const ra_sup_flags_t *flags, const ra_child_spec_t *specs,
                  size_t n, ra_pid_t *out);
 
+// ra_sup_validate checks flags and specs as ra_sup_start would, without
+// starting anything.  Returns 0, or RA_EBADSPEC with *why (may be NULL)
+// naming the problem: "invalid strategy", "invalid auto_shutdown",
+// "simple_one_for_one needs exactly one child spec", "simple_one_for_one
+// with auto_shutdown", "backoff_max_ms below backoff_min_ms", "specs is
+// NULL", "missing id", "id longer than 255 bytes", "exactly one of beh,
+// start and argv must be set", "behaviour without a handle callback",
+// "argv without an executable", "invalid restart type", "negative
+// shutdown", "invalid child type", "significant with permanent" or
+// "duplicate id".  The string is static.
+int ra_sup_validate(const ra_sup_flags_t *flags, const ra_child_spec_t *specs,
+                    size_t n, const char **why);
+
 // ra_sup_args_t and ra_sup_start_fn make a supervisor a child of another:
 // spec.start = ra_sup_start_fn, spec.start_arg = &args (which must outlive
 // both), spec.type = RA_SUPERVISOR.

@@ -124,10 +124,9 @@ shutdown_of(const ra_child_spec_t *s)
     return s->type == RA_SUPERVISOR ? RA_SHUTDOWN_INFINITY : 5000;
 }
 
-// Checks one spec; logs the offending field.  dynamic: a template or a
-// spec added later (same rules).
+// Checks one spec; *why names the offending field.
 static int
-check_spec(const ra_child_spec_t *s)
+spec_problem(const ra_child_spec_t *s, const char **whyp)
 {
     const char *why = NULL;
     int ways = (s->beh != NULL) + (s->start != NULL) + (s->argv != NULL);
@@ -150,12 +149,21 @@ check_spec(const ra_child_spec_t *s)
     } else if (s->significant && s->restart == RA_PERMANENT) {
         why = "significant with permanent";
     }
-    if (why != NULL) {
+    *whyp = why;
+    return why != NULL ? RA_EBADSPEC : 0;
+}
+
+// Checks one spec and logs the offending field.
+static int
+check_spec(const ra_child_spec_t *s)
+{
+    const char *why = NULL;
+    int rc = spec_problem(s, &why);
+    if (rc != 0) {
         ra_log_err("supervisor", "child spec '%s': %s",
                    s->id != NULL ? s->id : "(null)", why);
-        return RA_EBADSPEC;
     }
-    return 0;
+    return rc;
 }
 
 static int
@@ -180,9 +188,12 @@ child_new(const ra_child_spec_t *s, child_t **out)
     return 0;
 }
 
-static int
-check_flags(const ra_sup_flags_t *f, const ra_child_spec_t *specs, size_t n)
+int
+ra_sup_validate(const ra_sup_flags_t *flags, const ra_child_spec_t *specs,
+                size_t n, const char **whyp)
 {
+    static const ra_sup_flags_t zero = {0};
+    const ra_sup_flags_t *f = flags != NULL ? flags : &zero;
     const char *why = NULL;
     if ((unsigned)f->strategy > RA_SIMPLE_ONE_FOR_ONE) {
         why = "invalid strategy";
@@ -199,24 +210,29 @@ check_flags(const ra_sup_flags_t *f, const ra_child_spec_t *specs, size_t n)
     } else if (n > 0 && specs == NULL) {
         why = "specs is NULL";
     }
-    if (why != NULL) {
-        ra_log_err("supervisor", "supervisor flags: %s", why);
-        return RA_EBADSPEC;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int rc = check_spec(&specs[i]);
-        if (rc != 0) {
-            return rc;
-        }
-        for (size_t j = 0; j < i; j++) {
+    for (size_t i = 0; i < n && why == NULL; i++) {
+        spec_problem(&specs[i], &why);
+        for (size_t j = 0; j < i && why == NULL; j++) {
             if (strcmp(specs[i].id, specs[j].id) == 0) {
-                ra_log_err("supervisor", "child spec '%s': duplicate id",
-                           specs[i].id);
-                return RA_EBADSPEC;
+                why = "duplicate id";
             }
         }
     }
-    return 0;
+    if (whyp != NULL) {
+        *whyp = why;
+    }
+    return why != NULL ? RA_EBADSPEC : 0;
+}
+
+static int
+check_flags(const ra_sup_flags_t *f, const ra_child_spec_t *specs, size_t n)
+{
+    const char *why = NULL;
+    int rc = ra_sup_validate(f, specs, n, &why);
+    if (rc != 0) {
+        ra_log_err("supervisor", "supervisor flags or specs: %s", why);
+    }
+    return rc;
 }
 
 // ---- the pid map ----

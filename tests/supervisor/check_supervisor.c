@@ -2499,6 +2499,49 @@ END_TEST
 
 // ---- the suite -------------------------------------------------------------
 
+// ra_sup_validate names the field, as OTP's errors do.
+START_TEST(test_sup_validate_names_the_field)
+{
+    static const ra_behaviour_t b = {"b", NULL, NULL, NULL};
+    ra_sup_flags_t f = {0};
+    const char *why = NULL;
+    ra_child_spec_t ok = {.id = "a", .start = NULL, .beh = NULL};
+    ra_child_spec_t two[2];
+    const char *argv[] = {"/bin/true", NULL};
+
+    ok.argv = argv;
+    RA_CK_OK(ra_sup_validate(&f, &ok, 1, &why));
+    ck_assert_ptr_null(why);
+
+    ra_child_spec_t bad = ok;
+    bad.restart = (ra_restart_t)7;
+    RA_CK_ERR(ra_sup_validate(&f, &bad, 1, &why), RA_EBADSPEC);
+    ck_assert_str_eq(why, "invalid restart type");
+    bad = ok;
+    bad.shutdown_ms = -5;
+    RA_CK_ERR(ra_sup_validate(&f, &bad, 1, &why), RA_EBADSPEC);
+    ck_assert_str_eq(why, "negative shutdown");
+    bad = ok;
+    bad.significant = true;
+    RA_CK_ERR(ra_sup_validate(&f, &bad, 1, &why), RA_EBADSPEC);
+    ck_assert_str_eq(why, "significant with permanent");
+    bad = ok;
+    bad.beh = &b; // a second way to start it, and no handle
+    RA_CK_ERR(ra_sup_validate(&f, &bad, 1, &why), RA_EBADSPEC);
+    ck_assert_str_eq(why, "exactly one of beh, start and argv must be set");
+    two[0] = ok;
+    two[1] = ok;
+    RA_CK_ERR(ra_sup_validate(&f, two, 2, &why), RA_EBADSPEC);
+    ck_assert_str_eq(why, "duplicate id");
+    f.strategy = RA_SIMPLE_ONE_FOR_ONE;
+    RA_CK_ERR(ra_sup_validate(&f, two, 2, &why), RA_EBADSPEC);
+    ck_assert_str_eq(why, "simple_one_for_one needs exactly one child spec");
+    f.strategy = (ra_strategy_t)9;
+    RA_CK_ERR(ra_sup_validate(&f, &ok, 1, &why), RA_EBADSPEC);
+    ck_assert_str_eq(why, "invalid strategy");
+}
+END_TEST
+
 static int
 plain_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
@@ -2543,6 +2586,7 @@ supervisor_suite(void)
     TCase *tc;
 
     tc = tcase_create("spec");
+    tcase_add_test(tc, test_sup_validate_names_the_field);
     tcase_add_test(tc, test_sup_spec_invalid_restart_type_rejected);
     tcase_add_test(tc, test_sup_spec_negative_shutdown_rejected);
     tcase_add_test(tc, test_sup_spec_duplicate_id_rejected);
