@@ -13,6 +13,7 @@
 #include "ra_actor.h"
 #include "ra_registry.h"
 #include "ra_supervisor.h"
+#include "ra_topo.h"
 
 // RA_VERSION is the library version as a string.
 #define RA_VERSION_STRING "0.1.0"

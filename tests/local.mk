@@ -31,3 +31,9 @@ tests_registry_check_registry_LDADD = $(TEST_LIBS)
 tests_supervisor_check_supervisor_SOURCES = tests/supervisor/check_supervisor.c tests/testutil.h
 tests_supervisor_check_supervisor_CFLAGS = $(TEST_CFLAGS)
 tests_supervisor_check_supervisor_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/gpu/check_topo
+TESTS += tests/gpu/check_topo
+tests_gpu_check_topo_SOURCES = tests/gpu/check_topo.c tests/testutil.h
+tests_gpu_check_topo_CFLAGS = $(TEST_CFLAGS)
+tests_gpu_check_topo_LDADD = $(TEST_LIBS)
