@@ -10,10 +10,12 @@
 #include "ra_log.h"
 #include "ra_msg.h"
 #include "ra_mailbox.h"
+#include "ra_wire.h"
 #include "ra_actor.h"
 #include "ra_registry.h"
 #include "ra_supervisor.h"
 #include "ra_topo.h"
+#include "ra_table.h"
 
 // RA_VERSION is the library version as a string.
 #define RA_VERSION_STRING "0.1.0"

@@ -37,3 +37,15 @@ TESTS += tests/gpu/check_topo
 tests_gpu_check_topo_SOURCES = tests/gpu/check_topo.c tests/testutil.h
 tests_gpu_check_topo_CFLAGS = $(TEST_CFLAGS)
 tests_gpu_check_topo_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/store/check_table
+TESTS += tests/store/check_table
+tests_store_check_table_SOURCES = tests/store/check_table.c tests/testutil.h
+tests_store_check_table_CFLAGS = $(TEST_CFLAGS)
+tests_store_check_table_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/mailbox/check_wire
+TESTS += tests/mailbox/check_wire
+tests_mailbox_check_wire_SOURCES = tests/mailbox/check_wire.c tests/testutil.h
+tests_mailbox_check_wire_CFLAGS = $(TEST_CFLAGS)
+tests_mailbox_check_wire_LDADD = $(TEST_LIBS)

@@ -11,7 +11,8 @@ static const struct {
 } ra_errors[] = {
     {0, "OK", "success"},
     {RA_ENOPROC, "RA_ENOPROC", "no such actor (it ended or never existed)"},
-    {RA_EFULL, "RA_EFULL", "the mailbox is full"},
+    {RA_EFULL, "RA_EFULL",
+     "full: a bounded mailbox, or a table store's map (raise its map size)"},
     {RA_ECLOSED, "RA_ECLOSED", "the mailbox or runtime is closed"},
     {RA_ETIMEOUT, "RA_ETIMEOUT", "the operation timed out"},
     {RA_EINVAL, "RA_EINVAL", "invalid argument"},
