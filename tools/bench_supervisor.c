@@ -52,6 +52,18 @@ line(const char *workload, double value, const char *unit, uint64_t n,
     fflush(stdout);
 }
 
+// Starts a runtime with threads schedulers and a scope for this thread.
+static int
+open_runtime(unsigned threads, ra_runtime_t **rt, ra_ctx_t **me)
+{
+    ra_runtime_opts_t ro = {.threads = threads};
+    int rc = ra_runtime_new(rt, &ro);
+    if (rc == 0) {
+        rc = ra_scope_new(*rt, me);
+    }
+    return rc;
+}
+
 // ---- restart latency ----
 
 // Global: the benchmark's shared state, written by the (one) child running
@@ -154,13 +166,9 @@ static int
 wl_restart(unsigned threads, size_t n)
 {
     ra_runtime_t *rt = NULL;
-    ra_runtime_opts_t ro = {.threads = threads};
     ra_ctx_t *me = NULL;
     ra_pid_t sup;
-    int rc = ra_runtime_new(&rt, &ro);
-    if (rc == 0) {
-        rc = ra_scope_new(rt, &me);
-    }
+    int rc = open_runtime(threads, &rt, &me);
     if (rc != 0) {
         fprintf(stderr, "rayo bench supervisor: %s\n", ra_strerror(rc));
         ra_runtime_destroy(&rt);
@@ -239,13 +247,9 @@ wl_process(unsigned threads, size_t n)
     line("posix_spawn_per_s", n / base, "spawns/s", n, base);
 
     ra_runtime_t *rt = NULL;
-    ra_runtime_opts_t ro = {.threads = threads};
     ra_ctx_t *me = NULL;
     ra_pid_t sup;
-    int rc = ra_runtime_new(&rt, &ro);
-    if (rc == 0) {
-        rc = ra_scope_new(rt, &me);
-    }
+    int rc = open_runtime(threads, &rt, &me);
     const char *cargv[] = {"/bin/true", NULL};
     ra_child_spec_t spec = {.id = "true", .argv = cargv};
     ra_sup_flags_t f = {.strategy = RA_ONE_FOR_ONE,
@@ -373,13 +377,9 @@ static int
 wl_dynamic(unsigned threads, size_t n)
 {
     ra_runtime_t *rt = NULL;
-    ra_runtime_opts_t ro = {.threads = threads};
     ra_ctx_t *me = NULL;
     ra_pid_t sup;
-    int rc = ra_runtime_new(&rt, &ro);
-    if (rc == 0) {
-        rc = ra_scope_new(rt, &me);
-    }
+    int rc = open_runtime(threads, &rt, &me);
     ra_child_spec_t spec = {.id = "dyn", .beh = &idle_b,
                             .restart = RA_TEMPORARY};
     ra_sup_flags_t f = {.strategy = RA_SIMPLE_ONE_FOR_ONE};

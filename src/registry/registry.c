@@ -588,6 +588,24 @@ name_len(const char *s, size_t min)
     return (long)len;
 }
 
+// Takes a reference on the actor pid names and the registry (creating it),
+// the common first step of every call that adds to the registry.  Returns
+// 0, RA_ENOPROC or RA_ENOMEM; on success the caller puts *a back.
+static int
+enter(ra_runtime_t *rt, ra_pid_t pid, ra__actor_t **a, reg_t **r)
+{
+    *a = ra__actor_get(rt, pid);
+    if (*a == NULL) {
+        return RA_ENOPROC;
+    }
+    *r = reg_get(rt, true);
+    if (*r == NULL) {
+        ra__actor_put(rt, *a);
+        return RA_ENOMEM;
+    }
+    return 0;
+}
+
 // ---- local names ----
 
 int
@@ -598,16 +616,12 @@ ra_register(ra_runtime_t *rt, const char *name, ra_pid_t pid)
     if (rt == NULL || len < 0) {
         return RA_EINVAL;
     }
-    ra__actor_t *a = ra__actor_get(rt, pid);
-    if (a == NULL) {
-        return RA_ENOPROC;
+    ra__actor_t *a = NULL;
+    reg_t *r = NULL;
+    int rc = enter(rt, pid, &a, &r);
+    if (rc != 0) {
+        return rc;
     }
-    reg_t *r = reg_get(rt, true);
-    if (r == NULL) {
-        ra__actor_put(rt, a);
-        return RA_ENOMEM;
-    }
-    int rc = 0;
     pthread_mutex_lock(&r->mtx);
     proc_t *p = proc_find(r, pid);
     if (tab_find(&r->names, name, (size_t)len) != NULL) {
@@ -794,17 +808,13 @@ ra_pg_join(ra_runtime_t *rt, const char *group, ra_pid_t pid)
     if (rt == NULL || len < 0) {
         return RA_EINVAL;
     }
-    ra__actor_t *a = ra__actor_get(rt, pid);
-    if (a == NULL) {
-        return RA_ENOPROC;
-    }
-    reg_t *r = reg_get(rt, true);
-    if (r == NULL) {
-        ra__actor_put(rt, a);
-        return RA_ENOMEM;
+    ra__actor_t *a = NULL;
+    reg_t *r = NULL;
+    int rc = enter(rt, pid, &a, &r);
+    if (rc != 0) {
+        return rc;
     }
     evs_t e = {0};
-    int rc;
     pthread_mutex_lock(&r->mtx);
     if ((rc = mark_named(a)) == 0) {
         group_t *g = group_get(r, group, (size_t)len, true);
@@ -905,16 +915,12 @@ ra_pg_subscribe(ra_ctx_t *ctx, const char *group, uint64_t *ref)
     ra_runtime_t *rt = ctx->rt;
     ra_pid_t self = ctx->self;
     // A scope whose actor was ended by a signal can still call us.
-    ra__actor_t *a = ra__actor_get(rt, self);
-    if (a == NULL) {
-        return RA_ENOPROC;
+    ra__actor_t *a = NULL;
+    reg_t *r = NULL;
+    int rc = enter(rt, self, &a, &r);
+    if (rc != 0) {
+        return rc;
     }
-    reg_t *r = reg_get(rt, true);
-    if (r == NULL) {
-        ra__actor_put(rt, a);
-        return RA_ENOMEM;
-    }
-    int rc;
     pthread_mutex_lock(&r->mtx);
     if ((rc = mark_named(a)) == 0) {
         group_t *g = group_get(r, group, (size_t)len, true);
