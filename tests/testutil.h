@@ -198,4 +198,44 @@ ra_test_run(Suite *s)
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+
+// ra_test_new_i64 returns a bytes message with tag holding v, or NULL.
+// Safe in callbacks: it never asserts.
+static inline ra_msg_t *
+ra_test_new_i64(int32_t tag, int64_t v)
+{
+    ra_msg_t *msg = NULL;
+
+    if (ra_msg_new_bytes(&msg, tag, &v, sizeof v) != 0) {
+        return NULL;
+    }
+    return msg;
+}
+
+// ra_test_get_i64 reads the value ra_test_new_i64 stored (0 for a shorter
+// payload).  Safe in callbacks.
+static inline int64_t
+ra_test_get_i64(const ra_msg_t *msg)
+{
+    size_t len = 0;
+    const void *data = ra_msg_data(msg, &len);
+    int64_t v = 0;
+
+    if (data != NULL && len >= sizeof v) {
+        memcpy(&v, data, sizeof v);
+    }
+    return v;
+}
+
+// ra_test_new_scope makes the calling thread an actor of rt (asserts).
+static inline ra_ctx_t *
+ra_test_new_scope(ra_runtime_t *rt)
+{
+    ra_ctx_t *ctx = NULL;
+
+    RA_CK_OK(ra_scope_new(rt, &ctx));
+    ck_assert_ptr_nonnull(ctx);
+    return ctx;
+}
+
 #endif

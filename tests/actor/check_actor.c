@@ -39,32 +39,6 @@ enum {
 
 // ---- messages (safe in callbacks: these never assert) -------------------
 
-// new_i64 returns a bytes message with tag holding v, or NULL.
-static ra_msg_t *
-new_i64(int32_t tag, int64_t v)
-{
-    ra_msg_t *msg = NULL;
-
-    if (ra_msg_new_bytes(&msg, tag, &v, sizeof v) != 0) {
-        return NULL;
-    }
-    return msg;
-}
-
-// get_i64 reads the value new_i64 stored (0 for a shorter payload).
-static int64_t
-get_i64(const ra_msg_t *msg)
-{
-    size_t len = 0;
-    const void *data = ra_msg_data(msg, &len);
-    int64_t v = 0;
-
-    if (data != NULL && len >= sizeof v) {
-        memcpy(&v, data, sizeof v);
-    }
-    return v;
-}
-
 // new_pids returns a bytes message with tag holding n pids, or NULL.
 static ra_msg_t *
 new_pids(int32_t tag, const ra_pid_t *pids, size_t n)
@@ -163,27 +137,27 @@ probe_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     }
     switch (ra_msg_tag(msg)) {
     case T_FAIL:
-        return (int)get_i64(msg);
+        return (int)ra_test_get_i64(msg);
     case T_EXIT:
-        ra_exit(ctx, get_i64(msg));
+        ra_exit(ctx, ra_test_get_i64(msg));
         atomic_store(&p->after_exit, true);
         return 0;
     case T_EXIT2:
         ra_exit(ctx, RA_SHUTDOWN);
-        ra_exit(ctx, get_i64(msg));
+        ra_exit(ctx, ra_test_get_i64(msg));
         atomic_store(&p->after_exit, true);
         return 0;
     case T_LINK:
         rc = ra_link(ctx, get_pid(msg, 0));
-        post(ctx, ra_sender(ctx), new_i64(T_LINK, rc));
+        post(ctx, ra_sender(ctx), ra_test_new_i64(T_LINK, rc));
         return 0;
     case T_UNLINK:
         rc = ra_unlink(ctx, get_pid(msg, 0));
-        post(ctx, ra_sender(ctx), new_i64(T_UNLINK, rc));
+        post(ctx, ra_sender(ctx), ra_test_new_i64(T_UNLINK, rc));
         return 0;
     case T_TRAP:
-        rc = ra_trap_exit(ctx, get_i64(msg) != 0);
-        post(ctx, ra_sender(ctx), new_i64(T_TRAP, rc));
+        rc = ra_trap_exit(ctx, ra_test_get_i64(msg) != 0);
+        post(ctx, ra_sender(ctx), ra_test_new_i64(T_TRAP, rc));
         return 0;
     case T_WHO:
         who[0] = ra_sender(ctx);
@@ -223,17 +197,6 @@ new_rt(unsigned threads)
     return rt;
 }
 
-// new_scope makes the test thread an actor of rt.
-static ra_ctx_t *
-new_scope(ra_runtime_t *rt)
-{
-    ra_ctx_t *ctx = NULL;
-
-    RA_CK_OK(ra_scope_new(rt, &ctx));
-    ck_assert_ptr_nonnull(ctx);
-    return ctx;
-}
-
 // spawn_probe spawns a probe on p with the given spawn flags.
 static ra_pid_t
 spawn_probe(ra_runtime_t *rt, probe_t *p, unsigned flags)
@@ -250,7 +213,7 @@ spawn_probe(ra_runtime_t *rt, probe_t *p, unsigned flags)
 static void
 cmd(ra_ctx_t *ctx, ra_pid_t to, int32_t tag, int64_t v)
 {
-    ra_msg_t *msg = new_i64(tag, v);
+    ra_msg_t *msg = ra_test_new_i64(tag, v);
 
     ck_assert_ptr_nonnull(msg);
     RA_CK_OK(ra_send(ctx, to, &msg));
@@ -286,7 +249,7 @@ recv_reply(ra_ctx_t *ctx, int32_t tag)
     ra_msg_t *msg = recv_msg(ctx);
     int kind = ra_msg_kind(msg);
     int32_t got = ra_msg_tag(msg);
-    int64_t v = get_i64(msg);
+    int64_t v = ra_test_get_i64(msg);
 
     ra_msg_unref(&msg);
     ck_assert_int_eq(kind, RA_MSG_BYTES);
@@ -470,7 +433,7 @@ END_TEST
 START_TEST(test_actor_spawn_monitor_sees_init_error)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_spawn_opts_t opts = {.flags = RA_SPAWN_MONITOR};
     probe_t p;
     ra_pid_t pid = RA_PID_NIL;
@@ -544,7 +507,7 @@ END_TEST
 START_TEST(test_actor_spawn_trap_exit_flag)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_actor_stats_t st;
     probe_t trapping;
     probe_t plain;
@@ -581,7 +544,7 @@ END_TEST
 START_TEST(test_actor_trap_exit_returns_previous)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_actor_stats_t st;
     probe_t p;
     ra_pid_t pid;
@@ -618,7 +581,7 @@ END_TEST
 START_TEST(test_actor_send_receive_echo)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t p;
     ra_pid_t pid;
 
@@ -637,7 +600,7 @@ END_TEST
 START_TEST(test_actor_send_sender_identity)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t p;
     ra_pid_t pid;
     ra_msg_t *msg;
@@ -657,7 +620,7 @@ START_TEST(test_actor_send_sender_identity)
     ra_msg_unref(&msg);
 
     // From outside any actor: the sender is nil.
-    msg = new_i64(T_WHO, 0);
+    msg = ra_test_new_i64(T_WHO, 0);
     RA_CK_OK(ra_runtime_send(rt, pid, &msg));
     ck_assert_ptr_null(msg);
     msg = recv_msg(scope);
@@ -673,7 +636,7 @@ END_TEST
 START_TEST(test_actor_send_to_dead_pid_enoproc)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t p;
     ra_pid_t pid;
     ra_msg_t *msg;
@@ -703,7 +666,7 @@ START_TEST(test_actor_send_stale_pid_after_slot_reuse)
 {
     enum { ROUNDS = 4, MANY = 200 };
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t first;
     probe_t others;
     ra_pid_t old[ROUNDS];
@@ -760,7 +723,7 @@ static int
 fifo_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
     fifo_t *f = state;
-    int64_t v = get_i64(msg);
+    int64_t v = ra_test_get_i64(msg);
     int64_t out[2];
     ra_msg_t *reply = NULL;
 
@@ -786,7 +749,7 @@ START_TEST(test_actor_send_fifo_per_sender)
 {
     size_t n = ra_test_scaled(100000);
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     fifo_t f = {0, -1};
     ra_pid_t pid;
     ra_msg_t *msg;
@@ -846,7 +809,7 @@ static const ra_behaviour_t bson_behaviour = {"bson", NULL, bson_handle,
 START_TEST(test_actor_send_bson_payload)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     bson_t *doc = bson_new();
     ra_msg_t *msg = NULL;
     ra_pid_t pid;
@@ -892,7 +855,7 @@ spinner_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     (void)msg;
     atomic_fetch_add(&s->spins, 1);
     if (!atomic_load(&s->stop)) {
-        post(ctx, ra_self(ctx), new_i64(T_SPIN, 0));
+        post(ctx, ra_self(ctx), ra_test_new_i64(T_SPIN, 0));
     }
     return 0;
 }
@@ -903,7 +866,7 @@ static const ra_behaviour_t spinner_behaviour = {"spinner", NULL,
 START_TEST(test_actor_sched_quantum_fairness)
 {
     ra_runtime_t *rt = new_rt(1);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     spinner_t s;
     probe_t p;
     ra_pid_t spin_pid;
@@ -980,7 +943,7 @@ START_TEST(test_actor_sched_system_lane_overtakes_backlog)
 {
     enum { BACKLOG = 1000 };
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     gate_t g;
     ra_pid_t pid;
     uint64_t mref = 0;
@@ -1017,7 +980,7 @@ END_TEST
 START_TEST(test_actor_exit_handler_error_ends_actor)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t p;
     ra_pid_t pid;
     uint64_t mref = 0;
@@ -1027,7 +990,7 @@ START_TEST(test_actor_exit_handler_error_ends_actor)
     RA_CK_OK(ra_monitor(scope, pid, &mref));
     cmd(scope, pid, T_FAIL, RA_ENOENT);
     // Never handled (the send itself may already fail: not checked).
-    post(scope, pid, new_i64(T_ECHO, 0));
+    post(scope, pid, ra_test_new_i64(T_ECHO, 0));
     expect_down(scope, mref, pid, RA_ENOENT);
     ck_assert(!ra_is_alive(rt, pid));
     ck_assert_int_eq(atomic_load(&p.terminates), 1);
@@ -1045,7 +1008,7 @@ END_TEST
 START_TEST(test_actor_exit_after_callback)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t p;
     ra_pid_t pid;
     uint64_t mref = 0;
@@ -1055,7 +1018,7 @@ START_TEST(test_actor_exit_after_callback)
     RA_CK_OK(ra_monitor(scope, pid, &mref));
     cmd(scope, pid, T_EXIT, RA_REASON_USER + 7);
     // Never handled (the send itself may already fail: not checked).
-    post(scope, pid, new_i64(T_ECHO, 0));
+    post(scope, pid, ra_test_new_i64(T_ECHO, 0));
     expect_down(scope, mref, pid, RA_REASON_USER + 7);
     // The callback ran to its end, and the actor ended right after it.
     ck_assert(atomic_load(&p.after_exit));
@@ -1072,7 +1035,7 @@ END_TEST
 START_TEST(test_actor_exit_last_reason_wins)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t p;
     ra_pid_t pid;
     uint64_t mref = 0;
@@ -1102,7 +1065,7 @@ link_probes(ra_ctx_t *scope, ra_pid_t a, ra_pid_t b)
 START_TEST(test_actor_link_crash_propagates)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_actor_stats_t st;
     probe_t pa;
     probe_t pb;
@@ -1133,7 +1096,7 @@ END_TEST
 START_TEST(test_actor_link_normal_exit_spares_linked)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_actor_stats_t st;
     probe_t pa;
     probe_t pb;
@@ -1165,7 +1128,7 @@ END_TEST
 START_TEST(test_actor_link_trapping_gets_exit_message)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t pa;
     probe_t pb;
     ra_pid_t a;
@@ -1192,7 +1155,7 @@ END_TEST
 START_TEST(test_actor_link_scope_traps_exit)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_spawn_opts_t opts = {.flags = RA_SPAWN_LINK};
     probe_t p;
     ra_pid_t pid;
@@ -1212,7 +1175,7 @@ END_TEST
 START_TEST(test_actor_link_kill_becomes_killed)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_spawn_opts_t opts = {
         .flags = RA_SPAWN_LINK | RA_SPAWN_MONITOR | RA_SPAWN_TRAP_EXIT};
     probe_t pv;
@@ -1280,7 +1243,7 @@ END_TEST
 START_TEST(test_actor_link_self_kill_seen_as_killed)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t px;
     probe_t pw;
     probe_t pt;
@@ -1349,7 +1312,7 @@ END_TEST
 START_TEST(test_actor_link_exit_pid_normal_ignored)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t p;
     ra_pid_t pid;
     uint64_t mref = 0;
@@ -1375,7 +1338,7 @@ END_TEST
 START_TEST(test_actor_link_exit_pid_user_reason)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t plain;
     probe_t trapping;
     ra_pid_t p_pid;
@@ -1409,7 +1372,7 @@ END_TEST
 START_TEST(test_actor_link_unlink_isolates)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_actor_stats_t st;
     probe_t pa;
     probe_t pb;
@@ -1457,7 +1420,7 @@ END_TEST
 START_TEST(test_actor_link_dead_pid_enoproc)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_actor_stats_t st;
     probe_t p;
     ra_pid_t pid;
@@ -1486,7 +1449,7 @@ END_TEST
 START_TEST(test_actor_link_scope_crash_gives_eexit)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_spawn_opts_t opts = {.flags = RA_SPAWN_LINK};
     probe_t p;
     ra_pid_t pid;
@@ -1511,7 +1474,7 @@ END_TEST
 START_TEST(test_actor_monitor_one_down)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t p;
     ra_pid_t pid;
     uint64_t mref = 0;
@@ -1536,7 +1499,7 @@ END_TEST
 START_TEST(test_actor_monitor_dead_pid_noproc)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_pid_t never = {0, 0, 1000000, 7};
     probe_t p;
     ra_pid_t pid;
@@ -1573,7 +1536,7 @@ END_TEST
 START_TEST(test_actor_monitor_demonitor_flushes)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t p;
     ra_pid_t pid;
     uint64_t mref = 0;
@@ -1598,7 +1561,7 @@ END_TEST
 START_TEST(test_actor_monitor_demonitor_unknown_enoent)
 {
     ra_runtime_t *rt = new_rt(1);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     probe_t p;
     ra_pid_t pid;
     uint64_t mref = 0;
@@ -1622,7 +1585,7 @@ END_TEST
 START_TEST(test_actor_monitor_stats_counts)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_actor_stats_t st;
     probe_t p;
     ra_pid_t pid;

@@ -81,17 +81,6 @@ new_rt(unsigned threads)
     return rt;
 }
 
-// new_scope makes the calling thread an actor of rt.
-static ra_ctx_t *
-new_scope(ra_runtime_t *rt)
-{
-    ra_ctx_t *ctx = NULL;
-
-    RA_CK_OK(ra_scope_new(rt, &ctx));
-    ck_assert_ptr_nonnull(ctx);
-    return ctx;
-}
-
 // spawn_ok spawns b with arg and no options and returns its pid.
 static ra_pid_t
 spawn_ok(ra_runtime_t *rt, const ra_behaviour_t *b, void *arg)
@@ -396,7 +385,7 @@ counter_init_state(counter_t *c)
 START_TEST(test_timer_send_after_waits_for_delay)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_msg_t *msg = new_u32(TAG_TIMER, 42);
     uint64_t tref = 0;
     uint64_t t0 = ra_test_now_ns();
@@ -423,7 +412,7 @@ START_TEST(test_timer_fire_in_deadline_order)
     static const uint32_t delays[] = {250, 50, 200, 100, 150, 10};
     static const uint32_t sorted[] = {10, 50, 100, 150, 200, 250};
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     size_t n = sizeof delays / sizeof delays[0];
 
     for (size_t i = 0; i < n; i++) {
@@ -448,7 +437,7 @@ END_TEST
 START_TEST(test_timer_cancel_before_firing)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_msg_t *msg = ra_test_msg("never");
     uint64_t tref = 0;
 
@@ -463,7 +452,7 @@ END_TEST
 START_TEST(test_timer_cancel_after_firing_enoent)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_msg_t *msg = new_u32(TAG_TIMER, 7);
     uint64_t tref = 0;
 
@@ -479,7 +468,7 @@ END_TEST
 START_TEST(test_timer_cancel_twice_enoent)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_msg_t *msg = new_u32(TAG_TIMER, 7);
     uint64_t tref = 0;
 
@@ -497,7 +486,7 @@ END_TEST
 START_TEST(test_timer_cancel_keeps_other_timers)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     uint64_t tref[3] = {0, 0, 0};
 
     for (uint32_t i = 0; i < 3; i++) {
@@ -524,7 +513,7 @@ END_TEST
 START_TEST(test_timer_to_dead_pid_dropped)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     counter_t dead, fresh;
     ra_pid_t pid, pid2;
     ra_msg_t *msg = ra_test_msg("too late");
@@ -558,7 +547,7 @@ END_TEST
 START_TEST(test_call_reply_success)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_pid_t echo = spawn_ok(rt, &echo_behaviour, NULL);
     ra_msg_t *req = ra_test_msg("hello, echo");
     ra_msg_t *reply = NULL;
@@ -585,7 +574,7 @@ END_TEST
 START_TEST(test_call_dead_callee_enoproc_keeps_req)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     counter_t c;
     ra_pid_t pid;
     ra_msg_t *req = ra_test_msg("anyone?");
@@ -614,7 +603,7 @@ static void
 call_callee_that_dies(int32_t tag, ra_reason_t want_reason)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     callee_t c;
     ra_pid_t pid;
     ra_msg_t *req = new_u32(tag, 1);
@@ -661,7 +650,7 @@ END_TEST
 START_TEST(test_call_timeout_then_late_reply_is_discarded)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     callee_t c;
     ra_pid_t pid, echo;
     ra_msg_t *req = new_u32(TAG_SLOW, 1);
@@ -701,7 +690,7 @@ END_TEST
 START_TEST(test_call_late_reply_does_not_answer_next_call)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     callee_t c1, c2;
     ra_pid_t slow1, slow2;
     ra_msg_t *req = new_u32(TAG_SLOW, 1);
@@ -732,7 +721,7 @@ END_TEST
 START_TEST(test_call_deferred_reply_from_other_thread)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     callee_t c;
     ra_pid_t pid;
     ra_msg_t *req = new_u32(TAG_THREAD, 1);
@@ -759,7 +748,7 @@ END_TEST
 START_TEST(test_call_self_edeadlk)
 {
     ra_runtime_t *rt = new_rt(1);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_msg_t *req = ra_test_msg("me?");
     ra_msg_t *reply = NULL;
     uint64_t t0 = ra_test_now_ms();
@@ -780,7 +769,7 @@ END_TEST
 START_TEST(test_call_reply_to_plain_message_einval)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     callee_t c;
     ra_pid_t pid;
     ra_msg_t *ping = new_u32(TAG_PING, 0);
@@ -804,7 +793,7 @@ END_TEST
 START_TEST(test_call_second_reply_is_harmless)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     callee_t c;
     ra_pid_t pid, echo;
     ra_msg_t *req = new_u32(TAG_TWICE, 0);
@@ -840,7 +829,7 @@ END_TEST
 START_TEST(test_call_invalid_arguments_keep_req)
 {
     ra_runtime_t *rt = new_rt(1);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_pid_t echo = spawn_ok(rt, &echo_behaviour, NULL);
     ra_msg_t *req = ra_test_msg("x");
     ra_msg_t *null_msg = NULL;
@@ -926,7 +915,7 @@ static void
 sequential_calls_from_handler(unsigned threads)
 {
     ra_runtime_t *rt = new_rt(threads);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     summer_t s = {RA_PID_NIL, 1000};
     ra_pid_t summer;
     ra_msg_t *msg = new_u32(TAG_GO, 0);
@@ -1016,7 +1005,7 @@ static void
 call_chain(unsigned threads)
 {
     ra_runtime_t *rt = new_rt(threads);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     chain_t c = {RA_PID_NIL, 'c'};
     chain_t b = {RA_PID_NIL, 'b'};
     chain_t a = {RA_PID_NIL, 'a'};
@@ -1116,7 +1105,7 @@ stats_of(ra_runtime_t *rt, ra_pid_t pid)
 START_TEST(test_bounded_fail_gives_efull_and_keeps_msg)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     blocker_t b;
     ra_pid_t pid = spawn_blocked(rt, &b, 4, RA_FULL_FAIL);
     ra_msg_t *msg;
@@ -1215,7 +1204,7 @@ block_sender_main(void *arg)
 START_TEST(test_bounded_block_waits_until_consumed)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     blocker_t b;
     ra_pid_t pid = spawn_blocked(rt, &b, 2, RA_FULL_BLOCK);
     block_sender_t bs;
@@ -1324,7 +1313,7 @@ START_TEST(test_broadcast_shares_one_payload)
 {
     enum { N = 100 };
     ra_runtime_t *rt = new_rt(4);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     counter_t *c = calloc(N, sizeof *c);
     ra_msg_t *msg = NULL;
     uintptr_t orig;
@@ -1404,7 +1393,7 @@ START_TEST(test_runtime_actor_count_follows_spawn_and_exit)
     ra_pid_t pid[N];
 
     ck_assert_uint_eq(ra_runtime_actor_count(rt), 0);
-    scope = new_scope(rt);
+    scope = ra_test_new_scope(rt);
     ck_assert_uint_eq(ra_runtime_actor_count(rt), 1); // scopes count too
     for (int i = 0; i < N; i++) {
         counter_init_state(&c[i]);
@@ -1436,7 +1425,7 @@ END_TEST
 START_TEST(test_runtime_destroy_ends_open_scope)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     counter_t c;
     ra_pid_t pid;
     ra_msg_t *msg = ra_test_msg("queued for the scope");
@@ -1464,7 +1453,7 @@ END_TEST
 START_TEST(test_scope_receive_zero_timeout_polls)
 {
     ra_runtime_t *rt = new_rt(1);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_msg_t *msg = NULL;
     uint64_t t0 = ra_test_now_ms();
 
@@ -1491,7 +1480,7 @@ END_TEST
 START_TEST(test_scope_destroy_normal_keeps_linked_actor)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_ctx_t *other;
     counter_t c;
     ra_pid_t pid;
@@ -1510,7 +1499,7 @@ START_TEST(test_scope_destroy_normal_keeps_linked_actor)
     ck_assert_int_eq(atomic_load(&c.terminated), 0);
     ck_assert_int_eq(atomic_load(&c.exits), 0);
     // And it still works.
-    other = new_scope(rt);
+    other = ra_test_new_scope(rt);
     req = ra_test_msg("still there?");
     RA_CK_OK(ra_call(other, pid, &req, RT_TIMEOUT_MS, &reply));
     ra_test_msg_is(reply, "counter");
@@ -1523,7 +1512,7 @@ END_TEST
 START_TEST(test_scope_destroy_trapping_actor_gets_exit_normal)
 {
     ra_runtime_t *rt = new_rt(2);
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_spawn_opts_t opts = {RA_SPAWN_TRAP_EXIT, 0, RA_FULL_FAIL};
     counter_t c;
     ra_pid_t pid, me;

@@ -116,34 +116,6 @@ log_str(const char *log, atomic_int *n, char *buf, size_t len)
 #define START_LOG(buf) log_str(rec.start_log, &rec.nstart, buf, sizeof buf)
 #define STOP_LOG(buf) log_str(rec.stop_log, &rec.nstop, buf, sizeof buf)
 
-// ---- messages (safe in callbacks: these never assert) -------------------
-
-// new_i64 returns a bytes message with tag holding v, or NULL.
-static ra_msg_t *
-new_i64(int32_t tag, int64_t v)
-{
-    ra_msg_t *msg = NULL;
-
-    if (ra_msg_new_bytes(&msg, tag, &v, sizeof v) != 0) {
-        return NULL;
-    }
-    return msg;
-}
-
-// get_i64 reads the value new_i64 stored (0 for a shorter payload).
-static int64_t
-get_i64(const ra_msg_t *msg)
-{
-    size_t len = 0;
-    const void *data = ra_msg_data(msg, &len);
-    int64_t v = 0;
-
-    if (data != NULL && len >= sizeof v) {
-        memcpy(&v, data, sizeof v);
-    }
-    return v;
-}
-
 // ---- the worker ---------------------------------------------------------
 
 static int
@@ -173,7 +145,7 @@ worker_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 
     if (ra_msg_kind(msg) == RA_MSG_EXIT) {
         if (w->mode == W_TRAP_DELAY) {
-            die = new_i64(T_DIE, 0);
+            die = ra_test_new_i64(T_DIE, 0);
             if (die != NULL &&
                 ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), w->delay_ms,
                               &die, NULL) != 0) {
@@ -184,9 +156,9 @@ worker_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     }
     switch (ra_msg_tag(msg)) {
     case T_FAIL:
-        return (int)get_i64(msg);
+        return (int)ra_test_get_i64(msg);
     case T_EXIT:
-        ra_exit(ctx, get_i64(msg));
+        ra_exit(ctx, ra_test_get_i64(msg));
         return 0;
     case T_DIE:
         ra_exit(ctx, RA_SHUTDOWN);
@@ -261,21 +233,11 @@ new_rt(void)
     return rt;
 }
 
-static ra_ctx_t *
-new_scope(ra_runtime_t *rt)
-{
-    ra_ctx_t *ctx = NULL;
-
-    RA_CK_OK(ra_scope_new(rt, &ctx));
-    ck_assert_ptr_nonnull(ctx);
-    return ctx;
-}
-
 // cmd sends the command tag with value v from the scope to pid.
 static void
 cmd(ra_ctx_t *ctx, ra_pid_t to, int32_t tag, int64_t v)
 {
-    ra_msg_t *msg = new_i64(tag, v);
+    ra_msg_t *msg = ra_test_new_i64(tag, v);
 
     ck_assert_ptr_nonnull(msg);
     RA_CK_OK(ra_send(ctx, to, &msg));
@@ -529,7 +491,7 @@ END_TEST
 START_TEST(test_sup_spec_start_child_bad_spec_rejected)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = {0};
     ra_child_spec_t s = spec("x", &W_A, RA_PERMANENT);
     ra_pid_t sup, pid = {1, 1, 1, 1};
@@ -551,7 +513,7 @@ END_TEST
 START_TEST(test_sup_flags_zeroed_are_valid_defaults)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f;
     ra_child_spec_t s[2] = {spec("a", &W_A, RA_PERMANENT),
                             spec("b", &W_B, RA_PERMANENT)};
@@ -580,7 +542,7 @@ END_TEST
 START_TEST(test_sup_flags_huge_intensity_accepted)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s = spec("a", &W_A, RA_PERMANENT);
     ra_pid_t sup = RA_PID_NIL, a0;
@@ -600,7 +562,7 @@ END_TEST
 START_TEST(test_sup_start_children_in_spec_order)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s[3] = {spec("c", &W_C, RA_PERMANENT),
                             spec("a", &W_A, RA_PERMANENT),
@@ -624,7 +586,7 @@ END_TEST
 START_TEST(test_sup_start_returns_after_all_started)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
                             spec("b", &W_B, RA_PERMANENT),
@@ -684,7 +646,7 @@ START_TEST(test_sup_start_failure_terminates_started_with_parent)
 {
     static const wcfg_t bad = {'b', W_PLAIN, RA_EINVAL, 0};
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
                             spec("b", &bad, RA_PERMANENT),
@@ -809,7 +771,7 @@ static void
 check_restart(ra_restart_t restart, int by, bool restarted)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s[2] = {spec("a", &W_A, restart),
                             spec("b", &W_B, RA_PERMANENT)};
@@ -874,7 +836,7 @@ END_TEST
 START_TEST(test_sup_restart_via_start_fn)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s = spec("a", NULL, RA_PERMANENT);
     ra_pid_t sup, a0;
@@ -915,7 +877,7 @@ start3(ra_runtime_t *rt, ra_ctx_t *scope, ra_strategy_t strategy,
 START_TEST(test_sup_one_for_one_restarts_only_crashed)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_pid_t p[3], sup = start3(rt, scope, RA_ONE_FOR_ONE, p);
     char buf[LOG_CAP + 1];
 
@@ -934,7 +896,7 @@ END_TEST
 START_TEST(test_sup_one_for_all_restarts_in_order)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_pid_t p[3], sup = start3(rt, scope, RA_ONE_FOR_ALL, p);
     char buf[LOG_CAP + 1];
 
@@ -960,7 +922,7 @@ END_TEST
 START_TEST(test_sup_rest_for_one_restarts_later_ones)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_pid_t p[3], sup = start3(rt, scope, RA_REST_FOR_ONE, p);
     char buf[LOG_CAP + 1];
 
@@ -983,7 +945,7 @@ static void
 check_temporary_bystander(ra_strategy_t strategy, const char *crash)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(strategy);
     ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
                             spec("b", &W_B, RA_PERMANENT),
@@ -1030,7 +992,7 @@ END_TEST
 START_TEST(test_sup_intensity_third_crash_gives_up)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
                             spec("b", &W_B, RA_PERMANENT),
@@ -1074,7 +1036,7 @@ END_TEST
 START_TEST(test_sup_intensity_window_slides)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s = spec("a", &W_A, RA_PERMANENT);
     ra_pid_t sup, a;
@@ -1103,7 +1065,7 @@ START_TEST(test_sup_escalation_three_levels)
     static ra_child_spec_t leaves[2];
     static ra_sup_args_t mid_args;
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t top_specs[2] = {spec("mid", NULL, RA_PERMANENT),
                                     spec("a", &W_A, RA_PERMANENT)};
@@ -1195,7 +1157,7 @@ flaky_spec(flaky_t *fl)
 START_TEST(test_sup_failed_restart_retried_until_it_starts)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     flaky_t fl = {.fail_from = 2, .fail_to = 4};
     ra_child_spec_t s = flaky_spec(&fl);
@@ -1228,7 +1190,7 @@ slow_retry_flags(void)
 START_TEST(test_sup_failed_restart_reported_restarting)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = slow_retry_flags();
     flaky_t fl = {0};
     ra_child_spec_t s = flaky_spec(&fl);
@@ -1261,7 +1223,7 @@ END_TEST
 START_TEST(test_sup_failed_restart_terminate_child_stops_retries)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = slow_retry_flags();
     flaky_t fl = {0};
     ra_child_spec_t s = flaky_spec(&fl);
@@ -1294,7 +1256,7 @@ END_TEST
 START_TEST(test_sup_failed_restart_stop_does_not_hang)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = slow_retry_flags();
     flaky_t fl = {0};
     ra_child_spec_t s = flaky_spec(&fl);
@@ -1319,7 +1281,7 @@ END_TEST
 START_TEST(test_sup_failed_restart_always_failing_gives_up)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     flaky_t fl = {.fail_from = 2, .fail_to = 1000000};
     ra_child_spec_t s[2] = {spec("b", &W_B, RA_PERMANENT), flaky_spec(&fl)};
@@ -1350,7 +1312,7 @@ static uint64_t
 terminate_timed(const wcfg_t *w, int64_t shutdown)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s = spec("a", w, RA_PERMANENT);
     ra_child_info_t ci;
@@ -1417,7 +1379,7 @@ END_TEST
 START_TEST(test_sup_shutdown_stop_in_reverse_order)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_pid_t p[3], sup = start3(rt, scope, RA_ONE_FOR_ONE, p);
     char buf[LOG_CAP + 1];
 
@@ -1445,7 +1407,7 @@ START_TEST(test_sup_shutdown_simple_one_for_one_in_parallel)
     static const wcfg_t fast2 = {'q', W_TRAP_DELAY, 0, 1000};
     static const wcfg_t slow = {'r', W_TRAP_DELAY, 0, 5000};
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_SIMPLE_ONE_FOR_ONE);
     ra_child_spec_t s = spec("tmpl", &W_A, RA_TEMPORARY);
     ra_pid_t sup, p[3];
@@ -1489,7 +1451,7 @@ start1(ra_runtime_t *rt)
 START_TEST(test_sup_admin_start_child)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_pid_t sup = start1(rt), a0, b0, out = {1, 1, 1, 1};
     ra_child_spec_t sa = spec("a", &W_C, RA_PERMANENT);
     ra_child_spec_t sb = spec("b", &W_B, RA_TRANSIENT);
@@ -1520,7 +1482,7 @@ END_TEST
 START_TEST(test_sup_admin_terminate_child_idempotent)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_pid_t sup = start1(rt), a0;
     ra_child_info_t ci;
 
@@ -1545,7 +1507,7 @@ END_TEST
 START_TEST(test_sup_admin_restart_child)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_pid_t sup = start1(rt), a0, a1, out = {1, 1, 1, 1};
 
     a0 = pid_of(scope, sup, "a");
@@ -1565,7 +1527,7 @@ END_TEST
 START_TEST(test_sup_admin_delete_child)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_pid_t sup = start1(rt);
     ra_child_spec_t got;
     ra_child_counts_t k;
@@ -1586,7 +1548,7 @@ END_TEST
 START_TEST(test_sup_admin_which_children)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_pid_t p[3], sup = start3(rt, scope, RA_ONE_FOR_ONE, p);
     ra_child_info_t kids[2];
     size_t n = 0;
@@ -1616,7 +1578,7 @@ START_TEST(test_sup_admin_count_children)
     static ra_child_spec_t leaves[1];
     static ra_sup_args_t mid_args;
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
                             spec("b", &W_B, RA_PERMANENT),
@@ -1653,7 +1615,7 @@ END_TEST
 START_TEST(test_sup_admin_get_childspec)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     char id[] = "alpha";
     ra_child_spec_t s[2] = {spec(id, &W_A, RA_TRANSIENT),
@@ -1697,7 +1659,7 @@ start_ignore(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
 START_TEST(test_sup_admin_ignore_keeps_spec)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     atomic_int calls = 0;
     ra_child_spec_t s[2] = {spec("i", NULL, RA_PERMANENT),
@@ -1737,7 +1699,7 @@ START_TEST(test_sup_admin_simple_one_for_one_dynamic)
     static const wcfg_t d1 = {'d', W_PLAIN, 0, 0};
     static const wcfg_t e1 = {'e', W_PLAIN, 0, 0};
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_SIMPLE_ONE_FOR_ONE);
     ra_child_spec_t s = spec("tmpl", &W_A, RA_PERMANENT);
     ra_child_info_t kids[MAX_KIDS];
@@ -1784,7 +1746,7 @@ START_TEST(test_sup_admin_count_many_dynamic_children)
 {
     static const wcfg_t w = {'w', W_PLAIN, 0, 0};
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_SIMPLE_ONE_FOR_ONE);
     ra_child_spec_t s = spec("w", &w, RA_TEMPORARY);
     size_t want = ra_test_scaled(10000), started = 0, n = 0;
@@ -1842,7 +1804,7 @@ start_auto(ra_runtime_t *rt, ra_ctx_t *scope, ra_auto_shutdown_t mode,
 START_TEST(test_sup_auto_any_significant_stops_supervisor)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     uint64_t mref = 0;
     ra_pid_t sup = start_auto(rt, scope, RA_AUTO_ANY_SIGNIFICANT, &mref);
     ra_pid_t a0 = pid_of(scope, sup, "a");
@@ -1863,7 +1825,7 @@ END_TEST
 START_TEST(test_sup_auto_any_significant_crash_restarts)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     uint64_t mref = 0;
     ra_pid_t sup = start_auto(rt, scope, RA_AUTO_ANY_SIGNIFICANT, &mref);
     ra_pid_t s0 = pid_of(scope, sup, "s");
@@ -1878,7 +1840,7 @@ END_TEST
 START_TEST(test_sup_auto_all_significant_waits_for_last)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     uint64_t mref = 0;
     ra_pid_t sup = start_auto(rt, scope, RA_AUTO_ALL_SIGNIFICANT, &mref);
     ra_pid_t a0 = pid_of(scope, sup, "a");
@@ -1897,7 +1859,7 @@ END_TEST
 START_TEST(test_sup_auto_never_keeps_running)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     uint64_t mref = 0;
     ra_pid_t sup = start_auto(rt, scope, RA_AUTO_NEVER, &mref);
 
@@ -1914,7 +1876,7 @@ END_TEST
 START_TEST(test_sup_auto_terminate_child_does_not_trigger)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     uint64_t mref = 0;
     ra_pid_t sup = start_auto(rt, scope, RA_AUTO_ANY_SIGNIFICANT, &mref);
 
@@ -2002,7 +1964,7 @@ expect_event(ra_ctx_t *scope, const char *what, const char *id)
 START_TEST(test_sup_events_crash_and_restart)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s = spec("a", &W_A, RA_PERMANENT);
     ra_pid_t sup, a0;
@@ -2030,7 +1992,7 @@ END_TEST
 START_TEST(test_sup_backoff_delays_restart)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s = spec("a", &W_A, RA_PERMANENT);
     ra_child_info_t ci;
@@ -2151,7 +2113,7 @@ os_unsupported(ra_runtime_t *rt, ra_ctx_t *scope)
 START_TEST(test_sup_os_crash_restarts_with_new_ospid)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     const char *argv[4];
     scratch_t sc;
@@ -2205,7 +2167,7 @@ END_TEST
 START_TEST(test_sup_os_transient_clean_exit_not_restarted)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     const char *argv[4];
     ra_child_spec_t s = os_spec("os", argv, "exit 0", RA_TRANSIENT);
@@ -2237,7 +2199,7 @@ END_TEST
 START_TEST(test_sup_os_ignoring_sigterm_killed_at_timeout)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     const char *argv[4];
     scratch_t sc;
@@ -2281,7 +2243,7 @@ START_TEST(test_sup_os_missing_executable_fails_start)
     static const char *const argv[] = {"/nonexistent/rayo-no-such-program",
                                        NULL};
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s[2] = {spec("a", &W_A, RA_PERMANENT), {0}};
     ra_pid_t sup;
@@ -2340,7 +2302,7 @@ run_os_sup(ra_runtime_t *rt, ra_ctx_t *scope, size_t n, const char *script)
 START_TEST(test_sup_os_stop_leaves_no_zombie_or_fd)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     int fds0, fds1;
 
     if (os_unsupported(rt, scope)) {
@@ -2374,7 +2336,7 @@ START_TEST(test_sup_os_stale_exit_after_restart_ignored)
     static const wcfg_t ws = {'s', W_TRAP_IGNORE, 0, 0};
     static const wcfg_t wx = {'x', W_PLAIN, 0, 0};
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ALL);
     const char *argv[4];
     scratch_t sc;
@@ -2435,7 +2397,7 @@ END_TEST
 START_TEST(test_sup_killed_supervisor_takes_children)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     const char *argv[4];
     ra_child_spec_t s[2] = {spec("a", &W_A, RA_PERMANENT),
@@ -2473,8 +2435,8 @@ END_TEST
 START_TEST(test_sup_parent_exit_stops_supervisor)
 {
     ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = new_scope(rt);
-    ra_ctx_t *parent = new_scope(rt);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
+    ra_ctx_t *parent = ra_test_new_scope(rt);
     ra_pid_t p[3], sup;
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     ra_child_spec_t s[3] = {spec("a", &W_A, RA_PERMANENT),
