@@ -251,6 +251,13 @@ bool ra__monvec_del(ra__monvec_t *v, uint64_t ref, ra_pid_t *pid);
 void ra__scope_wake(ra__scope_t *s);
 
 // Calls.
+
+// ra__await_exit waits until pid has ended, as ctx's actor (running other
+// actors meanwhile on a scheduler thread).  Returns 0 once it has ended
+// (also when it was already gone), RA_ETIMEOUT after timeout_ms (negative:
+// forever).  Used by supervisors to stop their children.
+int ra__await_exit(ra_ctx_t *ctx, ra_pid_t pid, int64_t timeout_ms);
+
 void ra__call_complete(ra_runtime_t *rt, ra__actor_t *a, uint32_t seq,
                        int err, ra_msg_t **reply);
 

@@ -9,7 +9,6 @@
 #include <time.h>
 
 #include "actor_impl.h"
-#include "../supervisor/sup_impl.h"
 
 void ra__scope_wait(ra__scope_t *s, const struct timespec *dl,
                     bool want_mail, bool (*pred)(void *), void *arg);
@@ -85,6 +84,22 @@ call_done(void *arg)
 {
     ra__actor_t *a = arg;
     return atomic_load(&a->call_wait) == 0;
+}
+
+// Starts a wait of actor a (on worker w, or NULL) and returns its sequence
+// number; a completion must name it to count.
+static uint32_t
+begin_wait(ra__actor_t *a, ra__worker_t *w)
+{
+    uint32_t seq = ++a->call_seq;
+    if (seq == 0) {
+        seq = ++a->call_seq; // 0 means "not waiting"
+    }
+    a->call_reply = NULL;
+    a->call_err = 0;
+    atomic_store(&a->call_worker, w != NULL ? w->index : -1);
+    atomic_store(&a->call_wait, seq);
+    return seq;
 }
 
 // Adds the caller's call monitor to the callee.  RA_ENOPROC if the callee
@@ -210,14 +225,7 @@ ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
         ra__actor_put(rt, t);
         return RA_EDEADLK;
     }
-    uint32_t seq = ++a->call_seq;
-    if (seq == 0) {
-        seq = ++a->call_seq;
-    }
-    a->call_reply = NULL;
-    a->call_err = 0;
-    atomic_store(&a->call_worker, w != NULL ? w->index : -1);
-    atomic_store(&a->call_wait, seq);
+    uint32_t seq = begin_wait(a, w);
 
     // On a scheduler thread the callee usually lands in this worker's
     // "next" slot: run it right here, before paying for a monitor or a
@@ -281,14 +289,7 @@ ra__await_exit(ra_ctx_t *ctx, ra_pid_t pid, int64_t timeout_ms)
     if (t == NULL) {
         return 0; // already gone
     }
-    uint32_t seq = ++a->call_seq;
-    if (seq == 0) {
-        seq = ++a->call_seq;
-    }
-    a->call_reply = NULL;
-    a->call_err = 0;
-    atomic_store(&a->call_worker, w != NULL ? w->index : -1);
-    atomic_store(&a->call_wait, seq);
+    uint32_t seq = begin_wait(a, w);
     // The call monitor completes the "call" when t ends; an exiting actor
     // has already run terminate and sent its monitors: it has ended.
     if (watch_callee(t, seq, ctx->self) != 0) {

@@ -44,12 +44,4 @@ int ra__os_stop(pid_t pid, int64_t timeout_ms, int *status);
 // RA_OS_EXIT(n), RA_OS_SIGNAL(n)).
 ra_reason_t ra__os_reason(int status);
 
-// ---- waiting for an actor to end (src/actor/call.c) ----
-
-// ra__await_exit waits until pid has ended, as ctx's actor (running other
-// actors meanwhile on a scheduler thread).  Returns 0 once it has ended
-// (also when it was already gone), RA_ETIMEOUT after timeout_ms (negative:
-// forever).
-int ra__await_exit(ra_ctx_t *ctx, ra_pid_t pid, int64_t timeout_ms);
-
 #endif
