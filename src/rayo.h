@@ -11,6 +11,7 @@
 #include "ra_msg.h"
 #include "ra_mailbox.h"
 #include "ra_wire.h"
+#include "ra_link.h"
 #include "ra_actor.h"
 #include "ra_registry.h"
 #include "ra_supervisor.h"

@@ -49,3 +49,9 @@ TESTS += tests/mailbox/check_wire
 tests_mailbox_check_wire_SOURCES = tests/mailbox/check_wire.c tests/testutil.h
 tests_mailbox_check_wire_CFLAGS = $(TEST_CFLAGS)
 tests_mailbox_check_wire_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/mailbox/check_link
+TESTS += tests/mailbox/check_link
+tests_mailbox_check_link_SOURCES = tests/mailbox/check_link.c tests/testutil.h
+tests_mailbox_check_link_CFLAGS = $(TEST_CFLAGS) $(ZMQ_CFLAGS)
+tests_mailbox_check_link_LDADD = $(TEST_LIBS) $(ZMQ_LIBS)

@@ -205,7 +205,8 @@ ra__deliver_to(ra_runtime_t *rt, ra__actor_t *a, ra_msg_t **msg,
     }
     ra__env_set(e, from, cref);
     ra__worker_t *w = ra__tls_worker;
-    int rc = ra__mailbox_push_env(&a->mb, e, system, w == NULL);
+    int rc = ra__mailbox_push_env(&a->mb, e, system,
+                                  w == NULL && !ra__tls_noblock);
     if (rc != 0) {
         return rc;
     }
@@ -251,6 +252,22 @@ ra__send_cache_drop(ra__worker_t *w)
     }
 }
 
+_Thread_local bool ra__tls_noblock;
+
+// Hands a delivery to the link layer; RA_ENOCONN when none runs.
+static int
+deliver_remote(ra_runtime_t *rt, ra_pid_t to, ra_msg_t **msg, ra_pid_t from,
+               uint64_t cref, bool system)
+{
+    const ra__dist_ops_t *ops = ra__dist_enter(rt);
+    if (ops == NULL) {
+        return RA_ENOCONN;
+    }
+    int rc = ops->deliver(rt->dist, to, msg, from, cref, system);
+    ra__dist_leave(rt);
+    return rc;
+}
+
 int
 ra__deliver(ra_runtime_t *rt, ra_pid_t to, ra_msg_t **msg, ra_pid_t from,
             uint64_t cref, bool system)
@@ -259,6 +276,9 @@ ra__deliver(ra_runtime_t *rt, ra_pid_t to, ra_msg_t **msg, ra_pid_t from,
         return RA_EINVAL;
     }
     ra__worker_t *w = ra__tls_worker;
+    if (ra__is_remote(rt, to)) {
+        return deliver_remote(rt, to, msg, from, cref, system);
+    }
     if (w != NULL && w->rt == rt) {
         ra__actor_t *a = w->send_cache;
         if (a != NULL && ra_pid_eq(w->send_cache_pid, to)) {
@@ -379,6 +399,15 @@ ra__actor_die(ra_runtime_t *rt, ra__actor_t *a, ra_reason_t reason)
     // Drop the monitors this actor holds, so long-lived targets do not
     // accumulate entries for dead watchers.
     for (uint32_t i = 0; i < a->watching.n; i++) {
+        if (ra__is_remote(rt, a->watching.v[i].pid)) {
+            const ra__dist_ops_t *ops = ra__dist_enter(rt);
+            if (ops != NULL) {
+                ops->demonitor(rt->dist, self, a->watching.v[i].pid,
+                               a->watching.v[i].ref);
+                ra__dist_leave(rt);
+            }
+            continue;
+        }
         ra__actor_t *t = ra__actor_get(rt, a->watching.v[i].pid);
         if (t != NULL) {
             ra__lock(t);
@@ -521,10 +550,37 @@ ra_trap_exit(ra_ctx_t *ctx, bool on)
 
 // ---- links and monitors ----
 
+// Links to an actor of another process: our half now, theirs by a signal.
+static int
+link_remote(ra_runtime_t *rt, ra__actor_t *self, ra_pid_t self_pid,
+            ra_pid_t pid)
+{
+    const ra__dist_ops_t *ops = ra__dist_enter(rt);
+    if (ops == NULL) {
+        return RA_ENOCONN;
+    }
+    ra__lock(self);
+    int rc = pidvec_add(&self->links, pid);
+    ra__unlock(self);
+    if (rc == 0) {
+        rc = ops->link(rt->dist, self_pid, pid);
+        if (rc != 0) {
+            ra__lock(self);
+            pidvec_del(&self->links, pid);
+            ra__unlock(self);
+        }
+    }
+    ra__dist_leave(rt);
+    return rc;
+}
+
 static int
 link_pids(ra_runtime_t *rt, ra__actor_t *self, ra_pid_t self_pid,
           ra_pid_t pid)
 {
+    if (ra__is_remote(rt, pid)) {
+        return link_remote(rt, self, self_pid, pid);
+    }
     ra__actor_t *t = ra__actor_get(rt, pid);
     if (t == NULL) {
         return RA_ENOPROC;
@@ -567,8 +623,16 @@ int
 ra_unlink(ra_ctx_t *ctx, ra_pid_t pid)
 {
     ra__lock(ctx->a);
-    pidvec_del(&ctx->a->links, pid);
+    bool had = pidvec_del(&ctx->a->links, pid);
     ra__unlock(ctx->a);
+    if (ra__is_remote(ctx->rt, pid)) {
+        const ra__dist_ops_t *ops = had ? ra__dist_enter(ctx->rt) : NULL;
+        if (ops != NULL) {
+            ops->unlink(ctx->rt->dist, ctx->self, pid);
+            ra__dist_leave(ctx->rt);
+        }
+        return 0;
+    }
     ra__actor_t *t = ra__actor_get(ctx->rt, pid);
     if (t != NULL) {
         ra__lock(t);
@@ -587,6 +651,20 @@ monitor_pid(ra_runtime_t *rt, ra__actor_t *self, ra_pid_t self_pid,
     int rc = ra__monvec_add(&self->watching, ref, pid, false);
     if (rc != 0) {
         return rc;
+    }
+    if (ra__is_remote(rt, pid)) {
+        const ra__dist_ops_t *ops = ra__dist_enter(rt);
+        rc = ops != NULL ? ops->monitor(rt->dist, self_pid, pid, ref)
+                         : RA_ENOCONN;
+        if (ops != NULL) {
+            ra__dist_leave(rt);
+        }
+        if (rc != 0) {
+            self->watching.n--;
+            return rc;
+        }
+        *mref = ref;
+        return 0;
     }
     ra__actor_t *t = ra__actor_get(rt, pid);
     bool gone = t == NULL;
@@ -639,6 +717,14 @@ ra_demonitor(ra_ctx_t *ctx, uint64_t mref)
     if (!ra__monvec_del(&ctx->a->watching, mref, NULL)) {
         return RA_ENOENT;
     }
+    if (ra__is_remote(ctx->rt, target)) {
+        const ra__dist_ops_t *ops = ra__dist_enter(ctx->rt);
+        if (ops != NULL) {
+            ops->demonitor(ctx->rt->dist, ctx->self, target, mref);
+            ra__dist_leave(ctx->rt);
+        }
+        return 0;
+    }
     ra__actor_t *t = ra__actor_get(ctx->rt, target);
     if (t != NULL) {
         ra__lock(t);
@@ -648,6 +734,75 @@ ra_demonitor(ra_ctx_t *ctx, uint64_t mref)
         ra__actor_put(ctx->rt, t);
     }
     return 0;
+}
+
+// ---- from other processes (the link layer) ----
+
+int
+ra__dist_link_in(ra_runtime_t *rt, ra_pid_t pid, ra_pid_t remote)
+{
+    ra__actor_t *t = ra__actor_get(rt, pid);
+    if (t == NULL) {
+        return RA_ENOPROC;
+    }
+    ra__lock(t);
+    int rc = t->exiting ? RA_ENOPROC : pidvec_add(&t->links, remote);
+    ra__unlock(t);
+    ra__actor_put(rt, t);
+    return rc;
+}
+
+void
+ra__dist_unlink_in(ra_runtime_t *rt, ra_pid_t pid, ra_pid_t remote)
+{
+    ra__actor_t *t = ra__actor_get(rt, pid);
+    if (t != NULL) {
+        ra__lock(t);
+        pidvec_del(&t->links, remote);
+        ra__unlock(t);
+        ra__actor_put(rt, t);
+    }
+}
+
+int
+ra__dist_monitor_in(ra_runtime_t *rt, ra_pid_t pid, ra_pid_t watcher,
+                    uint64_t ref)
+{
+    ra__actor_t *t = ra__actor_get(rt, pid);
+    if (t == NULL) {
+        return RA_ENOPROC;
+    }
+    ra__lock(t);
+    int rc = t->exiting ? RA_ENOPROC
+                        : ra__monvec_add(&t->monitors, ref, watcher, false);
+    ra__unlock(t);
+    ra__actor_put(rt, t);
+    return rc;
+}
+
+void
+ra__dist_demonitor_in(ra_runtime_t *rt, ra_pid_t pid, ra_pid_t watcher,
+                      uint64_t ref)
+{
+    ra__actor_t *t = ra__actor_get(rt, pid);
+    if (t != NULL) {
+        ra__lock(t);
+        ra__monvec_del(&t->monitors, ref, &watcher);
+        ra__unlock(t);
+        ra__actor_put(rt, t);
+    }
+}
+
+int
+ra__dist_watch(ra_ctx_t *ctx, ra_pid_t target, uint64_t *ref)
+{
+    ra__actor_t *a = ctx->a;
+    uint64_t r = ((uint64_t)a->id << 32) | ++a->ref_seq;
+    int rc = ra__monvec_add(&a->watching, r, target, false);
+    if (rc == 0) {
+        *ref = r;
+    }
+    return rc;
 }
 
 // ---- spawning ----

@@ -172,6 +172,30 @@ struct ra__worker {
 
 typedef struct ra__timers ra__timers_t;
 
+// The distribution hooks: how the runtime hands operations on pids of other
+// processes to the link layer (src/mailbox/link*.c).  Each returns as the
+// local operation would; ownership of *msg follows ra__deliver's rules.
+// ref values of call monitors have RA__REF_CALL set and equal the call's
+// cref otherwise.
+typedef struct ra__dist_ops {
+    int (*deliver)(void *d, ra_pid_t to, ra_msg_t **msg, ra_pid_t from,
+                   uint64_t cref, bool system);
+    int (*link)(void *d, ra_pid_t self, ra_pid_t remote);
+    void (*unlink)(void *d, ra_pid_t self, ra_pid_t remote);
+    int (*monitor)(void *d, ra_pid_t self, ra_pid_t remote, uint64_t ref);
+    void (*demonitor)(void *d, ra_pid_t self, ra_pid_t remote, uint64_t ref);
+    // A call: a call monitor (ref cref | RA__REF_CALL) plus the request.
+    int (*call)(void *d, ra_pid_t self, ra_pid_t to, ra_msg_t **req,
+                uint64_t cref);
+    int (*reply)(void *d, uint64_t cref, ra_msg_t **reply);
+} ra__dist_ops_t;
+
+// Call references handed to local actors for calls from other processes
+// have this bit; ra_reply_to passes them to the link layer.
+#define RA__CREF_REMOTE (UINT64_C(1) << 62)
+// Monitor references of remote call monitors.
+#define RA__REF_CALL (UINT64_C(1) << 61)
+
 struct ra_runtime {
     unsigned nworkers;
     unsigned quantum;
@@ -210,7 +234,53 @@ struct ra_runtime {
     ra_pid_t root;
     void (*names_hook)(ra_runtime_t *rt, ra_pid_t pid);
     void (*registry_free)(ra_runtime_t *rt);
+    // The link layer, when one runs (ra_link_start).  Users count callers
+    // inside an op so that ra_link_stop can wait for them.
+    _Atomic(const ra__dist_ops_t *) dist_ops;
+    void *dist;
+    atomic_uint dist_users;
 };
+
+static inline bool
+ra__is_remote(const ra_runtime_t *rt, ra_pid_t pid)
+{
+    return pid.node != rt->node || pid.proc != rt->proc;
+}
+
+// ra__dist_enter returns the link layer's hooks, or NULL when none runs;
+// a non-NULL result must be followed by ra__dist_leave.
+static inline const ra__dist_ops_t *
+ra__dist_enter(ra_runtime_t *rt)
+{
+    atomic_fetch_add(&rt->dist_users, 1);
+    const ra__dist_ops_t *ops = atomic_load(&rt->dist_ops);
+    if (ops == NULL) {
+        atomic_fetch_sub(&rt->dist_users, 1);
+    }
+    return ops;
+}
+
+static inline void
+ra__dist_leave(ra_runtime_t *rt)
+{
+    atomic_fetch_sub_explicit(&rt->dist_users, 1, memory_order_release);
+}
+
+// Entry points for the link layer: what arrives from another process.
+// ra__dist_link_in links local actor pid to remote; RA_ENOPROC if pid is
+// gone.  ra__dist_monitor_in adds remote watcher's monitor ref to pid;
+// RA_ENOPROC if pid is gone.  ra__call_fail completes the call cref of a
+// local caller with err.  ra__dist_deliver_local delivers to a local pid
+// without blocking (the link's I/O thread must never wait on a mailbox).
+int ra__dist_link_in(ra_runtime_t *rt, ra_pid_t pid, ra_pid_t remote);
+void ra__dist_unlink_in(ra_runtime_t *rt, ra_pid_t pid, ra_pid_t remote);
+int ra__dist_monitor_in(ra_runtime_t *rt, ra_pid_t pid, ra_pid_t watcher,
+                        uint64_t ref);
+void ra__dist_demonitor_in(ra_runtime_t *rt, ra_pid_t pid, ra_pid_t watcher,
+                           uint64_t ref);
+void ra__call_fail(ra_runtime_t *rt, uint64_t cref, int err);
+int ra__dist_watch(ra_ctx_t *ctx, ra_pid_t target, uint64_t *ref);
+extern _Thread_local bool ra__tls_noblock;
 
 extern _Thread_local ra__worker_t *ra__tls_worker
     __attribute__((tls_model("initial-exec")));

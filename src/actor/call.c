@@ -44,11 +44,31 @@ ra__call_complete(ra_runtime_t *rt, ra__actor_t *a, uint32_t seq, int err,
     }
 }
 
+void
+ra__call_fail(ra_runtime_t *rt, uint64_t cref, int err)
+{
+    ra__actor_t *a = ra__actor_get_any(rt, (uint32_t)(cref >> 32));
+    if (a != NULL) {
+        ra__call_complete(rt, a, (uint32_t)cref, err, NULL);
+        ra__actor_put(rt, a);
+    }
+}
+
 int
 ra_reply_to(ra_runtime_t *rt, uint64_t cref, ra_msg_t **reply)
 {
     if (rt == NULL || reply == NULL || *reply == NULL || cref == 0) {
         return RA_EINVAL;
+    }
+    if (cref & RA__CREF_REMOTE) {
+        const ra__dist_ops_t *ops = ra__dist_enter(rt);
+        if (ops == NULL) {
+            ra_msg_unref(reply); // the link is gone: so is the caller
+            return 0;
+        }
+        int rc = ops->reply(rt->dist, cref, reply);
+        ra__dist_leave(rt);
+        return rc;
     }
     ra__actor_t *a = ra__actor_get_any(rt, (uint32_t)(cref >> 32));
     if (a == NULL) {
@@ -194,6 +214,51 @@ wait_call(ra__actor_t *a, ra__worker_t *w, ra__actor_t *t, uint32_t seq,
     return false;
 }
 
+// Waits for call seq (see wait_call) and hands back its outcome: 0 with
+// the reply in *reply, the error it completed with, or RA_ETIMEOUT.
+static int
+await_reply(ra__actor_t *a, ra__worker_t *w, ra__actor_t *t, uint32_t seq,
+            int64_t timeout_ms, ra_msg_t **reply)
+{
+    if (wait_call(a, w, t, seq, timeout_ms)) {
+        return RA_ETIMEOUT;
+    }
+    int rc = a->call_err;
+    if (rc == 0) {
+        *reply = a->call_reply;
+    }
+    a->call_reply = NULL;
+    return rc;
+}
+
+// A call to an actor of another process: the link layer monitors the
+// callee for us and completes the call on a reply, a DOWN or a lost peer.
+static int
+call_remote(ra_ctx_t *ctx, ra__worker_t *w, ra_pid_t to, ra_msg_t **req,
+            int64_t timeout_ms, ra_msg_t **reply)
+{
+    ra_runtime_t *rt = ctx->rt;
+    ra__actor_t *a = ctx->a;
+    const ra__dist_ops_t *ops = ra__dist_enter(rt);
+    if (ops == NULL) {
+        return RA_ENOCONN;
+    }
+    uint32_t seq = begin_wait(a, w);
+    uint64_t cref = ((uint64_t)a->id << 32) | seq;
+    int rc = ops->call(rt->dist, ctx->self, to, req, cref);
+    ra__dist_leave(rt);
+    if (rc != 0) {
+        atomic_store(&a->call_wait, 0);
+        return rc;
+    }
+    rc = await_reply(a, w, NULL, seq, timeout_ms, reply);
+    if ((ops = ra__dist_enter(rt)) != NULL) {
+        ops->demonitor(rt->dist, ctx->self, to, cref | RA__REF_CALL);
+        ra__dist_leave(rt);
+    }
+    return rc;
+}
+
 int
 ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
         ra_msg_t **reply)
@@ -212,6 +277,9 @@ ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
     ra__worker_t *w = ra__tls_worker;
     if (w != NULL && w->rt != rt) {
         w = NULL;
+    }
+    if (ra__is_remote(rt, to)) {
+        return call_remote(ctx, w, to, req, timeout_ms, reply);
     }
     ra__actor_t *t = ra__actor_get(rt, to);
     if (t == NULL) {
@@ -259,16 +327,7 @@ ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
             a->call_err = RA_ENOPROC; // it died before we could watch it
         }
     }
-    bool timed_out = wait_call(a, w, t, seq, timeout_ms);
-    if (timed_out) {
-        rc = RA_ETIMEOUT;
-    } else {
-        rc = a->call_err;
-        if (rc == 0) {
-            *reply = a->call_reply;
-        }
-        a->call_reply = NULL;
-    }
+    rc = await_reply(a, w, t, seq, timeout_ms, reply);
     if (watching) {
         unwatch_callee(t, seq, ctx->self);
     }

@@ -31,6 +31,10 @@ static const struct {
      "the child is being restarted: try again later"},
     {RA_EBADSPEC, "RA_EBADSPEC",
      "invalid child spec or supervisor flags (see the log for the field)"},
+    {RA_ENOCONN, "RA_ENOCONN",
+     "no connection to the peer process or node (lost, or no route to it)"},
+    {RA_EACCES, "RA_EACCES",
+     "refused: the cluster certificate is missing, wrong or not private"},
 };
 
 static const struct {

@@ -32,7 +32,9 @@ enum {
     RA_ERUNNING = RA_EBASE - 15, // the child is running (delete, restart)
     RA_ERESTARTING = RA_EBASE - 16, // the child is being restarted
     RA_EBADSPEC = RA_EBASE - 17, // an invalid child spec or supervisor flag
-    RA_ELAST = RA_EBASE - 18
+    RA_ENOCONN = RA_EBASE - 18,  // the peer process or node is unreachable
+    RA_EACCES = RA_EBASE - 19,   // refused: credentials missing or wrong
+    RA_ELAST = RA_EBASE - 20
 };
 
 // ra_strerror returns a sentence describing rc: one of the codes above, a

@@ -61,7 +61,8 @@ typedef enum ra_wire_kind {
     RA_WIRE_ACK = 3,   // "ack": cumulative acknowledgement
     RA_WIRE_HELLO = 4, // "hello": the handshake
     RA_WIRE_ERR = 5,   // "err": an error answered to the peer
-    RA_WIRE_CHUNK = 6  // "chunk": one piece of a large envelope
+    RA_WIRE_CHUNK = 6, // "chunk": one piece of a large envelope
+    RA_WIRE_BYE = 7    // "bye": the session ends (idle: may it end?)
 } ra_wire_kind_t;
 
 // ra_wire_sig_t is the signal of a sig envelope, field "s" on the wire.
@@ -91,6 +92,10 @@ typedef struct ra_wire_hello {
     int32_t vmax;   // newest protocol version the sender speaks (>= vmin)
     size_t ncaps;   // entries used in caps
     const char *caps[RA_WIRE_MAX_CAPS];
+    int64_t inc;    // inc: the sender's incarnation (0 = absent)
+    int64_t sess;   // sess: the sender's session with the receiver (0 =
+                    // absent)
+    int64_t ack;    // ack: highest seq received in order in that session
 } ra_wire_hello_t;
 
 // ra_wire_frame_t is one envelope, as the decoder returns it and the
@@ -106,6 +111,8 @@ typedef struct ra_wire_frame {
     ra_pid_t to;          // to: receiver (nil when absent)
     int32_t tag;          // tag (msg)
     int64_t cref;         // cref: call reference, 0 = not a call
+    bool rep;             // rep: this msg is the reply to call cref
+    bool idle;            // idle (bye): a request to end an idle session
     ra_wire_body_t body_kind;
     const uint8_t *body;  // body bytes (msg): binary data or BSON document
     size_t body_len;

@@ -16,20 +16,21 @@
 enum {
     F_V, F_K, F_SEQ, F_FROM, F_TO, F_TAG, F_CREF, F_BODY, F_S, F_R, F_REF,
     F_ACK, F_CODE, F_ESEQ, F_TEXT, F_NODE, F_PROC, F_VMIN, F_VMAX, F_CAPS,
-    F_ID, F_IDX, F_CNT, F_CSZ, F_TOT, F_DATA, F_COUNT
+    F_ID, F_IDX, F_CNT, F_CSZ, F_TOT, F_DATA, F_INC, F_SESS, F_REP, F_IDLE,
+    F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
     "v", "k", "seq", "from", "to", "tag", "cref", "body", "s", "r", "ref",
     "ack", "code", "eseq", "text", "node", "proc", "vmin", "vmax", "caps",
-    "id", "idx", "cnt", "csz", "tot", "data"
+    "id", "idx", "cnt", "csz", "tot", "data", "inc", "sess", "rep", "idle"
 };
 
 #define B(f) (1u << (f))
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static const char *const kind_names[] = {
-    NULL, "msg", "sig", "ack", "hello", "err", "chunk"
+    NULL, "msg", "sig", "ack", "hello", "err", "chunk", "bye"
 };
 
 // Fields each kind may carry and must carry, indexed by ra_wire_kind_t.
@@ -39,16 +40,17 @@ static const char *const kind_names[] = {
 static const uint32_t allowed[] = {
     0,
     B(F_V) | B(F_K) | B(F_SEQ) | B(F_FROM) | B(F_TO) | B(F_TAG) |
-        B(F_CREF) | B(F_BODY),
+        B(F_CREF) | B(F_BODY) | B(F_REP),
     B(F_V) | B(F_K) | B(F_SEQ) | B(F_FROM) | B(F_TO) | B(F_S) | B(F_R) |
         B(F_REF),
     B(F_V) | B(F_K) | B(F_ACK),
     B(F_V) | B(F_K) | B(F_NODE) | B(F_PROC) | B(F_VMIN) | B(F_VMAX) |
-        B(F_CAPS),
+        B(F_CAPS) | B(F_INC) | B(F_SESS) | B(F_ACK),
     B(F_V) | B(F_K) | B(F_FROM) | B(F_TO) | B(F_CREF) | B(F_CODE) |
         B(F_ESEQ) | B(F_TEXT),
     B(F_V) | B(F_K) | B(F_SEQ) | B(F_ID) | B(F_IDX) | B(F_CNT) | B(F_CSZ) |
-        B(F_TOT) | B(F_DATA)
+        B(F_TOT) | B(F_DATA),
+    B(F_V) | B(F_K) | B(F_IDLE)
 };
 
 static const uint32_t required[] = {
@@ -59,7 +61,8 @@ static const uint32_t required[] = {
     B(F_V) | B(F_K) | B(F_NODE) | B(F_PROC) | B(F_VMIN) | B(F_VMAX),
     B(F_V) | B(F_K) | B(F_CODE),
     B(F_V) | B(F_K) | B(F_SEQ) | B(F_ID) | B(F_IDX) | B(F_CNT) | B(F_CSZ) |
-        B(F_TOT) | B(F_DATA)
+        B(F_TOT) | B(F_DATA),
+    B(F_V) | B(F_K)
 };
 
 static const char *const sig_names[] = {
@@ -81,7 +84,7 @@ ra_wire_free(void *buf)
 const char *
 ra_wire_kind_name(ra_wire_kind_t kind)
 {
-    if (kind < RA_WIRE_MSG || kind > RA_WIRE_CHUNK) {
+    if (kind < RA_WIRE_MSG || kind > RA_WIRE_BYE) {
         return NULL;
     }
     return kind_names[kind];
@@ -485,6 +488,17 @@ get_field(dec_t *d, const bson_iter_t *it, int field, ra_wire_frame_t *f,
     case F_DATA:
         rc = get_binary(d, it, field, &f->data, &f->data_len);
         break;
+    case F_INC:
+        rc = get_int(d, it, field, 1, INT64_MAX, &f->hello.inc);
+        break;
+    case F_SESS:
+        rc = get_int(d, it, field, 1, INT64_MAX, &f->hello.sess);
+        break;
+    case F_REP:
+    case F_IDLE:
+        rc = get_int(d, it, field, 0, 1, &v);
+        *(field == F_REP ? &f->rep : &f->idle) = v != 0;
+        break;
     default:
         break;
     }
@@ -542,6 +556,13 @@ check_kind(dec_t *d, ra_wire_frame_t *f, uint32_t seen)
     case RA_WIRE_HELLO:
         if (f->hello.vmin > f->hello.vmax) {
             return fail(d, C_FIELD, "vmin above vmax", F_VMIN);
+        }
+        f->hello.ack = f->ack;
+        f->ack = 0;
+        break;
+    case RA_WIRE_MSG:
+        if (f->rep && f->cref == 0) {
+            return fail(d, C_FIELD, "a reply needs cref", F_REP);
         }
         break;
     case RA_WIRE_CHUNK:
@@ -758,7 +779,8 @@ append_pid(bson_t *doc, const char *key, ra_pid_t p)
 static bool
 hello_ok(const ra_wire_hello_t *h)
 {
-    if (h->vmin < 1 || h->vmin > h->vmax || h->ncaps > RA_WIRE_MAX_CAPS) {
+    if (h->vmin < 1 || h->vmin > h->vmax || h->ncaps > RA_WIRE_MAX_CAPS ||
+        h->inc < 0 || h->sess < 0 || h->ack < 0) {
         return false;
     }
     for (size_t i = 0; i < h->ncaps; i++) {
@@ -781,6 +803,7 @@ frame_ok(const ra_wire_frame_t *f)
     case RA_WIRE_MSG: {
         bson_t body;
         if (!seq_ok || !pid_ok(f->to) || f->cref < 0 ||
+            (f->rep && f->cref == 0) ||
             (f->body == NULL && f->body_len > 0) ||
             f->body_len > INT32_MAX) {
             return false;
@@ -810,6 +833,8 @@ frame_ok(const ra_wire_frame_t *f)
                (f->data != NULL || f->data_len == 0) &&
                chunk_ok(f->chunk_idx, f->chunk_cnt, f->chunk_size,
                         f->chunk_total, f->data_len);
+    case RA_WIRE_BYE:
+        return true;
     default:
         return false;
     }
@@ -849,7 +874,8 @@ append_fields(bson_t *doc, const ra_wire_frame_t *f)
             (pid_ok(f->from) && !append_pid(doc, "from", f->from)) ||
             !append_pid(doc, "to", f->to) ||
             (f->tag != 0 && !BSON_APPEND_INT32(doc, "tag", f->tag)) ||
-            (f->cref != 0 && !BSON_APPEND_INT64(doc, "cref", f->cref))) {
+            (f->cref != 0 && !BSON_APPEND_INT64(doc, "cref", f->cref)) ||
+            (f->rep && !BSON_APPEND_INT32(doc, "rep", 1))) {
             return false;
         }
         if (f->body_kind == RA_WIRE_BODY_BSON) {
@@ -874,7 +900,15 @@ append_fields(bson_t *doc, const ra_wire_frame_t *f)
                BSON_APPEND_INT64(doc, "proc", f->hello.proc) &&
                BSON_APPEND_INT32(doc, "vmin", f->hello.vmin) &&
                BSON_APPEND_INT32(doc, "vmax", f->hello.vmax) &&
-               append_caps(doc, &f->hello);
+               append_caps(doc, &f->hello) &&
+               (f->hello.inc == 0 ||
+                BSON_APPEND_INT64(doc, "inc", f->hello.inc)) &&
+               (f->hello.sess == 0 ||
+                BSON_APPEND_INT64(doc, "sess", f->hello.sess)) &&
+               (f->hello.ack == 0 ||
+                BSON_APPEND_INT64(doc, "ack", f->hello.ack));
+    case RA_WIRE_BYE:
+        return !f->idle || BSON_APPEND_INT32(doc, "idle", 1);
     case RA_WIRE_ERR:
         return (!pid_ok(f->from) || append_pid(doc, "from", f->from)) &&
                (!pid_ok(f->to) || append_pid(doc, "to", f->to)) &&

@@ -1,0 +1,1940 @@
+// link.c - the link layer's I/O thread: sockets, sessions, sequencing,
+// acknowledgements, heartbeats, chunking and backpressure.
+//
+// Sessions.  Each side picks a random session number for each peer when it
+// starts talking to it and sends it in its hello with its incarnation (a
+// random number per link start).  A hello with the numbers already known
+// is the same session reconnecting: unacknowledged frames are sent again
+// from the peer's ack.  Other numbers mean the peer started over (it
+// restarted, or it declared us lost): the old session is lost on this side
+// too, so that both sides fire their links and monitors.
+//
+// Reliability.  Sequenced frames (msg, sig, chunk) stay in the peer's list
+// until acknowledged.  The receiver accepts only the next sequence number;
+// a duplicate or a frame after a gap is dropped and answered with an ack,
+// and the sender goes back to its oldest unacknowledged frame when acks
+// stop progressing for an interval (go-back-N).
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "link_impl.h"
+#include "ra_log.h"
+
+#define ACK_EVERY 128     // frames received before an ack goes out at once
+#define PUMP_BATCH 512    // commands encoded per peer per loop turn
+#define RECV_BATCH 1024   // frames read per socket per loop turn
+#define SLACK 4096        // envelope bytes around a payload
+
+// ---- hash map ----
+
+static uint64_t
+hkey_hash(ra__hkey_t k)
+{
+    uint64_t h = k.a * 0x9e3779b97f4a7c15ULL ^ (k.b + 0x632be59bd9b4e019ULL);
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return h ^ (h >> 32);
+}
+
+static size_t
+hmap_find(const ra__hmap_t *m, ra__hkey_t k, bool *found)
+{
+    size_t mask = m->cap - 1, i = hkey_hash(k) & mask, tomb = SIZE_MAX;
+    for (;;) {
+        const ra__hent_t *e = &m->v[i];
+        if (e->val == NULL) {
+            *found = false;
+            return tomb != SIZE_MAX ? tomb : i;
+        }
+        if (e->val == RA__HTOMB) {
+            if (tomb == SIZE_MAX) {
+                tomb = i;
+            }
+        } else if (e->key.a == k.a && e->key.b == k.b) {
+            *found = true;
+            return i;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+void *
+ra__hmap_get(const ra__hmap_t *m, ra__hkey_t k)
+{
+    bool found;
+    if (m->cap == 0) {
+        return NULL;
+    }
+    size_t i = hmap_find(m, k, &found);
+    return found ? m->v[i].val : NULL;
+}
+
+static int
+hmap_grow(ra__hmap_t *m, size_t cap)
+{
+    ra__hent_t *nv = calloc(cap, sizeof(*nv));
+    if (nv == NULL) {
+        return RA_ENOMEM;
+    }
+    ra__hmap_t old = *m;
+    m->v = nv;
+    m->cap = cap;
+    m->n = 0;
+    m->tombs = 0;
+    for (size_t i = 0; i < old.cap; i++) {
+        if (old.v[i].val != NULL && old.v[i].val != RA__HTOMB) {
+            bool found;
+            size_t j = hmap_find(m, old.v[i].key, &found);
+            m->v[j] = old.v[i];
+            m->n++;
+        }
+    }
+    free(old.v);
+    return 0;
+}
+
+int
+ra__hmap_put(ra__hmap_t *m, ra__hkey_t k, void *val)
+{
+    if ((m->n + m->tombs + 1) * 4 > m->cap * 3) {
+        size_t cap = m->cap == 0 ? 16 : m->n * 2 >= m->cap ? m->cap * 2
+                                                            : m->cap;
+        int rc = hmap_grow(m, cap);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    bool found;
+    size_t i = hmap_find(m, k, &found);
+    if (!found) {
+        if (m->v[i].val == RA__HTOMB) {
+            m->tombs--;
+        }
+        m->n++;
+    }
+    m->v[i].key = k;
+    m->v[i].val = val;
+    return 0;
+}
+
+void *
+ra__hmap_del(ra__hmap_t *m, ra__hkey_t k)
+{
+    bool found;
+    if (m->cap == 0) {
+        return NULL;
+    }
+    size_t i = hmap_find(m, k, &found);
+    if (!found) {
+        return NULL;
+    }
+    void *val = m->v[i].val;
+    m->v[i].val = RA__HTOMB;
+    m->n--;
+    m->tombs++;
+    return val;
+}
+
+void
+ra__hmap_fini(ra__hmap_t *m)
+{
+    free(m->v);
+    memset(m, 0, sizeof(*m));
+}
+
+// ---- time, randomness ----
+
+uint64_t
+ra__link_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int64_t
+random_i63(void)
+{
+    uint64_t v = 0;
+    while (v == 0) {
+        if (getrandom(&v, sizeof(v), 0) != sizeof(v)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            v = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^
+                (uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_sec;
+        }
+        v &= INT64_MAX;
+    }
+    return (int64_t)v;
+}
+
+static uint64_t
+rng_next(ra_link_t *l)
+{
+    uint64_t x = l->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    l->rng = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+static int
+zerr(void)
+{
+    return -zmq_errno();
+}
+
+// ---- frames ----
+
+static void
+frame_unref(ra__lframe_t *f)
+{
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
+        ra_wire_free(f->buf);
+        free(f);
+    }
+}
+
+static void
+zfree_frame(void *data, void *hint)
+{
+    (void)data;
+    frame_unref(hint);
+}
+
+static void
+cmd_free(ra__lcmd_t *c)
+{
+    ra_msg_unref(&c->msg);
+    free(c);
+}
+
+// ---- peers ----
+
+static ra__hkey_t
+peer_key(uint32_t node, uint32_t proc)
+{
+    return (ra__hkey_t){(uint64_t)node << 32 | proc, 0x5045};
+}
+
+ra__lpeer_t *
+ra__link_peer(ra_link_t *l, uint32_t node, uint32_t proc, bool create)
+{
+    pthread_rwlock_rdlock(&l->peers_lock);
+    ra__lpeer_t *p = ra__hmap_get(&l->peers, peer_key(node, proc));
+    pthread_rwlock_unlock(&l->peers_lock);
+    if (p != NULL || !create) {
+        return p;
+    }
+    pthread_rwlock_wrlock(&l->peers_lock);
+    p = ra__hmap_get(&l->peers, peer_key(node, proc));
+    if (p == NULL && (p = calloc(1, sizeof(*p))) != NULL) {
+        p->node = node;
+        p->proc = proc;
+        p->l = l;
+        pthread_mutex_init(&p->mtx, NULL);
+        pthread_cond_init(&p->space, NULL);
+        ra__mpsc_init(&p->q);
+        p->my_sess = random_i63();
+        if (ra__hmap_put(&l->peers, peer_key(node, proc), p) != 0) {
+            pthread_mutex_destroy(&p->mtx);
+            pthread_cond_destroy(&p->space);
+            free(p);
+            p = NULL;
+        } else {
+            p->next = atomic_load(&l->peer_list);
+            atomic_store_explicit(&l->peer_list, p, memory_order_release);
+            atomic_fetch_add(&l->npeers, 1);
+        }
+    }
+    pthread_rwlock_unlock(&l->peers_lock);
+    return p;
+}
+
+void
+ra__link_wake(ra_link_t *l)
+{
+    if (atomic_exchange(&l->sleeping, false)) {
+        uint64_t one = 1;
+        ssize_t n = write(l->evfd, &one, sizeof(one));
+        (void)n;
+    }
+}
+
+// Charges cost to p's queue, or fails (RA_EFULL) or waits, by policy.
+static int
+reserve(ra_link_t *l, ra__lpeer_t *p, size_t cost)
+{
+    bool may_block = l->o.full_policy == RA_FULL_BLOCK &&
+                     ra__tls_worker == NULL && !ra__tls_noblock;
+    for (;;) {
+        size_t b = atomic_load(&p->queued_bytes);
+        size_t n = atomic_load(&p->queued_frames);
+        if ((b == 0 || b + cost <= l->o.queue_bytes) &&
+            n < l->o.queue_frames) {
+            break;
+        }
+        if (!may_block) {
+            atomic_fetch_add(&l->full, 1);
+            return RA_EFULL;
+        }
+        if (atomic_load(&l->stop)) {
+            return RA_ECLOSED;
+        }
+        struct timespec dl;
+        ra__deadline(&dl, 50);
+        pthread_mutex_lock(&p->mtx);
+        p->waiters++;
+        pthread_cond_timedwait(&p->space, &p->mtx, &dl);
+        p->waiters--;
+        pthread_mutex_unlock(&p->mtx);
+    }
+    atomic_fetch_add(&p->queued_bytes, cost);
+    atomic_fetch_add(&p->queued_frames, 1);
+    return 0;
+}
+
+int
+ra__link_enqueue(ra_link_t *l, ra__lpeer_t *p, ra__lcmd_t *c)
+{
+    // Control signals are never refused: losing one would leave a link or
+    // monitor half made.  They are small and counted all the same.
+    if (c->op == RA__OP_MSG) {
+        int rc = reserve(l, p, c->cost);
+        if (rc != 0) {
+            return rc;
+        }
+    } else {
+        atomic_fetch_add(&p->queued_bytes, c->cost);
+        atomic_fetch_add(&p->queued_frames, 1);
+    }
+    ra__mpsc_push(&p->q, &c->node);
+    ra__link_wake(l);
+    return 0;
+}
+
+static void
+uncharge(ra__lpeer_t *p, size_t cost, size_t frames)
+{
+    atomic_fetch_sub(&p->queued_bytes, cost);
+    atomic_fetch_sub(&p->queued_frames, frames);
+    if (p->waiters > 0) {
+        pthread_mutex_lock(&p->mtx);
+        pthread_cond_broadcast(&p->space);
+        pthread_mutex_unlock(&p->mtx);
+    }
+}
+
+// ---- fault injection ----
+
+static void
+peer_fault(ra_link_t *l, ra__lpeer_t *p)
+{
+    p->has_fault = false;
+    memset(&p->fault, 0, sizeof(p->fault));
+    pthread_mutex_lock(&l->fault_mtx);
+    for (size_t i = 0; i < l->nrules; i++) {
+        struct ra__lrule *r = &l->rules[i];
+        if ((r->node == UINT32_MAX || r->node == p->node) &&
+            (r->proc == UINT32_MAX || r->proc == p->proc)) {
+            p->fault = r->f;
+            p->has_fault = true;
+        }
+    }
+    pthread_mutex_unlock(&l->fault_mtx);
+}
+
+// ---- sending ----
+
+// Puts one frame on the wire to p.  f (may be NULL) is the sequenced frame
+// buf belongs to, sent without a copy.  Returns 0 or -EAGAIN.
+static int
+wire_out(ra_link_t *l, ra__lpeer_t *p, const uint8_t *buf, size_t len,
+         ra__lframe_t *f)
+{
+    void *sock = p->dealer != NULL ? p->dealer : l->router;
+    if (p->dealer == NULL) {
+        if (p->rid_len == 0) {
+            return -EAGAIN;
+        }
+        if (zmq_send(l->router, p->rid, p->rid_len,
+                     ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+            return -EAGAIN; // unreachable now (EHOSTUNREACH) or full
+        }
+    }
+    zmq_msg_t m;
+    if (f != NULL) {
+        atomic_fetch_add(&f->refs, 1);
+        zmq_msg_init_data(&m, f->buf, f->len, zfree_frame, f);
+    } else if (zmq_msg_init_size(&m, len) == 0) {
+        memcpy(zmq_msg_data(&m), buf, len);
+    } else {
+        return -EAGAIN;
+    }
+    if (zmq_msg_send(&m, sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        // A ROUTER has accepted the identity part: it drops the message
+        // as a whole when the body fails, so nothing half-sent remains.
+        return -EAGAIN;
+    }
+    l->st.frames_out++;
+    l->st.bytes_out += len;
+    p->last_tx_ms = ra__link_now_ms();
+    return 0;
+}
+
+// Sends with the peer's fault rule applied.
+static int
+frame_out(ra_link_t *l, ra__lpeer_t *p, const uint8_t *buf, size_t len,
+          ra__lframe_t *f)
+{
+    if (l->o.faults) {
+        unsigned gen = atomic_load(&l->rules_gen);
+        if (gen != l->rules_seen) {
+            for (ra__lpeer_t *q = atomic_load(&l->peer_list); q != NULL; q = q->next) {
+                peer_fault(l, q);
+            }
+            l->rules_seen = gen;
+        }
+        if (p->has_fault) {
+            ra_link_fault_t *r = &p->fault;
+            if (r->cut || (r->drop_ppm > 0 &&
+                           rng_next(l) % 1000000 < r->drop_ppm)) {
+                l->st.faults_dropped++;
+                return 0;
+            }
+            if (r->delay_ms > 0) {
+                ra__ldelay_t *d = calloc(1, sizeof(*d));
+                if (d == NULL) {
+                    return -EAGAIN;
+                }
+                d->due_ms = ra__link_now_ms() + r->delay_ms;
+                if (f != NULL) {
+                    atomic_fetch_add(&f->refs, 1);
+                    d->f = f;
+                } else if ((d->buf = malloc(len)) != NULL) {
+                    memcpy(d->buf, buf, len);
+                    d->len = len;
+                } else {
+                    free(d);
+                    return -EAGAIN;
+                }
+                if (p->delay_tail != NULL) {
+                    p->delay_tail->next = d;
+                } else {
+                    p->delay_head = d;
+                }
+                p->delay_tail = d;
+                l->st.faults_delayed++;
+                return 0;
+            }
+            if (r->dup_ppm > 0 && rng_next(l) % 1000000 < r->dup_ppm) {
+                if (wire_out(l, p, buf, len, f) == 0) {
+                    l->st.faults_duplicated++;
+                }
+            }
+        }
+    }
+    if (p->delay_head != NULL) {
+        return -EAGAIN; // keep order behind delayed frames
+    }
+    return wire_out(l, p, buf, len, f);
+}
+
+static void
+delay_flush(ra_link_t *l, ra__lpeer_t *p, uint64_t now, bool drop)
+{
+    while (p->delay_head != NULL &&
+           (drop || p->delay_head->due_ms <= now)) {
+        ra__ldelay_t *d = p->delay_head;
+        if (!drop) {
+            int rc = d->f != NULL ? wire_out(l, p, d->f->buf, d->f->len, d->f)
+                                  : wire_out(l, p, d->buf, d->len, NULL);
+            if (rc != 0) {
+                return;
+            }
+        }
+        p->delay_head = d->next;
+        if (p->delay_head == NULL) {
+            p->delay_tail = NULL;
+        }
+        if (d->f != NULL) {
+            frame_unref(d->f);
+        }
+        free(d->buf);
+        free(d);
+    }
+}
+
+// Sends an unsequenced frame (ack, hello, err, bye) now; it is not kept.
+static void
+send_control(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *fr)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (ra_wire_encode(fr, l->o.max_msg, &buf, &len) == 0) {
+        frame_out(l, p, buf, len, NULL);
+        ra_wire_free(buf);
+    }
+}
+
+static void
+send_ack(ra_link_t *l, ra__lpeer_t *p)
+{
+    ra_wire_frame_t fr = {0};
+    fr.kind = RA_WIRE_ACK;
+    fr.ack = p->rx_seq;
+    send_control(l, p, &fr);
+    p->rx_acked = p->rx_seq;
+    p->need_ack = false;
+}
+
+static void
+make_hello(ra_link_t *l, ra__lpeer_t *p, ra_wire_frame_t *fr)
+{
+    memset(fr, 0, sizeof(*fr));
+    fr->kind = RA_WIRE_HELLO;
+    fr->hello.node = l->node;
+    fr->hello.proc = l->proc;
+    fr->hello.vmin = RA_WIRE_VERSION_MIN;
+    fr->hello.vmax = RA_WIRE_VERSION;
+    fr->hello.ncaps = 1;
+    fr->hello.caps[0] = "chunk";
+    fr->hello.inc = l->inc;
+    if (p != NULL) {
+        fr->hello.sess = p->my_sess;
+        fr->hello.ack = p->rx_seq;
+    }
+}
+
+void
+ra__link_send_err(ra_link_t *l, ra__lpeer_t *p, int code, ra_pid_t to,
+                  int64_t cref, const char *text)
+{
+    ra_wire_frame_t fr = {0};
+    fr.kind = RA_WIRE_ERR;
+    fr.code = code;
+    fr.to = to;
+    fr.cref = cref;
+    fr.text = text;
+    send_control(l, p, &fr);
+}
+
+// Appends a sequenced frame to p's unacknowledged list.
+static int
+keep_frame(ra__lpeer_t *p, uint8_t *buf, size_t len, int64_t seq,
+           size_t cost)
+{
+    ra__lframe_t *f = malloc(sizeof(*f));
+    if (f == NULL) {
+        return RA_ENOMEM;
+    }
+    f->next = NULL;
+    atomic_init(&f->refs, 1);
+    f->seq = seq;
+    f->buf = buf;
+    f->len = len;
+    f->cost = cost;
+    if (p->tail != NULL) {
+        p->tail->next = f;
+    } else {
+        p->head = f;
+        p->last_progress_ms = ra__link_now_ms();
+    }
+    p->tail = f;
+    if (p->next_send == NULL) {
+        p->next_send = f;
+    }
+    return 0;
+}
+
+// Encodes command c as the next frame(s) of p's session.
+static void
+encode_cmd(ra_link_t *l, ra__lpeer_t *p, ra__lcmd_t *c)
+{
+    ra_wire_frame_t fr = {0};
+    fr.seq = p->tx_seq + 1;
+    fr.from = c->from;
+    fr.to = c->to;
+    if (c->op == RA__OP_MSG) {
+        fr.kind = RA_WIRE_MSG;
+        fr.tag = ra_msg_tag(c->msg);
+        fr.cref = c->cref;
+        fr.rep = c->rep;
+        fr.body_kind = ra_msg_kind(c->msg) == RA_MSG_BSON ? RA_WIRE_BODY_BSON
+                                                          : RA_WIRE_BODY_BYTES;
+        fr.body = ra_msg_data(c->msg, &fr.body_len);
+        l->st.msgs_out++;
+    } else {
+        fr.kind = RA_WIRE_SIG;
+        fr.sig = c->sig;
+        fr.reason = c->reason;
+        fr.ref = c->ref;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = ra_wire_encode(&fr, l->o.max_msg, &buf, &len);
+    if (rc != 0) {
+        char a[RA_PID_STRLEN];
+        ra_log_warn("link", "dropped a message to %s: %s",
+                    ra_pid_str(c->to, a), ra_strerror(rc));
+        uncharge(p, c->cost, 1);
+        return;
+    }
+    if (len <= l->o.chunk_size) {
+        if (keep_frame(p, buf, len, ++p->tx_seq, c->cost) != 0) {
+            ra_wire_free(buf);
+            p->tx_seq--;
+            uncharge(p, c->cost, 1);
+        }
+        return;
+    }
+    ra_wire_buf_t *chunks = NULL;
+    size_t n = 0;
+    rc = ra_wire_split(buf, len, ++p->chunk_id, p->tx_seq + 1,
+                       l->o.chunk_size, &chunks, &n);
+    ra_wire_free(buf);
+    if (rc != 0) {
+        uncharge(p, c->cost, 1);
+        return;
+    }
+    // The whole message's charge rides on its last chunk; the others are
+    // charged their own bytes, so the queue limit counts them all.
+    atomic_fetch_add(&p->queued_frames, n - 1);
+    for (size_t i = 0; i < n; i++) {
+        size_t cost = i + 1 == n ? c->cost : 0;
+        if (keep_frame(p, chunks[i].data, chunks[i].len, ++p->tx_seq,
+                       cost) != 0) {
+            // Out of memory mid-message: the rest cannot follow, so the
+            // session cannot stay consistent.  Count it as lost.
+            ra_wire_free(chunks[i].data);
+            p->tx_seq--;
+            atomic_fetch_sub(&p->queued_frames, n - i);
+            atomic_fetch_sub(&p->queued_bytes, c->cost);
+            for (size_t j = i + 1; j < n; j++) {
+                ra_wire_free(chunks[j].data);
+            }
+            break;
+        }
+        chunks[i].data = NULL;
+    }
+    free(chunks);
+}
+
+// ---- sessions ----
+
+static void close_dealer(ra__lpeer_t *p);
+
+// Ends p's session on this side: drops what was in flight, fires links and
+// monitors, and starts the next session with new numbers.
+static void
+session_lost(ra_link_t *l, ra__lpeer_t *p, ra_reason_t reason,
+             const char *why)
+{
+    int was = atomic_load(&p->state);
+    if (was != RA__PEER_IDLE) {
+        ra_log_info("link", "peer %u.%u lost: %s", p->node, p->proc, why);
+    }
+    close_dealer(p);
+    p->rid_len = 0;
+    delay_flush(l, p, 0, true);
+    size_t cost = 0, frames = 0;
+    while (p->head != NULL) {
+        ra__lframe_t *f = p->head;
+        p->head = f->next;
+        cost += f->cost;
+        frames++;
+        frame_unref(f);
+    }
+    p->tail = p->next_send = NULL;
+    ra__qnode_t *n;
+    while ((n = ra__mpsc_pop(&p->q)) != NULL) {
+        ra__lcmd_t *c = (ra__lcmd_t *)n;
+        cost += c->cost;
+        frames++;
+        cmd_free(c);
+    }
+    ra_wire_reasm_destroy(&p->reasm);
+    p->tx_seq = p->rx_seq = p->rx_acked = 0;
+    p->peer_inc = p->peer_sess = 0;
+    p->my_sess = random_i63();
+    p->hello_sent = p->closing = p->need_ack = false;
+    atomic_store(&p->state, RA__PEER_IDLE);
+    uncharge(p, cost, frames);
+    ra__link_fire_lost(l, p, reason);
+    if (was != RA__PEER_IDLE) {
+        l->st.peers_lost++;
+        ra__link_node_event(l, p, false, reason);
+    }
+    pthread_mutex_lock(&l->wait_mtx);
+    pthread_cond_broadcast(&l->wait_cond);
+    pthread_mutex_unlock(&l->wait_mtx);
+}
+
+static void
+close_dealer(ra__lpeer_t *p)
+{
+    if (p->dealer != NULL) {
+        zmq_close(p->dealer);
+        p->dealer = NULL;
+    }
+}
+
+static int
+set_int(void *s, int opt, int v)
+{
+    return zmq_setsockopt(s, opt, &v, sizeof(v));
+}
+
+// Socket options every link socket gets.
+static int
+common_opts(ra_link_t *l, void *s)
+{
+    int64_t max = (int64_t)(l->o.max_msg + SLACK);
+    if (set_int(s, ZMQ_LINGER, 0) != 0 ||
+        set_int(s, ZMQ_SNDHWM, 100000) != 0 ||
+        set_int(s, ZMQ_RCVHWM, 100000) != 0 ||
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0) {
+        return zerr();
+    }
+    return 0;
+}
+
+static int
+client_keys(ra_link_t *l, void *s, const char *endpoint)
+{
+    if (strncmp(endpoint, "tcp://", 6) != 0) {
+        return 0;
+    }
+    if (l->pub[0] == 0) {
+        ra_log_err("link", "cannot dial %s: tcp needs the cluster "
+                   "certificate (ra_link_opts_t.cert)", endpoint);
+        return RA_EACCES;
+    }
+    if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, l->pub, 40) != 0 ||
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, l->pub, 40) != 0 ||
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, l->sec, 40) != 0) {
+        return zerr();
+    }
+    return 0;
+}
+
+static int
+dial(ra_link_t *l, ra__lpeer_t *p)
+{
+    char route[256];
+    pthread_mutex_lock(&p->mtx);
+    memcpy(route, p->route, sizeof(route));
+    pthread_mutex_unlock(&p->mtx);
+    if (route[0] == 0) {
+        return RA_ENOCONN;
+    }
+    void *s = zmq_socket(l->zctx, ZMQ_DEALER);
+    if (s == NULL) {
+        return zerr();
+    }
+    char rid[64];
+    int n = snprintf(rid, sizeof(rid), "rayo:%u:%u:%" PRId64, l->node,
+                     l->proc, l->inc);
+    int rc = common_opts(l, s);
+    if (rc == 0 && (zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, (size_t)n) != 0 ||
+                    set_int(s, ZMQ_IMMEDIATE, 1) != 0 ||
+                    set_int(s, ZMQ_RECONNECT_IVL, 100) != 0 ||
+                    set_int(s, ZMQ_RECONNECT_IVL_MAX, 1000) != 0)) {
+        rc = zerr();
+    }
+    if (rc == 0) {
+        rc = client_keys(l, s, route);
+    }
+    if (rc == 0 && zmq_connect(s, route) != 0) {
+        rc = zerr();
+    }
+    if (rc != 0) {
+        zmq_close(s);
+        return rc;
+    }
+    p->dealer = s;
+    p->hello_sent = false;
+    uint64_t now = ra__link_now_ms();
+    p->since_ms = p->last_rx_ms = p->last_use_ms = now;
+    atomic_store(&p->state, RA__PEER_DIALING);
+    return 0;
+}
+
+// A hello from p's side.  via_router: it came to our ROUTER (the peer
+// dialled), so we answer it.
+static void
+on_hello(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f,
+         bool via_router)
+{
+    const ra_wire_hello_t *h = &f->hello;
+    if (p->peer_inc != 0 &&
+        (p->peer_inc != h->inc || p->peer_sess != h->sess)) {
+        session_lost(l, p, RA_NOCONNECTION,
+                     p->peer_inc != h->inc ? "its process restarted"
+                                           : "it started a new session");
+    }
+    int st = atomic_load(&p->state);
+    if (p->peer_inc == 0) {
+        // A new session.
+        p->peer_inc = h->inc;
+        p->peer_sess = h->sess;
+        p->last_use_ms = ra__link_now_ms();
+        atomic_store(&p->state, RA__PEER_UP);
+        l->st.peers_up++;
+        ra_log_debug("link", "peer %u.%u up", p->node, p->proc);
+        if (st != RA__PEER_UP) {
+            ra__link_node_event(l, p, true, RA_NORMAL);
+        }
+        pthread_mutex_lock(&l->wait_mtx);
+        pthread_cond_broadcast(&l->wait_cond);
+        pthread_mutex_unlock(&l->wait_mtx);
+    } else {
+        // The same session after a reconnect: resend what it lacks.
+        while (p->head != NULL && p->head->seq <= h->ack) {
+            ra__lframe_t *fr = p->head;
+            p->head = fr->next;
+            uncharge(p, fr->cost, 1);
+            frame_unref(fr);
+        }
+        if (p->head == NULL) {
+            p->tail = NULL;
+        }
+        if (p->next_send != p->head) {
+            l->st.retransmits++;
+        }
+        p->next_send = p->head;
+    }
+    if (via_router) {
+        ra_wire_frame_t fr;
+        make_hello(l, p, &fr);
+        send_control(l, p, &fr);
+    }
+}
+
+static void
+on_ack(ra_link_t *l, ra__lpeer_t *p, int64_t ack)
+{
+    bool progress = false;
+    if (p->head != NULL && ack < p->head->seq && p->next_send != p->head) {
+        // Nothing new acknowledged while frames are out: a repeated ack
+        // means the peer saw a gap.  Go back at once (at most every 2 ms,
+        // so one gap costs one resend, not one per ack).
+        uint64_t now = ra__link_now_ms();
+        if (ack == p->last_ack && now - p->last_rewind_ms >= 2) {
+            l->st.retransmits++;
+            p->next_send = p->head;
+            p->last_rewind_ms = now;
+            p->last_progress_ms = now;
+        }
+        p->last_ack = ack;
+        return;
+    }
+    p->last_ack = ack;
+    size_t cost = 0, frames = 0;
+    while (p->head != NULL && p->head->seq <= ack) {
+        ra__lframe_t *f = p->head;
+        if (p->next_send == f) {
+            p->next_send = f->next;
+        }
+        p->head = f->next;
+        cost += f->cost;
+        frames++;
+        frame_unref(f);
+        progress = true;
+    }
+    if (p->head == NULL) {
+        p->tail = NULL;
+    }
+    if (progress) {
+        p->last_progress_ms = ra__link_now_ms();
+        uncharge(p, cost, frames);
+    }
+}
+
+static void
+deliver_envelope(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
+{
+    if (f->kind == RA_WIRE_MSG) {
+        ra__link_on_msg(l, p, f);
+    } else if (f->kind == RA_WIRE_SIG) {
+        ra__link_on_sig(l, p, f);
+    } else {
+        ra_log_warn("link", "peer %u.%u sent a chunked %s: dropped", p->node,
+                    p->proc, ra_wire_kind_name(f->kind));
+        l->st.wire.bad_kind++;
+    }
+}
+
+static void
+on_sequenced(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
+{
+    if (f->seq <= p->rx_seq) {
+        // Already delivered (a resend, or a duplicate).
+        l->st.duplicates++;
+        p->need_ack = true;
+        return;
+    }
+    if (f->seq != p->rx_seq + 1) {
+        l->st.out_of_order++;
+        if (!p->gap_acked) {
+            // Tell the sender at once, twice: two acks of the same number
+            // make it go back.
+            send_ack(l, p);
+            send_ack(l, p);
+            p->gap_acked = true;
+        }
+        p->need_ack = true;
+        return;
+    }
+    p->gap_acked = false;
+    p->rx_seq = f->seq;
+    p->last_use_ms = ra__link_now_ms();
+    if (p->closing) {
+        p->closing = false; // it is not idle after all
+    }
+    if (f->kind != RA_WIRE_CHUNK) {
+        deliver_envelope(l, p, f);
+    } else {
+        if (p->reasm == NULL &&
+            ra_wire_reasm_new(&p->reasm, l->o.max_msg, 4,
+                              (uint64_t)l->o.hb_interval_ms * l->o.hb_miss,
+                              &l->st.wire) != 0) {
+            return;
+        }
+        uint8_t *env = NULL;
+        size_t len = 0;
+        if (ra_wire_reasm_add(p->reasm, f, ra__link_now_ms(), &env, &len) ==
+                0 &&
+            env != NULL) {
+            ra_wire_frame_t inner;
+            if (ra_wire_decode(env, len, l->o.max_msg, &inner, &l->st.wire) ==
+                0) {
+                deliver_envelope(l, p, &inner);
+            }
+            ra_wire_free(env);
+        }
+    }
+    if (p->rx_seq - p->rx_acked >= ACK_EVERY) {
+        send_ack(l, p);
+    }
+}
+
+// Is p idle enough to end its session?  No records, nothing queued or
+// unacknowledged.
+static bool
+peer_quiet(ra__lpeer_t *p)
+{
+    return p->head == NULL && atomic_load(&p->queued_frames) == 0 &&
+           !ra__mpsc_nonempty(&p->q) && !ra__link_has_records(p);
+}
+
+static void
+on_bye(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
+{
+    if (!f->idle) {
+        bool asked = p->closing;
+        session_lost(l, p, asked ? RA_NORMAL : RA_NOCONNECTION,
+                     asked ? "idle" : "it disconnected");
+        return;
+    }
+    if (peer_quiet(p)) {
+        ra_wire_frame_t fr = {0};
+        fr.kind = RA_WIRE_BYE;
+        send_control(l, p, &fr);
+        p->closing = true; // so that the loss below reads as a normal end
+        session_lost(l, p, RA_NORMAL, "idle");
+    }
+}
+
+// One decoded frame from a peer.  p is NULL for a frame to our ROUTER from
+// a connection that has not said hello; rid names that connection.
+static void
+on_frame(ra_link_t *l, ra__lpeer_t *p, const uint8_t *rid, size_t rid_len,
+         const void *data, size_t len)
+{
+    ra_wire_frame_t f;
+    l->st.frames_in++;
+    l->st.bytes_in += len;
+    if (ra_wire_decode(data, len, l->o.max_msg, &f, &l->st.wire) != 0) {
+        return;
+    }
+    if (f.kind == RA_WIRE_HELLO) {
+        int32_t v;
+        const ra_wire_hello_t *h = &f.hello;
+        if (ra_wire_negotiate(h, &v) != 0) {
+            ra_log_warn("link", "peer %u.%u speaks protocol %d..%d, we "
+                        "speak %d..%d: refused", h->node, h->proc, h->vmin,
+                        h->vmax, RA_WIRE_VERSION_MIN, RA_WIRE_VERSION);
+            return;
+        }
+        if ((h->node == l->node && h->proc == l->proc) || h->inc == 0) {
+            l->st.refused++;
+            return;
+        }
+        if (h->sess == 0) {
+            // A probe (ra_link_connect): answer who we are, no session.
+            if (rid != NULL) {
+                ra_wire_frame_t fr;
+                make_hello(l, NULL, &fr);
+                uint8_t *buf = NULL;
+                size_t blen = 0;
+                if (ra_wire_encode(&fr, 0, &buf, &blen) == 0) {
+                    if (zmq_send(l->router, rid, rid_len,
+                                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
+                        zmq_send(l->router, buf, blen, ZMQ_DONTWAIT);
+                    }
+                    ra_wire_free(buf);
+                }
+            }
+            return;
+        }
+        if (p != NULL && (p->node != h->node || p->proc != h->proc)) {
+            ra_log_warn("link", "dialled %u.%u but %u.%u answered: check "
+                        "its route", p->node, p->proc, h->node, h->proc);
+            l->st.refused++;
+            return;
+        }
+        ra__lpeer_t *q = ra__link_peer(l, h->node, h->proc, true);
+        if (q == NULL) {
+            return;
+        }
+        if (rid != NULL) {
+            memcpy(q->rid, rid, rid_len);
+            q->rid_len = rid_len;
+        }
+        q->last_rx_ms = ra__link_now_ms();
+        on_hello(l, q, &f, rid != NULL);
+        return;
+    }
+    if (p == NULL || atomic_load(&p->state) == RA__PEER_IDLE ||
+        (p->peer_inc == 0 && f.kind != RA_WIRE_ERR)) {
+        l->st.refused++;
+        return;
+    }
+    p->last_rx_ms = ra__link_now_ms();
+    switch (f.kind) {
+    case RA_WIRE_ACK:
+        on_ack(l, p, f.ack);
+        break;
+    case RA_WIRE_MSG:
+    case RA_WIRE_SIG:
+    case RA_WIRE_CHUNK:
+        on_sequenced(l, p, &f);
+        break;
+    case RA_WIRE_ERR:
+        ra__link_on_err(l, p, &f);
+        break;
+    case RA_WIRE_BYE:
+        on_bye(l, p, &f);
+        break;
+    default:
+        break;
+    }
+}
+
+// ---- the I/O loop ----
+
+// Finds the peer that owns a ROUTER connection, by its routing id.
+static ra__lpeer_t *
+peer_by_rid(ra_link_t *l, const uint8_t *rid, size_t len)
+{
+    for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
+        if (p->rid_len == len && memcmp(p->rid, rid, len) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static void
+drain_router(ra_link_t *l)
+{
+    ra__lpeer_t *last = NULL;
+    uint8_t last_rid[256];
+    size_t last_len = 0;
+    for (int i = 0; i < RECV_BATCH; i++) {
+        zmq_msg_t rid, body;
+        zmq_msg_init(&rid);
+        if (zmq_msg_recv(&rid, l->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&rid);
+            return;
+        }
+        zmq_msg_init(&body);
+        bool ok = zmq_msg_more(&rid) &&
+                  zmq_msg_recv(&body, l->router, ZMQ_DONTWAIT) >= 0;
+        bool extra = ok && zmq_msg_more(&body);
+        while (zmq_msg_more(ok ? &body : &rid)) {
+            // More parts than the protocol has: read and drop them.
+            zmq_msg_t junk;
+            zmq_msg_init(&junk);
+            int r = zmq_msg_recv(&junk, l->router, ZMQ_DONTWAIT);
+            bool more = r >= 0 && zmq_msg_more(&junk);
+            zmq_msg_close(&junk);
+            if (!more) {
+                break;
+            }
+        }
+        if (!ok || extra) {
+            l->st.wire.bad_bson++;
+        } else {
+            const uint8_t *r = zmq_msg_data(&rid);
+            size_t rl = zmq_msg_size(&rid);
+            ra__lpeer_t *p;
+            if (last != NULL && rl == last_len &&
+                memcmp(r, last_rid, rl) == 0) {
+                p = last;
+            } else {
+                p = peer_by_rid(l, r, rl);
+            }
+            if (rl <= sizeof(last_rid)) {
+                last = p;
+                memcpy(last_rid, r, rl);
+                last_len = rl;
+            }
+            on_frame(l, p, r, rl, zmq_msg_data(&body), zmq_msg_size(&body));
+            if (p != NULL && p->rid_len != rl) {
+                last = NULL; // the session was lost meanwhile
+            }
+        }
+        zmq_msg_close(&rid);
+        zmq_msg_close(&body);
+    }
+}
+
+static void
+drain_dealer(ra_link_t *l, ra__lpeer_t *p)
+{
+    for (int i = 0; i < RECV_BATCH && p->dealer != NULL; i++) {
+        zmq_msg_t body;
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&body, p->dealer, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&body);
+            return;
+        }
+        if (zmq_msg_more(&body)) {
+            l->st.wire.bad_bson++;
+        } else {
+            on_frame(l, p, NULL, 0, zmq_msg_data(&body), zmq_msg_size(&body));
+        }
+        zmq_msg_close(&body);
+    }
+}
+
+// Moves p's commands onto the wire as far as the socket takes them.
+static void
+pump(ra_link_t *l, ra__lpeer_t *p)
+{
+    int st = atomic_load(&p->state);
+    if (st == RA__PEER_IDLE) {
+        if (!ra__mpsc_nonempty(&p->q)) {
+            return;
+        }
+        int rc = dial(l, p);
+        if (rc != 0) {
+            char why[128];
+            snprintf(why, sizeof(why), "cannot dial it: %s",
+                     ra_strerror(rc));
+            atomic_store(&p->state, RA__PEER_DIALING); // to log the loss
+            session_lost(l, p, RA_NOCONNECTION, why);
+            return;
+        }
+        st = RA__PEER_DIALING;
+    }
+    if (p->dealer != NULL && !p->hello_sent) {
+        ra_wire_frame_t fr;
+        make_hello(l, p, &fr);
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if (ra_wire_encode(&fr, 0, &buf, &len) != 0) {
+            return;
+        }
+        int rc = frame_out(l, p, buf, len, NULL);
+        ra_wire_free(buf);
+        if (rc != 0) {
+            return; // not connected yet
+        }
+        p->hello_sent = true;
+        p->hello_ms = ra__link_now_ms();
+    }
+    if (!p->closing) {
+        for (int i = 0; i < PUMP_BATCH; i++) {
+            ra__qnode_t *n = ra__mpsc_pop(&p->q);
+            if (n == NULL) {
+                break;
+            }
+            ra__lcmd_t *c = (ra__lcmd_t *)n;
+            if (c->op == 0) { // ra_link_connect's nudge: dialling is done
+                uncharge(p, c->cost, 1);
+                cmd_free(c);
+                continue;
+            }
+            if (c->op == RA__OP_BYE) {
+                ra_wire_frame_t fr = {0};
+                fr.kind = RA_WIRE_BYE;
+                send_control(l, p, &fr);
+                uncharge(p, c->cost, 1);
+                cmd_free(c);
+                session_lost(l, p, RA_NOCONNECTION, "disconnected here");
+                return;
+            }
+            encode_cmd(l, p, c);
+            p->last_use_ms = ra__link_now_ms();
+            cmd_free(c);
+        }
+    }
+    while (p->next_send != NULL) {
+        if (frame_out(l, p, p->next_send->buf, p->next_send->len,
+                      p->next_send) != 0) {
+            break;
+        }
+        p->next_send = p->next_send->next;
+    }
+}
+
+// Timers: heartbeats, acks, loss detection, retransmission, idle ends.
+static void
+tick(ra_link_t *l, uint64_t now)
+{
+    uint64_t window = (uint64_t)l->o.hb_interval_ms * l->o.hb_miss;
+    for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
+        int st = atomic_load(&p->state);
+        if (p->delay_head != NULL) {
+            delay_flush(l, p, now, false);
+        }
+        if (st == RA__PEER_IDLE) {
+            continue;
+        }
+        if (now - p->last_rx_ms > window) {
+            session_lost(l, p, RA_NOCONNECTION,
+                         st == RA__PEER_DIALING ? "no answer to our hello"
+                                                : "heartbeats missed");
+            continue;
+        }
+        if (st != RA__PEER_UP) {
+            if (p->hello_sent && now - p->hello_ms >= l->o.hb_interval_ms) {
+                p->hello_sent = false; // no answer yet: say hello again
+            }
+            if (p->head != NULL && p->next_send != p->head &&
+                now - p->last_progress_ms > l->o.hb_interval_ms) {
+                p->next_send = p->head;
+                p->last_progress_ms = now;
+            }
+            continue;
+        }
+        if (now - p->last_tx_ms >= l->o.hb_interval_ms ||
+            p->rx_seq != p->rx_acked || p->need_ack) {
+            send_ack(l, p);
+        }
+        if (p->head != NULL && p->next_send != p->head &&
+            now - p->last_progress_ms > l->o.hb_interval_ms) {
+            l->st.retransmits++;
+            p->next_send = p->head;
+            p->last_progress_ms = now;
+        }
+        if (p->closing && now - p->closing_ms > window) {
+            p->closing = false; // the peer did not agree: carry on
+        }
+        if (!p->closing && l->o.idle_ms != UINT32_MAX &&
+            now - p->last_use_ms > l->o.idle_ms && peer_quiet(p)) {
+            ra_wire_frame_t fr = {0};
+            fr.kind = RA_WIRE_BYE;
+            fr.idle = true;
+            send_control(l, p, &fr);
+            p->closing = true;
+            p->closing_ms = now;
+        }
+        if (p->reasm != NULL) {
+            ra_wire_reasm_expire(p->reasm, now);
+        }
+    }
+}
+
+static void
+publish_stats(ra_link_t *l)
+{
+    pthread_mutex_lock(&l->stats_mtx);
+    l->pub_st = l->st;
+    pthread_mutex_unlock(&l->stats_mtx);
+}
+
+static void *
+io_main(void *arg)
+{
+    ra_link_t *l = arg;
+    ra__tls_noblock = true;
+    zmq_pollitem_t *items = NULL;
+    ra__lpeer_t **owners = NULL;
+    size_t cap = 0;
+    uint64_t last_tick = 0;
+    while (!atomic_load(&l->stop)) {
+        // Build the poll set: event fd, ZAP, router, dealers.
+        size_t need = 3 + atomic_load(&l->npeers);
+        if (need > cap) {
+            size_t ncap = need * 2;
+            zmq_pollitem_t *ni = realloc(items, ncap * sizeof(*ni));
+            if (ni != NULL) {
+                items = ni;
+            }
+            ra__lpeer_t **no = realloc(owners, ncap * sizeof(*no));
+            if (no != NULL) {
+                owners = no;
+            }
+            if (ni == NULL || no == NULL) {
+                struct timespec ts = {0, 10000000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            cap = ncap;
+        }
+        size_t n = 0;
+        items[n++] = (zmq_pollitem_t){NULL, l->evfd, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){l->zap, 0, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){l->router, 0, ZMQ_POLLIN, 0};
+        bool work = false;
+        for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
+            if (p->dealer != NULL && n < cap) { // a peer added meanwhile
+                owners[n] = p;                   // waits for the next turn
+                items[n++] = (zmq_pollitem_t){p->dealer, 0, ZMQ_POLLIN, 0};
+            }
+            if (ra__mpsc_nonempty(&p->q) && !p->closing) {
+                work = true;
+            }
+            if (p->next_send != NULL || (p->dealer && !p->hello_sent)) {
+                work = true; // waiting for room or a connection: poll
+            }
+        }
+        atomic_store(&l->sleeping, true);
+        // Re-check after announcing sleep: a push after this wakes us.
+        for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL && !work;
+             p = p->next) {
+            if (ra__mpsc_nonempty(&p->q) && !p->closing) {
+                work = true;
+            }
+        }
+        long timeout = work ? 1 : 10;
+        int rc = zmq_poll(items, (int)n, timeout);
+        atomic_store(&l->sleeping, false);
+        if (rc < 0 && zmq_errno() == ETERM) {
+            break;
+        }
+        if (rc > 0) {
+            if (items[0].revents & ZMQ_POLLIN) {
+                uint64_t v;
+                ssize_t r = read(l->evfd, &v, sizeof(v));
+                (void)r;
+            }
+            if (items[1].revents & ZMQ_POLLIN) {
+                ra__link_zap_handle(l);
+            }
+            if (items[2].revents & ZMQ_POLLIN) {
+                drain_router(l);
+            }
+            for (size_t i = 3; i < n; i++) {
+                if (items[i].revents & ZMQ_POLLIN) {
+                    drain_dealer(l, owners[i]);
+                }
+            }
+        }
+        for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
+            pump(l, p);
+        }
+        uint64_t now = ra__link_now_ms();
+        if (now - last_tick >= 5) {
+            tick(l, now);
+            last_tick = now;
+            l->st.queued_bytes = 0;
+            for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
+                l->st.queued_bytes += atomic_load(&p->queued_bytes);
+            }
+            publish_stats(l);
+        }
+    }
+    // Tell peers we are going, so they need not wait for heartbeats.
+    for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
+        if (atomic_load(&p->state) != RA__PEER_IDLE) {
+            ra_wire_frame_t fr = {0};
+            fr.kind = RA_WIRE_BYE;
+            send_control(l, p, &fr);
+        }
+    }
+    free(items);
+    free(owners);
+    return NULL;
+}
+
+// ---- start and stop ----
+
+static int
+ensure_private_dir(const char *dir)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        int e = errno;
+        ra_log_err("link", "cannot create %s: %s", dir, strerror(e));
+        return -e;
+    }
+    struct stat st;
+    if (lstat(dir, &st) != 0) {
+        return -errno;
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+        ra_log_err("link", "%s is not a directory of ours: refusing to put "
+                   "sockets there (set ipc_dir)", dir);
+        return RA_EACCES;
+    }
+    if ((st.st_mode & 077) != 0 && chmod(dir, 0700) != 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+static int
+bind_endpoint(ra_link_t *l)
+{
+    char ep[512];
+    if (l->o.bind == NULL) {
+        snprintf(ep, sizeof(ep), "ipc://%s/node-%u-proc-%u", l->ipc_dir,
+                 l->node, l->proc);
+    } else {
+        snprintf(ep, sizeof(ep), "%s", l->o.bind);
+        size_t len = strlen(ep);
+        // Port 0 means "pick one", as with bind(2).
+        if (len > 2 && strcmp(ep + len - 2, ":0") == 0) {
+            ep[len - 1] = '*';
+        }
+    }
+    l->tcp = strncmp(ep, "tcp://", 6) == 0;
+    if (!l->tcp && strncmp(ep, "ipc://", 6) != 0) {
+        ra_log_err("link", "endpoint %s: use tcp://HOST:PORT or ipc://PATH",
+                   ep);
+        return RA_EINVAL;
+    }
+    if (!l->tcp) {
+        if (strlen(ep + 6) >= 108) {
+            ra_log_err("link", "ipc path %s is too long for a socket "
+                       "(107 bytes at most)", ep + 6);
+            return RA_EINVAL;
+        }
+        snprintf(l->ipc_path, sizeof(l->ipc_path), "%s", ep + 6);
+    }
+    if (l->tcp) {
+        if (set_int(l->router, ZMQ_CURVE_SERVER, 1) != 0 ||
+            zmq_setsockopt(l->router, ZMQ_CURVE_SECRETKEY, l->sec, 40) != 0 ||
+            zmq_setsockopt(l->router, ZMQ_ZAP_DOMAIN, "rayo", 4) != 0) {
+            return zerr();
+        }
+    }
+    if (zmq_bind(l->router, ep) != 0) {
+        int e = zmq_errno();
+        ra_log_err("link", "cannot listen on %s: %s", ep, zmq_strerror(e));
+        return e == EADDRINUSE ? RA_EEXIST : -e;
+    }
+    size_t len = sizeof(l->endpoint);
+    if (zmq_getsockopt(l->router, ZMQ_LAST_ENDPOINT, l->endpoint, &len) !=
+        0) {
+        snprintf(l->endpoint, sizeof(l->endpoint), "%s", ep);
+    }
+    return 0;
+}
+
+static void
+defaults(ra_link_opts_t *o)
+{
+    if (o->hb_interval_ms == 0) {
+        o->hb_interval_ms = 500;
+    }
+    if (o->hb_miss == 0) {
+        o->hb_miss = 4;
+    }
+    if (o->idle_ms == 0) {
+        o->idle_ms = 300000;
+    }
+    if (o->chunk_size == 0) {
+        o->chunk_size = 4u << 20;
+    }
+    if (o->max_msg == 0) {
+        o->max_msg = 64u << 20;
+    }
+    if (o->queue_bytes == 0) {
+        o->queue_bytes = (size_t)256 << 20;
+    }
+    if (o->queue_frames == 0) {
+        o->queue_frames = 1000000;
+    }
+    if (o->fault_seed == 0) {
+        o->fault_seed = 1;
+    }
+}
+
+int
+ra_link_start(ra_runtime_t *rt, const ra_link_opts_t *opts, ra_link_t **out)
+{
+    if (rt == NULL || out == NULL || (rt->node == 0 && rt->proc == 0)) {
+        if (rt != NULL && rt->node == 0 && rt->proc == 0) {
+            ra_log_err("link", "the runtime needs a node or process number "
+                       "(ra_runtime_opts_t.node, .proc) to join links");
+        }
+        return RA_EINVAL;
+    }
+    ra_link_t *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        return RA_ENOMEM;
+    }
+    if (opts != NULL) {
+        l->o = *opts;
+    }
+    defaults(&l->o);
+    l->o.bind = NULL; // copied below; the caller's string may go away
+    l->o.ipc_dir = NULL;
+    l->o.cert = NULL;
+    l->rt = rt;
+    l->node = rt->node;
+    l->proc = rt->proc;
+    l->inc = random_i63();
+    l->rng = l->o.fault_seed;
+    l->evfd = -1;
+    pthread_rwlock_init(&l->peers_lock, NULL);
+    pthread_mutex_init(&l->proxy_mtx, NULL);
+    pthread_mutex_init(&l->sub_mtx, NULL);
+    pthread_mutex_init(&l->fault_mtx, NULL);
+    pthread_mutex_init(&l->wait_mtx, NULL);
+    pthread_cond_init(&l->wait_cond, NULL);
+    pthread_mutex_init(&l->stats_mtx, NULL);
+    char bind_copy[512] = {0};
+    int rc = 0;
+    if (l->o.chunk_size > l->o.max_msg || l->o.chunk_size < 1024 ||
+        l->o.chunk_size > INT32_MAX ||
+        (l->o.full_policy != RA_FULL_FAIL &&
+         l->o.full_policy != RA_FULL_BLOCK)) {
+        rc = RA_EINVAL;
+        goto fail;
+    }
+    if (opts != NULL && opts->bind != NULL) {
+        if (strlen(opts->bind) >= sizeof(bind_copy)) {
+            rc = RA_EINVAL;
+            goto fail;
+        }
+        strcpy(bind_copy, opts->bind);
+        l->o.bind = bind_copy;
+    }
+    if (opts != NULL && opts->ipc_dir != NULL) {
+        snprintf(l->ipc_dir, sizeof(l->ipc_dir), "%s", opts->ipc_dir);
+    } else {
+        const char *x = getenv("XDG_RUNTIME_DIR");
+        if (x != NULL && x[0] == '/') {
+            snprintf(l->ipc_dir, sizeof(l->ipc_dir), "%s/rayo", x);
+        } else {
+            snprintf(l->ipc_dir, sizeof(l->ipc_dir), "/tmp/rayo-%u",
+                     (unsigned)geteuid());
+        }
+    }
+    bool want_tcp = l->o.bind != NULL && strncmp(l->o.bind, "tcp://", 6) == 0;
+    if (opts != NULL && opts->cert != NULL) {
+        if ((rc = ra__link_cert_load(opts->cert, l->pub, l->sec)) != 0) {
+            goto fail;
+        }
+    } else if (want_tcp) {
+        ra_log_err("link", "listening on tcp needs the cluster certificate: "
+                   "set ra_link_opts_t.cert (ra_link_cert_ensure makes one)");
+        rc = RA_ENOENT;
+        goto fail;
+    }
+    if (!want_tcp && (rc = ensure_private_dir(l->ipc_dir)) != 0) {
+        goto fail;
+    }
+    if ((l->zctx = zmq_ctx_new()) == NULL) {
+        rc = zerr();
+        goto fail;
+    }
+    // The ZAP handler must exist before any CURVE socket binds: without
+    // one, libzmq lets every client key in.
+    if ((rc = ra__link_zap_start(l)) != 0) {
+        goto fail;
+    }
+    if ((l->router = zmq_socket(l->zctx, ZMQ_ROUTER)) == NULL) {
+        rc = zerr();
+        goto fail;
+    }
+    if ((rc = common_opts(l, l->router)) != 0 ||
+        set_int(l->router, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
+        set_int(l->router, ZMQ_ROUTER_HANDOVER, 1) != 0) {
+        rc = rc != 0 ? rc : zerr();
+        goto fail;
+    }
+    if ((rc = bind_endpoint(l)) != 0) {
+        goto fail;
+    }
+    l->o.bind = NULL;
+    if ((l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    const ra__dist_ops_t *none = NULL;
+    l->rt->dist = l;
+    if (!atomic_compare_exchange_strong(&rt->dist_ops, &none,
+                                        &ra__link_ops)) {
+        l->rt = NULL;
+        rc = RA_EINVAL; // this runtime already has a link layer
+        goto fail;
+    }
+    if ((rc = -pthread_create(&l->io, NULL, io_main, l)) != 0) {
+        atomic_store(&rt->dist_ops, NULL);
+        goto fail;
+    }
+    l->io_started = true;
+    ra_log_info("link", "node %u.%u listening on %s", l->node, l->proc,
+                l->endpoint);
+    *out = l;
+    return 0;
+fail:
+    l->o.bind = NULL;
+    if (l->rt != NULL && rt->dist == l && atomic_load(&rt->dist_ops) == NULL) {
+        rt->dist = NULL;
+    }
+    l->rt = NULL;
+    ra_link_stop(&l);
+    return rc;
+}
+
+void
+ra_link_stop(ra_link_t **lp)
+{
+    if (lp == NULL || *lp == NULL) {
+        return;
+    }
+    ra_link_t *l = *lp;
+    *lp = NULL;
+    if (l->rt != NULL) {
+        atomic_store(&l->rt->dist_ops, NULL);
+        while (atomic_load(&l->rt->dist_users) != 0) {
+            sched_yield();
+        }
+    }
+    atomic_store(&l->stop, true);
+    if (l->io_started) {
+        uint64_t one = 1;
+        ssize_t n = write(l->evfd, &one, sizeof(one));
+        (void)n;
+        pthread_join(l->io, NULL);
+    }
+    // Everything across the link is lost now.
+    ra__tls_noblock = true;
+    for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
+        if (l->rt != NULL) {
+            session_lost(l, p, RA_NOCONNECTION, "link stopped");
+        }
+    }
+    ra__tls_noblock = false;
+    ra__link_drop_proxies(l);
+    ra__lpeer_t *p = atomic_load(&l->peer_list);
+    while (p != NULL) {
+        ra__lpeer_t *next = p->next;
+        close_dealer(p);
+        delay_flush(l, p, 0, true);
+        while (p->head != NULL) {
+            ra__lframe_t *f = p->head;
+            p->head = f->next;
+            frame_unref(f);
+        }
+        ra__qnode_t *n;
+        while ((n = ra__mpsc_pop(&p->q)) != NULL) {
+            cmd_free((ra__lcmd_t *)n);
+        }
+        ra_wire_reasm_destroy(&p->reasm);
+        for (size_t i = 0; i < p->recs.cap; i++) {
+            if (ra__hmap_live(&p->recs, i)) {
+                free(p->recs.v[i].val);
+            }
+        }
+        ra__hmap_fini(&p->recs);
+        ra__hmap_fini(&p->proxies_by_rcref);
+        pthread_mutex_destroy(&p->mtx);
+        pthread_cond_destroy(&p->space);
+        free(p);
+        p = next;
+    }
+    ra__hmap_fini(&l->peers);
+    ra__hmap_fini(&l->proxies);
+    while (l->subs != NULL) {
+        ra__lsub_t *s = l->subs;
+        l->subs = s->next;
+        free(s);
+    }
+    free(l->rules);
+    if (l->router != NULL) {
+        zmq_close(l->router);
+    }
+    if (l->zap != NULL) {
+        zmq_close(l->zap);
+    }
+    if (l->zctx != NULL) {
+        zmq_ctx_term(l->zctx);
+    }
+    if (l->evfd >= 0) {
+        close(l->evfd);
+    }
+    if (l->ipc_path[0] != 0 && l->io_started) {
+        unlink(l->ipc_path);
+    }
+    if (l->rt != NULL && l->rt->dist == l) {
+        l->rt->dist = NULL;
+    }
+    pthread_rwlock_destroy(&l->peers_lock);
+    pthread_mutex_destroy(&l->proxy_mtx);
+    pthread_mutex_destroy(&l->sub_mtx);
+    pthread_mutex_destroy(&l->fault_mtx);
+    pthread_mutex_destroy(&l->wait_mtx);
+    pthread_cond_destroy(&l->wait_cond);
+    pthread_mutex_destroy(&l->stats_mtx);
+    explicit_bzero(l->sec, sizeof(l->sec));
+    free(l);
+}
+
+const char *
+ra_link_endpoint(const ra_link_t *l)
+{
+    return l != NULL ? l->endpoint : NULL;
+}
+
+int
+ra_link_route(ra_link_t *l, uint32_t node, uint32_t proc,
+              const char *endpoint)
+{
+    if (l == NULL || endpoint == NULL || strlen(endpoint) >= 256 ||
+        (strncmp(endpoint, "tcp://", 6) != 0 &&
+         strncmp(endpoint, "ipc://", 6) != 0) ||
+        (node == l->node && proc == l->proc)) {
+        return RA_EINVAL;
+    }
+    ra__lpeer_t *p = ra__link_peer(l, node, proc, true);
+    if (p == NULL) {
+        return RA_ENOMEM;
+    }
+    pthread_mutex_lock(&p->mtx);
+    snprintf(p->route, sizeof(p->route), "%s", endpoint);
+    pthread_mutex_unlock(&p->mtx);
+    return 0;
+}
+
+// Asks the peer who it is with a throwaway socket and a session-less
+// hello, so that the real connection can be keyed by its node and process.
+static int
+probe(ra_link_t *l, const char *endpoint, int64_t timeout_ms,
+      ra_wire_hello_t *who)
+{
+    void *s = zmq_socket(l->zctx, ZMQ_DEALER);
+    if (s == NULL) {
+        return zerr();
+    }
+    int rc = set_int(s, ZMQ_LINGER, 0) == 0 ? 0 : zerr();
+    if (rc == 0) {
+        rc = client_keys(l, s, endpoint);
+    }
+    if (rc == 0 && zmq_connect(s, endpoint) != 0) {
+        rc = zerr();
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ra_wire_frame_t fr;
+    make_hello(l, NULL, &fr);
+    if (rc == 0 && (rc = ra_wire_encode(&fr, 0, &buf, &len)) == 0) {
+        if (zmq_send(s, buf, len, 0) < 0) {
+            rc = zerr();
+        }
+        ra_wire_free(buf);
+    }
+    if (rc == 0) {
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        rc = zmq_poll(&it, 1, timeout_ms < 0 ? -1 : (long)timeout_ms);
+        if (rc <= 0) {
+            rc = rc == 0 ? RA_ETIMEOUT : zerr();
+        } else {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            rc = RA_EBADMSG;
+            if (zmq_msg_recv(&m, s, 0) >= 0) {
+                ra_wire_frame_t f;
+                if (ra_wire_decode(zmq_msg_data(&m), zmq_msg_size(&m),
+                                   l->o.max_msg, &f, NULL) == 0 &&
+                    f.kind == RA_WIRE_HELLO) {
+                    int32_t v;
+                    rc = ra_wire_negotiate(&f.hello, &v);
+                    who->node = f.hello.node;
+                    who->proc = f.hello.proc;
+                }
+            }
+            zmq_msg_close(&m);
+        }
+    }
+    zmq_close(s);
+    return rc;
+}
+
+int
+ra_link_connect(ra_link_t *l, const char *endpoint, int64_t timeout_ms,
+                uint32_t *node, uint32_t *proc)
+{
+    if (l == NULL || endpoint == NULL) {
+        return RA_EINVAL;
+    }
+    uint64_t t0 = ra__link_now_ms();
+    ra_wire_hello_t who = {0};
+    int rc = probe(l, endpoint, timeout_ms, &who);
+    if (rc != 0) {
+        if (rc == RA_ETIMEOUT) {
+            ra_log_warn("link", "no answer from %s in %" PRId64 " ms: is it "
+                        "running, and do both sides hold the same cluster "
+                        "certificate?", endpoint, timeout_ms);
+        }
+        return rc;
+    }
+    if ((rc = ra_link_route(l, who.node, who.proc, endpoint)) != 0) {
+        return rc;
+    }
+    ra__lpeer_t *p = ra__link_peer(l, who.node, who.proc, false);
+    if (atomic_load(&p->state) == RA__PEER_IDLE) {
+        // The I/O thread dials a peer when its queue is not empty: queue a
+        // no-op.
+        ra__lcmd_t *c = calloc(1, sizeof(*c));
+        if (c == NULL) {
+            return RA_ENOMEM;
+        }
+        c->op = 0; // a no-op: dials, then is dropped by the pump
+        ra__link_enqueue(l, p, c);
+    }
+    pthread_mutex_lock(&l->wait_mtx);
+    while (atomic_load(&p->state) != RA__PEER_UP) {
+        uint64_t spent = ra__link_now_ms() - t0;
+        if (timeout_ms >= 0 && spent >= (uint64_t)timeout_ms) {
+            rc = RA_ETIMEOUT;
+            break;
+        }
+        struct timespec dl;
+        ra__deadline(&dl, timeout_ms < 0 ? 100
+                          : (int64_t)((uint64_t)timeout_ms - spent) < 100
+                              ? (int64_t)((uint64_t)timeout_ms - spent)
+                              : 100);
+        pthread_cond_timedwait(&l->wait_cond, &l->wait_mtx, &dl);
+    }
+    pthread_mutex_unlock(&l->wait_mtx);
+    if (rc == 0) {
+        if (node != NULL) {
+            *node = who.node;
+        }
+        if (proc != NULL) {
+            *proc = who.proc;
+        }
+    }
+    return rc;
+}
+
+int
+ra_link_disconnect(ra_link_t *l, uint32_t node, uint32_t proc)
+{
+    if (l == NULL) {
+        return RA_EINVAL;
+    }
+    ra__lpeer_t *p = ra__link_peer(l, node, proc, false);
+    if (p == NULL || atomic_load(&p->state) == RA__PEER_IDLE) {
+        return RA_ENOENT;
+    }
+    ra__lcmd_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return RA_ENOMEM;
+    }
+    c->op = RA__OP_BYE;
+    return ra__link_enqueue(l, p, c);
+}
+
+int
+ra_link_stats(ra_link_t *l, ra_link_stats_t *st)
+{
+    if (l == NULL || st == NULL) {
+        return RA_EINVAL;
+    }
+    pthread_mutex_lock(&l->stats_mtx);
+    *st = l->pub_st;
+    pthread_mutex_unlock(&l->stats_mtx);
+    st->full = atomic_load(&l->full);
+    return 0;
+}
+
+int
+ra_link_peers(ra_link_t *l, ra_link_peer_t *out, size_t cap, size_t *n)
+{
+    if (l == NULL || n == NULL || (out == NULL && cap > 0)) {
+        return RA_EINVAL;
+    }
+    size_t i = 0;
+    pthread_rwlock_rdlock(&l->peers_lock);
+    for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL;
+         p = p->next, i++) {
+        if (i < cap) {
+            ra_link_peer_t *o = &out[i];
+            memset(o, 0, sizeof(*o));
+            o->node = p->node;
+            o->proc = p->proc;
+            o->up = atomic_load(&p->state) == RA__PEER_UP;
+            o->queued_bytes = atomic_load(&p->queued_bytes);
+            o->queued_frames = atomic_load(&p->queued_frames);
+            pthread_mutex_lock(&p->mtx);
+            snprintf(o->endpoint, sizeof(o->endpoint), "%s", p->route);
+            pthread_mutex_unlock(&p->mtx);
+        }
+    }
+    pthread_rwlock_unlock(&l->peers_lock);
+    *n = i;
+    return 0;
+}
+
+int
+ra_link_fault_set(ra_link_t *l, uint32_t node, uint32_t proc,
+                  const ra_link_fault_t *rule)
+{
+    if (l == NULL || (rule != NULL && (rule->drop_ppm > 1000000 ||
+                                       rule->dup_ppm > 1000000))) {
+        return RA_EINVAL;
+    }
+    if (!l->o.faults) {
+        ra_log_warn("link", "fault injection is off: start the link with "
+                    "ra_link_opts_t.faults set");
+        return RA_ENOTSUP;
+    }
+    ra_link_fault_t zero = {0};
+    bool clear = rule == NULL || memcmp(rule, &zero, sizeof(zero)) == 0;
+    pthread_mutex_lock(&l->fault_mtx);
+    size_t j = 0;
+    for (size_t i = 0; i < l->nrules; i++) {
+        if (l->rules[i].node != node || l->rules[i].proc != proc) {
+            l->rules[j++] = l->rules[i];
+        }
+    }
+    l->nrules = j;
+    int rc = 0;
+    if (!clear) {
+        struct ra__lrule *nr = realloc(l->rules, (j + 1) * sizeof(*nr));
+        if (nr == NULL) {
+            rc = RA_ENOMEM;
+        } else {
+            l->rules = nr;
+            nr[j] = (struct ra__lrule){node, proc, *rule};
+            l->nrules = j + 1;
+        }
+    }
+    pthread_mutex_unlock(&l->fault_mtx);
+    atomic_fetch_add(&l->rules_gen, 1);
+    ra__link_wake(l);
+    return rc;
+}
