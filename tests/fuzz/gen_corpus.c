@@ -109,8 +109,31 @@ main(int argc, char **argv)
 
     memset(&f, 0, sizeof(f));
     f.kind = RA_WIRE_HELLO;
-    f.hello = (ra_wire_hello_t){1, 2, 1, 1, 2, {"chunk", "bson"}};
+    f.hello = (ra_wire_hello_t){1, 2, 1, 1, 2, {"chunk", "bson"}, 0, 0, 0};
     put_frame("hello", &f);
+
+    // The link layer's session fields.
+    f.hello.inc = 77;
+    f.hello.sess = 91;
+    f.hello.ack = 12;
+    put_frame("hello_session", &f);
+
+    memset(&f, 0, sizeof(f));
+    f.kind = RA_WIRE_BYE;
+    put_frame("bye", &f);
+    f.idle = true;
+    put_frame("bye_idle", &f);
+
+    memset(&f, 0, sizeof(f));
+    f.kind = RA_WIRE_MSG;
+    f.seq = 4;
+    f.to = a;
+    f.cref = 123;
+    f.rep = true;
+    f.body_kind = RA_WIRE_BODY_BYTES;
+    f.body = (const uint8_t *)"reply";
+    f.body_len = 5;
+    put_frame("msg_reply", &f);
 
     // Three chunks of one message, back to back in one input, the way
     // fuzz_wire reads a sequence of frames.

@@ -195,7 +195,7 @@ END_TEST
 
 START_TEST(test_wire_hello_round_trip)
 {
-    ra_wire_hello_t h = {7, 3, 1, 1, 2, {"chunk", "bson.v1"}};
+    ra_wire_hello_t h = {7, 3, 1, 1, 2, {"chunk", "bson.v1"}, 0, 0, 0};
     ra_wire_hello_t back;
     ra_wire_stats_t st = {0};
     uint8_t *buf = NULL;
@@ -235,6 +235,44 @@ START_TEST(test_wire_hello_round_trip)
 }
 END_TEST
 
+START_TEST(test_wire_session_fields_round_trip)
+{
+    // hello's session numbers, a reply, and both kinds of bye.
+    ra_wire_frame_t f, g;
+    memset(&f, 0, sizeof(f));
+    f.kind = RA_WIRE_HELLO;
+    f.hello = (ra_wire_hello_t){.node = 4, .proc = 2, .vmin = 1, .vmax = 1,
+                                .inc = INT64_MAX, .sess = 9, .ack = 123};
+    uint8_t *buf = round_trip(&f, &g);
+    ck_assert_int_eq(g.hello.inc, INT64_MAX);
+    ck_assert_int_eq(g.hello.sess, 9);
+    ck_assert_int_eq(g.hello.ack, 123);
+    ck_assert_int_eq(g.ack, 0);
+    ra_wire_free(buf);
+
+    f = msg_frame();
+    f.rep = true;
+    buf = round_trip(&f, &g);
+    ck_assert(g.rep);
+    ck_assert_int_eq(g.cref, INT64_MAX);
+    ra_wire_free(buf);
+    f.cref = 0; // a reply to no call cannot be encoded
+    size_t len = 0;
+    RA_CK_ERR(ra_wire_encode(&f, 0, &buf, &len), RA_EINVAL);
+
+    memset(&f, 0, sizeof(f));
+    f.kind = RA_WIRE_BYE;
+    buf = round_trip(&f, &g);
+    ck_assert(!g.idle);
+    ra_wire_free(buf);
+    f.idle = true;
+    buf = round_trip(&f, &g);
+    ck_assert(g.idle);
+    ra_wire_free(buf);
+    ck_assert_str_eq(ra_wire_kind_name(RA_WIRE_BYE), "bye");
+}
+END_TEST
+
 START_TEST(test_wire_encode_rejects_bad_frames)
 {
     ra_wire_frame_t f = msg_frame();
@@ -260,9 +298,9 @@ START_TEST(test_wire_encode_rejects_bad_frames)
     ra_wire_free(buf);
     buf = NULL;
 
-    ra_wire_hello_t h = {0, 0, 1, 1, 1, {"has space"}};
+    ra_wire_hello_t h = {0, 0, 1, 1, 1, {"has space"}, 0, 0, 0};
     RA_CK_ERR(ra_wire_encode_hello(&h, &buf, &len), RA_EINVAL);
-    h = (ra_wire_hello_t){0, 0, 2, 1, 0, {NULL}};
+    h = (ra_wire_hello_t){0, 0, 2, 1, 0, {NULL}, 0, 0, 0};
     RA_CK_ERR(ra_wire_encode_hello(&h, &buf, &len), RA_EINVAL);
 
     // Signals and down messages are not sent as msg envelopes.
@@ -559,6 +597,12 @@ static const bad_case_t bad_cases[] = {
     {"chunk data too short", RA_EBADMSG, BAD_FIELD, 0},
     {"chunk total huge", RA_EFULL, OVERSIZED, 0},
     {"frame over max_msg", RA_EFULL, OVERSIZED, 64},
+    {"reply without cref", RA_EBADMSG, BAD_FIELD, 0},
+    {"rep out of range", RA_EBADMSG, BAD_FIELD, 0},
+    {"hello inc zero", RA_EBADMSG, BAD_FIELD, 0},
+    {"bye with a seq", RA_EBADMSG, BAD_FIELD, 0},
+    {"bye idle a string", RA_EBADMSG, BAD_FIELD, 0},
+    {"idle on an ack", RA_EBADMSG, BAD_FIELD, 0},
 };
 
 static bson_t *
@@ -755,6 +799,32 @@ bad_bytes(int i, size_t *len)
                                                  "0123456789abcdef",
                                 32));
         break;
+    case 39:
+        doc = BCON_NEW(V1, "k", "msg", SEQ, TO, "rep", BCON_INT32(1), "body",
+                       BCON_BIN(BSON_SUBTYPE_BINARY, (const uint8_t *)"r",
+                                1));
+        break;
+    case 40:
+        doc = BCON_NEW(V1, "k", "msg", SEQ, TO, "cref", BCON_INT64(5), "rep",
+                       BCON_INT32(2), "body",
+                       BCON_BIN(BSON_SUBTYPE_BINARY, (const uint8_t *)"r",
+                                1));
+        break;
+    case 41:
+        doc = BCON_NEW(V1, "k", "hello", "node", BCON_INT64(1), "proc",
+                       BCON_INT64(1), "vmin", BCON_INT32(1), "vmax",
+                       BCON_INT32(1), "inc", BCON_INT64(0));
+        break;
+    case 42:
+        doc = BCON_NEW(V1, "k", "bye", SEQ);
+        break;
+    case 43:
+        doc = BCON_NEW(V1, "k", "bye", "idle", "yes");
+        break;
+    case 44:
+        doc = BCON_NEW(V1, "k", "ack", "ack", BCON_INT64(1), "idle",
+                       BCON_INT32(1));
+        break;
     default:
         ck_abort_msg("no input for case %d", i);
     }
@@ -845,6 +915,7 @@ wire_suite(void)
     tcase_add_test(tc, test_wire_sig_round_trip);
     tcase_add_test(tc, test_wire_ack_err_round_trip);
     tcase_add_test(tc, test_wire_hello_round_trip);
+    tcase_add_test(tc, test_wire_session_fields_round_trip);
     tcase_add_test(tc, test_wire_encode_rejects_bad_frames);
     suite_add_tcase(s, tc);
 
