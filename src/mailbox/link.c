@@ -959,6 +959,32 @@ on_bye(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
     }
 }
 
+// Answers a hello whose versions we do not speak with err RA_ENOTSUP, on
+// the connection it came from; the peer then knows why nothing works.
+static void
+refuse_version(ra_link_t *l, ra__lpeer_t *p, const uint8_t *rid,
+               size_t rid_len)
+{
+    ra_wire_frame_t fr = {0};
+    fr.kind = RA_WIRE_ERR;
+    fr.code = RA_ENOTSUP;
+    fr.text = "no common protocol version";
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (ra_wire_encode(&fr, 0, &buf, &len) != 0) {
+        return;
+    }
+    if (rid != NULL) {
+        if (zmq_send(l->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >=
+            0) {
+            zmq_send(l->router, buf, len, ZMQ_DONTWAIT);
+        }
+    } else if (p != NULL && p->dealer != NULL) {
+        zmq_send(p->dealer, buf, len, ZMQ_DONTWAIT);
+    }
+    ra_wire_free(buf);
+}
+
 // One decoded frame from a peer.  p is NULL for a frame to our ROUTER from
 // a connection that has not said hello; rid names that connection.
 static void
@@ -978,6 +1004,8 @@ on_frame(ra_link_t *l, ra__lpeer_t *p, const uint8_t *rid, size_t rid_len,
             ra_log_warn("link", "peer %u.%u speaks protocol %d..%d, we "
                         "speak %d..%d: refused", h->node, h->proc, h->vmin,
                         h->vmax, RA_WIRE_VERSION_MIN, RA_WIRE_VERSION);
+            l->st.wire.bad_version++;
+            refuse_version(l, p, rid, rid_len);
             return;
         }
         if ((h->node == l->node && h->proc == l->proc) || h->inc == 0) {
@@ -1767,12 +1795,15 @@ probe(ra_link_t *l, const char *endpoint, int64_t timeout_ms,
             if (zmq_msg_recv(&m, s, 0) >= 0) {
                 ra_wire_frame_t f;
                 if (ra_wire_decode(zmq_msg_data(&m), zmq_msg_size(&m),
-                                   l->o.max_msg, &f, NULL) == 0 &&
-                    f.kind == RA_WIRE_HELLO) {
-                    int32_t v;
-                    rc = ra_wire_negotiate(&f.hello, &v);
-                    who->node = f.hello.node;
-                    who->proc = f.hello.proc;
+                                   l->o.max_msg, &f, NULL) == 0) {
+                    if (f.kind == RA_WIRE_HELLO) {
+                        int32_t v;
+                        rc = ra_wire_negotiate(&f.hello, &v);
+                        who->node = f.hello.node;
+                        who->proc = f.hello.proc;
+                    } else if (f.kind == RA_WIRE_ERR) {
+                        rc = f.code; // it refused us, and said why
+                    }
                 }
             }
             zmq_msg_close(&m);

@@ -940,6 +940,46 @@ START_TEST(test_garbage_frames)
 }
 END_TEST
 
+START_TEST(test_version_refused)
+{
+    // A peer that speaks only versions we do not gets err RA_ENOTSUP.
+    node_t a, b;
+    pair_start(&a, &b, NULL);
+    void *zc = zmq_ctx_new();
+    void *s = zmq_socket(zc, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_connect(s, ra_link_endpoint(b.l)), 0);
+    ra_wire_frame_t f = {0};
+    f.kind = RA_WIRE_HELLO;
+    f.hello = (ra_wire_hello_t){.node = 5, .proc = 1, .vmin = 2, .vmax = 9,
+                                .inc = 1, .sess = 1};
+    uint8_t *enc = NULL;
+    size_t elen = 0;
+    RA_CK_OK(ra_wire_encode(&f, 0, &enc, &elen));
+    ck_assert_int_ge(zmq_send(s, enc, elen, 0), 0);
+    ra_wire_free(enc);
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    ck_assert_int_eq(zmq_poll(&it, 1, WAIT_MS), 1);
+    uint8_t buf[1024];
+    int n = zmq_recv(s, buf, sizeof buf, 0);
+    ck_assert_int_gt(n, 0);
+    ra_wire_frame_t g;
+    RA_CK_OK(ra_wire_decode(buf, (size_t)n, 0, &g, NULL));
+    ck_assert_int_eq(g.kind, RA_WIRE_ERR);
+    ck_assert_int_eq(g.code, RA_ENOTSUP);
+    zmq_close(s);
+    zmq_ctx_term(zc);
+    ra_link_stats_t st;
+    RA_CK_OK(ra_link_stats(b.l, &st));
+    ra_link_peer_t p[4];
+    size_t np;
+    RA_CK_OK(ra_link_peers(b.l, p, 4, &np));
+    ck_assert_uint_eq(np, 0); // no session, no peer
+    pair_stop(&a, &b);
+}
+END_TEST
+
 START_TEST(test_no_link_layer)
 {
     // Without a link layer a remote pid is unreachable, clearly.
@@ -998,6 +1038,7 @@ link_suite(void)
     tcase_add_test(tc, test_peer_restart);
     tcase_add_test(tc, test_garbage_frames);
     tcase_add_test(tc, test_no_link_layer);
+    tcase_add_test(tc, test_version_refused);
     suite_add_tcase(s, tc);
     return s;
 }
