@@ -35,6 +35,7 @@
 #define PUMP_BATCH 512    // commands encoded per peer per loop turn
 #define RECV_BATCH 1024   // frames read per socket per loop turn
 #define SLACK 4096        // envelope bytes around a payload
+#define SPIN_TURNS 64     // empty loop turns before the I/O thread sleeps
 
 // ---- hash map ----
 
@@ -1087,7 +1088,7 @@ peer_by_rid(ra_link_t *l, const uint8_t *rid, size_t len)
     return NULL;
 }
 
-static void
+static size_t
 drain_router(ra_link_t *l)
 {
     ra__lpeer_t *last = NULL;
@@ -1098,7 +1099,7 @@ drain_router(ra_link_t *l)
         zmq_msg_init(&rid);
         if (zmq_msg_recv(&rid, l->router, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&rid);
-            return;
+            return (size_t)i;
         }
         zmq_msg_init(&body);
         bool ok = zmq_msg_more(&rid) &&
@@ -1140,17 +1141,19 @@ drain_router(ra_link_t *l)
         zmq_msg_close(&rid);
         zmq_msg_close(&body);
     }
+    return RECV_BATCH;
 }
 
-static void
+static size_t
 drain_dealer(ra_link_t *l, ra__lpeer_t *p)
 {
-    for (int i = 0; i < RECV_BATCH && p->dealer != NULL; i++) {
+    int i;
+    for (i = 0; i < RECV_BATCH && p->dealer != NULL; i++) {
         zmq_msg_t body;
         zmq_msg_init(&body);
         if (zmq_msg_recv(&body, p->dealer, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&body);
-            return;
+            return (size_t)i;
         }
         if (zmq_msg_more(&body)) {
             l->st.wire.bad_bson++;
@@ -1159,16 +1162,19 @@ drain_dealer(ra_link_t *l, ra__lpeer_t *p)
         }
         zmq_msg_close(&body);
     }
+    return (size_t)i;
 }
 
 // Moves p's commands onto the wire as far as the socket takes them.
-static void
+// Returns how many commands and frames it moved.
+static size_t
 pump(ra_link_t *l, ra__lpeer_t *p)
 {
+    size_t did = 0;
     int st = atomic_load(&p->state);
     if (st == RA__PEER_IDLE) {
         if (!ra__mpsc_nonempty(&p->q)) {
-            return;
+            return 0;
         }
         int rc = dial(l, p);
         if (rc != 0) {
@@ -1177,7 +1183,7 @@ pump(ra_link_t *l, ra__lpeer_t *p)
                      ra_strerror(rc));
             atomic_store(&p->state, RA__PEER_DIALING); // to log the loss
             session_lost(l, p, RA_NOCONNECTION, why);
-            return;
+            return 0;
         }
         st = RA__PEER_DIALING;
     }
@@ -1187,12 +1193,12 @@ pump(ra_link_t *l, ra__lpeer_t *p)
         uint8_t *buf = NULL;
         size_t len = 0;
         if (ra_wire_encode(&fr, 0, &buf, &len) != 0) {
-            return;
+            return 0;
         }
         int rc = frame_out(l, p, buf, len, NULL);
         ra_wire_free(buf);
         if (rc != 0) {
-            return; // not connected yet
+            return 0; // not connected yet
         }
         p->hello_sent = true;
         p->hello_ms = ra__link_now_ms();
@@ -1216,11 +1222,12 @@ pump(ra_link_t *l, ra__lpeer_t *p)
                 uncharge(p, c->cost, 1);
                 cmd_free(c);
                 session_lost(l, p, RA_NOCONNECTION, "disconnected here");
-                return;
+                return 0;
             }
             encode_cmd(l, p, c);
             p->last_use_ms = ra__link_now_ms();
             cmd_free(c);
+            did++;
         }
     }
     while (p->next_send != NULL) {
@@ -1229,7 +1236,9 @@ pump(ra_link_t *l, ra__lpeer_t *p)
             break;
         }
         p->next_send = p->next_send->next;
+        did++;
     }
+    return did;
 }
 
 // Timers: heartbeats, acks, loss detection, retransmission, idle ends.
@@ -1303,10 +1312,12 @@ io_main(void *arg)
 {
     ra_link_t *l = arg;
     ra__tls_noblock = true;
+    pthread_setname_np(pthread_self(), "rayo-link");
     zmq_pollitem_t *items = NULL;
     ra__lpeer_t **owners = NULL;
     size_t cap = 0;
     uint64_t last_tick = 0;
+    unsigned quiet = SPIN_TURNS; // turns in a row that did nothing
     while (!atomic_load(&l->stop)) {
         // Build the poll set: event fd, ZAP, router, dealers.
         size_t need = 3 + atomic_load(&l->npeers);
@@ -1331,33 +1342,46 @@ io_main(void *arg)
         items[n++] = (zmq_pollitem_t){NULL, l->evfd, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){l->zap, 0, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){l->router, 0, ZMQ_POLLIN, 0};
-        bool work = false;
-        for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
+        bool busy = false, blocked = false;
+        for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL;
+             p = p->next) {
             if (p->dealer != NULL && n < cap) { // a peer added meanwhile
                 owners[n] = p;                   // waits for the next turn
                 items[n++] = (zmq_pollitem_t){p->dealer, 0, ZMQ_POLLIN, 0};
             }
             if (ra__mpsc_nonempty(&p->q) && !p->closing) {
-                work = true;
+                busy = true;
             }
             if (p->next_send != NULL || (p->dealer && !p->hello_sent)) {
-                work = true; // waiting for room or a connection: poll
+                blocked = true; // waiting for room or a connection
             }
         }
-        atomic_store(&l->sleeping, true);
-        // Re-check after announcing sleep: a push after this wakes us.
-        for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL && !work;
-             p = p->next) {
-            if (ra__mpsc_nonempty(&p->q) && !p->closing) {
-                work = true;
+        // Busy: do not wait.  Recently busy: look again without sleeping
+        // (a wake-up through the event fd costs a system call on both
+        // sides, per message when traffic is steady).  Else sleep until a
+        // socket, a sender or the next tick wakes us.
+        long timeout = 0;
+        bool sleep = false;
+        if (!busy && quiet >= SPIN_TURNS) {
+            atomic_store(&l->sleeping, true);
+            sleep = true;
+            // Re-check after announcing sleep: a push after this wakes us.
+            for (ra__lpeer_t *p = atomic_load(&l->peer_list);
+                 p != NULL && !busy; p = p->next) {
+                if (ra__mpsc_nonempty(&p->q) && !p->closing) {
+                    busy = true;
+                }
             }
+            timeout = busy ? 0 : blocked ? 1 : 5;
         }
-        long timeout = work ? 1 : 10;
         int rc = zmq_poll(items, (int)n, timeout);
-        atomic_store(&l->sleeping, false);
+        if (sleep) {
+            atomic_store(&l->sleeping, false);
+        }
         if (rc < 0 && zmq_errno() == ETERM) {
             break;
         }
+        size_t did = 0;
         if (rc > 0) {
             if (items[0].revents & ZMQ_POLLIN) {
                 uint64_t v;
@@ -1368,16 +1392,23 @@ io_main(void *arg)
                 ra__link_zap_handle(l);
             }
             if (items[2].revents & ZMQ_POLLIN) {
-                drain_router(l);
+                did += drain_router(l);
             }
             for (size_t i = 3; i < n; i++) {
                 if (items[i].revents & ZMQ_POLLIN) {
-                    drain_dealer(l, owners[i]);
+                    did += drain_dealer(l, owners[i]);
                 }
             }
         }
-        for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
-            pump(l, p);
+        for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL;
+             p = p->next) {
+            did += pump(l, p);
+        }
+        if (did > 0) {
+            quiet = 0;
+        } else if (quiet < SPIN_TURNS) {
+            quiet++;
+            sched_yield(); // let the threads we serve run meanwhile
         }
         uint64_t now = ra__link_now_ms();
         if (now - last_tick >= 5) {

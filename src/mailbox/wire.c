@@ -953,6 +953,14 @@ ra_wire_encode(const ra_wire_frame_t *f, size_t max_msg, uint8_t **out,
     // twice the document before the final length is known.
     grow_t g = {max_msg > SIZE_MAX / 2 - 64 ? SIZE_MAX : 2 * max_msg + 64,
                 false};
+    // Start with room for the whole envelope, so that it is written
+    // without a single realloc in the common case.
+    cap = f->body_len + f->data_len + 320;
+    if ((buf = malloc(cap)) == NULL) {
+        rc = RA_ENOMEM;
+        goto fail;
+    }
+    memcpy(buf, "\x05\0\0\0\0", 5); // an empty document, as libbson expects
     doc = bson_new_from_buffer(&buf, &cap, grow_realloc, &g);
     if (doc == NULL) {
         rc = RA_ENOMEM;
