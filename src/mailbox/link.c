@@ -36,6 +36,8 @@
 #define RECV_BATCH 1024   // frames read per socket per loop turn
 #define SLACK 4096        // envelope bytes around a payload
 #define SPIN_TURNS 64     // empty loop turns before the I/O thread sleeps
+#define BATCH_BYTES (64u << 10) // records per batch envelope, in bytes
+#define BATCH_BODY_MAX 8192     // larger messages travel alone
 
 // ---- hash map ----
 
@@ -634,6 +636,77 @@ encode_cmd(ra_link_t *l, ra__lpeer_t *p, ra__lcmd_t *c)
     free(chunks);
 }
 
+// ---- batches of small messages ----
+
+// Small plain messages (no call, no reply) share one batch envelope: one
+// frame, one sequence number, one acknowledgement for up to BATCH_BYTES.
+static bool
+batchable(ra_link_t *l, const ra__lcmd_t *c)
+{
+    (void)l;
+    return c->op == RA__OP_MSG && c->cref == 0 && !c->rep &&
+           c->msg->len <= BATCH_BODY_MAX;
+}
+
+static void
+batch_flush(ra_link_t *l, ra__lpeer_t *p)
+{
+    if (p->bcnt == 0) {
+        return;
+    }
+    ra_wire_frame_t fr = {0};
+    fr.kind = RA_WIRE_BATCH;
+    fr.seq = p->tx_seq + 1;
+    fr.chunk_cnt = (int32_t)p->bcnt;
+    fr.data = p->bbuf;
+    fr.data_len = p->blen;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    // The batch counted as bcnt queued frames; it is one from now on.
+    atomic_fetch_sub(&p->queued_frames, p->bcnt - 1);
+    if (ra_wire_encode(&fr, l->o.max_msg, &buf, &len) != 0 ||
+        keep_frame(p, buf, len, ++p->tx_seq, p->bcost) != 0) {
+        if (buf != NULL) {
+            ra_wire_free(buf);
+            p->tx_seq--;
+        }
+        ra_log_err("link", "dropped %u messages to %u.%u: out of memory",
+                   p->bcnt, p->node, p->proc);
+        uncharge(p, p->bcost, 1);
+    }
+    p->bcnt = 0;
+    p->blen = 0;
+    p->bcost = 0;
+}
+
+static void
+batch_add(ra_link_t *l, ra__lpeer_t *p, ra__lcmd_t *c)
+{
+    size_t need = ra_wire_batch_rec_size(c->msg->len);
+    if (p->bcnt > 0 && (p->blen + need > BATCH_BYTES || p->bcnt >= 65536)) {
+        batch_flush(l, p);
+    }
+    if (p->blen + need > p->bcap) {
+        size_t cap = p->bcap ? p->bcap : 4096;
+        while (cap < p->blen + need) {
+            cap *= 2;
+        }
+        uint8_t *nb = realloc(p->bbuf, cap);
+        if (nb == NULL) {
+            batch_flush(l, p);
+            encode_cmd(l, p, c); // alone, then
+            return;
+        }
+        p->bbuf = nb;
+        p->bcap = cap;
+    }
+    ra_wire_batch_put(p->bbuf + p->blen, c->msg, c->from, c->to);
+    p->blen += need;
+    p->bcnt++;
+    p->bcost += c->cost;
+    l->st.msgs_out++;
+}
+
 // ---- sessions ----
 
 static void close_dealer(ra__lpeer_t *p);
@@ -870,6 +943,8 @@ deliver_envelope(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
 {
     if (f->kind == RA_WIRE_MSG) {
         ra__link_on_msg(l, p, f);
+    } else if (f->kind == RA_WIRE_BATCH) {
+        ra__link_on_batch(l, p, f);
     } else if (f->kind == RA_WIRE_SIG) {
         ra__link_on_sig(l, p, f);
     } else {
@@ -1061,6 +1136,7 @@ on_frame(ra_link_t *l, ra__lpeer_t *p, const uint8_t *rid, size_t rid_len,
     case RA_WIRE_MSG:
     case RA_WIRE_SIG:
     case RA_WIRE_CHUNK:
+    case RA_WIRE_BATCH:
         on_sequenced(l, p, &f);
         break;
     case RA_WIRE_ERR:
@@ -1224,10 +1300,18 @@ pump(ra_link_t *l, ra__lpeer_t *p)
                 session_lost(l, p, RA_NOCONNECTION, "disconnected here");
                 return 0;
             }
-            encode_cmd(l, p, c);
-            p->last_use_ms = ra__link_now_ms();
+            if (batchable(l, c)) {
+                batch_add(l, p, c);
+            } else {
+                batch_flush(l, p);
+                encode_cmd(l, p, c);
+            }
             cmd_free(c);
             did++;
+        }
+        batch_flush(l, p);
+        if (did > 0) {
+            p->last_use_ms = ra__link_now_ms();
         }
     }
     while (p->next_send != NULL) {
@@ -1712,6 +1796,7 @@ ra_link_stop(ra_link_t **lp)
             cmd_free((ra__lcmd_t *)n);
         }
         ra_wire_reasm_destroy(&p->reasm);
+        free(p->bbuf);
         for (size_t i = 0; i < p->recs.cap; i++) {
             if (ra__hmap_live(&p->recs, i)) {
                 free(p->recs.v[i].val);

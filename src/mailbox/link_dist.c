@@ -431,6 +431,45 @@ ra__link_on_msg(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
 }
 
 void
+ra__link_on_batch(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
+{
+    const uint8_t *pos = f->data;
+    size_t left = f->data_len;
+    ra_wire_rec_t rec;
+    // The codec checked every record; read them again to deliver.
+    while (left > 0 && ra_wire_batch_next(&pos, &left, &rec) == 0) {
+        ra_pid_t to = {l->node, l->proc, rec.to_id, rec.to_gen};
+        ra_pid_t from = RA_PID_NIL;
+        if (rec.from_id != 0) {
+            from = (ra_pid_t){p->node, p->proc, rec.from_id, rec.from_gen};
+        }
+        ra_msg_t *m = NULL;
+        int rc;
+        if (rec.body_kind == RA_WIRE_BODY_BSON) {
+            bson_t doc;
+            rc = bson_init_static(&doc, rec.body, rec.body_len)
+                     ? ra_msg_new_bson(&m, rec.tag, &doc)
+                     : RA_EBADMSG;
+        } else {
+            rc = ra_msg_new_bytes(&m, rec.tag, rec.body, rec.body_len);
+        }
+        if (rc != 0) {
+            continue;
+        }
+        l->st.msgs_in++;
+        rc = ra__deliver(l->rt, to, &m, from, 0, false);
+        if (rc != 0) {
+            ra_msg_unref(&m);
+            if (rc == RA_ENOPROC) {
+                l->st.no_proc++;
+            } else {
+                l->st.full++;
+            }
+        }
+    }
+}
+
+void
 ra__link_on_sig(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
 {
     if (!is_local(l, f->to) || !from_peer(p, f->from)) {

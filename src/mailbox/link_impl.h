@@ -150,6 +150,9 @@ typedef struct ra__lpeer {
     uint64_t last_use_ms;    // last frame other than heartbeats
     uint64_t rtt_us, hb_sent_us;
     ra_wire_reasm_t *reasm;
+    uint8_t *bbuf;           // the batch being filled: records,
+    size_t blen, bcap, bcost; // their bytes, room and queue charge
+    unsigned bcnt;
     ra_link_fault_t fault;
     bool has_fault;
     ra__ldelay_t *delay_head, *delay_tail;
@@ -225,6 +228,8 @@ void ra__link_send_err(ra_link_t *l, ra__lpeer_t *p, int code, ra_pid_t to,
 extern const ra__dist_ops_t ra__link_ops;
 void ra__link_on_msg(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f);
 void ra__link_on_sig(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f);
+void ra__link_on_batch(ra_link_t *l, ra__lpeer_t *p,
+                       const ra_wire_frame_t *f);
 void ra__link_on_err(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f);
 void ra__link_fire_lost(ra_link_t *l, ra__lpeer_t *p, ra_reason_t reason);
 void ra__link_node_event(ra_link_t *l, ra__lpeer_t *p, bool up,

@@ -62,7 +62,8 @@ typedef enum ra_wire_kind {
     RA_WIRE_HELLO = 4, // "hello": the handshake
     RA_WIRE_ERR = 5,   // "err": an error answered to the peer
     RA_WIRE_CHUNK = 6, // "chunk": one piece of a large envelope
-    RA_WIRE_BYE = 7    // "bye": the session ends (idle: may it end?)
+    RA_WIRE_BYE = 7,   // "bye": the session ends (idle: may it end?)
+    RA_WIRE_BATCH = 8  // "batch": several small messages, in records
 } ra_wire_kind_t;
 
 // ra_wire_sig_t is the signal of a sig envelope, field "s" on the wire.
@@ -127,10 +128,12 @@ typedef struct ra_wire_frame {
     ra_wire_hello_t hello; // node, proc, vmin, vmax, caps (hello)
     int64_t chunk_id;     // id: message id shared by its chunks (chunk)
     int32_t chunk_idx;    // idx: 0 .. cnt - 1
-    int32_t chunk_cnt;    // cnt: number of chunks, >= 1
+    int32_t chunk_cnt;    // cnt: number of chunks (chunk) or records
+                          // (batch), >= 1
     int32_t chunk_size;   // csz: bytes in every chunk but the last
     int64_t chunk_total;  // tot: bytes of the reassembled envelope
-    const uint8_t *data;  // data: this chunk's bytes (chunk)
+    const uint8_t *data;  // data: this chunk's bytes (chunk), the records
+                          // (batch)
     size_t data_len;
 } ra_wire_frame_t;
 
@@ -216,6 +219,39 @@ int ra_wire_negotiate(const ra_wire_hello_t *peer, int32_t *version);
 // copied, so the message outlives the buffer.  Returns 0, RA_EBADMSG for a
 // frame of another kind, RA_EINVAL or RA_ENOMEM.  Caller owns *out.
 int ra_wire_frame_msg(const ra_wire_frame_t *f, ra_msg_t **out);
+
+// ---- batches ----
+//
+// A batch envelope ({v, k: "batch", seq, cnt, data}) carries cnt small
+// messages between two processes as records packed in data, each: to id,
+// to generation, from id, from generation (0 0: no sender), tag (all
+// 32-bit little-endian), body kind (1 bytes, 2 BSON), three zero bytes,
+// body length (32-bit), then the body.  Node and process numbers are the
+// link's two ends.  The decoder checks every record (and BSON bodies as
+// documents) before it accepts the envelope; cnt must match and data must
+// end with the last record.
+
+// ra_wire_rec_t is one record of a batch; body borrows from the envelope.
+typedef struct ra_wire_rec {
+    uint32_t to_id, to_gen, from_id, from_gen;
+    int32_t tag;
+    ra_wire_body_t body_kind;
+    const uint8_t *body;
+    size_t body_len;
+} ra_wire_rec_t;
+
+// ra_wire_batch_next reads the record at *pos (with *left bytes left in
+// data) into *rec and advances both.  Returns 0 or RA_EBADMSG.
+int ra_wire_batch_next(const uint8_t **pos, size_t *left, ra_wire_rec_t *rec);
+
+// ra_wire_batch_rec_size returns the bytes a record with a body_len-byte
+// body takes.
+size_t ra_wire_batch_rec_size(size_t body_len);
+
+// ra_wire_batch_put writes msg (RA_MSG_BYTES or RA_MSG_BSON) from from to
+// to as a record at out, which has ra_wire_batch_rec_size bytes of room.
+void ra_wire_batch_put(uint8_t *out, const ra_msg_t *msg, ra_pid_t from,
+                       ra_pid_t to);
 
 // ra_wire_buf_t is one encoded buffer in an array from ra_wire_split.
 typedef struct ra_wire_buf {

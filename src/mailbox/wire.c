@@ -30,7 +30,7 @@ static const char *const field_names[F_COUNT] = {
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static const char *const kind_names[] = {
-    NULL, "msg", "sig", "ack", "hello", "err", "chunk", "bye"
+    NULL, "msg", "sig", "ack", "hello", "err", "chunk", "bye", "batch"
 };
 
 // Fields each kind may carry and must carry, indexed by ra_wire_kind_t.
@@ -50,7 +50,8 @@ static const uint32_t allowed[] = {
         B(F_ESEQ) | B(F_TEXT),
     B(F_V) | B(F_K) | B(F_SEQ) | B(F_ID) | B(F_IDX) | B(F_CNT) | B(F_CSZ) |
         B(F_TOT) | B(F_DATA),
-    B(F_V) | B(F_K) | B(F_IDLE)
+    B(F_V) | B(F_K) | B(F_IDLE),
+    B(F_V) | B(F_K) | B(F_SEQ) | B(F_CNT) | B(F_DATA)
 };
 
 static const uint32_t required[] = {
@@ -62,7 +63,8 @@ static const uint32_t required[] = {
     B(F_V) | B(F_K) | B(F_CODE),
     B(F_V) | B(F_K) | B(F_SEQ) | B(F_ID) | B(F_IDX) | B(F_CNT) | B(F_CSZ) |
         B(F_TOT) | B(F_DATA),
-    B(F_V) | B(F_K)
+    B(F_V) | B(F_K),
+    B(F_V) | B(F_K) | B(F_SEQ) | B(F_CNT) | B(F_DATA)
 };
 
 static const char *const sig_names[] = {
@@ -84,7 +86,7 @@ ra_wire_free(void *buf)
 const char *
 ra_wire_kind_name(ra_wire_kind_t kind)
 {
-    if (kind < RA_WIRE_MSG || kind > RA_WIRE_BYE) {
+    if (kind < RA_WIRE_MSG || kind > RA_WIRE_BATCH) {
         return NULL;
     }
     return kind_names[kind];
@@ -540,6 +542,97 @@ index_fields(dec_t *d, const bson_t *doc, slot_t *at, uint32_t *seen)
     return 0;
 }
 
+// ---- batches: many small messages in one envelope ----
+
+#define REC_HEAD 28
+
+static uint32_t
+get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static void
+put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+int
+ra_wire_batch_next(const uint8_t **pos, size_t *left, ra_wire_rec_t *rec)
+{
+    const uint8_t *p = *pos;
+    if (*left < REC_HEAD) {
+        return RA_EBADMSG;
+    }
+    rec->to_id = get_u32(p);
+    rec->to_gen = get_u32(p + 4);
+    rec->from_id = get_u32(p + 8);
+    rec->from_gen = get_u32(p + 12);
+    rec->tag = (int32_t)get_u32(p + 16);
+    uint8_t body = p[20];
+    uint32_t len = get_u32(p + 24);
+    if (rec->to_id == 0 || p[21] != 0 || p[22] != 0 || p[23] != 0 ||
+        (body != RA_WIRE_BODY_BYTES && body != RA_WIRE_BODY_BSON) ||
+        len > *left - REC_HEAD) {
+        return RA_EBADMSG;
+    }
+    rec->body_kind = (ra_wire_body_t)body;
+    rec->body = p + REC_HEAD;
+    rec->body_len = len;
+    if (body == RA_WIRE_BODY_BSON) {
+        bson_t doc;
+        if (len < 5 || !bson_init_static(&doc, rec->body, len) ||
+            !doc_ok(&doc, 2)) {
+            return RA_EBADMSG;
+        }
+    }
+    *pos = p + REC_HEAD + len;
+    *left -= REC_HEAD + len;
+    return 0;
+}
+
+size_t
+ra_wire_batch_rec_size(size_t body_len)
+{
+    return REC_HEAD + body_len;
+}
+
+void
+ra_wire_batch_put(uint8_t *out, const ra_msg_t *msg, ra_pid_t from,
+                  ra_pid_t to)
+{
+    size_t len = 0;
+    const void *data = ra_msg_data(msg, &len);
+    put_u32(out, to.id);
+    put_u32(out + 4, to.gen);
+    put_u32(out + 8, from.id);
+    put_u32(out + 12, from.gen);
+    put_u32(out + 16, (uint32_t)ra_msg_tag(msg));
+    out[20] = ra_msg_kind(msg) == RA_MSG_BSON ? RA_WIRE_BODY_BSON
+                                              : RA_WIRE_BODY_BYTES;
+    out[21] = out[22] = out[23] = 0;
+    put_u32(out + 24, (uint32_t)len);
+    memcpy(out + REC_HEAD, data, len);
+}
+
+// batch_ok checks that data holds exactly cnt well-formed records.
+static bool
+batch_ok(const uint8_t *data, size_t len, int32_t cnt)
+{
+    ra_wire_rec_t rec;
+    for (int32_t i = 0; i < cnt; i++) {
+        if (ra_wire_batch_next(&data, &len, &rec) != 0) {
+            return false;
+        }
+    }
+    return len == 0;
+}
+
 // check_kind applies the rules that involve more than one field.
 static int
 check_kind(dec_t *d, ra_wire_frame_t *f, uint32_t seen)
@@ -569,6 +662,11 @@ check_kind(dec_t *d, ra_wire_frame_t *f, uint32_t seen)
         if (!chunk_ok(f->chunk_idx, f->chunk_cnt, f->chunk_size,
                       f->chunk_total, f->data_len)) {
             return fail(d, C_FIELD, "inconsistent chunk numbers", F_DATA);
+        }
+        break;
+    case RA_WIRE_BATCH:
+        if (!batch_ok(f->data, f->data_len, f->chunk_cnt)) {
+            return fail(d, C_FIELD, "malformed batch records", F_DATA);
         }
         break;
     default:
@@ -835,6 +933,9 @@ frame_ok(const ra_wire_frame_t *f)
                         f->chunk_total, f->data_len);
     case RA_WIRE_BYE:
         return true;
+    case RA_WIRE_BATCH:
+        return seq_ok && f->chunk_cnt >= 1 && f->data != NULL &&
+               batch_ok(f->data, f->data_len, f->chunk_cnt);
     default:
         return false;
     }
@@ -909,6 +1010,11 @@ append_fields(bson_t *doc, const ra_wire_frame_t *f)
                 BSON_APPEND_INT64(doc, "ack", f->hello.ack));
     case RA_WIRE_BYE:
         return !f->idle || BSON_APPEND_INT32(doc, "idle", 1);
+    case RA_WIRE_BATCH:
+        return BSON_APPEND_INT64(doc, "seq", f->seq) &&
+               BSON_APPEND_INT32(doc, "cnt", f->chunk_cnt) &&
+               bson_append_binary(doc, "data", -1, BSON_SUBTYPE_BINARY,
+                                  f->data, (uint32_t)f->data_len);
     case RA_WIRE_ERR:
         return (!pid_ok(f->from) || append_pid(doc, "from", f->from)) &&
                (!pid_ok(f->to) || append_pid(doc, "to", f->to)) &&

@@ -135,6 +135,30 @@ main(int argc, char **argv)
     f.body_len = 5;
     put_frame("msg_reply", &f);
 
+    {
+        // A batch of two small messages.
+        ra_msg_t *m1 = NULL, *m2 = NULL;
+        uint8_t recs[128];
+        size_t off = 0;
+        if (ra_msg_new_bytes(&m1, 1, "one", 3) != 0 ||
+            ra_msg_new_bytes(&m2, 2, "two!", 4) != 0) {
+            return 1;
+        }
+        ra_wire_batch_put(recs, m1, a, b);
+        off += ra_wire_batch_rec_size(3);
+        ra_wire_batch_put(recs + off, m2, RA_PID_NIL, b);
+        off += ra_wire_batch_rec_size(4);
+        memset(&f, 0, sizeof(f));
+        f.kind = RA_WIRE_BATCH;
+        f.seq = 9;
+        f.chunk_cnt = 2;
+        f.data = recs;
+        f.data_len = off;
+        put_frame("batch", &f);
+        ra_msg_unref(&m1);
+        ra_msg_unref(&m2);
+    }
+
     // Three chunks of one message, back to back in one input, the way
     // fuzz_wire reads a sequence of frames.
     {

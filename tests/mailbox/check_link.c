@@ -780,7 +780,7 @@ START_TEST(test_backpressure_block)
 {
     node_t a, b;
     dir_setup();
-    ra_link_opts_t o = {.faults = true, .queue_frames = 100,
+    ra_link_opts_t o = {.faults = true, .queue_bytes = 16 * 1024,
                         .full_policy = RA_FULL_BLOCK};
     node_start(&a, 1, &o);
     node_start(&b, 2, &o);
@@ -798,7 +798,7 @@ START_TEST(test_backpressure_block)
     ra_link_peer_t p[2];
     size_t n;
     RA_CK_OK(ra_link_peers(a.l, p, 2, &n));
-    ck_assert_uint_le(p[0].queued_frames, 100);
+    ck_assert_uint_le(p[0].queued_bytes, 16 * 1024);
     RA_CK_OK(ra_link_fault_set(a.l, 2, 1, NULL));
     RA_CK_WAIT(atomic_load(&bl.done) == 1, WAIT_MS);
     pthread_join(t, NULL);

@@ -273,6 +273,85 @@ START_TEST(test_wire_session_fields_round_trip)
 }
 END_TEST
 
+START_TEST(test_wire_batch_round_trip)
+{
+    ra_msg_t *m1 = NULL, *m2 = NULL, *m3 = NULL;
+    RA_CK_OK(ra_msg_new_bytes(&m1, 5, "abc", 3));
+    bson_t *doc = BCON_NEW("x", BCON_INT32(7));
+    RA_CK_OK(ra_msg_new_bson(&m2, -9, doc));
+    bson_destroy(doc);
+    RA_CK_OK(ra_msg_new_bytes(&m3, 0, NULL, 0));
+    ra_msg_t *ms[3] = {m1, m2, m3};
+    size_t total = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t len = 0;
+        ra_msg_data(ms[i], &len);
+        total += ra_wire_batch_rec_size(len);
+    }
+    uint8_t *data = malloc(total);
+    size_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t len = 0;
+        ra_msg_data(ms[i], &len);
+        ra_wire_batch_put(data + off, ms[i], i == 2 ? RA_PID_NIL : pid_a,
+                          pid_b);
+        off += ra_wire_batch_rec_size(len);
+    }
+    ra_wire_frame_t f, g;
+    memset(&f, 0, sizeof(f));
+    f.kind = RA_WIRE_BATCH;
+    f.seq = 3;
+    f.chunk_cnt = 3;
+    f.data = data;
+    f.data_len = total;
+    uint8_t *buf = round_trip(&f, &g);
+    ck_assert_int_eq(g.chunk_cnt, 3);
+    const uint8_t *pos = g.data;
+    size_t left = g.data_len;
+    ra_wire_rec_t rec;
+    RA_CK_OK(ra_wire_batch_next(&pos, &left, &rec));
+    ck_assert_uint_eq(rec.to_id, pid_b.id);
+    ck_assert_uint_eq(rec.from_id, pid_a.id);
+    ck_assert_int_eq(rec.tag, 5);
+    ck_assert_int_eq(rec.body_kind, RA_WIRE_BODY_BYTES);
+    ck_assert_uint_eq(rec.body_len, 3);
+    RA_CK_OK(ra_wire_batch_next(&pos, &left, &rec));
+    ck_assert_int_eq(rec.body_kind, RA_WIRE_BODY_BSON);
+    ck_assert_int_eq(rec.tag, -9);
+    RA_CK_OK(ra_wire_batch_next(&pos, &left, &rec));
+    ck_assert_uint_eq(rec.from_id, 0);
+    ck_assert_uint_eq(rec.body_len, 0);
+    ck_assert_uint_eq(left, 0);
+    ra_wire_free(buf);
+
+    // A count that disagrees, a truncated record, a bad body kind and a
+    // BSON body that is not a document are all refused.
+    ra_wire_stats_t st = {0};
+    size_t len = 0;
+    f.chunk_cnt = 4;
+    RA_CK_ERR(ra_wire_encode(&f, 0, &buf, &len), RA_EINVAL);
+    f.chunk_cnt = 3;
+    f.data_len = total - 1;
+    RA_CK_ERR(ra_wire_encode(&f, 0, &buf, &len), RA_EINVAL);
+    f.data_len = total;
+    buf = encode_ok(&f, &len);
+    uint8_t *d = (uint8_t *)memmem(buf, len, data, total);
+    ck_assert_ptr_nonnull(d);
+    d[20] = 3; // body kind of the first record
+    RA_CK_ERR(ra_wire_decode(buf, len, 0, &g, &st), RA_EBADMSG);
+    d[20] = 1;
+    size_t second = ra_wire_batch_rec_size(3);
+    d[second + 28] = 0x7f; // the BSON body's length prefix
+    RA_CK_ERR(ra_wire_decode(buf, len, 0, &g, &st), RA_EBADMSG);
+    ck_assert_uint_eq(st.bad_field, 2);
+    ra_wire_free(buf);
+    free(data);
+    for (int i = 0; i < 3; i++) {
+        ra_msg_unref(&ms[i]);
+    }
+}
+END_TEST
+
 START_TEST(test_wire_encode_rejects_bad_frames)
 {
     ra_wire_frame_t f = msg_frame();
@@ -916,6 +995,7 @@ wire_suite(void)
     tcase_add_test(tc, test_wire_ack_err_round_trip);
     tcase_add_test(tc, test_wire_hello_round_trip);
     tcase_add_test(tc, test_wire_session_fields_round_trip);
+    tcase_add_test(tc, test_wire_batch_round_trip);
     tcase_add_test(tc, test_wire_encode_rejects_bad_frames);
     suite_add_tcase(s, tc);
 
