@@ -1,5 +1,6 @@
 # The rayo command.
 bin_PROGRAMS += tools/rayo
 tools_rayo_SOURCES = tools/rayo.c tools/bench_actor.c \
-	tools/bench_supervisor.c tools/rayo_tool.h
-tools_rayo_LDADD = librayo.la $(BSON_LIBS)
+	tools/bench_link.c tools/bench_supervisor.c tools/rayo_tool.h
+# bench_link.c measures bare libzmq beside rayo, so it links libzmq itself.
+tools_rayo_LDADD = librayo.la $(BSON_LIBS) $(ZMQ_LIBS)

@@ -104,6 +104,8 @@ static const char bench_usage[] =
 static const ra_tool_cmd_t bench_cmds[] = {
     {"actor", ra__tool_bench_actor,
      "in-process actor runtime: messaging, spawn, calls, memory"},
+    {"link", ra__tool_bench_link,
+     "links between processes: round trips, throughput, vs libzmq"},
     {"supervisor", ra__tool_bench_supervisor,
      "supervisors: restart latency and rate, dynamic children"},
 };

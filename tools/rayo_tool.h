@@ -59,6 +59,10 @@ int ra__tool_usage_error(const char *prog, const char *fmt, ...)
 // ra__tool_bench_actor is `rayo bench actor`: the actor runtime benchmarks.
 int ra__tool_bench_actor(const char *prog, int argc, char **argv);
 
+// ra__tool_bench_link is `rayo bench link`: round trips and throughput of
+// links between two processes (ipc, tcp with CURVE) beside bare libzmq.
+int ra__tool_bench_link(const char *prog, int argc, char **argv);
+
 // ra__tool_bench_supervisor is `rayo bench supervisor`: restart latency and
 // rate, dynamic children.
 int ra__tool_bench_supervisor(const char *prog, int argc, char **argv);

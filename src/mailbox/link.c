@@ -32,6 +32,8 @@
 #include "ra_log.h"
 
 #define ACK_EVERY 128     // frames received before an ack goes out at once
+#define ACK_BYTES (4u << 20) // or bytes
+#define RECV_BYTES (16u << 20) // bytes read per socket per loop turn
 #define PUMP_BATCH 512    // commands encoded per peer per loop turn
 #define RECV_BATCH 1024   // frames read per socket per loop turn
 #define SLACK 4096        // envelope bytes around a payload
@@ -493,15 +495,27 @@ send_control(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *fr)
     }
 }
 
+// Acknowledges what arrived in order.  seq tells the peer the last frame
+// we have sent, so that it can see a loss at the tail; eseq (0: none)
+// reports a frame that arrived after a gap, so the peer resends at once.
 static void
-send_ack(ra_link_t *l, ra__lpeer_t *p)
+send_ack_gap(ra_link_t *l, ra__lpeer_t *p, int64_t eseq)
 {
     ra_wire_frame_t fr = {0};
     fr.kind = RA_WIRE_ACK;
     fr.ack = p->rx_seq;
+    fr.seq = p->sent_seq;
+    fr.eseq = eseq;
     send_control(l, p, &fr);
     p->rx_acked = p->rx_seq;
+    p->rx_bytes = 0;
     p->need_ack = false;
+}
+
+static void
+send_ack(ra_link_t *l, ra__lpeer_t *p)
+{
+    send_ack_gap(l, p, 0);
 }
 
 static void
@@ -742,6 +756,10 @@ session_lost(ra_link_t *l, ra__lpeer_t *p, ra_reason_t reason,
     }
     ra_wire_reasm_destroy(&p->reasm);
     p->tx_seq = p->rx_seq = p->rx_acked = 0;
+    p->recover_seq = p->rewind_ack = p->sent_seq = 0;
+    p->gap_acked = false;
+    p->rto_ms = 0;
+    p->rx_bytes = 0;
     p->peer_inc = p->peer_sess = 0;
     p->my_sess = random_i63();
     p->hello_sent = p->closing = p->need_ack = false;
@@ -898,43 +916,61 @@ on_hello(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f,
     }
 }
 
+// Goes back to the oldest unacknowledged frame.  Until everything sent so
+// far is acknowledged the link is "recovering": repeated acks do not make
+// it go back again (they are the echo of the resend), so one loss costs
+// one resend of the window, never a storm.
 static void
-on_ack(ra_link_t *l, ra__lpeer_t *p, int64_t ack)
+rewind_send(ra_link_t *l, ra__lpeer_t *p, uint64_t now)
 {
-    bool progress = false;
-    if (p->head != NULL && ack < p->head->seq && p->next_send != p->head) {
-        // Nothing new acknowledged while frames are out: a repeated ack
-        // means the peer saw a gap.  Go back at once (at most every 2 ms,
-        // so one gap costs one resend, not one per ack).
-        uint64_t now = ra__link_now_ms();
-        if (ack == p->last_ack && now - p->last_rewind_ms >= 2) {
-            l->st.retransmits++;
-            p->next_send = p->head;
-            p->last_rewind_ms = now;
-            p->last_progress_ms = now;
-        }
-        p->last_ack = ack;
-        return;
+    l->st.retransmits++;
+    p->next_send = p->head;
+    p->recover_seq = p->tx_seq;
+    p->rewind_ack = p->head != NULL ? p->head->seq - 1 : p->tx_seq;
+    p->rewind_ms = now;
+    p->last_progress_ms = now;
+}
+
+static void
+on_ack(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
+{
+    int64_t ack = f->ack;
+    if (f->seq > p->rx_seq && !p->gap_acked) {
+        // The peer sent frames we never got, and nothing after them to
+        // show the gap: ask for them.
+        send_ack_gap(l, p, f->seq);
+        p->gap_acked = true;
+        p->gap_seq = f->seq;
+        p->gap_ms = ra__link_now_ms();
     }
-    p->last_ack = ack;
     size_t cost = 0, frames = 0;
     while (p->head != NULL && p->head->seq <= ack) {
-        ra__lframe_t *f = p->head;
-        if (p->next_send == f) {
-            p->next_send = f->next;
+        ra__lframe_t *fr = p->head;
+        if (p->next_send == fr) {
+            p->next_send = fr->next;
         }
-        p->head = f->next;
-        cost += f->cost;
+        p->head = fr->next;
+        cost += fr->cost;
         frames++;
-        frame_unref(f);
-        progress = true;
+        frame_unref(fr);
     }
     if (p->head == NULL) {
         p->tail = NULL;
     }
-    if (progress) {
+    if (frames > 0) {
         p->last_progress_ms = ra__link_now_ms();
+        p->rto_ms = 0;
         uncharge(p, cost, frames);
+    }
+    if (f->eseq > 0 && p->head != NULL && p->next_send != p->head) {
+        // The peer saw a gap after ack: resend from there.  While a resend
+        // is under way, only when it made progress (another loss) or has
+        // had an interval to do so; else the report is an echo.
+        uint64_t now = ra__link_now_ms();
+        if (ack >= p->recover_seq || ack > p->rewind_ack ||
+            now - p->rewind_ms >= l->o.hb_interval_ms) {
+            rewind_send(l, p, now);
+        }
     }
 }
 
@@ -966,11 +1002,10 @@ on_sequenced(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
     if (f->seq != p->rx_seq + 1) {
         l->st.out_of_order++;
         if (!p->gap_acked) {
-            // Tell the sender at once, twice: two acks of the same number
-            // make it go back.
-            send_ack(l, p);
-            send_ack(l, p);
+            send_ack_gap(l, p, f->seq); // tell the sender at once
             p->gap_acked = true;
+            p->gap_seq = f->seq;
+            p->gap_ms = ra__link_now_ms();
         }
         p->need_ack = true;
         return;
@@ -1003,7 +1038,9 @@ on_sequenced(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
             ra_wire_free(env);
         }
     }
-    if (p->rx_seq - p->rx_acked >= ACK_EVERY) {
+    p->rx_bytes += f->kind == RA_WIRE_CHUNK ? f->data_len : f->body_len +
+                                                             f->data_len;
+    if (p->rx_seq - p->rx_acked >= ACK_EVERY || p->rx_bytes >= ACK_BYTES) {
         send_ack(l, p);
     }
 }
@@ -1131,7 +1168,7 @@ on_frame(ra_link_t *l, ra__lpeer_t *p, const uint8_t *rid, size_t rid_len,
     p->last_rx_ms = ra__link_now_ms();
     switch (f.kind) {
     case RA_WIRE_ACK:
-        on_ack(l, p, f.ack);
+        on_ack(l, p, &f);
         break;
     case RA_WIRE_MSG:
     case RA_WIRE_SIG:
@@ -1168,6 +1205,7 @@ static size_t
 drain_router(ra_link_t *l)
 {
     ra__lpeer_t *last = NULL;
+    size_t bytes = 0;
     uint8_t last_rid[256];
     size_t last_len = 0;
     for (int i = 0; i < RECV_BATCH; i++) {
@@ -1214,8 +1252,12 @@ drain_router(ra_link_t *l)
                 last = NULL; // the session was lost meanwhile
             }
         }
+        bytes += zmq_msg_size(&body);
         zmq_msg_close(&rid);
         zmq_msg_close(&body);
+        if (bytes >= RECV_BYTES) {
+            return (size_t)i + 1; // let timers and senders have a turn
+        }
     }
     return RECV_BATCH;
 }
@@ -1223,6 +1265,7 @@ drain_router(ra_link_t *l)
 static size_t
 drain_dealer(ra_link_t *l, ra__lpeer_t *p)
 {
+    size_t bytes = 0;
     int i;
     for (i = 0; i < RECV_BATCH && p->dealer != NULL; i++) {
         zmq_msg_t body;
@@ -1236,7 +1279,11 @@ drain_dealer(ra_link_t *l, ra__lpeer_t *p)
         } else {
             on_frame(l, p, NULL, 0, zmq_msg_data(&body), zmq_msg_size(&body));
         }
+        bytes += zmq_msg_size(&body);
         zmq_msg_close(&body);
+        if (bytes >= RECV_BYTES) {
+            return (size_t)i + 1;
+        }
     }
     return (size_t)i;
 }
@@ -1319,10 +1366,23 @@ pump(ra_link_t *l, ra__lpeer_t *p)
                       p->next_send) != 0) {
             break;
         }
+        if (p->next_send->seq > p->sent_seq) {
+            p->sent_seq = p->next_send->seq;
+        }
         p->next_send = p->next_send->next;
         did++;
     }
     return did;
+}
+
+// The resend timeout, a last resort (gaps are reported by the peer, see
+// send_ack_gap): the loss window, doubled after each timeout without
+// progress (reset by any acknowledgement).
+static uint64_t
+rto(ra_link_t *l, ra__lpeer_t *p)
+{
+    return p->rto_ms != 0 ? p->rto_ms
+                          : (uint64_t)l->o.hb_interval_ms * l->o.hb_miss;
 }
 
 // Timers: heartbeats, acks, loss detection, retransmission, idle ends.
@@ -1349,21 +1409,27 @@ tick(ra_link_t *l, uint64_t now)
                 p->hello_sent = false; // no answer yet: say hello again
             }
             if (p->head != NULL && p->next_send != p->head &&
-                now - p->last_progress_ms > l->o.hb_interval_ms) {
-                p->next_send = p->head;
-                p->last_progress_ms = now;
+                now - p->last_progress_ms > rto(l, p)) {
+                rewind_send(l, p, now);
+                p->rto_ms = 2 * rto(l, p);
             }
             continue;
         }
-        if (now - p->last_tx_ms >= l->o.hb_interval_ms ||
-            p->rx_seq != p->rx_acked || p->need_ack) {
+        uint64_t again = l->o.hb_interval_ms / 4 + 5;
+        if (p->gap_acked && now - p->gap_ms >= again) {
+            // Still missing frames: the report or the resend was lost too.
+            send_ack_gap(l, p, p->gap_seq);
+            p->gap_ms = now;
+        } else if (now - p->last_tx_ms >= l->o.hb_interval_ms ||
+                   p->rx_seq != p->rx_acked || p->need_ack) {
             send_ack(l, p);
         }
         if (p->head != NULL && p->next_send != p->head &&
-            now - p->last_progress_ms > l->o.hb_interval_ms) {
-            l->st.retransmits++;
-            p->next_send = p->head;
-            p->last_progress_ms = now;
+            now - p->last_progress_ms > rto(l, p)) {
+            // No ack at all for a while: the last frames were lost with
+            // nothing behind them to show the gap.  Back off each time.
+            rewind_send(l, p, now);
+            p->rto_ms = 2 * rto(l, p);
         }
         if (p->closing && now - p->closing_ms > window) {
             p->closing = false; // the peer did not agree: carry on

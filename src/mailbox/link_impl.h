@@ -137,8 +137,14 @@ typedef struct ra__lpeer {
     bool hello_sent;
     bool need_ack;
     bool gap_acked;          // an ack went out for the current gap
-    int64_t last_ack;        // the last ack value received
-    uint64_t last_rewind_ms;
+    int64_t gap_seq;         // the frame that showed the current gap
+    uint64_t gap_ms;         // when we last reported it
+    int64_t rewind_ack;      // acknowledged when we last went back
+    uint64_t rewind_ms;
+    int64_t recover_seq;     // resending: no rewind before this is acked
+    int64_t sent_seq;        // the last seq handed to ZeroMQ
+    uint64_t rto_ms;         // resend timeout, 0: the default
+    size_t rx_bytes;         // received since our last ack
     uint64_t hello_ms;       // when our hello last went out
     bool closing;            // an idle bye was sent
     uint64_t closing_ms;

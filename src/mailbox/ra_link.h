@@ -86,7 +86,7 @@ typedef struct ra_link_opts {
     uint32_t hb_miss;         // silent intervals before loss (default 4)
     uint32_t idle_ms;         // close idle connections (default 300000;
                               // UINT32_MAX = never)
-    size_t chunk_size;        // bytes per chunk (default 256 KiB)
+    size_t chunk_size;        // bytes per chunk (default 4 MiB)
     size_t max_msg;           // largest message accepted (default 64 MiB)
     size_t queue_bytes;       // unacknowledged bytes per peer (default
                               // 256 MiB)

@@ -43,7 +43,7 @@ static const uint32_t allowed[] = {
         B(F_CREF) | B(F_BODY) | B(F_REP),
     B(F_V) | B(F_K) | B(F_SEQ) | B(F_FROM) | B(F_TO) | B(F_S) | B(F_R) |
         B(F_REF),
-    B(F_V) | B(F_K) | B(F_ACK),
+    B(F_V) | B(F_K) | B(F_ACK) | B(F_SEQ) | B(F_ESEQ),
     B(F_V) | B(F_K) | B(F_NODE) | B(F_PROC) | B(F_VMIN) | B(F_VMAX) |
         B(F_CAPS) | B(F_INC) | B(F_SESS) | B(F_ACK),
     B(F_V) | B(F_K) | B(F_FROM) | B(F_TO) | B(F_CREF) | B(F_CODE) |
@@ -918,7 +918,7 @@ frame_ok(const ra_wire_frame_t *f)
                f->sig >= RA_WIRE_SIG_EXIT && f->sig <= RA_WIRE_SIG_DOWN &&
                (!SIG_HAS_REF(f->sig) || f->ref >= 1);
     case RA_WIRE_ACK:
-        return f->ack >= 0;
+        return f->ack >= 0 && f->seq >= 0 && f->eseq >= 0;
     case RA_WIRE_HELLO:
         return hello_ok(&f->hello);
     case RA_WIRE_ERR:
@@ -995,7 +995,9 @@ append_fields(bson_t *doc, const ra_wire_frame_t *f)
                 BSON_APPEND_INT64(doc, "r", f->reason)) &&
                (!SIG_HAS_REF(f->sig) || BSON_APPEND_INT64(doc, "ref", f->ref));
     case RA_WIRE_ACK:
-        return BSON_APPEND_INT64(doc, "ack", f->ack);
+        return BSON_APPEND_INT64(doc, "ack", f->ack) &&
+               (f->seq == 0 || BSON_APPEND_INT64(doc, "seq", f->seq)) &&
+               (f->eseq == 0 || BSON_APPEND_INT64(doc, "eseq", f->eseq));
     case RA_WIRE_HELLO:
         return BSON_APPEND_INT64(doc, "node", f->hello.node) &&
                BSON_APPEND_INT64(doc, "proc", f->hello.proc) &&
