@@ -1033,7 +1033,11 @@ on_sequenced(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
             ra_wire_frame_t inner;
             if (ra_wire_decode(env, len, l->o.max_msg, &inner, &l->st.wire) ==
                 0) {
+                l->steal_buf = env;
+                l->steal_len = len;
                 deliver_envelope(l, p, &inner);
+                env = l->steal_buf; // NULL if a message took it over
+                l->steal_buf = NULL;
             }
             ra_wire_free(env);
         }
@@ -1247,12 +1251,15 @@ drain_router(ra_link_t *l)
                 memcpy(last_rid, r, rl);
                 last_len = rl;
             }
-            on_frame(l, p, r, rl, zmq_msg_data(&body), zmq_msg_size(&body));
+            size_t sz = zmq_msg_size(&body);
+            bytes += sz;
+            l->steal_zmsg = &body;
+            on_frame(l, p, r, rl, zmq_msg_data(&body), sz);
+            l->steal_zmsg = NULL;
             if (p != NULL && p->rid_len != rl) {
                 last = NULL; // the session was lost meanwhile
             }
         }
-        bytes += zmq_msg_size(&body);
         zmq_msg_close(&rid);
         zmq_msg_close(&body);
         if (bytes >= RECV_BYTES) {
@@ -1277,9 +1284,12 @@ drain_dealer(ra_link_t *l, ra__lpeer_t *p)
         if (zmq_msg_more(&body)) {
             l->st.wire.bad_bson++;
         } else {
-            on_frame(l, p, NULL, 0, zmq_msg_data(&body), zmq_msg_size(&body));
+            size_t sz = zmq_msg_size(&body);
+            l->steal_zmsg = &body;
+            on_frame(l, p, NULL, 0, zmq_msg_data(&body), sz);
+            l->steal_zmsg = NULL;
+            bytes += sz;
         }
-        bytes += zmq_msg_size(&body);
         zmq_msg_close(&body);
         if (bytes >= RECV_BYTES) {
             return (size_t)i + 1;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zmq.h>
+
 #include "link_impl.h"
 #include "ra_log.h"
 
@@ -355,6 +357,58 @@ deliver_signal(ra_link_t *l, ra_pid_t to, uint8_t kind, uint8_t sig,
     }
 }
 
+static void
+zmsg_release(void *arg)
+{
+    zmq_msg_close(arg);
+    free(arg);
+}
+
+static void
+buf_release(void *arg)
+{
+    ra_wire_free(arg);
+}
+
+// Builds the message of a msg frame.  A large bytes body is not copied:
+// the message takes over the received buffer (the ZeroMQ message or the
+// reassembled envelope) that the I/O thread offers in l->steal_*.
+static int
+frame_msg(ra_link_t *l, const ra_wire_frame_t *f, ra_msg_t **out)
+{
+    if (f->body_kind != RA_WIRE_BODY_BYTES || f->body_len < ZC_MIN) {
+        return ra_wire_frame_msg(f, out);
+    }
+    if (l->steal_zmsg != NULL) {
+        const uint8_t *d = zmq_msg_data(l->steal_zmsg);
+        size_t n = zmq_msg_size(l->steal_zmsg);
+        zmq_msg_t *z = malloc(sizeof(*z));
+        if (z != NULL && f->body >= d && f->body + f->body_len <= d + n) {
+            zmq_msg_init(z);
+            zmq_msg_move(z, l->steal_zmsg); // large: the bytes stay put
+            l->steal_zmsg = NULL;
+            int rc = ra__msg_new_ext(out, f->tag, f->body, f->body_len,
+                                     zmsg_release, z);
+            if (rc != 0) {
+                rc = ra_wire_frame_msg(f, out);
+                zmsg_release(z);
+            }
+            return rc;
+        }
+        free(z);
+    }
+    if (l->steal_buf != NULL && f->body >= l->steal_buf &&
+        f->body + f->body_len <= l->steal_buf + l->steal_len) {
+        uint8_t *b = l->steal_buf;
+        if (ra__msg_new_ext(out, f->tag, f->body, f->body_len, buf_release,
+                            b) == 0) {
+            l->steal_buf = NULL;
+            return 0;
+        }
+    }
+    return ra_wire_frame_msg(f, out);
+}
+
 void
 ra__link_on_msg(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
 {
@@ -365,7 +419,7 @@ ra__link_on_msg(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
     }
     l->st.msgs_in++;
     ra_msg_t *m = NULL;
-    if (ra_wire_frame_msg(f, &m) != 0) {
+    if (frame_msg(l, f, &m) != 0) {
         return;
     }
     if (f->rep) {

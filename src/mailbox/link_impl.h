@@ -218,8 +218,16 @@ struct ra_link {
     // Statistics: written by the I/O thread, read under stats_mtx.
     pthread_mutex_t stats_mtx;
     ra_link_stats_t st, pub_st;
+    // Received buffers a large message may take over instead of copying
+    // (I/O thread, while a frame is handled).
+    void *steal_zmsg;         // zmq_msg_t *
+    uint8_t *steal_buf;       // a reassembled envelope
+    size_t steal_len;
     atomic_uint_fast64_t full;
 };
+
+// Bodies at least this large are handed over, not copied.
+#define ZC_MIN (64u << 10)
 
 // link.c
 ra__lpeer_t *ra__link_peer(ra_link_t *l, uint32_t node, uint32_t proc,

@@ -128,6 +128,13 @@ void ra__pool_free(void *p, unsigned cls);
 ra_msg_t *ra__msg_new_signal(uint8_t kind, uint8_t sig, ra_pid_t pid,
                              ra_reason_t reason, uint64_t ref);
 
+// ra__msg_new_ext creates a bytes message whose len bytes at data belong
+// to someone else: fn(arg) runs when the message is freed (on any thread).
+// The message is read-only (ra_msg_wdata gives NULL).  Returns 0,
+// RA_EINVAL or RA_ENOMEM (then fn is not called).
+int ra__msg_new_ext(ra_msg_t **out, int32_t tag, const void *data,
+                    size_t len, void (*fn)(void *arg), void *arg);
+
 // ra__env_claim returns an envelope for one trip of msg through a queue: the
 // embedded one when free, else a heap one.  The caller's reference to msg
 // travels with the envelope.  NULL on out of memory.

@@ -27,12 +27,31 @@ msg_alloc(size_t inline_len)
     return m;
 }
 
+// The payload of a bytes message whose bytes live elsewhere (sig ==
+// RA__MSG_EXT): a buffer received from the network, released by fn.
+typedef struct ext {
+    const void *data;
+    void (*fn)(void *arg);
+    void *arg;
+} ext_t;
+
+#define RA__MSG_EXT 1
+
+static const ext_t *
+msg_ext(const ra_msg_t *m)
+{
+    return (const ext_t *)(const void *)m->inl;
+}
+
 static void
 msg_free(ra_msg_t *m)
 {
     if (m->kind == RA_MSG_BSON) {
         bson_t *b = ra__msg_bson(m);
         bson_destroy(b);
+    } else if (m->kind == RA_MSG_BYTES && m->sig == RA__MSG_EXT) {
+        const ext_t *e = msg_ext(m);
+        e->fn(e->arg);
     }
     if (m->pool != 0) {
         ra__pool_free(m, m->pool);
@@ -66,6 +85,26 @@ ra_msg_new_bytes(ra_msg_t **out, int32_t tag, const void *data, size_t len)
             memset(m->inl, 0, len);
         }
     }
+    *out = m;
+    return 0;
+}
+
+int
+ra__msg_new_ext(ra_msg_t **out, int32_t tag, const void *data, size_t len,
+                void (*fn)(void *arg), void *arg)
+{
+    if (out == NULL || fn == NULL || len > UINT32_MAX) {
+        return RA_EINVAL;
+    }
+    ra_msg_t *m = msg_alloc(sizeof(ext_t));
+    if (m == NULL) {
+        return RA_ENOMEM;
+    }
+    m->tag = tag;
+    m->len = (uint32_t)len;
+    m->sig = RA__MSG_EXT;
+    ext_t e = {data, fn, arg};
+    memcpy(m->inl, &e, sizeof(e));
     *out = m;
     return 0;
 }
@@ -148,14 +187,17 @@ ra_msg_data(const ra_msg_t *msg, size_t *len)
     if (len != NULL) {
         *len = msg->len;
     }
-    return msg->kind == RA_MSG_BSON ? bson_get_data(ra__msg_bson(msg))
-                                    : msg->inl;
+    if (msg->kind == RA_MSG_BSON) {
+        return bson_get_data(ra__msg_bson(msg));
+    }
+    return msg->sig == RA__MSG_EXT ? msg_ext(msg)->data : msg->inl;
 }
 
 void *
 ra_msg_wdata(ra_msg_t *msg)
 {
-    if (msg->kind != RA_MSG_BYTES || atomic_load(&msg->refs) != 1) {
+    if (msg->kind != RA_MSG_BYTES || msg->sig == RA__MSG_EXT ||
+        atomic_load(&msg->refs) != 1) {
         return NULL;
     }
     return msg->inl;

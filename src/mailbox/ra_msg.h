@@ -121,7 +121,9 @@ int32_t ra_msg_tag(const ra_msg_t *msg);
 const void *ra_msg_data(const ra_msg_t *msg, size_t *len);
 
 // ra_msg_wdata returns a writable pointer to the payload of a bytes message
-// that nobody else references yet, or NULL otherwise.
+// that nobody else references yet, or NULL otherwise (also for a large
+// message received from another process, whose bytes are the receive
+// buffer itself).
 void *ra_msg_wdata(ra_msg_t *msg);
 
 // ra_msg_bson returns the document of a BSON message (NULL for other

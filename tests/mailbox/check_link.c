@@ -405,10 +405,29 @@ START_TEST(test_large_message_chunked)
             ck_abort_msg("byte %zu differs", i);
         }
     }
+    // The received message took the reassembled buffer over: read-only.
+    ck_assert_ptr_null(ra_msg_wdata(r));
     ra_msg_unref(&r);
     ra_link_stats_t st;
     RA_CK_OK(ra_link_stats(b.l, &st));
     ck_assert_uint_ge(st.wire.reasm_done, 1);
+    // One frame of 200 KiB: the message takes the ZeroMQ buffer over.
+    RA_CK_OK(ra_msg_new_bytes(&m, TAG_ECHO, NULL, 200 * 1024));
+    w = ra_msg_wdata(m);
+    for (size_t i = 0; i < 200 * 1024; i++) {
+        w[i] = (uint8_t)(i * 7);
+    }
+    RA_CK_OK(ra_send(me, echo, &m));
+    r = recv_tag(me, TAG_REPLY, 20000);
+    d = ra_msg_data(r, &rl);
+    ck_assert_uint_eq(rl, 200 * 1024);
+    for (size_t i = 0; i < rl; i++) {
+        if (d[i] != (uint8_t)(i * 7)) {
+            ck_abort_msg("byte %zu differs", i);
+        }
+    }
+    ck_assert_ptr_null(ra_msg_wdata(r));
+    ra_msg_unref(&r);
     // Bigger than max_msg: refused at once, with the caller keeping it.
     ra_link_stats(a.l, &st);
     RA_CK_OK(ra_msg_new_bytes(&m, TAG_ECHO, NULL, (64u << 20) + 1));
