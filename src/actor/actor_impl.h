@@ -184,9 +184,13 @@ typedef struct ra__dist_ops {
     void (*unlink)(void *d, ra_pid_t self, ra_pid_t remote);
     int (*monitor)(void *d, ra_pid_t self, ra_pid_t remote, uint64_t ref);
     void (*demonitor)(void *d, ra_pid_t self, ra_pid_t remote, uint64_t ref);
-    // A call: a call monitor (ref cref | RA__REF_CALL) plus the request.
+    // A call: the request, which also makes the callee's side monitor
+    // the callee for the caller (ref cref | RA__REF_CALL) until it
+    // replies.  call_end says the call is over; replied: by a reply.
     int (*call)(void *d, ra_pid_t self, ra_pid_t to, ra_msg_t **req,
                 uint64_t cref);
+    void (*call_end)(void *d, ra_pid_t self, ra_pid_t to, uint64_t cref,
+                     bool replied);
     int (*reply)(void *d, uint64_t cref, ra_msg_t **reply);
 } ra__dist_ops_t;
 

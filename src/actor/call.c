@@ -253,7 +253,7 @@ call_remote(ra_ctx_t *ctx, ra__worker_t *w, ra_pid_t to, ra_msg_t **req,
     }
     rc = await_reply(a, w, NULL, seq, timeout_ms, reply);
     if ((ops = ra__dist_enter(rt)) != NULL) {
-        ops->demonitor(rt->dist, ctx->self, to, cref | RA__REF_CALL);
+        ops->call_end(rt->dist, ctx->self, to, cref, rc == 0);
         ra__dist_leave(rt);
     }
     return rc;

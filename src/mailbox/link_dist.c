@@ -259,22 +259,29 @@ d_call(void *d, ra_pid_t self, ra_pid_t to, ra_msg_t **req, uint64_t cref)
     c->cref = (int64_t)cref;
     c->cost += m->len;
     int rc = rec_add(p, ref_key(ref), RA__REC_CALL, self, to, ref);
-    if (rc == 0) {
-        // The monitor goes first, so a callee that is gone answers DOWN.
-        rc = send_sig(l, p, RA_WIRE_SIG_MONITOR, self, to, 0, ref);
-    }
     if (rc == 0 && (rc = ra__link_enqueue(l, p, c)) != 0) {
         rec_del(p, ref_key(ref));
-        send_sig(l, p, RA_WIRE_SIG_DEMONITOR, self, to, 0, ref);
     }
     if (rc != 0) {
-        rec_del(p, ref_key(ref));
         c->msg = NULL;
         free(c);
         return rc;
     }
     *req = NULL;
     return 0;
+}
+
+static void
+d_call_end(void *d, ra_pid_t self, ra_pid_t to, uint64_t cref, bool replied)
+{
+    ra_link_t *l = d;
+    ra__lpeer_t *p = ra__link_peer(l, to.node, to.proc, false);
+    uint64_t ref = cref | RA__REF_CALL;
+    if (p != NULL && rec_del(p, ref_key(ref)) == RA__REC_CALL && !replied &&
+        atomic_load(&p->state) != RA__PEER_IDLE) {
+        // Given up (timeout): the callee's side still watches for us.
+        send_sig(l, p, RA_WIRE_SIG_DEMONITOR, self, to, 0, ref);
+    }
 }
 
 static ra__lproxy_t *
@@ -296,6 +303,9 @@ d_reply(void *d, uint64_t cref, ra_msg_t **reply)
         return 0;
     }
     ra__lpeer_t *p = x->peer;
+    // Answered: the callee no longer needs watching for the caller.
+    ra__dist_demonitor_in(l->rt, x->callee, x->caller,
+                          (uint64_t)x->rcref | RA__REF_CALL);
     pthread_mutex_lock(&p->mtx);
     ra__hmap_del(&p->proxies_by_rcref, ref_key((uint64_t)x->rcref));
     pthread_mutex_unlock(&p->mtx);
@@ -326,7 +336,8 @@ d_reply(void *d, uint64_t cref, ra_msg_t **reply)
 }
 
 const ra__dist_ops_t ra__link_ops = {
-    d_deliver, d_link, d_unlink, d_monitor, d_demonitor, d_call, d_reply,
+    d_deliver, d_link,  d_unlink,   d_monitor,
+    d_demonitor, d_call, d_call_end, d_reply,
 };
 
 // ---- what arrives ----
@@ -444,6 +455,7 @@ ra__link_on_msg(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
         x->id = RA__CREF_REMOTE | (++l->proxy_seq & (RA__REF_CALL - 1));
         x->rcref = f->cref;
         x->caller = f->from;
+        x->callee = f->to;
         x->peer = p;
         int rc = ra__hmap_put(&l->proxies, ref_key(x->id), x);
         pthread_mutex_unlock(&l->proxy_mtx);
@@ -463,9 +475,21 @@ ra__link_on_msg(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
         }
         cref = x->id;
     }
-    int rc = ra__deliver(l->rt, f->to, &m, f->from, cref, false);
+    int rc = 0;
+    uint64_t cmon = (uint64_t)f->cref | RA__REF_CALL;
+    if (x != NULL) {
+        // The caller's call monitor: a DOWN for it if the callee ends
+        // before it replies.
+        rc = ra__dist_monitor_in(l->rt, f->to, f->from, cmon);
+    }
     if (rc == 0) {
-        return;
+        rc = ra__deliver(l->rt, f->to, &m, f->from, cref, false);
+        if (rc == 0) {
+            return;
+        }
+        if (x != NULL) {
+            ra__dist_demonitor_in(l->rt, f->to, f->from, cmon);
+        }
     }
     ra_msg_unref(&m);
     if (rc == RA_ENOPROC) {

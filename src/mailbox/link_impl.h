@@ -104,7 +104,7 @@ enum { RA__REC_LINK = 1, RA__REC_MON, RA__REC_CALL, RA__REC_NODE };
 typedef struct ra__lproxy {
     uint64_t id;          // the cref given to the local actor
     int64_t rcref;        // the caller's cref
-    ra_pid_t caller;
+    ra_pid_t caller, callee;
     struct ra__lpeer *peer;
 } ra__lproxy_t;
 
