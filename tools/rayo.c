@@ -154,9 +154,41 @@ cmd_help(const char *prog, int argc, char **argv)
                              args);
 }
 
+// RAYO_LOG=error|warning|info|debug sends the library's log to stderr at
+// that level (default: warning).
+static void
+log_from_env(void)
+{
+    static const struct {
+        const char *name;
+        int level;
+    } levels[] = {{"error", RA_LOG_ERR},
+                  {"warning", RA_LOG_WARNING},
+                  {"info", RA_LOG_INFO},
+                  {"debug", RA_LOG_DEBUG}};
+    const char *v = getenv("RAYO_LOG");
+    int level = RA_LOG_WARNING;
+    if (v != NULL && *v != 0) {
+        bool known = false;
+        for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+            if (strcmp(v, levels[i].name) == 0) {
+                level = levels[i].level;
+                known = true;
+            }
+        }
+        if (!known) {
+            fprintf(stderr, "rayo: RAYO_LOG=%s is not a level (error, "
+                    "warning, info, debug): using warning\n", v);
+        }
+    }
+    ra_log_set_level(level);
+    ra_log_set_sink(ra_log_stderr, NULL);
+}
+
 int
 main(int argc, char **argv)
 {
+    log_from_env();
     // --version is only meaningful at the top, so it is handled here rather
     // than by the generic dispatcher.
     if (argc >= 2 && (strcmp(argv[1], "--version") == 0 ||

@@ -35,6 +35,7 @@
 #define ACK_BYTES (4u << 20) // or bytes
 #define RECV_BYTES (16u << 20) // bytes read per socket per loop turn
 #define PUMP_BATCH 512    // commands encoded per peer per loop turn
+#define PUMP_BYTES (8u << 20) // and bytes
 #define RECV_BATCH 1024   // frames read per socket per loop turn
 #define SLACK 4096        // envelope bytes around a payload
 #define SPIN_TURNS 64     // empty loop turns before the I/O thread sleeps
@@ -1337,7 +1338,11 @@ pump(ra_link_t *l, ra__lpeer_t *p)
         p->hello_ms = ra__link_now_ms();
     }
     if (!p->closing) {
-        for (int i = 0; i < PUMP_BATCH; i++) {
+        size_t bytes = 0;
+        // Bounded work per turn, in commands and bytes: encoding copies
+        // payloads, and a turn that ran for seconds would starve the
+        // heartbeats both ways.
+        for (int i = 0; i < PUMP_BATCH && bytes < PUMP_BYTES; i++) {
             ra__qnode_t *n = ra__mpsc_pop(&p->q);
             if (n == NULL) {
                 break;
@@ -1357,6 +1362,7 @@ pump(ra_link_t *l, ra__lpeer_t *p)
                 session_lost(l, p, RA_NOCONNECTION, "disconnected here");
                 return 0;
             }
+            bytes += c->cost;
             if (batchable(l, c)) {
                 batch_add(l, p, c);
             } else {
