@@ -409,7 +409,8 @@ frame_out(ra_link_t *l, ra__lpeer_t *p, const uint8_t *buf, size_t len,
     if (l->o.faults) {
         unsigned gen = atomic_load(&l->rules_gen);
         if (gen != l->rules_seen) {
-            for (ra__lpeer_t *q = atomic_load(&l->peer_list); q != NULL; q = q->next) {
+            for (ra__lpeer_t *q = atomic_load(&l->peer_list); q != NULL;
+                 q = q->next) {
                 peer_fault(l, q);
             }
             l->rules_seen = gen;
@@ -1581,7 +1582,8 @@ io_main(void *arg)
             tick(l, now);
             last_tick = now;
             l->st.queued_bytes = 0;
-            for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
+            for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL;
+                 p = p->next) {
                 l->st.queued_bytes += atomic_load(&p->queued_bytes);
             }
             publish_stats(l);

@@ -184,7 +184,8 @@ recv_tag(ra_ctx_t *ctx, int32_t tag, int64_t timeout_ms)
             continue;
         }
         RA_CK_OK(rc);
-        if (ra_msg_tag(m) == tag || (tag == 0 && ra_msg_kind(m) >= RA_MSG_EXIT)) {
+        if (ra_msg_tag(m) == tag ||
+            (tag == 0 && ra_msg_kind(m) >= RA_MSG_EXIT)) {
             return m;
         }
         ra_msg_unref(&m);
