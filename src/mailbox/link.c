@@ -208,7 +208,11 @@ static void
 frame_unref(ra__lframe_t *f)
 {
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
-        ra_wire_free(f->buf);
+        if (f->msg != NULL) {
+            ra_msg_unref(&f->msg); // framed in place: buf is in the message
+        } else {
+            ra_wire_free(f->buf);
+        }
         free(f);
     }
 }
@@ -561,6 +565,7 @@ keep_frame(ra__lpeer_t *p, uint8_t *buf, size_t len, int64_t seq,
         return RA_ENOMEM;
     }
     f->next = NULL;
+    f->msg = NULL;
     atomic_init(&f->refs, 1);
     f->seq = seq;
     f->buf = buf;
@@ -577,6 +582,63 @@ keep_frame(ra__lpeer_t *p, uint8_t *buf, size_t len, int64_t seq,
         p->next_send = f;
     }
     return 0;
+}
+
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+// Frames a large bytes message without copying it: the envelope's fields
+// go in the room the message keeps before its payload and the document's
+// last byte after it.  Only when the link holds the sole reference (the
+// bytes around the payload are then ours to write) and the frame needs no
+// chunks.  The body is the envelope's last field, so the envelope is
+// [fields... body header][payload][0].  Returns false to encode normally.
+static bool
+frame_in_place(ra_link_t *l, ra__lpeer_t *p, ra__lcmd_t *c,
+               ra_wire_frame_t *fr)
+{
+    uint8_t *payload = ra__msg_room(c->msg);
+    size_t len = fr->body_len;
+    if (payload == NULL || atomic_load(&c->msg->refs) != 1 ||
+        len + RA__HEADROOM > l->o.chunk_size) {
+        return false;
+    }
+    ra_wire_frame_t head = *fr;
+    head.body = NULL;
+    head.body_len = 0;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    if (ra_wire_encode(&head, 0, &buf, &n) != 0) {
+        return false;
+    }
+    // An empty binary body ends the document: 0x05 "body" 0, length 0,
+    // subtype 0, then the document's 0.
+    size_t pre = n - 1;
+    bool ok = pre <= RA__HEADROOM && pre > 11 && buf[pre - 11] == 0x05 &&
+              memcmp(buf + pre - 10, "body", 5) == 0;
+    if (ok) {
+        uint8_t *dst = payload - pre;
+        memcpy(dst, buf, pre);
+        put_le32(dst, (uint32_t)(pre + len + 1));
+        put_le32(dst + pre - 5, (uint32_t)len);
+        payload[len] = 0;
+        if (keep_frame(p, dst, pre + len + 1, ++p->tx_seq, c->cost) != 0) {
+            p->tx_seq--;
+            ok = false;
+        } else {
+            p->tail->msg = c->msg; // the frame keeps the message
+            c->msg = NULL;
+            l->st.zero_copy_out++;
+        }
+    }
+    ra_wire_free(buf);
+    return ok;
 }
 
 // Encodes command c as the next frame(s) of p's session.
@@ -601,6 +663,9 @@ encode_cmd(ra_link_t *l, ra__lpeer_t *p, ra__lcmd_t *c)
         fr.sig = c->sig;
         fr.reason = c->reason;
         fr.ref = c->ref;
+    }
+    if (c->op == RA__OP_MSG && frame_in_place(l, p, c, &fr)) {
+        return;
     }
     uint8_t *buf = NULL;
     size_t len = 0;

@@ -403,6 +403,8 @@ frame_msg(ra_link_t *l, const ra_wire_frame_t *f, ra_msg_t **out)
             if (rc != 0) {
                 rc = ra_wire_frame_msg(f, out);
                 zmsg_release(z);
+            } else {
+                l->st.zero_copy_in++;
             }
             return rc;
         }
@@ -414,6 +416,7 @@ frame_msg(ra_link_t *l, const ra_wire_frame_t *f, ra_msg_t **out)
         if (ra__msg_new_ext(out, f->tag, f->body, f->body_len, buf_release,
                             b) == 0) {
             l->steal_buf = NULL;
+            l->st.zero_copy_in++;
             return 0;
         }
     }

@@ -64,6 +64,7 @@ typedef struct ra__lframe {
     size_t len;
     size_t cost;      // bytes charged to the peer's queue
     uint8_t *buf;
+    ra_msg_t *msg;    // framed in place: buf lies in this message
 } ra__lframe_t;
 
 enum {

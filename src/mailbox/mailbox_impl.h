@@ -128,6 +128,24 @@ void ra__pool_free(void *p, unsigned cls);
 ra_msg_t *ra__msg_new_signal(uint8_t kind, uint8_t sig, ra_pid_t pid,
                              ra_reason_t reason, uint64_t ref);
 
+// Bytes messages of RA__ROOM_MIN bytes or more keep RA__HEADROOM bytes
+// free before the payload and RA__TAILROOM after it (sig == RA__MSG_ROOM),
+// where the link layer writes the envelope around the payload.
+#define RA__ROOM_MIN (64u << 10)
+#define RA__HEADROOM 256u
+#define RA__TAILROOM 8u
+#define RA__MSG_ROOM 2
+
+// ra__msg_room returns the payload of a message with room around it, or
+// NULL for any other.
+static inline uint8_t *
+ra__msg_room(ra_msg_t *m)
+{
+    return m->kind == RA_MSG_BYTES && m->sig == RA__MSG_ROOM
+               ? m->inl + RA__HEADROOM
+               : NULL;
+}
+
 // ra__msg_new_ext creates a bytes message whose len bytes at data belong
 // to someone else: fn(arg) runs when the message is freed (on any thread).
 // The message is read-only (ra_msg_wdata gives NULL).  Returns 0,

@@ -66,12 +66,26 @@ ra_msg_new_bytes(ra_msg_t **out, int32_t tag, const void *data, size_t len)
     if (out == NULL || len > UINT32_MAX) {
         return RA_EINVAL;
     }
-    ra_msg_t *m = msg_alloc(len);
+    // Large payloads get room around them, so that the link layer can
+    // frame them for the wire in place instead of copying them.
+    bool room = len >= RA__ROOM_MIN;
+    ra_msg_t *m = msg_alloc(room ? len + RA__HEADROOM + RA__TAILROOM : len);
     if (m == NULL) {
         return RA_ENOMEM;
     }
     m->tag = tag;
     m->len = (uint32_t)len;
+    if (room) {
+        m->sig = RA__MSG_ROOM;
+        uint8_t *p = m->inl + RA__HEADROOM;
+        if (data != NULL) {
+            memcpy(p, data, len);
+        } else {
+            memset(p, 0, len);
+        }
+        *out = m;
+        return 0;
+    }
     if (len > 0) {
         if (data != NULL && len <= 16) {
             // Most messages are a word or two: skip the call to memcpy.
@@ -190,6 +204,9 @@ ra_msg_data(const ra_msg_t *msg, size_t *len)
     if (msg->kind == RA_MSG_BSON) {
         return bson_get_data(ra__msg_bson(msg));
     }
+    if (msg->sig == RA__MSG_ROOM) {
+        return msg->inl + RA__HEADROOM;
+    }
     return msg->sig == RA__MSG_EXT ? msg_ext(msg)->data : msg->inl;
 }
 
@@ -200,7 +217,7 @@ ra_msg_wdata(ra_msg_t *msg)
         atomic_load(&msg->refs) != 1) {
         return NULL;
     }
-    return msg->inl;
+    return msg->sig == RA__MSG_ROOM ? msg->inl + RA__HEADROOM : msg->inl;
 }
 
 const bson_t *

@@ -170,6 +170,9 @@ typedef struct ra_link_stats {
     uint64_t peers_up, peers_lost;    // sessions started and lost
     uint64_t full;                    // sends refused for backpressure
     uint64_t auth_denied;             // connections without the cluster key
+    uint64_t zero_copy_out;           // large messages framed in place
+    uint64_t zero_copy_in;            // large messages over the receive
+                                      // buffer
     uint64_t faults_dropped, faults_duplicated, faults_delayed;
     uint64_t queued_bytes;            // unacknowledged now, all peers
     ra_wire_stats_t wire;             // decoder drops, by cause

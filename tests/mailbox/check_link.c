@@ -429,6 +429,14 @@ START_TEST(test_large_message_chunked)
     }
     ck_assert_ptr_null(ra_msg_wdata(r));
     ra_msg_unref(&r);
+    // Both ways: framed in place when sent, the receive buffer when
+    // received (stats are published every few milliseconds).
+    RA_CK_WAIT((ra_link_stats(a.l, &st), st.zero_copy_out >= 1 &&
+                                             st.zero_copy_in >= 2),
+               WAIT_MS);
+    RA_CK_WAIT((ra_link_stats(b.l, &st), st.zero_copy_out >= 1 &&
+                                             st.zero_copy_in >= 2),
+               WAIT_MS);
     // Bigger than max_msg: refused at once, with the caller keeping it.
     ra_link_stats(a.l, &st);
     RA_CK_OK(ra_msg_new_bytes(&m, TAG_ECHO, NULL, (64u << 20) + 1));
