@@ -1953,6 +1953,12 @@ ra_link_stop(ra_link_t **lp)
         }
         ra__hmap_fini(&p->recs);
         ra__hmap_fini(&p->proxies_by_rcref);
+        for (size_t i = 0; i < p->rmons.cap; i++) {
+            if (ra__hmap_live(&p->rmons, i)) {
+                free(p->rmons.v[i].val);
+            }
+        }
+        ra__hmap_fini(&p->rmons);
         pthread_mutex_destroy(&p->mtx);
         pthread_cond_destroy(&p->space);
         free(p);

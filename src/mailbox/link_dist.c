@@ -29,7 +29,7 @@ bool
 ra__link_has_records(ra__lpeer_t *p)
 {
     pthread_mutex_lock(&p->mtx);
-    bool any = p->recs.n > 0 || p->proxies_by_rcref.n > 0;
+    bool any = p->recs.n > 0 || p->proxies_by_rcref.n > 0 || p->rmons.n > 0;
     pthread_mutex_unlock(&p->mtx);
     return any;
 }
@@ -63,6 +63,39 @@ rec_del(ra__lpeer_t *p, ra__hkey_t k)
     uint8_t kind = r != NULL ? r->kind : 0;
     free(r);
     return kind;
+}
+
+// Monitors that actors of the peer hold on ours are remembered too, so that
+// losing the peer takes them off our actors (as Erlang does).
+static ra__hkey_t
+rmon_key(uint64_t ref, ra_pid_t watcher)
+{
+    return (ra__hkey_t){ref, ra__pid_key(watcher)};
+}
+
+static void
+rmon_add(ra__lpeer_t *p, ra_pid_t target, ra_pid_t watcher, uint64_t ref)
+{
+    ra__lrec_t *r = malloc(sizeof(*r));
+    if (r == NULL) {
+        return; // it stays until the target ends: a few bytes
+    }
+    *r = (ra__lrec_t){target, watcher, ref, RA__REC_MON};
+    pthread_mutex_lock(&p->mtx);
+    ra__lrec_t *old = ra__hmap_get(&p->rmons, rmon_key(ref, watcher));
+    if (old != NULL || ra__hmap_put(&p->rmons, rmon_key(ref, watcher), r)) {
+        free(r);
+    }
+    pthread_mutex_unlock(&p->mtx);
+}
+
+static void
+rmon_del(ra__lpeer_t *p, ra_pid_t watcher, uint64_t ref)
+{
+    pthread_mutex_lock(&p->mtx);
+    ra__lrec_t *r = ra__hmap_del(&p->rmons, rmon_key(ref, watcher));
+    pthread_mutex_unlock(&p->mtx);
+    free(r);
 }
 
 static ra__lcmd_t *
@@ -161,6 +194,7 @@ d_deliver(void *d, ra_pid_t to, ra_msg_t **msg, ra_pid_t from, uint64_t cref,
     }
     case RA_MSG_DOWN: {
         ra__sigdata_t *sd = ra__sig(m);
+        rmon_del(p, to, sd->ref); // the monitor fired: it is gone
         rc = send_sig(l, p, RA_WIRE_SIG_DOWN, sd->pid, to, sd->reason,
                       sd->ref);
         break;
@@ -306,6 +340,7 @@ d_reply(void *d, uint64_t cref, ra_msg_t **reply)
     // Answered: the callee no longer needs watching for the caller.
     ra__dist_demonitor_in(l->rt, x->callee, x->caller,
                           (uint64_t)x->rcref | RA__REF_CALL);
+    rmon_del(p, x->caller, (uint64_t)x->rcref | RA__REF_CALL);
     pthread_mutex_lock(&p->mtx);
     ra__hmap_del(&p->proxies_by_rcref, ref_key((uint64_t)x->rcref));
     pthread_mutex_unlock(&p->mtx);
@@ -484,6 +519,9 @@ ra__link_on_msg(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
         // The caller's call monitor: a DOWN for it if the callee ends
         // before it replies.
         rc = ra__dist_monitor_in(l->rt, f->to, f->from, cmon);
+        if (rc == 0) {
+            rmon_add(p, f->to, f->from, cmon);
+        }
     }
     if (rc == 0) {
         rc = ra__deliver(l->rt, f->to, &m, f->from, cref, false);
@@ -492,6 +530,7 @@ ra__link_on_msg(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
         }
         if (x != NULL) {
             ra__dist_demonitor_in(l->rt, f->to, f->from, cmon);
+            rmon_del(p, f->from, cmon);
         }
     }
     ra_msg_unref(&m);
@@ -582,10 +621,13 @@ ra__link_on_sig(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
         if (ra__dist_monitor_in(rt, f->to, f->from, (uint64_t)f->ref) != 0) {
             send_sig(l, p, RA_WIRE_SIG_DOWN, f->to, f->from, RA_NOPROC,
                      (uint64_t)f->ref);
+        } else {
+            rmon_add(p, f->to, f->from, (uint64_t)f->ref);
         }
         break;
     case RA_WIRE_SIG_DEMONITOR:
         ra__dist_demonitor_in(rt, f->to, f->from, (uint64_t)f->ref);
+        rmon_del(p, f->from, (uint64_t)f->ref);
         if ((uint64_t)f->ref & RA__REF_CALL) {
             // The caller is done with this call: forget its reply route.
             uint64_t rcref = (uint64_t)f->ref & ~RA__REF_CALL;
@@ -629,10 +671,19 @@ void
 ra__link_fire_lost(ra_link_t *l, ra__lpeer_t *p, ra_reason_t reason)
 {
     pthread_mutex_lock(&p->mtx);
-    ra__hmap_t recs = p->recs, prox = p->proxies_by_rcref;
+    ra__hmap_t recs = p->recs, prox = p->proxies_by_rcref, rmons = p->rmons;
     memset(&p->recs, 0, sizeof(p->recs));
     memset(&p->proxies_by_rcref, 0, sizeof(p->proxies_by_rcref));
+    memset(&p->rmons, 0, sizeof(p->rmons));
     pthread_mutex_unlock(&p->mtx);
+    for (size_t i = 0; i < rmons.cap; i++) {
+        if (ra__hmap_live(&rmons, i)) {
+            ra__lrec_t *r = rmons.v[i].val;
+            ra__dist_demonitor_in(l->rt, r->local, r->remote, r->ref);
+            free(r);
+        }
+    }
+    ra__hmap_fini(&rmons);
     if (reason == RA_NORMAL) {
         reason = RA_NOCONNECTION; // whatever ended it, the peer is gone
     }

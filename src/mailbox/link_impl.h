@@ -126,6 +126,8 @@ typedef struct ra__lpeer {
     char route[256];
     ra__hmap_t recs;         // (local, remote) or (ref, kind) -> lrec
     ra__hmap_t proxies_by_rcref; // (rcref, 0) -> lproxy
+    ra__hmap_t rmons;        // monitors the peer's actors hold on ours:
+                             // (ref, watcher) -> lrec
     // Commands from other threads.
     ra__mpsc_t q;
     atomic_size_t queued_bytes, queued_frames;

@@ -467,6 +467,8 @@ START_TEST(test_peer_lost)
     RA_CK_OK(ra_link_monitor_node(me, 2, 1, &nref));
     ra_msg_t *up = recv_tag(me, RA_TAG_NODE_UP, WAIT_MS);
     ra_msg_unref(&up);
+    ra_actor_stats_t ast;
+    RA_CK_WAIT((ra_actor_stats(b.rt, e2, &ast), ast.monitors == 1), WAIT_MS);
     // Stopping b's link looks like b going away.
     uint64_t t0 = ra_test_now_ms();
     ra_link_stop(&b.l);
@@ -493,6 +495,11 @@ START_TEST(test_peer_lost)
     ck_assert_uint_lt(ra_test_now_ms() - t0, 2000);
     ra_msg_t *down = recv_tag(me, RA_TAG_NODE_DOWN, WAIT_MS);
     ra_msg_unref(&down);
+    // On b's side too: the monitor a's actor held on e2 is gone, and e1,
+    // linked to a's actor and not trapping exits, ended with it.
+    RA_CK_OK(ra_actor_stats(b.rt, e2, &ast));
+    ck_assert_uint_eq(ast.monitors, 0);
+    RA_CK_WAIT(!ra_is_alive(b.rt, e1), WAIT_MS);
     // Sends to it now fail only once the peer is known lost and has no
     // route: with a route they try to dial again.
     ra_scope_destroy(&me);
