@@ -52,13 +52,15 @@ tests_mailbox_check_wire_LDADD = $(TEST_LIBS)
 
 check_PROGRAMS += tests/mailbox/check_link
 TESTS += tests/mailbox/check_link
-tests_mailbox_check_link_SOURCES = tests/mailbox/check_link.c tests/testutil.h
+tests_mailbox_check_link_SOURCES = tests/mailbox/check_link.c tests/testutil.h \
+	tests/linkutil.h
 tests_mailbox_check_link_CFLAGS = $(TEST_CFLAGS) $(ZMQ_CFLAGS)
 tests_mailbox_check_link_LDADD = $(TEST_LIBS) $(ZMQ_LIBS)
 
 # Three nodes in network namespaces (root only; SKIPs otherwise).
 check_PROGRAMS += tests/net/check_netns
 TESTS += tests/net/check_netns
-tests_net_check_netns_SOURCES = tests/net/check_netns.c tests/testutil.h
+tests_net_check_netns_SOURCES = tests/net/check_netns.c tests/testutil.h \
+	tests/linkutil.h
 tests_net_check_netns_CFLAGS = $(TEST_CFLAGS) $(ZMQ_CFLAGS)
 tests_net_check_netns_LDADD = $(TEST_LIBS) $(ZMQ_LIBS)

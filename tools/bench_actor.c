@@ -1274,63 +1274,6 @@ print_usage(void)
            "runtime\nfailed, 2 for a bad command line.\n");
 }
 
-// parse_uint reads a decimal number in [min, max] for option opt.
-static int
-parse_uint(const char *prog, const char *opt, const char *s, unsigned min,
-           unsigned max, unsigned *out)
-{
-    char *end;
-    unsigned long v;
-
-    if (s[0] < '0' || s[0] > '9') {
-        return ra__tool_usage_error(prog, "%s needs a whole number from %u "
-                                    "to %u, not '%s'", opt, min, max, s);
-    }
-    v = strtoul(s, &end, 10);
-    if (*end != '\0' || v < min || v > max) {
-        return ra__tool_usage_error(prog, "%s needs a whole number from %u "
-                                    "to %u, not '%s'", opt, min, max, s);
-    }
-    *out = (unsigned)v;
-    return RA_TOOL_OK;
-}
-
-// parse_workloads appends the workloads named in the comma-separated list
-// to sel.
-static int
-parse_workloads(const char *prog, const char *list, size_t *sel,
-                size_t *nsel)
-{
-    const char *p = list;
-
-    for (;;) {
-        size_t len = strcspn(p, ","), i;
-
-        for (i = 0; i < NWORKLOADS; i++) {
-            if (strlen(workloads[i].name) == len &&
-                strncmp(workloads[i].name, p, len) == 0) {
-                break;
-            }
-        }
-        if (len == 0) {
-            return ra__tool_usage_error(prog, "empty workload name in '%s'",
-                                        list);
-        }
-        if (i == NWORKLOADS) {
-            return ra__tool_usage_error(prog, "unknown workload '%.*s'",
-                                        (int)len, p);
-        }
-        if (*nsel == MAX_SELECTED) {
-            return ra__tool_usage_error(prog, "too many workloads");
-        }
-        sel[(*nsel)++] = i;
-        if (p[len] == '\0') {
-            return RA_TOOL_OK;
-        }
-        p += len + 1;
-    }
-}
-
 int
 ra__tool_bench_actor(const char *prog, int argc, char **argv)
 {
@@ -1360,17 +1303,21 @@ ra__tool_bench_actor(const char *prog, int argc, char **argv)
             o.quick = true;
             break;
         case 't':
-            rc = parse_uint(prog, "--threads", optarg, 0, 1024, &o.threads);
+            rc = ra__tool_parse_uint(prog, "--threads", optarg, 0, 1024,
+                                     &o.threads);
             break;
         case 'r':
-            rc = parse_uint(prog, "--repeat", optarg, 1, 1000, &o.repeat);
+            rc = ra__tool_parse_uint(prog, "--repeat", optarg, 1, 1000,
+                                     &o.repeat);
             break;
         case 'w':
-            rc = parse_workloads(prog, optarg, sel, &nsel);
+            rc = ra__tool_parse_names(prog, optarg, workloads,
+                                      sizeof(workloads[0]), NWORKLOADS,
+                                      sel, &nsel, MAX_SELECTED);
             break;
         case OPT_TIMEOUT:
-            rc = parse_uint(prog, "--timeout", optarg, 1, 86400,
-                            &o.timeout_s);
+            rc = ra__tool_parse_uint(prog, "--timeout", optarg, 1, 86400,
+                                     &o.timeout_s);
             break;
         case 'h':
             print_usage();

@@ -3,7 +3,10 @@
 // `rayo COMMAND [SUBCOMMAND] [OPTIONS]`.  Each level is a table of
 // {name, fn, summary}; see rayo_tool.h.  Output meant for programs goes to
 // stdout, everything meant for people (errors, progress) to stderr.
+#include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,6 +155,63 @@ cmd_help(const char *prog, int argc, char **argv)
     args[n] = NULL;
     return ra__tool_dispatch("rayo", rayo_usage, rayo_cmds, RAYO_NCMDS, n,
                              args);
+}
+
+int
+ra__tool_parse_uint(const char *prog, const char *opt, const char *s,
+                    unsigned min, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (s[0] < '0' || s[0] > '9') {
+        return ra__tool_usage_error(prog, "%s needs a whole number from %u "
+                                    "to %u, not '%s'", opt, min, max, s);
+    }
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (*end != '\0' || errno != 0 || v < min || v > max) {
+        return ra__tool_usage_error(prog, "%s needs a whole number from %u "
+                                    "to %u, not '%s'", opt, min, max, s);
+    }
+    *out = (unsigned)v;
+    return RA_TOOL_OK;
+}
+
+int
+ra__tool_parse_names(const char *prog, const char *list, const void *table,
+                     size_t stride, size_t count, size_t *sel, size_t *nsel,
+                     size_t max)
+{
+    const char *p = list;
+
+    for (;;) {
+        size_t len = strcspn(p, ","), i;
+
+        if (len == 0) {
+            return ra__tool_usage_error(prog, "empty workload name in '%s'",
+                                        list);
+        }
+        for (i = 0; i < count; i++) {
+            const char *name;
+            memcpy(&name, (const char *)table + i * stride, sizeof(name));
+            if (strlen(name) == len && strncmp(name, p, len) == 0) {
+                break;
+            }
+        }
+        if (i == count) {
+            return ra__tool_usage_error(prog, "unknown workload '%.*s'",
+                                        (int)len, p);
+        }
+        if (*nsel == max) {
+            return ra__tool_usage_error(prog, "too many workloads");
+        }
+        sel[(*nsel)++] = i;
+        if (p[len] == '\0') {
+            return RA_TOOL_OK;
+        }
+        p += len + 1;
+    }
 }
 
 // RAYO_LOG=error|warning|info|debug sends the library's log to stderr at

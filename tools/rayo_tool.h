@@ -56,6 +56,21 @@ int ra__tool_bad_option(const char *prog, int c, char **argv);
 int ra__tool_usage_error(const char *prog, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+// ra__tool_parse_uint reads s, the argument of option opt, as a decimal
+// number in [min, max] into *out.  Returns RA_TOOL_OK, or prints the error
+// and returns RA_TOOL_USAGE.
+int ra__tool_parse_uint(const char *prog, const char *opt, const char *s,
+                        unsigned min, unsigned max, unsigned *out);
+
+// ra__tool_parse_names appends to sel (which holds *nsel of at most max
+// entries) the indexes of the names in the comma-separated list, looked up
+// in a table of count entries of stride bytes each, whose first member is
+// the name (a const char *).  Returns RA_TOOL_OK, or prints the error and
+// returns RA_TOOL_USAGE.
+int ra__tool_parse_names(const char *prog, const char *list,
+                         const void *table, size_t stride, size_t count,
+                         size_t *sel, size_t *nsel, size_t max);
+
 // ra__tool_bench_actor is `rayo bench actor`: the actor runtime benchmarks.
 int ra__tool_bench_actor(const char *prog, int argc, char **argv);
 

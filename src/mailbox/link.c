@@ -584,61 +584,28 @@ keep_frame(ra__lpeer_t *p, uint8_t *buf, size_t len, int64_t seq,
     return 0;
 }
 
-static void
-put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-// Frames a large bytes message without copying it: the envelope's fields
-// go in the room the message keeps before its payload and the document's
-// last byte after it.  Only when the link holds the sole reference (the
-// bytes around the payload are then ours to write) and the frame needs no
-// chunks.  The body is the envelope's last field, so the envelope is
-// [fields... body header][payload][0].  Returns false to encode normally.
+// Frames a large bytes message without copying it, in the room the message
+// keeps around its payload (ra_wire_encode_around).  Only when the link
+// holds the sole reference (the bytes around the payload are then ours to
+// write) and the frame needs no chunks.  Returns false to encode normally.
 static bool
 frame_in_place(ra_link_t *l, ra__lpeer_t *p, ra__lcmd_t *c,
-               ra_wire_frame_t *fr)
+               const ra_wire_frame_t *fr)
 {
-    uint8_t *payload = ra__msg_room(c->msg);
-    size_t len = fr->body_len;
+    uint8_t *payload = ra__msg_room(c->msg), *env = NULL;
+    size_t len = 0;
     if (payload == NULL || atomic_load(&c->msg->refs) != 1 ||
-        len + RA__HEADROOM > l->o.chunk_size) {
+        fr->body_len + RA__HEADROOM > l->o.chunk_size ||
+        ra_wire_encode_around(fr, payload, RA__HEADROOM, l->o.max_msg, &env,
+                              &len) != 0 ||
+        keep_frame(p, env, len, fr->seq, c->cost) != 0) {
         return false;
     }
-    ra_wire_frame_t head = *fr;
-    head.body = NULL;
-    head.body_len = 0;
-    uint8_t *buf = NULL;
-    size_t n = 0;
-    if (ra_wire_encode(&head, 0, &buf, &n) != 0) {
-        return false;
-    }
-    // An empty binary body ends the document: 0x05 "body" 0, length 0,
-    // subtype 0, then the document's 0.
-    size_t pre = n - 1;
-    bool ok = pre <= RA__HEADROOM && pre > 11 && buf[pre - 11] == 0x05 &&
-              memcmp(buf + pre - 10, "body", 5) == 0;
-    if (ok) {
-        uint8_t *dst = payload - pre;
-        memcpy(dst, buf, pre);
-        put_le32(dst, (uint32_t)(pre + len + 1));
-        put_le32(dst + pre - 5, (uint32_t)len);
-        payload[len] = 0;
-        if (keep_frame(p, dst, pre + len + 1, ++p->tx_seq, c->cost) != 0) {
-            p->tx_seq--;
-            ok = false;
-        } else {
-            p->tail->msg = c->msg; // the frame keeps the message
-            c->msg = NULL;
-            l->st.zero_copy_out++;
-        }
-    }
-    ra_wire_free(buf);
-    return ok;
+    p->tx_seq = fr->seq;
+    p->tail->msg = c->msg; // the frame keeps the message
+    c->msg = NULL;
+    l->st.zero_copy_out++;
+    return true;
 }
 
 // Encodes command c as the next frame(s) of p's session.
@@ -1143,19 +1110,16 @@ on_bye(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
     }
 }
 
-// Answers a hello whose versions we do not speak with err RA_ENOTSUP, on
-// the connection it came from; the peer then knows why nothing works.
+// Sends frame fr on the connection a frame came in on: the ROUTER
+// connection rid, or else p's DEALER; used to answer frames from
+// connections that have no session (yet).
 static void
-refuse_version(ra_link_t *l, ra__lpeer_t *p, const uint8_t *rid,
-               size_t rid_len)
+answer(ra_link_t *l, ra__lpeer_t *p, const uint8_t *rid, size_t rid_len,
+       const ra_wire_frame_t *fr)
 {
-    ra_wire_frame_t fr = {0};
-    fr.kind = RA_WIRE_ERR;
-    fr.code = RA_ENOTSUP;
-    fr.text = "no common protocol version";
     uint8_t *buf = NULL;
     size_t len = 0;
-    if (ra_wire_encode(&fr, 0, &buf, &len) != 0) {
+    if (ra_wire_encode(fr, 0, &buf, &len) != 0) {
         return;
     }
     if (rid != NULL) {
@@ -1189,7 +1153,12 @@ on_frame(ra_link_t *l, ra__lpeer_t *p, const uint8_t *rid, size_t rid_len,
                         "speak %d..%d: refused", h->node, h->proc, h->vmin,
                         h->vmax, RA_WIRE_VERSION_MIN, RA_WIRE_VERSION);
             l->st.wire.bad_version++;
-            refuse_version(l, p, rid, rid_len);
+            // Answer, so that the peer knows why nothing works.
+            ra_wire_frame_t fr = {0};
+            fr.kind = RA_WIRE_ERR;
+            fr.code = RA_ENOTSUP;
+            fr.text = "no common protocol version";
+            answer(l, p, rid, rid_len, &fr);
             return;
         }
         if ((h->node == l->node && h->proc == l->proc) || h->inc == 0) {
@@ -1201,15 +1170,7 @@ on_frame(ra_link_t *l, ra__lpeer_t *p, const uint8_t *rid, size_t rid_len,
             if (rid != NULL) {
                 ra_wire_frame_t fr;
                 make_hello(l, NULL, &fr);
-                uint8_t *buf = NULL;
-                size_t blen = 0;
-                if (ra_wire_encode(&fr, 0, &buf, &blen) == 0) {
-                    if (zmq_send(l->router, rid, rid_len,
-                                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
-                        zmq_send(l->router, buf, blen, ZMQ_DONTWAIT);
-                    }
-                    ra_wire_free(buf);
-                }
+                answer(l, NULL, rid, rid_len, &fr);
             }
             return;
         }

@@ -157,7 +157,6 @@ typedef struct ra__lpeer {
     ra__lframe_t *head, *tail, *next_send; // unacknowledged, in seq order
     uint64_t last_rx_ms, last_tx_ms, last_progress_ms, since_ms;
     uint64_t last_use_ms;    // last frame other than heartbeats
-    uint64_t rtt_us, hb_sent_us;
     ra_wire_reasm_t *reasm;
     uint8_t *bbuf;           // the batch being filled: records,
     size_t blen, bcap, bcost; // their bytes, room and queue charge

@@ -185,7 +185,6 @@ int ra_link_stats(ra_link_t *l, ra_link_stats_t *st);
 typedef struct ra_link_peer {
     uint32_t node, proc;
     bool up;                 // a session is established
-    uint64_t rtt_us;         // last measured round trip (0: unknown)
     uint64_t queued_bytes;   // sent but not yet acknowledged
     uint64_t queued_frames;
     char endpoint[256];      // route, if known

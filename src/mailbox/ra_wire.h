@@ -185,6 +185,19 @@ int ra_wire_encode_msg(const ra_msg_t *msg, ra_pid_t from, ra_pid_t to,
                        int64_t seq, int64_t cref, size_t max_msg,
                        uint8_t **out, size_t *out_len);
 
+// ra_wire_encode_around writes the msg frame f, whose body is the
+// f->body_len bytes at body (f->body is ignored), around the body instead
+// of copying it: the envelope's other fields go in the headroom bytes
+// before body and the document's last byte right after it (that byte must
+// be writable too).  *start receives where the envelope begins and *len
+// its length; the bytes are the same as ra_wire_encode's.  Returns 0,
+// RA_EINVAL (not a bytes msg, or a field the decoder would reject),
+// RA_EFULL (the fields need more than headroom bytes, or over max_msg) or
+// RA_ENOMEM.
+int ra_wire_encode_around(const ra_wire_frame_t *f, uint8_t *body,
+                          size_t headroom, size_t max_msg, uint8_t **start,
+                          size_t *len);
+
 // ra_wire_encode_hello writes the handshake h as a hello envelope.  Returns
 // as ra_wire_encode.
 int ra_wire_encode_hello(const ra_wire_hello_t *h, uint8_t **out,

@@ -1123,6 +1123,49 @@ ra_wire_encode_msg(const ra_msg_t *msg, ra_pid_t from, ra_pid_t to,
 }
 
 int
+ra_wire_encode_around(const ra_wire_frame_t *f, uint8_t *body,
+                      size_t headroom, size_t max_msg, uint8_t **start,
+                      size_t *len)
+{
+    if (f == NULL || body == NULL || start == NULL || len == NULL ||
+        f->kind != RA_WIRE_MSG || f->body_kind != RA_WIRE_BODY_BYTES) {
+        return RA_EINVAL;
+    }
+    size_t blen = f->body_len;
+    if (blen + headroom + 1 > limit_or_default(max_msg)) {
+        return RA_EFULL;
+    }
+    // The body is the envelope's last field, so the envelope is [the other
+    // fields, the body's header][body][the document's 0]: encode it with
+    // an empty body and move all but its last byte in front of body.
+    ra_wire_frame_t head = *f;
+    head.body = NULL;
+    head.body_len = 0;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int rc = ra_wire_encode(&head, 0, &buf, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    // An empty binary body: 0x05 "body" 0, length 0, subtype 0, then 0.
+    size_t pre = n - 1;
+    if (pre > headroom || pre <= 11 || buf[pre - 11] != 0x05 ||
+        memcmp(buf + pre - 10, "body", 5) != 0) {
+        ra_wire_free(buf);
+        return RA_EFULL;
+    }
+    uint8_t *dst = body - pre;
+    memcpy(dst, buf, pre);
+    ra_wire_free(buf);
+    put_u32(dst, (uint32_t)(pre + blen + 1));
+    put_u32(dst + pre - 5, (uint32_t)blen);
+    body[blen] = 0;
+    *start = dst;
+    *len = pre + blen + 1;
+    return 0;
+}
+
+int
 ra_wire_encode_hello(const ra_wire_hello_t *h, uint8_t **out,
                      size_t *out_len)
 {

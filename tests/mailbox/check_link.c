@@ -14,10 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <zmq.h>
-
 #include "rayo.h"
-#include "testutil.h"
+#include "linkutil.h"
 
 #define WAIT_MS 5000
 
@@ -192,29 +190,6 @@ recv_tag(ra_ctx_t *ctx, int32_t tag, int64_t timeout_ms)
     }
 }
 
-// Receives the next EXIT or DOWN message.
-#define recv_kind(c, k, t) recv_kind_at(c, k, t, __LINE__)
-static ra_msg_t *
-recv_kind_at(ra_ctx_t *ctx, ra_msg_kind_t kind, int64_t timeout_ms, int line)
-{
-    uint64_t dl = ra_test_now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        ra_msg_t *m = NULL;
-        int64_t left = (int64_t)(dl - ra_test_now_ms());
-        ck_assert_msg(left > 0, "line %d: no message of kind %d in %lld ms",
-                      line, kind, (long long)timeout_ms);
-        int rc = ra_receive(ctx, left, &m);
-        if (rc == RA_ETIMEOUT) {
-            continue;
-        }
-        RA_CK_OK(rc);
-        if (ra_msg_kind(m) == kind) {
-            return m;
-        }
-        ra_msg_unref(&m);
-    }
-}
-
 // ---- tests ----
 
 START_TEST(test_send_and_reply)
@@ -298,7 +273,7 @@ START_TEST(test_link_monitor_exit)
     ra_msg_unref(&r);
     ra_msg_t *x = ra_test_new_i64(TAG_EXIT, RA_REASON_USER + 7);
     RA_CK_OK(ra_send(me, e1, &x));
-    ra_msg_t *m = recv_kind(me, RA_MSG_EXIT, WAIT_MS);
+    ra_msg_t *m = ra_test_recv_kind(me, RA_MSG_EXIT, WAIT_MS);
     ra_pid_t from;
     ra_reason_t why;
     RA_CK_OK(ra_msg_exit_info(m, &from, &why));
@@ -307,7 +282,7 @@ START_TEST(test_link_monitor_exit)
     ra_msg_unref(&m);
     x = ra_test_new_i64(TAG_EXIT, RA_REASON_USER + 8);
     RA_CK_OK(ra_send(me, e2, &x));
-    m = recv_kind(me, RA_MSG_DOWN, WAIT_MS);
+    m = ra_test_recv_kind(me, RA_MSG_DOWN, WAIT_MS);
     uint64_t mref;
     RA_CK_OK(ra_msg_down_info(m, &mref, &from, &why));
     ck_assert_uint_eq(mref, ref);
@@ -316,14 +291,14 @@ START_TEST(test_link_monitor_exit)
     ra_msg_unref(&m);
     // Monitoring a remote actor that does not exist: DOWN noproc.
     RA_CK_OK(ra_monitor(me, e2, &ref));
-    m = recv_kind(me, RA_MSG_DOWN, WAIT_MS);
+    m = ra_test_recv_kind(me, RA_MSG_DOWN, WAIT_MS);
     RA_CK_OK(ra_msg_down_info(m, &mref, &from, &why));
     ck_assert_uint_eq(mref, ref);
     RA_CK_REASON_EQ(why, RA_NOPROC);
     ra_msg_unref(&m);
     // Linking to one: an exit signal with noproc.
     RA_CK_OK(ra_link(me, e1));
-    m = recv_kind(me, RA_MSG_EXIT, WAIT_MS);
+    m = ra_test_recv_kind(me, RA_MSG_EXIT, WAIT_MS);
     RA_CK_OK(ra_msg_exit_info(m, &from, &why));
     RA_CK_REASON_EQ(why, RA_NOPROC);
     ra_msg_unref(&m);
@@ -341,7 +316,7 @@ START_TEST(test_link_monitor_exit)
     RA_CK_OK(ra_call(me, e4, &q, WAIT_MS, &r));
     ra_msg_unref(&r);
     RA_CK_OK(ra_exit_pid(me, e4, RA_KILL));
-    m = recv_kind(me, RA_MSG_DOWN, WAIT_MS);
+    m = ra_test_recv_kind(me, RA_MSG_DOWN, WAIT_MS);
     RA_CK_OK(ra_msg_down_info(m, &mref, &from, &why));
     RA_CK_PID_EQ(from, e3);
     RA_CK_REASON_EQ(why, RA_KILLED);
@@ -626,7 +601,7 @@ START_TEST(test_partition_short_and_long)
     RA_CK_OK(ra_link_fault_set(a.l, 2, 1, &cut));
     RA_CK_OK(ra_link_fault_set(b.l, 1, 1, &cut));
     uint64_t t0 = ra_test_now_ms();
-    m = recv_kind(me, RA_MSG_DOWN, WAIT_MS);
+    m = ra_test_recv_kind(me, RA_MSG_DOWN, WAIT_MS);
     uint64_t took = ra_test_now_ms() - t0;
     ra_reason_t why;
     RA_CK_OK(ra_msg_down_info(m, NULL, NULL, &why));
@@ -707,27 +682,12 @@ START_TEST(test_tcp_curve)
     // before any frame reaches the link layer.
     ra_link_stats_t st0, st1;
     RA_CK_OK(ra_link_stats(b.l, &st0));
-    FILE *cf = fopen(cert, "r");
-    ck_assert_ptr_nonnull(cf);
-    char line[256], spub[41] = {0};
-    while (fgets(line, sizeof line, cf) != NULL) {
-        char *k = strstr(line, "public-key = \"");
-        if (k != NULL) {
-            memcpy(spub, k + 14, 40);
-        }
-    }
-    fclose(cf);
-    ck_assert_uint_eq(strlen(spub), 40);
+    char spub[41];
+    ra_test_cert_keys(cert, spub, NULL);
     char cpub[41], csec[41];
     ck_assert_int_eq(zmq_curve_keypair(cpub, csec), 0);
     void *zc = zmq_ctx_new();
-    void *s = zmq_socket(zc, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, spub, 40);
-    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, cpub, 40);
-    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, csec, 40);
-    ck_assert_int_eq(zmq_connect(s, ra_link_endpoint(b.l)), 0);
+    void *s = ra_test_dealer(zc, ra_link_endpoint(b.l), spub, cpub, csec);
     ra_wire_frame_t hf = {0};
     hf.kind = RA_WIRE_HELLO;
     hf.hello = (ra_wire_hello_t){.node = 7, .proc = 1, .vmin = 1, .vmax = 1,
@@ -754,7 +714,7 @@ START_TEST(test_tcp_curve)
     ra_ctx_t *cme = ra_test_new_scope(c.rt);
     uint64_t ref;
     RA_CK_OK(ra_monitor(cme, echo, &ref));
-    ra_msg_t *m = recv_kind(cme, RA_MSG_DOWN, WAIT_MS);
+    ra_msg_t *m = ra_test_recv_kind(cme, RA_MSG_DOWN, WAIT_MS);
     ra_reason_t why;
     RA_CK_OK(ra_msg_down_info(m, NULL, NULL, &why));
     RA_CK_REASON_EQ(why, RA_NOCONNECTION);
@@ -927,7 +887,7 @@ START_TEST(test_peer_restart)
     // Restart b's link without telling a (no bye): stop would say bye, so
     // cut a's view first.
     ra_link_disconnect(b.l, 1, 1);
-    ra_msg_t *m = recv_kind(me, RA_MSG_DOWN, WAIT_MS);
+    ra_msg_t *m = ra_test_recv_kind(me, RA_MSG_DOWN, WAIT_MS);
     ra_reason_t why;
     RA_CK_OK(ra_msg_down_info(m, NULL, NULL, &why));
     RA_CK_REASON_EQ(why, RA_NOCONNECTION);
@@ -951,10 +911,7 @@ START_TEST(test_garbage_frames)
     ra_pid_t echo;
     RA_CK_OK(ra_spawn(b.rt, &echo_beh, NULL, NULL, &echo));
     void *zc = zmq_ctx_new();
-    void *s = zmq_socket(zc, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    ck_assert_int_eq(zmq_connect(s, ra_link_endpoint(b.l)), 0);
+    void *s = ra_test_dealer(zc, ra_link_endpoint(b.l), NULL, NULL, NULL);
     unsigned seed = ra_test_seed("test_garbage_frames");
     uint8_t buf[512];
     int n = (int)ra_test_scaled(20000);
@@ -1006,10 +963,7 @@ START_TEST(test_version_refused)
     node_t a, b;
     pair_start(&a, &b, NULL);
     void *zc = zmq_ctx_new();
-    void *s = zmq_socket(zc, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    ck_assert_int_eq(zmq_connect(s, ra_link_endpoint(b.l)), 0);
+    void *s = ra_test_dealer(zc, ra_link_endpoint(b.l), NULL, NULL, NULL);
     ra_wire_frame_t f = {0};
     f.kind = RA_WIRE_HELLO;
     f.hello = (ra_wire_hello_t){.node = 5, .proc = 1, .vmin = 2, .vmax = 9,

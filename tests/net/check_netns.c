@@ -24,10 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <zmq.h>
-
 #include "rayo.h"
-#include "testutil.h"
+#include "linkutil.h"
 
 #define PORT 7411
 #define WAIT_MS 8000
@@ -392,24 +390,6 @@ remote_stats(me_t *m, int node, ra_link_stats_t *st)
     ra_msg_unref(&r);
 }
 
-static ra_msg_t *
-recv_kind(ra_ctx_t *ctx, ra_msg_kind_t kind, int64_t timeout_ms)
-{
-    uint64_t dl = ra_test_now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        int64_t left = (int64_t)(dl - ra_test_now_ms());
-        ck_assert_msg(left > 0, "no message of kind %d in %lld ms", kind,
-                      (long long)timeout_ms);
-        ra_msg_t *m = NULL;
-        if (ra_receive(ctx, left, &m) == 0) {
-            if (ra_msg_kind(m) == kind) {
-                return m;
-            }
-            ra_msg_unref(&m);
-        }
-    }
-}
-
 // ---- tests ----
 
 START_TEST(test_remote_send_and_call)
@@ -561,7 +541,7 @@ START_TEST(test_process_kill_noconnection)
     RA_CK_OK(rc);
     uint64_t t0 = ra_test_now_ms();
     kill(victim, SIGKILL);
-    ra_msg_t *x = recv_kind(m.ctx, RA_MSG_DOWN, WAIT_MS);
+    ra_msg_t *x = ra_test_recv_kind(m.ctx, RA_MSG_DOWN, WAIT_MS);
     uint64_t took = ra_test_now_ms() - t0;
     ra_reason_t why;
     uint64_t mref;
@@ -604,26 +584,12 @@ START_TEST(test_unknown_certificate_refused)
     ra_runtime_destroy(&rt);
     // A client with the server's public key but a key pair of its own gets
     // to the ZAP handler and is refused there.
-    char spub[41] = {0}, line[256];
-    FILE *f = fopen(g_cert, "r");
-    ck_assert_ptr_nonnull(f);
-    while (fgets(line, sizeof line, f) != NULL) {
-        char *k = strstr(line, "public-key = \"");
-        if (k != NULL) {
-            memcpy(spub, k + 14, 40);
-        }
-    }
-    fclose(f);
+    char spub[41];
+    ra_test_cert_keys(g_cert, spub, NULL);
     char cpub[41], csec[41];
     ck_assert_int_eq(zmq_curve_keypair(cpub, csec), 0);
     void *zc = zmq_ctx_new();
-    void *s = zmq_socket(zc, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, spub, 40);
-    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, cpub, 40);
-    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, csec, 40);
-    ck_assert_int_eq(zmq_connect(s, ep), 0);
+    void *s = ra_test_dealer(zc, ep, spub, cpub, csec);
     zmq_send(s, "hello?", 6, ZMQ_DONTWAIT);
     uint64_t dl = ra_test_now_ms() + WAIT_MS;
     do {
@@ -645,30 +611,12 @@ START_TEST(test_fuzzed_frames_live_node)
     ra_link_stats_t st0, st1;
     remote_stats(&m, 3, &st0);
     // An authenticated client (it holds the certificate) sending garbage.
-    char pub[41] = {0}, sec[41] = {0}, line[256];
-    FILE *f = fopen(g_cert, "r");
-    ck_assert_ptr_nonnull(f);
-    while (fgets(line, sizeof line, f) != NULL) {
-        char *k = strstr(line, "public-key = \"");
-        if (k != NULL) {
-            memcpy(pub, k + 14, 40);
-        }
-        k = strstr(line, "secret-key = \"");
-        if (k != NULL) {
-            memcpy(sec, k + 14, 40);
-        }
-    }
-    fclose(f);
-    void *zc = zmq_ctx_new();
-    void *s = zmq_socket(zc, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, pub, 40);
-    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 40);
-    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40);
+    char pub[41], sec[41];
+    ra_test_cert_keys(g_cert, pub, sec);
     char ep[64];
     addr(ep, sizeof ep, 3);
-    ck_assert_int_eq(zmq_connect(s, ep), 0);
+    void *zc = zmq_ctx_new();
+    void *s = ra_test_dealer(zc, ep, pub, pub, sec);
     unsigned seed = ra_test_seed("test_fuzzed_frames_live_node");
     // Start from valid frames and mutate them: most get deep into the
     // decoder before failing.
