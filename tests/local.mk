@@ -64,3 +64,7 @@ tests_net_check_netns_SOURCES = tests/net/check_netns.c tests/testutil.h \
 	tests/linkutil.h
 tests_net_check_netns_CFLAGS = $(TEST_CFLAGS) $(ZMQ_CFLAGS)
 tests_net_check_netns_LDADD = $(TEST_LIBS) $(ZMQ_LIBS)
+
+# The rayo command's handling of bad input (a shell script).
+TESTS += tests/tools/rayo_cli.sh
+EXTRA_DIST += tests/tools/rayo_cli.sh

@@ -422,6 +422,46 @@ START_TEST(test_large_message_chunked)
 }
 END_TEST
 
+START_TEST(test_large_stream_keeps_session)
+{
+    // A queue full of 1 MiB messages must not hold heartbeats back: the
+    // I/O thread encodes at most a few MiB a turn.  Before that bound, a
+    // quarter of a GiB queued at once stalled it long enough for both
+    // sides to declare the other lost (and the messages with it).  One
+    // message sent over and over is shared, so every send is encoded by
+    // copying (not framed in place): the slow path the bound is for.
+    // A 200 ms loss window; sanitizer builds (smaller scale) copy so
+    // slowly that they get the default 2 s.
+    node_t a, b;
+    ra_link_opts_t o = {.hb_interval_ms = ra_test_scale() < 1.0 ? 500 : 50,
+                        .hb_miss = 4};
+    pair_start(&a, &b, &o);
+    counter_t c = {0};
+    ra_pid_t cp;
+    RA_CK_OK(ra_spawn(b.rt, &counter_beh, &c, NULL, &cp));
+    ra_ctx_t *me = ra_test_new_scope(a.rt);
+    ra_msg_t *big = NULL;
+    RA_CK_OK(ra_msg_new_bytes(&big, TAG_SEQ, NULL, 1u << 20));
+    long n = (long)ra_test_scaled(400);
+    for (long i = 0; i < n; i++) {
+        ra_msg_t *m = ra_msg_ref(big);
+        int rc;
+        while ((rc = ra_send(me, cp, &m)) == RA_EFULL) {
+            ra_test_sleep_ms(1);
+        }
+        RA_CK_OK(rc);
+    }
+    ra_msg_unref(&big);
+    RA_CK_WAIT(atomic_load(&c.bytes) == n * (1L << 20), 60000);
+    ra_link_stats_t st;
+    RA_CK_OK(ra_link_stats(a.l, &st));
+    ck_assert_uint_eq(st.peers_lost, 0);
+    ck_assert_uint_eq(st.peers_up, 1);
+    ra_scope_destroy(&me);
+    pair_stop(&a, &b);
+}
+END_TEST
+
 START_TEST(test_peer_lost)
 {
     node_t a, b;
@@ -1042,6 +1082,7 @@ link_suite(void)
     tcase_add_test(tc, test_link_monitor_exit);
     tcase_add_test(tc, test_ordering_bulk);
     tcase_add_test(tc, test_large_message_chunked);
+    tcase_add_test(tc, test_large_stream_keeps_session);
     tcase_add_test(tc, test_peer_lost);
     tcase_add_test(tc, test_faults_keep_order);
     tcase_add_test(tc, test_partition_short_and_long);
