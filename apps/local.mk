@@ -8,3 +8,8 @@ noinst_PROGRAMS += apps/supervised
 apps_supervised_SOURCES = apps/supervised.c
 apps_supervised_LDADD = librayo.la $(BSON_LIBS)
 TESTS += apps/supervised
+
+noinst_PROGRAMS += apps/quickstart
+apps_quickstart_SOURCES = apps/quickstart.c
+apps_quickstart_LDADD = librayo.la $(BSON_LIBS)
+TESTS += apps/quickstart

@@ -68,3 +68,10 @@ tests_net_check_netns_LDADD = $(TEST_LIBS) $(ZMQ_LIBS)
 # The rayo command's handling of bad input (a shell script).
 TESTS += tests/tools/rayo_cli.sh
 EXTRA_DIST += tests/tools/rayo_cli.sh
+
+# The embedded cluster: worker processes, tasks, actors, failures.
+check_PROGRAMS += tests/cluster/check_cluster
+TESTS += tests/cluster/check_cluster
+tests_cluster_check_cluster_SOURCES = tests/cluster/check_cluster.c tests/testutil.h
+tests_cluster_check_cluster_CFLAGS = $(TEST_CFLAGS)
+tests_cluster_check_cluster_LDADD = $(TEST_LIBS)

@@ -302,6 +302,11 @@ void ra__actor_finalize(ra_runtime_t *rt, ra__actor_t *a);
 
 // Scheduling.
 void ra__schedule(ra_runtime_t *rt, ra__actor_t *a);
+// ra__sched_blocking is called by code about to block a scheduler thread
+// outside the runtime (the cluster API's ra_get, say): the actors queued
+// on this thread move where other threads can run them.  No-op on other
+// threads.
+void ra__sched_blocking(void);
 void ra__run_actor(ra__worker_t *w, ra__actor_t *a);
 bool ra__run_one(ra__worker_t *w);
 void ra__worker_wake(ra__worker_t *w);

@@ -352,6 +352,24 @@ ra__schedule(ra_runtime_t *rt, ra__actor_t *a)
     notify_one(rt);
 }
 
+void
+ra__sched_blocking(void)
+{
+    ra__worker_t *w = ra__tls_worker;
+    if (w == NULL) {
+        return;
+    }
+    // The next slot cannot be stolen: hand its actor to the injector, so
+    // that another thread runs it while this one waits.  The ring can be
+    // stolen from as it is; a thread is woken to do so.
+    ra__actor_t *a = w->next;
+    w->next = NULL;
+    if (a != NULL) {
+        inject(w->rt, a);
+    }
+    notify_one(w->rt);
+}
+
 static ra__actor_t *
 find_local(ra__worker_t *w)
 {

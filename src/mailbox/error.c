@@ -35,6 +35,15 @@ static const struct {
      "no connection to the peer process or node (lost, or no route to it)"},
     {RA_EACCES, "RA_EACCES",
      "refused: the cluster certificate is missing, wrong or not private"},
+    {RA_ETASK, "RA_ETASK",
+     "the remote task's function failed (ra_value_error says how)"},
+    {RA_EWORKER, "RA_EWORKER",
+     "the worker process running the task died and no retries were left"},
+    {RA_EACTOR, "RA_EACTOR",
+     "the actor died or was killed and was not restarted"},
+    {RA_ECANCELED, "RA_ECANCELED", "the task was cancelled"},
+    {RA_EINFEASIBLE, "RA_EINFEASIBLE",
+     "no node offers the resources asked for (see rayo status)"},
 };
 
 static const struct {

@@ -245,7 +245,10 @@ ra__link_peer(ra_link_t *l, uint32_t node, uint32_t proc, bool create)
     pthread_rwlock_rdlock(&l->peers_lock);
     ra__lpeer_t *p = ra__hmap_get(&l->peers, peer_key(node, proc));
     pthread_rwlock_unlock(&l->peers_lock);
-    if (p != NULL || !create) {
+    // Processes of one node that share an ipc directory find each other
+    // by their default names, without routes: such a peer always exists.
+    bool by_name = l->ipc_default && node == l->node && proc != l->proc;
+    if (p != NULL || !(create || by_name)) {
         return p;
     }
     pthread_rwlock_wrlock(&l->peers_lock);
@@ -258,6 +261,10 @@ ra__link_peer(ra_link_t *l, uint32_t node, uint32_t proc, bool create)
         pthread_cond_init(&p->space, NULL);
         ra__mpsc_init(&p->q);
         p->my_sess = random_i63();
+        if (by_name) {
+            snprintf(p->route, sizeof(p->route),
+                     "ipc://%.200s/node-%u-proc-%u", l->ipc_dir, node, proc);
+        }
         if (ra__hmap_put(&l->peers, peer_key(node, proc), p) != 0) {
             pthread_mutex_destroy(&p->mtx);
             pthread_cond_destroy(&p->space);
@@ -1660,6 +1667,7 @@ bind_endpoint(ra_link_t *l)
     if (l->o.bind == NULL) {
         snprintf(ep, sizeof(ep), "ipc://%s/node-%u-proc-%u", l->ipc_dir,
                  l->node, l->proc);
+        l->ipc_default = true;
     } else {
         snprintf(ep, sizeof(ep), "%s", l->o.bind);
         size_t len = strlen(ep);

@@ -179,6 +179,7 @@ struct ra_link {
     int64_t inc;
     char endpoint[512];
     char ipc_dir[256];
+    bool ipc_default;       // bound to the default ipc name in ipc_dir
     char ipc_path[512];   // to unlink at stop
     bool tcp;
     // Keys (Z85, 40 characters + NUL) when tcp.

@@ -34,7 +34,12 @@ enum {
     RA_EBADSPEC = RA_EBASE - 17, // an invalid child spec or supervisor flag
     RA_ENOCONN = RA_EBASE - 18,  // the peer process or node is unreachable
     RA_EACCES = RA_EBASE - 19,   // refused: credentials missing or wrong
-    RA_ELAST = RA_EBASE - 20
+    RA_ETASK = RA_EBASE - 20,    // a remote task's function returned an error
+    RA_EWORKER = RA_EBASE - 21,  // the worker process running it died
+    RA_EACTOR = RA_EBASE - 22,   // the actor died (or was killed)
+    RA_ECANCELED = RA_EBASE - 23, // the task was cancelled
+    RA_EINFEASIBLE = RA_EBASE - 24, // no node can ever offer the resources
+    RA_ELAST = RA_EBASE - 25
 };
 
 // ra_strerror returns a sentence describing rc: one of the codes above, a

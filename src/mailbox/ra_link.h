@@ -119,7 +119,9 @@ void ra_link_stop(ra_link_t **l);
 const char *ra_link_endpoint(const ra_link_t *l);
 
 // ra_link_route registers endpoint as the address of process proc of node
-// node, so that the first send to a pid there dials it.  Replaces an
+// node, so that the first send to a pid there dials it.  Processes of the
+// same node bound to their default ipc names in one ipc_dir need no
+// routes: a send to one without a route dials its default name.  Replaces an
 // earlier route.  Returns 0, RA_EINVAL or RA_ENOMEM.
 int ra_link_route(ra_link_t *l, uint32_t node, uint32_t proc,
                   const char *endpoint);

@@ -1,0 +1,985 @@
+// api.c - the C API of ra_api.h on top of the cluster's system actors.
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core_impl.h"
+#include "ra_error.h"
+#include "ra_link.h"
+#include "ra_log.h"
+#include "ra_supervisor.h"
+
+// Global: the process's cluster state; written by ra_init and ra_shutdown
+// under init_mu, read without a lock in between (see ra_api.h: the
+// cluster is process-wide).
+ra__cluster_t *ra__g;
+static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
+static ra__cluster_t g_state;
+static double cpus_total, gpus_total;
+
+struct ra_value {
+    uint8_t kind;
+    ra_msg_t *msg;
+    const void *data;
+    size_t len;
+    char *text;
+};
+
+// ---- starting and stopping ----
+
+// log_from_env sends the library's log to stderr when RAYO_LOG names a
+// level (error, warning, info, debug), in drivers and workers alike.
+void
+ra__log_from_env(void)
+{
+    static const struct {
+        const char *name;
+        int level;
+    } levels[] = {{"error", RA_LOG_ERR},
+                  {"warning", RA_LOG_WARNING},
+                  {"info", RA_LOG_INFO},
+                  {"debug", RA_LOG_DEBUG}};
+    const char *v = getenv("RAYO_LOG");
+    for (size_t i = 0; v != NULL && i < sizeof levels / sizeof levels[0];
+         i++) {
+        if (strcmp(v, levels[i].name) == 0) {
+            ra_log_set_level(levels[i].level);
+            ra_log_set_sink(ra_log_stderr, NULL);
+        }
+    }
+}
+
+int
+ra_worker_main(void)
+{
+    const char *w = getenv("RAYO_WORKER");
+    if (w != NULL && strcmp(w, "1") == 0) {
+        ra__log_from_env();
+        ra__worker_run();
+    }
+    return 0;
+}
+
+static int
+mkdir_p(const char *path)
+{
+    char buf[600];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+                return -errno;
+            }
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+        return -errno;
+    }
+    return 0;
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st;
+    (void)flag;
+    (void)f;
+    (void)remove(path);
+    return 0;
+}
+
+static void
+rm_rf(const char *path)
+{
+    if (path[0] != '\0') {
+        (void)nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+}
+
+static int
+call_raylet_info(ra_ctx_t *scope, ra_msg_t **rep)
+{
+    ra_msg_t *m = NULL;
+    int rc = ra_msg_new_bytes(&m, RA__T_RAYLET_INFO, NULL, 0);
+    if (rc == 0) {
+        rc = ra_call(scope, ra__g->raylet, &m, 10000, rep);
+        ra_msg_unref(&m);
+    }
+    return rc;
+}
+
+static void
+stop_all(ra__cluster_t *c)
+{
+    if (c->rt != NULL && !ra_pid_is_nil(c->raylet)) {
+        ra_ctx_t *scope = NULL;
+        if (ra_scope_new(c->rt, &scope) == 0) {
+            uint64_t mref;
+            // The raylet's end stops its worker supervisor, which stops
+            // the workers (SIGTERM, then SIGKILL after a second).
+            if (ra_monitor(scope, c->raylet, &mref) == 0 &&
+                ra_exit_pid(scope, c->raylet, RA_SHUTDOWN) == 0) {
+                ra_msg_t *m = NULL;
+                while (ra_receive(scope, 10000, &m) == 0) {
+                    bool down = ra_msg_kind(m) == RA_MSG_DOWN;
+                    ra_msg_unref(&m);
+                    if (down) {
+                        break;
+                    }
+                }
+            }
+            ra_scope_destroy(&scope);
+        }
+    }
+    ra_link_t *l = c->link;
+    ra_link_stop(&l);
+    c->link = NULL;
+    ra_runtime_destroy(&c->rt);
+    ra__core_free(c);
+    rm_rf(c->session);
+}
+
+int
+ra_init(const char *address)
+{
+    ra_init_opts_t o = {.address = address};
+    return ra_init_opts(&o);
+}
+
+int
+ra_init_opts(const ra_init_opts_t *opts)
+{
+    ra_worker_main();
+    ra__log_from_env();
+    ra_init_opts_t o = opts != NULL ? *opts : (ra_init_opts_t){0};
+    const char *addr = o.address != NULL ? o.address : getenv("RAYO_ADDRESS");
+    if (o.num_cpus < 0 || o.num_gpus < 0) {
+        return RA_EINVAL;
+    }
+    if (addr != NULL && addr[0] != '\0') {
+        ra_log_err("api", "joining the cluster at %s: not built yet; "
+                   "unset RAYO_ADDRESS to start an embedded cluster", addr);
+        return RA_ENOTSUP;
+    }
+    pthread_mutex_lock(&init_mu);
+    if (ra__g != NULL) {
+        pthread_mutex_unlock(&init_mu);
+        return RA_EALREADY;
+    }
+    ra__cluster_t *c = &g_state;
+    memset(c, 0, sizeof *c);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (o.num_cpus == 0) {
+        o.num_cpus = ncpu > 0 ? (double)ncpu : 1;
+    }
+    if (o.workers == 0) {
+        o.workers = o.num_cpus >= 1 ? (unsigned)o.num_cpus : 1;
+    }
+    if (o.max_workers == 0) {
+        o.max_workers = 4 * (unsigned)o.num_cpus + 4;
+    }
+    if (o.max_workers < o.workers) {
+        o.max_workers = o.workers;
+    }
+    const char *tmp = o.temp_dir != NULL ? o.temp_dir
+                                         : getenv("RAYO_TEMP_DIR");
+    if (tmp == NULL || tmp[0] == '\0') {
+        tmp = "/tmp/rayo";
+    }
+    snprintf(c->ns, sizeof c->ns, "%s",
+             o.namespace_ != NULL ? o.namespace_ : "default");
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    int n = snprintf(c->session, sizeof c->session,
+                     "%s/session-%04d%02d%02d-%02d%02d%02d-%d", tmp,
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, (int)getpid());
+    char sock[1024], gcsdir[1024];
+    int rc = 0;
+    if (n <= 0 || (size_t)n >= sizeof c->session - 16) {
+        rc = RA_EINVAL;
+        goto fail_early;
+    }
+    snprintf(sock, sizeof sock, "%s/sock", c->session);
+    snprintf(gcsdir, sizeof gcsdir, "%s/gcs", c->session);
+    if ((rc = mkdir_p(sock)) != 0 || (rc = mkdir_p(gcsdir)) != 0) {
+        ra_log_err("api", "cannot make session directory %s: %s",
+                   c->session, ra_strerror(rc));
+        goto fail;
+    }
+    c->node = 1;
+    c->proc = (uint32_t)getpid();
+    ra_runtime_opts_t ro = {.node = c->node, .proc = c->proc,
+                            .threads = o.threads};
+    if ((rc = ra_runtime_new(&c->rt, &ro)) != 0) {
+        goto fail;
+    }
+    ra_link_opts_t lo = {.ipc_dir = sock, .idle_ms = UINT32_MAX};
+    ra_link_t *l = NULL;
+    if ((rc = ra_link_start(c->rt, &lo, &l)) != 0) {
+        goto fail;
+    }
+    c->link = l;
+    if ((rc = ra__gcs_start(c->rt, gcsdir, &c->gcs)) != 0 ||
+        (rc = ra__core_start(c)) != 0) {
+        goto fail;
+    }
+    ra__raylet_cfg_t rc_cfg = {
+        .num_cpus = o.num_cpus,
+        .num_gpus = o.num_gpus,
+        .workers = o.workers,
+        .max_workers = o.max_workers,
+        .session = c->session,
+        .endpoint = ra_link_endpoint(l),
+        .gcs = c->gcs,
+        .ns = c->ns,
+        .threads = o.threads,
+        .link = l,
+    };
+    if ((rc = ra__raylet_start(c->rt, &rc_cfg, &c->raylet)) != 0) {
+        goto fail;
+    }
+    cpus_total = o.num_cpus;
+    gpus_total = o.num_gpus;
+    ra__g = c;
+    pthread_mutex_unlock(&init_mu);
+    return 0;
+fail:
+    stop_all(c);
+fail_early:
+    memset(c, 0, sizeof *c);
+    pthread_mutex_unlock(&init_mu);
+    return rc;
+}
+
+void
+ra_shutdown(void)
+{
+    pthread_mutex_lock(&init_mu);
+    ra__cluster_t *c = ra__g;
+    if (c == NULL || c->worker) {
+        pthread_mutex_unlock(&init_mu);
+        return;
+    }
+    stop_all(c);
+    ra__g = NULL;
+    memset(c, 0, sizeof *c);
+    pthread_mutex_unlock(&init_mu);
+}
+
+bool
+ra_is_initialized(void)
+{
+    return ra__g != NULL;
+}
+
+const char *
+ra_cluster_session_dir(void)
+{
+    return ra__g != NULL ? ra__g->session : NULL;
+}
+
+// totals returns the resources of the cluster as this process knows
+// them, for refusing infeasible requests at once.
+static void
+totals(double *cpus, double *gpus)
+{
+    if (ra__g->worker) {
+        const char *c = getenv("RAYO_CPUS"), *g = getenv("RAYO_GPUS");
+        *cpus = c != NULL ? atof(c) : 0;
+        *gpus = g != NULL ? atof(g) : 0;
+    } else {
+        *cpus = cpus_total;
+        *gpus = gpus_total;
+    }
+}
+
+int
+ra_cluster_resources(double *cpus_t, double *cpus_a, double *gpus_t,
+                     double *gpus_a)
+{
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
+    ra_ctx_t *scope = NULL;
+    ra_msg_t *rep = NULL;
+    int rc = ra_scope_new(ra__g->rt, &scope);
+    if (rc == 0) {
+        rc = call_raylet_info(scope, &rep);
+        ra_scope_destroy(&scope);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ra__rbuf_t r;
+    ra__rb_init(&r, rep);
+    double v[4];
+    for (int i = 0; i < 4; i++) {
+        v[i] = ra__rb_f64(&r);
+    }
+    ra_msg_unref(&rep);
+    if (r.bad) {
+        return RA_EBADMSG;
+    }
+    if (cpus_t != NULL) {
+        *cpus_t = v[0];
+    }
+    if (cpus_a != NULL) {
+        *cpus_a = v[1];
+    }
+    if (gpus_t != NULL) {
+        *gpus_t = v[2];
+    }
+    if (gpus_a != NULL) {
+        *gpus_a = v[3];
+    }
+    return 0;
+}
+
+// ---- values ----
+
+ra_value_kind_t
+ra_value_kind(const ra_value_t *v)
+{
+    return v != NULL ? (ra_value_kind_t)v->kind : RA_VAL_NONE;
+}
+
+const void *
+ra_value_data(const ra_value_t *v, size_t *len)
+{
+    if (len != NULL) {
+        *len = v != NULL ? v->len : 0;
+    }
+    return v != NULL && v->data != NULL ? v->data : (const void *)"";
+}
+
+int64_t
+ra_value_i64(const ra_value_t *v)
+{
+    if (v == NULL || v->kind != RA_VAL_I64 || v->len != 8) {
+        return 0;
+    }
+    const uint8_t *p = v->data;
+    uint64_t u = 0;
+    for (int k = 7; k >= 0; k--) {
+        u = u << 8 | p[k];
+    }
+    return (int64_t)u;
+}
+
+double
+ra_value_f64(const ra_value_t *v)
+{
+    double d = 0;
+    if (v != NULL && v->kind == RA_VAL_F64 && v->len == 8) {
+        memcpy(&d, v->data, 8);
+    }
+    return d;
+}
+
+int
+ra_value_bson(const ra_value_t *v, bson_t *doc)
+{
+    if (v == NULL || v->kind != RA_VAL_BSON ||
+        !bson_init_static(doc, v->data, v->len)) {
+        return RA_EBADMSG;
+    }
+    return 0;
+}
+
+const char *
+ra_value_error(const ra_value_t *v)
+{
+    return v != NULL && v->text != NULL ? v->text : "";
+}
+
+void
+ra_value_free(ra_value_t **v)
+{
+    if (v == NULL || *v == NULL) {
+        return;
+    }
+    ra_msg_unref(&(*v)->msg);
+    free((*v)->text);
+    free(*v);
+    *v = NULL;
+}
+
+// ---- submitting ----
+
+static bool
+is_mine(ra_ref_t r)
+{
+    return r.node == ra__g->node && r.proc == ra__g->proc;
+}
+
+// encode_args writes the arguments and records the references among
+// them (borrowing them until the task is sent).  Returns 0 or an error.
+static int
+encode_args(ra__wbuf_t *b, const ra_arg_t *args, size_t nargs,
+            ra__task_t *t, bool refs_ok)
+{
+    ra__core_t *cs = ra__g->cs;
+    ra__wb_u32(b, (uint32_t)nargs);
+    uint32_t nrefs = 0;
+    for (size_t i = 0; i < nargs; i++) {
+        nrefs += args[i].kind == RA_ARG_REF;
+    }
+    if (nrefs != 0) {
+        if (!refs_ok) {
+            return RA_EINVAL;
+        }
+        if ((t->refs = calloc(nrefs, sizeof *t->refs)) == NULL) {
+            return RA_ENOMEM;
+        }
+    }
+    int rc = 0;
+    pthread_mutex_lock(&cs->mu);
+    for (size_t i = 0; i < nargs && rc == 0; i++) {
+        if (args[i].kind == RA_ARG_REF) {
+            ra__obj_t *o = is_mine(args[i].ref)
+                               ? ra__obj_at(cs, args[i].ref.id)
+                               : NULL;
+            if (o == NULL || o->released) {
+                rc = RA_ENOENT;
+                break;
+            }
+            o->borrows++;
+            t->refs[t->nrefs++] = args[i].ref.id;
+        }
+        ra__wb_arg(b, &args[i]);
+    }
+    pthread_mutex_unlock(&cs->mu);
+    return rc != 0 ? rc : b->err;
+}
+
+static void
+unborrow(ra__task_t *t)
+{
+    for (uint32_t i = 0; i < t->nrefs; i++) {
+        ra__obj_unborrow(ra__g->cs, t->refs[i]);
+    }
+    t->nrefs = 0;
+}
+
+// drop_obj ends an object that no task will complete.
+static void
+drop_obj(ra__core_t *cs, uint64_t id, int rc)
+{
+    ra__core_obj_complete(cs, id, rc, RA_VAL_NONE, NULL, "", 0);
+    ra__obj_release(cs, id);
+}
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// submit builds a task (wire and record) and hands it to the core.
+static int
+submit(uint8_t type, const char *name, uint64_t actor, const ra_arg_t *args,
+       size_t nargs, const ra_task_opts_t *o, int retries, ra_ref_t *out)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    if (name == NULL || strlen(name) > RA__NAME_MAX || out == NULL ||
+        (nargs != 0 && args == NULL)) {
+        return RA_EINVAL;
+    }
+    uint64_t id;
+    int rc = ra__obj_new(c->cs, &id);
+    if (rc != 0) {
+        return rc;
+    }
+    ra__task_t *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        drop_obj(c->cs, id, RA_ENOMEM);
+        return RA_ENOMEM;
+    }
+    t->id = id;
+    t->type = type;
+    t->actor = actor;
+    t->retries = retries;
+    if (o != NULL) {
+        t->cpus = o->num_cpus;
+        t->gpus = o->num_gpus;
+        t->retry_exc = o->retry_exceptions;
+        t->deadline = o->timeout_ms > 0 ? mono_ms() + o->timeout_ms : 0;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__WIRE_VERSION);
+    ra__wb_u8(&b, type);
+    ra__wb_u64(&b, id);
+    ra__wb_u32(&b, 0);
+    ra__wb_u64(&b, actor);
+    ra__wb_str(&b, name);
+    if ((rc = encode_args(&b, args, nargs, t, true)) != 0 ||
+        (rc = ra__wb_msg(&b, RA__T_TASK, &t->wire)) != 0) {
+        ra__wb_free(&b);
+        unborrow(t);
+        ra__core_task_free(t);
+        drop_obj(c->cs, id, rc);
+        return rc;
+    }
+    ra_msg_t *m = NULL;
+    if ((rc = ra_msg_new_bytes(&m, RA__T_SUBMIT, &t, sizeof t)) != 0 ||
+        (rc = ra_runtime_send(c->rt, c->core, &m)) != 0) {
+        ra_msg_unref(&m);
+        unborrow(t);
+        ra__core_task_free(t);
+        drop_obj(c->cs, id, rc);
+        return rc;
+    }
+    *out = (ra_ref_t){c->node, ra__g->proc, id};
+    return 0;
+}
+
+int
+ra_remote(const char *fn, const ra_arg_t *args, size_t nargs,
+          const ra_task_opts_t *opts, ra_ref_t *out)
+{
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
+    ra_task_opts_t o = opts != NULL ? *opts : RA_TASK_OPTS_INIT;
+    if (fn == NULL || ra__fn_lookup(fn) == NULL) {
+        return fn == NULL ? RA_EINVAL : RA_ENOENT;
+    }
+    if (!(o.num_cpus >= 0) || !(o.num_gpus >= 0) || o.max_retries < -1) {
+        return RA_EINVAL;
+    }
+    double ct, gt;
+    totals(&ct, &gt);
+    if (o.num_cpus > ct + 1e-9 || o.num_gpus > gt + 1e-9) {
+        return RA_EINFEASIBLE;
+    }
+    return submit(RA__TASK_FN, fn, 0, args, nargs, &o, o.max_retries, out);
+}
+
+// ---- objects ----
+
+int
+ra_put(const ra_arg_t *value, ra_ref_t *out)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    if (value == NULL || out == NULL || value->kind == RA_ARG_REF) {
+        return RA_EINVAL;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_arg(&b, value);
+    if (b.err != 0) {
+        int rc = b.err;
+        ra__wb_free(&b);
+        return rc;
+    }
+    uint64_t id;
+    int rc = ra__obj_new(c->cs, &id);
+    if (rc == 0) {
+        // Skip the kind byte and length: the object holds the bare value.
+        ra__core_obj_complete(c->cs, id, 0, b.p[0], NULL, b.p + 5,
+                              b.len - 5);
+        *out = (ra_ref_t){c->node, ra__g->proc, id};
+    }
+    ra__wb_free(&b);
+    return rc;
+}
+
+static int
+wait_obj(ra__core_t *cs, uint64_t id, int64_t timeout_ms, ra__obj_t **out)
+{
+    struct timespec dl;
+    if (timeout_ms > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += timeout_ms / 1000;
+        dl.tv_nsec += (timeout_ms % 1000) * 1000000;
+        if (dl.tv_nsec >= 1000000000) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000;
+        }
+    }
+    for (;;) {
+        ra__obj_t *o = ra__obj_at(cs, id);
+        if (o == NULL || o->released) {
+            return RA_ENOENT;
+        }
+        if (o->state != RA__OBJ_PENDING) {
+            *out = o;
+            return 0;
+        }
+        if (timeout_ms == 0) {
+            return RA_ETIMEOUT;
+        }
+        ra__sched_blocking();
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&cs->cv, &cs->mu);
+        } else if (pthread_cond_timedwait(&cs->cv, &cs->mu, &dl) ==
+                   ETIMEDOUT) {
+            o = ra__obj_at(cs, id);
+            if (o != NULL && o->state != RA__OBJ_PENDING) {
+                *out = o;
+                return 0;
+            }
+            return RA_ETIMEOUT;
+        }
+    }
+}
+
+int
+ra_get(ra_ref_t ref, int64_t timeout_ms, ra_value_t **out)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    if (!is_mine(ref)) {
+        return RA_ENOENT;
+    }
+    ra__core_t *cs = c->cs;
+    ra_value_t *v = out != NULL ? calloc(1, sizeof *v) : NULL;
+    if (out != NULL && v == NULL) {
+        return RA_ENOMEM;
+    }
+    pthread_mutex_lock(&cs->mu);
+    ra__obj_t *o = NULL;
+    int rc = wait_obj(cs, ref.id, timeout_ms, &o);
+    if (rc == 0) {
+        rc = o->err;
+        if (v != NULL) {
+            v->kind = o->kind;
+            if (o->state == RA__OBJ_READY) {
+                v->msg = o->msg != NULL ? ra_msg_ref(o->msg) : NULL;
+                v->data = o->data;
+                v->len = o->len;
+            } else {
+                v->kind = RA_VAL_NONE;
+                v->text = strdup(o->text != NULL ? o->text
+                                                 : ra_err_name(o->err));
+            }
+        }
+    }
+    pthread_mutex_unlock(&cs->mu);
+    if (out != NULL) {
+        if (rc == 0 || (v != NULL && v->text != NULL)) {
+            *out = v;
+        } else {
+            ra_value_free(&v);
+        }
+    }
+    return rc;
+}
+
+int
+ra_get_i64(ra_ref_t ref, int64_t timeout_ms, int64_t *x)
+{
+    ra_value_t *v = NULL;
+    int rc = ra_get(ref, timeout_ms, &v);
+    if (rc == 0) {
+        if (ra_value_kind(v) != RA_VAL_I64) {
+            rc = RA_EBADMSG;
+        } else if (x != NULL) {
+            *x = ra_value_i64(v);
+        }
+    }
+    ra_value_free(&v);
+    return rc;
+}
+
+int
+ra_wait(const ra_ref_t *refs, size_t n, size_t num_ready,
+        int64_t timeout_ms, bool *ready)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    if ((n != 0 && (refs == NULL || ready == NULL)) || num_ready > n) {
+        return RA_EINVAL;
+    }
+    ra__core_t *cs = c->cs;
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    if (timeout_ms > 0) {
+        dl.tv_sec += timeout_ms / 1000;
+        dl.tv_nsec += (timeout_ms % 1000) * 1000000;
+        if (dl.tv_nsec >= 1000000000) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000;
+        }
+    }
+    pthread_mutex_lock(&cs->mu);
+    size_t k;
+    for (;;) {
+        k = 0;
+        for (size_t i = 0; i < n; i++) {
+            ra__obj_t *o = is_mine(refs[i]) ? ra__obj_at(cs, refs[i].id)
+                                            : NULL;
+            // A released or unknown reference will never become ready.
+            ready[i] = o != NULL && o->state != RA__OBJ_PENDING;
+            k += ready[i];
+        }
+        if (k >= num_ready || timeout_ms == 0) {
+            break;
+        }
+        ra__sched_blocking();
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&cs->cv, &cs->mu);
+        } else if (pthread_cond_timedwait(&cs->cv, &cs->mu, &dl) ==
+                   ETIMEDOUT) {
+            timeout_ms = 0;   // one last count
+        }
+    }
+    pthread_mutex_unlock(&cs->mu);
+    return (int)k;
+}
+
+void
+ra_release(ra_ref_t ref)
+{
+    if (ra__g != NULL && is_mine(ref)) {
+        ra__obj_release(ra__g->cs, ref.id);
+    }
+}
+
+static int
+send_cmd(int op, uint64_t id, bool force)
+{
+    ra__cmd_t *cmd = calloc(1, sizeof *cmd);
+    if (cmd == NULL) {
+        return RA_ENOMEM;
+    }
+    cmd->op = op;
+    cmd->id = id;
+    cmd->force = force;
+    ra_msg_t *m = NULL;
+    int rc = ra_msg_new_bytes(&m, RA__T_CMD, &cmd, sizeof cmd);
+    if (rc == 0 && (rc = ra_runtime_send(ra__g->rt, ra__g->core, &m)) != 0) {
+        ra_msg_unref(&m);
+    }
+    if (rc != 0) {
+        free(cmd);
+    }
+    return rc;
+}
+
+int
+ra_cancel(ra_ref_t ref, bool force)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    if (!is_mine(ref)) {
+        return RA_ENOENT;
+    }
+    pthread_mutex_lock(&c->cs->mu);
+    ra__obj_t *o = ra__obj_at(c->cs, ref.id);
+    int rc = o == NULL ? RA_ENOENT
+             : o->state != RA__OBJ_PENDING ? RA_EALREADY
+                                           : 0;
+    pthread_mutex_unlock(&c->cs->mu);
+    return rc != 0 ? rc : send_cmd(RA__CMD_CANCEL, ref.id, force);
+}
+
+// ---- actors ----
+
+static int
+gcs_status(ra_msg_t *rep, ra__rbuf_t *r)
+{
+    ra__rb_init(r, rep);
+    int st = (int)ra__rb_u32(r);
+    return r->bad ? RA_EBADMSG : st;
+}
+
+int
+ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
+                const ra_actor_opts_t *opts, ra_actor_t *out)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    ra_actor_opts_t o = opts != NULL ? *opts : RA_ACTOR_OPTS_INIT;
+    if (cls == NULL || out == NULL || (nargs != 0 && args == NULL) ||
+        !(o.num_cpus >= 0) || !(o.num_gpus >= 0) || o.max_restarts < -1 ||
+        o.max_task_retries < -1 ||
+        (o.name != NULL && (o.name[0] == '\0' ||
+                            strlen(o.name) > RA__NAME_MAX)) ||
+        (o.namespace_ != NULL && strlen(o.namespace_) > RA__NAME_MAX)) {
+        return RA_EINVAL;
+    }
+    if (ra__class_lookup(cls) == NULL) {
+        return RA_ENOENT;
+    }
+    double ct, gt;
+    totals(&ct, &gt);
+    if (o.num_cpus > ct + 1e-9 || o.num_gpus > gt + 1e-9) {
+        return RA_EINFEASIBLE;
+    }
+    const char *ns = o.namespace_ != NULL ? o.namespace_ : c->ns;
+    int rc;
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    if (o.name != NULL) {
+        // Reserve the name first, so that two creators cannot both win.
+        ra__wbuf_t b = {0};
+        ra__wb_u8(&b, RA__GCS_NAME_PUT);
+        ra__wb_str(&b, ns);
+        ra__wb_str(&b, o.name);
+        ra__wb_pid(&b, RA_PID_NIL);
+        ra__wb_str(&b, cls);
+        ra__wb_u8(&b, 0);
+        if ((rc = ra__gcs_call(NULL, &b, 10000, &rep)) != 0) {
+            return rc;
+        }
+        rc = gcs_status(rep, &r);
+        ra_msg_unref(&rep);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    uint64_t id;
+    ra__cactor_t *a = NULL;
+    if ((rc = ra__obj_new(c->cs, &id)) != 0) {
+        return rc;
+    }
+    if ((rc = ra__actor_new(c->cs, &a)) != 0) {
+        drop_obj(c->cs, id, rc);
+        return rc;
+    }
+    snprintf(a->cls, sizeof a->cls, "%s", cls);
+    snprintf(a->name, sizeof a->name, "%s", o.name != NULL ? o.name : "");
+    snprintf(a->ns, sizeof a->ns, "%s", ns);
+    a->owned = true;
+    a->max_restarts = o.max_restarts;
+    a->max_task_retries = o.max_task_retries;
+    a->cpus = o.num_cpus;
+    a->gpus = o.num_gpus;
+    a->isolation = o.isolation;
+    a->ctor_id = id;
+    a->create_obj = id;
+    ra__task_t tmp = {0};
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__WIRE_VERSION);
+    ra__wb_u8(&b, RA__TASK_CTOR);
+    ra__wb_u64(&b, id);
+    ra__wb_u32(&b, 0);
+    ra__wb_u64(&b, a->key);
+    ra__wb_str(&b, cls);
+    if ((rc = encode_args(&b, args, nargs, &tmp, false)) != 0 ||
+        (rc = ra__wb_msg(&b, RA__T_ACTOR_NEW, &a->ctor)) != 0) {
+        ra__wb_free(&b);
+        free(tmp.refs);
+        a->state = RA__ACTOR_DEAD;
+        snprintf(a->death, sizeof a->death, "never created");
+        drop_obj(c->cs, id, rc);
+        return rc;
+    }
+    if ((rc = send_cmd(RA__CMD_ACTOR_NEW, a->key, false)) != 0) {
+        a->state = RA__ACTOR_DEAD;
+        drop_obj(c->cs, id, rc);
+        return rc;
+    }
+    ra_value_t *v = NULL;
+    rc = ra_get((ra_ref_t){c->node, ra__g->proc, id}, -1, &v);
+    if (rc != 0) {
+        ra_log_info("api", "actor %s not created: %s", cls,
+                    ra_value_error(v));
+    }
+    ra_value_free(&v);
+    ra__obj_release(c->cs, id);
+    if (rc == 0) {
+        out->id = a->key;
+    }
+    return rc;
+}
+
+int
+ra_actor_call(ra_actor_t a, const char *method, const ra_arg_t *args,
+              size_t nargs, ra_ref_t *out)
+{
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
+    ra__cactor_t *r = ra__cactor_at(ra__g->cs, a.id);
+    if (r == NULL) {
+        return RA_ENOENT;
+    }
+    return submit(RA__TASK_METHOD, method, a.id, args, nargs, NULL,
+                  r->max_task_retries, out);
+}
+
+int
+ra_actor_kill(ra_actor_t a)
+{
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
+    if (ra__cactor_at(ra__g->cs, a.id) == NULL) {
+        return RA_ENOENT;
+    }
+    return send_cmd(RA__CMD_ACTOR_KILL, a.id, false);
+}
+
+int
+ra_actor_lookup(const char *name, const char *namespace_, ra_actor_t *out)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    if (name == NULL || out == NULL || strlen(name) > RA__NAME_MAX ||
+        (namespace_ != NULL && strlen(namespace_) > RA__NAME_MAX)) {
+        return RA_EINVAL;
+    }
+    ra__wbuf_t b = {0};
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    ra__wb_u8(&b, RA__GCS_NAME_GET);
+    ra__wb_str(&b, namespace_ != NULL ? namespace_ : c->ns);
+    ra__wb_str(&b, name);
+    int rc = ra__gcs_call(NULL, &b, 10000, &rep);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = gcs_status(rep, &r);
+    ra_pid_t pid = ra__rb_pid(&r);
+    char cls[RA__NAME_MAX + 1];
+    ra__rb_str(&r, cls, sizeof cls);
+    ra_msg_unref(&rep);
+    if (rc == 0 && (r.bad || ra_pid_is_nil(pid))) {
+        rc = r.bad ? RA_EBADMSG : RA_ENOENT;   // reserved, not up yet
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ra__cactor_t *a = NULL;
+    if ((rc = ra__actor_new(c->cs, &a)) != 0) {
+        return rc;
+    }
+    snprintf(a->cls, sizeof a->cls, "%s", cls);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->pid = pid;
+    if ((rc = send_cmd(RA__CMD_ACTOR_ADOPT, a->key, false)) != 0) {
+        a->state = RA__ACTOR_DEAD;
+        return rc;
+    }
+    out->id = a->key;
+    return 0;
+}

@@ -1,0 +1,387 @@
+// ra_api.h - Ray's programming model for C: remote functions, actor
+// classes, object references.
+//
+// A program calls ra_init(NULL) to start an embedded local cluster (a GCS,
+// a raylet and a pool of worker processes on this machine), then submits
+// remote functions with ra_remote and creates remote actors with
+// ra_actor_create.  Each submission returns an object reference
+// (ra_ref_t) at once; ra_get waits for the value and ra_wait for the first
+// of several.  ra_shutdown stops the cluster.
+//
+// Code in C has no pickle: a remote function or actor class is registered
+// by name when the program loads (RA_REMOTE_REGISTER,
+// RA_ACTOR_CLASS_REGISTER), and worker processes run the program's own
+// executable again in worker mode.  In a worker, ra_init (or
+// ra_worker_main, for programs such as test runners that must not run
+// their main) never returns: it serves tasks until the raylet stops it.
+// So call ra_init early in main, before work that workers must not do.
+//
+// Values (arguments and results) are byte strings, BSON documents or
+// 64-bit integers and doubles, tagged with their kind.  A task argument can
+// also be a reference: the task then receives the referenced value, once
+// it is ready (an argument whose task failed fails the dependent task with
+// the same error).
+//
+// Failures are values, as in Ray: a task whose function fails gives
+// RA_ETASK (the error text names the function, node and worker); a worker
+// process that dies while running it is retried up to max_retries times
+// and then gives RA_EWORKER; an actor that died gives RA_EACTOR; a task
+// past its deadline gives RA_ETIMEOUT; a cancelled one RA_ECANCELED;
+// resources no node can offer give RA_EINFEASIBLE at once.
+//
+// Threads: after ra_init, any thread may call any function here, including
+// the functions of remote tasks and actor methods running in workers.  The
+// cluster is process-wide: one ra_init per process at a time.
+#ifndef RA_API_H
+#define RA_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bson/bson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- starting and stopping ----
+
+// Options of ra_init_opts; zero fields take the defaults.
+typedef struct ra_init_opts {
+    // Cluster to join ("host:port"); NULL: RAYO_ADDRESS, else start an
+    // embedded local cluster.
+    const char *address;
+    double num_cpus;          // CPUs the embedded raylet offers (default:
+                              // online CPUs)
+    double num_gpus;          // GPUs it offers (default: those found)
+    unsigned workers;         // worker processes started at once (default:
+                              // num_cpus, at least 1)
+    unsigned max_workers;     // cap of the pool (default: 4 x num_cpus + 4)
+    const char *temp_dir;     // session directories go here (default
+                              // $RAYO_TEMP_DIR, else /tmp/rayo)
+    const char *namespace_;   // namespace of named actors (default
+                              // "default")
+    unsigned threads;         // scheduler threads per process (default:
+                              // online CPUs)
+} ra_init_opts_t;
+
+// ra_init starts or joins a cluster with default options: address NULL
+// (and no RAYO_ADDRESS) starts an embedded local cluster.  In a worker
+// process it does not return (see ra_worker_main).  Returns 0; RA_EALREADY
+// (already initialised); RA_EINVAL; RA_ENOTSUP (joining a remote cluster
+// is not built yet); -errno from the file system (session directory) or
+// process creation; RA_ENOMEM.
+int ra_init(const char *address);
+
+// ra_init_opts is ra_init with options (opts may be NULL).
+int ra_init_opts(const ra_init_opts_t *opts);
+
+// ra_shutdown stops what ra_init started: worker processes are stopped,
+// the session directory is removed and values still held are freed.
+// Object references and actor handles become invalid.  Safe without
+// ra_init and safe twice.
+void ra_shutdown(void);
+
+// ra_is_initialized tells whether ra_init has succeeded and ra_shutdown
+// has not run yet.
+bool ra_is_initialized(void);
+
+// ra_worker_main returns 0 at once in an ordinary process.  In a process
+// that a raylet started as a worker it runs the worker and then exits the
+// process; it never returns.  ra_init calls it first, so only a program
+// whose main must not run in workers (a test runner, say) calls it, as the
+// first thing in main.
+int ra_worker_main(void);
+
+// ---- values ----
+
+// The kinds of values.
+typedef enum ra_value_kind {
+    RA_VAL_NONE = 0,   // no value (a function that returned nothing)
+    RA_VAL_BYTES = 1,
+    RA_VAL_BSON = 2,
+    RA_VAL_I64 = 3,
+    RA_VAL_F64 = 4
+} ra_value_kind_t;
+
+// ra_ref_t refers to an object: the value a task returns, or one given to
+// ra_put.  It names the process that owns the object and a number; copy it
+// freely (it is a value), release it once with ra_release.
+typedef struct ra_ref {
+    uint32_t node;
+    uint32_t proc;
+    uint64_t id;
+} ra_ref_t;
+
+#define RA_REF_NIL ((ra_ref_t){0, 0, 0})
+
+// ra_arg_t is one argument of a task: a value, or a reference (kind
+// RA_ARG_REF).  Use the RA_ARG_* macros.
+typedef enum ra_arg_kind {
+    RA_ARG_BYTES = RA_VAL_BYTES,
+    RA_ARG_BSON = RA_VAL_BSON,
+    RA_ARG_I64 = RA_VAL_I64,
+    RA_ARG_F64 = RA_VAL_F64,
+    RA_ARG_REF = 16
+} ra_arg_kind_t;
+
+typedef struct ra_arg {
+    ra_arg_kind_t kind;
+    const void *data;        // RA_ARG_BYTES: the bytes
+    size_t len;              // RA_ARG_BYTES: their length
+    const bson_t *bson;      // RA_ARG_BSON
+    int64_t i64;
+    double f64;
+    ra_ref_t ref;            // RA_ARG_REF
+} ra_arg_t;
+
+#define RA_ARG_I64(x) ((ra_arg_t){.kind = RA_ARG_I64, .i64 = (x)})
+#define RA_ARG_F64(x) ((ra_arg_t){.kind = RA_ARG_F64, .f64 = (x)})
+#define RA_ARG_BYTES(p, n)                                                  \
+    ((ra_arg_t){.kind = RA_ARG_BYTES, .data = (p), .len = (n)})
+#define RA_ARG_BSON(doc) ((ra_arg_t){.kind = RA_ARG_BSON, .bson = (doc)})
+#define RA_ARG_REF(r) ((ra_arg_t){.kind = RA_ARG_REF, .ref = (r)})
+
+// ra_value_t is a value received by ra_get.  Read it with the accessors,
+// free it with ra_value_free.
+typedef struct ra_value ra_value_t;
+
+// ra_value_kind returns its kind.
+ra_value_kind_t ra_value_kind(const ra_value_t *v);
+// ra_value_data returns its bytes (for every kind: the BSON document's
+// bytes, the 8 bytes of a number) and their length in *len (may be NULL).
+// Borrowed until ra_value_free.
+const void *ra_value_data(const ra_value_t *v, size_t *len);
+// ra_value_i64 and ra_value_f64 read a number; another kind reads as 0.
+int64_t ra_value_i64(const ra_value_t *v);
+double ra_value_f64(const ra_value_t *v);
+// ra_value_bson initialises *doc (read-only, borrowed until ra_value_free)
+// from a BSON value.  Returns 0 or RA_EBADMSG for another kind.
+int ra_value_bson(const ra_value_t *v, bson_t *doc);
+// ra_value_free frees *v and sets it to NULL.  Safe on NULL.
+void ra_value_free(ra_value_t **v);
+
+// ---- remote functions ----
+
+// ra_task_t is what a remote function or actor method receives: its
+// arguments, and where its result goes.  Borrowed for the call.
+typedef struct ra_task ra_task_t;
+
+// ra_task_fn is a remote function, an actor method or an actor
+// constructor.  It returns 0, or a negative error, which the caller's
+// ra_get sees as RA_ETASK with the text set by ra_task_fail (or the error's
+// name).
+typedef int (*ra_task_fn)(ra_task_t *t);
+
+// ra_task_nargs returns the number of arguments.
+size_t ra_task_nargs(const ra_task_t *t);
+// ra_task_arg_kind returns the kind of argument i (RA_VAL_NONE past the
+// end).
+ra_value_kind_t ra_task_arg_kind(const ra_task_t *t, size_t i);
+// ra_task_arg returns the bytes of argument i and their length, or NULL
+// past the end.  Borrowed for the call.
+const void *ra_task_arg(const ra_task_t *t, size_t i, size_t *len);
+// ra_task_arg_i64 and ra_task_arg_f64 read a number argument (0 when
+// argument i is missing or of another kind).
+int64_t ra_task_arg_i64(const ra_task_t *t, size_t i);
+double ra_task_arg_f64(const ra_task_t *t, size_t i);
+// ra_task_arg_bson initialises *doc from a BSON argument (read-only,
+// borrowed for the call).  Returns 0, RA_ENOENT or RA_EBADMSG.
+int ra_task_arg_bson(const ra_task_t *t, size_t i, bson_t *doc);
+
+// ra_task_return_* set the result (the last call wins; none: RA_VAL_NONE).
+// The data is copied.  Return 0 or RA_ENOMEM.
+int ra_task_return_bytes(ra_task_t *t, const void *data, size_t len);
+int ra_task_return_bson(ra_task_t *t, const bson_t *doc);
+int ra_task_return_i64(ra_task_t *t, int64_t x);
+int ra_task_return_f64(ra_task_t *t, double x);
+// ra_task_fail sets the error text that the caller sees with RA_ETASK, and
+// returns RA_ETASK so that a function can end with `return
+// ra_task_fail(t, "bad input %d", x);`.
+int ra_task_fail(ra_task_t *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+// ra_task_state returns an actor's state inside its methods (what its
+// constructor passed to ra_task_set_state); NULL for plain tasks.
+void *ra_task_state(const ra_task_t *t);
+// ra_task_set_state sets it, in the constructor.
+void ra_task_set_state(ra_task_t *t, void *state);
+// ra_task_cancelled tells a long function that its caller cancelled it or
+// its deadline passed, so that it can stop early.
+bool ra_task_cancelled(const ra_task_t *t);
+
+// ra_remote_register registers fn under name (at most 127 bytes).  Use
+// RA_REMOTE_REGISTER, which does it when the program loads, so that
+// workers have the same table.  Returns 0, RA_EEXIST or RA_EINVAL.
+int ra_remote_register(const char *name, ra_task_fn fn);
+
+// RA_REMOTE_REGISTER(fn) registers the function fn under its own name.
+#define RA_REMOTE_REGISTER(fn)                                              \
+    __attribute__((constructor)) static void ra__register_##fn(void)       \
+    {                                                                       \
+        (void)ra_remote_register(#fn, fn);                                  \
+    }
+
+// Options of a task; start from RA_TASK_OPTS_INIT.
+typedef struct ra_task_opts {
+    double num_cpus;          // default 1
+    double num_gpus;          // default 0
+    int max_retries;          // retries after a worker died (default 3;
+                              // -1: forever)
+    bool retry_exceptions;    // also retry when the function fails
+    int64_t timeout_ms;       // deadline from submission (0: none)
+    const char *name;         // shown by rayo list tasks
+} ra_task_opts_t;
+
+#define RA_TASK_OPTS_INIT                                                   \
+    ((ra_task_opts_t){.num_cpus = 1, .max_retries = 3})
+
+// ra_remote submits the remote function named fn with nargs arguments and
+// stores a reference to its result in *out.  Arguments are copied; the
+// call does not wait for the task.  opts NULL means RA_TASK_OPTS_INIT.
+// Returns 0; RA_ENOENT (no function of that name is registered);
+// RA_EINFEASIBLE (no node offers the resources); RA_ECLOSED (not
+// initialised); RA_EINVAL; RA_ENOMEM.
+int ra_remote(const char *fn, const ra_arg_t *args, size_t nargs,
+              const ra_task_opts_t *opts, ra_ref_t *out);
+
+// ---- objects ----
+
+// ra_put stores a copy of a value (an argument-shaped description; a
+// reference is not allowed) as an object of this process and returns its
+// reference.  Returns 0, RA_EINVAL, RA_ECLOSED or RA_ENOMEM.
+int ra_put(const ra_arg_t *value, ra_ref_t *out);
+
+// ra_get waits up to timeout_ms (negative: forever) for the object and
+// stores a copy of its value in *out (caller frees it).  Returns 0;
+// RA_ETIMEOUT (not ready yet; try again); the task's error (RA_ETASK,
+// RA_EWORKER, RA_EACTOR, RA_ETIMEOUT with *out set to a value whose
+// ra_value_error tells the story, RA_ECANCELED, RA_EINFEASIBLE); RA_ENOENT
+// (released, or not an object of this process); RA_ECLOSED.
+int ra_get(ra_ref_t ref, int64_t timeout_ms, ra_value_t **out);
+
+// ra_get_i64 is ra_get of a number: 0 and *x, or the error.
+int ra_get_i64(ra_ref_t ref, int64_t timeout_ms, int64_t *x);
+
+// ra_value_error returns the error text of a failed task's value ("" for
+// a value that is not an error).  Borrowed until ra_value_free.
+const char *ra_value_error(const ra_value_t *v);
+
+// ra_wait waits until at least num_ready of the n references are ready
+// (done or failed) or timeout_ms passes (negative: forever), and sets
+// ready[i] for each.  Returns the number ready (which may be below
+// num_ready after a timeout), or RA_EINVAL/RA_ECLOSED.
+int ra_wait(const ra_ref_t *refs, size_t n, size_t num_ready,
+            int64_t timeout_ms, bool *ready);
+
+// ra_release tells the owner that this reference is no longer needed;
+// once a task finishes its value is freed.  Safe on a released or foreign
+// reference (it does nothing).
+void ra_release(ra_ref_t ref);
+
+// ra_cancel cancels a task: one still queued is not run; one running is
+// told (ra_task_cancelled), and with force its worker is killed.  The
+// reference then gives RA_ECANCELED.  Returns 0, RA_ENOENT or RA_EALREADY
+// (finished).
+int ra_cancel(ra_ref_t ref, bool force);
+
+// ---- actors ----
+
+// ra_method_t is one method of an actor class.
+typedef struct ra_method {
+    const char *name;
+    ra_task_fn fn;
+} ra_method_t;
+
+// ra_actor_class_t describes an actor class: init (the constructor, which
+// receives the creation arguments and sets the state with
+// ra_task_set_state; may be NULL), fini (frees the state when the actor
+// ends; may be NULL) and methods.  Must outlive the program (static
+// const).
+typedef struct ra_actor_class {
+    const char *name;
+    ra_task_fn init;
+    void (*fini)(void *state);
+    const ra_method_t *methods;
+    size_t nmethods;
+} ra_actor_class_t;
+
+// ra_actor_class_register registers cls; RA_ACTOR_CLASS_REGISTER does it
+// when the program loads.  Returns 0, RA_EEXIST or RA_EINVAL.
+int ra_actor_class_register(const ra_actor_class_t *cls);
+
+#define RA_ACTOR_CLASS_REGISTER(cls)                                        \
+    __attribute__((constructor)) static void ra__register_cls_##cls(void)  \
+    {                                                                       \
+        (void)ra_actor_class_register(&(cls));                              \
+    }
+
+// Where an actor runs.
+typedef enum ra_isolation {
+    RA_ISOLATION_SHARED = 0,  // a lightweight actor in a shared worker
+    RA_ISOLATION_PROCESS = 1  // a worker process of its own
+} ra_isolation_t;
+
+// Options of an actor; start from RA_ACTOR_OPTS_INIT.
+typedef struct ra_actor_opts {
+    const char *name;         // register under this name (NULL: none)
+    const char *namespace_;   // of the name (NULL: the job's namespace)
+    bool detached;            // outlive the creating program
+    int max_restarts;         // restarts after its worker died (default 0;
+                              // -1: forever)
+    int max_task_retries;     // retries of a call interrupted by a death
+    double num_cpus;          // held for the actor's life (default 0)
+    double num_gpus;
+    ra_isolation_t isolation;
+} ra_actor_opts_t;
+
+#define RA_ACTOR_OPTS_INIT ((ra_actor_opts_t){.max_restarts = 0})
+
+// ra_actor_t is a handle to an actor; a value, valid until ra_shutdown.
+typedef struct ra_actor {
+    uint64_t id;
+} ra_actor_t;
+
+// ra_actor_create creates an actor of class cls with its constructor's
+// arguments and waits until it is placed and constructed.  Returns 0;
+// RA_ENOENT (no class of that name); RA_EEXIST (the name is taken);
+// RA_ETASK (the constructor failed); RA_EINFEASIBLE; RA_ETIMEOUT (no
+// worker came up in time); RA_ECLOSED; RA_ENOMEM.
+int ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
+                    const ra_actor_opts_t *opts, ra_actor_t *out);
+
+// ra_actor_call calls method of actor a and stores a reference to the
+// result in *out.  Calls from one caller run in the order made.  Returns
+// 0, RA_ENOENT (no such actor handle), RA_ECLOSED or RA_ENOMEM; the
+// method's own errors (unknown method, failure, the actor died) come from
+// ra_get.
+int ra_actor_call(ra_actor_t a, const char *method, const ra_arg_t *args,
+                  size_t nargs, ra_ref_t *out);
+
+// ra_actor_kill ends the actor at once, without restarting it; pending
+// calls fail with RA_EACTOR.  Returns 0 or RA_ENOENT.
+int ra_actor_kill(ra_actor_t a);
+
+// ra_actor_lookup finds a named actor (namespace NULL: the job's) in the
+// cluster, also one created by another program.  Returns 0, RA_ENOENT or
+// RA_ECLOSED.
+int ra_actor_lookup(const char *name, const char *namespace_,
+                    ra_actor_t *out);
+
+// ---- the cluster ----
+
+// ra_cluster_resources fills total and available CPUs and GPUs of the
+// cluster (any pointer may be NULL).  Returns 0 or RA_ECLOSED.
+int ra_cluster_resources(double *cpus_total, double *cpus_avail,
+                         double *gpus_total, double *gpus_avail);
+
+// ra_cluster_session_dir returns the session directory (sockets, logs,
+// tables) of this cluster; borrowed until ra_shutdown.  NULL when not
+// initialised.
+const char *ra_cluster_session_dir(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

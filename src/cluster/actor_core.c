@@ -1,0 +1,465 @@
+// actor_core.c - actors as the core of their owner sees them: creation
+// on a leased worker, calls in order, restarts after a death, kill.
+//
+// The owner keeps everything about an actor it created: the constructor
+// wire (to construct it again after a restart), the calls not yet
+// answered (to send them again while they have max_task_retries), and
+// the lease that holds its resources.  The instance itself is a rayo
+// actor in a worker process; a DOWN on it (the worker died, or
+// ra_actor_kill) is what starts a restart or ends the actor.
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_impl.h"
+#include "ra_error.h"
+#include "ra_log.h"
+
+ra__cactor_t *
+ra__cactor_at(ra__core_t *cs, uint64_t key)
+{
+    ra__cactor_t *a = NULL;
+    pthread_mutex_lock(&cs->mu);
+    if (key != 0 && key < cs->acap) {
+        a = cs->actors[key];
+    }
+    pthread_mutex_unlock(&cs->mu);
+    return a;
+}
+
+int
+ra__actor_new(ra__core_t *cs, ra__cactor_t **out)
+{
+    ra__cactor_t *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        return RA_ENOMEM;
+    }
+    pthread_mutex_lock(&cs->mu);
+    if (cs->next_actor >= cs->acap) {
+        size_t cap = cs->acap != 0 ? cs->acap * 2 : 256;
+        ra__cactor_t **n = realloc(cs->actors, cap * sizeof *n);
+        if (n == NULL) {
+            pthread_mutex_unlock(&cs->mu);
+            free(a);
+            return RA_ENOMEM;
+        }
+        memset(n + cs->acap, 0, (cap - cs->acap) * sizeof *n);
+        cs->actors = n;
+        cs->acap = cap;
+    }
+    a->key = cs->next_actor++;
+    cs->actors[a->key] = a;
+    pthread_mutex_unlock(&cs->mu);
+    *out = a;
+    return 0;
+}
+
+// fail_all fails every call waiting on or sent to a dead actor.
+static void
+fail_all(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
+{
+    ra__task_t *t;
+    while ((t = a->inflight.head) != NULL) {
+        ra__tq_remove(&a->inflight, t);
+        ra__core_task_fail(ctx, cs->core, t, RA_EACTOR, a->death);
+    }
+    while ((t = a->waiting.head) != NULL) {
+        ra__tq_remove(&a->waiting, t);
+        ra__core_task_fail(ctx, cs->core, t, RA_EACTOR, a->death);
+    }
+}
+
+static void
+unconstruct(ra__core_t *cs, ra__cactor_t *a)
+{
+    for (ra__cactor_t **p = &cs->constructing; *p != NULL;
+         p = &(*p)->cnext) {
+        if (*p == a) {
+            *p = a->cnext;
+            a->cnext = NULL;
+            return;
+        }
+    }
+}
+
+static void
+name_drop(ra_ctx_t *ctx, ra__cactor_t *a)
+{
+    if (a->name[0] == '\0' || !a->owned) {
+        return;
+    }
+    ra__wbuf_t b = {0};
+    ra_msg_t *rep = NULL;
+    ra__wb_u8(&b, RA__GCS_NAME_DEL);
+    ra__wb_str(&b, a->ns);
+    ra__wb_str(&b, a->name);
+    if (ra__gcs_call(ctx, &b, 2000, &rep) == 0) {
+        ra_msg_unref(&rep);
+    }
+}
+
+// die ends the actor for good.
+static void
+die(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a, const char *why)
+{
+    a->state = RA__ACTOR_DEAD;
+    snprintf(a->death, sizeof a->death, "actor %.60s (%.60s) died: %.119s",
+             a->name[0] != '\0' ? a->name : "(unnamed)", a->cls, why);
+    unconstruct(cs, a);
+    if (a->lease != 0) {
+        ra__core_lease_return(ctx, cs->core, a->lease, false);
+        a->lease = 0;
+    }
+    if (a->hmref != 0) {
+        ra_demonitor(ctx, a->hmref);
+        a->hmref = 0;
+    }
+    if (a->create_obj != 0) {
+        ra__core_obj_complete(cs, a->create_obj, RA_EACTOR, RA_VAL_NONE,
+                              NULL, a->death, strlen(a->death));
+        a->create_obj = 0;
+    }
+    // The name goes first, so that whoever sees a call fail also finds
+    // the name free.
+    name_drop(ctx, a);
+    fail_all(ctx, cs, a);
+}
+
+// place asks the raylet for a worker for the actor.
+static void
+place(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
+{
+    if (ra__core_lease_req(ctx, cs->core, a->cpus, a->gpus, a->isolation,
+                           a->key) != 0) {
+        die(ctx, cs, a, "the raylet could not be asked for a worker");
+    }
+}
+
+void
+ra__actor_granted(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key, int status,
+                  uint64_t lease, ra_pid_t host)
+{
+    ra__cactor_t *a = ra__cactor_at(cs, key);
+    if (a == NULL || a->state == RA__ACTOR_DEAD || a->killed) {
+        if (status == 0) {
+            ra__core_lease_return(ctx, cs->core, lease, false);
+        }
+        if (a != NULL && a->killed && a->state != RA__ACTOR_DEAD) {
+            die(ctx, cs, a, "killed by ra_actor_kill");
+        }
+        return;
+    }
+    if (status != 0) {
+        char buf[128];
+        snprintf(buf, sizeof buf, "no node offers %g CPUs and %g GPUs",
+                 a->cpus, a->gpus);
+        if (a->create_obj != 0) {
+            ra__core_obj_complete(cs, a->create_obj, status, RA_VAL_NONE,
+                                  NULL, buf, strlen(buf));
+            a->create_obj = 0;
+        }
+        die(ctx, cs, a, buf);
+        return;
+    }
+    a->lease = lease;
+    a->host = host;
+    // The host is watched while it constructs the actor: a worker that
+    // dies then would otherwise leave the actor pending for ever.
+    if (ra_monitor(ctx, host, &a->hmref) != 0) {
+        a->hmref = 0;
+    }
+    ra_msg_t *m = ra_msg_ref(a->ctor);
+    if (ra_send(ctx, host, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+    a->cnext = cs->constructing;
+    cs->constructing = a;
+}
+
+bool
+ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m)
+{
+    if (cs->constructing == NULL) {
+        return false;
+    }
+    ra__rbuf_t r;
+    ra__rb_init(&r, m);
+    uint64_t id = ra__rb_u64(&r);
+    (void)ra__rb_u32(&r);
+    int status = (int)ra__rb_u32(&r);
+    (void)ra__rb_u8(&r);
+    size_t len;
+    const char *text = ra__rb_bytes(&r, &len);
+    if (r.bad) {
+        return false;
+    }
+    ra__cactor_t *a = cs->constructing;
+    while (a != NULL && a->ctor_id != id) {
+        a = a->cnext;
+    }
+    if (a == NULL) {
+        return false;
+    }
+    unconstruct(cs, a);
+    if (a->hmref != 0) {
+        ra_demonitor(ctx, a->hmref);
+        a->hmref = 0;
+    }
+    if (status != 0) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "its constructor failed: %.*s",
+                 (int)(len < 400 ? len : 400), text != NULL ? text : "");
+        if (a->create_obj != 0) {
+            ra__core_obj_complete(cs, a->create_obj, status, RA_VAL_NONE,
+                                  NULL, buf, strlen(buf));
+            a->create_obj = 0;
+        }
+        die(ctx, cs, a, buf);
+        return true;
+    }
+    a->pid = ra_sender(ctx);
+    a->state = RA__ACTOR_ALIVE;
+    if (ra_monitor(ctx, a->pid, &a->mref) != 0) {
+        a->mref = 0;
+    }
+    if (a->killed) {
+        (void)ra_exit_pid(ctx, a->pid, RA_KILL);
+    }
+    if (a->name[0] != '\0') {
+        ra__wbuf_t b = {0};
+        ra_msg_t *rep = NULL;
+        ra__wb_u8(&b, RA__GCS_NAME_PUT);
+        ra__wb_str(&b, a->ns);
+        ra__wb_str(&b, a->name);
+        ra__wb_pid(&b, a->pid);
+        ra__wb_str(&b, a->cls);
+        ra__wb_u8(&b, 1);   // replace: we reserved it at creation
+        if (ra__gcs_call(ctx, &b, 2000, &rep) == 0) {
+            ra_msg_unref(&rep);
+        }
+    }
+    if (a->create_obj != 0) {
+        uint8_t k[8];
+        for (int i = 0; i < 8; i++) {
+            k[i] = (uint8_t)(a->key >> (8 * i));
+        }
+        ra__core_obj_complete(cs, a->create_obj, 0, RA_VAL_I64, NULL, k, 8);
+        a->create_obj = 0;
+    }
+    ra__task_t *t;
+    ra__tq_t w = a->waiting;
+    a->waiting = (ra__tq_t){0};
+    while ((t = w.head) != NULL) {
+        ra__tq_remove(&w, t);
+        ra__actor_call(ctx, cs->core, cs, a, t);
+    }
+    return true;
+}
+
+void
+ra__actor_down(ra_ctx_t *ctx, ra__core_t *cs, uint64_t mref, ra_pid_t pid,
+               ra_reason_t why)
+{
+    (void)pid;
+    ra__cactor_t *a = NULL;
+    bool host = false;
+    pthread_mutex_lock(&cs->mu);
+    for (size_t i = 1; i < cs->acap && i < cs->next_actor; i++) {
+        ra__cactor_t *x = cs->actors[i];
+        if (x != NULL && x->state != RA__ACTOR_DEAD &&
+            (x->mref == mref || x->hmref == mref)) {
+            a = x;
+            host = x->hmref == mref;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&cs->mu);
+    if (a == NULL) {
+        return;
+    }
+    char rs[64], buf[160];
+    ra_reason_str(why, rs, sizeof rs);
+    a->mref = 0;
+    if (host) {
+        a->hmref = 0;
+        unconstruct(cs, a);
+    }
+    if (a->killed) {
+        die(ctx, cs, a, "killed by ra_actor_kill");
+        return;
+    }
+    snprintf(buf, sizeof buf, "its worker process %u on node %u was lost "
+             "(%s)", (host ? a->host : a->pid).proc,
+             (host ? a->host : a->pid).node, rs);
+    if (!a->owned ||
+        (a->max_restarts >= 0 && a->restarts >= a->max_restarts)) {
+        die(ctx, cs, a, buf);
+        return;
+    }
+    a->restarts++;
+    a->state = RA__ACTOR_RESTARTING;
+    ra_log_info("core", "actor %" PRIu64 " (%s) restarting (%d): %s",
+                a->key, a->cls, a->restarts, buf);
+    // Calls it was running go first, in their order, while they have
+    // retries left; the others fail now.
+    ra__tq_t again = {0};
+    ra__task_t *t;
+    while ((t = a->inflight.head) != NULL) {
+        ra__tq_remove(&a->inflight, t);
+        if (t->retries != 0) {
+            if (t->retries > 0) {
+                t->retries--;
+            }
+            t->attempt++;
+            ra__tq_push(&again, t);
+        } else {
+            ra__core_task_fail(ctx, cs->core, t, RA_EACTOR, buf);
+        }
+    }
+    while ((t = a->waiting.head) != NULL) {
+        ra__tq_remove(&a->waiting, t);
+        ra__tq_push(&again, t);
+    }
+    a->waiting = again;
+    if (a->lease != 0) {
+        ra__core_lease_return(ctx, cs->core, a->lease, false);
+        a->lease = 0;
+    }
+    place(ctx, cs, a);
+}
+
+void
+ra__actor_call(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cactor_t *a,
+               ra__task_t *t)
+{
+    if (a == NULL) {
+        ra__core_task_fail(ctx, k, t, RA_ENOENT, "no such actor handle");
+        return;
+    }
+    switch (a->state) {
+    case RA__ACTOR_ALIVE: {
+        if (ra__task_wire_attempt(t) != 0) {
+            ra__core_task_fail(ctx, k, t, RA_ENOMEM, "out of memory");
+            break;
+        }
+        ra_msg_t *m = ra_msg_ref(t->wire);
+        int rc = ra_send(ctx, a->pid, &m);
+        if (rc != 0) {
+            // The DOWN that follows fails or retries it.
+            char ps[RA_PID_STRLEN];
+            ra_log_debug("core", "call to actor %s: %s",
+                         ra_pid_str(a->pid, ps), ra_err_name(rc));
+            ra_msg_unref(&m);
+        }
+        ra__tq_push(&a->inflight, t);
+        break;
+    }
+    case RA__ACTOR_PENDING:
+    case RA__ACTOR_RESTARTING:
+        ra__tq_push(&a->waiting, t);
+        break;
+    default:
+        ra__core_task_fail(ctx, k, t, RA_EACTOR, a->death);
+        break;
+    }
+    (void)cs;
+}
+
+void
+ra__actor_stop_call(ra_ctx_t *ctx, ra__core_t *cs, ra__task_t *t, int err,
+                    const char *text)
+{
+    ra__cactor_t *a = ra__cactor_at(cs, t->actor);
+    if (a != NULL) {
+        if (ra__tq_has(&a->waiting, t)) {
+            ra__tq_remove(&a->waiting, t);
+        } else if (ra__tq_has(&a->inflight, t)) {
+            ra__tq_remove(&a->inflight, t);
+        }
+    }
+    ra__core_task_fail(ctx, cs->core, t, err, text);
+}
+
+void
+ra__core_cmd(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cmd_t *cmd)
+{
+    ra__cactor_t *a = cmd->op != RA__CMD_CANCEL ? ra__cactor_at(cs, cmd->id)
+                                               : NULL;
+    switch (cmd->op) {
+    case RA__CMD_ACTOR_NEW:
+        if (a != NULL) {
+            a->state = RA__ACTOR_PENDING;
+            place(ctx, cs, a);
+        }
+        break;
+    case RA__CMD_ACTOR_ADOPT:
+        if (a != NULL) {
+            char ps[RA_PID_STRLEN];
+            ra_log_debug("core", "adopt actor %" PRIu64 " at %s", a->key,
+                         ra_pid_str(a->pid, ps));
+            a->state = RA__ACTOR_ALIVE;
+            if (ra_monitor(ctx, a->pid, &a->mref) != 0) {
+                a->mref = 0;
+            }
+            ra__task_t *t;
+            while ((t = a->waiting.head) != NULL) {
+                ra__tq_remove(&a->waiting, t);
+                ra__actor_call(ctx, k, cs, a, t);
+            }
+        }
+        break;
+    case RA__CMD_ACTOR_KILL:
+        if (a != NULL && a->state != RA__ACTOR_DEAD) {
+            a->killed = true;
+            if (a->state == RA__ACTOR_ALIVE) {
+                (void)ra_exit_pid(ctx, a->pid, RA_KILL);
+            } else if (a->state == RA__ACTOR_RESTARTING &&
+                       a->hmref == 0) {
+                die(ctx, cs, a, "killed by ra_actor_kill");
+            }
+        }
+        break;
+    case RA__CMD_CANCEL:
+        ra__core_stop_task(ctx, k, cmd->id, RA_ECANCELED,
+                           "the task was cancelled", cmd->force);
+        break;
+    default:
+        break;
+    }
+    free(cmd);
+}
+
+// ra__actors_free drops the calls still queued when the core ends.
+void
+ra__actors_free(ra__core_t *cs)
+{
+    for (size_t i = 1; i < cs->acap; i++) {
+        ra__cactor_t *a = cs->actors[i];
+        if (a == NULL) {
+            continue;
+        }
+        ra__task_t *t;
+        while ((t = a->inflight.head) != NULL) {
+            ra__tq_remove(&a->inflight, t);
+            ra__core_task_free(t);
+        }
+        while ((t = a->waiting.head) != NULL) {
+            ra__tq_remove(&a->waiting, t);
+            ra__core_task_free(t);
+        }
+    }
+    cs->constructing = NULL;
+}
+
+void
+ra__actor_table_free(ra__core_t *cs)
+{
+    for (size_t i = 1; i < cs->acap; i++) {
+        ra__cactor_t *a = cs->actors[i];
+        if (a != NULL) {
+            ra_msg_unref(&a->ctor);
+            free(a);
+        }
+    }
+    free(cs->actors);
+    cs->actors = NULL;
+}

@@ -1,0 +1,240 @@
+// cluster_impl.h - internals of the cluster: the messages between the
+// system actors (core, raylet, GCS, worker host and executor), their
+// binary codec, and the process-wide state behind the C API.
+//
+// Who talks to whom:
+//   user thread --SUBMIT/CMD--> core (one per process: owner of objects)
+//   core --LEASE_REQ/RETURN--> raylet --LEASE_GRANT--> core
+//   core --TASK--> executor (tasks) or actor instance (methods)
+//   executor/instance --RESULT--> core
+//   core --ACTOR_NEW--> host (in the worker) --ACTOR_UP--> core
+//   worker host --REGISTER--> raylet
+//   anyone --(ra_call) GCS_*--> gcs
+// Every message between processes is a bytes message in the codec below
+// (little-endian, length-prefixed, every read bounds-checked), so a
+// malformed one is dropped with a log line instead of being trusted.
+#ifndef RA_CLUSTER_IMPL_H
+#define RA_CLUSTER_IMPL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ra_actor.h"
+#include "ra_api.h"
+#include "ra_msg.h"
+
+// Message tags of the cluster's system actors.
+enum {
+    RA__T_SUBMIT = -1301,      // user thread -> core: a task_t pointer
+    RA__T_CMD = -1302,         // user thread -> core: a cmd_t pointer
+    RA__T_TASK = -1303,        // core -> executor / actor: task wire
+    RA__T_RESULT = -1304,      // executor / actor -> core
+    RA__T_LEASE_REQ = -1305,   // core -> raylet
+    RA__T_LEASE_GRANT = -1306, // raylet -> core
+    RA__T_LEASE_RETURN = -1307, // core -> raylet
+    RA__T_REGISTER = -1308,    // worker host -> raylet
+    RA__T_ACTOR_NEW = -1309,   // core -> worker host
+    RA__T_ACTOR_UP = -1310,    // worker host -> core
+    RA__T_TICK = -1311,        // timers of the core
+    RA__T_CANCEL = -1312,      // core -> worker host: cancel a task
+    RA__T_GCS = -1313,         // calls to the GCS
+    RA__T_RAYLET_INFO = -1314, // calls to the raylet: resources
+    RA__T_STOP = -1315         // raylet -> worker host: exit now
+};
+
+// Kinds of task wire.
+enum {
+    RA__TASK_FN = 0,
+    RA__TASK_METHOD = 1,
+    RA__TASK_CTOR = 2
+};
+
+#define RA__WIRE_VERSION 1
+#define RA__NAME_MAX 127
+
+// ---- the codec ----
+
+// ra__wbuf_t builds a message body; on allocation failure it records
+// the error and later writes do nothing.
+typedef struct ra__wbuf {
+    uint8_t *p;
+    size_t len, cap;
+    int err;
+} ra__wbuf_t;
+
+void ra__wb_u8(ra__wbuf_t *b, uint8_t v);
+void ra__wb_u32(ra__wbuf_t *b, uint32_t v);
+void ra__wb_u64(ra__wbuf_t *b, uint64_t v);
+void ra__wb_f64(ra__wbuf_t *b, double v);
+void ra__wb_bytes(ra__wbuf_t *b, const void *p, size_t n); // u32 len + data
+void ra__wb_str(ra__wbuf_t *b, const char *s);             // as bytes
+void ra__wb_pid(ra__wbuf_t *b, ra_pid_t p);
+void ra__wb_raw(ra__wbuf_t *b, const void *p, size_t n);
+// ra__wb_msg makes a bytes message of the buffer (and frees the buffer).
+// Returns 0, the buffer's error or RA_ENOMEM.
+int ra__wb_msg(ra__wbuf_t *b, int32_t tag, ra_msg_t **out);
+void ra__wb_free(ra__wbuf_t *b);
+
+// ra__rbuf_t reads a message body; any read past the end sets bad and
+// returns zeros, so a decoder checks bad once at the end.
+typedef struct ra__rbuf {
+    const uint8_t *p;
+    size_t len, off;
+    bool bad;
+} ra__rbuf_t;
+
+void ra__rb_init(ra__rbuf_t *r, const ra_msg_t *m);
+uint8_t ra__rb_u8(ra__rbuf_t *r);
+uint32_t ra__rb_u32(ra__rbuf_t *r);
+uint64_t ra__rb_u64(ra__rbuf_t *r);
+double ra__rb_f64(ra__rbuf_t *r);
+const void *ra__rb_bytes(ra__rbuf_t *r, size_t *n);
+// ra__rb_str copies a string of at most cap - 1 bytes into buf (a longer
+// one sets bad).
+void ra__rb_str(ra__rbuf_t *r, char *buf, size_t cap);
+ra_pid_t ra__rb_pid(ra__rbuf_t *r);
+
+// ra__wb_arg appends one argument as {u8 kind, bytes}; RA_ARG_REF as
+// {RA_ARG_REF, node, proc, id}.
+void ra__wb_arg(ra__wbuf_t *b, const ra_arg_t *a);
+
+// ---- task wire ----
+// {u8 version, u8 type, u64 task id, u32 attempt, u64 actor key, str name,
+//  u32 nargs, args...}.  The actor key names the actor instance for
+// RA__TASK_METHOD (unused by the instance, kept for logs) and the new
+// actor for RA__TASK_CTOR.
+
+typedef struct ra__targ {
+    uint8_t kind;
+    const uint8_t *data;
+    size_t len;
+    ra_ref_t ref;        // RA_ARG_REF
+} ra__targ_t;
+
+typedef struct ra__task_view {
+    uint8_t type;
+    uint64_t id;
+    uint32_t attempt;
+    uint64_t actor;
+    char name[RA__NAME_MAX + 1];
+    uint32_t nargs;
+    ra__targ_t *args;    // allocated by ra__task_decode, freed by the caller
+} ra__task_view_t;
+
+// ra__task_decode parses a task wire message.  Returns 0, RA_EBADMSG or
+// RA_ENOMEM; on success the caller frees v->args.
+int ra__task_decode(const ra_msg_t *m, ra__task_view_t *v);
+
+// ---- results ----
+// {u64 task id, u32 attempt, i32 status, u8 kind, bytes value-or-error}.
+int ra__result_msg(uint64_t id, uint32_t attempt, int status, uint8_t kind,
+                   const void *data, size_t len, ra_msg_t **out);
+
+// ---- registries (filled at load time) ----
+ra_task_fn ra__fn_lookup(const char *name);
+const ra_actor_class_t *ra__class_lookup(const char *name);
+
+// ---- the task context given to user functions ----
+struct ra_task {
+    ra__task_view_t *view;
+    void *state;
+    uint8_t rkind;
+    uint8_t *rdata;
+    size_t rlen;
+    char *errtext;
+    const _Atomic bool *cancel;
+};
+
+// ra__task_run calls fn with the task's arguments and answers to with the
+// result (RA__T_RESULT).  state is the actor state (in and out, for a
+// constructor).
+void ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn,
+                  ra__task_view_t *v, void **state, int pre_err,
+                  const char *pre_text);
+
+// ra__worker_cancel_flag is the flag that ra_task_cancelled reads.
+const _Atomic bool *ra__worker_cancel_flag(void);
+
+// ---- process-wide state ----
+
+typedef struct ra__core ra__core_t;
+
+// ra__cluster_t is the state behind the C API in one process.
+// Global: ra__g, set by ra_init and cleared by ra_shutdown under its
+// init mutex; between the two it is read without locks.
+typedef struct ra__cluster {
+    ra_runtime_t *rt;
+    void *link;              // ra_link_t
+    bool worker;             // this process is a worker
+    uint32_t node;
+    uint32_t proc;
+    char session[512];       // session directory
+    char ns[RA__NAME_MAX + 1];
+    ra_pid_t core;           // this process's core actor
+    ra_pid_t raylet;         // the node's raylet
+    ra_pid_t gcs;            // the GCS
+    ra__core_t *cs;          // the core's shared part (objects)
+    void *raylet_state;      // embedded: the raylet's config
+    void *gcs_state;
+} ra__cluster_t;
+
+extern ra__cluster_t *ra__g;
+
+// ---- the system actors ----
+
+// ra__core_start spawns this process's core actor.
+int ra__core_start(ra__cluster_t *c);
+// ra__core_stop frees the object table after the runtime ended.
+void ra__core_free(ra__cluster_t *c);
+
+// Raylet configuration.
+typedef struct ra__raylet_cfg {
+    double num_cpus;
+    double num_gpus;
+    unsigned workers;
+    unsigned max_workers;
+    const char *session;     // for the worker environment
+    const char *endpoint;    // our link endpoint, for workers
+    ra_pid_t gcs;
+    const char *ns;
+    unsigned threads;
+    void *link;              // ra_link_t: to cut lost workers off at once
+} ra__raylet_cfg_t;
+
+int ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
+                     ra_pid_t *out);
+
+// ra__gcs_start opens the GCS tables in dir and spawns the GCS actor.
+int ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out);
+
+// ra__sched_blocking (the actor runtime's) lets other scheduler threads
+// take over the actors queued on this one before it blocks.
+void ra__sched_blocking(void);
+
+// ra__log_from_env installs a stderr log sink when RAYO_LOG names a level.
+void ra__log_from_env(void);
+
+// ra__worker_run is the whole life of a worker process (never returns).
+void ra__worker_run(void) __attribute__((noreturn));
+
+// ra__gcs_call sends a GCS request (a codec body with op first) as the
+// actor of ctx (NULL: from a plain thread, through a scope) and waits for
+// the reply {i32 status, ...}.  Returns 0 and the reply, or an error.
+int ra__gcs_call(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
+                 ra_msg_t **reply);
+
+// GCS operations (first u8 of a RA__T_GCS body).
+enum {
+    RA__GCS_NAME_PUT = 1,    // ns, name, pid, owner core, key -> status
+    RA__GCS_NAME_GET = 2,    // ns, name -> status, pid, owner, key
+    RA__GCS_NAME_DEL = 3,    // ns, name, key -> status
+    RA__GCS_KV_PUT = 4,      // key, value -> status
+    RA__GCS_KV_GET = 5,      // key -> status, value
+    RA__GCS_NODE_PUT = 6,    // node, endpoint, cpus, gpus -> status
+    RA__GCS_JOB_PUT = 7,     // job id, state -> status
+    RA__GCS_ACTOR_PUT = 8    // key, class, state, pid, reason -> status
+};
+
+#endif

@@ -1,0 +1,1156 @@
+// core.c - the core actor of a process: owner of the objects its tasks
+// return, submitter of its tasks and actor calls.
+//
+// Ray calls this the core worker.  User threads hand tasks to it
+// (RA__T_SUBMIT, a pointer to a task_t, which belongs to the core from
+// then on); it waits for the task's arguments, asks the raylet for worker
+// leases per scheduling class (the task's CPU and GPU shape), pushes tasks
+// straight to leased workers, up to PIPE of them in flight per lease, and
+// keeps each lease while there is work of its class (returning it after
+// IDLE_MS without).  Results come back to it and complete objects in the
+// object table, which user threads read under its mutex.  A worker that
+// dies (a DOWN on the lease's executor) sends its tasks back to the queue
+// while they have retries, else fails them with RA_EWORKER.
+//
+// Actors owned here are created the same way: a lease with the actor's
+// resources, then RA__T_ACTOR_NEW to the worker's host actor, which
+// spawns the instance and runs its constructor; calls then go straight to
+// the instance, and their results come back here.  Restarts follow
+// max_restarts; calls interrupted by a death are sent again while they
+// have max_task_retries left.
+//
+// Threads: the table (ra__core_t) is shared with user threads under mu;
+// everything else here belongs to the core actor alone.
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster_impl.h"
+#include "core_impl.h"
+#include "ra_error.h"
+#include "ra_link.h"
+#include "ra_log.h"
+
+#define PIPE 64u        // most tasks in flight per lease
+#define PIPE_BUDGET_US 2000 // queued work per worker (see dispatch)
+#define IDLE_MS 5u      // keep an idle lease this long
+#define GRACE_MS 1000u  // a cancelled task gets this long to stop
+
+// ---- queues ----
+
+void
+ra__tq_push(ra__tq_t *q, ra__task_t *t)
+{
+    t->next = NULL;
+    t->prev = q->tail;
+    if (q->tail != NULL) {
+        q->tail->next = t;
+    } else {
+        q->head = t;
+    }
+    q->tail = t;
+    q->n++;
+}
+
+static void
+q_push_front(ra__tq_t *q, ra__task_t *t)
+{
+    t->prev = NULL;
+    t->next = q->head;
+    if (q->head != NULL) {
+        q->head->prev = t;
+    } else {
+        q->tail = t;
+    }
+    q->head = t;
+    q->n++;
+}
+
+void
+ra__tq_remove(ra__tq_t *q, ra__task_t *t)
+{
+    if (t->prev != NULL) {
+        t->prev->next = t->next;
+    } else {
+        q->head = t->next;
+    }
+    if (t->next != NULL) {
+        t->next->prev = t->prev;
+    } else {
+        q->tail = t->prev;
+    }
+    t->prev = t->next = NULL;
+    q->n--;
+}
+
+bool
+ra__tq_has(const ra__tq_t *q, const ra__task_t *t)
+{
+    for (const ra__task_t *x = q->head; x != NULL; x = x->next) {
+        if (x == t) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static ra__task_t *
+q_pop(ra__tq_t *q)
+{
+    ra__task_t *t = q->head;
+    if (t != NULL) {
+        ra__tq_remove(q, t);
+    }
+    return t;
+}
+
+// ---- the object table ----
+
+ra__obj_t *
+ra__obj_at(ra__core_t *cs, uint64_t id)
+{
+    return id != 0 && id < cs->cap ? cs->objs[id] : NULL;
+}
+
+// obj_maybe_free frees a finished object nobody needs any more.  Called
+// with mu held.
+static void
+obj_maybe_free(ra__core_t *cs, uint64_t id)
+{
+    ra__obj_t *o = ra__obj_at(cs, id);
+    if (o == NULL || o->state == RA__OBJ_PENDING || !o->released ||
+        o->borrows != 0) {
+        return;
+    }
+    ra_msg_unref(&o->msg);
+    free(o->text);
+    free(o);
+    cs->objs[id] = NULL;
+    cs->live--;
+}
+
+void
+ra__obj_unborrow(ra__core_t *cs, uint64_t id)
+{
+    pthread_mutex_lock(&cs->mu);
+    ra__obj_t *o = ra__obj_at(cs, id);
+    if (o != NULL && o->borrows > 0) {
+        o->borrows--;
+        obj_maybe_free(cs, id);
+    }
+    pthread_mutex_unlock(&cs->mu);
+}
+
+void
+ra__obj_release(ra__core_t *cs, uint64_t id)
+{
+    pthread_mutex_lock(&cs->mu);
+    ra__obj_t *o = ra__obj_at(cs, id);
+    if (o != NULL) {
+        o->released = true;
+        obj_maybe_free(cs, id);
+    }
+    pthread_mutex_unlock(&cs->mu);
+}
+
+int
+ra__obj_new(ra__core_t *cs, uint64_t *id)
+{
+    ra__obj_t *o = calloc(1, sizeof *o);
+    if (o == NULL) {
+        return RA_ENOMEM;
+    }
+    pthread_mutex_lock(&cs->mu);
+    if (cs->next_id >= cs->cap) {
+        size_t cap = cs->cap != 0 ? cs->cap * 2 : 1024;
+        ra__obj_t **n = realloc(cs->objs, cap * sizeof *n);
+        if (n == NULL) {
+            pthread_mutex_unlock(&cs->mu);
+            free(o);
+            return RA_ENOMEM;
+        }
+        memset(n + cs->cap, 0, (cap - cs->cap) * sizeof *n);
+        cs->objs = n;
+        cs->cap = cap;
+    }
+    *id = cs->next_id++;
+    cs->objs[*id] = o;
+    cs->live++;
+    pthread_mutex_unlock(&cs->mu);
+    return 0;
+}
+
+// obj_complete stores the value (or error) of a finished object and wakes
+// its readers.  msg is referenced, not taken.
+static void
+obj_complete(ra__core_t *cs, uint64_t id, int err, uint8_t kind,
+             ra_msg_t *msg, const void *data, size_t len)
+{
+    pthread_mutex_lock(&cs->mu);
+    ra__obj_t *o = ra__obj_at(cs, id);
+    if (o != NULL && o->state == RA__OBJ_PENDING) {
+        o->state = err == 0 ? RA__OBJ_READY : RA__OBJ_FAILED;
+        o->err = err;
+        o->kind = kind;
+        if (err == 0 && msg == NULL) {
+            // A value made here (an actor handle): keep a copy.
+            if (ra_msg_new_bytes(&o->msg, 0, data, len) == 0) {
+                o->data = ra_msg_data(o->msg, &o->len);
+            } else {
+                o->state = RA__OBJ_FAILED;
+                o->err = RA_ENOMEM;
+            }
+        } else if (err == 0) {
+            o->msg = ra_msg_ref(msg);
+            o->data = data;
+            o->len = len;
+        } else {
+            o->text = malloc(len + 1);
+            if (o->text != NULL) {
+                memcpy(o->text, data, len);
+                o->text[len] = '\0';
+            }
+        }
+        o->task = NULL;
+        cs->done++;
+        pthread_cond_broadcast(&cs->cv);
+        obj_maybe_free(cs, id);
+    }
+    pthread_mutex_unlock(&cs->mu);
+}
+
+static void
+obj_fail(ra__core_t *cs, uint64_t id, int err, const char *text)
+{
+    obj_complete(cs, id, err, RA_VAL_NONE, NULL, text, strlen(text));
+}
+
+// ---- the core's own state ----
+
+typedef struct core {
+    ra__core_t *cs;
+    ra__cluster_t *c;
+    ra__cls_t *classes;
+    ra__lease_t *leases;
+    uint64_t next_req;
+} core_t;
+
+static int64_t
+now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Where the attempt sits in a task wire: after version, type and id.
+#define WIRE_ATTEMPT_OFF 10u
+
+int
+ra__task_wire_attempt(ra__task_t *t)
+{
+    size_t len;
+    const uint8_t *p = ra_msg_data(t->wire, &len);
+    if (len < WIRE_ATTEMPT_OFF + 4) {
+        return 0;
+    }
+    uint32_t at = (uint32_t)p[WIRE_ATTEMPT_OFF] |
+                  (uint32_t)p[WIRE_ATTEMPT_OFF + 1] << 8 |
+                  (uint32_t)p[WIRE_ATTEMPT_OFF + 2] << 16 |
+                  (uint32_t)p[WIRE_ATTEMPT_OFF + 3] << 24;
+    if (at == t->attempt) {
+        return 0;
+    }
+    // The old wire may still be referenced by the link layer: copy it.
+    ra_msg_t *m = NULL;
+    if (ra_msg_new_bytes(&m, ra_msg_tag(t->wire), p, len) != 0) {
+        return RA_ENOMEM;
+    }
+    uint8_t *w = ra_msg_wdata(m);
+    for (int i = 0; i < 4; i++) {
+        w[WIRE_ATTEMPT_OFF + i] = (uint8_t)(t->attempt >> (8 * i));
+    }
+    ra_msg_unref(&t->wire);
+    t->wire = m;
+    return 0;
+}
+
+static void
+task_free(ra__task_t *t)
+{
+    if (t != NULL) {
+        ra_msg_unref(&t->wire);
+        free(t->refs);
+        free(t);
+    }
+}
+
+// task_finish fails (or, with err 0, just forgets) a task whose object
+// is complete.
+static void
+task_fail(core_t *k, ra__task_t *t, int err, const char *text)
+{
+    obj_fail(k->cs, t->id, err, text);
+    task_free(t);
+}
+
+static void task_done(ra_ctx_t *ctx, core_t *k, uint64_t id);
+static ra__task_t *find_task(core_t *k, uint64_t id);
+
+static ra__cls_t *
+cls_get(core_t *k, double cpus, double gpus)
+{
+    for (ra__cls_t *c = k->classes; c != NULL; c = c->next) {
+        if (c->cpus == cpus && c->gpus == gpus) {
+            return c;
+        }
+    }
+    ra__cls_t *c = calloc(1, sizeof *c);
+    if (c != NULL) {
+        c->cpus = cpus;
+        c->gpus = gpus;
+        c->depth = 1;
+        c->next = k->classes;
+        k->classes = c;
+    }
+    return c;
+}
+
+static int
+send_lease_req(ra_ctx_t *ctx, core_t *k, uint64_t req, double cpus,
+               double gpus, bool actor, int isolation)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u64(&b, req);
+    ra__wb_f64(&b, cpus);
+    ra__wb_f64(&b, gpus);
+    ra__wb_u8(&b, actor);
+    ra__wb_u8(&b, (uint8_t)isolation);
+    int rc = ra__wb_msg(&b, RA__T_LEASE_REQ, &m);
+    if (rc == 0 && (rc = ra_send(ctx, k->c->raylet, &m)) != 0) {
+        ra_msg_unref(&m);
+    }
+    return rc;
+}
+
+static void
+send_lease_return(ra_ctx_t *ctx, core_t *k, uint64_t lease, bool kill)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u64(&b, lease);
+    ra__wb_u8(&b, kill);
+    if (ra__wb_msg(&b, RA__T_LEASE_RETURN, &m) == 0 &&
+        ra_send(ctx, k->c->raylet, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
+static void
+send_tick(ra_ctx_t *ctx, uint8_t what, uint64_t a, uint64_t b2,
+          uint64_t delay)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u8(&b, what);
+    ra__wb_u64(&b, a);
+    ra__wb_u64(&b, b2);
+    if (ra__wb_msg(&b, RA__T_TICK, &m) == 0 &&
+        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), delay, &m, NULL) !=
+            0) {
+        ra_msg_unref(&m);
+    }
+}
+
+enum { TICK_IDLE = 1, TICK_DEADLINE = 2, TICK_GRACE = 3 };
+
+// ---- dispatching tasks ----
+
+static void
+lease_drop(core_t *k, ra__lease_t *l)
+{
+    for (ra__lease_t **p = &k->leases; *p != NULL; p = &(*p)->next) {
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    }
+    if (l->cls != NULL) {
+        l->cls->nleases--;
+    }
+    free(l);
+}
+
+// dispatch pushes queued tasks of class c to its leases.  How many may
+// wait at one worker adapts to the class: pipelining hides the round trip
+// for tiny tasks, but a long task queued behind another at a busy worker
+// would wait while other CPUs idle.  So each lease gets about
+// PIPE_BUDGET_US of work (from the measured time per task), at least one
+// task and at most PIPE, and tasks beyond that wait here for more leases.
+static void
+dispatch(ra_ctx_t *ctx, core_t *k, ra__cls_t *c)
+{
+    int64_t now = now_us();
+    for (ra__lease_t *l = k->leases; l != NULL && c->q.n != 0;
+         l = l->next) {
+        if (l->cls != c || l->dead) {
+            continue;
+        }
+        while (l->inflight.n < c->depth && c->q.n != 0) {
+            ra__task_t *t = q_pop(&c->q);
+            if (ra__task_wire_attempt(t) != 0) {
+                uint64_t id = t->id;
+                task_fail(k, t, RA_ENOMEM, "out of memory");
+                task_done(ctx, k, id);
+                continue;
+            }
+            ra_msg_t *m = ra_msg_ref(t->wire);
+            if (ra_send(ctx, l->exec, &m) != 0) {
+                ra_msg_unref(&m);
+                q_push_front(&c->q, t);
+                l->dead = true;  // the DOWN will clean up
+                break;
+            }
+            t->lease = l;
+            t->sent_us = now;
+            ra__tq_push(&l->inflight, t);
+        }
+    }
+    // More leases while work waits: at most two requests in flight per
+    // class, so a burst of a million tasks asks for workers gradually.
+    if (c->q.n > 0 && c->pending_req < 2) {
+        if (send_lease_req(ctx, k, ++k->next_req, c->cpus, c->gpus, false,
+                           0) == 0) {
+            c->pending_req++;
+        }
+    }
+}
+
+// resolve_args rewrites a task wire whose arguments include references
+// to objects of this process, with their values.  Returns 0, or the error
+// the task fails with (text in buf).
+static int
+resolve_args(core_t *k, ra__task_t *t, char *buf, size_t cap)
+{
+    ra__task_view_t v;
+    int rc = ra__task_decode(t->wire, &v);
+    if (rc != 0) {
+        snprintf(buf, cap, "malformed task");
+        return rc;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__WIRE_VERSION);
+    ra__wb_u8(&b, v.type);
+    ra__wb_u64(&b, v.id);
+    ra__wb_u32(&b, t->attempt);
+    ra__wb_u64(&b, v.actor);
+    ra__wb_str(&b, v.name);
+    ra__wb_u32(&b, v.nargs);
+    pthread_mutex_lock(&k->cs->mu);
+    for (uint32_t i = 0; i < v.nargs && rc == 0; i++) {
+        ra__targ_t *a = &v.args[i];
+        if (a->kind != RA_ARG_REF) {
+            ra__wb_u8(&b, a->kind);
+            ra__wb_bytes(&b, a->data, a->len);
+            continue;
+        }
+        ra__obj_t *o = ra__obj_at(k->cs, a->ref.id);
+        if (o == NULL) {
+            snprintf(buf, cap, "argument %u: object %" PRIu64
+                     " was released", i, a->ref.id);
+            rc = RA_ENOENT;
+        } else if (o->state == RA__OBJ_FAILED) {
+            snprintf(buf, cap, "argument %u failed: %s", i,
+                     o->text != NULL ? o->text : ra_err_name(o->err));
+            rc = o->err;
+        } else {
+            ra__wb_u8(&b, o->kind != RA_VAL_NONE ? o->kind : RA_VAL_BYTES);
+            ra__wb_bytes(&b, o->data, o->len);
+        }
+    }
+    pthread_mutex_unlock(&k->cs->mu);
+    free(v.args);
+    ra_msg_t *m = NULL;
+    if (rc != 0) {
+        ra__wb_free(&b);
+        return rc;
+    }
+    if ((rc = ra__wb_msg(&b, RA__T_TASK, &m)) != 0) {
+        snprintf(buf, cap, "out of memory");
+        return rc;
+    }
+    ra_msg_unref(&t->wire);
+    t->wire = m;
+    return 0;
+}
+
+static void actor_send(ra_ctx_t *ctx, core_t *k, ra__cactor_t *a,
+                       ra__task_t *t);
+
+// task_ready queues a task whose arguments are all available.
+static void
+task_ready(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
+{
+    char buf[512];
+    if (t->nrefs != 0) {
+        int rc = resolve_args(k, t, buf, sizeof buf);
+        for (uint32_t i = 0; i < t->nrefs; i++) {
+            ra__obj_unborrow(k->cs, t->refs[i]);
+        }
+        t->nrefs = 0;
+        if (t->abandoned) {
+            task_free(t);   // its object failed already
+            return;
+        }
+        if (rc != 0) {
+            uint64_t id = t->id;
+            task_fail(k, t, rc, buf);
+            task_done(ctx, k, id);
+            return;
+        }
+    }
+    if (t->type == RA__TASK_METHOD) {
+        ra__cactor_t *a = ra__cactor_at(k->cs, t->actor);
+        actor_send(ctx, k, a, t);
+        return;
+    }
+    ra__cls_t *c = cls_get(k, t->cpus, t->gpus);
+    if (c == NULL) {
+        task_fail(k, t, RA_ENOMEM, "out of memory");
+        return;
+    }
+    ra__tq_push(&c->q, t);
+    dispatch(ctx, k, c);
+}
+
+// deps_check registers t as waiting on its pending arguments; returns
+// true when none is pending.
+static bool
+deps_check(core_t *k, ra__task_t *t)
+{
+    bool ready = true;
+    pthread_mutex_lock(&k->cs->mu);
+    for (uint32_t i = 0; i < t->nrefs; i++) {
+        ra__obj_t *o = ra__obj_at(k->cs, t->refs[i]);
+        if (o != NULL && o->state == RA__OBJ_PENDING) {
+            ra__dep_t *d = malloc(sizeof *d);
+            if (d == NULL) {
+                continue;   // resolve_args will see it unfinished
+            }
+            d->task = t;
+            d->next = o->deps;
+            o->deps = d;
+            t->waiting++;
+            ready = false;
+        }
+    }
+    pthread_mutex_unlock(&k->cs->mu);
+    return ready;
+}
+
+// deps_wake runs the tasks that waited on object id.
+static void
+deps_wake(ra_ctx_t *ctx, core_t *k, ra__dep_t *d)
+{
+    while (d != NULL) {
+        ra__dep_t *n = d->next;
+        if (--d->task->waiting == 0) {
+            task_ready(ctx, k, d->task);
+        }
+        free(d);
+        d = n;
+    }
+}
+
+static ra__dep_t *
+take_deps(core_t *k, uint64_t id)
+{
+    pthread_mutex_lock(&k->cs->mu);
+    ra__obj_t *o = ra__obj_at(k->cs, id);
+    ra__dep_t *d = o != NULL ? o->deps : NULL;
+    if (o != NULL) {
+        o->deps = NULL;
+    }
+    pthread_mutex_unlock(&k->cs->mu);
+    return d;
+}
+
+static void
+task_done(ra_ctx_t *ctx, core_t *k, uint64_t id)
+{
+    deps_wake(ctx, k, take_deps(k, id));
+}
+
+static void
+on_submit(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
+{
+    pthread_mutex_lock(&k->cs->mu);
+    ra__obj_t *o = ra__obj_at(k->cs, t->id);
+    if (o != NULL) {
+        o->task = t;
+    }
+    pthread_mutex_unlock(&k->cs->mu);
+    if (t->deadline != 0) {
+        int64_t d = t->deadline - now_ms();
+        send_tick(ctx, TICK_DEADLINE, t->id, 0, d > 0 ? (uint64_t)d : 0);
+    }
+    if (deps_check(k, t)) {
+        task_ready(ctx, k, t);
+    }
+}
+
+// ---- results ----
+
+static void
+lease_idle_check(ra_ctx_t *ctx, core_t *k, ra__lease_t *l)
+{
+    if (l->inflight.n == 0 && l->cls != NULL && l->cls->q.n == 0 &&
+        !l->idle_armed) {
+        l->idle_armed = true;
+        send_tick(ctx, TICK_IDLE, l->id, 0, IDLE_MS);
+    }
+}
+
+// learn updates the class's time per task from a finished one: it held
+// its worker from when it was sent or the previous task there finished,
+// whichever is later.
+static void
+learn(ra__lease_t *l, const ra__task_t *t)
+{
+    int64_t now = now_us();
+    int64_t from = t->sent_us > l->last_done_us ? t->sent_us
+                                                : l->last_done_us;
+    int64_t sample = now - from;
+    l->last_done_us = now;
+    ra__cls_t *c = l->cls;
+    c->avg_us = c->avg_us == 0 ? sample : (c->avg_us * 7 + sample) / 8;
+    int64_t d = PIPE_BUDGET_US / (c->avg_us > 0 ? c->avg_us : 1);
+    c->depth = d < 1 ? 1 : d > PIPE ? PIPE : (unsigned)d;
+}
+
+static void
+on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
+{
+    ra__rbuf_t r;
+    ra__rb_init(&r, m);
+    uint64_t id = ra__rb_u64(&r);
+    uint32_t attempt = ra__rb_u32(&r);
+    int status = (int)ra__rb_u32(&r);
+    uint8_t kind = ra__rb_u8(&r);
+    size_t len;
+    const void *data = ra__rb_bytes(&r, &len);
+    if (r.bad || kind > RA_VAL_F64) {
+        ra_log_warn("core", "malformed result dropped");
+        return;
+    }
+    pthread_mutex_lock(&k->cs->mu);
+    ra__obj_t *o = ra__obj_at(k->cs, id);
+    ra__task_t *t = o != NULL ? o->task : NULL;
+    pthread_mutex_unlock(&k->cs->mu);
+    if (t == NULL) {
+        // An abandoned task (timed out or cancelled) finished late: find
+        // it on its lease and forget it.
+        for (ra__lease_t *l = k->leases; l != NULL; l = l->next) {
+            for (ra__task_t *x = l->inflight.head; x != NULL; x = x->next) {
+                if (x->id == id && x->abandoned) {
+                    ra__tq_remove(&l->inflight, x);
+                    task_free(x);
+                    lease_idle_check(ctx, k, l);
+                    if (l->cls != NULL) {
+                        dispatch(ctx, k, l->cls);
+                    }
+                    return;
+                }
+            }
+        }
+        return;
+    }
+    if (attempt != t->attempt) {
+        return;
+    }
+    ra__lease_t *l = t->lease;
+    ra__cactor_t *a = t->type == RA__TASK_METHOD
+                         ? ra__cactor_at(k->cs, t->actor)
+                         : NULL;
+    if (status == RA_ETASK && t->retry_exc && t->retries != 0) {
+        if (t->retries > 0) {
+            t->retries--;
+        }
+        t->attempt++;
+        if (l != NULL) {
+            ra__tq_remove(&l->inflight, t);
+            t->lease = NULL;
+            ra__tq_push(&l->cls->q, t);
+            dispatch(ctx, k, l->cls);
+        } else if (a != NULL) {
+            ra__tq_remove(&a->inflight, t);
+            actor_send(ctx, k, a, t);
+        }
+        return;
+    }
+    if (l != NULL) {
+        ra__tq_remove(&l->inflight, t);
+        learn(l, t);
+    } else if (a != NULL) {
+        ra__tq_remove(&a->inflight, t);
+    }
+    obj_complete(k->cs, id, status, kind, m, data, len);
+    task_free(t);
+    task_done(ctx, k, id);
+    if (l != NULL) {
+        dispatch(ctx, k, l->cls);
+        lease_idle_check(ctx, k, l);
+    }
+}
+
+// ---- leases ----
+
+static void
+on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
+{
+    ra__rbuf_t r;
+    ra__rb_init(&r, m);
+    uint64_t req = ra__rb_u64(&r);
+    int status = (int)ra__rb_u32(&r);
+    uint64_t lid = ra__rb_u64(&r);
+    ra_pid_t exec = ra__rb_pid(&r);
+    ra_pid_t host = ra__rb_pid(&r);
+    double cpus = ra__rb_f64(&r);
+    double gpus = ra__rb_f64(&r);
+    uint8_t actor = ra__rb_u8(&r);
+    uint64_t akey = ra__rb_u64(&r);
+    if (r.bad) {
+        ra_log_warn("core", "malformed lease grant dropped");
+        return;
+    }
+    (void)req;
+    if (actor) {
+        ra__actor_granted(ctx, k->cs, akey, status, lid, host);
+        return;
+    }
+    ra__cls_t *c = cls_get(k, cpus, gpus);
+    if (c == NULL) {
+        if (status == 0) {
+            send_lease_return(ctx, k, lid, false);
+        }
+        return;
+    }
+    if (c->pending_req > 0) {
+        c->pending_req--;
+    }
+    if (status != 0) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "no node offers %g CPUs and %g GPUs",
+                 cpus, gpus);
+        ra__task_t *t;
+        while ((t = q_pop(&c->q)) != NULL) {
+            uint64_t id = t->id;
+            task_fail(k, t, status, buf);
+            task_done(ctx, k, id);
+        }
+        return;
+    }
+    if (c->q.n == 0) {
+        send_lease_return(ctx, k, lid, false);
+        return;
+    }
+    ra__lease_t *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        send_lease_return(ctx, k, lid, false);
+        return;
+    }
+    l->id = lid;
+    l->exec = exec;
+    l->host = host;
+    l->cls = c;
+    c->nleases++;
+    l->next = k->leases;
+    k->leases = l;
+    if (ra_monitor(ctx, exec, &l->mref) != 0) {
+        l->dead = true;
+    }
+    dispatch(ctx, k, c);
+}
+
+static ra__lease_t *
+lease_by_id(core_t *k, uint64_t id)
+{
+    for (ra__lease_t *l = k->leases; l != NULL; l = l->next) {
+        if (l->id == id) {
+            return l;
+        }
+    }
+    return NULL;
+}
+
+// lease_lost handles a worker that died under a lease: its tasks go back
+// to the queue while they have retries left.
+static void
+lease_lost(ra_ctx_t *ctx, core_t *k, ra__lease_t *l, ra_reason_t why)
+{
+    char rs[64], buf[256];
+    ra_reason_str(why, rs, sizeof rs);
+    snprintf(buf, sizeof buf, "the worker process (pid %u, node %u) "
+             "running it died (%s)", l->exec.proc, l->exec.node, rs);
+    ra__task_t *t;
+    ra__cls_t *c = l->cls;
+    while ((t = q_pop(&l->inflight)) != NULL) {
+        if (t->abandoned) {
+            task_free(t);
+        } else if (t->retries != 0) {
+            if (t->retries > 0) {
+                t->retries--;
+            }
+            t->attempt++;
+            t->lease = NULL;
+            q_push_front(&c->q, t);
+        } else {
+            uint64_t id = t->id;
+            task_fail(k, t, RA_EWORKER, buf);
+            task_done(ctx, k, id);
+        }
+    }
+    send_lease_return(ctx, k, l->id, false);
+    lease_drop(k, l);
+    dispatch(ctx, k, c);
+}
+
+// ---- ticks: idle leases, deadlines ----
+
+static ra__task_t *
+find_task(core_t *k, uint64_t id)
+{
+    pthread_mutex_lock(&k->cs->mu);
+    ra__obj_t *o = ra__obj_at(k->cs, id);
+    ra__task_t *t = o != NULL && o->state == RA__OBJ_PENDING ? o->task
+                                                             : NULL;
+    pthread_mutex_unlock(&k->cs->mu);
+    return t;
+}
+
+static void
+send_cancel(ra_ctx_t *ctx, ra_pid_t host, uint64_t id)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u64(&b, id);
+    if (ra__wb_msg(&b, RA__T_CANCEL, &m) == 0 && ra_send(ctx, host, &m) !=
+                                                     0) {
+        ra_msg_unref(&m);
+    }
+}
+
+// stop_task ends a task early (deadline or cancel) with err.  A queued one
+// is removed; a running one is abandoned: the caller sees err now, the
+// worker is told, and with kill (or after GRACE_MS) it is killed.
+void
+ra__core_stop_task(ra_ctx_t *ctx, void *kp, uint64_t id, int err,
+                   const char *text, bool kill)
+{
+    core_t *k = kp;
+    ra__task_t *t = find_task(k, id);
+    if (t == NULL) {
+        return;
+    }
+    if (t->waiting != 0) {
+        // Still waiting for arguments: it stays registered on them; mark
+        // it so that it is dropped when they arrive.
+        t->abandoned = true;
+        obj_fail(k->cs, id, err, text);
+        return;
+    }
+    if (t->type == RA__TASK_METHOD) {
+        ra__actor_stop_call(ctx, k->cs, t, err, text);
+        return;
+    }
+    ra__lease_t *l = t->lease;
+    if (l == NULL) {
+        ra__cls_t *c = cls_get(k, t->cpus, t->gpus);
+        if (c != NULL) {
+            ra__tq_remove(&c->q, t);
+        }
+        task_fail(k, t, err, text);
+        task_done(ctx, k, id);
+        return;
+    }
+    t->abandoned = true;
+    obj_fail(k->cs, id, err, text);
+    task_done(ctx, k, id);
+    send_cancel(ctx, l->host, id);
+    if (kill) {
+        send_lease_return(ctx, k, l->id, true);
+    } else {
+        send_tick(ctx, TICK_GRACE, l->id, id, GRACE_MS);
+    }
+}
+
+static void
+on_tick(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
+{
+    ra__rbuf_t r;
+    ra__rb_init(&r, m);
+    uint8_t what = ra__rb_u8(&r);
+    uint64_t a = ra__rb_u64(&r);
+    uint64_t b = ra__rb_u64(&r);
+    if (r.bad) {
+        return;
+    }
+    if (what == TICK_IDLE) {
+        ra__lease_t *l = lease_by_id(k, a);
+        if (l == NULL) {
+            return;
+        }
+        l->idle_armed = false;
+        if (l->inflight.n == 0 && l->cls->q.n == 0 && !l->dead) {
+            ra_demonitor(ctx, l->mref);
+            send_lease_return(ctx, k, l->id, false);
+            lease_drop(k, l);
+        }
+    } else if (what == TICK_DEADLINE) {
+        ra__core_stop_task(ctx, k, a, RA_ETIMEOUT,
+                           "the task's deadline passed", false);
+    } else if (what == TICK_GRACE) {
+        ra__lease_t *l = lease_by_id(k, a);
+        if (l == NULL) {
+            return;
+        }
+        for (ra__task_t *t = l->inflight.head; t != NULL; t = t->next) {
+            if (t->id == b && t->abandoned) {
+                ra_log_warn("core", "task %" PRIu64 " did not stop within "
+                            "%u ms: killing worker %u", b, GRACE_MS,
+                            l->exec.proc);
+                send_lease_return(ctx, k, l->id, true);
+                return;
+            }
+        }
+    }
+}
+
+// ---- the actor ----
+
+static int
+core_init(ra_ctx_t *ctx, void **state)
+{
+    (void)ctx;
+    core_t *k = calloc(1, sizeof *k);
+    if (k == NULL) {
+        return RA_ENOMEM;
+    }
+    k->c = *state;
+    k->cs = k->c->cs;
+    k->cs->core = k;
+    *state = k;
+    return 0;
+}
+
+static int
+core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    core_t *k = state;
+    size_t len;
+    const void *p;
+    switch (ra_msg_tag(msg)) {
+    case RA__T_SUBMIT:
+        p = ra_msg_data(msg, &len);
+        if (len == sizeof(ra__task_t *) &&
+            ra_pid_eq(ra_sender(ctx), RA_PID_NIL)) {
+            ra__task_t *t;
+            memcpy(&t, p, sizeof t);
+            on_submit(ctx, k, t);
+        }
+        break;
+    case RA__T_CMD:
+        p = ra_msg_data(msg, &len);
+        if (len == sizeof(ra__cmd_t *) &&
+            ra_pid_eq(ra_sender(ctx), RA_PID_NIL)) {
+            ra__cmd_t *cmd;
+            memcpy(&cmd, p, sizeof cmd);
+            ra__core_cmd(ctx, k, k->cs, cmd);
+        }
+        break;
+    case RA__T_RESULT:
+        if (ra__actor_is_ctor_result(ctx, k->cs, msg)) {
+            break;
+        }
+        on_result(ctx, k, msg);
+        break;
+    case RA__T_LEASE_GRANT:
+        on_grant(ctx, k, msg);
+        break;
+    case RA__T_TICK:
+        on_tick(ctx, k, msg);
+        break;
+    default:
+        if (ra_msg_kind(msg) == RA_MSG_DOWN) {
+            uint64_t mref;
+            ra_pid_t pid;
+            ra_reason_t why;
+            if (ra_msg_down_info(msg, &mref, &pid, &why) != 0) {
+                break;
+            }
+            for (ra__lease_t *l = k->leases; l != NULL; l = l->next) {
+                if (l->mref == mref) {
+                    lease_lost(ctx, k, l, why);
+                    return 0;
+                }
+            }
+            ra__actor_down(ctx, k->cs, mref, pid, why);
+        }
+        break;
+    }
+    return 0;
+}
+
+static void
+core_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
+{
+    (void)ctx;
+    (void)reason;
+    core_t *k = state;
+    while (k->leases != NULL) {
+        ra__lease_t *l = k->leases;
+        ra__task_t *t;
+        while ((t = q_pop(&l->inflight)) != NULL) {
+            task_free(t);
+        }
+        lease_drop(k, l);
+    }
+    while (k->classes != NULL) {
+        ra__cls_t *c = k->classes;
+        ra__task_t *t;
+        while ((t = q_pop(&c->q)) != NULL) {
+            task_free(t);
+        }
+        k->classes = c->next;
+        free(c);
+    }
+    ra__actors_free(k->cs);
+    k->cs->core = NULL;
+    free(k);
+}
+
+static const ra_behaviour_t core_beh = {
+    .name = "rayo-core",
+    .init = core_init,
+    .handle = core_handle,
+    .terminate = core_terminate,
+};
+
+int
+ra__core_start(ra__cluster_t *c)
+{
+    ra__core_t *cs = calloc(1, sizeof *cs);
+    if (cs == NULL) {
+        return RA_ENOMEM;
+    }
+    pthread_mutex_init(&cs->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cs->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    cs->next_id = 1;
+    cs->next_actor = 1;
+    c->cs = cs;
+    int rc = ra_spawn(c->rt, &core_beh, c, NULL, &c->core);
+    if (rc != 0) {
+        ra__core_free(c);
+    }
+    return rc;
+}
+
+void
+ra__core_free(ra__cluster_t *c)
+{
+    ra__core_t *cs = c->cs;
+    if (cs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < cs->cap; i++) {
+        ra__obj_t *o = cs->objs[i];
+        if (o != NULL) {
+            ra__dep_t *d = o->deps;
+            while (d != NULL) {
+                ra__dep_t *n = d->next;
+                free(d);
+                d = n;
+            }
+            ra_msg_unref(&o->msg);
+            free(o->text);
+            free(o);
+        }
+    }
+    free(cs->objs);
+    ra__actor_table_free(cs);
+    pthread_mutex_destroy(&cs->mu);
+    pthread_cond_destroy(&cs->cv);
+    free(cs);
+    c->cs = NULL;
+}
+
+// ---- for the actor part (actor_core.c) ----
+
+void
+ra__core_task_fail(ra_ctx_t *ctx, void *kp, ra__task_t *t, int err,
+                   const char *text)
+{
+    core_t *k = kp;
+    uint64_t id = t->id;
+    task_fail(k, t, err, text);
+    task_done(ctx, k, id);
+}
+
+void
+ra__core_task_free(ra__task_t *t)
+{
+    task_free(t);
+}
+
+void
+ra__core_obj_complete(ra__core_t *cs, uint64_t id, int err, uint8_t kind,
+                      ra_msg_t *msg, const void *data, size_t len)
+{
+    obj_complete(cs, id, err, kind, msg, data, len);
+}
+
+int
+ra__core_lease_req(ra_ctx_t *ctx, void *kp, double cpus, double gpus,
+                   int isolation, uint64_t akey)
+{
+    core_t *k = kp;
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u64(&b, akey);
+    ra__wb_f64(&b, cpus);
+    ra__wb_f64(&b, gpus);
+    ra__wb_u8(&b, 1);
+    ra__wb_u8(&b, (uint8_t)isolation);
+    int rc = ra__wb_msg(&b, RA__T_LEASE_REQ, &m);
+    if (rc == 0 && (rc = ra_send(ctx, k->c->raylet, &m)) != 0) {
+        ra_msg_unref(&m);
+    }
+    return rc;
+}
+
+void
+ra__core_lease_return(ra_ctx_t *ctx, void *kp, uint64_t lease, bool kill)
+{
+    send_lease_return(ctx, kp, lease, kill);
+}
+
+static void
+actor_send(ra_ctx_t *ctx, core_t *k, ra__cactor_t *a, ra__task_t *t)
+{
+    ra__actor_call(ctx, k, k->cs, a, t);
+}

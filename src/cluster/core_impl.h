@@ -1,0 +1,198 @@
+// core_impl.h - the core actor's tables, shared by core.c (tasks,
+// leases), actor_core.c (actors owned or looked up here) and the API.
+#ifndef RA_CORE_IMPL_H
+#define RA_CORE_IMPL_H
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "cluster_impl.h"
+
+typedef struct ra__task ra__task_t;
+
+// A queue of tasks (doubly linked through the tasks themselves; a task is
+// in at most one queue).
+typedef struct ra__tq {
+    ra__task_t *head, *tail;
+    size_t n;
+} ra__tq_t;
+
+// A task, from submission to its result.  Created by a user thread,
+// owned by the core from RA__T_SUBMIT on.
+struct ra__task {
+    uint64_t id;              // = the id of its result object
+    uint32_t attempt;
+    uint8_t type;             // RA__TASK_*
+    ra_msg_t *wire;           // what is sent to the worker
+    int retries;              // left; -1 forever
+    bool retry_exc;
+    bool abandoned;           // its object already failed (cancel/deadline)
+    int64_t deadline;         // CLOCK_MONOTONIC ms, 0 none
+    double cpus, gpus;
+    uint64_t actor;           // RA__TASK_METHOD: the actor's handle key
+    uint64_t *refs;           // objects of this process among the args
+    uint32_t nrefs;
+    uint32_t waiting;         // of those, still pending
+    struct ra__lease *lease;  // where it runs now
+    int64_t sent_us;          // when it was pushed to its worker
+    ra__task_t *prev, *next;
+};
+
+// Queue operations (core.c); the core actor's thread only.
+void ra__tq_push(ra__tq_t *q, ra__task_t *t);
+void ra__tq_remove(ra__tq_t *q, ra__task_t *t);
+bool ra__tq_has(const ra__tq_t *q, const ra__task_t *t);
+
+// A task waiting on an object.
+typedef struct ra__dep {
+    ra__task_t *task;
+    struct ra__dep *next;
+} ra__dep_t;
+
+enum { RA__OBJ_PENDING = 0, RA__OBJ_READY = 1, RA__OBJ_FAILED = 2 };
+
+// An object owned by this process.
+typedef struct ra__obj {
+    uint8_t state;
+    uint8_t kind;
+    bool released;
+    uint32_t borrows;         // pending tasks that take it as argument
+    int err;
+    ra_msg_t *msg;            // holds the value bytes
+    const void *data;
+    size_t len;
+    char *text;               // error text
+    ra__task_t *task;         // the core's: the task that makes it
+    ra__dep_t *deps;          // the core's: tasks waiting on it
+} ra__obj_t;
+
+// A scheduling class: tasks of one resource shape share leases.
+typedef struct ra__cls {
+    double cpus, gpus;
+    ra__tq_t q;
+    unsigned pending_req;
+    unsigned nleases;
+    int64_t avg_us;           // how long a task of the class keeps a worker
+    unsigned depth;           // tasks in flight per lease (see dispatch)
+    struct ra__cls *next;
+} ra__cls_t;
+
+// A worker leased from the raylet.
+typedef struct ra__lease {
+    uint64_t id;
+    ra_pid_t exec, host;
+    uint64_t mref;
+    ra__cls_t *cls;
+    ra__tq_t inflight;
+    bool dead;
+    bool idle_armed;
+    int64_t last_done_us;
+    struct ra__lease *next;
+} ra__lease_t;
+
+enum {
+    RA__ACTOR_PENDING = 0,
+    RA__ACTOR_ALIVE = 1,
+    RA__ACTOR_RESTARTING = 2,
+    RA__ACTOR_DEAD = 3
+};
+
+// An actor handle of this process: owned (created here) or looked up.
+typedef struct ra__cactor {
+    uint64_t key;
+    char cls[RA__NAME_MAX + 1];
+    char name[RA__NAME_MAX + 1];
+    char ns[RA__NAME_MAX + 1];
+    bool owned;
+    bool killed;
+    int state;
+    ra_msg_t *ctor;           // constructor wire, kept for restarts
+    uint64_t ctor_id;         // task id of the constructor
+    uint64_t create_obj;      // completed when first alive
+    int max_restarts, max_task_retries, restarts;
+    double cpus, gpus;
+    int isolation;
+    ra_pid_t pid, host;
+    uint64_t mref, hmref;
+    uint64_t lease;
+    ra__tq_t waiting;         // calls before it is alive
+    ra__tq_t inflight;        // calls sent, not answered
+    char death[256];
+    struct ra__cactor *cnext;  // in the list of actors being constructed
+} ra__cactor_t;
+
+// Commands from user threads to the core.
+enum {
+    RA__CMD_ACTOR_NEW = 1,
+    RA__CMD_ACTOR_KILL = 2,
+    RA__CMD_CANCEL = 3,
+    RA__CMD_ACTOR_ADOPT = 4
+};
+
+typedef struct ra__cmd {
+    int op;
+    uint64_t id;
+    bool force;
+} ra__cmd_t;
+
+// The part of the core shared with user threads.
+struct ra__core {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;        // broadcast when an object completes
+    ra__obj_t **objs;
+    size_t cap;
+    uint64_t next_id;
+    size_t live, done;
+    ra__cactor_t **actors;     // by key
+    size_t acap;
+    uint64_t next_actor;
+    ra__cactor_t *constructing; // the core's
+    void *core;               // the core actor's state (core_t)
+};
+
+// Objects (mu taken inside).
+int ra__obj_new(ra__core_t *cs, uint64_t *id);
+// ra__obj_release marks an object unneeded (freed once finished).
+void ra__obj_release(ra__core_t *cs, uint64_t id);
+// ra__obj_unborrow ends a pending task's hold on an argument object.
+void ra__obj_unborrow(ra__core_t *cs, uint64_t id);
+// ra__obj_at: call with mu held.
+ra__obj_t *ra__obj_at(ra__core_t *cs, uint64_t id);
+
+// Actors (actor_core.c).  ra__cactor_at: with or without mu; the table
+// only grows, records are freed at ra__core_free.
+ra__cactor_t *ra__cactor_at(ra__core_t *cs, uint64_t key);
+int ra__actor_new(ra__core_t *cs, ra__cactor_t **out);
+void ra__actor_granted(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key,
+                       int status, uint64_t lease, ra_pid_t host);
+bool ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m);
+void ra__actor_down(ra_ctx_t *ctx, ra__core_t *cs, uint64_t mref,
+                    ra_pid_t pid, ra_reason_t why);
+void ra__actor_call(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cactor_t *a,
+                    ra__task_t *t);
+void ra__actor_stop_call(ra_ctx_t *ctx, ra__core_t *cs, ra__task_t *t,
+                         int err, const char *text);
+void ra__core_cmd(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cmd_t *cmd);
+void ra__actors_free(ra__core_t *cs);
+void ra__actor_table_free(ra__core_t *cs);
+
+// Core services for actor_core.c.
+void ra__core_task_fail(ra_ctx_t *ctx, void *k, ra__task_t *t, int err,
+                        const char *text);
+int ra__core_lease_req(ra_ctx_t *ctx, void *k, double cpus, double gpus,
+                       int isolation, uint64_t akey);
+void ra__core_lease_return(ra_ctx_t *ctx, void *k, uint64_t lease,
+                           bool kill);
+void ra__core_stop_task(ra_ctx_t *ctx, void *k, uint64_t id, int err,
+                        const char *text, bool kill);
+void ra__core_task_free(ra__task_t *t);
+// ra__task_wire_attempt makes the wire carry the task's current attempt
+// (a retried task answers with it, so that a late answer to an earlier
+// attempt is not taken for it).  Returns 0 or RA_ENOMEM.
+int ra__task_wire_attempt(ra__task_t *t);
+void ra__core_obj_complete(ra__core_t *cs, uint64_t id, int err,
+                           uint8_t kind, ra_msg_t *msg, const void *data,
+                           size_t len);
+
+#endif

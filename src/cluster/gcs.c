@@ -1,0 +1,213 @@
+// gcs.c - the GCS: cluster metadata in LMDB tables (named actors per
+// namespace, the internal key-value store, nodes, jobs).
+//
+// Each request is a ra_call with a codec body whose first byte is the
+// operation (RA__GCS_*); each reply is {i32 status, ...}.  Every write is
+// one committed LMDB transaction, so a GCS restarted on the same directory
+// finds what was written before it died.  The GCS holds metadata only:
+// tasks and objects never pass through it (ownership keeps it off the hot
+// path).
+//
+// Tables: "names" (key "ns\0name" -> {pid, class}), "kv" (key -> value),
+// "nodes" (node number -> {endpoint, cpus, gpus}), "jobs" (id -> state).
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_impl.h"
+#include "ra_error.h"
+#include "ra_log.h"
+#include "ra_table.h"
+
+typedef struct gcs {
+    ra_tables_t *t;
+} gcs_t;
+
+static int
+reply(ra_ctx_t *ctx, ra__wbuf_t *b)
+{
+    ra_msg_t *m = NULL;
+    int rc = ra__wb_msg(b, RA__T_GCS, &m);
+    if (rc == 0 && (rc = ra_reply(ctx, &m)) != 0) {
+        ra_msg_unref(&m);
+    }
+    return rc;
+}
+
+static size_t
+name_key(char *key, size_t cap, const char *ns, const char *name)
+{
+    size_t a = strlen(ns), b = strlen(name);
+    if (a + b + 1 > cap) {
+        return 0;
+    }
+    memcpy(key, ns, a);
+    key[a] = '\0';
+    memcpy(key + a + 1, name, b);
+    return a + b + 1;
+}
+
+static void
+handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
+{
+    ra__rbuf_t r;
+    ra__rb_init(&r, msg);
+    uint8_t op = ra__rb_u8(&r);
+    char ns[RA__NAME_MAX + 1], name[RA__NAME_MAX + 1];
+    char key[2 * RA__NAME_MAX + 2];
+    ra__wbuf_t out = {0};
+    int rc = 0;
+    size_t klen, vlen;
+    void *val = NULL;
+    switch (op) {
+    case RA__GCS_NAME_PUT: {
+        ra__rb_str(&r, ns, sizeof ns);
+        ra__rb_str(&r, name, sizeof name);
+        ra_pid_t pid = ra__rb_pid(&r);
+        char cls[RA__NAME_MAX + 1];
+        ra__rb_str(&r, cls, sizeof cls);
+        uint8_t replace = ra__rb_u8(&r);
+        klen = name_key(key, sizeof key, ns, name);
+        if (r.bad || name[0] == '\0' || klen == 0) {
+            rc = RA_EBADMSG;
+            break;
+        }
+        ra__wbuf_t v = {0};
+        ra__wb_pid(&v, pid);
+        ra__wb_str(&v, cls);
+        rc = v.err != 0 ? v.err
+                        : ra_table_put(g->t, NULL, "names", key, klen, v.p,
+                                       v.len,
+                                       replace ? 0 : RA_TABLE_NOOVERWRITE);
+        ra__wb_free(&v);
+        break;
+    }
+    case RA__GCS_NAME_GET:
+        ra__rb_str(&r, ns, sizeof ns);
+        ra__rb_str(&r, name, sizeof name);
+        klen = name_key(key, sizeof key, ns, name);
+        if (r.bad || klen == 0) {
+            rc = RA_EBADMSG;
+            break;
+        }
+        rc = ra_table_get(g->t, NULL, "names", key, klen, &val, &vlen);
+        break;
+    case RA__GCS_NAME_DEL:
+        ra__rb_str(&r, ns, sizeof ns);
+        ra__rb_str(&r, name, sizeof name);
+        klen = name_key(key, sizeof key, ns, name);
+        if (r.bad || klen == 0) {
+            rc = RA_EBADMSG;
+            break;
+        }
+        rc = ra_table_delete(g->t, NULL, "names", key, klen);
+        break;
+    case RA__GCS_KV_PUT: {
+        size_t kl, vl;
+        const void *k = ra__rb_bytes(&r, &kl);
+        const void *v = ra__rb_bytes(&r, &vl);
+        rc = r.bad || kl == 0 ? RA_EBADMSG
+                              : ra_table_put(g->t, NULL, "kv", k, kl, v, vl,
+                                             0);
+        break;
+    }
+    case RA__GCS_KV_GET: {
+        size_t kl;
+        const void *k = ra__rb_bytes(&r, &kl);
+        rc = r.bad || kl == 0
+                 ? RA_EBADMSG
+                 : ra_table_get(g->t, NULL, "kv", k, kl, &val, &vlen);
+        break;
+    }
+    default:
+        rc = RA_EBADMSG;
+        break;
+    }
+    if (rc == RA_EBADMSG) {
+        ra_log_warn("gcs", "malformed request (op %u) refused", op);
+    }
+    ra__wb_u32(&out, (uint32_t)rc);
+    if (val != NULL) {
+        ra__wb_raw(&out, val, vlen);
+        free(val);
+    }
+    (void)reply(ctx, &out);
+}
+
+static int
+gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    if (ra_msg_tag(msg) == RA__T_GCS) {
+        handle_op(ctx, state, msg);
+    }
+    return 0;
+}
+
+static void
+gcs_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
+{
+    (void)ctx;
+    (void)reason;
+    gcs_t *g = state;
+    ra_tables_close(&g->t);
+    free(g);
+}
+
+static const ra_behaviour_t gcs_beh = {
+    .name = "rayo-gcs",
+    .handle = gcs_handle,
+    .terminate = gcs_terminate,
+};
+
+int
+ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out)
+{
+    gcs_t *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        return RA_ENOMEM;
+    }
+    // Names and KV are rewritten often and are cheap to lose only on
+    // power loss, never corrupted: one fsync per commit, not two.
+    ra_tables_opts_t o = {.durability = RA_DURABLE_DATA,
+                          .map_size = (size_t)1 << 30};
+    int rc = ra_tables_open(&g->t, dir, &o);
+    if (rc != 0) {
+        free(g);
+        return rc;
+    }
+    if ((rc = ra_spawn(rt, &gcs_beh, g, NULL, out)) != 0) {
+        ra_tables_close(&g->t);
+        free(g);
+    }
+    return rc;
+}
+
+int
+ra__gcs_call(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
+             ra_msg_t **reply_out)
+{
+    ra__cluster_t *c = ra__g;
+    ra_msg_t *m = NULL;
+    if (c == NULL) {
+        ra__wb_free(req);
+        return RA_ECLOSED;
+    }
+    int rc = ra__wb_msg(req, RA__T_GCS, &m);
+    if (rc != 0) {
+        return rc;
+    }
+    if (ctx != NULL) {
+        rc = ra_call(ctx, c->gcs, &m, timeout_ms, reply_out);
+        ra_msg_unref(&m);
+        return rc;
+    }
+    ra_ctx_t *scope = NULL;
+    ra__sched_blocking();   // a task in a worker may call this
+    if ((rc = ra_scope_new(c->rt, &scope)) != 0) {
+        ra_msg_unref(&m);
+        return rc;
+    }
+    rc = ra_call(scope, c->gcs, &m, timeout_ms, reply_out);
+    ra_msg_unref(&m);
+    ra_scope_destroy(&scope);
+    return rc;
+}

@@ -1,0 +1,594 @@
+// proto.c - the codec of the cluster's messages, the registries of remote
+// functions and actor classes, and running one task.
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster_impl.h"
+#include "ra_error.h"
+#include "ra_log.h"
+
+// ---- writing ----
+
+static bool
+wb_room(ra__wbuf_t *b, size_t n)
+{
+    if (b->err != 0) {
+        return false;
+    }
+    if (b->len + n <= b->cap) {
+        return true;
+    }
+    size_t cap = b->cap != 0 ? b->cap : 128;
+    while (cap < b->len + n) {
+        cap *= 2;
+    }
+    uint8_t *p = realloc(b->p, cap);
+    if (p == NULL) {
+        b->err = RA_ENOMEM;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+void
+ra__wb_raw(ra__wbuf_t *b, const void *p, size_t n)
+{
+    if (n != 0 && wb_room(b, n)) {
+        memcpy(b->p + b->len, p, n);
+        b->len += n;
+    }
+}
+
+void
+ra__wb_u8(ra__wbuf_t *b, uint8_t v)
+{
+    ra__wb_raw(b, &v, 1);
+}
+
+void
+ra__wb_u32(ra__wbuf_t *b, uint32_t v)
+{
+    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
+                    (uint8_t)(v >> 24)};
+    ra__wb_raw(b, x, 4);
+}
+
+void
+ra__wb_u64(ra__wbuf_t *b, uint64_t v)
+{
+    ra__wb_u32(b, (uint32_t)v);
+    ra__wb_u32(b, (uint32_t)(v >> 32));
+}
+
+void
+ra__wb_f64(ra__wbuf_t *b, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    ra__wb_u64(b, u);
+}
+
+void
+ra__wb_bytes(ra__wbuf_t *b, const void *p, size_t n)
+{
+    if (n > UINT32_MAX) {
+        b->err = RA_EINVAL;
+        return;
+    }
+    ra__wb_u32(b, (uint32_t)n);
+    ra__wb_raw(b, p, n);
+}
+
+void
+ra__wb_str(ra__wbuf_t *b, const char *s)
+{
+    ra__wb_bytes(b, s, s != NULL ? strlen(s) : 0);
+}
+
+void
+ra__wb_pid(ra__wbuf_t *b, ra_pid_t p)
+{
+    ra__wb_u32(b, p.node);
+    ra__wb_u32(b, p.proc);
+    ra__wb_u32(b, p.id);
+    ra__wb_u32(b, p.gen);
+}
+
+int
+ra__wb_msg(ra__wbuf_t *b, int32_t tag, ra_msg_t **out)
+{
+    int rc = b->err;
+    if (rc == 0) {
+        rc = ra_msg_new_bytes(out, tag, b->p != NULL ? b->p : (void *)"",
+                              b->len);
+    }
+    ra__wb_free(b);
+    return rc;
+}
+
+void
+ra__wb_free(ra__wbuf_t *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+void
+ra__wb_arg(ra__wbuf_t *b, const ra_arg_t *a)
+{
+    uint8_t x[8];
+    switch (a->kind) {
+    case RA_ARG_BYTES:
+        ra__wb_u8(b, RA_VAL_BYTES);
+        ra__wb_bytes(b, a->data, a->data != NULL ? a->len : 0);
+        break;
+    case RA_ARG_BSON:
+        if (a->bson == NULL) {
+            b->err = RA_EINVAL;
+            return;
+        }
+        ra__wb_u8(b, RA_VAL_BSON);
+        ra__wb_bytes(b, bson_get_data(a->bson), a->bson->len);
+        break;
+    case RA_ARG_I64:
+        ra__wb_u8(b, RA_VAL_I64);
+        for (int i = 0; i < 8; i++) {
+            x[i] = (uint8_t)((uint64_t)a->i64 >> (8 * i));
+        }
+        ra__wb_bytes(b, x, 8);
+        break;
+    case RA_ARG_F64:
+        ra__wb_u8(b, RA_VAL_F64);
+        memcpy(x, &a->f64, 8);
+        ra__wb_bytes(b, x, 8);
+        break;
+    case RA_ARG_REF:
+        ra__wb_u8(b, RA_ARG_REF);
+        ra__wb_u32(b, a->ref.node);
+        ra__wb_u32(b, a->ref.proc);
+        ra__wb_u64(b, a->ref.id);
+        break;
+    default:
+        b->err = RA_EINVAL;
+    }
+}
+
+// ---- reading ----
+
+void
+ra__rb_init(ra__rbuf_t *r, const ra_msg_t *m)
+{
+    r->p = ra_msg_data(m, &r->len);
+    r->off = 0;
+    r->bad = r->p == NULL;
+}
+
+static const uint8_t *
+rb_take(ra__rbuf_t *r, size_t n)
+{
+    if (r->bad || r->len - r->off < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->off;
+    r->off += n;
+    return p;
+}
+
+uint8_t
+ra__rb_u8(ra__rbuf_t *r)
+{
+    const uint8_t *p = rb_take(r, 1);
+    return p != NULL ? p[0] : 0;
+}
+
+uint32_t
+ra__rb_u32(ra__rbuf_t *r)
+{
+    const uint8_t *p = rb_take(r, 4);
+    if (p == NULL) {
+        return 0;
+    }
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+uint64_t
+ra__rb_u64(ra__rbuf_t *r)
+{
+    uint64_t lo = ra__rb_u32(r);
+    return lo | (uint64_t)ra__rb_u32(r) << 32;
+}
+
+double
+ra__rb_f64(ra__rbuf_t *r)
+{
+    uint64_t u = ra__rb_u64(r);
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+const void *
+ra__rb_bytes(ra__rbuf_t *r, size_t *n)
+{
+    size_t len = ra__rb_u32(r);
+    const uint8_t *p = rb_take(r, len);
+    *n = p != NULL ? len : 0;
+    return p;
+}
+
+void
+ra__rb_str(ra__rbuf_t *r, char *buf, size_t cap)
+{
+    size_t n;
+    const char *p = ra__rb_bytes(r, &n);
+    if (p == NULL || n >= cap || memchr(p, 0, n) != NULL) {
+        r->bad = true;
+        buf[0] = '\0';
+        return;
+    }
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+}
+
+ra_pid_t
+ra__rb_pid(ra__rbuf_t *r)
+{
+    ra_pid_t p;
+    p.node = ra__rb_u32(r);
+    p.proc = ra__rb_u32(r);
+    p.id = ra__rb_u32(r);
+    p.gen = ra__rb_u32(r);
+    return p;
+}
+
+// ---- task wire ----
+
+// A task has at most this many arguments: a bound so that a forged count
+// cannot make the decoder allocate without limit.
+#define MAX_ARGS 4096u
+
+int
+ra__task_decode(const ra_msg_t *m, ra__task_view_t *v)
+{
+    ra__rbuf_t r;
+    ra__rb_init(&r, m);
+    memset(v, 0, sizeof *v);
+    if (ra__rb_u8(&r) != RA__WIRE_VERSION) {
+        return RA_EBADMSG;
+    }
+    v->type = ra__rb_u8(&r);
+    v->id = ra__rb_u64(&r);
+    v->attempt = ra__rb_u32(&r);
+    v->actor = ra__rb_u64(&r);
+    ra__rb_str(&r, v->name, sizeof v->name);
+    v->nargs = ra__rb_u32(&r);
+    if (r.bad || v->type > RA__TASK_CTOR || v->nargs > MAX_ARGS ||
+        v->nargs > r.len - r.off) {
+        return RA_EBADMSG;
+    }
+    if (v->nargs != 0 &&
+        (v->args = calloc(v->nargs, sizeof v->args[0])) == NULL) {
+        return RA_ENOMEM;
+    }
+    for (uint32_t i = 0; i < v->nargs; i++) {
+        ra__targ_t *a = &v->args[i];
+        a->kind = ra__rb_u8(&r);
+        if (a->kind == RA_ARG_REF) {
+            a->ref.node = ra__rb_u32(&r);
+            a->ref.proc = ra__rb_u32(&r);
+            a->ref.id = ra__rb_u64(&r);
+        } else if (a->kind >= RA_VAL_BYTES && a->kind <= RA_VAL_F64) {
+            a->data = ra__rb_bytes(&r, &a->len);
+            if ((a->kind == RA_VAL_I64 || a->kind == RA_VAL_F64) &&
+                a->len != 8) {
+                r.bad = true;
+            }
+        } else {
+            r.bad = true;
+        }
+    }
+    if (r.bad) {
+        free(v->args);
+        v->args = NULL;
+        return RA_EBADMSG;
+    }
+    return 0;
+}
+
+int
+ra__result_msg(uint64_t id, uint32_t attempt, int status, uint8_t kind,
+               const void *data, size_t len, ra_msg_t **out)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_u64(&b, id);
+    ra__wb_u32(&b, attempt);
+    ra__wb_u32(&b, (uint32_t)status);
+    ra__wb_u8(&b, kind);
+    ra__wb_bytes(&b, data, len);
+    return ra__wb_msg(&b, RA__T_RESULT, out);
+}
+
+// ---- registries ----
+
+// The tables are filled by constructors before main and read afterwards,
+// so they need no lock.  Global: fns and classes, written only at load
+// time.
+typedef struct fn_ent {
+    char name[RA__NAME_MAX + 1];
+    ra_task_fn fn;
+    struct fn_ent *next;
+} fn_ent_t;
+
+static fn_ent_t *fns;
+
+typedef struct cls_ent {
+    const ra_actor_class_t *cls;
+    struct cls_ent *next;
+} cls_ent_t;
+
+static cls_ent_t *classes;
+
+int
+ra_remote_register(const char *name, ra_task_fn fn)
+{
+    if (name == NULL || fn == NULL || name[0] == '\0' ||
+        strlen(name) > RA__NAME_MAX) {
+        return RA_EINVAL;
+    }
+    if (ra__fn_lookup(name) != NULL) {
+        return RA_EEXIST;
+    }
+    fn_ent_t *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        return RA_ENOMEM;
+    }
+    strcpy(e->name, name);
+    e->fn = fn;
+    e->next = fns;
+    fns = e;
+    return 0;
+}
+
+ra_task_fn
+ra__fn_lookup(const char *name)
+{
+    for (fn_ent_t *e = fns; e != NULL; e = e->next) {
+        if (strcmp(e->name, name) == 0) {
+            return e->fn;
+        }
+    }
+    return NULL;
+}
+
+int
+ra_actor_class_register(const ra_actor_class_t *cls)
+{
+    if (cls == NULL || cls->name == NULL || cls->name[0] == '\0' ||
+        strlen(cls->name) > RA__NAME_MAX ||
+        (cls->nmethods != 0 && cls->methods == NULL)) {
+        return RA_EINVAL;
+    }
+    for (size_t i = 0; i < cls->nmethods; i++) {
+        if (cls->methods[i].name == NULL || cls->methods[i].fn == NULL ||
+            strlen(cls->methods[i].name) > RA__NAME_MAX) {
+            return RA_EINVAL;
+        }
+    }
+    if (ra__class_lookup(cls->name) != NULL) {
+        return RA_EEXIST;
+    }
+    cls_ent_t *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        return RA_ENOMEM;
+    }
+    e->cls = cls;
+    e->next = classes;
+    classes = e;
+    return 0;
+}
+
+const ra_actor_class_t *
+ra__class_lookup(const char *name)
+{
+    for (cls_ent_t *e = classes; e != NULL; e = e->next) {
+        if (strcmp(e->cls->name, name) == 0) {
+            return e->cls;
+        }
+    }
+    return NULL;
+}
+
+// ---- the task context ----
+
+size_t
+ra_task_nargs(const ra_task_t *t)
+{
+    return t->view->nargs;
+}
+
+ra_value_kind_t
+ra_task_arg_kind(const ra_task_t *t, size_t i)
+{
+    return i < t->view->nargs ? (ra_value_kind_t)t->view->args[i].kind
+                              : RA_VAL_NONE;
+}
+
+const void *
+ra_task_arg(const ra_task_t *t, size_t i, size_t *len)
+{
+    if (i >= t->view->nargs) {
+        if (len != NULL) {
+            *len = 0;
+        }
+        return NULL;
+    }
+    if (len != NULL) {
+        *len = t->view->args[i].len;
+    }
+    return t->view->args[i].data != NULL ? t->view->args[i].data
+                                         : (const void *)"";
+}
+
+int64_t
+ra_task_arg_i64(const ra_task_t *t, size_t i)
+{
+    if (ra_task_arg_kind(t, i) != RA_VAL_I64) {
+        return 0;
+    }
+    const uint8_t *p = t->view->args[i].data;
+    uint64_t u = 0;
+    for (int k = 7; k >= 0; k--) {
+        u = u << 8 | p[k];
+    }
+    return (int64_t)u;
+}
+
+double
+ra_task_arg_f64(const ra_task_t *t, size_t i)
+{
+    double d = 0;
+    if (ra_task_arg_kind(t, i) == RA_VAL_F64) {
+        memcpy(&d, t->view->args[i].data, sizeof d);
+    }
+    return d;
+}
+
+int
+ra_task_arg_bson(const ra_task_t *t, size_t i, bson_t *doc)
+{
+    if (i >= t->view->nargs) {
+        return RA_ENOENT;
+    }
+    if (t->view->args[i].kind != RA_VAL_BSON ||
+        !bson_init_static(doc, t->view->args[i].data,
+                          t->view->args[i].len)) {
+        return RA_EBADMSG;
+    }
+    return 0;
+}
+
+static int
+set_result(ra_task_t *t, uint8_t kind, const void *data, size_t len)
+{
+    uint8_t *p = malloc(len != 0 ? len : 1);
+    if (p == NULL) {
+        return RA_ENOMEM;
+    }
+    if (len != 0) {
+        memcpy(p, data, len);
+    }
+    free(t->rdata);
+    t->rdata = p;
+    t->rlen = len;
+    t->rkind = kind;
+    return 0;
+}
+
+int
+ra_task_return_bytes(ra_task_t *t, const void *data, size_t len)
+{
+    return set_result(t, RA_VAL_BYTES, data, data != NULL ? len : 0);
+}
+
+int
+ra_task_return_bson(ra_task_t *t, const bson_t *doc)
+{
+    if (doc == NULL) {
+        return RA_EINVAL;
+    }
+    return set_result(t, RA_VAL_BSON, bson_get_data(doc), doc->len);
+}
+
+int
+ra_task_return_i64(ra_task_t *t, int64_t x)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) {
+        b[i] = (uint8_t)((uint64_t)x >> (8 * i));
+    }
+    return set_result(t, RA_VAL_I64, b, 8);
+}
+
+int
+ra_task_return_f64(ra_task_t *t, double x)
+{
+    return set_result(t, RA_VAL_F64, &x, 8);
+}
+
+int
+ra_task_fail(ra_task_t *t, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    free(t->errtext);
+    t->errtext = strdup(buf);
+    return RA_ETASK;
+}
+
+void *
+ra_task_state(const ra_task_t *t)
+{
+    return t->state;
+}
+
+void
+ra_task_set_state(ra_task_t *t, void *state)
+{
+    t->state = state;
+}
+
+bool
+ra_task_cancelled(const ra_task_t *t)
+{
+    return t->cancel != NULL && *t->cancel;
+}
+
+void
+ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
+             void **state, int pre_err, const char *pre_text)
+{
+    ra_task_t t = {.view = v, .state = state != NULL ? *state : NULL,
+                   .cancel = ra__worker_cancel_flag()};
+    int rc = pre_err;
+    if (rc == 0) {
+        rc = fn(&t);
+    }
+    ra_msg_t *res = NULL;
+    if (rc == 0) {
+        if (state != NULL) {
+            *state = t.state;
+        }
+        rc = ra__result_msg(v->id, v->attempt, 0, t.rkind, t.rdata, t.rlen,
+                            &res);
+    } else {
+        char buf[1200];
+        char host[64] = "";
+        (void)gethostname(host, sizeof host - 1);
+        snprintf(buf, sizeof buf, "%s %s failed on node %u (%s), worker "
+                 "pid %u: %s",
+                 v->type == RA__TASK_FN ? "task" : "method", v->name,
+                 ra_self(ctx).node, host, ra_self(ctx).proc,
+                 pre_text != NULL ? pre_text
+                 : t.errtext != NULL ? t.errtext
+                 : ra_err_name(rc));
+        rc = ra__result_msg(v->id, v->attempt,
+                            rc == RA_ETASK || pre_err != 0 ? rc : RA_ETASK,
+                            RA_VAL_NONE, buf, strlen(buf), &res);
+    }
+    if (rc == 0 && ra_send(ctx, to, &res) != 0) {
+        ra_msg_unref(&res);
+    }
+    free(t.rdata);
+    free(t.errtext);
+}

@@ -1,0 +1,699 @@
+// raylet.c - the raylet of a node: its resources, its worker pool and
+// the leases that hand workers to owners.
+//
+// Resources are counted in ten-thousandths, so that fractional requests
+// (0.5 GPU, 0.1 CPU) add up exactly and always return to the total.
+// Worker processes are OS-process children of a supervisor linked to the
+// raylet ("rayo-workers", one_for_one, temporary children): the
+// supervisor starts them, reports their exits as events, and stops them
+// with the raylet.  A lease grants one worker to one owner for tasks of
+// one resource shape (the worker's executor runs them one at a time), or
+// hosts one actor (many share a worker unless the actor asks for a
+// process of its own).  Requests wait in arrival order; one that fits
+// later is granted as soon as resources or a worker free up; one no node
+// could ever satisfy is refused at once with RA_EINFEASIBLE.
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster_impl.h"
+#include "ra_error.h"
+#include "ra_link.h"
+#include "ra_log.h"
+#include "ra_supervisor.h"
+
+#define UNIT 10000.0
+
+enum { WK_STARTING = 0, WK_IDLE = 1, WK_LEASED = 2 };
+
+typedef struct wk {
+    int64_t ospid;
+    int state;
+    bool registered;
+    bool dedicated;           // hosts one isolated actor
+    unsigned actors;          // shared actors hosted
+    ra_pid_t exec, host, core;
+    struct wk *next;
+} wk_t;
+
+typedef struct lease {
+    uint64_t id;
+    wk_t *w;
+    int64_t cpus, gpus;
+    ra_pid_t owner;
+    bool actor;
+    struct lease *next;
+} lease_t;
+
+typedef struct req {
+    uint64_t req;
+    int64_t cpus, gpus;
+    bool actor;
+    int isolation;
+    ra_pid_t owner;
+    bool starting;            // a worker is being started for it
+    struct req *next;
+} req_t;
+
+typedef struct raylet {
+    ra__raylet_cfg_t cfg;
+    int64_t cpus_total, cpus_avail, gpus_total, gpus_avail;
+    ra_pid_t sup;
+    wk_t *workers;
+    unsigned nworkers, starting;
+    lease_t *leases;
+    uint64_t next_lease;
+    req_t *reqs, **reqs_tail;
+    unsigned nreqs;
+    uint64_t next_child;
+    char **argv;
+    char **envp;
+} raylet_t;
+
+// ---- worker processes ----
+
+// read_cmdline returns the program's own argv, read from /proc, so that a
+// worker runs the same executable with the same arguments.
+static char **
+read_cmdline(void)
+{
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap + 1);
+    ssize_t n;
+    while (buf != NULL && (n = read(fd, buf + len, cap - len)) > 0) {
+        len += (size_t)n;
+        if (len == cap) {
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    close(fd);
+    if (buf == NULL || len == 0) {
+        free(buf);
+        return NULL;
+    }
+    buf[len] = '\0';
+    size_t argc = 0;
+    for (size_t i = 0; i < len; i++) {
+        argc += buf[i] == '\0';
+    }
+    char **argv = calloc(argc + 2, sizeof *argv);
+    if (argv == NULL) {
+        free(buf);
+        return NULL;
+    }
+    // argv[0] is the executable itself, found through /proc/self/exe, so
+    // that a program started through PATH or a relative path still works.
+    char *exe = realpath("/proc/self/exe", NULL);
+    argv[0] = exe != NULL ? exe : strdup(buf);
+    size_t k = 1;
+    char *p = buf + strlen(buf) + 1;
+    while (p < buf + len && k <= argc) {
+        argv[k++] = strdup(p);
+        p += strlen(p) + 1;
+    }
+    free(buf);
+    return argv;
+}
+
+static void
+free_strv(char **v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+extern char **environ;
+
+static char *
+dupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *
+dupf(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return strdup(buf);
+}
+
+static char **
+make_env(const raylet_t *r, ra_pid_t self)
+{
+    size_t n = 0;
+    while (environ[n] != NULL) {
+        n++;
+    }
+    char **e = calloc(n + 16, sizeof *e);
+    if (e == NULL) {
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(environ[i], "RAYO_", 5) != 0 ||
+            strncmp(environ[i], "RAYO_LOG", 8) == 0) {
+            e[k++] = strdup(environ[i]);
+        }
+    }
+    e[k++] = strdup("RAYO_WORKER=1");
+    e[k++] = dupf("RAYO_PPID=%d", (int)getpid());
+    e[k++] = dupf("RAYO_NODE=%u", self.node);
+    e[k++] = dupf("RAYO_SESSION=%s", r->cfg.session);
+    e[k++] = dupf("RAYO_RAYLET_EP=%s", r->cfg.endpoint);
+    e[k++] = dupf("RAYO_RAYLET=%u.%u.%u.%u", self.node, self.proc, self.id,
+                  self.gen);
+    e[k++] = dupf("RAYO_GCS=%u.%u.%u.%u", r->cfg.gcs.node, r->cfg.gcs.proc,
+                  r->cfg.gcs.id, r->cfg.gcs.gen);
+    e[k++] = dupf("RAYO_NS=%s", r->cfg.ns);
+    e[k++] = dupf("RAYO_THREADS=%u", r->cfg.threads);
+    e[k++] = dupf("RAYO_CPUS=%.4f", r->cfg.num_cpus);
+    e[k++] = dupf("RAYO_GPUS=%.4f", r->cfg.num_gpus);
+    for (size_t i = 0; i < k; i++) {
+        if (e[i] == NULL) {
+            free_strv(e);
+            return NULL;
+        }
+    }
+    return e;
+}
+
+static wk_t *
+wk_find(raylet_t *r, int64_t ospid)
+{
+    for (wk_t *w = r->workers; w != NULL; w = w->next) {
+        if (w->ospid == ospid) {
+            return w;
+        }
+    }
+    return NULL;
+}
+
+static wk_t *
+wk_add(raylet_t *r, int64_t ospid)
+{
+    wk_t *w = calloc(1, sizeof *w);
+    if (w != NULL) {
+        w->ospid = ospid;
+        w->next = r->workers;
+        r->workers = w;
+        r->nworkers++;
+        r->starting++;
+    }
+    return w;
+}
+
+static int
+start_worker(ra_ctx_t *ctx, raylet_t *r)
+{
+    if (r->nworkers >= r->cfg.max_workers) {
+        return RA_EAGAIN;
+    }
+    char id[32];
+    snprintf(id, sizeof id, "worker-%" PRIu64, ++r->next_child);
+    ra_child_spec_t spec = {
+        .id = id,
+        .argv = (const char *const *)r->argv,
+        .envp = (const char *const *)r->envp,
+        .restart = RA_TEMPORARY,
+        .shutdown_ms = 1000,
+    };
+    ra_pid_t pid;
+    int rc = ra_sup_start_child(ctx, r->sup, &spec, NULL, &pid);
+    if (rc != 0) {
+        ra_log_err("raylet", "cannot start a worker process: %s",
+                   ra_err_name(rc));
+        return rc;
+    }
+    ra_child_info_t info[1];
+    size_t n = 0;
+    // The new child is the last one; find its OS pid by id.
+    ra_child_info_t *all = calloc(r->nworkers + 8, sizeof *all);
+    if (all != NULL &&
+        ra_sup_which_children(ctx, r->sup, all, r->nworkers + 8, &n) == 0) {
+        for (size_t i = 0; i < n && i < r->nworkers + 8; i++) {
+            if (strcmp(all[i].id, id) == 0) {
+                info[0] = all[i];
+                if (wk_find(r, info[0].ospid) == NULL) {
+                    wk_add(r, info[0].ospid);
+                }
+                break;
+            }
+        }
+    }
+    free(all);
+    return 0;
+}
+
+// ---- resources and leases ----
+
+static void
+reply_grant(ra_ctx_t *ctx, const req_t *q, int status, const lease_t *l)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u64(&b, q->req);
+    ra__wb_u32(&b, (uint32_t)status);
+    ra__wb_u64(&b, l != NULL ? l->id : 0);
+    ra__wb_pid(&b, l != NULL ? l->w->exec : RA_PID_NIL);
+    ra__wb_pid(&b, l != NULL ? l->w->host : RA_PID_NIL);
+    ra__wb_f64(&b, (double)q->cpus / UNIT);
+    ra__wb_f64(&b, (double)q->gpus / UNIT);
+    ra__wb_u8(&b, q->actor);
+    ra__wb_u64(&b, q->req);
+    if (ra__wb_msg(&b, RA__T_LEASE_GRANT, &m) == 0 &&
+        ra_send(ctx, q->owner, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
+static wk_t *
+pick_worker(raylet_t *r, const req_t *q)
+{
+    wk_t *best = NULL;
+    for (wk_t *w = r->workers; w != NULL; w = w->next) {
+        if (!w->registered || w->dedicated) {
+            continue;
+        }
+        if (!q->actor) {
+            if (w->state == WK_IDLE) {
+                return w;
+            }
+        } else if (q->isolation == RA_ISOLATION_PROCESS) {
+            if (w->state == WK_IDLE && w->actors == 0) {
+                return w;
+            }
+        } else if (best == NULL || w->actors < best->actors) {
+            best = w;
+        }
+    }
+    return best;
+}
+
+static void
+try_grant(ra_ctx_t *ctx, raylet_t *r)
+{
+    unsigned want_start = 0;
+    for (req_t **pp = &r->reqs; *pp != NULL;) {
+        req_t *q = *pp;
+        if (q->cpus > r->cpus_total || q->gpus > r->gpus_total) {
+            reply_grant(ctx, q, RA_EINFEASIBLE, NULL);
+        } else if (q->cpus > r->cpus_avail || q->gpus > r->gpus_avail) {
+            pp = &q->next;
+            continue;
+        } else {
+            wk_t *w = pick_worker(r, q);
+            lease_t *l = w != NULL ? calloc(1, sizeof *l) : NULL;
+            if (l == NULL) {
+                want_start++;
+                pp = &q->next;
+                continue;
+            }
+            l->id = ++r->next_lease;
+            l->w = w;
+            l->cpus = q->cpus;
+            l->gpus = q->gpus;
+            l->owner = q->owner;
+            l->actor = q->actor;
+            l->next = r->leases;
+            r->leases = l;
+            r->cpus_avail -= q->cpus;
+            r->gpus_avail -= q->gpus;
+            if (!q->actor) {
+                w->state = WK_LEASED;
+            } else if (q->isolation == RA_ISOLATION_PROCESS) {
+                w->dedicated = true;
+                w->actors++;
+            } else {
+                w->actors++;
+            }
+            reply_grant(ctx, q, 0, l);
+        }
+        *pp = q->next;
+        r->nreqs--;
+        free(q);
+    }
+    r->reqs_tail = &r->reqs;
+    while (*r->reqs_tail != NULL) {
+        r->reqs_tail = &(*r->reqs_tail)->next;
+    }
+    while (want_start > r->starting && start_worker(ctx, r) == 0) {
+    }
+}
+
+static void
+lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
+{
+    for (lease_t **p = &r->leases; *p != NULL; p = &(*p)->next) {
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    }
+    r->cpus_avail += l->cpus;
+    r->gpus_avail += l->gpus;
+    wk_t *w = l->w;
+    if (w != NULL) {
+        if (!l->actor) {
+            w->state = WK_IDLE;
+        } else if (w->actors > 0 && --w->actors == 0) {
+            w->dedicated = false;
+        }
+        if (kill_it && w->ospid > 0) {
+            ra_log_warn("raylet", "killing worker %" PRId64 " at its "
+                        "owner's request", w->ospid);
+            kill((pid_t)w->ospid, SIGKILL);
+        }
+    }
+    (void)ctx;
+    free(l);
+}
+
+static void
+on_lease_req(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
+{
+    ra__rbuf_t b;
+    ra__rb_init(&b, m);
+    req_t *q = calloc(1, sizeof *q);
+    if (q == NULL) {
+        return;
+    }
+    q->req = ra__rb_u64(&b);
+    double cpus = ra__rb_f64(&b);
+    double gpus = ra__rb_f64(&b);
+    q->actor = ra__rb_u8(&b) != 0;
+    q->isolation = ra__rb_u8(&b);
+    q->owner = ra_sender(ctx);
+    if (b.bad || !(cpus >= 0 && cpus < 1e9) || !(gpus >= 0 && gpus < 1e9)) {
+        ra_log_warn("raylet", "malformed lease request dropped");
+        free(q);
+        return;
+    }
+    q->cpus = (int64_t)(cpus * UNIT + 0.5);
+    q->gpus = (int64_t)(gpus * UNIT + 0.5);
+    *r->reqs_tail = q;
+    r->reqs_tail = &q->next;
+    r->nreqs++;
+    try_grant(ctx, r);
+}
+
+static void
+on_lease_return(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
+{
+    ra__rbuf_t b;
+    ra__rb_init(&b, m);
+    uint64_t id = ra__rb_u64(&b);
+    bool kill = ra__rb_u8(&b) != 0;
+    if (b.bad) {
+        return;
+    }
+    for (lease_t *l = r->leases; l != NULL; l = l->next) {
+        if (l->id == id) {
+            lease_free(ctx, r, l, kill);
+            try_grant(ctx, r);
+            return;
+        }
+    }
+}
+
+static void
+on_register(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
+{
+    ra__rbuf_t b;
+    ra__rb_init(&b, m);
+    int64_t ospid = ra__rb_u32(&b);
+    ra_pid_t exec = ra__rb_pid(&b);
+    ra_pid_t host = ra__rb_pid(&b);
+    ra_pid_t core = ra__rb_pid(&b);
+    if (b.bad) {
+        ra_log_warn("raylet", "malformed worker registration dropped");
+        return;
+    }
+    wk_t *w = wk_find(r, ospid);
+    if (w == NULL) {
+        ra_log_warn("raylet", "registration from unknown process %" PRId64,
+                    ospid);
+        return;
+    }
+    if (!w->registered) {
+        r->starting--;
+    }
+    w->registered = true;
+    w->state = WK_IDLE;
+    w->exec = exec;
+    w->host = host;
+    w->core = core;
+    try_grant(ctx, r);
+}
+
+// worker_gone handles a worker process that ended: its leases return,
+// and the link to it is cut at once so that owners see DOWNs now, not
+// after missed heartbeats.
+static void
+worker_gone(ra_ctx_t *ctx, raylet_t *r, int64_t ospid, ra_reason_t why)
+{
+    wk_t *w = wk_find(r, ospid);
+    if (w == NULL) {
+        return;
+    }
+    char rs[64];
+    ra_log_info("raylet", "worker %" PRId64 " exited: %s", ospid,
+                ra_reason_str(why, rs, sizeof rs));
+    for (lease_t *l = r->leases, *n; l != NULL; l = n) {
+        n = l->next;
+        if (l->w == w || l->owner.proc == (uint32_t)ospid) {
+            if (l->w == w) {
+                l->w = NULL;
+            }
+            lease_free(ctx, r, l, false);
+        }
+    }
+    for (req_t **pp = &r->reqs; *pp != NULL;) {
+        req_t *q = *pp;
+        if (q->owner.proc == (uint32_t)ospid) {
+            *pp = q->next;
+            r->nreqs--;
+            free(q);
+        } else {
+            pp = &q->next;
+        }
+    }
+    r->reqs_tail = &r->reqs;
+    while (*r->reqs_tail != NULL) {
+        r->reqs_tail = &(*r->reqs_tail)->next;
+    }
+    if (!w->registered) {
+        r->starting--;
+    }
+    for (wk_t **p = &r->workers; *p != NULL; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    }
+    r->nworkers--;
+    free(w);
+    if (r->cfg.link != NULL) {
+        (void)ra_link_disconnect(r->cfg.link, ra_self(ctx).node,
+                                 (uint32_t)ospid);
+    }
+    while (r->nworkers < r->cfg.workers && start_worker(ctx, r) == 0) {
+    }
+    try_grant(ctx, r);
+}
+
+static void
+on_sup_event(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
+{
+    const bson_t *doc = ra_msg_bson(m);
+    bson_iter_t it;
+    const char *ev = NULL;
+    int64_t ospid = 0, reason = 0;
+    if (doc == NULL || !bson_iter_init(&it, doc)) {
+        return;
+    }
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        if (strcmp(k, "event") == 0 && BSON_ITER_HOLDS_UTF8(&it)) {
+            ev = bson_iter_utf8(&it, NULL);
+        } else if (strcmp(k, "ospid") == 0 && BSON_ITER_HOLDS_INT64(&it)) {
+            ospid = bson_iter_int64(&it);
+        } else if (strcmp(k, "reason") == 0 && BSON_ITER_HOLDS_INT64(&it)) {
+            reason = bson_iter_int64(&it);
+        }
+    }
+    if (ev == NULL || ospid <= 0) {
+        return;
+    }
+    if (strcmp(ev, "started") == 0) {
+        if (wk_find(r, ospid) == NULL) {
+            wk_add(r, ospid);
+        }
+    } else if (strcmp(ev, "exited") == 0) {
+        worker_gone(ctx, r, ospid, reason);
+    }
+}
+
+static void
+on_info(ra_ctx_t *ctx, raylet_t *r)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_f64(&b, (double)r->cpus_total / UNIT);
+    ra__wb_f64(&b, (double)r->cpus_avail / UNIT);
+    ra__wb_f64(&b, (double)r->gpus_total / UNIT);
+    ra__wb_f64(&b, (double)r->gpus_avail / UNIT);
+    ra__wb_u32(&b, r->nworkers);
+    ra__wb_u32(&b, r->nreqs);
+    unsigned nl = 0;
+    for (lease_t *l = r->leases; l != NULL; l = l->next) {
+        nl++;
+    }
+    ra__wb_u32(&b, nl);
+    if (ra__wb_msg(&b, RA__T_RAYLET_INFO, &m) == 0 &&
+        ra_reply(ctx, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
+// ---- the actor ----
+
+static int
+boot(ra_ctx_t *ctx, raylet_t *r)
+{
+    ra_sup_flags_t f = {
+        .strategy = RA_ONE_FOR_ONE,
+        .intensity = 1000000,
+        .period_ms = 1000,
+        .events = ra_self(ctx),
+    };
+    static const ra_child_spec_t none[1];
+    int rc = ra_sup_start(ra_ctx_runtime(ctx), ctx, &f, none, 0, &r->sup);
+    if (rc != 0) {
+        return rc;
+    }
+    if ((r->argv = read_cmdline()) == NULL ||
+        (r->envp = make_env(r, ra_self(ctx))) == NULL) {
+        return RA_ENOMEM;
+    }
+    for (unsigned i = 0; i < r->cfg.workers; i++) {
+        if ((rc = start_worker(ctx, r)) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int
+raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    raylet_t *r = state;
+    switch (ra_msg_tag(msg)) {
+    case RA__T_TICK:
+        return boot(ctx, r);
+    case RA__T_LEASE_REQ:
+        on_lease_req(ctx, r, msg);
+        break;
+    case RA__T_LEASE_RETURN:
+        on_lease_return(ctx, r, msg);
+        break;
+    case RA__T_REGISTER:
+        on_register(ctx, r, msg);
+        break;
+    case RA__T_RAYLET_INFO:
+        on_info(ctx, r);
+        break;
+    case RA_TAG_SUP_EVENT:
+        on_sup_event(ctx, r, msg);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static void
+raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
+{
+    (void)ctx;
+    (void)reason;
+    raylet_t *r = state;
+    while (r->workers != NULL) {
+        wk_t *w = r->workers;
+        r->workers = w->next;
+        free(w);
+    }
+    while (r->leases != NULL) {
+        lease_t *l = r->leases;
+        r->leases = l->next;
+        free(l);
+    }
+    while (r->reqs != NULL) {
+        req_t *q = r->reqs;
+        r->reqs = q->next;
+        free(q);
+    }
+    free_strv(r->argv);
+    free_strv(r->envp);
+    free((char *)r->cfg.session);
+    free((char *)r->cfg.endpoint);
+    free((char *)r->cfg.ns);
+    free(r);
+}
+
+static const ra_behaviour_t raylet_beh = {
+    .name = "rayo-raylet",
+    .handle = raylet_handle,
+    .terminate = raylet_terminate,
+};
+
+int
+ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
+                 ra_pid_t *out)
+{
+    raylet_t *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        return RA_ENOMEM;
+    }
+    r->cfg = *cfg;
+    r->cfg.session = strdup(cfg->session);
+    r->cfg.endpoint = strdup(cfg->endpoint);
+    r->cfg.ns = strdup(cfg->ns);
+    r->cpus_total = r->cpus_avail = (int64_t)(cfg->num_cpus * UNIT + 0.5);
+    r->gpus_total = r->gpus_avail = (int64_t)(cfg->num_gpus * UNIT + 0.5);
+    r->reqs_tail = &r->reqs;
+    if (r->cfg.session == NULL || r->cfg.endpoint == NULL ||
+        r->cfg.ns == NULL) {
+        raylet_terminate(NULL, r, 0);
+        return RA_ENOMEM;
+    }
+    int rc = ra_spawn(rt, &raylet_beh, r, NULL, out);
+    if (rc != 0) {
+        return rc;  // terminate freed r
+    }
+    ra_msg_t *m = NULL;
+    if ((rc = ra_msg_new_bytes(&m, RA__T_TICK, NULL, 0)) == 0 &&
+        (rc = ra_runtime_send(rt, *out, &m)) != 0) {
+        ra_msg_unref(&m);
+    }
+    return rc;
+}

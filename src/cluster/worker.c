@@ -1,0 +1,368 @@
+// worker.c - a worker process: the executor that runs tasks one at a
+// time, the host that starts actor instances, and the instances.
+//
+// A raylet starts a worker by running the program's own executable again
+// with RAYO_WORKER=1 and the addresses it needs in the environment; the
+// program's ra_init (or ra_worker_main) lands here and never returns.  The
+// worker joins the raylet's link, registers its executor and host, and
+// then only answers messages.  It ends when the raylet tells it to (STOP),
+// when the raylet's process is lost (a worker must not outlive its node),
+// or by a signal.
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "cluster_impl.h"
+#include "ra_error.h"
+#include "ra_link.h"
+#include "ra_log.h"
+
+// The task the executor is running, and whether it was asked to stop.
+// Global: written by the executor (running) and the host (cancel), both
+// atomics.
+static _Atomic uint64_t running_id;
+static _Atomic bool cancel_flag;
+
+// ---- the executor ----
+
+static int
+exec_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    (void)state;
+    if (ra_msg_tag(msg) != RA__T_TASK) {
+        return 0;
+    }
+    ra__task_view_t v;
+    int rc = ra__task_decode(msg, &v);
+    if (rc != 0) {
+        ra_log_warn("worker", "malformed task dropped: %s",
+                    ra_err_name(rc));
+        return 0;
+    }
+    ra_task_fn fn = v.type == RA__TASK_FN ? ra__fn_lookup(v.name) : NULL;
+    char why[256] = "";
+    if (fn == NULL) {
+        snprintf(why, sizeof why, "no remote function named \"%s\" in "
+                 "this executable (register it with RA_REMOTE_REGISTER)",
+                 v.name);
+    }
+    for (uint32_t i = 0; i < v.nargs && why[0] == '\0'; i++) {
+        if (v.args[i].kind == RA_ARG_REF) {
+            snprintf(why, sizeof why, "argument %u is an unresolved "
+                     "reference", i);
+        }
+    }
+    atomic_store(&cancel_flag, false);
+    atomic_store(&running_id, v.id);
+    ra__task_run(ctx, ra_sender(ctx), fn, &v, NULL,
+                 why[0] != '\0' ? RA_ETASK : 0,
+                 why[0] != '\0' ? why : NULL);
+    atomic_store(&running_id, 0);
+    free(v.args);
+    return 0;
+}
+
+static const ra_behaviour_t exec_beh = {
+    .name = "rayo-executor",
+    .handle = exec_handle,
+};
+
+// ---- actor instances ----
+
+typedef struct inst {
+    const ra_actor_class_t *cls;
+    void *state;
+    ra_pid_t owner;      // during init: who gets the constructor's result
+    uint64_t id;
+    uint32_t attempt;
+} inst_t;
+
+// inst_init tells the owner that the actor is up; sent by the instance
+// itself, so that the owner learns its pid from the sender.
+static int
+inst_init(ra_ctx_t *ctx, void **state)
+{
+    inst_t *in = *state;
+    ra_msg_t *res = NULL;
+    int rc = ra__result_msg(in->id, in->attempt, 0, RA_VAL_NONE, NULL, 0,
+                            &res);
+    if (rc == 0 && (rc = ra_send(ctx, in->owner, &res)) != 0) {
+        ra_msg_unref(&res);
+    }
+    return rc;
+}
+
+static int
+inst_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    inst_t *in = state;
+    if (ra_msg_tag(msg) != RA__T_TASK) {
+        return 0;
+    }
+    ra__task_view_t v;
+    int rc = ra__task_decode(msg, &v);
+    if (rc != 0 || v.type != RA__TASK_METHOD) {
+        free(v.args);
+        ra_log_warn("worker", "malformed actor call dropped");
+        return 0;
+    }
+    ra_task_fn fn = NULL;
+    for (size_t i = 0; i < in->cls->nmethods; i++) {
+        if (strcmp(in->cls->methods[i].name, v.name) == 0) {
+            fn = in->cls->methods[i].fn;
+            break;
+        }
+    }
+    char why[256] = "";
+    if (fn == NULL) {
+        snprintf(why, sizeof why, "class %s has no method \"%s\"",
+                 in->cls->name, v.name);
+    }
+    ra__task_run(ctx, ra_sender(ctx), fn, &v, &in->state,
+                 fn == NULL ? RA_ETASK : 0, fn == NULL ? why : NULL);
+    free(v.args);
+    return 0;
+}
+
+static void
+inst_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
+{
+    (void)ctx;
+    (void)reason;
+    inst_t *in = state;
+    if (in->cls->fini != NULL) {
+        in->cls->fini(in->state);
+    }
+    free(in);
+}
+
+static const ra_behaviour_t inst_beh = {
+    .name = "rayo-actor",
+    .init = inst_init,
+    .handle = inst_handle,
+    .terminate = inst_terminate,
+};
+
+// ---- the host ----
+
+// new_actor constructs an instance.  The constructor runs here, as the
+// host, before the instance exists; its result goes to the owner from the
+// instance (so that the owner learns its pid from the sender), or from the
+// host when the constructor failed.
+static void
+new_actor(ra_ctx_t *ctx, ra_msg_t *msg)
+{
+    ra__task_view_t v;
+    int rc = ra__task_decode(msg, &v);
+    ra_pid_t owner = ra_sender(ctx);
+    if (rc != 0 || v.type != RA__TASK_CTOR) {
+        free(v.args);
+        ra_log_warn("worker", "malformed actor creation dropped");
+        return;
+    }
+    const ra_actor_class_t *cls = ra__class_lookup(v.name);
+    inst_t *in = cls != NULL ? calloc(1, sizeof *in) : NULL;
+    if (in == NULL) {
+        char why[256];
+        snprintf(why, sizeof why, cls == NULL
+                 ? "no actor class named \"%s\" in this executable "
+                   "(register it with RA_ACTOR_CLASS_REGISTER)"
+                 : "out of memory creating an actor of class %s", v.name);
+        ra_msg_t *res = NULL;
+        if (ra__result_msg(v.id, v.attempt, RA_ETASK, RA_VAL_NONE, why,
+                           strlen(why), &res) == 0 &&
+            ra_send(ctx, owner, &res) != 0) {
+            ra_msg_unref(&res);
+        }
+        free(v.args);
+        return;
+    }
+    in->cls = cls;
+    ra_task_t t = {.view = &v};
+    rc = cls->init != NULL ? cls->init(&t) : 0;
+    in->state = t.state;
+    if (rc != 0) {
+        char why[1100];
+        snprintf(why, sizeof why, "%s", t.errtext != NULL ? t.errtext
+                                                           : ra_err_name(rc));
+        ra_msg_t *res = NULL;
+        if (ra__result_msg(v.id, v.attempt, RA_ETASK, RA_VAL_NONE, why,
+                           strlen(why), &res) == 0 &&
+            ra_send(ctx, owner, &res) != 0) {
+            ra_msg_unref(&res);
+        }
+        if (cls->fini != NULL) {
+            cls->fini(in->state);
+        }
+        free(in);
+        free(t.rdata);
+        free(t.errtext);
+        free(v.args);
+        return;
+    }
+    free(t.rdata);
+    free(t.errtext);
+    in->owner = owner;
+    in->id = v.id;
+    in->attempt = v.attempt;
+    rc = ra_spawn(ra_ctx_runtime(ctx), &inst_beh, in, NULL, NULL);
+    if (rc != 0) {
+        // init failed to send, or the spawn itself failed: in is freed by
+        // terminate only if the actor existed, so tell the owner here.
+        char why[128];
+        snprintf(why, sizeof why, "the instance could not start: %s",
+                 ra_err_name(rc));
+        ra_msg_t *res = NULL;
+        if (ra__result_msg(v.id, v.attempt, RA_ETASK, RA_VAL_NONE, why,
+                           strlen(why), &res) == 0 &&
+            ra_send(ctx, owner, &res) != 0) {
+            ra_msg_unref(&res);
+        }
+    }
+    free(v.args);
+}
+
+static int
+host_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    (void)state;
+    ra__rbuf_t r;
+    switch (ra_msg_tag(msg)) {
+    case RA__T_ACTOR_NEW:
+        new_actor(ctx, msg);
+        break;
+    case RA__T_CANCEL:
+        ra__rb_init(&r, msg);
+        uint64_t id = ra__rb_u64(&r);
+        if (!r.bad && id != 0 && atomic_load(&running_id) == id) {
+            atomic_store(&cancel_flag, true);
+        }
+        break;
+    case RA__T_STOP:
+        _exit(0);
+    default:
+        break;
+    }
+    return 0;
+}
+
+static const ra_behaviour_t host_beh = {
+    .name = "rayo-host",
+    .handle = host_handle,
+};
+
+const _Atomic bool *
+ra__worker_cancel_flag(void)
+{
+    return &cancel_flag;
+}
+
+// ---- the worker process ----
+
+static int
+env_pid(const char *name, ra_pid_t *p)
+{
+    const char *s = getenv(name);
+    unsigned n, pr, id, gen;
+    if (s == NULL || sscanf(s, "%u.%u.%u.%u", &n, &pr, &id, &gen) != 4) {
+        return RA_EINVAL;
+    }
+    *p = (ra_pid_t){n, pr, id, gen};
+    return 0;
+}
+
+static void
+die_early(const char *what, int rc)
+{
+    fprintf(stderr, "rayo worker %d: %s: %s\n", (int)getpid(), what,
+            ra_strerror(rc));
+    _exit(70);
+}
+
+void
+ra__worker_run(void)
+{
+    static ra__cluster_t c;
+    int rc;
+    // A worker must not outlive the process that started it.
+    const char *pp = getenv("RAYO_PPID");
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (pp == NULL || (pid_t)atol(pp) != getppid()) {
+        _exit(0);
+    }
+    const char *sess = getenv("RAYO_SESSION");
+    const char *ep = getenv("RAYO_RAYLET_EP");
+    const char *node = getenv("RAYO_NODE");
+    const char *ns = getenv("RAYO_NS");
+    const char *th = getenv("RAYO_THREADS");
+    if (sess == NULL || ep == NULL || node == NULL ||
+        env_pid("RAYO_RAYLET", &c.raylet) != 0 ||
+        env_pid("RAYO_GCS", &c.gcs) != 0) {
+        die_early("incomplete worker environment", RA_EINVAL);
+    }
+    c.worker = true;
+    c.node = (uint32_t)atol(node);
+    c.proc = (uint32_t)getpid();
+    snprintf(c.session, sizeof c.session, "%s", sess);
+    snprintf(c.ns, sizeof c.ns, "%s", ns != NULL ? ns : "default");
+    ra_runtime_opts_t ro = {.node = c.node, .proc = (uint32_t)getpid(),
+                            .threads = th != NULL ? (unsigned)atoi(th) : 0};
+    if ((rc = ra_runtime_new(&c.rt, &ro)) != 0) {
+        die_early("runtime", rc);
+    }
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/sock", sess);
+    ra_link_opts_t lo = {.ipc_dir = dir, .idle_ms = UINT32_MAX};
+    ra_link_t *l = NULL;
+    if ((rc = ra_link_start(c.rt, &lo, &l)) != 0) {
+        die_early("link", rc);
+    }
+    c.link = l;
+    if ((rc = ra_link_route(l, c.raylet.node, c.raylet.proc, ep)) != 0) {
+        die_early("route to the raylet", rc);
+    }
+    ra__g = &c;
+    if ((rc = ra__core_start(&c)) != 0) {
+        die_early("core", rc);
+    }
+    ra_pid_t exec, host;
+    if ((rc = ra_spawn(c.rt, &exec_beh, NULL, NULL, &exec)) != 0 ||
+        (rc = ra_spawn(c.rt, &host_beh, NULL, NULL, &host)) != 0) {
+        die_early("executor", rc);
+    }
+    ra_ctx_t *scope = NULL;
+    if ((rc = ra_scope_new(c.rt, &scope)) != 0) {
+        die_early("scope", rc);
+    }
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u32(&b, (uint32_t)getpid());
+    ra__wb_pid(&b, exec);
+    ra__wb_pid(&b, host);
+    ra__wb_pid(&b, c.core);
+    if ((rc = ra__wb_msg(&b, RA__T_REGISTER, &m)) != 0 ||
+        (rc = ra_send(scope, c.raylet, &m)) != 0) {
+        die_early("register with the raylet", rc);
+    }
+    uint64_t ref;
+    if ((rc = ra_link_monitor_node(scope, c.raylet.node, c.raylet.proc,
+                                   &ref)) != 0) {
+        die_early("watch the raylet", rc);
+    }
+    for (;;) {
+        ra_msg_t *in = NULL;
+        if (ra_receive(scope, -1, &in) == 0) {
+            bool down = ra_msg_kind(in) == RA_MSG_DOWN;
+            ra_msg_unref(&in);
+            if (down) {
+                // The raylet's process is gone: so is our reason to be.
+                _exit(0);
+            }
+        }
+    }
+}

@@ -1,0 +1,662 @@
+// check_cluster.c - the embedded cluster end to end: real worker
+// processes (this test binary, re-executed in worker mode), real links,
+// real LMDB tables.
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <rayo.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define RA_ARG_STR_EMPTY RA_ARG_BYTES("", 0)
+
+// ---- remote functions used by the tests ----
+
+static int
+add(ra_task_t *t)
+{
+    return ra_task_return_i64(t, ra_task_arg_i64(t, 0) +
+                                     ra_task_arg_i64(t, 1));
+}
+RA_REMOTE_REGISTER(add)
+
+static int
+my_pid(ra_task_t *t)
+{
+    return ra_task_return_i64(t, (int64_t)getpid());
+}
+RA_REMOTE_REGISTER(my_pid)
+
+static int
+echo_bson(ra_task_t *t)
+{
+    bson_t doc;
+    int rc = ra_task_arg_bson(t, 0, &doc);
+    if (rc != 0) {
+        return ra_task_fail(t, "not a BSON document");
+    }
+    bson_t out = BSON_INITIALIZER;
+    bson_iter_t it;
+    int64_t x = 0;
+    if (bson_iter_init_find(&it, &doc, "x") && BSON_ITER_HOLDS_INT64(&it)) {
+        x = bson_iter_int64(&it);
+    }
+    BSON_APPEND_INT64(&out, "twice", 2 * x);
+    rc = ra_task_return_bson(t, &out);
+    bson_destroy(&out);
+    return rc;
+}
+RA_REMOTE_REGISTER(echo_bson)
+
+static int
+fails(ra_task_t *t)
+{
+    return ra_task_fail(t, "bad input %lld",
+                        (long long)ra_task_arg_i64(t, 0));
+}
+RA_REMOTE_REGISTER(fails)
+
+// die_once kills its own worker (with the signal in argument 1) the first
+// time, found by a marker file named by argument 0, and answers 42 after.
+static int
+die_once(ra_task_t *t)
+{
+    size_t len;
+    const char *path = ra_task_arg(t, 0, &len);
+    char p[512];
+    snprintf(p, sizeof p, "%.*s", (int)len, path);
+    int fd = open(p, O_CREAT | O_EXCL | O_WRONLY, 0600);
+    if (fd >= 0) {
+        close(fd);
+        raise((int)ra_task_arg_i64(t, 1));
+    }
+    return ra_task_return_i64(t, 42);
+}
+RA_REMOTE_REGISTER(die_once)
+
+// sleeper writes its pid to the file named by argument 0, then sleeps
+// argument 1 milliseconds (stopping early when cancelled).
+static int
+sleeper(ra_task_t *t)
+{
+    size_t len;
+    const char *path = ra_task_arg(t, 0, &len);
+    if (len != 0) {
+        char p[512];
+        snprintf(p, sizeof p, "%.*s", (int)len, path);
+        FILE *f = fopen(p, "w");
+        if (f != NULL) {
+            fprintf(f, "%d\n", (int)getpid());
+            fclose(f);
+        }
+    }
+    int64_t ms = ra_task_arg_i64(t, 1);
+    for (int64_t i = 0; i < ms && !ra_task_cancelled(t); i++) {
+        usleep(1000);
+    }
+    return ra_task_return_i64(t, ms);
+}
+RA_REMOTE_REGISTER(sleeper)
+
+// gate waits (at most a minute) until the file named by argument 0
+// exists, then returns 1.
+static int
+gate(ra_task_t *t)
+{
+    size_t len;
+    const char *path = ra_task_arg(t, 0, &len);
+    char p[512];
+    snprintf(p, sizeof p, "%.*s", (int)len, path);
+    for (int i = 0; i < 60000 && access(p, F_OK) != 0; i++) {
+        usleep(1000);
+    }
+    return ra_task_return_i64(t, access(p, F_OK) == 0);
+}
+RA_REMOTE_REGISTER(gate)
+
+// deaf sleeps and ignores cancellation: its worker has to be killed.
+static int
+deaf(ra_task_t *t)
+{
+    usleep((useconds_t)ra_task_arg_i64(t, 0) * 1000);
+    return 0;
+}
+RA_REMOTE_REGISTER(deaf)
+
+// ---- an actor class ----
+
+typedef struct acct {
+    int64_t balance;
+} acct_t;
+
+static int
+acct_init(ra_task_t *t)
+{
+    acct_t *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        return RA_ENOMEM;
+    }
+    if (ra_task_arg_i64(t, 0) < 0) {
+        free(a);
+        return ra_task_fail(t, "negative opening balance");
+    }
+    a->balance = ra_task_arg_i64(t, 0);
+    ra_task_set_state(t, a);
+    return 0;
+}
+
+static void
+acct_fini(void *s)
+{
+    free(s);
+}
+
+static int
+acct_deposit(ra_task_t *t)
+{
+    acct_t *a = ra_task_state(t);
+    a->balance += ra_task_arg_i64(t, 0);
+    return ra_task_return_i64(t, a->balance);
+}
+
+static int
+acct_pid(ra_task_t *t)
+{
+    return ra_task_return_i64(t, (int64_t)getpid());
+}
+
+static const ra_method_t acct_methods[] = {
+    {"deposit", acct_deposit},
+    {"pid", acct_pid},
+};
+
+static const ra_actor_class_t Account = {
+    .name = "Account",
+    .init = acct_init,
+    .fini = acct_fini,
+    .methods = acct_methods,
+    .nmethods = 2,
+};
+RA_ACTOR_CLASS_REGISTER(Account)
+
+// deposit_named runs in a worker: it looks up a named actor and calls it,
+// so it exercises the GCS and actor calls from another process.
+static int
+deposit_named(ra_task_t *t)
+{
+    ra_actor_t a;
+    ra_ref_t r;
+    int64_t x;
+    int rc = ra_actor_lookup("bank", NULL, &a);
+    if (rc != 0) {
+        return ra_task_fail(t, "lookup: %s", ra_err_name(rc));
+    }
+    if ((rc = ra_actor_call(a, "deposit", &RA_ARG_I64(ra_task_arg_i64(t, 0)),
+                            1, &r)) != 0) {
+        return ra_task_fail(t, "call: %s", ra_err_name(rc));
+    }
+    if ((rc = ra_get_i64(r, 10000, &x)) != 0) {
+        return ra_task_fail(t, "get: %s", ra_err_name(rc));
+    }
+    ra_release(r);
+    return ra_task_return_i64(t, x);
+}
+RA_REMOTE_REGISTER(deposit_named)
+
+// ---- fixtures ----
+
+static void
+start(void)
+{
+    ra_init_opts_t o = {.num_cpus = 2, .workers = 2, .max_workers = 8};
+    RA_CK_OK(ra_init_opts(&o));
+}
+
+// stop checks that every resource came back, then stops the cluster.
+static void
+stop(void)
+{
+    double ct = 0, ca = -1, gt = 0, ga = -1;
+    uint64_t dl = ra_test_now_ms() + 5000;
+    for (;;) {
+        RA_CK_OK(ra_cluster_resources(&ct, &ca, &gt, &ga));
+        if ((ct == ca && gt == ga) || ra_test_now_ms() > dl) {
+            break;
+        }
+        ra_test_sleep_ms(5);
+    }
+    ck_assert_msg(ct == ca && gt == ga,
+                  "resources not returned: CPU %g of %g, GPU %g of %g", ca,
+                  ct, ga, gt);
+    ra_shutdown();
+}
+
+static char *
+marker(const char *name)
+{
+    static char p[600];
+    snprintf(p, sizeof p, "%s/%s", ra_cluster_session_dir(), name);
+    return p;
+}
+
+// ---- tasks ----
+
+START_TEST(test_cluster_tasks_return_values)
+{
+    start();
+    enum { N = 200 };
+    ra_ref_t r[N];
+    for (int i = 0; i < N; i++) {
+        ra_arg_t args[2] = {RA_ARG_I64(i), RA_ARG_I64(1000)};
+        RA_CK_OK(ra_remote("add", args, 2, NULL, &r[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        int64_t x = -1;
+        RA_CK_OK(ra_get_i64(r[i], 20000, &x));
+        ck_assert_int_eq(x, i + 1000);
+        ra_release(r[i]);
+    }
+    // The value of a released reference is gone.
+    RA_CK_ERR(ra_get(r[0], 0, NULL), RA_ENOENT);
+    stop();
+}
+END_TEST
+
+START_TEST(test_cluster_tasks_run_in_worker_processes)
+{
+    start();
+    ra_ref_t r;
+    int64_t pid = 0;
+    RA_CK_OK(ra_remote("my_pid", NULL, 0, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &pid));
+    ck_assert_int_gt(pid, 0);
+    ck_assert_int_ne(pid, getpid());
+    ck_assert_int_eq(kill((pid_t)pid, 0), 0);
+    ra_release(r);
+    stop();
+    // ra_shutdown stopped the workers.
+    RA_CK_WAIT(kill((pid_t)pid, 0) != 0, 5000);
+}
+END_TEST
+
+START_TEST(test_cluster_bson_and_refs_as_arguments)
+{
+    start();
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_INT64(&doc, "x", 21);
+    ra_ref_t r, a, b, c;
+    RA_CK_OK(ra_remote("echo_bson", &RA_ARG_BSON(&doc), 1, NULL, &r));
+    bson_destroy(&doc);
+    ra_value_t *v = NULL;
+    RA_CK_OK(ra_get(r, 20000, &v));
+    bson_t out;
+    bson_iter_t it;
+    RA_CK_OK(ra_value_bson(v, &out));
+    ck_assert(bson_iter_init_find(&it, &out, "twice"));
+    ck_assert_int_eq(bson_iter_int64(&it), 42);
+    ra_value_free(&v);
+    ra_release(r);
+    // A chain: c = (1 + 2) + put(10); a reference to an unfinished task's
+    // result is resolved before the dependent task runs.
+    ra_arg_t args[2] = {RA_ARG_I64(1), RA_ARG_I64(2)};
+    RA_CK_OK(ra_remote("add", args, 2, NULL, &a));
+    RA_CK_OK(ra_put(&RA_ARG_I64(10), &b));
+    ra_arg_t args2[2] = {RA_ARG_REF(a), RA_ARG_REF(b)};
+    RA_CK_OK(ra_remote("add", args2, 2, NULL, &c));
+    ra_release(a);   // c still holds it
+    int64_t x = 0;
+    RA_CK_OK(ra_get_i64(c, 20000, &x));
+    ck_assert_int_eq(x, 13);
+    RA_CK_OK(ra_get_i64(b, 0, &x));
+    ck_assert_int_eq(x, 10);
+    ra_release(b);
+    ra_release(c);
+    stop();
+}
+END_TEST
+
+START_TEST(test_cluster_errors_are_values)
+{
+    start();
+    ra_ref_t r;
+    ra_value_t *v = NULL;
+    RA_CK_OK(ra_remote("fails", &RA_ARG_I64(7), 1, NULL, &r));
+    RA_CK_ERR(ra_get(r, 20000, &v), RA_ETASK);
+    ck_assert_ptr_nonnull(strstr(ra_value_error(v), "bad input 7"));
+    ck_assert_ptr_nonnull(strstr(ra_value_error(v), "fails"));
+    ra_value_free(&v);
+    // A task taking a failed result fails with its error.
+    ra_ref_t r2;
+    RA_CK_OK(ra_remote("add", (ra_arg_t[]){RA_ARG_REF(r), RA_ARG_I64(1)}, 2,
+                       NULL, &r2));
+    RA_CK_ERR(ra_get(r2, 20000, &v), RA_ETASK);
+    ck_assert_ptr_nonnull(strstr(ra_value_error(v), "bad input 7"));
+    ra_value_free(&v);
+    ra_release(r);
+    ra_release(r2);
+    // Unknown functions, impossible resources, bad arguments.
+    RA_CK_ERR(ra_remote("no_such_fn", NULL, 0, NULL, &r), RA_ENOENT);
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    o.num_cpus = 64;
+    RA_CK_ERR(ra_remote("add", NULL, 0, &o, &r), RA_EINFEASIBLE);
+    o = RA_TASK_OPTS_INIT;
+    o.num_gpus = 1;
+    RA_CK_ERR(ra_remote("add", NULL, 0, &o, &r), RA_EINFEASIBLE);
+    o = RA_TASK_OPTS_INIT;
+    o.num_cpus = -1;
+    RA_CK_ERR(ra_remote("add", NULL, 0, &o, &r), RA_EINVAL);
+    RA_CK_ERR(ra_remote("add", (ra_arg_t[]){RA_ARG_REF(RA_REF_NIL)}, 1,
+                        NULL, &r), RA_ENOENT);
+    stop();
+    RA_CK_ERR(ra_remote("add", NULL, 0, NULL, &r), RA_ECLOSED);
+}
+END_TEST
+
+START_TEST(test_cluster_fractional_cpus_share)
+{
+    start();
+    enum { N = 8 };
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    o.num_cpus = 0.25;
+    ra_ref_t r[N];
+    const char *m = marker("gate");
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_remote("gate", &RA_ARG_BYTES(m, strlen(m)), 1, &o,
+                           &r[i]));
+    }
+    // Eight quarter-CPU tasks fill two CPUs exactly: all eight hold a
+    // worker at once, and then nothing is left.
+    double avail = -1;
+    RA_CK_WAIT(ra_cluster_resources(NULL, &avail, NULL, NULL) == 0 &&
+                   avail == 0.0, 60000);
+    FILE *f = fopen(m, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    for (int i = 0; i < N; i++) {
+        int64_t x;
+        RA_CK_OK(ra_get_i64(r[i], 60000, &x));
+        ck_assert_int_eq(x, 1);
+        ra_release(r[i]);
+    }
+    stop();
+}
+END_TEST
+
+// ---- failures ----
+
+START_TEST(test_cluster_worker_killed_task_retried)
+{
+    start();
+    int sigs[2] = {SIGKILL, SIGSEGV};
+    for (int i = 0; i < 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "die-%d", i);
+        const char *m = marker(name);
+        ra_arg_t args[2] = {RA_ARG_BYTES(m, strlen(m)), RA_ARG_I64(sigs[i])};
+        ra_ref_t r;
+        int64_t x = 0;
+        RA_CK_OK(ra_remote("die_once", args, 2, NULL, &r));
+        RA_CK_OK(ra_get_i64(r, 20000, &x));
+        ck_assert_int_eq(x, 42);
+        ra_release(r);
+    }
+    // Without retries the caller gets RA_EWORKER, saying what happened.
+    const char *m = marker("die-noretry");
+    ra_arg_t args[2] = {RA_ARG_BYTES(m, strlen(m)), RA_ARG_I64(SIGKILL)};
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    o.max_retries = 0;
+    ra_ref_t r;
+    ra_value_t *v = NULL;
+    RA_CK_OK(ra_remote("die_once", args, 2, &o, &r));
+    RA_CK_ERR(ra_get(r, 20000, &v), RA_EWORKER);
+    ck_assert_ptr_nonnull(strstr(ra_value_error(v), "died"));
+    ra_value_free(&v);
+    ra_release(r);
+    // The pool replaced the dead workers: work still runs.
+    RA_CK_OK(ra_remote("add", (ra_arg_t[]){RA_ARG_I64(1), RA_ARG_I64(1)}, 2,
+                       NULL, &r));
+    int64_t x;
+    RA_CK_OK(ra_get_i64(r, 20000, &x));
+    ck_assert_int_eq(x, 2);
+    ra_release(r);
+    stop();
+}
+END_TEST
+
+static pid_t
+read_pid(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%d", &pid) != 1) {
+            pid = 0;
+        }
+        fclose(f);
+    }
+    return (pid_t)pid;
+}
+
+START_TEST(test_cluster_worker_killed_from_outside)
+{
+    start();
+    const char *m = marker("sleeper-pid");
+    ra_arg_t args[2] = {RA_ARG_BYTES(m, strlen(m)), RA_ARG_I64(300)};
+    ra_ref_t r;
+    RA_CK_OK(ra_remote("sleeper", args, 2, NULL, &r));
+    RA_CK_WAIT(read_pid(m) > 0, 10000);
+    pid_t victim = read_pid(m);
+    unlink(m);
+    ck_assert_int_eq(kill(victim, SIGKILL), 0);
+    int64_t x = 0;
+    RA_CK_OK(ra_get_i64(r, 20000, &x));
+    ck_assert_int_eq(x, 300);
+    ck_assert_int_ne(read_pid(m), victim);   // the retry ran elsewhere
+    ra_release(r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_cluster_deadline_and_cancel)
+{
+    start();
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    o.timeout_ms = 100;
+    ra_ref_t r;
+    ra_value_t *v = NULL;
+    uint64_t t0 = ra_test_now_ms();
+    RA_CK_OK(ra_remote("sleeper", (ra_arg_t[]){RA_ARG_STR_EMPTY,
+                                               RA_ARG_I64(5000)},
+                       2, &o, &r));
+    RA_CK_ERR(ra_get(r, 20000, &v), RA_ETIMEOUT);
+    ck_assert_uint_lt(ra_test_now_ms() - t0, 3000);
+    ra_value_free(&v);
+    ra_release(r);
+    // Cancel: the function sees ra_task_cancelled and stops.
+    RA_CK_OK(ra_remote("sleeper", (ra_arg_t[]){RA_ARG_STR_EMPTY,
+                                               RA_ARG_I64(5000)},
+                       2, NULL, &r));
+    ra_test_sleep_ms(50);
+    RA_CK_OK(ra_cancel(r, false));
+    RA_CK_ERR(ra_get(r, 20000, NULL), RA_ECANCELED);
+    RA_CK_ERR(ra_cancel(r, false), RA_EALREADY);
+    ra_release(r);
+    // A function that ignores it is killed after the grace period.
+    o.timeout_ms = 50;
+    RA_CK_OK(ra_remote("deaf", &RA_ARG_I64(10000), 1, &o, &r));
+    RA_CK_ERR(ra_get(r, 20000, NULL), RA_ETIMEOUT);
+    ra_release(r);
+    stop();   // resources came back: the deaf worker was killed
+}
+END_TEST
+
+// ---- actors ----
+
+START_TEST(test_cluster_actor_keeps_state_in_order)
+{
+    start();
+    ra_actor_t a;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(100), 1, NULL, &a));
+    enum { N = 500 };
+    ra_ref_t r[N];
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(1), 1, &r[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        int64_t x;
+        RA_CK_OK(ra_get_i64(r[i], 20000, &x));
+        ck_assert_int_eq(x, 101 + i);   // in the order made
+        ra_release(r[i]);
+    }
+    ra_value_t *v = NULL;
+    ra_ref_t bad;
+    RA_CK_OK(ra_actor_call(a, "withdraw", NULL, 0, &bad));
+    RA_CK_ERR(ra_get(bad, 20000, &v), RA_ETASK);
+    ck_assert_ptr_nonnull(strstr(ra_value_error(v), "no method"));
+    ra_value_free(&v);
+    ra_release(bad);
+    RA_CK_OK(ra_actor_kill(a));
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(1), 1, &bad));
+    RA_CK_ERR(ra_get(bad, 20000, NULL), RA_EACTOR);
+    ra_release(bad);
+    RA_CK_ERR(ra_actor_create("Account", &RA_ARG_I64(-5), 1, NULL, &a),
+              RA_ETASK);
+    RA_CK_ERR(ra_actor_create("NoSuchClass", NULL, 0, NULL, &a), RA_ENOENT);
+    stop();
+}
+END_TEST
+
+START_TEST(test_cluster_actor_restarts_after_kill9)
+{
+    start();
+    ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
+    o.max_restarts = 1;
+    o.max_task_retries = -1;
+    ra_actor_t a;
+    ra_ref_t r;
+    int64_t pid = 0, x = 0;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(5), 1, &o, &a));
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(1), 1, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &x));
+    ck_assert_int_eq(x, 6);
+    ra_release(r);
+    RA_CK_OK(ra_actor_call(a, "pid", NULL, 0, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &pid));
+    ra_release(r);
+    ck_assert_int_eq(kill((pid_t)pid, SIGKILL), 0);
+    // Restarted from its constructor (state is not kept: 5 + 1 again),
+    // and the call is retried on the new instance.
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(1), 1, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &x));
+    ck_assert_int_eq(x, 6);
+    ra_release(r);
+    RA_CK_OK(ra_actor_call(a, "pid", NULL, 0, &r));
+    int64_t pid2 = 0;
+    RA_CK_OK(ra_get_i64(r, 20000, &pid2));
+    ck_assert_int_ne(pid2, pid);
+    ra_release(r);
+    // Its one restart is used up: the next death is final.
+    ck_assert_int_eq(kill((pid_t)pid2, SIGKILL), 0);
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(1), 1, &r));
+    RA_CK_ERR(ra_get(r, 20000, NULL), RA_EACTOR);
+    ra_release(r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_cluster_named_actor_from_another_process)
+{
+    start();
+    ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
+    o.name = "bank";
+    ra_actor_t a, b;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(0), 1, &o, &a));
+    RA_CK_ERR(ra_actor_create("Account", &RA_ARG_I64(0), 1, &o, &b),
+              RA_EEXIST);
+    ra_ref_t r;
+    int64_t x = 0;
+    RA_CK_OK(ra_remote("deposit_named", &RA_ARG_I64(7), 1, NULL, &r));
+    ra_value_t *v = NULL;
+    int rc = ra_get(r, 20000, &v);
+    ck_assert_msg(rc == 0, "deposit_named: %s: %s", ra_err_name(rc),
+                  ra_value_error(v));
+    ck_assert_int_eq(ra_value_i64(v), 7);
+    ra_value_free(&v);
+    ra_release(r);
+    RA_CK_OK(ra_actor_lookup("bank", NULL, &b));
+    RA_CK_OK(ra_actor_call(b, "deposit", &RA_ARG_I64(3), 1, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &x));
+    ck_assert_int_eq(x, 10);
+    ra_release(r);
+    RA_CK_ERR(ra_actor_lookup("bank", "other-namespace", &b), RA_ENOENT);
+    RA_CK_ERR(ra_actor_lookup("nobody", NULL, &b), RA_ENOENT);
+    // Killed, its name is free again.
+    RA_CK_OK(ra_actor_kill(a));
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(1), 1, &r));
+    RA_CK_ERR(ra_get(r, 20000, NULL), RA_EACTOR);
+    ra_release(r);
+    RA_CK_ERR(ra_actor_lookup("bank", NULL, &b), RA_ENOENT);
+    stop();
+}
+END_TEST
+
+START_TEST(test_cluster_init_twice_and_shutdown_twice)
+{
+    start();
+    RA_CK_ERR(ra_init(NULL), RA_EALREADY);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", ra_cluster_session_dir());
+    struct stat st;
+    ck_assert_int_eq(stat(dir, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0700);
+    stop();
+    ra_shutdown();
+    ck_assert(!ra_is_initialized());
+    ck_assert_int_ne(stat(dir, &st), 0);   // the session is cleaned up
+    setenv("RAYO_ADDRESS", "10.0.0.1:1", 1);
+    RA_CK_ERR(ra_init(NULL), RA_ENOTSUP);
+    unsetenv("RAYO_ADDRESS");
+}
+END_TEST
+
+static Suite *
+cluster_suite(void)
+{
+    Suite *s = suite_create("cluster");
+    TCase *tc = tcase_create("tasks");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_cluster_tasks_return_values);
+    tcase_add_test(tc, test_cluster_tasks_run_in_worker_processes);
+    tcase_add_test(tc, test_cluster_bson_and_refs_as_arguments);
+    tcase_add_test(tc, test_cluster_errors_are_values);
+    tcase_add_test(tc, test_cluster_fractional_cpus_share);
+    tcase_add_test(tc, test_cluster_init_twice_and_shutdown_twice);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("failures");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_cluster_worker_killed_task_retried);
+    tcase_add_test(tc, test_cluster_worker_killed_from_outside);
+    tcase_add_test(tc, test_cluster_deadline_and_cancel);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("actors");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_cluster_actor_keeps_state_in_order);
+    tcase_add_test(tc, test_cluster_actor_restarts_after_kill9);
+    tcase_add_test(tc, test_cluster_named_actor_from_another_process);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    // Worker processes are this binary again: they must serve, not test.
+    ra_worker_main();
+    return ra_test_run(cluster_suite());
+}
