@@ -4,3 +4,5 @@ tools_rayo_SOURCES = tools/rayo.c tools/bench_actor.c \
 	tools/bench_link.c tools/bench_supervisor.c tools/rayo_tool.h
 # bench_link.c measures bare libzmq beside rayo, so it links libzmq itself.
 tools_rayo_LDADD = librayo.la $(BSON_LIBS) $(ZMQ_LIBS)
+# `rayo bench core`: the cluster API, like `ray microbenchmark`.
+tools_rayo_SOURCES += tools/bench_core.c

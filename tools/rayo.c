@@ -111,6 +111,8 @@ static const ra_tool_cmd_t bench_cmds[] = {
      "links between processes: round trips, throughput, vs libzmq"},
     {"supervisor", ra__tool_bench_supervisor,
      "supervisors: restart latency and rate, dynamic children"},
+    {"core", ra__tool_bench_core,
+     "cluster API: tasks, actor calls, objects, actor creation"},
 };
 
 static int
@@ -248,6 +250,9 @@ log_from_env(void)
 int
 main(int argc, char **argv)
 {
+    // `rayo bench core` starts worker processes that run this executable
+    // again, with the same arguments: they must serve, not run the command.
+    ra_worker_main();
     log_from_env();
     // --version is only meaningful at the top, so it is handled here rather
     // than by the generic dispatcher.

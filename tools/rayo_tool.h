@@ -82,4 +82,10 @@ int ra__tool_bench_link(const char *prog, int argc, char **argv);
 // rate, dynamic children.
 int ra__tool_bench_supervisor(const char *prog, int argc, char **argv);
 
+// ra__tool_bench_core is `rayo bench core`: the cluster API's tasks, actor
+// calls, objects and actor creation, shaped like `ray microbenchmark`, on
+// one embedded cluster whose workers are this executable (main calls
+// ra_worker_main first).
+int ra__tool_bench_core(const char *prog, int argc, char **argv);
+
 #endif

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster_impl.h"
@@ -29,6 +30,20 @@
 #include "ra_supervisor.h"
 
 #define UNIT 10000.0
+// A worker above the pool's base size that stays idle this long is
+// retired (Ray: idle_worker_killing_time_threshold_ms).
+#define IDLE_RETIRE_MS 1000
+#define REAP_EVERY_MS 500
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum { RAYLET_BOOT = 0, RAYLET_REAP = 1 };
 
 enum { WK_STARTING = 0, WK_IDLE = 1, WK_LEASED = 2 };
 
@@ -38,6 +53,8 @@ typedef struct wk {
     bool registered;
     bool dedicated;           // hosts one isolated actor
     unsigned actors;          // shared actors hosted
+    int64_t idle_since;       // ms, while idle with no actors; else 0
+    bool stopping;            // told to exit (retired)
     ra_pid_t exec, host, core;
     struct wk *next;
 } wk_t;
@@ -291,7 +308,7 @@ pick_worker(raylet_t *r, const req_t *q)
 {
     wk_t *best = NULL;
     for (wk_t *w = r->workers; w != NULL; w = w->next) {
-        if (!w->registered || w->dedicated) {
+        if (!w->registered || w->dedicated || w->stopping) {
             continue;
         }
         if (!q->actor) {
@@ -346,6 +363,7 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
             } else {
                 w->actors++;
             }
+            w->idle_since = 0;
             reply_grant(ctx, q, 0, l);
         }
         *pp = q->next;
@@ -377,6 +395,9 @@ lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
             w->state = WK_IDLE;
         } else if (w->actors > 0 && --w->actors == 0) {
             w->dedicated = false;
+        }
+        if (w->state == WK_IDLE && w->actors == 0) {
+            w->idle_since = mono_ms();
         }
         if (kill_it && w->ospid > 0) {
             ra_log_warn("raylet", "killing worker %" PRId64 " at its "
@@ -459,6 +480,7 @@ on_register(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     }
     w->registered = true;
     w->state = WK_IDLE;
+    w->idle_since = mono_ms();
     w->exec = exec;
     w->host = host;
     w->core = core;
@@ -575,6 +597,43 @@ on_info(ra_ctx_t *ctx, raylet_t *r)
     }
 }
 
+// reap retires workers above the base pool size that have been idle
+// for IDLE_RETIRE_MS: they are told to exit, and their exit event removes
+// them.  Only when no request waits, so a burst keeps its workers.
+static void
+reap(ra_ctx_t *ctx, raylet_t *r)
+{
+    int64_t now = mono_ms();
+    unsigned live = 0;
+    for (wk_t *w = r->workers; w != NULL; w = w->next) {
+        live += !w->stopping;
+    }
+    for (wk_t *w = r->workers; w != NULL && r->nreqs == 0; w = w->next) {
+        if (live <= r->cfg.workers) {
+            break;
+        }
+        if (w->registered && !w->stopping && w->state == WK_IDLE &&
+            w->actors == 0 && w->idle_since != 0 &&
+            now - w->idle_since >= IDLE_RETIRE_MS) {
+            ra_msg_t *m = NULL;
+            if (ra_msg_new_bytes(&m, RA__T_STOP, NULL, 0) == 0 &&
+                ra_send(ctx, w->host, &m) != 0) {
+                ra_msg_unref(&m);
+                continue;
+            }
+            w->stopping = true;
+            live--;
+        }
+    }
+    ra_msg_t *t = NULL;
+    uint8_t what = RAYLET_REAP;
+    if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
+        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), REAP_EVERY_MS, &t,
+                      NULL) != 0) {
+        ra_msg_unref(&t);
+    }
+}
+
 // ---- the actor ----
 
 static int
@@ -608,8 +667,22 @@ raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
     raylet_t *r = state;
     switch (ra_msg_tag(msg)) {
-    case RA__T_TICK:
-        return boot(ctx, r);
+    case RA__T_TICK: {
+        size_t len;
+        const uint8_t *p = ra_msg_data(msg, &len);
+        if (!ra_pid_is_nil(ra_sender(ctx))) {
+            break;   // ticks come from ourselves and the timer only
+        }
+        if (len == 1 && p[0] == RAYLET_REAP) {
+            reap(ctx, r);
+            break;
+        }
+        int rc = boot(ctx, r);
+        if (rc == 0) {
+            reap(ctx, r);
+        }
+        return rc;
+    }
     case RA__T_LEASE_REQ:
         on_lease_req(ctx, r, msg);
         break;

@@ -2,6 +2,7 @@
 // processes (this test binary, re-executed in worker mode), real links,
 // real LMDB tables.
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <rayo.h>
@@ -358,6 +359,35 @@ START_TEST(test_cluster_errors_are_values)
 }
 END_TEST
 
+// count_children counts this process's child processes (its workers).
+static int
+count_children(void)
+{
+    char path[64];
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/children",
+                 e->d_name);
+        FILE *f = fopen(path, "r");
+        int pid;
+        while (f != NULL && fscanf(f, "%d", &pid) == 1) {
+            n++;
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return n;
+}
+
 START_TEST(test_cluster_fractional_cpus_share)
 {
     start();
@@ -384,6 +414,9 @@ START_TEST(test_cluster_fractional_cpus_share)
         ck_assert_int_eq(x, 1);
         ra_release(r[i]);
     }
+    ck_assert_int_ge(count_children(), N);
+    // Idle workers above the pool's base size (2) are retired.
+    RA_CK_WAIT(count_children() == 2, 30000);
     stop();
 }
 END_TEST

@@ -1,0 +1,1302 @@
+// bench_core.c - `rayo bench core`: the cluster API's core operations,
+// shaped like `ray microbenchmark`.
+//
+// One embedded cluster (ra_init_opts) serves the whole run; each workload
+// then runs --repeat times against it and prints one JSON object on
+// stdout: the median of its runs as "value", every run in "runs", and,
+// where the issue sets one, the target ("target_min" or "target_max") and
+// whether the median "met" it.  Progress and errors go to stderr.  A
+// target missed is reported, never a failure; a wrong answer or an error
+// from ra_* is.
+//
+// Workers are this executable run again in worker mode (main calls
+// ra_worker_main first), so the remote function and the actor class the
+// workloads use are defined here, in the rayo binary.
+//
+// Every task returns its argument and every actor call echoes its
+// argument, and each submission carries a different number, so checking
+// each value checks that every answer came back, to the right caller.
+// Asynchronous workloads keep at most a window of references in flight
+// (get the oldest, release it, submit the next), so memory stays bounded
+// however many tasks a run submits.
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rayo.h>
+
+#include "rayo_tool.h"
+
+#define GET_TIMEOUT_MS 60000
+// WINDOW is how many references one driver keeps in flight in the
+// asynchronous workloads; the clients of a multi-client workload share it.
+#define WINDOW 10000
+#define CLIENTS 4       // driver threads of the multi-client workloads
+#define WAIT_REFS 1000  // single_client_wait_1k_refs
+#define NEXTRA 3        // extra measured fields per line
+#define MAX_SELECTED 64
+#define MAX_REPEAT 1000
+// PROC_HOLD_MAX bounds the process-isolated actors kept alive from one run
+// of actor_creation_process to the next (see wl_actor_creation_process);
+// the cluster's max_workers is raised by as much.
+#define PROC_HOLD_MAX 64
+
+extern char **environ;
+
+typedef struct core_opts {
+    bool quick;
+    unsigned repeat;
+    unsigned cpus;
+    unsigned timeout_s;
+} core_opts_t;
+
+// suite_t is what outlives one run: the options and the process-isolated
+// actors held from run to run.
+typedef struct suite {
+    const core_opts_t *o;
+    ra_actor_t held[PROC_HOLD_MAX];
+    size_t nheld;
+} suite_t;
+
+// bench_t is one run of one workload.
+typedef struct bench {
+    suite_t *s;
+    const char *name;
+    unsigned run;          // 0 .. repeat - 1
+    double value;
+    uint64_t n;            // operations timed
+    double seconds;
+    double x[NEXTRA];      // the workload's extra fields, by its names
+    unsigned clients;      // driver threads (0: not shown)
+    unsigned actors;       // actors called (0: not shown)
+} bench_t;
+
+// ---------------------------------------------------------------------
+// What runs in the workers.
+
+// bench_echo is the trivial task: it returns its argument.
+static int
+bench_echo(ra_task_t *t)
+{
+    return ra_task_return_i64(t, ra_task_arg_i64(t, 0));
+}
+RA_REMOTE_REGISTER(bench_echo)
+
+static int
+bench_actor_echo(ra_task_t *t)
+{
+    return ra_task_return_i64(t, ra_task_arg_i64(t, 0));
+}
+
+static const ra_method_t bench_actor_methods[] = {
+    {"echo", bench_actor_echo},
+};
+
+// BenchActor has no state: the workloads measure the call path, and the
+// echoed argument is enough to check each answer.
+static const ra_actor_class_t BenchActor = {
+    .name = "BenchActor",
+    .methods = bench_actor_methods,
+    .nmethods = sizeof bench_actor_methods / sizeof bench_actor_methods[0],
+};
+RA_ACTOR_CLASS_REGISTER(BenchActor)
+
+// ---------------------------------------------------------------------
+// The watchdog.  A cluster under construction can hang in ways no return
+// code reports (a lost wake-up, an actor that is never placed), so each
+// phase arms alarm() and the handler says which phase stalled and exits.
+// The workers die with this process (they set PR_SET_PDEATHSIG).
+//
+// Global: alarm_msg points at one of two buffers; the main thread fills
+// the other one and then swaps the pointer, so the handler never sees a
+// half-written message.
+
+static char alarm_buf[2][256];
+static const char *volatile alarm_msg = alarm_buf[0];
+
+static void
+on_alarm(int sig)
+{
+    const char *m = alarm_msg;
+
+    (void)sig;
+    if (write(STDERR_FILENO, m, strlen(m)) < 0) {
+        // Nothing left to do: the process is exiting.
+    }
+    _exit(RA_TOOL_FAIL);
+}
+
+static void
+phase(const core_opts_t *o, const char *name, const char *what)
+{
+    char *buf = alarm_buf[alarm_msg == alarm_buf[0] ? 1 : 0];
+
+    snprintf(buf, sizeof alarm_buf[0],
+             "rayo bench core: %s: still %s after %u s (--timeout); the "
+             "cluster seems to hang\n", name, what, o->timeout_s);
+    alarm_msg = buf;
+    alarm(o->timeout_s);
+}
+
+// ---------------------------------------------------------------------
+// Measuring and checking.
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t
+scaled(const bench_t *b, uint64_t full, uint64_t quick)
+{
+    return b->s->o->quick ? quick : full;
+}
+
+static int
+fail(const bench_t *b, const char *what, int rc)
+{
+    fprintf(stderr, "rayo bench core: %s: %s: %s\n", b->name, what,
+            ra_err_name(rc));
+    return RA_TOOL_FAIL;
+}
+
+// get_check gets ref and checks that it holds the number want.  The
+// caller still releases ref.
+static int
+get_check(const bench_t *b, ra_ref_t ref, int64_t want, const char *what)
+{
+    ra_value_t *v = NULL;
+    int rc = ra_get(ref, GET_TIMEOUT_MS, &v);
+
+    if (rc != 0) {
+        fprintf(stderr, "rayo bench core: %s: ra_get of a %s: %s%s%s\n",
+                b->name, what, ra_err_name(rc), v != NULL ? ": " : "",
+                ra_value_error(v));
+        ra_value_free(&v);
+        return RA_TOOL_FAIL;
+    }
+    if (ra_value_kind(v) != RA_VAL_I64 || ra_value_i64(v) != want) {
+        fprintf(stderr, "rayo bench core: %s: a %s gave %s %" PRId64
+                ", expected %" PRId64 "\n", b->name, what,
+                ra_value_kind(v) == RA_VAL_I64 ? "the number"
+                                               : "a value of another kind,",
+                ra_value_i64(v), want);
+        ra_value_free(&v);
+        return RA_TOOL_FAIL;
+    }
+    ra_value_free(&v);
+    return RA_TOOL_OK;
+}
+
+// submit_fn submits one operation whose result must be the number x.
+typedef int (*submit_fn)(void *arg, int64_t x, ra_ref_t *out);
+
+// pipe_t is a stream of n operations with arguments base, base + 1, ...,
+// at most window of them in flight (1: synchronous).
+typedef struct pipe {
+    const char *what;  // "task" or "actor call", for messages
+    submit_fn submit;
+    void *arg;
+    int64_t base;
+    uint64_t n;
+    size_t window;
+} pipe_t;
+
+// pipeline runs p: it submits until window operations are in flight,
+// then gets, checks and releases the oldest before it submits the next.
+static int
+pipeline(const bench_t *b, const pipe_t *p)
+{
+    ra_ref_t *ring = malloc(p->window * sizeof *ring);
+    uint64_t lo = 0, hi = 0;
+    int rc = RA_TOOL_OK, err;
+
+    if (ring == NULL) {
+        return fail(b, "allocating the window", RA_ENOMEM);
+    }
+    while (lo < p->n) {
+        if (hi < p->n && hi - lo < p->window) {
+            err = p->submit(p->arg, p->base + (int64_t)hi,
+                            &ring[hi % p->window]);
+            if (err != 0) {
+                rc = fail(b, p->what, err);
+                break;
+            }
+            hi++;
+        } else {
+            ra_ref_t r = ring[lo % p->window];
+
+            rc = get_check(b, r, p->base + (int64_t)lo, p->what);
+            ra_release(r);
+            lo++;
+            if (rc != RA_TOOL_OK) {
+                break;
+            }
+        }
+    }
+    for (; lo < hi; lo++) {
+        ra_release(ring[lo % p->window]);
+    }
+    free(ring);
+    return rc;
+}
+
+static int
+submit_task(void *arg, int64_t x, ra_ref_t *out)
+{
+    (void)arg;
+    return ra_remote("bench_echo", &RA_ARG_I64(x), 1, NULL, out);
+}
+
+static int
+submit_call(void *arg, int64_t x, ra_ref_t *out)
+{
+    const ra_actor_t *a = arg;
+
+    return ra_actor_call(*a, "echo", &RA_ARG_I64(x), 1, out);
+}
+
+// round_robin_t spreads calls over several actors, by argument.
+typedef struct round_robin {
+    const ra_actor_t *actors;
+    size_t n;
+} round_robin_t;
+
+static int
+submit_round_robin(void *arg, int64_t x, ra_ref_t *out)
+{
+    const round_robin_t *rr = arg;
+
+    return ra_actor_call(rr->actors[(uint64_t)x % rr->n], "echo",
+                         &RA_ARG_I64(x), 1, out);
+}
+
+static double
+timed_pipeline(const bench_t *b, const pipe_t *p, int *rc)
+{
+    double t0 = now_s();
+
+    *rc = pipeline(b, p);
+    return now_s() - t0;
+}
+
+// warm_up runs a few operations of p's kind untimed, so that the first
+// timed one does not pay for leasing a worker or placing an actor.
+static int
+warm_up(const bench_t *b, const pipe_t *p)
+{
+    pipe_t w = *p;
+
+    w.n = p->n < 1000 ? p->n : 1000;
+    w.base = -1000000;
+    return pipeline(b, &w);
+}
+
+// ---------------------------------------------------------------------
+// Several driver threads.  They wait at a gate until all are started, so
+// that the clock runs from the moment they all begin.
+
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool open;
+} gate_t;
+
+typedef struct client {
+    const bench_t *b;
+    gate_t *gate;
+    pipe_t p;
+    int rc;
+} client_t;
+
+static void *
+client_main(void *arg)
+{
+    client_t *c = arg;
+
+    pthread_mutex_lock(&c->gate->mu);
+    while (!c->gate->open) {
+        pthread_cond_wait(&c->gate->cv, &c->gate->mu);
+    }
+    pthread_mutex_unlock(&c->gate->mu);
+    c->rc = pipeline(c->b, &c->p);
+    return NULL;
+}
+
+// run_clients runs the n clients' pipelines at once on threads of their
+// own and stores the time from the gate opening to the last one ending.
+static int
+run_clients(const bench_t *b, client_t *cs, size_t n, double *sec)
+{
+    gate_t gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                   false};
+    pthread_t *th = calloc(n, sizeof *th);
+    size_t started = 0;
+    int rc = RA_TOOL_OK, err = 0;
+    double t0;
+
+    if (th == NULL) {
+        return fail(b, "allocating threads", RA_ENOMEM);
+    }
+    for (; started < n; started++) {
+        cs[started].b = b;
+        cs[started].gate = &gate;
+        cs[started].rc = RA_TOOL_FAIL;
+        err = pthread_create(&th[started], NULL, client_main, &cs[started]);
+        if (err != 0) {
+            break;
+        }
+    }
+    // Open the gate also after a failed start, so the started ones end.
+    pthread_mutex_lock(&gate.mu);
+    gate.open = true;
+    t0 = now_s();
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+    for (size_t i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        if (cs[i].rc != RA_TOOL_OK) {
+            rc = RA_TOOL_FAIL;
+        }
+    }
+    *sec = now_s() - t0;
+    free(th);
+    if (err != 0) {
+        return fail(b, "starting a client thread", -err);
+    }
+    return rc;
+}
+
+// ---------------------------------------------------------------------
+// Actors.
+
+static int
+create_actors(const bench_t *b, ra_isolation_t iso, ra_actor_t *out,
+              size_t n)
+{
+    ra_actor_opts_t ao = RA_ACTOR_OPTS_INIT;
+    int err;
+
+    ao.isolation = iso;
+    for (size_t i = 0; i < n; i++) {
+        if ((err = ra_actor_create("BenchActor", NULL, 0, &ao, &out[i])) !=
+            0) {
+            fail(b, "ra_actor_create", err);
+            for (size_t k = 0; k < i; k++) {
+                (void)ra_actor_kill(out[k]);
+            }
+            return RA_TOOL_FAIL;
+        }
+    }
+    return RA_TOOL_OK;
+}
+
+// expect_dead calls each of the n killed actors and checks that every
+// call fails with RA_EACTOR.  Kills are asynchronous; waiting for their
+// effect keeps the work they cause out of the next measurement.
+static int
+expect_dead(const bench_t *b, const ra_actor_t *a, size_t n)
+{
+    ra_ref_t *refs = calloc(n < WINDOW ? n : WINDOW, sizeof *refs);
+    int rc = RA_TOOL_OK, err;
+
+    if (refs == NULL) {
+        return fail(b, "allocating references", RA_ENOMEM);
+    }
+    for (size_t lo = 0; lo < n && rc == RA_TOOL_OK; lo += WINDOW) {
+        size_t k = n - lo < WINDOW ? n - lo : WINDOW, made;
+
+        for (made = 0; made < k; made++) {
+            err = ra_actor_call(a[lo + made], "echo", &RA_ARG_I64(0), 1,
+                                &refs[made]);
+            if (err != 0) {
+                rc = fail(b, "ra_actor_call of a killed actor", err);
+                break;
+            }
+        }
+        for (size_t i = 0; i < made; i++) {
+            err = rc == RA_TOOL_OK ? ra_get(refs[i], GET_TIMEOUT_MS, NULL)
+                                   : RA_EACTOR;
+            if (err != RA_EACTOR) {
+                fprintf(stderr, "rayo bench core: %s: a call to a killed "
+                        "actor gave %s, not RA_EACTOR\n", b->name,
+                        ra_err_name(err));
+                rc = RA_TOOL_FAIL;
+            }
+            ra_release(refs[i]);
+        }
+    }
+    free(refs);
+    return rc;
+}
+
+// kill_actors kills the n actors and waits until calls to them fail.
+static int
+kill_actors(const bench_t *b, const ra_actor_t *a, size_t n)
+{
+    int rc = RA_TOOL_OK, err;
+
+    for (size_t i = 0; i < n; i++) {
+        if ((err = ra_actor_kill(a[i])) != 0) {
+            rc = fail(b, "ra_actor_kill", err);
+        }
+    }
+    if (rc == RA_TOOL_OK) {
+        rc = expect_dead(b, a, n);
+    }
+    return rc;
+}
+
+// check_actor makes one call to a and checks the answer.
+static int
+check_actor(const bench_t *b, ra_actor_t a, int64_t x)
+{
+    pipe_t p = {"actor call", submit_call, &a, x, 1, 1};
+
+    return pipeline(b, &p);
+}
+
+// ---------------------------------------------------------------------
+// Tasks.
+
+static int
+wl_tasks_sync(bench_t *b)
+{
+    pipe_t p = {"task", submit_task, NULL, 0, scaled(b, 10000, 1000), 1};
+    int rc;
+
+    if (warm_up(b, &p) != RA_TOOL_OK) {
+        return RA_TOOL_FAIL;
+    }
+    b->seconds = timed_pipeline(b, &p, &rc);
+    b->n = p.n;
+    return rc;
+}
+
+static int
+wl_tasks_async(bench_t *b)
+{
+    pipe_t p = {"task", submit_task, NULL, 0, scaled(b, 200000, 20000),
+                WINDOW};
+    int rc;
+
+    if (warm_up(b, &p) != RA_TOOL_OK) {
+        return RA_TOOL_FAIL;
+    }
+    b->seconds = timed_pipeline(b, &p, &rc);
+    b->n = p.n;
+    return rc;
+}
+
+static int
+wl_multi_tasks_async(bench_t *b)
+{
+    uint64_t per = scaled(b, 50000, 5000);
+    client_t cs[CLIENTS];
+
+    for (size_t i = 0; i < CLIENTS; i++) {
+        cs[i].p = (pipe_t){"task", submit_task, NULL,
+                           (int64_t)(i * per), per, WINDOW / CLIENTS};
+    }
+    if (warm_up(b, &cs[0].p) != RA_TOOL_OK ||
+        run_clients(b, cs, CLIENTS, &b->seconds) != RA_TOOL_OK) {
+        return RA_TOOL_FAIL;
+    }
+    b->n = per * CLIENTS;
+    b->clients = CLIENTS;
+    return RA_TOOL_OK;
+}
+
+// ---------------------------------------------------------------------
+// Actor calls.
+
+// one_actor runs p against a new shared actor: warm-up, then timed.
+static int
+one_actor(bench_t *b, pipe_t *p)
+{
+    ra_actor_t a;
+    int rc;
+
+    if (create_actors(b, RA_ISOLATION_SHARED, &a, 1) != RA_TOOL_OK) {
+        return RA_TOOL_FAIL;
+    }
+    p->arg = &a;
+    rc = warm_up(b, p);
+    if (rc == RA_TOOL_OK) {
+        b->seconds = timed_pipeline(b, p, &rc);
+    }
+    b->n = p->n;
+    b->actors = 1;
+    if (kill_actors(b, &a, 1) != RA_TOOL_OK) {
+        rc = RA_TOOL_FAIL;
+    }
+    return rc;
+}
+
+static int
+wl_actor_sync(bench_t *b)
+{
+    pipe_t p = {"actor call", submit_call, NULL, 0,
+                scaled(b, 10000, 1000), 1};
+
+    return one_actor(b, &p);
+}
+
+static int
+wl_actor_async(bench_t *b)
+{
+    pipe_t p = {"actor call", submit_call, NULL, 0,
+                scaled(b, 200000, 20000), WINDOW};
+
+    return one_actor(b, &p);
+}
+
+static int
+wl_actor_concurrent(bench_t *b)
+{
+    uint64_t per = scaled(b, 50000, 5000);
+    client_t cs[CLIENTS];
+    ra_actor_t a;
+    int rc;
+
+    if (create_actors(b, RA_ISOLATION_SHARED, &a, 1) != RA_TOOL_OK) {
+        return RA_TOOL_FAIL;
+    }
+    for (size_t i = 0; i < CLIENTS; i++) {
+        cs[i].p = (pipe_t){"actor call", submit_call, &a,
+                           (int64_t)(i * per), per, WINDOW / CLIENTS};
+    }
+    rc = warm_up(b, &cs[0].p);
+    if (rc == RA_TOOL_OK) {
+        rc = run_clients(b, cs, CLIENTS, &b->seconds);
+    }
+    b->n = per * CLIENTS;
+    b->clients = CLIENTS;
+    b->actors = 1;
+    if (kill_actors(b, &a, 1) != RA_TOOL_OK) {
+        rc = RA_TOOL_FAIL;
+    }
+    return rc;
+}
+
+// n_actors is how many actors the 1:n and n:n workloads call.
+static size_t
+n_actors(const bench_t *b)
+{
+    return 2 * (size_t)b->s->o->cpus;
+}
+
+static int
+wl_1_n_actor_async(bench_t *b)
+{
+    size_t na = n_actors(b);
+    ra_actor_t *a = calloc(na, sizeof *a);
+    round_robin_t rr = {a, na};
+    pipe_t p = {"actor call", submit_round_robin, &rr, 0,
+                scaled(b, 200000, 20000), WINDOW};
+    int rc;
+
+    if (a == NULL) {
+        return fail(b, "allocating actors", RA_ENOMEM);
+    }
+    if (create_actors(b, RA_ISOLATION_SHARED, a, na) != RA_TOOL_OK) {
+        free(a);
+        return RA_TOOL_FAIL;
+    }
+    // The warm-up must reach every actor once.
+    rc = warm_up(b, &p);
+    if (rc == RA_TOOL_OK) {
+        b->seconds = timed_pipeline(b, &p, &rc);
+    }
+    b->n = p.n;
+    b->clients = 1;
+    b->actors = (unsigned)na;
+    if (kill_actors(b, a, na) != RA_TOOL_OK) {
+        rc = RA_TOOL_FAIL;
+    }
+    free(a);
+    return rc;
+}
+
+static int
+wl_n_n_actor_async(bench_t *b)
+{
+    size_t na = n_actors(b);
+    uint64_t per = scaled(b, 400000, 40000) / na;
+    size_t window = WINDOW / na > 100 ? WINDOW / na : 100;
+    ra_actor_t *a = calloc(na, sizeof *a);
+    client_t *cs = calloc(na, sizeof *cs);
+    int rc = RA_TOOL_FAIL;
+
+    if (a == NULL || cs == NULL) {
+        fail(b, "allocating actors", RA_ENOMEM);
+        goto out;
+    }
+    if (create_actors(b, RA_ISOLATION_SHARED, a, na) != RA_TOOL_OK) {
+        goto out;
+    }
+    rc = RA_TOOL_OK;
+    for (size_t i = 0; i < na && rc == RA_TOOL_OK; i++) {
+        cs[i].p = (pipe_t){"actor call", submit_call, &a[i],
+                           (int64_t)(i * per), per, window};
+        rc = warm_up(b, &cs[i].p);
+    }
+    if (rc == RA_TOOL_OK) {
+        rc = run_clients(b, cs, na, &b->seconds);
+    }
+    b->n = per * na;
+    b->clients = (unsigned)na;
+    b->actors = (unsigned)na;
+    if (kill_actors(b, a, na) != RA_TOOL_OK) {
+        rc = RA_TOOL_FAIL;
+    }
+out:
+    free(a);
+    free(cs);
+    return rc;
+}
+
+// ---------------------------------------------------------------------
+// Objects.
+
+static int
+wl_put_calls(bench_t *b)
+{
+    uint64_t n = scaled(b, 200000, 20000);
+    ra_ref_t *ring = calloc(WINDOW, sizeof *ring);
+    uint64_t made = 0;
+    int rc = RA_TOOL_OK, err;
+    double t0;
+
+    if (ring == NULL) {
+        return fail(b, "allocating the window", RA_ENOMEM);
+    }
+    // Each put replaces the oldest of the last WINDOW objects; those last
+    // ones are read back and checked after the clock stops.
+    t0 = now_s();
+    for (; made < n; made++) {
+        ra_ref_t *slot = &ring[made % WINDOW];
+
+        if (made >= WINDOW) {
+            ra_release(*slot);
+        }
+        if ((err = ra_put(&RA_ARG_I64((int64_t)made), slot)) != 0) {
+            rc = fail(b, "ra_put", err);
+            break;
+        }
+    }
+    b->seconds = now_s() - t0;
+    b->n = n;
+    for (uint64_t i = made > WINDOW ? made - WINDOW : 0; i < made; i++) {
+        if (rc == RA_TOOL_OK) {
+            rc = get_check(b, ring[i % WINDOW], (int64_t)i, "put object");
+        }
+        ra_release(ring[i % WINDOW]);
+    }
+    free(ring);
+    return rc;
+}
+
+static int
+wl_get_calls(bench_t *b)
+{
+    uint64_t n = scaled(b, 200000, 20000);
+    const int64_t want = 0x5eed;
+    ra_ref_t r;
+    int rc = RA_TOOL_OK, err;
+    double t0;
+
+    if ((err = ra_put(&RA_ARG_I64(want), &r)) != 0) {
+        return fail(b, "ra_put", err);
+    }
+    t0 = now_s();
+    for (uint64_t i = 0; i < n && rc == RA_TOOL_OK; i++) {
+        rc = get_check(b, r, want, "put object");
+    }
+    b->seconds = now_s() - t0;
+    b->n = n;
+    ra_release(r);
+    return rc;
+}
+
+static int
+wl_wait_1k_refs(bench_t *b)
+{
+    uint64_t n = scaled(b, 2000, 200);
+    ra_ref_t *refs = calloc(WAIT_REFS, sizeof *refs);
+    bool *ready = calloc(WAIT_REFS, sizeof *ready);
+    size_t made = 0;
+    int rc = RA_TOOL_FAIL, err;
+    double t0;
+
+    if (refs == NULL || ready == NULL) {
+        fail(b, "allocating references", RA_ENOMEM);
+        goto out;
+    }
+    for (; made < WAIT_REFS; made++) {
+        if ((err = submit_task(NULL, (int64_t)made, &refs[made])) != 0) {
+            fail(b, "ra_remote", err);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < WAIT_REFS; i++) {
+        if (get_check(b, refs[i], (int64_t)i, "task") != RA_TOOL_OK) {
+            goto out;
+        }
+    }
+    rc = RA_TOOL_OK;
+    t0 = now_s();
+    for (uint64_t i = 0; i < n; i++) {
+        err = ra_wait(refs, WAIT_REFS, WAIT_REFS, GET_TIMEOUT_MS, ready);
+        if (err != WAIT_REFS) {
+            if (err < 0) {
+                rc = fail(b, "ra_wait", err);
+            } else {
+                fprintf(stderr, "rayo bench core: %s: ra_wait found %d of "
+                        "%d finished tasks ready\n", b->name, err,
+                        WAIT_REFS);
+                rc = RA_TOOL_FAIL;
+            }
+            break;
+        }
+    }
+    b->seconds = now_s() - t0;
+    b->n = n;
+    for (size_t i = 0; rc == RA_TOOL_OK && i < WAIT_REFS; i++) {
+        if (!ready[i]) {
+            fprintf(stderr, "rayo bench core: %s: ra_wait left ready[%zu] "
+                    "false\n", b->name, i);
+            rc = RA_TOOL_FAIL;
+        }
+    }
+out:
+    for (size_t i = 0; i < made; i++) {
+        ra_release(refs[i]);
+    }
+    free(refs);
+    free(ready);
+    return rc;
+}
+
+// ---------------------------------------------------------------------
+// Actor creation.
+
+static int
+wl_actor_creation_lightweight(bench_t *b)
+{
+    uint64_t n = scaled(b, 20000, 1000);
+    ra_actor_t *a = calloc(n, sizeof *a);
+    double t0;
+    int rc;
+
+    if (a == NULL) {
+        return fail(b, "allocating actors", RA_ENOMEM);
+    }
+    t0 = now_s();
+    rc = create_actors(b, RA_ISOLATION_SHARED, a, n);
+    b->seconds = now_s() - t0;
+    b->n = n;
+    if (rc != RA_TOOL_OK) {
+        free(a);
+        return rc;
+    }
+    // The first and the last actor answer: creation made working actors.
+    if (check_actor(b, a[0], 1) != RA_TOOL_OK ||
+        check_actor(b, a[n - 1], 2) != RA_TOOL_OK) {
+        rc = RA_TOOL_FAIL;
+    }
+    if (kill_actors(b, a, n) != RA_TOOL_OK) {
+        rc = RA_TOOL_FAIL;
+    }
+    free(a);
+    return rc;
+}
+
+// count_children counts this process's child processes (the cluster's
+// workers among them), or returns -1 when /proc cannot be read.
+static long
+count_children(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    long n = 0;
+    int self = (int)getpid();
+
+    if (d == NULL) {
+        return -1;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char path[300], buf[512], *p;
+        FILE *f;
+        int ppid;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        if ((f = fopen(path, "r")) == NULL) {
+            continue; // it exited meanwhile
+        }
+        p = fgets(buf, sizeof buf, f);
+        fclose(f);
+        // "pid (comm) state ppid ...": comm may hold spaces and ')'.
+        if (p != NULL && (p = strrchr(buf, ')')) != NULL &&
+            sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == self) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+// spawn_rate measures n sequential posix_spawn of /bin/true, each waited
+// for: a bare process start and end, the floor of a worker process.
+static int
+spawn_rate(const bench_t *b, uint64_t n, double *per_s)
+{
+    static char true_path[] = "/bin/true";
+    char *argv[] = {true_path, NULL};
+    double t0 = now_s();
+
+    for (uint64_t i = 0; i < n; i++) {
+        pid_t pid;
+        int st = 0, err;
+
+        err = posix_spawn(&pid, true_path, NULL, NULL, argv, environ);
+        if (err != 0) {
+            return fail(b, "posix_spawn /bin/true", -err);
+        }
+        if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+            WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "rayo bench core: %s: /bin/true did not exit "
+                    "with 0\n", b->name);
+            return RA_TOOL_FAIL;
+        }
+    }
+    *per_s = (double)n / (now_s() - t0);
+    return RA_TOOL_OK;
+}
+
+// wl_actor_creation_process creates process-isolated actors.  The
+// cluster returns the worker of a killed actor to its pool, where the
+// next creation would find it already running; so that each run measures
+// new processes, the actors of each run stay alive until the workload's
+// last run (or until PROC_HOLD_MAX would be passed), and
+// "new_processes" says how many worker processes the run really started.
+static int
+wl_actor_creation_process(bench_t *b)
+{
+    suite_t *s = b->s;
+    uint64_t n = scaled(b, 16, 4);
+    long before, after;
+    double t0;
+    int rc;
+
+    if (s->nheld + n > PROC_HOLD_MAX) {
+        rc = kill_actors(b, s->held, s->nheld);
+        s->nheld = 0;
+        if (rc != RA_TOOL_OK) {
+            return rc;
+        }
+    }
+    if (spawn_rate(b, n, &b->x[0]) != RA_TOOL_OK) {
+        return RA_TOOL_FAIL;
+    }
+    before = count_children();
+    t0 = now_s();
+    rc = create_actors(b, RA_ISOLATION_PROCESS, s->held + s->nheld, n);
+    b->seconds = now_s() - t0;
+    after = count_children();
+    b->n = n;
+    b->x[1] = before >= 0 && after >= 0 ? (double)(after - before) : -1;
+    if (rc == RA_TOOL_OK) {
+        s->nheld += n;
+    }
+    for (uint64_t i = 0; i < n && rc == RA_TOOL_OK; i++) {
+        rc = check_actor(b, s->held[s->nheld - n + i], (int64_t)i);
+    }
+    if (rc != RA_TOOL_OK || b->run + 1 == s->o->repeat) {
+        if (kill_actors(b, s->held, s->nheld) != RA_TOOL_OK) {
+            rc = RA_TOOL_FAIL;
+        }
+        s->nheld = 0;
+    }
+    return rc;
+}
+
+// ---------------------------------------------------------------------
+// Latency.
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+// percentile returns the p-th percentile (nearest rank) of sorted v.
+static double
+percentile(const double *v, size_t n, double p)
+{
+    size_t k = (size_t)(p / 100.0 * (double)n + 0.5);
+
+    return v[k == 0 ? 0 : k > n ? n - 1 : k - 1];
+}
+
+static int
+wl_task_latency(bench_t *b)
+{
+    uint64_t n = scaled(b, 10000, 1000);
+    pipe_t p = {"task", submit_task, NULL, 0, n, 1};
+    double *us = calloc(n, sizeof *us), sum = 0, t0, t;
+    int rc = RA_TOOL_OK, err;
+
+    if (us == NULL) {
+        return fail(b, "allocating samples", RA_ENOMEM);
+    }
+    if (warm_up(b, &p) != RA_TOOL_OK) {
+        free(us);
+        return RA_TOOL_FAIL;
+    }
+    t0 = now_s();
+    for (uint64_t i = 0; i < n && rc == RA_TOOL_OK; i++) {
+        ra_ref_t r;
+
+        t = now_s();
+        if ((err = submit_task(NULL, (int64_t)i, &r)) != 0) {
+            rc = fail(b, "ra_remote", err);
+            break;
+        }
+        rc = get_check(b, r, (int64_t)i, "task");
+        us[i] = (now_s() - t) * 1e6;
+        ra_release(r);
+        sum += us[i];
+    }
+    b->seconds = now_s() - t0;
+    b->n = n;
+    if (rc == RA_TOOL_OK) {
+        qsort(us, n, sizeof *us, cmp_double);
+        b->x[0] = percentile(us, n, 50);
+        b->x[1] = percentile(us, n, 99);
+        b->x[2] = sum / (double)n;
+        b->value = b->x[1];
+    }
+    free(us);
+    return rc;
+}
+
+// ---------------------------------------------------------------------
+// The workload table, results and the command.
+
+enum { TARGET_NONE, TARGET_MIN, TARGET_MAX, TARGET_SPAWN_HALF };
+
+typedef struct workload {
+    const char *name;
+    int (*fn)(bench_t *b);
+    const char *unit;
+    // Names of bench_t.x[i], or NULL.  A workload whose value is not a
+    // rate of n operations over seconds sets bench_t.value itself.
+    const char *extra[NEXTRA];
+    bool sets_value;
+    int target_kind;
+    double target;
+    const char *summary;
+} workload_t;
+
+// The order is Ray's, except that the actor creations come last: the
+// cluster keeps every worker it started in its pool, and the dozens that
+// actor_creation_process starts slow down the round trips measured after
+// it.
+static const workload_t workloads[] = {
+    {"single_client_tasks_sync", wl_tasks_sync, "tasks/s", {NULL}, false,
+     TARGET_MIN, 10000, "submit one task, get it, again"},
+    {"single_client_tasks_async", wl_tasks_async, "tasks/s", {NULL}, false,
+     TARGET_MIN, 100000, "tasks with 10,000 in flight"},
+    {"multi_client_tasks_async", wl_multi_tasks_async, "tasks/s", {NULL},
+     false, TARGET_MIN, 100000, "4 driver threads, 2,500 in flight each"},
+    {"1_1_actor_calls_sync", wl_actor_sync, "calls/s", {NULL}, false,
+     TARGET_MIN, 10000, "call one actor, get the answer, again"},
+    {"1_1_actor_calls_async", wl_actor_async, "calls/s", {NULL}, false,
+     TARGET_MIN, 200000, "calls to one actor, 10,000 in flight"},
+    {"1_1_actor_calls_concurrent", wl_actor_concurrent, "calls/s", {NULL},
+     false, TARGET_NONE, 0, "4 threads call one actor, 2,500 in flight each"},
+    {"1_n_actor_calls_async", wl_1_n_actor_async, "calls/s", {NULL}, false,
+     TARGET_NONE, 0, "one driver, 2 x cpus actors in turn"},
+    {"n_n_actor_calls_async", wl_n_n_actor_async, "calls/s", {NULL}, false,
+     TARGET_MIN, 200000, "2 x cpus threads, each with its own actor"},
+    {"single_client_put_calls", wl_put_calls, "ops/s", {NULL}, false,
+     TARGET_NONE, 0, "ra_put of a number"},
+    {"single_client_get_calls", wl_get_calls, "ops/s", {NULL}, false,
+     TARGET_NONE, 0, "ra_get of a put number"},
+    {"single_client_wait_1k_refs", wl_wait_1k_refs, "waits/s", {NULL},
+     false, TARGET_NONE, 0, "ra_wait for all of 1,000 finished tasks"},
+    {"task_latency", wl_task_latency, "us", {"p50_us", "p99_us", "mean_us"},
+     true, TARGET_MAX, 1000, "one task's round trip: value is p99"},
+    {"actor_creation_lightweight", wl_actor_creation_lightweight,
+     "actors/s", {NULL}, false, TARGET_MIN, 20000,
+     "ra_actor_create of shared-worker actors"},
+    {"actor_creation_process", wl_actor_creation_process, "actors/s",
+     {"posix_spawn_per_s", "new_processes", NULL}, false,
+     TARGET_SPAWN_HALF, 0,
+     "actors with a process each; beside posix_spawn"},
+};
+
+#define NWORKLOADS (sizeof workloads / sizeof workloads[0])
+
+static double
+median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// print_line prints w's line: the median of each measure over the runs.
+static void
+print_line(const workload_t *w, const bench_t *runs, unsigned repeat,
+           unsigned cpus)
+{
+    double *v = calloc(repeat, sizeof *v);
+    double value, target = w->target;
+
+    if (v == NULL) {
+        fprintf(stderr, "rayo bench core: %s: out of memory\n", w->name);
+        return;
+    }
+    for (unsigned r = 0; r < repeat; r++) {
+        v[r] = runs[r].value;
+    }
+    value = median(v, repeat);
+    printf("{\"bench\":\"core\",\"workload\":\"%s\",\"value\":%.1f,"
+           "\"unit\":\"%s\",\"n\":%" PRIu64, w->name, value, w->unit,
+           runs[0].n);
+    for (unsigned r = 0; r < repeat; r++) {
+        v[r] = runs[r].seconds;
+    }
+    printf(",\"seconds\":%.6f,\"cpus\":%u", median(v, repeat), cpus);
+    if (runs[0].clients != 0) {
+        printf(",\"clients\":%u", runs[0].clients);
+    }
+    if (runs[0].actors != 0) {
+        printf(",\"actors\":%u", runs[0].actors);
+    }
+    for (size_t k = 0; k < NEXTRA && w->extra[k] != NULL; k++) {
+        for (unsigned r = 0; r < repeat; r++) {
+            v[r] = runs[r].x[k];
+        }
+        printf(",\"%s\":%.1f", w->extra[k], median(v, repeat));
+        if (k == 0 && w->target_kind == TARGET_SPAWN_HALF) {
+            target = median(v, repeat) / 2;
+        }
+    }
+    printf(",\"repeat\":%u,\"runs\":[", repeat);
+    for (unsigned r = 0; r < repeat; r++) {
+        printf("%s%.1f", r != 0 ? "," : "", runs[r].value);
+    }
+    printf("]");
+    if (w->target_kind == TARGET_MAX) {
+        printf(",\"target_max\":%.1f,\"met\":%s", target,
+               value <= target ? "true" : "false");
+    } else if (w->target_kind != TARGET_NONE) {
+        printf(",\"target_min\":%.1f,\"met\":%s", target,
+               value >= target ? "true" : "false");
+    }
+    printf("}\n");
+    fflush(stdout);
+    free(v);
+}
+
+static int
+run_workload(suite_t *s, const workload_t *w)
+{
+    const core_opts_t *o = s->o;
+    bench_t *runs = calloc(o->repeat, sizeof *runs);
+    int rc = RA_TOOL_OK;
+
+    if (runs == NULL) {
+        fprintf(stderr, "rayo bench core: out of memory\n");
+        return RA_TOOL_FAIL;
+    }
+    for (unsigned r = 0; r < o->repeat && rc == RA_TOOL_OK; r++) {
+        bench_t *b = &runs[r];
+
+        *b = (bench_t){.s = s, .name = w->name, .run = r};
+        fprintf(stderr, "rayo bench core: %s (run %u of %u)\n", w->name,
+                r + 1, o->repeat);
+        phase(o, w->name, "running");
+        rc = w->fn(b);
+        alarm(0);
+        if (rc == RA_TOOL_OK && !w->sets_value) {
+            b->value = b->seconds > 0 ? (double)b->n / b->seconds : 0;
+        }
+    }
+    if (rc == RA_TOOL_OK) {
+        print_line(w, runs, o->repeat, o->cpus);
+    }
+    free(runs);
+    return rc;
+}
+
+static const char usage[] =
+    "Usage: rayo bench core [OPTIONS]\n"
+    "Benchmark the cluster API's core operations (tasks, actor calls,\n"
+    "objects, actor creation), like `ray microbenchmark`, on one embedded\n"
+    "cluster.  Prints one JSON object per workload on stdout: the median\n"
+    "of the runs as \"value\", each run in \"runs\", and the issue's\n"
+    "target with \"met\".  Progress and errors go to stderr.\n"
+    "\n"
+    "Options:\n"
+    "  -q, --quick            small counts (a smoke test for CI, ~15 s)\n"
+    "  -o, --only LIST        comma-separated workloads (default: all)\n"
+    "  -r, --repeat N         run each workload N times (default 1); the\n"
+    "                         line gives the median\n"
+    "  -c, --cpus N           CPUs of the embedded cluster (default: online\n"
+    "                         CPUs)\n"
+    "      --timeout SECONDS  fail when starting the cluster or one run of\n"
+    "                         a workload takes longer (default 600)\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "Workloads:\n";
+
+static const char targets[] =
+    "\n"
+    "Targets (from the issue; a miss is reported as \"met\":false, not as\n"
+    "a failure):\n"
+    "  tasks, async (single and multi client)   >= 100,000 tasks/s\n"
+    "  tasks, sync                              >= 10,000 tasks/s\n"
+    "  1:1 actor calls, sync                    >= 10,000 calls/s\n"
+    "  1:1 actor calls, async                   >= 200,000 calls/s\n"
+    "  n:n actor calls, async                   >= 200,000 calls/s\n"
+    "  lightweight actors created               >= 20,000 actors/s\n"
+    "  process-isolated actors created          within 2x of posix_spawn\n"
+    "                                           (>= posix_spawn_per_s / 2)\n"
+    "  task round trip, p99                     < 1 ms\n"
+    "\n"
+    "Exit status: 0 when every workload ran and every answer was right, 1\n"
+    "when one failed, 2 for a bad command line.\n";
+
+static void
+print_usage(void)
+{
+    printf("%s", usage);
+    for (size_t i = 0; i < NWORKLOADS; i++) {
+        printf("  %-27s %s\n", workloads[i].name, workloads[i].summary);
+    }
+    printf("%s", targets);
+}
+
+static int
+run_suite(const core_opts_t *o, const size_t *sel, size_t nsel)
+{
+    ra_init_opts_t io = {0};
+    suite_t s = {.o = o};
+    int rc = RA_TOOL_OK, err;
+
+    io.num_cpus = o->cpus;
+    // Room for the process-isolated actors, each in a worker of its own,
+    // beside the default pool for tasks and shared actors.
+    io.max_workers = 4 * o->cpus + 4 + PROC_HOLD_MAX;
+    fprintf(stderr, "rayo bench core: starting a cluster of %u CPUs\n",
+            o->cpus);
+    phase(o, "cluster", "starting");
+    err = ra_init_opts(&io);
+    alarm(0);
+    if (err != 0) {
+        fprintf(stderr, "rayo bench core: ra_init_opts: %s\n",
+                ra_strerror(err));
+        return RA_TOOL_FAIL;
+    }
+    for (size_t i = 0; i < nsel; i++) {
+        if (run_workload(&s, &workloads[sel[i]]) != RA_TOOL_OK) {
+            rc = RA_TOOL_FAIL; // go on: the other numbers are still useful
+        }
+    }
+    phase(o, "cluster", "stopping");
+    ra_shutdown();
+    alarm(0);
+    return rc;
+}
+
+int
+ra__tool_bench_core(const char *prog, int argc, char **argv)
+{
+    enum { OPT_TIMEOUT = 256 };
+    static const struct option longopts[] = {
+        {"quick", no_argument, NULL, 'q'},
+        {"only", required_argument, NULL, 'o'},
+        {"repeat", required_argument, NULL, 'r'},
+        {"cpus", required_argument, NULL, 'c'},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    core_opts_t o = {.repeat = 1, .timeout_s = 600,
+                     .cpus = ncpu > 0 ? (unsigned)ncpu : 1};
+    size_t sel[MAX_SELECTED], nsel = 0;
+    struct sigaction sa = {.sa_handler = on_alarm};
+    int c, rc = RA_TOOL_OK;
+
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":qo:r:c:h", longopts, NULL)) !=
+           -1) {
+        switch (c) {
+        case 'q':
+            o.quick = true;
+            break;
+        case 'o':
+            rc = ra__tool_parse_names(prog, optarg, workloads,
+                                      sizeof(workloads[0]), NWORKLOADS,
+                                      sel, &nsel, MAX_SELECTED);
+            break;
+        case 'r':
+            rc = ra__tool_parse_uint(prog, "--repeat", optarg, 1,
+                                     MAX_REPEAT, &o.repeat);
+            break;
+        case 'c':
+            rc = ra__tool_parse_uint(prog, "--cpus", optarg, 1, 1024,
+                                     &o.cpus);
+            break;
+        case OPT_TIMEOUT:
+            rc = ra__tool_parse_uint(prog, "--timeout", optarg, 1, 86400,
+                                     &o.timeout_s);
+            break;
+        case 'h':
+            print_usage();
+            return RA_TOOL_OK;
+        default:
+            return ra__tool_bad_option(prog, c, argv);
+        }
+        if (rc != RA_TOOL_OK) {
+            return rc;
+        }
+    }
+    if (optind < argc) {
+        return ra__tool_usage_error(prog, "unexpected argument '%s'",
+                                    argv[optind]);
+    }
+    if (nsel == 0) {
+        for (nsel = 0; nsel < NWORKLOADS; nsel++) {
+            sel[nsel] = nsel;
+        }
+    }
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    return run_suite(&o, sel, nsel);
+}
