@@ -535,10 +535,7 @@ submit(uint8_t type, const char *name, uint64_t actor, const ra_arg_t *args,
         drop_obj(c->cs, id, rc);
         return rc;
     }
-    ra_msg_t *m = NULL;
-    if ((rc = ra_msg_new_bytes(&m, RA__T_SUBMIT, &t, sizeof t)) != 0 ||
-        (rc = ra_runtime_send(c->rt, c->core, &m)) != 0) {
-        ra_msg_unref(&m);
+    if ((rc = ra__core_post(c, t, NULL)) != 0) {
         unborrow(t);
         ra__core_task_free(t);
         drop_obj(c->cs, id, rc);
@@ -767,11 +764,7 @@ send_cmd(int op, uint64_t id, bool force)
     cmd->op = op;
     cmd->id = id;
     cmd->force = force;
-    ra_msg_t *m = NULL;
-    int rc = ra_msg_new_bytes(&m, RA__T_CMD, &cmd, sizeof cmd);
-    if (rc == 0 && (rc = ra_runtime_send(ra__g->rt, ra__g->core, &m)) != 0) {
-        ra_msg_unref(&m);
-    }
+    int rc = ra__core_post(ra__g, NULL, cmd);
     if (rc != 0) {
         free(cmd);
     }

@@ -2,8 +2,8 @@
 // return, submitter of its tasks and actor calls.
 //
 // Ray calls this the core worker.  User threads hand tasks to it
-// (RA__T_SUBMIT, a pointer to a task_t, which belongs to the core from
-// then on); it waits for the task's arguments, asks the raylet for worker
+// (through its inbox, with a RA__T_SUBMIT wake-up; a task_t belongs to
+// the core from then on); it waits for the task's arguments, asks the raylet for worker
 // leases per scheduling class (the task's CPU and GPU shape), pushes tasks
 // straight to leased workers, up to PIPE of them in flight per lease, and
 // keeps each lease while there is work of its class (returning it after
@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -235,6 +236,7 @@ typedef struct core {
     ra__cls_t *classes;
     ra__lease_t *leases;
     uint64_t next_req;
+    uint64_t tick_key;        // ticks carry it: a forged one is ignored
 } core_t;
 
 static int64_t
@@ -358,11 +360,12 @@ send_lease_return(ra_ctx_t *ctx, core_t *k, uint64_t lease, bool kill)
 }
 
 static void
-send_tick(ra_ctx_t *ctx, uint8_t what, uint64_t a, uint64_t b2,
+send_tick(ra_ctx_t *ctx, core_t *k, uint8_t what, uint64_t a, uint64_t b2,
           uint64_t delay)
 {
     ra__wbuf_t b = {0};
     ra_msg_t *m = NULL;
+    ra__wb_u64(&b, k->tick_key);
     ra__wb_u8(&b, what);
     ra__wb_u64(&b, a);
     ra__wb_u64(&b, b2);
@@ -603,7 +606,7 @@ on_submit(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
     pthread_mutex_unlock(&k->cs->mu);
     if (t->deadline != 0) {
         int64_t d = t->deadline - now_ms();
-        send_tick(ctx, TICK_DEADLINE, t->id, 0, d > 0 ? (uint64_t)d : 0);
+        send_tick(ctx, k, TICK_DEADLINE, t->id, 0, d > 0 ? (uint64_t)d : 0);
     }
     if (deps_check(k, t)) {
         task_ready(ctx, k, t);
@@ -618,7 +621,7 @@ lease_idle_check(ra_ctx_t *ctx, core_t *k, ra__lease_t *l)
     if (l->inflight.n == 0 && l->cls != NULL && l->cls->q.n == 0 &&
         !l->idle_armed) {
         l->idle_armed = true;
-        send_tick(ctx, TICK_IDLE, l->id, 0, IDLE_MS);
+        send_tick(ctx, k, TICK_IDLE, l->id, 0, IDLE_MS);
     }
 }
 
@@ -891,7 +894,7 @@ ra__core_stop_task(ra_ctx_t *ctx, void *kp, uint64_t id, int err,
     if (kill) {
         send_lease_return(ctx, k, l->id, true);
     } else {
-        send_tick(ctx, TICK_GRACE, l->id, id, GRACE_MS);
+        send_tick(ctx, k, TICK_GRACE, l->id, id, GRACE_MS);
     }
 }
 
@@ -900,10 +903,11 @@ on_tick(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
 {
     ra__rbuf_t r;
     ra__rb_init(&r, m);
+    uint64_t key = ra__rb_u64(&r);
     uint8_t what = ra__rb_u8(&r);
     uint64_t a = ra__rb_u64(&r);
     uint64_t b = ra__rb_u64(&r);
-    if (r.bad) {
+    if (r.bad || key != k->tick_key) {
         return;
     }
     if (what == TICK_IDLE) {
@@ -939,6 +943,60 @@ on_tick(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
 
 // ---- the actor ----
 
+static void
+drain_inbox(ra_ctx_t *ctx, core_t *k)
+{
+    ra__core_t *cs = k->cs;
+    pthread_mutex_lock(&cs->inmu);
+    ra__inbox_t *e = cs->in_head;
+    cs->in_head = NULL;
+    cs->in_tail = &cs->in_head;
+    cs->in_woken = false;
+    pthread_mutex_unlock(&cs->inmu);
+    while (e != NULL) {
+        ra__inbox_t *n = e->next;
+        if (e->task != NULL) {
+            on_submit(ctx, k, e->task);
+        } else if (e->cmd != NULL) {
+            ra__core_cmd(ctx, k, cs, e->cmd);
+        }
+        free(e);
+        e = n;
+    }
+}
+
+int
+ra__core_post(ra__cluster_t *c, ra__task_t *t, ra__cmd_t *cmd)
+{
+    ra__core_t *cs = c->cs;
+    ra__inbox_t *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        return RA_ENOMEM;
+    }
+    e->task = t;
+    e->cmd = cmd;
+    pthread_mutex_lock(&cs->inmu);
+    bool wake = !cs->in_woken;
+    int rc = 0;
+    if (wake) {
+        ra_msg_t *m = NULL;
+        if ((rc = ra_msg_new_bytes(&m, RA__T_SUBMIT, NULL, 0)) == 0 &&
+            (rc = ra_runtime_send(c->rt, c->core, &m)) != 0) {
+            ra_msg_unref(&m);
+        }
+    }
+    if (rc == 0) {
+        cs->in_woken = true;
+        *cs->in_tail = e;
+        cs->in_tail = &e->next;
+    }
+    pthread_mutex_unlock(&cs->inmu);
+    if (rc != 0) {
+        free(e);
+    }
+    return rc;
+}
+
 static int
 core_init(ra_ctx_t *ctx, void **state)
 {
@@ -949,6 +1007,10 @@ core_init(ra_ctx_t *ctx, void **state)
     }
     k->c = *state;
     k->cs = k->c->cs;
+    if (getrandom(&k->tick_key, sizeof k->tick_key, 0) !=
+        (ssize_t)sizeof k->tick_key) {
+        k->tick_key = (uint64_t)now_us() ^ (uint64_t)getpid() << 32;
+    }
     k->cs->core = k;
     *state = k;
     return 0;
@@ -958,26 +1020,10 @@ static int
 core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
     core_t *k = state;
-    size_t len;
-    const void *p;
     switch (ra_msg_tag(msg)) {
     case RA__T_SUBMIT:
-        p = ra_msg_data(msg, &len);
-        if (len == sizeof(ra__task_t *) &&
-            ra_pid_eq(ra_sender(ctx), RA_PID_NIL)) {
-            ra__task_t *t;
-            memcpy(&t, p, sizeof t);
-            on_submit(ctx, k, t);
-        }
-        break;
-    case RA__T_CMD:
-        p = ra_msg_data(msg, &len);
-        if (len == sizeof(ra__cmd_t *) &&
-            ra_pid_eq(ra_sender(ctx), RA_PID_NIL)) {
-            ra__cmd_t *cmd;
-            memcpy(&cmd, p, sizeof cmd);
-            ra__core_cmd(ctx, k, k->cs, cmd);
-        }
+        // Only a wake-up: the work itself is in the inbox.
+        drain_inbox(ctx, k);
         break;
     case RA__T_RESULT:
         if (ra__actor_is_ctor_result(ctx, k->cs, msg)) {
@@ -1055,6 +1101,8 @@ ra__core_start(ra__cluster_t *c)
         return RA_ENOMEM;
     }
     pthread_mutex_init(&cs->mu, NULL);
+    pthread_mutex_init(&cs->inmu, NULL);
+    cs->in_tail = &cs->in_head;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1092,6 +1140,14 @@ ra__core_free(ra__cluster_t *c)
         }
     }
     free(cs->objs);
+    while (cs->in_head != NULL) {
+        ra__inbox_t *e = cs->in_head;
+        cs->in_head = e->next;
+        task_free(e->task);
+        free(e->cmd);
+        free(e);
+    }
+    pthread_mutex_destroy(&cs->inmu);
     ra__actor_table_free(cs);
     pthread_mutex_destroy(&cs->mu);
     pthread_cond_destroy(&cs->cv);

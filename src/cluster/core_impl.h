@@ -136,8 +136,21 @@ typedef struct ra__cmd {
     bool force;
 } ra__cmd_t;
 
+// An entry of the core's inbox: a task or a command from a user thread.
+// They travel through this locked list, not inside messages, so that no
+// message (which could come from another process) is ever taken for a
+// pointer.
+typedef struct ra__inbox {
+    ra__task_t *task;
+    ra__cmd_t *cmd;
+    struct ra__inbox *next;
+} ra__inbox_t;
+
 // The part of the core shared with user threads.
 struct ra__core {
+    pthread_mutex_t inmu;     // guards the inbox
+    ra__inbox_t *in_head, **in_tail;
+    bool in_woken;            // a RA__T_SUBMIT wake-up is on its way
     pthread_mutex_t mu;
     pthread_cond_t cv;        // broadcast when an object completes
     ra__obj_t **objs;
@@ -150,6 +163,11 @@ struct ra__core {
     ra__cactor_t *constructing; // the core's
     void *core;               // the core actor's state (core_t)
 };
+
+// ra__core_post appends a task or a command (exactly one of them) to the
+// core's inbox and wakes the core.  On success the core owns it.  Returns
+// 0, RA_ENOMEM or the error of the wake-up send (then nothing was queued).
+int ra__core_post(ra__cluster_t *c, ra__task_t *t, ra__cmd_t *cmd);
 
 // Objects (mu taken inside).
 int ra__obj_new(ra__core_t *cs, uint64_t *id);

@@ -91,6 +91,7 @@ typedef struct raylet {
     uint64_t next_child;
     char **argv;
     char **envp;
+    bool booted;
 } raylet_t;
 
 // ---- worker processes ----
@@ -449,6 +450,11 @@ on_lease_return(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     }
     for (lease_t *l = r->leases; l != NULL; l = l->next) {
         if (l->id == id) {
+            if (!ra_pid_eq(l->owner, ra_sender(ctx))) {
+                ra_log_warn("raylet", "lease %" PRIu64 " returned by "
+                            "another process than its owner: ignored", id);
+                return;
+            }
             lease_free(ctx, r, l, kill);
             try_grant(ctx, r);
             return;
@@ -639,6 +645,10 @@ reap(ra_ctx_t *ctx, raylet_t *r)
 static int
 boot(ra_ctx_t *ctx, raylet_t *r)
 {
+    if (r->booted) {
+        return 0;
+    }
+    r->booted = true;
     ra_sup_flags_t f = {
         .strategy = RA_ONE_FOR_ONE,
         .intensity = 1000000,

@@ -130,6 +130,77 @@ deaf(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(deaf)
 
+// rogue runs in a worker and plays a hostile process on the node's
+// sockets: its own runtime and link in the session's ipc directory,
+// sending every cluster tag with malformed bodies to the raylet and the
+// GCS (found in the worker's environment), and a garbage call to the GCS.
+// Returns how many messages it sent.
+static int
+rogue(ra_task_t *t)
+{
+    const char *sess = getenv("RAYO_SESSION");
+    const char *names[2] = {"RAYO_RAYLET", "RAYO_GCS"};
+    ra_pid_t to[2];
+    for (int i = 0; i < 2; i++) {
+        const char *v = getenv(names[i]);
+        unsigned n, p, id, g;
+        if (v == NULL || sscanf(v, "%u.%u.%u.%u", &n, &p, &id, &g) != 4) {
+            return ra_task_fail(t, "no %s", names[i]);
+        }
+        to[i] = (ra_pid_t){n, p, id, g};
+    }
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/sock", sess != NULL ? sess : "");
+    ra_runtime_t *rt = NULL;
+    ra_link_t *l = NULL;
+    ra_runtime_opts_t ro = {.threads = 1, .node = to[0].node,
+                            .proc = (uint32_t)getpid() + 4000000u};
+    ra_link_opts_t lo = {.ipc_dir = dir};
+    int rc = ra_runtime_new(&rt, &ro);
+    if (rc == 0) {
+        rc = ra_link_start(rt, &lo, &l);
+    }
+    if (rc != 0) {
+        ra_runtime_destroy(&rt);
+        return ra_task_fail(t, "rogue runtime: %s", ra_err_name(rc));
+    }
+    uint8_t junk[64];
+    srand((unsigned)ra_task_arg_i64(t, 0));
+    for (size_t i = 0; i < sizeof junk; i++) {
+        junk[i] = (uint8_t)rand();
+    }
+    size_t lens[] = {0, 1, 3, 9, 17, 64};
+    int64_t sent = 0;
+    for (int tag = -1320; tag <= -1300; tag++) {
+        for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+            for (int i = 0; i < 2; i++) {
+                ra_msg_t *m = NULL;
+                if (ra_msg_new_bytes(&m, tag, junk, lens[k]) == 0 &&
+                    ra_runtime_send(rt, to[i], &m) == 0) {
+                    sent++;
+                }
+                ra_msg_unref(&m);
+            }
+        }
+    }
+    ra_ctx_t *scope = NULL;
+    if (ra_scope_new(rt, &scope) == 0) {
+        ra_msg_t *m = NULL, *rep = NULL;
+        if (ra_msg_new_bytes(&m, -1313, junk, 5) == 0 &&
+            ra_call(scope, to[1], &m, 5000, &rep) == 0) {
+            sent++;
+        }
+        ra_msg_unref(&m);
+        ra_msg_unref(&rep);
+        ra_scope_destroy(&scope);
+    }
+    usleep(200 * 1000);   // let the link deliver before it stops
+    ra_link_stop(&l);
+    ra_runtime_destroy(&rt);
+    return ra_task_return_i64(t, sent);
+}
+RA_REMOTE_REGISTER(rogue)
+
 // ---- an actor class ----
 
 typedef struct acct {
@@ -639,6 +710,43 @@ START_TEST(test_cluster_named_actor_from_another_process)
 }
 END_TEST
 
+START_TEST(test_cluster_survives_malformed_messages)
+{
+    start();
+    ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
+    o.name = "survivor";
+    ra_actor_t a;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(1), 1, &o, &a));
+    ra_ref_t r;
+    int64_t x = 0;
+    uint64_t seed = ra_test_now_ns();
+    printf("test_cluster_survives_malformed_messages: seed %" PRIu64 "\n",
+           seed);
+    RA_CK_OK(ra_remote("rogue", &RA_ARG_I64((int64_t)seed), 1, NULL, &r));
+    ra_value_t *v = NULL;
+    int rc = ra_get(r, 60000, &v);
+    ck_assert_msg(rc == 0, "rogue: %s %s", ra_err_name(rc),
+                  ra_value_error(v));
+    // 21 tags x 6 lengths x 2 actors, and the GCS answered the call.
+    ck_assert_int_eq(ra_value_i64(v), 21 * 6 * 2 + 1);
+    ra_value_free(&v);
+    ra_release(r);
+    // Everything still works: tasks, the GCS, the actor.
+    RA_CK_OK(ra_remote("add", (ra_arg_t[]){RA_ARG_I64(2), RA_ARG_I64(3)}, 2,
+                       NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &x));
+    ck_assert_int_eq(x, 5);
+    ra_release(r);
+    ra_actor_t b;
+    RA_CK_OK(ra_actor_lookup("survivor", NULL, &b));
+    RA_CK_OK(ra_actor_call(b, "deposit", &RA_ARG_I64(1), 1, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &x));
+    ck_assert_int_eq(x, 2);
+    ra_release(r);
+    stop();
+}
+END_TEST
+
 START_TEST(test_cluster_init_twice_and_shutdown_twice)
 {
     start();
@@ -676,6 +784,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_worker_killed_task_retried);
     tcase_add_test(tc, test_cluster_worker_killed_from_outside);
     tcase_add_test(tc, test_cluster_deadline_and_cancel);
+    tcase_add_test(tc, test_cluster_survives_malformed_messages);
     suite_add_tcase(s, tc);
     tc = tcase_create("actors");
     tcase_set_timeout(tc, 120);
