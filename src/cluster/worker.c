@@ -9,12 +9,16 @@
 // when the raylet's process is lost (a worker must not outlive its node),
 // or by a signal.
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cluster_impl.h"
@@ -244,6 +248,8 @@ host_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         }
         break;
     case RA__T_STOP:
+        fflush(stdout);
+        fflush(stderr);
         _exit(0);
     default:
         break;
@@ -260,6 +266,119 @@ const _Atomic bool *
 ra__worker_cancel_flag(void)
 {
     return &cancel_flag;
+}
+
+// ---- the worker's output ----
+
+// A worker's stdout and stderr are pipes read by a thread of its own,
+// which appends what comes to the worker's log files
+// (SESSION/logs/worker-PID.out and .err) and writes each line, prefixed
+// with "(pid=PID) " as Ray does, to the stream the worker inherited (the
+// driver's terminal).  A line of up to PIPE_BUF bytes is written in one
+// call, so lines of several workers do not interleave.
+
+typedef struct out_stream {
+    int pipe_rd;
+    int orig;                 // the inherited stream
+    int file;                 // the log file
+    char line[4096];
+    size_t len;
+} out_stream_t;
+
+static void
+out_flush_line(out_stream_t *o, const char *prefix, size_t plen)
+{
+    char buf[4096 + 64];
+    memcpy(buf, prefix, plen);
+    memcpy(buf + plen, o->line, o->len);
+    size_t n = plen + o->len;
+    if (n == 0 || buf[n - 1] != '\n') {
+        buf[n++] = '\n';
+    }
+    ssize_t w = write(o->orig, buf, n);
+    (void)w;
+    o->len = 0;
+}
+
+static void *
+out_main(void *arg)
+{
+    out_stream_t *o = arg;
+    char prefix[32];
+    size_t plen = (size_t)snprintf(prefix, sizeof prefix, "(pid=%d) ",
+                                   (int)getpid());
+    char buf[4096];
+    struct pollfd pf[2] = {{o[0].pipe_rd, POLLIN, 0},
+                           {o[1].pipe_rd, POLLIN, 0}};
+    int open_n = 2;
+    while (open_n > 0) {
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (pf[i].fd < 0 || pf[i].revents == 0) {
+                continue;
+            }
+            ssize_t n = read(pf[i].fd, buf, sizeof buf);
+            if (n <= 0) {
+                if (o[i].len > 0) {
+                    out_flush_line(&o[i], prefix, plen);
+                }
+                pf[i].fd = -1;
+                open_n--;
+                continue;
+            }
+            ssize_t w = write(o[i].file, buf, (size_t)n);
+            (void)w;
+            for (ssize_t k = 0; k < n; k++) {
+                o[i].line[o[i].len++] = buf[k];
+                if (buf[k] == '\n' || o[i].len == sizeof o[i].line) {
+                    out_flush_line(&o[i], prefix, plen);
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
+// capture_output sets up the pipes, files and thread; on any failure the
+// worker keeps its inherited streams.
+static void
+capture_output(const char *sess)
+{
+    static out_stream_t o[2];
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/logs", sess);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        int p[2];
+        snprintf(path, sizeof path, "%s/worker-%d.%s", dir, (int)getpid(),
+                 i == 0 ? "out" : "err");
+        o[i].file = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                         0600);
+        o[i].orig = dup(i + 1);
+        if (o[i].file < 0 || o[i].orig < 0 || pipe2(p, O_CLOEXEC) != 0) {
+            return;
+        }
+        o[i].pipe_rd = p[0];
+        if (dup2(p[1], i + 1) < 0) {
+            return;
+        }
+        close(p[1]);
+        (void)fcntl(o[i].orig, F_SETFD, FD_CLOEXEC);
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    (void)pthread_create(&th, &at, out_main, o);
+    pthread_attr_destroy(&at);
 }
 
 // ---- the worker process ----
@@ -305,6 +424,7 @@ ra__worker_run(void)
         env_pid("RAYO_GCS", &c.gcs) != 0) {
         die_early("incomplete worker environment", RA_EINVAL);
     }
+    capture_output(sess);
     c.worker = true;
     c.node = (uint32_t)atol(node);
     c.proc = (uint32_t)getpid();
@@ -361,6 +481,8 @@ ra__worker_run(void)
             ra_msg_unref(&in);
             if (down) {
                 // The raylet's process is gone: so is our reason to be.
+                fflush(stdout);
+                fflush(stderr);
                 _exit(0);
             }
         }

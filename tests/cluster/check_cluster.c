@@ -201,6 +201,16 @@ rogue(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(rogue)
 
+// say prints to stdout and stderr and returns its worker's pid.
+static int
+say(ra_task_t *t)
+{
+    printf("hello %lld\n", (long long)ra_task_arg_i64(t, 0));
+    fprintf(stderr, "oops %lld\n", (long long)ra_task_arg_i64(t, 0));
+    return ra_task_return_i64(t, (int64_t)getpid());
+}
+RA_REMOTE_REGISTER(say)
+
 // ---- an actor class ----
 
 typedef struct acct {
@@ -747,6 +757,54 @@ START_TEST(test_cluster_survives_malformed_messages)
 }
 END_TEST
 
+// file_has tells whether the file at path contains s.
+static bool
+file_has(const char *path, const char *s)
+{
+    char buf[8192];
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return false;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, s) != NULL;
+}
+
+START_TEST(test_cluster_worker_output_prefixed_and_logged)
+{
+    // Workers inherit the driver's stdout: make it a file to read back.
+    char out[] = "/tmp/rayo-test-out-XXXXXX";
+    int fd = mkstemp(out);
+    ck_assert_int_ge(fd, 0);
+    fflush(stdout);
+    int saved = dup(1);
+    ck_assert_int_eq(dup2(fd, 1), 1);
+    close(fd);
+    start();
+    ra_ref_t r;
+    int64_t pid = 0;
+    RA_CK_OK(ra_remote("say", &RA_ARG_I64(7), 1, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &pid));
+    ra_release(r);
+    char want[64], path[700];
+    snprintf(want, sizeof want, "(pid=%lld) hello 7", (long long)pid);
+    RA_CK_WAIT(file_has(out, want), 10000);
+    snprintf(path, sizeof path, "%s/logs/worker-%lld.out",
+             ra_cluster_session_dir(), (long long)pid);
+    RA_CK_WAIT(file_has(path, "hello 7\n"), 10000);
+    snprintf(path, sizeof path, "%s/logs/worker-%lld.err",
+             ra_cluster_session_dir(), (long long)pid);
+    RA_CK_WAIT(file_has(path, "oops 7\n"), 10000);
+    stop();
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    unlink(out);
+}
+END_TEST
+
 START_TEST(test_cluster_init_twice_and_shutdown_twice)
 {
     start();
@@ -778,6 +836,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_errors_are_values);
     tcase_add_test(tc, test_cluster_fractional_cpus_share);
     tcase_add_test(tc, test_cluster_init_twice_and_shutdown_twice);
+    tcase_add_test(tc, test_cluster_worker_output_prefixed_and_logged);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_set_timeout(tc, 120);
