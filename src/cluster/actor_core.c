@@ -255,6 +255,8 @@ ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m)
     return true;
 }
 
+static void actor_lost(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a);
+
 void
 ra__actor_down(ra_ctx_t *ctx, ra__core_t *cs, uint64_t mref, ra_pid_t pid,
                ra_reason_t why)
@@ -276,8 +278,6 @@ ra__actor_down(ra_ctx_t *ctx, ra__core_t *cs, uint64_t mref, ra_pid_t pid,
     if (a == NULL) {
         return;
     }
-    char rs[64], buf[160];
-    ra_reason_str(why, rs, sizeof rs);
     a->mref = 0;
     if (host) {
         a->hmref = 0;
@@ -287,9 +287,44 @@ ra__actor_down(ra_ctx_t *ctx, ra__core_t *cs, uint64_t mref, ra_pid_t pid,
         die(ctx, cs, a, "killed by ra_actor_kill");
         return;
     }
-    snprintf(buf, sizeof buf, "its worker process %u on node %u was lost "
-             "(%s)", (host ? a->host : a->pid).proc,
-             (host ? a->host : a->pid).node, rs);
+    a->down_host = host;
+    a->down_why = why;
+    if (a->how[0] == '\0' && a->lease != 0) {
+        // The raylet usually says how the worker died a moment later
+        // (RA__T_LEASE_LOST): wait a little for it, so that error values
+        // name the signal.
+        a->down_pending = true;
+        ra__core_tick_actor(ctx, cs->core, a->key);
+        return;
+    }
+    actor_lost(ctx, cs, a);
+}
+
+// ra__actor_lost_tick ends the wait for the raylet's word.
+void
+ra__actor_lost_tick(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key)
+{
+    ra__cactor_t *a = ra__cactor_at(cs, key);
+    if (a != NULL && a->down_pending) {
+        actor_lost(ctx, cs, a);
+    }
+}
+
+// actor_lost restarts or ends an actor whose instance was lost.
+static void
+actor_lost(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
+{
+    bool host = a->down_host;
+    char rs[80], buf[256];
+    ra_reason_str(a->down_why, rs, sizeof rs);
+    a->down_pending = false;
+    char lost[100];
+    snprintf(lost, sizeof lost, "was lost (%s)", rs);
+    snprintf(buf, sizeof buf, "its worker process %u on node %u %s",
+             (host ? a->host : a->pid).proc,
+             (host ? a->host : a->pid).node,
+             a->how[0] != '\0' ? a->how : lost);
+    a->how[0] = '\0';
     if (!a->owned ||
         (a->max_restarts >= 0 && a->restarts >= a->max_restarts)) {
         die(ctx, cs, a, buf);
@@ -325,6 +360,28 @@ ra__actor_down(ra_ctx_t *ctx, ra__core_t *cs, uint64_t mref, ra_pid_t pid,
         a->lease = 0;
     }
     place(ctx, cs, a);
+}
+
+// ra__actor_lease_lost records how the worker under an actor's lease
+// died; the DOWN that follows uses it in the error values.
+void
+ra__actor_lease_lost(ra_ctx_t *ctx, ra__core_t *cs, uint64_t lease,
+                     const char *how)
+{
+    ra__cactor_t *found = NULL;
+    pthread_mutex_lock(&cs->mu);
+    for (size_t i = 1; i < cs->acap && i < cs->next_actor; i++) {
+        ra__cactor_t *a = cs->actors[i];
+        if (a != NULL && a->lease == lease && a->state != RA__ACTOR_DEAD) {
+            snprintf(a->how, sizeof a->how, "%s", how);
+            found = a;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&cs->mu);
+    if (found != NULL && found->down_pending) {
+        actor_lost(ctx, cs, found);
+    }
 }
 
 void

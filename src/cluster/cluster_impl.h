@@ -41,7 +41,8 @@ enum {
     RA__T_CANCEL = -1312,      // core -> worker host: cancel a task
     RA__T_GCS = -1313,         // calls to the GCS
     RA__T_RAYLET_INFO = -1314, // calls to the raylet: resources
-    RA__T_STOP = -1315         // raylet -> worker host: exit now
+    RA__T_STOP = -1315,        // raylet -> worker host: exit now
+    RA__T_LEASE_LOST = -1316   // raylet -> core: a lease's worker died
 };
 
 // Kinds of task wire.

@@ -38,6 +38,7 @@
 #define PIPE_BUDGET_US 2000 // queued work per worker (see dispatch)
 #define IDLE_MS 5u      // keep an idle lease this long
 #define GRACE_MS 1000u  // a cancelled task gets this long to stop
+#define LOST_WAIT_MS 200u // wait for the raylet's word on a lost worker
 
 // ---- queues ----
 
@@ -376,7 +377,19 @@ send_tick(ra_ctx_t *ctx, core_t *k, uint8_t what, uint64_t a, uint64_t b2,
     }
 }
 
-enum { TICK_IDLE = 1, TICK_DEADLINE = 2, TICK_GRACE = 3 };
+enum {
+    TICK_IDLE = 1,
+    TICK_DEADLINE = 2,
+    TICK_GRACE = 3,
+    TICK_LOST = 4,
+    TICK_ACTOR_LOST = 5
+};
+
+void
+ra__core_tick_actor(ra_ctx_t *ctx, void *kp, uint64_t key)
+{
+    send_tick(ctx, kp, TICK_ACTOR_LOST, key, 0, LOST_WAIT_MS);
+}
 
 // ---- dispatching tasks ----
 
@@ -800,12 +813,11 @@ lease_by_id(core_t *k, uint64_t id)
 // lease_lost handles a worker that died under a lease: its tasks go back
 // to the queue while they have retries left.
 static void
-lease_lost(ra_ctx_t *ctx, core_t *k, ra__lease_t *l, ra_reason_t why)
+lease_lost(ra_ctx_t *ctx, core_t *k, ra__lease_t *l, const char *how)
 {
-    char rs[64], buf[256];
-    ra_reason_str(why, rs, sizeof rs);
+    char buf[256];
     snprintf(buf, sizeof buf, "the worker process (pid %u, node %u) "
-             "running it died (%s)", l->exec.proc, l->exec.node, rs);
+             "running it died: %s", l->exec.proc, l->exec.node, how);
     ra__task_t *t;
     ra__cls_t *c = l->cls;
     while ((t = q_pop(&l->inflight)) != NULL) {
@@ -827,6 +839,29 @@ lease_lost(ra_ctx_t *ctx, core_t *k, ra__lease_t *l, ra_reason_t why)
     send_lease_return(ctx, k, l->id, false);
     lease_drop(k, l);
     dispatch(ctx, k, c);
+}
+
+// on_lease_lost: the raylet saw a leased worker die, and says how.
+static void
+on_lease_lost(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
+{
+    ra__rbuf_t r;
+    ra__rb_init(&r, m);
+    uint64_t id = ra__rb_u64(&r);
+    char how[128];
+    ra__rb_str(&r, how, sizeof how);
+    if (r.bad) {
+        return;
+    }
+    ra__lease_t *l = lease_by_id(k, id);
+    if (l != NULL) {
+        if (l->mref != 0) {
+            ra_demonitor(ctx, l->mref);
+        }
+        lease_lost(ctx, k, l, how);
+        return;
+    }
+    ra__actor_lease_lost(ctx, k->cs, id, how);
 }
 
 // ---- ticks: idle leases, deadlines ----
@@ -920,6 +955,16 @@ on_tick(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
             ra_demonitor(ctx, l->mref);
             send_lease_return(ctx, k, l->id, false);
             lease_drop(k, l);
+        }
+    } else if (what == TICK_ACTOR_LOST) {
+        ra__actor_lost_tick(ctx, k->cs, a);
+    } else if (what == TICK_LOST) {
+        ra__lease_t *l = lease_by_id(k, a);
+        if (l != NULL) {
+            char rs[64], how[80];
+            snprintf(how, sizeof how, "connection lost (%s)",
+                     ra_reason_str(l->down_why, rs, sizeof rs));
+            lease_lost(ctx, k, l, how);
         }
     } else if (what == TICK_DEADLINE) {
         ra__core_stop_task(ctx, k, a, RA_ETIMEOUT,
@@ -1037,6 +1082,11 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     case RA__T_TICK:
         on_tick(ctx, k, msg);
         break;
+    case RA__T_LEASE_LOST:
+        if (ra_pid_eq(ra_sender(ctx), k->c->raylet)) {
+            on_lease_lost(ctx, k, msg);
+        }
+        break;
     default:
         if (ra_msg_kind(msg) == RA_MSG_DOWN) {
             uint64_t mref;
@@ -1047,7 +1097,13 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
             }
             for (ra__lease_t *l = k->leases; l != NULL; l = l->next) {
                 if (l->mref == mref) {
-                    lease_lost(ctx, k, l, why);
+                    // The raylet usually says how the worker died a moment
+                    // later (RA__T_LEASE_LOST); wait for that a little, so
+                    // that error values name the signal.
+                    l->dead = true;
+                    l->mref = 0;
+                    l->down_why = why;
+                    send_tick(ctx, k, TICK_LOST, l->id, 0, LOST_WAIT_MS);
                     return 0;
                 }
             }

@@ -88,6 +88,7 @@ typedef struct ra__lease {
     bool dead;
     bool idle_armed;
     int64_t last_done_us;
+    ra_reason_t down_why;     // why its executor was lost (DOWN)
     struct ra__lease *next;
 } ra__lease_t;
 
@@ -119,6 +120,10 @@ typedef struct ra__cactor {
     ra__tq_t waiting;         // calls before it is alive
     ra__tq_t inflight;        // calls sent, not answered
     char death[256];
+    char how[128];            // how its worker died, from the raylet
+    bool down_pending;        // lost; waiting briefly for how
+    bool down_host;           // the host (not the instance) was lost
+    ra_reason_t down_why;
     struct ra__cactor *cnext;  // in the list of actors being constructed
 } ra__cactor_t;
 
@@ -187,6 +192,12 @@ void ra__actor_granted(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key,
 bool ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m);
 void ra__actor_down(ra_ctx_t *ctx, ra__core_t *cs, uint64_t mref,
                     ra_pid_t pid, ra_reason_t why);
+void ra__actor_lost_tick(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key);
+// ra__core_tick_actor arms the core's short wait for news of an actor's
+// lost worker (then ra__actor_lost_tick).
+void ra__core_tick_actor(ra_ctx_t *ctx, void *k, uint64_t key);
+void ra__actor_lease_lost(ra_ctx_t *ctx, ra__core_t *cs, uint64_t lease,
+                          const char *how);
 void ra__actor_call(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cactor_t *a,
                     ra__task_t *t);
 void ra__actor_stop_call(ra_ctx_t *ctx, ra__core_t *cs, ra__task_t *t,

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -493,6 +494,38 @@ on_register(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     try_grant(ctx, r);
 }
 
+// describe_exit says how a worker process ended, for error values.
+static void
+describe_exit(ra_reason_t why, char *buf, size_t cap)
+{
+    if (why >= RA_OS_SIGNAL(0) && why < RA_OS_SIGNAL(256)) {
+        int sig = (int)(why - RA_OS_SIGNAL(0));
+        snprintf(buf, cap, "killed by signal %d (%s)", sig, strsignal(sig));
+    } else if (why >= RA_OS_EXIT(0) && why < RA_OS_EXIT(256)) {
+        snprintf(buf, cap, "exited with status %d",
+                 (int)(why - RA_OS_EXIT(0)));
+    } else {
+        char rs[64];
+        snprintf(buf, cap, "ended (%s)", ra_reason_str(why, rs, sizeof rs));
+    }
+}
+
+// tell_lost tells a lease's owner that its worker died, and how, before
+// the link to the worker is cut: the owner's error values then name the
+// signal, not only the lost connection.
+static void
+tell_lost(ra_ctx_t *ctx, const lease_t *l, const char *how)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u64(&b, l->id);
+    ra__wb_str(&b, how);
+    if (ra__wb_msg(&b, RA__T_LEASE_LOST, &m) == 0 &&
+        ra_send(ctx, l->owner, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
 // worker_gone handles a worker process that ended: its leases return,
 // and the link to it is cut at once so that owners see DOWNs now, not
 // after missed heartbeats.
@@ -503,13 +536,16 @@ worker_gone(ra_ctx_t *ctx, raylet_t *r, int64_t ospid, ra_reason_t why)
     if (w == NULL) {
         return;
     }
-    char rs[64];
-    ra_log_info("raylet", "worker %" PRId64 " exited: %s", ospid,
-                ra_reason_str(why, rs, sizeof rs));
+    char how[128];
+    describe_exit(why, how, sizeof how);
+    ra_log_info("raylet", "worker %" PRId64 " %s", ospid, how);
     for (lease_t *l = r->leases, *n; l != NULL; l = n) {
         n = l->next;
         if (l->w == w || l->owner.proc == (uint32_t)ospid) {
             if (l->w == w) {
+                if (l->owner.proc != (uint32_t)ospid) {
+                    tell_lost(ctx, l, how);
+                }
                 l->w = NULL;
             }
             lease_free(ctx, r, l, false);
