@@ -75,3 +75,8 @@ TESTS += tests/cluster/check_cluster
 tests_cluster_check_cluster_SOURCES = tests/cluster/check_cluster.c tests/testutil.h
 tests_cluster_check_cluster_CFLAGS = $(TEST_CFLAGS)
 tests_cluster_check_cluster_LDADD = $(TEST_LIBS)
+# A runtime-environment library that check_cluster loads into its workers.
+check_LTLIBRARIES = tests/cluster/taskplugin.la
+tests_cluster_taskplugin_la_SOURCES = tests/cluster/plugin.c
+tests_cluster_taskplugin_la_LDFLAGS = -module -avoid-version -rpath /nowhere
+tests_cluster_taskplugin_la_LIBADD = librayo.la

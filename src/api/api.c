@@ -1,5 +1,6 @@
 // api.c - the C API of ra_api.h on top of the cluster's system actors.
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -53,6 +54,61 @@ ra__log_from_env(void)
             ra_log_set_sink(ra_log_stderr, NULL);
         }
     }
+}
+
+// load_libs dlopens the runtime environment's libraries: the list, then
+// RAYO_LIBS.  Their constructors register their functions and classes.
+// Returns 0 or RA_ENOENT; *joined receives them ':'-separated for the
+// workers (caller frees; NULL when there are none).
+int
+ra__load_libs(const char *const *libs, char **joined)
+{
+    size_t cap = 1;
+    char *all = NULL;
+    const char *env = getenv("RAYO_LIBS");
+    for (size_t i = 0; libs != NULL && libs[i] != NULL; i++) {
+        cap += strlen(libs[i]) + 1;
+    }
+    cap += env != NULL ? strlen(env) + 1 : 0;
+    if ((all = calloc(1, cap)) == NULL) {
+        return RA_ENOMEM;
+    }
+    for (size_t i = 0; libs != NULL && libs[i] != NULL; i++) {
+        if (strchr(libs[i], ':') != NULL) {
+            ra_log_err("api", "library path %s contains ':'", libs[i]);
+            free(all);
+            return RA_EINVAL;
+        }
+        strcat(all, all[0] != '\0' ? ":" : "");
+        strcat(all, libs[i]);
+    }
+    if (env != NULL && env[0] != '\0') {
+        strcat(all, all[0] != '\0' ? ":" : "");
+        strcat(all, env);
+    }
+    char *copy = strdup(all);
+    if (copy == NULL) {
+        free(all);
+        return RA_ENOMEM;
+    }
+    int rc = 0;
+    char *save = NULL;
+    for (char *p = strtok_r(copy, ":", &save); p != NULL && rc == 0;
+         p = strtok_r(NULL, ":", &save)) {
+        if (dlopen(p, RTLD_NOW | RTLD_GLOBAL) == NULL) {
+            ra_log_err("api", "cannot load %s: %s", p, dlerror());
+            rc = RA_ENOENT;
+        }
+    }
+    free(copy);
+    if (rc != 0 || all[0] == '\0' || joined == NULL) {
+        free(all);
+        all = NULL;
+    }
+    if (joined != NULL) {
+        *joined = all;
+    }
+    return rc;
 }
 
 int
@@ -189,6 +245,12 @@ ra_init_opts(const ra_init_opts_t *opts)
     if (o.max_workers < o.workers) {
         o.max_workers = o.workers;
     }
+    char *libs = NULL;
+    int lrc = ra__load_libs(o.libs, &libs);
+    if (lrc != 0) {
+        pthread_mutex_unlock(&init_mu);
+        return lrc;
+    }
     const char *tmp = o.temp_dir != NULL ? o.temp_dir
                                          : getenv("RAYO_TEMP_DIR");
     if (tmp == NULL || tmp[0] == '\0') {
@@ -244,8 +306,12 @@ ra_init_opts(const ra_init_opts_t *opts)
         .ns = c->ns,
         .threads = o.threads,
         .link = l,
+        .libs = libs,
     };
-    if ((rc = ra__raylet_start(c->rt, &rc_cfg, &c->raylet)) != 0) {
+    rc = ra__raylet_start(c->rt, &rc_cfg, &c->raylet);
+    free(libs);
+    libs = NULL;
+    if (rc != 0) {
         goto fail;
     }
     cpus_total = o.num_cpus;
@@ -256,6 +322,7 @@ ra_init_opts(const ra_init_opts_t *opts)
 fail:
     stop_all(c);
 fail_early:
+    free(libs);
     memset(c, 0, sizeof *c);
     pthread_mutex_unlock(&init_mu);
     return rc;

@@ -64,12 +64,19 @@ typedef struct ra_init_opts {
                               // "default")
     unsigned threads;         // scheduler threads per process (default:
                               // online CPUs)
+    // Runtime environment: shared libraries (paths, NULL-terminated list)
+    // loaded with dlopen in this process and in every worker before it
+    // serves, so that the remote functions and actor classes they
+    // register (RA_REMOTE_REGISTER in the library) need not be in the
+    // program.  Also taken from RAYO_LIBS (paths separated by ':').
+    const char *const *libs;
 } ra_init_opts_t;
 
 // ra_init starts or joins a cluster with default options: address NULL
 // (and no RAYO_ADDRESS) starts an embedded local cluster.  In a worker
 // process it does not return (see ra_worker_main).  Returns 0; RA_EALREADY
-// (already initialised); RA_EINVAL; RA_ENOTSUP (joining a remote cluster
+// (already initialised); RA_EINVAL; RA_ENOENT (a library of the runtime
+// environment could not be loaded: the log says why); RA_ENOTSUP (joining a remote cluster
 // is not built yet); -errno from the file system (session directory) or
 // process creation; RA_ENOMEM.
 int ra_init(const char *address);

@@ -202,7 +202,12 @@ typedef struct ra__raylet_cfg {
     const char *ns;
     unsigned threads;
     void *link;              // ra_link_t: to cut lost workers off at once
+    const char *libs;        // runtime environment libraries ("a:b"), or
+                             // NULL
 } ra__raylet_cfg_t;
+
+// ra__load_libs loads the runtime environment's libraries (api.c).
+int ra__load_libs(const char *const *libs, char **joined);
 
 int ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
                      ra_pid_t *out);

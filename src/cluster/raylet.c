@@ -190,6 +190,7 @@ make_env(const raylet_t *r, ra_pid_t self)
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (strncmp(environ[i], "RAYO_", 5) != 0 ||
+            strncmp(environ[i], "RAYO_TEMP_DIR=", 14) == 0 ||
             strncmp(environ[i], "RAYO_LOG", 8) == 0) {
             e[k++] = strdup(environ[i]);
         }
@@ -207,6 +208,9 @@ make_env(const raylet_t *r, ra_pid_t self)
     e[k++] = dupf("RAYO_THREADS=%u", r->cfg.threads);
     e[k++] = dupf("RAYO_CPUS=%.4f", r->cfg.num_cpus);
     e[k++] = dupf("RAYO_GPUS=%.4f", r->cfg.num_gpus);
+    if (r->cfg.libs != NULL) {
+        e[k++] = dupf("RAYO_LIBS=%s", r->cfg.libs);
+    }
     for (size_t i = 0; i < k; i++) {
         if (e[i] == NULL) {
             free_strv(e);
@@ -776,6 +780,7 @@ raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     free((char *)r->cfg.session);
     free((char *)r->cfg.endpoint);
     free((char *)r->cfg.ns);
+    free((char *)r->cfg.libs);
     free(r);
 }
 
@@ -797,6 +802,7 @@ ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
     r->cfg.session = strdup(cfg->session);
     r->cfg.endpoint = strdup(cfg->endpoint);
     r->cfg.ns = strdup(cfg->ns);
+    r->cfg.libs = cfg->libs != NULL ? strdup(cfg->libs) : NULL;
     r->cpus_total = r->cpus_avail = (int64_t)(cfg->num_cpus * UNIT + 0.5);
     r->gpus_total = r->gpus_avail = (int64_t)(cfg->num_gpus * UNIT + 0.5);
     r->reqs_tail = &r->reqs;

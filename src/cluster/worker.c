@@ -425,6 +425,10 @@ ra__worker_run(void)
         die_early("incomplete worker environment", RA_EINVAL);
     }
     capture_output(sess);
+    // The runtime environment's libraries register their functions.
+    if ((rc = ra__load_libs(NULL, NULL)) != 0) {
+        die_early("runtime environment libraries", rc);
+    }
     c.worker = true;
     c.node = (uint32_t)atol(node);
     c.proc = (uint32_t)getpid();

@@ -810,6 +810,32 @@ START_TEST(test_cluster_worker_output_prefixed_and_logged)
 }
 END_TEST
 
+START_TEST(test_cluster_runtime_env_libraries)
+{
+    // The plugin sits beside this test's binary (libtool's .libs).
+    char *exe = realpath("/proc/self/exe", NULL);
+    ck_assert_ptr_nonnull(exe);
+    char lib[700];
+    snprintf(lib, sizeof lib, "%.*s/taskplugin.so",
+             (int)(strrchr(exe, '/') - exe), exe);
+    free(exe);
+    ra_ref_t r;
+    RA_CK_ERR(ra_remote("plugin_triple", NULL, 0, NULL, &r), RA_ECLOSED);
+    const char *bad[] = {"/nonexistent/plugin.so", NULL};
+    ra_init_opts_t o = {.num_cpus = 2, .workers = 2, .libs = bad};
+    RA_CK_ERR(ra_init_opts(&o), RA_ENOENT);
+    const char *libs[] = {lib, NULL};
+    o.libs = libs;
+    RA_CK_OK(ra_init_opts(&o));
+    int64_t x = 0;
+    RA_CK_OK(ra_remote("plugin_triple", &RA_ARG_I64(14), 1, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &x));
+    ck_assert_int_eq(x, 42);
+    ra_release(r);
+    stop();
+}
+END_TEST
+
 START_TEST(test_cluster_init_twice_and_shutdown_twice)
 {
     start();
@@ -842,6 +868,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_fractional_cpus_share);
     tcase_add_test(tc, test_cluster_init_twice_and_shutdown_twice);
     tcase_add_test(tc, test_cluster_worker_output_prefixed_and_logged);
+    tcase_add_test(tc, test_cluster_runtime_env_libraries);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_set_timeout(tc, 120);
