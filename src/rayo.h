@@ -17,6 +17,7 @@
 #include "ra_supervisor.h"
 #include "ra_topo.h"
 #include "ra_table.h"
+#include "ra_objstore.h"
 #include "ra_api.h"
 
 // RA_VERSION is the library version as a string.

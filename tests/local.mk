@@ -75,6 +75,12 @@ TESTS += tests/cluster/check_cluster
 tests_cluster_check_cluster_SOURCES = tests/cluster/check_cluster.c tests/testutil.h
 tests_cluster_check_cluster_CFLAGS = $(TEST_CFLAGS)
 tests_cluster_check_cluster_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/store/check_objstore
+TESTS += tests/store/check_objstore
+tests_store_check_objstore_SOURCES = tests/store/check_objstore.c tests/testutil.h
+tests_store_check_objstore_CFLAGS = $(TEST_CFLAGS)
+tests_store_check_objstore_LDADD = $(TEST_LIBS)
 # A runtime-environment library that check_cluster loads into its workers.
 check_LTLIBRARIES = tests/cluster/taskplugin.la
 tests_cluster_taskplugin_la_SOURCES = tests/cluster/plugin.c

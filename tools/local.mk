@@ -4,5 +4,7 @@ tools_rayo_SOURCES = tools/rayo.c tools/bench_actor.c \
 	tools/bench_link.c tools/bench_supervisor.c tools/rayo_tool.h
 # bench_link.c measures bare libzmq beside rayo, so it links libzmq itself.
 tools_rayo_LDADD = librayo.la $(BSON_LIBS) $(ZMQ_LIBS)
+# `rayo bench store`: the shared-memory object store.
+tools_rayo_SOURCES += tools/bench_store.c
 # `rayo bench core`: the cluster API, like `ray microbenchmark`.
 tools_rayo_SOURCES += tools/bench_core.c

@@ -111,6 +111,8 @@ static const ra_tool_cmd_t bench_cmds[] = {
      "links between processes: round trips, throughput, vs libzmq"},
     {"supervisor", ra__tool_bench_supervisor,
      "supervisors: restart latency and rate, dynamic children"},
+    {"store", ra__tool_bench_store,
+     "shared-memory object store: puts, gets, spill vs memcpy and files"},
     {"core", ra__tool_bench_core,
      "cluster API: tasks, actor calls, objects, actor creation"},
 };

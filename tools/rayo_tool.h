@@ -82,6 +82,11 @@ int ra__tool_bench_link(const char *prog, int argc, char **argv);
 // rate, dynamic children.
 int ra__tool_bench_supervisor(const char *prog, int argc, char **argv);
 
+// ra__tool_bench_store is `rayo bench store`: the shared-memory object
+// store's small puts and gets, a large put and get beside memcpy, spill
+// and restore beside plain file I/O.
+int ra__tool_bench_store(const char *prog, int argc, char **argv);
+
 // ra__tool_bench_core is `rayo bench core`: the cluster API's tasks, actor
 // calls, objects and actor creation, shaped like `ray microbenchmark`, on
 // one embedded cluster whose workers are this executable (main calls
