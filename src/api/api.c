@@ -665,8 +665,22 @@ ra_put(const ra_arg_t *value, ra_ref_t *out)
     return rc;
 }
 
+// about_to_block prepares a wait: the scheduler thread's actors move to
+// other threads, and a task in a worker tells the raylet (once) that it
+// waits, so that its CPUs can run the tasks it waits for.
+static void
+about_to_block(bool *notified)
+{
+    ra__sched_blocking();
+    if (!*notified && ra__worker_in_task()) {
+        ra__worker_notify_blocked(true);
+        *notified = true;
+    }
+}
+
 static int
-wait_obj(ra__core_t *cs, uint64_t id, int64_t timeout_ms, ra__obj_t **out)
+wait_obj(ra__core_t *cs, uint64_t id, int64_t timeout_ms, ra__obj_t **out,
+         bool *blocked)
 {
     struct timespec dl;
     if (timeout_ms > 0) {
@@ -690,7 +704,7 @@ wait_obj(ra__core_t *cs, uint64_t id, int64_t timeout_ms, ra__obj_t **out)
         if (timeout_ms == 0) {
             return RA_ETIMEOUT;
         }
-        ra__sched_blocking();
+        about_to_block(blocked);
         if (timeout_ms < 0) {
             pthread_cond_wait(&cs->cv, &cs->mu);
         } else if (pthread_cond_timedwait(&cs->cv, &cs->mu, &dl) ==
@@ -722,7 +736,8 @@ ra_get(ra_ref_t ref, int64_t timeout_ms, ra_value_t **out)
     }
     pthread_mutex_lock(&cs->mu);
     ra__obj_t *o = NULL;
-    int rc = wait_obj(cs, ref.id, timeout_ms, &o);
+    bool blocked = false;
+    int rc = wait_obj(cs, ref.id, timeout_ms, &o, &blocked);
     if (rc == 0) {
         rc = o->err;
         if (v != NULL) {
@@ -739,6 +754,9 @@ ra_get(ra_ref_t ref, int64_t timeout_ms, ra_value_t **out)
         }
     }
     pthread_mutex_unlock(&cs->mu);
+    if (blocked) {
+        ra__worker_notify_blocked(false);
+    }
     if (out != NULL) {
         if (rc == 0 || (v != NULL && v->text != NULL)) {
             *out = v;
@@ -789,6 +807,7 @@ ra_wait(const ra_ref_t *refs, size_t n, size_t num_ready,
     }
     pthread_mutex_lock(&cs->mu);
     size_t k;
+    bool blocked = false;
     for (;;) {
         k = 0;
         for (size_t i = 0; i < n; i++) {
@@ -801,7 +820,7 @@ ra_wait(const ra_ref_t *refs, size_t n, size_t num_ready,
         if (k >= num_ready || timeout_ms == 0) {
             break;
         }
-        ra__sched_blocking();
+        about_to_block(&blocked);
         if (timeout_ms < 0) {
             pthread_cond_wait(&cs->cv, &cs->mu);
         } else if (pthread_cond_timedwait(&cs->cv, &cs->mu, &dl) ==
@@ -810,6 +829,9 @@ ra_wait(const ra_ref_t *refs, size_t n, size_t num_ready,
         }
     }
     pthread_mutex_unlock(&cs->mu);
+    if (blocked) {
+        ra__worker_notify_blocked(false);
+    }
     return (int)k;
 }
 
@@ -977,11 +999,25 @@ ra_actor_call(ra_actor_t a, const char *method, const ra_arg_t *args,
     if (ra__g == NULL) {
         return RA_ECLOSED;
     }
+    return ra_actor_call_opts(a, method, args, nargs, NULL, out);
+}
+
+int
+ra_actor_call_opts(ra_actor_t a, const char *method, const ra_arg_t *args,
+                   size_t nargs, const ra_call_opts_t *opts, ra_ref_t *out)
+{
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
     ra__cactor_t *r = ra__cactor_at(ra__g->cs, a.id);
     if (r == NULL) {
         return RA_ENOENT;
     }
-    return submit(RA__TASK_METHOD, method, a.id, args, nargs, NULL,
+    if (opts != NULL && opts->timeout_ms < 0) {
+        return RA_EINVAL;
+    }
+    ra_task_opts_t o = {.timeout_ms = opts != NULL ? opts->timeout_ms : 0};
+    return submit(RA__TASK_METHOD, method, a.id, args, nargs, &o,
                   r->max_task_retries, out);
 }
 

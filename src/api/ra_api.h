@@ -366,6 +366,19 @@ int ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
 int ra_actor_call(ra_actor_t a, const char *method, const ra_arg_t *args,
                   size_t nargs, ra_ref_t *out);
 
+// Options of one actor call; zero fields take the defaults.
+typedef struct ra_call_opts {
+    int64_t timeout_ms;       // deadline from the call (0: none)
+} ra_call_opts_t;
+
+// ra_actor_call_opts is ra_actor_call with options (opts may be NULL).
+// When the deadline passes first, ra_get gives RA_ETIMEOUT and a late
+// answer is dropped; the method itself is not interrupted (it runs in the
+// actor, which other calls share), and later calls still wait behind it.
+int ra_actor_call_opts(ra_actor_t a, const char *method,
+                       const ra_arg_t *args, size_t nargs,
+                       const ra_call_opts_t *opts, ra_ref_t *out);
+
 // ra_actor_kill ends the actor at once, without restarting it; pending
 // calls fail with RA_EACTOR.  Returns 0 or RA_ENOENT.
 int ra_actor_kill(ra_actor_t a);

@@ -42,7 +42,8 @@ enum {
     RA__T_GCS = -1313,         // calls to the GCS
     RA__T_RAYLET_INFO = -1314, // calls to the raylet: resources
     RA__T_STOP = -1315,        // raylet -> worker host: exit now
-    RA__T_LEASE_LOST = -1316   // raylet -> core: a lease's worker died
+    RA__T_LEASE_LOST = -1316,  // raylet -> core: a lease's worker died
+    RA__T_BLOCKED = -1317      // worker -> raylet: its task waits / resumes
 };
 
 // Kinds of task wire.
@@ -157,6 +158,14 @@ void ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn,
 
 // ra__worker_cancel_flag is the flag that ra_task_cancelled reads.
 const _Atomic bool *ra__worker_cancel_flag(void);
+
+// ra__worker_in_task tells whether the calling thread is a worker's
+// executor running a task.  ra__worker_notify_blocked tells the raylet
+// that this task starts (on) or stops waiting in ra_get/ra_wait, so that
+// its CPUs can run other tasks meanwhile (nested tasks cannot deadlock
+// on CPUs).
+bool ra__worker_in_task(void);
+void ra__worker_notify_blocked(bool on);
 
 // ---- process-wide state ----
 

@@ -66,6 +66,7 @@ typedef struct lease {
     int64_t cpus, gpus;
     ra_pid_t owner;
     bool actor;
+    bool blocked;             // its task waits: its CPUs are lent out
     struct lease *next;
 } lease_t;
 
@@ -393,7 +394,9 @@ lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
             break;
         }
     }
-    r->cpus_avail += l->cpus;
+    if (!l->blocked) {
+        r->cpus_avail += l->cpus;   // else they were given back already
+    }
     r->gpus_avail += l->gpus;
     wk_t *w = l->w;
     if (w != NULL) {
@@ -496,6 +499,35 @@ on_register(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     w->host = host;
     w->core = core;
     try_grant(ctx, r);
+}
+
+// on_blocked: a worker's task starts or stops waiting for other tasks.
+// While it waits its lease's CPUs are available to others (GPUs are
+// kept), as Ray does, so that tasks waiting on tasks cannot take every CPU
+// and deadlock.  Resuming takes them back even if that overcommits for a
+// while; nothing new is granted until they are free again.
+static void
+on_blocked(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
+{
+    ra__rbuf_t b;
+    ra__rb_init(&b, m);
+    int64_t ospid = ra__rb_u32(&b);
+    bool on = ra__rb_u8(&b) != 0;
+    wk_t *w = b.bad ? NULL : wk_find(r, ospid);
+    if (w == NULL) {
+        return;
+    }
+    for (lease_t *l = r->leases; l != NULL; l = l->next) {
+        if (l->w != w || l->actor || l->blocked == on) {
+            continue;
+        }
+        l->blocked = on;
+        r->cpus_avail += on ? l->cpus : -l->cpus;
+        if (on) {
+            try_grant(ctx, r);
+        }
+        return;
+    }
 }
 
 // describe_exit says how a worker process ended, for error values.
@@ -741,6 +773,9 @@ raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         break;
     case RA__T_REGISTER:
         on_register(ctx, r, msg);
+        break;
+    case RA__T_BLOCKED:
+        on_blocked(ctx, r, msg);
         break;
     case RA__T_RAYLET_INFO:
         on_info(ctx, r);

@@ -31,6 +31,31 @@
 // atomics.
 static _Atomic uint64_t running_id;
 static _Atomic bool cancel_flag;
+// Whether this thread is the executor, inside a task.
+static _Thread_local bool in_task;
+
+bool
+ra__worker_in_task(void)
+{
+    return in_task;
+}
+
+void
+ra__worker_notify_blocked(bool on)
+{
+    ra__cluster_t *c = ra__g;
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    if (c == NULL || !c->worker) {
+        return;
+    }
+    ra__wb_u32(&b, (uint32_t)getpid());
+    ra__wb_u8(&b, on);
+    if (ra__wb_msg(&b, RA__T_BLOCKED, &m) == 0 &&
+        ra_runtime_send(c->rt, c->raylet, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
 
 // ---- the executor ----
 
@@ -63,9 +88,11 @@ exec_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     }
     atomic_store(&cancel_flag, false);
     atomic_store(&running_id, v.id);
+    in_task = true;
     ra__task_run(ctx, ra_sender(ctx), fn, &v, NULL,
                  why[0] != '\0' ? RA_ETASK : 0,
                  why[0] != '\0' ? why : NULL);
+    in_task = false;
     atomic_store(&running_id, 0);
     free(v.args);
     return 0;

@@ -211,6 +211,36 @@ say(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(say)
 
+// fan submits argument-0 "add" tasks from inside a task and waits for
+// them: nested tasks.
+static int
+fan(ra_task_t *t)
+{
+    int64_t n = ra_task_arg_i64(t, 0), sum = 0;
+    ra_ref_t r[16];
+    if (n > 16) {
+        return ra_task_fail(t, "at most 16");
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int rc = ra_remote("add", (ra_arg_t[]){RA_ARG_I64(i), RA_ARG_I64(0)},
+                           2, NULL, &r[i]);
+        if (rc != 0) {
+            return ra_task_fail(t, "submit: %s", ra_err_name(rc));
+        }
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t x;
+        int rc = ra_get_i64(r[i], 30000, &x);
+        if (rc != 0) {
+            return ra_task_fail(t, "get: %s", ra_err_name(rc));
+        }
+        sum += x;
+        ra_release(r[i]);
+    }
+    return ra_task_return_i64(t, sum);
+}
+RA_REMOTE_REGISTER(fan)
+
 // ---- an actor class ----
 
 typedef struct acct {
@@ -253,9 +283,17 @@ acct_pid(ra_task_t *t)
     return ra_task_return_i64(t, (int64_t)getpid());
 }
 
+static int
+acct_nap(ra_task_t *t)
+{
+    usleep((useconds_t)ra_task_arg_i64(t, 0) * 1000);
+    return ra_task_return_i64(t, ra_task_arg_i64(t, 0));
+}
+
 static const ra_method_t acct_methods[] = {
     {"deposit", acct_deposit},
     {"pid", acct_pid},
+    {"nap", acct_nap},
 };
 
 static const ra_actor_class_t Account = {
@@ -263,7 +301,7 @@ static const ra_actor_class_t Account = {
     .init = acct_init,
     .fini = acct_fini,
     .methods = acct_methods,
-    .nmethods = 2,
+    .nmethods = 3,
 };
 RA_ACTOR_CLASS_REGISTER(Account)
 
@@ -647,6 +685,30 @@ START_TEST(test_cluster_actor_keeps_state_in_order)
 }
 END_TEST
 
+START_TEST(test_cluster_actor_call_deadline)
+{
+    start();
+    ra_actor_t a;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(0), 1, NULL, &a));
+    ra_call_opts_t o = {.timeout_ms = 100};
+    ra_ref_t r, r2;
+    uint64_t t0 = ra_test_now_ms();
+    RA_CK_OK(ra_actor_call_opts(a, "nap", &RA_ARG_I64(1500), 1, &o, &r));
+    RA_CK_ERR(ra_get(r, 20000, NULL), RA_ETIMEOUT);
+    ck_assert_uint_lt(ra_test_now_ms() - t0, 1400);
+    ra_release(r);
+    // The actor is fine: the next call runs once the nap is over.
+    int64_t x = 0;
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(4), 1, &r2));
+    RA_CK_OK(ra_get_i64(r2, 20000, &x));
+    ck_assert_int_eq(x, 4);
+    ra_release(r2);
+    o.timeout_ms = -1;
+    RA_CK_ERR(ra_actor_call_opts(a, "nap", NULL, 0, &o, &r), RA_EINVAL);
+    stop();
+}
+END_TEST
+
 START_TEST(test_cluster_actor_restarts_after_kill9)
 {
     start();
@@ -836,6 +898,28 @@ START_TEST(test_cluster_runtime_env_libraries)
 }
 END_TEST
 
+START_TEST(test_cluster_nested_tasks_lend_their_cpus)
+{
+    start();
+    // Two tasks take both CPUs and wait for subtasks that need a CPU each:
+    // they only finish because a waiting task lends its CPU.
+    ra_ref_t r[2];
+    for (int i = 0; i < 2; i++) {
+        RA_CK_OK(ra_remote("fan", &RA_ARG_I64(8), 1, NULL, &r[i]));
+    }
+    for (int i = 0; i < 2; i++) {
+        ra_value_t *v = NULL;
+        int rc = ra_get(r[i], 60000, &v);
+        ck_assert_msg(rc == 0, "fan: %s %s", ra_err_name(rc),
+                      ra_value_error(v));
+        ck_assert_int_eq(ra_value_i64(v), 28);
+        ra_value_free(&v);
+        ra_release(r[i]);
+    }
+    stop();
+}
+END_TEST
+
 START_TEST(test_cluster_init_twice_and_shutdown_twice)
 {
     start();
@@ -869,6 +953,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_init_twice_and_shutdown_twice);
     tcase_add_test(tc, test_cluster_worker_output_prefixed_and_logged);
     tcase_add_test(tc, test_cluster_runtime_env_libraries);
+    tcase_add_test(tc, test_cluster_nested_tasks_lend_their_cpus);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_set_timeout(tc, 120);
@@ -881,6 +966,7 @@ cluster_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cluster_actor_keeps_state_in_order);
     tcase_add_test(tc, test_cluster_actor_restarts_after_kill9);
+    tcase_add_test(tc, test_cluster_actor_call_deadline);
     tcase_add_test(tc, test_cluster_named_actor_from_another_process);
     suite_add_tcase(s, tc);
     return s;
