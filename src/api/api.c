@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core_impl.h"
+#include "ra_objstore.h"
 #include "ra_error.h"
 #include "ra_link.h"
 #include "ra_log.h"
@@ -30,7 +31,12 @@ struct ra_value {
     const void *data;
     size_t len;
     char *text;
+    ra_objstore_t *store;     // a pinned view into it, when not NULL
+    ra_objstore_view_t view;
 };
+
+// Default size of an embedded cluster's object store.
+#define STORE_DEFAULT ((size_t)256 << 20)
 
 // ---- starting and stopping ----
 
@@ -200,6 +206,9 @@ stop_all(ra__cluster_t *c)
     c->link = NULL;
     ra_runtime_destroy(&c->rt);
     ra__core_free(c);
+    ra_objstore_t *st = c->store;
+    ra_objstore_destroy(&st);
+    c->store = NULL;
     rm_rf(c->session);
 }
 
@@ -291,6 +300,27 @@ ra_init_opts(const ra_init_opts_t *opts)
         goto fail;
     }
     c->link = l;
+    c->inline_max = RA__INLINE_MAX_DEFAULT;
+    char store_name[128] = "";
+    if (o.object_store_memory != SIZE_MAX) {
+        char spill[1024];
+        snprintf(spill, sizeof spill, "%s/spill", c->session);
+        snprintf(store_name, sizeof store_name, "rayo-%d-%ld",
+                 (int)getpid(), (long)now);
+        ra_objstore_opts_t so = {
+            .capacity = o.object_store_memory != 0 ? o.object_store_memory
+                                                   : STORE_DEFAULT,
+            .spill_dir = spill,
+            .prefault = RA_OBJSTORE_PREFAULT_NONE,
+        };
+        ra_objstore_t *st = NULL;
+        if ((rc = ra_objstore_create(&st, store_name, &so)) != 0) {
+            ra_log_err("api", "cannot create the object store %s: %s",
+                       store_name, ra_strerror(rc));
+            goto fail;
+        }
+        c->store = st;
+    }
     if ((rc = ra__gcs_start(c->rt, gcsdir, &c->gcs)) != 0 ||
         (rc = ra__core_start(c)) != 0) {
         goto fail;
@@ -307,6 +337,7 @@ ra_init_opts(const ra_init_opts_t *opts)
         .threads = o.threads,
         .link = l,
         .libs = libs,
+        .store = store_name[0] != '\0' ? store_name : NULL,
     };
     rc = ra__raylet_start(c->rt, &rc_cfg, &c->raylet);
     free(libs);
@@ -474,6 +505,10 @@ ra_value_free(ra_value_t **v)
 {
     if (v == NULL || *v == NULL) {
         return;
+    }
+    if ((*v)->store != NULL && ra__g != NULL &&
+        ra__g->store == (*v)->store) {
+        (void)ra_objstore_release((*v)->store, &(*v)->view);
     }
     ra_msg_unref(&(*v)->msg);
     free((*v)->text);
@@ -742,7 +777,20 @@ ra_get(ra_ref_t ref, int64_t timeout_ms, ra_value_t **out)
         rc = o->err;
         if (v != NULL) {
             v->kind = o->kind;
-            if (o->state == RA__OBJ_READY) {
+            if (o->state == RA__OBJ_READY && o->in_store) {
+                ra_oid_t oid;
+                memcpy(oid.b, o->oid, 16);
+                if ((rc = ra_objstore_get(c->store, oid, 0, &v->view)) ==
+                    0) {
+                    v->store = c->store;
+                    v->data = v->view.data;
+                    v->len = v->view.size;
+                } else {
+                    v->kind = RA_VAL_NONE;
+                    v->text = strdup("the object was lost from the "
+                                     "node's object store");
+                }
+            } else if (o->state == RA__OBJ_READY) {
                 v->msg = o->msg != NULL ? ra_msg_ref(o->msg) : NULL;
                 v->data = o->data;
                 v->len = o->len;

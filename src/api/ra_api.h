@@ -70,6 +70,11 @@ typedef struct ra_init_opts {
     // register (RA_REMOTE_REGISTER in the library) need not be in the
     // program.  Also taken from RAYO_LIBS (paths separated by ':').
     const char *const *libs;
+    // The node's shared-memory object store: task results of 100 KiB or
+    // more are put there by the worker and mapped (not copied) by
+    // ra_get.  object_store_memory is its size (default 256 MiB for an
+    // embedded cluster; SIZE_MAX: no store, every value inline).
+    size_t object_store_memory;
 } ra_init_opts_t;
 
 // ra_init starts or joins a cluster with default options: address NULL
@@ -158,7 +163,9 @@ typedef struct ra_value ra_value_t;
 ra_value_kind_t ra_value_kind(const ra_value_t *v);
 // ra_value_data returns its bytes (for every kind: the BSON document's
 // bytes, the 8 bytes of a number) and their length in *len (may be NULL).
-// Borrowed until ra_value_free.
+// Borrowed until ra_value_free.  A large value is a read-only view into
+// the node's object store, pinned until ra_value_free, which must come
+// before ra_shutdown.
 const void *ra_value_data(const ra_value_t *v, size_t *len);
 // ra_value_i64 and ra_value_f64 read a number; another kind reads as 0.
 int64_t ra_value_i64(const ra_value_t *v);

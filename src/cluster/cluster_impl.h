@@ -134,6 +134,16 @@ int ra__task_decode(const ra_msg_t *m, ra__task_view_t *v);
 int ra__result_msg(uint64_t id, uint32_t attempt, int status, uint8_t kind,
                    const void *data, size_t len, ra_msg_t **out);
 
+// A result kind with this bit set carries a 16-byte object id: the value
+// itself is in the node's object store.
+#define RA__VAL_IN_STORE 0x40u
+// Values up to this size travel inline in messages (Ray: 100 KiB).
+#define RA__INLINE_MAX_DEFAULT ((size_t)100 << 10)
+
+// ra__oid_of names the store object of object id of process (node, proc).
+void ra__oid_make(uint8_t out[16], uint32_t node, uint32_t proc,
+                  uint64_t id);
+
 // ---- registries (filled at load time) ----
 ra_task_fn ra__fn_lookup(const char *name);
 const ra_actor_class_t *ra__class_lookup(const char *name);
@@ -186,6 +196,9 @@ typedef struct ra__cluster {
     ra_pid_t raylet;         // the node's raylet
     ra_pid_t gcs;            // the GCS
     ra__core_t *cs;          // the core's shared part (objects)
+    void *store;             // ra_objstore_t: the node's object store, or
+                             // NULL (then every value travels inline)
+    size_t inline_max;       // larger results go through the store
     void *raylet_state;      // embedded: the raylet's config
     void *gcs_state;
 } ra__cluster_t;
@@ -213,6 +226,7 @@ typedef struct ra__raylet_cfg {
     void *link;              // ra_link_t: to cut lost workers off at once
     const char *libs;        // runtime environment libraries ("a:b"), or
                              // NULL
+    const char *store;       // the object store's name, or NULL
 } ra__raylet_cfg_t;
 
 // ra__load_libs loads the runtime environment's libraries (api.c).

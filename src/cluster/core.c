@@ -30,6 +30,7 @@
 
 #include "cluster_impl.h"
 #include "core_impl.h"
+#include "ra_objstore.h"
 #include "ra_error.h"
 #include "ra_link.h"
 #include "ra_log.h"
@@ -126,6 +127,12 @@ obj_maybe_free(ra__core_t *cs, uint64_t id)
         o->borrows != 0) {
         return;
     }
+    if (o->in_store && ra__g != NULL && ra__g->store != NULL) {
+        ra_oid_t oid;
+        memcpy(oid.b, o->oid, 16);
+        (void)ra_objstore_unref(ra__g->store, oid);
+        (void)ra_objstore_delete(ra__g->store, oid);
+    }
     ra_msg_unref(&o->msg);
     free(o->text);
     free(o);
@@ -204,6 +211,15 @@ obj_complete(ra__core_t *cs, uint64_t id, int err, uint8_t kind,
                 o->state = RA__OBJ_FAILED;
                 o->err = RA_ENOMEM;
             }
+        } else if (err == 0 && (kind & RA__VAL_IN_STORE)) {
+            // The value stays in the store; this process holds a
+            // reference to it, so that it is spilled rather than evicted.
+            o->in_store = true;
+            o->kind = kind & ~RA__VAL_IN_STORE;
+            memcpy(o->oid, data, 16);
+            ra_oid_t oid;
+            memcpy(oid.b, o->oid, 16);
+            (void)ra_objstore_ref(ra__g->store, oid);
         } else if (err == 0) {
             o->msg = ra_msg_ref(msg);
             o->data = data;
@@ -490,6 +506,20 @@ resolve_args(core_t *k, ra__task_t *t, char *buf, size_t cap)
             snprintf(buf, cap, "argument %u failed: %s", i,
                      o->text != NULL ? o->text : ra_err_name(o->err));
             rc = o->err;
+        } else if (o->in_store) {
+            ra_oid_t oid;
+            ra_objstore_view_t view;
+            memcpy(oid.b, o->oid, 16);
+            if (ra_objstore_get(k->c->store, oid, 0, &view) != 0) {
+                snprintf(buf, cap, "argument %u: object lost from the "
+                         "store", i);
+                rc = RA_ENOENT;
+            } else {
+                ra__wb_u8(&b, o->kind != RA_VAL_NONE ? o->kind
+                                                     : RA_VAL_BYTES);
+                ra__wb_bytes(&b, view.data, view.size);
+                (void)ra_objstore_release(k->c->store, &view);
+            }
         } else {
             ra__wb_u8(&b, o->kind != RA_VAL_NONE ? o->kind : RA_VAL_BYTES);
             ra__wb_bytes(&b, o->data, o->len);
@@ -666,7 +696,8 @@ on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     uint8_t kind = ra__rb_u8(&r);
     size_t len;
     const void *data = ra__rb_bytes(&r, &len);
-    if (r.bad || kind > RA_VAL_F64) {
+    if (r.bad || (kind & ~RA__VAL_IN_STORE) > RA_VAL_F64 ||
+        ((kind & RA__VAL_IN_STORE) && (len != 16 || k->c->store == NULL))) {
         ra_log_warn("core", "malformed result dropped");
         return;
     }

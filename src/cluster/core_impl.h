@@ -59,7 +59,9 @@ typedef struct ra__obj {
     bool released;
     uint32_t borrows;         // pending tasks that take it as argument
     int err;
-    ra_msg_t *msg;            // holds the value bytes
+    bool in_store;            // the value is in the node's object store
+    uint8_t oid[16];          // its id there
+    ra_msg_t *msg;            // holds the value bytes (inline values)
     const void *data;
     size_t len;
     char *text;               // error text

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cluster_impl.h"
+#include "ra_objstore.h"
 #include "ra_error.h"
 #include "ra_log.h"
 
@@ -303,6 +304,18 @@ ra__task_decode(const ra_msg_t *m, ra__task_view_t *v)
     return 0;
 }
 
+void
+ra__oid_make(uint8_t out[16], uint32_t node, uint32_t proc, uint64_t id)
+{
+    for (int i = 0; i < 4; i++) {
+        out[i] = (uint8_t)(node >> (8 * i));
+        out[4 + i] = (uint8_t)(proc >> (8 * i));
+    }
+    for (int i = 0; i < 8; i++) {
+        out[8 + i] = (uint8_t)(id >> (8 * i));
+    }
+}
+
 int
 ra__result_msg(uint64_t id, uint32_t attempt, int status, uint8_t kind,
                const void *data, size_t len, ra_msg_t **out)
@@ -569,8 +582,26 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
         if (state != NULL) {
             *state = t.state;
         }
-        rc = ra__result_msg(v->id, v->attempt, 0, t.rkind, t.rdata, t.rlen,
-                            &res);
+        ra__cluster_t *c = ra__g;
+        ra_objstore_t *st = c != NULL ? c->store : NULL;
+        ra_oid_t oid;
+        ra__oid_make(oid.b, to.node, to.proc, v->id);
+        // A large value goes through the node's object store: the owner
+        // maps it instead of receiving a copy.  A store that is full (or
+        // absent) leaves it inline.
+        bool stored = false;
+        if (st != NULL && t.rlen >= c->inline_max) {
+            (void)ra_objstore_delete(st, oid); // an earlier attempt's
+            stored = ra_objstore_put(st, oid, t.rdata, t.rlen) == 0;
+        }
+        if (stored) {
+            rc = ra__result_msg(v->id, v->attempt, 0,
+                                (uint8_t)(t.rkind | RA__VAL_IN_STORE),
+                                oid.b, sizeof oid.b, &res);
+        } else {
+            rc = ra__result_msg(v->id, v->attempt, 0, t.rkind, t.rdata,
+                                t.rlen, &res);
+        }
     } else {
         char buf[1200];
         char host[64] = "";

@@ -212,6 +212,9 @@ make_env(const raylet_t *r, ra_pid_t self)
     if (r->cfg.libs != NULL) {
         e[k++] = dupf("RAYO_LIBS=%s", r->cfg.libs);
     }
+    if (r->cfg.store != NULL) {
+        e[k++] = dupf("RAYO_STORE=%s", r->cfg.store);
+    }
     for (size_t i = 0; i < k; i++) {
         if (e[i] == NULL) {
             free_strv(e);
@@ -816,6 +819,7 @@ raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     free((char *)r->cfg.endpoint);
     free((char *)r->cfg.ns);
     free((char *)r->cfg.libs);
+    free((char *)r->cfg.store);
     free(r);
 }
 
@@ -838,6 +842,7 @@ ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
     r->cfg.endpoint = strdup(cfg->endpoint);
     r->cfg.ns = strdup(cfg->ns);
     r->cfg.libs = cfg->libs != NULL ? strdup(cfg->libs) : NULL;
+    r->cfg.store = cfg->store != NULL ? strdup(cfg->store) : NULL;
     r->cpus_total = r->cpus_avail = (int64_t)(cfg->num_cpus * UNIT + 0.5);
     r->gpus_total = r->gpus_avail = (int64_t)(cfg->num_gpus * UNIT + 0.5);
     r->reqs_tail = &r->reqs;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cluster_impl.h"
+#include "ra_objstore.h"
 #include "ra_error.h"
 #include "ra_link.h"
 #include "ra_log.h"
@@ -457,6 +458,18 @@ ra__worker_run(void)
         die_early("runtime environment libraries", rc);
     }
     c.worker = true;
+    c.inline_max = RA__INLINE_MAX_DEFAULT;
+    const char *store = getenv("RAYO_STORE");
+    if (store != NULL) {
+        ra_objstore_t *st = NULL;
+        ra_objstore_opts_t so = {.prefault = RA_OBJSTORE_PREFAULT_NONE};
+        if ((rc = ra_objstore_attach(&st, store, &so)) != 0) {
+            fprintf(stderr, "rayo worker %d: object store %s: %s; large "
+                    "results travel inline\n", (int)getpid(), store,
+                    ra_strerror(rc));
+        }
+        c.store = st;
+    }
     c.node = (uint32_t)atol(node);
     c.proc = (uint32_t)getpid();
     snprintf(c.session, sizeof c.session, "%s", sess);

@@ -241,6 +241,41 @@ fan(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(fan)
 
+// big returns argument-0 bytes, byte i being (i * 7 + argument 1) mod 251.
+static int
+big(ra_task_t *t)
+{
+    size_t n = (size_t)ra_task_arg_i64(t, 0);
+    int64_t salt = ra_task_arg_i64(t, 1);
+    uint8_t *p = malloc(n != 0 ? n : 1);
+    if (p == NULL) {
+        return ra_task_fail(t, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (uint8_t)((i * 7 + (size_t)salt) % 251);
+    }
+    int rc = ra_task_return_bytes(t, p, n);
+    free(p);
+    return rc;
+}
+RA_REMOTE_REGISTER(big)
+
+// check_big returns 1 when argument 0 is what big(len, argument 1) makes.
+static int
+check_big(ra_task_t *t)
+{
+    size_t n;
+    const uint8_t *p = ra_task_arg(t, 0, &n);
+    int64_t salt = ra_task_arg_i64(t, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != (uint8_t)((i * 7 + (size_t)salt) % 251)) {
+            return ra_task_return_i64(t, 0);
+        }
+    }
+    return ra_task_return_i64(t, (int64_t)n);
+}
+RA_REMOTE_REGISTER(check_big)
+
 // ---- an actor class ----
 
 typedef struct acct {
@@ -920,6 +955,57 @@ START_TEST(test_cluster_nested_tasks_lend_their_cpus)
 }
 END_TEST
 
+static bool
+big_ok(const ra_value_t *v, size_t n, int64_t salt)
+{
+    size_t len;
+    const uint8_t *p = ra_value_data(v, &len);
+    if (len != n) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != (uint8_t)((i * 7 + (size_t)salt) % 251)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+START_TEST(test_cluster_large_values_through_the_store)
+{
+    // A 16 MiB store for many 1 MiB results: it only keeps up if released
+    // results leave it.  Then the same without a store (all inline).
+    size_t sizes[2] = {(size_t)16 << 20, SIZE_MAX};
+    for (int k = 0; k < 2; k++) {
+        ra_init_opts_t o = {.num_cpus = 2, .workers = 2,
+                            .object_store_memory = sizes[k]};
+        RA_CK_OK(ra_init_opts(&o));
+        int rounds = k == 0 ? 60 : 5;
+        for (int i = 0; i < rounds; i++) {
+            size_t n = (i % 3 == 0) ? (size_t)200 << 10 : (size_t)1 << 20;
+            ra_ref_t r, c;
+            ra_value_t *v = NULL;
+            RA_CK_OK(ra_remote("big", (ra_arg_t[]){RA_ARG_I64((int64_t)n),
+                                                   RA_ARG_I64(i)},
+                               2, NULL, &r));
+            RA_CK_OK(ra_get(r, 20000, &v));
+            ck_assert_msg(big_ok(v, n, i), "round %d: wrong bytes", i);
+            ra_value_free(&v);
+            // As an argument of another task.
+            int64_t got = 0;
+            RA_CK_OK(ra_remote("check_big", (ra_arg_t[]){RA_ARG_REF(r),
+                                                         RA_ARG_I64(i)},
+                               2, NULL, &c));
+            RA_CK_OK(ra_get_i64(c, 20000, &got));
+            ck_assert_int_eq(got, (int64_t)n);
+            ra_release(c);
+            ra_release(r);
+        }
+        stop();
+    }
+}
+END_TEST
+
 START_TEST(test_cluster_init_twice_and_shutdown_twice)
 {
     start();
@@ -954,6 +1040,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_worker_output_prefixed_and_logged);
     tcase_add_test(tc, test_cluster_runtime_env_libraries);
     tcase_add_test(tc, test_cluster_nested_tasks_lend_their_cpus);
+    tcase_add_test(tc, test_cluster_large_values_through_the_store);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_set_timeout(tc, 120);
