@@ -13,3 +13,8 @@ noinst_PROGRAMS += apps/quickstart
 apps_quickstart_SOURCES = apps/quickstart.c
 apps_quickstart_LDADD = librayo.la $(BSON_LIBS)
 TESTS += apps/quickstart
+
+noinst_PROGRAMS += apps/bigarray
+apps_bigarray_SOURCES = apps/bigarray.c
+apps_bigarray_LDADD = librayo.la $(BSON_LIBS)
+TESTS += apps/bigarray
