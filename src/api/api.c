@@ -1026,6 +1026,12 @@ ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
         drop_obj(c->cs, id, rc);
         return rc;
     }
+    if (o.no_wait) {
+        // The core completes the creation object later; nobody reads it.
+        ra__obj_release(c->cs, id);
+        out->id = a->key;
+        return 0;
+    }
     ra_value_t *v = NULL;
     rc = ra_get((ra_ref_t){c->node, ra__g->proc, id}, -1, &v);
     if (rc != 0) {

@@ -348,6 +348,11 @@ typedef struct ra_actor_opts {
     double num_cpus;          // held for the actor's life (default 0)
     double num_gpus;
     ra_isolation_t isolation;
+    // no_wait makes ra_actor_create return as soon as the creation is
+    // under way, as Ray's Actor.remote() does: calls made meanwhile wait
+    // until the actor is up, and fail with RA_EACTOR (saying why) if it
+    // never comes up (its constructor failed, no worker could host it).
+    bool no_wait;
 } ra_actor_opts_t;
 
 #define RA_ACTOR_OPTS_INIT ((ra_actor_opts_t){.max_restarts = 0})
@@ -358,7 +363,8 @@ typedef struct ra_actor {
 } ra_actor_t;
 
 // ra_actor_create creates an actor of class cls with its constructor's
-// arguments and waits until it is placed and constructed.  Returns 0;
+// arguments and waits until it is placed and constructed (unless
+// opts->no_wait).  Returns 0;
 // RA_ENOENT (no class of that name); RA_EEXIST (the name is taken);
 // RA_ETASK (the constructor failed); RA_EINFEASIBLE; RA_ETIMEOUT (no
 // worker came up in time); RA_ECLOSED; RA_ENOMEM.

@@ -715,6 +715,22 @@ START_TEST(test_cluster_actor_keeps_state_in_order)
     ra_release(bad);
     RA_CK_ERR(ra_actor_create("Account", &RA_ARG_I64(-5), 1, NULL, &a),
               RA_ETASK);
+    // Without waiting: calls wait for the actor, or fail saying why.
+    ra_actor_opts_t nw = RA_ACTOR_OPTS_INIT;
+    nw.no_wait = true;
+    int64_t x = 0;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(10), 1, &nw, &a));
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(5), 1, &bad));
+    RA_CK_OK(ra_get_i64(bad, 20000, &x));
+    ck_assert_int_eq(x, 15);
+    ra_release(bad);
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(-5), 1, &nw, &a));
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(5), 1, &bad));
+    RA_CK_ERR(ra_get(bad, 20000, &v), RA_EACTOR);
+    ck_assert_msg(strstr(ra_value_error(v), "negative opening balance") !=
+                      NULL, "error text: %s", ra_value_error(v));
+    ra_value_free(&v);
+    ra_release(bad);
     RA_CK_ERR(ra_actor_create("NoSuchClass", NULL, 0, NULL, &a), RA_ENOENT);
     stop();
 }
