@@ -466,12 +466,7 @@ ra_value_i64(const ra_value_t *v)
     if (v == NULL || v->kind != RA_VAL_I64 || v->len != 8) {
         return 0;
     }
-    const uint8_t *p = v->data;
-    uint64_t u = 0;
-    for (int k = 7; k >= 0; k--) {
-        u = u << 8 | p[k];
-    }
-    return (int64_t)u;
+    return ra__le64_get(v->data);
 }
 
 double
@@ -700,6 +695,24 @@ ra_put(const ra_arg_t *value, ra_ref_t *out)
     return rc;
 }
 
+// deadline_after returns CLOCK_MONOTONIC (the clock of the object
+// table's condition variable) timeout_ms from now; now for timeout_ms <= 0.
+static struct timespec
+deadline_after(int64_t timeout_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    if (timeout_ms > 0) {
+        dl.tv_sec += timeout_ms / 1000;
+        dl.tv_nsec += (timeout_ms % 1000) * 1000000;
+        if (dl.tv_nsec >= 1000000000) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000;
+        }
+    }
+    return dl;
+}
+
 // about_to_block prepares a wait: the scheduler thread's actors move to
 // other threads, and a task in a worker tells the raylet (once) that it
 // waits, so that its CPUs can run the tasks it waits for.
@@ -717,16 +730,7 @@ static int
 wait_obj(ra__core_t *cs, uint64_t id, int64_t timeout_ms, ra__obj_t **out,
          bool *blocked)
 {
-    struct timespec dl;
-    if (timeout_ms > 0) {
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (timeout_ms % 1000) * 1000000;
-        if (dl.tv_nsec >= 1000000000) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000;
-        }
-    }
+    struct timespec dl = deadline_after(timeout_ms);
     for (;;) {
         ra__obj_t *o = ra__obj_at(cs, id);
         if (o == NULL || o->released) {
@@ -843,16 +847,7 @@ ra_wait(const ra_ref_t *refs, size_t n, size_t num_ready,
         return RA_EINVAL;
     }
     ra__core_t *cs = c->cs;
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    if (timeout_ms > 0) {
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (timeout_ms % 1000) * 1000000;
-        if (dl.tv_nsec >= 1000000000) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000;
-        }
-    }
+    struct timespec dl = deadline_after(timeout_ms);
     pthread_mutex_lock(&cs->mu);
     size_t k;
     bool blocked = false;

@@ -239,9 +239,7 @@ ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m)
     }
     if (a->create_obj != 0) {
         uint8_t k[8];
-        for (int i = 0; i < 8; i++) {
-            k[i] = (uint8_t)(a->key >> (8 * i));
-        }
+        ra__le64_put(k, (int64_t)a->key);
         ra__core_obj_complete(cs, a->create_obj, 0, RA_VAL_I64, NULL, k, 8);
         a->create_obj = 0;
     }

@@ -58,6 +58,28 @@ enum {
 
 // ---- the codec ----
 
+// ra__le64_get and ra__le64_put read and write the 8 little-endian bytes
+// that i64 values travel as.
+static inline int64_t
+ra__le64_get(const void *p)
+{
+    const uint8_t *b = p;
+    uint64_t u = 0;
+    for (int k = 7; k >= 0; k--) {
+        u = u << 8 | b[k];
+    }
+    return (int64_t)u;
+}
+
+static inline void
+ra__le64_put(void *p, int64_t x)
+{
+    uint8_t *b = p;
+    for (int i = 0; i < 8; i++) {
+        b[i] = (uint8_t)((uint64_t)x >> (8 * i));
+    }
+}
+
 // ra__wbuf_t builds a message body; on allocation failure it records
 // the error and later writes do nothing.
 typedef struct ra__wbuf {

@@ -776,14 +776,13 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     double cpus = ra__rb_f64(&r);
     double gpus = ra__rb_f64(&r);
     uint8_t actor = ra__rb_u8(&r);
-    uint64_t akey = ra__rb_u64(&r);
     if (r.bad) {
         ra_log_warn("core", "malformed lease grant dropped");
         return;
     }
-    (void)req;
     if (actor) {
-        ra__actor_granted(ctx, k->cs, akey, status, lid, host);
+        // An actor's lease request carries the actor's key as its id.
+        ra__actor_granted(ctx, k->cs, req, status, lid, host);
         return;
     }
     ra__cls_t *c = cls_get(k, cpus, gpus);
@@ -1271,19 +1270,7 @@ int
 ra__core_lease_req(ra_ctx_t *ctx, void *kp, double cpus, double gpus,
                    int isolation, uint64_t akey)
 {
-    core_t *k = kp;
-    ra__wbuf_t b = {0};
-    ra_msg_t *m = NULL;
-    ra__wb_u64(&b, akey);
-    ra__wb_f64(&b, cpus);
-    ra__wb_f64(&b, gpus);
-    ra__wb_u8(&b, 1);
-    ra__wb_u8(&b, (uint8_t)isolation);
-    int rc = ra__wb_msg(&b, RA__T_LEASE_REQ, &m);
-    if (rc == 0 && (rc = ra_send(ctx, k->c->raylet, &m)) != 0) {
-        ra_msg_unref(&m);
-    }
-    return rc;
+    return send_lease_req(ctx, kp, akey, cpus, gpus, true, isolation);
 }
 
 void

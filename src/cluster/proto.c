@@ -139,9 +139,7 @@ ra__wb_arg(ra__wbuf_t *b, const ra_arg_t *a)
         break;
     case RA_ARG_I64:
         ra__wb_u8(b, RA_VAL_I64);
-        for (int i = 0; i < 8; i++) {
-            x[i] = (uint8_t)((uint64_t)a->i64 >> (8 * i));
-        }
+        ra__le64_put(x, a->i64);
         ra__wb_bytes(b, x, 8);
         break;
     case RA_ARG_F64:
@@ -456,12 +454,7 @@ ra_task_arg_i64(const ra_task_t *t, size_t i)
     if (ra_task_arg_kind(t, i) != RA_VAL_I64) {
         return 0;
     }
-    const uint8_t *p = t->view->args[i].data;
-    uint64_t u = 0;
-    for (int k = 7; k >= 0; k--) {
-        u = u << 8 | p[k];
-    }
-    return (int64_t)u;
+    return ra__le64_get(t->view->args[i].data);
 }
 
 double
@@ -524,9 +517,7 @@ int
 ra_task_return_i64(ra_task_t *t, int64_t x)
 {
     uint8_t b[8];
-    for (int i = 0; i < 8; i++) {
-        b[i] = (uint8_t)((uint64_t)x >> (8 * i));
-    }
+    ra__le64_put(b, x);
     return set_result(t, RA_VAL_I64, b, 8);
 }
 

@@ -293,6 +293,17 @@ start_worker(ra_ctx_t *ctx, raylet_t *r)
 
 // ---- resources and leases ----
 
+// reqs_retail points reqs_tail at the end of the request list again,
+// after requests were taken out of it.
+static void
+reqs_retail(raylet_t *r)
+{
+    r->reqs_tail = &r->reqs;
+    while (*r->reqs_tail != NULL) {
+        r->reqs_tail = &(*r->reqs_tail)->next;
+    }
+}
+
 static void
 reply_grant(ra_ctx_t *ctx, const req_t *q, int status, const lease_t *l)
 {
@@ -306,7 +317,6 @@ reply_grant(ra_ctx_t *ctx, const req_t *q, int status, const lease_t *l)
     ra__wb_f64(&b, (double)q->cpus / UNIT);
     ra__wb_f64(&b, (double)q->gpus / UNIT);
     ra__wb_u8(&b, q->actor);
-    ra__wb_u64(&b, q->req);
     if (ra__wb_msg(&b, RA__T_LEASE_GRANT, &m) == 0 &&
         ra_send(ctx, q->owner, &m) != 0) {
         ra_msg_unref(&m);
@@ -380,10 +390,7 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
         r->nreqs--;
         free(q);
     }
-    r->reqs_tail = &r->reqs;
-    while (*r->reqs_tail != NULL) {
-        r->reqs_tail = &(*r->reqs_tail)->next;
-    }
+    reqs_retail(r);
     while (want_start > r->starting && start_worker(ctx, r) == 0) {
     }
 }
@@ -600,10 +607,7 @@ worker_gone(ra_ctx_t *ctx, raylet_t *r, int64_t ospid, ra_reason_t why)
             pp = &q->next;
         }
     }
-    r->reqs_tail = &r->reqs;
-    while (*r->reqs_tail != NULL) {
-        r->reqs_tail = &(*r->reqs_tail)->next;
-    }
+    reqs_retail(r);
     if (!w->registered) {
         r->starting--;
     }
