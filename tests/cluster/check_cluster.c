@@ -971,6 +971,28 @@ START_TEST(test_cluster_nested_tasks_lend_their_cpus)
 }
 END_TEST
 
+// in_shm tells whether p lies in a mapping of a file in /dev/shm.
+static bool
+in_shm(const void *p)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512], path[256];
+    unsigned long a, b;
+    bool found = false;
+    while (f != NULL && !found && fgets(line, sizeof line, f) != NULL) {
+        path[0] = '\0';
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %255s", &a, &b, path) >=
+                2 &&
+            (unsigned long)p >= a && (unsigned long)p < b) {
+            found = strncmp(path, "/dev/shm/", 9) == 0;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return found;
+}
+
 static bool
 big_ok(const ra_value_t *v, size_t n, int64_t salt)
 {
@@ -1006,6 +1028,9 @@ START_TEST(test_cluster_large_values_through_the_store)
                                2, NULL, &r));
             RA_CK_OK(ra_get(r, 20000, &v));
             ck_assert_msg(big_ok(v, n, i), "round %d: wrong bytes", i);
+            // With a store the value is a view into its shared mapping;
+            // without one it is a copy in this process's own memory.
+            ck_assert_int_eq(in_shm(ra_value_data(v, NULL)), k == 0);
             ra_value_free(&v);
             // As an argument of another task.
             int64_t got = 0;
