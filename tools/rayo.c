@@ -135,6 +135,7 @@ static int cmd_help(const char *prog, int argc, char **argv);
 
 static const ra_tool_cmd_t rayo_cmds[] = {
     {"bench", cmd_bench, "run benchmarks, print JSON lines"},
+    {"topo", ra__tool_topo, "show CPUs, caches, GPUs and GPU links"},
     {"help", cmd_help, "show help for rayo or for a command"},
 };
 

@@ -93,4 +93,9 @@ int ra__tool_bench_store(const char *prog, int argc, char **argv);
 // ra_worker_main first).
 int ra__tool_bench_core(const char *prog, int argc, char **argv);
 
+// ra__tool_topo is `rayo topo`: the topology of this machine, or of a
+// synthetic or XML description with an optional GPU inventory (ra_topo.h),
+// as a table or as one JSON object.
+int ra__tool_topo(const char *prog, int argc, char **argv);
+
 #endif
