@@ -34,9 +34,27 @@ tests_supervisor_check_supervisor_LDADD = $(TEST_LIBS)
 
 check_PROGRAMS += tests/gpu/check_topo
 TESTS += tests/gpu/check_topo
-tests_gpu_check_topo_SOURCES = tests/gpu/check_topo.c tests/testutil.h
+tests_gpu_check_topo_SOURCES = tests/gpu/check_topo.c tests/gpu/dgx1.h tests/testutil.h
 tests_gpu_check_topo_CFLAGS = $(TEST_CFLAGS)
-tests_gpu_check_topo_LDADD = $(TEST_LIBS)
+tests_gpu_check_topo_LDADD = $(TEST_LIBS) -ldl
+
+check_PROGRAMS += tests/gpu/check_gpu_sched
+TESTS += tests/gpu/check_gpu_sched
+tests_gpu_check_gpu_sched_SOURCES = tests/gpu/check_gpu_sched.c tests/gpu/dgx1.h \
+	tests/testutil.h
+tests_gpu_check_gpu_sched_CFLAGS = $(TEST_CFLAGS)
+tests_gpu_check_gpu_sched_LDADD = $(TEST_LIBS)
+
+# A vector add in a task on a real GPU; skipped (77) without one.
+check_PROGRAMS += tests/gpu/check_cuda_task tests/gpu/vadd_probe
+TESTS += tests/gpu/check_cuda_task
+tests_gpu_check_cuda_task_SOURCES = tests/gpu/check_cuda_task.c \
+	tests/gpu/cuda_vadd.c tests/gpu/cuda_vadd.h tests/testutil.h
+tests_gpu_check_cuda_task_CFLAGS = $(TEST_CFLAGS)
+tests_gpu_check_cuda_task_LDADD = $(TEST_LIBS) -ldl
+tests_gpu_vadd_probe_SOURCES = tests/gpu/vadd_probe.c tests/gpu/cuda_vadd.c \
+	tests/gpu/cuda_vadd.h
+tests_gpu_vadd_probe_LDADD = -ldl
 
 check_PROGRAMS += tests/store/check_table
 TESTS += tests/store/check_table

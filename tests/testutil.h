@@ -186,6 +186,27 @@ ra_test_seed(const char *test)
 
 // ra_test_run runs suite s with check's runner, honouring CK_* environment
 // variables, and returns the process exit status for automake.
+// ra_test_cluster_stop checks that every CPU and GPU of the embedded
+// cluster came back (waiting up to 5 s for leases that owners keep a
+// little while), then stops the cluster.
+static inline void
+ra_test_cluster_stop(void)
+{
+    double ct = 0, ca = -1, gt = 0, ga = -1;
+    uint64_t dl = ra_test_now_ms() + 5000;
+    for (;;) {
+        ck_assert_int_eq(ra_cluster_resources(&ct, &ca, &gt, &ga), 0);
+        if ((ct == ca && gt == ga) || ra_test_now_ms() > dl) {
+            break;
+        }
+        ra_test_sleep_ms(5);
+    }
+    ck_assert_msg(ct == ca && gt == ga,
+                  "resources not returned: CPU %g of %g, GPU %g of %g", ca,
+                  ct, ga, gt);
+    ra_shutdown();
+}
+
 static inline int
 ra_test_run(Suite *s)
 {

@@ -206,10 +206,53 @@ stop_all(ra__cluster_t *c)
     c->link = NULL;
     ra_runtime_destroy(&c->rt);
     ra__core_free(c);
+    ra_topo_destroy(&c->topo);
     ra_objstore_t *st = c->store;
     ra_objstore_destroy(&st);
     c->store = NULL;
     rm_rf(c->session);
+}
+
+// env_or returns v, else the environment variable name when set and not
+// empty, else NULL.
+static const char *
+env_or(const char *v, const char *name)
+{
+    if (v != NULL) {
+        return v;
+    }
+    const char *e = getenv(name);
+    return e != NULL && e[0] != '\0' ? e : NULL;
+}
+
+// load_topology loads the node's topology as the options and environment
+// say.  GPUs are probed through the CUDA driver only when the program did
+// not say how many the node has.
+static int
+load_topology(const ra_init_opts_t *o, ra_topo_t **out)
+{
+    ra_topo_opts_t to = {
+        .synthetic = o->topology_synthetic,
+        .xml_path = o->topology_xml,
+        .gpu_file = env_or(o->gpu_file, "RAYO_GPU_FILE"),
+        .no_cuda = o->num_gpus > 0,
+    };
+    // The program's choice of machine wins over the environment's.
+    if (to.synthetic == NULL && to.xml_path == NULL) {
+        to.synthetic = env_or(NULL, "RAYO_TOPOLOGY_SYNTHETIC");
+        to.xml_path = env_or(NULL, "RAYO_TOPOLOGY_XML");
+    }
+    int rc = ra_topo_load(out, &to);
+    if (rc != 0) {
+        ra_log_err("api", "cannot load the node's topology (%s%s%s): %s; "
+                   "check the topology options or RAYO_TOPOLOGY_SYNTHETIC, "
+                   "RAYO_TOPOLOGY_XML and RAYO_GPU_FILE",
+                   to.synthetic != NULL ? to.synthetic
+                   : to.xml_path != NULL ? to.xml_path : "this machine",
+                   to.gpu_file != NULL ? ", GPUs from " : "",
+                   to.gpu_file != NULL ? to.gpu_file : "", ra_strerror(rc));
+    }
+    return rc;
 }
 
 int
@@ -226,7 +269,10 @@ ra_init_opts(const ra_init_opts_t *opts)
     ra__log_from_env();
     ra_init_opts_t o = opts != NULL ? *opts : (ra_init_opts_t){0};
     const char *addr = o.address != NULL ? o.address : getenv("RAYO_ADDRESS");
-    if (o.num_cpus < 0 || o.num_gpus < 0) {
+    if (o.num_cpus < 0 || o.num_gpus < 0 || o.num_gpus > 4096 ||
+        o.num_gpus != (double)(long)o.num_gpus) {
+        ra_log_err("api", "num_cpus must be >= 0 and num_gpus a whole "
+                   "number of devices (got %g, %g)", o.num_cpus, o.num_gpus);
         return RA_EINVAL;
     }
     if (addr != NULL && addr[0] != '\0') {
@@ -321,6 +367,12 @@ ra_init_opts(const ra_init_opts_t *opts)
         }
         c->store = st;
     }
+    if ((rc = load_topology(&o, &c->topo)) != 0) {
+        goto fail;
+    }
+    if (o.num_gpus == 0) {
+        o.num_gpus = ra_topo_gpus(c->topo);
+    }
     if ((rc = ra__gcs_start(c->rt, gcsdir, &c->gcs)) != 0 ||
         (rc = ra__core_start(c)) != 0) {
         goto fail;
@@ -338,6 +390,7 @@ ra_init_opts(const ra_init_opts_t *opts)
         .link = l,
         .libs = libs,
         .store = store_name[0] != '\0' ? store_name : NULL,
+        .topo = c->topo,
     };
     rc = ra__raylet_start(c->rt, &rc_cfg, &c->raylet);
     free(libs);
@@ -642,6 +695,15 @@ submit(uint8_t type, const char *name, uint64_t actor, const ra_arg_t *args,
     return 0;
 }
 
+// gpus_ok tells whether a task or actor may ask for gpus: a fraction of
+// one device, or whole devices (as Ray).
+static bool
+gpus_ok(double gpus)
+{
+    return gpus >= 0 && (gpus <= 1 ||
+                         (gpus < 1e6 && gpus == (double)(long)gpus));
+}
+
 int
 ra_remote(const char *fn, const ra_arg_t *args, size_t nargs,
           const ra_task_opts_t *opts, ra_ref_t *out)
@@ -653,7 +715,7 @@ ra_remote(const char *fn, const ra_arg_t *args, size_t nargs,
     if (fn == NULL || ra__fn_lookup(fn) == NULL) {
         return fn == NULL ? RA_EINVAL : RA_ENOENT;
     }
-    if (!(o.num_cpus >= 0) || !(o.num_gpus >= 0) || o.max_retries < -1) {
+    if (!(o.num_cpus >= 0) || !gpus_ok(o.num_gpus) || o.max_retries < -1) {
         return RA_EINVAL;
     }
     double ct, gt;
@@ -942,7 +1004,7 @@ ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
     }
     ra_actor_opts_t o = opts != NULL ? *opts : RA_ACTOR_OPTS_INIT;
     if (cls == NULL || out == NULL || (nargs != 0 && args == NULL) ||
-        !(o.num_cpus >= 0) || !(o.num_gpus >= 0) || o.max_restarts < -1 ||
+        !(o.num_cpus >= 0) || !gpus_ok(o.num_gpus) || o.max_restarts < -1 ||
         o.max_task_retries < -1 ||
         (o.name != NULL && (o.name[0] == '\0' ||
                             strlen(o.name) > RA__NAME_MAX)) ||
@@ -996,7 +1058,9 @@ ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
     a->max_task_retries = o.max_task_retries;
     a->cpus = o.num_cpus;
     a->gpus = o.num_gpus;
-    a->isolation = o.isolation;
+    // GPUs belong to a process (CUDA_VISIBLE_DEVICES): an actor that
+    // holds some gets a process of its own.
+    a->isolation = o.num_gpus > 0 ? RA_ISOLATION_PROCESS : o.isolation;
     a->ctor_id = id;
     a->create_obj = id;
     ra__task_t tmp = {0};

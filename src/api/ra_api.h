@@ -54,7 +54,8 @@ typedef struct ra_init_opts {
     const char *address;
     double num_cpus;          // CPUs the embedded raylet offers (default:
                               // online CPUs)
-    double num_gpus;          // GPUs it offers (default: those found)
+    double num_gpus;          // GPU devices it offers, a whole number
+                              // (default: those found, see below)
     unsigned workers;         // worker processes started at once (default:
                               // num_cpus, at least 1)
     unsigned max_workers;     // cap of the pool (default: 4 x num_cpus + 4)
@@ -75,6 +76,18 @@ typedef struct ra_init_opts {
     // ra_get.  object_store_memory is its size (default 256 MiB for an
     // embedded cluster; SIZE_MAX: no store, every value inline).
     size_t object_store_memory;
+    // The node's topology (see ra_topo.h and doc/topology.md): this
+    // machine's, found with hwloc and the CUDA driver, unless these (or
+    // RAYO_TOPOLOGY_SYNTHETIC, RAYO_TOPOLOGY_XML, RAYO_GPU_FILE) describe
+    // another one, for tests and simulation.  GPUs come from gpu_file
+    // when given, else from the CUDA driver (none without a driver).  A
+    // request for several GPUs gets the best-linked free set.  Workers
+    // see the GPUs of their lease in CUDA_VISIBLE_DEVICES ("" without
+    // GPUs); when the program itself runs with CUDA_VISIBLE_DEVICES set,
+    // device i of the node is its i-th entry.
+    const char *topology_synthetic; // hwloc synthetic description
+    const char *topology_xml;       // hwloc XML file
+    const char *gpu_file;           // GPU inventory file (JSON)
 } ra_init_opts_t;
 
 // ra_init starts or joins a cluster with default options: address NULL

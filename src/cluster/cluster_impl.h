@@ -24,6 +24,7 @@
 #include "ra_actor.h"
 #include "ra_api.h"
 #include "ra_msg.h"
+#include "ra_topo.h"
 
 // Message tags of the cluster's system actors.
 enum {
@@ -43,7 +44,8 @@ enum {
     RA__T_RAYLET_INFO = -1314, // calls to the raylet: resources
     RA__T_STOP = -1315,        // raylet -> worker host: exit now
     RA__T_LEASE_LOST = -1316,  // raylet -> core: a lease's worker died
-    RA__T_BLOCKED = -1317      // worker -> raylet: its task waits / resumes
+    RA__T_BLOCKED = -1317,     // worker -> raylet: its task waits / resumes
+    RA__T_GPU_ENV = -1318      // core -> worker: CUDA_VISIBLE_DEVICES
 };
 
 // Kinds of task wire.
@@ -223,6 +225,7 @@ typedef struct ra__cluster {
     size_t inline_max;       // larger results go through the store
     void *raylet_state;      // embedded: the raylet's config
     void *gcs_state;
+    ra_topo_t *topo;         // this node's topology, or NULL
 } ra__cluster_t;
 
 extern ra__cluster_t *ra__g;
@@ -249,7 +252,20 @@ typedef struct ra__raylet_cfg {
     const char *libs;        // runtime environment libraries ("a:b"), or
                              // NULL
     const char *store;       // the object store's name, or NULL
+    const ra_topo_t *topo;   // the node's topology (GPU links), or NULL;
+                             // outlives the raylet
 } ra__raylet_cfg_t;
+
+// Longest CUDA_VISIBLE_DEVICES value a lease carries ("0,1,...,63").
+#define RA__VISIBLE_MAX 192
+
+// ra__gpu_env_ok tells whether s is a CUDA_VISIBLE_DEVICES value that a
+// lease may set: empty, or device numbers or UUIDs separated by commas.
+bool ra__gpu_env_ok(const char *s);
+
+// ra__send_gpu_env tells worker actor `to` (its executor or its host) to
+// set CUDA_VISIBLE_DEVICES to visible before the lease's work (core.c).
+void ra__send_gpu_env(ra_ctx_t *ctx, ra_pid_t to, const char *visible);
 
 // ra__load_libs loads the runtime environment's libraries (api.c).
 int ra__load_libs(const char *const *libs, char **joined);

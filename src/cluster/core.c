@@ -776,9 +776,16 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     double cpus = ra__rb_f64(&r);
     double gpus = ra__rb_f64(&r);
     uint8_t actor = ra__rb_u8(&r);
-    if (r.bad) {
+    uint8_t tell = ra__rb_u8(&r);
+    char vis[RA__VISIBLE_MAX];
+    ra__rb_str(&r, vis, sizeof vis);
+    if (r.bad || !ra__gpu_env_ok(vis)) {
         ra_log_warn("core", "malformed lease grant dropped");
         return;
+    }
+    if (status == 0 && tell) {
+        // Before any task or actor: the worker must see the lease's GPUs.
+        ra__send_gpu_env(ctx, actor ? host : exec, vis);
     }
     if (actor) {
         // An actor's lease request carries the actor's key as its id.
@@ -827,6 +834,17 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         l->dead = true;
     }
     dispatch(ctx, k, c);
+}
+
+void
+ra__send_gpu_env(ra_ctx_t *ctx, ra_pid_t to, const char *visible)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_str(&b, visible);
+    if (ra__wb_msg(&b, RA__T_GPU_ENV, &m) == 0 && ra_send(ctx, to, &m) != 0) {
+        ra_msg_unref(&m);
+    }
 }
 
 static ra__lease_t *

@@ -57,6 +57,11 @@ typedef struct wk {
     int64_t idle_since;       // ms, while idle with no actors; else 0
     bool stopping;            // told to exit (retired)
     ra_pid_t exec, host, core;
+    // CUDA_VISIBLE_DEVICES: what the worker has now, and the GPUs it was
+    // first given ("" when never).  A process that initialised CUDA keeps
+    // its devices, so a worker serves GPU leases for one set only.
+    char visible[RA__VISIBLE_MAX];
+    char bound[RA__VISIBLE_MAX];
     struct wk *next;
 } wk_t;
 
@@ -64,6 +69,8 @@ typedef struct lease {
     uint64_t id;
     wk_t *w;
     int64_t cpus, gpus;
+    unsigned *devs;           // the GPU devices it holds (gpus > 0)
+    unsigned ndevs;
     ra_pid_t owner;
     bool actor;
     bool blocked;             // its task waits: its CPUs are lent out
@@ -83,6 +90,12 @@ typedef struct req {
 typedef struct raylet {
     ra__raylet_cfg_t cfg;
     int64_t cpus_total, cpus_avail, gpus_total, gpus_avail;
+    unsigned ndev;            // GPU devices (gpus_total / UNIT)
+    int64_t *dev_avail;       // per device, in 1/UNIT
+    bool *dev_mask;           // scratch for ra_topo_pick_gpus
+    char **dev_name;          // device i as CUDA_VISIBLE_DEVICES names it:
+                              // the i-th entry of the node's own value
+                              // (GPUs "2,3" make devices 0 and 1), or NULL
     ra_pid_t sup;
     wk_t *workers;
     unsigned nworkers, starting;
@@ -190,6 +203,10 @@ make_env(const raylet_t *r, ra_pid_t self)
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
+        if (r->ndev > 0 &&
+            strncmp(environ[i], "CUDA_VISIBLE_DEVICES=", 21) == 0) {
+            continue;   // set below, per lease
+        }
         if (strncmp(environ[i], "RAYO_", 5) != 0 ||
             strncmp(environ[i], "RAYO_TEMP_DIR=", 14) == 0 ||
             strncmp(environ[i], "RAYO_LOG", 8) == 0) {
@@ -214,6 +231,10 @@ make_env(const raylet_t *r, ra_pid_t self)
     }
     if (r->cfg.store != NULL) {
         e[k++] = dupf("RAYO_STORE=%s", r->cfg.store);
+    }
+    if (r->ndev > 0) {
+        // A task sees the GPUs its lease holds, and none without one.
+        e[k++] = strdup("CUDA_VISIBLE_DEVICES=");
     }
     for (size_t i = 0; i < k; i++) {
         if (e[i] == NULL) {
@@ -304,11 +325,169 @@ reqs_retail(raylet_t *r)
     }
 }
 
+// ---- GPUs ----
+//
+// A node has ndev GPU devices, each with UNIT of capacity.  A request
+// below one GPU shares a device: it takes the fullest device that still
+// has room (best fit, so that whole devices stay free for whole
+// requests).  A request of one or more GPUs must be whole and takes that
+// many free devices, chosen by their links (ra_topo_pick_gpus) when the
+// topology describes them, else the lowest indices.
+
+// gpu_feasible tells whether a node like this one could ever grant gpus.
+static bool
+gpu_feasible(const raylet_t *r, int64_t gpus)
+{
+    if (gpus == 0) {
+        return true;
+    }
+    if (gpus <= (int64_t)UNIT) {
+        return r->ndev > 0;
+    }
+    return gpus % (int64_t)UNIT == 0 && gpus / (int64_t)UNIT <= r->ndev;
+}
+
+// gpu_pick chooses devices for gpus now; false when they are not free.
+// devs has room for r->ndev entries.
+static bool
+gpu_pick(raylet_t *r, int64_t gpus, unsigned *devs, unsigned *ndevs)
+{
+    *ndevs = 0;
+    if (gpus == 0) {
+        return true;
+    }
+    if (gpus < (int64_t)UNIT) {
+        int best = -1;
+        for (unsigned i = 0; i < r->ndev; i++) {
+            if (r->dev_avail[i] >= gpus &&
+                (best < 0 || r->dev_avail[i] < r->dev_avail[best])) {
+                best = (int)i;
+            }
+        }
+        if (best < 0) {
+            return false;
+        }
+        devs[0] = (unsigned)best;
+        *ndevs = 1;
+        return true;
+    }
+    unsigned want = (unsigned)(gpus / (int64_t)UNIT), free_n = 0;
+    for (unsigned i = 0; i < r->ndev; i++) {
+        r->dev_mask[i] = r->dev_avail[i] == (int64_t)UNIT;
+        free_n += r->dev_mask[i];
+    }
+    if (free_n < want) {
+        return false;
+    }
+    int numa = -1;
+    if (r->cfg.topo != NULL && ra_topo_gpus(r->cfg.topo) == r->ndev &&
+        ra_topo_pick_gpus(r->cfg.topo, want, r->dev_mask, devs, &numa) ==
+            0) {
+        *ndevs = want;
+        return true;
+    }
+    for (unsigned i = 0; i < r->ndev && *ndevs < want; i++) {
+        if (r->dev_mask[i]) {
+            devs[(*ndevs)++] = i;
+        }
+    }
+    return true;
+}
+
+// ra__gpu_env_ok: see cluster_impl.h.
+bool
+ra__gpu_env_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= RA__VISIBLE_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        // Indices, or UUIDs such as "GPU-5f1c..." or "MIG-...".
+        bool name = (s[i] >= '0' && s[i] <= '9') ||
+                    (s[i] >= 'a' && s[i] <= 'z') ||
+                    (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '-';
+        bool comma = s[i] == ',' && i > 0 && i + 1 < n && s[i - 1] != ',';
+        if (!name && !comma) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// visible_of writes the CUDA_VISIBLE_DEVICES value for devices
+// devs[0..n) into buf ("" for none).
 static void
-reply_grant(ra_ctx_t *ctx, const req_t *q, int status, const lease_t *l)
+visible_of(const raylet_t *r, const unsigned *devs, unsigned n, char *buf,
+           size_t cap)
+{
+    buf[0] = '\0';
+    if (r->dev_name == NULL) {
+        (void)ra_topo_visible_devices(devs, n, buf, cap);
+        return;
+    }
+    size_t len = 0;
+    for (unsigned i = 0; i < n && len < cap; i++) {
+        int k = snprintf(buf + len, cap - len, "%s%s", i > 0 ? "," : "",
+                         r->dev_name[devs[i]]);
+        if (k < 0 || (size_t)k >= cap - len) {
+            buf[len] = '\0';
+            break;
+        }
+        len += (size_t)k;
+    }
+}
+
+// names_from_env reads the node's own CUDA_VISIBLE_DEVICES: when it names
+// at least ndev devices, device i of the node is its i-th entry.
+static char **
+names_from_env(unsigned ndev)
+{
+    const char *v = getenv("CUDA_VISIBLE_DEVICES");
+    if (ndev == 0 || v == NULL || v[0] == '\0' || !ra__gpu_env_ok(v)) {
+        return NULL;
+    }
+    char **names = calloc(ndev + 1, sizeof *names);
+    char *copy = strdup(v);
+    unsigned k = 0;
+    char *save = NULL;
+    for (char *tok = copy != NULL ? strtok_r(copy, ",", &save) : NULL;
+         tok != NULL && names != NULL && k < ndev;
+         tok = strtok_r(NULL, ",", &save)) {
+        names[k++] = strdup(tok);
+    }
+    free(copy);
+    if (names != NULL && k < ndev) {
+        free_strv(names);
+        names = NULL;
+    }
+    return names;
+}
+
+// reply_grant answers a lease request.  A granted lease carries the
+// CUDA_VISIBLE_DEVICES value its worker must have, and whether the owner
+// must tell the worker (it differs from what the worker has now).
+static void
+reply_grant(ra_ctx_t *ctx, const raylet_t *r, const req_t *q, int status,
+            lease_t *l)
 {
     ra__wbuf_t b = {0};
     ra_msg_t *m = NULL;
+    char vis[RA__VISIBLE_MAX] = "";
+    bool tell = false;
+    if (l != NULL && l->w != NULL) {
+        visible_of(r, l->devs, l->ndevs, vis, sizeof vis);
+        // Shared actors live beside other work: they take the process as
+        // it is (they never hold GPUs, see ra_actor_create).
+        bool shared = q->actor && q->isolation != RA_ISOLATION_PROCESS;
+        if (!shared && strcmp(vis, l->w->visible) != 0) {
+            tell = true;
+            snprintf(l->w->visible, sizeof l->w->visible, "%s", vis);
+        }
+        if (vis[0] != '\0' && l->w->bound[0] == '\0') {
+            snprintf(l->w->bound, sizeof l->w->bound, "%s", vis);
+        }
+    }
     ra__wb_u64(&b, q->req);
     ra__wb_u32(&b, (uint32_t)status);
     ra__wb_u64(&b, l != NULL ? l->id : 0);
@@ -317,27 +496,42 @@ reply_grant(ra_ctx_t *ctx, const req_t *q, int status, const lease_t *l)
     ra__wb_f64(&b, (double)q->cpus / UNIT);
     ra__wb_f64(&b, (double)q->gpus / UNIT);
     ra__wb_u8(&b, q->actor);
+    ra__wb_u8(&b, tell);
+    ra__wb_str(&b, vis);
     if (ra__wb_msg(&b, RA__T_LEASE_GRANT, &m) == 0 &&
         ra_send(ctx, q->owner, &m) != 0) {
         ra_msg_unref(&m);
     }
 }
 
+// gpu_fits tells whether worker w may serve a lease on GPUs vis: a
+// worker keeps the GPUs it was first given.
+static bool
+gpu_fits(const wk_t *w, const char *vis)
+{
+    return vis[0] == '\0' || w->bound[0] == '\0' ||
+           strcmp(w->bound, vis) == 0;
+}
+
 static wk_t *
-pick_worker(raylet_t *r, const req_t *q)
+pick_worker(raylet_t *r, const req_t *q, const char *vis)
 {
     wk_t *best = NULL;
     for (wk_t *w = r->workers; w != NULL; w = w->next) {
-        if (!w->registered || w->dedicated || w->stopping) {
+        if (!w->registered || w->dedicated || w->stopping ||
+            !gpu_fits(w, vis)) {
             continue;
         }
-        if (!q->actor) {
-            if (w->state == WK_IDLE) {
+        if (!q->actor || q->isolation == RA_ISOLATION_PROCESS) {
+            if (w->state != WK_IDLE || (q->actor && w->actors != 0)) {
+                continue;
+            }
+            // Prefer a worker already on these GPUs, then one on none.
+            if (vis[0] == '\0' || strcmp(w->bound, vis) == 0) {
                 return w;
             }
-        } else if (q->isolation == RA_ISOLATION_PROCESS) {
-            if (w->state == WK_IDLE && w->actors == 0) {
-                return w;
+            if (best == NULL) {
+                best = w;
             }
         } else if (best == NULL || w->actors < best->actors) {
             best = w;
@@ -346,22 +540,59 @@ pick_worker(raylet_t *r, const req_t *q)
     return best;
 }
 
+// retire_misfit stops one idle worker bound to other GPUs than vis, so
+// that a worker for vis can start when the pool is full.
+static void
+retire_misfit(ra_ctx_t *ctx, raylet_t *r, const char *vis)
+{
+    for (wk_t *w = r->workers; w != NULL; w = w->next) {
+        if (w->registered && !w->stopping && w->state == WK_IDLE &&
+            w->actors == 0 && !gpu_fits(w, vis)) {
+            ra_msg_t *m = NULL;
+            if (ra_msg_new_bytes(&m, RA__T_STOP, NULL, 0) == 0 &&
+                ra_send(ctx, w->host, &m) != 0) {
+                ra_msg_unref(&m);
+                continue;
+            }
+            ra_log_info("raylet", "retiring worker %" PRId64 " (GPUs %s) "
+                        "for a lease on GPUs %s", w->ospid, w->bound, vis);
+            w->stopping = true;
+            return;
+        }
+    }
+}
+
 static void
 try_grant(ra_ctx_t *ctx, raylet_t *r)
 {
     unsigned want_start = 0;
+    char misfit[RA__VISIBLE_MAX] = "";
+    unsigned *devs = r->ndev > 0 ? calloc(r->ndev, sizeof *devs) : NULL;
     for (req_t **pp = &r->reqs; *pp != NULL;) {
         req_t *q = *pp;
-        if (q->cpus > r->cpus_total || q->gpus > r->gpus_total) {
-            reply_grant(ctx, q, RA_EINFEASIBLE, NULL);
-        } else if (q->cpus > r->cpus_avail || q->gpus > r->gpus_avail) {
+        unsigned ndevs = 0;
+        char vis[RA__VISIBLE_MAX] = "";
+        if (q->cpus > r->cpus_total || !gpu_feasible(r, q->gpus)) {
+            reply_grant(ctx, r, q, RA_EINFEASIBLE, NULL);
+        } else if (q->cpus > r->cpus_avail ||
+                   (q->gpus > 0 && devs == NULL) ||
+                   !gpu_pick(r, q->gpus, devs, &ndevs)) {
             pp = &q->next;
             continue;
         } else {
-            wk_t *w = pick_worker(r, q);
+            if (ndevs > 0) {
+                visible_of(r, devs, ndevs, vis, sizeof vis);
+            }
+            wk_t *w = pick_worker(r, q, vis);
             lease_t *l = w != NULL ? calloc(1, sizeof *l) : NULL;
-            if (l == NULL) {
+            unsigned *ld = l != NULL && ndevs > 0
+                               ? calloc(ndevs, sizeof *ld) : NULL;
+            if (l == NULL || (ndevs > 0 && ld == NULL)) {
+                free(l);
                 want_start++;
+                if (vis[0] != '\0') {
+                    snprintf(misfit, sizeof misfit, "%s", vis);
+                }
                 pp = &q->next;
                 continue;
             }
@@ -371,6 +602,13 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
             l->gpus = q->gpus;
             l->owner = q->owner;
             l->actor = q->actor;
+            l->devs = ld;
+            l->ndevs = ndevs;
+            int64_t per = q->gpus < (int64_t)UNIT ? q->gpus : (int64_t)UNIT;
+            for (unsigned i = 0; i < ndevs; i++) {
+                ld[i] = devs[i];
+                r->dev_avail[devs[i]] -= per;
+            }
             l->next = r->leases;
             r->leases = l;
             r->cpus_avail -= q->cpus;
@@ -384,14 +622,19 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
                 w->actors++;
             }
             w->idle_since = 0;
-            reply_grant(ctx, q, 0, l);
+            reply_grant(ctx, r, q, 0, l);
         }
         *pp = q->next;
         r->nreqs--;
         free(q);
     }
+    free(devs);
     reqs_retail(r);
     while (want_start > r->starting && start_worker(ctx, r) == 0) {
+    }
+    if (want_start > r->starting && misfit[0] != '\0' &&
+        r->nworkers >= r->cfg.max_workers) {
+        retire_misfit(ctx, r, misfit);
     }
 }
 
@@ -408,6 +651,11 @@ lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
         r->cpus_avail += l->cpus;   // else they were given back already
     }
     r->gpus_avail += l->gpus;
+    int64_t per = l->gpus < (int64_t)UNIT ? l->gpus : (int64_t)UNIT;
+    for (unsigned i = 0; i < l->ndevs; i++) {
+        r->dev_avail[l->devs[i]] += per;
+    }
+    free(l->devs);
     wk_t *w = l->w;
     if (w != NULL) {
         if (!l->actor) {
@@ -810,8 +1058,12 @@ raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     while (r->leases != NULL) {
         lease_t *l = r->leases;
         r->leases = l->next;
+        free(l->devs);
         free(l);
     }
+    free(r->dev_avail);
+    free(r->dev_mask);
+    free_strv(r->dev_name);
     while (r->reqs != NULL) {
         req_t *q = r->reqs;
         r->reqs = q->next;
@@ -848,10 +1100,17 @@ ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
     r->cfg.libs = cfg->libs != NULL ? strdup(cfg->libs) : NULL;
     r->cfg.store = cfg->store != NULL ? strdup(cfg->store) : NULL;
     r->cpus_total = r->cpus_avail = (int64_t)(cfg->num_cpus * UNIT + 0.5);
-    r->gpus_total = r->gpus_avail = (int64_t)(cfg->num_gpus * UNIT + 0.5);
+    r->ndev = (unsigned)cfg->num_gpus;
+    r->gpus_total = r->gpus_avail = (int64_t)r->ndev * (int64_t)UNIT;
+    r->dev_avail = calloc(r->ndev + 1, sizeof *r->dev_avail);
+    r->dev_mask = calloc(r->ndev + 1, sizeof *r->dev_mask);
+    for (unsigned i = 0; r->dev_avail != NULL && i < r->ndev; i++) {
+        r->dev_avail[i] = (int64_t)UNIT;
+    }
+    r->dev_name = names_from_env(r->ndev);
     r->reqs_tail = &r->reqs;
     if (r->cfg.session == NULL || r->cfg.endpoint == NULL ||
-        r->cfg.ns == NULL) {
+        r->cfg.ns == NULL || r->dev_avail == NULL || r->dev_mask == NULL) {
         raylet_terminate(NULL, r, 0);
         return RA_ENOMEM;
     }

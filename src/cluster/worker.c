@@ -58,12 +58,38 @@ ra__worker_notify_blocked(bool on)
     }
 }
 
+// ---- GPUs ----
+
+// set_gpu_env sets CUDA_VISIBLE_DEVICES from a GPU_ENV message, sent by a
+// lease's owner before the lease's first task or actor.  Only that
+// variable, and only to device numbers or UUIDs.
+static void
+set_gpu_env(ra_msg_t *msg)
+{
+    ra__rbuf_t r;
+    char vis[RA__VISIBLE_MAX];
+    ra__rb_init(&r, msg);
+    ra__rb_str(&r, vis, sizeof vis);
+    if (r.bad || !ra__gpu_env_ok(vis)) {
+        ra_log_warn("worker", "malformed GPU environment dropped");
+        return;
+    }
+    const char *now = getenv("CUDA_VISIBLE_DEVICES");
+    if (now == NULL || strcmp(now, vis) != 0) {
+        (void)setenv("CUDA_VISIBLE_DEVICES", vis, 1);
+    }
+}
+
 // ---- the executor ----
 
 static int
 exec_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
     (void)state;
+    if (ra_msg_tag(msg) == RA__T_GPU_ENV) {
+        set_gpu_env(msg);
+        return 0;
+    }
     if (ra_msg_tag(msg) != RA__T_TASK) {
         return 0;
     }
@@ -267,6 +293,9 @@ host_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     switch (ra_msg_tag(msg)) {
     case RA__T_ACTOR_NEW:
         new_actor(ctx, msg);
+        break;
+    case RA__T_GPU_ENV:
+        set_gpu_env(msg);
         break;
     case RA__T_CANCEL:
         ra__rb_init(&r, msg);

@@ -373,23 +373,10 @@ start(void)
     RA_CK_OK(ra_init_opts(&o));
 }
 
-// stop checks that every resource came back, then stops the cluster.
 static void
 stop(void)
 {
-    double ct = 0, ca = -1, gt = 0, ga = -1;
-    uint64_t dl = ra_test_now_ms() + 5000;
-    for (;;) {
-        RA_CK_OK(ra_cluster_resources(&ct, &ca, &gt, &ga));
-        if ((ct == ca && gt == ga) || ra_test_now_ms() > dl) {
-            break;
-        }
-        ra_test_sleep_ms(5);
-    }
-    ck_assert_msg(ct == ca && gt == ga,
-                  "resources not returned: CPU %g of %g, GPU %g of %g", ca,
-                  ct, ga, gt);
-    ra_shutdown();
+    ra_test_cluster_stop();
 }
 
 static char *

@@ -7,6 +7,7 @@
 // NV1 and NV2 links, GPUs 0-3 on the first socket and 4-7 on the second,
 // two GPUs per NUMA node (the synthetic machine has four).
 #include <bson/bson.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -19,28 +20,7 @@
 #include "rayo.h"
 #include "testutil.h"
 
-#define MACHINE "package:2 numa:2 core:8 pu:1"
-
-#define DGX1                                                               \
-    "{\"gpus\": ["                                                         \
-    "{\"name\": \"V100\", \"pci\": \"0000:06:00.0\", \"memory_mib\": 32768," \
-    " \"cc\": \"7.0\", \"numa\": 0},"                                      \
-    "{\"name\": \"V100\", \"pci\": \"0000:07:00.0\", \"numa\": 0},"        \
-    "{\"name\": \"V100\", \"pci\": \"0000:0A:00.0\", \"numa\": 1},"        \
-    "{\"name\": \"V100\", \"pci\": \"0000:0b:00.0\", \"numa\": 1},"        \
-    "{\"name\": \"V100\", \"pci\": \"0000:85:00.0\", \"numa\": 2},"        \
-    "{\"name\": \"V100\", \"pci\": \"0000:86:00.0\", \"numa\": 2},"        \
-    "{\"name\": \"V100\", \"pci\": \"0000:89:00.0\", \"numa\": 3},"        \
-    "{\"name\": \"V100\", \"pci\": \"00000000:8A:00.0\", \"numa\": 3}],"   \
-    "\"links\": ["                                                         \
-    "[\"X\",  \"NV1\", \"NV1\", \"NV2\", \"NV2\", \"SYS\", \"SYS\", \"SYS\"]," \
-    "[\"NV1\", \"X\",  \"NV2\", \"NV1\", \"SYS\", \"NV2\", \"SYS\", \"SYS\"]," \
-    "[\"NV1\", \"NV2\", \"X\",  \"NV2\", \"SYS\", \"SYS\", \"NV1\", \"SYS\"]," \
-    "[\"NV2\", \"NV1\", \"NV2\", \"X\",  \"SYS\", \"SYS\", \"SYS\", \"NV1\"]," \
-    "[\"NV2\", \"SYS\", \"SYS\", \"SYS\", \"X\",  \"NV1\", \"NV1\", \"NV2\"]," \
-    "[\"SYS\", \"NV2\", \"SYS\", \"SYS\", \"NV1\", \"X\",  \"NV2\", \"NV1\"]," \
-    "[\"SYS\", \"SYS\", \"NV1\", \"SYS\", \"NV1\", \"NV2\", \"X\",  \"NV2\"]," \
-    "[\"SYS\", \"SYS\", \"SYS\", \"NV1\", \"NV2\", \"NV1\", \"NV2\", \"X\"]]}"
+#include "dgx1.h"
 
 // Four PCIe GPUs without NVLink: 0 and 1 behind one switch port, 2 on the
 // same NUMA node behind another host bridge, 3 on the other socket.
@@ -214,14 +194,29 @@ START_TEST(test_topo_this_machine_loads)
 {
     ra_topo_t *t = NULL;
 
-    // These machines have no GPU or no driver: zero GPUs, no error.
+    // Without a CUDA driver: zero GPUs, no error.  With one (the GPU
+    // machine), each GPU found has a name, memory and a PCI bus id.
+    void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
     RA_CK_OK(ra_topo_load(&t, NULL));
     ck_assert_uint_ge(ra_topo_pus(t), 1);
     ck_assert_uint_ge(ra_topo_cores(t), 1);
     ck_assert_uint_ge(ra_topo_numa_nodes(t), 1);
     ck_assert_uint_ge(ra_topo_numa_cores(t, 0), 1);
-    ck_assert_uint_eq(ra_topo_gpus(t), 0);
+    if (cuda == NULL) {
+        ck_assert_uint_eq(ra_topo_gpus(t), 0);
+    }
+    for (unsigned i = 0; i < ra_topo_gpus(t); i++) {
+        ra_gpu_info_t g;
+        RA_CK_OK(ra_topo_gpu(t, i, &g));
+        ck_assert_uint_gt(strlen(g.name), 0);
+        ck_assert_uint_gt(g.memory_bytes, 0);
+        ck_assert_uint_eq(strlen(g.pci_bus_id), 12);
+        ck_assert_int_ge(g.cc_major, 1);
+    }
     ck_assert_int_eq(nlogs, 0);
+    if (cuda != NULL) {
+        dlclose(cuda);
+    }
     ra_topo_destroy(&t);
 }
 END_TEST
