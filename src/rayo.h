@@ -16,6 +16,7 @@
 #include "ra_registry.h"
 #include "ra_supervisor.h"
 #include "ra_topo.h"
+#include "ra_place.h"
 #include "ra_table.h"
 #include "ra_objstore.h"
 #include "ra_api.h"

@@ -38,12 +38,25 @@ tests_gpu_check_topo_SOURCES = tests/gpu/check_topo.c tests/gpu/dgx1.h tests/tes
 tests_gpu_check_topo_CFLAGS = $(TEST_CFLAGS)
 tests_gpu_check_topo_LDADD = $(TEST_LIBS) -ldl
 
+check_PROGRAMS += tests/gpu/check_place
+TESTS += tests/gpu/check_place
+tests_gpu_check_place_SOURCES = tests/gpu/check_place.c tests/testutil.h
+tests_gpu_check_place_CFLAGS = $(TEST_CFLAGS)
+tests_gpu_check_place_LDADD = $(TEST_LIBS)
+
 check_PROGRAMS += tests/gpu/check_gpu_sched
 TESTS += tests/gpu/check_gpu_sched
 tests_gpu_check_gpu_sched_SOURCES = tests/gpu/check_gpu_sched.c tests/gpu/dgx1.h \
 	tests/testutil.h
 tests_gpu_check_gpu_sched_CFLAGS = $(TEST_CFLAGS)
 tests_gpu_check_gpu_sched_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/gpu/check_pg
+TESTS += tests/gpu/check_pg
+tests_gpu_check_pg_SOURCES = tests/gpu/check_pg.c tests/gpu/dgx1.h \
+	tests/testutil.h
+tests_gpu_check_pg_CFLAGS = $(TEST_CFLAGS)
+tests_gpu_check_pg_LDADD = $(TEST_LIBS)
 
 # A vector add in a task on a real GPU; skipped (77) without one.
 check_PROGRAMS += tests/gpu/check_cuda_task tests/gpu/vadd_probe

@@ -8,5 +8,7 @@ tools_rayo_LDADD = librayo.la $(BSON_LIBS) $(ZMQ_LIBS)
 tools_rayo_SOURCES += tools/bench_store.c
 # `rayo bench core`: the cluster API, like `ray microbenchmark`.
 tools_rayo_SOURCES += tools/bench_core.c
+# `rayo bench pg`: placement groups (ra_place.h).
+tools_rayo_SOURCES += tools/bench_pg.c
 # `rayo topo`: the topology placement sees (src/gpu/ra_topo.h).
 tools_rayo_SOURCES += tools/topo_cmd.c

@@ -115,6 +115,8 @@ static const ra_tool_cmd_t bench_cmds[] = {
      "shared-memory object store: puts, gets, spill vs memcpy and files"},
     {"core", ra__tool_bench_core,
      "cluster API: tasks, actor calls, objects, actor creation"},
+    {"pg", ra__tool_bench_pg,
+     "placement groups: placement decisions (more to come)"},
 };
 
 static int

@@ -93,6 +93,11 @@ int ra__tool_bench_store(const char *prog, int argc, char **argv);
 // ra_worker_main first).
 int ra__tool_bench_core(const char *prog, int argc, char **argv);
 
+// ra__tool_bench_pg is `rayo bench pg`: placement groups; for now the
+// placement decision (ra_place_bundles) on simulated clusters of 1,000 and
+// 10,000 nodes.
+int ra__tool_bench_pg(const char *prog, int argc, char **argv);
+
 // ra__tool_topo is `rayo topo`: the topology of this machine, or of a
 // synthetic or XML description with an optional GPU inventory (ra_topo.h),
 // as a table or as one JSON object.

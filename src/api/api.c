@@ -213,6 +213,8 @@ stop_all(ra__cluster_t *c)
     rm_rf(c->session);
 }
 
+static int gcs_status(ra_msg_t *rep, ra__rbuf_t *r);
+
 // env_or returns v, else the environment variable name when set and not
 // empty, else NULL.
 static const char *
@@ -401,6 +403,23 @@ ra_init_opts(const ra_init_opts_t *opts)
     cpus_total = o.num_cpus;
     gpus_total = o.num_gpus;
     ra__g = c;
+    // The GCS learns the node, for placement groups.
+    ra__wbuf_t nb = {0};
+    ra_msg_t *rep = NULL;
+    ra__wb_u8(&nb, RA__GCS_NODE_PUT);
+    ra__wb_u32(&nb, c->node);
+    ra__wb_pid(&nb, c->raylet);
+    ra__wb_f64(&nb, o.num_cpus);
+    ra__wb_f64(&nb, o.num_gpus);
+    if ((rc = ra__gcs_call(NULL, &nb, 10000, &rep)) == 0) {
+        ra__rbuf_t r;
+        rc = gcs_status(rep, &r);
+        ra_msg_unref(&rep);
+    }
+    if (rc != 0) {
+        ra__g = NULL;
+        goto fail;
+    }
     pthread_mutex_unlock(&init_mu);
     return 0;
 fail:
@@ -664,9 +683,12 @@ submit(uint8_t type, const char *name, uint64_t actor, const ra_arg_t *args,
     t->type = type;
     t->actor = actor;
     t->retries = retries;
+    t->bundle = -1;
     if (o != NULL) {
         t->cpus = o->num_cpus;
         t->gpus = o->num_gpus;
+        t->pg = o->placement_group.id;
+        t->bundle = t->pg != 0 ? o->bundle_index : -1;
         t->retry_exc = o->retry_exceptions;
         t->deadline = o->timeout_ms > 0 ? mono_ms() + o->timeout_ms : 0;
     }
@@ -715,7 +737,8 @@ ra_remote(const char *fn, const ra_arg_t *args, size_t nargs,
     if (fn == NULL || ra__fn_lookup(fn) == NULL) {
         return fn == NULL ? RA_EINVAL : RA_ENOENT;
     }
-    if (!(o.num_cpus >= 0) || !gpus_ok(o.num_gpus) || o.max_retries < -1) {
+    if (!(o.num_cpus >= 0) || !gpus_ok(o.num_gpus) || o.max_retries < -1 ||
+        o.bundle_index < -1) {
         return RA_EINVAL;
     }
     double ct, gt;
@@ -1005,6 +1028,7 @@ ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
     ra_actor_opts_t o = opts != NULL ? *opts : RA_ACTOR_OPTS_INIT;
     if (cls == NULL || out == NULL || (nargs != 0 && args == NULL) ||
         !(o.num_cpus >= 0) || !gpus_ok(o.num_gpus) || o.max_restarts < -1 ||
+        o.bundle_index < -1 ||
         o.max_task_retries < -1 ||
         (o.name != NULL && (o.name[0] == '\0' ||
                             strlen(o.name) > RA__NAME_MAX)) ||
@@ -1060,7 +1084,11 @@ ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
     a->gpus = o.num_gpus;
     // GPUs belong to a process (CUDA_VISIBLE_DEVICES): an actor that
     // holds some gets a process of its own.
-    a->isolation = o.num_gpus > 0 ? RA_ISOLATION_PROCESS : o.isolation;
+    // In a placement group too: the group's removal kills the process.
+    a->pg = o.placement_group.id;
+    a->bundle = a->pg != 0 ? o.bundle_index : -1;
+    a->isolation = o.num_gpus > 0 || a->pg != 0 ? RA_ISOLATION_PROCESS
+                                                : o.isolation;
     a->ctor_id = id;
     a->create_obj = id;
     ra__task_t tmp = {0};
@@ -1191,4 +1219,322 @@ ra_actor_lookup(const char *name, const char *namespace_, ra_actor_t *out)
     }
     out->id = a->key;
     return 0;
+}
+
+// ---- placement groups ----
+
+const char *
+ra_pg_state_name(ra_pg_state_t s)
+{
+    switch (s) {
+    case RA_PG_PENDING:
+        return "PENDING";
+    case RA_PG_CREATED:
+        return "CREATED";
+    case RA_PG_RESCHEDULING:
+        return "RESCHEDULING";
+    case RA_PG_REMOVED:
+        return "REMOVED";
+    }
+    return "?";
+}
+
+// res_ok tells whether a bundle asks for something, and nothing negative.
+static bool
+res_ok(const ra_resources_t *b)
+{
+    bool some = b->cpus > 0 || b->gpus > 0 || b->memory > 0;
+    if (!(b->cpus >= 0) || !gpus_ok(b->gpus) || !(b->memory >= 0) ||
+        b->ncustom > RA_RES_CUSTOM_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < b->ncustom; i++) {
+        if (!(b->custom[i].amount >= 0) || b->custom[i].name[0] == '\0' ||
+            memchr(b->custom[i].name, '\0', sizeof b->custom[i].name) ==
+                NULL) {
+            return false;
+        }
+        some = some || b->custom[i].amount > 0;
+    }
+    return some;
+}
+
+// pg_call sends a GCS request and returns its status, with the reply
+// kept in *rep (for the caller to read with r, then unref) on success.
+static int
+pg_call(ra__wbuf_t *b, ra_msg_t **rep, ra__rbuf_t *r)
+{
+    int rc = ra__gcs_call(NULL, b, 10000, rep);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = gcs_status(*rep, r);
+    if (rc != 0) {
+        ra_msg_unref(rep);
+    }
+    return rc;
+}
+
+// pg_call_id sends a GCS request whose reply carries a group id.
+static int
+pg_call_id(ra__wbuf_t *b, ra_pg_t *out)
+{
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    int rc = pg_call(b, &rep, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t id = ra__rb_u64(&r);
+    rc = r.bad || id == 0 ? RA_EBADMSG : 0;
+    ra_msg_unref(&rep);
+    if (rc == 0) {
+        out->id = id;
+    }
+    return rc;
+}
+
+int
+ra_pg_create(const ra_resources_t *bundles, size_t n, const ra_pg_opts_t *opts,
+             ra_pg_t *out)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    ra_pg_opts_t o = opts != NULL ? *opts : (ra_pg_opts_t){0};
+    if (bundles == NULL || out == NULL || n == 0 ||
+        n > RA_PLACE_MAX_BUNDLES || (unsigned)o.strategy > RA_PG_STRICT_SPREAD ||
+        (o.name != NULL && (o.name[0] == '\0' ||
+                            strlen(o.name) > RA__NAME_MAX)) ||
+        (o.namespace_ != NULL && strlen(o.namespace_) > RA__NAME_MAX)) {
+        return RA_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!res_ok(&bundles[i])) {
+            return RA_EINVAL;
+        }
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_PG_CREATE);
+    ra__wb_str(&b, o.namespace_ != NULL ? o.namespace_ : c->ns);
+    ra__wb_str(&b, o.name != NULL ? o.name : "");
+    ra__wb_u8(&b, (uint8_t)o.strategy);
+    ra__wb_u8(&b, o.detached);
+    ra__wb_pid(&b, c->core);
+    ra__wb_u64(&b, 0);
+    ra__wb_u32(&b, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        ra__wb_res(&b, &bundles[i]);
+    }
+    return pg_call_id(&b, out);
+}
+
+int
+ra_pg_ready(ra_pg_t pg, ra_ref_t *out)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    if (out == NULL || pg.id == 0) {
+        return pg.id == 0 && out != NULL ? RA_ENOENT : RA_EINVAL;
+    }
+    uint64_t id;
+    int rc = ra__obj_new(c->cs, &id);
+    if (rc != 0) {
+        return rc;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_PG_READY);
+    ra__wb_u64(&b, pg.id);
+    ra__wb_pid(&b, c->core);
+    ra__wb_u64(&b, id);
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    if ((rc = pg_call(&b, &rep, &r)) != 0) {
+        drop_obj(c->cs, id, rc);
+        return rc;
+    }
+    uint8_t state = ra__rb_u8(&r);
+    rc = r.bad ? RA_EBADMSG : 0;
+    ra_msg_unref(&rep);
+    if (rc != 0) {
+        drop_obj(c->cs, id, rc);
+        return rc;
+    }
+    if (state == RA_PG_CREATED) {
+        ra__core_obj_complete(c->cs, id, 0, RA_VAL_NONE, NULL, NULL, 0);
+    }
+    *out = (ra_ref_t){c->node, c->proc, id};
+    return 0;
+}
+
+int
+ra_pg_wait(ra_pg_t pg, int64_t timeout_ms)
+{
+    ra_ref_t ref;
+    int rc = ra_pg_ready(pg, &ref);
+    if (rc != 0) {
+        return rc;
+    }
+    ra_value_t *v = NULL;
+    rc = ra_get(ref, timeout_ms, &v);
+    ra_value_free(&v);
+    ra_release(ref);
+    return rc;
+}
+
+int
+ra_pg_remove(ra_pg_t pg)
+{
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_PG_REMOVE);
+    ra__wb_u64(&b, pg.id);
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    int rc = pg_call(&b, &rep, &r);
+    if (rc == 0) {
+        ra_msg_unref(&rep);
+    }
+    return rc;
+}
+
+int
+ra_pg_get(const char *name, const char *namespace_, ra_pg_t *out)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    if (name == NULL || out == NULL || name[0] == '\0' ||
+        strlen(name) > RA__NAME_MAX ||
+        (namespace_ != NULL && strlen(namespace_) > RA__NAME_MAX)) {
+        return RA_EINVAL;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_PG_GET);
+    ra__wb_str(&b, namespace_ != NULL ? namespace_ : c->ns);
+    ra__wb_str(&b, name);
+    return pg_call_id(&b, out);
+}
+
+void
+ra_pg_info_free(ra_pg_info_t *info)
+{
+    if (info != NULL) {
+        free(info->bundles);
+        info->bundles = NULL;
+        info->nbundles = 0;
+    }
+}
+
+void
+ra_pg_list_free(ra_pg_info_t *list, size_t n)
+{
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        ra_pg_info_free(&list[i]);
+    }
+    free(list);
+}
+
+// pg_decode reads one record (gcs_pg.c's pg_encode).
+static int
+pg_decode(const void *p, size_t len, ra_pg_info_t *out)
+{
+    ra__rbuf_t r = {.p = p, .len = len};
+    memset(out, 0, sizeof *out);
+    out->pg.id = ra__rb_u64(&r);
+    ra__rb_str(&r, out->namespace_, sizeof out->namespace_);
+    ra__rb_str(&r, out->name, sizeof out->name);
+    out->strategy = (ra_pg_strategy_t)ra__rb_u8(&r);
+    out->detached = ra__rb_u8(&r) != 0;
+    out->state = (ra_pg_state_t)ra__rb_u8(&r);
+    uint32_t nb = ra__rb_u32(&r);
+    if (r.bad || nb == 0 || nb > RA_PLACE_MAX_BUNDLES) {
+        return RA_EBADMSG;
+    }
+    out->bundles = calloc(nb, sizeof *out->bundles);
+    if (out->bundles == NULL) {
+        return RA_ENOMEM;
+    }
+    out->nbundles = nb;
+    for (uint32_t i = 0; i < nb; i++) {
+        ra__rb_res(&r, &out->bundles[i].need);
+        out->bundles[i].node = ra__rb_u32(&r);
+    }
+    if (r.bad) {
+        ra_pg_info_free(out);
+        return RA_EBADMSG;
+    }
+    return 0;
+}
+
+// pg_infos asks the GCS for one group (id) or all (0).
+static int
+pg_infos(uint64_t id, ra_pg_info_t **out, size_t *n)
+{
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_PG_INFO);
+    ra__wb_u64(&b, id);
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    int rc = pg_call(&b, &rep, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t count = ra__rb_u32(&r);
+    ra_pg_info_t *list = calloc(count + 1, sizeof *list);
+    size_t k = 0;
+    rc = r.bad ? RA_EBADMSG : list == NULL ? RA_ENOMEM : 0;
+    for (uint32_t i = 0; rc == 0 && i < count; i++) {
+        size_t len = 0;
+        const void *rec = ra__rb_bytes(&r, &len);
+        rc = r.bad ? RA_EBADMSG : pg_decode(rec, len, &list[k]);
+        k += rc == 0;
+    }
+    ra_msg_unref(&rep);
+    if (rc != 0) {
+        ra_pg_list_free(list, k);
+        return rc;
+    }
+    *out = list;
+    *n = k;
+    return 0;
+}
+
+int
+ra_pg_info(ra_pg_t pg, ra_pg_info_t *out)
+{
+    if (out == NULL || pg.id == 0) {
+        return out == NULL ? RA_EINVAL : RA_ENOENT;
+    }
+    ra_pg_info_t *list = NULL;
+    size_t n = 0;
+    int rc = pg_infos(pg.id, &list, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    if (n != 1) {
+        ra_pg_list_free(list, n);
+        return RA_ENOENT;
+    }
+    *out = list[0];
+    free(list);
+    return 0;
+}
+
+int
+ra_pg_list(ra_pg_info_t **out, size_t *n)
+{
+    if (out == NULL || n == NULL) {
+        return RA_EINVAL;
+    }
+    return pg_infos(0, out, n);
 }

@@ -41,6 +41,8 @@
 
 #include <bson/bson.h>
 
+#include "ra_place.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -189,6 +191,11 @@ int ra_value_bson(const ra_value_t *v, bson_t *doc);
 // ra_value_free frees *v and sets it to NULL.  Safe on NULL.
 void ra_value_free(ra_value_t **v);
 
+// ra_pg_t is a handle to a placement group (see below); id 0 is none.
+typedef struct ra_pg {
+    uint64_t id;
+} ra_pg_t;
+
 // ---- remote functions ----
 
 // ra_task_t is what a remote function or actor method receives: its
@@ -259,10 +266,16 @@ typedef struct ra_task_opts {
     bool retry_exceptions;    // also retry when the function fails
     int64_t timeout_ms;       // deadline from submission (0: none)
     const char *name;         // shown by rayo list tasks
+    // Run inside a placement group's bundle, using only its resources:
+    // bundle_index, or any bundle with room (-1, the default).  The task
+    // waits while the group is pending, and fails with RA_EINFEASIBLE if
+    // the group is removed or no bundle could ever hold it.
+    ra_pg_t placement_group;
+    int bundle_index;
 } ra_task_opts_t;
 
 #define RA_TASK_OPTS_INIT                                                   \
-    ((ra_task_opts_t){.num_cpus = 1, .max_retries = 3})
+    ((ra_task_opts_t){.num_cpus = 1, .max_retries = 3, .bundle_index = -1})
 
 // ra_remote submits the remote function named fn with nargs arguments and
 // stores a reference to its result in *out.  Arguments are copied; the
@@ -366,9 +379,14 @@ typedef struct ra_actor_opts {
     // until the actor is up, and fail with RA_EACTOR (saying why) if it
     // never comes up (its constructor failed, no worker could host it).
     bool no_wait;
+    // Live inside a placement group's bundle (as for tasks).  Such an actor
+    // gets a process of its own, and ends when the group is removed.
+    ra_pg_t placement_group;
+    int bundle_index;
 } ra_actor_opts_t;
 
-#define RA_ACTOR_OPTS_INIT ((ra_actor_opts_t){.max_restarts = 0})
+#define RA_ACTOR_OPTS_INIT                                                  \
+    ((ra_actor_opts_t){.max_restarts = 0, .bundle_index = -1})
 
 // ra_actor_t is a handle to an actor; a value, valid until ra_shutdown.
 typedef struct ra_actor {
@@ -414,6 +432,98 @@ int ra_actor_kill(ra_actor_t a);
 // RA_ECLOSED.
 int ra_actor_lookup(const char *name, const char *namespace_,
                     ra_actor_t *out);
+
+// ---- placement groups ----
+//
+// A placement group reserves bundles of resources (ra_resources_t: CPUs,
+// GPUs, and memory and custom resources, which the embedded node does not
+// offer yet) on the cluster's nodes, all or nothing, as Ray's do.  The
+// strategy says how bundles spread over nodes (ra_place.h): PACK, SPREAD,
+// STRICT_PACK, STRICT_SPREAD.  A bundle with GPUs gets the best-linked
+// free devices of its node (doc/topology.md).  Tasks and actors then run
+// in a bundle (ra_task_opts_t.placement_group) and use only its
+// resources.  The GCS keeps groups in its tables; see doc/cluster.md.
+
+typedef enum ra_pg_state {
+    RA_PG_PENDING = 0,        // waiting for resources
+    RA_PG_CREATED = 1,        // every bundle reserved
+    RA_PG_RESCHEDULING = 2,   // a node with bundles died: placed again
+    RA_PG_REMOVED = 3
+} ra_pg_state_t;
+
+// ra_pg_state_name returns "PENDING", "CREATED", "RESCHEDULING" or
+// "REMOVED" ("?" for another value).
+const char *ra_pg_state_name(ra_pg_state_t s);
+
+// Options of ra_pg_create; zero fields take the defaults.
+typedef struct ra_pg_opts {
+    ra_pg_strategy_t strategy; // default RA_PG_PACK
+    const char *name;          // for ra_pg_get (NULL: none); unique per
+                               // namespace among live groups
+    const char *namespace_;    // of the name (NULL: the job's namespace)
+    bool detached;             // outlive the creating program (kept by
+                               // the GCS; the embedded cluster ends with
+                               // its program anyway)
+} ra_pg_opts_t;
+
+// ra_pg_create asks for a group of n bundles and returns at once: the
+// group is PENDING until every bundle is reserved (ra_pg_wait,
+// ra_pg_ready).  A group that no set of nodes could ever hold stays
+// pending (and is logged), as in Ray, until removed.  Returns 0;
+// RA_EINVAL (n == 0, more than RA_PLACE_MAX_BUNDLES, a negative amount,
+// a bundle of nothing, a bad strategy or name); RA_EEXIST (the name is
+// taken); RA_ECLOSED; RA_ENOMEM.
+int ra_pg_create(const ra_resources_t *bundles, size_t n,
+                 const ra_pg_opts_t *opts, ra_pg_t *out);
+
+// ra_pg_ready returns a reference that becomes ready (no value) when the
+// group is created, or fails with RA_ECANCELED if it is removed first;
+// for ra_wait and ra_get.  Release it with ra_release.  Returns 0,
+// RA_ENOENT (no such group: never made, or removed), RA_ECLOSED.
+int ra_pg_ready(ra_pg_t pg, ra_ref_t *out);
+
+// ra_pg_wait waits up to timeout_ms (negative: forever) for the group to
+// be created.  Returns 0; RA_ETIMEOUT (still pending); RA_ECANCELED
+// (removed meanwhile); RA_ENOENT; RA_ECLOSED.
+int ra_pg_wait(ra_pg_t pg, int64_t timeout_ms);
+
+// ra_pg_remove removes the group: its reservations are returned, and the
+// tasks and actors in its bundles are killed (their callers see
+// RA_EWORKER or RA_EACTOR).  Returns 0, RA_ENOENT (no such live group),
+// RA_ECLOSED.
+int ra_pg_remove(ra_pg_t pg);
+
+// ra_pg_get finds a live group by name in a namespace (NULL: the job's).
+// Returns 0, RA_ENOENT, RA_EINVAL, RA_ECLOSED.
+int ra_pg_get(const char *name, const char *namespace_, ra_pg_t *out);
+
+// What ra_pg_info and ra_pg_list tell of a group.
+typedef struct ra_pg_bundle_info {
+    ra_resources_t need;
+    uint32_t node;             // where it is reserved (0: not placed)
+} ra_pg_bundle_info_t;
+
+typedef struct ra_pg_info {
+    ra_pg_t pg;
+    char name[128];
+    char namespace_[128];
+    ra_pg_strategy_t strategy;
+    ra_pg_state_t state;
+    bool detached;
+    size_t nbundles;
+    ra_pg_bundle_info_t *bundles;  // nbundles entries
+} ra_pg_info_t;
+
+// ra_pg_info describes one group, removed ones too; free it with
+// ra_pg_info_free.  Returns 0, RA_ENOENT, RA_ECLOSED, RA_ENOMEM.
+int ra_pg_info(ra_pg_t pg, ra_pg_info_t *out);
+void ra_pg_info_free(ra_pg_info_t *info);
+
+// ra_pg_list describes every group the GCS knows (live ones first, then
+// removed ones) in a new array of *n entries; free it with
+// ra_pg_list_free.  Returns 0, RA_ECLOSED, RA_ENOMEM.
+int ra_pg_list(ra_pg_info_t **out, size_t *n);
+void ra_pg_list_free(ra_pg_info_t *list, size_t n);
 
 // ---- the cluster ----
 

@@ -7,6 +7,7 @@
 // the lease that holds its resources.  The instance itself is a rayo
 // actor in a worker process; a DOWN on it (the worker died, or
 // ra_actor_kill) is what starts a restart or ends the actor.
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,8 +129,8 @@ die(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a, const char *why)
 static void
 place(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
 {
-    if (ra__core_lease_req(ctx, cs->core, a->cpus, a->gpus, a->isolation,
-                           a->key) != 0) {
+    if (ra__core_lease_req(ctx, cs->core, a->cpus, a->gpus, a->pg,
+                           a->bundle, a->isolation, a->key) != 0) {
         die(ctx, cs, a, "the raylet could not be asked for a worker");
     }
 }
@@ -149,9 +150,15 @@ ra__actor_granted(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key, int status,
         return;
     }
     if (status != 0) {
-        char buf[128];
-        snprintf(buf, sizeof buf, "no node offers %g CPUs and %g GPUs",
-                 a->cpus, a->gpus);
+        char buf[256];
+        if (a->pg != 0) {
+            snprintf(buf, sizeof buf, "placement group %" PRIu64 " (bundle "
+                     "%d) has no room for %g CPUs and %g GPUs, or was "
+                     "removed", a->pg, (int)a->bundle, a->cpus, a->gpus);
+        } else {
+            snprintf(buf, sizeof buf, "no node offers %g CPUs and %g GPUs",
+                     a->cpus, a->gpus);
+        }
         if (a->create_obj != 0) {
             ra__core_obj_complete(cs, a->create_obj, status, RA_VAL_NONE,
                                   NULL, buf, strlen(buf));

@@ -24,6 +24,7 @@
 #include "ra_actor.h"
 #include "ra_api.h"
 #include "ra_msg.h"
+#include "ra_place.h"
 #include "ra_topo.h"
 
 // Message tags of the cluster's system actors.
@@ -45,7 +46,9 @@ enum {
     RA__T_STOP = -1315,        // raylet -> worker host: exit now
     RA__T_LEASE_LOST = -1316,  // raylet -> core: a lease's worker died
     RA__T_BLOCKED = -1317,     // worker -> raylet: its task waits / resumes
-    RA__T_GPU_ENV = -1318      // core -> worker: CUDA_VISIBLE_DEVICES
+    RA__T_GPU_ENV = -1318,     // core -> worker: CUDA_VISIBLE_DEVICES
+    RA__T_PG = -1319,          // GCS <-> raylet: placement-group bundles
+    RA__T_PG_READY = -1320     // GCS -> core: a placement group is ready
 };
 
 // Kinds of task wire.
@@ -125,6 +128,11 @@ ra_pid_t ra__rb_pid(ra__rbuf_t *r);
 // ra__wb_arg appends one argument as {u8 kind, bytes}; RA_ARG_REF as
 // {RA_ARG_REF, node, proc, id}.
 void ra__wb_arg(ra__wbuf_t *b, const ra_arg_t *a);
+
+// ra__wb_res / ra__rb_res: resources as {f64 cpus, f64 gpus, f64 memory,
+// u32 n, n x {str name, f64 amount}}.
+void ra__wb_res(ra__wbuf_t *b, const ra_resources_t *r);
+void ra__rb_res(ra__rbuf_t *r, ra_resources_t *out);
 
 // ---- task wire ----
 // {u8 version, u8 type, u64 task id, u32 attempt, u64 actor key, str name,
@@ -256,6 +264,18 @@ typedef struct ra__raylet_cfg {
                              // outlives the raylet
 } ra__raylet_cfg_t;
 
+// Operations of RA__T_PG: {u8 op, u64 pg, u64 attempt, ...}.  PREPARE
+// carries {u32 n, n x {u32 index, f64 cpus, f64 gpus}} and is answered
+// with PREPARED {u32 status, u32 node}; RETURN rolls a prepare back;
+// REMOVE ends the group's bundles for good.
+enum {
+    RA__PG_PREPARE = 1,
+    RA__PG_COMMIT = 2,
+    RA__PG_RETURN = 3,
+    RA__PG_REMOVE = 4,
+    RA__PG_PREPARED = 5
+};
+
 // Longest CUDA_VISIBLE_DEVICES value a lease carries ("0,1,...,63").
 #define RA__VISIBLE_MAX 192
 
@@ -275,6 +295,23 @@ int ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
 
 // ra__gcs_start opens the GCS tables in dir and spawns the GCS actor.
 int ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out);
+
+// ra__name_key writes the table key "ns\0name" into key (cap bytes) and
+// returns its length, or 0 when it does not fit.
+size_t ra__name_key(char *key, size_t cap, const char *ns,
+                    const char *name);
+
+// Placement groups in the GCS (gcs_pg.c).
+typedef struct ra__gcs_pgs ra__gcs_pgs_t;
+typedef struct ra_tables ra_tables_t;
+int ra__gcs_pg_new(ra__gcs_pgs_t **out, ra_tables_t *t);
+void ra__gcs_pg_free(ra__gcs_pgs_t **p);
+// ra__gcs_pg_op handles GCS operation op when it is a node or
+// placement-group operation, and answers it; false for other operations.
+bool ra__gcs_pg_op(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint8_t op,
+                   ra__rbuf_t *r);
+// ra__gcs_pg_msg handles the raylets' answers (RA__T_PG) and retry ticks.
+void ra__gcs_pg_msg(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m);
 
 // ra__sched_blocking (the actor runtime's) lets other scheduler threads
 // take over the actors queued on this one before it blocks.
@@ -299,9 +336,19 @@ enum {
     RA__GCS_NAME_DEL = 3,    // ns, name, key -> status
     RA__GCS_KV_PUT = 4,      // key, value -> status
     RA__GCS_KV_GET = 5,      // key -> status, value
-    RA__GCS_NODE_PUT = 6,    // node, endpoint, cpus, gpus -> status
+    RA__GCS_NODE_PUT = 6,    // u32 node, raylet, f64 cpus, f64 gpus
+                             // -> status
     RA__GCS_JOB_PUT = 7,     // job id, state -> status
-    RA__GCS_ACTOR_PUT = 8    // key, class, state, pid, reason -> status
+    RA__GCS_ACTOR_PUT = 8,   // key, class, state, pid, reason -> status
+    RA__GCS_PG_CREATE = 9,   // ns, name, u8 strategy, u8 detached, core,
+                             // u64 ready object, u32 n, n resources
+                             // -> status, u64 id
+    RA__GCS_PG_READY = 10,   // u64 id, core, u64 object -> status, u8
+                             // state (RA__T_PG_READY follows if pending)
+    RA__GCS_PG_REMOVE = 11,  // u64 id -> status
+    RA__GCS_PG_GET = 12,     // ns, name -> status, u64 id
+    RA__GCS_PG_INFO = 13     // u64 id (0: all) -> status, u32 n, n x
+                             // bytes record
 };
 
 #endif

@@ -21,6 +21,7 @@
 //
 // Threads: the table (ra__core_t) is shared with user threads under mu;
 // everything else here belongs to the core actor alone.
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,10 +328,11 @@ static void task_done(ra_ctx_t *ctx, core_t *k, uint64_t id);
 static ra__task_t *find_task(core_t *k, uint64_t id);
 
 static ra__cls_t *
-cls_get(core_t *k, double cpus, double gpus)
+cls_get(core_t *k, double cpus, double gpus, uint64_t pg, int32_t bundle)
 {
     for (ra__cls_t *c = k->classes; c != NULL; c = c->next) {
-        if (c->cpus == cpus && c->gpus == gpus) {
+        if (c->cpus == cpus && c->gpus == gpus && c->pg == pg &&
+            c->bundle == bundle) {
             return c;
         }
     }
@@ -338,6 +340,8 @@ cls_get(core_t *k, double cpus, double gpus)
     if (c != NULL) {
         c->cpus = cpus;
         c->gpus = gpus;
+        c->pg = pg;
+        c->bundle = bundle;
         c->depth = 1;
         c->next = k->classes;
         k->classes = c;
@@ -345,17 +349,21 @@ cls_get(core_t *k, double cpus, double gpus)
     return c;
 }
 
+// send_lease_req asks the raylet for a worker for work of shape c (its
+// resources and placement-group bundle).
 static int
-send_lease_req(ra_ctx_t *ctx, core_t *k, uint64_t req, double cpus,
-               double gpus, bool actor, int isolation)
+send_lease_req(ra_ctx_t *ctx, core_t *k, uint64_t req, const ra__cls_t *c,
+               bool actor, int isolation)
 {
     ra__wbuf_t b = {0};
     ra_msg_t *m = NULL;
     ra__wb_u64(&b, req);
-    ra__wb_f64(&b, cpus);
-    ra__wb_f64(&b, gpus);
+    ra__wb_f64(&b, c->cpus);
+    ra__wb_f64(&b, c->gpus);
     ra__wb_u8(&b, actor);
     ra__wb_u8(&b, (uint8_t)isolation);
+    ra__wb_u64(&b, c->pg);
+    ra__wb_u32(&b, (uint32_t)c->bundle);
     int rc = ra__wb_msg(&b, RA__T_LEASE_REQ, &m);
     if (rc == 0 && (rc = ra_send(ctx, k->c->raylet, &m)) != 0) {
         ra_msg_unref(&m);
@@ -462,8 +470,7 @@ dispatch(ra_ctx_t *ctx, core_t *k, ra__cls_t *c)
     // More leases while work waits: at most two requests in flight per
     // class, so a burst of a million tasks asks for workers gradually.
     if (c->q.n > 0 && c->pending_req < 2) {
-        if (send_lease_req(ctx, k, ++k->next_req, c->cpus, c->gpus, false,
-                           0) == 0) {
+        if (send_lease_req(ctx, k, ++k->next_req, c, false, 0) == 0) {
             c->pending_req++;
         }
     }
@@ -571,7 +578,7 @@ task_ready(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
         actor_send(ctx, k, a, t);
         return;
     }
-    ra__cls_t *c = cls_get(k, t->cpus, t->gpus);
+    ra__cls_t *c = cls_get(k, t->cpus, t->gpus, t->pg, t->bundle);
     if (c == NULL) {
         task_fail(k, t, RA_ENOMEM, "out of memory");
         return;
@@ -779,6 +786,8 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     uint8_t tell = ra__rb_u8(&r);
     char vis[RA__VISIBLE_MAX];
     ra__rb_str(&r, vis, sizeof vis);
+    uint64_t pg = ra__rb_u64(&r);
+    int32_t bundle = (int32_t)ra__rb_u32(&r);
     if (r.bad || !ra__gpu_env_ok(vis)) {
         ra_log_warn("core", "malformed lease grant dropped");
         return;
@@ -792,7 +801,7 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         ra__actor_granted(ctx, k->cs, req, status, lid, host);
         return;
     }
-    ra__cls_t *c = cls_get(k, cpus, gpus);
+    ra__cls_t *c = cls_get(k, cpus, gpus, pg, bundle);
     if (c == NULL) {
         if (status == 0) {
             send_lease_return(ctx, k, lid, false);
@@ -804,8 +813,14 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     }
     if (status != 0) {
         char buf[256];
-        snprintf(buf, sizeof buf, "no node offers %g CPUs and %g GPUs",
-                 cpus, gpus);
+        if (pg != 0) {
+            snprintf(buf, sizeof buf, "placement group %" PRIu64 " (bundle "
+                     "%d) has no room for %g CPUs and %g GPUs, or was "
+                     "removed", pg, (int)bundle, cpus, gpus);
+        } else {
+            snprintf(buf, sizeof buf, "no node offers %g CPUs and %g GPUs",
+                     cpus, gpus);
+        }
         ra__task_t *t;
         while ((t = q_pop(&c->q)) != NULL) {
             uint64_t id = t->id;
@@ -962,7 +977,7 @@ ra__core_stop_task(ra_ctx_t *ctx, void *kp, uint64_t id, int err,
     }
     ra__lease_t *l = t->lease;
     if (l == NULL) {
-        ra__cls_t *c = cls_get(k, t->cpus, t->gpus);
+        ra__cls_t *c = cls_get(k, t->cpus, t->gpus, t->pg, t->bundle);
         if (c != NULL) {
             ra__tq_remove(&c->q, t);
         }
@@ -1109,6 +1124,25 @@ core_init(ra_ctx_t *ctx, void **state)
     return 0;
 }
 
+// on_pg_ready: the GCS says a placement group this process waits for
+// was created (0) or removed first.  Only the GCS is believed.
+static void
+on_pg_ready(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
+{
+    ra__rbuf_t r;
+    ra__rb_init(&r, m);
+    uint64_t obj = ra__rb_u64(&r);
+    int status = (int)ra__rb_u32(&r);
+    if (r.bad || !ra_pid_eq(ra_sender(ctx), k->c->gcs)) {
+        ra_log_warn("core", "unexpected placement-group news dropped");
+        return;
+    }
+    const char *why = status == 0 ? NULL
+                                  : "the placement group was removed";
+    ra__core_obj_complete(k->cs, obj, status, RA_VAL_NONE, NULL, why,
+                          why != NULL ? strlen(why) : 0);
+}
+
 static int
 core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
@@ -1126,6 +1160,9 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         break;
     case RA__T_LEASE_GRANT:
         on_grant(ctx, k, msg);
+        break;
+    case RA__T_PG_READY:
+        on_pg_ready(ctx, k, msg);
         break;
     case RA__T_TICK:
         on_tick(ctx, k, msg);
@@ -1286,9 +1323,11 @@ ra__core_obj_complete(ra__core_t *cs, uint64_t id, int err, uint8_t kind,
 
 int
 ra__core_lease_req(ra_ctx_t *ctx, void *kp, double cpus, double gpus,
-                   int isolation, uint64_t akey)
+                   uint64_t pg, int32_t bundle, int isolation, uint64_t akey)
 {
-    return send_lease_req(ctx, kp, akey, cpus, gpus, true, isolation);
+    ra__cls_t shape = {.cpus = cpus, .gpus = gpus, .pg = pg,
+                       .bundle = bundle};
+    return send_lease_req(ctx, kp, akey, &shape, true, isolation);
 }
 
 void

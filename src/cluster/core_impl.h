@@ -30,6 +30,8 @@ struct ra__task {
     bool abandoned;           // its object already failed (cancel/deadline)
     int64_t deadline;         // CLOCK_MONOTONIC ms, 0 none
     double cpus, gpus;
+    uint64_t pg;              // placement group (0: none)
+    int32_t bundle;           // its bundle index (-1: any)
     uint64_t actor;           // RA__TASK_METHOD: the actor's handle key
     uint64_t *refs;           // objects of this process among the args
     uint32_t nrefs;
@@ -72,6 +74,8 @@ typedef struct ra__obj {
 // A scheduling class: tasks of one resource shape share leases.
 typedef struct ra__cls {
     double cpus, gpus;
+    uint64_t pg;
+    int32_t bundle;
     ra__tq_t q;
     unsigned pending_req;
     unsigned nleases;
@@ -115,6 +119,8 @@ typedef struct ra__cactor {
     uint64_t create_obj;      // completed when first alive
     int max_restarts, max_task_retries, restarts;
     double cpus, gpus;
+    uint64_t pg;
+    int32_t bundle;
     int isolation;
     ra_pid_t pid, host;
     uint64_t mref, hmref;
@@ -212,7 +218,8 @@ void ra__actor_table_free(ra__core_t *cs);
 void ra__core_task_fail(ra_ctx_t *ctx, void *k, ra__task_t *t, int err,
                         const char *text);
 int ra__core_lease_req(ra_ctx_t *ctx, void *k, double cpus, double gpus,
-                       int isolation, uint64_t akey);
+                       uint64_t pg, int32_t bundle, int isolation,
+                       uint64_t akey);
 void ra__core_lease_return(ra_ctx_t *ctx, void *k, uint64_t lease,
                            bool kill);
 void ra__core_stop_task(ra_ctx_t *ctx, void *k, uint64_t id, int err,

@@ -8,8 +8,9 @@
 // tasks and objects never pass through it (ownership keeps it off the hot
 // path).
 //
-// Tables: "names" (key "ns\0name" -> {pid, class}), "kv" (key -> value),
-// "nodes" (node number -> {endpoint, cpus, gpus}), "jobs" (id -> state).
+// Tables: "names" (key "ns\0name" -> {pid, class}), "kv" (key -> value);
+// placement groups ("pgs", "pg_names") and the nodes they go on are kept
+// by gcs_pg.c.
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@
 
 typedef struct gcs {
     ra_tables_t *t;
+    ra__gcs_pgs_t *pgs;
 } gcs_t;
 
 static int
@@ -31,19 +33,6 @@ reply(ra_ctx_t *ctx, ra__wbuf_t *b)
         ra_msg_unref(&m);
     }
     return rc;
-}
-
-static size_t
-name_key(char *key, size_t cap, const char *ns, const char *name)
-{
-    size_t a = strlen(ns), b = strlen(name);
-    if (a + b + 1 > cap) {
-        return 0;
-    }
-    memcpy(key, ns, a);
-    key[a] = '\0';
-    memcpy(key + a + 1, name, b);
-    return a + b + 1;
 }
 
 static void
@@ -58,6 +47,9 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
     int rc = 0;
     size_t klen, vlen;
     void *val = NULL;
+    if (ra__gcs_pg_op(ctx, g->pgs, op, &r)) {
+        return;
+    }
     switch (op) {
     case RA__GCS_NAME_PUT: {
         ra__rb_str(&r, ns, sizeof ns);
@@ -66,7 +58,7 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
         char cls[RA__NAME_MAX + 1];
         ra__rb_str(&r, cls, sizeof cls);
         uint8_t replace = ra__rb_u8(&r);
-        klen = name_key(key, sizeof key, ns, name);
+        klen = ra__name_key(key, sizeof key, ns, name);
         if (r.bad || name[0] == '\0' || klen == 0) {
             rc = RA_EBADMSG;
             break;
@@ -84,7 +76,7 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
     case RA__GCS_NAME_GET:
         ra__rb_str(&r, ns, sizeof ns);
         ra__rb_str(&r, name, sizeof name);
-        klen = name_key(key, sizeof key, ns, name);
+        klen = ra__name_key(key, sizeof key, ns, name);
         if (r.bad || klen == 0) {
             rc = RA_EBADMSG;
             break;
@@ -94,7 +86,7 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
     case RA__GCS_NAME_DEL:
         ra__rb_str(&r, ns, sizeof ns);
         ra__rb_str(&r, name, sizeof name);
-        klen = name_key(key, sizeof key, ns, name);
+        klen = ra__name_key(key, sizeof key, ns, name);
         if (r.bad || klen == 0) {
             rc = RA_EBADMSG;
             break;
@@ -136,8 +128,17 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
 static int
 gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
-    if (ra_msg_tag(msg) == RA__T_GCS) {
-        handle_op(ctx, state, msg);
+    gcs_t *g = state;
+    switch (ra_msg_tag(msg)) {
+    case RA__T_GCS:
+        handle_op(ctx, g, msg);
+        break;
+    case RA__T_PG:
+    case RA__T_TICK:
+        ra__gcs_pg_msg(ctx, g->pgs, msg);
+        break;
+    default:
+        break;
     }
     return 0;
 }
@@ -148,6 +149,7 @@ gcs_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     (void)ctx;
     (void)reason;
     gcs_t *g = state;
+    ra__gcs_pg_free(&g->pgs);
     ra_tables_close(&g->t);
     free(g);
 }
@@ -174,7 +176,13 @@ ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out)
         free(g);
         return rc;
     }
+    if ((rc = ra__gcs_pg_new(&g->pgs, g->t)) != 0) {
+        ra_tables_close(&g->t);
+        free(g);
+        return rc;
+    }
     if ((rc = ra_spawn(rt, &gcs_beh, g, NULL, out)) != 0) {
+        ra__gcs_pg_free(&g->pgs);
         ra_tables_close(&g->t);
         free(g);
     }

@@ -1,5 +1,6 @@
 # The cluster's system actors: core (owner), raylet, GCS, worker.
 librayo_la_SOURCES += src/cluster/proto.c src/cluster/core.c \
-	src/cluster/actor_core.c src/cluster/raylet.c src/cluster/gcs.c \
+	src/cluster/actor_core.c src/cluster/raylet.c src/cluster/raylet_res.c \
+	src/cluster/raylet_impl.h src/cluster/gcs.c src/cluster/gcs_pg.c \
 	src/cluster/worker.c src/cluster/cluster_impl.h \
 	src/cluster/core_impl.h

@@ -614,3 +614,61 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
     free(t.rdata);
     free(t.errtext);
 }
+
+void
+ra__wb_res(ra__wbuf_t *b, const ra_resources_t *r)
+{
+    size_t n = r->ncustom < RA_RES_CUSTOM_MAX ? r->ncustom
+                                               : RA_RES_CUSTOM_MAX;
+    ra__wb_f64(b, r->cpus);
+    ra__wb_f64(b, r->gpus);
+    ra__wb_f64(b, r->memory);
+    ra__wb_u32(b, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        ra__wb_str(b, r->custom[i].name);
+        ra__wb_f64(b, r->custom[i].amount);
+    }
+}
+
+void
+ra__rb_res(ra__rbuf_t *r, ra_resources_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->cpus = ra__rb_f64(r);
+    out->gpus = ra__rb_f64(r);
+    out->memory = ra__rb_f64(r);
+    uint32_t n = ra__rb_u32(r);
+    if (n > RA_RES_CUSTOM_MAX) {
+        r->bad = true;
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        ra__rb_str(r, out->custom[i].name, sizeof out->custom[i].name);
+        out->custom[i].amount = ra__rb_f64(r);
+    }
+    out->ncustom = n;
+    if (!(out->cpus >= 0 && out->cpus < 1e9) ||
+        !(out->gpus >= 0 && out->gpus < 1e6) ||
+        !(out->memory >= 0 && out->memory < 1e18)) {
+        r->bad = true;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (!(out->custom[i].amount >= 0 && out->custom[i].amount < 1e12) ||
+            out->custom[i].name[0] == '\0') {
+            r->bad = true;
+        }
+    }
+}
+
+size_t
+ra__name_key(char *key, size_t cap, const char *ns, const char *name)
+{
+    size_t a = strlen(ns), b = strlen(name);
+    if (a + b + 1 > cap) {
+        return 0;
+    }
+    memcpy(key, ns, a);
+    key[a] = '\0';
+    memcpy(key + a + 1, name, b);
+    return a + b + 1;
+}

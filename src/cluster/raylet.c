@@ -24,13 +24,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cluster_impl.h"
+#include "raylet_impl.h"
 #include "ra_error.h"
 #include "ra_link.h"
 #include "ra_log.h"
 #include "ra_supervisor.h"
 
-#define UNIT 10000.0
+#define UNIT RA__UNIT
 // A worker above the pool's base size that stays idle this long is
 // retired (Ray: idle_worker_killing_time_threshold_ms).
 #define IDLE_RETIRE_MS 1000
@@ -46,68 +46,16 @@ mono_ms(void)
 
 enum { RAYLET_BOOT = 0, RAYLET_REAP = 1 };
 
-enum { WK_STARTING = 0, WK_IDLE = 1, WK_LEASED = 2 };
+enum {
+    WK_STARTING = RA__WK_STARTING,
+    WK_IDLE = RA__WK_IDLE,
+    WK_LEASED = RA__WK_LEASED
+};
 
-typedef struct wk {
-    int64_t ospid;
-    int state;
-    bool registered;
-    bool dedicated;           // hosts one isolated actor
-    unsigned actors;          // shared actors hosted
-    int64_t idle_since;       // ms, while idle with no actors; else 0
-    bool stopping;            // told to exit (retired)
-    ra_pid_t exec, host, core;
-    // CUDA_VISIBLE_DEVICES: what the worker has now, and the GPUs it was
-    // first given ("" when never).  A process that initialised CUDA keeps
-    // its devices, so a worker serves GPU leases for one set only.
-    char visible[RA__VISIBLE_MAX];
-    char bound[RA__VISIBLE_MAX];
-    struct wk *next;
-} wk_t;
-
-typedef struct lease {
-    uint64_t id;
-    wk_t *w;
-    int64_t cpus, gpus;
-    unsigned *devs;           // the GPU devices it holds (gpus > 0)
-    unsigned ndevs;
-    ra_pid_t owner;
-    bool actor;
-    bool blocked;             // its task waits: its CPUs are lent out
-    struct lease *next;
-} lease_t;
-
-typedef struct req {
-    uint64_t req;
-    int64_t cpus, gpus;
-    bool actor;
-    int isolation;
-    ra_pid_t owner;
-    bool starting;            // a worker is being started for it
-    struct req *next;
-} req_t;
-
-typedef struct raylet {
-    ra__raylet_cfg_t cfg;
-    int64_t cpus_total, cpus_avail, gpus_total, gpus_avail;
-    unsigned ndev;            // GPU devices (gpus_total / UNIT)
-    int64_t *dev_avail;       // per device, in 1/UNIT
-    bool *dev_mask;           // scratch for ra_topo_pick_gpus
-    char **dev_name;          // device i as CUDA_VISIBLE_DEVICES names it:
-                              // the i-th entry of the node's own value
-                              // (GPUs "2,3" make devices 0 and 1), or NULL
-    ra_pid_t sup;
-    wk_t *workers;
-    unsigned nworkers, starting;
-    lease_t *leases;
-    uint64_t next_lease;
-    req_t *reqs, **reqs_tail;
-    unsigned nreqs;
-    uint64_t next_child;
-    char **argv;
-    char **envp;
-    bool booted;
-} raylet_t;
+typedef ra__wk_t wk_t;
+typedef ra__rlease_t lease_t;
+typedef ra__req_t req_t;
+typedef ra__raylet_t raylet_t;
 
 // ---- worker processes ----
 
@@ -165,8 +113,8 @@ read_cmdline(void)
     return argv;
 }
 
-static void
-free_strv(char **v)
+void
+ra__free_strv(char **v)
 {
     for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
         free(v[i]);
@@ -238,7 +186,7 @@ make_env(const raylet_t *r, ra_pid_t self)
     }
     for (size_t i = 0; i < k; i++) {
         if (e[i] == NULL) {
-            free_strv(e);
+            ra__free_strv(e);
             return NULL;
         }
     }
@@ -325,145 +273,6 @@ reqs_retail(raylet_t *r)
     }
 }
 
-// ---- GPUs ----
-//
-// A node has ndev GPU devices, each with UNIT of capacity.  A request
-// below one GPU shares a device: it takes the fullest device that still
-// has room (best fit, so that whole devices stay free for whole
-// requests).  A request of one or more GPUs must be whole and takes that
-// many free devices, chosen by their links (ra_topo_pick_gpus) when the
-// topology describes them, else the lowest indices.
-
-// gpu_feasible tells whether a node like this one could ever grant gpus.
-static bool
-gpu_feasible(const raylet_t *r, int64_t gpus)
-{
-    if (gpus == 0) {
-        return true;
-    }
-    if (gpus <= (int64_t)UNIT) {
-        return r->ndev > 0;
-    }
-    return gpus % (int64_t)UNIT == 0 && gpus / (int64_t)UNIT <= r->ndev;
-}
-
-// gpu_pick chooses devices for gpus now; false when they are not free.
-// devs has room for r->ndev entries.
-static bool
-gpu_pick(raylet_t *r, int64_t gpus, unsigned *devs, unsigned *ndevs)
-{
-    *ndevs = 0;
-    if (gpus == 0) {
-        return true;
-    }
-    if (gpus < (int64_t)UNIT) {
-        int best = -1;
-        for (unsigned i = 0; i < r->ndev; i++) {
-            if (r->dev_avail[i] >= gpus &&
-                (best < 0 || r->dev_avail[i] < r->dev_avail[best])) {
-                best = (int)i;
-            }
-        }
-        if (best < 0) {
-            return false;
-        }
-        devs[0] = (unsigned)best;
-        *ndevs = 1;
-        return true;
-    }
-    unsigned want = (unsigned)(gpus / (int64_t)UNIT), free_n = 0;
-    for (unsigned i = 0; i < r->ndev; i++) {
-        r->dev_mask[i] = r->dev_avail[i] == (int64_t)UNIT;
-        free_n += r->dev_mask[i];
-    }
-    if (free_n < want) {
-        return false;
-    }
-    int numa = -1;
-    if (r->cfg.topo != NULL && ra_topo_gpus(r->cfg.topo) == r->ndev &&
-        ra_topo_pick_gpus(r->cfg.topo, want, r->dev_mask, devs, &numa) ==
-            0) {
-        *ndevs = want;
-        return true;
-    }
-    for (unsigned i = 0; i < r->ndev && *ndevs < want; i++) {
-        if (r->dev_mask[i]) {
-            devs[(*ndevs)++] = i;
-        }
-    }
-    return true;
-}
-
-// ra__gpu_env_ok: see cluster_impl.h.
-bool
-ra__gpu_env_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n >= RA__VISIBLE_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        // Indices, or UUIDs such as "GPU-5f1c..." or "MIG-...".
-        bool name = (s[i] >= '0' && s[i] <= '9') ||
-                    (s[i] >= 'a' && s[i] <= 'z') ||
-                    (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '-';
-        bool comma = s[i] == ',' && i > 0 && i + 1 < n && s[i - 1] != ',';
-        if (!name && !comma) {
-            return false;
-        }
-    }
-    return true;
-}
-
-// visible_of writes the CUDA_VISIBLE_DEVICES value for devices
-// devs[0..n) into buf ("" for none).
-static void
-visible_of(const raylet_t *r, const unsigned *devs, unsigned n, char *buf,
-           size_t cap)
-{
-    buf[0] = '\0';
-    if (r->dev_name == NULL) {
-        (void)ra_topo_visible_devices(devs, n, buf, cap);
-        return;
-    }
-    size_t len = 0;
-    for (unsigned i = 0; i < n && len < cap; i++) {
-        int k = snprintf(buf + len, cap - len, "%s%s", i > 0 ? "," : "",
-                         r->dev_name[devs[i]]);
-        if (k < 0 || (size_t)k >= cap - len) {
-            buf[len] = '\0';
-            break;
-        }
-        len += (size_t)k;
-    }
-}
-
-// names_from_env reads the node's own CUDA_VISIBLE_DEVICES: when it names
-// at least ndev devices, device i of the node is its i-th entry.
-static char **
-names_from_env(unsigned ndev)
-{
-    const char *v = getenv("CUDA_VISIBLE_DEVICES");
-    if (ndev == 0 || v == NULL || v[0] == '\0' || !ra__gpu_env_ok(v)) {
-        return NULL;
-    }
-    char **names = calloc(ndev + 1, sizeof *names);
-    char *copy = strdup(v);
-    unsigned k = 0;
-    char *save = NULL;
-    for (char *tok = copy != NULL ? strtok_r(copy, ",", &save) : NULL;
-         tok != NULL && names != NULL && k < ndev;
-         tok = strtok_r(NULL, ",", &save)) {
-        names[k++] = strdup(tok);
-    }
-    free(copy);
-    if (names != NULL && k < ndev) {
-        free_strv(names);
-        names = NULL;
-    }
-    return names;
-}
-
 // reply_grant answers a lease request.  A granted lease carries the
 // CUDA_VISIBLE_DEVICES value its worker must have, and whether the owner
 // must tell the worker (it differs from what the worker has now).
@@ -476,7 +285,7 @@ reply_grant(ra_ctx_t *ctx, const raylet_t *r, const req_t *q, int status,
     char vis[RA__VISIBLE_MAX] = "";
     bool tell = false;
     if (l != NULL && l->w != NULL) {
-        visible_of(r, l->devs, l->ndevs, vis, sizeof vis);
+        ra__visible_of(r, l->devs, l->ndevs, vis, sizeof vis);
         // Shared actors live beside other work: they take the process as
         // it is (they never hold GPUs, see ra_actor_create).
         bool shared = q->actor && q->isolation != RA_ISOLATION_PROCESS;
@@ -498,6 +307,8 @@ reply_grant(ra_ctx_t *ctx, const raylet_t *r, const req_t *q, int status,
     ra__wb_u8(&b, q->actor);
     ra__wb_u8(&b, tell);
     ra__wb_str(&b, vis);
+    ra__wb_u64(&b, q->pg);
+    ra__wb_u32(&b, (uint32_t)q->bundle);
     if (ra__wb_msg(&b, RA__T_LEASE_GRANT, &m) == 0 &&
         ra_send(ctx, q->owner, &m) != 0) {
         ra_msg_unref(&m);
@@ -520,6 +331,13 @@ pick_worker(raylet_t *r, const req_t *q, const char *vis)
     for (wk_t *w = r->workers; w != NULL; w = w->next) {
         if (!w->registered || w->dedicated || w->stopping ||
             !gpu_fits(w, vis)) {
+            continue;
+        }
+        // A worker in a placement-group bundle is killed with its group:
+        // it hosts nothing else.
+        if ((q->pg != 0 && w->actors != 0) ||
+            (q->actor && q->isolation != RA_ISOLATION_PROCESS &&
+             w->in_bundle)) {
             continue;
         }
         if (!q->actor || q->isolation == RA_ISOLATION_PROCESS) {
@@ -567,27 +385,31 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
 {
     unsigned want_start = 0;
     char misfit[RA__VISIBLE_MAX] = "";
-    unsigned *devs = r->ndev > 0 ? calloc(r->ndev, sizeof *devs) : NULL;
-    for (req_t **pp = &r->reqs; *pp != NULL;) {
+    unsigned *devs = calloc(r->ndev + 1, sizeof *devs);
+    for (req_t **pp = &r->reqs; *pp != NULL && devs != NULL;) {
         req_t *q = *pp;
         unsigned ndevs = 0;
         char vis[RA__VISIBLE_MAX] = "";
-        if (q->cpus > r->cpus_total || !gpu_feasible(r, q->gpus)) {
+        bool never = false;
+        ra__bundle_t *bundle = NULL;
+        ra__rpool_t *pool = ra__req_pool(r, q, &never, &bundle);
+        if (never) {
             reply_grant(ctx, r, q, RA_EINFEASIBLE, NULL);
-        } else if (q->cpus > r->cpus_avail ||
-                   (q->gpus > 0 && devs == NULL) ||
-                   !gpu_pick(r, q->gpus, devs, &ndevs)) {
+        } else if (pool == NULL ||
+                   !ra__rpool_take(r, pool, q->cpus, q->gpus, devs,
+                                  &ndevs)) {
             pp = &q->next;
             continue;
         } else {
             if (ndevs > 0) {
-                visible_of(r, devs, ndevs, vis, sizeof vis);
+                ra__visible_of(r, devs, ndevs, vis, sizeof vis);
             }
             wk_t *w = pick_worker(r, q, vis);
             lease_t *l = w != NULL ? calloc(1, sizeof *l) : NULL;
             unsigned *ld = l != NULL && ndevs > 0
                                ? calloc(ndevs, sizeof *ld) : NULL;
             if (l == NULL || (ndevs > 0 && ld == NULL)) {
+                ra__rpool_give(pool, q->cpus, q->gpus, devs, ndevs);
                 free(l);
                 want_start++;
                 if (vis[0] != '\0') {
@@ -602,17 +424,15 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
             l->gpus = q->gpus;
             l->owner = q->owner;
             l->actor = q->actor;
+            l->bundle = bundle;
+            w->in_bundle = bundle != NULL;
             l->devs = ld;
             l->ndevs = ndevs;
-            int64_t per = q->gpus < (int64_t)UNIT ? q->gpus : (int64_t)UNIT;
-            for (unsigned i = 0; i < ndevs; i++) {
-                ld[i] = devs[i];
-                r->dev_avail[devs[i]] -= per;
+            if (ndevs > 0) {
+                memcpy(ld, devs, ndevs * sizeof *ld);
             }
             l->next = r->leases;
             r->leases = l;
-            r->cpus_avail -= q->cpus;
-            r->gpus_avail -= q->gpus;
             if (!q->actor) {
                 w->state = WK_LEASED;
             } else if (q->isolation == RA_ISOLATION_PROCESS) {
@@ -638,6 +458,19 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
     }
 }
 
+void
+ra__raylet_try_grant(ra_ctx_t *ctx, ra__raylet_t *r)
+{
+    try_grant(ctx, r);
+}
+
+// lease_pool is the pool a lease's resources return to.
+static ra__rpool_t *
+lease_pool(raylet_t *r, const lease_t *l)
+{
+    return l->bundle != NULL ? &l->bundle->pool : &r->node;
+}
+
 static void
 lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
 {
@@ -647,17 +480,15 @@ lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
             break;
         }
     }
-    if (!l->blocked) {
-        r->cpus_avail += l->cpus;   // else they were given back already
-    }
-    r->gpus_avail += l->gpus;
-    int64_t per = l->gpus < (int64_t)UNIT ? l->gpus : (int64_t)UNIT;
-    for (unsigned i = 0; i < l->ndevs; i++) {
-        r->dev_avail[l->devs[i]] += per;
-    }
+    // A blocked lease's CPUs were given back already.
+    ra__rpool_give(lease_pool(r, l), l->blocked ? 0 : l->cpus, l->gpus,
+                  l->devs, l->ndevs);
     free(l->devs);
     wk_t *w = l->w;
     if (w != NULL) {
+        if (l->bundle != NULL) {
+            w->in_bundle = false;
+        }
         if (!l->actor) {
             w->state = WK_IDLE;
         } else if (w->actors > 0 && --w->actors == 0) {
@@ -667,13 +498,23 @@ lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
             w->idle_since = mono_ms();
         }
         if (kill_it && w->ospid > 0) {
-            ra_log_warn("raylet", "killing worker %" PRId64 " at its "
-                        "owner's request", w->ospid);
+            ra_log_info("raylet", "killing worker %" PRId64, w->ospid);
             kill((pid_t)w->ospid, SIGKILL);
+            w->stopping = true;   // never leased again; its exit removes it
         }
     }
     (void)ctx;
     free(l);
+}
+
+static void tell_lost(ra_ctx_t *ctx, const lease_t *l, const char *how);
+
+void
+ra__raylet_drop(ra_ctx_t *ctx, ra__raylet_t *r, ra__rlease_t *l,
+                const char *why)
+{
+    tell_lost(ctx, l, why);
+    lease_free(ctx, r, l, true);
 }
 
 static void
@@ -690,8 +531,11 @@ on_lease_req(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     double gpus = ra__rb_f64(&b);
     q->actor = ra__rb_u8(&b) != 0;
     q->isolation = ra__rb_u8(&b);
+    q->pg = ra__rb_u64(&b);
+    q->bundle = (int32_t)ra__rb_u32(&b);
     q->owner = ra_sender(ctx);
-    if (b.bad || !(cpus >= 0 && cpus < 1e9) || !(gpus >= 0 && gpus < 1e9)) {
+    if (b.bad || !(cpus >= 0 && cpus < 1e9) || !(gpus >= 0 && gpus < 1e9) ||
+        q->bundle < -1) {
         ra_log_warn("raylet", "malformed lease request dropped");
         free(q);
         return;
@@ -780,7 +624,7 @@ on_blocked(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
             continue;
         }
         l->blocked = on;
-        r->cpus_avail += on ? l->cpus : -l->cpus;
+        lease_pool(r, l)->cpus_avail += on ? l->cpus : -l->cpus;
         if (on) {
             try_grant(ctx, r);
         }
@@ -913,10 +757,10 @@ on_info(ra_ctx_t *ctx, raylet_t *r)
 {
     ra__wbuf_t b = {0};
     ra_msg_t *m = NULL;
-    ra__wb_f64(&b, (double)r->cpus_total / UNIT);
-    ra__wb_f64(&b, (double)r->cpus_avail / UNIT);
-    ra__wb_f64(&b, (double)r->gpus_total / UNIT);
-    ra__wb_f64(&b, (double)r->gpus_avail / UNIT);
+    ra__wb_f64(&b, (double)r->node.cpus_total / UNIT);
+    ra__wb_f64(&b, (double)r->node.cpus_avail / UNIT);
+    ra__wb_f64(&b, (double)r->node.gpus_total / UNIT);
+    ra__wb_f64(&b, (double)r->node.gpus_avail / UNIT);
     ra__wb_u32(&b, r->nworkers);
     ra__wb_u32(&b, r->nreqs);
     unsigned nl = 0;
@@ -1020,6 +864,9 @@ raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         }
         return rc;
     }
+    case RA__T_PG:
+        ra__raylet_pg(ctx, r, msg);
+        break;
     case RA__T_LEASE_REQ:
         on_lease_req(ctx, r, msg);
         break;
@@ -1061,16 +908,22 @@ raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
         free(l->devs);
         free(l);
     }
-    free(r->dev_avail);
+    while (r->bundles != NULL) {
+        ra__bundle_t *b = r->bundles;
+        r->bundles = b->next;
+        ra__rpool_free(&b->pool);
+        free(b);
+    }
+    ra__rpool_free(&r->node);
     free(r->dev_mask);
-    free_strv(r->dev_name);
+    ra__free_strv(r->dev_name);
     while (r->reqs != NULL) {
         req_t *q = r->reqs;
         r->reqs = q->next;
         free(q);
     }
-    free_strv(r->argv);
-    free_strv(r->envp);
+    ra__free_strv(r->argv);
+    ra__free_strv(r->envp);
     free((char *)r->cfg.session);
     free((char *)r->cfg.endpoint);
     free((char *)r->cfg.ns);
@@ -1099,18 +952,20 @@ ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
     r->cfg.ns = strdup(cfg->ns);
     r->cfg.libs = cfg->libs != NULL ? strdup(cfg->libs) : NULL;
     r->cfg.store = cfg->store != NULL ? strdup(cfg->store) : NULL;
-    r->cpus_total = r->cpus_avail = (int64_t)(cfg->num_cpus * UNIT + 0.5);
     r->ndev = (unsigned)cfg->num_gpus;
-    r->gpus_total = r->gpus_avail = (int64_t)r->ndev * (int64_t)UNIT;
-    r->dev_avail = calloc(r->ndev + 1, sizeof *r->dev_avail);
-    r->dev_mask = calloc(r->ndev + 1, sizeof *r->dev_mask);
-    for (unsigned i = 0; r->dev_avail != NULL && i < r->ndev; i++) {
-        r->dev_avail[i] = (int64_t)UNIT;
+    int prc = ra__rpool_init(&r->node, r->ndev);
+    r->node.cpus_total = r->node.cpus_avail =
+        (int64_t)(cfg->num_cpus * UNIT + 0.5);
+    r->node.gpus_total = r->node.gpus_avail =
+        (int64_t)r->ndev * (int64_t)UNIT;
+    for (unsigned i = 0; prc == 0 && i < r->ndev; i++) {
+        r->node.dev[i] = r->node.dev_total[i] = (int64_t)UNIT;
     }
-    r->dev_name = names_from_env(r->ndev);
+    r->dev_mask = calloc(r->ndev + 1, sizeof *r->dev_mask);
+    r->dev_name = ra__dev_names_from_env(r->ndev);
     r->reqs_tail = &r->reqs;
     if (r->cfg.session == NULL || r->cfg.endpoint == NULL ||
-        r->cfg.ns == NULL || r->dev_avail == NULL || r->dev_mask == NULL) {
+        r->cfg.ns == NULL || prc != 0 || r->dev_mask == NULL) {
         raylet_terminate(NULL, r, 0);
         return RA_ENOMEM;
     }

@@ -123,6 +123,40 @@ START_TEST(test_cuda_vector_add_in_a_task)
 }
 END_TEST
 
+// The same kernel in a placement-group bundle that holds one GPU.
+START_TEST(test_cuda_vector_add_in_a_gpu_bundle)
+{
+    ra_resources_t b = {.cpus = 1, .gpus = 1};
+    ra_pg_t pg;
+    RA_CK_OK(ra_pg_create(&b, 1, NULL, &pg));
+    RA_CK_OK(ra_pg_wait(pg, 30000));
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    o.num_gpus = 1;
+    o.placement_group = pg;
+    o.bundle_index = 0;
+    ra_ref_t r;
+    RA_CK_OK(ra_remote("vadd_task", NULL, 0, &o, &r));
+    ra_value_t *v = NULL;
+    int rc = ra_get(r, 120000, &v);
+    ck_assert_msg(rc == 0, "%s: %s", ra_err_name(rc),
+                  v != NULL ? ra_value_error(v) : "");
+    bson_t doc;
+    RA_CK_OK(ra_value_bson(v, &doc));
+    char *json = bson_as_relaxed_extended_json(&doc, NULL);
+    printf("vadd task in a GPU bundle: %s\n", json);
+    bson_free(json);
+    ck_assert_int_eq(int_of(&doc, "device_count"), 1);
+    ck_assert_int_eq(int_of(&doc, "mismatches"), 0);
+    bson_destroy(&doc);
+    ra_value_free(&v);
+    ra_release(r);
+    RA_CK_OK(ra_pg_remove(pg));
+    double ga = -1;
+    RA_CK_WAIT(ra_cluster_resources(NULL, NULL, NULL, &ga) == 0 &&
+                   ga == gpus_total, 10000);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -146,6 +180,7 @@ main(void)
     TCase *tc = tcase_create("cuda");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_cuda_vector_add_in_a_task);
+    tcase_add_test(tc, test_cuda_vector_add_in_a_gpu_bundle);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     // The cluster lives in this process: run the test here, not in a fork.

@@ -77,23 +77,7 @@ static char invpath[PATH_MAX + 32];
 static void
 start(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/check_gpu.XXXXXX",
-             base != NULL && base[0] != '\0' ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    snprintf(invpath, sizeof invpath, "%s/gpus.json", tmpdir);
-    FILE *f = fopen(invpath, "w");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fputs(DGX1, f) >= 0, 1);
-    ck_assert_int_eq(fclose(f), 0);
-    ra_init_opts_t o = {
-        .num_cpus = 4,
-        .workers = 2,
-        .max_workers = 16,
-        .topology_synthetic = MACHINE,
-        .gpu_file = invpath,
-    };
-    RA_CK_OK(ra_init_opts(&o));
+    dgx1_start(4, tmpdir, sizeof tmpdir, invpath, sizeof invpath);
 }
 
 static void

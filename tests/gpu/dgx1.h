@@ -29,4 +29,35 @@
     "[\"SYS\", \"SYS\", \"NV1\", \"SYS\", \"NV1\", \"NV2\", \"X\",  \"NV2\"]," \
     "[\"SYS\", \"SYS\", \"SYS\", \"NV1\", \"NV2\", \"NV1\", \"NV2\", \"X\"]]}"
 
+#ifdef RA_API_H
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+// dgx1_start makes a temporary directory (path in dir), writes DGX1 to
+// dir/gpus.json (path in inv) and starts an embedded cluster of cpus
+// CPUs on MACHINE with those GPUs.
+static inline void
+dgx1_start(double cpus, char *dir, size_t dcap, char *inv, size_t icap)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, dcap, "%s/check_gpu.XXXXXX",
+             base != NULL && base[0] != '\0' ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(inv, icap, "%s/gpus.json", dir);
+    FILE *f = fopen(inv, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ge(fputs(DGX1, f), 0);
+    ck_assert_int_eq(fclose(f), 0);
+    ra_init_opts_t o = {
+        .num_cpus = cpus,
+        .workers = 2,
+        .max_workers = 16,
+        .topology_synthetic = MACHINE,
+        .gpu_file = inv,
+    };
+    ck_assert_int_eq(ra_init_opts(&o), 0);
+}
+#endif
+
 #endif

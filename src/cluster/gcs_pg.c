@@ -1,0 +1,796 @@
+// gcs_pg.c - placement groups in the GCS: the nodes it knows, the groups
+// (table "pgs", names in "pg_names"), where their bundles go and their
+// reservation on the raylets.
+//
+// A group is created PENDING and placed at once if it can be: the
+// placement (ra_place_bundles over the known nodes, seen as their totals
+// less the bundles this GCS reserved on them) picks a node per bundle,
+// then each of those raylets is asked to PREPARE its bundles (all of them
+// or none).  When every node prepared, each is told to COMMIT and the
+// group is CREATED; when one failed (its resources are busy with tasks),
+// the others are told to RETURN what they took and the group stays
+// PENDING.  Pending groups are tried again every PG_RETRY_MS, in creation
+// order, and at once when a group is removed.  A group that can never be
+// placed on these nodes stays pending and is logged once (Ray reports it
+// as infeasible demand).  Removing a group tells its raylets to REMOVE its
+// bundles, which ends the tasks and actors in them.
+//
+// Whoever waits for a group (ra_pg_ready) is a core: it gives an object
+// id, and the GCS sends RA__T_PG_READY {u64 object, u32 status} to it when
+// the group is created (0) or removed first (RA_ECANCELED).
+//
+// Every state change is one committed LMDB transaction.
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_impl.h"
+#include "ra_error.h"
+#include "ra_log.h"
+#include "ra_place.h"
+#include "ra_table.h"
+
+#define PG_RETRY_MS 10
+#define PG_TICK 0x50
+
+typedef struct gnode {
+    uint32_t node;
+    ra_pid_t raylet;
+    ra_resources_t total;
+    ra_resources_t used;      // by the bundles this GCS reserved there
+    bool alive;
+    struct gnode *next;
+} gnode_t;
+
+typedef struct waiter {
+    ra_pid_t core;
+    uint64_t obj;
+    struct waiter *next;
+} waiter_t;
+
+typedef struct gpg {
+    uint64_t id;
+    char ns[RA__NAME_MAX + 1];
+    char name[RA__NAME_MAX + 1];
+    uint8_t strategy;
+    bool detached;
+    uint8_t state;            // ra_pg_state_t
+    uint32_t nb;
+    ra_resources_t *b;
+    uint32_t *node;           // node of each bundle (0: not placed)
+    uint64_t attempt;         // of the reservation in flight
+    unsigned waiting;         // PREPARED replies still to come
+    int failed;               // first failure of this attempt
+    bool told_never;          // "can never be placed" logged
+    waiter_t *w;
+    struct gpg *next;
+} gpg_t;
+
+struct ra__gcs_pgs {
+    ra_tables_t *t;
+    gnode_t *nodes;
+    gpg_t *pgs, **tail;       // live groups (not removed), oldest first
+    uint64_t next_id;
+    bool tick_armed;
+};
+
+// ---- helpers ----
+
+static void
+id_key(uint64_t id, unsigned char key[8])
+{
+    for (int i = 7; i >= 0; i--) {
+        key[i] = (unsigned char)(id & 0xff);
+        id >>= 8;
+    }
+}
+
+static gpg_t *
+pg_find(ra__gcs_pgs_t *p, uint64_t id)
+{
+    for (gpg_t *g = p->pgs; g != NULL; g = g->next) {
+        if (g->id == id) {
+            return g;
+        }
+    }
+    return NULL;
+}
+
+static gnode_t *
+node_find(ra__gcs_pgs_t *p, uint32_t node)
+{
+    for (gnode_t *n = p->nodes; n != NULL; n = n->next) {
+        if (n->node == node) {
+            return n;
+        }
+    }
+    return NULL;
+}
+
+static void
+pg_free(gpg_t *g)
+{
+    while (g->w != NULL) {
+        waiter_t *w = g->w;
+        g->w = w->next;
+        free(w);
+    }
+    free(g->b);
+    free(g->node);
+    free(g);
+}
+
+// pg_encode appends the group's record (as stored and as listed).
+static void
+pg_encode(ra__wbuf_t *b, const gpg_t *g)
+{
+    ra__wb_u64(b, g->id);
+    ra__wb_str(b, g->ns);
+    ra__wb_str(b, g->name);
+    ra__wb_u8(b, g->strategy);
+    ra__wb_u8(b, g->detached);
+    ra__wb_u8(b, g->state);
+    ra__wb_u32(b, g->nb);
+    for (uint32_t i = 0; i < g->nb; i++) {
+        ra__wb_res(b, &g->b[i]);
+        ra__wb_u32(b, g->node[i]);
+    }
+}
+
+static int
+pg_store(ra__gcs_pgs_t *p, const gpg_t *g)
+{
+    ra__wbuf_t b = {0};
+    unsigned char key[8];
+    pg_encode(&b, g);
+    id_key(g->id, key);
+    int rc = b.err != 0 ? b.err
+                        : ra_table_put(p->t, NULL, "pgs", key, sizeof key,
+                                       b.p, b.len, 0);
+    ra__wb_free(&b);
+    if (rc != 0) {
+        ra_log_err("gcs", "cannot store placement group %" PRIu64 ": %s",
+                   g->id, ra_strerror(rc));
+    }
+    return rc;
+}
+
+static void
+send_ready(ra_ctx_t *ctx, ra_pid_t core, uint64_t obj, int status)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u64(&b, obj);
+    ra__wb_u32(&b, (uint32_t)status);
+    if (ra__wb_msg(&b, RA__T_PG_READY, &m) == 0 && ra_send(ctx, core, &m) !=
+        0) {
+        ra_msg_unref(&m);
+    }
+}
+
+static void
+tell_waiters(ra_ctx_t *ctx, gpg_t *g, int status)
+{
+    while (g->w != NULL) {
+        waiter_t *w = g->w;
+        g->w = w->next;
+        send_ready(ctx, w->core, w->obj, status);
+        free(w);
+    }
+}
+
+// to_node sends a bundle operation of group g to node n's raylet; for
+// PREPARE, with the bundles placed there.
+static int
+to_node(ra_ctx_t *ctx, const gpg_t *g, const gnode_t *n, uint8_t op)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u8(&b, op);
+    ra__wb_u64(&b, g->id);
+    ra__wb_u64(&b, g->attempt);
+    if (op == RA__PG_PREPARE) {
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < g->nb; i++) {
+            k += g->node[i] == n->node;
+        }
+        ra__wb_u32(&b, k);
+        for (uint32_t i = 0; i < g->nb; i++) {
+            if (g->node[i] == n->node) {
+                ra__wb_u32(&b, i);
+                ra__wb_f64(&b, g->b[i].cpus);
+                ra__wb_f64(&b, g->b[i].gpus);
+            }
+        }
+    }
+    int rc = ra__wb_msg(&b, RA__T_PG, &m);
+    if (rc == 0 && (rc = ra_send(ctx, n->raylet, &m)) != 0) {
+        ra_msg_unref(&m);
+    }
+    return rc;
+}
+
+// each_node calls to_node once for every node holding a bundle of g.
+static void
+each_node(ra_ctx_t *ctx, ra__gcs_pgs_t *p, const gpg_t *g, uint8_t op,
+          unsigned *sent)
+{
+    for (gnode_t *n = p->nodes; n != NULL; n = n->next) {
+        bool has = false;
+        for (uint32_t i = 0; i < g->nb && !has; i++) {
+            has = g->node[i] == n->node;
+        }
+        if (has && to_node(ctx, g, n, op) == 0 && sent != NULL) {
+            (*sent)++;
+        }
+    }
+}
+
+// unplace forgets where g's bundles were, in the GCS's view of the nodes.
+static void
+unplace(ra__gcs_pgs_t *p, gpg_t *g)
+{
+    for (uint32_t i = 0; i < g->nb; i++) {
+        gnode_t *n = node_find(p, g->node[i]);
+        if (n != NULL) {
+            // used >= b[i] always: it was added when placed.
+            n->used.cpus -= g->b[i].cpus;
+            n->used.gpus -= g->b[i].gpus;
+            n->used.memory -= g->b[i].memory;
+            for (size_t c = 0; c < g->b[i].ncustom; c++) {
+                double have = ra_resources_get(&n->used,
+                                               g->b[i].custom[c].name);
+                (void)ra_resources_set(&n->used, g->b[i].custom[c].name,
+                                       have - g->b[i].custom[c].amount);
+            }
+        }
+        g->node[i] = 0;
+    }
+}
+
+static void arm_tick(ra_ctx_t *ctx, ra__gcs_pgs_t *p);
+
+static int
+max_id(void *user, const void *key, size_t klen, const void *val,
+       size_t vlen)
+{
+    uint64_t *max = user, id = 0;
+    (void)val;
+    (void)vlen;
+    for (size_t i = 0; i < klen && i < 8; i++) {
+        id = id << 8 | ((const unsigned char *)key)[i];
+    }
+    if (id > *max) {
+        *max = id;
+    }
+    return 0;
+}
+
+// try_place places g and starts its reservation if it can.
+static void
+try_place(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g)
+{
+    if (g->state != RA_PG_PENDING || g->waiting > 0) {
+        return;
+    }
+    size_t nn = 0;
+    for (gnode_t *n = p->nodes; n != NULL; n = n->next) {
+        nn++;
+    }
+    ra_place_node_t *nodes = calloc(nn + 1, sizeof *nodes);
+    size_t *at = calloc(g->nb, sizeof *at);
+    gnode_t **by = calloc(nn + 1, sizeof *by);
+    if (nodes == NULL || at == NULL || by == NULL) {
+        free(nodes);
+        free(at);
+        free(by);
+        arm_tick(ctx, p);
+        return;
+    }
+    size_t k = 0;
+    for (gnode_t *n = p->nodes; n != NULL; n = n->next, k++) {
+        by[k] = n;
+        nodes[k].id = n->node;
+        nodes[k].alive = n->alive;
+        nodes[k].total = n->total;
+        nodes[k].avail = n->total;
+        if (ra_resources_sub(&nodes[k].avail, &n->used) != 0) {
+            nodes[k].avail = (ra_resources_t){0};
+        }
+    }
+    int rc = nn == 0 ? RA_EAGAIN
+                     : ra_place_bundles(nodes, nn, g->b, g->nb,
+                                        (ra_pg_strategy_t)g->strategy, at);
+    if (rc == 0) {
+        g->attempt++;
+        g->failed = 0;
+        for (uint32_t i = 0; i < g->nb; i++) {
+            gnode_t *n = by[at[i]];
+            g->node[i] = n->node;
+            n->used.cpus += g->b[i].cpus;
+            n->used.gpus += g->b[i].gpus;
+            n->used.memory += g->b[i].memory;
+            for (size_t c = 0; c < g->b[i].ncustom; c++) {
+                double have = ra_resources_get(&n->used,
+                                               g->b[i].custom[c].name);
+                (void)ra_resources_set(&n->used, g->b[i].custom[c].name,
+                                       have + g->b[i].custom[c].amount);
+            }
+        }
+        each_node(ctx, p, g, RA__PG_PREPARE, &g->waiting);
+        if (g->waiting == 0) {
+            unplace(p, g);
+            arm_tick(ctx, p);
+        }
+    } else {
+        if (rc == RA_EINFEASIBLE && !g->told_never) {
+            g->told_never = true;
+            ra_log_warn("gcs", "placement group %" PRIu64 " (%s) cannot be "
+                        "placed on the nodes of this cluster: it stays "
+                        "pending until nodes that fit it join", g->id,
+                        g->name[0] != '\0' ? g->name : "no name");
+        }
+        arm_tick(ctx, p);
+    }
+    free(nodes);
+    free(at);
+    free(by);
+}
+
+static void
+place_pending(ra_ctx_t *ctx, ra__gcs_pgs_t *p)
+{
+    for (gpg_t *g = p->pgs; g != NULL; g = g->next) {
+        try_place(ctx, p, g);
+    }
+}
+
+static void
+arm_tick(ra_ctx_t *ctx, ra__gcs_pgs_t *p)
+{
+    if (p->tick_armed) {
+        return;
+    }
+    ra_msg_t *t = NULL;
+    uint8_t what = PG_TICK;
+    if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
+        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), PG_RETRY_MS, &t,
+                      NULL) != 0) {
+        ra_msg_unref(&t);
+        return;
+    }
+    p->tick_armed = true;
+}
+
+// on_prepared: a raylet answered a PREPARE.
+static void
+on_prepared(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, uint64_t id,
+            uint64_t attempt)
+{
+    int status = (int)ra__rb_u32(r);
+    uint32_t node = ra__rb_u32(r);
+    gpg_t *g = pg_find(p, id);
+    gnode_t *n = node_find(p, node);
+    if (r->bad || n == NULL) {
+        ra_log_warn("gcs", "malformed placement-group reply dropped");
+        return;
+    }
+    if (g == NULL || g->attempt != attempt || g->waiting == 0) {
+        // An old attempt, or a removed group: nothing may stay reserved.
+        if (status == 0) {
+            gpg_t tmp = {.id = id, .attempt = attempt};
+            (void)to_node(ctx, &tmp, n, g == NULL ? RA__PG_REMOVE
+                                                  : RA__PG_RETURN);
+        }
+        return;
+    }
+    if (status != 0 && g->failed == 0) {
+        g->failed = status;
+    }
+    if (--g->waiting > 0) {
+        return;
+    }
+    if (g->failed != 0) {
+        // Roll back everywhere (a node that failed took nothing).
+        each_node(ctx, p, g, RA__PG_RETURN, NULL);
+        unplace(p, g);
+        arm_tick(ctx, p);
+        return;
+    }
+    each_node(ctx, p, g, RA__PG_COMMIT, NULL);
+    g->state = RA_PG_CREATED;
+    (void)pg_store(p, g);
+    tell_waiters(ctx, g, 0);
+}
+
+// ---- operations ----
+
+static void
+reply_status(ra_ctx_t *ctx, ra__wbuf_t *out, int rc)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u32(&b, (uint32_t)rc);
+    if (out != NULL && out->len > 0) {
+        ra__wb_raw(&b, out->p, out->len);
+    }
+    if (out != NULL) {
+        ra__wb_free(out);
+    }
+    if (ra__wb_msg(&b, RA__T_GCS, &m) == 0 && ra_reply(ctx, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
+static int
+op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
+{
+    uint32_t node = ra__rb_u32(r);
+    ra_pid_t raylet = ra__rb_pid(r);
+    double cpus = ra__rb_f64(r);
+    double gpus = ra__rb_f64(r);
+    if (r->bad || node == 0 || !(cpus >= 0) || !(gpus >= 0)) {
+        return RA_EBADMSG;
+    }
+    gnode_t *n = node_find(p, node);
+    if (n == NULL) {
+        if ((n = calloc(1, sizeof *n)) == NULL) {
+            return RA_ENOMEM;
+        }
+        n->node = node;
+        n->next = p->nodes;
+        p->nodes = n;
+    }
+    n->raylet = raylet;
+    n->total = (ra_resources_t){.cpus = cpus, .gpus = gpus};
+    n->alive = true;
+    place_pending(ctx, p);
+    return 0;
+}
+
+static int
+op_create(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
+{
+    gpg_t *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        return RA_ENOMEM;
+    }
+    ra__rb_str(r, g->ns, sizeof g->ns);
+    ra__rb_str(r, g->name, sizeof g->name);
+    g->strategy = ra__rb_u8(r);
+    g->detached = ra__rb_u8(r) != 0;
+    ra_pid_t core = ra__rb_pid(r);
+    uint64_t obj = ra__rb_u64(r);
+    g->nb = ra__rb_u32(r);
+    if (r->bad || g->strategy > RA_PG_STRICT_SPREAD || g->nb == 0 ||
+        g->nb > RA_PLACE_MAX_BUNDLES) {
+        pg_free(g);
+        return RA_EBADMSG;
+    }
+    g->b = calloc(g->nb, sizeof *g->b);
+    g->node = calloc(g->nb, sizeof *g->node);
+    if (g->b == NULL || g->node == NULL) {
+        pg_free(g);
+        return RA_ENOMEM;
+    }
+    for (uint32_t i = 0; i < g->nb; i++) {
+        ra__rb_res(r, &g->b[i]);
+    }
+    if (r->bad) {
+        pg_free(g);
+        return RA_EBADMSG;
+    }
+    g->id = ++p->next_id;
+    char key[2 * RA__NAME_MAX + 2];
+    size_t klen = ra__name_key(key, sizeof key, g->ns, g->name);
+    unsigned char idk[8];
+    id_key(g->id, idk);
+    int rc = 0;
+    if (g->name[0] != '\0' &&
+        (rc = ra_table_put(p->t, NULL, "pg_names", key, klen, idk,
+                           sizeof idk, RA_TABLE_NOOVERWRITE)) != 0) {
+        pg_free(g);
+        return rc;
+    }
+    if ((rc = pg_store(p, g)) != 0) {
+        if (g->name[0] != '\0') {
+            (void)ra_table_delete(p->t, NULL, "pg_names", key, klen);
+        }
+        pg_free(g);
+        return rc;
+    }
+    if (obj != 0) {
+        waiter_t *w = calloc(1, sizeof *w);
+        if (w != NULL) {
+            w->core = core;
+            w->obj = obj;
+            g->w = w;
+        }
+    }
+    *p->tail = g;
+    p->tail = &g->next;
+    ra__wb_u64(out, g->id);
+    try_place(ctx, p, g);
+    return 0;
+}
+
+static int
+op_ready(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
+{
+    uint64_t id = ra__rb_u64(r);
+    ra_pid_t core = ra__rb_pid(r);
+    uint64_t obj = ra__rb_u64(r);
+    if (r->bad || obj == 0) {
+        return RA_EBADMSG;
+    }
+    gpg_t *g = pg_find(p, id);
+    if (g == NULL) {
+        return RA_ENOENT;
+    }
+    ra__wb_u8(out, g->state);
+    if (g->state == RA_PG_CREATED) {
+        return 0;
+    }
+    waiter_t *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        return RA_ENOMEM;
+    }
+    w->core = core;
+    w->obj = obj;
+    w->next = g->w;
+    g->w = w;
+    (void)ctx;
+    return 0;
+}
+
+static int
+op_remove(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
+{
+    uint64_t id = ra__rb_u64(r);
+    if (r->bad) {
+        return RA_EBADMSG;
+    }
+    gpg_t **pp = &p->pgs;
+    while (*pp != NULL && (*pp)->id != id) {
+        pp = &(*pp)->next;
+    }
+    gpg_t *g = *pp;
+    if (g == NULL) {
+        return RA_ENOENT;
+    }
+    *pp = g->next;
+    if (p->tail == &g->next) {
+        p->tail = pp;
+    }
+    // Bundles prepared or committed go; a prepare still in flight is
+    // answered later and undone then (the group is no longer found).
+    each_node(ctx, p, g, RA__PG_REMOVE, NULL);
+    unplace(p, g);
+    g->state = RA_PG_REMOVED;
+    int rc = pg_store(p, g);
+    if (g->name[0] != '\0') {
+        char key[2 * RA__NAME_MAX + 2];
+        size_t klen = ra__name_key(key, sizeof key, g->ns, g->name);
+        (void)ra_table_delete(p->t, NULL, "pg_names", key, klen);
+    }
+    tell_waiters(ctx, g, RA_ECANCELED);
+    pg_free(g);
+    place_pending(ctx, p);
+    return rc;
+}
+
+static int
+op_get(ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
+{
+    char ns[RA__NAME_MAX + 1], name[RA__NAME_MAX + 1];
+    ra__rb_str(r, ns, sizeof ns);
+    ra__rb_str(r, name, sizeof name);
+    char key[2 * RA__NAME_MAX + 2];
+    size_t klen = ra__name_key(key, sizeof key, ns, name);
+    if (r->bad || name[0] == '\0' || klen == 0) {
+        return RA_EBADMSG;
+    }
+    void *val = NULL;
+    size_t vlen = 0;
+    int rc = ra_table_get(p->t, NULL, "pg_names", key, klen, &val, &vlen);
+    if (rc == 0 && vlen == 8) {
+        uint64_t id = 0;
+        for (size_t i = 0; i < 8; i++) {
+            id = id << 8 | ((unsigned char *)val)[i];
+        }
+        ra__wb_u64(out, id);
+    } else if (rc == 0) {
+        rc = RA_EBADMSG;
+    }
+    free(val);
+    return rc;
+}
+
+// op_info answers one group's record (RA_ENOENT: never created), or with
+// id 0 every record, removed ones too: {u32 n, n records}.
+typedef struct list_acc {
+    ra__wbuf_t *out;
+    uint32_t n;
+} list_acc_t;
+
+// list_removed adds the stored records of removed groups (live ones come
+// from memory).
+static int
+list_removed(void *user, const void *key, size_t klen, const void *val,
+             size_t vlen)
+{
+    list_acc_t *a = user;
+    ra__rbuf_t r = {.p = val, .len = vlen};
+    char s[RA__NAME_MAX + 1];
+    (void)key;
+    (void)klen;
+    (void)ra__rb_u64(&r);
+    ra__rb_str(&r, s, sizeof s);
+    ra__rb_str(&r, s, sizeof s);
+    (void)ra__rb_u8(&r);
+    (void)ra__rb_u8(&r);
+    if (!r.bad && ra__rb_u8(&r) == RA_PG_REMOVED) {
+        ra__wb_bytes(a->out, val, vlen);
+        a->n++;
+    }
+    return 0;
+}
+
+static int
+op_info(ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
+{
+    uint64_t id = ra__rb_u64(r);
+    if (r->bad) {
+        return RA_EBADMSG;
+    }
+    if (id != 0) {
+        gpg_t *g = pg_find(p, id);
+        if (g != NULL) {
+            ra__wbuf_t rec = {0};
+            pg_encode(&rec, g);
+            ra__wb_u32(out, 1);
+            ra__wb_bytes(out, rec.p, rec.len);
+            int rc = rec.err;
+            ra__wb_free(&rec);
+            return rc;
+        }
+        unsigned char key[8];
+        void *val = NULL;
+        size_t vlen = 0;
+        id_key(id, key);
+        int rc = ra_table_get(p->t, NULL, "pgs", key, sizeof key, &val,
+                              &vlen);
+        if (rc == 0) {
+            ra__wb_u32(out, 1);
+            ra__wb_bytes(out, val, vlen);
+        }
+        free(val);
+        return rc;
+    }
+    // Live groups first, from memory (their state is current), then the
+    // removed ones from the table.
+    ra__wbuf_t body = {0};
+    list_acc_t acc = {.out = &body};
+    for (gpg_t *g = p->pgs; g != NULL; g = g->next) {
+        ra__wbuf_t rec = {0};
+        pg_encode(&rec, g);
+        ra__wb_bytes(&body, rec.p, rec.len);
+        ra__wb_free(&rec);
+        acc.n++;
+    }
+    int rc = ra_table_scan(p->t, NULL, "pgs", NULL, 0, list_removed, &acc);
+    if (rc == RA_ENOENT) {
+        rc = 0;
+    }
+    ra__wb_u32(out, acc.n);
+    ra__wb_raw(out, body.p, body.len);
+    rc = rc != 0 ? rc : body.err;
+    ra__wb_free(&body);
+    return rc;
+}
+
+// ---- the GCS's entry points ----
+
+bool
+ra__gcs_pg_op(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint8_t op, ra__rbuf_t *r)
+{
+    ra__wbuf_t out = {0};
+    int rc;
+    switch (op) {
+    case RA__GCS_NODE_PUT:
+        rc = op_node_put(ctx, p, r);
+        break;
+    case RA__GCS_PG_CREATE:
+        rc = op_create(ctx, p, r, &out);
+        break;
+    case RA__GCS_PG_READY:
+        rc = op_ready(ctx, p, r, &out);
+        break;
+    case RA__GCS_PG_REMOVE:
+        rc = op_remove(ctx, p, r);
+        break;
+    case RA__GCS_PG_GET:
+        rc = op_get(p, r, &out);
+        break;
+    case RA__GCS_PG_INFO:
+        rc = op_info(p, r, &out);
+        break;
+    default:
+        return false;
+    }
+    if (rc == RA_EBADMSG) {
+        ra_log_warn("gcs", "malformed request (op %u) refused", op);
+    }
+    if (rc != 0) {
+        ra__wb_free(&out);
+    }
+    reply_status(ctx, &out, rc);
+    return true;
+}
+
+void
+ra__gcs_pg_msg(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m)
+{
+    if (ra_msg_tag(m) == RA__T_TICK) {
+        size_t len = 0;
+        const uint8_t *d = ra_msg_data(m, &len);
+        if (d != NULL && len == 1 && d[0] == PG_TICK) {
+            p->tick_armed = false;
+            place_pending(ctx, p);
+        }
+        return;
+    }
+    ra__rbuf_t r;
+    ra__rb_init(&r, m);
+    uint8_t op = ra__rb_u8(&r);
+    uint64_t id = ra__rb_u64(&r);
+    uint64_t attempt = ra__rb_u64(&r);
+    bool from_raylet = false;
+    for (gnode_t *n = p->nodes; n != NULL && !from_raylet; n = n->next) {
+        from_raylet = ra_pid_eq(n->raylet, ra_sender(ctx));
+    }
+    if (r.bad || op != RA__PG_PREPARED || !from_raylet) {
+        ra_log_warn("gcs", "unexpected placement-group message dropped");
+        return;
+    }
+    on_prepared(ctx, p, &r, id, attempt);
+}
+
+int
+ra__gcs_pg_new(ra__gcs_pgs_t **out, ra_tables_t *t)
+{
+    ra__gcs_pgs_t *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        return RA_ENOMEM;
+    }
+    p->t = t;
+    p->tail = &p->pgs;
+    // Ids go on from the largest stored, so a restarted GCS never reuses
+    // one.
+    p->next_id = 0;
+    (void)ra_table_scan(t, NULL, "pgs", NULL, 0, max_id, &p->next_id);
+    *out = p;
+    return 0;
+}
+
+void
+ra__gcs_pg_free(ra__gcs_pgs_t **pp)
+{
+    ra__gcs_pgs_t *p = *pp;
+    if (p == NULL) {
+        return;
+    }
+    while (p->pgs != NULL) {
+        gpg_t *g = p->pgs;
+        p->pgs = g->next;
+        pg_free(g);
+    }
+    while (p->nodes != NULL) {
+        gnode_t *n = p->nodes;
+        p->nodes = n->next;
+        free(n);
+    }
+    free(p);
+    *pp = NULL;
+}

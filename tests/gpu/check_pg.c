@@ -1,0 +1,530 @@
+// check_pg.c - placement groups on the embedded cluster: creation and
+// removal through the GCS and the raylet's two-phase reservation, pending
+// groups, tasks and actors inside bundles, GPU bundles on the best-linked
+// devices, names, and accounting that returns to full.
+//
+// The node is a synthetic two-socket machine with the DGX-1 GPUs of
+// dgx1.h (an inventory file) and 8 CPUs; workers are real processes.
+#include <check.h>
+#include <dirent.h>
+#include <limits.h>
+#include <rayo.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dgx1.h"
+#include "testutil.h"
+
+// ---- what the workers run ----
+
+// gate_mark creates a file in directory argument 0 (its pid in the name),
+// waits until the file named by argument 1 exists (at most a minute) and
+// returns its CUDA_VISIBLE_DEVICES.
+static int
+gate_mark(ra_task_t *t)
+{
+    size_t dl = 0, gl = 0;
+    const char *dir = ra_task_arg(t, 0, &dl);
+    const char *gate = ra_task_arg(t, 1, &gl);
+    char p[600];
+    snprintf(p, sizeof p, "%.*s/mark-%d", (int)dl, dir, (int)getpid());
+    FILE *f = fopen(p, "w");
+    if (f != NULL) {
+        fclose(f);
+    }
+    snprintf(p, sizeof p, "%.*s", (int)gl, gate);
+    for (int i = 0; gl > 0 && i < 60000 && access(p, F_OK) != 0; i++) {
+        usleep(1000);
+    }
+    const char *v = getenv("CUDA_VISIBLE_DEVICES");
+    return ra_task_return_bytes(t, v != NULL ? v : "-",
+                                v != NULL ? strlen(v) : 1);
+}
+RA_REMOTE_REGISTER(gate_mark)
+
+static int
+pg_actor_init(ra_task_t *t)
+{
+    (void)t;
+    return 0;
+}
+
+static int
+pg_actor_pid(ra_task_t *t)
+{
+    return ra_task_return_i64(t, (int64_t)getpid());
+}
+
+static const ra_method_t pg_actor_methods[] = {{"pid", pg_actor_pid}};
+static const ra_actor_class_t pg_actor = {
+    .name = "pg_actor",
+    .init = pg_actor_init,
+    .methods = pg_actor_methods,
+    .nmethods = 1,
+};
+RA_ACTOR_CLASS_REGISTER(pg_actor)
+
+// ---- fixtures and helpers ----
+
+static char tmpdir[PATH_MAX];
+static char invpath[PATH_MAX + 32];
+
+static void
+start(void)
+{
+    dgx1_start(8, tmpdir, sizeof tmpdir, invpath, sizeof invpath);
+}
+
+static void
+stop(void)
+{
+    ra_test_cluster_stop();
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') {
+            char p[PATH_MAX + 300];
+            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+            unlink(p);
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    rmdir(tmpdir);
+}
+
+static ra_resources_t
+res(double cpus, double gpus)
+{
+    return (ra_resources_t){.cpus = cpus, .gpus = gpus};
+}
+
+static ra_pg_t
+create(const ra_resources_t *b, size_t n, ra_pg_strategy_t s,
+       const char *name)
+{
+    ra_pg_opts_t o = {.strategy = s, .name = name};
+    ra_pg_t pg;
+    RA_CK_OK(ra_pg_create(b, n, &o, &pg));
+    ck_assert_uint_ne(pg.id, 0);
+    return pg;
+}
+
+static double
+cpus_avail(void)
+{
+    double a = -1;
+    RA_CK_OK(ra_cluster_resources(NULL, &a, NULL, NULL));
+    return a;
+}
+
+static void
+wait_cpus_avail(double want)
+{
+    RA_CK_WAIT(cpus_avail() == want, 30000);
+}
+
+static ra_pg_state_t
+state_of(ra_pg_t pg)
+{
+    ra_pg_info_t info;
+    RA_CK_OK(ra_pg_info(pg, &info));
+    ra_pg_state_t s = info.state;
+    ra_pg_info_free(&info);
+    return s;
+}
+
+static const char *
+path(const char *name)
+{
+    static char p[PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static void
+touch(const char *name)
+{
+    FILE *f = fopen(path(name), "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+}
+
+static unsigned
+marks(void)
+{
+    unsigned n = 0;
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        n += strncmp(e->d_name, "mark-", 5) == 0;
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return n;
+}
+
+// in_pg submits gate_mark into bundle `bundle` of pg.
+static ra_ref_t
+in_pg(ra_pg_t pg, int bundle, double cpus, double gpus, const char *gate)
+{
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    o.num_cpus = cpus;
+    o.num_gpus = gpus;
+    o.placement_group = pg;
+    o.bundle_index = bundle;
+    const char *g = gate != NULL ? path(gate) : "";
+    ra_arg_t args[2] = {RA_ARG_BYTES(tmpdir, strlen(tmpdir)),
+                        RA_ARG_BYTES(g, strlen(g))};
+    ra_ref_t r;
+    RA_CK_OK(ra_remote("gate_mark", args, 2, &o, &r));
+    return r;
+}
+
+static void
+get_str(ra_ref_t r, char *buf, size_t cap)
+{
+    ra_value_t *v = NULL;
+    int rc = ra_get(r, 60000, &v);
+    ck_assert_msg(rc == 0, "%s: %s", ra_err_name(rc),
+                  v != NULL ? ra_value_error(v) : "");
+    size_t len = 0;
+    const char *d = ra_value_data(v, &len);
+    snprintf(buf, cap, "%.*s", (int)len, d);
+    ra_value_free(&v);
+    ra_release(r);
+}
+
+// ---- tests ----
+
+START_TEST(test_pg_create_wait_info_remove)
+{
+    start();
+    ra_resources_t b[2] = {res(1, 0), res(2, 0)};
+    ra_pg_t pg = create(b, 2, RA_PG_STRICT_PACK, NULL);
+    RA_CK_OK(ra_pg_wait(pg, 10000));
+    ck_assert_double_eq(cpus_avail(), 5);
+    ra_pg_info_t info;
+    RA_CK_OK(ra_pg_info(pg, &info));
+    ck_assert_int_eq(info.state, RA_PG_CREATED);
+    ck_assert_int_eq(info.strategy, RA_PG_STRICT_PACK);
+    ck_assert_uint_eq(info.nbundles, 2);
+    ck_assert_double_eq(info.bundles[1].need.cpus, 2);
+    ck_assert_uint_eq(info.bundles[0].node, 1);
+    ck_assert_uint_eq(info.bundles[1].node, 1);
+    ra_pg_info_free(&info);
+    // A ready reference works with ra_wait once created.
+    ra_ref_t ready;
+    bool is_ready = false;
+    RA_CK_OK(ra_pg_ready(pg, &ready));
+    ck_assert_int_eq(ra_wait(&ready, 1, 1, 5000, &is_ready), 1);
+    ck_assert(is_ready);
+    ra_release(ready);
+    RA_CK_OK(ra_pg_remove(pg));
+    ck_assert_double_eq(cpus_avail(), 8);
+    ck_assert_int_eq(state_of(pg), RA_PG_REMOVED);
+    RA_CK_ERR(ra_pg_remove(pg), RA_ENOENT);
+    RA_CK_ERR(ra_pg_wait(pg, 100), RA_ENOENT);
+    // The list holds it, removed.
+    ra_pg_info_t *list = NULL;
+    size_t n = 0;
+    RA_CK_OK(ra_pg_list(&list, &n));
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(list[0].pg.id, pg.id);
+    ck_assert_int_eq(list[0].state, RA_PG_REMOVED);
+    ra_pg_list_free(list, n);
+    stop();
+}
+END_TEST
+
+START_TEST(test_pg_bad_requests)
+{
+    start();
+    ra_resources_t b = res(1, 0);
+    ra_pg_t pg;
+    ra_pg_opts_t o = {0};
+    RA_CK_ERR(ra_pg_create(&b, 0, NULL, &pg), RA_EINVAL);
+    RA_CK_ERR(ra_pg_create(NULL, 1, NULL, &pg), RA_EINVAL);
+    ra_resources_t neg = res(-1, 0), none = res(0, 0), half = res(1, 1.5);
+    RA_CK_ERR(ra_pg_create(&neg, 1, NULL, &pg), RA_EINVAL);
+    RA_CK_ERR(ra_pg_create(&none, 1, NULL, &pg), RA_EINVAL);
+    RA_CK_ERR(ra_pg_create(&half, 1, NULL, &pg), RA_EINVAL);
+    o.strategy = (ra_pg_strategy_t)9;
+    RA_CK_ERR(ra_pg_create(&b, 1, &o, &pg), RA_EINVAL);
+    o = (ra_pg_opts_t){.name = ""};
+    RA_CK_ERR(ra_pg_create(&b, 1, &o, &pg), RA_EINVAL);
+    RA_CK_ERR(ra_pg_wait((ra_pg_t){12345}, 100), RA_ENOENT);
+    RA_CK_ERR(ra_pg_remove((ra_pg_t){12345}), RA_ENOENT);
+    ra_pg_info_t info;
+    RA_CK_ERR(ra_pg_info((ra_pg_t){12345}, &info), RA_ENOENT);
+    // A task may not name a bundle index below -1.
+    ra_task_opts_t to = RA_TASK_OPTS_INIT;
+    to.bundle_index = -2;
+    ra_ref_t r;
+    RA_CK_ERR(ra_remote("gate_mark", NULL, 0, &to, &r), RA_EINVAL);
+    stop();
+}
+END_TEST
+
+START_TEST(test_pg_names)
+{
+    start();
+    ra_resources_t b = res(1, 0);
+    ra_pg_t pg = create(&b, 1, RA_PG_PACK, "trainers");
+    ra_pg_t found, dup;
+    RA_CK_OK(ra_pg_get("trainers", NULL, &found));
+    ck_assert_uint_eq(found.id, pg.id);
+    ra_pg_opts_t o = {.name = "trainers"};
+    RA_CK_ERR(ra_pg_create(&b, 1, &o, &dup), RA_EEXIST);
+    RA_CK_ERR(ra_pg_get("trainers", "elsewhere", &found), RA_ENOENT);
+    ra_pg_info_t info;
+    RA_CK_OK(ra_pg_info(pg, &info));
+    ck_assert_str_eq(info.name, "trainers");
+    ck_assert_str_eq(info.namespace_, "default");
+    ra_pg_info_free(&info);
+    RA_CK_OK(ra_pg_remove(pg));
+    RA_CK_ERR(ra_pg_get("trainers", NULL, &found), RA_ENOENT);
+    // The name is free again.
+    ra_pg_t again = create(&b, 1, RA_PG_PACK, "trainers");
+    RA_CK_OK(ra_pg_wait(again, 10000));
+    RA_CK_OK(ra_pg_remove(again));
+    stop();
+}
+END_TEST
+
+START_TEST(test_pg_pending_until_resources_free)
+{
+    start();
+    ra_resources_t big = res(6, 0), mid = res(4, 0), huge = res(100, 0);
+    ra_pg_t a = create(&big, 1, RA_PG_PACK, NULL);
+    RA_CK_OK(ra_pg_wait(a, 10000));
+    ra_pg_t b = create(&mid, 1, RA_PG_PACK, NULL);
+    RA_CK_ERR(ra_pg_wait(b, 300), RA_ETIMEOUT);
+    ck_assert_int_eq(state_of(b), RA_PG_PENDING);
+    // Never placeable on this node: pending too, and says nothing else.
+    ra_pg_t c = create(&huge, 1, RA_PG_STRICT_PACK, NULL);
+    ra_resources_t two[2] = {res(1, 0), res(1, 0)};
+    ra_pg_t d = create(two, 2, RA_PG_STRICT_SPREAD, NULL);
+    RA_CK_ERR(ra_pg_wait(c, 100), RA_ETIMEOUT);
+    RA_CK_ERR(ra_pg_wait(d, 100), RA_ETIMEOUT);
+    // Removing a makes room for b.
+    ra_ref_t ready;
+    RA_CK_OK(ra_pg_ready(b, &ready));
+    RA_CK_OK(ra_pg_remove(a));
+    ra_value_t *v = NULL;
+    RA_CK_OK(ra_get(ready, 10000, &v));
+    ra_value_free(&v);
+    ra_release(ready);
+    ck_assert_int_eq(state_of(b), RA_PG_CREATED);
+    ck_assert_double_eq(cpus_avail(), 4);
+    // Waiting on a group that is then removed: RA_ECANCELED.
+    RA_CK_OK(ra_pg_ready(c, &ready));
+    RA_CK_OK(ra_pg_remove(c));
+    RA_CK_ERR(ra_get(ready, 10000, &v), RA_ECANCELED);
+    ra_value_free(&v);
+    ra_release(ready);
+    RA_CK_OK(ra_pg_remove(d));
+    RA_CK_OK(ra_pg_remove(b));
+    stop();
+}
+END_TEST
+
+// Tasks in a bundle use only its resources: two 1-CPU tasks at a time in
+// a 2-CPU bundle, whatever the node has free.
+START_TEST(test_pg_tasks_use_only_their_bundle)
+{
+    start();
+    ra_resources_t b[2] = {res(2, 0), res(1, 0)};
+    ra_pg_t pg = create(b, 2, RA_PG_PACK, NULL);
+    RA_CK_OK(ra_pg_wait(pg, 10000));
+    enum { N = 4 };
+    ra_ref_t r[N];
+    for (int i = 0; i < N; i++) {
+        r[i] = in_pg(pg, 0, 1, 0, "go");
+    }
+    RA_CK_WAIT(marks() == 2, 30000);
+    ra_test_sleep_ms(300);
+    ck_assert_uint_eq(marks(), 2);
+    // The node still has its 5 free CPUs: bundle 0 is what limits.
+    ck_assert_double_eq(cpus_avail(), 5);
+    touch("go");
+    char out[64];
+    for (int i = 0; i < N; i++) {
+        get_str(r[i], out, sizeof out);
+        ck_assert_str_eq(out, "");
+    }
+    // Too big for any bundle, or no such bundle: refused, not hung.
+    ra_value_t *v = NULL;
+    ra_ref_t big = in_pg(pg, -1, 3, 0, NULL);
+    RA_CK_ERR(ra_get(big, 10000, &v), RA_EINFEASIBLE);
+    ck_assert_ptr_nonnull(strstr(ra_value_error(v), "placement group"));
+    ra_value_free(&v);
+    ra_release(big);
+    ra_ref_t nob = in_pg(pg, 7, 1, 0, NULL);
+    RA_CK_ERR(ra_get(nob, 10000, &v), RA_EINFEASIBLE);
+    ra_value_free(&v);
+    ra_release(nob);
+    // Any bundle (-1) with room runs it.
+    get_str(in_pg(pg, -1, 1, 0, NULL), out, sizeof out);
+    RA_CK_OK(ra_pg_remove(pg));
+    // A task for a removed group fails.
+    ra_ref_t late = in_pg(pg, 0, 1, 0, NULL);
+    RA_CK_ERR(ra_get(late, 10000, &v), RA_EINFEASIBLE);
+    ra_value_free(&v);
+    ra_release(late);
+    stop();
+}
+END_TEST
+
+// A bundle with GPUs holds the best-linked devices; its tasks see them.
+START_TEST(test_pg_gpu_bundles_get_linked_devices)
+{
+    start();
+    ra_resources_t b[2] = {res(1, 2), res(1, 4)};
+    ra_pg_t pg = create(b, 2, RA_PG_STRICT_PACK, NULL);
+    RA_CK_OK(ra_pg_wait(pg, 10000));
+    double ga = -1;
+    RA_CK_OK(ra_cluster_resources(NULL, NULL, NULL, &ga));
+    ck_assert_double_eq(ga, 2);
+    char two[64], four[64];
+    get_str(in_pg(pg, 0, 1, 2, NULL), two, sizeof two);
+    get_str(in_pg(pg, 1, 1, 4, NULL), four, sizeof four);
+    // The same choice ra_topo_pick_gpus makes: the best pair, then the
+    // best four of what is left.
+    ra_topo_opts_t to = {.synthetic = MACHINE, .gpu_file = invpath};
+    ra_topo_t *t = NULL;
+    RA_CK_OK(ra_topo_load(&t, &to));
+    unsigned idx[8];
+    bool avail[8] = {true, true, true, true, true, true, true, true};
+    int numa;
+    char want[64];
+    RA_CK_OK(ra_topo_pick_gpus(t, 4, NULL, idx, &numa));
+    ra_topo_visible_devices(idx, 4, want, sizeof want);
+    // Bundles are reserved larger first or in order: accept either, but
+    // each set must be the best available at its turn.
+    bool four_first = strcmp(four, want) == 0;
+    if (four_first) {
+        for (int i = 0; i < 4; i++) {
+            avail[idx[i]] = false;
+        }
+        RA_CK_OK(ra_topo_pick_gpus(t, 2, avail, idx, &numa));
+        ra_topo_visible_devices(idx, 2, want, sizeof want);
+        ck_assert_str_eq(two, want);
+    } else {
+        RA_CK_OK(ra_topo_pick_gpus(t, 2, NULL, idx, &numa));
+        ra_topo_visible_devices(idx, 2, want, sizeof want);
+        ck_assert_str_eq(two, want);
+        avail[idx[0]] = avail[idx[1]] = false;
+        RA_CK_OK(ra_topo_pick_gpus(t, 4, avail, idx, &numa));
+        ra_topo_visible_devices(idx, 4, want, sizeof want);
+        ck_assert_str_eq(four, want);
+    }
+    ra_topo_destroy(&t);
+    // A fraction of the bundle's pair shares one of its devices.
+    char half[64];
+    get_str(in_pg(pg, 0, 0, 0.5, NULL), half, sizeof half);
+    ck_assert_uint_eq(strlen(half), 1);
+    ck_assert_ptr_nonnull(strstr(two, half));
+    RA_CK_OK(ra_pg_remove(pg));
+    stop();
+}
+END_TEST
+
+START_TEST(test_pg_remove_kills_its_actors)
+{
+    start();
+    ra_resources_t b = res(1, 0);
+    ra_pg_t pg = create(&b, 1, RA_PG_PACK, NULL);
+    RA_CK_OK(ra_pg_wait(pg, 10000));
+    ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
+    o.num_cpus = 1;
+    o.placement_group = pg;
+    o.bundle_index = 0;
+    ra_actor_t a;
+    RA_CK_OK(ra_actor_create("pg_actor", NULL, 0, &o, &a));
+    ra_ref_t r;
+    int64_t pid = 0;
+    RA_CK_OK(ra_actor_call(a, "pid", NULL, 0, &r));
+    RA_CK_OK(ra_get_i64(r, 10000, &pid));
+    ra_release(r);
+    ck_assert_int_gt(pid, 0);
+    RA_CK_OK(ra_pg_remove(pg));
+    // Its process goes; calls then fail.
+    RA_CK_WAIT(kill((pid_t)pid, 0) != 0, 10000);
+    RA_CK_OK(ra_actor_call(a, "pid", NULL, 0, &r));
+    ra_value_t *v = NULL;
+    ck_assert_int_ne(ra_get(r, 10000, &v), 0);
+    ra_value_free(&v);
+    ra_release(r);
+    wait_cpus_avail(8);
+    stop();
+}
+END_TEST
+
+// A prepare that fails half-way (tasks hold the CPUs the GCS thought free)
+// leaves nothing reserved, and the group is created once they are done.
+START_TEST(test_pg_failed_prepare_leaves_nothing)
+{
+    start();
+    enum { BUSY = 5 };
+    ra_ref_t r[BUSY];
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    const char *g = path("free");
+    for (int i = 0; i < BUSY; i++) {
+        ra_arg_t args[2] = {RA_ARG_BYTES(tmpdir, strlen(tmpdir)),
+                            RA_ARG_BYTES(g, strlen(g))};
+        RA_CK_OK(ra_remote("gate_mark", args, 2, &o, &r[i]));
+    }
+    wait_cpus_avail(3);
+    // The GCS sees 8 CPUs and places both bundles; the raylet can take
+    // the first (2 of 3) but not the second: all or nothing.
+    ra_resources_t b[2] = {res(2, 0), res(2, 0)};
+    ra_pg_t pg = create(b, 2, RA_PG_STRICT_PACK, NULL);
+    RA_CK_ERR(ra_pg_wait(pg, 300), RA_ETIMEOUT);
+    ck_assert_int_eq(state_of(pg), RA_PG_PENDING);
+    for (int i = 0; i < 20; i++) {
+        ck_assert_double_eq(cpus_avail(), 3);
+        ra_test_sleep_ms(10);
+    }
+    touch("free");
+    char out[64];
+    for (int i = 0; i < BUSY; i++) {
+        get_str(r[i], out, sizeof out);
+    }
+    RA_CK_OK(ra_pg_wait(pg, 10000));
+    ck_assert_double_eq(cpus_avail(), 4);
+    RA_CK_OK(ra_pg_remove(pg));
+    stop();
+}
+END_TEST
+
+static Suite *
+pg_suite(void)
+{
+    Suite *s = suite_create("pg");
+    TCase *tc = tcase_create("embedded");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_pg_create_wait_info_remove);
+    tcase_add_test(tc, test_pg_bad_requests);
+    tcase_add_test(tc, test_pg_names);
+    tcase_add_test(tc, test_pg_pending_until_resources_free);
+    tcase_add_test(tc, test_pg_tasks_use_only_their_bundle);
+    tcase_add_test(tc, test_pg_gpu_bundles_get_linked_devices);
+    tcase_add_test(tc, test_pg_remove_kills_its_actors);
+    tcase_add_test(tc, test_pg_failed_prepare_leaves_nothing);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    // Workers run this program again: they serve and never return.
+    ra_worker_main();
+    return ra_test_run(pg_suite());
+}
