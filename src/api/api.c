@@ -213,8 +213,6 @@ stop_all(ra__cluster_t *c)
     rm_rf(c->session);
 }
 
-static int gcs_status(ra_msg_t *rep, ra__rbuf_t *r);
-
 // env_or returns v, else the environment variable name when set and not
 // empty, else NULL.
 static const char *
@@ -403,23 +401,7 @@ ra_init_opts(const ra_init_opts_t *opts)
     cpus_total = o.num_cpus;
     gpus_total = o.num_gpus;
     ra__g = c;
-    // The GCS learns the node, for placement groups.
-    ra__wbuf_t nb = {0};
-    ra_msg_t *rep = NULL;
-    ra__wb_u8(&nb, RA__GCS_NODE_PUT);
-    ra__wb_u32(&nb, c->node);
-    ra__wb_pid(&nb, c->raylet);
-    ra__wb_f64(&nb, o.num_cpus);
-    ra__wb_f64(&nb, o.num_gpus);
-    if ((rc = ra__gcs_call(NULL, &nb, 10000, &rep)) == 0) {
-        ra__rbuf_t r;
-        rc = gcs_status(rep, &r);
-        ra_msg_unref(&rep);
-    }
-    if (rc != 0) {
-        ra__g = NULL;
-        goto fail;
-    }
+
     pthread_mutex_unlock(&init_mu);
     return 0;
 fail:

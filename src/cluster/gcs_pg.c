@@ -433,6 +433,11 @@ op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     if (r->bad || node == 0 || !(cpus >= 0) || !(gpus >= 0)) {
         return RA_EBADMSG;
     }
+    if (!ra_pid_eq(raylet, ra_sender(ctx)) || raylet.node != node) {
+        ra_log_warn("gcs", "node %u registered by another process than "
+                    "its raylet: refused", node);
+        return RA_EACCES;
+    }
     gnode_t *n = node_find(p, node);
     if (n == NULL) {
         if ((n = calloc(1, sizeof *n)) == NULL) {

@@ -820,6 +820,19 @@ boot(ra_ctx_t *ctx, raylet_t *r)
         return 0;
     }
     r->booted = true;
+    // The GCS learns this node, for placement groups: from the raylet
+    // itself, so that it can check who registers.
+    ra__wbuf_t nb = {0};
+    ra_msg_t *nm = NULL;
+    ra__wb_u8(&nb, RA__GCS_NODE_PUT);
+    ra__wb_u32(&nb, ra_self(ctx).node);
+    ra__wb_pid(&nb, ra_self(ctx));
+    ra__wb_f64(&nb, (double)r->node.cpus_total / UNIT);
+    ra__wb_f64(&nb, (double)r->node.gpus_total / UNIT);
+    if (ra__wb_msg(&nb, RA__T_GCS, &nm) == 0 &&
+        ra_send(ctx, r->cfg.gcs, &nm) != 0) {
+        ra_msg_unref(&nm);
+    }
     ra_sup_flags_t f = {
         .strategy = RA_ONE_FOR_ONE,
         .intensity = 1000000,
