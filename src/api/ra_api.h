@@ -487,9 +487,10 @@ int ra_pg_ready(ra_pg_t pg, ra_ref_t *out);
 // (removed meanwhile); RA_ENOENT; RA_ECLOSED.
 int ra_pg_wait(ra_pg_t pg, int64_t timeout_ms);
 
-// ra_pg_remove removes the group: its reservations are returned, and the
-// tasks and actors in its bundles are killed (their callers see
-// RA_EWORKER or RA_EACTOR).  Returns 0, RA_ENOENT (no such live group),
+// ra_pg_remove removes the group: it is REMOVED when this returns, and
+// its nodes then return its reservations and kill the tasks and actors in
+// its bundles (their callers see RA_EWORKER or RA_EACTOR), as Ray does,
+// without waiting for them.  Returns 0, RA_ENOENT (no such live group),
 // RA_ECLOSED.
 int ra_pg_remove(ra_pg_t pg);
 

@@ -19,7 +19,9 @@
 // id, and the GCS sends RA__T_PG_READY {u64 object, u32 status} to it when
 // the group is created (0) or removed first (RA_ECANCELED).
 //
-// Every state change is one committed LMDB transaction.
+// Every state change is one committed LMDB transaction.  The records of
+// the last PG_REMOVED_KEPT removed groups are kept (Ray keeps a bounded
+// number too); older ones are deleted in the removal's transaction.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,9 @@
 
 #define PG_RETRY_MS 10
 #define PG_TICK 0x50
+// Removed groups whose records are kept for ra_pg_info and ra_pg_list;
+// older ones are deleted (those of an earlier run of the GCS stay).
+#define PG_REMOVED_KEPT 1000
 
 typedef struct gnode {
     uint32_t node;
@@ -73,6 +78,8 @@ struct ra__gcs_pgs {
     gpg_t *pgs, **tail;       // live groups (not removed), oldest first
     uint64_t next_id;
     bool tick_armed;
+    uint64_t removed[PG_REMOVED_KEPT];   // ring of removed group ids
+    unsigned nremoved;
 };
 
 // ---- helpers ----
@@ -139,16 +146,23 @@ pg_encode(ra__wbuf_t *b, const gpg_t *g)
 }
 
 static int
-pg_store(ra__gcs_pgs_t *p, const gpg_t *g)
+pg_store_txn(ra__gcs_pgs_t *p, ra_tables_txn_t *txn, const gpg_t *g)
 {
     ra__wbuf_t b = {0};
     unsigned char key[8];
     pg_encode(&b, g);
     id_key(g->id, key);
     int rc = b.err != 0 ? b.err
-                        : ra_table_put(p->t, NULL, "pgs", key, sizeof key,
+                        : ra_table_put(p->t, txn, "pgs", key, sizeof key,
                                        b.p, b.len, 0);
     ra__wb_free(&b);
+    return rc;
+}
+
+static int
+pg_store(ra__gcs_pgs_t *p, const gpg_t *g)
+{
+    int rc = pg_store_txn(p, NULL, g);
     if (rc != 0) {
         ra_log_err("gcs", "cannot store placement group %" PRIu64 ": %s",
                    g->id, ra_strerror(rc));
@@ -573,11 +587,36 @@ op_remove(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     each_node(ctx, p, g, RA__PG_REMOVE, NULL);
     unplace(p, g);
     g->state = RA_PG_REMOVED;
-    int rc = pg_store(p, g);
-    if (g->name[0] != '\0') {
+    // One transaction: the record, the name, and the oldest removed
+    // record beyond PG_REMOVED_KEPT.
+    uint64_t *slot = &p->removed[p->nremoved % PG_REMOVED_KEPT];
+    ra_tables_txn_t *txn = NULL;
+    int rc = ra_tables_begin(p->t, &txn);
+    if (rc == 0) {
+        rc = pg_store_txn(p, txn, g);
+    }
+    if (rc == 0 && g->name[0] != '\0') {
         char key[2 * RA__NAME_MAX + 2];
         size_t klen = ra__name_key(key, sizeof key, g->ns, g->name);
-        (void)ra_table_delete(p->t, NULL, "pg_names", key, klen);
+        rc = ra_table_delete(p->t, txn, "pg_names", key, klen);
+        rc = rc == RA_ENOENT ? 0 : rc;
+    }
+    if (rc == 0 && *slot != 0) {
+        unsigned char old[8];
+        id_key(*slot, old);
+        rc = ra_table_delete(p->t, txn, "pgs", old, sizeof old);
+        rc = rc == RA_ENOENT ? 0 : rc;
+    }
+    rc = rc == 0 ? ra_tables_commit(&txn) : rc;
+    if (txn != NULL) {
+        ra_tables_abort(&txn);
+    }
+    if (rc == 0) {
+        *slot = g->id;
+        p->nremoved++;
+    } else {
+        ra_log_err("gcs", "cannot store the removal of placement group %"
+                   PRIu64 ": %s", g->id, ra_strerror(rc));
     }
     tell_waiters(ctx, g, RA_ECANCELED);
     pg_free(g);

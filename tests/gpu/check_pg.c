@@ -226,7 +226,7 @@ START_TEST(test_pg_create_wait_info_remove)
     ck_assert(is_ready);
     ra_release(ready);
     RA_CK_OK(ra_pg_remove(pg));
-    ck_assert_double_eq(cpus_avail(), 8);
+    wait_cpus_avail(8);   // the raylet hears of it a moment later
     ck_assert_int_eq(state_of(pg), RA_PG_REMOVED);
     RA_CK_ERR(ra_pg_remove(pg), RA_ENOENT);
     RA_CK_ERR(ra_pg_wait(pg, 100), RA_ENOENT);
@@ -503,6 +503,34 @@ START_TEST(test_pg_failed_prepare_leaves_nothing)
 }
 END_TEST
 
+// The GCS keeps the records of the last 1,000 removed groups, not all.
+START_TEST(test_pg_removed_records_are_bounded)
+{
+    start();
+    enum { KEPT = 1000, N = KEPT + 10 };
+    ra_resources_t b = res(1, 0);
+    ra_pg_t first = {0}, last = {0};
+    for (int i = 0; i < N; i++) {
+        ra_pg_t pg = create(&b, 1, RA_PG_PACK, NULL);
+        RA_CK_OK(ra_pg_remove(pg));
+        first = i == 0 ? pg : first;
+        last = pg;
+    }
+    ra_pg_info_t *list = NULL;
+    size_t n = 0;
+    RA_CK_OK(ra_pg_list(&list, &n));
+    ck_assert_uint_eq(n, KEPT);
+    ra_pg_list_free(list, n);
+    ra_pg_info_t info;
+    RA_CK_ERR(ra_pg_info(first, &info), RA_ENOENT);
+    RA_CK_OK(ra_pg_info(last, &info));
+    ck_assert_int_eq(info.state, RA_PG_REMOVED);
+    ra_pg_info_free(&info);
+    wait_cpus_avail(8);
+    stop();
+}
+END_TEST
+
 static Suite *
 pg_suite(void)
 {
@@ -517,6 +545,7 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_gpu_bundles_get_linked_devices);
     tcase_add_test(tc, test_pg_remove_kills_its_actors);
     tcase_add_test(tc, test_pg_failed_prepare_leaves_nothing);
+    tcase_add_test(tc, test_pg_removed_records_are_bounded);
     suite_add_tcase(s, tc);
     return s;
 }
