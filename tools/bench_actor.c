@@ -11,7 +11,6 @@
 // outlive the runtime, so main can read the counters after "done" (the
 // message that said "done" orders those reads after the actors' writes) and
 // no behaviour needs a terminate callback.
-#include <getopt.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <signal.h>
@@ -26,6 +25,7 @@
 
 #include <rayo.h>
 
+#include "bench_util.h"
 #include "rayo_tool.h"
 
 // Message tags.  Every message carries one uint64_t (see send_u64).
@@ -56,7 +56,6 @@ enum {
 #define CALL_TIMEOUT_MS 60000
 #define MAX_LINES 2 // JSON lines one run of a workload may print
 #define MAX_WATCH 16
-#define MAX_SELECTED 64
 
 typedef struct bench_opts {
     bool quick;
@@ -98,41 +97,15 @@ typedef struct bench {
 } bench_t;
 
 // ---------------------------------------------------------------------
-// The watchdog.  A benchmark of a runtime under construction can hang in
-// ways no return code reports (a lost wake-up, a destroy that never
-// returns), so each phase arms alarm() and the handler says which phase
-// stalled and exits.
-//
-// Global: alarm_msg points at one of two buffers; the main thread fills the
-// other one and then swaps the pointer, so the handler never sees a
-// half-written message.
-
-static char alarm_buf[2][256];
-static const char *volatile alarm_msg = alarm_buf[0];
-
-static void
-on_alarm(int sig)
-{
-    const char *m = alarm_msg;
-
-    (void)sig;
-    if (write(STDERR_FILENO, m, strlen(m)) < 0) {
-        // Nothing left to do: the process is exiting.
-    }
-    _exit(RA_TOOL_FAIL);
-}
+// The watchdog (bench_util.h): each phase of a run says what it waits for.
 
 static void
 phase(const bench_t *b, const char *what)
 {
-    char *buf = alarm_buf[alarm_msg == alarm_buf[0] ? 1 : 0];
-
-    snprintf(buf, sizeof alarm_buf[0],
-             "rayo bench actor: %s: still %s after %u s (--timeout); "
-             "the runtime seems to hang\n",
-             b->name, what, b->o->timeout_s);
-    alarm_msg = buf;
-    alarm(b->o->timeout_s);
+    ra__bench_watchdog_arm(b->o->timeout_s,
+                           "rayo bench actor: %s: still %s after %u s "
+                           "(--timeout); the runtime seems to hang\n",
+                           b->name, what, b->o->timeout_s);
 }
 
 // ---------------------------------------------------------------------
@@ -1085,7 +1058,6 @@ static const workload_t workloads[] = {
     {"call", wl_call, "100k sequential ra_call round trips"},
 };
 
-#define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 // Global: whether runs happen in child processes; set once from the
 // options before any run.
 static bool isolated_runs = true;
@@ -1109,21 +1081,6 @@ print_line(const line_t *l, const char *stat, unsigned run, unsigned repeat)
     fflush(stdout);
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double
-median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 // print_medians prints a "median" line for each line a workload printed
 // per run; runs[r].lines[k] is line k of run r.
 static int
@@ -1145,8 +1102,8 @@ print_medians(const bench_t *runs, unsigned repeat)
             secs[r] = runs[r].lines[k].seconds;
         }
         m = runs[0].lines[k];
-        m.value = median(values, repeat);
-        m.seconds = median(secs, repeat);
+        m.value = ra__bench_median(values, repeat);
+        m.seconds = ra__bench_median(secs, repeat);
         print_line(&m, "median", 0, repeat);
     }
     free(values);
@@ -1263,85 +1220,41 @@ static const char usage[] =
     "\n"
     "Workloads:\n";
 
-static void
-print_usage(void)
-{
-    printf("%s", usage);
-    for (size_t i = 0; i < NWORKLOADS; i++) {
-        printf("  %-12s %s\n", workloads[i].name, workloads[i].summary);
-    }
-    printf("\nExit status: 0 when every check passed, 1 when a check or the "
-           "runtime\nfailed, 2 for a bad command line.\n");
-}
+static const char tail[] =
+    "\nExit status: 0 when every check passed, 1 when a check or the "
+    "runtime\nfailed, 2 for a bad command line.\n";
 
 int
 ra__tool_bench_actor(const char *prog, int argc, char **argv)
 {
-    enum { OPT_TIMEOUT = 256 };
-    static const struct option longopts[] = {
-        {"quick", no_argument, NULL, 'q'},
-        {"in-process", no_argument, NULL, 'P'},
-        {"threads", required_argument, NULL, 't'},
-        {"repeat", required_argument, NULL, 'r'},
-        {"workload", required_argument, NULL, 'w'},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    bench_opts_t o = {.repeat = 1, .timeout_s = 600};
-    size_t sel[MAX_SELECTED], nsel = 0;
-    struct sigaction sa = {.sa_handler = on_alarm};
-    int c, rc = RA_TOOL_OK;
+    bench_opts_t o = {.timeout_s = 600};
+    const ra_bench_opt_t opts[] = {
+        {.name = "in-process", .flag = &o.in_process},
+        RA_BENCH_OPT_THREADS(&o.threads),
+        RA_BENCH_OPT_TIMEOUT(&o.timeout_s),
+    };
+    const ra_bench_cmd_t cmd = {
+        .usage = usage,
+        .width = 12,
+        .tail = tail,
+        .workloads = RA_BENCH_TABLE(workloads, workload_t, summary),
+        .select = "workload",
+        .select_letter = 'w',
+        .max_repeat = 1000,
+        .opts = opts,
+        .nopts = sizeof opts / sizeof opts[0],
+    };
+    ra_bench_args_t a;
+    int rc = ra__bench_parse_args(prog, &cmd, argc, argv, &a);
 
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":qt:r:w:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'P':
-            o.in_process = true;
-            break;
-        case 'q':
-            o.quick = true;
-            break;
-        case 't':
-            rc = ra__tool_parse_uint(prog, "--threads", optarg, 0, 1024,
-                                     &o.threads);
-            break;
-        case 'r':
-            rc = ra__tool_parse_uint(prog, "--repeat", optarg, 1, 1000,
-                                     &o.repeat);
-            break;
-        case 'w':
-            rc = ra__tool_parse_names(prog, optarg, workloads,
-                                      sizeof(workloads[0]), NWORKLOADS,
-                                      sel, &nsel, MAX_SELECTED);
-            break;
-        case OPT_TIMEOUT:
-            rc = ra__tool_parse_uint(prog, "--timeout", optarg, 1, 86400,
-                                     &o.timeout_s);
-            break;
-        case 'h':
-            print_usage();
-            return RA_TOOL_OK;
-        default:
-            return ra__tool_bad_option(prog, c, argv);
-        }
-        if (rc != RA_TOOL_OK) {
-            return rc;
-        }
+    if (rc != RA_TOOL_OK || a.help) {
+        return rc;
     }
-    if (optind < argc) {
-        return ra__tool_usage_error(prog, "unexpected argument '%s'",
-                                    argv[optind]);
-    }
-    if (nsel == 0) {
-        for (nsel = 0; nsel < NWORKLOADS; nsel++) {
-            sel[nsel] = nsel;
-        }
-    }
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, NULL);
-    for (size_t i = 0; i < nsel; i++) {
-        if (run_workload(&o, &workloads[sel[i]]) != RA_TOOL_OK) {
+    o.quick = a.quick;
+    o.repeat = a.repeat;
+    ra__bench_watchdog_install();
+    for (size_t i = 0; i < a.nsel; i++) {
+        if (run_workload(&o, &workloads[a.sel[i]]) != RA_TOOL_OK) {
             rc = RA_TOOL_FAIL; // go on: the other numbers are still useful
         }
     }

@@ -21,7 +21,6 @@
 // however many tasks a run submits.
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,11 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <rayo.h>
 
+#include "bench_util.h"
 #include "rayo_tool.h"
 
 #define GET_TIMEOUT_MS 60000
@@ -46,7 +45,6 @@
 #define CLIENTS 4       // driver threads of the multi-client workloads
 #define WAIT_REFS 1000  // single_client_wait_1k_refs
 #define NEXTRA 3        // extra measured fields per line
-#define MAX_SELECTED 64
 #define MAX_REPEAT 1000
 // PROC_HOLD_MAX bounds the process-isolated actors kept alive from one run
 // of actor_creation_process to the next (see wl_actor_creation_process);
@@ -114,53 +112,21 @@ static const ra_actor_class_t BenchActor = {
 RA_ACTOR_CLASS_REGISTER(BenchActor)
 
 // ---------------------------------------------------------------------
-// The watchdog.  A cluster under construction can hang in ways no return
-// code reports (a lost wake-up, an actor that is never placed), so each
-// phase arms alarm() and the handler says which phase stalled and exits.
-// The workers die with this process (they set PR_SET_PDEATHSIG).
-//
-// Global: alarm_msg points at one of two buffers; the main thread fills
-// the other one and then swaps the pointer, so the handler never sees a
-// half-written message.
-
-static char alarm_buf[2][256];
-static const char *volatile alarm_msg = alarm_buf[0];
-
-static void
-on_alarm(int sig)
-{
-    const char *m = alarm_msg;
-
-    (void)sig;
-    if (write(STDERR_FILENO, m, strlen(m)) < 0) {
-        // Nothing left to do: the process is exiting.
-    }
-    _exit(RA_TOOL_FAIL);
-}
+// The watchdog (bench_util.h): starting the cluster, each run and
+// stopping the cluster say what they wait for.  The workers die with this
+// process (they set PR_SET_PDEATHSIG).
 
 static void
 phase(const core_opts_t *o, const char *name, const char *what)
 {
-    char *buf = alarm_buf[alarm_msg == alarm_buf[0] ? 1 : 0];
-
-    snprintf(buf, sizeof alarm_buf[0],
-             "rayo bench core: %s: still %s after %u s (--timeout); the "
-             "cluster seems to hang\n", name, what, o->timeout_s);
-    alarm_msg = buf;
-    alarm(o->timeout_s);
+    ra__bench_watchdog_arm(o->timeout_s,
+                           "rayo bench core: %s: still %s after %u s "
+                           "(--timeout); the cluster seems to hang\n",
+                           name, what, o->timeout_s);
 }
 
 // ---------------------------------------------------------------------
 // Measuring and checking.
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t
 scaled(const bench_t *b, uint64_t full, uint64_t quick)
@@ -290,10 +256,10 @@ submit_round_robin(void *arg, int64_t x, ra_ref_t *out)
 static double
 timed_pipeline(const bench_t *b, const pipe_t *p, int *rc)
 {
-    double t0 = now_s();
+    double t0 = ra__bench_now_s();
 
     *rc = pipeline(b, p);
-    return now_s() - t0;
+    return ra__bench_now_s() - t0;
 }
 
 // warm_up runs a few operations of p's kind untimed, so that the first
@@ -366,7 +332,7 @@ run_clients(const bench_t *b, client_t *cs, size_t n, double *sec)
     // Open the gate also after a failed start, so the started ones end.
     pthread_mutex_lock(&gate.mu);
     gate.open = true;
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     pthread_cond_broadcast(&gate.cv);
     pthread_mutex_unlock(&gate.mu);
     for (size_t i = 0; i < started; i++) {
@@ -375,7 +341,7 @@ run_clients(const bench_t *b, client_t *cs, size_t n, double *sec)
             rc = RA_TOOL_FAIL;
         }
     }
-    *sec = now_s() - t0;
+    *sec = ra__bench_now_s() - t0;
     free(th);
     if (err != 0) {
         return fail(b, "starting a client thread", -err);
@@ -689,7 +655,7 @@ wl_put_calls(bench_t *b)
     }
     // Each put replaces the oldest of the last WINDOW objects; those last
     // ones are read back and checked after the clock stops.
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     for (; made < n; made++) {
         ra_ref_t *slot = &ring[made % WINDOW];
 
@@ -701,7 +667,7 @@ wl_put_calls(bench_t *b)
             break;
         }
     }
-    b->seconds = now_s() - t0;
+    b->seconds = ra__bench_now_s() - t0;
     b->n = n;
     for (uint64_t i = made > WINDOW ? made - WINDOW : 0; i < made; i++) {
         if (rc == RA_TOOL_OK) {
@@ -725,11 +691,11 @@ wl_get_calls(bench_t *b)
     if ((err = ra_put(&RA_ARG_I64(want), &r)) != 0) {
         return fail(b, "ra_put", err);
     }
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     for (uint64_t i = 0; i < n && rc == RA_TOOL_OK; i++) {
         rc = get_check(b, r, want, "put object");
     }
-    b->seconds = now_s() - t0;
+    b->seconds = ra__bench_now_s() - t0;
     b->n = n;
     ra_release(r);
     return rc;
@@ -761,7 +727,7 @@ wl_wait_1k_refs(bench_t *b)
         }
     }
     rc = RA_TOOL_OK;
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     for (uint64_t i = 0; i < n; i++) {
         err = ra_wait(refs, WAIT_REFS, WAIT_REFS, GET_TIMEOUT_MS, ready);
         if (err != WAIT_REFS) {
@@ -776,7 +742,7 @@ wl_wait_1k_refs(bench_t *b)
             break;
         }
     }
-    b->seconds = now_s() - t0;
+    b->seconds = ra__bench_now_s() - t0;
     b->n = n;
     for (size_t i = 0; rc == RA_TOOL_OK && i < WAIT_REFS; i++) {
         if (!ready[i]) {
@@ -814,7 +780,7 @@ wl_actor_creation_lightweight(bench_t *b)
         return fail(b, "allocating actors", RA_ENOMEM);
     }
     ao.no_wait = true;
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     for (; made < n; made++) {
         if ((err = ra_actor_create("BenchActor", NULL, 0, &ao, &a[made])) !=
             0) {
@@ -827,7 +793,7 @@ wl_actor_creation_lightweight(bench_t *b)
         pipe_t p = {"actor call", submit_round_robin, &rr, 0, n, WINDOW};
         rc = pipeline(b, &p);
     }
-    b->seconds = now_s() - t0;
+    b->seconds = ra__bench_now_s() - t0;
     b->n = n;
     if (kill_actors(b, a, made) != RA_TOOL_OK) {
         rc = RA_TOOL_FAIL;
@@ -880,7 +846,7 @@ spawn_rate(const bench_t *b, uint64_t n, double *per_s)
 {
     static char true_path[] = "/bin/true";
     char *argv[] = {true_path, NULL};
-    double t0 = now_s();
+    double t0 = ra__bench_now_s();
 
     for (uint64_t i = 0; i < n; i++) {
         pid_t pid;
@@ -897,7 +863,7 @@ spawn_rate(const bench_t *b, uint64_t n, double *per_s)
             return RA_TOOL_FAIL;
         }
     }
-    *per_s = (double)n / (now_s() - t0);
+    *per_s = (double)n / (ra__bench_now_s() - t0);
     return RA_TOOL_OK;
 }
 
@@ -927,9 +893,9 @@ wl_actor_creation_process(bench_t *b)
         return RA_TOOL_FAIL;
     }
     before = count_children();
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     rc = create_actors(b, RA_ISOLATION_PROCESS, s->held + s->nheld, n);
-    b->seconds = now_s() - t0;
+    b->seconds = ra__bench_now_s() - t0;
     after = count_children();
     b->n = n;
     b->x[1] = before >= 0 && after >= 0 ? (double)(after - before) : -1;
@@ -952,23 +918,6 @@ wl_actor_creation_process(bench_t *b)
 // Latency.
 
 static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-// percentile returns the p-th percentile (nearest rank) of sorted v.
-static double
-percentile(const double *v, size_t n, double p)
-{
-    size_t k = (size_t)(p / 100.0 * (double)n + 0.5);
-
-    return v[k == 0 ? 0 : k > n ? n - 1 : k - 1];
-}
-
-static int
 wl_task_latency(bench_t *b)
 {
     uint64_t n = scaled(b, 10000, 1000);
@@ -983,26 +932,26 @@ wl_task_latency(bench_t *b)
         free(us);
         return RA_TOOL_FAIL;
     }
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     for (uint64_t i = 0; i < n && rc == RA_TOOL_OK; i++) {
         ra_ref_t r;
 
-        t = now_s();
+        t = ra__bench_now_s();
         if ((err = submit_task(NULL, (int64_t)i, &r)) != 0) {
             rc = fail(b, "ra_remote", err);
             break;
         }
         rc = get_check(b, r, (int64_t)i, "task");
-        us[i] = (now_s() - t) * 1e6;
+        us[i] = (ra__bench_now_s() - t) * 1e6;
         ra_release(r);
         sum += us[i];
     }
-    b->seconds = now_s() - t0;
+    b->seconds = ra__bench_now_s() - t0;
     b->n = n;
     if (rc == RA_TOOL_OK) {
-        qsort(us, n, sizeof *us, cmp_double);
-        b->x[0] = percentile(us, n, 50);
-        b->x[1] = percentile(us, n, 99);
+        qsort(us, n, sizeof *us, ra__bench_cmp_double);
+        b->x[0] = ra__bench_percentile(us, n, 50);
+        b->x[1] = ra__bench_percentile(us, n, 99);
         b->x[2] = sum / (double)n;
         b->value = b->x[1];
     }
@@ -1011,21 +960,11 @@ wl_task_latency(bench_t *b)
 }
 
 // ---------------------------------------------------------------------
-// The workload table, results and the command.
-
-enum { TARGET_NONE, TARGET_MIN, TARGET_MAX, TARGET_SPAWN_HALF };
+// The workload table and the command.
 
 typedef struct workload {
-    const char *name;
+    ra_bench_workload_t info; // first: the harness reads a row as this
     int (*fn)(bench_t *b);
-    const char *unit;
-    // Names of bench_t.x[i], or NULL.  A workload whose value is not a
-    // rate of n operations over seconds sets bench_t.value itself.
-    const char *extra[NEXTRA];
-    bool sets_value;
-    int target_kind;
-    double target;
-    const char *summary;
 } workload_t;
 
 // The order is Ray's, except that the actor creations come last: the
@@ -1033,131 +972,73 @@ typedef struct workload {
 // actor_creation_process starts slow down the round trips measured after
 // it.
 static const workload_t workloads[] = {
-    {"single_client_tasks_sync", wl_tasks_sync, "tasks/s", {NULL}, false,
-     TARGET_MIN, 10000, "submit one task, get it, again"},
-    {"single_client_tasks_async", wl_tasks_async, "tasks/s", {NULL}, false,
-     TARGET_MIN, 100000, "tasks with 10,000 in flight"},
-    {"multi_client_tasks_async", wl_multi_tasks_async, "tasks/s", {NULL},
-     false, TARGET_MIN, 100000, "4 driver threads, 2,500 in flight each"},
-    {"1_1_actor_calls_sync", wl_actor_sync, "calls/s", {NULL}, false,
-     TARGET_MIN, 10000, "call one actor, get the answer, again"},
-    {"1_1_actor_calls_async", wl_actor_async, "calls/s", {NULL}, false,
-     TARGET_MIN, 200000, "calls to one actor, 10,000 in flight"},
-    {"1_1_actor_calls_concurrent", wl_actor_concurrent, "calls/s", {NULL},
-     false, TARGET_NONE, 0, "4 threads call one actor, 2,500 in flight each"},
-    {"1_n_actor_calls_async", wl_1_n_actor_async, "calls/s", {NULL}, false,
-     TARGET_NONE, 0, "one driver, 2 x cpus actors in turn"},
-    {"n_n_actor_calls_async", wl_n_n_actor_async, "calls/s", {NULL}, false,
-     TARGET_MIN, 200000, "2 x cpus threads, each with its own actor"},
-    {"single_client_put_calls", wl_put_calls, "ops/s", {NULL}, false,
-     TARGET_NONE, 0, "ra_put of a number"},
-    {"single_client_get_calls", wl_get_calls, "ops/s", {NULL}, false,
-     TARGET_NONE, 0, "ra_get of a put number"},
-    {"single_client_wait_1k_refs", wl_wait_1k_refs, "waits/s", {NULL},
-     false, TARGET_NONE, 0, "ra_wait for all of 1,000 finished tasks"},
-    {"task_latency", wl_task_latency, "us", {"p50_us", "p99_us", "mean_us"},
-     true, TARGET_MAX, 1000, "one task's round trip: value is p99"},
-    {"actor_creation_lightweight", wl_actor_creation_lightweight,
-     "actors/s", {NULL}, false, TARGET_MIN, 20000,
-     "shared-worker actors created without waiting, one call each"},
-    {"actor_creation_process", wl_actor_creation_process, "actors/s",
-     {"posix_spawn_per_s", "new_processes", NULL}, false,
-     TARGET_SPAWN_HALF, 0,
-     "actors with a process each; beside posix_spawn"},
+    {{"single_client_tasks_sync", "tasks/s", {NULL}, false,
+      RA_BENCH_TARGET_MIN, 10000, "submit one task, get it, again"},
+     wl_tasks_sync},
+    {{"single_client_tasks_async", "tasks/s", {NULL}, false,
+      RA_BENCH_TARGET_MIN, 100000, "tasks with 10,000 in flight"},
+     wl_tasks_async},
+    {{"multi_client_tasks_async", "tasks/s", {NULL}, false,
+      RA_BENCH_TARGET_MIN, 100000, "4 driver threads, 2,500 in flight each"},
+     wl_multi_tasks_async},
+    {{"1_1_actor_calls_sync", "calls/s", {NULL}, false, RA_BENCH_TARGET_MIN,
+      10000, "call one actor, get the answer, again"},
+     wl_actor_sync},
+    {{"1_1_actor_calls_async", "calls/s", {NULL}, false, RA_BENCH_TARGET_MIN,
+      200000, "calls to one actor, 10,000 in flight"},
+     wl_actor_async},
+    {{"1_1_actor_calls_concurrent", "calls/s", {NULL}, false,
+      RA_BENCH_TARGET_NONE, 0,
+      "4 threads call one actor, 2,500 in flight each"},
+     wl_actor_concurrent},
+    {{"1_n_actor_calls_async", "calls/s", {NULL}, false, RA_BENCH_TARGET_NONE,
+      0, "one driver, 2 x cpus actors in turn"},
+     wl_1_n_actor_async},
+    {{"n_n_actor_calls_async", "calls/s", {NULL}, false, RA_BENCH_TARGET_MIN,
+      200000, "2 x cpus threads, each with its own actor"},
+     wl_n_n_actor_async},
+    {{"single_client_put_calls", "ops/s", {NULL}, false, RA_BENCH_TARGET_NONE,
+      0, "ra_put of a number"},
+     wl_put_calls},
+    {{"single_client_get_calls", "ops/s", {NULL}, false, RA_BENCH_TARGET_NONE,
+      0, "ra_get of a put number"},
+     wl_get_calls},
+    {{"single_client_wait_1k_refs", "waits/s", {NULL}, false,
+      RA_BENCH_TARGET_NONE, 0, "ra_wait for all of 1,000 finished tasks"},
+     wl_wait_1k_refs},
+    {{"task_latency", "us", {"p50_us", "p99_us", "mean_us"}, true,
+      RA_BENCH_TARGET_MAX, 1000, "one task's round trip: value is p99"},
+     wl_task_latency},
+    {{"actor_creation_lightweight", "actors/s", {NULL}, false,
+      RA_BENCH_TARGET_MIN, 20000,
+      "shared-worker actors created without waiting, one call each"},
+     wl_actor_creation_lightweight},
+    {{"actor_creation_process", "actors/s",
+      {"posix_spawn_per_s", "new_processes", NULL}, false,
+      RA_BENCH_TARGET_HALF_X0, 0,
+      "actors with a process each; beside posix_spawn"},
+     wl_actor_creation_process},
 };
 
-#define NWORKLOADS (sizeof workloads / sizeof workloads[0])
-
-static double
-median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// print_line prints w's line: the median of each measure over the runs.
-static void
-print_line(const workload_t *w, const bench_t *runs, unsigned repeat,
-           unsigned cpus)
-{
-    double *v = calloc(repeat, sizeof *v);
-    double value, target = w->target;
-
-    if (v == NULL) {
-        fprintf(stderr, "rayo bench core: %s: out of memory\n", w->name);
-        return;
-    }
-    for (unsigned r = 0; r < repeat; r++) {
-        v[r] = runs[r].value;
-    }
-    value = median(v, repeat);
-    printf("{\"bench\":\"core\",\"workload\":\"%s\",\"value\":%.1f,"
-           "\"unit\":\"%s\",\"n\":%" PRIu64, w->name, value, w->unit,
-           runs[0].n);
-    for (unsigned r = 0; r < repeat; r++) {
-        v[r] = runs[r].seconds;
-    }
-    printf(",\"seconds\":%.6f,\"cpus\":%u", median(v, repeat), cpus);
-    if (runs[0].clients != 0) {
-        printf(",\"clients\":%u", runs[0].clients);
-    }
-    if (runs[0].actors != 0) {
-        printf(",\"actors\":%u", runs[0].actors);
-    }
-    for (size_t k = 0; k < NEXTRA && w->extra[k] != NULL; k++) {
-        for (unsigned r = 0; r < repeat; r++) {
-            v[r] = runs[r].x[k];
-        }
-        printf(",\"%s\":%.1f", w->extra[k], median(v, repeat));
-        if (k == 0 && w->target_kind == TARGET_SPAWN_HALF) {
-            target = median(v, repeat) / 2;
-        }
-    }
-    printf(",\"repeat\":%u,\"runs\":[", repeat);
-    for (unsigned r = 0; r < repeat; r++) {
-        printf("%s%.1f", r != 0 ? "," : "", runs[r].value);
-    }
-    printf("]");
-    if (w->target_kind == TARGET_MAX) {
-        printf(",\"target_max\":%.1f,\"met\":%s", target,
-               value <= target ? "true" : "false");
-    } else if (w->target_kind != TARGET_NONE) {
-        printf(",\"target_min\":%.1f,\"met\":%s", target,
-               value >= target ? "true" : "false");
-    }
-    printf("}\n");
-    fflush(stdout);
-    free(v);
-}
-
+// run_one is the harness's ra_bench_run_fn: one run of the workload in
+// row, for the suite in ctx, under the watchdog.
 static int
-run_workload(suite_t *s, const workload_t *w)
+run_one(void *ctx, const void *row, unsigned run, ra_bench_run_t *out)
 {
-    const core_opts_t *o = s->o;
-    bench_t *runs = calloc(o->repeat, sizeof *runs);
-    int rc = RA_TOOL_OK;
+    suite_t *s = ctx;
+    const workload_t *w = row;
+    bench_t b = {.s = s, .name = w->info.name, .run = run};
+    int rc;
 
-    if (runs == NULL) {
-        fprintf(stderr, "rayo bench core: out of memory\n");
-        return RA_TOOL_FAIL;
-    }
-    for (unsigned r = 0; r < o->repeat && rc == RA_TOOL_OK; r++) {
-        bench_t *b = &runs[r];
-
-        *b = (bench_t){.s = s, .name = w->name, .run = r};
-        fprintf(stderr, "rayo bench core: %s (run %u of %u)\n", w->name,
-                r + 1, o->repeat);
-        phase(o, w->name, "running");
-        rc = w->fn(b);
-        alarm(0);
-        if (rc == RA_TOOL_OK && !w->sets_value) {
-            b->value = b->seconds > 0 ? (double)b->n / b->seconds : 0;
-        }
-    }
-    if (rc == RA_TOOL_OK) {
-        print_line(w, runs, o->repeat, o->cpus);
-    }
-    free(runs);
+    phase(s->o, w->info.name, "running");
+    rc = w->fn(&b);
+    alarm(0);
+    out->value = b.value;
+    out->n = b.n;
+    out->seconds = b.seconds;
+    memcpy(out->x, b.x, sizeof b.x);
+    out->count[0] = b.clients;
+    out->count[1] = b.actors;
     return rc;
 }
 
@@ -1199,22 +1080,21 @@ static const char targets[] =
     "Exit status: 0 when every workload ran and every answer was right, 1\n"
     "when one failed, 2 for a bad command line.\n";
 
-static void
-print_usage(void)
-{
-    printf("%s", usage);
-    for (size_t i = 0; i < NWORKLOADS; i++) {
-        printf("  %-27s %s\n", workloads[i].name, workloads[i].summary);
-    }
-    printf("%s", targets);
-}
-
 static int
 run_suite(const core_opts_t *o, const size_t *sel, size_t nsel)
 {
     ra_init_opts_t io = {0};
     suite_t s = {.o = o};
-    int rc = RA_TOOL_OK, err;
+    ra_bench_suite_t bs = {
+        .bench = "core",
+        .workloads = RA_BENCH_TABLE(workloads, workload_t, info.summary),
+        .counts = {"clients", "actors"},
+        .repeat = o->repeat,
+        .cpus = o->cpus,
+        .run = run_one,
+        .ctx = &s,
+    };
+    int rc, err;
 
     io.num_cpus = o->cpus;
     // Room for the process-isolated actors, each in a worker of its own,
@@ -1230,11 +1110,7 @@ run_suite(const core_opts_t *o, const size_t *sel, size_t nsel)
                 ra_strerror(err));
         return RA_TOOL_FAIL;
     }
-    for (size_t i = 0; i < nsel; i++) {
-        if (run_workload(&s, &workloads[sel[i]]) != RA_TOOL_OK) {
-            rc = RA_TOOL_FAIL; // go on: the other numbers are still useful
-        }
-    }
+    rc = ra__bench_run_selected(&bs, sel, nsel);
     phase(o, "cluster", "stopping");
     ra_shutdown();
     alarm(0);
@@ -1244,67 +1120,33 @@ run_suite(const core_opts_t *o, const size_t *sel, size_t nsel)
 int
 ra__tool_bench_core(const char *prog, int argc, char **argv)
 {
-    enum { OPT_TIMEOUT = 256 };
-    static const struct option longopts[] = {
-        {"quick", no_argument, NULL, 'q'},
-        {"only", required_argument, NULL, 'o'},
-        {"repeat", required_argument, NULL, 'r'},
-        {"cpus", required_argument, NULL, 'c'},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    core_opts_t o = {.repeat = 1, .timeout_s = 600,
+    core_opts_t o = {.timeout_s = 600,
                      .cpus = ncpu > 0 ? (unsigned)ncpu : 1};
-    size_t sel[MAX_SELECTED], nsel = 0;
-    struct sigaction sa = {.sa_handler = on_alarm};
-    int c, rc = RA_TOOL_OK;
+    const ra_bench_opt_t opts[] = {
+        {.name = "cpus", .letter = 'c', .num = &o.cpus, .min = 1,
+         .max = 1024},
+        RA_BENCH_OPT_TIMEOUT(&o.timeout_s),
+    };
+    const ra_bench_cmd_t cmd = {
+        .usage = usage,
+        .width = 27,
+        .tail = targets,
+        .workloads = RA_BENCH_TABLE(workloads, workload_t, info.summary),
+        .select = "only",
+        .select_letter = 'o',
+        .max_repeat = MAX_REPEAT,
+        .opts = opts,
+        .nopts = sizeof opts / sizeof opts[0],
+    };
+    ra_bench_args_t a;
+    int rc = ra__bench_parse_args(prog, &cmd, argc, argv, &a);
 
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":qo:r:c:h", longopts, NULL)) !=
-           -1) {
-        switch (c) {
-        case 'q':
-            o.quick = true;
-            break;
-        case 'o':
-            rc = ra__tool_parse_names(prog, optarg, workloads,
-                                      sizeof(workloads[0]), NWORKLOADS,
-                                      sel, &nsel, MAX_SELECTED);
-            break;
-        case 'r':
-            rc = ra__tool_parse_uint(prog, "--repeat", optarg, 1,
-                                     MAX_REPEAT, &o.repeat);
-            break;
-        case 'c':
-            rc = ra__tool_parse_uint(prog, "--cpus", optarg, 1, 1024,
-                                     &o.cpus);
-            break;
-        case OPT_TIMEOUT:
-            rc = ra__tool_parse_uint(prog, "--timeout", optarg, 1, 86400,
-                                     &o.timeout_s);
-            break;
-        case 'h':
-            print_usage();
-            return RA_TOOL_OK;
-        default:
-            return ra__tool_bad_option(prog, c, argv);
-        }
-        if (rc != RA_TOOL_OK) {
-            return rc;
-        }
+    if (rc != RA_TOOL_OK || a.help) {
+        return rc;
     }
-    if (optind < argc) {
-        return ra__tool_usage_error(prog, "unexpected argument '%s'",
-                                    argv[optind]);
-    }
-    if (nsel == 0) {
-        for (nsel = 0; nsel < NWORKLOADS; nsel++) {
-            sel[nsel] = nsel;
-        }
-    }
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, NULL);
-    return run_suite(&o, sel, nsel);
+    o.quick = a.quick;
+    o.repeat = a.repeat;
+    ra__bench_watchdog_install();
+    return run_suite(&o, a.sel, a.nsel);
 }

@@ -37,7 +37,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <sched.h>
@@ -49,13 +48,13 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
 
 #include <rayo.h>
 
+#include "bench_util.h"
 #include "rayo_tool.h"
 
 enum {
@@ -71,7 +70,6 @@ enum {
 #define PARENT_NODE 1
 #define CHILD_NODE 2
 #define EP_MAX 256
-#define MAX_SELECTED 64
 #define NMETRIC 6
 // RAW_QUEUE_BYTES bounds what a libzmq socket queues (its high-water mark
 // in messages is this over the message size, at most RAW_HWM), as
@@ -123,8 +121,6 @@ static const workload_t workloads[] = {
      "the same over tcp+CURVE; PUSH/PULL with CURVE"},
 };
 
-#define NWORKLOADS (sizeof workloads / sizeof workloads[0])
-
 // env_t is what every run shares: the private directory, the rayo cluster
 // certificate and the libzmq CURVE keys, and the CPU for pinned runs.
 typedef struct env {
@@ -162,18 +158,15 @@ static const char *const impl_names[NIMPL] = {"rayo", "libzmq curve",
 
 // ---------------------------------------------------------------------
 // The watchdog and clean-up on signals.  A hung link shows up as a run
-// that never ends, so each phase arms alarm() and the handler says which
-// phase stalled.  On SIGALRM, SIGINT, SIGTERM or SIGHUP the handler kills
-// the receiving process, removes the temporary files and exits.
+// that never ends, so each phase arms the watchdog (bench_util.h) and the
+// handler says which phase stalled.  On SIGALRM, SIGINT, SIGTERM or SIGHUP
+// the handler kills the receiving process, removes the temporary files
+// and exits, so it is this file's and not the watchdog's own.
 //
-// Global: alarm_msg points at one of two buffers; the main thread fills
-// the other one and then swaps the pointer, so the handler never sees a
-// half-written message.  g_child is the receiving process (0: none), set
-// by the main thread after fork and cleared after waitpid.  tmp_paths
-// are the temporary files, written once before the handler is installed.
+// Global: g_child is the receiving process (0: none), set by the main
+// thread after fork and cleared after waitpid.  tmp_paths are the
+// temporary files, written once before the handler is installed.
 
-static char alarm_buf[2][256];
-static const char *volatile alarm_msg = alarm_buf[0];
 static volatile pid_t g_child;
 static char tmp_paths[5][128]; // the certificate, sockets, then the dir
 static const char *const tmp_names[] = {"cert", "node-1-proc-1",
@@ -184,7 +177,7 @@ static void
 on_signal(int sig)
 {
     static const char intr[] = "rayo bench link: interrupted\n";
-    const char *m = sig == SIGALRM ? alarm_msg : intr;
+    const char *m = sig == SIGALRM ? ra__bench_watchdog_msg() : intr;
     pid_t child = g_child;
 
     if (child > 0) {
@@ -216,28 +209,15 @@ set_signals(void (*handler)(int))
 static void
 phase(const bench_t *b, const char *what)
 {
-    char *buf = alarm_buf[alarm_msg == alarm_buf[0] ? 1 : 0];
-
-    snprintf(buf, sizeof alarm_buf[0],
-             "rayo bench link: %s: %s%s: still %s after %u s (--timeout); "
-             "the link seems to hang\n",
-             b->w->name, b->side, impl_names[b->impl], what,
-             b->o->timeout_s);
-    alarm_msg = buf;
-    alarm(b->o->timeout_s);
+    ra__bench_watchdog_arm(b->o->timeout_s,
+                           "rayo bench link: %s: %s%s: still %s after %u s "
+                           "(--timeout); the link seems to hang\n",
+                           b->w->name, b->side, impl_names[b->impl], what,
+                           b->o->timeout_s);
 }
 
 // ---------------------------------------------------------------------
 // Small helpers.
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int
 fail(const bench_t *b, const char *what, int rc)
@@ -321,22 +301,6 @@ msg_u64(const ra_msg_t *m)
     return v;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-// median sorts v.
-static double
-median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 // rtt_stats fills s from n round-trip times in microseconds (sorting us).
 static void
 rtt_stats(double *us, size_t n, sample_t *s)
@@ -347,7 +311,7 @@ rtt_stats(double *us, size_t n, sample_t *s)
     for (size_t i = 0; i < n; i++) {
         sum += us[i];
     }
-    s->m[0] = median(us, n);
+    s->m[0] = ra__bench_median(us, n);
     s->m[1] = us[p99 > 0 ? p99 - 1 : 0];
     s->m[2] = sum / (double)n;
 }
@@ -852,13 +816,13 @@ rayo_rtt(bench_t *b, sample_t *out)
     }
     phase(b, "timing round trips");
     for (int64_t i = -WARMUP; i < (int64_t)b->n; i++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = ra__bench_now_ns();
 
         if (rayo_echo(b, &n, h.pid, i) != RA_TOOL_OK) {
             goto out;
         }
         if (i >= 0) {
-            us[i] = (double)(now_ns() - t0) / 1e3;
+            us[i] = (double)(ra__bench_now_ns() - t0) / 1e3;
         }
     }
     rtt_stats(us, b->n, out);
@@ -941,7 +905,7 @@ check_counts(const bench_t *b, uint64_t msgs, uint64_t bytes)
 static void
 tput_stats(const bench_t *b, uint64_t t0, uint64_t full, sample_t *out)
 {
-    double sec = (double)(now_ns() - t0) / 1e9;
+    double sec = (double)(ra__bench_now_ns() - t0) / 1e9;
 
     out->m[0] = (double)b->n / sec;
     out->m[1] = sec;
@@ -975,7 +939,7 @@ rayo_tput(bench_t *b, sample_t *out)
         goto out;
     }
     phase(b, "sending messages");
-    t0 = now_ns();
+    t0 = ra__bench_now_ns();
     if (rayo_send_all(b, &n, h.pid, buf, &full) != RA_TOOL_OK) {
         goto out;
     }
@@ -1068,13 +1032,13 @@ raw_rtt(bench_t *b, sample_t *out)
         goto out;
     }
     for (int64_t i = -WARMUP; i < (int64_t)b->n; i++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = ra__bench_now_ns();
 
         if (raw_echo(b, s, i) != RA_TOOL_OK) {
             goto out;
         }
         if (i >= 0) {
-            us[i] = (double)(now_ns() - t0) / 1e3;
+            us[i] = (double)(ra__bench_now_ns() - t0) / 1e3;
         }
     }
     rtt_stats(us, b->n, out);
@@ -1125,7 +1089,7 @@ raw_tput(bench_t *b, sample_t *out)
         goto out;
     }
     phase(b, "sending messages");
-    t0 = now_ns();
+    t0 = ra__bench_now_ns();
     for (uint64_t i = 0; i < b->n; i++) {
         if (raw_send(b, s, buf) != RA_TOOL_OK) {
             goto out;
@@ -1196,7 +1160,7 @@ res_median(const results_t *r, int pinned, int impl, int metric,
            double *tmp)
 {
     memcpy(tmp, res_at(r, pinned, impl, metric), r->repeat * sizeof *tmp);
-    return median(tmp, r->repeat);
+    return ra__bench_median(tmp, r->repeat);
 }
 
 static bool
@@ -1419,85 +1383,45 @@ static const char usage[] =
     "\n"
     "Workloads:\n";
 
-static void
-print_usage(void)
-{
-    printf("%s", usage);
-    for (size_t i = 0; i < NWORKLOADS; i++) {
-        printf("  %-20s %s\n", workloads[i].name, workloads[i].summary);
-    }
-    printf("\nExit status: 0 when every measurement worked, 1 when one "
-           "failed, 2 for a\nbad command line.\n");
-}
+static const char tail[] =
+    "\nExit status: 0 when every measurement worked, 1 when one "
+    "failed, 2 for a\nbad command line.\n";
 
 int
 ra__tool_bench_link(const char *prog, int argc, char **argv)
 {
-    enum { OPT_TIMEOUT = 256 };
-    static const struct option longopts[] = {
-        {"quick", no_argument, NULL, 'q'},
-        {"repeat", required_argument, NULL, 'r'},
-        {"threads", required_argument, NULL, 't'},
-        {"workload", required_argument, NULL, 'w'},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    link_opts_t o = {.threads = 1, .repeat = 1, .timeout_s = 300};
-    size_t sel[MAX_SELECTED], nsel = 0;
+    link_opts_t o = {.threads = 1, .timeout_s = 300};
+    const ra_bench_opt_t opts[] = {
+        RA_BENCH_OPT_THREADS(&o.threads),
+        RA_BENCH_OPT_TIMEOUT(&o.timeout_s),
+    };
+    const ra_bench_cmd_t cmd = {
+        .usage = usage,
+        .width = 20,
+        .tail = tail,
+        .workloads = RA_BENCH_TABLE(workloads, workload_t, summary),
+        .select = "workload",
+        .select_letter = 'w',
+        .max_repeat = 1000,
+        .opts = opts,
+        .nopts = sizeof opts / sizeof opts[0],
+    };
+    ra_bench_args_t a;
     env_t env = {0};
-    int c, rc = RA_TOOL_OK;
+    int rc = ra__bench_parse_args(prog, &cmd, argc, argv, &a);
 
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":qr:t:w:h", longopts, NULL)) !=
-           -1) {
-        switch (c) {
-        case 'q':
-            o.quick = true;
-            break;
-        case 'r':
-            rc = ra__tool_parse_uint(prog, "--repeat", optarg, 1, 1000,
-                                     &o.repeat);
-            break;
-        case 't':
-            rc = ra__tool_parse_uint(prog, "--threads", optarg, 0, 1024,
-                                     &o.threads);
-            break;
-        case 'w':
-            rc = ra__tool_parse_names(prog, optarg, workloads,
-                                      sizeof(workloads[0]), NWORKLOADS,
-                                      sel, &nsel, MAX_SELECTED);
-            break;
-        case OPT_TIMEOUT:
-            rc = ra__tool_parse_uint(prog, "--timeout", optarg, 1, 86400,
-                                     &o.timeout_s);
-            break;
-        case 'h':
-            print_usage();
-            return RA_TOOL_OK;
-        default:
-            return ra__tool_bad_option(prog, c, argv);
-        }
-        if (rc != RA_TOOL_OK) {
-            return rc;
-        }
+    if (rc != RA_TOOL_OK || a.help) {
+        return rc;
     }
-    if (optind < argc) {
-        return ra__tool_usage_error(prog, "unexpected argument '%s'",
-                                    argv[optind]);
-    }
-    if (nsel == 0) {
-        for (nsel = 0; nsel < NWORKLOADS; nsel++) {
-            sel[nsel] = nsel;
-        }
-    }
+    o.quick = a.quick;
+    o.repeat = a.repeat;
     if (env_setup(&env) != RA_TOOL_OK) {
         return RA_TOOL_FAIL;
     }
     set_signals(on_signal);
     ra_log_set_sink(ra_log_stderr, NULL);
-    for (size_t i = 0; i < nsel; i++) {
-        if (run_workload(&o, &env, &workloads[sel[i]]) != RA_TOOL_OK) {
+    for (size_t i = 0; i < a.nsel; i++) {
+        if (run_workload(&o, &env, &workloads[a.sel[i]]) != RA_TOOL_OK) {
             rc = RA_TOOL_FAIL; // go on: the other numbers are still useful
         }
     }

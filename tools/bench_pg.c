@@ -32,22 +32,19 @@
 // bundles and an actor created and called in the first bundle before the
 // removal (an actor in a group has a worker process of its own, so this
 // includes starting one).
-#include <getopt.h>
-#include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <rayo.h>
 
+#include "bench_util.h"
 #include "rayo_tool.h"
 
-#define NEXTRA 16       // extra measured fields per line
-#define MAX_SELECTED 64
+#define NEXTRA RA_BENCH_MAX_EXTRA // extra measured fields per line
 #define MAX_REPEAT 1000
 #define SEED 42
 #define GIB (1024.0 * 1024.0 * 1024.0)
@@ -56,7 +53,6 @@
 
 typedef struct pg_opts {
     bool quick;
-    unsigned repeat;
     unsigned cpus;
 } pg_opts_t;
 
@@ -72,15 +68,6 @@ typedef struct bench {
     unsigned nodes;        // simulated nodes (0: not shown)
 } bench_t;
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static uint64_t
 scaled(const bench_t *b, uint64_t full, uint64_t quick)
 {
@@ -93,23 +80,6 @@ fail(const bench_t *b, const char *what, int rc)
     fprintf(stderr, "rayo bench pg: %s: %s: %s\n", b->name, what,
             ra_err_name(rc));
     return RA_TOOL_FAIL;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-// percentile returns the p-th percentile (nearest rank) of sorted v.
-static double
-percentile(const double *v, size_t n, double p)
-{
-    size_t k = (size_t)(p / 100.0 * (double)n + 0.5);
-
-    return v[k == 0 ? 0 : k > n ? n - 1 : k - 1];
 }
 
 // ---------------------------------------------------------------------
@@ -257,10 +227,10 @@ decide(bench_t *b, size_t nnodes, uint64_t per)
         for (uint64_t i = 0; i < per + WARM_UP && rc == RA_TOOL_OK; i++) {
             const ra_resources_t *g = &groups[(i % per) * nb];
             size_t out[MAX_GROUP];
-            double t0 = now_s(), t;
+            double t0 = ra__bench_now_s(), t;
             int err = ra_place_bundles(nodes, nnodes, g, nb, s, out);
 
-            t = now_s() - t0;
+            t = ra__bench_now_s() - t0;
             if (err != 0 && err != RA_EAGAIN && err != RA_EINFEASIBLE) {
                 rc = fail(b, "ra_place_bundles", err);
             } else if (err == 0) {
@@ -277,9 +247,9 @@ decide(bench_t *b, size_t nnodes, uint64_t per)
         total += sum;
     }
     if (rc == RA_TOOL_OK) {
-        qsort(us, n, sizeof *us, cmp_double);
-        b->value = percentile(us, n, 99);
-        b->x[0] = percentile(us, n, 50);
+        qsort(us, n, sizeof *us, ra__bench_cmp_double);
+        b->value = ra__bench_percentile(us, n, 99);
+        b->x[0] = ra__bench_percentile(us, n, 50);
         b->x[1] = total / (double)n * 1e6;
         b->x[2] = us[n - 1];
         b->x[15] = 100.0 * (double)placed / (double)n;
@@ -387,11 +357,11 @@ groups(bench_t *b, size_t nb, bool actor, uint64_t n)
     for (uint64_t i = 0; i < 3 && rc == RA_TOOL_OK; i++) {
         rc = one_group(b, nb, actor);   // warm-up
     }
-    double t0 = now_s();
+    double t0 = ra__bench_now_s();
     for (uint64_t i = 0; i < n && rc == RA_TOOL_OK; i++) {
         rc = one_group(b, nb, actor);
     }
-    b->seconds = now_s() - t0;
+    b->seconds = ra__bench_now_s() - t0;
     b->n = n;
     return rc;
 }
@@ -421,21 +391,11 @@ wl_decision_10000(bench_t *b)
 }
 
 // ---------------------------------------------------------------------
-// The workload table, results and the command.
-
-enum { TARGET_NONE, TARGET_MIN, TARGET_MAX };
+// The workload table and the command.
 
 typedef struct workload {
-    const char *name;
+    ra_bench_workload_t info; // first: the harness reads a row as this
     int (*fn)(bench_t *b);
-    const char *unit;
-    // Names of bench_t.x[i], or NULL.  A workload whose value is not a
-    // rate of n operations over seconds sets bench_t.value itself.
-    const char *extra[NEXTRA];
-    bool sets_value;
-    int target_kind;
-    double target;
-    const char *summary;
 } workload_t;
 
 #define DECISION_EXTRA                                                     \
@@ -446,103 +406,37 @@ typedef struct workload {
      "placed_pct"}
 
 static const workload_t workloads[] = {
-    {"placement_decision_us_1000_nodes", wl_decision_1000, "us",
-     DECISION_EXTRA, true, TARGET_MAX, 1000,
-     "1,000 nodes, groups of 1-8 bundles: value is p99"},
-    {"placement_decision_us_10000_nodes", wl_decision_10000, "us",
-     DECISION_EXTRA, true, TARGET_NONE, 0,
-     "the same on 10,000 nodes"},
-    {"pg_create_remove_per_s", wl_create_remove, "groups/s", {NULL},
-     false, TARGET_MIN, 5000,
-     "create + wait + remove of 1-bundle groups, one at a time"},
-    {"pg_3bundle_actor_per_s", wl_3bundle_actor, "groups/s", {NULL},
-     false, TARGET_MIN, 1000,
-     "3-bundle groups with an actor created and called in each"},
+    {{"placement_decision_us_1000_nodes", "us", DECISION_EXTRA, true,
+      RA_BENCH_TARGET_MAX, 1000,
+      "1,000 nodes, groups of 1-8 bundles: value is p99"},
+     wl_decision_1000},
+    {{"placement_decision_us_10000_nodes", "us", DECISION_EXTRA, true,
+      RA_BENCH_TARGET_NONE, 0, "the same on 10,000 nodes"},
+     wl_decision_10000},
+    {{"pg_create_remove_per_s", "groups/s", {NULL}, false,
+      RA_BENCH_TARGET_MIN, 5000,
+      "create + wait + remove of 1-bundle groups, one at a time"},
+     wl_create_remove},
+    {{"pg_3bundle_actor_per_s", "groups/s", {NULL}, false,
+      RA_BENCH_TARGET_MIN, 1000,
+      "3-bundle groups with an actor created and called in each"},
+     wl_3bundle_actor},
 };
 
-#define NWORKLOADS (sizeof workloads / sizeof workloads[0])
-
-static double
-median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// print_line prints w's line: the median of each measure over the runs.
-static void
-print_line(const workload_t *w, const bench_t *runs, unsigned repeat,
-           unsigned cpus)
-{
-    double *v = calloc(repeat, sizeof *v);
-    double value;
-
-    if (v == NULL) {
-        fprintf(stderr, "rayo bench pg: %s: out of memory\n", w->name);
-        return;
-    }
-    for (unsigned r = 0; r < repeat; r++) {
-        v[r] = runs[r].value;
-    }
-    value = median(v, repeat);
-    printf("{\"bench\":\"pg\",\"workload\":\"%s\",\"value\":%.1f,"
-           "\"unit\":\"%s\",\"n\":%" PRIu64, w->name, value, w->unit,
-           runs[0].n);
-    for (unsigned r = 0; r < repeat; r++) {
-        v[r] = runs[r].seconds;
-    }
-    printf(",\"seconds\":%.6f,\"cpus\":%u", median(v, repeat), cpus);
-    if (runs[0].nodes != 0) {
-        printf(",\"nodes\":%u", runs[0].nodes);
-    }
-    for (size_t k = 0; k < NEXTRA && w->extra[k] != NULL; k++) {
-        for (unsigned r = 0; r < repeat; r++) {
-            v[r] = runs[r].x[k];
-        }
-        printf(",\"%s\":%.1f", w->extra[k], median(v, repeat));
-    }
-    printf(",\"repeat\":%u,\"runs\":[", repeat);
-    for (unsigned r = 0; r < repeat; r++) {
-        printf("%s%.1f", r != 0 ? "," : "", runs[r].value);
-    }
-    printf("]");
-    if (w->target_kind == TARGET_MAX) {
-        printf(",\"target_max\":%.1f,\"met\":%s", w->target,
-               value <= w->target ? "true" : "false");
-    } else if (w->target_kind == TARGET_MIN) {
-        printf(",\"target_min\":%.1f,\"met\":%s", w->target,
-               value >= w->target ? "true" : "false");
-    }
-    printf("}\n");
-    fflush(stdout);
-    free(v);
-}
-
+// run_one is the harness's ra_bench_run_fn: one run of the workload in
+// row, with the options in ctx.
 static int
-run_workload(const pg_opts_t *o, const workload_t *w)
+run_one(void *ctx, const void *row, unsigned run, ra_bench_run_t *out)
 {
-    bench_t *runs = calloc(o->repeat, sizeof *runs);
-    int rc = RA_TOOL_OK;
+    const workload_t *w = row;
+    bench_t b = {.o = ctx, .name = w->info.name, .run = run};
+    int rc = w->fn(&b);
 
-    if (runs == NULL) {
-        fprintf(stderr, "rayo bench pg: out of memory\n");
-        return RA_TOOL_FAIL;
-    }
-    for (unsigned r = 0; r < o->repeat && rc == RA_TOOL_OK; r++) {
-        bench_t *b = &runs[r];
-
-        *b = (bench_t){.o = o, .name = w->name, .run = r};
-        fprintf(stderr, "rayo bench pg: %s (run %u of %u)\n", w->name,
-                r + 1, o->repeat);
-        rc = w->fn(b);
-        if (rc == RA_TOOL_OK && !w->sets_value) {
-            b->value = b->seconds > 0 ? (double)b->n / b->seconds : 0;
-        }
-    }
-    if (rc == RA_TOOL_OK) {
-        print_line(w, runs, o->repeat, o->cpus);
-    }
-    free(runs);
+    out->value = b.value;
+    out->n = b.n;
+    out->seconds = b.seconds;
+    memcpy(out->x, b.x, sizeof b.x);
+    out->count[0] = b.nodes;
     return rc;
 }
 
@@ -576,70 +470,38 @@ static const char targets[] =
     "Exit status: 0 when every workload ran and every answer was right, 1\n"
     "when one failed, 2 for a bad command line.\n";
 
-static void
-print_usage(void)
-{
-    printf("%s", usage);
-    for (size_t i = 0; i < NWORKLOADS; i++) {
-        printf("  %-34s %s\n", workloads[i].name, workloads[i].summary);
-    }
-    printf("%s", targets);
-}
+static const ra_bench_cmd_t cmd = {
+    .usage = usage,
+    .width = 34,
+    .tail = targets,
+    .workloads = RA_BENCH_TABLE(workloads, workload_t, info.summary),
+    .select = "only",
+    .select_letter = 'o',
+    .max_repeat = MAX_REPEAT,
+};
 
 int
 ra__tool_bench_pg(const char *prog, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"quick", no_argument, NULL, 'q'},
-        {"only", required_argument, NULL, 'o'},
-        {"repeat", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    pg_opts_t o = {.repeat = 1, .cpus = ncpu > 0 ? (unsigned)ncpu : 1};
-    size_t sel[MAX_SELECTED], nsel = 0;
-    int c, rc = RA_TOOL_OK;
+    pg_opts_t o = {.cpus = ncpu > 0 ? (unsigned)ncpu : 1};
+    ra_bench_suite_t s = {
+        .bench = "pg",
+        .workloads = RA_BENCH_TABLE(workloads, workload_t, info.summary),
+        .counts = {"nodes"},
+        .cpus = o.cpus,
+        .run = run_one,
+        .ctx = &o,
+    };
+    ra_bench_args_t a;
+    int rc = ra__bench_parse_args(prog, &cmd, argc, argv, &a);
 
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":qo:r:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'q':
-            o.quick = true;
-            break;
-        case 'o':
-            rc = ra__tool_parse_names(prog, optarg, workloads,
-                                      sizeof(workloads[0]), NWORKLOADS,
-                                      sel, &nsel, MAX_SELECTED);
-            break;
-        case 'r':
-            rc = ra__tool_parse_uint(prog, "--repeat", optarg, 1,
-                                     MAX_REPEAT, &o.repeat);
-            break;
-        case 'h':
-            print_usage();
-            return RA_TOOL_OK;
-        default:
-            return ra__tool_bad_option(prog, c, argv);
-        }
-        if (rc != RA_TOOL_OK) {
-            return rc;
-        }
+    if (rc != RA_TOOL_OK || a.help) {
+        return rc;
     }
-    if (optind < argc) {
-        return ra__tool_usage_error(prog, "unexpected argument '%s'",
-                                    argv[optind]);
-    }
-    if (nsel == 0) {
-        for (nsel = 0; nsel < NWORKLOADS; nsel++) {
-            sel[nsel] = nsel;
-        }
-    }
-    for (size_t i = 0; i < nsel; i++) {
-        if (run_workload(&o, &workloads[sel[i]]) != RA_TOOL_OK) {
-            rc = RA_TOOL_FAIL; // go on: the other numbers are still useful
-        }
-    }
+    o.quick = a.quick;
+    s.repeat = a.repeat;
+    rc = ra__bench_run_selected(&s, a.sel, a.nsel);
     ra_shutdown();   // the cluster of the cluster workloads, if started
     return rc;
 }

@@ -32,7 +32,6 @@
 // that earlier dirty pages do not throttle it.
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,11 +40,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <rayo.h>
 
+#include "bench_util.h"
 #include "rayo_tool.h"
 
 #define SMALL_SIZE 1024
@@ -77,15 +76,6 @@ typedef struct opts {
     char dir[4096];   // private temporary directory, for the plain file
     char spill[4200]; // the stores' spill directory inside it
 } opts_t;
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 add(run_t *r, const char *workload, const char *unit, double value,
@@ -176,14 +166,14 @@ bench_small(const opts_t *o, run_t *r)
         ra_objstore_destroy(&st);
         return fail("malloc", RA_ENOMEM);
     }
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     for (uint32_t i = 0; i < nops; i++) {
         if ((rc = ra_objstore_put(st, oid_of(1, i), data, sizeof data)) !=
             0) {
             goto out;
         }
     }
-    t = now_s() - t0;
+    t = ra__bench_now_s() - t0;
     add(r, "small_put", "ops/s", nops / t, nops, t, -1);
     // Random order, so the index and the pins are not walked in sequence.
     for (uint32_t i = 0; i < nops; i++) {
@@ -196,14 +186,14 @@ bench_small(const opts_t *o, run_t *r)
         order[i] = order[j];
         order[j] = x;
     }
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     for (uint32_t i = 0; i < nops; i++) {
         if ((rc = ra_objstore_get(st, oid_of(1, order[i]), 0, &v)) != 0 ||
             (rc = ra_objstore_release(st, &v)) != 0) {
             goto out;
         }
     }
-    t = now_s() - t0;
+    t = ra__bench_now_s() - t0;
     add(r, "small_get", "ops/s", nops / t, nops, t, -1);
 out:
     free(order);
@@ -293,12 +283,12 @@ bench_memcpy_put_get(large_t *b)
     int rc;
 
     memcpy(b->dst, b->src, b->size); // warm both buffers once
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     memcpy(b->dst, b->src, b->size);
-    t = now_s() - t0;
+    t = ra__bench_now_s() - t0;
     b->memcpy_gbps = gbps(b->size, t);
     add(b->r, "memcpy_gbps", "GB/s", b->memcpy_gbps, 1, t, -1);
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     if ((rc = ra_objstore_alloc(b->st, id, b->size, &p)) != 0) {
         return fail("large alloc", rc);
     }
@@ -306,19 +296,19 @@ bench_memcpy_put_get(large_t *b)
     if ((rc = ra_objstore_seal(b->st, id)) != 0) {
         return fail("large seal", rc);
     }
-    t = now_s() - t0;
+    t = ra__bench_now_s() - t0;
     add(b->r, "large_put_gbps", "GB/s", gbps(b->size, t), 1, t,
         gbps(b->size, t) / b->memcpy_gbps);
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     if ((rc = ra_objstore_get(b->st, id, 0, &v)) != 0) {
         return fail("large get", rc);
     }
-    tg = now_s() - t0;
+    tg = ra__bench_now_s() - t0;
     memcpy(b->dst, v.data, v.size);
     if ((rc = ra_objstore_release(b->st, &v)) != 0) {
         return fail("large release", rc);
     }
-    t = now_s() - t0;
+    t = ra__bench_now_s() - t0;
     add(b->r, "large_get_us", "us", tg * 1e6, 1, tg, -1);
     add(b->r, "large_get_gbps", "GB/s", gbps(b->size, t), 1, t,
         gbps(b->size, t) / b->memcpy_gbps);
@@ -347,18 +337,18 @@ bench_files(large_t *b)
         return fail("file warm-up", rc);
     }
     sync();
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     rc = write_whole(path, b->src, b->size);
-    t = now_s() - t0;
+    t = ra__bench_now_s() - t0;
     if (rc != 0) {
         unlink(path);
         return fail("file write", rc);
     }
     b->write_gbps = gbps(b->size, t);
     add(b->r, "file_write_gbps", "GB/s", b->write_gbps, 1, t, -1);
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     rc = read_whole(path, b->dst, b->size);
-    t = now_s() - t0;
+    t = ra__bench_now_s() - t0;
     unlink(path);
     if (rc != 0) {
         return fail("file read", rc);
@@ -380,18 +370,18 @@ bench_spill(large_t *b)
         return fail("ref", rc);
     }
     sync();
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     if ((rc = ra_objstore_spill(b->st, id)) != 0) {
         return fail("spill", rc);
     }
-    t = now_s() - t0;
+    t = ra__bench_now_s() - t0;
     add(b->r, "spill_gbps", "GB/s", gbps(b->size, t), 1, t,
         gbps(b->size, t) / b->write_gbps);
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     if ((rc = ra_objstore_get(b->st, id, 0, &v)) != 0) {
         return fail("restore", rc);
     }
-    t = now_s() - t0;
+    t = ra__bench_now_s() - t0;
     add(b->r, "restore_gbps", "GB/s", gbps(b->size, t), 1, t,
         gbps(b->size, t) / b->read_gbps);
     if (v.size != b->size || memcmp(v.data, b->src, b->size) != 0) {
@@ -427,12 +417,12 @@ bench_large(const opts_t *o, run_t *r)
     for (size_t i = 0; i < o->size; i += 4096) {
         b.src[i] = (uint8_t)(i >> 12); // not all one byte
     }
-    t0 = now_s();
+    t0 = ra__bench_now_s();
     if ((rc = ra_objstore_create(&b.st, name, &so)) != 0) {
         rc = fail("create", rc);
         goto out;
     }
-    t = now_s() - t0;
+    t = ra__bench_now_s() - t0;
     add(r, "create_s", "s", t, 1, t, -1);
     if ((rc = bench_memcpy_put_get(&b)) == RA_TOOL_OK &&
         (rc = bench_files(&b)) == RA_TOOL_OK) {
@@ -451,14 +441,6 @@ out:
 
 // ---- the command -----------------------------------------------------------
 
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
 static void
 print_medians(const run_t *runs, unsigned repeat, size_t size)
 {
@@ -473,17 +455,10 @@ print_medians(const run_t *runs, unsigned repeat, size_t size)
             s[i] = runs[i].lines[k].seconds;
             ratio[i] = runs[i].lines[k].ratio;
         }
-        qsort(v, repeat, sizeof *v, cmp_double);
-        qsort(s, repeat, sizeof *s, cmp_double);
-        qsort(ratio, repeat, sizeof *ratio, cmp_double);
-        m.value = repeat % 2 ? v[repeat / 2]
-                             : (v[repeat / 2 - 1] + v[repeat / 2]) / 2;
-        m.seconds = repeat % 2 ? s[repeat / 2]
-                               : (s[repeat / 2 - 1] + s[repeat / 2]) / 2;
+        m.value = ra__bench_median(v, repeat);
+        m.seconds = ra__bench_median(s, repeat);
         if (m.ratio >= 0) {
-            m.ratio = repeat % 2
-                          ? ratio[repeat / 2]
-                          : (ratio[repeat / 2 - 1] + ratio[repeat / 2]) / 2;
+            m.ratio = ra__bench_median(ratio, repeat);
         }
         print_line(&m, "median", 0, repeat, size);
     }
@@ -536,9 +511,11 @@ static const char usage[] =
     "Exit status: 0 when every step worked, 1 when one failed, 2 for a bad\n"
     "command line.\n";
 
+// parse_size reads --size into the size_t at ctx.
 static int
-parse_size(const char *prog, const char *s, size_t *out)
+parse_size(const char *prog, const char *s, void *ctx)
 {
+    size_t *out = ctx;
     char *end;
     unsigned long long v;
 
@@ -556,47 +533,28 @@ parse_size(const char *prog, const char *s, size_t *out)
 int
 ra__tool_bench_store(const char *prog, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"quick", no_argument, NULL, 'q'},
-        {"size", required_argument, NULL, 's'},
-        {"repeat", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     opts_t o = {.repeat = 1};
-    const char *tmp = getenv("TMPDIR");
     bool sized = false;
+    const ra_bench_opt_t opts[] = {
+        {.name = "size", .letter = 's', .flag = &sized, .parse = parse_size,
+         .ctx = &o.size},
+    };
+    const ra_bench_cmd_t cmd = {
+        .usage = usage,
+        .max_repeat = 64,
+        .opts = opts,
+        .nopts = sizeof opts / sizeof opts[0],
+    };
+    const char *tmp = getenv("TMPDIR");
+    ra_bench_args_t a;
     run_t *runs;
-    int c, rc = RA_TOOL_OK;
+    int rc = ra__bench_parse_args(prog, &cmd, argc, argv, &a);
 
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":qs:r:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'q':
-            o.quick = true;
-            break;
-        case 's':
-            rc = parse_size(prog, optarg, &o.size);
-            sized = true;
-            break;
-        case 'r':
-            rc = ra__tool_parse_uint(prog, "--repeat", optarg, 1, 64,
-                                     &o.repeat);
-            break;
-        case 'h':
-            printf("%s", usage);
-            return RA_TOOL_OK;
-        default:
-            return ra__tool_bad_option(prog, c, argv);
-        }
-        if (rc != RA_TOOL_OK) {
-            return rc;
-        }
+    if (rc != RA_TOOL_OK || a.help) {
+        return rc;
     }
-    if (optind < argc) {
-        return ra__tool_usage_error(prog, "unexpected argument '%s'",
-                                    argv[optind]);
-    }
+    o.quick = a.quick;
+    o.repeat = a.repeat;
     if (!sized) {
         o.size = o.quick ? QUICK_LARGE_SIZE : LARGE_SIZE;
     }

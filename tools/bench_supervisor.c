@@ -23,24 +23,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include <rayo.h>
 
+#include "bench_util.h"
 #include "rayo_tool.h"
 
 extern char **environ;
 
 #define TAG_CRASH 1
 #define TAG_READY 2
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void
 line(const char *workload, double value, const char *unit, uint64_t n,
@@ -114,7 +106,7 @@ child_init(ra_ctx_t *ctx, void **state)
     uint64_t t = atomic_load(&rs.crash_at);
     if (t != 0) {
         size_t i = atomic_fetch_add(&rs.done, 1);
-        rs.lat[i] = now_ns() - t;
+        rs.lat[i] = ra__bench_now_ns() - t;
     }
     ra_msg_t *m = NULL;
     ra_pid_t self = ra_self(ctx);
@@ -131,7 +123,7 @@ child_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     (void)ctx;
     (void)state;
     if (ra_msg_tag(msg) == TAG_CRASH) {
-        atomic_store(&rs.crash_at, now_ns());
+        atomic_store(&rs.crash_at, ra__bench_now_ns());
         return RA_EBADMSG; // crash
     }
     return 0;
@@ -185,7 +177,7 @@ wl_restart(unsigned threads, size_t n)
     ra_child_spec_t spec = {.id = "worker", .beh = &child_b};
     ra_sup_flags_t f = {.strategy = RA_ONE_FOR_ONE,
                         .intensity = UINT32_MAX - 1, .period_ms = 1000};
-    uint64_t t0 = now_ns();
+    uint64_t t0 = ra__bench_now_ns();
     if (rc == 0) {
         rc = ra_sup_start(rt, NULL, &f, &spec, 1, &sup);
     }
@@ -194,7 +186,7 @@ wl_restart(unsigned threads, size_t n)
         rc = ra_receive(me, 60000, &fin); // TAG_DONE from the driver
         ra_msg_unref(&fin);
     }
-    double secs = (now_ns() - t0) / 1e9;
+    double secs = (ra__bench_now_ns() - t0) / 1e9;
     size_t done = atomic_load(&rs.done);
     if (rc == 0 && done != n) {
         fprintf(stderr, "rayo bench supervisor: %zu restarts of %zu\n", done,
@@ -234,7 +226,7 @@ wl_process(unsigned threads, size_t n)
 {
     // The baseline: bare posix_spawn + waitpid, one after the other.
     char *argv[] = {"/bin/true", NULL};
-    uint64_t t0 = now_ns();
+    uint64_t t0 = ra__bench_now_ns();
     for (size_t i = 0; i < n; i++) {
         pid_t pid;
         if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0 ||
@@ -243,7 +235,7 @@ wl_process(unsigned threads, size_t n)
             return RA_TOOL_FAIL;
         }
     }
-    double base = (now_ns() - t0) / 1e9;
+    double base = (ra__bench_now_ns() - t0) / 1e9;
     line("posix_spawn_per_s", n / base, "spawns/s", n, base);
 
     ra_runtime_t *rt = NULL;
@@ -263,7 +255,7 @@ wl_process(unsigned threads, size_t n)
     uint64_t *lat = calloc(n + 1, sizeof(*lat));
     uint64_t exited_at = 0;
     size_t started = 0, nlat = 0;
-    t0 = now_ns();
+    t0 = ra__bench_now_ns();
     while (rc == 0 && started < n + 1) {
         ra_msg_t *m = NULL;
         rc = lat == NULL ? RA_ENOMEM : ra_receive(me, 10000, &m);
@@ -274,7 +266,7 @@ wl_process(unsigned threads, size_t n)
                                      bson_iter_init_find(&it, doc, "event")
                                  ? bson_iter_utf8(&it, NULL)
                                  : "";
-            uint64_t now = now_ns();
+            uint64_t now = ra__bench_now_ns();
             if (strcmp(ev, "exited") == 0) {
                 exited_at = now;
             } else if (strcmp(ev, "started") == 0) {
@@ -287,7 +279,7 @@ wl_process(unsigned threads, size_t n)
             ra_msg_unref(&m);
         }
     }
-    double secs = (now_ns() - t0) / 1e9;
+    double secs = (ra__bench_now_ns() - t0) / 1e9;
     if (rc == 0 && nlat > 0) {
         size_t k = nlat < 1000 ? nlat : 1000;
         uint64_t *sorted = malloc(nlat * sizeof(*sorted));
@@ -344,11 +336,11 @@ dyn_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
     dyn_t *d = state;
     (void)msg;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = ra__bench_now_ns();
     for (size_t i = 0; i < d->n && d->rc == 0; i++) {
         d->rc = ra_sup_start_child(ctx, d->sup, NULL, NULL, NULL);
     }
-    d->start_s = (now_ns() - t0) / 1e9;
+    d->start_s = (ra__bench_now_ns() - t0) / 1e9;
     ra_child_counts_t k = {0};
     if (d->rc == 0) {
         d->rc = ra_sup_count_children(ctx, d->sup, &k);
@@ -358,11 +350,11 @@ dyn_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
                 k.active, d->n);
         d->rc = RA_EINVAL;
     }
-    t0 = now_ns();
+    t0 = ra__bench_now_ns();
     if (d->rc == 0) {
         d->rc = ra_sup_stop(ctx, d->sup);
     }
-    d->stop_s = (now_ns() - t0) / 1e9;
+    d->stop_s = (ra__bench_now_ns() - t0) / 1e9;
     ra_msg_t *m = NULL;
     if (ra_msg_new_bytes(&m, TAG_DONE, NULL, 0) == 0 &&
         ra_send(ctx, d->main, &m) != 0) {

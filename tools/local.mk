@@ -2,6 +2,9 @@
 bin_PROGRAMS += tools/rayo
 tools_rayo_SOURCES = tools/rayo.c tools/bench_actor.c \
 	tools/bench_link.c tools/bench_supervisor.c tools/rayo_tool.h
+# The harness every `rayo bench` command shares: options, help, clocks,
+# medians, and the one-line-per-workload loop of core and pg.
+tools_rayo_SOURCES += tools/bench_util.c tools/bench_util.h
 # bench_link.c measures bare libzmq beside rayo, so it links libzmq itself.
 tools_rayo_LDADD = librayo.la $(BSON_LIBS) $(ZMQ_LIBS)
 # `rayo bench store`: the shared-memory object store.
