@@ -225,6 +225,51 @@ env_or(const char *v, const char *name)
     return e != NULL && e[0] != '\0' ? e : NULL;
 }
 
+// node_resources takes the node's memory and custom resources from the
+// options, else from RAYO_RESOURCES (a JSON object of names and amounts).
+static int
+node_resources(const ra_init_opts_t *o, ra_resources_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const ra_resources_t *r = &o->resources;
+    if (r->memory != 0 || r->ncustom != 0 || r->cpus != 0 || r->gpus != 0) {
+        if (r->cpus != 0 || r->gpus != 0 ||
+            ra_resources_add(out, r) != 0) {
+            ra_log_err("api", "ra_init_opts_t.resources: memory and custom "
+                       "resources only, none negative (CPUs and GPUs go in "
+                       "num_cpus and num_gpus)");
+            return RA_EINVAL;
+        }
+        return 0;
+    }
+    const char *json = getenv("RAYO_RESOURCES");
+    if (json == NULL || json[0] == '\0') {
+        return 0;
+    }
+    bson_error_t err;
+    bson_t *doc = bson_new_from_json((const uint8_t *)json, -1, &err);
+    bson_iter_t it;
+    int rc = doc != NULL && bson_iter_init(&it, doc) ? 0 : RA_EINVAL;
+    while (rc == 0 && bson_iter_next(&it)) {
+        const char *name = bson_iter_key(&it);
+        double v = BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_double(&it)
+                                               : -1;
+        if (strcmp(name, "CPU") == 0 || strcmp(name, "GPU") == 0 ||
+            ra_resources_set(out, name, v) != 0) {
+            rc = RA_EINVAL;
+        }
+    }
+    if (rc != 0) {
+        ra_log_err("api", "RAYO_RESOURCES must be a JSON object of resource "
+                   "names and non-negative amounts (not CPU or GPU), such "
+                   "as '{\"ssd\": 2}'; got '%s'", json);
+    }
+    if (doc != NULL) {
+        bson_destroy(doc);
+    }
+    return rc;
+}
+
 // load_topology loads the node's topology as the options and environment
 // say.  GPUs are probed through the CUDA driver only when the program did
 // not say how many the node has.
@@ -377,6 +422,10 @@ ra_init_opts(const ra_init_opts_t *opts)
         (rc = ra__core_start(c)) != 0) {
         goto fail;
     }
+    ra_resources_t extra;
+    if ((rc = node_resources(&o, &extra)) != 0) {
+        goto fail;
+    }
     ra__raylet_cfg_t rc_cfg = {
         .num_cpus = o.num_cpus,
         .num_gpus = o.num_gpus,
@@ -391,6 +440,7 @@ ra_init_opts(const ra_init_opts_t *opts)
         .libs = libs,
         .store = store_name[0] != '\0' ? store_name : NULL,
         .topo = c->topo,
+        .extra = extra,
     };
     rc = ra__raylet_start(c->rt, &rc_cfg, &c->raylet);
     free(libs);
@@ -671,6 +721,7 @@ submit(uint8_t type, const char *name, uint64_t actor, const ra_arg_t *args,
         t->gpus = o->num_gpus;
         t->pg = o->placement_group.id;
         t->bundle = t->pg != 0 ? o->bundle_index : -1;
+        ra__res_extra(o->resources, &t->x);
         t->retry_exc = o->retry_exceptions;
         t->deadline = o->timeout_ms > 0 ? mono_ms() + o->timeout_ms : 0;
     }
@@ -699,6 +750,19 @@ submit(uint8_t type, const char *name, uint64_t actor, const ra_arg_t *args,
     return 0;
 }
 
+// extra_ok tells whether x is a valid set of memory and custom resources
+// (NULL: none): no CPUs or GPUs in it, nothing negative, names set.
+static bool
+extra_ok(const ra_resources_t *x)
+{
+    if (x == NULL) {
+        return true;
+    }
+    ra_resources_t probe = {0};
+    return x->cpus == 0 && x->gpus == 0 && x->ncustom <= RA_RES_CUSTOM_MAX &&
+           ra_resources_add(&probe, x) == 0;
+}
+
 // gpus_ok tells whether a task or actor may ask for gpus: a fraction of
 // one device, or whole devices (as Ray).
 static bool
@@ -720,7 +784,7 @@ ra_remote(const char *fn, const ra_arg_t *args, size_t nargs,
         return fn == NULL ? RA_EINVAL : RA_ENOENT;
     }
     if (!(o.num_cpus >= 0) || !gpus_ok(o.num_gpus) || o.max_retries < -1 ||
-        o.bundle_index < -1) {
+        o.bundle_index < -1 || !extra_ok(o.resources)) {
         return RA_EINVAL;
     }
     double ct, gt;
@@ -1010,7 +1074,7 @@ ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
     ra_actor_opts_t o = opts != NULL ? *opts : RA_ACTOR_OPTS_INIT;
     if (cls == NULL || out == NULL || (nargs != 0 && args == NULL) ||
         !(o.num_cpus >= 0) || !gpus_ok(o.num_gpus) || o.max_restarts < -1 ||
-        o.bundle_index < -1 ||
+        o.bundle_index < -1 || !extra_ok(o.resources) ||
         o.max_task_retries < -1 ||
         (o.name != NULL && (o.name[0] == '\0' ||
                             strlen(o.name) > RA__NAME_MAX)) ||
@@ -1067,6 +1131,7 @@ ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
     // GPUs belong to a process (CUDA_VISIBLE_DEVICES): an actor that
     // holds some gets a process of its own.
     // In a placement group too: the group's removal kills the process.
+    ra__res_extra(o.resources, &a->x);
     a->pg = o.placement_group.id;
     a->bundle = a->pg != 0 ? o.bundle_index : -1;
     a->isolation = o.num_gpus > 0 || a->pg != 0 ? RA_ISOLATION_PROCESS

@@ -90,6 +90,12 @@ typedef struct ra_init_opts {
     const char *topology_synthetic; // hwloc synthetic description
     const char *topology_xml;       // hwloc XML file
     const char *gpu_file;           // GPU inventory file (JSON)
+    // Memory and custom resources the node offers besides its CPUs and
+    // GPUs (cpus and gpus here must be 0), as Ray's resources={"ssd": 2}:
+    // tasks, actors and bundles that ask for them go only where they are.
+    // Also taken from RAYO_RESOURCES, a JSON object such as
+    // '{"ssd": 2, "memory": 8e9}', when this names none.
+    ra_resources_t resources;
 } ra_init_opts_t;
 
 // ra_init starts or joins a cluster with default options: address NULL
@@ -272,6 +278,9 @@ typedef struct ra_task_opts {
     // the group is removed or no bundle could ever hold it.
     ra_pg_t placement_group;
     int bundle_index;
+    // Memory and custom resources it needs besides CPUs and GPUs (NULL:
+    // none; its cpus and gpus must be 0).
+    const ra_resources_t *resources;
 } ra_task_opts_t;
 
 #define RA_TASK_OPTS_INIT                                                   \
@@ -383,6 +392,8 @@ typedef struct ra_actor_opts {
     // gets a process of its own, and ends when the group is removed.
     ra_pg_t placement_group;
     int bundle_index;
+    // Memory and custom resources it holds for its life (as for tasks).
+    const ra_resources_t *resources;
 } ra_actor_opts_t;
 
 #define RA_ACTOR_OPTS_INIT                                                  \

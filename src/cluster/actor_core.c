@@ -129,7 +129,7 @@ die(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a, const char *why)
 static void
 place(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
 {
-    if (ra__core_lease_req(ctx, cs->core, a->cpus, a->gpus, a->pg,
+    if (ra__core_lease_req(ctx, cs->core, a->cpus, a->gpus, &a->x, a->pg,
                            a->bundle, a->isolation, a->key) != 0) {
         die(ctx, cs, a, "the raylet could not be asked for a worker");
     }

@@ -134,6 +134,12 @@ void ra__wb_arg(ra__wbuf_t *b, const ra_arg_t *a);
 void ra__wb_res(ra__wbuf_t *b, const ra_resources_t *r);
 void ra__rb_res(ra__rbuf_t *r, ra_resources_t *out);
 
+// ra__res_extra keeps the memory and custom resources of in (NULL: none)
+// in out, without CPUs and GPUs; ra__res_same tells whether two sets are
+// equal.
+void ra__res_extra(const ra_resources_t *in, ra_resources_t *out);
+bool ra__res_same(const ra_resources_t *a, const ra_resources_t *b);
+
 // ---- task wire ----
 // {u8 version, u8 type, u64 task id, u32 attempt, u64 actor key, str name,
 //  u32 nargs, args...}.  The actor key names the actor instance for
@@ -262,10 +268,11 @@ typedef struct ra__raylet_cfg {
     const char *store;       // the object store's name, or NULL
     const ra_topo_t *topo;   // the node's topology (GPU links), or NULL;
                              // outlives the raylet
+    ra_resources_t extra;    // memory and custom resources it offers
 } ra__raylet_cfg_t;
 
 // Operations of RA__T_PG: {u8 op, u64 pg, u64 attempt, ...}.  PREPARE
-// carries {u32 n, n x {u32 index, f64 cpus, f64 gpus}} and is answered
+// carries {u32 n, n x {u32 index, resources}} and is answered
 // with PREPARED {u32 status, u32 node}; RETURN rolls a prepare back;
 // REMOVE ends the group's bundles for good.
 enum {
@@ -336,8 +343,8 @@ enum {
     RA__GCS_NAME_DEL = 3,    // ns, name, key -> status
     RA__GCS_KV_PUT = 4,      // key, value -> status
     RA__GCS_KV_GET = 5,      // key -> status, value
-    RA__GCS_NODE_PUT = 6,    // u32 node, raylet, f64 cpus, f64 gpus
-                             // -> status
+    RA__GCS_NODE_PUT = 6,    // u32 node, raylet, f64 cpus, f64 gpus,
+                             // resources (memory, custom) -> status
     RA__GCS_JOB_PUT = 7,     // job id, state -> status
     RA__GCS_ACTOR_PUT = 8,   // key, class, state, pid, reason -> status
     RA__GCS_PG_CREATE = 9,   // ns, name, u8 strategy, u8 detached, core,

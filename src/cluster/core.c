@@ -328,11 +328,12 @@ static void task_done(ra_ctx_t *ctx, core_t *k, uint64_t id);
 static ra__task_t *find_task(core_t *k, uint64_t id);
 
 static ra__cls_t *
-cls_get(core_t *k, double cpus, double gpus, uint64_t pg, int32_t bundle)
+cls_get(core_t *k, double cpus, double gpus, const ra_resources_t *x,
+        uint64_t pg, int32_t bundle)
 {
     for (ra__cls_t *c = k->classes; c != NULL; c = c->next) {
         if (c->cpus == cpus && c->gpus == gpus && c->pg == pg &&
-            c->bundle == bundle) {
+            c->bundle == bundle && ra__res_same(&c->x, x)) {
             return c;
         }
     }
@@ -340,6 +341,7 @@ cls_get(core_t *k, double cpus, double gpus, uint64_t pg, int32_t bundle)
     if (c != NULL) {
         c->cpus = cpus;
         c->gpus = gpus;
+        c->x = *x;
         c->pg = pg;
         c->bundle = bundle;
         c->depth = 1;
@@ -364,6 +366,7 @@ send_lease_req(ra_ctx_t *ctx, core_t *k, uint64_t req, const ra__cls_t *c,
     ra__wb_u8(&b, (uint8_t)isolation);
     ra__wb_u64(&b, c->pg);
     ra__wb_u32(&b, (uint32_t)c->bundle);
+    ra__wb_res(&b, &c->x);
     int rc = ra__wb_msg(&b, RA__T_LEASE_REQ, &m);
     if (rc == 0 && (rc = ra_send(ctx, k->c->raylet, &m)) != 0) {
         ra_msg_unref(&m);
@@ -578,7 +581,7 @@ task_ready(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
         actor_send(ctx, k, a, t);
         return;
     }
-    ra__cls_t *c = cls_get(k, t->cpus, t->gpus, t->pg, t->bundle);
+    ra__cls_t *c = cls_get(k, t->cpus, t->gpus, &t->x, t->pg, t->bundle);
     if (c == NULL) {
         task_fail(k, t, RA_ENOMEM, "out of memory");
         return;
@@ -788,6 +791,9 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     ra__rb_str(&r, vis, sizeof vis);
     uint64_t pg = ra__rb_u64(&r);
     int32_t bundle = (int32_t)ra__rb_u32(&r);
+    ra_resources_t x;
+    ra__rb_res(&r, &x);
+    x.cpus = x.gpus = 0;
     if (r.bad || !ra__gpu_env_ok(vis)) {
         ra_log_warn("core", "malformed lease grant dropped");
         return;
@@ -801,7 +807,7 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         ra__actor_granted(ctx, k->cs, req, status, lid, host);
         return;
     }
-    ra__cls_t *c = cls_get(k, cpus, gpus, pg, bundle);
+    ra__cls_t *c = cls_get(k, cpus, gpus, &x, pg, bundle);
     if (c == NULL) {
         if (status == 0) {
             send_lease_return(ctx, k, lid, false);
@@ -977,7 +983,7 @@ ra__core_stop_task(ra_ctx_t *ctx, void *kp, uint64_t id, int err,
     }
     ra__lease_t *l = t->lease;
     if (l == NULL) {
-        ra__cls_t *c = cls_get(k, t->cpus, t->gpus, t->pg, t->bundle);
+        ra__cls_t *c = cls_get(k, t->cpus, t->gpus, &t->x, t->pg, t->bundle);
         if (c != NULL) {
             ra__tq_remove(&c->q, t);
         }
@@ -1323,10 +1329,12 @@ ra__core_obj_complete(ra__core_t *cs, uint64_t id, int err, uint8_t kind,
 
 int
 ra__core_lease_req(ra_ctx_t *ctx, void *kp, double cpus, double gpus,
-                   uint64_t pg, int32_t bundle, int isolation, uint64_t akey)
+                   const ra_resources_t *x, uint64_t pg, int32_t bundle,
+                   int isolation, uint64_t akey)
 {
     ra__cls_t shape = {.cpus = cpus, .gpus = gpus, .pg = pg,
                        .bundle = bundle};
+    ra__res_extra(x, &shape.x);
     return send_lease_req(ctx, kp, akey, &shape, true, isolation);
 }
 

@@ -30,6 +30,7 @@ struct ra__task {
     bool abandoned;           // its object already failed (cancel/deadline)
     int64_t deadline;         // CLOCK_MONOTONIC ms, 0 none
     double cpus, gpus;
+    ra_resources_t x;         // memory and custom resources
     uint64_t pg;              // placement group (0: none)
     int32_t bundle;           // its bundle index (-1: any)
     uint64_t actor;           // RA__TASK_METHOD: the actor's handle key
@@ -74,6 +75,7 @@ typedef struct ra__obj {
 // A scheduling class: tasks of one resource shape share leases.
 typedef struct ra__cls {
     double cpus, gpus;
+    ra_resources_t x;
     uint64_t pg;
     int32_t bundle;
     ra__tq_t q;
@@ -119,6 +121,7 @@ typedef struct ra__cactor {
     uint64_t create_obj;      // completed when first alive
     int max_restarts, max_task_retries, restarts;
     double cpus, gpus;
+    ra_resources_t x;
     uint64_t pg;
     int32_t bundle;
     int isolation;
@@ -218,8 +221,8 @@ void ra__actor_table_free(ra__core_t *cs);
 void ra__core_task_fail(ra_ctx_t *ctx, void *k, ra__task_t *t, int err,
                         const char *text);
 int ra__core_lease_req(ra_ctx_t *ctx, void *k, double cpus, double gpus,
-                       uint64_t pg, int32_t bundle, int isolation,
-                       uint64_t akey);
+                       const ra_resources_t *x, uint64_t pg, int32_t bundle,
+                       int isolation, uint64_t akey);
 void ra__core_lease_return(ra_ctx_t *ctx, void *k, uint64_t lease,
                            bool kill);
 void ra__core_stop_task(ra_ctx_t *ctx, void *k, uint64_t id, int err,

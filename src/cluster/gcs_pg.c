@@ -213,8 +213,7 @@ to_node(ra_ctx_t *ctx, const gpg_t *g, const gnode_t *n, uint8_t op)
         for (uint32_t i = 0; i < g->nb; i++) {
             if (g->node[i] == n->node) {
                 ra__wb_u32(&b, i);
-                ra__wb_f64(&b, g->b[i].cpus);
-                ra__wb_f64(&b, g->b[i].gpus);
+                ra__wb_res(&b, &g->b[i]);
             }
         }
     }
@@ -444,6 +443,8 @@ op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     ra_pid_t raylet = ra__rb_pid(r);
     double cpus = ra__rb_f64(r);
     double gpus = ra__rb_f64(r);
+    ra_resources_t extra;
+    ra__rb_res(r, &extra);
     if (r->bad || node == 0 || !(cpus >= 0) || !(gpus >= 0)) {
         return RA_EBADMSG;
     }
@@ -462,7 +463,9 @@ op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
         p->nodes = n;
     }
     n->raylet = raylet;
-    n->total = (ra_resources_t){.cpus = cpus, .gpus = gpus};
+    n->total = extra;
+    n->total.cpus = cpus;
+    n->total.gpus = gpus;
     n->alive = true;
     place_pending(ctx, p);
     return 0;

@@ -672,3 +672,20 @@ ra__name_key(char *key, size_t cap, const char *ns, const char *name)
     memcpy(key + a + 1, name, b);
     return a + b + 1;
 }
+
+void
+ra__res_extra(const ra_resources_t *in, ra_resources_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (in != NULL) {
+        *out = *in;
+        out->cpus = 0;
+        out->gpus = 0;
+    }
+}
+
+bool
+ra__res_same(const ra_resources_t *a, const ra_resources_t *b)
+{
+    return ra_resources_fit(a, b) && ra_resources_fit(b, a);
+}

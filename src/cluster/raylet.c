@@ -309,6 +309,7 @@ reply_grant(ra_ctx_t *ctx, const raylet_t *r, const req_t *q, int status,
     ra__wb_str(&b, vis);
     ra__wb_u64(&b, q->pg);
     ra__wb_u32(&b, (uint32_t)q->bundle);
+    ra__wb_res(&b, &q->x);
     if (ra__wb_msg(&b, RA__T_LEASE_GRANT, &m) == 0 &&
         ra_send(ctx, q->owner, &m) != 0) {
         ra_msg_unref(&m);
@@ -396,7 +397,7 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
         if (never) {
             reply_grant(ctx, r, q, RA_EINFEASIBLE, NULL);
         } else if (pool == NULL ||
-                   !ra__rpool_take(r, pool, q->cpus, q->gpus, devs,
+                   !ra__rpool_take(r, pool, q->cpus, q->gpus, &q->x, devs,
                                   &ndevs)) {
             pp = &q->next;
             continue;
@@ -409,7 +410,7 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
             unsigned *ld = l != NULL && ndevs > 0
                                ? calloc(ndevs, sizeof *ld) : NULL;
             if (l == NULL || (ndevs > 0 && ld == NULL)) {
-                ra__rpool_give(pool, q->cpus, q->gpus, devs, ndevs);
+                ra__rpool_give(pool, q->cpus, q->gpus, &q->x, devs, ndevs);
                 free(l);
                 want_start++;
                 if (vis[0] != '\0') {
@@ -425,6 +426,7 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
             l->owner = q->owner;
             l->actor = q->actor;
             l->bundle = bundle;
+            l->x = q->x;
             w->in_bundle = bundle != NULL;
             l->devs = ld;
             l->ndevs = ndevs;
@@ -481,7 +483,7 @@ lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
         }
     }
     // A blocked lease's CPUs were given back already.
-    ra__rpool_give(lease_pool(r, l), l->blocked ? 0 : l->cpus, l->gpus,
+    ra__rpool_give(lease_pool(r, l), l->blocked ? 0 : l->cpus, l->gpus, &l->x,
                   l->devs, l->ndevs);
     free(l->devs);
     wk_t *w = l->w;
@@ -533,6 +535,8 @@ on_lease_req(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     q->isolation = ra__rb_u8(&b);
     q->pg = ra__rb_u64(&b);
     q->bundle = (int32_t)ra__rb_u32(&b);
+    ra__rb_res(&b, &q->x);
+    q->x.cpus = q->x.gpus = 0;
     q->owner = ra_sender(ctx);
     if (b.bad || !(cpus >= 0 && cpus < 1e9) || !(gpus >= 0 && gpus < 1e9) ||
         q->bundle < -1) {
@@ -829,6 +833,7 @@ boot(ra_ctx_t *ctx, raylet_t *r)
     ra__wb_pid(&nb, ra_self(ctx));
     ra__wb_f64(&nb, (double)r->node.cpus_total / UNIT);
     ra__wb_f64(&nb, (double)r->node.gpus_total / UNIT);
+    ra__wb_res(&nb, &r->node.xtotal);
     if (ra__wb_msg(&nb, RA__T_GCS, &nm) == 0 &&
         ra_send(ctx, r->cfg.gcs, &nm) != 0) {
         ra_msg_unref(&nm);
@@ -974,6 +979,8 @@ ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
     for (unsigned i = 0; prc == 0 && i < r->ndev; i++) {
         r->node.dev[i] = r->node.dev_total[i] = (int64_t)UNIT;
     }
+    ra__res_extra(&cfg->extra, &r->node.xtotal);
+    r->node.xavail = r->node.xtotal;
     r->dev_mask = calloc(r->ndev + 1, sizeof *r->dev_mask);
     r->dev_name = ra__dev_names_from_env(r->ndev);
     r->reqs_tail = &r->reqs;

@@ -22,6 +22,8 @@ typedef struct ra__rpool {
     int64_t gpus_total, gpus_avail;
     int64_t *dev;             // per node device: free in this pool
     int64_t *dev_total;       // per node device: this pool's share
+    ra_resources_t xtotal;    // memory and custom resources
+    ra_resources_t xavail;
 } ra__rpool_t;
 
 // A placement-group bundle reserved on this node.
@@ -60,6 +62,7 @@ typedef struct ra__rlease {
     int64_t cpus, gpus;
     unsigned *devs;           // the GPU devices it holds (gpus > 0)
     unsigned ndevs;
+    ra_resources_t x;         // memory and custom resources it holds
     ra__bundle_t *bundle;     // the bundle it was granted from, or NULL
     ra_pid_t owner;
     bool actor;
@@ -70,6 +73,7 @@ typedef struct ra__rlease {
 typedef struct ra__req {
     uint64_t req;
     int64_t cpus, gpus;
+    ra_resources_t x;         // memory and custom resources
     bool actor;
     int isolation;
     uint64_t pg;              // placement group (0: none)
@@ -116,12 +120,15 @@ void ra__rpool_free(ra__rpool_t *p);
 // (its totals), ra__rpool_take takes them now if they are free, choosing
 // the devices (stored in devs, room for r->ndev; *ndevs set), and
 // ra__rpool_give gives them back.
+// x is the memory and custom resources (NULL: none).
 bool ra__rpool_feasible(const ra__raylet_t *r, const ra__rpool_t *p,
-                       int64_t cpus, int64_t gpus);
+                        int64_t cpus, int64_t gpus, const ra_resources_t *x);
 bool ra__rpool_take(ra__raylet_t *r, ra__rpool_t *p, int64_t cpus,
-                   int64_t gpus, unsigned *devs, unsigned *ndevs);
+                    int64_t gpus, const ra_resources_t *x, unsigned *devs,
+                    unsigned *ndevs);
 void ra__rpool_give(ra__rpool_t *p, int64_t cpus, int64_t gpus,
-                   const unsigned *devs, unsigned ndevs);
+                    const ra_resources_t *x, const unsigned *devs,
+                    unsigned ndevs);
 
 // ra__visible_of writes the CUDA_VISIBLE_DEVICES value for devices
 // devs[0..n) ("" for none).

@@ -48,11 +48,19 @@ ra__rpool_free(ra__rpool_t *p)
     p->dev = p->dev_total = NULL;
 }
 
+// extra_fits tells whether the memory and custom resources x (NULL:
+// none) fit have.
+static bool
+extra_fits(const ra_resources_t *x, const ra_resources_t *have)
+{
+    return x == NULL || ra_resources_fit(x, have);
+}
+
 bool
 ra__rpool_feasible(const ra__raylet_t *r, const ra__rpool_t *p, int64_t cpus,
-                  int64_t gpus)
+                   int64_t gpus, const ra_resources_t *x)
 {
-    if (cpus > p->cpus_total) {
+    if (cpus > p->cpus_total || !extra_fits(x, &p->xtotal)) {
         return false;
     }
     if (gpus == 0) {
@@ -126,11 +134,16 @@ gpu_pick(ra__raylet_t *r, const ra__rpool_t *p, int64_t gpus, unsigned *devs,
 
 bool
 ra__rpool_take(ra__raylet_t *r, ra__rpool_t *p, int64_t cpus, int64_t gpus,
-              unsigned *devs, unsigned *ndevs)
+               const ra_resources_t *x, unsigned *devs, unsigned *ndevs)
 {
     *ndevs = 0;
     if (cpus > p->cpus_avail || gpus > p->gpus_avail ||
-        (gpus > 0 && devs == NULL) || !gpu_pick(r, p, gpus, devs, ndevs)) {
+        !extra_fits(x, &p->xavail) || (gpus > 0 && devs == NULL) ||
+        !gpu_pick(r, p, gpus, devs, ndevs)) {
+        return false;
+    }
+    if (x != NULL && ra_resources_sub(&p->xavail, x) != 0) {
+        *ndevs = 0;
         return false;
     }
     int64_t per = gpus < (int64_t)UNIT ? gpus : (int64_t)UNIT;
@@ -144,8 +157,11 @@ ra__rpool_take(ra__raylet_t *r, ra__rpool_t *p, int64_t cpus, int64_t gpus,
 
 void
 ra__rpool_give(ra__rpool_t *p, int64_t cpus, int64_t gpus,
-              const unsigned *devs, unsigned ndevs)
+               const ra_resources_t *x, const unsigned *devs, unsigned ndevs)
 {
+    if (x != NULL) {
+        (void)ra_resources_add(&p->xavail, x);
+    }
     int64_t per = gpus < (int64_t)UNIT ? gpus : (int64_t)UNIT;
     for (unsigned i = 0; i < ndevs; i++) {
         p->dev[devs[i]] += per;
@@ -242,7 +258,7 @@ ra__req_pool(ra__raylet_t *r, const ra__req_t *q, bool *never,
     *never = false;
     *bundle = NULL;
     if (q->pg == 0) {
-        *never = !ra__rpool_feasible(r, &r->node, q->cpus, q->gpus);
+        *never = !ra__rpool_feasible(r, &r->node, q->cpus, q->gpus, &q->x);
         return *never ? NULL : &r->node;
     }
     bool seen = false, all_committed = true, could = false;
@@ -254,11 +270,12 @@ ra__req_pool(ra__raylet_t *r, const ra__req_t *q, bool *never,
         all_committed = all_committed && b->committed;
         if ((q->bundle >= 0 && b->index != (uint32_t)q->bundle) ||
             !b->committed ||
-            !ra__rpool_feasible(r, &b->pool, q->cpus, q->gpus)) {
+            !ra__rpool_feasible(r, &b->pool, q->cpus, q->gpus, &q->x)) {
             continue;
         }
         could = true;
-        if (q->cpus <= b->pool.cpus_avail && q->gpus <= b->pool.gpus_avail) {
+        if (q->cpus <= b->pool.cpus_avail && q->gpus <= b->pool.gpus_avail &&
+            ra_resources_fit(&q->x, &b->pool.xavail)) {
             *bundle = b;
             return &b->pool;
         }
@@ -305,6 +322,7 @@ bundle_release(ra_ctx_t *ctx, ra__raylet_t *r, ra__bundle_t *b,
     }
     r->node.cpus_avail += b->pool.cpus_total;
     r->node.gpus_avail += b->pool.gpus_total;
+    (void)ra_resources_add(&r->node.xavail, &b->pool.xtotal);
     ra__rpool_free(&b->pool);
     free(b);
 }
@@ -329,9 +347,9 @@ pg_return(ra_ctx_t *ctx, ra__raylet_t *r, uint64_t pg, bool removed)
 // bundle_reserve takes one bundle from the node's pool.
 static int
 bundle_reserve(ra__raylet_t *r, uint64_t pg, uint32_t index, int64_t cpus,
-               int64_t gpus, ra__bundle_t **out)
+               int64_t gpus, const ra_resources_t *x, ra__bundle_t **out)
 {
-    if (!ra__rpool_feasible(r, &r->node, cpus, gpus)) {
+    if (!ra__rpool_feasible(r, &r->node, cpus, gpus, x)) {
         return RA_EINFEASIBLE;
     }
     ra__bundle_t *b = calloc(1, sizeof *b);
@@ -339,7 +357,8 @@ bundle_reserve(ra__raylet_t *r, uint64_t pg, uint32_t index, int64_t cpus,
     unsigned ndevs = 0;
     int rc = b == NULL || devs == NULL ? RA_ENOMEM
                                        : ra__rpool_init(&b->pool, r->ndev);
-    if (rc == 0 && !ra__rpool_take(r, &r->node, cpus, gpus, devs, &ndevs)) {
+    if (rc == 0 &&
+        !ra__rpool_take(r, &r->node, cpus, gpus, x, devs, &ndevs)) {
         rc = RA_EAGAIN;
         ra__rpool_free(&b->pool);
     }
@@ -353,6 +372,7 @@ bundle_reserve(ra__raylet_t *r, uint64_t pg, uint32_t index, int64_t cpus,
     b->numa = -1;
     b->pool.cpus_total = b->pool.cpus_avail = cpus;
     b->pool.gpus_total = b->pool.gpus_avail = gpus;
+    b->pool.xtotal = b->pool.xavail = *x;
     int64_t per = gpus < (int64_t)UNIT ? gpus : (int64_t)UNIT;
     for (unsigned i = 0; i < ndevs; i++) {
         b->pool.dev[devs[i]] = b->pool.dev_total[devs[i]] = per;
@@ -380,16 +400,16 @@ pg_prepare(ra_ctx_t *ctx, ra__raylet_t *r, uint64_t pg, uint64_t attempt,
     int rc = 0;
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         uint32_t index = ra__rb_u32(rb);
-        double cpus = ra__rb_f64(rb);
-        double gpus = ra__rb_f64(rb);
-        if (rb->bad || !(cpus >= 0 && cpus < 1e9) ||
-            !(gpus >= 0 && gpus < 1e6)) {
+        ra_resources_t need, x;
+        ra__rb_res(rb, &need);
+        if (rb->bad) {
             rc = RA_EBADMSG;
             break;
         }
+        ra__res_extra(&need, &x);
         ra__bundle_t *b = NULL;
-        rc = bundle_reserve(r, pg, index, (int64_t)(cpus * UNIT + 0.5),
-                            (int64_t)(gpus * UNIT + 0.5), &b);
+        rc = bundle_reserve(r, pg, index, (int64_t)(need.cpus * UNIT + 0.5),
+                            (int64_t)(need.gpus * UNIT + 0.5), &x, &b);
         if (rc == 0) {
             b->next = got;
             got = b;

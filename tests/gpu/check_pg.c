@@ -169,6 +169,18 @@ marks(void)
     return n;
 }
 
+// mark submits gate_mark with options o behind the gate name (NULL: none).
+static ra_ref_t
+mark(const ra_task_opts_t *o, const char *gate)
+{
+    const char *g = gate != NULL ? path(gate) : "";
+    ra_arg_t args[2] = {RA_ARG_BYTES(tmpdir, strlen(tmpdir)),
+                        RA_ARG_BYTES(g, strlen(g))};
+    ra_ref_t r;
+    RA_CK_OK(ra_remote("gate_mark", args, 2, o, &r));
+    return r;
+}
+
 // in_pg submits gate_mark into bundle `bundle` of pg.
 static ra_ref_t
 in_pg(ra_pg_t pg, int bundle, double cpus, double gpus, const char *gate)
@@ -178,12 +190,7 @@ in_pg(ra_pg_t pg, int bundle, double cpus, double gpus, const char *gate)
     o.num_gpus = gpus;
     o.placement_group = pg;
     o.bundle_index = bundle;
-    const char *g = gate != NULL ? path(gate) : "";
-    ra_arg_t args[2] = {RA_ARG_BYTES(tmpdir, strlen(tmpdir)),
-                        RA_ARG_BYTES(g, strlen(g))};
-    ra_ref_t r;
-    RA_CK_OK(ra_remote("gate_mark", args, 2, &o, &r));
-    return r;
+    return mark(&o, gate);
 }
 
 static void
@@ -531,6 +538,96 @@ START_TEST(test_pg_removed_records_are_bounded)
 }
 END_TEST
 
+// with_x submits gate_mark needing resources x (NULL: none), in group pg
+// (id 0: none).
+static ra_ref_t
+with_x(const ra_resources_t *x, ra_pg_t pg, const char *gate)
+{
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    o.num_cpus = 0.5;
+    o.resources = x;
+    o.placement_group = pg;
+    return mark(&o, gate);
+}
+
+static bool
+done_within(ra_ref_t r, int64_t ms)
+{
+    bool ready = false;
+    ck_assert_int_ge(ra_wait(&r, 1, 1, ms, &ready), 0);
+    return ready;
+}
+
+// Custom resources (here from RAYO_RESOURCES): tasks and bundles that ask
+// for them go only where they are, and hold them while they run.
+START_TEST(test_pg_custom_resources)
+{
+    setenv("RAYO_RESOURCES", "{\"ssd\": 2, \"memory\": 1e9}", 1);
+    start();
+    unsetenv("RAYO_RESOURCES");
+    ra_resources_t ssd = {0}, lots = {0}, tpu = {0}, bad = {.cpus = 1};
+    RA_CK_OK(ra_resources_set(&ssd, "ssd", 1));
+    RA_CK_OK(ra_resources_set(&lots, "ssd", 3));
+    RA_CK_OK(ra_resources_set(&tpu, "tpu", 1));
+    ra_ref_t a = with_x(&ssd, (ra_pg_t){0}, "ssd-go");
+    ra_ref_t b = with_x(&ssd, (ra_pg_t){0}, "ssd-go");
+    RA_CK_WAIT(marks() == 2, 30000);
+    // Both SSDs are held: a third waits.
+    ra_ref_t c = with_x(&ssd, (ra_pg_t){0}, NULL);
+    ck_assert(!done_within(c, 300));
+    touch("ssd-go");
+    char out[64];
+    get_str(a, out, sizeof out);
+    get_str(b, out, sizeof out);
+    get_str(c, out, sizeof out);
+    // More than the node has, or a kind it lacks: refused, not hung.
+    ra_value_t *v = NULL;
+    ra_ref_t r = with_x(&lots, (ra_pg_t){0}, NULL);
+    RA_CK_ERR(ra_get(r, 10000, &v), RA_EINFEASIBLE);
+    ra_value_free(&v);
+    ra_release(r);
+    r = with_x(&tpu, (ra_pg_t){0}, NULL);
+    RA_CK_ERR(ra_get(r, 10000, &v), RA_EINFEASIBLE);
+    ra_value_free(&v);
+    ra_release(r);
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    o.resources = &bad;
+    RA_CK_ERR(ra_remote("gate_mark", NULL, 0, &o, &r), RA_EINVAL);
+    // A bundle reserves both SSDs: outside it a task waits, inside it
+    // runs; the group's removal frees them.
+    ra_resources_t bundle = {.cpus = 1};
+    RA_CK_OK(ra_resources_set(&bundle, "ssd", 2));
+    RA_CK_OK(ra_resources_set(&bundle, "memory", 5e8));
+    ra_pg_t pg = create(&bundle, 1, RA_PG_PACK, NULL);
+    RA_CK_OK(ra_pg_wait(pg, 10000));
+    ra_ref_t outside = with_x(&ssd, (ra_pg_t){0}, NULL);
+    get_str(with_x(&ssd, pg, NULL), out, sizeof out);
+    ck_assert(!done_within(outside, 300));
+    // Never placeable: three SSDs in one bundle.
+    RA_CK_OK(ra_resources_set(&bundle, "ssd", 3));
+    ra_pg_t never = create(&bundle, 1, RA_PG_STRICT_PACK, NULL);
+    RA_CK_ERR(ra_pg_wait(never, 200), RA_ETIMEOUT);
+    RA_CK_OK(ra_pg_remove(never));
+    RA_CK_OK(ra_pg_remove(pg));
+    get_str(outside, out, sizeof out);
+    stop();
+}
+END_TEST
+
+START_TEST(test_pg_bad_resources_env)
+{
+    setenv("RAYO_RESOURCES", "{\"ssd\": -1}", 1);
+    ra_init_opts_t o = {.num_cpus = 1};
+    RA_CK_ERR(ra_init_opts(&o), RA_EINVAL);
+    setenv("RAYO_RESOURCES", "not json", 1);
+    RA_CK_ERR(ra_init_opts(&o), RA_EINVAL);
+    setenv("RAYO_RESOURCES", "{\"CPU\": 4}", 1);
+    RA_CK_ERR(ra_init_opts(&o), RA_EINVAL);
+    unsetenv("RAYO_RESOURCES");
+    ck_assert(!ra_is_initialized());
+}
+END_TEST
+
 static Suite *
 pg_suite(void)
 {
@@ -546,6 +643,8 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_remove_kills_its_actors);
     tcase_add_test(tc, test_pg_failed_prepare_leaves_nothing);
     tcase_add_test(tc, test_pg_removed_records_are_bounded);
+    tcase_add_test(tc, test_pg_custom_resources);
+    tcase_add_test(tc, test_pg_bad_resources_env);
     suite_add_tcase(s, tc);
     return s;
 }
