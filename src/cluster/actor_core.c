@@ -150,14 +150,15 @@ ra__actor_granted(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key, int status,
         return;
     }
     if (status != 0) {
-        char buf[256];
+        char buf[320];
+        char need[160];
+        ra__describe_need(need, sizeof need, a->cpus, a->gpus, &a->x);
         if (a->pg != 0) {
             snprintf(buf, sizeof buf, "placement group %" PRIu64 " (bundle "
-                     "%d) has no room for %g CPUs and %g GPUs, or was "
-                     "removed", a->pg, (int)a->bundle, a->cpus, a->gpus);
+                     "%d) has no room for %s, or was removed", a->pg,
+                     (int)a->bundle, need);
         } else {
-            snprintf(buf, sizeof buf, "no node offers %g CPUs and %g GPUs",
-                     a->cpus, a->gpus);
+            snprintf(buf, sizeof buf, "no node offers %s", need);
         }
         if (a->create_obj != 0) {
             ra__core_obj_complete(cs, a->create_obj, status, RA_VAL_NONE,

@@ -139,6 +139,9 @@ void ra__rb_res(ra__rbuf_t *r, ra_resources_t *out);
 // equal.
 void ra__res_extra(const ra_resources_t *in, ra_resources_t *out);
 bool ra__res_same(const ra_resources_t *a, const ra_resources_t *b);
+// ra__describe_need writes "2 CPUs and 0 GPUs, 3 ssd" for error texts.
+void ra__describe_need(char *buf, size_t cap, double cpus, double gpus,
+                       const ra_resources_t *x);
 
 // ---- task wire ----
 // {u8 version, u8 type, u64 task id, u32 attempt, u64 actor key, str name,

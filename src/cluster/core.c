@@ -818,14 +818,15 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         c->pending_req--;
     }
     if (status != 0) {
-        char buf[256];
+        char buf[320];
+        char need[160];
+        ra__describe_need(need, sizeof need, cpus, gpus, &x);
         if (pg != 0) {
             snprintf(buf, sizeof buf, "placement group %" PRIu64 " (bundle "
-                     "%d) has no room for %g CPUs and %g GPUs, or was "
-                     "removed", pg, (int)bundle, cpus, gpus);
+                     "%d) has no room for %s, or was removed", pg,
+                     (int)bundle, need);
         } else {
-            snprintf(buf, sizeof buf, "no node offers %g CPUs and %g GPUs",
-                     cpus, gpus);
+            snprintf(buf, sizeof buf, "no node offers %s", need);
         }
         ra__task_t *t;
         while ((t = q_pop(&c->q)) != NULL) {

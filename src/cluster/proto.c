@@ -689,3 +689,44 @@ ra__res_same(const ra_resources_t *a, const ra_resources_t *b)
 {
     return ra_resources_fit(a, b) && ra_resources_fit(b, a);
 }
+
+// append adds the string piece to buf (cap bytes, len used), cut to fit.
+static size_t
+append(char *buf, size_t cap, size_t len, const char *piece)
+{
+    size_t n = strlen(piece);
+    if (len + 1 >= cap) {
+        return len;
+    }
+    if (n > cap - 1 - len) {
+        n = cap - 1 - len;
+    }
+    memcpy(buf + len, piece, n);
+    buf[len + n] = '\0';
+    return len + n;
+}
+
+void
+ra__describe_need(char *buf, size_t cap, double cpus, double gpus,
+                  const ra_resources_t *x)
+{
+    char piece[96];
+    size_t len = 0;
+    if (cap == 0) {
+        return;
+    }
+    buf[0] = '\0';
+    snprintf(piece, sizeof piece, "%g CPUs and %g GPUs", cpus, gpus);
+    len = append(buf, cap, len, piece);
+    if (x != NULL && x->memory > 0) {
+        snprintf(piece, sizeof piece, ", %g bytes of memory", x->memory);
+        len = append(buf, cap, len, piece);
+    }
+    for (size_t i = 0; x != NULL && i < x->ncustom; i++) {
+        if (x->custom[i].amount > 0) {
+            snprintf(piece, sizeof piece, ", %g %.*s", x->custom[i].amount,
+                     (int)sizeof x->custom[i].name, x->custom[i].name);
+            len = append(buf, cap, len, piece);
+        }
+    }
+}

@@ -589,6 +589,8 @@ START_TEST(test_pg_custom_resources)
     ra_release(r);
     r = with_x(&tpu, (ra_pg_t){0}, NULL);
     RA_CK_ERR(ra_get(r, 10000, &v), RA_EINFEASIBLE);
+    ck_assert_msg(strstr(ra_value_error(v), "1 tpu") != NULL, "%s",
+                  ra_value_error(v));
     ra_value_free(&v);
     ra_release(r);
     ra_task_opts_t o = RA_TASK_OPTS_INIT;
