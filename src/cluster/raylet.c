@@ -138,11 +138,32 @@ dupf(const char *fmt, ...)
     return strdup(buf);
 }
 
+// copy_environ copies the program's environment, on the thread that
+// starts the raylet: the raylet's own thread must not read environ while
+// the program may change it.
 static char **
-make_env(const raylet_t *r, ra_pid_t self)
+copy_environ(void)
 {
     size_t n = 0;
     while (environ[n] != NULL) {
+        n++;
+    }
+    char **v = calloc(n + 1, sizeof *v);
+    for (size_t i = 0; v != NULL && i < n; i++) {
+        if ((v[i] = strdup(environ[i])) == NULL) {
+            ra__free_strv(v);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+static char **
+make_env(const raylet_t *r, ra_pid_t self)
+{
+    char **const env = r->base_env;
+    size_t n = 0;
+    while (env[n] != NULL) {
         n++;
     }
     char **e = calloc(n + 16, sizeof *e);
@@ -152,13 +173,13 @@ make_env(const raylet_t *r, ra_pid_t self)
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (r->ndev > 0 &&
-            strncmp(environ[i], "CUDA_VISIBLE_DEVICES=", 21) == 0) {
+            strncmp(env[i], "CUDA_VISIBLE_DEVICES=", 21) == 0) {
             continue;   // set below, per lease
         }
-        if (strncmp(environ[i], "RAYO_", 5) != 0 ||
-            strncmp(environ[i], "RAYO_TEMP_DIR=", 14) == 0 ||
-            strncmp(environ[i], "RAYO_LOG", 8) == 0) {
-            e[k++] = strdup(environ[i]);
+        if (strncmp(env[i], "RAYO_", 5) != 0 ||
+            strncmp(env[i], "RAYO_TEMP_DIR=", 14) == 0 ||
+            strncmp(env[i], "RAYO_LOG", 8) == 0) {
+            e[k++] = strdup(env[i]);
         }
     }
     e[k++] = strdup("RAYO_WORKER=1");
@@ -942,6 +963,7 @@ raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     }
     ra__free_strv(r->argv);
     ra__free_strv(r->envp);
+    ra__free_strv(r->base_env);
     free((char *)r->cfg.session);
     free((char *)r->cfg.endpoint);
     free((char *)r->cfg.ns);
@@ -983,9 +1005,11 @@ ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
     r->node.xavail = r->node.xtotal;
     r->dev_mask = calloc(r->ndev + 1, sizeof *r->dev_mask);
     r->dev_name = ra__dev_names_from_env(r->ndev);
+    r->base_env = copy_environ();
     r->reqs_tail = &r->reqs;
     if (r->cfg.session == NULL || r->cfg.endpoint == NULL ||
-        r->cfg.ns == NULL || prc != 0 || r->dev_mask == NULL) {
+        r->cfg.ns == NULL || prc != 0 || r->dev_mask == NULL ||
+        r->base_env == NULL) {
         raylet_terminate(NULL, r, 0);
         return RA_ENOMEM;
     }

@@ -107,6 +107,7 @@ typedef struct ra__raylet {
     uint64_t next_child;
     char **argv;
     char **envp;
+    char **base_env;          // the program's environment at start
     bool booted;
 } ra__raylet_t;
 
