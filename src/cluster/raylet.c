@@ -407,8 +407,8 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
 {
     unsigned want_start = 0;
     char misfit[RA__VISIBLE_MAX] = "";
-    unsigned *devs = calloc(r->ndev + 1, sizeof *devs);
-    for (req_t **pp = &r->reqs; *pp != NULL && devs != NULL;) {
+    unsigned *devs = r->dev_scratch;
+    for (req_t **pp = &r->reqs; *pp != NULL;) {
         req_t *q = *pp;
         unsigned ndevs = 0;
         char vis[RA__VISIBLE_MAX] = "";
@@ -471,7 +471,6 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
         r->nreqs--;
         free(q);
     }
-    free(devs);
     reqs_retail(r);
     while (want_start > r->starting && start_worker(ctx, r) == 0) {
     }
@@ -955,6 +954,7 @@ raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     }
     ra__rpool_free(&r->node);
     free(r->dev_mask);
+    free(r->dev_scratch);
     ra__free_strv(r->dev_name);
     while (r->reqs != NULL) {
         req_t *q = r->reqs;
@@ -1004,11 +1004,13 @@ ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
     ra__res_extra(&cfg->extra, &r->node.xtotal);
     r->node.xavail = r->node.xtotal;
     r->dev_mask = calloc(r->ndev + 1, sizeof *r->dev_mask);
+    r->dev_scratch = calloc(r->ndev + 1, sizeof *r->dev_scratch);
     r->dev_name = ra__dev_names_from_env(r->ndev);
     r->base_env = copy_environ();
     r->reqs_tail = &r->reqs;
     if (r->cfg.session == NULL || r->cfg.endpoint == NULL ||
         r->cfg.ns == NULL || prc != 0 || r->dev_mask == NULL ||
+        r->dev_scratch == NULL ||
         r->base_env == NULL) {
         raylet_terminate(NULL, r, 0);
         return RA_ENOMEM;

@@ -91,6 +91,7 @@ typedef struct ra__raylet {
     ra__rpool_t node;          // the node's resources outside bundles
     unsigned ndev;            // GPU devices
     bool *dev_mask;           // scratch for ra_topo_pick_gpus
+    unsigned *dev_scratch;    // scratch for the devices of one grant
     char **dev_name;          // device i as CUDA_VISIBLE_DEVICES names it:
                               // the i-th entry of the node's own value
                               // (GPUs "2,3" make devices 0 and 1), or NULL

@@ -1158,6 +1158,23 @@ ra_objstore_release(ra_objstore_t *st, ra_objstore_view_t *view)
 
 // ---- references, delete, spill, info ---------------------------------------
 
+// lock_find takes the store's lock and finds oid's entry: 0 with the lock
+// held and *idx set, or an error with the lock not held (RA_ENOENT when
+// the store has no such object).
+static int
+lock_find(ra_objstore_t *st, ra_oid_t oid, uint32_t *idx)
+{
+    int rc = ra__os_lock(st);
+    if (rc != 0) {
+        return rc;
+    }
+    if ((*idx = ra__os_lookup(st, oid)) == RA__OS_NIL) {
+        ra__os_unlock(st);
+        return RA_ENOENT;
+    }
+    return 0;
+}
+
 int
 ra_objstore_ref(ra_objstore_t *st, ra_oid_t oid)
 {
@@ -1167,14 +1184,10 @@ ra_objstore_ref(ra_objstore_t *st, ra_oid_t oid)
     if (!usable(st)) {
         return RA_EINVAL;
     }
-    if ((rc = ra__os_lock(st)) != 0) {
+    if ((rc = lock_find(st, oid, &idx)) != 0) {
         return rc;
     }
-    if ((idx = ra__os_lookup(st, oid)) == RA__OS_NIL) {
-        rc = RA_ENOENT;
-    } else {
-        st->entries[idx].refs++;
-    }
+    st->entries[idx].refs++;
     ra__os_unlock(st);
     return rc;
 }
@@ -1188,12 +1201,10 @@ ra_objstore_unref(ra_objstore_t *st, ra_oid_t oid)
     if (!usable(st)) {
         return RA_EINVAL;
     }
-    if ((rc = ra__os_lock(st)) != 0) {
+    if ((rc = lock_find(st, oid, &idx)) != 0) {
         return rc;
     }
-    if ((idx = ra__os_lookup(st, oid)) == RA__OS_NIL) {
-        rc = RA_ENOENT;
-    } else if (st->entries[idx].refs == 0) {
+    if (st->entries[idx].refs == 0) {
         rc = RA_EINVAL;
     } else {
         st->entries[idx].refs--;
@@ -1212,12 +1223,8 @@ ra_objstore_delete(ra_objstore_t *st, ra_oid_t oid)
     if (!usable(st)) {
         return RA_EINVAL;
     }
-    if ((rc = ra__os_lock(st)) != 0) {
+    if ((rc = lock_find(st, oid, &idx)) != 0) {
         return rc;
-    }
-    if ((idx = ra__os_lookup(st, oid)) == RA__OS_NIL) {
-        rc = RA_ENOENT;
-        goto out;
     }
     e = &st->entries[idx];
     if (e->state == RA__OS_CREATING) {
@@ -1249,12 +1256,8 @@ ra_objstore_spill(ra_objstore_t *st, ra_oid_t oid)
     if (st->hdr->no_spill != 0) {
         return RA_ENOTSUP;
     }
-    if ((rc = ra__os_lock(st)) != 0) {
+    if ((rc = lock_find(st, oid, &idx)) != 0) {
         return rc;
-    }
-    if ((idx = ra__os_lookup(st, oid)) == RA__OS_NIL) {
-        rc = RA_ENOENT;
-        goto out;
     }
     e = &st->entries[idx];
     if (e->state == RA__OS_SPILLED) {
@@ -1289,18 +1292,14 @@ ra_objstore_info(ra_objstore_t *st, ra_oid_t oid, ra_objstore_info_t *info)
     if (!usable(st) || info == NULL) {
         return RA_EINVAL;
     }
-    if ((rc = ra__os_lock(st)) != 0) {
+    if ((rc = lock_find(st, oid, &idx)) != 0) {
         return rc;
     }
-    if ((idx = ra__os_lookup(st, oid)) == RA__OS_NIL) {
-        rc = RA_ENOENT;
-    } else {
-        e = &st->entries[idx];
-        *info = (ra_objstore_info_t){
-            .size = e->size, .state = (ra_objstore_state_t)e->state,
-            .refs = e->refs, .pins = e->pins,
-            .writer = e->state == RA__OS_CREATING ? e->pid : 0};
-    }
+    e = &st->entries[idx];
+    *info = (ra_objstore_info_t){
+        .size = e->size, .state = (ra_objstore_state_t)e->state,
+        .refs = e->refs, .pins = e->pins,
+        .writer = e->state == RA__OS_CREATING ? e->pid : 0};
     ra__os_unlock(st);
     return rc;
 }
