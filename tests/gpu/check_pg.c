@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster_impl.h"   // the GCS wire, to play a rogue process
 #include "dgx1.h"
 #include "testutil.h"
 
@@ -631,6 +632,34 @@ START_TEST(test_pg_bad_resources_env)
 }
 END_TEST
 
+// Only a raylet may register its node with the GCS: a node registered by
+// another process (here the program, claiming a raylet on node 7) is
+// refused, and no bundle is ever placed on it.
+START_TEST(test_pg_node_put_only_from_its_raylet)
+{
+    start();
+    ra__wbuf_t b = {0};
+    ra_msg_t *rep = NULL;
+    ra__wb_u8(&b, RA__GCS_NODE_PUT);
+    ra__wb_u32(&b, 7);
+    ra__wb_pid(&b, (ra_pid_t){.node = 7, .proc = 1, .id = 1, .gen = 1});
+    ra__wb_f64(&b, 64);
+    ra__wb_f64(&b, 0);
+    ra__wb_res(&b, &(ra_resources_t){0});
+    RA_CK_OK(ra__gcs_call(NULL, &b, 10000, &rep));
+    ra__rbuf_t r;
+    ra__rb_init(&r, rep);
+    RA_CK_ERR((int)ra__rb_u32(&r), RA_EACCES);
+    ra_msg_unref(&rep);
+    // With node 7 refused, two bundles cannot be spread over two nodes.
+    ra_resources_t two[2] = {res(1, 0), res(1, 0)};
+    ra_pg_t pg = create(two, 2, RA_PG_STRICT_SPREAD, NULL);
+    RA_CK_ERR(ra_pg_wait(pg, 300), RA_ETIMEOUT);
+    RA_CK_OK(ra_pg_remove(pg));
+    stop();
+}
+END_TEST
+
 static Suite *
 pg_suite(void)
 {
@@ -648,6 +677,7 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_removed_records_are_bounded);
     tcase_add_test(tc, test_pg_custom_resources);
     tcase_add_test(tc, test_pg_bad_resources_env);
+    tcase_add_test(tc, test_pg_node_put_only_from_its_raylet);
     suite_add_tcase(s, tc);
     return s;
 }
