@@ -10,11 +10,13 @@
 // Build it against an installed rayo with
 //     cc quickstart.c $(pkg-config --cflags --libs rayo) -o quickstart
 // It checks every answer and exits 0 only when all are right, so it is a
-// test too.
+// test too.  QUICKSTART_SLOW_MS=N makes each batch take N ms longer, to
+// watch the work with `rayo status` (the daemon's tests do).
 #include <rayo.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 // ---- remote functions: plain C functions registered by name ----
 
@@ -48,6 +50,12 @@ infer(ra_task_t *t)
         int64_t item;
         memcpy(&item, (const char *)items + i * sizeof item, sizeof item);
         sum += model(item);
+    }
+    const char *slow = getenv("QUICKSTART_SLOW_MS");
+    if (slow != NULL && atoi(slow) > 0) {
+        long ms = atol(slow);
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
     }
     return ra_task_return_i64(t, sum);
 }

@@ -100,12 +100,25 @@ tests_net_check_netns_LDADD = $(TEST_LIBS) $(ZMQ_LIBS)
 TESTS += tests/tools/rayo_cli.sh
 EXTRA_DIST += tests/tools/rayo_cli.sh
 
+# A node daemon through the rayo command: start, drivers joining it,
+# status and list, a killed driver, stop (a shell script).
+TESTS += tests/tools/rayo_daemon.sh
+EXTRA_DIST += tests/tools/rayo_daemon.sh
+
 # The embedded cluster: worker processes, tasks, actors, failures.
 check_PROGRAMS += tests/cluster/check_cluster
 TESTS += tests/cluster/check_cluster
 tests_cluster_check_cluster_SOURCES = tests/cluster/check_cluster.c tests/testutil.h
 tests_cluster_check_cluster_CFLAGS = $(TEST_CFLAGS)
 tests_cluster_check_cluster_LDADD = $(TEST_LIBS)
+
+# A node daemon (ra_node_run) and drivers joining it.
+check_PROGRAMS += tests/cluster/check_daemon
+TESTS += tests/cluster/check_daemon
+tests_cluster_check_daemon_SOURCES = tests/cluster/check_daemon.c \
+	tests/testutil.h
+tests_cluster_check_daemon_CFLAGS = $(TEST_CFLAGS)
+tests_cluster_check_daemon_LDADD = $(TEST_LIBS)
 
 check_PROGRAMS += tests/store/check_objstore
 TESTS += tests/store/check_objstore

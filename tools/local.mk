@@ -15,3 +15,7 @@ tools_rayo_SOURCES += tools/bench_core.c
 tools_rayo_SOURCES += tools/bench_pg.c
 # `rayo topo`: the topology placement sees (src/gpu/ra_topo.h).
 tools_rayo_SOURCES += tools/topo_cmd.c
+# `rayo start`, `rayo stop`: the node daemon (ra_node_run).
+tools_rayo_SOURCES += tools/node_cmd.c
+# `rayo status`, `rayo list`: a running cluster's state.
+tools_rayo_SOURCES += tools/status_cmd.c

@@ -137,6 +137,10 @@ static int cmd_help(const char *prog, int argc, char **argv);
 
 static const ra_tool_cmd_t rayo_cmds[] = {
     {"bench", cmd_bench, "run benchmarks, print JSON lines"},
+    {"start", ra__tool_start, "start the node daemon of a cluster"},
+    {"stop", ra__tool_stop, "stop the node daemon and its workers"},
+    {"status", ra__tool_status, "show nodes, resources and demand"},
+    {"list", ra__tool_list, "list nodes or placement groups"},
     {"topo", ra__tool_topo, "show CPUs, caches, GPUs and GPU links"},
     {"help", cmd_help, "show help for rayo or for a command"},
 };

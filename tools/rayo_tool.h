@@ -71,6 +71,16 @@ int ra__tool_parse_names(const char *prog, const char *list,
                          const void *table, size_t stride, size_t count,
                          size_t *sel, size_t *nsel, size_t max);
 
+// ra__tool_start and ra__tool_stop are `rayo start` and `rayo stop`: the
+// node daemon (node_cmd.c).
+int ra__tool_start(const char *prog, int argc, char **argv);
+int ra__tool_stop(const char *prog, int argc, char **argv);
+
+// ra__tool_status and ra__tool_list are `rayo status` and `rayo list`
+// (status_cmd.c).
+int ra__tool_status(const char *prog, int argc, char **argv);
+int ra__tool_list(const char *prog, int argc, char **argv);
+
 // ra__tool_bench_actor is `rayo bench actor`: the actor runtime benchmarks.
 int ra__tool_bench_actor(const char *prog, int argc, char **argv);
 

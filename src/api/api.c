@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -167,21 +168,46 @@ rm_rf(const char *path)
 }
 
 static int
-call_raylet_info(ra_ctx_t *scope, ra_msg_t **rep)
+call_raylet_info(ra_ctx_t *scope, ra_pid_t raylet, ra_msg_t **rep)
 {
     ra_msg_t *m = NULL;
     int rc = ra_msg_new_bytes(&m, RA__T_RAYLET_INFO, NULL, 0);
     if (rc == 0) {
-        rc = ra_call(scope, ra__g->raylet, &m, 10000, rep);
+        rc = ra_call(scope, raylet, &m, 10000, rep);
         ra_msg_unref(&m);
     }
     return rc;
 }
 
+// job_end tells the node daemon's raylet that this driver's job ends:
+// its workers are stopped now rather than when the link is seen lost.
+static void
+job_end(ra__cluster_t *c)
+{
+    ra_ctx_t *scope = NULL;
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL, *rep = NULL;
+    ra__wb_u8(&b, RA__JOB_END);
+    ra__wb_u32(&b, c->env);
+    if (ra_scope_new(c->rt, &scope) == 0 &&
+        ra__wb_msg(&b, RA__T_JOB, &m) == 0) {
+        (void)ra_call(scope, c->raylet, &m, 5000, &rep);
+        ra_msg_unref(&m);
+        ra_msg_unref(&rep);
+    } else {
+        ra__wb_free(&b);
+    }
+    ra_scope_destroy(&scope);
+}
+
 static void
 stop_all(ra__cluster_t *c)
 {
-    if (c->rt != NULL && !ra_pid_is_nil(c->raylet)) {
+    if (c->rt != NULL && c->joined) {
+        if (c->env != 0) {
+            job_end(c);
+        }
+    } else if (c->rt != NULL && !ra_pid_is_nil(c->raylet)) {
         ra_ctx_t *scope = NULL;
         if (ra_scope_new(c->rt, &scope) == 0) {
             uint64_t mref;
@@ -208,9 +234,41 @@ stop_all(ra__cluster_t *c)
     ra__core_free(c);
     ra_topo_destroy(&c->topo);
     ra_objstore_t *st = c->store;
-    ra_objstore_destroy(&st);
+    if (c->joined) {
+        ra_objstore_close(&st);
+    } else {
+        ra_objstore_destroy(&st);
+    }
     c->store = NULL;
-    rm_rf(c->session);
+    if (c->daemon) {
+        // Logs and tables stay for a post-mortem; without its node file
+        // the session reads as stopped.
+        char path[700];
+        snprintf(path, sizeof path, "%s/node.info", c->session);
+        (void)unlink(path);
+        snprintf(path, sizeof path, "%s/sock", c->session);
+        rm_rf(path);
+        // TEMP/current names the newest daemon: forget it if it is us.
+        char temp[600], cur[700], named[600] = "";
+        snprintf(temp, sizeof temp, "%s", c->session);
+        char *slash = strrchr(temp, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(cur, sizeof cur, "%s/current", temp);
+            FILE *f = fopen(cur, "re");
+            if (f != NULL) {
+                if (fgets(named, sizeof named, f) != NULL) {
+                    named[strcspn(named, "\n")] = '\0';
+                }
+                fclose(f);
+            }
+            if (strcmp(named, c->session) == 0) {
+                (void)unlink(cur);
+            }
+        }
+    } else if (!c->joined) {
+        rm_rf(c->session);
+    }
 }
 
 // env_or returns v, else the environment variable name when set and not
@@ -307,6 +365,369 @@ ra_init(const char *address)
     return ra_init_opts(&o);
 }
 
+// start_rt_link makes this process's runtime and its link layer, bound to
+// its default ipc name in sock.
+static int
+start_rt_link(ra__cluster_t *c, const char *sock, unsigned threads)
+{
+    ra_runtime_opts_t ro = {.node = c->node, .proc = c->proc,
+                            .threads = threads};
+    int rc = ra_runtime_new(&c->rt, &ro);
+    if (rc != 0) {
+        return rc;
+    }
+    ra_link_opts_t lo = {.ipc_dir = sock, .idle_ms = UINT32_MAX};
+    ra_link_t *l = NULL;
+    if ((rc = ra_link_start(c->rt, &lo, &l)) == 0) {
+        c->link = l;
+    }
+    return rc;
+}
+
+static int start_local(ra_init_opts_t o, bool daemon);
+// ---- node daemons: the session's node file, joining, ra_node_run ----
+//
+// A node daemon (ra_node_run, `rayo start`) writes SESSION/node.info, and
+// the path of its session to TEMP/current (TEMP: the temp directory), so
+// that drivers on this machine find it ("auto").  node.info is text, one
+// "key value" line each: version, pid (the daemon's OS process), node,
+// proc, gcs and raylet (pids as n.p.i.g), store (the object store's name,
+// "-" for none).
+
+#define NODE_INFO_VERSION 1
+
+static int
+write_file_atomic(const char *path, const char *text)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return -errno;
+    }
+    size_t len = strlen(text);
+    ssize_t w = write(fd, text, len);
+    int rc = w == (ssize_t)len && fsync(fd) == 0 ? 0 : -EIO;
+    close(fd);
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = -errno;
+    }
+    if (rc != 0) {
+        (void)unlink(tmp);
+    }
+    return rc;
+}
+
+const char *
+ra_cluster_temp_dir(const char *t)
+{
+    if (t == NULL || t[0] == '\0') {
+        t = getenv("RAYO_TEMP_DIR");
+    }
+    return t != NULL && t[0] != '\0' ? t : "/tmp/rayo";
+}
+
+static int
+write_node_info(const ra__cluster_t *c, const char *store)
+{
+    char text[1024], path[1100];
+    snprintf(text, sizeof text,
+             "version %d\npid %d\nnode %u\nproc %u\ngcs %u.%u.%u.%u\n"
+             "raylet %u.%u.%u.%u\nstore %s\n",
+             NODE_INFO_VERSION, (int)getpid(), c->node, c->proc, c->gcs.node,
+             c->gcs.proc, c->gcs.id, c->gcs.gen, c->raylet.node,
+             c->raylet.proc, c->raylet.id, c->raylet.gen,
+             store[0] != '\0' ? store : "-");
+    snprintf(path, sizeof path, "%s/node.info", c->session);
+    int rc = write_file_atomic(path, text);
+    if (rc == 0) {
+        // The session is TEMP/session-...: TEMP/current names it.
+        char temp[600];
+        snprintf(temp, sizeof temp, "%s", c->session);
+        char *slash = strrchr(temp, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(path, sizeof path, "%s/current", temp);
+            snprintf(text, sizeof text, "%s\n", c->session);
+            rc = write_file_atomic(path, text);
+        }
+    }
+    if (rc != 0) {
+        ra_log_err("api", "cannot write the node file of %s: %s", c->session,
+                   ra_strerror(rc));
+    }
+    return rc;
+}
+
+typedef struct node_info {
+    int pid;
+    uint32_t node, proc;
+    ra_pid_t gcs, raylet;
+    char store[200];
+} node_info_t;
+
+static int
+read_node_info(const char *session, node_info_t *ni)
+{
+    char path[1100], line[256], key[32], val[200];
+    snprintf(path, sizeof path, "%s/node.info", session);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return -errno;
+    }
+    memset(ni, 0, sizeof *ni);
+    int version = 0, seen = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (sscanf(line, "%31s %199s", key, val) != 2) {
+            continue;
+        }
+        ra_pid_t *pp = strcmp(key, "gcs") == 0      ? &ni->gcs
+                       : strcmp(key, "raylet") == 0 ? &ni->raylet
+                                                    : NULL;
+        if (pp != NULL) {
+            unsigned a, b, cc, d;
+            if (sscanf(val, "%u.%u.%u.%u", &a, &b, &cc, &d) == 4) {
+                *pp = (ra_pid_t){a, b, cc, d};
+                seen++;
+            }
+        } else if (strcmp(key, "version") == 0) {
+            version = atoi(val);
+        } else if (strcmp(key, "pid") == 0) {
+            ni->pid = atoi(val);
+            seen++;
+        } else if (strcmp(key, "node") == 0) {
+            ni->node = (uint32_t)strtoul(val, NULL, 10);
+            seen++;
+        } else if (strcmp(key, "proc") == 0) {
+            ni->proc = (uint32_t)strtoul(val, NULL, 10);
+            seen++;
+        } else if (strcmp(key, "store") == 0) {
+            snprintf(ni->store, sizeof ni->store, "%s",
+                     strcmp(val, "-") == 0 ? "" : val);
+        }
+    }
+    fclose(f);
+    if (version != NODE_INFO_VERSION || seen != 5 || ni->pid <= 0) {
+        ra_log_err("api", "%s is not a complete node file of this rayo "
+                   "version (version %d, expected %d)", path, version,
+                   NODE_INFO_VERSION);
+        return RA_EBADMSG;
+    }
+    return 0;
+}
+
+int
+ra_cluster_locate(const char *address, const char *temp_dir, char *session,
+                  size_t cap, int *daemon_pid)
+{
+    if (session == NULL || cap == 0) {
+        return RA_EINVAL;
+    }
+    session[0] = '\0';
+    if (address == NULL || address[0] == '\0') {
+        address = "auto";
+    }
+    char dir[600];
+    if (strcmp(address, "auto") == 0) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/current", ra_cluster_temp_dir(temp_dir));
+        FILE *f = fopen(path, "re");
+        if (f == NULL) {
+            return RA_ENOENT;
+        }
+        char *got = fgets(dir, sizeof dir, f);
+        fclose(f);
+        if (got == NULL) {
+            return RA_ENOENT;
+        }
+        dir[strcspn(dir, "\n")] = '\0';
+    } else if (address[0] == '/') {
+        snprintf(dir, sizeof dir, "%s", address);
+    } else {
+        return RA_ENOTSUP;
+    }
+    if (strlen(dir) >= cap || strlen(dir) >= sizeof ((ra__cluster_t *)0)->session - 16) {
+        return RA_EINVAL;
+    }
+    snprintf(session, cap, "%s", dir);
+    node_info_t ni;
+    int rc = read_node_info(dir, &ni);
+    if (rc == -ENOENT) {
+        return RA_ENOCONN;   // a session whose daemon stopped
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (daemon_pid != NULL) {
+        *daemon_pid = ni.pid;
+    }
+    // A daemon killed without cleaning up leaves its file behind.
+    if (kill(ni.pid, 0) != 0 && errno == ESRCH) {
+        return RA_ENOCONN;
+    }
+    return 0;
+}
+
+// job_register tells the raylet how to start this driver's workers.
+static int
+job_register(ra__cluster_t *c, ra_ctx_t *scope, unsigned workers)
+{
+    char **argv = ra__read_cmdline();
+    char **env = ra__copy_environ();
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) == NULL) {
+        cwd[0] = '\0';
+    }
+    int rc = argv != NULL && env != NULL ? 0 : RA_ENOMEM;
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__JOB_REGISTER);
+    ra__wb_pid(&b, c->core);
+    ra__wb_u64(&b, (uint64_t)getpid());
+    for (int v = 0; rc == 0 && v < 2; v++) {
+        char **s = v == 0 ? argv : env;
+        uint32_t n = 0;
+        while (s[n] != NULL) {
+            n++;
+        }
+        ra__wb_u32(&b, n);
+        for (uint32_t i = 0; i < n; i++) {
+            ra__wb_str(&b, s[i]);
+        }
+    }
+    ra__wb_str(&b, cwd);
+    ra__wb_u32(&b, workers);
+    ra__free_strv(argv);
+    ra__free_strv(env);
+    ra_msg_t *m = NULL, *rep = NULL;
+    if (rc == 0 && (rc = ra__wb_msg(&b, RA__T_JOB, &m)) == 0) {
+        rc = ra_call(scope, c->raylet, &m, 10000, &rep);
+        ra_msg_unref(&m);
+    } else {
+        ra__wb_free(&b);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ra__rbuf_t r;
+    ra__rb_init(&r, rep);
+    int status = (int32_t)ra__rb_u32(&r);
+    c->env = ra__rb_u32(&r);
+    ra_msg_unref(&rep);
+    return r.bad ? RA_EBADMSG : status;
+}
+
+// join makes this process a driver of the node daemon's cluster that
+// addr names ("auto" or a session directory).
+static int
+join(ra_init_opts_t o, const char *addr)
+{
+    char session[sizeof g_state.session];
+    int dpid = 0;
+    int rc = ra_cluster_locate(addr, o.temp_dir, session, sizeof session,
+                               &dpid);
+    if (rc == RA_ENOTSUP) {
+        ra_log_err("api", "joining the cluster at %s: only a cluster on this "
+                   "machine can be joined so far (address \"auto\" or its "
+                   "session directory); unset RAYO_ADDRESS to start an "
+                   "embedded cluster", addr);
+        return rc;
+    }
+    if (rc == RA_ENOENT) {
+        ra_log_err("api", "no cluster is running under %s: start one with "
+                   "`rayo start --head`, or unset RAYO_ADDRESS to start an "
+                   "embedded cluster", ra_cluster_temp_dir(o.temp_dir));
+        return RA_ENOCONN;
+    }
+    if (rc == RA_ENOCONN) {
+        ra_log_err("api", "the cluster of session %s is not running (its "
+                   "daemon %d is gone): start a new one with `rayo start "
+                   "--head`", session, dpid);
+        return rc;
+    }
+    if (rc != 0) {
+        ra_log_err("api", "cannot use the cluster at %s: %s", addr,
+                   ra_strerror(rc));
+        return rc;
+    }
+    node_info_t ni;
+    if ((rc = read_node_info(session, &ni)) != 0) {
+        return rc;
+    }
+    char *libs = NULL;
+    if ((rc = ra__load_libs(o.libs, &libs)) != 0) {
+        return rc;
+    }
+    free(libs);
+    pthread_mutex_lock(&init_mu);
+    if (ra__g != NULL) {
+        pthread_mutex_unlock(&init_mu);
+        return RA_EALREADY;
+    }
+    ra__cluster_t *c = &g_state;
+    memset(c, 0, sizeof *c);
+    c->joined = true;
+    snprintf(c->session, sizeof c->session, "%s", session);
+    snprintf(c->ns, sizeof c->ns, "%s",
+             o.namespace_ != NULL ? o.namespace_ : "default");
+    c->node = ni.node;
+    c->proc = (uint32_t)getpid();
+    c->gcs = ni.gcs;
+    c->raylet = ni.raylet;
+    c->inline_max = RA__INLINE_MAX_DEFAULT;
+    char sock[700];
+    snprintf(sock, sizeof sock, "%s/sock", session);
+    ra_ctx_t *scope = NULL;
+    ra_msg_t *rep = NULL;
+    if ((rc = start_rt_link(c, sock, o.threads)) != 0) {
+        goto fail;
+    }
+    if (ni.store[0] != '\0') {
+        ra_objstore_t *st = NULL;
+        ra_objstore_opts_t so = {.prefault = RA_OBJSTORE_PREFAULT_NONE};
+        if ((rc = ra_objstore_attach(&st, ni.store, &so)) != 0) {
+            ra_log_err("api", "cannot open the node's object store %s: %s",
+                       ni.store, ra_strerror(rc));
+            goto fail;
+        }
+        c->store = st;
+    }
+    if ((rc = ra__core_start(c)) != 0 ||
+        (rc = ra_scope_new(c->rt, &scope)) != 0) {
+        goto fail;
+    }
+    rc = job_register(c, scope, o.workers == 0 ? UINT32_MAX
+                                : o.workers == RA_WORKERS_NONE ? 0
+                                                               : o.workers);
+    if (rc == 0 && (rc = call_raylet_info(scope, c->raylet, &rep)) == 0) {
+        ra__rbuf_t r;
+        ra__rb_init(&r, rep);
+        cpus_total = ra__rb_f64(&r);
+        (void)ra__rb_f64(&r);
+        gpus_total = ra__rb_f64(&r);
+        rc = r.bad ? RA_EBADMSG : 0;
+        ra_msg_unref(&rep);
+    }
+    ra_scope_destroy(&scope);
+    if (rc != 0) {
+        ra_log_err("api", "the node daemon of %s did not take this driver: "
+                   "%s", session, ra_strerror(rc));
+        goto fail;
+    }
+    ra__g = c;
+    pthread_mutex_unlock(&init_mu);
+    ra_log_info("api", "joined the cluster of %s as job environment %u",
+                session, c->env);
+    return 0;
+fail:
+    ra_scope_destroy(&scope);
+    c->env = 0;   // nothing registered: nothing to end
+    stop_all(c);
+    memset(c, 0, sizeof *c);
+    pthread_mutex_unlock(&init_mu);
+    return rc;
+}
+
+
 int
 ra_init_opts(const ra_init_opts_t *opts)
 {
@@ -321,10 +742,17 @@ ra_init_opts(const ra_init_opts_t *opts)
         return RA_EINVAL;
     }
     if (addr != NULL && addr[0] != '\0') {
-        ra_log_err("api", "joining the cluster at %s: not built yet; "
-                   "unset RAYO_ADDRESS to start an embedded cluster", addr);
-        return RA_ENOTSUP;
+        return join(o, addr);
     }
+    return start_local(o, false);
+}
+
+// start_local starts a cluster in this process: the embedded one of
+// ra_init, or (daemon) a node daemon's, whose raylet starts workers for
+// the drivers that join it.
+static int
+start_local(ra_init_opts_t o, bool daemon)
+{
     pthread_mutex_lock(&init_mu);
     if (ra__g != NULL) {
         pthread_mutex_unlock(&init_mu);
@@ -351,11 +779,7 @@ ra_init_opts(const ra_init_opts_t *opts)
         pthread_mutex_unlock(&init_mu);
         return lrc;
     }
-    const char *tmp = o.temp_dir != NULL ? o.temp_dir
-                                         : getenv("RAYO_TEMP_DIR");
-    if (tmp == NULL || tmp[0] == '\0') {
-        tmp = "/tmp/rayo";
-    }
+    const char *tmp = ra_cluster_temp_dir(o.temp_dir);
     snprintf(c->ns, sizeof c->ns, "%s",
              o.namespace_ != NULL ? o.namespace_ : "default");
     time_t now = time(NULL);
@@ -380,17 +804,11 @@ ra_init_opts(const ra_init_opts_t *opts)
     }
     c->node = 1;
     c->proc = (uint32_t)getpid();
-    ra_runtime_opts_t ro = {.node = c->node, .proc = c->proc,
-                            .threads = o.threads};
-    if ((rc = ra_runtime_new(&c->rt, &ro)) != 0) {
+    c->daemon = daemon;
+    if ((rc = start_rt_link(c, sock, o.threads)) != 0) {
         goto fail;
     }
-    ra_link_opts_t lo = {.ipc_dir = sock, .idle_ms = UINT32_MAX};
-    ra_link_t *l = NULL;
-    if ((rc = ra_link_start(c->rt, &lo, &l)) != 0) {
-        goto fail;
-    }
-    c->link = l;
+    ra_link_t *l = c->link;
     c->inline_max = RA__INLINE_MAX_DEFAULT;
     char store_name[128] = "";
     if (o.object_store_memory != SIZE_MAX) {
@@ -441,6 +859,7 @@ ra_init_opts(const ra_init_opts_t *opts)
         .store = store_name[0] != '\0' ? store_name : NULL,
         .topo = c->topo,
         .extra = extra,
+        .daemon = daemon,
     };
     rc = ra__raylet_start(c->rt, &rc_cfg, &c->raylet);
     free(libs);
@@ -450,6 +869,9 @@ ra_init_opts(const ra_init_opts_t *opts)
     }
     cpus_total = o.num_cpus;
     gpus_total = o.num_gpus;
+    if (daemon && (rc = write_node_info(c, store_name)) != 0) {
+        goto fail;
+    }
     ra__g = c;
 
     pthread_mutex_unlock(&init_mu);
@@ -461,6 +883,50 @@ fail_early:
     memset(c, 0, sizeof *c);
     pthread_mutex_unlock(&init_mu);
     return rc;
+}
+
+int
+ra_node_run(const ra_init_opts_t *opts, int ready_fd)
+{
+    ra_worker_main();
+    ra__log_from_env();
+    ra_init_opts_t o = opts != NULL ? *opts : (ra_init_opts_t){0};
+    if (o.num_cpus < 0 || o.num_gpus < 0 || o.num_gpus > 4096 ||
+        o.num_gpus != (double)(long)o.num_gpus) {
+        ra_log_err("api", "num_cpus must be >= 0 and num_gpus a whole "
+                   "number of devices (got %g, %g)", o.num_cpus, o.num_gpus);
+        return RA_EINVAL;
+    }
+    // Every thread the daemon starts inherits this mask, so the stop
+    // signals reach only the sigwait below (workers get a clean mask).
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    int rc = start_local(o, true);
+    if (rc != 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return rc;
+    }
+    ra_log_info("api", "node daemon %d serving session %s", (int)getpid(),
+                ra__g->session);
+    if (ready_fd >= 0) {
+        char line[700];
+        int n = snprintf(line, sizeof line, "%s\n", ra__g->session);
+        ssize_t w = write(ready_fd, line, (size_t)n);
+        (void)w;
+        close(ready_fd);
+    }
+    int sig = 0;
+    while (sigwait(&stop, &sig) != 0) {
+    }
+    ra_log_info("api", "node daemon %d: signal %d, stopping", (int)getpid(),
+                sig);
+    ra_shutdown();
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return 0;
 }
 
 void
@@ -516,7 +982,7 @@ ra_cluster_resources(double *cpus_t, double *cpus_a, double *gpus_t,
     ra_msg_t *rep = NULL;
     int rc = ra_scope_new(ra__g->rt, &scope);
     if (rc == 0) {
-        rc = call_raylet_info(scope, &rep);
+        rc = call_raylet_info(scope, ra__g->raylet, &rep);
         ra_scope_destroy(&scope);
     }
     if (rc != 0) {
@@ -1584,4 +2050,108 @@ ra_pg_list(ra_pg_info_t **out, size_t *n)
         return RA_EINVAL;
     }
     return pg_infos(0, out, n);
+}
+
+// ---- nodes ----
+
+void
+ra_node_list_free(ra_node_info_t *list, size_t n)
+{
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        bson_free(list[i].topology_json);
+    }
+    free(list);
+}
+
+// node_live asks a node's raylet for what is free now.
+static void
+node_live(ra_ctx_t *scope, ra_pid_t raylet, ra_node_info_t *ni)
+{
+    ni->cpus_avail = ni->gpus_avail = -1;
+    ra_msg_t *rep = NULL;
+    if (!ni->alive || call_raylet_info(scope, raylet, &rep) != 0) {
+        return;
+    }
+    ra__rbuf_t r;
+    ra__rb_init(&r, rep);
+    (void)ra__rb_f64(&r);
+    double ca = ra__rb_f64(&r);
+    (void)ra__rb_f64(&r);
+    double ga = ra__rb_f64(&r);
+    uint32_t workers = ra__rb_u32(&r);
+    uint32_t pending = ra__rb_u32(&r);
+    uint32_t leases = ra__rb_u32(&r);
+    if (!r.bad) {
+        ni->cpus_avail = ca;
+        ni->gpus_avail = ga;
+        ni->workers = workers;
+        ni->pending = pending;
+        ni->leases = leases;
+    }
+    ra_msg_unref(&rep);
+}
+
+int
+ra_node_list(ra_node_info_t **out, size_t *n)
+{
+    if (out == NULL || n == NULL) {
+        return RA_EINVAL;
+    }
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_NODE_LIST);
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    int rc = pg_call(&b, &rep, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t count = ra__rb_u32(&r);
+    ra_node_info_t *list = r.bad || count > 100000
+                               ? NULL : calloc(count + 1, sizeof *list);
+    ra_pid_t *raylets = list != NULL ? calloc(count + 1, sizeof *raylets)
+                                     : NULL;
+    rc = r.bad || count > 100000 ? RA_EBADMSG
+         : raylets == NULL       ? RA_ENOMEM
+                                 : 0;
+    size_t k = 0;
+    for (uint32_t i = 0; rc == 0 && i < count; i++) {
+        ra_node_info_t *ni = &list[k];
+        ni->node = ra__rb_u32(&r);
+        raylets[k] = ra__rb_pid(&r);
+        ni->proc = raylets[k].proc;
+        ni->alive = ra__rb_u8(&r) != 0;
+        ra__rb_res(&r, &ni->total);
+        ra__rb_res(&r, &ni->bundles);
+        ra__rb_str(&r, ni->topology, sizeof ni->topology);
+        size_t len = 0;
+        const uint8_t *doc = ra__rb_bytes(&r, &len);
+        if (r.bad) {
+            rc = RA_EBADMSG;
+            break;
+        }
+        bson_t t;
+        if (len > 0 && bson_init_static(&t, doc, len)) {
+            ni->topology_json = bson_as_relaxed_extended_json(&t, NULL);
+        }
+        k++;
+    }
+    ra_msg_unref(&rep);
+    ra_ctx_t *scope = NULL;
+    if (rc == 0 && (rc = ra_scope_new(ra__g->rt, &scope)) == 0) {
+        for (size_t i = 0; i < k; i++) {
+            node_live(scope, raylets[i], &list[i]);
+        }
+        ra_scope_destroy(&scope);
+    }
+    free(raylets);
+    if (rc != 0) {
+        ra_node_list_free(list, k);
+        return rc;
+    }
+    *out = list;
+    *n = k;
+    return 0;
 }

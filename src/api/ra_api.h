@@ -51,15 +51,19 @@ extern "C" {
 
 // Options of ra_init_opts; zero fields take the defaults.
 typedef struct ra_init_opts {
-    // Cluster to join ("host:port"); NULL: RAYO_ADDRESS, else start an
-    // embedded local cluster.
+    // Cluster to join: "auto" (the newest node daemon started on this
+    // machine under temp_dir, see ra_node_run) or a node daemon's session
+    // directory; NULL: RAYO_ADDRESS, else start an embedded local cluster.
+    // ("host:port" of a remote head is not supported yet.)
     const char *address;
     double num_cpus;          // CPUs the embedded raylet offers (default:
                               // online CPUs)
     double num_gpus;          // GPU devices it offers, a whole number
                               // (default: those found, see below)
     unsigned workers;         // worker processes started at once (default:
-                              // num_cpus, at least 1)
+                              // num_cpus, at least 1; joined: the node's
+                              // base pool; RA_WORKERS_NONE: none, for a
+                              // client that only reads cluster state)
     unsigned max_workers;     // cap of the pool (default: 4 x num_cpus + 4)
     const char *temp_dir;     // session directories go here (default
                               // $RAYO_TEMP_DIR, else /tmp/rayo)
@@ -98,17 +102,57 @@ typedef struct ra_init_opts {
     ra_resources_t resources;
 } ra_init_opts_t;
 
+#define RA_WORKERS_NONE 0xFFFFFFFFu
+
 // ra_init starts or joins a cluster with default options: address NULL
 // (and no RAYO_ADDRESS) starts an embedded local cluster.  In a worker
 // process it does not return (see ra_worker_main).  Returns 0; RA_EALREADY
 // (already initialised); RA_EINVAL; RA_ENOENT (a library of the runtime
-// environment could not be loaded: the log says why); RA_ENOTSUP (joining a remote cluster
-// is not built yet); -errno from the file system (session directory) or
-// process creation; RA_ENOMEM.
+// environment could not be loaded: the log says why); RA_ENOTSUP (joining
+// a remote "host:port" cluster is not built yet); RA_ENOCONN (no node
+// daemon runs at that address: the log says how to start one);
+// -errno from the file system (session directory) or process creation;
+// RA_ENOMEM.
+//
+// Joining a node daemon (address "auto" or its session directory): this
+// process becomes a driver, with its own job.  The daemon's raylet starts
+// this job's workers from this program's executable, arguments,
+// environment and working directory, exactly as an embedded cluster
+// would, so a program runs unchanged on either.  ra_shutdown, or the end
+// of this process, ends the job: its workers are stopped and what it held
+// returns to the node.
 int ra_init(const char *address);
 
 // ra_init_opts is ra_init with options (opts may be NULL).
 int ra_init_opts(const ra_init_opts_t *opts);
+
+// ra_node_run runs a node daemon in this process (what `rayo start --head
+// --block` does): the GCS, the raylet and the object store of a cluster
+// that programs on this machine join with ra_init("auto") or with the
+// session directory.  opts are those of an embedded cluster (address must
+// be NULL); the session directory holds the sockets, the GCS tables,
+// worker logs and node.info, and TEMP/current names it (TEMP: temp_dir).
+// When ready it writes the session directory and a newline to ready_fd
+// (unless negative) and closes it; then it serves until SIGTERM, SIGINT
+// or SIGHUP, stops every worker and returns 0.  Call it from the main
+// thread before starting threads of your own: it blocks those signals.
+// Returns 0 or an error of ra_init_opts.
+int ra_node_run(const ra_init_opts_t *opts, int ready_fd);
+
+// ra_cluster_locate finds the node daemon that address names ("auto" or
+// NULL: the one TEMP/current names, TEMP being temp_dir, else
+// $RAYO_TEMP_DIR, else /tmp/rayo; or a session directory) and copies its
+// session directory into session (cap bytes) and its OS process id into
+// *daemon_pid (may be NULL).  Returns 0; RA_ENOENT (none was started
+// there); RA_ENOCONN (its session is known but the daemon is not
+// running; session is filled); RA_ENOTSUP ("host:port"); RA_EBADMSG (a
+// node file of another version); RA_EINVAL.
+int ra_cluster_locate(const char *address, const char *temp_dir,
+                      char *session, size_t cap, int *daemon_pid);
+
+// ra_cluster_temp_dir returns the temp dir that session directories go
+// in: temp_dir unless NULL or empty, else $RAYO_TEMP_DIR, else /tmp/rayo.
+const char *ra_cluster_temp_dir(const char *temp_dir);
 
 // ra_shutdown stops what ra_init started: worker processes are stopped,
 // the session directory is removed and values still held are freed.
@@ -543,6 +587,33 @@ void ra_pg_list_free(ra_pg_info_t *list, size_t n);
 // cluster (any pointer may be NULL).  Returns 0 or RA_ECLOSED.
 int ra_cluster_resources(double *cpus_total, double *cpus_avail,
                          double *gpus_total, double *gpus_avail);
+
+// ra_node_info_t describes one node of the cluster, as the GCS knows it
+// and as its raylet says now.
+typedef struct ra_node_info {
+    uint32_t node;            // its number (the head is 1)
+    uint32_t proc;            // the process of its raylet (a node daemon's
+                              // OS process id)
+    bool alive;
+    ra_resources_t total;     // what it offers: CPUs, GPUs, memory, custom
+    ra_resources_t bundles;   // of that, reserved for placement groups
+    double cpus_avail;        // free now (-1 when its raylet did not say)
+    double gpus_avail;
+    unsigned workers;         // worker processes
+    unsigned pending;         // lease requests waiting for resources
+    unsigned leases;          // workers leased or hosting actors
+    char topology[256];       // one line: "1 package, 1 NUMA node, ..."
+    char *topology_json;      // the topology as a JSON object {"topology":
+                              // {...}} as `rayo topo --format json` shows
+                              // it, or NULL
+} ra_node_info_t;
+
+// ra_node_list returns the cluster's nodes in a new array *out of *n
+// entries; free it with ra_node_list_free.  Returns 0, RA_ECLOSED (not
+// initialised), RA_ETIMEOUT or RA_ENOCONN (the GCS did not answer),
+// RA_EBADMSG or RA_ENOMEM.
+int ra_node_list(ra_node_info_t **out, size_t *n);
+void ra_node_list_free(ra_node_info_t *list, size_t n);
 
 // ra_cluster_session_dir returns the session directory (sockets, logs,
 // tables) of this cluster; borrowed until ra_shutdown.  NULL when not

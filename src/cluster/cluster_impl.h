@@ -48,7 +48,19 @@ enum {
     RA__T_BLOCKED = -1317,     // worker -> raylet: its task waits / resumes
     RA__T_GPU_ENV = -1318,     // core -> worker: CUDA_VISIBLE_DEVICES
     RA__T_PG = -1319,          // GCS <-> raylet: placement-group bundles
-    RA__T_PG_READY = -1320     // GCS -> core: a placement group is ready
+    RA__T_PG_READY = -1320,    // GCS -> core: a placement group is ready
+    RA__T_JOB = -1321          // driver -> raylet: a job starts or ends
+};
+
+// Operations of RA__T_JOB (first u8), answered with {i32 status, u32
+// env}.  REGISTER: {core pid, u64 OS pid, u32 argc, argc x str, u32 envc,
+// envc x str ("NAME=value"), str cwd, u32 workers to start at once}: the
+// raylet starts this job's workers from argv[0] (an absolute path) with
+// that environment and working directory, and ends the job when the
+// driver's process is lost.  END: {u32 env}.
+enum {
+    RA__JOB_REGISTER = 1,
+    RA__JOB_END = 2
 };
 
 // Kinds of task wire.
@@ -243,6 +255,9 @@ typedef struct ra__cluster {
     void *raylet_state;      // embedded: the raylet's config
     void *gcs_state;
     ra_topo_t *topo;         // this node's topology, or NULL
+    uint32_t env;            // this job's environment at the raylet
+    bool joined;             // a driver of a node daemon's cluster
+    bool daemon;             // the node daemon itself
 } ra__cluster_t;
 
 extern ra__cluster_t *ra__g;
@@ -272,7 +287,16 @@ typedef struct ra__raylet_cfg {
     const ra_topo_t *topo;   // the node's topology (GPU links), or NULL;
                              // outlives the raylet
     ra_resources_t extra;    // memory and custom resources it offers
+    bool daemon;             // a node daemon's: no job of its own, workers
+                             // start for the drivers that register
 } ra__raylet_cfg_t;
+
+// ra__read_cmdline returns this program's argv (argv[0] its absolute
+// executable path) and ra__copy_environ a copy of its environment; free
+// both with ra__free_strv.  NULL without memory.
+char **ra__read_cmdline(void);
+char **ra__copy_environ(void);
+void ra__free_strv(char **v);
 
 // Operations of RA__T_PG: {u8 op, u64 pg, u64 attempt, ...}.  PREPARE
 // carries {u32 n, n x {u32 index, resources}} and is answered
@@ -347,7 +371,8 @@ enum {
     RA__GCS_KV_PUT = 4,      // key, value -> status
     RA__GCS_KV_GET = 5,      // key -> status, value
     RA__GCS_NODE_PUT = 6,    // u32 node, raylet, f64 cpus, f64 gpus,
-                             // resources (memory, custom) -> status
+                             // resources (memory, custom), str topology
+                             // summary, bytes topology (BSON) -> status
     RA__GCS_JOB_PUT = 7,     // job id, state -> status
     RA__GCS_ACTOR_PUT = 8,   // key, class, state, pid, reason -> status
     RA__GCS_PG_CREATE = 9,   // ns, name, u8 strategy, u8 detached, core,
@@ -357,8 +382,11 @@ enum {
                              // state (RA__T_PG_READY follows if pending)
     RA__GCS_PG_REMOVE = 11,  // u64 id -> status
     RA__GCS_PG_GET = 12,     // ns, name -> status, u64 id
-    RA__GCS_PG_INFO = 13     // u64 id (0: all) -> status, u32 n, n x
+    RA__GCS_PG_INFO = 13,    // u64 id (0: all) -> status, u32 n, n x
                              // bytes record
+    RA__GCS_NODE_LIST = 14   // -> status, u32 n, n x {u32 node, raylet,
+                             // u8 alive, resources total, resources used
+                             // by bundles, str summary, bytes topology}
 };
 
 #endif

@@ -255,6 +255,8 @@ typedef struct core {
     ra__lease_t *leases;
     uint64_t next_req;
     uint64_t tick_key;        // ticks carry it: a forged one is ignored
+    uint64_t daemon_ref;      // a driver's monitor of its node daemon
+    bool daemon_lost;         // ... which was lost: nothing can run
 } core_t;
 
 static int64_t
@@ -367,6 +369,7 @@ send_lease_req(ra_ctx_t *ctx, core_t *k, uint64_t req, const ra__cls_t *c,
     ra__wb_u64(&b, c->pg);
     ra__wb_u32(&b, (uint32_t)c->bundle);
     ra__wb_res(&b, &c->x);
+    ra__wb_u32(&b, k->c->env);
     int rc = ra__wb_msg(&b, RA__T_LEASE_REQ, &m);
     if (rc == 0 && (rc = ra_send(ctx, k->c->raylet, &m)) != 0) {
         ra_msg_unref(&m);
@@ -648,9 +651,33 @@ task_done(ra_ctx_t *ctx, core_t *k, uint64_t id)
     deps_wake(ctx, k, take_deps(k, id));
 }
 
+#define DAEMON_LOST_TEXT "the node daemon of this cluster was lost"
+
+// daemon_lost: a joined driver's node daemon is gone, and with it the
+// raylet, the GCS and every worker.  Everything pending fails now rather
+// than waiting for its timeout.
+static void
+daemon_lost(core_t *k)
+{
+    k->daemon_lost = true;
+    ra_log_err("core", "%s (process %u): pending tasks and actor calls "
+               "fail; start the cluster again and rerun the program",
+               DAEMON_LOST_TEXT, k->c->raylet.proc);
+    pthread_mutex_lock(&k->cs->mu);
+    uint64_t n = k->cs->next_id;
+    pthread_mutex_unlock(&k->cs->mu);
+    for (uint64_t id = 1; id < n; id++) {
+        obj_fail(k->cs, id, RA_ENOCONN, DAEMON_LOST_TEXT);
+    }
+}
+
 static void
 on_submit(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
 {
+    if (k->daemon_lost) {
+        task_fail(k, t, RA_ENOCONN, DAEMON_LOST_TEXT);
+        return;
+    }
     pthread_mutex_lock(&k->cs->mu);
     ra__obj_t *o = ra__obj_at(k->cs, t->id);
     if (o != NULL) {
@@ -1128,6 +1155,11 @@ core_init(ra_ctx_t *ctx, void **state)
     }
     k->cs->core = k;
     *state = k;
+    if (k->c->joined &&
+        ra_link_monitor_node(ctx, k->c->raylet.node, k->c->raylet.proc,
+                             &k->daemon_ref) != 0) {
+        k->daemon_ref = 0;
+    }
     return 0;
 }
 
@@ -1185,6 +1217,10 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
             ra_pid_t pid;
             ra_reason_t why;
             if (ra_msg_down_info(msg, &mref, &pid, &why) != 0) {
+                break;
+            }
+            if (mref != 0 && mref == k->daemon_ref) {
+                daemon_lost(k);
                 break;
             }
             for (ra__lease_t *l = k->leases; l != NULL; l = l->next) {

@@ -45,6 +45,9 @@ typedef struct gnode {
     ra_resources_t total;
     ra_resources_t used;      // by the bundles this GCS reserved there
     bool alive;
+    char summary[256];        // its topology in one line
+    uint8_t *topo;            // its topology, a BSON document (or NULL)
+    size_t topo_len;
     struct gnode *next;
 } gnode_t;
 
@@ -445,6 +448,19 @@ op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     double gpus = ra__rb_f64(r);
     ra_resources_t extra;
     ra__rb_res(r, &extra);
+    char summary[256] = "";
+    const void *topo = NULL;
+    size_t topo_len = 0;
+    if (!r->bad && r->off < r->len) {
+        ra__rb_str(r, summary, sizeof summary);
+        topo = ra__rb_bytes(r, &topo_len);
+        bson_t doc;
+        if (topo_len > 0 &&
+            (!bson_init_static(&doc, topo, topo_len) ||
+             !bson_validate(&doc, BSON_VALIDATE_NONE, NULL))) {
+            r->bad = true;
+        }
+    }
     if (r->bad || node == 0 || !(cpus >= 0) || !(gpus >= 0)) {
         return RA_EBADMSG;
     }
@@ -462,6 +478,17 @@ op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
         n->next = p->nodes;
         p->nodes = n;
     }
+    uint8_t *copy = topo_len > 0 ? malloc(topo_len) : NULL;
+    if (topo_len > 0 && copy == NULL) {
+        return RA_ENOMEM;
+    }
+    if (copy != NULL) {
+        memcpy(copy, topo, topo_len);
+    }
+    free(n->topo);
+    n->topo = copy;
+    n->topo_len = topo_len;
+    snprintf(n->summary, sizeof n->summary, "%s", summary);
     n->raylet = raylet;
     n->total = extra;
     n->total.cpus = cpus;
@@ -469,6 +496,26 @@ op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     n->alive = true;
     place_pending(ctx, p);
     return 0;
+}
+
+static int
+op_node_list(ra__gcs_pgs_t *p, ra__wbuf_t *out)
+{
+    uint32_t n = 0;
+    for (gnode_t *g = p->nodes; g != NULL; g = g->next) {
+        n++;
+    }
+    ra__wb_u32(out, n);
+    for (gnode_t *g = p->nodes; g != NULL; g = g->next) {
+        ra__wb_u32(out, g->node);
+        ra__wb_pid(out, g->raylet);
+        ra__wb_u8(out, g->alive);
+        ra__wb_res(out, &g->total);
+        ra__wb_res(out, &g->used);
+        ra__wb_str(out, g->summary);
+        ra__wb_bytes(out, g->topo, g->topo_len);
+    }
+    return out->err;
 }
 
 static int
@@ -763,6 +810,9 @@ ra__gcs_pg_op(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint8_t op, ra__rbuf_t *r)
     case RA__GCS_PG_INFO:
         rc = op_info(p, r, &out);
         break;
+    case RA__GCS_NODE_LIST:
+        rc = op_node_list(p, &out);
+        break;
     default:
         return false;
     }
@@ -836,6 +886,7 @@ ra__gcs_pg_free(ra__gcs_pgs_t **pp)
     while (p->nodes != NULL) {
         gnode_t *n = p->nodes;
         p->nodes = n->next;
+        free(n->topo);
         free(n);
     }
     free(p);

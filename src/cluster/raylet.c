@@ -61,8 +61,8 @@ typedef ra__raylet_t raylet_t;
 
 // read_cmdline returns the program's own argv, read from /proc, so that a
 // worker runs the same executable with the same arguments.
-static char **
-read_cmdline(void)
+char **
+ra__read_cmdline(void)
 {
     int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -141,8 +141,8 @@ dupf(const char *fmt, ...)
 // copy_environ copies the program's environment, on the thread that
 // starts the raylet: the raylet's own thread must not read environ while
 // the program may change it.
-static char **
-copy_environ(void)
+char **
+ra__copy_environ(void)
 {
     size_t n = 0;
     while (environ[n] != NULL) {
@@ -159,14 +159,14 @@ copy_environ(void)
 }
 
 static char **
-make_env(const raylet_t *r, ra_pid_t self)
+make_env(const raylet_t *r, ra_pid_t self, char *const *env, uint32_t id,
+         const char *cwd)
 {
-    char **const env = r->base_env;
     size_t n = 0;
     while (env[n] != NULL) {
         n++;
     }
-    char **e = calloc(n + 16, sizeof *e);
+    char **e = calloc(n + 18, sizeof *e);
     if (e == NULL) {
         return NULL;
     }
@@ -192,6 +192,10 @@ make_env(const raylet_t *r, ra_pid_t self)
     e[k++] = dupf("RAYO_GCS=%u.%u.%u.%u", r->cfg.gcs.node, r->cfg.gcs.proc,
                   r->cfg.gcs.id, r->cfg.gcs.gen);
     e[k++] = dupf("RAYO_NS=%s", r->cfg.ns);
+    e[k++] = dupf("RAYO_ENV=%u", id);
+    if (cwd != NULL && cwd[0] != '\0') {
+        e[k++] = dupf("RAYO_CWD=%s", cwd);
+    }
     e[k++] = dupf("RAYO_THREADS=%u", r->cfg.threads);
     e[k++] = dupf("RAYO_CPUS=%.4f", r->cfg.num_cpus);
     e[k++] = dupf("RAYO_GPUS=%.4f", r->cfg.num_gpus);
@@ -239,18 +243,44 @@ wk_add(raylet_t *r, int64_t ospid)
     return w;
 }
 
+static ra__jenv_t *
+env_find(raylet_t *r, uint32_t id)
+{
+    for (ra__jenv_t *e = r->envs; e != NULL; e = e->next) {
+        if (e->id == id) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+// env_live counts the workers of job environment id that are not being
+// stopped.
+static unsigned
+env_live(const raylet_t *r, uint32_t id)
+{
+    unsigned n = 0;
+    for (const wk_t *w = r->workers; w != NULL; w = w->next) {
+        n += w->env == id && !w->stopping;
+    }
+    return n;
+}
+
 static int
-start_worker(ra_ctx_t *ctx, raylet_t *r)
+start_worker(ra_ctx_t *ctx, raylet_t *r, ra__jenv_t *env)
 {
     if (r->nworkers >= r->cfg.max_workers) {
         return RA_EAGAIN;
+    }
+    if (env == NULL || env->gone) {
+        return RA_EINVAL;
     }
     char id[32];
     snprintf(id, sizeof id, "worker-%" PRIu64, ++r->next_child);
     ra_child_spec_t spec = {
         .id = id,
-        .argv = (const char *const *)r->argv,
-        .envp = (const char *const *)r->envp,
+        .argv = (const char *const *)env->argv,
+        .envp = (const char *const *)env->envp,
         .restart = RA_TEMPORARY,
         .shutdown_ms = 1000,
     };
@@ -270,8 +300,13 @@ start_worker(ra_ctx_t *ctx, raylet_t *r)
         for (size_t i = 0; i < n && i < r->nworkers + 8; i++) {
             if (strcmp(all[i].id, id) == 0) {
                 info[0] = all[i];
-                if (wk_find(r, info[0].ospid) == NULL) {
-                    wk_add(r, info[0].ospid);
+                wk_t *w = wk_find(r, info[0].ospid);
+                if (w == NULL) {
+                    w = wk_add(r, info[0].ospid);
+                }
+                if (w != NULL) {
+                    w->env = env->id;
+                    env->starting++;
                 }
                 break;
             }
@@ -352,7 +387,7 @@ pick_worker(raylet_t *r, const req_t *q, const char *vis)
     wk_t *best = NULL;
     for (wk_t *w = r->workers; w != NULL; w = w->next) {
         if (!w->registered || w->dedicated || w->stopping ||
-            !gpu_fits(w, vis)) {
+            w->env != q->env || !gpu_fits(w, vis)) {
             continue;
         }
         // A worker in a placement-group bundle is killed with its group:
@@ -380,22 +415,25 @@ pick_worker(raylet_t *r, const req_t *q, const char *vis)
     return best;
 }
 
-// retire_misfit stops one idle worker bound to other GPUs than vis, so
-// that a worker for vis can start when the pool is full.
+// retire_misfit stops one idle worker that cannot serve env's leases on
+// GPUs vis (another job's, or bound to other GPUs), so that a worker for
+// them can start when the pool is full.
 static void
-retire_misfit(ra_ctx_t *ctx, raylet_t *r, const char *vis)
+retire_misfit(ra_ctx_t *ctx, raylet_t *r, uint32_t env, const char *vis)
 {
     for (wk_t *w = r->workers; w != NULL; w = w->next) {
         if (w->registered && !w->stopping && w->state == WK_IDLE &&
-            w->actors == 0 && !gpu_fits(w, vis)) {
+            w->actors == 0 && (w->env != env || !gpu_fits(w, vis))) {
             ra_msg_t *m = NULL;
             if (ra_msg_new_bytes(&m, RA__T_STOP, NULL, 0) == 0 &&
                 ra_send(ctx, w->host, &m) != 0) {
                 ra_msg_unref(&m);
                 continue;
             }
-            ra_log_info("raylet", "retiring worker %" PRId64 " (GPUs %s) "
-                        "for a lease on GPUs %s", w->ospid, w->bound, vis);
+            ra_log_info("raylet", "retiring worker %" PRId64 " (job "
+                        "environment %u, GPUs \"%s\") for a lease of job "
+                        "environment %u on GPUs \"%s\"", w->ospid, w->env,
+                        w->bound, env, vis);
             w->stopping = true;
             return;
         }
@@ -406,7 +444,11 @@ static void
 try_grant(ra_ctx_t *ctx, raylet_t *r)
 {
     unsigned want_start = 0;
+    uint32_t misfit_env = 0;
     char misfit[RA__VISIBLE_MAX] = "";
+    for (ra__jenv_t *e = r->envs; e != NULL; e = e->next) {
+        e->want = 0;
+    }
     unsigned *devs = r->dev_scratch;
     for (req_t **pp = &r->reqs; *pp != NULL;) {
         req_t *q = *pp;
@@ -433,8 +475,11 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
             if (l == NULL || (ndevs > 0 && ld == NULL)) {
                 ra__rpool_give(pool, q->cpus, q->gpus, &q->x, devs, ndevs);
                 free(l);
-                want_start++;
-                if (vis[0] != '\0') {
+                ra__jenv_t *e = env_find(r, q->env);
+                if (e != NULL && !e->gone) {
+                    e->want++;
+                    want_start++;
+                    misfit_env = q->env;
                     snprintf(misfit, sizeof misfit, "%s", vis);
                 }
                 pp = &q->next;
@@ -472,11 +517,15 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
         free(q);
     }
     reqs_retail(r);
-    while (want_start > r->starting && start_worker(ctx, r) == 0) {
+    bool short_of = false;
+    for (ra__jenv_t *e = r->envs; e != NULL && want_start > 0;
+         e = e->next) {
+        while (e->want > e->starting && start_worker(ctx, r, e) == 0) {
+        }
+        short_of |= e->want > e->starting;
     }
-    if (want_start > r->starting && misfit[0] != '\0' &&
-        r->nworkers >= r->cfg.max_workers) {
-        retire_misfit(ctx, r, misfit);
+    if (short_of && r->nworkers >= r->cfg.max_workers) {
+        retire_misfit(ctx, r, misfit_env, misfit);
     }
 }
 
@@ -556,6 +605,7 @@ on_lease_req(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     q->pg = ra__rb_u64(&b);
     q->bundle = (int32_t)ra__rb_u32(&b);
     ra__rb_res(&b, &q->x);
+    q->env = ra__rb_u32(&b);
     q->x.cpus = q->x.gpus = 0;
     q->owner = ra_sender(ctx);
     if (b.bad || !(cpus >= 0 && cpus < 1e9) || !(gpus >= 0 && gpus < 1e9) ||
@@ -566,6 +616,15 @@ on_lease_req(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     }
     q->cpus = (int64_t)(cpus * UNIT + 0.5);
     q->gpus = (int64_t)(gpus * UNIT + 0.5);
+    ra__jenv_t *e = env_find(r, q->env);
+    if (e == NULL || e->gone) {
+        ra_log_warn("raylet", "lease request for job environment %u, "
+                    "which %s: refused", q->env,
+                    e == NULL ? "is unknown" : "has ended");
+        reply_grant(ctx, r, q, RA_ENOENT, NULL);
+        free(q);
+        return;
+    }
     *r->reqs_tail = q;
     r->reqs_tail = &q->next;
     r->nreqs++;
@@ -617,6 +676,10 @@ on_register(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     }
     if (!w->registered) {
         r->starting--;
+        ra__jenv_t *env = env_find(r, w->env);
+        if (env != NULL && env->starting > 0) {
+            env->starting--;
+        }
     }
     w->registered = true;
     w->state = WK_IDLE;
@@ -724,8 +787,12 @@ worker_gone(ra_ctx_t *ctx, raylet_t *r, int64_t ospid, ra_reason_t why)
         }
     }
     reqs_retail(r);
+    ra__jenv_t *env = env_find(r, w->env);
     if (!w->registered) {
         r->starting--;
+        if (env != NULL && env->starting > 0) {
+            env->starting--;
+        }
     }
     for (wk_t **p = &r->workers; *p != NULL; p = &(*p)->next) {
         if (*p == w) {
@@ -739,7 +806,9 @@ worker_gone(ra_ctx_t *ctx, raylet_t *r, int64_t ospid, ra_reason_t why)
         (void)ra_link_disconnect(r->cfg.link, ra_self(ctx).node,
                                  (uint32_t)ospid);
     }
-    while (r->nworkers < r->cfg.workers && start_worker(ctx, r) == 0) {
+    // Keep the job's base pool.
+    while (env != NULL && !env->gone && env_live(r, env->id) < env->prestart &&
+           start_worker(ctx, r, env) == 0) {
     }
     try_grant(ctx, r);
 }
@@ -768,8 +837,9 @@ on_sup_event(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
         return;
     }
     if (strcmp(ev, "started") == 0) {
-        if (wk_find(r, ospid) == NULL) {
-            wk_add(r, ospid);
+        wk_t *w = wk_find(r, ospid);
+        if (w == NULL && (w = wk_add(r, ospid)) != NULL) {
+            w->env = UINT32_MAX;    // not one of ours: never leased
         }
     } else if (strcmp(ev, "exited") == 0) {
         worker_gone(ctx, r, ospid, reason);
@@ -835,6 +905,215 @@ reap(ra_ctx_t *ctx, raylet_t *r)
     }
 }
 
+// ---- jobs: the drivers of a node daemon ----
+
+// owner_gone ends what process (node, proc) held here: its leases (their
+// workers are killed: they may be running its tasks) and its requests.
+static void
+owner_gone(ra_ctx_t *ctx, raylet_t *r, uint32_t node, uint32_t proc)
+{
+    bool any = false;
+    for (lease_t *l = r->leases, *n; l != NULL; l = n) {
+        n = l->next;
+        if (l->owner.node == node && l->owner.proc == proc) {
+            lease_free(ctx, r, l, true);
+            any = true;
+        }
+    }
+    for (req_t **pp = &r->reqs; *pp != NULL;) {
+        req_t *q = *pp;
+        if (q->owner.node == node && q->owner.proc == proc) {
+            *pp = q->next;
+            r->nreqs--;
+            free(q);
+            any = true;
+        } else {
+            pp = &q->next;
+        }
+    }
+    reqs_retail(r);
+    if (any) {
+        ra_log_info("raylet", "process %u.%u is gone: its leases and "
+                    "requests ended", node, proc);
+    }
+}
+
+// env_end ends a job: its workers are killed (a worker of a job serves
+// that job only) and its environment is forgotten.
+static void
+env_end(ra_ctx_t *ctx, raylet_t *r, ra__jenv_t *e, const char *why)
+{
+    if (e->gone) {
+        return;
+    }
+    e->gone = true;
+    unsigned killed = 0;
+    for (wk_t *w = r->workers; w != NULL; w = w->next) {
+        if (w->env == e->id && w->ospid > 0) {
+            kill((pid_t)w->ospid, SIGKILL);
+            w->stopping = true;
+            killed++;
+        }
+    }
+    ra_log_info("raylet", "job environment %u (driver process %" PRId64
+                ") ended: %s; %u workers stopped", e->id, e->ospid, why,
+                killed);
+    ra__free_strv(e->argv);
+    ra__free_strv(e->envp);
+    e->argv = e->envp = NULL;
+    if (!ra_pid_is_nil(e->driver)) {
+        owner_gone(ctx, r, e->driver.node, e->driver.proc);
+    }
+}
+
+// rb_strv reads {u32 n, n x str} into a NULL-terminated vector (at most
+// max entries, each shorter than 64 KiB).  NULL when malformed or out of
+// memory (*bad tells which).
+static char **
+rb_strv(ra__rbuf_t *b, uint32_t max, bool *bad)
+{
+    uint32_t n = ra__rb_u32(b);
+    if (b->bad || n > max) {
+        *bad = true;
+        return NULL;
+    }
+    char **v = calloc((size_t)n + 1, sizeof *v);
+    for (uint32_t i = 0; v != NULL && i < n; i++) {
+        size_t len = 0;
+        const char *p = ra__rb_bytes(b, &len);
+        if (b->bad || len >= 65536 || memchr(p, '\0', len) != NULL) {
+            *bad = true;
+            ra__free_strv(v);
+            return NULL;
+        }
+        if ((v[i] = strndup(p, len)) == NULL) {
+            ra__free_strv(v);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+static void
+job_reply(ra_ctx_t *ctx, int status, uint32_t id)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u32(&b, (uint32_t)status);
+    ra__wb_u32(&b, id);
+    if (ra__wb_msg(&b, RA__T_JOB, &m) == 0 && ra_reply(ctx, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
+// on_job: a driver registers its job (how to start its workers), or says
+// it ends.  See RA__JOB_* in cluster_impl.h.
+static void
+on_job(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
+{
+    ra__rbuf_t b;
+    ra__rb_init(&b, m);
+    uint8_t op = ra__rb_u8(&b);
+    ra_pid_t from = ra_sender(ctx);
+    if (op == RA__JOB_END) {
+        uint32_t id = ra__rb_u32(&b);
+        ra__jenv_t *e = b.bad ? NULL : env_find(r, id);
+        // Only the driver's process may end its job.
+        bool mine = e != NULL && e->driver.node == from.node &&
+                    e->driver.proc == from.proc;
+        if (mine) {
+            env_end(ctx, r, e, "its driver disconnected");
+        }
+        job_reply(ctx, mine ? 0 : e != NULL ? RA_EACCES : RA_ENOENT, id);
+        return;
+    }
+    if (op != RA__JOB_REGISTER) {
+        ra_log_warn("raylet", "job message with unknown operation %u "
+                    "dropped", op);
+        job_reply(ctx, RA_EBADMSG, 0);
+        return;
+    }
+    bool bad = false;
+    ra_pid_t driver = ra__rb_pid(&b);
+    int64_t ospid = (int64_t)ra__rb_u64(&b);
+    char **argv = rb_strv(&b, 4096, &bad);
+    char **env = argv != NULL ? rb_strv(&b, 65536, &bad) : NULL;
+    char cwd[4096];
+    ra__rb_str(&b, cwd, sizeof cwd);
+    uint32_t prestart = ra__rb_u32(&b);
+    ra__jenv_t *e = NULL;
+    int rc = 0;
+    if (bad || b.bad || (argv != NULL && (argv[0] == NULL ||
+                                          argv[0][0] != '/')) ||
+        ra_pid_is_nil(driver) || driver.node != from.node ||
+        driver.proc != from.proc) {
+        rc = RA_EBADMSG;  // the executable must be an absolute path
+    } else if (argv == NULL || (e = calloc(1, sizeof *e)) == NULL ||
+               (e->envp = make_env(r, ra_self(ctx), env, r->next_env,
+                                   cwd)) == NULL) {
+        rc = RA_ENOMEM;
+    }
+    ra__free_strv(env);
+    if (rc != 0) {
+        if (rc == RA_EBADMSG) {
+            ra_log_warn("raylet", "malformed job registration from %u.%u "
+                        "refused", from.node, from.proc);
+        }
+        ra__free_strv(argv);
+        free(e);
+        job_reply(ctx, rc, 0);
+        return;
+    }
+    e->id = r->next_env++;
+    e->argv = argv;
+    e->driver = driver;
+    e->ospid = ospid;
+    e->prestart = prestart < r->cfg.workers ? prestart : r->cfg.workers;
+    e->next = r->envs;
+    r->envs = e;
+    ra_log_info("raylet", "job environment %u: driver process %" PRId64
+                " (%s), %u workers at once", e->id, ospid, argv[0],
+                e->prestart);
+    job_reply(ctx, 0, e->id);
+    for (unsigned i = 0; i < e->prestart; i++) {
+        if (start_worker(ctx, r, e) != 0) {
+            break;
+        }
+    }
+}
+
+// on_node_event: a peer process was lost.  A driver's loss ends its job.
+static void
+on_node_event(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
+{
+    const bson_t *doc = ra_msg_bson(m);
+    bson_iter_t it;
+    int64_t node = -1, proc = -1;
+    if (doc == NULL || !bson_iter_init(&it, doc)) {
+        return;
+    }
+    while (bson_iter_next(&it)) {
+        if (strcmp(bson_iter_key(&it), "node") == 0 &&
+            BSON_ITER_HOLDS_INT64(&it)) {
+            node = bson_iter_int64(&it);
+        } else if (strcmp(bson_iter_key(&it), "proc") == 0 &&
+                   BSON_ITER_HOLDS_INT64(&it)) {
+            proc = bson_iter_int64(&it);
+        }
+    }
+    if (node < 0 || proc < 0) {
+        return;
+    }
+    for (ra__jenv_t *e = r->envs; e != NULL; e = e->next) {
+        if (!e->gone && e->driver.node == (uint32_t)node &&
+            e->driver.proc == (uint32_t)proc) {
+            env_end(ctx, r, e, "its driver was lost");
+        }
+    }
+    owner_gone(ctx, r, (uint32_t)node, (uint32_t)proc);
+    try_grant(ctx, r);
+}
+
 // ---- the actor ----
 
 static int
@@ -854,6 +1133,17 @@ boot(ra_ctx_t *ctx, raylet_t *r)
     ra__wb_f64(&nb, (double)r->node.cpus_total / UNIT);
     ra__wb_f64(&nb, (double)r->node.gpus_total / UNIT);
     ra__wb_res(&nb, &r->node.xtotal);
+    char summary[256] = "";
+    bson_t topo = BSON_INITIALIZER;
+    if (r->cfg.topo != NULL) {
+        ra_topo_summary(r->cfg.topo, summary, sizeof summary);
+        if (ra_topo_append_bson(r->cfg.topo, &topo, "topology") != 0) {
+            bson_reinit(&topo);
+        }
+    }
+    ra__wb_str(&nb, summary);
+    ra__wb_bytes(&nb, bson_get_data(&topo), topo.len);
+    bson_destroy(&topo);
     if (ra__wb_msg(&nb, RA__T_GCS, &nm) == 0 &&
         ra_send(ctx, r->cfg.gcs, &nm) != 0) {
         ra_msg_unref(&nm);
@@ -869,12 +1159,28 @@ boot(ra_ctx_t *ctx, raylet_t *r)
     if (rc != 0) {
         return rc;
     }
-    if ((r->argv = read_cmdline()) == NULL ||
-        (r->envp = make_env(r, ra_self(ctx))) == NULL) {
+    if (r->cfg.link != NULL && (rc = ra_link_subscribe(ctx, true)) != 0) {
+        return rc;
+    }
+    if (r->cfg.daemon) {
+        return 0;   // workers start for each driver that connects
+    }
+    // The embedded cluster's job: the program itself, env 0.
+    ra__jenv_t *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        return RA_ENOMEM;
+    }
+    e->next = r->envs;
+    r->envs = e;
+    e->prestart = r->cfg.workers;
+    r->next_env = 1;
+    if ((e->argv = ra__read_cmdline()) == NULL ||
+        (e->envp = make_env(r, ra_self(ctx), r->base_env, 0, NULL)) ==
+            NULL) {
         return RA_ENOMEM;
     }
     for (unsigned i = 0; i < r->cfg.workers; i++) {
-        if ((rc = start_worker(ctx, r)) != 0) {
+        if ((rc = start_worker(ctx, r, e)) != 0) {
             return rc;
         }
     }
@@ -916,6 +1222,12 @@ raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         break;
     case RA__T_BLOCKED:
         on_blocked(ctx, r, msg);
+        break;
+    case RA__T_JOB:
+        on_job(ctx, r, msg);
+        break;
+    case RA_TAG_NODE_DOWN:
+        on_node_event(ctx, r, msg);
         break;
     case RA__T_RAYLET_INFO:
         on_info(ctx, r);
@@ -961,8 +1273,13 @@ raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
         r->reqs = q->next;
         free(q);
     }
-    ra__free_strv(r->argv);
-    ra__free_strv(r->envp);
+    while (r->envs != NULL) {
+        ra__jenv_t *e = r->envs;
+        r->envs = e->next;
+        ra__free_strv(e->argv);
+        ra__free_strv(e->envp);
+        free(e);
+    }
     ra__free_strv(r->base_env);
     free((char *)r->cfg.session);
     free((char *)r->cfg.endpoint);
@@ -1006,8 +1323,9 @@ ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
     r->dev_mask = calloc(r->ndev + 1, sizeof *r->dev_mask);
     r->dev_scratch = calloc(r->ndev + 1, sizeof *r->dev_scratch);
     r->dev_name = ra__dev_names_from_env(r->ndev);
-    r->base_env = copy_environ();
+    r->base_env = ra__copy_environ();
     r->reqs_tail = &r->reqs;
+    r->next_env = 1;   // env 0 is the embedded cluster's own program
     if (r->cfg.session == NULL || r->cfg.endpoint == NULL ||
         r->cfg.ns == NULL || prc != 0 || r->dev_mask == NULL ||
         r->dev_scratch == NULL ||

@@ -38,6 +38,24 @@ typedef struct ra__bundle {
 
 enum { RA__WK_STARTING = 0, RA__WK_IDLE = 1, RA__WK_LEASED = 2 };
 
+// A job's worker environment: how its workers are started (the driver's
+// executable, arguments, environment and working directory).  Workers
+// serve the job whose environment they were started with, and only it.
+// Env 0 is the embedded cluster's own program; a node daemon has one per
+// connected driver.
+typedef struct ra__jenv {
+    uint32_t id;
+    char **argv;
+    char **envp;              // complete: the raylet's RAYO_* variables in
+    ra_pid_t driver;          // the driver's core (nil for env 0)
+    int64_t ospid;            // the driver's OS process id (0: unknown)
+    unsigned prestart;        // workers started when it registered
+    unsigned starting;        // its workers started, not yet registered
+    unsigned want;            // scratch of try_grant
+    bool gone;                // the job ended: its workers are stopped
+    struct ra__jenv *next;
+} ra__jenv_t;
+
 typedef struct ra__wk {
     int64_t ospid;
     int state;
@@ -47,6 +65,7 @@ typedef struct ra__wk {
     int64_t idle_since;       // ms, while idle with no actors; else 0
     bool stopping;            // told to exit (retired)
     bool in_bundle;           // leased from a placement-group bundle
+    uint32_t env;             // the job environment it was started with
     ra_pid_t exec, host, core;
     // CUDA_VISIBLE_DEVICES: what the worker has now, and the GPUs it was
     // first given ("" when never).  A process that initialised CUDA keeps
@@ -78,6 +97,7 @@ typedef struct ra__req {
     int isolation;
     uint64_t pg;              // placement group (0: none)
     int32_t bundle;           // its bundle index (-1: any)
+    uint32_t env;             // the job environment of the worker
     ra_pid_t owner;
     struct ra__req *next;
 } ra__req_t;
@@ -106,8 +126,8 @@ typedef struct ra__raylet {
     ra__req_t *reqs, **reqs_tail;
     unsigned nreqs;
     uint64_t next_child;
-    char **argv;
-    char **envp;
+    ra__jenv_t *envs;          // job environments, newest first
+    uint32_t next_env;
     char **base_env;          // the program's environment at start
     bool booted;
 } ra__raylet_t;
@@ -158,6 +178,5 @@ void ra__raylet_pg(ra_ctx_t *ctx, ra__raylet_t *r, ra_msg_t *m);
 void ra__raylet_drop(ra_ctx_t *ctx, ra__raylet_t *r, ra__rlease_t *l,
                      const char *why);
 void ra__raylet_try_grant(ra_ctx_t *ctx, ra__raylet_t *r);
-void ra__free_strv(char **v);
 
 #endif

@@ -482,6 +482,14 @@ ra__worker_run(void)
         die_early("incomplete worker environment", RA_EINVAL);
     }
     capture_output(sess);
+    // A daemon's worker runs where its driver runs.
+    const char *cwd = getenv("RAYO_CWD");
+    if (cwd != NULL && chdir(cwd) != 0) {
+        fprintf(stderr, "rayo worker %d: cannot enter the driver's "
+                "directory %s: %s\n", (int)getpid(), cwd, strerror(errno));
+    }
+    const char *env = getenv("RAYO_ENV");
+    c.env = env != NULL ? (uint32_t)strtoul(env, NULL, 10) : 0;
     // The runtime environment's libraries register their functions.
     if ((rc = ra__load_libs(NULL, NULL)) != 0) {
         die_early("runtime environment libraries", rc);

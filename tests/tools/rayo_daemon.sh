@@ -1,0 +1,186 @@
+#!/bin/sh
+# rayo_daemon.sh - a node daemon through the rayo command: `rayo start
+# --head`, programs joining it (the quickstart, unchanged, with
+# RAYO_ADDRESS=auto), `rayo status` and `rayo list`, a driver killed with
+# SIGKILL mid-job, bad command lines, `rayo stop`.
+#
+# Each cluster lives in a temp dir of its own, so this runs beside other
+# clusters.  Run by make check (TESTS) from the build directory.
+set -u
+rayo=${RAYO:-tools/rayo}
+quickstart=${QUICKSTART:-apps/quickstart}
+fails=0
+temp=$(mktemp -d /tmp/rayo-daemon-test.XXXXXX)
+export RAYO_TEMP_DIR="$temp"
+unset RAYO_ADDRESS RAYO_TOPOLOGY_SYNTHETIC RAYO_TOPOLOGY_XML RAYO_GPU_FILE
+cleanup() {
+    "$rayo" stop --force >/dev/null 2>&1
+    rm -rf "$temp"
+}
+trap cleanup EXIT
+
+ok() { echo "ok: $*"; }
+# alive PID: the process runs (a zombie nobody reaped yet does not).
+alive() { [ -e "/proc/$1/stat" ] && ! grep -q ') Z' "/proc/$1/stat"; }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# json_num KEY: the first number after "KEY" : in stdin.
+json_num() {
+    sed -n "s/.*\"$1\" : \([0-9.e+-]*\).*/\1/p" | head -n 1
+}
+
+# Bad command lines are refused with a message, before anything starts.
+err=$("$rayo" start 2>&1 >/dev/null); rc=$?
+[ $rc = 2 ] && printf '%s' "$err" | grep -q "say what to start: --head" &&
+    ok "start without --head is refused" || fail "start without --head: $rc $err"
+err=$("$rayo" start --head --num-gpus 1.5 2>&1 >/dev/null); rc=$?
+[ $rc = 2 ] && printf '%s' "$err" | grep -q "whole GPU devices" &&
+    ok "fractional --num-gpus is refused" || fail "--num-gpus 1.5: $rc $err"
+err=$("$rayo" start --head --resources '{"ssd": -1}' 2>&1 >/dev/null); rc=$?
+[ $rc = 2 ] && printf '%s' "$err" | grep -q "non-negative" &&
+    ok "negative --resources is refused" || fail "--resources: $rc $err"
+err=$("$rayo" status --format yaml 2>&1 >/dev/null); rc=$?
+[ $rc = 2 ] && ok "status --format yaml is refused" || fail "status --format: $rc"
+
+# Nothing runs yet: status says so, stop has nothing to do, a program
+# asked to join fails with a message that says how to start a cluster.
+err=$("$rayo" status 2>&1 >/dev/null); rc=$?
+[ $rc = 1 ] && printf '%s' "$err" | grep -q "rayo start --head" &&
+    ok "status without a cluster" || fail "status without a cluster: $rc $err"
+"$rayo" stop >/dev/null 2>&1 && ok "stop without a cluster" ||
+    fail "stop without a cluster"
+err=$(RAYO_ADDRESS=auto RAYO_LOG=error "$quickstart" 2>&1); rc=$?
+[ $rc != 0 ] && printf '%s' "$err" | grep -q "rayo start --head" &&
+    ok "a driver without a cluster is told how to start one" ||
+    fail "driver without a cluster: $rc $err"
+
+# Start a head node with 2 CPUs and a custom resource.
+session=$("$rayo" start --head --num-cpus 2 --resources '{"ssd": 2}' 2>/dev/null)
+rc=$?
+if [ $rc != 0 ] || [ ! -d "$session" ]; then
+    fail "rayo start --head: exit $rc, session '$session'"
+    tail -n 20 "$temp/daemon.log"
+    exit 1
+fi
+ok "rayo start --head: $session"
+err=$("$rayo" start --head 2>&1 >/dev/null); rc=$?
+[ $rc = 1 ] && printf '%s' "$err" | grep -q "already running" &&
+    ok "a second head in the same temp dir is refused" ||
+    fail "second start: $rc $err"
+
+# The quickstart runs unchanged on it, twice.
+for i in 1 2; do
+    out=$(RAYO_ADDRESS=auto "$quickstart" 2>&1); rc=$?
+    if [ $rc = 0 ] && printf '%s' "$out" | grep -q "all results correct" &&
+        printf '%s' "$out" | grep -q "squares: 0 1 4 9"; then
+        ok "quickstart on the daemon ($i)"
+    else
+        fail "quickstart on the daemon ($i): exit $rc: $out"
+    fi
+done
+# ... and by session directory.
+out=$(RAYO_ADDRESS="$session" "$quickstart" 2>&1); rc=$?
+[ $rc = 0 ] && ok "quickstart with the session as address" ||
+    fail "quickstart with the session as address: $rc $out"
+
+# status and list: one node, its topology, every CPU free again and the
+# jobs' workers gone once the drivers ended.
+free=""; workers=""
+for i in $(seq 1 50); do
+    js=$("$rayo" status --format json 2>/dev/null)
+    free=$(printf '%s' "$js" | sed 's/"nodes".*//' | json_num CPU | tail -n 1)
+    free=$(printf '%s' "$js" | sed -n 's/.*"available" : { "CPU" : \([0-9.]*\).*/\1/p' | head -n 1)
+    workers=$(printf '%s' "$js" | json_num workers)
+    [ "$free" = "2.0" ] && [ "$workers" = "0" ] && break
+    sleep 0.1
+done
+[ "$free" = "2.0" ] && ok "all CPUs free after the jobs" ||
+    fail "CPUs free after the jobs: '$free' ($js)"
+[ "$workers" = "0" ] && ok "the jobs' workers are gone" ||
+    fail "workers after the jobs: '$workers'"
+out=$("$rayo" status 2>&1); rc=$?
+[ $rc = 0 ] && printf '%s' "$out" | grep -q "Nodes: 1 alive" &&
+    printf '%s' "$out" | grep -q "topology: .*cores" &&
+    printf '%s' "$out" | grep -q "ssd 2" &&
+    ok "rayo status" || fail "rayo status: $rc: $out"
+out=$("$rayo" list nodes --format json 2>&1); rc=$?
+[ $rc = 0 ] && printf '%s' "$out" | grep -q '"topology" : {' &&
+    printf '%s' "$out" | grep -q '"state" : "ALIVE"' &&
+    ok "rayo list nodes --format json has the topology" ||
+    fail "list nodes: $rc: $out"
+out=$("$rayo" list placement-groups 2>&1); rc=$?
+[ $rc = 0 ] && printf '%s' "$out" | grep -q "STRATEGY" &&
+    ok "rayo list placement-groups" || fail "list placement-groups: $rc $out"
+
+# A driver killed with SIGKILL mid-job: its workers are stopped and its
+# resources return.  The quickstart's batch phase keeps both CPUs busy;
+# QUICKSTART_SLOW_MS makes each batch take that long.
+RAYO_ADDRESS=auto QUICKSTART_SLOW_MS=500 "$quickstart" >/dev/null 2>&1 &
+driver=$!
+busy=""
+for i in $(seq 1 100); do
+    js=$("$rayo" status --format json 2>/dev/null)
+    busy=$(printf '%s' "$js" | sed -n 's/.*"available" : { "CPU" : \([0-9.]*\).*/\1/p' | head -n 1)
+    [ "$busy" = "0.0" ] && break
+    sleep 0.1
+done
+kill -9 $driver 2>/dev/null
+wait $driver 2>/dev/null
+if [ "$busy" != "0.0" ]; then
+    fail "the slow quickstart never used both CPUs ($js)"
+fi
+free=""; workers=""
+for i in $(seq 1 50); do
+    js=$("$rayo" status --format json 2>/dev/null)
+    free=$(printf '%s' "$js" | sed -n 's/.*"available" : { "CPU" : \([0-9.]*\).*/\1/p' | head -n 1)
+    workers=$(printf '%s' "$js" | json_num workers)
+    [ "$free" = "2.0" ] && [ "$workers" = "0" ] && break
+    sleep 0.1
+done
+[ "$free" = "2.0" ] && [ "$workers" = "0" ] &&
+    ok "a killed driver's CPUs and workers return" ||
+    fail "after kill -9 of a driver: CPU free '$free', workers '$workers'"
+grep -q "its driver was lost" "$temp/daemon.log" &&
+    ok "the daemon logged the lost driver" || fail "no lost-driver line in the log"
+
+# The daemon still serves.
+out=$(RAYO_ADDRESS=auto "$quickstart" 2>&1); rc=$?
+[ $rc = 0 ] && ok "quickstart after a killed driver" ||
+    fail "quickstart after a killed driver: $rc $out"
+
+# rayo stop ends the daemon; then nothing runs.
+pid=$(sed -n 's/^pid //p' "$session/node.info")
+"$rayo" stop >/dev/null 2>&1 && ok "rayo stop" || fail "rayo stop"
+if alive "$pid"; then
+    fail "daemon $pid still runs after rayo stop"
+else
+    ok "daemon $pid ended"
+fi
+[ ! -e "$temp/current" ] && [ ! -e "$session/node.info" ] &&
+    ok "the session reads as stopped" || fail "stop left current or node.info"
+err=$(RAYO_ADDRESS="$session" RAYO_LOG=error "$quickstart" 2>&1); rc=$?
+[ $rc != 0 ] && ok "a driver of a stopped cluster fails" ||
+    fail "driver of a stopped cluster: $rc $err"
+
+# kill -9 of the daemon: its workers die with it, and `rayo stop` cleans
+# up what it left.
+session=$("$rayo" start --head --num-cpus 1 2>/dev/null)
+pid=$(sed -n 's/^pid //p' "$session/node.info")
+RAYO_ADDRESS=auto QUICKSTART_SLOW_MS=500 "$quickstart" >/dev/null 2>&1 &
+driver=$!
+sleep 1
+kill -9 "$pid"
+wait $driver; rc=$?
+[ $rc != 0 ] && ok "the driver fails when the daemon is killed" ||
+    fail "driver exit $rc after the daemon was killed"
+err=$("$rayo" status 2>&1 >/dev/null); rc=$?
+[ $rc = 1 ] && printf '%s' "$err" | grep -q "no cluster is running" &&
+    ok "status after kill -9 of the daemon" || fail "status after kill -9: $rc $err"
+"$rayo" stop >/dev/null 2>&1 && [ ! -e "$temp/current" ] &&
+    ok "stop cleans up after a killed daemon" || fail "stop after kill -9"
+left=$(pgrep -f "$temp" | wc -l)
+[ "$left" = 0 ] && ok "no process of the cluster is left" ||
+    fail "$left processes of the cluster are left"
+
+echo "$fails failed"
+[ $fails = 0 ]

@@ -1,0 +1,478 @@
+// node_cmd.c - `rayo start` and `rayo stop`: the node daemon.
+//
+// `rayo start --head` runs ra_node_run in a daemon process of its own (a
+// new session, stdin from /dev/null, stdout and stderr to TEMP/daemon.log)
+// and waits until it is ready or has failed; `--block` runs it in the
+// foreground instead.  `rayo stop` signals the daemon that
+// ra_cluster_locate finds and waits for it to end.
+//
+// What goes to stdout is the session directory (the address drivers can
+// give to ra_init); everything for people goes to stderr.
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rayo.h>
+
+#include "rayo_tool.h"
+
+static const char start_usage[] =
+    "Usage: rayo start --head [OPTIONS]\n"
+    "Start the node daemon of a cluster on this machine: its GCS, raylet\n"
+    "and object store.  Programs join it with ra_init(\"auto\") or with\n"
+    "RAYO_ADDRESS=auto; each becomes a job whose workers the daemon starts\n"
+    "from the program's own executable.\n"
+    "\n"
+    "Options:\n"
+    "  --head                   start a head node (required for now)\n"
+    "  --address HOST:PORT      join the head node at that address (not\n"
+    "                           supported yet: one node per cluster)\n"
+    "  --num-cpus N             CPUs the node offers (default: online CPUs)\n"
+    "  --num-gpus N             GPU devices it offers, a whole number\n"
+    "                           (default: those the CUDA driver finds)\n"
+    "  --resources JSON         memory and custom resources, such as\n"
+    "                           '{\"ssd\": 2, \"memory\": 8e9}'\n"
+    "  --workers N              worker processes started for each job at\n"
+    "                           once (default: --num-cpus)\n"
+    "  --max-workers N          cap of the worker pool (default: 4 x CPUs + 4)\n"
+    "  --object-store-memory B  bytes of the shared-memory object store\n"
+    "                           (default 256 MiB)\n"
+    "  --temp-dir DIR           where the session directory goes (default\n"
+    "                           $RAYO_TEMP_DIR, else /tmp/rayo); clusters\n"
+    "                           with different temp dirs run side by side\n"
+    "  --block                  stay in the foreground until SIGTERM or\n"
+    "                           SIGINT (for containers and supervisors)\n"
+    "  -h, --help               show this help\n"
+    "\n"
+    "On success the session directory is printed on stdout: it names the\n"
+    "cluster (RAYO_ADDRESS may be it, or \"auto\" for the newest one in the\n"
+    "temp dir).  The daemon's log is TEMP/daemon.log; workers' output is in\n"
+    "the session's logs/ directory.\n"
+    "\n"
+    "Exit status: 0 started, 1 it could not start (the message says why),\n"
+    "2 a bad command line.\n";
+
+static const char stop_usage[] =
+    "Usage: rayo stop [OPTIONS]\n"
+    "Stop the node daemon (and every worker it started) of the cluster on\n"
+    "this machine.\n"
+    "\n"
+    "Options:\n"
+    "  --address ADDR   the cluster: \"auto\" (default: the newest in the\n"
+    "                   temp dir) or a session directory\n"
+    "  --temp-dir DIR   the temp dir the cluster was started with (default\n"
+    "                   $RAYO_TEMP_DIR, else /tmp/rayo)\n"
+    "  --force          kill it (SIGKILL) instead of asking it to stop\n"
+    "  --timeout S      seconds to wait for it to end (default 30)\n"
+    "  -h, --help       show this help\n"
+    "\n"
+    "Exit status: 0 stopped (or nothing was running), 1 it did not end in\n"
+    "time, 2 a bad command line.\n";
+
+static int
+parse_num(const char *prog, const char *opt, const char *s, double min,
+          double max, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v >= min && v <= max)) {
+        return ra__tool_usage_error(prog, "option '%s': '%s' is not a "
+                                    "number from %g to %g", opt, s, min,
+                                    max);
+    }
+    *out = v;
+    return RA_TOOL_OK;
+}
+
+// parse_resources turns a JSON object of names and amounts into res.
+static int
+parse_resources(const char *prog, const char *json, ra_resources_t *res)
+{
+    bson_error_t err;
+    bson_t *doc = bson_new_from_json((const uint8_t *)json, -1, &err);
+    bson_iter_t it;
+    int rc = doc != NULL && bson_iter_init(&it, doc) ? 0 : -1;
+    while (rc == 0 && bson_iter_next(&it)) {
+        const char *name = bson_iter_key(&it);
+        double v = BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_double(&it)
+                                               : -1;
+        if (strcmp(name, "CPU") == 0 || strcmp(name, "GPU") == 0 ||
+            ra_resources_set(res, name, v) != 0) {
+            rc = -1;
+        }
+    }
+    if (doc != NULL) {
+        bson_destroy(doc);
+    }
+    if (rc != 0) {
+        return ra__tool_usage_error(prog, "option '--resources': expected a "
+                                    "JSON object of names and non-negative "
+                                    "amounts other than CPU and GPU, such "
+                                    "as '{\"ssd\": 2}'; got '%s'", json);
+    }
+    return RA_TOOL_OK;
+}
+
+// proc_alive tells whether OS process pid still runs (a zombie does not).
+static bool
+proc_alive(int pid)
+{
+    if (kill(pid, 0) != 0 && errno == ESRCH) {
+        return false;
+    }
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return false;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp == NULL || rp[1] == '\0' || rp[2] != 'Z';
+}
+
+static void
+show_log_tail(const char *log)
+{
+    FILE *f = fopen(log, "re");
+    if (f == NULL) {
+        return;
+    }
+    char lines[10][512];
+    unsigned n = 0;
+    while (fgets(lines[n % 10], sizeof lines[0], f) != NULL) {
+        n++;
+    }
+    fclose(f);
+    unsigned first = n > 10 ? n - 10 : 0;
+    if (n > 0) {
+        fprintf(stderr, "Last lines of %s:\n", log);
+    }
+    for (unsigned i = first; i < n; i++) {
+        fprintf(stderr, "  %s", lines[i % 10]);
+    }
+}
+
+int
+ra__tool_start(const char *prog, int argc, char **argv)
+{
+    enum {
+        O_HEAD = 1000, O_ADDRESS, O_CPUS, O_GPUS, O_RES, O_WORKERS,
+        O_MAXW, O_STORE, O_TEMP, O_BLOCK
+    };
+    static const struct option longopts[] = {
+        {"head", no_argument, NULL, O_HEAD},
+        {"address", required_argument, NULL, O_ADDRESS},
+        {"num-cpus", required_argument, NULL, O_CPUS},
+        {"num-gpus", required_argument, NULL, O_GPUS},
+        {"resources", required_argument, NULL, O_RES},
+        {"workers", required_argument, NULL, O_WORKERS},
+        {"max-workers", required_argument, NULL, O_MAXW},
+        {"object-store-memory", required_argument, NULL, O_STORE},
+        {"temp-dir", required_argument, NULL, O_TEMP},
+        {"block", no_argument, NULL, O_BLOCK},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    ra_init_opts_t o = {0};
+    bool head = false, block = false;
+    const char *address = NULL;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        double v;
+        unsigned u;
+        int rc = RA_TOOL_OK;
+        switch (c) {
+        case 'h':
+            fputs(start_usage, stdout);
+            return RA_TOOL_OK;
+        case O_HEAD:
+            head = true;
+            break;
+        case O_ADDRESS:
+            address = optarg;
+            break;
+        case O_CPUS:
+            rc = parse_num(prog, "--num-cpus", optarg, 0, 1e6, &v);
+            o.num_cpus = v;
+            break;
+        case O_GPUS:
+            rc = parse_num(prog, "--num-gpus", optarg, 0, 4096, &v);
+            if (rc == RA_TOOL_OK && v != (double)(long)v) {
+                rc = ra__tool_usage_error(prog, "option '--num-gpus': a node "
+                                          "offers whole GPU devices (got "
+                                          "%s)", optarg);
+            }
+            o.num_gpus = v;
+            break;
+        case O_RES:
+            rc = parse_resources(prog, optarg, &o.resources);
+            break;
+        case O_WORKERS:
+            rc = ra__tool_parse_uint(prog, "--workers", optarg, 1, 100000,
+                                     &u);
+            o.workers = u;
+            break;
+        case O_MAXW:
+            rc = ra__tool_parse_uint(prog, "--max-workers", optarg, 1,
+                                     100000, &u);
+            o.max_workers = u;
+            break;
+        case O_STORE:
+            rc = parse_num(prog, "--object-store-memory", optarg, 1 << 20,
+                           1e15, &v);
+            o.object_store_memory = (size_t)v;
+            break;
+        case O_TEMP:
+            o.temp_dir = optarg;
+            break;
+        case O_BLOCK:
+            block = true;
+            break;
+        default:
+            return ra__tool_bad_option(prog, c, argv);
+        }
+        if (rc != RA_TOOL_OK) {
+            return rc;
+        }
+    }
+    if (optind < argc) {
+        return ra__tool_usage_error(prog, "unexpected argument '%s'",
+                                    argv[optind]);
+    }
+    if (address != NULL) {
+        fprintf(stderr, "%s: joining a head node (--address %s) is not "
+                "supported yet: a cluster has one node so far; start a "
+                "head with '%s --head'\n", prog, address, prog);
+        return RA_TOOL_FAIL;
+    }
+    if (!head) {
+        return ra__tool_usage_error(prog, "say what to start: --head");
+    }
+    const char *temp = ra_cluster_temp_dir(o.temp_dir);
+    o.temp_dir = temp;
+    char session[600];
+    int dpid = 0;
+    if (ra_cluster_locate("auto", temp, session, sizeof session, &dpid) ==
+        0) {
+        fprintf(stderr, "%s: a cluster is already running under %s "
+                "(daemon %d, session %s); stop it with 'rayo stop', or give "
+                "another --temp-dir\n", prog, temp, dpid, session);
+        return RA_TOOL_FAIL;
+    }
+    if (mkdir(temp, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: cannot create %s: %s\n", prog, temp,
+                strerror(errno));
+        return RA_TOOL_FAIL;
+    }
+    if (block) {
+        fflush(stdout);
+        int rc = ra_node_run(&o, dup(STDOUT_FILENO));
+        if (rc != 0) {
+            fprintf(stderr, "%s: the node daemon could not start: %s\n",
+                    prog, ra_strerror(rc));
+            return RA_TOOL_FAIL;
+        }
+        return RA_TOOL_OK;
+    }
+    char log[700];
+    snprintf(log, sizeof log, "%s/daemon.log", temp);
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        fprintf(stderr, "%s: pipe: %s\n", prog, strerror(errno));
+        return RA_TOOL_FAIL;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "%s: fork: %s\n", prog, strerror(errno));
+        return RA_TOOL_FAIL;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        (void)setsid();
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
+            dup2(out, 2) < 0) {
+            _exit(1);
+        }
+        close(in);
+        close(out);
+        if (getenv("RAYO_LOG") == NULL) {
+            (void)setenv("RAYO_LOG", "info", 1);
+        }
+        int rc = ra_node_run(&o, p[1]);
+        if (rc != 0) {
+            fprintf(stderr, "rayo daemon: could not start: %s\n",
+                    ra_strerror(rc));
+        }
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(p[1]);
+    // Wait for the session line (ready) or EOF (it failed).
+    char line[700];
+    size_t len = 0;
+    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    time_t until = time(NULL) + 120;
+    while (len < sizeof line - 1 && time(NULL) < until) {
+        if (poll(&pfd, 1, 1000) <= 0) {
+            continue;
+        }
+        ssize_t n = read(p[0], line + len, sizeof line - 1 - len);
+        if (n <= 0) {
+            break;
+        }
+        len += (size_t)n;
+        if (memchr(line, '\n', len) != NULL) {
+            break;
+        }
+    }
+    close(p[0]);
+    line[len] = '\0';
+    char *nl = strchr(line, '\n');
+    if (nl == NULL) {
+        int st = 0;
+        (void)waitpid(pid, &st, WNOHANG);
+        fprintf(stderr, "%s: the node daemon did not start\n", prog);
+        show_log_tail(log);
+        return RA_TOOL_FAIL;
+    }
+    *nl = '\0';
+    printf("%s\n", line);
+    fflush(stdout);
+    fprintf(stderr,
+            "Started the head node: daemon %d, session %s.\n"
+            "  Run a program on it:  RAYO_ADDRESS=auto ./program   "
+            "(or ra_init(\"auto\"))\n"
+            "  See it:               rayo status\n"
+            "  Stop it:              rayo stop\n"
+            "  Daemon log:           %s\n",
+            (int)pid, line, log);
+    return RA_TOOL_OK;
+}
+
+// forget removes what a daemon killed without cleaning up left behind:
+// its node file, and TEMP/current when it names its session.
+static void
+forget(const char *temp, const char *session)
+{
+    char path[700], named[700] = "";
+    snprintf(path, sizeof path, "%s/node.info", session);
+    (void)unlink(path);
+    snprintf(path, sizeof path, "%s/current", temp);
+    FILE *f = fopen(path, "re");
+    if (f != NULL) {
+        if (fgets(named, sizeof named, f) != NULL) {
+            named[strcspn(named, "\n")] = '\0';
+        }
+        fclose(f);
+    }
+    if (strcmp(named, session) == 0) {
+        (void)unlink(path);
+    }
+}
+
+int
+ra__tool_stop(const char *prog, int argc, char **argv)
+{
+    enum { O_ADDRESS = 1000, O_TEMP, O_FORCE, O_TIMEOUT };
+    static const struct option longopts[] = {
+        {"address", required_argument, NULL, O_ADDRESS},
+        {"temp-dir", required_argument, NULL, O_TEMP},
+        {"force", no_argument, NULL, O_FORCE},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *address = NULL, *temp = NULL;
+    bool force = false;
+    unsigned timeout = 30;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(stop_usage, stdout);
+            return RA_TOOL_OK;
+        case O_ADDRESS:
+            address = optarg;
+            break;
+        case O_TEMP:
+            temp = optarg;
+            break;
+        case O_FORCE:
+            force = true;
+            break;
+        case O_TIMEOUT:
+            if (ra__tool_parse_uint(prog, "--timeout", optarg, 1, 86400,
+                                    &timeout) != RA_TOOL_OK) {
+                return RA_TOOL_USAGE;
+            }
+            break;
+        default:
+            return ra__tool_bad_option(prog, c, argv);
+        }
+    }
+    if (optind < argc) {
+        return ra__tool_usage_error(prog, "unexpected argument '%s'",
+                                    argv[optind]);
+    }
+    temp = ra_cluster_temp_dir(temp);
+    char session[600];
+    int dpid = 0;
+    int rc = ra_cluster_locate(address, temp, session, sizeof session, &dpid);
+    if (rc == RA_ENOTSUP) {
+        return ra__tool_usage_error(prog, "option '--address': give \"auto\" "
+                                    "or a session directory");
+    }
+    if (rc == RA_ENOENT || rc == RA_ENOCONN) {
+        fprintf(stderr, "%s: no cluster is running under %s: nothing to "
+                "stop\n", prog, rc == RA_ENOCONN ? session : temp);
+        if (rc == RA_ENOCONN && dpid > 0) {
+            forget(temp, session);   // killed without cleaning up
+        }
+        return RA_TOOL_OK;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "%s: cannot read the cluster under %s: %s\n", prog,
+                temp, ra_strerror(rc));
+        return RA_TOOL_FAIL;
+    }
+    if (kill(dpid, force ? SIGKILL : SIGTERM) != 0) {
+        fprintf(stderr, "%s: cannot signal daemon %d: %s\n", prog, dpid,
+                strerror(errno));
+        return RA_TOOL_FAIL;
+    }
+    fprintf(stderr, "%s: %s daemon %d (session %s)\n", prog,
+            force ? "killed" : "stopping", dpid, session);
+    struct timespec ts = {0, 50 * 1000000};
+    for (unsigned i = 0; i < timeout * 20u && proc_alive(dpid); i++) {
+        nanosleep(&ts, NULL);
+    }
+    if (proc_alive(dpid)) {
+        fprintf(stderr, "%s: daemon %d is still running after %u s; kill it "
+                "with '%s --force'\n", prog, dpid, timeout, prog);
+        return RA_TOOL_FAIL;
+    }
+    if (force) {
+        forget(temp, session);   // its workers die with it
+    }
+    fprintf(stderr, "%s: stopped\n", prog);
+    return RA_TOOL_OK;
+}

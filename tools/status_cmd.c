@@ -1,0 +1,502 @@
+// status_cmd.c - `rayo status` and `rayo list`: what a running cluster
+// holds, read through the C API (ra_node_list, ra_pg_list) by a client
+// that joins the cluster without a job's workers.
+//
+// The result goes to stdout (a table, or one JSON document); errors go to
+// stderr.
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rayo.h>
+
+#include "rayo_tool.h"
+
+static const char status_usage[] =
+    "Usage: rayo status [OPTIONS]\n"
+    "Show the cluster: its nodes with their topology, resources used and\n"
+    "free, workers, and the demand that waits (lease requests, pending\n"
+    "placement groups).\n"
+    "\n"
+    "Options:\n"
+    "  --address ADDR   the cluster: \"auto\" (default: $RAYO_ADDRESS, else\n"
+    "                   the newest in the temp dir) or a session directory\n"
+    "  --temp-dir DIR   the temp dir the cluster was started with (default\n"
+    "                   $RAYO_TEMP_DIR, else /tmp/rayo)\n"
+    "  --format FORMAT  table (default) or json\n"
+    "  -h, --help       show this help\n"
+    "\n"
+    "Exit status: 0 shown, 1 no cluster could be reached, 2 a bad command\n"
+    "line.\n";
+
+static const char list_usage[] =
+    "Usage: rayo list WHAT [OPTIONS]\n"
+    "List what a running cluster holds.  WHAT is one of:\n"
+    "  nodes              each node: state, resources, workers, topology\n"
+    "  placement-groups   each placement group: state, strategy, bundles\n"
+    "                     and the node of each\n"
+    "\n"
+    "Options:\n"
+    "  --address ADDR   the cluster: \"auto\" (default: $RAYO_ADDRESS, else\n"
+    "                   the newest in the temp dir) or a session directory\n"
+    "  --temp-dir DIR   the temp dir the cluster was started with\n"
+    "  --format FORMAT  table (default) or json\n"
+    "  -h, --help       show this help\n"
+    "\n"
+    "Exit status: 0 listed, 1 no cluster could be reached, 2 a bad command\n"
+    "line.\n";
+
+typedef struct cli {
+    const char *address;
+    const char *temp;
+    bool json;
+} cli_t;
+
+// parse_common reads the options every command here takes.
+static int
+parse_common(const char *prog, const char *usage, int argc, char **argv,
+             cli_t *o)
+{
+    enum { O_ADDRESS = 1000, O_TEMP, O_FORMAT };
+    static const struct option longopts[] = {
+        {"address", required_argument, NULL, O_ADDRESS},
+        {"temp-dir", required_argument, NULL, O_TEMP},
+        {"format", required_argument, NULL, O_FORMAT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(usage, stdout);
+            return -1;
+        case O_ADDRESS:
+            o->address = optarg;
+            break;
+        case O_TEMP:
+            o->temp = optarg;
+            break;
+        case O_FORMAT:
+            if (strcmp(optarg, "json") == 0) {
+                o->json = true;
+            } else if (strcmp(optarg, "table") != 0) {
+                return ra__tool_usage_error(prog, "option '--format': "
+                                            "table or json, not '%s'",
+                                            optarg);
+            }
+            break;
+        default:
+            return ra__tool_bad_option(prog, c, argv);
+        }
+    }
+    if (optind < argc) {
+        return ra__tool_usage_error(prog, "unexpected argument '%s'",
+                                    argv[optind]);
+    }
+    return RA_TOOL_OK;
+}
+
+// connect joins the cluster as a client (no workers of its own).
+static int
+connect_cluster(const char *prog, const cli_t *o)
+{
+    const char *addr = o->address;
+    if (addr == NULL) {
+        addr = getenv("RAYO_ADDRESS");
+    }
+    if (addr == NULL || addr[0] == '\0') {
+        addr = "auto";
+    }
+    char session[600];
+    int rc = ra_cluster_locate(addr, o->temp, session, sizeof session, NULL);
+    if (rc == RA_ENOENT || rc == RA_ENOCONN) {
+        fprintf(stderr, "%s: no cluster is running%s%s; start one with "
+                "'rayo start --head'\n", prog,
+                rc == RA_ENOCONN ? " in " : "",
+                rc == RA_ENOCONN ? session : "");
+        return RA_TOOL_FAIL;
+    }
+    if (rc == RA_ENOTSUP) {
+        fprintf(stderr, "%s: address '%s': give \"auto\" or a session "
+                "directory (remote clusters are not supported yet)\n", prog,
+                addr);
+        return RA_TOOL_USAGE;
+    }
+    ra_init_opts_t io = {.address = addr, .temp_dir = o->temp,
+                         .workers = RA_WORKERS_NONE, .threads = 1};
+    if (rc == 0) {
+        rc = ra_init_opts(&io);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "%s: cannot reach the cluster at %s: %s\n", prog,
+                addr, ra_strerror(rc));
+        return RA_TOOL_FAIL;
+    }
+    return RA_TOOL_OK;
+}
+
+static void
+append_resources(bson_t *doc, const char *key, const ra_resources_t *r)
+{
+    bson_t sub;
+    bson_append_document_begin(doc, key, -1, &sub);
+    BSON_APPEND_DOUBLE(&sub, "CPU", r->cpus);
+    BSON_APPEND_DOUBLE(&sub, "GPU", r->gpus);
+    if (r->memory > 0) {
+        BSON_APPEND_DOUBLE(&sub, "memory", r->memory);
+    }
+    for (size_t i = 0; i < r->ncustom; i++) {
+        BSON_APPEND_DOUBLE(&sub, r->custom[i].name, r->custom[i].amount);
+    }
+    bson_append_document_end(doc, &sub);
+}
+
+static void
+append_node(bson_t *arr, const char *key, const ra_node_info_t *ni)
+{
+    bson_t d;
+    bson_append_document_begin(arr, key, -1, &d);
+    BSON_APPEND_INT64(&d, "node", ni->node);
+    BSON_APPEND_INT64(&d, "daemon_pid", ni->proc);
+    BSON_APPEND_UTF8(&d, "state", ni->alive ? "ALIVE" : "DEAD");
+    append_resources(&d, "total", &ni->total);
+    append_resources(&d, "placement_groups", &ni->bundles);
+    bson_t av;
+    bson_append_document_begin(&d, "available", -1, &av);
+    BSON_APPEND_DOUBLE(&av, "CPU", ni->cpus_avail);
+    BSON_APPEND_DOUBLE(&av, "GPU", ni->gpus_avail);
+    bson_append_document_end(&d, &av);
+    BSON_APPEND_INT64(&d, "workers", ni->workers);
+    BSON_APPEND_INT64(&d, "leases", ni->leases);
+    BSON_APPEND_INT64(&d, "pending_leases", ni->pending);
+    BSON_APPEND_UTF8(&d, "topology_summary", ni->topology);
+    bson_error_t err;
+    bson_t *t = ni->topology_json != NULL
+                    ? bson_new_from_json((const uint8_t *)ni->topology_json,
+                                         -1, &err)
+                    : NULL;
+    bson_iter_t it;
+    if (t != NULL && bson_iter_init_find(&it, t, "topology") &&
+        BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        const uint8_t *data;
+        uint32_t len;
+        bson_iter_document(&it, &len, &data);
+        bson_t sub;
+        if (bson_init_static(&sub, data, len)) {
+            BSON_APPEND_DOCUMENT(&d, "topology", &sub);
+        }
+    }
+    if (t != NULL) {
+        bson_destroy(t);
+    }
+    bson_append_document_end(arr, &d);
+}
+
+static void
+append_pg(bson_t *arr, const char *key, const ra_pg_info_t *g)
+{
+    static const char *const strategies[] = {"PACK", "SPREAD", "STRICT_PACK",
+                                             "STRICT_SPREAD"};
+    bson_t d, b;
+    bson_append_document_begin(arr, key, -1, &d);
+    BSON_APPEND_INT64(&d, "id", (int64_t)g->pg.id);
+    BSON_APPEND_UTF8(&d, "name", g->name);
+    BSON_APPEND_UTF8(&d, "namespace", g->namespace_);
+    BSON_APPEND_UTF8(&d, "state", ra_pg_state_name(g->state));
+    BSON_APPEND_UTF8(&d, "strategy", (unsigned)g->strategy < 4
+                                         ? strategies[g->strategy] : "?");
+    BSON_APPEND_BOOL(&d, "detached", g->detached);
+    bson_append_array_begin(&d, "bundles", -1, &b);
+    for (size_t i = 0; i < g->nbundles; i++) {
+        char k[24];
+        snprintf(k, sizeof k, "%zu", i);
+        bson_t e;
+        bson_append_document_begin(&b, k, -1, &e);
+        append_resources(&e, "resources", &g->bundles[i].need);
+        BSON_APPEND_INT64(&e, "node", g->bundles[i].node);
+        bson_append_document_end(&b, &e);
+    }
+    bson_append_array_end(&d, &b);
+    bson_append_document_end(arr, &d);
+}
+
+// print_json prints doc as relaxed extended JSON; with array_key, the
+// array under doc's single key, as "[elem, ...]".
+static void
+print_json(const bson_t *doc, bool array_key)
+{
+    if (!array_key) {
+        char *s = bson_as_relaxed_extended_json(doc, NULL);
+        printf("%s\n", s != NULL ? s : "null");
+        bson_free(s);
+        return;
+    }
+    bson_iter_t it, el;
+    printf("[");
+    if (bson_iter_init(&it, doc) && bson_iter_next(&it) &&
+        bson_iter_recurse(&it, &el)) {
+        bool first = true;
+        while (bson_iter_next(&el)) {
+            const uint8_t *data;
+            uint32_t len;
+            bson_t e;
+            if (!BSON_ITER_HOLDS_DOCUMENT(&el)) {
+                continue;
+            }
+            bson_iter_document(&el, &len, &data);
+            if (!bson_init_static(&e, data, len)) {
+                continue;
+            }
+            char *s = bson_as_relaxed_extended_json(&e, NULL);
+            printf("%s%s", first ? "" : ", ", s != NULL ? s : "null");
+            bson_free(s);
+            first = false;
+        }
+    }
+    printf("]\n");
+}
+
+static void
+fmt_extra(const ra_resources_t *r, char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    if (r->memory > 0) {
+        off += (size_t)snprintf(buf + off, cap - off, "memory %.3g", r->memory);
+    }
+    for (size_t i = 0; i < r->ncustom && off < cap; i++) {
+        off += (size_t)snprintf(buf + off, cap - off, "%s%s %g",
+                                off > 0 ? ", " : "", r->custom[i].name,
+                                r->custom[i].amount);
+    }
+}
+
+static void
+print_nodes_table(const ra_node_info_t *nodes, size_t n)
+{
+    printf("%-5s %-6s %-8s %-15s %-15s %-8s %-7s %s\n", "NODE", "STATE",
+           "DAEMON", "CPU used/total", "GPU used/total", "WORKERS", "LEASES",
+           "TOPOLOGY");
+    for (size_t i = 0; i < n; i++) {
+        const ra_node_info_t *ni = &nodes[i];
+        char cpu[32], gpu[32];
+        snprintf(cpu, sizeof cpu, "%g/%g", ni->total.cpus - ni->cpus_avail,
+                 ni->total.cpus);
+        snprintf(gpu, sizeof gpu, "%g/%g", ni->total.gpus - ni->gpus_avail,
+                 ni->total.gpus);
+        printf("%-5u %-6s %-8u %-15s %-15s %-8u %-7u %s\n", ni->node,
+               ni->alive ? "ALIVE" : "DEAD", ni->proc, cpu, gpu, ni->workers,
+               ni->leases, ni->topology);
+    }
+}
+
+static void
+print_pgs_table(const ra_pg_info_t *pgs, size_t n)
+{
+    static const char *const strategies[] = {"PACK", "SPREAD", "STRICT_PACK",
+                                             "STRICT_SPREAD"};
+    printf("%-6s %-16s %-13s %-13s %s\n", "ID", "NAME", "STATE", "STRATEGY",
+           "BUNDLES (CPU,GPU@node)");
+    for (size_t i = 0; i < n; i++) {
+        const ra_pg_info_t *g = &pgs[i];
+        printf("%-6llu %-16s %-13s %-13s", (unsigned long long)g->pg.id,
+               g->name[0] != '\0' ? g->name : "-",
+               ra_pg_state_name(g->state),
+               (unsigned)g->strategy < 4 ? strategies[g->strategy] : "?");
+        for (size_t k = 0; k < g->nbundles; k++) {
+            printf(" %g,%g@%u", g->bundles[k].need.cpus,
+                   g->bundles[k].need.gpus, g->bundles[k].node);
+        }
+        printf("\n");
+    }
+}
+
+int
+ra__tool_status(const char *prog, int argc, char **argv)
+{
+    cli_t o = {0};
+    int rc = parse_common(prog, status_usage, argc, argv, &o);
+    if (rc != RA_TOOL_OK) {
+        return rc < 0 ? RA_TOOL_OK : rc;
+    }
+    if ((rc = connect_cluster(prog, &o)) != RA_TOOL_OK) {
+        return rc;
+    }
+    ra_node_info_t *nodes = NULL;
+    ra_pg_info_t *pgs = NULL;
+    size_t nn = 0, np = 0;
+    int e = ra_node_list(&nodes, &nn);
+    if (e == 0) {
+        e = ra_pg_list(&pgs, &np);
+    }
+    if (e != 0) {
+        fprintf(stderr, "%s: cannot read the cluster's state: %s\n", prog,
+                ra_strerror(e));
+        ra_node_list_free(nodes, nn);
+        ra_shutdown();
+        return RA_TOOL_FAIL;
+    }
+    ra_resources_t total = {0};
+    double cpus_free = 0, gpus_free = 0;
+    unsigned alive = 0, pending = 0, workers = 0;
+    for (size_t i = 0; i < nn; i++) {
+        if (!nodes[i].alive) {
+            continue;
+        }
+        alive++;
+        (void)ra_resources_add(&total, &nodes[i].total);
+        cpus_free += nodes[i].cpus_avail > 0 ? nodes[i].cpus_avail : 0;
+        gpus_free += nodes[i].gpus_avail > 0 ? nodes[i].gpus_avail : 0;
+        pending += nodes[i].pending;
+        workers += nodes[i].workers;
+    }
+    unsigned pg_pending = 0, pg_created = 0;
+    for (size_t i = 0; i < np; i++) {
+        pg_pending += pgs[i].state == RA_PG_PENDING ||
+                      pgs[i].state == RA_PG_RESCHEDULING;
+        pg_created += pgs[i].state == RA_PG_CREATED;
+    }
+    const char *session = ra_cluster_session_dir();
+    if (o.json) {
+        bson_t doc = BSON_INITIALIZER, arr;
+        BSON_APPEND_UTF8(&doc, "session", session != NULL ? session : "");
+        BSON_APPEND_INT64(&doc, "nodes_alive", alive);
+        append_resources(&doc, "total", &total);
+        bson_t av;
+        bson_append_document_begin(&doc, "available", -1, &av);
+        BSON_APPEND_DOUBLE(&av, "CPU", cpus_free);
+        BSON_APPEND_DOUBLE(&av, "GPU", gpus_free);
+        bson_append_document_end(&doc, &av);
+        BSON_APPEND_INT64(&doc, "workers", workers);
+        BSON_APPEND_INT64(&doc, "pending_leases", pending);
+        BSON_APPEND_INT64(&doc, "placement_groups_pending", pg_pending);
+        BSON_APPEND_INT64(&doc, "placement_groups_created", pg_created);
+        bson_append_array_begin(&doc, "nodes", -1, &arr);
+        for (size_t i = 0; i < nn; i++) {
+            char k[24];
+            snprintf(k, sizeof k, "%zu", i);
+            append_node(&arr, k, &nodes[i]);
+        }
+        bson_append_array_end(&doc, &arr);
+        print_json(&doc, false);
+        bson_destroy(&doc);
+    } else {
+        printf("Cluster %s\n", session != NULL ? session : "");
+        printf("Nodes: %u alive of %zu\n", alive, nn);
+        for (size_t i = 0; i < nn; i++) {
+            const ra_node_info_t *ni = &nodes[i];
+            char extra[512];
+            fmt_extra(&ni->total, extra, sizeof extra);
+            printf("  node %u (daemon %u) %s: CPU %g/%g used, GPU %g/%g "
+                   "used, %u workers, %u leases\n", ni->node, ni->proc,
+                   ni->alive ? "ALIVE" : "DEAD",
+                   ni->total.cpus - ni->cpus_avail, ni->total.cpus,
+                   ni->total.gpus - ni->gpus_avail, ni->total.gpus,
+                   ni->workers, ni->leases);
+            printf("    topology: %s\n", ni->topology[0] != '\0'
+                                             ? ni->topology : "unknown");
+            if (extra[0] != '\0') {
+                printf("    other resources: %s\n", extra);
+            }
+        }
+        printf("Resources: CPU %g/%g used, GPU %g/%g used\n",
+               total.cpus - cpus_free, total.cpus, total.gpus - gpus_free,
+               total.gpus);
+        printf("Demand: %u lease requests waiting, %u placement groups "
+               "pending (%u created)\n", pending, pg_pending, pg_created);
+    }
+    ra_node_list_free(nodes, nn);
+    ra_pg_list_free(pgs, np);
+    ra_shutdown();
+    return RA_TOOL_OK;
+}
+
+static int
+list_what(const char *prog, const char *what, int argc, char **argv)
+{
+    cli_t o = {0};
+    int rc = parse_common(prog, list_usage, argc, argv, &o);
+    if (rc != RA_TOOL_OK) {
+        return rc < 0 ? RA_TOOL_OK : rc;
+    }
+    if ((rc = connect_cluster(prog, &o)) != RA_TOOL_OK) {
+        return rc;
+    }
+    bson_t doc = BSON_INITIALIZER, arr;
+    bson_append_array_begin(&doc, "list", -1, &arr);
+    int e;
+    if (strcmp(what, "nodes") == 0) {
+        ra_node_info_t *nodes = NULL;
+        size_t n = 0;
+        if ((e = ra_node_list(&nodes, &n)) == 0) {
+            for (size_t i = 0; i < n; i++) {
+                char k[24];
+                snprintf(k, sizeof k, "%zu", i);
+                append_node(&arr, k, &nodes[i]);
+            }
+            if (!o.json) {
+                print_nodes_table(nodes, n);
+            }
+            ra_node_list_free(nodes, n);
+        }
+    } else {
+        ra_pg_info_t *pgs = NULL;
+        size_t n = 0;
+        if ((e = ra_pg_list(&pgs, &n)) == 0) {
+            for (size_t i = 0; i < n; i++) {
+                char k[24];
+                snprintf(k, sizeof k, "%zu", i);
+                append_pg(&arr, k, &pgs[i]);
+            }
+            if (!o.json) {
+                print_pgs_table(pgs, n);
+            }
+            ra_pg_list_free(pgs, n);
+        }
+    }
+    bson_append_array_end(&doc, &arr);
+    if (e == 0 && o.json) {
+        print_json(&doc, true);
+    }
+    bson_destroy(&doc);
+    ra_shutdown();
+    if (e != 0) {
+        fprintf(stderr, "%s: cannot read the cluster's %s: %s\n", prog, what,
+                ra_strerror(e));
+        return RA_TOOL_FAIL;
+    }
+    return RA_TOOL_OK;
+}
+
+static int
+list_nodes(const char *prog, int argc, char **argv)
+{
+    return list_what(prog, "nodes", argc, argv);
+}
+
+static int
+list_pgs(const char *prog, int argc, char **argv)
+{
+    return list_what(prog, "placement-groups", argc, argv);
+}
+
+static const ra_tool_cmd_t list_cmds[] = {
+    {"nodes", list_nodes, "nodes: state, resources, workers, topology"},
+    {"placement-groups", list_pgs,
+     "placement groups: state, strategy, bundles"},
+};
+
+int
+ra__tool_list(const char *prog, int argc, char **argv)
+{
+    return ra__tool_dispatch(prog,
+                             "Usage: rayo list WHAT [OPTIONS]\n"
+                             "List what a running cluster holds (--format "
+                             "table|json, --address, --temp-dir).\n",
+                             list_cmds, sizeof list_cmds / sizeof list_cmds[0],
+                             argc, argv);
+}
