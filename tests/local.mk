@@ -120,6 +120,15 @@ tests_cluster_check_daemon_SOURCES = tests/cluster/check_daemon.c \
 tests_cluster_check_daemon_CFLAGS = $(TEST_CFLAGS)
 tests_cluster_check_daemon_LDADD = $(TEST_LIBS)
 
+# The driver that tests/net/cluster_netns.sh runs on a cluster of three
+# nodes in network namespaces.
+check_PROGRAMS += tests/cluster/multinode_driver
+tests_cluster_multinode_driver_SOURCES = tests/cluster/multinode_driver.c
+tests_cluster_multinode_driver_CFLAGS = $(TEST_CFLAGS)
+tests_cluster_multinode_driver_LDADD = $(TEST_LIBS)
+TESTS += tests/net/cluster_netns.sh
+EXTRA_DIST += tests/net/cluster_netns.sh
+
 check_PROGRAMS += tests/store/check_objstore
 TESTS += tests/store/check_objstore
 tests_store_check_objstore_SOURCES = tests/store/check_objstore.c tests/testutil.h

@@ -28,15 +28,25 @@
 
 static const char start_usage[] =
     "Usage: rayo start --head [OPTIONS]\n"
-    "Start the node daemon of a cluster on this machine: its GCS, raylet\n"
-    "and object store.  Programs join it with ra_init(\"auto\") or with\n"
-    "RAYO_ADDRESS=auto; each becomes a job whose workers the daemon starts\n"
-    "from the program's own executable.\n"
+    "       rayo start --address HOST:PORT --node-ip IP --cert FILE [OPTIONS]\n"
+    "Start the node daemon of a cluster on this machine: its raylet and\n"
+    "object store, and on the head node the GCS.  Programs on the machine\n"
+    "join it with ra_init(\"auto\") or RAYO_ADDRESS=auto; each becomes a\n"
+    "job whose workers the daemons start from the program's own\n"
+    "executable.\n"
     "\n"
     "Options:\n"
-    "  --head                   start a head node (required for now)\n"
-    "  --address HOST:PORT      join the head node at that address (not\n"
-    "                           supported yet: one node per cluster)\n"
+    "  --head                   start the head node (with the GCS)\n"
+    "  --node-ip IP             this node's address: the cluster then spans\n"
+    "                           machines, over tcp with CurveZMQ (without\n"
+    "                           it the cluster is this machine only)\n"
+    "  --port N                 the head's port for other nodes (default\n"
+    "                           6390; 0 picks a free one); with --node-ip\n"
+    "  --address HOST:PORT      join the head node at that address\n"
+    "  --cert FILE              the cluster certificate: the head makes\n"
+    "                           SESSION/cluster.cert unless given one; a\n"
+    "                           joining node needs the head's (or\n"
+    "                           $RAYO_CERT)\n"
     "  --num-cpus N             CPUs the node offers (default: online CPUs)\n"
     "  --num-gpus N             GPU devices it offers, a whole number\n"
     "                           (default: those the CUDA driver finds)\n"
@@ -171,7 +181,7 @@ ra__tool_start(const char *prog, int argc, char **argv)
 {
     enum {
         O_HEAD = 1000, O_ADDRESS, O_CPUS, O_GPUS, O_RES, O_WORKERS,
-        O_MAXW, O_STORE, O_TEMP, O_BLOCK
+        O_MAXW, O_STORE, O_TEMP, O_BLOCK, O_IP, O_PORT, O_CERT
     };
     static const struct option longopts[] = {
         {"head", no_argument, NULL, O_HEAD},
@@ -184,9 +194,12 @@ ra__tool_start(const char *prog, int argc, char **argv)
         {"object-store-memory", required_argument, NULL, O_STORE},
         {"temp-dir", required_argument, NULL, O_TEMP},
         {"block", no_argument, NULL, O_BLOCK},
+        {"node-ip", required_argument, NULL, O_IP},
+        {"port", required_argument, NULL, O_PORT},
+        {"cert", required_argument, NULL, O_CERT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    ra_init_opts_t o = {0};
+    ra_init_opts_t o = {.port = 6390};
     bool head = false, block = false;
     const char *address = NULL;
     int c;
@@ -243,6 +256,16 @@ ra__tool_start(const char *prog, int argc, char **argv)
         case O_BLOCK:
             block = true;
             break;
+        case O_IP:
+            o.node_ip = optarg;
+            break;
+        case O_PORT:
+            rc = ra__tool_parse_uint(prog, "--port", optarg, 0, 65535, &u);
+            o.port = u;
+            break;
+        case O_CERT:
+            o.cert = optarg;
+            break;
         default:
             return ra__tool_bad_option(prog, c, argv);
         }
@@ -254,15 +277,21 @@ ra__tool_start(const char *prog, int argc, char **argv)
         return ra__tool_usage_error(prog, "unexpected argument '%s'",
                                     argv[optind]);
     }
-    if (address != NULL) {
-        fprintf(stderr, "%s: joining a head node (--address %s) is not "
-                "supported yet: a cluster has one node so far; start a "
-                "head with '%s --head'\n", prog, address, prog);
-        return RA_TOOL_FAIL;
+    if (head && address != NULL) {
+        return ra__tool_usage_error(prog, "give --head or --address, not "
+                                    "both");
     }
-    if (!head) {
-        return ra__tool_usage_error(prog, "say what to start: --head");
+    if (!head && address == NULL) {
+        return ra__tool_usage_error(prog, "say what to start: --head, or "
+                                    "--address HOST:PORT to join a head");
     }
+    if (address != NULL && (o.node_ip == NULL || strchr(address, ':') ==
+                                                     NULL)) {
+        return ra__tool_usage_error(prog, "joining a head needs its "
+                                    "--address HOST:PORT and this node's "
+                                    "--node-ip");
+    }
+    o.head = address;
     const char *temp = ra_cluster_temp_dir(o.temp_dir);
     o.temp_dir = temp;
     char session[600];
@@ -356,14 +385,33 @@ ra__tool_start(const char *prog, int argc, char **argv)
     *nl = '\0';
     printf("%s\n", line);
     fflush(stdout);
+    // A cluster of several nodes: say how others join.
+    char info[800], l2[700], ep[600] = "";
+    snprintf(info, sizeof info, "%s/node.info", line);
+    FILE *f = fopen(info, "re");
+    while (f != NULL && fgets(l2, sizeof l2, f) != NULL) {
+        if (strncmp(l2, "endpoint tcp://", 15) == 0) {
+            snprintf(ep, sizeof ep, "%.590s", l2 + 15);
+            ep[strcspn(ep, "\n")] = '\0';
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    if (ep[0] != '\0' && head) {
+        fprintf(stderr, "  Other nodes join with:\n"
+                "    rayo start --address %s --node-ip THEIR_IP --cert "
+                "%s/cluster.cert\n", ep,
+                o.cert != NULL ? "(this cluster's certificate)" : line);
+    }
     fprintf(stderr,
-            "Started the head node: daemon %d, session %s.\n"
+            "Started the %s node: daemon %d, session %s.\n"
             "  Run a program on it:  RAYO_ADDRESS=auto ./program   "
             "(or ra_init(\"auto\"))\n"
             "  See it:               rayo status\n"
             "  Stop it:              rayo stop\n"
             "  Daemon log:           %s\n",
-            (int)pid, line, log);
+            head ? "head" : "worker", (int)pid, line, log);
     return RA_TOOL_OK;
 }
 

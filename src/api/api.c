@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sys/random.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,7 @@ job_end(ra__cluster_t *c)
 static void
 stop_all(ra__cluster_t *c)
 {
+    c->stopping = true;
     if (c->rt != NULL && c->joined) {
         if (c->env != 0) {
             job_end(c);
@@ -232,6 +234,8 @@ stop_all(ra__cluster_t *c)
     c->link = NULL;
     ra_runtime_destroy(&c->rt);
     ra__core_free(c);
+    free(c->job_wire);
+    c->job_wire = NULL;
     ra_topo_destroy(&c->topo);
     ra_objstore_t *st = c->store;
     if (c->joined) {
@@ -368,7 +372,8 @@ ra_init(const char *address)
 // start_rt_link makes this process's runtime and its link layer, bound to
 // its default ipc name in sock.
 static int
-start_rt_link(ra__cluster_t *c, const char *sock, unsigned threads)
+start_rt_link(ra__cluster_t *c, const char *sock, unsigned threads,
+              const char *bind)
 {
     ra_runtime_opts_t ro = {.node = c->node, .proc = c->proc,
                             .threads = threads};
@@ -376,7 +381,9 @@ start_rt_link(ra__cluster_t *c, const char *sock, unsigned threads)
     if (rc != 0) {
         return rc;
     }
-    ra_link_opts_t lo = {.ipc_dir = sock, .idle_ms = UINT32_MAX};
+    ra_link_opts_t lo = {.ipc_dir = sock, .idle_ms = UINT32_MAX,
+                         .bind = bind,
+                         .cert = c->cert[0] != '\0' ? c->cert : NULL};
     ra_link_t *l = NULL;
     if ((rc = ra_link_start(c->rt, &lo, &l)) == 0) {
         c->link = l;
@@ -430,14 +437,19 @@ ra_cluster_temp_dir(const char *t)
 static int
 write_node_info(const ra__cluster_t *c, const char *store)
 {
-    char text[1024], path[1100];
-    snprintf(text, sizeof text,
+    char text[3000], path[1100];
+    int n = snprintf(text, sizeof text,
              "version %d\npid %d\nnode %u\nproc %u\ngcs %u.%u.%u.%u\n"
              "raylet %u.%u.%u.%u\nstore %s\n",
              NODE_INFO_VERSION, (int)getpid(), c->node, c->proc, c->gcs.node,
              c->gcs.proc, c->gcs.id, c->gcs.gen, c->raylet.node,
              c->raylet.proc, c->raylet.id, c->raylet.gen,
              store[0] != '\0' ? store : "-");
+    if (c->ip[0] != '\0' && n > 0 && (size_t)n < sizeof text) {
+        snprintf(text + n, sizeof text - (size_t)n,
+                 "ip %s\nendpoint %s\ngcs_endpoint %s\ncert %s\n", c->ip,
+                 ra_link_endpoint(c->link), c->gcs_ep, c->cert);
+    }
     snprintf(path, sizeof path, "%s/node.info", c->session);
     int rc = write_file_atomic(path, text);
     if (rc == 0) {
@@ -464,12 +476,30 @@ typedef struct node_info {
     uint32_t node, proc;
     ra_pid_t gcs, raylet;
     char store[200];
+    char ip[64];              // several nodes: this node's address, ...
+    char endpoint[256];       // ... the daemon's endpoint,
+    char gcs_ep[256];         // the GCS's,
+    char cert[512];           // and the cluster certificate
 } node_info_t;
+
+// copy_field copies a value of the node file; one too long sets *bad.
+static void
+copy_field(char *dst, size_t cap, const char *val, bool *bad)
+{
+    size_t n = strlen(val);
+    if (n >= cap) {
+        *bad = true;
+        n = 0;
+    }
+    memcpy(dst, val, n);
+    dst[n] = '\0';
+}
 
 static int
 read_node_info(const char *session, node_info_t *ni)
 {
-    char path[1100], line[256], key[32], val[200];
+    bool bad = false;
+    char path[1100], line[1024], key[32], val[600];
     snprintf(path, sizeof path, "%s/node.info", session);
     FILE *f = fopen(path, "re");
     if (f == NULL) {
@@ -478,7 +508,7 @@ read_node_info(const char *session, node_info_t *ni)
     memset(ni, 0, sizeof *ni);
     int version = 0, seen = 0;
     while (fgets(line, sizeof line, f) != NULL) {
-        if (sscanf(line, "%31s %199s", key, val) != 2) {
+        if (sscanf(line, "%31s %599s", key, val) != 2) {
             continue;
         }
         ra_pid_t *pp = strcmp(key, "gcs") == 0      ? &ni->gcs
@@ -501,13 +531,21 @@ read_node_info(const char *session, node_info_t *ni)
         } else if (strcmp(key, "proc") == 0) {
             ni->proc = (uint32_t)strtoul(val, NULL, 10);
             seen++;
+        } else if (strcmp(key, "ip") == 0) {
+            copy_field(ni->ip, sizeof ni->ip, val, &bad);
+        } else if (strcmp(key, "endpoint") == 0) {
+            copy_field(ni->endpoint, sizeof ni->endpoint, val, &bad);
+        } else if (strcmp(key, "gcs_endpoint") == 0) {
+            copy_field(ni->gcs_ep, sizeof ni->gcs_ep, val, &bad);
+        } else if (strcmp(key, "cert") == 0) {
+            copy_field(ni->cert, sizeof ni->cert, val, &bad);
         } else if (strcmp(key, "store") == 0) {
-            snprintf(ni->store, sizeof ni->store, "%s",
-                     strcmp(val, "-") == 0 ? "" : val);
+            copy_field(ni->store, sizeof ni->store,
+                       strcmp(val, "-") == 0 ? "" : val, &bad);
         }
     }
     fclose(f);
-    if (version != NODE_INFO_VERSION || seen != 5 || ni->pid <= 0) {
+    if (version != NODE_INFO_VERSION || seen != 5 || ni->pid <= 0 || bad) {
         ra_log_err("api", "%s is not a complete node file of this rayo "
                    "version (version %d, expected %d)", path, version,
                    NODE_INFO_VERSION);
@@ -598,6 +636,14 @@ job_register(ra__cluster_t *c, ra_ctx_t *scope, unsigned workers)
     ra__wb_u32(&b, workers);
     ra__free_strv(argv);
     ra__free_strv(env);
+    // Kept for the raylets of other nodes that this job's work spills
+    // to, which start its workers when first asked (0 at once).
+    if (rc == 0 && b.err == 0 && b.len >= 4 &&
+        (c->job_wire = malloc(b.len)) != NULL) {
+        memcpy(c->job_wire, b.p, b.len);
+        memset(c->job_wire + b.len - 4, 0, 4);
+        c->job_wire_len = b.len;
+    }
     ra_msg_t *m = NULL, *rep = NULL;
     if (rc == 0 && (rc = ra__wb_msg(&b, RA__T_JOB, &m)) == 0) {
         rc = ra_call(scope, c->raylet, &m, 10000, &rep);
@@ -678,7 +724,23 @@ join(ra_init_opts_t o, const char *addr)
     snprintf(sock, sizeof sock, "%s/sock", session);
     ra_ctx_t *scope = NULL;
     ra_msg_t *rep = NULL;
-    if ((rc = start_rt_link(c, sock, o.threads)) != 0) {
+    char bind[128] = "";
+    if (ni.ip[0] != '\0') {
+        // A cluster of several nodes: tcp, with its certificate.
+        snprintf(c->ip, sizeof c->ip, "%s", ni.ip);
+        snprintf(c->cert, sizeof c->cert, "%s", ni.cert);
+        snprintf(c->gcs_ep, sizeof c->gcs_ep, "%s", ni.gcs_ep);
+        snprintf(bind, sizeof bind, "tcp://%s:0", ni.ip);
+    }
+    if ((rc = start_rt_link(c, sock, o.threads, bind[0] ? bind : NULL)) !=
+        0) {
+        goto fail;
+    }
+    if (bind[0] != '\0' &&
+        ((rc = ra_link_route(c->link, c->raylet.node, c->raylet.proc,
+                             ni.endpoint)) != 0 ||
+         (rc = ra_link_route(c->link, c->gcs.node, c->gcs.proc,
+                             ni.gcs_ep)) != 0)) {
         goto fail;
     }
     if (ni.store[0] != '\0') {
@@ -795,8 +857,8 @@ start_local(ra_init_opts_t o, bool daemon)
         rc = RA_EINVAL;
         goto fail_early;
     }
-    snprintf(sock, sizeof sock, "%s/sock", c->session);
-    snprintf(gcsdir, sizeof gcsdir, "%s/gcs", c->session);
+    snprintf(sock, sizeof sock, "%.500s/sock", c->session);
+    snprintf(gcsdir, sizeof gcsdir, "%.500s/gcs", c->session);
     if ((rc = mkdir_p(sock)) != 0 || (rc = mkdir_p(gcsdir)) != 0) {
         ra_log_err("api", "cannot make session directory %s: %s",
                    c->session, ra_strerror(rc));
@@ -805,15 +867,73 @@ start_local(ra_init_opts_t o, bool daemon)
     c->node = 1;
     c->proc = (uint32_t)getpid();
     c->daemon = daemon;
-    if ((rc = start_rt_link(c, sock, o.threads)) != 0) {
+    bool tcp = daemon && o.node_ip != NULL && o.node_ip[0] != '\0';
+    bool joining = tcp && o.head != NULL && o.head[0] != '\0';
+    char bind[128] = "";
+    if (!tcp && o.head != NULL && o.head[0] != '\0') {
+        ra_log_err("api", "joining the head at %s needs this node's address "
+                   "(node_ip, rayo start --node-ip)", o.head);
+        rc = RA_EINVAL;
+        goto fail;
+    }
+    if (tcp) {
+        const char *cert = o.cert;
+        if (joining) {
+            // Not the head: a node number of its own, the head's
+            // certificate.
+            uint32_t r = 0;
+            if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
+                r = (uint32_t)getpid() ^ (uint32_t)now;
+            }
+            c->node = 2 + r % 0x7ffffff0u;
+            if (cert == NULL || cert[0] == '\0') {
+                cert = getenv("RAYO_CERT");
+            }
+            if (cert == NULL || cert[0] == '\0') {
+                ra_log_err("api", "joining the head at %s needs the cluster "
+                           "certificate (the head's SESSION/cluster.cert): "
+                           "give cert (rayo start --cert) or RAYO_CERT",
+                           o.head);
+                rc = RA_EINVAL;
+                goto fail;
+            }
+            snprintf(c->cert, sizeof c->cert, "%s", cert);
+        } else if (cert == NULL || cert[0] == '\0') {
+            snprintf(c->cert, sizeof c->cert, "%.480s/cluster.cert",
+                     c->session);
+        } else {
+            snprintf(c->cert, sizeof c->cert, "%s", cert);
+        }
+        if ((rc = ra_link_cert_ensure(c->cert)) != 0) {
+            ra_log_err("api", "the cluster certificate %s: %s", c->cert,
+                       ra_strerror(rc));
+            goto fail;
+        }
+        snprintf(c->ip, sizeof c->ip, "%s", o.node_ip);
+        snprintf(bind, sizeof bind, "tcp://%s:%u", o.node_ip,
+                 joining ? 0u : o.port);
+    }
+    if ((rc = start_rt_link(c, sock, o.threads, bind[0] ? bind : NULL)) !=
+        0) {
         goto fail;
     }
     ra_link_t *l = c->link;
+    if (joining) {
+        snprintf(c->gcs_ep, sizeof c->gcs_ep, "tcp://%s", o.head);
+        uint32_t hn = 0, hp = 0;
+        if ((rc = ra_link_connect(l, c->gcs_ep, 10000, &hn, &hp)) != 0) {
+            ra_log_err("api", "cannot reach the head node at %s: %s (is it "
+                       "running, and is this its certificate?)", o.head,
+                       ra_strerror(rc));
+            goto fail;
+        }
+        c->gcs = (ra_pid_t){hn, hp, RA__GCS_LOCAL_ID, 0};
+    }
     c->inline_max = RA__INLINE_MAX_DEFAULT;
     char store_name[128] = "";
     if (o.object_store_memory != SIZE_MAX) {
         char spill[1024];
-        snprintf(spill, sizeof spill, "%s/spill", c->session);
+        snprintf(spill, sizeof spill, "%.500s/spill", c->session);
         snprintf(store_name, sizeof store_name, "rayo-%d-%ld",
                  (int)getpid(), (long)now);
         ra_objstore_opts_t so = {
@@ -836,8 +956,18 @@ start_local(ra_init_opts_t o, bool daemon)
     if (o.num_gpus == 0) {
         o.num_gpus = ra_topo_gpus(c->topo);
     }
-    if ((rc = ra__gcs_start(c->rt, gcsdir, &c->gcs)) != 0 ||
-        (rc = ra__core_start(c)) != 0) {
+    if (!joining && (rc = ra__gcs_start(c->rt, gcsdir, &c->gcs)) != 0) {
+        goto fail;
+    }
+    if (tcp && !joining) {
+        if (c->gcs.id != RA__GCS_LOCAL_ID) {
+            ra_log_err("api", "the GCS is not the daemon's first actor");
+            rc = RA_EINVAL;
+            goto fail;
+        }
+        snprintf(c->gcs_ep, sizeof c->gcs_ep, "%s", ra_link_endpoint(l));
+    }
+    if ((rc = ra__core_start(c)) != 0) {
         goto fail;
     }
     ra_resources_t extra;
@@ -860,6 +990,9 @@ start_local(ra_init_opts_t o, bool daemon)
         .topo = c->topo,
         .extra = extra,
         .daemon = daemon,
+        .bind_ip = tcp ? c->ip : NULL,
+        .cert = tcp ? c->cert : NULL,
+        .gcs_ep = tcp ? c->gcs_ep : NULL,
     };
     rc = ra__raylet_start(c->rt, &rc_cfg, &c->raylet);
     free(libs);
@@ -2131,6 +2264,16 @@ ra_node_list(ra_node_info_t **out, size_t *n)
         if (r.bad) {
             rc = RA_EBADMSG;
             break;
+        }
+        char ep[256];
+        ra__rb_str(&r, ep, sizeof ep);
+        if (r.bad) {
+            rc = RA_EBADMSG;
+            break;
+        }
+        if (ep[0] != '\0' && raylets[k].node != ra__g->node) {
+            (void)ra_link_route(ra__g->link, raylets[k].node,
+                                raylets[k].proc, ep);
         }
         bson_t t;
         if (len > 0 && bson_init_static(&t, doc, len)) {

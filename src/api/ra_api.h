@@ -100,6 +100,18 @@ typedef struct ra_init_opts {
     // Also taken from RAYO_RESOURCES, a JSON object such as
     // '{"ssd": 2, "memory": 8e9}', when this names none.
     ra_resources_t resources;
+    // Node daemons only (ra_node_run): a cluster of several nodes.  With
+    // node_ip set, the node speaks tcp with CurveZMQ on that address, and
+    // so do its workers and drivers.  A head (head NULL) listens for
+    // other nodes on port (0: a free one) and makes the cluster
+    // certificate SESSION/cluster.cert unless cert names one.  A node
+    // joining a head gives head ("HOST:PORT") and cert, the head's
+    // certificate file (else $RAYO_CERT).  Without node_ip the cluster is
+    // this machine only, over ipc.
+    const char *node_ip;
+    unsigned port;
+    const char *head;
+    const char *cert;
 } ra_init_opts_t;
 
 #define RA_WORKERS_NONE 0xFFFFFFFFu

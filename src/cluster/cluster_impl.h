@@ -49,8 +49,13 @@ enum {
     RA__T_GPU_ENV = -1318,     // core -> worker: CUDA_VISIBLE_DEVICES
     RA__T_PG = -1319,          // GCS <-> raylet: placement-group bundles
     RA__T_PG_READY = -1320,    // GCS -> core: a placement group is ready
-    RA__T_JOB = -1321          // driver -> raylet: a job starts or ends
+    RA__T_JOB = -1321,         // driver -> raylet: a job starts or ends
+    RA__T_NODES = -1322        // GCS -> raylet: the live nodes (for spill)
 };
+
+// A lease request that another node should serve is answered with this
+// status, the target raylet and its endpoint (see RA__T_LEASE_GRANT).
+#define RA__LEASE_SPILL 1
 
 // Operations of RA__T_JOB (first u8), answered with {i32 status, u32
 // env}.  REGISTER: {core pid, u64 OS pid, u32 argc, argc x str, u32 envc,
@@ -258,7 +263,18 @@ typedef struct ra__cluster {
     uint32_t env;            // this job's environment at the raylet
     bool joined;             // a driver of a node daemon's cluster
     bool daemon;             // the node daemon itself
+    // A cluster of several nodes speaks tcp (empty strings otherwise):
+    char ip[64];             // this node's address
+    char cert[512];          // the cluster certificate
+    char gcs_ep[256];        // the GCS's endpoint (the head daemon's)
+    uint8_t *job_wire;       // a driver's RA__T_JOB registration, for the
+    size_t job_wire_len;     // raylets of other nodes its work spills to
+    bool stopping;           // ra_shutdown has begun
 } ra__cluster_t;
+
+// The GCS is the head daemon's first actor: other nodes, which learn the
+// head's node and process when they dial it, name it with this local id.
+#define RA__GCS_LOCAL_ID 1u
 
 extern ra__cluster_t *ra__g;
 
@@ -289,6 +305,11 @@ typedef struct ra__raylet_cfg {
     ra_resources_t extra;    // memory and custom resources it offers
     bool daemon;             // a node daemon's: no job of its own, workers
                              // start for the drivers that register
+    // Several nodes (NULL otherwise): workers bind tcp on bind_ip with
+    // cert, and reach the GCS at gcs_ep.
+    const char *bind_ip;
+    const char *cert;
+    const char *gcs_ep;
 } ra__raylet_cfg_t;
 
 // ra__read_cmdline returns this program's argv (argv[0] its absolute
@@ -344,6 +365,9 @@ void ra__gcs_pg_free(ra__gcs_pgs_t **p);
 // placement-group operation, and answers it; false for other operations.
 bool ra__gcs_pg_op(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint8_t op,
                    ra__rbuf_t *r);
+// ra__gcs_pg_down handles a DOWN message: a node's raylet was lost.  False
+// when m is not one of its monitors.
+bool ra__gcs_pg_down(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m);
 // ra__gcs_pg_msg handles the raylets' answers (RA__T_PG) and retry ticks.
 void ra__gcs_pg_msg(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m);
 
@@ -372,7 +396,8 @@ enum {
     RA__GCS_KV_GET = 5,      // key -> status, value
     RA__GCS_NODE_PUT = 6,    // u32 node, raylet, f64 cpus, f64 gpus,
                              // resources (memory, custom), str topology
-                             // summary, bytes topology (BSON) -> status
+                             // summary, bytes topology (BSON), str
+                             // raylet endpoint ("" on one node) -> status
     RA__GCS_JOB_PUT = 7,     // job id, state -> status
     RA__GCS_ACTOR_PUT = 8,   // key, class, state, pid, reason -> status
     RA__GCS_PG_CREATE = 9,   // ns, name, u8 strategy, u8 detached, core,
@@ -384,9 +409,16 @@ enum {
     RA__GCS_PG_GET = 12,     // ns, name -> status, u64 id
     RA__GCS_PG_INFO = 13,    // u64 id (0: all) -> status, u32 n, n x
                              // bytes record
+    RA__GCS_NODE_HB = 15,    // u32 node, f64 cpus free, f64 gpus free,
+                             // resources free -> RA__T_NODES {u32 n, n x
+                             // {u32 node, raylet, str endpoint, resources
+                             // total, f64 cpus free, f64 gpus free,
+                             // resources free, u32 nb, nb x {u64 group,
+                             // u32 bundle index}}} to the raylet
     RA__GCS_NODE_LIST = 14   // -> status, u32 n, n x {u32 node, raylet,
                              // u8 alive, resources total, resources used
-                             // by bundles, str summary, bytes topology}
+                             // by bundles, str summary, bytes topology,
+                             // str raylet endpoint}
 };
 
 #endif

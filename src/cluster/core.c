@@ -257,7 +257,37 @@ typedef struct core {
     uint64_t tick_key;        // ticks carry it: a forged one is ignored
     uint64_t daemon_ref;      // a driver's monitor of its node daemon
     bool daemon_lost;         // ... which was lost: nothing can run
+    // Leases granted by the raylets of other nodes (work spilled there),
+    // and this job's environment at each of those raylets.
+    struct rlease { uint64_t lid; ra_pid_t raylet; } *rl;
+    size_t nrl, caprl;
+    struct renv { ra_pid_t raylet; uint32_t env; } *re;
+    size_t nre;
 } core_t;
+
+// raylet_of is the raylet that granted lease lid: another node's, or ours.
+static ra_pid_t
+raylet_of(const core_t *k, uint64_t lid, size_t *at)
+{
+    for (size_t i = 0; i < k->nrl; i++) {
+        if (k->rl[i].lid == lid) {
+            if (at != NULL) {
+                *at = i;
+            }
+            return k->rl[i].raylet;
+        }
+    }
+    return k->c->raylet;
+}
+
+static void
+forget_remote_lease(core_t *k, uint64_t lid)
+{
+    size_t at;
+    if (!ra_pid_eq(raylet_of(k, lid, &at), k->c->raylet)) {
+        k->rl[at] = k->rl[--k->nrl];
+    }
+}
 
 static int64_t
 now_us(void)
@@ -356,8 +386,9 @@ cls_get(core_t *k, double cpus, double gpus, const ra_resources_t *x,
 // send_lease_req asks the raylet for a worker for work of shape c (its
 // resources and placement-group bundle).
 static int
-send_lease_req(ra_ctx_t *ctx, core_t *k, uint64_t req, const ra__cls_t *c,
-               bool actor, int isolation)
+send_lease_req_to(ra_ctx_t *ctx, core_t *k, ra_pid_t raylet, uint32_t env,
+                  bool no_spill, uint64_t req, const ra__cls_t *c, bool actor,
+                  int isolation)
 {
     ra__wbuf_t b = {0};
     ra_msg_t *m = NULL;
@@ -369,12 +400,22 @@ send_lease_req(ra_ctx_t *ctx, core_t *k, uint64_t req, const ra__cls_t *c,
     ra__wb_u64(&b, c->pg);
     ra__wb_u32(&b, (uint32_t)c->bundle);
     ra__wb_res(&b, &c->x);
-    ra__wb_u32(&b, k->c->env);
+    ra__wb_u32(&b, env);
+    ra__wb_u8(&b, no_spill);
     int rc = ra__wb_msg(&b, RA__T_LEASE_REQ, &m);
-    if (rc == 0 && (rc = ra_send(ctx, k->c->raylet, &m)) != 0) {
+    if (rc == 0 && (rc = ra_send(ctx, raylet, &m)) != 0) {
         ra_msg_unref(&m);
     }
+    (void)k;
     return rc;
+}
+
+static int
+send_lease_req(ra_ctx_t *ctx, core_t *k, uint64_t req, const ra__cls_t *c,
+               bool actor, int isolation)
+{
+    return send_lease_req_to(ctx, k, k->c->raylet, k->c->env, false, req, c,
+                             actor, isolation);
 }
 
 static void
@@ -384,10 +425,80 @@ send_lease_return(ra_ctx_t *ctx, core_t *k, uint64_t lease, bool kill)
     ra_msg_t *m = NULL;
     ra__wb_u64(&b, lease);
     ra__wb_u8(&b, kill);
+    ra_pid_t to = raylet_of(k, lease, NULL);
+    forget_remote_lease(k, lease);
     if (ra__wb_msg(&b, RA__T_LEASE_RETURN, &m) == 0 &&
-        ra_send(ctx, k->c->raylet, &m) != 0) {
+        ra_send(ctx, to, &m) != 0) {
         ra_msg_unref(&m);
     }
+}
+
+// env_at returns this job's environment at another node's raylet,
+// registering the job there first (once).  Returns 0 or an error.
+static int
+env_at(ra_ctx_t *ctx, core_t *k, ra_pid_t raylet, uint32_t *env)
+{
+    for (size_t i = 0; i < k->nre; i++) {
+        if (ra_pid_eq(k->re[i].raylet, raylet)) {
+            *env = k->re[i].env;
+            return 0;
+        }
+    }
+    if (k->c->job_wire == NULL) {
+        return RA_ENOTSUP;   // a worker's core: its job is not its own
+    }
+    ra_msg_t *m = NULL, *rep = NULL;
+    int rc = ra_msg_new_bytes(&m, RA__T_JOB, k->c->job_wire,
+                              k->c->job_wire_len);
+    if (rc == 0) {
+        rc = ra_call(ctx, raylet, &m, 10000, &rep);
+        ra_msg_unref(&m);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ra__rbuf_t r;
+    ra__rb_init(&r, rep);
+    int status = (int32_t)ra__rb_u32(&r);
+    uint32_t id = ra__rb_u32(&r);
+    ra_msg_unref(&rep);
+    if (r.bad || status != 0) {
+        return r.bad ? RA_EBADMSG : status;
+    }
+    struct renv *ne = realloc(k->re, (k->nre + 1) * sizeof *ne);
+    if (ne == NULL) {
+        return RA_ENOMEM;
+    }
+    k->re = ne;
+    k->re[k->nre++] = (struct renv){raylet, id};
+    *env = id;
+    ra_log_info("core", "job registered at the raylet of node %u "
+                "(environment %u)", raylet.node, id);
+    return 0;
+}
+
+// spill sends a lease request that our raylet passed on to the raylet of
+// another node (or, when that cannot be, back to ours, not to be passed
+// on again).
+static void
+spill(ra_ctx_t *ctx, core_t *k, uint64_t req, ra__cls_t *shape, bool actor,
+      int isolation, ra_pid_t raylet, const char *ep)
+{
+    uint32_t env = 0;
+    int rc = ep[0] != '\0' && k->c->link != NULL
+                 ? ra_link_route(k->c->link, raylet.node, raylet.proc, ep)
+                 : RA_EINVAL;
+    if (rc == 0) {
+        rc = env_at(ctx, k, raylet, &env);
+    }
+    if (rc != 0) {
+        ra_log_info("core", "cannot spill to node %u (%s): asking this "
+                    "node again", raylet.node, ra_err_name(rc));
+        raylet = k->c->raylet;
+        env = k->c->env;
+    }
+    (void)send_lease_req_to(ctx, k, raylet, env, true, req, shape, actor,
+                            isolation);
 }
 
 static void
@@ -660,9 +771,11 @@ static void
 daemon_lost(core_t *k)
 {
     k->daemon_lost = true;
-    ra_log_err("core", "%s (process %u): pending tasks and actor calls "
-               "fail; start the cluster again and rerun the program",
-               DAEMON_LOST_TEXT, k->c->raylet.proc);
+    if (!k->c->stopping) {
+        ra_log_err("core", "%s (process %u): pending tasks and actor calls "
+                   "fail; start the cluster again and rerun the program",
+                   DAEMON_LOST_TEXT, k->c->raylet.proc);
+    }
     pthread_mutex_lock(&k->cs->mu);
     uint64_t n = k->cs->next_id;
     pthread_mutex_unlock(&k->cs->mu);
@@ -821,8 +934,42 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     ra_resources_t x;
     ra__rb_res(&r, &x);
     x.cpus = x.gpus = 0;
+    char ep[256];
+    ra__rb_str(&r, ep, sizeof ep);
+    int isolation = ra__rb_u8(&r);
+    ra_pid_t target = RA_PID_NIL;
+    char target_ep[256] = "";
+    if (status == RA__LEASE_SPILL) {
+        target = ra__rb_pid(&r);
+        ra__rb_str(&r, target_ep, sizeof target_ep);
+    }
     if (r.bad || !ra__gpu_env_ok(vis)) {
         ra_log_warn("core", "malformed lease grant dropped");
+        return;
+    }
+    if (status == RA__LEASE_SPILL) {
+        ra__cls_t shape = {.cpus = cpus, .gpus = gpus, .x = x, .pg = pg,
+                           .bundle = bundle};
+        spill(ctx, k, req, &shape, actor, isolation, target, target_ep);
+        return;
+    }
+    ra_pid_t from = ra_sender(ctx);
+    if (status == 0 && !ra_pid_eq(from, k->c->raylet)) {
+        if (k->nrl == k->caprl) {
+            size_t cap = k->caprl ? 2 * k->caprl : 16;
+            struct rlease *n = realloc(k->rl, cap * sizeof *n);
+            if (n == NULL) {
+                return;   // the lease stays unused until the owner ends
+            }
+            k->rl = n;
+            k->caprl = cap;
+        }
+        k->rl[k->nrl++] = (struct rlease){lid, from};
+    }
+    if (status == 0 && ep[0] != '\0' && k->c->link != NULL &&
+        ra_link_route(k->c->link, exec.node, exec.proc, ep) != 0) {
+        ra_log_warn("core", "lease grant with a bad endpoint %s dropped",
+                    ep);
         return;
     }
     if (status == 0 && tell) {
@@ -947,9 +1094,11 @@ on_lease_lost(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     uint64_t id = ra__rb_u64(&r);
     char how[128];
     ra__rb_str(&r, how, sizeof how);
-    if (r.bad) {
+    // Only the raylet that granted the lease is believed.
+    if (r.bad || !ra_pid_eq(ra_sender(ctx), raylet_of(k, id, NULL))) {
         return;
     }
+    forget_remote_lease(k, id);
     ra__lease_t *l = lease_by_id(k, id);
     if (l != NULL) {
         if (l->mref != 0) {
@@ -1207,9 +1356,7 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         on_tick(ctx, k, msg);
         break;
     case RA__T_LEASE_LOST:
-        if (ra_pid_eq(ra_sender(ctx), k->c->raylet)) {
-            on_lease_lost(ctx, k, msg);
-        }
+        on_lease_lost(ctx, k, msg);
         break;
     default:
         if (ra_msg_kind(msg) == RA_MSG_DOWN) {
@@ -1267,6 +1414,8 @@ core_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     }
     ra__actors_free(k->cs);
     k->cs->core = NULL;
+    free(k->rl);
+    free(k->re);
     free(k);
 }
 

@@ -138,6 +138,7 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         ra__gcs_pg_msg(ctx, g->pgs, msg);
         break;
     default:
+        (void)ra__gcs_pg_down(ctx, g->pgs, msg);
         break;
     }
     return 0;

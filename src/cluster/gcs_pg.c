@@ -29,6 +29,7 @@
 
 #include "cluster_impl.h"
 #include "ra_error.h"
+#include "ra_link.h"
 #include "ra_log.h"
 #include "ra_place.h"
 #include "ra_table.h"
@@ -45,6 +46,11 @@ typedef struct gnode {
     ra_resources_t total;
     ra_resources_t used;      // by the bundles this GCS reserved there
     bool alive;
+    char ep[256];             // its raylet's tcp endpoint ("": ipc)
+    uint64_t mref;            // the GCS's monitor of its raylet's process
+    double cpus_avail;        // free at its last heartbeat
+    double gpus_avail;
+    ra_resources_t xavail;
     char summary[256];        // its topology in one line
     uint8_t *topo;            // its topology, a BSON document (or NULL)
     size_t topo_len;
@@ -71,6 +77,8 @@ typedef struct gpg {
     unsigned waiting;         // PREPARED replies still to come
     int failed;               // first failure of this attempt
     bool told_never;          // "can never be placed" logged
+    uint64_t cmref;           // monitor of its creator's process (a
+                              // group not detached ends with its job)
     waiter_t *w;
     struct gpg *next;
 } gpg_t;
@@ -287,7 +295,8 @@ max_id(void *user, const void *key, size_t klen, const void *val,
 static void
 try_place(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g)
 {
-    if (g->state != RA_PG_PENDING || g->waiting > 0) {
+    if ((g->state != RA_PG_PENDING && g->state != RA_PG_RESCHEDULING) ||
+        g->waiting > 0) {
         return;
     }
     size_t nn = 0;
@@ -448,12 +457,13 @@ op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     double gpus = ra__rb_f64(r);
     ra_resources_t extra;
     ra__rb_res(r, &extra);
-    char summary[256] = "";
+    char summary[256] = "", ep[256] = "";
     const void *topo = NULL;
     size_t topo_len = 0;
     if (!r->bad && r->off < r->len) {
         ra__rb_str(r, summary, sizeof summary);
         topo = ra__rb_bytes(r, &topo_len);
+        ra__rb_str(r, ep, sizeof ep);
         bson_t doc;
         if (topo_len > 0 &&
             (!bson_init_static(&doc, topo, topo_len) ||
@@ -489,12 +499,85 @@ op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     n->topo = copy;
     n->topo_len = topo_len;
     snprintf(n->summary, sizeof n->summary, "%s", summary);
+    snprintf(n->ep, sizeof n->ep, "%s", ep);
+    // A raylet of another process is watched: its loss is its node's.
+    if (n->mref == 0 && (raylet.node != ra_self(ctx).node ||
+                         raylet.proc != ra_self(ctx).proc) &&
+        ra_link_monitor_node(ctx, raylet.node, raylet.proc, &n->mref) !=
+            0) {
+        n->mref = 0;
+    }
     n->raylet = raylet;
     n->total = extra;
     n->total.cpus = cpus;
     n->total.gpus = gpus;
+    n->cpus_avail = cpus;
+    n->gpus_avail = gpus;
+    n->xavail = extra;
     n->alive = true;
     place_pending(ctx, p);
+    return 0;
+}
+
+// op_node_hb: a raylet says what it has free now, and is answered with
+// every live node's (RA__T_NODES), its view for spilling work over.
+static int
+op_node_hb(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
+{
+    uint32_t node = ra__rb_u32(r);
+    double cpus = ra__rb_f64(r);
+    double gpus = ra__rb_f64(r);
+    ra_resources_t x;
+    ra__rb_res(r, &x);
+    gnode_t *n = r->bad ? NULL : node_find(p, node);
+    if (n == NULL || !ra_pid_eq(n->raylet, ra_sender(ctx))) {
+        return r->bad ? RA_EBADMSG : RA_EACCES;
+    }
+    n->cpus_avail = cpus;
+    n->gpus_avail = gpus;
+    n->xavail = x;
+    ra__wbuf_t b = {0};
+    uint32_t count = 0;
+    for (gnode_t *g = p->nodes; g != NULL; g = g->next) {
+        count += g->alive;
+    }
+    ra__wb_u32(&b, count);
+    for (gnode_t *g = p->nodes; g != NULL; g = g->next) {
+        if (!g->alive) {
+            continue;
+        }
+        ra__wb_u32(&b, g->node);
+        ra__wb_pid(&b, g->raylet);
+        ra__wb_str(&b, g->ep);
+        ra__wb_res(&b, &g->total);
+        ra__wb_f64(&b, g->cpus_avail);
+        ra__wb_f64(&b, g->gpus_avail);
+        ra__wb_res(&b, &g->xavail);
+        // The bundles of created groups there, so that work for them is
+        // sent where they are.
+        uint32_t nb = 0;
+        for (gpg_t *q = p->pgs; q != NULL; q = q->next) {
+            for (uint32_t i = 0; q->state == RA_PG_CREATED && i < q->nb;
+                 i++) {
+                nb += q->node[i] == g->node;
+            }
+        }
+        ra__wb_u32(&b, nb);
+        for (gpg_t *q = p->pgs; q != NULL; q = q->next) {
+            for (uint32_t i = 0; q->state == RA_PG_CREATED && i < q->nb;
+                 i++) {
+                if (q->node[i] == g->node) {
+                    ra__wb_u64(&b, q->id);
+                    ra__wb_u32(&b, i);
+                }
+            }
+        }
+    }
+    ra_msg_t *m = NULL;
+    if (ra__wb_msg(&b, RA__T_NODES, &m) == 0 &&
+        ra_send(ctx, n->raylet, &m) != 0) {
+        ra_msg_unref(&m);
+    }
     return 0;
 }
 
@@ -514,6 +597,7 @@ op_node_list(ra__gcs_pgs_t *p, ra__wbuf_t *out)
         ra__wb_res(out, &g->used);
         ra__wb_str(out, g->summary);
         ra__wb_bytes(out, g->topo, g->topo_len);
+        ra__wb_str(out, g->ep);
     }
     return out->err;
 }
@@ -580,6 +664,13 @@ op_create(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
     *p->tail = g;
     p->tail = &g->next;
     ra__wb_u64(out, g->id);
+    // A group that is not detached is removed when its creator's process
+    // is lost (this process's own groups end with it anyway).
+    ra_pid_t self = ra_self(ctx);
+    if (!g->detached && (core.node != self.node || core.proc != self.proc) &&
+        ra_link_monitor_node(ctx, core.node, core.proc, &g->cmref) != 0) {
+        g->cmref = 0;
+    }
     try_place(ctx, p, g);
     return 0;
 }
@@ -613,6 +704,8 @@ op_ready(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
     return 0;
 }
 
+static int pg_remove(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint64_t id);
+
 static int
 op_remove(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
 {
@@ -620,6 +713,12 @@ op_remove(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     if (r->bad) {
         return RA_EBADMSG;
     }
+    return pg_remove(ctx, p, id);
+}
+
+static int
+pg_remove(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint64_t id)
+{
     gpg_t **pp = &p->pgs;
     while (*pp != NULL && (*pp)->id != id) {
         pp = &(*pp)->next;
@@ -813,6 +912,9 @@ ra__gcs_pg_op(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint8_t op, ra__rbuf_t *r)
     case RA__GCS_NODE_LIST:
         rc = op_node_list(p, &out);
         break;
+    case RA__GCS_NODE_HB:
+        rc = op_node_hb(ctx, p, r);
+        break;
     default:
         return false;
     }
@@ -824,6 +926,68 @@ ra__gcs_pg_op(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint8_t op, ra__rbuf_t *r)
     }
     reply_status(ctx, &out, rc);
     return true;
+}
+
+// node_lost: a node's raylet was lost (its daemon died or was cut off).
+// The node is dead; each group with a bundle there gives back its other
+// bundles (what ran in them is killed and follows its own restart
+// policy) and is placed again, RESCHEDULING until it is.
+static void
+node_lost(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gnode_t *n)
+{
+    n->alive = false;
+    n->mref = 0;
+    unsigned moved = 0;
+    for (gpg_t *g = p->pgs; g != NULL; g = g->next) {
+        bool there = false;
+        for (uint32_t i = 0; i < g->nb && !there; i++) {
+            there = g->node[i] == n->node;
+        }
+        if (!there) {
+            continue;
+        }
+        each_node(ctx, p, g, RA__PG_RETURN, NULL);
+        unplace(p, g);
+        g->attempt++;       // replies still on their way are stale
+        g->waiting = 0;
+        g->failed = 0;
+        if (g->state == RA_PG_CREATED) {
+            g->state = RA_PG_RESCHEDULING;
+        }
+        (void)pg_store(p, g);
+        moved++;
+    }
+    ra_log_warn("gcs", "node %u is dead (its raylet %u.%u was lost); %u "
+                "placement groups are placed again", n->node, n->raylet.node,
+                n->raylet.proc, moved);
+    place_pending(ctx, p);
+}
+
+bool
+ra__gcs_pg_down(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m)
+{
+    uint64_t mref;
+    ra_pid_t pid;
+    ra_reason_t why;
+    if (ra_msg_kind(m) != RA_MSG_DOWN ||
+        ra_msg_down_info(m, &mref, &pid, &why) != 0) {
+        return false;
+    }
+    for (gnode_t *n = p->nodes; n != NULL; n = n->next) {
+        if (n->alive && n->mref != 0 && n->mref == mref) {
+            node_lost(ctx, p, n);
+            return true;
+        }
+    }
+    for (gpg_t *g = p->pgs; g != NULL; g = g->next) {
+        if (g->cmref != 0 && g->cmref == mref) {
+            ra_log_info("gcs", "placement group %" PRIu64 " ends with its "
+                        "creator %u.%u", g->id, pid.node, pid.proc);
+            (void)pg_remove(ctx, p, g->id);
+            return true;
+        }
+    }
+    return false;
 }
 
 void

@@ -581,7 +581,8 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
         // maps it instead of receiving a copy.  A store that is full (or
         // absent) leaves it inline.
         bool stored = false;
-        if (st != NULL && t.rlen >= c->inline_max) {
+        // Only an owner on this node can map it.
+        if (st != NULL && t.rlen >= c->inline_max && to.node == c->node) {
             (void)ra_objstore_delete(st, oid); // an earlier attempt's
             stored = ra_objstore_put(st, oid, t.rdata, t.rlen) == 0;
         }

@@ -44,7 +44,11 @@ mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-enum { RAYLET_BOOT = 0, RAYLET_REAP = 1 };
+enum { RAYLET_BOOT = 0, RAYLET_REAP = 1, RAYLET_HB = 2 };
+
+// How often a raylet of a several-node cluster tells the GCS what it has
+// free (and learns what the others have).
+#define HB_EVERY_MS 200
 
 enum {
     WK_STARTING = RA__WK_STARTING,
@@ -166,7 +170,7 @@ make_env(const raylet_t *r, ra_pid_t self, char *const *env, uint32_t id,
     while (env[n] != NULL) {
         n++;
     }
-    char **e = calloc(n + 18, sizeof *e);
+    char **e = calloc(n + 21, sizeof *e);
     if (e == NULL) {
         return NULL;
     }
@@ -204,6 +208,11 @@ make_env(const raylet_t *r, ra_pid_t self, char *const *env, uint32_t id,
     }
     if (r->cfg.store != NULL) {
         e[k++] = dupf("RAYO_STORE=%s", r->cfg.store);
+    }
+    if (r->cfg.bind_ip != NULL) {
+        e[k++] = dupf("RAYO_BIND=tcp://%s:0", r->cfg.bind_ip);
+        e[k++] = dupf("RAYO_CERT=%s", r->cfg.cert);
+        e[k++] = dupf("RAYO_GCS_EP=%s", r->cfg.gcs_ep);
     }
     if (r->ndev > 0) {
         // A task sees the GPUs its lease holds, and none without one.
@@ -366,6 +375,8 @@ reply_grant(ra_ctx_t *ctx, const raylet_t *r, const req_t *q, int status,
     ra__wb_u64(&b, q->pg);
     ra__wb_u32(&b, (uint32_t)q->bundle);
     ra__wb_res(&b, &q->x);
+    ra__wb_str(&b, l != NULL && l->w != NULL ? l->w->ep : "");
+    ra__wb_u8(&b, (uint8_t)q->isolation);
     if (ra__wb_msg(&b, RA__T_LEASE_GRANT, &m) == 0 &&
         ra_send(ctx, q->owner, &m) != 0) {
         ra_msg_unref(&m);
@@ -440,6 +451,89 @@ retire_misfit(ra_ctx_t *ctx, raylet_t *r, uint32_t env, const char *vis)
     }
 }
 
+// spill_target picks another node for a request this node cannot serve
+// now (never: not ever): one that has the resources free now, the most
+// CPUs first; for a request no node could serve now, one that has them
+// at all.  The view is lowered by what is sent there, until the next
+// heartbeat.  NULL when none, or the request must stay.
+static ra__rnode_t *
+spill_target(raylet_t *r, const req_t *q, bool never, uint32_t self)
+{
+    if (q->no_spill || r->nview == 0) {
+        return NULL;
+    }
+    if (q->pg != 0) {
+        // Work for a bundle goes where the bundle is, when it is not here.
+        for (const ra__bundle_t *b = r->bundles; b != NULL; b = b->next) {
+            if (b->pg == q->pg &&
+                (q->bundle < 0 || b->index == (uint32_t)q->bundle)) {
+                return NULL;
+            }
+        }
+        for (unsigned i = 0; i < r->nview; i++) {
+            ra__rnode_t *v = &r->view[i];
+            for (uint32_t k = 0; v->node != self && k < v->nb; k++) {
+                if (v->bpg[k] == q->pg &&
+                    (q->bundle < 0 || v->bidx[k] == (uint32_t)q->bundle)) {
+                    return v;
+                }
+            }
+        }
+        return NULL;
+    }
+    ra_resources_t need = q->x;
+    need.cpus = (double)q->cpus / UNIT;
+    need.gpus = (double)q->gpus / UNIT;
+    ra__rnode_t *best = NULL, *any = NULL;
+    for (unsigned i = 0; i < r->nview; i++) {
+        ra__rnode_t *v = &r->view[i];
+        if (v->node == self || !ra_resources_fit(&need, &v->total)) {
+            continue;
+        }
+        if (any == NULL) {
+            any = v;
+        }
+        if (ra_resources_fit(&need, &v->avail) &&
+            (best == NULL || v->avail.cpus > best->avail.cpus)) {
+            best = v;
+        }
+    }
+    if (best != NULL) {
+        (void)ra_resources_sub(&best->avail, &need);
+        return best;
+    }
+    return never ? any : NULL;
+}
+
+// reply_spill tells the owner to ask the raylet of node v instead.
+static void
+reply_spill(ra_ctx_t *ctx, const req_t *q, const ra__rnode_t *v)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u64(&b, q->req);
+    ra__wb_u32(&b, RA__LEASE_SPILL);
+    ra__wb_u64(&b, 0);
+    ra__wb_pid(&b, RA_PID_NIL);
+    ra__wb_pid(&b, RA_PID_NIL);
+    ra__wb_f64(&b, (double)q->cpus / UNIT);
+    ra__wb_f64(&b, (double)q->gpus / UNIT);
+    ra__wb_u8(&b, q->actor);
+    ra__wb_u8(&b, 0);
+    ra__wb_str(&b, "");
+    ra__wb_u64(&b, q->pg);
+    ra__wb_u32(&b, (uint32_t)q->bundle);
+    ra__wb_res(&b, &q->x);
+    ra__wb_str(&b, "");
+    ra__wb_u8(&b, (uint8_t)q->isolation);
+    ra__wb_pid(&b, v->raylet);
+    ra__wb_str(&b, v->ep);
+    if (ra__wb_msg(&b, RA__T_LEASE_GRANT, &m) == 0 &&
+        ra_send(ctx, q->owner, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
 static void
 try_grant(ra_ctx_t *ctx, raylet_t *r)
 {
@@ -457,13 +551,31 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
         bool never = false;
         ra__bundle_t *bundle = NULL;
         ra__rpool_t *pool = ra__req_pool(r, q, &never, &bundle);
+        ra__rnode_t *there = NULL;
         if (never) {
-            reply_grant(ctx, r, q, RA_EINFEASIBLE, NULL);
+            if ((there = spill_target(r, q, true, ra_self(ctx).node)) !=
+                NULL) {
+                reply_spill(ctx, q, there);
+            } else if (q->pg != 0 && r->nview > 0 && !q->no_spill &&
+                       r->view_gen < q->view_gen + 2) {
+                // Its bundle may be on a node the view does not show
+                // yet (a group just made): wait for a newer view.
+                pp = &q->next;
+                continue;
+            } else {
+                reply_grant(ctx, r, q, RA_EINFEASIBLE, NULL);
+            }
         } else if (pool == NULL ||
                    !ra__rpool_take(r, pool, q->cpus, q->gpus, &q->x, devs,
                                   &ndevs)) {
-            pp = &q->next;
-            continue;
+            // Busy here (or its bundle is elsewhere): another node with
+            // room now takes it.
+            if ((there = spill_target(r, q, false, ra_self(ctx).node)) ==
+                NULL) {
+                pp = &q->next;
+                continue;
+            }
+            reply_spill(ctx, q, there);
         } else {
             if (ndevs > 0) {
                 ra__visible_of(r, devs, ndevs, vis, sizeof vis);
@@ -606,6 +718,7 @@ on_lease_req(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     q->bundle = (int32_t)ra__rb_u32(&b);
     ra__rb_res(&b, &q->x);
     q->env = ra__rb_u32(&b);
+    q->no_spill = ra__rb_u8(&b) != 0;
     q->x.cpus = q->x.gpus = 0;
     q->owner = ra_sender(ctx);
     if (b.bad || !(cpus >= 0 && cpus < 1e9) || !(gpus >= 0 && gpus < 1e9) ||
@@ -616,6 +729,7 @@ on_lease_req(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     }
     q->cpus = (int64_t)(cpus * UNIT + 0.5);
     q->gpus = (int64_t)(gpus * UNIT + 0.5);
+    q->view_gen = r->view_gen;
     ra__jenv_t *e = env_find(r, q->env);
     if (e == NULL || e->gone) {
         ra_log_warn("raylet", "lease request for job environment %u, "
@@ -664,6 +778,8 @@ on_register(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     ra_pid_t exec = ra__rb_pid(&b);
     ra_pid_t host = ra__rb_pid(&b);
     ra_pid_t core = ra__rb_pid(&b);
+    char ep[sizeof ((wk_t *)0)->ep];
+    ra__rb_str(&b, ep, sizeof ep);
     if (b.bad) {
         ra_log_warn("raylet", "malformed worker registration dropped");
         return;
@@ -687,6 +803,7 @@ on_register(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     w->exec = exec;
     w->host = host;
     w->core = core;
+    snprintf(w->ep, sizeof w->ep, "%s", ep);
     try_grant(ctx, r);
 }
 
@@ -1114,6 +1231,98 @@ on_node_event(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     try_grant(ctx, r);
 }
 
+// ---- several nodes: heartbeats to the GCS, the view of the others ----
+
+static void
+send_hb(ra_ctx_t *ctx, raylet_t *r)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u8(&b, RA__GCS_NODE_HB);
+    ra__wb_u32(&b, ra_self(ctx).node);
+    ra__wb_f64(&b, (double)r->node.cpus_avail / UNIT);
+    ra__wb_f64(&b, (double)r->node.gpus_avail / UNIT);
+    ra__wb_res(&b, &r->node.xavail);
+    if (ra__wb_msg(&b, RA__T_GCS, &m) == 0 &&
+        ra_send(ctx, r->cfg.gcs, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+    ra_msg_t *t = NULL;
+    uint8_t what = RAYLET_HB;
+    if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
+        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), HB_EVERY_MS, &t,
+                      NULL) != 0) {
+        ra_msg_unref(&t);
+    }
+}
+
+// on_nodes takes the GCS's view of the live nodes (what they have free,
+// where their raylets listen) for spill_target.
+static void
+view_free(ra__rnode_t *v, unsigned n)
+{
+    for (unsigned i = 0; v != NULL && i < n; i++) {
+        free(v[i].bpg);
+        free(v[i].bidx);
+    }
+    free(v);
+}
+
+static void
+on_nodes(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
+{
+    if (!ra_pid_eq(ra_sender(ctx), r->cfg.gcs)) {
+        return;
+    }
+    ra__rbuf_t b;
+    ra__rb_init(&b, m);
+    uint32_t n = ra__rb_u32(&b);
+    if (b.bad || n > 100000) {
+        return;
+    }
+    ra__rnode_t *v = calloc(n + 1, sizeof *v);
+    if (v == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        v[i].node = ra__rb_u32(&b);
+        v[i].raylet = ra__rb_pid(&b);
+        ra__rb_str(&b, v[i].ep, sizeof v[i].ep);
+        ra__rb_res(&b, &v[i].total);
+        double c = ra__rb_f64(&b), g = ra__rb_f64(&b);
+        ra__rb_res(&b, &v[i].avail);
+        v[i].avail.cpus = c;
+        v[i].avail.gpus = g;
+        uint32_t nb = ra__rb_u32(&b);
+        if (b.bad || nb > 1000000) {
+            b.bad = true;
+            break;
+        }
+        v[i].bpg = calloc(nb + 1, sizeof *v[i].bpg);
+        v[i].bidx = calloc(nb + 1, sizeof *v[i].bidx);
+        if (v[i].bpg == NULL || v[i].bidx == NULL) {
+            b.bad = true;
+            break;
+        }
+        v[i].nb = nb;
+        for (uint32_t k = 0; k < nb; k++) {
+            v[i].bpg[k] = ra__rb_u64(&b);
+            v[i].bidx[k] = ra__rb_u32(&b);
+        }
+    }
+    if (b.bad) {
+        view_free(v, n);
+        return;
+    }
+    view_free(r->view, r->nview);
+    r->view = v;
+    r->nview = n;
+    r->view_gen++;
+    if (r->nreqs > 0) {
+        try_grant(ctx, r);
+    }
+}
+
 // ---- the actor ----
 
 static int
@@ -1123,6 +1332,9 @@ boot(ra_ctx_t *ctx, raylet_t *r)
         return 0;
     }
     r->booted = true;
+    // Lease ids name their node, so that an owner holding leases of
+    // several nodes never sees two alike.
+    r->next_lease = (uint64_t)ra_self(ctx).node << 32;
     // The GCS learns this node, for placement groups: from the raylet
     // itself, so that it can check who registers.
     ra__wbuf_t nb = {0};
@@ -1144,6 +1356,8 @@ boot(ra_ctx_t *ctx, raylet_t *r)
     ra__wb_str(&nb, summary);
     ra__wb_bytes(&nb, bson_get_data(&topo), topo.len);
     bson_destroy(&topo);
+    // Where other nodes' processes reach this raylet ("" on one node).
+    ra__wb_str(&nb, r->cfg.bind_ip != NULL ? r->cfg.endpoint : "");
     if (ra__wb_msg(&nb, RA__T_GCS, &nm) == 0 &&
         ra_send(ctx, r->cfg.gcs, &nm) != 0) {
         ra_msg_unref(&nm);
@@ -1202,9 +1416,16 @@ raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
             reap(ctx, r);
             break;
         }
+        if (len == 1 && p[0] == RAYLET_HB) {
+            send_hb(ctx, r);
+            break;
+        }
         int rc = boot(ctx, r);
         if (rc == 0) {
             reap(ctx, r);
+            if (r->cfg.bind_ip != NULL) {
+                send_hb(ctx, r);
+            }
         }
         return rc;
     }
@@ -1225,6 +1446,9 @@ raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         break;
     case RA__T_JOB:
         on_job(ctx, r, msg);
+        break;
+    case RA__T_NODES:
+        on_nodes(ctx, r, msg);
         break;
     case RA_TAG_NODE_DOWN:
         on_node_event(ctx, r, msg);
@@ -1265,6 +1489,7 @@ raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
         free(b);
     }
     ra__rpool_free(&r->node);
+    view_free(r->view, r->nview);
     free(r->dev_mask);
     free(r->dev_scratch);
     ra__free_strv(r->dev_name);
@@ -1286,6 +1511,9 @@ raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     free((char *)r->cfg.ns);
     free((char *)r->cfg.libs);
     free((char *)r->cfg.store);
+    free((char *)r->cfg.bind_ip);
+    free((char *)r->cfg.cert);
+    free((char *)r->cfg.gcs_ep);
     free(r);
 }
 
@@ -1309,6 +1537,9 @@ ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
     r->cfg.ns = strdup(cfg->ns);
     r->cfg.libs = cfg->libs != NULL ? strdup(cfg->libs) : NULL;
     r->cfg.store = cfg->store != NULL ? strdup(cfg->store) : NULL;
+    r->cfg.bind_ip = cfg->bind_ip != NULL ? strdup(cfg->bind_ip) : NULL;
+    r->cfg.cert = cfg->cert != NULL ? strdup(cfg->cert) : NULL;
+    r->cfg.gcs_ep = cfg->gcs_ep != NULL ? strdup(cfg->gcs_ep) : NULL;
     r->ndev = (unsigned)cfg->num_gpus;
     int prc = ra__rpool_init(&r->node, r->ndev);
     r->node.cpus_total = r->node.cpus_avail =

@@ -72,6 +72,7 @@ typedef struct ra__wk {
     // its devices, so a worker serves GPU leases for one set only.
     char visible[RA__VISIBLE_MAX];
     char bound[RA__VISIBLE_MAX];
+    char ep[256];             // its tcp endpoint ("" on one node: ipc)
     struct ra__wk *next;
 } ra__wk_t;
 
@@ -98,9 +99,24 @@ typedef struct ra__req {
     uint64_t pg;              // placement group (0: none)
     int32_t bundle;           // its bundle index (-1: any)
     uint32_t env;             // the job environment of the worker
+    bool no_spill;            // spilled here already: serve it or fail
+    uint64_t view_gen;        // the view of the other nodes when it came
     ra_pid_t owner;
     struct ra__req *next;
 } ra__req_t;
+
+// Another node as the GCS last described it (RA__T_NODES).
+typedef struct ra__rnode {
+    uint32_t node;
+    ra_pid_t raylet;
+    char ep[256];
+    ra_resources_t total;     // cpus and gpus included
+    ra_resources_t avail;     // free (cpus and gpus included), lowered
+                              // here by what was spilled there since
+    uint64_t *bpg;            // the bundles of created placement groups
+    uint32_t *bidx;           // there: group and index
+    uint32_t nb;
+} ra__rnode_t;
 
 // Placement groups removed from this node recently: requests for them
 // fail instead of waiting for bundles that will not come.
@@ -126,6 +142,9 @@ typedef struct ra__raylet {
     ra__req_t *reqs, **reqs_tail;
     unsigned nreqs;
     uint64_t next_child;
+    ra__rnode_t *view;         // the other nodes (several-node clusters)
+    unsigned nview;
+    uint64_t view_gen;         // views received
     ra__jenv_t *envs;          // job environments, newest first
     uint32_t next_env;
     char **base_env;          // the program's environment at start

@@ -518,7 +518,12 @@ ra__worker_run(void)
     }
     char dir[600];
     snprintf(dir, sizeof dir, "%s/sock", sess);
-    ra_link_opts_t lo = {.ipc_dir = dir, .idle_ms = UINT32_MAX};
+    // On a cluster of several nodes workers speak tcp too.
+    const char *bind = getenv("RAYO_BIND");
+    const char *cert = getenv("RAYO_CERT");
+    const char *gcs_ep = getenv("RAYO_GCS_EP");
+    ra_link_opts_t lo = {.ipc_dir = dir, .idle_ms = UINT32_MAX,
+                         .bind = bind, .cert = cert};
     ra_link_t *l = NULL;
     if ((rc = ra_link_start(c.rt, &lo, &l)) != 0) {
         die_early("link", rc);
@@ -526,6 +531,10 @@ ra__worker_run(void)
     c.link = l;
     if ((rc = ra_link_route(l, c.raylet.node, c.raylet.proc, ep)) != 0) {
         die_early("route to the raylet", rc);
+    }
+    if (gcs_ep != NULL && gcs_ep[0] != '\0' &&
+        (rc = ra_link_route(l, c.gcs.node, c.gcs.proc, gcs_ep)) != 0) {
+        die_early("route to the GCS", rc);
     }
     ra__g = &c;
     if ((rc = ra__core_start(&c)) != 0) {
@@ -546,6 +555,7 @@ ra__worker_run(void)
     ra__wb_pid(&b, exec);
     ra__wb_pid(&b, host);
     ra__wb_pid(&b, c.core);
+    ra__wb_str(&b, bind != NULL ? ra_link_endpoint(l) : "");
     if ((rc = ra__wb_msg(&b, RA__T_REGISTER, &m)) != 0 ||
         (rc = ra_send(scope, c.raylet, &m)) != 0) {
         die_early("register with the raylet", rc);

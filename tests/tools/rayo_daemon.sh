@@ -25,8 +25,9 @@ alive() { [ -e "/proc/$1/stat" ] && ! grep -q ') Z' "/proc/$1/stat"; }
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # json_num KEY: the first number after "KEY" : in stdin.
+# (top level only: what follows "nodes" is cut off first).
 json_num() {
-    sed -n "s/.*\"$1\" : \([0-9.e+-]*\).*/\1/p" | head -n 1
+    sed 's/"nodes" : .*//' | sed -n "s/.*\"$1\" : \([0-9.e+-]*\).*/\1/p"
 }
 
 # Bad command lines are refused with a message, before anything starts.
@@ -88,8 +89,7 @@ out=$(RAYO_ADDRESS="$session" "$quickstart" 2>&1); rc=$?
 free=""; workers=""
 for i in $(seq 1 50); do
     js=$("$rayo" status --format json 2>/dev/null)
-    free=$(printf '%s' "$js" | sed 's/"nodes".*//' | json_num CPU | tail -n 1)
-    free=$(printf '%s' "$js" | sed -n 's/.*"available" : { "CPU" : \([0-9.]*\).*/\1/p' | head -n 1)
+    free=$(printf '%s' "$js" | sed 's/"nodes" : .*//' | sed -n 's/.*"available" : { "CPU" : \([0-9.]*\).*/\1/p')
     workers=$(printf '%s' "$js" | json_num workers)
     [ "$free" = "2.0" ] && [ "$workers" = "0" ] && break
     sleep 0.1
@@ -120,7 +120,7 @@ driver=$!
 busy=""
 for i in $(seq 1 100); do
     js=$("$rayo" status --format json 2>/dev/null)
-    busy=$(printf '%s' "$js" | sed -n 's/.*"available" : { "CPU" : \([0-9.]*\).*/\1/p' | head -n 1)
+    busy=$(printf '%s' "$js" | sed 's/"nodes" : .*//' | sed -n 's/.*"available" : { "CPU" : \([0-9.]*\).*/\1/p')
     [ "$busy" = "0.0" ] && break
     sleep 0.1
 done
@@ -132,7 +132,7 @@ fi
 free=""; workers=""
 for i in $(seq 1 50); do
     js=$("$rayo" status --format json 2>/dev/null)
-    free=$(printf '%s' "$js" | sed -n 's/.*"available" : { "CPU" : \([0-9.]*\).*/\1/p' | head -n 1)
+    free=$(printf '%s' "$js" | sed 's/"nodes" : .*//' | sed -n 's/.*"available" : { "CPU" : \([0-9.]*\).*/\1/p')
     workers=$(printf '%s' "$js" | json_num workers)
     [ "$free" = "2.0" ] && [ "$workers" = "0" ] && break
     sleep 0.1

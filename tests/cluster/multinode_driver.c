@@ -1,0 +1,200 @@
+// multinode_driver.c - a driver for tests/net/cluster_netns.sh: it joins
+// the cluster named by RAYO_ADDRESS and reports, on stdout, where its
+// work ran, so that the script can check spilling and placement across
+// nodes.  Each task answers the node number its worker runs on.
+//
+//   multinode_driver spread N MS    N tasks of MS ms each: "node ID COUNT"
+//                                   lines, then "distinct K"
+//   multinode_driver resource NAME  one task needing 1 NAME: "node ID"
+//   multinode_driver pg STRATEGY N WAIT_MS
+//                                   a group of N one-CPU bundles: "created
+//                                   NODE..." (one per bundle) or "pending",
+//                                   then a task in each bundle: "ran NODE..."
+//
+// Exit status 0 when the work itself went well.
+#include <rayo.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int
+where(ra_task_t *t)
+{
+    int64_t ms = ra_task_arg_i64(t, 0);
+    if (ms > 0) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    const char *node = getenv("RAYO_NODE");
+    return ra_task_return_i64(t, node != NULL ? atoll(node) : -1);
+}
+RA_REMOTE_REGISTER(where)
+
+static int
+fail(const char *what, int rc)
+{
+    fprintf(stderr, "multinode_driver: %s: %s\n", what, ra_strerror(rc));
+    return 1;
+}
+
+static int
+spread(int n, int ms)
+{
+    ra_ref_t *refs = calloc((size_t)n, sizeof *refs);
+    int64_t *nodes = calloc((size_t)n, sizeof *nodes);
+    if (refs == NULL || nodes == NULL) {
+        return 1;
+    }
+    ra_arg_t a = RA_ARG_I64(ms);
+    int rc;
+    for (int i = 0; i < n; i++) {
+        if ((rc = ra_remote("where", &a, 1, NULL, &refs[i])) != 0) {
+            return fail("ra_remote", rc);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if ((rc = ra_get_i64(refs[i], 60000, &nodes[i])) != 0) {
+            return fail("ra_get", rc);
+        }
+        ra_release(refs[i]);
+    }
+    int distinct = 0;
+    for (int i = 0; i < n; i++) {
+        bool seen = false;
+        int count = 0;
+        for (int j = 0; j < n; j++) {
+            seen |= j < i && nodes[j] == nodes[i];
+            count += nodes[j] == nodes[i];
+        }
+        if (!seen) {
+            printf("node %lld %d\n", (long long)nodes[i], count);
+            distinct++;
+        }
+    }
+    printf("distinct %d\n", distinct);
+    free(refs);
+    free(nodes);
+    return 0;
+}
+
+static int
+resource(const char *name)
+{
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    ra_resources_t x = {0};
+    if (ra_resources_set(&x, name, 1) != 0) {
+        return 1;
+    }
+    o.resources = &x;
+    ra_arg_t a = RA_ARG_I64(0);
+    ra_ref_t r;
+    int64_t node = 0;
+    int rc = ra_remote("where", &a, 1, &o, &r);
+    if (rc == 0) {
+        rc = ra_get_i64(r, 30000, &node);
+    }
+    if (rc != 0) {
+        return fail("task with a custom resource", rc);
+    }
+    printf("node %lld\n", (long long)node);
+    return 0;
+}
+
+static int
+pg(const char *strategy, int n, int wait_ms)
+{
+    ra_pg_opts_t o = {0};
+    if (strcmp(strategy, "PACK") == 0) {
+        o.strategy = RA_PG_PACK;
+    } else if (strcmp(strategy, "SPREAD") == 0) {
+        o.strategy = RA_PG_SPREAD;
+    } else if (strcmp(strategy, "STRICT_PACK") == 0) {
+        o.strategy = RA_PG_STRICT_PACK;
+    } else if (strcmp(strategy, "STRICT_SPREAD") == 0) {
+        o.strategy = RA_PG_STRICT_SPREAD;
+    } else {
+        fprintf(stderr, "multinode_driver: unknown strategy %s\n", strategy);
+        return 2;
+    }
+    ra_resources_t *b = calloc((size_t)n, sizeof *b);
+    for (int i = 0; b != NULL && i < n; i++) {
+        b[i].cpus = 1;
+    }
+    ra_pg_t g;
+    int rc = ra_pg_create(b, (size_t)n, &o, &g);
+    free(b);
+    if (rc != 0) {
+        return fail("ra_pg_create", rc);
+    }
+    rc = ra_pg_wait(g, wait_ms);
+    if (rc == RA_ETIMEOUT) {
+        printf("pending\n");
+        fflush(stdout);
+        (void)ra_pg_remove(g);
+        return 0;
+    }
+    if (rc != 0) {
+        return fail("ra_pg_wait", rc);
+    }
+    ra_pg_info_t info;
+    if ((rc = ra_pg_info(g, &info)) != 0) {
+        return fail("ra_pg_info", rc);
+    }
+    printf("created");
+    for (size_t i = 0; i < info.nbundles; i++) {
+        printf(" %u", info.bundles[i].node);
+    }
+    printf("\n");
+    ra_pg_info_free(&info);
+    // A task in each bundle runs on that bundle's node.
+    printf("ran");
+    for (int i = 0; i < n; i++) {
+        ra_task_opts_t to = RA_TASK_OPTS_INIT;
+        to.num_cpus = 1;
+        to.placement_group = g;
+        to.bundle_index = i;
+        ra_arg_t a = RA_ARG_I64(0);
+        ra_ref_t r;
+        int64_t node = 0;
+        if ((rc = ra_remote("where", &a, 1, &to, &r)) != 0 ||
+            (rc = ra_get_i64(r, 30000, &node)) != 0) {
+            printf("\n");
+            return fail("task in a bundle", rc);
+        }
+        printf(" %lld", (long long)node);
+    }
+    printf("\n");
+    (void)ra_pg_remove(g);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    ra_worker_main();
+    if (argc < 2) {
+        fprintf(stderr, "usage: multinode_driver spread N MS | resource "
+                "NAME | pg STRATEGY N WAIT_MS\n");
+        return 2;
+    }
+    int rc = ra_init(NULL);
+    if (rc != 0) {
+        return fail("ra_init", rc);
+    }
+    int st = 2;
+    if (strcmp(argv[1], "spread") == 0 && argc == 4) {
+        st = spread(atoi(argv[2]), atoi(argv[3]));
+    } else if (strcmp(argv[1], "resource") == 0 && argc == 3) {
+        st = resource(argv[2]);
+    } else if (strcmp(argv[1], "pg") == 0 && argc == 5) {
+        st = pg(argv[2], atoi(argv[3]), atoi(argv[4]));
+    } else {
+        fprintf(stderr, "multinode_driver: bad arguments\n");
+    }
+    fflush(stdout);
+    ra_shutdown();
+    return st;
+}

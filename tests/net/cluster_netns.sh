@@ -1,0 +1,198 @@
+#!/bin/sh
+# cluster_netns.sh - a rayo cluster of three nodes, each in its own
+# network namespace with its own address, started with the rayo command:
+# a head, two nodes joining it over tcp with the cluster certificate,
+# `rayo status` seeing all three, work spilled from a busy node to the
+# others, a task sent to the only node with a custom resource, placement
+# groups across nodes (STRICT_SPREAD over three nodes; four bundles stay
+# pending), a node killed with SIGKILL seen dead, a stranger without the
+# certificate refused, and `rayo stop` everywhere.
+#
+# Needs root and iproute2; otherwise it exits 77 (automake's SKIP) and
+# says why.  Run by make check from the build directory.
+set -u
+rayo=${RAYO:-$(pwd)/tools/rayo}
+driver=${DRIVER:-$(pwd)/tests/cluster/multinode_driver}
+fails=0
+if [ "$(id -u)" != 0 ]; then
+    echo "SKIP: not root: network namespaces need CAP_SYS_ADMIN"
+    exit 77
+fi
+if ! ip -V >/dev/null 2>&1; then
+    echo "SKIP: no ip command (apt-get install iproute2)"
+    exit 77
+fi
+me=$$
+net=$((10 + me % 200))
+br="rc$me-br"
+base=$(mktemp -d /tmp/rayo-cluster-netns.XXXXXX)
+cleanup() {
+    for i in 1 2 3; do
+        RAYO_TEMP_DIR="$base/n$i" ip netns exec "rc$me-n$i" \
+            "$rayo" stop --force >/dev/null 2>&1
+        ip netns del "rc$me-n$i" >/dev/null 2>&1
+    done
+    ip netns del "$br" >/dev/null 2>&1
+    rm -rf "$base"
+}
+trap cleanup EXIT
+if ! ip netns add "$br" 2>/dev/null; then
+    echo "SKIP: cannot create a network namespace (ip netns add failed: no CAP_SYS_ADMIN?)"
+    exit 77
+fi
+ip -n "$br" link add br0 type bridge && ip -n "$br" link set br0 up || exit 77
+for i in 1 2 3; do
+    ns="rc$me-n$i"
+    ip netns add "$ns" &&
+        ip -n "$ns" link add eth0 type veth peer name p$i netns "$br" &&
+        ip -n "$ns" addr add "10.78.$net.$i/24" dev eth0 &&
+        ip -n "$ns" link set eth0 up &&
+        ip -n "$ns" link set lo up &&
+        ip -n "$br" link set p$i master br0 &&
+        ip -n "$br" link set p$i up || {
+        echo "SKIP: could not build the veth/bridge network"
+        exit 77
+    }
+done
+
+ok() { echo "ok: $*"; }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# on N CMD...: run CMD in node N's namespace with its temp dir.
+on() {
+    n=$1
+    shift
+    RAYO_TEMP_DIR="$base/n$n" ip netns exec "rc$me-n$n" "$@"
+}
+
+# The head, then two nodes joining it; node 2 has a custom resource.
+head_ip="10.78.$net.1"
+s1=$(on 1 "$rayo" start --head --node-ip "$head_ip" --port 6390 \
+     --num-cpus 2 2>"$base/start1.err") ||
+    { fail "head did not start: $(cat "$base/start1.err")"; exit 1; }
+ok "head started: $s1"
+cert="$s1/cluster.cert"
+[ -f "$cert" ] && [ "$(stat -c %a "$cert")" = 600 ] &&
+    ok "the cluster certificate is made with mode 0600" ||
+    fail "certificate $cert"
+for i in 2 3; do
+    extra=""
+    [ $i = 2 ] && extra='{"special": 1}'
+    if [ -n "$extra" ]; then
+        s=$(on $i "$rayo" start --address "$head_ip:6390" \
+            --node-ip "10.78.$net.$i" --cert "$cert" --num-cpus 2 \
+            --resources "$extra" 2>"$base/start$i.err")
+    else
+        s=$(on $i "$rayo" start --address "$head_ip:6390" \
+            --node-ip "10.78.$net.$i" --cert "$cert" --num-cpus 2 \
+            2>"$base/start$i.err")
+    fi
+    [ $? = 0 ] && ok "node $i joined: $s" ||
+        fail "node $i did not join: $(cat "$base/start$i.err")"
+    eval "s$i=\$s"
+done
+id2=$(sed -n 's/^node //p' "$s2/node.info")
+id3=$(sed -n 's/^node //p' "$s3/node.info")
+
+# A node without the certificate is refused.
+err=$(RAYO_TEMP_DIR="$base/stranger" RAYO_CERT= ip netns exec "rc$me-n3" \
+      "$rayo" start --address "$head_ip:6390" --node-ip "10.78.$net.3" \
+      --cert "$base/other.cert" --num-cpus 1 2>&1 >/dev/null)
+rc=$?
+[ $rc != 0 ] && printf '%s' "$err" | grep -q "cannot reach the head" &&
+    ok "a node with another certificate is refused" ||
+    fail "stranger: exit $rc: $err"
+RAYO_TEMP_DIR="$base/stranger" "$rayo" stop --force >/dev/null 2>&1
+
+# Every node sees all three.
+for i in 1 2; do
+    out=$(on $i "$rayo" status 2>&1)
+    printf '%s' "$out" | grep -q "Nodes: 3 alive of 3" &&
+        ok "rayo status on node $i sees 3 nodes" ||
+        fail "rayo status on node $i: $out"
+done
+out=$(on 1 "$rayo" list nodes --format json 2>&1)
+[ "$(printf '%s' "$out" | grep -o '"topology" : {' | wc -l)" = 3 ] &&
+    ok "rayo list nodes has the topology of each" || fail "list nodes: $out"
+
+# A task that needs the custom resource runs on node 2, from node 1.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" resource special 2>&1)
+[ "$out" = "node $id2" ] && ok "the custom-resource task ran on node 2" ||
+    fail "custom-resource task: $out (node 2 is $id2)"
+
+# 12 tasks of 400 ms on a node of 2 CPUs spill to the others.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" spread 12 400 2>&1)
+d=$(printf '%s\n' "$out" | sed -n 's/^distinct //p')
+[ "${d:-0}" -ge 2 ] && ok "work spilled over $d nodes" ||
+    fail "no spill: $out"
+
+# Placement groups across nodes.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" pg STRICT_SPREAD 3 10000 2>&1)
+created=$(printf '%s\n' "$out" | sed -n 's/^created //p')
+ran=$(printf '%s\n' "$out" | sed -n 's/^ran //p')
+nd=$(printf '%s\n' $created | sort -u | wc -l)
+[ "$nd" = 3 ] && ok "STRICT_SPREAD of 3 bundles took 3 nodes ($created)" ||
+    fail "STRICT_SPREAD 3: $out"
+[ -n "$ran" ] && [ "$ran" = "$created" ] &&
+    ok "each bundle's task ran on its node" || fail "bundle tasks: $out"
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" pg STRICT_SPREAD 4 2000 2>&1)
+[ "$out" = "pending" ] && ok "STRICT_SPREAD of 4 bundles on 3 nodes stays pending" ||
+    fail "STRICT_SPREAD 4: $out"
+out=$(on 2 env RAYO_ADDRESS=auto "$driver" pg STRICT_PACK 2 10000 2>&1)
+created=$(printf '%s\n' "$out" | sed -n 's/^created //p')
+nd=$(printf '%s\n' $created | sort -u | wc -l)
+[ -n "$created" ] && [ "$nd" = 1 ] &&
+    ok "STRICT_PACK of 2 bundles took one node ($created)" ||
+    fail "STRICT_PACK 2: $out"
+
+# Resources all return.
+for i in $(seq 1 50); do
+    js=$(on 1 "$rayo" status --format json 2>/dev/null)
+    free=$(printf '%s' "$js" | sed 's/"nodes" : .*//' | sed -n 's/.*"available" : { "CPU" : \([0-9.]*\).*/\1/p')
+    [ "$free" = "6.0" ] && break
+    sleep 0.1
+done
+[ "$free" = "6.0" ] && ok "all 6 CPUs free after the jobs" || {
+    fail "CPUs free after the jobs: $free"
+    on 1 "$rayo" status
+    on 1 "$rayo" list placement-groups
+    tail -n 30 "$base/n1/daemon.log" "$base/n2/daemon.log"
+}
+
+# kill -9 of node 3's daemon: the head sees it dead.
+pid3=$(sed -n 's/^pid //p' "$s3/node.info")
+kill -9 "$pid3"
+dead=""
+for i in $(seq 1 80); do
+    out=$(on 1 "$rayo" status 2>&1)
+    if printf '%s' "$out" | grep -q "Nodes: 2 alive of 3"; then
+        dead=yes
+        break
+    fi
+    sleep 0.1
+done
+[ -n "$dead" ] && ok "node 3 is seen dead after kill -9" ||
+    fail "node 3 not seen dead: $out"
+# The cluster still runs work on the two nodes left.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" spread 6 100 2>&1)
+d=$(printf '%s\n' "$out" | sed -n 's/^distinct //p')
+printf '%s\n' "$out" | grep -q "node $id3 " && fail "work ran on the dead node: $out"
+[ -n "$d" ] && ok "work runs on the nodes left" || fail "after node loss: $out"
+
+pids=""
+for i in 3 2 1; do
+    eval "s=\$s$i"
+    pids="$pids $(sed -n 's/^pid //p' "$s/node.info" 2>/dev/null)"
+    on $i "$rayo" stop >/dev/null 2>&1 || fail "rayo stop on node $i"
+done
+sleep 0.5
+left=0
+for p in $pids; do
+    [ -e "/proc/$p/stat" ] && ! grep -q ') Z' "/proc/$p/stat" && left=$((left + 1))
+done
+workers=$(grep -l 'multinode_drive[r]' /proc/[0-9]*/cmdline 2>/dev/null | wc -l)
+[ "$left" = 0 ] && [ "$workers" = 0 ] &&
+    ok "no daemon, driver or worker of the cluster is left" ||
+    fail "$left daemons and $workers workers of the cluster are left"
+
+echo "$fails failed"
+[ $fails = 0 ]
