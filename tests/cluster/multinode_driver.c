@@ -10,6 +10,10 @@
 //                                   a group of N one-CPU bundles: "created
 //                                   NODE..." (one per bundle) or "pending",
 //                                   then a task in each bundle: "ran NODE..."
+//   multinode_driver watch STRATEGY N SECONDS
+//                                   a group of N one-CPU bundles, then its
+//                                   state and bundle nodes every time they
+//                                   change ("STATE NODE..."), for SECONDS
 //
 // Exit status 0 when the work itself went well.
 #include <rayo.h>
@@ -171,6 +175,57 @@ pg(const char *strategy, int n, int wait_ms)
     return 0;
 }
 
+static ra_pg_strategy_t
+strategy_of(const char *s)
+{
+    return strcmp(s, "SPREAD") == 0          ? RA_PG_SPREAD
+           : strcmp(s, "STRICT_PACK") == 0   ? RA_PG_STRICT_PACK
+           : strcmp(s, "STRICT_SPREAD") == 0 ? RA_PG_STRICT_SPREAD
+                                             : RA_PG_PACK;
+}
+
+// watch prints the group's state and bundle nodes whenever they change.
+static int
+watch(const char *strategy, int n, int seconds)
+{
+    ra_pg_opts_t o = {.strategy = strategy_of(strategy)};
+    ra_resources_t b[16] = {0};
+    if (n < 1 || n > 16) {
+        return 2;
+    }
+    for (int i = 0; i < n; i++) {
+        b[i].cpus = 1;
+    }
+    ra_pg_t g;
+    int rc = ra_pg_create(b, (size_t)n, &o, &g);
+    if (rc != 0) {
+        return fail("ra_pg_create", rc);
+    }
+    char last[512] = "";
+    for (int t = 0; t < seconds * 20; t++) {
+        ra_pg_info_t info;
+        if ((rc = ra_pg_info(g, &info)) != 0) {
+            return fail("ra_pg_info", rc);
+        }
+        char line[512];
+        int off = snprintf(line, sizeof line, "%s",
+                           ra_pg_state_name(info.state));
+        for (size_t i = 0; i < info.nbundles && off < (int)sizeof line; i++) {
+            off += snprintf(line + off, sizeof line - (size_t)off, " %u",
+                            info.bundles[i].node);
+        }
+        ra_pg_info_free(&info);
+        if (strcmp(line, last) != 0) {
+            printf("%s\n", line);
+            fflush(stdout);
+            snprintf(last, sizeof last, "%s", line);
+        }
+        usleep(50000);
+    }
+    (void)ra_pg_remove(g);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -191,6 +246,8 @@ main(int argc, char **argv)
         st = resource(argv[2]);
     } else if (strcmp(argv[1], "pg") == 0 && argc == 5) {
         st = pg(argv[2], atoi(argv[3]), atoi(argv[4]));
+    } else if (strcmp(argv[1], "watch") == 0 && argc == 5) {
+        st = watch(argv[2], atoi(argv[3]), atoi(argv[4]));
     } else {
         fprintf(stderr, "multinode_driver: bad arguments\n");
     }

@@ -144,6 +144,37 @@ nd=$(printf '%s\n' $created | sort -u | wc -l)
     ok "STRICT_PACK of 2 bundles took one node ($created)" ||
     fail "STRICT_PACK 2: $out"
 
+out=$(on 3 env RAYO_ADDRESS=auto "$driver" pg SPREAD 3 10000 2>&1)
+created=$(printf '%s\n' "$out" | sed -n 's/^created //p')
+nd=$(printf '%s\n' $created | sort -u | wc -l)
+[ "$nd" = 3 ] && ok "SPREAD of 3 bundles took 3 nodes ($created)" ||
+    fail "SPREAD 3: $out"
+out=$(on 3 env RAYO_ADDRESS=auto "$driver" pg PACK 2 10000 2>&1)
+created=$(printf '%s\n' "$out" | sed -n 's/^created //p')
+nd=$(printf '%s\n' $created | sort -u | wc -l)
+[ -n "$created" ] && [ "$nd" = 1 ] &&
+    ok "PACK of 2 bundles took one node ($created)" || fail "PACK 2: $out"
+
+# A group that cannot be placed is reported as demand while it waits.
+on 1 env RAYO_ADDRESS=auto "$driver" watch STRICT_SPREAD 4 4 \
+    >"$base/watch4.out" 2>&1 &
+w4=$!
+seen=""
+for i in $(seq 1 40); do
+    out=$(on 2 "$rayo" status 2>&1)
+    printf '%s' "$out" | grep -q "1 placement groups pending" && {
+        seen=yes
+        break
+    }
+    sleep 0.1
+done
+[ -n "$seen" ] && ok "rayo status reports the pending group" ||
+    fail "pending group not reported: $out"
+wait $w4
+grep -q "^PENDING" "$base/watch4.out" && ! grep -q "^CREATED" "$base/watch4.out" &&
+    ok "STRICT_SPREAD of 4 stayed PENDING" ||
+    fail "STRICT_SPREAD 4 watch: $(cat "$base/watch4.out")"
+
 # Resources all return.
 for i in $(seq 1 50); do
     js=$(on 1 "$rayo" status --format json 2>/dev/null)
@@ -158,7 +189,19 @@ done
     tail -n 30 "$base/n1/daemon.log" "$base/n2/daemon.log"
 }
 
-# kill -9 of node 3's daemon: the head sees it dead.
+# kill -9 of node 3's daemon: the head sees it dead, and a group with a
+# bundle there is placed again on the nodes left.
+on 1 env RAYO_ADDRESS=auto "$driver" watch SPREAD 3 14 \
+    >"$base/watch.out" 2>&1 &
+watcher=$!
+for i in $(seq 1 50); do
+    grep -q "^CREATED" "$base/watch.out" 2>/dev/null && break
+    sleep 0.1
+done
+first=$(grep "^CREATED" "$base/watch.out" | head -n 1)
+printf '%s' "$first" | grep -q " $id3" &&
+    ok "the watched group has a bundle on node 3 ($first)" ||
+    fail "watched group: $(cat "$base/watch.out")"
 pid3=$(sed -n 's/^pid //p' "$s3/node.info")
 kill -9 "$pid3"
 dead=""
@@ -172,6 +215,15 @@ for i in $(seq 1 80); do
 done
 [ -n "$dead" ] && ok "node 3 is seen dead after kill -9" ||
     fail "node 3 not seen dead: $out"
+wait $watcher
+again=$(grep "^CREATED" "$base/watch.out" | tail -n 1)
+# (RESCHEDULING may pass between two looks of the watcher.)
+if [ -n "$again" ] && [ "$again" != "$first" ] &&
+    ! printf '%s' "$again" | grep -q " $id3"; then
+    ok "the group was rescheduled off the dead node ($again)"
+else
+    fail "rescheduling: $(cat "$base/watch.out")"
+fi
 # The cluster still runs work on the two nodes left.
 out=$(on 1 env RAYO_ADDRESS=auto "$driver" spread 6 100 2>&1)
 d=$(printf '%s\n' "$out" | sed -n 's/^distinct //p')
