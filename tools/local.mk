@@ -19,3 +19,5 @@ tools_rayo_SOURCES += tools/topo_cmd.c
 tools_rayo_SOURCES += tools/node_cmd.c
 # `rayo status`, `rayo list`: a running cluster's state.
 tools_rayo_SOURCES += tools/status_cmd.c
+# `rayo job`: programs run on a cluster as jobs.
+tools_rayo_SOURCES += tools/job_cmd.c

@@ -13,6 +13,7 @@
 #ifndef RAYO_TOOL_H
 #define RAYO_TOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum {
@@ -80,6 +81,13 @@ int ra__tool_stop(const char *prog, int argc, char **argv);
 // (status_cmd.c).
 int ra__tool_status(const char *prog, int argc, char **argv);
 int ra__tool_list(const char *prog, int argc, char **argv);
+
+// ra__tool_job is `rayo job` (job_cmd.c); ra__tool_print_jobs prints the
+// GCS's job table as a table or JSON once the cluster is joined, and
+// ra__tool_list_jobs is `rayo list jobs` (status_cmd.c).
+int ra__tool_job(const char *prog, int argc, char **argv);
+int ra__tool_print_jobs(bool json);
+int ra__tool_list_jobs(const char *prog, int argc, char **argv);
 
 // ra__tool_bench_actor is `rayo bench actor`: the actor runtime benchmarks.
 int ra__tool_bench_actor(const char *prog, int argc, char **argv);

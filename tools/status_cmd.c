@@ -34,6 +34,7 @@ static const char status_usage[] =
 static const char list_usage[] =
     "Usage: rayo list WHAT [OPTIONS]\n"
     "List what a running cluster holds.  WHAT is one of:\n"
+    "  jobs               each job (driver): state, process, submission\n"
     "  nodes              each node: state, resources, workers, topology\n"
     "  placement-groups   each placement group: state, strategy, bundles\n"
     "                     and the node of each\n"
@@ -429,7 +430,9 @@ list_what(const char *prog, const char *what, int argc, char **argv)
     bson_t doc = BSON_INITIALIZER, arr;
     bson_append_array_begin(&doc, "list", -1, &arr);
     int e;
-    if (strcmp(what, "nodes") == 0) {
+    if (strcmp(what, "jobs") == 0) {
+        e = ra__tool_print_jobs(o.json);
+    } else if (strcmp(what, "nodes") == 0) {
         ra_node_info_t *nodes = NULL;
         size_t n = 0;
         if ((e = ra_node_list(&nodes, &n)) == 0) {
@@ -459,7 +462,7 @@ list_what(const char *prog, const char *what, int argc, char **argv)
         }
     }
     bson_append_array_end(&doc, &arr);
-    if (e == 0 && o.json) {
+    if (e == 0 && o.json && strcmp(what, "jobs") != 0) {
         print_json(&doc, true);
     }
     bson_destroy(&doc);
@@ -484,7 +487,15 @@ list_pgs(const char *prog, int argc, char **argv)
     return list_what(prog, "placement-groups", argc, argv);
 }
 
+int
+ra__tool_list_jobs(const char *prog, int argc, char **argv)
+{
+    return list_what(prog, "jobs", argc, argv);
+}
+
 static const ra_tool_cmd_t list_cmds[] = {
+    {"jobs", ra__tool_list_jobs,
+     "jobs: state, driver, submission, entry point"},
     {"nodes", list_nodes, "nodes: state, resources, workers, topology"},
     {"placement-groups", list_pgs,
      "placement groups: state, strategy, bundles"},

@@ -188,6 +188,21 @@ job_end(ra__cluster_t *c)
     ra_ctx_t *scope = NULL;
     ra__wbuf_t b = {0};
     ra_msg_t *m = NULL, *rep = NULL;
+    if (c->job_id != 0 && ra_scope_new(c->rt, &scope) == 0) {
+        ra__wb_u8(&b, RA__GCS_JOB_END);
+        ra__wb_u64(&b, c->job_id);
+        ra__wb_u8(&b, RA_JOB_SUCCEEDED);
+        ra__wb_str(&b, "the driver ended");
+        if (ra__wb_msg(&b, RA__T_GCS, &m) == 0) {
+            (void)ra_call(scope, c->gcs, &m, 5000, &rep);
+            ra_msg_unref(&m);
+            ra_msg_unref(&rep);
+        } else {
+            ra__wb_free(&b);
+        }
+        ra_scope_destroy(&scope);
+        b = (ra__wbuf_t){0};
+    }
     ra__wb_u8(&b, RA__JOB_END);
     ra__wb_u32(&b, c->env);
     if (ra_scope_new(c->rt, &scope) == 0 &&
@@ -206,7 +221,7 @@ stop_all(ra__cluster_t *c)
 {
     c->stopping = true;
     if (c->rt != NULL && c->joined) {
-        if (c->env != 0) {
+        if (c->env != 0 || c->job_id != 0) {
             job_end(c);
         }
     } else if (c->rt != NULL && !ra_pid_is_nil(c->raylet)) {
@@ -662,6 +677,47 @@ job_register(ra__cluster_t *c, ra_ctx_t *scope, unsigned workers)
     return r.bad ? RA_EBADMSG : status;
 }
 
+// job_add records this driver as a job in the GCS.
+static int
+job_add(ra__cluster_t *c, ra_ctx_t *scope)
+{
+    char **argv = ra__read_cmdline();
+    char entry[1024] = "";
+    size_t off = 0;
+    for (size_t i = 0; argv != NULL && argv[i] != NULL && off < sizeof entry;
+         i++) {
+        off += (size_t)snprintf(entry + off, sizeof entry - off, "%s%s",
+                                i > 0 ? " " : "", argv[i]);
+    }
+    ra__free_strv(argv);
+    const char *sub = getenv("RAYO_SUBMISSION_ID");
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_JOB_ADD);
+    ra__wb_pid(&b, c->core);
+    ra__wb_u64(&b, (uint64_t)getpid());
+    ra__wb_u32(&b, c->node);
+    ra__wb_str(&b, entry);
+    ra__wb_str(&b, sub != NULL ? sub : "");
+    ra_msg_t *m = NULL, *rep = NULL;
+    int rc = ra__wb_msg(&b, RA__T_GCS, &m);
+    if (rc == 0) {
+        rc = ra_call(scope, c->gcs, &m, 10000, &rep);
+        ra_msg_unref(&m);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ra__rbuf_t r;
+    ra__rb_init(&r, rep);
+    int status = (int32_t)ra__rb_u32(&r);
+    uint64_t id = ra__rb_u64(&r);
+    ra_msg_unref(&rep);
+    if (status == 0 && !r.bad) {
+        c->job_id = id;
+    }
+    return status != 0 ? status : r.bad ? RA_EBADMSG : 0;
+}
+
 // join makes this process a driver of the node daemon's cluster that
 // addr names ("auto" or a session directory).
 static int
@@ -760,6 +816,11 @@ join(ra_init_opts_t o, const char *addr)
     rc = job_register(c, scope, o.workers == 0 ? UINT32_MAX
                                 : o.workers == RA_WORKERS_NONE ? 0
                                                                : o.workers);
+    // A driver with workers is a job of the GCS's table (a client that
+    // only reads state is not).
+    if (rc == 0 && o.workers != RA_WORKERS_NONE) {
+        rc = job_add(c, scope);
+    }
     if (rc == 0 && (rc = call_raylet_info(scope, c->raylet, &rep)) == 0) {
         ra__rbuf_t r;
         ra__rb_init(&r, rep);
@@ -2297,4 +2358,103 @@ ra_node_list(ra_node_info_t **out, size_t *n)
     *out = list;
     *n = k;
     return 0;
+}
+
+// ---- jobs ----
+
+const char *
+ra_job_state_name(ra_job_state_t s)
+{
+    switch (s) {
+    case RA_JOB_RUNNING:
+        return "RUNNING";
+    case RA_JOB_SUCCEEDED:
+        return "SUCCEEDED";
+    case RA_JOB_FAILED:
+        return "FAILED";
+    case RA_JOB_STOPPED:
+        return "STOPPED";
+    default:
+        return "?";
+    }
+}
+
+uint64_t
+ra_job_id(void)
+{
+    return ra__g != NULL ? ra__g->job_id : 0;
+}
+
+int
+ra_job_list(ra_job_info_t **out, size_t *n)
+{
+    if (out == NULL || n == NULL) {
+        return RA_EINVAL;
+    }
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_JOB_LIST);
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    int rc = pg_call(&b, &rep, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t count = ra__rb_u32(&r);
+    ra_job_info_t *list = r.bad || count > 10000000
+                              ? NULL : calloc(count + 1, sizeof *list);
+    rc = r.bad || count > 10000000 ? RA_EBADMSG : list == NULL ? RA_ENOMEM
+                                                               : 0;
+    for (uint32_t i = 0; rc == 0 && i < count; i++) {
+        ra_job_info_t *j = &list[i];
+        j->id = ra__rb_u64(&r);
+        size_t len = 0;
+        const void *p = ra__rb_bytes(&r, &len);
+        ra__rbuf_t x = {.p = p, .len = len};
+        j->state = (ra_job_state_t)ra__rb_u8(&x);
+        (void)ra__rb_pid(&x);
+        j->pid = (int64_t)ra__rb_u64(&x);
+        j->node = ra__rb_u32(&x);
+        j->start_ms = (int64_t)ra__rb_u64(&x);
+        j->end_ms = (int64_t)ra__rb_u64(&x);
+        ra__rb_str(&x, j->entrypoint, sizeof j->entrypoint);
+        ra__rb_str(&x, j->submission, sizeof j->submission);
+        ra__rb_str(&x, j->message, sizeof j->message);
+        if (r.bad || x.bad) {
+            rc = RA_EBADMSG;
+        }
+    }
+    ra_msg_unref(&rep);
+    if (rc != 0) {
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+int
+ra_job_end(uint64_t id, ra_job_state_t state, const char *message)
+{
+    if (state == RA_JOB_RUNNING || state > RA_JOB_STOPPED) {
+        return RA_EINVAL;
+    }
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_JOB_END);
+    ra__wb_u64(&b, id);
+    ra__wb_u8(&b, (uint8_t)state);
+    ra__wb_str(&b, message != NULL ? message : "");
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    int rc = pg_call(&b, &rep, &r);
+    if (rc == 0) {
+        ra_msg_unref(&rep);
+    }
+    return rc;
 }

@@ -627,6 +627,47 @@ typedef struct ra_node_info {
 int ra_node_list(ra_node_info_t **out, size_t *n);
 void ra_node_list_free(ra_node_info_t *list, size_t n);
 
+// Jobs: every driver that joins a node daemon's cluster is a job of the
+// GCS's job table (an embedded cluster's program is not recorded).
+typedef enum ra_job_state {
+    RA_JOB_RUNNING = 0,
+    RA_JOB_SUCCEEDED = 1,     // its driver called ra_shutdown
+    RA_JOB_FAILED = 2,        // its driver's process was lost
+    RA_JOB_STOPPED = 3        // stopped on request (rayo job stop)
+} ra_job_state_t;
+
+typedef struct ra_job_info {
+    uint64_t id;
+    ra_job_state_t state;
+    int64_t pid;              // the driver's OS process
+    uint32_t node;            // the node it joined
+    int64_t start_ms, end_ms; // wall-clock ms since the epoch (end 0 while
+                              // running)
+    char entrypoint[1024];    // the driver's command line
+    char submission[128];     // RAYO_SUBMISSION_ID of the driver, if any
+                              // (rayo job submit sets it)
+    char message[256];        // how it ended
+} ra_job_info_t;
+
+// ra_job_state_name returns "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"
+// or "?".
+const char *ra_job_state_name(ra_job_state_t s);
+
+// ra_job_list returns every job the GCS has recorded, oldest first, in a
+// new array (free it with free()).  Returns 0, RA_ECLOSED, RA_ETIMEOUT,
+// RA_EBADMSG, RA_ENOMEM.
+int ra_job_list(ra_job_info_t **out, size_t *n);
+
+// ra_job_end records that job id ended in state (not RA_JOB_RUNNING) with
+// message: a driver for its own job, anyone for RA_JOB_STOPPED (before
+// stopping the job's process).  A job that already ended keeps its
+// record.  Returns 0, RA_ENOENT, RA_EACCES, RA_EINVAL, RA_ECLOSED.
+int ra_job_end(uint64_t id, ra_job_state_t state, const char *message);
+
+// ra_job_id returns this driver's job id (0 on an embedded cluster or
+// when not initialised).
+uint64_t ra_job_id(void);
+
 // ra_cluster_session_dir returns the session directory (sockets, logs,
 // tables) of this cluster; borrowed until ra_shutdown.  NULL when not
 // initialised.

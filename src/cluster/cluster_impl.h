@@ -267,6 +267,7 @@ typedef struct ra__cluster {
     char ip[64];             // this node's address
     char cert[512];          // the cluster certificate
     char gcs_ep[256];        // the GCS's endpoint (the head daemon's)
+    uint64_t job_id;         // a driver's job in the GCS (0: none)
     uint8_t *job_wire;       // a driver's RA__T_JOB registration, for the
     size_t job_wire_len;     // raylets of other nodes its work spills to
     bool stopping;           // ra_shutdown has begun
@@ -365,6 +366,26 @@ void ra__gcs_pg_free(ra__gcs_pgs_t **p);
 // placement-group operation, and answers it; false for other operations.
 bool ra__gcs_pg_op(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint8_t op,
                    ra__rbuf_t *r);
+// Tables keyed by 64-bit ids (placement groups, jobs) use 8 big-endian
+// bytes, so that keys sort as ids: ra__id_key writes one, ra__id_of_key
+// reads one, ra__max_id_scan (an ra_table_scan_fn) keeps the largest in
+// *(uint64_t *)user.
+void ra__id_key(uint64_t id, unsigned char key[8]);
+uint64_t ra__id_of_key(const void *key, size_t klen);
+int ra__max_id_scan(void *user, const void *key, size_t klen,
+                    const void *val, size_t vlen);
+
+// The job table in the GCS (gcs_jobs.c).
+typedef struct ra__gcs_jobs ra__gcs_jobs_t;
+int ra__gcs_jobs_new(ra__gcs_jobs_t **out, ra_tables_t *t);
+void ra__gcs_jobs_free(ra__gcs_jobs_t **g);
+// ra__gcs_jobs_op handles job operation op (its status in *rc, its reply
+// body in out); false for other operations.
+bool ra__gcs_jobs_op(ra_ctx_t *ctx, ra__gcs_jobs_t *g, uint8_t op,
+                     ra__rbuf_t *r, ra__wbuf_t *out, int *rc);
+// ra__gcs_jobs_down handles a DOWN message of a driver it watches.
+bool ra__gcs_jobs_down(ra_ctx_t *ctx, ra__gcs_jobs_t *g, ra_msg_t *m);
+
 // ra__gcs_pg_down handles a DOWN message: a node's raylet was lost.  False
 // when m is not one of its monitors.
 bool ra__gcs_pg_down(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m);
@@ -415,6 +436,11 @@ enum {
                              // total, f64 cpus free, f64 gpus free,
                              // resources free, u32 nb, nb x {u64 group,
                              // u32 bundle index}}} to the raylet
+    RA__GCS_JOB_ADD = 16,    // core, u64 OS pid, u32 node, str entry point,
+                             // str submission id -> status, u64 job id
+    RA__GCS_JOB_END = 17,    // u64 id, u8 state, str message -> status
+    RA__GCS_JOB_LIST = 18,   // -> status, u32 n, n x {u64 id, bytes
+                             // record} (see gcs_jobs.c)
     RA__GCS_NODE_LIST = 14   // -> status, u32 n, n x {u32 node, raylet,
                              // u8 alive, resources total, resources used
                              // by bundles, str summary, bytes topology,

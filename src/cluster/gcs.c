@@ -22,6 +22,7 @@
 typedef struct gcs {
     ra_tables_t *t;
     ra__gcs_pgs_t *pgs;
+    ra__gcs_jobs_t *jobs;
 } gcs_t;
 
 static int
@@ -48,6 +49,19 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
     size_t klen, vlen;
     void *val = NULL;
     if (ra__gcs_pg_op(ctx, g->pgs, op, &r)) {
+        return;
+    }
+    ra__wbuf_t body = {0};
+    if (ra__gcs_jobs_op(ctx, g->jobs, op, &r, &body, &rc)) {
+        if (rc == RA_EBADMSG) {
+            ra_log_warn("gcs", "malformed request (op %u) refused", op);
+        }
+        ra__wb_u32(&out, (uint32_t)rc);
+        if (rc == 0 && body.len > 0) {
+            ra__wb_raw(&out, body.p, body.len);
+        }
+        ra__wb_free(&body);
+        (void)reply(ctx, &out);
         return;
     }
     switch (op) {
@@ -138,7 +152,9 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         ra__gcs_pg_msg(ctx, g->pgs, msg);
         break;
     default:
-        (void)ra__gcs_pg_down(ctx, g->pgs, msg);
+        if (!ra__gcs_pg_down(ctx, g->pgs, msg)) {
+            (void)ra__gcs_jobs_down(ctx, g->jobs, msg);
+        }
         break;
     }
     return 0;
@@ -151,6 +167,7 @@ gcs_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     (void)reason;
     gcs_t *g = state;
     ra__gcs_pg_free(&g->pgs);
+    ra__gcs_jobs_free(&g->jobs);
     ra_tables_close(&g->t);
     free(g);
 }
@@ -177,7 +194,9 @@ ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out)
         free(g);
         return rc;
     }
-    if ((rc = ra__gcs_pg_new(&g->pgs, g->t)) != 0) {
+    if ((rc = ra__gcs_pg_new(&g->pgs, g->t)) != 0 ||
+        (rc = ra__gcs_jobs_new(&g->jobs, g->t)) != 0) {
+        ra__gcs_pg_free(&g->pgs);
         ra_tables_close(&g->t);
         free(g);
         return rc;

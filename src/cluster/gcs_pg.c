@@ -95,14 +95,6 @@ struct ra__gcs_pgs {
 
 // ---- helpers ----
 
-static void
-id_key(uint64_t id, unsigned char key[8])
-{
-    for (int i = 7; i >= 0; i--) {
-        key[i] = (unsigned char)(id & 0xff);
-        id >>= 8;
-    }
-}
 
 static gpg_t *
 pg_find(ra__gcs_pgs_t *p, uint64_t id)
@@ -162,7 +154,7 @@ pg_store_txn(ra__gcs_pgs_t *p, ra_tables_txn_t *txn, const gpg_t *g)
     ra__wbuf_t b = {0};
     unsigned char key[8];
     pg_encode(&b, g);
-    id_key(g->id, key);
+    ra__id_key(g->id, key);
     int rc = b.err != 0 ? b.err
                         : ra_table_put(p->t, txn, "pgs", key, sizeof key,
                                        b.p, b.len, 0);
@@ -275,21 +267,6 @@ unplace(ra__gcs_pgs_t *p, gpg_t *g)
 
 static void arm_tick(ra_ctx_t *ctx, ra__gcs_pgs_t *p);
 
-static int
-max_id(void *user, const void *key, size_t klen, const void *val,
-       size_t vlen)
-{
-    uint64_t *max = user, id = 0;
-    (void)val;
-    (void)vlen;
-    for (size_t i = 0; i < klen && i < 8; i++) {
-        id = id << 8 | ((const unsigned char *)key)[i];
-    }
-    if (id > *max) {
-        *max = id;
-    }
-    return 0;
-}
 
 // try_place places g and starts its reservation if it can.
 static void
@@ -638,7 +615,7 @@ op_create(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
     char key[2 * RA__NAME_MAX + 2];
     size_t klen = ra__name_key(key, sizeof key, g->ns, g->name);
     unsigned char idk[8];
-    id_key(g->id, idk);
+    ra__id_key(g->id, idk);
     int rc = 0;
     if (g->name[0] != '\0' &&
         (rc = ra_table_put(p->t, NULL, "pg_names", key, klen, idk,
@@ -752,7 +729,7 @@ pg_remove(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint64_t id)
     }
     if (rc == 0 && *slot != 0) {
         unsigned char old[8];
-        id_key(*slot, old);
+        ra__id_key(*slot, old);
         rc = ra_table_delete(p->t, txn, "pgs", old, sizeof old);
         rc = rc == RA_ENOENT ? 0 : rc;
     }
@@ -851,7 +828,7 @@ op_info(ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
         unsigned char key[8];
         void *val = NULL;
         size_t vlen = 0;
-        id_key(id, key);
+        ra__id_key(id, key);
         int rc = ra_table_get(p->t, NULL, "pgs", key, sizeof key, &val,
                               &vlen);
         if (rc == 0) {
@@ -1030,7 +1007,8 @@ ra__gcs_pg_new(ra__gcs_pgs_t **out, ra_tables_t *t)
     // Ids go on from the largest stored, so a restarted GCS never reuses
     // one.
     p->next_id = 0;
-    (void)ra_table_scan(t, NULL, "pgs", NULL, 0, max_id, &p->next_id);
+    (void)ra_table_scan(t, NULL, "pgs", NULL, 0, ra__max_id_scan,
+                        &p->next_id);
     *out = p;
     return 0;
 }

@@ -736,3 +736,36 @@ ra__describe_need(char *buf, size_t cap, double cpus, double gpus,
         }
     }
 }
+
+void
+ra__id_key(uint64_t id, unsigned char key[8])
+{
+    for (int i = 7; i >= 0; i--) {
+        key[i] = (unsigned char)(id & 0xff);
+        id >>= 8;
+    }
+}
+
+uint64_t
+ra__id_of_key(const void *key, size_t klen)
+{
+    uint64_t id = 0;
+    for (size_t i = 0; i < klen && i < 8; i++) {
+        id = id << 8 | ((const unsigned char *)key)[i];
+    }
+    return id;
+}
+
+int
+ra__max_id_scan(void *user, const void *key, size_t klen, const void *val,
+                size_t vlen)
+{
+    uint64_t *max = user;
+    uint64_t id = ra__id_of_key(key, klen);
+    (void)val;
+    (void)vlen;
+    if (id > *max) {
+        *max = id;
+    }
+    return 0;
+}

@@ -143,6 +143,54 @@ done
 grep -q "its driver was lost" "$temp/daemon.log" &&
     ok "the daemon logged the lost driver" || fail "no lost-driver line in the log"
 
+# The killed driver's job FAILED in the GCS's table; the others succeeded.
+for i in $(seq 1 50); do
+    out=$("$rayo" list jobs --format json 2>&1)
+    printf '%s' "$out" | grep -q '"status" : "FAILED"' && break
+    sleep 0.1
+done
+printf '%s' "$out" | grep -q '"status" : "FAILED", .*"message" : "the driver.s process was lost"' &&
+    printf '%s' "$out" | grep -q '"status" : "SUCCEEDED"' &&
+    ok "rayo list jobs: the killed driver FAILED, the others SUCCEEDED" ||
+    fail "rayo list jobs: $out"
+
+# Jobs submitted with rayo job.
+err=$("$rayo" job submit 2>&1 >/dev/null); rc=$?
+[ $rc = 2 ] && ok "job submit without a command is refused" ||
+    fail "job submit without a command: $rc $err"
+err=$("$rayo" job status nosuch 2>&1 >/dev/null); rc=$?
+[ $rc = 1 ] && printf '%s' "$err" | grep -q "no job nosuch" &&
+    ok "status of an unknown job" || fail "job status nosuch: $rc $err"
+out=$("$rayo" job submit --submission-id quick1 -- "$quickstart" 2>/dev/null); rc=$?
+[ $rc = 0 ] && printf '%s' "$out" | grep -q "^quick1" &&
+    printf '%s' "$out" | grep -q "all results correct" &&
+    ok "job submit runs the quickstart and follows its output" ||
+    fail "job submit: $rc $out"
+[ "$("$rayo" job status quick1 2>/dev/null)" = SUCCEEDED ] &&
+    ok "job status: SUCCEEDED" || fail "job status quick1"
+"$rayo" job logs quick1 2>/dev/null | grep -q "squares: 0 1 4 9" &&
+    ok "job logs" || fail "job logs quick1"
+"$rayo" list jobs --format json 2>/dev/null |
+    grep -q '"status" : "SUCCEEDED", [^}]*"submission_id" : "quick1"' &&
+    ok "the GCS records the submitted job" || fail "GCS record of quick1"
+out=$("$rayo" job submit --no-wait --submission-id slow1 \
+      --runtime-env-json '{"env_vars": {"QUICKSTART_SLOW_MS": "300"}}' \
+      -- "$quickstart" 2>/dev/null); rc=$?
+[ $rc = 0 ] && [ "$out" = slow1 ] && ok "job submit --no-wait" ||
+    fail "job submit --no-wait: $rc $out"
+for i in $(seq 1 50); do
+    "$rayo" list jobs 2>/dev/null | grep -q "RUNNING .*slow1" && break
+    sleep 0.1
+done
+[ "$("$rayo" job status slow1 2>/dev/null)" = RUNNING ] &&
+    ok "a slow job is RUNNING" || fail "job status slow1 while running"
+"$rayo" job stop slow1 >/dev/null 2>&1
+[ "$("$rayo" job status slow1 2>/dev/null)" = STOPPED ] &&
+    ok "job stop: STOPPED" || fail "job status slow1 after stop"
+"$rayo" list jobs --format json 2>/dev/null |
+    grep -q '"status" : "STOPPED", [^}]*"submission_id" : "slow1"' &&
+    ok "the GCS records the stopped job" || fail "GCS record of slow1"
+
 # The daemon still serves.
 out=$(RAYO_ADDRESS=auto "$quickstart" 2>&1); rc=$?
 [ $rc = 0 ] && ok "quickstart after a killed driver" ||
