@@ -50,7 +50,9 @@ enum {
     RA__T_PG = -1319,          // GCS <-> raylet: placement-group bundles
     RA__T_PG_READY = -1320,    // GCS -> core: a placement group is ready
     RA__T_JOB = -1321,         // driver -> raylet: a job starts or ends
-    RA__T_NODES = -1322        // GCS -> raylet: the live nodes (for spill)
+    RA__T_NODES = -1322,       // GCS -> raylet: the live nodes (for spill)
+    RA__T_OUTPUT = -1323       // worker -> driver core: {u8 stream (1
+                               // stdout, 2 stderr), bytes line}
 };
 
 // A lease request that another node should serve is answered with this

@@ -1331,6 +1331,23 @@ on_pg_ready(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
                           why != NULL ? strlen(why) : 0);
 }
 
+// on_output writes a line of a worker of this driver's job to this
+// process's stdout or stderr (in one write, so lines do not interleave).
+static void
+on_output(core_t *k, ra_msg_t *m)
+{
+    ra__rbuf_t r;
+    ra__rb_init(&r, m);
+    uint8_t stream = ra__rb_u8(&r);
+    size_t n = 0;
+    const void *line = ra__rb_bytes(&r, &n);
+    if (r.bad || (stream != 1 && stream != 2) || !k->c->joined) {
+        return;
+    }
+    ssize_t w = write(stream, line, n);
+    (void)w;
+}
+
 static int
 core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
@@ -1351,6 +1368,9 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         break;
     case RA__T_PG_READY:
         on_pg_ready(ctx, k, msg);
+        break;
+    case RA__T_OUTPUT:
+        on_output(k, msg);
         break;
     case RA__T_TICK:
         on_tick(ctx, k, msg);

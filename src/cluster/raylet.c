@@ -164,13 +164,13 @@ ra__copy_environ(void)
 
 static char **
 make_env(const raylet_t *r, ra_pid_t self, char *const *env, uint32_t id,
-         const char *cwd)
+         const char *cwd, ra_pid_t driver)
 {
     size_t n = 0;
     while (env[n] != NULL) {
         n++;
     }
-    char **e = calloc(n + 21, sizeof *e);
+    char **e = calloc(n + 22, sizeof *e);
     if (e == NULL) {
         return NULL;
     }
@@ -197,6 +197,11 @@ make_env(const raylet_t *r, ra_pid_t self, char *const *env, uint32_t id,
                   r->cfg.gcs.id, r->cfg.gcs.gen);
     e[k++] = dupf("RAYO_NS=%s", r->cfg.ns);
     e[k++] = dupf("RAYO_ENV=%u", id);
+    if (!ra_pid_is_nil(driver)) {
+        // Output lines go to the driver's terminal through its core.
+        e[k++] = dupf("RAYO_DRIVER=%u.%u.%u.%u", driver.node, driver.proc,
+                      driver.id, driver.gen);
+    }
     if (cwd != NULL && cwd[0] != '\0') {
         e[k++] = dupf("RAYO_CWD=%s", cwd);
     }
@@ -1167,7 +1172,7 @@ on_job(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
         rc = RA_EBADMSG;  // the executable must be an absolute path
     } else if (argv == NULL || (e = calloc(1, sizeof *e)) == NULL ||
                (e->envp = make_env(r, ra_self(ctx), env, r->next_env,
-                                   cwd)) == NULL) {
+                                   cwd, driver)) == NULL) {
         rc = RA_ENOMEM;
     }
     ra__free_strv(env);
@@ -1389,7 +1394,8 @@ boot(ra_ctx_t *ctx, raylet_t *r)
     e->prestart = r->cfg.workers;
     r->next_env = 1;
     if ((e->argv = ra__read_cmdline()) == NULL ||
-        (e->envp = make_env(r, ra_self(ctx), r->base_env, 0, NULL)) ==
+        (e->envp = make_env(r, ra_self(ctx), r->base_env, 0, NULL,
+                            RA_PID_NIL)) ==
             NULL) {
         return RA_ENOMEM;
     }

@@ -334,6 +334,14 @@ ra__worker_cancel_flag(void)
 // driver's terminal).  A line of up to PIPE_BUF bytes is written in one
 // call, so lines of several workers do not interleave.
 
+// On a node daemon's cluster the worker's inherited streams are the
+// daemon's log, so lines go to the job's driver instead (RAYO_DRIVER), as
+// RA__T_OUTPUT messages that its core writes to its own stdout or stderr
+// (prefixed "(pid=PID, node=N) " when the worker is on another node).
+// They start once the worker's runtime and link run (out_ready).
+static _Atomic bool out_ready;
+static ra_pid_t out_driver;
+
 typedef struct out_stream {
     int pipe_rd;
     int orig;                 // the inherited stream
@@ -342,8 +350,33 @@ typedef struct out_stream {
     size_t len;
 } out_stream_t;
 
+// out_to_driver sends one line to the driver; false when it cannot.
+static bool
+out_to_driver(int stream, const char *line, size_t n)
+{
+    static ra_ctx_t *scope;   // the output thread's own
+    if (!atomic_load(&out_ready) || ra_pid_is_nil(out_driver)) {
+        return false;
+    }
+    if (scope == NULL && ra_scope_new(ra__g->rt, &scope) != 0) {
+        return false;
+    }
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    ra__wb_u8(&b, (uint8_t)stream);
+    ra__wb_bytes(&b, line, n);
+    if (ra__wb_msg(&b, RA__T_OUTPUT, &m) != 0) {
+        return false;
+    }
+    if (ra_send(scope, out_driver, &m) != 0) {
+        ra_msg_unref(&m);
+        return false;
+    }
+    return true;
+}
+
 static void
-out_flush_line(out_stream_t *o, const char *prefix, size_t plen)
+out_flush_line(out_stream_t *o, int stream, const char *prefix, size_t plen)
 {
     char buf[4096 + 64];
     memcpy(buf, prefix, plen);
@@ -352,8 +385,10 @@ out_flush_line(out_stream_t *o, const char *prefix, size_t plen)
     if (n == 0 || buf[n - 1] != '\n') {
         buf[n++] = '\n';
     }
-    ssize_t w = write(o->orig, buf, n);
-    (void)w;
+    if (!out_to_driver(stream, buf, n)) {
+        ssize_t w = write(o->orig, buf, n);
+        (void)w;
+    }
     o->len = 0;
 }
 
@@ -361,9 +396,15 @@ static void *
 out_main(void *arg)
 {
     out_stream_t *o = arg;
-    char prefix[32];
-    size_t plen = (size_t)snprintf(prefix, sizeof prefix, "(pid=%d) ",
-                                   (int)getpid());
+    char prefix[64];
+    const char *node = getenv("RAYO_NODE");
+    size_t plen =
+        !ra_pid_is_nil(out_driver) && node != NULL &&
+                (uint32_t)strtoul(node, NULL, 10) != out_driver.node
+            ? (size_t)snprintf(prefix, sizeof prefix, "(pid=%d, node=%s) ",
+                               (int)getpid(), node)
+            : (size_t)snprintf(prefix, sizeof prefix, "(pid=%d) ",
+                               (int)getpid());
     char buf[4096];
     struct pollfd pf[2] = {{o[0].pipe_rd, POLLIN, 0},
                            {o[1].pipe_rd, POLLIN, 0}};
@@ -382,7 +423,7 @@ out_main(void *arg)
             ssize_t n = read(pf[i].fd, buf, sizeof buf);
             if (n <= 0) {
                 if (o[i].len > 0) {
-                    out_flush_line(&o[i], prefix, plen);
+                    out_flush_line(&o[i], i + 1, prefix, plen);
                 }
                 pf[i].fd = -1;
                 open_n--;
@@ -393,7 +434,7 @@ out_main(void *arg)
             for (ssize_t k = 0; k < n; k++) {
                 o[i].line[o[i].len++] = buf[k];
                 if (buf[k] == '\n' || o[i].len == sizeof o[i].line) {
-                    out_flush_line(&o[i], prefix, plen);
+                    out_flush_line(&o[i], i + 1, prefix, plen);
                 }
             }
         }
@@ -481,6 +522,7 @@ ra__worker_run(void)
         env_pid("RAYO_GCS", &c.gcs) != 0) {
         die_early("incomplete worker environment", RA_EINVAL);
     }
+    (void)env_pid("RAYO_DRIVER", &out_driver);
     capture_output(sess);
     // A daemon's worker runs where its driver runs.
     const char *cwd = getenv("RAYO_CWD");
@@ -540,6 +582,7 @@ ra__worker_run(void)
     if ((rc = ra__core_start(&c)) != 0) {
         die_early("core", rc);
     }
+    atomic_store(&out_ready, true);
     ra_pid_t exec, host;
     if ((rc = ra_spawn(c.rt, &exec_beh, NULL, NULL, &exec)) != 0 ||
         (rc = ra_spawn(c.rt, &host_beh, NULL, NULL, &host)) != 0) {

@@ -6,6 +6,9 @@
 //   multinode_driver spread N MS    N tasks of MS ms each: "node ID COUNT"
 //                                   lines, then "distinct K"
 //   multinode_driver resource NAME  one task needing 1 NAME: "node ID"
+//   multinode_driver say TEXT [RES] a task (needing 1 RES) printing TEXT on
+//                                   its stdout and stderr: the driver
+//                                   shows both lines, prefixed
 //   multinode_driver pg STRATEGY N WAIT_MS
 //                                   a group of N one-CPU bundles: "created
 //                                   NODE..." (one per bundle) or "pending",
@@ -36,6 +39,20 @@ where(ra_task_t *t)
     return ra_task_return_i64(t, node != NULL ? atoll(node) : -1);
 }
 RA_REMOTE_REGISTER(where)
+
+// speak prints its argument on the worker's stdout and stderr.
+static int
+speak(ra_task_t *t)
+{
+    size_t len = 0;
+    const char *text = ra_task_arg(t, 0, &len);
+    printf("out: %.*s\n", (int)len, text);
+    fflush(stdout);
+    fprintf(stderr, "err: %.*s\n", (int)len, text);
+    const char *node = getenv("RAYO_NODE");
+    return ra_task_return_i64(t, node != NULL ? atoll(node) : -1);
+}
+RA_REMOTE_REGISTER(speak)
 
 static int
 fail(const char *what, int rc)
@@ -81,6 +98,34 @@ spread(int n, int ms)
     printf("distinct %d\n", distinct);
     free(refs);
     free(nodes);
+    return 0;
+}
+
+// say runs speak with text (on a node with resource res unless NULL) and
+// waits a moment for its lines to arrive.
+static int
+say(const char *text, const char *res)
+{
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    ra_resources_t x = {0};
+    if (res != NULL) {
+        if (ra_resources_set(&x, res, 1) != 0) {
+            return 1;
+        }
+        o.resources = &x;
+    }
+    ra_arg_t a = RA_ARG_BYTES(text, strlen(text));
+    ra_ref_t r;
+    int64_t node = 0;
+    int rc = ra_remote("speak", &a, 1, &o, &r);
+    if (rc == 0) {
+        rc = ra_get_i64(r, 30000, &node);
+    }
+    if (rc != 0) {
+        return fail("speak", rc);
+    }
+    usleep(300000);
+    printf("spoke on node %lld\n", (long long)node);
     return 0;
 }
 
@@ -242,6 +287,8 @@ main(int argc, char **argv)
     int st = 2;
     if (strcmp(argv[1], "spread") == 0 && argc == 4) {
         st = spread(atoi(argv[2]), atoi(argv[3]));
+    } else if (strcmp(argv[1], "say") == 0 && (argc == 3 || argc == 4)) {
+        st = say(argv[2], argc == 4 ? argv[3] : NULL);
     } else if (strcmp(argv[1], "resource") == 0 && argc == 3) {
         st = resource(argv[2]);
     } else if (strcmp(argv[1], "pg") == 0 && argc == 5) {

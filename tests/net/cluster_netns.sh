@@ -119,6 +119,12 @@ out=$(on 1 env RAYO_ADDRESS=auto "$driver" resource special 2>&1)
 [ "$out" = "node $id2" ] && ok "the custom-resource task ran on node 2" ||
     fail "custom-resource task: $out (node 2 is $id2)"
 
+# Output of a worker on node 2 reaches the driver on node 1.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" say hello special 2>/dev/null)
+printf '%s' "$out" | grep -q "^(pid=[0-9]*, node=$id2) out: hello$" &&
+    ok "output of a worker on node 2 reaches the driver on node 1" ||
+    fail "remote worker output: $out"
+
 # 12 tasks of 400 ms on a node of 2 CPUs spill to the others.
 out=$(on 1 env RAYO_ADDRESS=auto "$driver" spread 12 400 2>&1)
 d=$(printf '%s\n' "$out" | sed -n 's/^distinct //p')

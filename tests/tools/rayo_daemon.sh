@@ -9,6 +9,7 @@
 set -u
 rayo=${RAYO:-tools/rayo}
 quickstart=${QUICKSTART:-apps/quickstart}
+driver=${DRIVER:-tests/cluster/multinode_driver}
 fails=0
 temp=$(mktemp -d /tmp/rayo-daemon-test.XXXXXX)
 export RAYO_TEMP_DIR="$temp"
@@ -83,6 +84,14 @@ done
 out=$(RAYO_ADDRESS="$session" "$quickstart" 2>&1); rc=$?
 [ $rc = 0 ] && ok "quickstart with the session as address" ||
     fail "quickstart with the session as address: $rc $out"
+
+# A worker's output reaches the driver's terminal, prefixed with its pid.
+out=$(RAYO_ADDRESS=auto "$driver" say hello 2>/dev/null)
+err=$(RAYO_ADDRESS=auto "$driver" say hello 2>&1 >/dev/null)
+printf '%s' "$out" | grep -q '^(pid=[0-9]*) out: hello$' &&
+    printf '%s' "$err" | grep -q '^(pid=[0-9]*) err: hello$' &&
+    ok "worker output is streamed to the driver's stdout and stderr" ||
+    fail "worker output: stdout '$out', stderr '$err'"
 
 # status and list: one node, its topology, every CPU free again and the
 # jobs' workers gone once the drivers ended.
