@@ -35,6 +35,10 @@
 #include "ra_table.h"
 
 #define PG_RETRY_MS 10
+// A reservation that a node refused (its resources were taken by tasks
+// meanwhile) is tried again later and later, up to this: nodes are not
+// asked to reserve and roll back a hundred times a second.
+#define PG_RETRY_MAX_MS 500
 #define PG_TICK 0x50
 // Removed groups whose records are kept for ra_pg_info and ra_pg_list;
 // older ones are deleted (those of an earlier run of the GCS stay).
@@ -89,6 +93,7 @@ struct ra__gcs_pgs {
     gpg_t *pgs, **tail;       // live groups (not removed), oldest first
     uint64_t next_id;
     bool tick_armed;
+    uint32_t retry_ms;        // PG_RETRY_MS, doubled after each refusal
     uint64_t removed[PG_REMOVED_KEPT];   // ring of removed group ids
     unsigned nremoved;
 };
@@ -357,7 +362,8 @@ arm_tick(ra_ctx_t *ctx, ra__gcs_pgs_t *p)
     ra_msg_t *t = NULL;
     uint8_t what = PG_TICK;
     if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
-        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), PG_RETRY_MS, &t,
+        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx),
+                      p->retry_ms != 0 ? p->retry_ms : PG_RETRY_MS, &t,
                       NULL) != 0) {
         ra_msg_unref(&t);
         return;
@@ -397,9 +403,13 @@ on_prepared(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, uint64_t id,
         // Roll back everywhere (a node that failed took nothing).
         each_node(ctx, p, g, RA__PG_RETURN, NULL);
         unplace(p, g);
+        p->retry_ms = p->retry_ms == 0 ? 2 * PG_RETRY_MS
+                      : p->retry_ms >= PG_RETRY_MAX_MS / 2 ? PG_RETRY_MAX_MS
+                                                           : 2 * p->retry_ms;
         arm_tick(ctx, p);
         return;
     }
+    p->retry_ms = PG_RETRY_MS;
     each_node(ctx, p, g, RA__PG_COMMIT, NULL);
     g->state = RA_PG_CREATED;
     (void)pg_store(p, g);

@@ -6,6 +6,8 @@
 //   multinode_driver spread N MS    N tasks of MS ms each: "node ID COUNT"
 //                                   lines, then "distinct K"
 //   multinode_driver resource NAME  one task needing 1 NAME: "node ID"
+//   multinode_driver busy RES N MS  N tasks of MS ms, each 1 CPU and 1/N
+//                                   RES (fills N CPUs of the node with RES)
 //   multinode_driver say TEXT [RES] a task (needing 1 RES) printing TEXT on
 //                                   its stdout and stderr: the driver
 //                                   shows both lines, prefixed
@@ -99,6 +101,30 @@ spread(int n, int ms)
     free(refs);
     free(nodes);
     return 0;
+}
+
+// busy runs n tasks of ms each, each needing 1 CPU and 1/n of res: on
+// the node that has 1 res they fill n CPUs.
+static int
+busy(const char *res, int n, int ms)
+{
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    ra_resources_t x = {0};
+    if (n < 1 || n > 64 || ra_resources_set(&x, res, 1.0 / n) != 0) {
+        return 2;
+    }
+    o.resources = &x;
+    ra_ref_t refs[64];
+    ra_arg_t a = RA_ARG_I64(ms);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        rc = ra_remote("where", &a, 1, &o, &refs[i]);
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        int64_t node;
+        rc = ra_get_i64(refs[i], 60000, &node);
+    }
+    return rc == 0 ? 0 : fail("busy", rc);
 }
 
 // say runs speak with text (on a node with resource res unless NULL) and
@@ -287,6 +313,8 @@ main(int argc, char **argv)
     int st = 2;
     if (strcmp(argv[1], "spread") == 0 && argc == 4) {
         st = spread(atoi(argv[2]), atoi(argv[3]));
+    } else if (strcmp(argv[1], "busy") == 0 && argc == 5) {
+        st = busy(argv[2], atoi(argv[3]), atoi(argv[4]));
     } else if (strcmp(argv[1], "say") == 0 && (argc == 3 || argc == 4)) {
         st = say(argv[2], argc == 4 ? argv[3] : NULL);
     } else if (strcmp(argv[1], "resource") == 0 && argc == 3) {
