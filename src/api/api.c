@@ -1904,13 +1904,21 @@ ra_actor_lookup(const char *name, const char *namespace_, ra_actor_t *out)
     }
     rc = gcs_status(rep, &r);
     ra_pid_t pid = ra__rb_pid(&r);
-    char cls[RA__NAME_MAX + 1];
+    char cls[RA__NAME_MAX + 1], ep[256] = "";
     ra__rb_str(&r, cls, sizeof cls);
+    if (!r.bad && r.off < r.len) {
+        ra__rb_str(&r, ep, sizeof ep);
+    }
     ra_msg_unref(&rep);
     if (rc == 0 && (r.bad || ra_pid_is_nil(pid))) {
         rc = r.bad ? RA_EBADMSG : RA_ENOENT;   // reserved, not up yet
     }
     if (rc != 0) {
+        return rc;
+    }
+    // An actor on another node is reached at its worker's endpoint.
+    if (ep[0] != '\0' && (pid.node != c->node || pid.proc != c->proc) &&
+        (rc = ra_link_route(c->link, pid.node, pid.proc, ep)) != 0) {
         return rc;
     }
     ra__cactor_t *a = NULL;

@@ -137,9 +137,12 @@ place(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
 
 void
 ra__actor_granted(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key, int status,
-                  uint64_t lease, ra_pid_t host)
+                  uint64_t lease, ra_pid_t host, const char *ep)
 {
     ra__cactor_t *a = ra__cactor_at(cs, key);
+    if (a != NULL && status == 0) {
+        snprintf(a->ep, sizeof a->ep, "%s", ep);
+    }
     if (a == NULL || a->state == RA__ACTOR_DEAD || a->killed) {
         if (status == 0) {
             ra__core_lease_return(ctx, cs->core, lease, false);
@@ -241,6 +244,7 @@ ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m)
         ra__wb_pid(&b, a->pid);
         ra__wb_str(&b, a->cls);
         ra__wb_u8(&b, 1);   // replace: we reserved it at creation
+        ra__wb_str(&b, a->ep);   // where other nodes reach it
         if (ra__gcs_call(ctx, &b, 2000, &rep) == 0) {
             ra_msg_unref(&rep);
         }

@@ -412,8 +412,9 @@ int ra__gcs_call(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
 
 // GCS operations (first u8 of a RA__T_GCS body).
 enum {
-    RA__GCS_NAME_PUT = 1,    // ns, name, pid, owner core, key -> status
-    RA__GCS_NAME_GET = 2,    // ns, name -> status, pid, owner, key
+    RA__GCS_NAME_PUT = 1,    // ns, name, pid, str class, u8 replace, str
+                             // endpoint (tcp clusters) -> status
+    RA__GCS_NAME_GET = 2,    // ns, name -> status, pid, class, endpoint
     RA__GCS_NAME_DEL = 3,    // ns, name, key -> status
     RA__GCS_KV_PUT = 4,      // key, value -> status
     RA__GCS_KV_GET = 5,      // key -> status, value

@@ -978,7 +978,7 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     }
     if (actor) {
         // An actor's lease request carries the actor's key as its id.
-        ra__actor_granted(ctx, k->cs, req, status, lid, host);
+        ra__actor_granted(ctx, k->cs, req, status, lid, host, ep);
         return;
     }
     ra__cls_t *c = cls_get(k, cpus, gpus, &x, pg, bundle);

@@ -132,6 +132,7 @@ typedef struct ra__cactor {
     ra__tq_t inflight;        // calls sent, not answered
     char death[256];
     char how[128];            // how its worker died, from the raylet
+    char ep[256];             // its worker's tcp endpoint ("": ipc)
     bool down_pending;        // lost; waiting briefly for how
     bool down_host;           // the host (not the instance) was lost
     ra_reason_t down_why;
@@ -198,8 +199,10 @@ ra__obj_t *ra__obj_at(ra__core_t *cs, uint64_t id);
 // only grows, records are freed at ra__core_free.
 ra__cactor_t *ra__cactor_at(ra__core_t *cs, uint64_t key);
 int ra__actor_new(ra__core_t *cs, ra__cactor_t **out);
+// ep is the endpoint of the host's process ("" on one node).
 void ra__actor_granted(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key,
-                       int status, uint64_t lease, ra_pid_t host);
+                       int status, uint64_t lease, ra_pid_t host,
+                       const char *ep);
 bool ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m);
 void ra__actor_down(ra_ctx_t *ctx, ra__core_t *cs, uint64_t mref,
                     ra_pid_t pid, ra_reason_t why);

@@ -72,6 +72,10 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
         char cls[RA__NAME_MAX + 1];
         ra__rb_str(&r, cls, sizeof cls);
         uint8_t replace = ra__rb_u8(&r);
+        char ep[256] = "";
+        if (!r.bad && r.off < r.len) {
+            ra__rb_str(&r, ep, sizeof ep);
+        }
         klen = ra__name_key(key, sizeof key, ns, name);
         if (r.bad || name[0] == '\0' || klen == 0) {
             rc = RA_EBADMSG;
@@ -80,6 +84,7 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
         ra__wbuf_t v = {0};
         ra__wb_pid(&v, pid);
         ra__wb_str(&v, cls);
+        ra__wb_str(&v, ep);
         rc = v.err != 0 ? v.err
                         : ra_table_put(g->t, NULL, "names", key, klen, v.p,
                                        v.len,

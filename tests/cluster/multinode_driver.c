@@ -6,6 +6,15 @@
 //   multinode_driver spread N MS    N tasks of MS ms each: "node ID COUNT"
 //                                   lines, then "distinct K"
 //   multinode_driver resource NAME  one task needing 1 NAME: "node ID"
+//   multinode_driver serve NAME RES SECONDS
+//                                   a Counter actor named NAME on the node
+//                                   with RES, kept SECONDS: "serving"
+//   multinode_driver call NAME      looks NAME up (from any node) and calls
+//                                   it: "node N count 1 2"
+//   multinode_driver keep N DETACHED NAME
+//                                   a group of N one-CPU bundles named NAME
+//                                   (detached if DETACHED is 1): "created
+//                                   by PID", then waits to be killed
 //   multinode_driver busy RES N MS  N tasks of MS ms, each 1 CPU and 1/N
 //                                   RES (fills N CPUs of the node with RES)
 //   multinode_driver say TEXT [RES] a task (needing 1 RES) printing TEXT on
@@ -41,6 +50,129 @@ where(ra_task_t *t)
     return ra_task_return_i64(t, node != NULL ? atoll(node) : -1);
 }
 RA_REMOTE_REGISTER(where)
+
+static int fail(const char *what, int rc);
+
+// Counter: a named actor for `serve` and `call`; incr answers the count,
+// node the node it lives on.
+static int
+counter_init(ra_task_t *t)
+{
+    int64_t *n = calloc(1, sizeof *n);
+    if (n == NULL) {
+        return ra_task_fail(t, "out of memory");
+    }
+    ra_task_set_state(t, n);
+    return 0;
+}
+
+static int
+counter_incr(ra_task_t *t)
+{
+    int64_t *n = ra_task_state(t);
+    return ra_task_return_i64(t, ++*n);
+}
+
+static int
+counter_node(ra_task_t *t)
+{
+    const char *node = getenv("RAYO_NODE");
+    return ra_task_return_i64(t, node != NULL ? atoll(node) : -1);
+}
+
+static const ra_method_t counter_methods[] = {
+    {"incr", counter_incr},
+    {"node", counter_node},
+};
+
+static const ra_actor_class_t Counter = {
+    .name = "Counter",
+    .init = counter_init,
+    .fini = free,
+    .methods = counter_methods,
+    .nmethods = 2,
+};
+RA_ACTOR_CLASS_REGISTER(Counter)
+
+// serve creates a Counter named name on the node with resource res and
+// keeps it (and this driver) alive for seconds.
+static int
+serve(const char *name, const char *res, int seconds)
+{
+    ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
+    ra_resources_t x = {0};
+    if (ra_resources_set(&x, res, 1) != 0) {
+        return 2;
+    }
+    o.resources = &x;
+    o.name = name;
+    ra_actor_t a;
+    int rc = ra_actor_create("Counter", NULL, 0, &o, &a);
+    if (rc != 0) {
+        return fail("ra_actor_create", rc);
+    }
+    printf("serving\n");
+    fflush(stdout);
+    sleep((unsigned)seconds);
+    return 0;
+}
+
+// call looks name up and calls it twice: "node N count C1 C2".
+static int
+call(const char *name)
+{
+    ra_actor_t a;
+    int rc = RA_ENOENT;
+    for (int i = 0; i < 100 && rc == RA_ENOENT; i++) {
+        if ((rc = ra_actor_lookup(name, NULL, &a)) == RA_ENOENT) {
+            usleep(100000);
+        }
+    }
+    if (rc != 0) {
+        return fail("ra_actor_lookup", rc);
+    }
+    int64_t v[3];
+    const char *m[3] = {"node", "incr", "incr"};
+    for (int i = 0; i < 3; i++) {
+        ra_ref_t r;
+        if ((rc = ra_actor_call(a, m[i], NULL, 0, &r)) != 0 ||
+            (rc = ra_get_i64(r, 20000, &v[i])) != 0) {
+            return fail("ra_actor_call", rc);
+        }
+    }
+    printf("node %lld count %lld %lld\n", (long long)v[0], (long long)v[1],
+           (long long)v[2]);
+    return 0;
+}
+
+// keep creates a group of n one-CPU bundles named name (detached or
+// not), says "created" and sleeps until it is killed.
+static int
+keep(int n, bool detached, const char *name)
+{
+    ra_resources_t b[16] = {0};
+    if (n < 1 || n > 16) {
+        return 2;
+    }
+    for (int i = 0; i < n; i++) {
+        b[i].cpus = 1;
+    }
+    ra_pg_opts_t o = {.strategy = RA_PG_PACK, .name = name,
+                      .detached = detached};
+    ra_pg_t g;
+    int rc = ra_pg_create(b, (size_t)n, &o, &g);
+    if (rc == 0) {
+        rc = ra_pg_wait(g, 20000);
+    }
+    if (rc != 0) {
+        return fail("keep", rc);
+    }
+    printf("created by %d\n", (int)getpid());
+    fflush(stdout);
+    for (;;) {
+        pause();
+    }
+}
 
 // speak prints its argument on the worker's stdout and stderr.
 static int
@@ -313,6 +445,12 @@ main(int argc, char **argv)
     int st = 2;
     if (strcmp(argv[1], "spread") == 0 && argc == 4) {
         st = spread(atoi(argv[2]), atoi(argv[3]));
+    } else if (strcmp(argv[1], "serve") == 0 && argc == 5) {
+        st = serve(argv[2], argv[3], atoi(argv[4]));
+    } else if (strcmp(argv[1], "call") == 0 && argc == 3) {
+        st = call(argv[2]);
+    } else if (strcmp(argv[1], "keep") == 0 && argc == 5) {
+        st = keep(atoi(argv[2]), atoi(argv[3]) != 0, argv[4]);
     } else if (strcmp(argv[1], "busy") == 0 && argc == 5) {
         st = busy(argv[2], atoi(argv[3]), atoi(argv[4]));
     } else if (strcmp(argv[1], "say") == 0 && (argc == 3 || argc == 4)) {
