@@ -140,7 +140,7 @@ static const ra_tool_cmd_t rayo_cmds[] = {
     {"start", ra__tool_start, "start the node daemon of a cluster"},
     {"stop", ra__tool_stop, "stop the node daemon and its workers"},
     {"status", ra__tool_status, "show nodes, resources and demand"},
-    {"list", ra__tool_list, "list jobs, nodes or placement groups"},
+    {"list", ra__tool_list, "list jobs, nodes, workers or placement groups"},
     {"job", ra__tool_job, "run a program on the cluster as a job"},
     {"topo", ra__tool_topo, "show CPUs, caches, GPUs and GPU links"},
     {"help", cmd_help, "show help for rayo or for a command"},

@@ -37,6 +37,8 @@ static const char list_usage[] =
     "  jobs               each job (driver): state, process, submission\n"
     "  nodes              each node: state, resources, workers, topology\n"
     "  placement-groups   each placement group: state, strategy, bundles\n"
+    "  workers            each worker process: node, state, actors, the\n"
+    "                     driver of its job, its GPUs\n"
     "                     and the node of each\n"
     "\n"
     "Options:\n"
@@ -432,6 +434,38 @@ list_what(const char *prog, const char *what, int argc, char **argv)
     int e;
     if (strcmp(what, "jobs") == 0) {
         e = ra__tool_print_jobs(o.json);
+    } else if (strcmp(what, "workers") == 0) {
+        ra_worker_info_t *ws = NULL;
+        size_t n = 0;
+        if ((e = ra_worker_list(&ws, &n)) == 0) {
+            if (!o.json) {
+                printf("%-11s %-8s %-9s %-7s %-10s %-8s %s\n", "NODE", "PID",
+                       "STATE", "ACTORS", "DRIVER", "IDLE_MS", "GPUS");
+            }
+            for (size_t i = 0; i < n; i++) {
+                const ra_worker_info_t *w = &ws[i];
+                char k[24];
+                snprintf(k, sizeof k, "%zu", i);
+                bson_t d;
+                bson_append_document_begin(&arr, k, -1, &d);
+                BSON_APPEND_INT64(&d, "node", w->node);
+                BSON_APPEND_INT64(&d, "pid", w->pid);
+                BSON_APPEND_UTF8(&d, "state", w->state);
+                BSON_APPEND_INT64(&d, "actors", w->actors);
+                BSON_APPEND_BOOL(&d, "dedicated", w->dedicated);
+                BSON_APPEND_INT64(&d, "driver_pid", w->driver_pid);
+                BSON_APPEND_UTF8(&d, "gpus", w->gpus);
+                BSON_APPEND_INT64(&d, "idle_ms", w->idle_ms);
+                bson_append_document_end(&arr, &d);
+                if (!o.json) {
+                    printf("%-11u %-8lld %-9s %-7u %-10lld %-8lld %s\n",
+                           w->node, (long long)w->pid, w->state, w->actors,
+                           (long long)w->driver_pid, (long long)w->idle_ms,
+                           w->gpus[0] != '\0' ? w->gpus : "-");
+                }
+            }
+            free(ws);
+        }
     } else if (strcmp(what, "nodes") == 0) {
         ra_node_info_t *nodes = NULL;
         size_t n = 0;
@@ -493,7 +527,15 @@ ra__tool_list_jobs(const char *prog, int argc, char **argv)
     return list_what(prog, "jobs", argc, argv);
 }
 
+static int
+list_workers(const char *prog, int argc, char **argv)
+{
+    return list_what(prog, "workers", argc, argv);
+}
+
 static const ra_tool_cmd_t list_cmds[] = {
+    {"workers", list_workers,
+     "worker processes: node, state, actors, job, GPUs"},
     {"jobs", ra__tool_list_jobs,
      "jobs: state, driver, submission, entry point"},
     {"nodes", list_nodes, "nodes: state, resources, workers, topology"},

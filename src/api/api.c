@@ -2324,6 +2324,7 @@ ra_node_list(ra_node_info_t **out, size_t *n)
         ni->node = ra__rb_u32(&r);
         raylets[k] = ra__rb_pid(&r);
         ni->proc = raylets[k].proc;
+        ni->raylet = raylets[k];
         ni->alive = ra__rb_u8(&r) != 0;
         ra__rb_res(&r, &ni->total);
         ra__rb_res(&r, &ni->bundles);
@@ -2465,4 +2466,100 @@ ra_job_end(uint64_t id, ra_job_state_t state, const char *message)
         ra_msg_unref(&rep);
     }
     return rc;
+}
+
+// ---- workers ----
+
+static const char *
+worker_state(uint8_t s)
+{
+    static const char *const names[] = {"STARTING", "IDLE", "LEASED",
+                                        "STOPPING"};
+    return s < 4 ? names[s] : "?";
+}
+
+// workers_of appends the workers of one raylet to *list.
+static int
+workers_of(ra_ctx_t *scope, uint32_t node, ra_pid_t raylet,
+           ra_worker_info_t **list, size_t *n, size_t *cap)
+{
+    ra_msg_t *m = NULL, *rep = NULL;
+    uint8_t op = RA__INFO_WORKERS;
+    int rc = ra_msg_new_bytes(&m, RA__T_RAYLET_INFO, &op, 1);
+    if (rc == 0) {
+        rc = ra_call(scope, raylet, &m, 10000, &rep);
+        ra_msg_unref(&m);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ra__rbuf_t r;
+    ra__rb_init(&r, rep);
+    uint32_t count = ra__rb_u32(&r);
+    for (uint32_t i = 0; !r.bad && i < count && count < 1000000; i++) {
+        if (*n == *cap) {
+            size_t nc = *cap ? 2 * *cap : 64;
+            ra_worker_info_t *nl = realloc(*list, nc * sizeof *nl);
+            if (nl == NULL) {
+                ra_msg_unref(&rep);
+                return RA_ENOMEM;
+            }
+            *list = nl;
+            *cap = nc;
+        }
+        ra_worker_info_t *w = &(*list)[*n];
+        memset(w, 0, sizeof *w);
+        w->node = node;
+        w->pid = ra__rb_u32(&r);
+        w->state = worker_state(ra__rb_u8(&r));
+        uint8_t registered = ra__rb_u8(&r);
+        w->dedicated = ra__rb_u8(&r) != 0;
+        w->actors = ra__rb_u32(&r);
+        w->driver_pid = (int64_t)ra__rb_u64(&r);
+        ra__rb_str(&r, w->gpus, sizeof w->gpus);
+        w->idle_ms = (int64_t)ra__rb_u64(&r);
+        if (!registered) {
+            w->state = "STARTING";
+        }
+        if (!r.bad) {
+            (*n)++;
+        }
+    }
+    rc = r.bad ? RA_EBADMSG : 0;
+    ra_msg_unref(&rep);
+    return rc;
+}
+
+int
+ra_worker_list(ra_worker_info_t **out, size_t *n)
+{
+    if (out == NULL || n == NULL) {
+        return RA_EINVAL;
+    }
+    ra_node_info_t *nodes = NULL;
+    size_t nn = 0;
+    int rc = ra_node_list(&nodes, &nn);
+    if (rc != 0) {
+        return rc;
+    }
+    ra_worker_info_t *list = NULL;
+    size_t k = 0, cap = 0;
+    ra_ctx_t *scope = NULL;
+    if ((rc = ra_scope_new(ra__g->rt, &scope)) == 0) {
+        for (size_t i = 0; rc == 0 && i < nn; i++) {
+            if (nodes[i].alive) {
+                rc = workers_of(scope, nodes[i].node, nodes[i].raylet, &list,
+                                &k, &cap);
+            }
+        }
+        ra_scope_destroy(&scope);
+    }
+    ra_node_list_free(nodes, nn);
+    if (rc != 0) {
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *n = k;
+    return 0;
 }

@@ -606,6 +606,7 @@ typedef struct ra_node_info {
     uint32_t node;            // its number (the head is 1)
     uint32_t proc;            // the process of its raylet (a node daemon's
                               // OS process id)
+    ra_pid_t raylet;          // its raylet actor
     bool alive;
     ra_resources_t total;     // what it offers: CPUs, GPUs, memory, custom
     ra_resources_t bundles;   // of that, reserved for placement groups
@@ -667,6 +668,23 @@ int ra_job_end(uint64_t id, ra_job_state_t state, const char *message);
 // ra_job_id returns this driver's job id (0 on an embedded cluster or
 // when not initialised).
 uint64_t ra_job_id(void);
+
+// ra_worker_info_t describes one worker process of a node.
+typedef struct ra_worker_info {
+    uint32_t node;
+    int64_t pid;              // its OS process
+    const char *state;        // "STARTING", "IDLE", "LEASED" or "STOPPING"
+    unsigned actors;          // actors it hosts
+    bool dedicated;           // it hosts one actor of its own
+    int64_t driver_pid;       // the OS process of the job it serves
+    char gpus[192];           // the GPUs it is bound to ("" none)
+    int64_t idle_ms;          // how long it has been idle (-1: busy)
+} ra_worker_info_t;
+
+// ra_worker_list returns the worker processes of every live node in a new
+// array (free it with free()).  Returns 0, RA_ECLOSED, RA_ETIMEOUT,
+// RA_EBADMSG, RA_ENOMEM.
+int ra_worker_list(ra_worker_info_t **out, size_t *n);
 
 // ra_cluster_session_dir returns the session directory (sockets, logs,
 // tables) of this cluster; borrowed until ra_shutdown.  NULL when not

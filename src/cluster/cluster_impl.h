@@ -55,6 +55,10 @@ enum {
                                // stdout, 2 stderr), bytes line}
 };
 
+// A RA__T_RAYLET_INFO call with this one byte lists the raylet's workers
+// (see on_workers in raylet.c); an empty one asks for its resources.
+#define RA__INFO_WORKERS 1
+
 // A lease request that another node should serve is answered with this
 // status, the target raylet and its endpoint (see RA__T_LEASE_GRANT).
 #define RA__LEASE_SPILL 1

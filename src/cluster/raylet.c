@@ -968,6 +968,37 @@ on_sup_event(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     }
 }
 
+// on_workers answers RA__INFO_WORKERS: {u32 n, n x {u32 OS pid, u8
+// state, u8 registered, u8 dedicated, u32 actors, u64 driver OS pid, str
+// GPUs bound, i64 idle ms (-1: busy)}}.
+static void
+on_workers(ra_ctx_t *ctx, raylet_t *r)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    int64_t now = mono_ms();
+    ra__wb_u32(&b, r->nworkers);
+    unsigned k = 0;
+    for (wk_t *w = r->workers; w != NULL && k < r->nworkers; w = w->next) {
+        ra__jenv_t *e = env_find(r, w->env);
+        ra__wb_u32(&b, (uint32_t)w->ospid);
+        ra__wb_u8(&b, w->stopping ? 3 : (uint8_t)w->state);
+        ra__wb_u8(&b, w->registered);
+        ra__wb_u8(&b, w->dedicated);
+        ra__wb_u32(&b, w->actors);
+        ra__wb_u64(&b, e != NULL && e->ospid > 0 ? (uint64_t)e->ospid
+                                                 : (uint64_t)getpid());
+        ra__wb_str(&b, w->bound);
+        ra__wb_u64(&b, (uint64_t)(w->idle_since != 0 ? now - w->idle_since
+                                                     : -1));
+        k++;
+    }
+    if (ra__wb_msg(&b, RA__T_RAYLET_INFO, &m) == 0 &&
+        ra_reply(ctx, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
 static void
 on_info(ra_ctx_t *ctx, raylet_t *r)
 {
@@ -1459,9 +1490,16 @@ raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     case RA_TAG_NODE_DOWN:
         on_node_event(ctx, r, msg);
         break;
-    case RA__T_RAYLET_INFO:
-        on_info(ctx, r);
+    case RA__T_RAYLET_INFO: {
+        size_t len = 0;
+        const uint8_t *p = ra_msg_data(msg, &len);
+        if (len == 1 && p[0] == RA__INFO_WORKERS) {
+            on_workers(ctx, r);
+        } else {
+            on_info(ctx, r);
+        }
         break;
+    }
     case RA_TAG_SUP_EVENT:
         on_sup_event(ctx, r, msg);
         break;

@@ -193,6 +193,17 @@ for i in $(seq 1 50); do
 done
 [ "$("$rayo" job status slow1 2>/dev/null)" = RUNNING ] &&
     ok "a slow job is RUNNING" || fail "job status slow1 while running"
+# rayo list workers: the job's workers, leased, naming its driver.
+dpid=$("$rayo" list jobs --format json 2>/dev/null |
+       sed -n 's/.*"status" : "RUNNING", "driver_pid" : \([0-9]*\).*/\1/p')
+seen=""
+for i in $(seq 1 30); do
+    out=$("$rayo" list workers 2>&1)
+    printf '%s\n' "$out" | grep -q "LEASED *0 *$dpid " && { seen=yes; break; }
+    sleep 0.1
+done
+[ -n "$seen" ] && ok "rayo list workers shows the job's leased workers" ||
+    fail "list workers (driver $dpid): $out"
 "$rayo" job stop slow1 >/dev/null 2>&1
 [ "$("$rayo" job status slow1 2>/dev/null)" = STOPPED ] &&
     ok "job stop: STOPPED" || fail "job status slow1 after stop"
