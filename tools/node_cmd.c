@@ -26,6 +26,8 @@
 
 #include "rayo_tool.h"
 
+bool ra__proc_alive(int pid);   // api.c
+
 static const char start_usage[] =
     "Usage: rayo start --head [OPTIONS]\n"
     "       rayo start --address HOST:PORT --node-ip IP --cert FILE [OPTIONS]\n"
@@ -138,20 +140,7 @@ parse_resources(const char *prog, const char *json, ra_resources_t *res)
 static bool
 proc_alive(int pid)
 {
-    if (kill(pid, 0) != 0 && errno == ESRCH) {
-        return false;
-    }
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        return false;
-    }
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *rp = strrchr(buf, ')');
-    return rp == NULL || rp[1] == '\0' || rp[2] != 'Z';
+    return ra__proc_alive(pid);
 }
 
 static void
@@ -420,8 +409,21 @@ ra__tool_start(const char *prog, int argc, char **argv)
 static void
 forget(const char *temp, const char *session)
 {
-    char path[700], named[700] = "";
+    char path[700], named[700] = "", line[512], store[300];
     snprintf(path, sizeof path, "%s/node.info", session);
+    // Its object store stays in /dev/shm unless removed here.
+    FILE *nf = fopen(path, "re");
+    while (nf != NULL && fgets(line, sizeof line, nf) != NULL) {
+        if (sscanf(line, "store %255s", store) == 1 &&
+            strncmp(store, "rayo-", 5) == 0 && strchr(store, '/') == NULL) {
+            char sp[320];
+            snprintf(sp, sizeof sp, "/dev/shm/%s", store);
+            (void)unlink(sp);
+        }
+    }
+    if (nf != NULL) {
+        fclose(nf);
+    }
     (void)unlink(path);
     snprintf(path, sizeof path, "%s/current", temp);
     FILE *f = fopen(path, "re");

@@ -188,19 +188,14 @@ job_end(ra__cluster_t *c)
     ra_ctx_t *scope = NULL;
     ra__wbuf_t b = {0};
     ra_msg_t *m = NULL, *rep = NULL;
-    if (c->job_id != 0 && ra_scope_new(c->rt, &scope) == 0) {
+    if (c->job_id != 0 && ra__g == c) {
         ra__wb_u8(&b, RA__GCS_JOB_END);
         ra__wb_u64(&b, c->job_id);
         ra__wb_u8(&b, RA_JOB_SUCCEEDED);
         ra__wb_str(&b, "the driver ended");
-        if (ra__wb_msg(&b, RA__T_GCS, &m) == 0) {
-            (void)ra_call(scope, c->gcs, &m, 5000, &rep);
-            ra_msg_unref(&m);
+        if (ra__gcs_call(NULL, &b, 5000, &rep) == 0) {
             ra_msg_unref(&rep);
-        } else {
-            ra__wb_free(&b);
         }
-        ra_scope_destroy(&scope);
         b = (ra__wbuf_t){0};
     }
     ra__wb_u8(&b, RA__JOB_END);
@@ -406,6 +401,42 @@ start_rt_link(ra__cluster_t *c, const char *sock, unsigned threads,
     return rc;
 }
 
+// sweep_stale_stores removes the object stores (and half-made ones) that
+// clusters of this user left in /dev/shm when their process died without
+// stopping (kill -9): their names say which process made them.
+static void
+sweep_stale_stores(void)
+{
+    DIR *d = opendir("/dev/shm");
+    if (d == NULL) {
+        return;
+    }
+    struct dirent *e;
+    unsigned n = 0;
+    while ((e = readdir(d)) != NULL) {
+        int pid = 0;
+        long stamp = 0;
+        char path[300];
+        struct stat st;
+        if (sscanf(e->d_name, "rayo-%d-%ld", &pid, &stamp) != 2 || pid <= 0) {
+            continue;
+        }
+        snprintf(path, sizeof path, "/dev/shm/%.250s", e->d_name);
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+            st.st_uid != geteuid() || ra__proc_alive(pid)) {
+            continue;
+        }
+        if (unlink(path) == 0) {
+            n++;
+        }
+    }
+    closedir(d);
+    if (n > 0) {
+        ra_log_info("api", "removed %u object stores left in /dev/shm by "
+                    "processes that died", n);
+    }
+}
+
 static int start_local(ra_init_opts_t o, bool daemon);
 // ---- node daemons: the session's node file, joining, ra_node_run ----
 //
@@ -569,6 +600,25 @@ read_node_info(const char *session, node_info_t *ni)
     return 0;
 }
 
+bool
+ra__proc_alive(int pid)
+{
+    if (kill(pid, 0) != 0 && errno == ESRCH) {
+        return false;
+    }
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return false;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp == NULL || rp[1] == '\0' || rp[2] != 'Z';
+}
+
 int
 ra_cluster_locate(const char *address, const char *temp_dir, char *session,
                   size_t cap, int *daemon_pid)
@@ -614,11 +664,9 @@ ra_cluster_locate(const char *address, const char *temp_dir, char *session,
     if (daemon_pid != NULL) {
         *daemon_pid = ni.pid;
     }
-    // A daemon killed without cleaning up leaves its file behind.
-    if (kill(ni.pid, 0) != 0 && errno == ESRCH) {
-        return RA_ENOCONN;
-    }
-    return 0;
+    // A daemon killed without cleaning up leaves its file behind (and
+    // may stay a zombie until someone reaps it).
+    return ra__proc_alive(ni.pid) ? 0 : RA_ENOCONN;
 }
 
 // job_register tells the raylet how to start this driver's workers.
@@ -798,6 +846,16 @@ join(ra_init_opts_t o, const char *addr)
          (rc = ra_link_route(c->link, c->gcs.node, c->gcs.proc,
                              ni.gcs_ep)) != 0)) {
         goto fail;
+    }
+    if (bind[0] != '\0') {
+        // The head may have been started again since the node file was
+        // written: the GCS is whoever answers at its endpoint now.
+        uint32_t hn = 0, hp = 0;
+        if (ra_link_connect(c->link, ni.gcs_ep, 5000, &hn, &hp) == 0 &&
+            (hn != c->gcs.node || hp != c->gcs.proc)) {
+            (void)ra_link_disconnect(c->link, c->gcs.node, c->gcs.proc);
+            c->gcs = (ra_pid_t){hn, hp, RA__GCS_LOCAL_ID, 0};
+        }
     }
     if (ni.store[0] != '\0') {
         ra_objstore_t *st = NULL;
@@ -993,6 +1051,7 @@ start_local(ra_init_opts_t o, bool daemon)
     c->inline_max = RA__INLINE_MAX_DEFAULT;
     char store_name[128] = "";
     if (o.object_store_memory != SIZE_MAX) {
+        sweep_stale_stores();
         char spill[1024];
         snprintf(spill, sizeof spill, "%.500s/spill", c->session);
         snprintf(store_name, sizeof store_name, "rayo-%d-%ld",
@@ -1016,6 +1075,28 @@ start_local(ra_init_opts_t o, bool daemon)
     }
     if (o.num_gpus == 0) {
         o.num_gpus = ra_topo_gpus(c->topo);
+    }
+    if (daemon && !joining) {
+        // A head started where the last one died (its node file left
+        // behind) takes over that GCS's tables: named actors, placement
+        // groups, jobs, KV; nodes and drivers of the cluster find it
+        // at the same address.
+        char old[600], olddir[700];
+        int opid = 0;
+        if (ra_cluster_locate("auto", tmp, old, sizeof old, &opid) ==
+                RA_ENOCONN &&
+            strcmp(old, c->session) != 0) {
+            snprintf(olddir, sizeof olddir, "%.600s/gcs", old);
+            struct stat st;
+            if (stat(olddir, &st) == 0 && S_ISDIR(st.st_mode)) {
+                ra_log_info("api", "the head of session %s (daemon %d) "
+                            "died: taking over its GCS tables", old, opid);
+                snprintf(gcsdir, sizeof gcsdir, "%s", olddir);
+                char info[700];
+                snprintf(info, sizeof info, "%.600s/node.info", old);
+                (void)unlink(info);
+            }
+        }
     }
     if (!joining && (rc = ra__gcs_start(c->rt, gcsdir, &c->gcs)) != 0) {
         goto fail;

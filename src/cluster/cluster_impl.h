@@ -51,8 +51,10 @@ enum {
     RA__T_PG_READY = -1320,    // GCS -> core: a placement group is ready
     RA__T_JOB = -1321,         // driver -> raylet: a job starts or ends
     RA__T_NODES = -1322,       // GCS -> raylet: the live nodes (for spill)
-    RA__T_OUTPUT = -1323       // worker -> driver core: {u8 stream (1
+    RA__T_OUTPUT = -1323,      // worker -> driver core: {u8 stream (1
                                // stdout, 2 stderr), bytes line}
+    RA__T_GCS_BACK = -1324     // raylet's finder -> raylet: {pid} of the
+                               // GCS of a head started again
 };
 
 // A RA__T_RAYLET_INFO call with this one byte lists the raylet's workers
@@ -407,6 +409,13 @@ void ra__log_from_env(void);
 
 // ra__worker_run is the whole life of a worker process (never returns).
 void ra__worker_run(void) __attribute__((noreturn));
+
+// ra__proc_alive tells whether OS process pid runs (a zombie does not).
+bool ra__proc_alive(int pid);
+
+// ra__gcs_pid returns the GCS's pid as this process knows it now (it
+// changes when the head of a tcp cluster is started again).
+ra_pid_t ra__gcs_pid(ra__cluster_t *c);
 
 // ra__gcs_call sends a GCS request (a codec body with op first) as the
 // actor of ctx (NULL: from a plain thread, through a scope) and waits for

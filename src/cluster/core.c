@@ -1321,7 +1321,7 @@ on_pg_ready(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     ra__rb_init(&r, m);
     uint64_t obj = ra__rb_u64(&r);
     int status = (int)ra__rb_u32(&r);
-    if (r.bad || !ra_pid_eq(ra_sender(ctx), k->c->gcs)) {
+    if (r.bad || !ra_pid_eq(ra_sender(ctx), ra__gcs_pid(k->c))) {
         ra_log_warn("core", "unexpected placement-group news dropped");
         return;
     }

@@ -11,11 +11,13 @@
 // Tables: "names" (key "ns\0name" -> {pid, class}), "kv" (key -> value);
 // placement groups ("pgs", "pg_names") and the nodes they go on are kept
 // by gcs_pg.c.
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster_impl.h"
 #include "ra_error.h"
+#include "ra_link.h"
 #include "ra_log.h"
 #include "ra_table.h"
 
@@ -214,33 +216,92 @@ ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out)
     return rc;
 }
 
-int
-ra__gcs_call(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
-             ra_msg_t **reply_out)
+// The GCS's pid can change while a process runs: a head that is started
+// again after it died has a new process.  gcs_mu guards c->gcs after
+// ra_init for the processes of a tcp cluster, which find the new one at
+// the GCS's endpoint.
+static pthread_mutex_t gcs_mu = PTHREAD_MUTEX_INITIALIZER;
+
+ra_pid_t
+ra__gcs_pid(ra__cluster_t *c)
 {
-    ra__cluster_t *c = ra__g;
-    ra_msg_t *m = NULL;
-    if (c == NULL) {
-        ra__wb_free(req);
-        return RA_ECLOSED;
+    pthread_mutex_lock(&gcs_mu);
+    ra_pid_t p = c->gcs;
+    pthread_mutex_unlock(&gcs_mu);
+    return p;
+}
+
+// gcs_refresh dials the GCS's endpoint again and, when another process
+// answers there now, takes its GCS.  True when the pid changed.
+static bool
+gcs_refresh(ra__cluster_t *c, ra_pid_t was)
+{
+    uint32_t node = 0, proc = 0;
+    if (c->gcs_ep[0] == '\0' || c->link == NULL ||
+        ra_link_connect(c->link, c->gcs_ep, 2000, &node, &proc) != 0) {
+        return false;
     }
-    int rc = ra__wb_msg(req, RA__T_GCS, &m);
+    ra_pid_t now = {node, proc, RA__GCS_LOCAL_ID, 0};
+    if (ra_pid_eq(now, was)) {
+        return false;
+    }
+    (void)ra_link_disconnect(c->link, was.node, was.proc);
+    pthread_mutex_lock(&gcs_mu);
+    c->gcs = now;
+    pthread_mutex_unlock(&gcs_mu);
+    ra_log_info("gcs", "the GCS is now %u.%u (the head was started again)",
+                node, proc);
+    return true;
+}
+
+static int
+call_once(ra_ctx_t *ctx, ra_runtime_t *rt, ra_pid_t to, const ra__wbuf_t *req,
+          int64_t timeout_ms, ra_msg_t **reply_out)
+{
+    ra_msg_t *m = NULL;
+    int rc = ra_msg_new_bytes(&m, RA__T_GCS, req->p, req->len);
     if (rc != 0) {
         return rc;
     }
     if (ctx != NULL) {
-        rc = ra_call(ctx, c->gcs, &m, timeout_ms, reply_out);
+        rc = ra_call(ctx, to, &m, timeout_ms, reply_out);
         ra_msg_unref(&m);
         return rc;
     }
     ra_ctx_t *scope = NULL;
     ra__sched_blocking();   // a task in a worker may call this
-    if ((rc = ra_scope_new(c->rt, &scope)) != 0) {
+    if ((rc = ra_scope_new(rt, &scope)) != 0) {
         ra_msg_unref(&m);
         return rc;
     }
-    rc = ra_call(scope, c->gcs, &m, timeout_ms, reply_out);
+    rc = ra_call(scope, to, &m, timeout_ms, reply_out);
     ra_msg_unref(&m);
     ra_scope_destroy(&scope);
+    return rc;
+}
+
+int
+ra__gcs_call(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
+             ra_msg_t **reply_out)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        ra__wb_free(req);
+        return RA_ECLOSED;
+    }
+    if (req->err != 0) {
+        int e = req->err;
+        ra__wb_free(req);
+        return e;
+    }
+    ra_pid_t to = ra__gcs_pid(c);
+    int rc = call_once(ctx, c->rt, to, req, timeout_ms, reply_out);
+    // A lost GCS may have come back in another process: ask again there.
+    if ((rc == RA_ENOCONN || rc == RA_ENOPROC || rc == RA_ETIMEOUT) &&
+        gcs_refresh(c, to)) {
+        rc = call_once(ctx, c->rt, ra__gcs_pid(c), req, timeout_ms,
+                       reply_out);
+    }
+    ra__wb_free(req);
     return rc;
 }

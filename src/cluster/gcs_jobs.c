@@ -7,9 +7,9 @@
 // of the cluster, as `rayo job stop` says before it stops it) or until its
 // process is
 // lost, which the GCS sees through a link monitor: then it FAILED.  Ids go
-// on from the largest stored, so a restarted GCS never reuses one, and
-// jobs left RUNNING by an earlier GCS are marked FAILED when it starts
-// (nothing watches their drivers any more).
+// on from the largest stored, so a restarted GCS never reuses one; jobs
+// left RUNNING by an earlier GCS stay RUNNING (their drivers may still
+// run and end them) with a message that nobody watches them.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,9 +326,16 @@ ra__gcs_jobs_new(ra__gcs_jobs_t **out, ra_tables_t *t)
                         &g->next_id);
     stale_t s = {0};
     (void)ra_table_scan(t, NULL, "jobs", NULL, 0, find_running, &s);
+    // Jobs an earlier GCS left running may still run (their drivers on
+    // other nodes): they stay RUNNING until their drivers say how they
+    // ended, but nothing watches them now.
     for (size_t i = 0; i < s.n; i++) {
-        (void)finish(g, s.ids[i], RA_JOB_FAILED,
-                     "the GCS restarted while it ran");
+        jrec_t j;
+        if (rec_load(g, s.ids[i], &j) == 0) {
+            snprintf(j.message, sizeof j.message, "the GCS restarted while "
+                     "it ran: its driver is not watched");
+            (void)rec_store(g, s.ids[i], &j);
+        }
     }
     free(s.ids);
     *out = g;

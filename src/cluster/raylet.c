@@ -1269,18 +1269,32 @@ on_node_event(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
 
 // ---- several nodes: heartbeats to the GCS, the view of the others ----
 
+static void send_node_put(ra_ctx_t *ctx, raylet_t *r);
+
 static void
 send_hb(ra_ctx_t *ctx, raylet_t *r)
 {
     ra__wbuf_t b = {0};
     ra_msg_t *m = NULL;
+    // A GCS that has not answered for a second may not know this node (a
+    // registration lost with a connection): register again.
+    if (r->view_gen != r->hb_gen) {
+        r->hb_gen = r->view_gen;
+        r->hb_silent = 0;
+    } else if (++r->hb_silent >= 5 && !r->finder_on) {
+        r->hb_silent = 0;
+        send_node_put(ctx, r);
+    }
     ra__wb_u8(&b, RA__GCS_NODE_HB);
     ra__wb_u32(&b, ra_self(ctx).node);
     ra__wb_f64(&b, (double)r->node.cpus_avail / UNIT);
     ra__wb_f64(&b, (double)r->node.gpus_avail / UNIT);
     ra__wb_res(&b, &r->node.xavail);
-    if (ra__wb_msg(&b, RA__T_GCS, &m) == 0 &&
-        ra_send(ctx, r->cfg.gcs, &m) != 0) {
+    // (Nothing is sent to a GCS known lost: its queue would dial it.)
+    if (r->finder_on) {
+        ra__wb_free(&b);
+    } else if (ra__wb_msg(&b, RA__T_GCS, &m) == 0 &&
+               ra_send(ctx, r->cfg.gcs, &m) != 0) {
         ra_msg_unref(&m);
     }
     ra_msg_t *t = NULL;
@@ -1359,20 +1373,12 @@ on_nodes(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     }
 }
 
-// ---- the actor ----
-
-static int
-boot(ra_ctx_t *ctx, raylet_t *r)
+// send_node_put registers this node with the GCS (again after a new head
+// came up): from the raylet itself, so that the GCS can check who
+// registers.
+static void
+send_node_put(ra_ctx_t *ctx, raylet_t *r)
 {
-    if (r->booted) {
-        return 0;
-    }
-    r->booted = true;
-    // Lease ids name their node, so that an owner holding leases of
-    // several nodes never sees two alike.
-    r->next_lease = (uint64_t)ra_self(ctx).node << 32;
-    // The GCS learns this node, for placement groups: from the raylet
-    // itself, so that it can check who registers.
     ra__wbuf_t nb = {0};
     ra_msg_t *nm = NULL;
     ra__wb_u8(&nb, RA__GCS_NODE_PUT);
@@ -1397,6 +1403,128 @@ boot(ra_ctx_t *ctx, raylet_t *r)
     if (ra__wb_msg(&nb, RA__T_GCS, &nm) == 0 &&
         ra_send(ctx, r->cfg.gcs, &nm) != 0) {
         ra_msg_unref(&nm);
+    }
+}
+
+// ---- a lost GCS: find the head started again ----
+
+typedef struct finder_arg {
+    raylet_t *r;
+    ra_runtime_t *rt;
+    ra_pid_t raylet, old;
+} finder_arg_t;
+
+static void *
+finder_main(void *p)
+{
+    finder_arg_t a = *(finder_arg_t *)p;
+    free(p);
+    raylet_t *r = a.r;
+    while (!atomic_load(&r->finder_stop)) {
+        uint32_t node = 0, proc = 0;
+        if (ra_link_connect(r->cfg.link, r->cfg.gcs_ep, 500, &node, &proc) ==
+                0 &&
+            (node != a.old.node || proc != a.old.proc)) {
+            ra__wbuf_t b = {0};
+            ra_msg_t *m = NULL;
+            ra__wb_pid(&b, (ra_pid_t){node, proc, RA__GCS_LOCAL_ID, 0});
+            if (ra__wb_msg(&b, RA__T_GCS_BACK, &m) == 0 &&
+                ra_runtime_send(a.rt, a.raylet, &m) != 0) {
+                ra_msg_unref(&m);
+            }
+            return NULL;
+        }
+        struct timespec ts = {0, 100 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void
+finder_join(raylet_t *r)
+{
+    if (r->finder_on) {
+        atomic_store(&r->finder_stop, true);
+        pthread_join(r->finder, NULL);
+        r->finder_on = false;
+    }
+}
+
+// gcs_lost starts the finder when the GCS (another node's) was lost.
+static bool
+gcs_lost(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
+{
+    uint64_t mref;
+    ra_pid_t pid;
+    ra_reason_t why;
+    if (r->gcs_mref == 0 || ra_msg_kind(m) != RA_MSG_DOWN ||
+        ra_msg_down_info(m, &mref, &pid, &why) != 0 || mref != r->gcs_mref) {
+        return false;
+    }
+    r->gcs_mref = 0;
+    ra_log_warn("raylet", "the GCS %u.%u was lost: work here goes on; "
+                "waiting for a head at %s", r->cfg.gcs.node, r->cfg.gcs.proc,
+                r->cfg.gcs_ep);
+    // Give its peer up now: frames queued for it would make the link dial
+    // it again, and a new head at that address would answer.
+    (void)ra_link_disconnect(r->cfg.link, r->cfg.gcs.node, r->cfg.gcs.proc);
+    finder_join(r);
+    finder_arg_t *a = malloc(sizeof *a);
+    if (a == NULL) {
+        return true;
+    }
+    *a = (finder_arg_t){r, ra_ctx_runtime(ctx), ra_self(ctx), r->cfg.gcs};
+    atomic_store(&r->finder_stop, false);
+    if (pthread_create(&r->finder, NULL, finder_main, a) != 0) {
+        free(a);
+        return true;
+    }
+    r->finder_on = true;
+    return true;
+}
+
+// on_gcs_back: a head answers at the GCS's endpoint again: register with
+// its GCS and watch it.
+static void
+on_gcs_back(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
+{
+    ra__rbuf_t b;
+    ra__rb_init(&b, m);
+    ra_pid_t gcs = ra__rb_pid(&b);
+    if (b.bad || !ra_pid_is_nil(ra_sender(ctx)) || !r->finder_on) {
+        return;
+    }
+    finder_join(r);
+    // The old GCS's peer is given up: what was queued for it goes, and
+    // its dialling (which the new head would answer) stops.
+    (void)ra_link_disconnect(r->cfg.link, r->cfg.gcs.node, r->cfg.gcs.proc);
+    r->cfg.gcs = gcs;
+    ra_log_info("raylet", "registering again with the GCS %u.%u", gcs.node,
+                gcs.proc);
+    send_node_put(ctx, r);
+    if (ra_link_monitor_node(ctx, gcs.node, gcs.proc, &r->gcs_mref) != 0) {
+        r->gcs_mref = 0;
+    }
+}
+
+// ---- the actor ----
+
+static int
+boot(ra_ctx_t *ctx, raylet_t *r)
+{
+    if (r->booted) {
+        return 0;
+    }
+    r->booted = true;
+    // Lease ids name their node, so that an owner holding leases of
+    // several nodes never sees two alike.
+    r->next_lease = (uint64_t)ra_self(ctx).node << 32;
+    send_node_put(ctx, r);
+    if (r->cfg.gcs_ep != NULL && (r->cfg.gcs.node != ra_self(ctx).node ||
+                                  r->cfg.gcs.proc != ra_self(ctx).proc) &&
+        ra_link_monitor_node(ctx, r->cfg.gcs.node, r->cfg.gcs.proc,
+                             &r->gcs_mref) != 0) {
+        r->gcs_mref = 0;
     }
     ra_sup_flags_t f = {
         .strategy = RA_ONE_FOR_ONE,
@@ -1490,6 +1618,9 @@ raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     case RA_TAG_NODE_DOWN:
         on_node_event(ctx, r, msg);
         break;
+    case RA__T_GCS_BACK:
+        on_gcs_back(ctx, r, msg);
+        break;
     case RA__T_RAYLET_INFO: {
         size_t len = 0;
         const uint8_t *p = ra_msg_data(msg, &len);
@@ -1504,6 +1635,7 @@ raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         on_sup_event(ctx, r, msg);
         break;
     default:
+        (void)gcs_lost(ctx, r, msg);
         break;
     }
     return 0;
@@ -1515,6 +1647,7 @@ raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     (void)ctx;
     (void)reason;
     raylet_t *r = state;
+    finder_join(r);
     while (r->workers != NULL) {
         wk_t *w = r->workers;
         r->workers = w->next;

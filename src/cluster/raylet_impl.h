@@ -10,6 +10,8 @@
 #ifndef RA_RAYLET_IMPL_H
 #define RA_RAYLET_IMPL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -149,6 +151,14 @@ typedef struct ra__raylet {
     uint32_t next_env;
     char **base_env;          // the program's environment at start
     bool booted;
+    // Several nodes: the GCS is watched, and when it is lost a thread
+    // dials its endpoint until a new head answers (RA__T_GCS_BACK).
+    uint64_t gcs_mref;
+    uint64_t hb_gen;          // view_gen at the last heartbeat
+    unsigned hb_silent;       // heartbeats since the GCS last answered
+    pthread_t finder;
+    bool finder_on;
+    _Atomic bool finder_stop;
 } ra__raylet_t;
 
 // ---- raylet_res.c ----

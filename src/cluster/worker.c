@@ -578,6 +578,9 @@ ra__worker_run(void)
         (rc = ra_link_route(l, c.gcs.node, c.gcs.proc, gcs_ep)) != 0) {
         die_early("route to the GCS", rc);
     }
+    if (gcs_ep != NULL) {
+        snprintf(c.gcs_ep, sizeof c.gcs_ep, "%s", gcs_ep);
+    }
     ra__g = &c;
     if ((rc = ra__core_start(&c)) != 0) {
         die_early("core", rc);

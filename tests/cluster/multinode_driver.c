@@ -8,7 +8,8 @@
 //   multinode_driver resource NAME  one task needing 1 NAME: "node ID"
 //   multinode_driver serve NAME RES SECONDS
 //                                   a Counter actor named NAME on the node
-//                                   with RES, kept SECONDS: "serving"
+//                                   with RES (holding 0.5 of it), kept
+//                                   SECONDS: "serving PID"
 //   multinode_driver call NAME      looks NAME up (from any node) and calls
 //                                   it: "node N count 1 2"
 //   multinode_driver keep N DETACHED NAME
@@ -94,14 +95,14 @@ static const ra_actor_class_t Counter = {
 };
 RA_ACTOR_CLASS_REGISTER(Counter)
 
-// serve creates a Counter named name on the node with resource res and
-// keeps it (and this driver) alive for seconds.
+// serve creates a Counter named name on the node with resource res (it
+// holds half of one) and keeps it (and this driver) alive for seconds.
 static int
 serve(const char *name, const char *res, int seconds)
 {
     ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
     ra_resources_t x = {0};
-    if (ra_resources_set(&x, res, 1) != 0) {
+    if (ra_resources_set(&x, res, 0.5) != 0) {
         return 2;
     }
     o.resources = &x;
@@ -111,9 +112,11 @@ serve(const char *name, const char *res, int seconds)
     if (rc != 0) {
         return fail("ra_actor_create", rc);
     }
-    printf("serving\n");
+    printf("serving %d\n", (int)getpid());
     fflush(stdout);
-    sleep((unsigned)seconds);
+    struct timespec left = {seconds, 0};
+    while (nanosleep(&left, &left) != 0) {
+    }
     return 0;
 }
 

@@ -28,8 +28,8 @@ br="rc$me-br"
 base=$(mktemp -d /tmp/rayo-cluster-netns.XXXXXX)
 cleanup() {
     # Drivers that wait to be killed, if a check failed before it did.
-    for f in $(grep -l 'multinode_drive[r].keep' /proc/[0-9]*/cmdline \
-               2>/dev/null); do
+    for f in $(grep -lE 'multinode_drive[r].(keep|serve)' \
+               /proc/[0-9]*/cmdline 2>/dev/null); do
         p=${f#/proc/}
         kill -9 "${p%/cmdline}" 2>/dev/null
     done
@@ -144,7 +144,8 @@ out=$(on 3 env RAYO_ADDRESS=auto "$driver" call counter 2>&1)
 [ "$out" = "node $id2 count 1 2" ] &&
     ok "a named actor on node 2 is called by name from node 3" ||
     fail "named actor across nodes: $out ($(cat "$base/serve.out"))"
-kill $server 2>/dev/null
+# (The background job is a subshell: end the driver itself.)
+kill "$(sed -n 's/^serving //p' "$base/serve.out")" 2>/dev/null
 wait $server 2>/dev/null
 
 # 12 tasks of 400 ms on a node of 2 CPUs spill to the others.
@@ -322,6 +323,63 @@ out=$(on 1 env RAYO_ADDRESS=auto "$driver" spread 6 100 2>&1)
 d=$(printf '%s\n' "$out" | sed -n 's/^distinct //p')
 printf '%s\n' "$out" | grep -q "node $id3 " && fail "work ran on the dead node: $out"
 [ -n "$d" ] && ok "work runs on the nodes left" || fail "after node loss: $out"
+
+# kill -9 of the head mid-job, and a head started again at the same
+# address: it takes over the GCS's tables, node 2 registers with it again,
+# the job running on node 2 finishes, and a named actor there is still
+# found by name.
+on 2 env RAYO_ADDRESS=auto "$driver" serve c2 special 30 \
+    >"$base/serve2.out" 2>&1 &
+for i in $(seq 1 100); do
+    grep -q serving "$base/serve2.out" && break
+    sleep 0.1
+done
+(on 2 env RAYO_ADDRESS=auto "$driver" busy special 4 1500 \
+    >"$base/busy2.out" 2>&1; echo "exit $?" >>"$base/busy2.out") &
+busy2=$!
+sleep 1
+pid1=$(sed -n 's/^pid //p' "$s1/node.info")
+kill -9 "$pid1"
+# Node 2 sees the GCS lost after its heartbeat window (about 2 s); the
+# recovery is measured from the new head's start.
+for i in $(seq 1 100); do
+    grep -q "the GCS .* was lost" "$base/n2/daemon.log" && break
+    sleep 0.05
+done
+t0=$(date +%s%N)
+s1b=$(on 1 "$rayo" start --head --node-ip "$head_ip" --port 6390 \
+      --num-cpus 2 --cert "$cert" 2>"$base/start1b.err") ||
+    fail "the head did not start again: $(cat "$base/start1b.err")"
+t1=$(date +%s%N)
+back=""
+for i in $(seq 1 100); do
+    out=$(on 1 "$rayo" status 2>&1)
+    printf '%s' "$out" | grep -q "Nodes: 2 alive of 2" && { back=yes; break; }
+    sleep 0.02
+done
+t2=$(date +%s%N)
+[ -n "$back" ] &&
+    ok "the new head sees node 2 again: start $(( (t1 - t0) / 1000000 )) ms, then registered within $(( (t2 - t1) / 1000000 )) ms" ||
+    { fail "node 2 did not come back: $out"
+      grep -v "killed by\|job environment\|lost: " "$base/n2/daemon.log" |
+          tail -n 6
+      echo "-- head:"
+      grep -v "job environment\|lost: it disc" "$s1b/../daemon.log" |
+          tail -n 15; }
+wait $busy2
+grep -q "exit 0" "$base/busy2.out" &&
+    ok "the job on node 2 finished through the head's restart" ||
+    fail "job through the head restart: $(cat "$base/busy2.out")"
+out=$(on 2 env RAYO_ADDRESS=auto "$driver" call c2 2>&1)
+[ "$out" = "node $id2 count 1 2" ] &&
+    ok "the named actor is found by name after the head's restart" ||
+    { fail "named actor after the head restart: $out"
+      cat "$base/serve2.out"; }
+kill "$(sed -n 's/^serving //p' "$base/serve2.out")" 2>/dev/null
+out=$(on 1 "$rayo" list jobs 2>&1)
+printf '%s\n' "$out" | grep -q "keep 1 1 keepme" &&
+    ok "the new head kept the job table" || fail "jobs after restart: $out"
+s1=$s1b
 
 pids=""
 for i in 3 2 1; do

@@ -234,6 +234,7 @@ err=$(RAYO_ADDRESS="$session" RAYO_LOG=error "$quickstart" 2>&1); rc=$?
 # up what it left.
 session=$("$rayo" start --head --num-cpus 1 2>/dev/null)
 pid=$(sed -n 's/^pid //p' "$session/node.info")
+store=$(sed -n 's/^store //p' "$session/node.info")
 RAYO_ADDRESS=auto QUICKSTART_SLOW_MS=500 "$quickstart" >/dev/null 2>&1 &
 driver=$!
 sleep 1
@@ -245,7 +246,9 @@ err=$("$rayo" status 2>&1 >/dev/null); rc=$?
 [ $rc = 1 ] && printf '%s' "$err" | grep -q "no cluster is running" &&
     ok "status after kill -9 of the daemon" || fail "status after kill -9: $rc $err"
 "$rayo" stop >/dev/null 2>&1 && [ ! -e "$temp/current" ] &&
-    ok "stop cleans up after a killed daemon" || fail "stop after kill -9"
+    [ ! -e "/dev/shm/$store" ] &&
+    ok "stop cleans up after a killed daemon, its object store too" ||
+    fail "stop after kill -9 (store $store)"
 left=$(pgrep -f "$temp" | wc -l)
 [ "$left" = 0 ] && ok "no process of the cluster is left" ||
     fail "$left processes of the cluster are left"
