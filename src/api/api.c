@@ -379,16 +379,22 @@ ra_init(const char *address)
     return ra_init_opts(&o);
 }
 
-// start_rt_link makes this process's runtime and its link layer, bound to
-// its default ipc name in sock.
+// start_rt_link makes this process's runtime, its GCS when gcsdir names
+// the tables, and its link layer, bound to bind or to its default ipc name
+// in sock.
 static int
 start_rt_link(ra__cluster_t *c, const char *sock, unsigned threads,
-              const char *bind)
+              const char *bind, const char *gcsdir)
 {
     ra_runtime_opts_t ro = {.node = c->node, .proc = c->proc,
                             .threads = threads};
     int rc = ra_runtime_new(&c->rt, &ro);
     if (rc != 0) {
+        return rc;
+    }
+    // The GCS comes before the link: nothing sent to it from outside
+    // (a node registering with a head just started) can find it missing.
+    if (gcsdir != NULL && (rc = ra__gcs_start(c->rt, gcsdir, &c->gcs)) != 0) {
         return rc;
     }
     ra_link_opts_t lo = {.ipc_dir = sock, .idle_ms = UINT32_MAX,
@@ -836,8 +842,8 @@ join(ra_init_opts_t o, const char *addr)
         snprintf(c->gcs_ep, sizeof c->gcs_ep, "%s", ni.gcs_ep);
         snprintf(bind, sizeof bind, "tcp://%s:0", ni.ip);
     }
-    if ((rc = start_rt_link(c, sock, o.threads, bind[0] ? bind : NULL)) !=
-        0) {
+    if ((rc = start_rt_link(c, sock, o.threads, bind[0] ? bind : NULL,
+                            NULL)) != 0) {
         goto fail;
     }
     if (bind[0] != '\0' &&
@@ -1032,8 +1038,30 @@ start_local(ra_init_opts_t o, bool daemon)
         snprintf(bind, sizeof bind, "tcp://%s:%u", o.node_ip,
                  joining ? 0u : o.port);
     }
-    if ((rc = start_rt_link(c, sock, o.threads, bind[0] ? bind : NULL)) !=
-        0) {
+    if (daemon && !joining) {
+        // A head started where the last one died (its node file left
+        // behind) takes over that GCS's tables: named actors, placement
+        // groups, jobs, KV; nodes and drivers of the cluster find it
+        // at the same address.
+        char old[600], olddir[700];
+        int opid = 0;
+        if (ra_cluster_locate("auto", tmp, old, sizeof old, &opid) ==
+                RA_ENOCONN &&
+            strcmp(old, c->session) != 0) {
+            snprintf(olddir, sizeof olddir, "%.600s/gcs", old);
+            struct stat st;
+            if (stat(olddir, &st) == 0 && S_ISDIR(st.st_mode)) {
+                ra_log_info("api", "the head of session %s (daemon %d) "
+                            "died: taking over its GCS tables", old, opid);
+                snprintf(gcsdir, sizeof gcsdir, "%s", olddir);
+                char info[700];
+                snprintf(info, sizeof info, "%.600s/node.info", old);
+                (void)unlink(info);
+            }
+        }
+    }
+    if ((rc = start_rt_link(c, sock, o.threads, bind[0] ? bind : NULL,
+                            joining ? NULL : gcsdir)) != 0) {
         goto fail;
     }
     ra_link_t *l = c->link;
@@ -1075,31 +1103,6 @@ start_local(ra_init_opts_t o, bool daemon)
     }
     if (o.num_gpus == 0) {
         o.num_gpus = ra_topo_gpus(c->topo);
-    }
-    if (daemon && !joining) {
-        // A head started where the last one died (its node file left
-        // behind) takes over that GCS's tables: named actors, placement
-        // groups, jobs, KV; nodes and drivers of the cluster find it
-        // at the same address.
-        char old[600], olddir[700];
-        int opid = 0;
-        if (ra_cluster_locate("auto", tmp, old, sizeof old, &opid) ==
-                RA_ENOCONN &&
-            strcmp(old, c->session) != 0) {
-            snprintf(olddir, sizeof olddir, "%.600s/gcs", old);
-            struct stat st;
-            if (stat(olddir, &st) == 0 && S_ISDIR(st.st_mode)) {
-                ra_log_info("api", "the head of session %s (daemon %d) "
-                            "died: taking over its GCS tables", old, opid);
-                snprintf(gcsdir, sizeof gcsdir, "%s", olddir);
-                char info[700];
-                snprintf(info, sizeof info, "%.600s/node.info", old);
-                (void)unlink(info);
-            }
-        }
-    }
-    if (!joining && (rc = ra__gcs_start(c->rt, gcsdir, &c->gcs)) != 0) {
-        goto fail;
     }
     if (tcp && !joining) {
         if (c->gcs.id != RA__GCS_LOCAL_ID) {

@@ -1422,7 +1422,9 @@ finder_main(void *p)
     raylet_t *r = a.r;
     while (!atomic_load(&r->finder_stop)) {
         uint32_t node = 0, proc = 0;
-        if (ra_link_connect(r->cfg.link, r->cfg.gcs_ep, 500, &node, &proc) ==
+        // Short tries, each a fresh dial: a head that comes up is found
+        // within about a quarter of a second, not after a dial's backoff.
+        if (ra_link_connect(r->cfg.link, r->cfg.gcs_ep, 200, &node, &proc) ==
                 0 &&
             (node != a.old.node || proc != a.old.proc)) {
             ra__wbuf_t b = {0};
@@ -1434,7 +1436,7 @@ finder_main(void *p)
             }
             return NULL;
         }
-        struct timespec ts = {0, 100 * 1000000};
+        struct timespec ts = {0, 50 * 1000000};
         nanosleep(&ts, NULL);
     }
     return NULL;
