@@ -466,7 +466,9 @@ START_TEST(test_peer_lost)
 {
     node_t a, b;
     dir_setup();
-    ra_link_opts_t o = {.hb_interval_ms = 100, .hb_miss = 5};
+    // A 1.5 s window: the first hello must be answered within it, which a
+    // loaded machine running ThreadSanitizer did not do within 0.5 s.
+    ra_link_opts_t o = {.hb_interval_ms = 100, .hb_miss = 15};
     node_start(&a, 1, &o);
     node_start(&b, 2, &o);
     route(&a, &b);

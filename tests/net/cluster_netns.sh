@@ -207,7 +207,7 @@ grep -q "^PENDING" "$base/watch4.out" && ! grep -q "^CREATED" "$base/watch4.out"
 # A group that one node cannot reserve now (its CPUs are busy with
 # tasks) is rolled back everywhere: no bundle stays reserved on the other
 # nodes while it waits, and it is created once the node is free.
-on 1 env RAYO_ADDRESS=auto "$driver" busy special 2 5000 >/dev/null 2>&1 &
+on 1 env RAYO_ADDRESS=auto "$driver" busy special 2 8000 >/dev/null 2>&1 &
 filler=$!
 full=""
 for i in $(seq 1 50); do
@@ -218,7 +218,7 @@ for i in $(seq 1 50); do
 done
 [ -n "$full" ] && ok "node 2's CPUs are busy with tasks" ||
     fail "node 2 never busy: $out"
-on 1 env RAYO_ADDRESS=auto "$driver" watch STRICT_SPREAD 3 9 \
+on 1 env RAYO_ADDRESS=auto "$driver" watch STRICT_SPREAD 3 14 \
     >"$base/watch3.out" 2>&1 &
 w3=$!
 sleep 1.5
@@ -234,7 +234,8 @@ for i in 1 2 3; do
 done
 [ "$half" = 1 ] && ok "no bundle stays reserved while the group waits" ||
     fail "half-reserved group: $js"
-grep -q "^CREATED" "$base/watch3.out" &&
+# (Only while the filler still runs: slow builds may have finished it.)
+kill -0 $filler 2>/dev/null && grep -q "^CREATED" "$base/watch3.out" &&
     fail "the group was created while node 2 was busy: $(cat "$base/watch3.out")"
 wait $filler
 wait $w3
