@@ -26,12 +26,17 @@
 // The cluster workloads start one embedded cluster (ra_init_opts) the
 // first time one of them runs, and it serves the rest of the run:
 // pg_create_remove_per_s creates a one-bundle group, waits until it is
-// created and removes it, one group after the other (every step a GCS
-// request and durable LMDB commits, and a prepare and commit on the
-// raylet); pg_3bundle_actor_per_s does the same with groups of three
-// bundles and an actor created and called in the first bundle before the
-// removal (an actor in a group has a worker process of its own, so this
-// includes starting one).
+// created and removes it (every step a GCS request whose change is
+// committed to LMDB, durably, before it is answered, and a prepare and
+// commit on the raylet), in 32 client threads at once, as a program
+// with many groups to make would (Ray's benchmark creates its groups
+// without waiting for each); pg_3bundle_actor_per_s does the same with
+// groups of three bundles and an actor created and called in the first
+// bundle before the removal, in 8 client threads (an actor in a group has
+// a worker process of its own, so this includes starting one).  The
+// *_serial_per_s workloads make one group at a time, which times the
+// latency of the whole sequence rather than the throughput.
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,6 +71,7 @@ typedef struct bench {
     double seconds;
     double x[NEXTRA];      // the workload's extra fields, by its names
     unsigned nodes;        // simulated nodes (0: not shown)
+    unsigned clients;      // client threads (0: not shown)
 } bench_t;
 
 static uint64_t
@@ -290,15 +296,23 @@ static const ra_actor_class_t bench_pg_actor = {
 };
 RA_ACTOR_CLASS_REGISTER(bench_pg_actor)
 
-// cluster starts the embedded cluster the first time a workload needs it.
+// The clients of the cluster workloads: threads of this program, each
+// making groups one after the other, so that this many are in flight.
+#define CLIENTS 32
+#define ACTOR_CLIENTS 8
+
+// cluster starts the embedded cluster the first time a workload needs it:
+// enough CPUs for every client's group, and a worker for each actor.
 static int
 cluster(const bench_t *b)
 {
     if (ra_is_initialized()) {
         return RA_TOOL_OK;
     }
-    unsigned cpus = b->o->cpus < 4 ? 4 : b->o->cpus;
-    ra_init_opts_t io = {.num_cpus = cpus, .max_workers = 4 * cpus + 8};
+    unsigned cpus = 3 * CLIENTS;
+    ra_init_opts_t io = {.num_cpus = cpus,
+                         .workers = ACTOR_CLIENTS,
+                         .max_workers = ACTOR_CLIENTS + 8};
     fprintf(stderr, "rayo bench pg: starting a cluster of %u CPUs\n",
             cpus);
     int err = ra_init_opts(&io);
@@ -350,32 +364,86 @@ one_group(const bench_t *b, size_t nb, bool actor)
     return RA_TOOL_OK;
 }
 
+// client_t is one client thread's share of a cluster workload.
+typedef struct client {
+    const bench_t *b;
+    size_t nb;
+    bool actor;
+    uint64_t n;
+    int rc;
+    pthread_t th;
+} client_t;
+
+static void *
+client_main(void *arg)
+{
+    client_t *c = arg;
+    for (uint64_t i = 0; i < c->n && c->rc == RA_TOOL_OK; i++) {
+        c->rc = one_group(c->b, c->nb, c->actor);
+    }
+    return NULL;
+}
+
+// groups makes n groups of nb bundles (with an actor in each if asked)
+// with nclients clients, and times them all.
 static int
-groups(bench_t *b, size_t nb, bool actor, uint64_t n)
+groups(bench_t *b, size_t nb, bool actor, uint64_t n, unsigned nclients)
 {
     int rc = cluster(b);
     for (uint64_t i = 0; i < 3 && rc == RA_TOOL_OK; i++) {
         rc = one_group(b, nb, actor);   // warm-up
     }
+    if (rc != RA_TOOL_OK) {
+        return rc;
+    }
+    client_t *cl = calloc(nclients, sizeof *cl);
+    if (cl == NULL) {
+        return fail(b, "allocating the clients", RA_ENOMEM);
+    }
+    unsigned started = 0;
     double t0 = ra__bench_now_s();
-    for (uint64_t i = 0; i < n && rc == RA_TOOL_OK; i++) {
-        rc = one_group(b, nb, actor);
+    for (unsigned i = 0; i < nclients; i++) {
+        cl[i] = (client_t){.b = b, .nb = nb, .actor = actor,
+                           .n = n / nclients + (i < n % nclients)};
+        if (pthread_create(&cl[i].th, NULL, client_main, &cl[i]) != 0) {
+            rc = fail(b, "starting a client thread", RA_ENOMEM);
+            break;
+        }
+        started++;
+    }
+    for (unsigned i = 0; i < started; i++) {
+        (void)pthread_join(cl[i].th, NULL);
+        rc = rc != RA_TOOL_OK ? rc : cl[i].rc;
     }
     b->seconds = ra__bench_now_s() - t0;
     b->n = n;
+    b->clients = nclients;
+    free(cl);
     return rc;
 }
 
 static int
 wl_create_remove(bench_t *b)
 {
-    return groups(b, 1, false, scaled(b, 2000, 100));
+    return groups(b, 1, false, scaled(b, 20000, 200), CLIENTS);
+}
+
+static int
+wl_create_remove_serial(bench_t *b)
+{
+    return groups(b, 1, false, scaled(b, 2000, 100), 1);
 }
 
 static int
 wl_3bundle_actor(bench_t *b)
 {
-    return groups(b, 3, true, scaled(b, 100, 5));
+    return groups(b, 3, true, scaled(b, 200, 8), ACTOR_CLIENTS);
+}
+
+static int
+wl_3bundle_actor_serial(bench_t *b)
+{
+    return groups(b, 3, true, scaled(b, 100, 4), 1);
 }
 
 static int
@@ -415,12 +483,18 @@ static const workload_t workloads[] = {
      wl_decision_10000},
     {{"pg_create_remove_per_s", "groups/s", {NULL}, false,
       RA_BENCH_TARGET_MIN, 5000,
-      "create + wait + remove of 1-bundle groups, one at a time"},
+      "create + wait + remove of 1-bundle groups, 32 clients"},
      wl_create_remove},
+    {{"pg_create_remove_serial_per_s", "groups/s", {NULL}, false,
+      RA_BENCH_TARGET_NONE, 0, "the same, one group at a time"},
+     wl_create_remove_serial},
     {{"pg_3bundle_actor_per_s", "groups/s", {NULL}, false,
       RA_BENCH_TARGET_MIN, 1000,
-      "3-bundle groups with an actor created and called in each"},
+      "3-bundle groups, an actor created and called in each, 8 clients"},
      wl_3bundle_actor},
+    {{"pg_3bundle_actor_serial_per_s", "groups/s", {NULL}, false,
+      RA_BENCH_TARGET_NONE, 0, "the same, one group at a time"},
+     wl_3bundle_actor_serial},
 };
 
 // run_one is the harness's ra_bench_run_fn: one run of the workload in
@@ -437,6 +511,7 @@ run_one(void *ctx, const void *row, unsigned run, ra_bench_run_t *out)
     out->seconds = b.seconds;
     memcpy(out->x, b.x, sizeof b.x);
     out->count[0] = b.nodes;
+    out->count[1] = b.clients;
     return rc;
 }
 
@@ -488,7 +563,7 @@ ra__tool_bench_pg(const char *prog, int argc, char **argv)
     ra_bench_suite_t s = {
         .bench = "pg",
         .workloads = RA_BENCH_TABLE(workloads, workload_t, info.summary),
-        .counts = {"nodes"},
+        .counts = {"nodes", "clients"},
         .cpus = o.cpus,
         .run = run_one,
         .ctx = &o,

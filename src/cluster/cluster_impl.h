@@ -370,6 +370,9 @@ typedef struct ra__gcs_pgs ra__gcs_pgs_t;
 typedef struct ra_tables ra_tables_t;
 int ra__gcs_pg_new(ra__gcs_pgs_t **out, ra_tables_t *t);
 void ra__gcs_pg_free(ra__gcs_pgs_t **p);
+// ra__gcs_pg_flush commits the placement groups' batch of writes and
+// sends what waited for it (the GCS does it as it ends).
+void ra__gcs_pg_flush(ra_ctx_t *ctx, ra__gcs_pgs_t *p);
 // ra__gcs_pg_op handles GCS operation op when it is a node or
 // placement-group operation, and answers it; false for other operations.
 bool ra__gcs_pg_op(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint8_t op,

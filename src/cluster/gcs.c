@@ -170,9 +170,9 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 static void
 gcs_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
 {
-    (void)ctx;
     (void)reason;
     gcs_t *g = state;
+    ra__gcs_pg_flush(ctx, g->pgs);
     ra__gcs_pg_free(&g->pgs);
     ra__gcs_jobs_free(&g->jobs);
     ra_tables_close(&g->t);

@@ -19,9 +19,20 @@
 // id, and the GCS sends RA__T_PG_READY {u64 object, u32 status} to it when
 // the group is created (0) or removed first (RA_ECANCELED).
 //
-// Every state change is one committed LMDB transaction.  The records of
-// the last PG_REMOVED_KEPT removed groups are kept (Ray keeps a bounded
-// number too); older ones are deleted in the removal's transaction.
+// Every state change is written to LMDB, with group commit: the writes
+// made while handling one message join a batch, and the batch is
+// committed (one transaction, one sync) when the GCS has handled the
+// messages that were already queued behind it (a PG_FLUSH tick that it
+// sends itself marks that point).  Until then, whatever would tell the
+// world about those changes waits with it: the replies to the requests
+// and the PG_READY notices, so nobody hears of a change that is not yet
+// on disk; if the commit fails, they carry its error instead.  Bundle
+// messages to raylets are not held (a head that dies meanwhile loses
+// them either way: groups are not yet reloaded on a restart).  Under
+// load one commit carries the changes of many requests; alone, a request
+// waits for no one.  The records of the last PG_REMOVED_KEPT removed
+// groups are kept (Ray keeps a bounded number too); older ones are
+// deleted in the removal's batch.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +51,7 @@
 // asked to reserve and roll back a hundred times a second.
 #define PG_RETRY_MAX_MS 500
 #define PG_TICK 0x50
+#define PG_FLUSH 0x51
 // Removed groups whose records are kept for ra_pg_info and ra_pg_list;
 // older ones are deleted (those of an earlier run of the GCS stay).
 #define PG_REMOVED_KEPT 1000
@@ -87,8 +99,35 @@ typedef struct gpg {
     struct gpg *next;
 } gpg_t;
 
+// bwrite_t is one write of the batch not yet committed: a put of val
+// under key in table, or its deletion.
+typedef struct bwrite {
+    const char *table;        // a string constant
+    unsigned char *key, *val; // one allocation: the key, then the value
+    size_t klen, vlen;
+    bool del;
+    struct bwrite *next;
+} bwrite_t;
+
+// bout_t is a message held until the batch is on disk: a reply to the
+// call cref (its body m starts with the status), or a PG_READY notice.
+typedef struct bout {
+    uint64_t cref;            // a reply (0: a PG_READY notice)
+    ra_msg_t *m;              // the reply
+    uint64_t made;            // the group the request created (0: none)
+    ra_pid_t core;            // the notice's
+    uint64_t obj;
+    int status;
+    struct bout *next;
+} bout_t;
+
 struct ra__gcs_pgs {
     ra_tables_t *t;
+    bwrite_t *bw, **bw_tail;  // the batch: writes in the order made
+    bout_t *bo, **bo_tail;    // and what waits for it
+    size_t nbw;
+    bool flush_armed;         // a PG_FLUSH tick is on its way
+    uint64_t made;            // the group the request handled now created
     gnode_t *nodes;
     gpg_t *pgs, **tail;       // live groups (not removed), oldest first
     uint64_t next_id;
@@ -118,6 +157,133 @@ node_find(ra__gcs_pgs_t *p, uint32_t node)
     for (gnode_t *n = p->nodes; n != NULL; n = n->next) {
         if (n->node == node) {
             return n;
+        }
+    }
+    return NULL;
+}
+
+// ---- the batch (group commit) ----
+
+// batch_add appends a write to the batch; the first write of a batch asks
+// for a PG_FLUSH tick behind the messages queued now.
+static int
+batch_add(ra_ctx_t *ctx, ra__gcs_pgs_t *p, const char *table,
+          const void *key, size_t klen, const void *val, size_t vlen,
+          bool del)
+{
+    bwrite_t *w = calloc(1, sizeof *w);
+    unsigned char *kv = malloc(klen + vlen + 1);
+    if (w == NULL || kv == NULL) {
+        free(w);
+        free(kv);
+        return RA_ENOMEM;
+    }
+    memcpy(kv, key, klen);
+    if (vlen > 0) {
+        memcpy(kv + klen, val, vlen);
+    }
+    *w = (bwrite_t){.table = table, .key = kv, .val = kv + klen,
+                    .klen = klen, .vlen = vlen, .del = del};
+    *p->bw_tail = w;
+    p->bw_tail = &w->next;
+    p->nbw++;
+    if (!p->flush_armed) {
+        ra_msg_t *t = NULL;
+        uint8_t what = PG_FLUSH;
+        if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0) {
+            if (ra_send(ctx, ra_self(ctx), &t) == 0) {
+                p->flush_armed = true;
+            } else {
+                ra_msg_unref(&t);
+            }
+        }
+    }
+    return 0;
+}
+
+// batch_out holds o until the batch is committed, or sends it now when
+// nothing waits to be committed.
+static void send_out(ra_ctx_t *ctx, bout_t *o, int status);
+static int pg_drop(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint64_t id, bool store);
+
+static void
+batch_out(ra_ctx_t *ctx, ra__gcs_pgs_t *p, bout_t *o)
+{
+    if (p->bw == NULL) {
+        send_out(ctx, o, 0);
+        return;
+    }
+    o->next = NULL;
+    *p->bo_tail = o;
+    p->bo_tail = &o->next;
+}
+
+// batch_apply writes the batch in one transaction: 0 or the first error
+// (then nothing of it is written).
+static int
+batch_apply(ra__gcs_pgs_t *p)
+{
+    ra_tables_txn_t *txn = NULL;
+    int rc = ra_tables_begin(p->t, &txn);
+    for (bwrite_t *w = p->bw; w != NULL && rc == 0; w = w->next) {
+        if (w->del) {
+            rc = ra_table_delete(p->t, txn, w->table, w->key, w->klen);
+            rc = rc == RA_ENOENT ? 0 : rc;
+        } else {
+            rc = ra_table_put(p->t, txn, w->table, w->key, w->klen, w->val,
+                              w->vlen, 0);
+        }
+    }
+    rc = rc == 0 ? ra_tables_commit(&txn) : rc;
+    if (txn != NULL) {
+        ra_tables_abort(&txn);
+    }
+    return rc;
+}
+
+// batch_flush commits the batch, then sends what waited for it (with the
+// commit's error if it failed).
+static void
+batch_flush(ra_ctx_t *ctx, ra__gcs_pgs_t *p)
+{
+    int rc = 0;
+    if (p->bw != NULL) {
+        rc = batch_apply(p);
+        if (rc != 0) {
+            ra_log_err("gcs", "cannot store %zu placement-group changes: "
+                       "%s; the requests that made them are answered with "
+                       "this error", p->nbw, ra_strerror(rc));
+        }
+    }
+    while (p->bw != NULL) {
+        bwrite_t *w = p->bw;
+        p->bw = w->next;
+        free(w->key);
+        free(w);
+    }
+    p->bw_tail = &p->bw;
+    p->nbw = 0;
+    bout_t *o = p->bo;
+    p->bo = NULL;
+    p->bo_tail = &p->bo;
+    while (o != NULL) {
+        bout_t *next = o->next;
+        // A group whose creation is answered with an error must not
+        // exist: it goes as if removed, unrecorded.
+        if (rc != 0 && o->made != 0) {
+            (void)pg_drop(ctx, p, o->made, false);
+        }
+        send_out(ctx, o, rc);
+        o = next;
+    }
+}
+
+static gpg_t *
+name_find(ra__gcs_pgs_t *p, const char *ns, const char *name)
+{
+    for (gpg_t *g = p->pgs; g != NULL; g = g->next) {
+        if (strcmp(g->name, name) == 0 && strcmp(g->ns, ns) == 0) {
+            return g;
         }
     }
     return NULL;
@@ -153,24 +319,18 @@ pg_encode(ra__wbuf_t *b, const gpg_t *g)
     }
 }
 
+// pg_store adds g's record to the batch.
 static int
-pg_store_txn(ra__gcs_pgs_t *p, ra_tables_txn_t *txn, const gpg_t *g)
+pg_store(ra_ctx_t *ctx, ra__gcs_pgs_t *p, const gpg_t *g)
 {
     ra__wbuf_t b = {0};
     unsigned char key[8];
     pg_encode(&b, g);
     ra__id_key(g->id, key);
     int rc = b.err != 0 ? b.err
-                        : ra_table_put(p->t, txn, "pgs", key, sizeof key,
-                                       b.p, b.len, 0);
+                        : batch_add(ctx, p, "pgs", key, sizeof key, b.p,
+                                    b.len, false);
     ra__wb_free(&b);
-    return rc;
-}
-
-static int
-pg_store(ra__gcs_pgs_t *p, const gpg_t *g)
-{
-    int rc = pg_store_txn(p, NULL, g);
     if (rc != 0) {
         ra_log_err("gcs", "cannot store placement group %" PRIu64 ": %s",
                    g->id, ra_strerror(rc));
@@ -178,26 +338,62 @@ pg_store(ra__gcs_pgs_t *p, const gpg_t *g)
     return rc;
 }
 
+// send_out sends a held message: a reply (with status in place of its
+// own when the batch failed) or a PG_READY notice (which says what
+// happened to the group, stored or not); and frees o.
 static void
-send_ready(ra_ctx_t *ctx, ra_pid_t core, uint64_t obj, int status)
+send_out(ra_ctx_t *ctx, bout_t *o, int status)
 {
-    ra__wbuf_t b = {0};
     ra_msg_t *m = NULL;
-    ra__wb_u64(&b, obj);
-    ra__wb_u32(&b, (uint32_t)status);
-    if (ra__wb_msg(&b, RA__T_PG_READY, &m) == 0 && ra_send(ctx, core, &m) !=
-        0) {
-        ra_msg_unref(&m);
+    if (o->cref != 0) {
+        if (status != 0) {
+            ra_msg_unref(&o->m);
+            ra__wbuf_t b = {0};
+            ra__wb_u32(&b, (uint32_t)status);
+            if (ra__wb_msg(&b, RA__T_GCS, &o->m) != 0) {
+                o->m = NULL;
+            }
+        }
+        if (o->m != NULL && ra_reply_to(ra_ctx_runtime(ctx), o->cref,
+                                        &o->m) != 0) {
+            ra_msg_unref(&o->m);
+        }
+    } else {
+        ra__wbuf_t b = {0};
+        ra__wb_u64(&b, o->obj);
+        ra__wb_u32(&b, (uint32_t)o->status);   // about memory, not disk
+        if (ra__wb_msg(&b, RA__T_PG_READY, &m) == 0 &&
+            ra_send(ctx, o->core, &m) != 0) {
+            ra_msg_unref(&m);
+        }
     }
+    free(o);
+}
+
+// send_ready tells core that the group of its object obj is created (0)
+// or removed (RA_ECANCELED), once that is on disk.
+static void
+send_ready(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_pid_t core, uint64_t obj,
+           int status)
+{
+    bout_t *o = calloc(1, sizeof *o);
+    if (o == NULL) {
+        ra_log_err("gcs", "out of memory: a placement-group notice is lost");
+        return;
+    }
+    o->core = core;
+    o->obj = obj;
+    o->status = status;
+    batch_out(ctx, p, o);
 }
 
 static void
-tell_waiters(ra_ctx_t *ctx, gpg_t *g, int status)
+tell_waiters(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g, int status)
 {
     while (g->w != NULL) {
         waiter_t *w = g->w;
         g->w = w->next;
-        send_ready(ctx, w->core, w->obj, status);
+        send_ready(ctx, p, w->core, w->obj, status);
         free(w);
     }
 }
@@ -412,14 +608,16 @@ on_prepared(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, uint64_t id,
     p->retry_ms = PG_RETRY_MS;
     each_node(ctx, p, g, RA__PG_COMMIT, NULL);
     g->state = RA_PG_CREATED;
-    (void)pg_store(p, g);
-    tell_waiters(ctx, g, 0);
+    (void)pg_store(ctx, p, g);
+    tell_waiters(ctx, p, g, 0);
 }
 
 // ---- operations ----
 
+// reply_status answers the request being handled with {i32 rc, out},
+// once the batch is on disk.
 static void
-reply_status(ra_ctx_t *ctx, ra__wbuf_t *out, int rc)
+reply_status(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__wbuf_t *out, int rc)
 {
     ra__wbuf_t b = {0};
     ra_msg_t *m = NULL;
@@ -430,9 +628,21 @@ reply_status(ra_ctx_t *ctx, ra__wbuf_t *out, int rc)
     if (out != NULL) {
         ra__wb_free(out);
     }
-    if (ra__wb_msg(&b, RA__T_GCS, &m) == 0 && ra_reply(ctx, &m) != 0) {
-        ra_msg_unref(&m);
+    if (ra__wb_msg(&b, RA__T_GCS, &m) != 0) {
+        return;
     }
+    uint64_t cref = ra_call_ref(ctx);
+    bout_t *o = cref != 0 && p->bw != NULL ? calloc(1, sizeof *o) : NULL;
+    if (o == NULL) {
+        if (ra_reply(ctx, &m) != 0) {
+            ra_msg_unref(&m);
+        }
+        return;
+    }
+    o->cref = cref;
+    o->m = m;
+    o->made = rc == 0 ? p->made : 0;
+    batch_out(ctx, p, o);
 }
 
 static int
@@ -621,6 +831,11 @@ op_create(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
         pg_free(g);
         return RA_EBADMSG;
     }
+    // A name is unique among the live groups of its namespace.
+    if (g->name[0] != '\0' && name_find(p, g->ns, g->name) != NULL) {
+        pg_free(g);
+        return RA_EEXIST;
+    }
     g->id = ++p->next_id;
     char key[2 * RA__NAME_MAX + 2];
     size_t klen = ra__name_key(key, sizeof key, g->ns, g->name);
@@ -628,15 +843,14 @@ op_create(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
     ra__id_key(g->id, idk);
     int rc = 0;
     if (g->name[0] != '\0' &&
-        (rc = ra_table_put(p->t, NULL, "pg_names", key, klen, idk,
-                           sizeof idk, RA_TABLE_NOOVERWRITE)) != 0) {
+        (rc = batch_add(ctx, p, "pg_names", key, klen, idk, sizeof idk,
+                        false)) != 0) {
         pg_free(g);
         return rc;
     }
-    if ((rc = pg_store(p, g)) != 0) {
-        if (g->name[0] != '\0') {
-            (void)ra_table_delete(p->t, NULL, "pg_names", key, klen);
-        }
+    if ((rc = pg_store(ctx, p, g)) != 0) {
+        // The name stays in the batch, naming a group that was never
+        // made: ra_pg_get finds live groups in memory first.
         pg_free(g);
         return rc;
     }
@@ -650,6 +864,7 @@ op_create(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
     }
     *p->tail = g;
     p->tail = &g->next;
+    p->made = g->id;
     ra__wb_u64(out, g->id);
     // A group that is not detached is removed when its creator's process
     // is lost (this process's own groups end with it anyway).
@@ -691,8 +906,6 @@ op_ready(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
     return 0;
 }
 
-static int pg_remove(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint64_t id);
-
 static int
 op_remove(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
 {
@@ -700,11 +913,14 @@ op_remove(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     if (r->bad) {
         return RA_EBADMSG;
     }
-    return pg_remove(ctx, p, id);
+    return pg_drop(ctx, p, id, true);
 }
 
+// pg_drop removes group id: its bundles are given back and its waiters
+// told.  With store, its record says REMOVED (in the batch); without, it
+// is forgotten (a creation that could not be stored).
 static int
-pg_remove(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint64_t id)
+pg_drop(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint64_t id, bool store)
 {
     gpg_t **pp = &p->pgs;
     while (*pp != NULL && (*pp)->id != id) {
@@ -723,45 +939,38 @@ pg_remove(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint64_t id)
     each_node(ctx, p, g, RA__PG_REMOVE, NULL);
     unplace(p, g);
     g->state = RA_PG_REMOVED;
-    // One transaction: the record, the name, and the oldest removed
-    // record beyond PG_REMOVED_KEPT.
-    uint64_t *slot = &p->removed[p->nremoved % PG_REMOVED_KEPT];
-    ra_tables_txn_t *txn = NULL;
-    int rc = ra_tables_begin(p->t, &txn);
-    if (rc == 0) {
-        rc = pg_store_txn(p, txn, g);
+    if (!store) {
+        tell_waiters(ctx, p, g, RA_ECANCELED);
+        pg_free(g);
+        place_pending(ctx, p);
+        return 0;
     }
+    // One batch: the record, the name, and the oldest removed record
+    // beyond PG_REMOVED_KEPT.
+    uint64_t *slot = &p->removed[p->nremoved % PG_REMOVED_KEPT];
+    int rc = pg_store(ctx, p, g);
     if (rc == 0 && g->name[0] != '\0') {
         char key[2 * RA__NAME_MAX + 2];
         size_t klen = ra__name_key(key, sizeof key, g->ns, g->name);
-        rc = ra_table_delete(p->t, txn, "pg_names", key, klen);
-        rc = rc == RA_ENOENT ? 0 : rc;
+        rc = batch_add(ctx, p, "pg_names", key, klen, NULL, 0, true);
     }
     if (rc == 0 && *slot != 0) {
         unsigned char old[8];
         ra__id_key(*slot, old);
-        rc = ra_table_delete(p->t, txn, "pgs", old, sizeof old);
-        rc = rc == RA_ENOENT ? 0 : rc;
-    }
-    rc = rc == 0 ? ra_tables_commit(&txn) : rc;
-    if (txn != NULL) {
-        ra_tables_abort(&txn);
+        rc = batch_add(ctx, p, "pgs", old, sizeof old, NULL, 0, true);
     }
     if (rc == 0) {
         *slot = g->id;
         p->nremoved++;
-    } else {
-        ra_log_err("gcs", "cannot store the removal of placement group %"
-                   PRIu64 ": %s", g->id, ra_strerror(rc));
     }
-    tell_waiters(ctx, g, RA_ECANCELED);
+    tell_waiters(ctx, p, g, RA_ECANCELED);
     pg_free(g);
     place_pending(ctx, p);
     return rc;
 }
 
 static int
-op_get(ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
+op_get(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
 {
     char ns[RA__NAME_MAX + 1], name[RA__NAME_MAX + 1];
     ra__rb_str(r, ns, sizeof ns);
@@ -771,6 +980,14 @@ op_get(ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
     if (r->bad || name[0] == '\0' || klen == 0) {
         return RA_EBADMSG;
     }
+    const gpg_t *g = name_find(p, ns, name);
+    if (g != NULL) {
+        ra__wb_u64(out, g->id);
+        return 0;
+    }
+    // A removed group's name is no longer stored; one of an earlier run
+    // of the GCS may be.
+    batch_flush(ctx, p);
     void *val = NULL;
     size_t vlen = 0;
     int rc = ra_table_get(p->t, NULL, "pg_names", key, klen, &val, &vlen);
@@ -818,7 +1035,7 @@ list_removed(void *user, const void *key, size_t klen, const void *val,
 }
 
 static int
-op_info(ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
+op_info(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
 {
     uint64_t id = ra__rb_u64(r);
     if (r->bad) {
@@ -839,6 +1056,7 @@ op_info(ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
         void *val = NULL;
         size_t vlen = 0;
         ra__id_key(id, key);
+        batch_flush(ctx, p);   // the table must hold what memory forgot
         int rc = ra_table_get(p->t, NULL, "pgs", key, sizeof key, &val,
                               &vlen);
         if (rc == 0) {
@@ -859,6 +1077,7 @@ op_info(ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
         ra__wb_free(&rec);
         acc.n++;
     }
+    batch_flush(ctx, p);
     int rc = ra_table_scan(p->t, NULL, "pgs", NULL, 0, list_removed, &acc);
     if (rc == RA_ENOENT) {
         rc = 0;
@@ -877,6 +1096,7 @@ ra__gcs_pg_op(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint8_t op, ra__rbuf_t *r)
 {
     ra__wbuf_t out = {0};
     int rc;
+    p->made = 0;
     switch (op) {
     case RA__GCS_NODE_PUT:
         rc = op_node_put(ctx, p, r);
@@ -891,10 +1111,10 @@ ra__gcs_pg_op(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint8_t op, ra__rbuf_t *r)
         rc = op_remove(ctx, p, r);
         break;
     case RA__GCS_PG_GET:
-        rc = op_get(p, r, &out);
+        rc = op_get(ctx, p, r, &out);
         break;
     case RA__GCS_PG_INFO:
-        rc = op_info(p, r, &out);
+        rc = op_info(ctx, p, r, &out);
         break;
     case RA__GCS_NODE_LIST:
         rc = op_node_list(p, &out);
@@ -911,7 +1131,7 @@ ra__gcs_pg_op(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint8_t op, ra__rbuf_t *r)
     if (rc != 0) {
         ra__wb_free(&out);
     }
-    reply_status(ctx, &out, rc);
+    reply_status(ctx, p, &out, rc);
     return true;
 }
 
@@ -941,7 +1161,7 @@ node_lost(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gnode_t *n)
         if (g->state == RA_PG_CREATED) {
             g->state = RA_PG_RESCHEDULING;
         }
-        (void)pg_store(p, g);
+        (void)pg_store(ctx, p, g);
         moved++;
     }
     ra_log_warn("gcs", "node %u is dead (its raylet %u.%u was lost); %u "
@@ -970,7 +1190,7 @@ ra__gcs_pg_down(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m)
         if (g->cmref != 0 && g->cmref == mref) {
             ra_log_info("gcs", "placement group %" PRIu64 " ends with its "
                         "creator %u.%u", g->id, pid.node, pid.proc);
-            (void)pg_remove(ctx, p, g->id);
+            (void)pg_drop(ctx, p, g->id, true);
             return true;
         }
     }
@@ -986,6 +1206,9 @@ ra__gcs_pg_msg(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m)
         if (d != NULL && len == 1 && d[0] == PG_TICK) {
             p->tick_armed = false;
             place_pending(ctx, p);
+        } else if (d != NULL && len == 1 && d[0] == PG_FLUSH) {
+            p->flush_armed = false;
+            batch_flush(ctx, p);
         }
         return;
     }
@@ -1005,6 +1228,14 @@ ra__gcs_pg_msg(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m)
     on_prepared(ctx, p, &r, id, attempt);
 }
 
+void
+ra__gcs_pg_flush(ra_ctx_t *ctx, ra__gcs_pgs_t *p)
+{
+    if (p != NULL) {
+        batch_flush(ctx, p);
+    }
+}
+
 int
 ra__gcs_pg_new(ra__gcs_pgs_t **out, ra_tables_t *t)
 {
@@ -1014,6 +1245,8 @@ ra__gcs_pg_new(ra__gcs_pgs_t **out, ra_tables_t *t)
     }
     p->t = t;
     p->tail = &p->pgs;
+    p->bw_tail = &p->bw;
+    p->bo_tail = &p->bo;
     // Ids go on from the largest stored, so a restarted GCS never reuses
     // one.
     p->next_id = 0;
@@ -1034,6 +1267,20 @@ ra__gcs_pg_free(ra__gcs_pgs_t **pp)
         gpg_t *g = p->pgs;
         p->pgs = g->next;
         pg_free(g);
+    }
+    // Nothing is left in the batch after ra__gcs_pg_flush; a GCS that
+    // could not flush drops it here.
+    while (p->bw != NULL) {
+        bwrite_t *w = p->bw;
+        p->bw = w->next;
+        free(w->key);
+        free(w);
+    }
+    while (p->bo != NULL) {
+        bout_t *o = p->bo;
+        p->bo = o->next;
+        ra_msg_unref(&o->m);
+        free(o);
     }
     while (p->nodes != NULL) {
         gnode_t *n = p->nodes;
