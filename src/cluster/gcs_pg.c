@@ -89,6 +89,7 @@ typedef struct gpg {
     uint32_t nb;
     ra_resources_t *b;
     uint32_t *node;           // node of each bundle (0: not placed)
+    bool *fresh;              // bundle in the reservation in flight
     uint64_t attempt;         // of the reservation in flight
     unsigned waiting;         // PREPARED replies still to come
     int failed;               // first failure of this attempt
@@ -299,6 +300,7 @@ pg_free(gpg_t *g)
     }
     free(g->b);
     free(g->node);
+    free(g->fresh);
     free(g);
 }
 
@@ -399,7 +401,9 @@ tell_waiters(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g, int status)
 }
 
 // to_node sends a bundle operation of group g to node n's raylet; for
-// PREPARE, with the bundles placed there.
+// PREPARE, with the bundles of the reservation in flight placed there.
+// The raylet applies PREPARE, COMMIT and RETURN to the bundles of
+// g->attempt only, and REMOVE to all of g's.
 static int
 to_node(ra_ctx_t *ctx, const gpg_t *g, const gnode_t *n, uint8_t op)
 {
@@ -411,11 +415,11 @@ to_node(ra_ctx_t *ctx, const gpg_t *g, const gnode_t *n, uint8_t op)
     if (op == RA__PG_PREPARE) {
         uint32_t k = 0;
         for (uint32_t i = 0; i < g->nb; i++) {
-            k += g->node[i] == n->node;
+            k += g->node[i] == n->node && g->fresh[i];
         }
         ra__wb_u32(&b, k);
         for (uint32_t i = 0; i < g->nb; i++) {
-            if (g->node[i] == n->node) {
+            if (g->node[i] == n->node && g->fresh[i]) {
                 ra__wb_u32(&b, i);
                 ra__wb_res(&b, &g->b[i]);
             }
@@ -428,7 +432,9 @@ to_node(ra_ctx_t *ctx, const gpg_t *g, const gnode_t *n, uint8_t op)
     return rc;
 }
 
-// each_node calls to_node once for every node holding a bundle of g.
+// each_node calls to_node once for every node holding a bundle of g: of
+// the reservation in flight for PREPARE, COMMIT and RETURN, any for
+// REMOVE.
 static void
 each_node(ra_ctx_t *ctx, ra__gcs_pgs_t *p, const gpg_t *g, uint8_t op,
           unsigned *sent)
@@ -436,7 +442,8 @@ each_node(ra_ctx_t *ctx, ra__gcs_pgs_t *p, const gpg_t *g, uint8_t op,
     for (gnode_t *n = p->nodes; n != NULL; n = n->next) {
         bool has = false;
         for (uint32_t i = 0; i < g->nb && !has; i++) {
-            has = g->node[i] == n->node;
+            has = g->node[i] == n->node &&
+                  (op == RA__PG_REMOVE || g->fresh[i]);
         }
         if (has && to_node(ctx, g, n, op) == 0 && sent != NULL) {
             (*sent)++;
@@ -444,11 +451,19 @@ each_node(ra_ctx_t *ctx, ra__gcs_pgs_t *p, const gpg_t *g, uint8_t op,
     }
 }
 
-// unplace forgets where g's bundles were, in the GCS's view of the nodes.
+// Which bundles unplace forgets.
+enum { UNPLACE_ALL, UNPLACE_FRESH, UNPLACE_ON_NODE };
+
+// unplace forgets where some of g's bundles were, in the GCS's view of
+// the nodes: all, those of the reservation in flight, or those on node.
 static void
-unplace(ra__gcs_pgs_t *p, gpg_t *g)
+unplace(ra__gcs_pgs_t *p, gpg_t *g, int which, uint32_t node)
 {
     for (uint32_t i = 0; i < g->nb; i++) {
+        if (g->node[i] == 0 || (which == UNPLACE_FRESH && !g->fresh[i]) ||
+            (which == UNPLACE_ON_NODE && g->node[i] != node)) {
+            continue;
+        }
         gnode_t *n = node_find(p, g->node[i]);
         if (n != NULL) {
             // used >= b[i] always: it was added when placed.
@@ -463,6 +478,7 @@ unplace(ra__gcs_pgs_t *p, gpg_t *g)
             }
         }
         g->node[i] = 0;
+        g->fresh[i] = false;
     }
 }
 
@@ -483,13 +499,27 @@ try_place(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g)
     }
     ra_place_node_t *nodes = calloc(nn + 1, sizeof *nodes);
     size_t *at = calloc(g->nb, sizeof *at);
+    uint32_t *want = calloc(g->nb, sizeof *want);
+    ra_resources_t *wb = calloc(g->nb, sizeof *wb);
     gnode_t **by = calloc(nn + 1, sizeof *by);
-    if (nodes == NULL || at == NULL || by == NULL) {
+    if (nodes == NULL || at == NULL || want == NULL || wb == NULL ||
+        by == NULL) {
         free(nodes);
         free(at);
+        free(want);
+        free(wb);
         free(by);
         arm_tick(ctx, p);
         return;
+    }
+    // Only the bundles not placed are placed: after a node was lost, the
+    // others stay where they are, with what runs in them (as Ray does).
+    uint32_t nw = 0;
+    for (uint32_t i = 0; i < g->nb; i++) {
+        if (g->node[i] == 0) {
+            want[nw] = i;
+            wb[nw++] = g->b[i];
+        }
     }
     size_t k = 0;
     for (gnode_t *n = p->nodes; n != NULL; n = n->next, k++) {
@@ -501,16 +531,30 @@ try_place(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g)
         if (ra_resources_sub(&nodes[k].avail, &n->used) != 0) {
             nodes[k].avail = (ra_resources_t){0};
         }
+        // The strict strategies also bind the bundles placed before:
+        // STRICT_PACK to their node, STRICT_SPREAD away from theirs.
+        bool holds = false, held = false;
+        for (uint32_t i = 0; i < g->nb; i++) {
+            held = held || g->node[i] != 0;
+            holds = holds || g->node[i] == n->node;
+        }
+        if ((g->strategy == RA_PG_STRICT_PACK && held && !holds) ||
+            (g->strategy == RA_PG_STRICT_SPREAD && holds)) {
+            nodes[k].alive = false;
+        }
     }
-    int rc = nn == 0 ? RA_EAGAIN
-                     : ra_place_bundles(nodes, nn, g->b, g->nb,
-                                        (ra_pg_strategy_t)g->strategy, at);
+    int rc = nn == 0 || nw == 0
+                 ? RA_EAGAIN
+                 : ra_place_bundles(nodes, nn, wb, nw,
+                                    (ra_pg_strategy_t)g->strategy, at);
     if (rc == 0) {
         g->attempt++;
         g->failed = 0;
-        for (uint32_t i = 0; i < g->nb; i++) {
-            gnode_t *n = by[at[i]];
+        for (uint32_t j = 0; j < nw; j++) {
+            uint32_t i = want[j];
+            gnode_t *n = by[at[j]];
             g->node[i] = n->node;
+            g->fresh[i] = true;
             n->used.cpus += g->b[i].cpus;
             n->used.gpus += g->b[i].gpus;
             n->used.memory += g->b[i].memory;
@@ -523,7 +567,7 @@ try_place(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g)
         }
         each_node(ctx, p, g, RA__PG_PREPARE, &g->waiting);
         if (g->waiting == 0) {
-            unplace(p, g);
+            unplace(p, g, UNPLACE_FRESH, 0);
             arm_tick(ctx, p);
         }
     } else {
@@ -538,6 +582,8 @@ try_place(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g)
     }
     free(nodes);
     free(at);
+    free(want);
+    free(wb);
     free(by);
 }
 
@@ -596,9 +642,10 @@ on_prepared(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, uint64_t id,
         return;
     }
     if (g->failed != 0) {
-        // Roll back everywhere (a node that failed took nothing).
+        // Roll back everywhere (a node that failed took nothing); bundles
+        // of an earlier reservation stay.
         each_node(ctx, p, g, RA__PG_RETURN, NULL);
-        unplace(p, g);
+        unplace(p, g, UNPLACE_FRESH, 0);
         p->retry_ms = p->retry_ms == 0 ? 2 * PG_RETRY_MS
                       : p->retry_ms >= PG_RETRY_MAX_MS / 2 ? PG_RETRY_MAX_MS
                                                            : 2 * p->retry_ms;
@@ -607,6 +654,7 @@ on_prepared(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, uint64_t id,
     }
     p->retry_ms = PG_RETRY_MS;
     each_node(ctx, p, g, RA__PG_COMMIT, NULL);
+    memset(g->fresh, 0, g->nb * sizeof *g->fresh);
     g->state = RA_PG_CREATED;
     (void)pg_store(ctx, p, g);
     tell_waiters(ctx, p, g, 0);
@@ -820,7 +868,8 @@ op_create(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
     }
     g->b = calloc(g->nb, sizeof *g->b);
     g->node = calloc(g->nb, sizeof *g->node);
-    if (g->b == NULL || g->node == NULL) {
+    g->fresh = calloc(g->nb, sizeof *g->fresh);
+    if (g->b == NULL || g->node == NULL || g->fresh == NULL) {
         pg_free(g);
         return RA_ENOMEM;
     }
@@ -937,7 +986,7 @@ pg_drop(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint64_t id, bool store)
     // Bundles prepared or committed go; a prepare still in flight is
     // answered later and undone then (the group is no longer found).
     each_node(ctx, p, g, RA__PG_REMOVE, NULL);
-    unplace(p, g);
+    unplace(p, g, UNPLACE_ALL, 0);
     g->state = RA_PG_REMOVED;
     if (!store) {
         tell_waiters(ctx, p, g, RA_ECANCELED);
@@ -1136,9 +1185,11 @@ ra__gcs_pg_op(ra_ctx_t *ctx, ra__gcs_pgs_t *p, uint8_t op, ra__rbuf_t *r)
 }
 
 // node_lost: a node's raylet was lost (its daemon died or was cut off).
-// The node is dead; each group with a bundle there gives back its other
-// bundles (what ran in them is killed and follows its own restart
-// policy) and is placed again, RESCHEDULING until it is.
+// The node is dead.  Each group with a bundle there is RESCHEDULING: the
+// bundles that were there are placed again; the others stay where they
+// are, and what runs in them goes on (as in Ray).  What ran on the dead
+// node follows its own restart policy.  A reservation in flight is rolled
+// back whole.
 static void
 node_lost(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gnode_t *n)
 {
@@ -1153,8 +1204,11 @@ node_lost(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gnode_t *n)
         if (!there) {
             continue;
         }
-        each_node(ctx, p, g, RA__PG_RETURN, NULL);
-        unplace(p, g);
+        if (g->waiting > 0) {
+            each_node(ctx, p, g, RA__PG_RETURN, NULL);
+            unplace(p, g, UNPLACE_FRESH, 0);
+        }
+        unplace(p, g, UNPLACE_ON_NODE, n->node);
         g->attempt++;       // replies still on their way are stale
         g->waiting = 0;
         g->failed = 0;

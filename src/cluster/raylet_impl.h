@@ -32,6 +32,7 @@ typedef struct ra__rpool {
 typedef struct ra__bundle {
     uint64_t pg;
     uint32_t index;
+    uint64_t attempt;         // the GCS's reservation that prepared it
     bool committed;           // prepared, then committed by the GCS
     ra__rpool_t pool;
     int numa;                 // NUMA node of its GPUs (-1: none, unknown)

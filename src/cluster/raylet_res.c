@@ -11,8 +11,12 @@
 // Bundles.  The GCS reserves a placement group's bundles in two phases:
 // PREPARE takes every bundle meant for this node from the node's pool, or
 // none of them (the reply says which); COMMIT makes them usable by leases;
-// RETURN (after a failed prepare elsewhere, or when the group is removed)
-// ends the leases in them and gives their resources back.  A bundle with
+// RETURN (after a failed prepare elsewhere) ends the leases in the
+// bundles of that reservation (its attempt number) and gives their
+// resources back; REMOVE does it for all of a group's bundles.  A group
+// that lost bundles with a node is completed by a later reservation, and
+// the bundles that survived are left alone by its PREPARE, COMMIT or
+// RETURN.  A bundle with
 // GPUs gets the best-linked devices, and remembers their NUMA node.
 #include <inttypes.h>
 #include <stdio.h>
@@ -327,17 +331,22 @@ bundle_release(ra_ctx_t *ctx, ra__raylet_t *r, ra__bundle_t *b,
     free(b);
 }
 
+// pg_return gives back the bundles of group pg: all of them when it was
+// removed, else those of reservation attempt.
 static void
-pg_return(ra_ctx_t *ctx, ra__raylet_t *r, uint64_t pg, bool removed)
+pg_return(ra_ctx_t *ctx, ra__raylet_t *r, uint64_t pg, uint64_t attempt,
+          bool removed)
 {
     for (ra__bundle_t **pp = &r->bundles; *pp != NULL;) {
         ra__bundle_t *b = *pp;
-        if (b->pg != pg) {
+        if (b->pg != pg || (!removed && b->attempt != attempt)) {
             pp = &b->next;
             continue;
         }
         *pp = b->next;
-        bundle_release(ctx, r, b, "its placement group was removed");
+        bundle_release(ctx, r, b, removed ? "its placement group was removed"
+                                          : "its placement group's "
+                                            "reservation was rolled back");
     }
     if (removed && !pg_gone(r, pg)) {
         r->gone[r->ngone++ % RA__PG_GONE_MAX] = pg;
@@ -411,6 +420,7 @@ pg_prepare(ra_ctx_t *ctx, ra__raylet_t *r, uint64_t pg, uint64_t attempt,
         rc = bundle_reserve(r, pg, index, (int64_t)(need.cpus * UNIT + 0.5),
                             (int64_t)(need.gpus * UNIT + 0.5), &x, &b);
         if (rc == 0) {
+            b->attempt = attempt;
             b->next = got;
             got = b;
         }
@@ -456,16 +466,16 @@ ra__raylet_pg(ra_ctx_t *ctx, ra__raylet_t *r, ra_msg_t *m)
         break;
     case RA__PG_COMMIT:
         for (ra__bundle_t *b = r->bundles; b != NULL; b = b->next) {
-            if (b->pg == pg) {
+            if (b->pg == pg && b->attempt == attempt) {
                 b->committed = true;
             }
         }
         break;
     case RA__PG_RETURN:
-        pg_return(ctx, r, pg, false);
+        pg_return(ctx, r, pg, attempt, false);
         break;
     case RA__PG_REMOVE:
-        pg_return(ctx, r, pg, true);
+        pg_return(ctx, r, pg, attempt, true);
         break;
     default:
         ra_log_warn("raylet", "unknown placement-group operation %u", op);

@@ -28,7 +28,11 @@
 //   multinode_driver watch STRATEGY N SECONDS
 //                                   a group of N one-CPU bundles, then its
 //                                   state and bundle nodes every time they
-//                                   change ("STATE NODE..."), for SECONDS
+//                                   change ("STATE NODE..."), for SECONDS;
+//                                   once created, a Counter in each bundle,
+//                                   and at the end, for each bundle, "kept
+//                                   I NODE same-actor|new-actor|no-actor"
+//                                   or "moved I FROM TO"
 //
 // Exit status 0 when the work itself went well.
 #include <rayo.h>
@@ -81,9 +85,16 @@ counter_node(ra_task_t *t)
     return ra_task_return_i64(t, node != NULL ? atoll(node) : -1);
 }
 
+static int
+counter_pid(ra_task_t *t)
+{
+    return ra_task_return_i64(t, (int64_t)getpid());
+}
+
 static const ra_method_t counter_methods[] = {
     {"incr", counter_incr},
     {"node", counter_node},
+    {"pid", counter_pid},
 };
 
 static const ra_actor_class_t Counter = {
@@ -91,7 +102,7 @@ static const ra_actor_class_t Counter = {
     .init = counter_init,
     .fini = free,
     .methods = counter_methods,
-    .nmethods = 2,
+    .nmethods = 3,
 };
 RA_ACTOR_CLASS_REGISTER(Counter)
 
@@ -390,7 +401,25 @@ strategy_of(const char *s)
                                              : RA_PG_PACK;
 }
 
+// actor_pid asks actor a for its process id (-1: it does not answer).
+static int64_t
+actor_pid(ra_actor_t a)
+{
+    ra_ref_t r;
+    int64_t pid = -1;
+    if (ra_actor_call(a, "pid", NULL, 0, &r) == 0) {
+        if (ra_get_i64(r, 5000, &pid) != 0) {
+            pid = -1;
+        }
+        ra_release(r);
+    }
+    return pid;
+}
+
 // watch prints the group's state and bundle nodes whenever they change.
+// Once the group is created it puts a Counter in each bundle; at the end
+// it says, per bundle, whether it stayed on its first node with the same
+// actor process, or moved.
 static int
 watch(const char *strategy, int n, int seconds)
 {
@@ -408,6 +437,10 @@ watch(const char *strategy, int n, int seconds)
         return fail("ra_pg_create", rc);
     }
     char last[512] = "";
+    uint32_t first[16] = {0}, now[16] = {0};
+    ra_actor_t actor[16];
+    int64_t pid[16];
+    bool have = false;
     for (int t = 0; t < seconds * 20; t++) {
         ra_pg_info_t info;
         if ((rc = ra_pg_info(g, &info)) != 0) {
@@ -419,15 +452,42 @@ watch(const char *strategy, int n, int seconds)
         for (size_t i = 0; i < info.nbundles && off < (int)sizeof line; i++) {
             off += snprintf(line + off, sizeof line - (size_t)off, " %u",
                             info.bundles[i].node);
+            now[i] = info.bundles[i].node;
         }
+        bool created = info.state == RA_PG_CREATED;
         ra_pg_info_free(&info);
         if (strcmp(line, last) != 0) {
             printf("%s\n", line);
             fflush(stdout);
             snprintf(last, sizeof last, "%s", line);
         }
+        if (created && !have) {
+            for (int i = 0; i < n; i++) {
+                ra_actor_opts_t ao = RA_ACTOR_OPTS_INIT;
+                ao.num_cpus = 1;
+                ao.placement_group = g;
+                ao.bundle_index = i;
+                first[i] = now[i];
+                pid[i] = -1;
+                if (ra_actor_create("Counter", NULL, 0, &ao, &actor[i]) ==
+                    0) {
+                    pid[i] = actor_pid(actor[i]);
+                }
+            }
+            have = true;
+        }
         usleep(50000);
     }
+    for (int i = 0; have && i < n; i++) {
+        if (now[i] != first[i]) {
+            printf("moved %d %u %u\n", i, first[i], now[i]);
+            continue;
+        }
+        int64_t p = pid[i] < 0 ? -1 : actor_pid(actor[i]);
+        printf("kept %d %u %s\n", i, now[i],
+               p < 0 ? "no-actor" : p == pid[i] ? "same-actor" : "new-actor");
+    }
+    fflush(stdout);
     (void)ra_pg_remove(g);
     return 0;
 }

@@ -285,7 +285,8 @@ done
 }
 
 # kill -9 of node 3's daemon: the head sees it dead, and a group with a
-# bundle there is placed again on the nodes left.
+# bundle there places that bundle again on the nodes left; its other
+# bundles, and the actors in them, stay.
 on 1 env RAYO_ADDRESS=auto "$driver" watch SPREAD 3 14 \
     >"$base/watch.out" 2>&1 &
 watcher=$!
@@ -319,6 +320,13 @@ if [ -n "$again" ] && [ "$again" != "$first" ] &&
 else
     fail "rescheduling: $(cat "$base/watch.out")"
 fi
+# Only the bundle that was on node 3 moved; the two others stayed on their
+# nodes, and the actors in them are the same processes, still answering.
+kept=$(grep -c "^kept [0-9]* [0-9]* same-actor$" "$base/watch.out")
+moved=$(grep -c "^moved [0-9]* $id3 [0-9]*$" "$base/watch.out")
+[ "$kept" = 2 ] && [ "$moved" = 1 ] &&
+    ok "the surviving bundles kept their nodes and their actors" ||
+    fail "surviving bundles: $(cat "$base/watch.out")"
 # The cluster still runs work on the two nodes left.
 out=$(on 1 env RAYO_ADDRESS=auto "$driver" spread 6 100 2>&1)
 d=$(printf '%s\n' "$out" | sed -n 's/^distinct //p')
