@@ -55,8 +55,8 @@ check_PROGRAMS += tests/gpu/check_pg
 TESTS += tests/gpu/check_pg
 tests_gpu_check_pg_SOURCES = tests/gpu/check_pg.c tests/gpu/dgx1.h \
 	tests/testutil.h
-tests_gpu_check_pg_CFLAGS = $(TEST_CFLAGS)
-tests_gpu_check_pg_LDADD = $(TEST_LIBS)
+tests_gpu_check_pg_CFLAGS = $(TEST_CFLAGS) $(HWLOC_CFLAGS)
+tests_gpu_check_pg_LDADD = $(TEST_LIBS) $(HWLOC_LIBS)
 
 # A vector add in a task on a real GPU; skipped (77) without one.
 check_PROGRAMS += tests/gpu/check_cuda_task tests/gpu/vadd_probe

@@ -297,6 +297,14 @@ env_or(const char *v, const char *name)
     return e != NULL && e[0] != '\0' ? e : NULL;
 }
 
+// env_off tells whether variable name turns something off ("0").
+static bool
+env_off(const char *name)
+{
+    const char *e = getenv(name);
+    return e != NULL && strcmp(e, "0") == 0;
+}
+
 // node_resources takes the node's memory and custom resources from the
 // options, else from RAYO_RESOURCES (a JSON object of names and amounts).
 static int
@@ -1133,6 +1141,7 @@ start_local(ra_init_opts_t o, bool daemon)
         .libs = libs,
         .store = store_name[0] != '\0' ? store_name : NULL,
         .topo = c->topo,
+        .numa_bind = !o.no_numa_bind && !env_off("RAYO_NUMA_BIND"),
         .extra = extra,
         .daemon = daemon,
         .bind_ip = tcp ? c->ip : NULL,

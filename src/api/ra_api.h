@@ -112,6 +112,15 @@ typedef struct ra_init_opts {
     unsigned port;
     const char *head;
     const char *cert;
+    // A worker that runs a task or a process actor with GPUs whose NUMA
+    // node is known (a placement-group bundle's, or the lease's devices')
+    // is bound to that NUMA node's cores (hwloc cpubind, every thread of
+    // the process), and unbound again when it serves work without; so
+    // CPU work next to a GPU uses memory near it.  It happens only where
+    // binding is real: this machine's topology, or an XML file loaded
+    // with HWLOC_THISSYSTEM=1.  no_numa_bind (or RAYO_NUMA_BIND=0) turns
+    // it off.
+    bool no_numa_bind;
 } ra_init_opts_t;
 
 #define RA_WORKERS_NONE 0xFFFFFFFFu

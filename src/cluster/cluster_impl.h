@@ -311,6 +311,7 @@ typedef struct ra__raylet_cfg {
     const char *store;       // the object store's name, or NULL
     const ra_topo_t *topo;   // the node's topology (GPU links), or NULL;
                              // outlives the raylet
+    bool numa_bind;          // bind GPU work to its GPUs' NUMA node
     ra_resources_t extra;    // memory and custom resources it offers
     bool daemon;             // a node daemon's: no job of its own, workers
                              // start for the drivers that register

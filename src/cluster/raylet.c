@@ -249,6 +249,7 @@ wk_add(raylet_t *r, int64_t ospid)
     wk_t *w = calloc(1, sizeof *w);
     if (w != NULL) {
         w->ospid = ospid;
+        w->numa = -1;
         w->next = r->workers;
         r->workers = w;
         r->nworkers++;
@@ -395,6 +396,38 @@ gpu_fits(const wk_t *w, const char *vis)
 {
     return vis[0] == '\0' || w->bound[0] == '\0' ||
            strcmp(w->bound, vis) == 0;
+}
+
+// bind_worker binds the process of w, granted lease l, to the NUMA node
+// of l's GPUs (its bundle's when it has one), or undoes an earlier
+// binding when l has none (cfg.numa_bind, ra_init_opts_t.no_numa_bind).
+// Shared actors never change it: they live beside the worker's lease.
+static void
+bind_worker(raylet_t *r, wk_t *w, const lease_t *l)
+{
+    int numa = -1;
+    ra_gpu_info_t g;
+    if (!r->cfg.numa_bind || r->cfg.topo == NULL) {
+        return;
+    }
+    if (l->bundle != NULL) {
+        numa = l->bundle->numa;
+    } else if (l->ndevs > 0 &&
+               ra_topo_gpu(r->cfg.topo, l->devs[0], &g) == 0) {
+        numa = g.numa_node;
+    }
+    if (numa == w->numa) {
+        return;
+    }
+    int rc = ra_topo_bind_pid(r->cfg.topo, (pid_t)w->ospid, numa);
+    if (rc == 0) {
+        ra_log_debug("raylet", "worker %" PRId64 " bound to NUMA node %d "
+                     "(-1: all cores)", w->ospid, numa);
+        w->numa = numa;
+    } else if (rc != RA_EINVAL) {
+        ra_log_warn("raylet", "cannot bind worker %" PRId64 " to NUMA node "
+                    "%d: %s", w->ospid, numa, ra_strerror(rc));
+    }
 }
 
 static wk_t *
@@ -627,6 +660,9 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
                 w->actors++;
             }
             w->idle_since = 0;
+            if (!q->actor || q->isolation == RA_ISOLATION_PROCESS) {
+                bind_worker(r, w, l);
+            }
             reply_grant(ctx, r, q, 0, l);
         }
         *pp = q->next;

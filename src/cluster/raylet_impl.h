@@ -68,6 +68,8 @@ typedef struct ra__wk {
     int64_t idle_since;       // ms, while idle with no actors; else 0
     bool stopping;            // told to exit (retired)
     bool in_bundle;           // leased from a placement-group bundle
+    int numa;                 // NUMA node its process is bound to (-1:
+                              // none, as started)
     uint32_t env;             // the job environment it was started with
     ra_pid_t exec, host, core;
     // CUDA_VISIBLE_DEVICES: what the worker has now, and the GPUs it was

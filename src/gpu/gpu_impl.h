@@ -31,6 +31,8 @@ struct ra_topo {
     hwloc_topology_t hw;
     bool hw_loaded;          // hwloc_topology_load succeeded
     bool this_machine;       // neither synthetic nor XML: binding is real
+    bool bindable;           // this machine, or an XML description of it
+                             // (HWLOC_THISSYSTEM=1): binding is real
     unsigned ngpus;
     ra_gpu_info_t *gpus;     // ngpus entries
     uint8_t *code;           // ngpus * ngpus ra__link_code_t

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <bson/bson.h>
 
@@ -125,9 +126,17 @@ int ra_topo_append_bson(const ra_topo_t *t, bson_t *doc, const char *key);
 
 // ra_topo_bind_numa binds the calling thread to the cores of NUMA node
 // `numa` of this machine's topology (hwloc cpubind).  Returns 0, RA_EINVAL
-// (unknown node, or a synthetic/XML topology: nothing real to bind to) or
-// -errno.
+// (unknown node, or a synthetic or XML topology, which has nothing real to
+// bind to, unless the XML was loaded with HWLOC_THISSYSTEM=1: then hwloc
+// takes it as this machine's) or -errno.
 int ra_topo_bind_numa(const ra_topo_t *t, unsigned numa);
+
+// ra_topo_bind_pid binds every thread of process pid to the cores of NUMA
+// node numa, or, with numa < 0, to all the cores this machine allows
+// (which undoes a binding).  Threads it starts later inherit it.  Returns
+// 0, RA_EINVAL (as for ra_topo_bind_numa, or pid <= 0) or -errno (-ESRCH:
+// no such process; -EPERM).
+int ra_topo_bind_pid(const ra_topo_t *t, pid_t pid, int numa);
 
 // ra_topo_visible_devices writes the CUDA_VISIBLE_DEVICES value for GPUs
 // idx[0..n) ("0,3") into buf.  Returns buf.

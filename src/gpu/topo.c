@@ -215,6 +215,10 @@ hw_load(ra_topo_t *t, const ra_topo_opts_t *o)
         return RA_EINVAL;
     }
     t->hw_loaded = true;
+    // An XML file loaded with HWLOC_THISSYSTEM=1 describes this machine,
+    // as one made by `lstopo` here would: hwloc binds through it.
+    t->bindable = t->this_machine ||
+                  (o->synthetic == NULL && hwloc_topology_is_thissystem(t->hw));
     return 0;
 }
 
@@ -535,11 +539,36 @@ ra_topo_bind_numa(const ra_topo_t *t, unsigned numa)
 {
     hwloc_obj_t node = numa_obj(t, numa);
 
-    if (node == NULL || !t->this_machine || node->cpuset == NULL
+    if (node == NULL || !t->bindable || node->cpuset == NULL
         || hwloc_bitmap_iszero(node->cpuset)) {
         return RA_EINVAL;
     }
     if (hwloc_set_cpubind(t->hw, node->cpuset, HWLOC_CPUBIND_THREAD) != 0) {
+        return errno != 0 ? -errno : RA_EINVAL;
+    }
+    return 0;
+}
+
+int
+ra_topo_bind_pid(const ra_topo_t *t, pid_t pid, int numa)
+{
+    hwloc_const_cpuset_t set;
+
+    if (t == NULL || !t->bindable || pid <= 0) {
+        return RA_EINVAL;
+    }
+    if (numa >= 0) {
+        hwloc_obj_t node = numa_obj(t, (unsigned)numa);
+        if (node == NULL || node->cpuset == NULL ||
+            hwloc_bitmap_iszero(node->cpuset)) {
+            return RA_EINVAL;
+        }
+        set = node->cpuset;
+    } else {
+        set = hwloc_topology_get_allowed_cpuset(t->hw);
+    }
+    // Every thread of the process, not only its main one.
+    if (hwloc_set_proc_cpubind(t->hw, pid, set, HWLOC_CPUBIND_PROCESS) != 0) {
         return errno != 0 ? -errno : RA_EINVAL;
     }
     return 0;

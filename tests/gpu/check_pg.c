@@ -7,6 +7,8 @@
 // dgx1.h (an inventory file) and 8 CPUs; workers are real processes.
 #include <check.h>
 #include <dirent.h>
+#include <hwloc.h>
+#include <sched.h>
 #include <limits.h>
 #include <rayo.h>
 #include <signal.h>
@@ -46,6 +48,27 @@ gate_mark(ra_task_t *t)
                                 v != NULL ? strlen(v) : 1);
 }
 RA_REMOTE_REGISTER(gate_mark)
+
+// cpus_allowed returns the CPUs the thread running it may use, as a list
+// ("0,1").
+static int
+cpus_allowed(ra_task_t *t)
+{
+    cpu_set_t set;
+    char out[256] = "";
+    size_t off = 0;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) {
+        return ra_task_fail(t, "sched_getaffinity failed");
+    }
+    for (int c = 0; c < CPU_SETSIZE && off + 8 < sizeof out; c++) {
+        if (CPU_ISSET(c, &set)) {
+            off += (size_t)snprintf(out + off, sizeof out - off, "%s%d",
+                                    off > 0 ? "," : "", c);
+        }
+    }
+    return ra_task_return_bytes(t, out, strlen(out));
+}
+RA_REMOTE_REGISTER(cpus_allowed)
 
 static int
 pg_actor_init(ra_task_t *t)
@@ -747,6 +770,93 @@ START_TEST(test_pg_full_disk_fails_cleanly)
 }
 END_TEST
 
+// allowed_in runs cpus_allowed with options o and returns its answer.
+static char *
+allowed_in(const ra_task_opts_t *o)
+{
+    ra_ref_t r;
+    RA_CK_OK(ra_remote("cpus_allowed", NULL, 0, o, &r));
+    ra_value_t *v = NULL;
+    RA_CK_OK(ra_get(r, 30000, &v));
+    size_t len = 0;
+    const char *d = ra_value_data(v, &len);
+    char *s = strndup(d, len);
+    ra_value_free(&v);
+    ra_release(r);
+    return s;
+}
+
+// A GPU bundle's workers run on the cores of its GPUs' NUMA node.  The
+// machine is this one described as two NUMA nodes of one CPU each (an
+// hwloc XML file, made from a synthetic topology, loaded with
+// HWLOC_THISSYSTEM=1 so that binding is real), with GPU 0 on NUMA node 0
+// and GPU 1 on node 1.  Work in the second group's bundle runs on CPU 1
+// only, work in the first's on CPU 0, and work outside any bundle on
+// both, also in a worker that was bound before.
+START_TEST(test_pg_gpu_bundle_workers_bound_to_numa)
+{
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+        printf("test_pg_gpu_bundle_workers_bound_to_numa: not run (one "
+               "CPU)\n");
+        return;
+    }
+    char dir[PATH_MAX], xml[PATH_MAX + 16], inv[PATH_MAX + 16];
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/check_pg_numa.XXXXXX",
+             base != NULL && base[0] != '\0' ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(xml, sizeof xml, "%s/two-numa.xml", dir);
+    snprintf(inv, sizeof inv, "%s/gpus.json", dir);
+    hwloc_topology_t hw;
+    ck_assert_int_eq(hwloc_topology_init(&hw), 0);
+    ck_assert_int_eq(hwloc_topology_set_synthetic(hw, "numa:2 pu:1"), 0);
+    ck_assert_int_eq(hwloc_topology_load(hw), 0);
+    ck_assert_int_eq(hwloc_topology_export_xml(hw, xml, 0), 0);
+    hwloc_topology_destroy(hw);
+    FILE *f = fopen(inv, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"gpus\": [{\"name\": \"G\", \"numa\": 0},"
+          " {\"name\": \"G\", \"numa\": 1}],"
+          " \"links\": [[\"X\", \"SYS\"], [\"SYS\", \"X\"]]}", f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(setenv("HWLOC_THISSYSTEM", "1", 1), 0);
+    ra_init_opts_t o = {.num_cpus = 2, .workers = 2, .max_workers = 6,
+                        .topology_xml = xml, .gpu_file = inv};
+    RA_CK_OK(ra_init_opts(&o));
+    ra_resources_t b = res(0.5, 1);
+    ra_pg_t g0 = create(&b, 1, RA_PG_PACK, NULL);
+    RA_CK_OK(ra_pg_wait(g0, 10000));
+    ra_pg_t g1 = create(&b, 1, RA_PG_PACK, NULL);
+    RA_CK_OK(ra_pg_wait(g1, 10000));
+    for (int i = 0; i < 3; i++) {
+        ra_task_opts_t to = RA_TASK_OPTS_INIT;
+        to.num_cpus = 0.5;
+        to.placement_group = g1;
+        char *s = allowed_in(&to);
+        ck_assert_str_eq(s, "1");
+        free(s);
+        to.placement_group = g0;
+        s = allowed_in(&to);
+        ck_assert_str_eq(s, "0");
+        free(s);
+    }
+    RA_CK_OK(ra_pg_remove(g0));
+    RA_CK_OK(ra_pg_remove(g1));
+    for (int i = 0; i < 6; i++) {
+        ra_task_opts_t to = RA_TASK_OPTS_INIT;
+        to.num_cpus = 1;
+        char *s = allowed_in(&to);
+        ck_assert_str_eq(s, "0,1");
+        free(s);
+    }
+    ra_test_cluster_stop();
+    unsetenv("HWLOC_THISSYSTEM");
+    unlink(xml);
+    unlink(inv);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *
 pg_suite(void)
 {
@@ -766,6 +876,7 @@ pg_suite(void)
     tcase_add_test(tc, test_pg_bad_resources_env);
     tcase_add_test(tc, test_pg_node_put_only_from_its_raylet);
     tcase_add_test(tc, test_pg_full_disk_fails_cleanly);
+    tcase_add_test(tc, test_pg_gpu_bundle_workers_bound_to_numa);
     suite_add_tcase(s, tc);
     return s;
 }
