@@ -62,8 +62,7 @@ static const char status_usage[] =
     "Exit status: 0 done, 1 no such job or cluster, 2 a bad command line.\n";
 
 typedef struct jopts {
-    const char *address;
-    const char *temp;
+    ra_tool_where_t where;   // --address, --temp-dir
     const char *id;
     const char *env_json;
     bool no_wait;
@@ -74,27 +73,16 @@ typedef struct jopts {
 static int
 find_session(const char *prog, const jopts_t *o, char *session, size_t cap)
 {
-    const char *addr = o->address;
-    if (addr == NULL) {
-        addr = getenv("RAYO_ADDRESS");
-    }
-    int rc = ra_cluster_locate(addr, o->temp, session, cap, NULL);
-    if (rc != 0) {
-        fprintf(stderr, "%s: no running cluster found (%s); start one with "
-                "'rayo start --head'\n", prog, ra_strerror(rc));
-        return RA_TOOL_FAIL;
-    }
-    return RA_TOOL_OK;
+    return ra__tool_find_cluster(prog, o->where.address, o->where.temp, session, cap);
 }
 
 static int
 parse(const char *prog, const char *usage, int argc, char **argv,
       jopts_t *o, bool want_id)
 {
-    enum { O_ADDRESS = 1000, O_TEMP, O_ID, O_ENV, O_NOWAIT, O_FOLLOW };
+    enum { O_ID = 1000, O_ENV, O_NOWAIT, O_FOLLOW };
     static const struct option longopts[] = {
-        {"address", required_argument, NULL, O_ADDRESS},
-        {"temp-dir", required_argument, NULL, O_TEMP},
+        RA_TOOL_WHERE_LONGOPTS,
         {"submission-id", required_argument, NULL, O_ID},
         {"runtime-env-json", required_argument, NULL, O_ENV},
         {"no-wait", no_argument, NULL, O_NOWAIT},
@@ -110,12 +98,6 @@ parse(const char *prog, const char *usage, int argc, char **argv,
         case 'h':
             fputs(usage, stdout);
             return -1;
-        case O_ADDRESS:
-            o->address = optarg;
-            break;
-        case O_TEMP:
-            o->temp = optarg;
-            break;
         case O_ID:
             o->id = optarg;
             break;
@@ -129,6 +111,9 @@ parse(const char *prog, const char *usage, int argc, char **argv,
             o->follow = true;
             break;
         default:
+            if (ra__tool_where_opt(c, optarg, &o->where)) {
+                break;
+            }
             return ra__tool_bad_option(prog, c, argv);
         }
     }
@@ -314,24 +299,11 @@ follow(const char *session, const char *id, bool wait)
         bool ended = job_state(session, id, state, sizeof state) &&
                      strcmp(state, "RUNNING") != 0 &&
                      strcmp(state, "PENDING") != 0;
-        FILE *f = fopen(log, "re");
-        if (f != NULL) {
-            if (fseek(f, off, SEEK_SET) == 0) {
-                char buf[4096];
-                size_t n;
-                while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-                    fwrite(buf, 1, n, stdout);
-                    off += (long)n;
-                }
-            }
-            fclose(f);
-            fflush(stdout);
-        }
+        off = ra__tool_copy_from(log, off);
         if (!wait || ended) {
             return;
         }
-        struct timespec ts = {0, 100 * 1000000};
-        nanosleep(&ts, NULL);
+        ra__tool_nap_ms(100);
     }
 }
 
@@ -515,8 +487,7 @@ job_stop(const char *prog, int argc, char **argv)
             strcmp(state, "RUNNING") != 0) {
             break;
         }
-        struct timespec ts = {0, 100 * 1000000};
-        nanosleep(&ts, NULL);
+        ra__tool_nap_ms(100);
     }
     if (strcmp(state, "RUNNING") == 0) {
         (void)kill(-pg, SIGKILL);

@@ -21,3 +21,5 @@ tools_rayo_SOURCES += tools/node_cmd.c
 tools_rayo_SOURCES += tools/status_cmd.c
 # `rayo job`: programs run on a cluster as jobs.
 tools_rayo_SOURCES += tools/job_cmd.c
+# `rayo logs`, and what the commands on a running cluster share.
+tools_rayo_SOURCES += tools/logs_cmd.c tools/cluster_tool.c

@@ -142,6 +142,7 @@ static const ra_tool_cmd_t rayo_cmds[] = {
     {"status", ra__tool_status, "show nodes, resources and demand"},
     {"list", ra__tool_list, "list jobs, nodes, workers or placement groups"},
     {"job", ra__tool_job, "run a program on the cluster as a job"},
+    {"logs", ra__tool_logs, "list or show a node's log files"},
     {"topo", ra__tool_topo, "show CPUs, caches, GPUs and GPU links"},
     {"help", cmd_help, "show help for rayo or for a command"},
 };

@@ -72,6 +72,42 @@ int ra__tool_parse_names(const char *prog, const char *list,
                          const void *table, size_t stride, size_t count,
                          size_t *sel, size_t *nsel, size_t max);
 
+// The options of every command that works on a running cluster:
+// RA_TOOL_WHERE_LONGOPTS goes into its getopt_long table (<getopt.h>), and
+// ra__tool_where_opt, called for what getopt_long returned, stores
+// --address and --temp-dir in a ra_tool_where_t and returns true (false
+// for any other option).
+enum { RA_TOOL_O_ADDRESS = 900, RA_TOOL_O_TEMP_DIR = 901 };
+#define RA_TOOL_WHERE_LONGOPTS                                              \
+    {"address", required_argument, NULL, RA_TOOL_O_ADDRESS},                \
+    {"temp-dir", required_argument, NULL, RA_TOOL_O_TEMP_DIR}
+
+typedef struct ra_tool_where {
+    const char *address;      // NULL: $RAYO_ADDRESS, else "auto"
+    const char *temp;         // NULL: $RAYO_TEMP_DIR, else /tmp/rayo
+} ra_tool_where_t;
+
+bool ra__tool_where_opt(int c, const char *arg, ra_tool_where_t *w);
+
+// ra__tool_find_cluster finds the running cluster that address names
+// ("auto", a session directory; NULL: $RAYO_ADDRESS, else "auto") under
+// temp (NULL: the default temp dir) and stores its session directory in
+// session (cap bytes).  Returns RA_TOOL_OK; else prints why on stderr (and
+// that 'rayo start --head' starts one) and returns RA_TOOL_FAIL, or
+// RA_TOOL_USAGE for an address of a form not supported.
+int ra__tool_find_cluster(const char *prog, const char *address,
+                          const char *temp, char *session, size_t cap);
+
+// ra__tool_copy_from writes file path from byte off on to stdout and
+// returns the offset reached (off when it cannot be read).
+long ra__tool_copy_from(const char *path, long off);
+
+// ra__tool_nap_ms sleeps ms milliseconds.
+void ra__tool_nap_ms(long ms);
+
+// ra__tool_logs is `rayo logs` (logs_cmd.c): a node's log files.
+int ra__tool_logs(const char *prog, int argc, char **argv);
+
 // ra__tool_start and ra__tool_stop are `rayo start` and `rayo stop`: the
 // node daemon (node_cmd.c).
 int ra__tool_start(const char *prog, int argc, char **argv);

@@ -52,8 +52,7 @@ static const char list_usage[] =
     "line.\n";
 
 typedef struct cli {
-    const char *address;
-    const char *temp;
+    ra_tool_where_t where;   // --address, --temp-dir
     bool json;
 } cli_t;
 
@@ -62,10 +61,9 @@ static int
 parse_common(const char *prog, const char *usage, int argc, char **argv,
              cli_t *o)
 {
-    enum { O_ADDRESS = 1000, O_TEMP, O_FORMAT };
+    enum { O_FORMAT = 1000 };
     static const struct option longopts[] = {
-        {"address", required_argument, NULL, O_ADDRESS},
-        {"temp-dir", required_argument, NULL, O_TEMP},
+        RA_TOOL_WHERE_LONGOPTS,
         {"format", required_argument, NULL, O_FORMAT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -77,12 +75,6 @@ parse_common(const char *prog, const char *usage, int argc, char **argv,
         case 'h':
             fputs(usage, stdout);
             return -1;
-        case O_ADDRESS:
-            o->address = optarg;
-            break;
-        case O_TEMP:
-            o->temp = optarg;
-            break;
         case O_FORMAT:
             if (strcmp(optarg, "json") == 0) {
                 o->json = true;
@@ -93,6 +85,9 @@ parse_common(const char *prog, const char *usage, int argc, char **argv,
             }
             break;
         default:
+            if (ra__tool_where_opt(c, optarg, &o->where)) {
+                break;
+            }
             return ra__tool_bad_option(prog, c, argv);
         }
     }
@@ -107,33 +102,16 @@ parse_common(const char *prog, const char *usage, int argc, char **argv,
 static int
 connect_cluster(const char *prog, const cli_t *o)
 {
-    const char *addr = o->address;
-    if (addr == NULL) {
-        addr = getenv("RAYO_ADDRESS");
-    }
-    if (addr == NULL || addr[0] == '\0') {
-        addr = "auto";
-    }
     char session[600];
-    int rc = ra_cluster_locate(addr, o->temp, session, sizeof session, NULL);
-    if (rc == RA_ENOENT || rc == RA_ENOCONN) {
-        fprintf(stderr, "%s: no cluster is running%s%s; start one with "
-                "'rayo start --head'\n", prog,
-                rc == RA_ENOCONN ? " in " : "",
-                rc == RA_ENOCONN ? session : "");
-        return RA_TOOL_FAIL;
+    int rc = ra__tool_find_cluster(prog, o->where.address, o->where.temp, session,
+                                   sizeof session);
+    if (rc != RA_TOOL_OK) {
+        return rc;
     }
-    if (rc == RA_ENOTSUP) {
-        fprintf(stderr, "%s: address '%s': give \"auto\" or a session "
-                "directory (remote clusters are not supported yet)\n", prog,
-                addr);
-        return RA_TOOL_USAGE;
-    }
-    ra_init_opts_t io = {.address = addr, .temp_dir = o->temp,
+    const char *addr = session;
+    ra_init_opts_t io = {.address = addr, .temp_dir = o->where.temp,
                          .workers = RA_WORKERS_NONE, .threads = 1};
-    if (rc == 0) {
-        rc = ra_init_opts(&io);
-    }
+    rc = ra_init_opts(&io);
     if (rc != 0) {
         fprintf(stderr, "%s: cannot reach the cluster at %s: %s\n", prog,
                 addr, ra_strerror(rc));

@@ -92,6 +92,27 @@ printf '%s' "$out" | grep -q '^(pid=[0-9]*) out: hello$' &&
     printf '%s' "$err" | grep -q '^(pid=[0-9]*) err: hello$' &&
     ok "worker output is streamed to the driver's stdout and stderr" ||
     fail "worker output: stdout '$out', stderr '$err'"
+# ... and kept in the worker's log files, which rayo logs lists and shows.
+wpid=$(printf '%s' "$out" | sed -n 's/^(pid=\([0-9]*\)) out: hello$/\1/p')
+"$rayo" logs 2>/dev/null | grep -q "^worker-$wpid.out " &&
+    "$rayo" logs 2>/dev/null | grep -q "^daemon.log " &&
+    ok "rayo logs lists the worker's files and the daemon's log" ||
+    fail "rayo logs: $("$rayo" logs 2>&1)"
+out=$("$rayo" logs --pid "$wpid" 2>&1)
+[ "$out" = "==> worker-$wpid.out <==
+out: hello
+==> worker-$wpid.err <==
+err: hello" ] && ok "rayo logs --pid shows the worker's output" ||
+    fail "rayo logs --pid $wpid: $out"
+out=$("$rayo" logs --tail 1 "worker-$wpid.err" 2>&1)
+[ "$out" = "err: hello" ] && ok "rayo logs --tail 1 FILE" ||
+    fail "rayo logs --tail 1: $out"
+"$rayo" logs no-such.log >/dev/null 2>&1; rc1=$?
+"$rayo" logs ../node.info >/dev/null 2>&1; rc2=$?
+"$rayo" logs --tail x >/dev/null 2>&1; rc3=$?
+[ $rc1 = 1 ] && [ $rc2 = 2 ] && [ $rc3 = 2 ] &&
+    ok "rayo logs refuses unknown files, paths and bad options" ||
+    fail "rayo logs errors: $rc1 $rc2 $rc3"
 
 # status and list: one node, its topology, every CPU free again and the
 # jobs' workers gone once the drivers ended.
@@ -193,6 +214,10 @@ for i in $(seq 1 50); do
 done
 [ "$("$rayo" job status slow1 2>/dev/null)" = RUNNING ] &&
     ok "a slow job is RUNNING" || fail "job status slow1 while running"
+# job logs --follow (in the background) returns once the job has ended,
+# with all of its output.
+"$rayo" job logs --follow slow1 >"$temp/follow.out" 2>&1 &
+follower=$!
 # rayo list workers: the job's workers, leased, naming its driver.
 dpid=$("$rayo" list jobs --format json 2>/dev/null |
        sed -n 's/.*"status" : "RUNNING", "driver_pid" : \([0-9]*\).*/\1/p')
@@ -204,9 +229,22 @@ for i in $(seq 1 30); do
 done
 [ -n "$seen" ] && ok "rayo list workers shows the job's leased workers" ||
     fail "list workers (driver $dpid): $out"
+kill -0 $follower 2>/dev/null && ok "job logs --follow waits while the job runs" ||
+    fail "job logs --follow returned while slow1 ran: $(cat "$temp/follow.out")"
 "$rayo" job stop slow1 >/dev/null 2>&1
 [ "$("$rayo" job status slow1 2>/dev/null)" = STOPPED ] &&
     ok "job stop: STOPPED" || fail "job status slow1 after stop"
+for i in $(seq 1 50); do
+    kill -0 $follower 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 $follower 2>/dev/null; then
+    kill $follower
+    fail "job logs --follow still runs after the job stopped"
+else
+    wait $follower && ok "job logs --follow ends with the job" ||
+        fail "job logs --follow: exit $?: $(cat "$temp/follow.out")"
+fi
 "$rayo" list jobs --format json 2>/dev/null |
     grep -q '"status" : "STOPPED", [^}]*"submission_id" : "slow1"' &&
     ok "the GCS records the stopped job" || fail "GCS record of slow1"
