@@ -371,6 +371,9 @@ typedef struct ra__gcs_pgs ra__gcs_pgs_t;
 typedef struct ra_tables ra_tables_t;
 int ra__gcs_pg_new(ra__gcs_pgs_t **out, ra_tables_t *t);
 void ra__gcs_pg_free(ra__gcs_pgs_t **p);
+// The tick the GCS sends itself once it runs, for gcs_pg.c's groups
+// taken over from an earlier run.
+#define RA__GCS_PG_RELOADED 0x52
 // ra__gcs_pg_flush commits the placement groups' batch of writes and
 // sends what waited for it (the GCS does it as it ends).
 void ra__gcs_pg_flush(ra_ctx_t *ctx, ra__gcs_pgs_t *p);

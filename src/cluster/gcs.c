@@ -212,8 +212,17 @@ ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out)
         ra__gcs_pg_free(&g->pgs);
         ra_tables_close(&g->t);
         free(g);
+        return rc;
     }
-    return rc;
+    // Groups taken over from an earlier run are watched from the GCS's
+    // own thread (it has no context before it runs).
+    ra_msg_t *t = NULL;
+    uint8_t what = RA__GCS_PG_RELOADED;
+    if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
+        ra_runtime_send(rt, *out, &t) != 0) {
+        ra_msg_unref(&t);
+    }
+    return 0;
 }
 
 // The GCS's pid can change while a process runs: a head that is started

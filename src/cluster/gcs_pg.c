@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cluster_impl.h"
 #include "ra_error.h"
@@ -52,6 +53,13 @@
 #define PG_RETRY_MAX_MS 500
 #define PG_TICK 0x50
 #define PG_FLUSH 0x51
+#define PG_RELOADED RA__GCS_PG_RELOADED   // the GCS runs: watch reloaded
+                                         // groups
+#define PG_GRACE 0x53         // nodes that did not come back are dead
+// A head started again gives the nodes this long to register again and
+// say which bundles they hold; bundles of nodes that stay away are
+// placed again after it.
+#define PG_RELOAD_GRACE_MS 10000
 // Removed groups whose records are kept for ra_pg_info and ra_pg_list;
 // older ones are deleted (those of an earlier run of the GCS stay).
 #define PG_REMOVED_KEPT 1000
@@ -90,10 +98,13 @@ typedef struct gpg {
     ra_resources_t *b;
     uint32_t *node;           // node of each bundle (0: not placed)
     bool *fresh;              // bundle in the reservation in flight
+    bool *unsure;             // placed by an earlier run of the GCS: its
+                              // node has not said yet that it holds it
     uint64_t attempt;         // of the reservation in flight
     unsigned waiting;         // PREPARED replies still to come
     int failed;               // first failure of this attempt
     bool told_never;          // "can never be placed" logged
+    ra_pid_t creator;         // the core that created it
     uint64_t cmref;           // monitor of its creator's process (a
                               // group not detached ends with its job)
     waiter_t *w;
@@ -129,6 +140,7 @@ struct ra__gcs_pgs {
     size_t nbw;
     bool flush_armed;         // a PG_FLUSH tick is on its way
     uint64_t made;            // the group the request handled now created
+    unsigned nreloaded;       // groups taken over from an earlier GCS
     gnode_t *nodes;
     gpg_t *pgs, **tail;       // live groups (not removed), oldest first
     uint64_t next_id;
@@ -301,6 +313,7 @@ pg_free(gpg_t *g)
     free(g->b);
     free(g->node);
     free(g->fresh);
+    free(g->unsure);
     free(g);
 }
 
@@ -319,6 +332,7 @@ pg_encode(ra__wbuf_t *b, const gpg_t *g)
         ra__wb_res(b, &g->b[i]);
         ra__wb_u32(b, g->node[i]);
     }
+    ra__wb_pid(b, g->creator);   // after what clients read
 }
 
 // pg_store adds g's record to the batch.
@@ -479,6 +493,7 @@ unplace(ra__gcs_pgs_t *p, gpg_t *g, int which, uint32_t node)
         }
         g->node[i] = 0;
         g->fresh[i] = false;
+        g->unsure[i] = false;
     }
 }
 
@@ -693,6 +708,168 @@ reply_status(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__wbuf_t *out, int rc)
     batch_out(ctx, p, o);
 }
 
+// ---- a head started again: the groups of the GCS before it ----
+
+// hold_on counts bundle i of g, placed on n, in n's use.
+static void
+hold_on(gnode_t *n, const gpg_t *g, uint32_t i)
+{
+    n->used.cpus += g->b[i].cpus;
+    n->used.gpus += g->b[i].gpus;
+    n->used.memory += g->b[i].memory;
+    for (size_t c = 0; c < g->b[i].ncustom; c++) {
+        double have = ra_resources_get(&n->used, g->b[i].custom[c].name);
+        (void)ra_resources_set(&n->used, g->b[i].custom[c].name,
+                               have + g->b[i].custom[c].amount);
+    }
+}
+
+// lose_unsure places again the bundles of g that an earlier GCS put on
+// node (0: on any node) and that were not found there.
+static void
+lose_unsure(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g, uint32_t node)
+{
+    bool lost = false;
+    for (uint32_t i = 0; i < g->nb; i++) {
+        if (g->unsure[i] && (node == 0 || g->node[i] == node)) {
+            g->unsure[i] = false;
+            g->node[i] = 0;     // never counted in the node's use
+            lost = true;
+        }
+    }
+    if (lost) {
+        if (g->state == RA_PG_CREATED) {
+            g->state = RA_PG_RESCHEDULING;
+        }
+        ra_log_warn("gcs", "placement group %" PRIu64 ": bundles its node "
+                    "no longer holds are placed again", g->id);
+        (void)pg_store(ctx, p, g);
+    }
+}
+
+// reconcile compares the bundles node n says it holds ({u64 group, u32
+// index, u64 attempt, u8 committed} x count, in h) with the groups: what
+// an earlier GCS placed there and n holds is counted again; what n holds
+// for a group that is gone (or that is not placed there) is given back;
+// what it should hold and does not is placed again.
+static void
+reconcile(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gnode_t *n, ra__rbuf_t *h,
+          uint32_t count)
+{
+    for (uint32_t k = 0; k < count; k++) {
+        uint64_t id = ra__rb_u64(h);
+        uint32_t i = ra__rb_u32(h);
+        uint64_t attempt = ra__rb_u64(h);
+        bool committed = ra__rb_u8(h) != 0;
+        gpg_t *g = pg_find(p, id);
+        if (g != NULL && i < g->nb && g->node[i] == n->node &&
+            (!g->unsure[i] || committed)) {
+            if (g->unsure[i]) {
+                g->unsure[i] = false;
+                hold_on(n, g, i);
+            }
+            continue;           // ours: confirmed, or in flight
+        }
+        gpg_t tmp = {.id = id, .attempt = attempt};
+        (void)to_node(ctx, &tmp, n, g == NULL ? RA__PG_REMOVE
+                                              : RA__PG_RETURN);
+    }
+    for (gpg_t *g = p->pgs; g != NULL; g = g->next) {
+        lose_unsure(ctx, p, g, n->node);
+    }
+}
+
+// reload_one takes over one stored group that was not removed: a
+// PENDING one is placed afresh (what was in flight is given back when
+// the nodes report it); the bundles of a CREATED or RESCHEDULING one stay
+// where they were, unsure until their nodes confirm them.
+static int
+reload_one(void *user, const void *key, size_t klen, const void *val,
+           size_t vlen)
+{
+    ra__gcs_pgs_t *p = user;
+    ra__rbuf_t r = {.p = val, .len = vlen};
+    (void)key;
+    (void)klen;
+    gpg_t *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        return 0;
+    }
+    g->id = ra__rb_u64(&r);
+    ra__rb_str(&r, g->ns, sizeof g->ns);
+    ra__rb_str(&r, g->name, sizeof g->name);
+    g->strategy = ra__rb_u8(&r);
+    g->detached = ra__rb_u8(&r) != 0;
+    g->state = ra__rb_u8(&r);
+    g->nb = ra__rb_u32(&r);
+    if (r.bad || g->state == RA_PG_REMOVED || g->strategy >
+        RA_PG_STRICT_SPREAD || g->nb == 0 || g->nb > RA_PLACE_MAX_BUNDLES) {
+        free(g);
+        return 0;
+    }
+    g->b = calloc(g->nb, sizeof *g->b);
+    g->node = calloc(g->nb, sizeof *g->node);
+    g->fresh = calloc(g->nb, sizeof *g->fresh);
+    g->unsure = calloc(g->nb, sizeof *g->unsure);
+    if (g->b == NULL || g->node == NULL || g->fresh == NULL ||
+        g->unsure == NULL) {
+        pg_free(g);
+        return 0;
+    }
+    for (uint32_t i = 0; i < g->nb; i++) {
+        ra__rb_res(&r, &g->b[i]);
+        g->node[i] = ra__rb_u32(&r);
+        if (g->state == RA_PG_PENDING) {
+            g->node[i] = 0;
+        }
+        g->unsure[i] = g->node[i] != 0;
+    }
+    if (!r.bad && r.off < r.len) {
+        g->creator = ra__rb_pid(&r);
+    }
+    if (r.bad) {
+        pg_free(g);
+        return 0;
+    }
+    // Attempts of this run come after any of the earlier runs.
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    g->attempt = ((uint64_t)ts.tv_sec * 1000 +
+                  (uint64_t)ts.tv_nsec / 1000000) << 16;
+    *p->tail = g;
+    p->tail = &g->next;
+    p->nreloaded++;
+    return 0;
+}
+
+// reloaded runs once the GCS runs: groups that are not detached watch
+// their creators again, and nodes get PG_RELOAD_GRACE_MS to come back.
+static void
+reloaded(ra_ctx_t *ctx, ra__gcs_pgs_t *p)
+{
+    if (p->nreloaded == 0) {
+        return;
+    }
+    ra_log_info("gcs", "took over %u placement groups of the GCS before; "
+                "their nodes have %d s to confirm their bundles",
+                p->nreloaded, PG_RELOAD_GRACE_MS / 1000);
+    for (gpg_t *g = p->pgs; g != NULL; g = g->next) {
+        if (!g->detached && g->creator.node != 0 &&
+            ra_link_monitor_node(ctx, g->creator.node, g->creator.proc,
+                                 &g->cmref) != 0) {
+            g->cmref = 0;
+        }
+    }
+    ra_msg_t *t = NULL;
+    uint8_t what = PG_GRACE;
+    if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
+        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), PG_RELOAD_GRACE_MS,
+                      &t, NULL) != 0) {
+        ra_msg_unref(&t);
+    }
+    place_pending(ctx, p);
+}
+
 static int
 op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
 {
@@ -704,11 +881,22 @@ op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     ra__rb_res(r, &extra);
     char summary[256] = "", ep[256] = "";
     const void *topo = NULL;
-    size_t topo_len = 0;
+    size_t topo_len = 0, held_off = 0;
+    uint32_t nheld = 0;
     if (!r->bad && r->off < r->len) {
         ra__rb_str(r, summary, sizeof summary);
         topo = ra__rb_bytes(r, &topo_len);
         ra__rb_str(r, ep, sizeof ep);
+        if (!r->bad && r->off < r->len) {
+            held_off = r->off;    // read by reconcile once n is known
+            nheld = ra__rb_u32(r);
+            for (uint32_t i = 0; i < nheld && !r->bad; i++) {
+                (void)ra__rb_u64(r);
+                (void)ra__rb_u32(r);
+                (void)ra__rb_u64(r);
+                (void)ra__rb_u8(r);
+            }
+        }
         bson_t doc;
         if (topo_len > 0 &&
             (!bson_init_static(&doc, topo, topo_len) ||
@@ -760,6 +948,12 @@ op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     n->gpus_avail = gpus;
     n->xavail = extra;
     n->alive = true;
+    if (held_off != 0) {
+        ra__rbuf_t h = *r;
+        h.off = held_off;
+        (void)ra__rb_u32(&h);
+        reconcile(ctx, p, n, &h, nheld);
+    }
     place_pending(ctx, p);
     return 0;
 }
@@ -860,6 +1054,7 @@ op_create(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
     g->detached = ra__rb_u8(r) != 0;
     ra_pid_t core = ra__rb_pid(r);
     uint64_t obj = ra__rb_u64(r);
+    g->creator = core;
     g->nb = ra__rb_u32(r);
     if (r->bad || g->strategy > RA_PG_STRICT_SPREAD || g->nb == 0 ||
         g->nb > RA_PLACE_MAX_BUNDLES) {
@@ -869,7 +1064,9 @@ op_create(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
     g->b = calloc(g->nb, sizeof *g->b);
     g->node = calloc(g->nb, sizeof *g->node);
     g->fresh = calloc(g->nb, sizeof *g->fresh);
-    if (g->b == NULL || g->node == NULL || g->fresh == NULL) {
+    g->unsure = calloc(g->nb, sizeof *g->unsure);
+    if (g->b == NULL || g->node == NULL || g->fresh == NULL ||
+        g->unsure == NULL) {
         pg_free(g);
         return RA_ENOMEM;
     }
@@ -1263,6 +1460,13 @@ ra__gcs_pg_msg(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m)
         } else if (d != NULL && len == 1 && d[0] == PG_FLUSH) {
             p->flush_armed = false;
             batch_flush(ctx, p);
+        } else if (d != NULL && len == 1 && d[0] == PG_RELOADED) {
+            reloaded(ctx, p);
+        } else if (d != NULL && len == 1 && d[0] == PG_GRACE) {
+            for (gpg_t *g = p->pgs; g != NULL; g = g->next) {
+                lose_unsure(ctx, p, g, 0);
+            }
+            place_pending(ctx, p);
         }
         return;
     }
@@ -1306,6 +1510,8 @@ ra__gcs_pg_new(ra__gcs_pgs_t **out, ra_tables_t *t)
     p->next_id = 0;
     (void)ra_table_scan(t, NULL, "pgs", NULL, 0, ra__max_id_scan,
                         &p->next_id);
+    // The groups an earlier run left (a head started again).
+    (void)ra_table_scan(t, NULL, "pgs", NULL, 0, reload_one, p);
     *out = p;
     return 0;
 }

@@ -1436,6 +1436,19 @@ send_node_put(ra_ctx_t *ctx, raylet_t *r)
     bson_destroy(&topo);
     // Where other nodes' processes reach this raylet ("" on one node).
     ra__wb_str(&nb, r->cfg.bind_ip != NULL ? r->cfg.endpoint : "");
+    // The bundles it holds, so that a GCS started again (a new head)
+    // finds the groups of the GCS before it where they are.
+    uint32_t nbund = 0;
+    for (ra__bundle_t *b = r->bundles; b != NULL; b = b->next) {
+        nbund++;
+    }
+    ra__wb_u32(&nb, nbund);
+    for (ra__bundle_t *b = r->bundles; b != NULL; b = b->next) {
+        ra__wb_u64(&nb, b->pg);
+        ra__wb_u32(&nb, b->index);
+        ra__wb_u64(&nb, b->attempt);
+        ra__wb_u8(&nb, b->committed);
+    }
     if (ra__wb_msg(&nb, RA__T_GCS, &nm) == 0 &&
         ra_send(ctx, r->cfg.gcs, &nm) != 0) {
         ra_msg_unref(&nm);

@@ -12,12 +12,16 @@
 //                                   SECONDS: "serving PID"
 //   multinode_driver call NAME      looks NAME up (from any node) and calls
 //                                   it: "node N count 1 2"
-//   multinode_driver keep N DETACHED NAME
-//                                   a group of N one-CPU bundles named NAME
-//                                   (detached if DETACHED is 1): "created
-//                                   by PID", then waits to be killed
-//   multinode_driver busy RES N MS  N tasks of MS ms, each 1 CPU and 1/N
-//                                   RES (fills N CPUs of the node with RES)
+//   multinode_driver keep N DETACHED NAME [STRATEGY [CPUS]]
+//                                   a group of N bundles of CPUS CPUs
+//                                   (default 1) named NAME (detached if
+//                                   DETACHED is 1), PACK by default:
+//                                   "created by PID", then waits to be
+//                                   killed
+//   multinode_driver busy RES N MS [CPUS]
+//                                   N tasks of MS ms, each CPUS CPUs
+//                                   (default 1) and 1/N RES (fills N CPUs
+//                                   of the node with RES)
 //   multinode_driver say TEXT [RES] a task (needing 1 RES) printing TEXT on
 //                                   its stdout and stderr: the driver
 //                                   shows both lines, prefixed
@@ -159,19 +163,23 @@ call(const char *name)
     return 0;
 }
 
-// keep creates a group of n one-CPU bundles named name (detached or
-// not), says "created" and sleeps until it is killed.
+static ra_pg_strategy_t strategy_of(const char *s);
+
+// keep creates a group of n bundles of cpus CPUs each, named name
+// (detached or not), with strategy, says "created" and sleeps until it is
+// killed.
 static int
-keep(int n, bool detached, const char *name)
+keep(int n, bool detached, const char *name, const char *strategy,
+     double cpus)
 {
     ra_resources_t b[16] = {0};
-    if (n < 1 || n > 16) {
+    if (n < 1 || n > 16 || !(cpus > 0)) {
         return 2;
     }
     for (int i = 0; i < n; i++) {
-        b[i].cpus = 1;
+        b[i].cpus = cpus;
     }
-    ra_pg_opts_t o = {.strategy = RA_PG_PACK, .name = name,
+    ra_pg_opts_t o = {.strategy = strategy_of(strategy), .name = name,
                       .detached = detached};
     ra_pg_t g;
     int rc = ra_pg_create(b, (size_t)n, &o, &g);
@@ -252,14 +260,16 @@ spread(int n, int ms)
 // busy runs n tasks of ms each, each needing 1 CPU and 1/n of res: on
 // the node that has 1 res they fill n CPUs.
 static int
-busy(const char *res, int n, int ms)
+busy(const char *res, int n, int ms, double cpus)
 {
     ra_task_opts_t o = RA_TASK_OPTS_INIT;
     ra_resources_t x = {0};
-    if (n < 1 || n > 64 || ra_resources_set(&x, res, 1.0 / n) != 0) {
+    if (n < 1 || n > 64 || !(cpus > 0) ||
+        ra_resources_set(&x, res, 1.0 / n) != 0) {
         return 2;
     }
     o.resources = &x;
+    o.num_cpus = cpus;
     ra_ref_t refs[64];
     ra_arg_t a = RA_ARG_I64(ms);
     int rc = 0;
@@ -512,10 +522,13 @@ main(int argc, char **argv)
         st = serve(argv[2], argv[3], atoi(argv[4]));
     } else if (strcmp(argv[1], "call") == 0 && argc == 3) {
         st = call(argv[2]);
-    } else if (strcmp(argv[1], "keep") == 0 && argc == 5) {
-        st = keep(atoi(argv[2]), atoi(argv[3]) != 0, argv[4]);
-    } else if (strcmp(argv[1], "busy") == 0 && argc == 5) {
-        st = busy(argv[2], atoi(argv[3]), atoi(argv[4]));
+    } else if (strcmp(argv[1], "keep") == 0 && argc >= 5 && argc <= 7) {
+        st = keep(atoi(argv[2]), atoi(argv[3]) != 0, argv[4],
+                  argc > 5 ? argv[5] : "PACK",
+                  argc > 6 ? atof(argv[6]) : 1.0);
+    } else if (strcmp(argv[1], "busy") == 0 && (argc == 5 || argc == 6)) {
+        st = busy(argv[2], atoi(argv[3]), atoi(argv[4]),
+                  argc == 6 ? atof(argv[5]) : 1.0);
     } else if (strcmp(argv[1], "say") == 0 && (argc == 3 || argc == 4)) {
         st = say(argv[2], argc == 4 ? argv[3] : NULL);
     } else if (strcmp(argv[1], "resource") == 0 && argc == 3) {

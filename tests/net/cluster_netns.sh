@@ -337,13 +337,27 @@ printf '%s\n' "$out" | grep -q "node $id3 " && fail "work ran on the dead node: 
 # address: it takes over the GCS's tables, node 2 registers with it again,
 # the job running on node 2 finishes, and a named actor there is still
 # found by name.
+# A detached group with a bundle on node 1 and one on node 2, whose driver
+# is gone: the new head takes it over, its bundle on node 2 stays, and the
+# one on the head (whose raylet died with it) is placed again.
+on 1 env RAYO_ADDRESS=auto "$driver" keep 2 1 across STRICT_SPREAD 0.001 \
+    >"$base/keep-across.out" 2>&1 &
+for i in $(seq 1 100); do
+    grep -q "^created by" "$base/keep-across.out" && break
+    sleep 0.1
+done
+kill -9 "$(sed -n 's/^created by //p' "$base/keep-across.out")"
+across=$(on 1 "$rayo" list placement-groups 2>&1 | grep " across ")
+printf '%s' "$across" | grep -q "CREATED .*@$id2" ||
+    fail "the group across two nodes: $across"
 on 2 env RAYO_ADDRESS=auto "$driver" serve c2 special 30 \
     >"$base/serve2.out" 2>&1 &
 for i in $(seq 1 100); do
     grep -q serving "$base/serve2.out" && break
     sleep 0.1
 done
-(on 2 env RAYO_ADDRESS=auto "$driver" busy special 4 1500 \
+# (Half-CPU tasks: the groups above may hold all but 0.999 of node 2's.)
+(on 2 env RAYO_ADDRESS=auto "$driver" busy special 4 1500 0.5 \
     >"$base/busy2.out" 2>&1; echo "exit $?" >>"$base/busy2.out") &
 busy2=$!
 sleep 1
@@ -378,7 +392,8 @@ t2=$(date +%s%N)
 wait $busy2
 grep -q "exit 0" "$base/busy2.out" &&
     ok "the job on node 2 finished through the head's restart" ||
-    fail "job through the head restart: $(cat "$base/busy2.out")"
+    { fail "job through the head restart: $(cat "$base/busy2.out")"
+      grep -v "job environment" "$base/n2/daemon.log" | tail -n 25; }
 out=$(on 2 env RAYO_ADDRESS=auto "$driver" call c2 2>&1)
 [ "$out" = "node $id2 count 1 2" ] &&
     ok "the named actor is found by name after the head's restart" ||
@@ -388,6 +403,27 @@ kill "$(sed -n 's/^serving //p' "$base/serve2.out")" 2>/dev/null
 out=$(on 1 "$rayo" list jobs 2>&1)
 printf '%s\n' "$out" | grep -q "keep 1 1 keepme" &&
     ok "the new head kept the job table" || fail "jobs after restart: $out"
+# The groups: taken over, the bundle on node 2 kept (node 2 holds it
+# still: its CPUs are not counted twice), the head's placed again.
+for i in $(seq 1 100); do
+    after=$(on 1 "$rayo" list placement-groups 2>&1 | grep " across ")
+    printf '%s' "$after" | grep -q "CREATED .*@1 .*@$id2\|CREATED .*@$id2 .*@1" &&
+        break
+    sleep 0.1
+done
+printf '%s' "$after" | grep -q "CREATED .*@1 .*@$id2\|CREATED .*@$id2 .*@1" &&
+    [ "$(printf '%s' "$after" | awk '{print $1}')" = \
+      "$(printf '%s' "$across" | awk '{print $1}')" ] &&
+    grep -q "took over [0-9]* placement groups" "$s1b/../daemon.log" &&
+    grep -q "bundles its node no longer holds are placed again" \
+        "$s1b/../daemon.log" &&
+    ok "the new head took over the detached group (was: $across; now: $after)" ||
+    { fail "group after the head restart: was '$across', now '$after'"
+      grep "gcs\]" "$s1b/../daemon.log" | tail -n 8; }
+out=$(on 1 "$rayo" list placement-groups 2>&1)
+printf '%s\n' "$out" | grep -q " keepme *CREATED" &&
+    ok "the detached group keepme is still CREATED" ||
+    fail "keepme after the head restart: $out"
 s1=$s1b
 
 pids=""
