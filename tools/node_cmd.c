@@ -404,40 +404,6 @@ ra__tool_start(const char *prog, int argc, char **argv)
     return RA_TOOL_OK;
 }
 
-// forget removes what a daemon killed without cleaning up left behind:
-// its node file, and TEMP/current when it names its session.
-static void
-forget(const char *temp, const char *session)
-{
-    char path[700], named[700] = "", line[512], store[300];
-    snprintf(path, sizeof path, "%s/node.info", session);
-    // Its object store stays in /dev/shm unless removed here.
-    FILE *nf = fopen(path, "re");
-    while (nf != NULL && fgets(line, sizeof line, nf) != NULL) {
-        if (sscanf(line, "store %255s", store) == 1 &&
-            strncmp(store, "rayo-", 5) == 0 && strchr(store, '/') == NULL) {
-            char sp[320];
-            snprintf(sp, sizeof sp, "/dev/shm/%s", store);
-            (void)unlink(sp);
-        }
-    }
-    if (nf != NULL) {
-        fclose(nf);
-    }
-    (void)unlink(path);
-    snprintf(path, sizeof path, "%s/current", temp);
-    FILE *f = fopen(path, "re");
-    if (f != NULL) {
-        if (fgets(named, sizeof named, f) != NULL) {
-            named[strcspn(named, "\n")] = '\0';
-        }
-        fclose(f);
-    }
-    if (strcmp(named, session) == 0) {
-        (void)unlink(path);
-    }
-}
-
 int
 ra__tool_stop(const char *prog, int argc, char **argv)
 {
@@ -495,7 +461,7 @@ ra__tool_stop(const char *prog, int argc, char **argv)
         fprintf(stderr, "%s: no cluster is running under %s: nothing to "
                 "stop\n", prog, rc == RA_ENOCONN ? session : temp);
         if (rc == RA_ENOCONN && dpid > 0) {
-            forget(temp, session);   // killed without cleaning up
+            ra_cluster_forget(session);   // killed without cleaning up
         }
         return RA_TOOL_OK;
     }
@@ -521,7 +487,7 @@ ra__tool_stop(const char *prog, int argc, char **argv)
         return RA_TOOL_FAIL;
     }
     if (force) {
-        forget(temp, session);   // its workers die with it
+        ra_cluster_forget(session);   // its workers die with it
     }
     fprintf(stderr, "%s: stopped\n", prog);
     return RA_TOOL_OK;

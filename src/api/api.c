@@ -258,28 +258,9 @@ stop_all(ra__cluster_t *c)
         // Logs and tables stay for a post-mortem; without its node file
         // the session reads as stopped.
         char path[700];
-        snprintf(path, sizeof path, "%s/node.info", c->session);
-        (void)unlink(path);
+        ra_cluster_forget(c->session);
         snprintf(path, sizeof path, "%s/sock", c->session);
         rm_rf(path);
-        // TEMP/current names the newest daemon: forget it if it is us.
-        char temp[600], cur[700], named[600] = "";
-        snprintf(temp, sizeof temp, "%s", c->session);
-        char *slash = strrchr(temp, '/');
-        if (slash != NULL) {
-            *slash = '\0';
-            snprintf(cur, sizeof cur, "%s/current", temp);
-            FILE *f = fopen(cur, "re");
-            if (f != NULL) {
-                if (fgets(named, sizeof named, f) != NULL) {
-                    named[strcspn(named, "\n")] = '\0';
-                }
-                fclose(f);
-            }
-            if (strcmp(named, c->session) == 0) {
-                (void)unlink(cur);
-            }
-        }
     } else if (!c->joined) {
         rm_rf(c->session);
     }
@@ -483,6 +464,47 @@ write_file_atomic(const char *path, const char *text)
         (void)unlink(tmp);
     }
     return rc;
+}
+
+void
+ra_cluster_forget(const char *session)
+{
+    char path[700], line[512], store[300], cur[700], named[700] = "";
+    if (session == NULL || session[0] == '\0') {
+        return;
+    }
+    snprintf(path, sizeof path, "%s/node.info", session);
+    // Its object store stays in /dev/shm unless removed here.
+    FILE *nf = fopen(path, "re");
+    while (nf != NULL && fgets(line, sizeof line, nf) != NULL) {
+        if (sscanf(line, "store %255s", store) == 1 &&
+            strncmp(store, "rayo-", 5) == 0 && strchr(store, '/') == NULL) {
+            char sp[320];
+            snprintf(sp, sizeof sp, "/dev/shm/%s", store);
+            (void)unlink(sp);
+        }
+    }
+    if (nf != NULL) {
+        fclose(nf);
+    }
+    (void)unlink(path);
+    // TEMP/current names the newest daemon: forget it if it is this one.
+    const char *slash = strrchr(session, '/');
+    if (slash == NULL) {
+        return;
+    }
+    snprintf(cur, sizeof cur, "%.*s/current", (int)(slash - session),
+             session);
+    FILE *f = fopen(cur, "re");
+    if (f != NULL) {
+        if (fgets(named, sizeof named, f) != NULL) {
+            named[strcspn(named, "\n")] = '\0';
+        }
+        fclose(f);
+    }
+    if (strcmp(named, session) == 0) {
+        (void)unlink(cur);
+    }
 }
 
 const char *
@@ -722,21 +744,18 @@ job_register(ra__cluster_t *c, ra_ctx_t *scope, unsigned workers)
         c->job_wire_len = b.len;
     }
     ra_msg_t *m = NULL, *rep = NULL;
+    ra__rbuf_t r;
     if (rc == 0 && (rc = ra__wb_msg(&b, RA__T_JOB, &m)) == 0) {
-        rc = ra_call(scope, c->raylet, &m, 10000, &rep);
-        ra_msg_unref(&m);
+        rc = ra__call_status(scope, c->raylet, &m, 10000, &rep, &r);
     } else {
         ra__wb_free(&b);
     }
     if (rc != 0) {
         return rc;
     }
-    ra__rbuf_t r;
-    ra__rb_init(&r, rep);
-    int status = (int32_t)ra__rb_u32(&r);
     c->env = ra__rb_u32(&r);
     ra_msg_unref(&rep);
-    return r.bad ? RA_EBADMSG : status;
+    return r.bad ? RA_EBADMSG : 0;
 }
 
 // job_add records this driver as a job in the GCS.
@@ -760,24 +779,23 @@ job_add(ra__cluster_t *c, ra_ctx_t *scope)
     ra__wb_u32(&b, c->node);
     ra__wb_str(&b, entry);
     ra__wb_str(&b, sub != NULL ? sub : "");
+    // (ra__gcs_call would not do: this runs in ra_init, before the
+    // cluster is published for it.)
     ra_msg_t *m = NULL, *rep = NULL;
+    ra__rbuf_t r;
     int rc = ra__wb_msg(&b, RA__T_GCS, &m);
     if (rc == 0) {
-        rc = ra_call(scope, c->gcs, &m, 10000, &rep);
-        ra_msg_unref(&m);
+        rc = ra__call_status(scope, c->gcs, &m, 10000, &rep, &r);
     }
     if (rc != 0) {
         return rc;
     }
-    ra__rbuf_t r;
-    ra__rb_init(&r, rep);
-    int status = (int32_t)ra__rb_u32(&r);
     uint64_t id = ra__rb_u64(&r);
     ra_msg_unref(&rep);
-    if (status == 0 && !r.bad) {
+    if (!r.bad) {
         c->job_id = id;
     }
-    return status != 0 ? status : r.bad ? RA_EBADMSG : 0;
+    return r.bad ? RA_EBADMSG : 0;
 }
 
 // join makes this process a driver of the node daemon's cluster that
@@ -1808,14 +1826,6 @@ ra_cancel(ra_ref_t ref, bool force)
 
 // ---- actors ----
 
-static int
-gcs_status(ra_msg_t *rep, ra__rbuf_t *r)
-{
-    ra__rb_init(r, rep);
-    int st = (int)ra__rb_u32(r);
-    return r->bad ? RA_EBADMSG : st;
-}
-
 int
 ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
                 const ra_actor_opts_t *opts, ra_actor_t *out)
@@ -1855,14 +1865,10 @@ ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
         ra__wb_pid(&b, RA_PID_NIL);
         ra__wb_str(&b, cls);
         ra__wb_u8(&b, 0);
-        if ((rc = ra__gcs_call(NULL, &b, 10000, &rep)) != 0) {
+        if ((rc = ra__gcs_call_status(NULL, &b, 10000, &rep, &r)) != 0) {
             return rc;
         }
-        rc = gcs_status(rep, &r);
         ra_msg_unref(&rep);
-        if (rc != 0) {
-            return rc;
-        }
     }
     uint64_t id;
     ra__cactor_t *a = NULL;
@@ -1991,11 +1997,10 @@ ra_actor_lookup(const char *name, const char *namespace_, ra_actor_t *out)
     ra__wb_u8(&b, RA__GCS_NAME_GET);
     ra__wb_str(&b, namespace_ != NULL ? namespace_ : c->ns);
     ra__wb_str(&b, name);
-    int rc = ra__gcs_call(NULL, &b, 10000, &rep);
+    int rc = ra__gcs_call_status(NULL, &b, 10000, &rep, &r);
     if (rc != 0) {
         return rc;
     }
-    rc = gcs_status(rep, &r);
     ra_pid_t pid = ra__rb_pid(&r);
     char cls[RA__NAME_MAX + 1], ep[256] = "";
     ra__rb_str(&r, cls, sizeof cls);
@@ -2067,29 +2072,13 @@ res_ok(const ra_resources_t *b)
     return some;
 }
 
-// pg_call sends a GCS request and returns its status, with the reply
-// kept in *rep (for the caller to read with r, then unref) on success.
-static int
-pg_call(ra__wbuf_t *b, ra_msg_t **rep, ra__rbuf_t *r)
-{
-    int rc = ra__gcs_call(NULL, b, 10000, rep);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = gcs_status(*rep, r);
-    if (rc != 0) {
-        ra_msg_unref(rep);
-    }
-    return rc;
-}
-
 // pg_call_id sends a GCS request whose reply carries a group id.
 static int
 pg_call_id(ra__wbuf_t *b, ra_pg_t *out)
 {
     ra_msg_t *rep = NULL;
     ra__rbuf_t r;
-    int rc = pg_call(b, &rep, &r);
+    int rc = ra__gcs_call_status(NULL, b, 10000, &rep, &r);
     if (rc != 0) {
         return rc;
     }
@@ -2160,7 +2149,7 @@ ra_pg_ready(ra_pg_t pg, ra_ref_t *out)
     ra__wb_u64(&b, id);
     ra_msg_t *rep = NULL;
     ra__rbuf_t r;
-    if ((rc = pg_call(&b, &rep, &r)) != 0) {
+    if ((rc = ra__gcs_call_status(NULL, &b, 10000, &rep, &r)) != 0) {
         drop_obj(c->cs, id, rc);
         return rc;
     }
@@ -2204,7 +2193,7 @@ ra_pg_remove(ra_pg_t pg)
     ra__wb_u64(&b, pg.id);
     ra_msg_t *rep = NULL;
     ra__rbuf_t r;
-    int rc = pg_call(&b, &rep, &r);
+    int rc = ra__gcs_call_status(NULL, &b, 10000, &rep, &r);
     if (rc == 0) {
         ra_msg_unref(&rep);
     }
@@ -2293,7 +2282,7 @@ pg_infos(uint64_t id, ra_pg_info_t **out, size_t *n)
     ra__wb_u64(&b, id);
     ra_msg_t *rep = NULL;
     ra__rbuf_t r;
-    int rc = pg_call(&b, &rep, &r);
+    int rc = ra__gcs_call_status(NULL, &b, 10000, &rep, &r);
     if (rc != 0) {
         return rc;
     }
@@ -2399,7 +2388,7 @@ ra_node_list(ra_node_info_t **out, size_t *n)
     ra__wb_u8(&b, RA__GCS_NODE_LIST);
     ra_msg_t *rep = NULL;
     ra__rbuf_t r;
-    int rc = pg_call(&b, &rep, &r);
+    int rc = ra__gcs_call_status(NULL, &b, 10000, &rep, &r);
     if (rc != 0) {
         return rc;
     }
@@ -2500,7 +2489,7 @@ ra_job_list(ra_job_info_t **out, size_t *n)
     ra__wb_u8(&b, RA__GCS_JOB_LIST);
     ra_msg_t *rep = NULL;
     ra__rbuf_t r;
-    int rc = pg_call(&b, &rep, &r);
+    int rc = ra__gcs_call_status(NULL, &b, 10000, &rep, &r);
     if (rc != 0) {
         return rc;
     }
@@ -2554,7 +2543,7 @@ ra_job_end(uint64_t id, ra_job_state_t state, const char *message)
     ra__wb_str(&b, message != NULL ? message : "");
     ra_msg_t *rep = NULL;
     ra__rbuf_t r;
-    int rc = pg_call(&b, &rep, &r);
+    int rc = ra__gcs_call_status(NULL, &b, 10000, &rep, &r);
     if (rc == 0) {
         ra_msg_unref(&rep);
     }

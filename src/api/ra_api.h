@@ -171,6 +171,14 @@ int ra_node_run(const ra_init_opts_t *opts, int ready_fd);
 int ra_cluster_locate(const char *address, const char *temp_dir,
                       char *session, size_t cap, int *daemon_pid);
 
+// ra_cluster_forget removes what marks the node daemon of session as
+// running, for a daemon that ends (it calls this itself) or one that was
+// killed without cleaning up: its node file (SESSION/node.info), its
+// object store in /dev/shm named there, and TEMP/current when it names
+// session (TEMP being the directory above session).  Logs and tables
+// stay.  Safe when any of them is already gone.
+void ra_cluster_forget(const char *session);
+
 // ra_cluster_temp_dir returns the temp dir that session directories go
 // in: temp_dir unless NULL or empty, else $RAYO_TEMP_DIR, else /tmp/rayo.
 const char *ra_cluster_temp_dir(const char *temp_dir);

@@ -430,6 +430,19 @@ ra_pid_t ra__gcs_pid(ra__cluster_t *c);
 int ra__gcs_call(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
                  ra_msg_t **reply);
 
+// Calls whose replies are {i32 status, ...}: each returns the status (or
+// the call's own error, or RA_EBADMSG for a reply too short to hold it).
+// On 0 the caller owns *reply and reads the rest with r, which starts
+// after the status; on any other result *reply is NULL.
+// ra__reply_status reads the status of *reply; ra__call_status calls to
+// with *req (consumed) from the actor of ctx; ra__gcs_call_status is
+// ra__gcs_call's.
+int ra__reply_status(ra_msg_t **reply, ra__rbuf_t *r);
+int ra__call_status(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req,
+                    int64_t timeout_ms, ra_msg_t **reply, ra__rbuf_t *r);
+int ra__gcs_call_status(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
+                        ra_msg_t **reply, ra__rbuf_t *r);
+
 // GCS operations (first u8 of a RA__T_GCS body).
 enum {
     RA__GCS_NAME_PUT = 1,    // ns, name, pid, str class, u8 replace, str

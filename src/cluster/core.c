@@ -386,7 +386,7 @@ cls_get(core_t *k, double cpus, double gpus, const ra_resources_t *x,
 // send_lease_req asks the raylet for a worker for work of shape c (its
 // resources and placement-group bundle).
 static int
-send_lease_req_to(ra_ctx_t *ctx, core_t *k, ra_pid_t raylet, uint32_t env,
+send_lease_req_to(ra_ctx_t *ctx, ra_pid_t raylet, uint32_t env,
                   bool no_spill, uint64_t req, const ra__cls_t *c, bool actor,
                   int isolation)
 {
@@ -406,7 +406,6 @@ send_lease_req_to(ra_ctx_t *ctx, core_t *k, ra_pid_t raylet, uint32_t env,
     if (rc == 0 && (rc = ra_send(ctx, raylet, &m)) != 0) {
         ra_msg_unref(&m);
     }
-    (void)k;
     return rc;
 }
 
@@ -414,7 +413,7 @@ static int
 send_lease_req(ra_ctx_t *ctx, core_t *k, uint64_t req, const ra__cls_t *c,
                bool actor, int isolation)
 {
-    return send_lease_req_to(ctx, k, k->c->raylet, k->c->env, false, req, c,
+    return send_lease_req_to(ctx, k->c->raylet, k->c->env, false, req, c,
                              actor, isolation);
 }
 
@@ -448,22 +447,19 @@ env_at(ra_ctx_t *ctx, core_t *k, ra_pid_t raylet, uint32_t *env)
         return RA_ENOTSUP;   // a worker's core: its job is not its own
     }
     ra_msg_t *m = NULL, *rep = NULL;
+    ra__rbuf_t r;
     int rc = ra_msg_new_bytes(&m, RA__T_JOB, k->c->job_wire,
                               k->c->job_wire_len);
     if (rc == 0) {
-        rc = ra_call(ctx, raylet, &m, 10000, &rep);
-        ra_msg_unref(&m);
+        rc = ra__call_status(ctx, raylet, &m, 10000, &rep, &r);
     }
     if (rc != 0) {
         return rc;
     }
-    ra__rbuf_t r;
-    ra__rb_init(&r, rep);
-    int status = (int32_t)ra__rb_u32(&r);
     uint32_t id = ra__rb_u32(&r);
     ra_msg_unref(&rep);
-    if (r.bad || status != 0) {
-        return r.bad ? RA_EBADMSG : status;
+    if (r.bad) {
+        return RA_EBADMSG;
     }
     struct renv *ne = realloc(k->re, (k->nre + 1) * sizeof *ne);
     if (ne == NULL) {
@@ -497,7 +493,7 @@ spill(ra_ctx_t *ctx, core_t *k, uint64_t req, ra__cls_t *shape, bool actor,
         raylet = k->c->raylet;
         env = k->c->env;
     }
-    (void)send_lease_req_to(ctx, k, raylet, env, true, req, shape, actor,
+    (void)send_lease_req_to(ctx, raylet, env, true, req, shape, actor,
                             isolation);
 }
 

@@ -314,3 +314,11 @@ ra__gcs_call(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
     ra__wb_free(req);
     return rc;
 }
+
+int
+ra__gcs_call_status(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
+                    ra_msg_t **reply, ra__rbuf_t *r)
+{
+    int rc = ra__gcs_call(ctx, req, timeout_ms, reply);
+    return rc != 0 ? rc : ra__reply_status(reply, r);
+}

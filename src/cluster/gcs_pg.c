@@ -302,6 +302,19 @@ name_find(ra__gcs_pgs_t *p, const char *ns, const char *name)
     return NULL;
 }
 
+// pg_alloc makes the per-bundle arrays of g (g->nb entries); false when
+// out of memory (pg_free frees what was made).
+static bool
+pg_alloc(gpg_t *g)
+{
+    g->b = calloc(g->nb, sizeof *g->b);
+    g->node = calloc(g->nb, sizeof *g->node);
+    g->fresh = calloc(g->nb, sizeof *g->fresh);
+    g->unsure = calloc(g->nb, sizeof *g->unsure);
+    return g->b != NULL && g->node != NULL && g->fresh != NULL &&
+           g->unsure != NULL;
+}
+
 static void
 pg_free(gpg_t *g)
 {
@@ -497,6 +510,20 @@ unplace(ra__gcs_pgs_t *p, gpg_t *g, int which, uint32_t node)
     }
 }
 
+// hold_on counts bundle i of g, placed on n, in n's use.
+static void
+hold_on(gnode_t *n, const gpg_t *g, uint32_t i)
+{
+    n->used.cpus += g->b[i].cpus;
+    n->used.gpus += g->b[i].gpus;
+    n->used.memory += g->b[i].memory;
+    for (size_t c = 0; c < g->b[i].ncustom; c++) {
+        double have = ra_resources_get(&n->used, g->b[i].custom[c].name);
+        (void)ra_resources_set(&n->used, g->b[i].custom[c].name,
+                               have + g->b[i].custom[c].amount);
+    }
+}
+
 static void arm_tick(ra_ctx_t *ctx, ra__gcs_pgs_t *p);
 
 
@@ -570,15 +597,7 @@ try_place(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g)
             gnode_t *n = by[at[j]];
             g->node[i] = n->node;
             g->fresh[i] = true;
-            n->used.cpus += g->b[i].cpus;
-            n->used.gpus += g->b[i].gpus;
-            n->used.memory += g->b[i].memory;
-            for (size_t c = 0; c < g->b[i].ncustom; c++) {
-                double have = ra_resources_get(&n->used,
-                                               g->b[i].custom[c].name);
-                (void)ra_resources_set(&n->used, g->b[i].custom[c].name,
-                                       have + g->b[i].custom[c].amount);
-            }
+            hold_on(n, g, i);
         }
         each_node(ctx, p, g, RA__PG_PREPARE, &g->waiting);
         if (g->waiting == 0) {
@@ -710,20 +729,6 @@ reply_status(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__wbuf_t *out, int rc)
 
 // ---- a head started again: the groups of the GCS before it ----
 
-// hold_on counts bundle i of g, placed on n, in n's use.
-static void
-hold_on(gnode_t *n, const gpg_t *g, uint32_t i)
-{
-    n->used.cpus += g->b[i].cpus;
-    n->used.gpus += g->b[i].gpus;
-    n->used.memory += g->b[i].memory;
-    for (size_t c = 0; c < g->b[i].ncustom; c++) {
-        double have = ra_resources_get(&n->used, g->b[i].custom[c].name);
-        (void)ra_resources_set(&n->used, g->b[i].custom[c].name,
-                               have + g->b[i].custom[c].amount);
-    }
-}
-
 // lose_unsure places again the bundles of g that an earlier GCS put on
 // node (0: on any node) and that were not found there.
 static void
@@ -807,12 +812,7 @@ reload_one(void *user, const void *key, size_t klen, const void *val,
         free(g);
         return 0;
     }
-    g->b = calloc(g->nb, sizeof *g->b);
-    g->node = calloc(g->nb, sizeof *g->node);
-    g->fresh = calloc(g->nb, sizeof *g->fresh);
-    g->unsure = calloc(g->nb, sizeof *g->unsure);
-    if (g->b == NULL || g->node == NULL || g->fresh == NULL ||
-        g->unsure == NULL) {
+    if (!pg_alloc(g)) {
         pg_free(g);
         return 0;
     }
@@ -1061,12 +1061,7 @@ op_create(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r, ra__wbuf_t *out)
         pg_free(g);
         return RA_EBADMSG;
     }
-    g->b = calloc(g->nb, sizeof *g->b);
-    g->node = calloc(g->nb, sizeof *g->node);
-    g->fresh = calloc(g->nb, sizeof *g->fresh);
-    g->unsure = calloc(g->nb, sizeof *g->unsure);
-    if (g->b == NULL || g->node == NULL || g->fresh == NULL ||
-        g->unsure == NULL) {
+    if (!pg_alloc(g)) {
         pg_free(g);
         return RA_ENOMEM;
     }

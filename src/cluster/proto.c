@@ -769,3 +769,24 @@ ra__max_id_scan(void *user, const void *key, size_t klen, const void *val,
     }
     return 0;
 }
+
+int
+ra__reply_status(ra_msg_t **reply, ra__rbuf_t *r)
+{
+    ra__rb_init(r, *reply);
+    int st = (int32_t)ra__rb_u32(r);
+    st = r->bad ? RA_EBADMSG : st;
+    if (st != 0) {
+        ra_msg_unref(reply);
+    }
+    return st;
+}
+
+int
+ra__call_status(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req,
+                int64_t timeout_ms, ra_msg_t **reply, ra__rbuf_t *r)
+{
+    int rc = ra_call(ctx, to, req, timeout_ms, reply);
+    ra_msg_unref(req);
+    return rc != 0 ? rc : ra__reply_status(reply, r);
+}
