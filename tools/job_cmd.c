@@ -40,7 +40,8 @@ static const char submit_usage[] =
     "  --temp-dir DIR          the temp dir the cluster was started with\n"
     "  --submission-id ID      the job's id (default: rayosubmit_TIME_PID)\n"
     "  --runtime-env-json J    {\"env_vars\": {\"NAME\": \"value\"},\n"
-    "                          \"working_dir\": \"DIR\"}: set for CMD\n"
+    "                          \"working_dir\": \"DIR\"}: set for CMD;\n"
+    "                          checked before the job is submitted\n"
     "  --no-wait               return once it started\n"
     "  -h, --help              show this help\n"
     "\n"
@@ -181,39 +182,60 @@ write_text(const char *path, const char *text)
     return 0;
 }
 
-// apply_env sets the runtime environment's variables and directory.
+// runtime_env reads a --runtime-env-json value: an object with
+// "env_vars" (names to strings) and "working_dir" (a directory), nothing
+// else.  With apply it sets them (in the job's process); without, it only
+// checks them.  Returns 0, or -1 with the reason in why.
 static int
-apply_env(const char *json)
+runtime_env(const char *json, bool apply, char *why, size_t cap)
 {
     bson_error_t err;
     bson_t *doc = bson_new_from_json((const uint8_t *)json, -1, &err);
     if (doc == NULL) {
-        fprintf(stderr, "rayo job: --runtime-env-json: %s\n", err.message);
+        snprintf(why, cap, "not a JSON object: %.200s", err.message);
         return -1;
     }
     bson_iter_t it, sub;
     int rc = 0;
-    if (bson_iter_init_find(&it, doc, "env_vars")) {
-        if (!BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &sub)) {
-            rc = -1;
-        }
-        while (rc == 0 && bson_iter_next(&sub)) {
-            if (!BSON_ITER_HOLDS_UTF8(&sub)) {
+    why[0] = '\0';
+    if (!bson_iter_init(&it, doc)) {
+        rc = -1;
+    }
+    while (rc == 0 && bson_iter_next(&it)) {
+        const char *key = bson_iter_key(&it);
+        if (strcmp(key, "env_vars") == 0) {
+            if (!BSON_ITER_HOLDS_DOCUMENT(&it) ||
+                !bson_iter_recurse(&it, &sub)) {
+                snprintf(why, cap, "env_vars must be an object");
                 rc = -1;
-                break;
             }
-            setenv(bson_iter_key(&sub), bson_iter_utf8(&sub, NULL), 1);
-        }
-    }
-    if (rc == 0 && bson_iter_init_find(&it, doc, "working_dir")) {
-        if (!BSON_ITER_HOLDS_UTF8(&it) ||
-            chdir(bson_iter_utf8(&it, NULL)) != 0) {
+            while (rc == 0 && bson_iter_next(&sub)) {
+                if (!BSON_ITER_HOLDS_UTF8(&sub) ||
+                    bson_iter_key(&sub)[0] == '\0' ||
+                    strchr(bson_iter_key(&sub), '=') != NULL) {
+                    snprintf(why, cap, "env_vars must map names to strings "
+                             "(\"%s\" does not)", bson_iter_key(&sub));
+                    rc = -1;
+                } else if (apply) {
+                    setenv(bson_iter_key(&sub), bson_iter_utf8(&sub, NULL),
+                           1);
+                }
+            }
+        } else if (strcmp(key, "working_dir") == 0) {
+            struct stat st;
+            const char *dir = BSON_ITER_HOLDS_UTF8(&it)
+                                  ? bson_iter_utf8(&it, NULL) : NULL;
+            if (dir == NULL || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+                (apply && chdir(dir) != 0)) {
+                snprintf(why, cap, "working_dir must be a directory (%s)",
+                         dir != NULL ? dir : "not a string");
+                rc = -1;
+            }
+        } else {
+            snprintf(why, cap, "\"%s\" is not supported (only env_vars and "
+                     "working_dir are)", key);
             rc = -1;
         }
-    }
-    if (rc != 0) {
-        fprintf(stderr, "rayo job: --runtime-env-json: env_vars must map "
-                "names to strings and working_dir must be a directory\n");
     }
     bson_destroy(doc);
     return rc;
@@ -229,7 +251,10 @@ supervise(const char *session, const jopts_t *o, char **cmd)
     pid_t kid = fork();
     if (kid == 0) {
         (void)setpgid(0, 0);
-        if (o->env_json != NULL && apply_env(o->env_json) != 0) {
+        char why[512];
+        if (o->env_json != NULL &&
+            runtime_env(o->env_json, true, why, sizeof why) != 0) {
+            fprintf(stderr, "rayo job: --runtime-env-json: %s\n", why);
             _exit(126);
         }
         execvp(cmd[0], cmd);
@@ -322,6 +347,12 @@ job_submit(const char *prog, int argc, char **argv)
     if (cmd[0] == NULL) {
         return ra__tool_usage_error(prog, "give the command to run after "
                                     "'--'");
+    }
+    char why[512];
+    if (o.env_json != NULL &&
+        runtime_env(o.env_json, false, why, sizeof why) != 0) {
+        return ra__tool_usage_error(prog, "option '--runtime-env-json': %s",
+                                    why);
     }
     char session[600];
     if ((rc = find_session(prog, &o, session, sizeof session)) != 0) {

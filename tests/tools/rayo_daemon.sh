@@ -287,6 +287,59 @@ err=$("$rayo" status 2>&1 >/dev/null); rc=$?
     [ ! -e "/dev/shm/$store" ] &&
     ok "stop cleans up after a killed daemon, its object store too" ||
     fail "stop after kill -9 (store $store)"
+
+# A cluster that starts removes the stores dead processes of this user
+# left in /dev/shm (named rayo-PID-TIME), and only those.
+sh -c 'exit 0' & deadpid=$!
+wait $deadpid
+stale="/dev/shm/rayo-$deadpid-1"
+live="/dev/shm/rayo-$$-1"
+: >"$stale"
+: >"$live"
+# --block: the daemon stays in the foreground until it is stopped.
+"$rayo" start --head --num-cpus 1 --block >"$temp/block.out" 2>&1 &
+blocker=$!
+up=""
+for i in $(seq 1 100); do
+    "$rayo" status >/dev/null 2>&1 && { up=yes; break; }
+    sleep 0.1
+done
+[ -n "$up" ] && kill -0 $blocker 2>/dev/null &&
+    ok "rayo start --block runs the daemon in the foreground" ||
+    fail "start --block: $(cat "$temp/block.out")"
+[ ! -e "$stale" ] && [ -e "$live" ] &&
+    ok "a starting cluster removes a dead process's store, not a live one's" ||
+    fail "store sweep: stale $(ls "$stale" 2>&1), live $(ls "$live" 2>&1)"
+rm -f "$stale" "$live"
+# runtime env: working_dir is where the job runs; bad JSON is refused.
+mkdir -p "$temp/wd"
+out=$("$rayo" job submit --runtime-env-json "{\"working_dir\": \"$temp/wd\"}" \
+      -- sh -c pwd 2>/dev/null); rc=$?
+[ $rc = 0 ] && printf '%s\n' "$out" | grep -qx "$temp/wd" &&
+    ok "--runtime-env-json working_dir" ||
+    fail "working_dir: $rc $out"
+err=$("$rayo" job submit --runtime-env-json '{"env_vars": ' -- true 2>&1 \
+      >/dev/null); rc=$?
+[ $rc = 2 ] && printf '%s' "$err" | grep -qi "json" &&
+    ok "bad --runtime-env-json is refused" || fail "bad JSON: $rc $err"
+err=$("$rayo" job submit --runtime-env-json "{\"working_dir\": \"$temp/none\"}" \
+      -- true 2>&1 >/dev/null); rc=$?
+[ $rc = 2 ] && printf '%s' "$err" | grep -q "working_dir" &&
+    ok "a working_dir that is not a directory is refused" ||
+    fail "missing working_dir: $rc $err"
+"$rayo" stop >/dev/null 2>&1
+for i in $(seq 1 50); do
+    kill -0 $blocker 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 $blocker 2>/dev/null; then
+    kill -9 $blocker
+    fail "rayo start --block did not end with rayo stop"
+else
+    wait $blocker && ok "rayo start --block ends with rayo stop, exit 0" ||
+        fail "start --block exit $?: $(cat "$temp/block.out")"
+fi
+
 left=$(pgrep -f "$temp" | wc -l)
 [ "$left" = 0 ] && ok "no process of the cluster is left" ||
     fail "$left processes of the cluster are left"
