@@ -398,8 +398,10 @@ void ra__gcs_jobs_free(ra__gcs_jobs_t **g);
 // body in out); false for other operations.
 bool ra__gcs_jobs_op(ra_ctx_t *ctx, ra__gcs_jobs_t *g, uint8_t op,
                      ra__rbuf_t *r, ra__wbuf_t *out, int *rc);
-// ra__gcs_jobs_down handles a DOWN message of a driver it watches.
-bool ra__gcs_jobs_down(ra_ctx_t *ctx, ra__gcs_jobs_t *g, ra_msg_t *m);
+// ra__gcs_jobs_down handles a DOWN message of a driver it watches: true,
+// with the driver's pid in *driver, when it was one.
+bool ra__gcs_jobs_down(ra_ctx_t *ctx, ra__gcs_jobs_t *g, ra_msg_t *m,
+                       ra_pid_t *driver);
 
 // ra__gcs_pg_down handles a DOWN message: a node's raylet was lost.  False
 // when m is not one of its monitors.

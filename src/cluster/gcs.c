@@ -8,7 +8,8 @@
 // tasks and objects never pass through it (ownership keeps it off the hot
 // path).
 //
-// Tables: "names" (key "ns\0name" -> {pid, class}), "kv" (key -> value);
+// Tables: "names" (key "ns\0name" -> {pid, str class, str endpoint, pid
+// owner: the core that registered it}), "kv" (key -> value);
 // placement groups ("pgs", "pg_names") and the nodes they go on are kept
 // by gcs_pg.c.
 #include <pthread.h>
@@ -87,6 +88,7 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
         ra__wb_pid(&v, pid);
         ra__wb_str(&v, cls);
         ra__wb_str(&v, ep);
+        ra__wb_pid(&v, ra_sender(ctx));   // after what lookups read
         rc = v.err != 0 ? v.err
                         : ra_table_put(g->t, NULL, "names", key, klen, v.p,
                                        v.len,
@@ -146,6 +148,70 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
     (void)reply(ctx, &out);
 }
 
+// owned_scan collects the keys of the names whose owner is the process
+// of a lost driver.
+typedef struct owned {
+    ra_pid_t driver;
+    char (*keys)[2 * RA__NAME_MAX + 2];
+    size_t *lens;
+    size_t n, cap;
+} owned_t;
+
+static int
+owned_scan(void *user, const void *key, size_t klen, const void *val,
+           size_t vlen)
+{
+    owned_t *o = user;
+    ra__rbuf_t r = {.p = val, .len = vlen};
+    char s[256];
+    (void)ra__rb_pid(&r);
+    ra__rb_str(&r, s, sizeof s);
+    ra__rb_str(&r, s, sizeof s);
+    ra_pid_t owner = ra__rb_pid(&r);
+    if (r.bad || owner.node != o->driver.node ||
+        owner.proc != o->driver.proc || klen > sizeof o->keys[0]) {
+        return 0;
+    }
+    if (o->n == o->cap) {
+        size_t cap = o->cap != 0 ? 2 * o->cap : 16;
+        void *k = realloc(o->keys, cap * sizeof o->keys[0]);
+        if (k == NULL) {
+            return 0;
+        }
+        o->keys = k;
+        size_t *l = realloc(o->lens, cap * sizeof *l);
+        if (l == NULL) {
+            return 0;
+        }
+        o->lens = l;
+        o->cap = cap;
+    }
+    memcpy(o->keys[o->n], key, klen);
+    o->lens[o->n++] = klen;
+    return 0;
+}
+
+// drop_names_of releases the names of the actors a lost driver made: its
+// process is gone, and with it the actors it owned (a name would
+// otherwise stay taken, pointing at nothing, until a restart).
+static void
+drop_names_of(gcs_t *g, ra_pid_t driver)
+{
+    owned_t o = {.driver = driver};
+    (void)ra_table_scan(g->t, NULL, "names", NULL, 0, owned_scan, &o);
+    size_t dropped = 0;
+    for (size_t i = 0; i < o.n; i++) {
+        dropped += ra_table_delete(g->t, NULL, "names", o.keys[i],
+                                   o.lens[i]) == 0;
+    }
+    if (dropped > 0) {
+        ra_log_info("gcs", "%zu actor names of the lost driver %u.%u "
+                    "released", dropped, driver.node, driver.proc);
+    }
+    free(o.keys);
+    free(o.lens);
+}
+
 static int
 gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
@@ -158,11 +224,14 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     case RA__T_TICK:
         ra__gcs_pg_msg(ctx, g->pgs, msg);
         break;
-    default:
-        if (!ra__gcs_pg_down(ctx, g->pgs, msg)) {
-            (void)ra__gcs_jobs_down(ctx, g->jobs, msg);
+    default: {
+        ra_pid_t driver;
+        if (!ra__gcs_pg_down(ctx, g->pgs, msg) &&
+            ra__gcs_jobs_down(ctx, g->jobs, msg, &driver)) {
+            drop_names_of(g, driver);
         }
         break;
+    }
     }
     return 0;
 }

@@ -262,7 +262,8 @@ ra__gcs_jobs_op(ra_ctx_t *ctx, ra__gcs_jobs_t *g, uint8_t op, ra__rbuf_t *r,
 }
 
 bool
-ra__gcs_jobs_down(ra_ctx_t *ctx, ra__gcs_jobs_t *g, ra_msg_t *m)
+ra__gcs_jobs_down(ra_ctx_t *ctx, ra__gcs_jobs_t *g, ra_msg_t *m,
+                  ra_pid_t *driver)
 {
     uint64_t mref;
     ra_pid_t pid;
@@ -280,6 +281,7 @@ ra__gcs_jobs_down(ra_ctx_t *ctx, ra__gcs_jobs_t *g, ra_msg_t *m)
                         "was lost", id, pid.node, pid.proc);
             (void)finish(g, id, RA_JOB_FAILED,
                          "the driver's process was lost");
+            *driver = pid;
             return true;
         }
     }

@@ -10,6 +10,7 @@ set -u
 rayo=${RAYO:-tools/rayo}
 quickstart=${QUICKSTART:-apps/quickstart}
 driver=${DRIVER:-tests/cluster/multinode_driver}
+mnd=$driver     # ($driver is reused below for a driver's pid)
 fails=0
 temp=$(mktemp -d /tmp/rayo-daemon-test.XXXXXX)
 export RAYO_TEMP_DIR="$temp"
@@ -183,6 +184,33 @@ printf '%s' "$out" | grep -q '"status" : "FAILED", .*"message" : "the driver.s p
     printf '%s' "$out" | grep -q '"status" : "SUCCEEDED"' &&
     ok "rayo list jobs: the killed driver FAILED, the others SUCCEEDED" ||
     fail "rayo list jobs: $out"
+
+# The names of a killed driver's actors are released: the name can be
+# taken again, by a new actor (its count starts again).
+serve_keeper() {
+    RAYO_ADDRESS=auto "$mnd" serve keeper ssd 60 >"$temp/serve-$1.out" 2>&1 &
+    for i in $(seq 1 100); do
+        grep -q "^serving" "$temp/serve-$1.out" && return 0
+        grep -q "exists" "$temp/serve-$1.out" && return 1
+        sleep 0.1
+    done
+    return 1
+}
+serve_keeper 1 || fail "serve keeper: $(cat "$temp/serve-1.out")"
+out=$(RAYO_ADDRESS=auto "$mnd" call keeper 2>&1)
+[ "$out" = "node 1 count 1 2" ] || fail "call keeper: $out"
+kill -9 "$(sed -n 's/^serving //p' "$temp/serve-1.out")"
+again=""
+for t in 2 3 4 5 6 7 8 9 10 11; do
+    serve_keeper $t && { again=$t; break; }
+    sleep 0.3
+done
+out=$(RAYO_ADDRESS=auto "$mnd" call keeper 2>&1)
+[ -n "$again" ] && [ "$out" = "node 1 count 1 2" ] &&
+    grep -q "actor names of the lost driver .* released" "$temp/daemon.log" &&
+    ok "a killed driver's actor name is released and taken again" ||
+    fail "name after the driver was killed: serve '$again', call '$out'"
+[ -n "$again" ] && kill "$(sed -n 's/^serving //p' "$temp/serve-$again.out")"
 
 # Jobs submitted with rayo job.
 err=$("$rayo" job submit 2>&1 >/dev/null); rc=$?
