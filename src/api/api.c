@@ -1893,8 +1893,15 @@ ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
     ra__res_extra(o.resources, &a->x);
     a->pg = o.placement_group.id;
     a->bundle = a->pg != 0 ? o.bundle_index : -1;
-    a->isolation = o.num_gpus > 0 || a->pg != 0 ? RA_ISOLATION_PROCESS
-                                                : o.isolation;
+    a->isolation = o.num_gpus > 0 || a->pg != 0 || o.detached
+                       ? RA_ISOLATION_PROCESS
+                       : o.isolation;
+    // A detached actor outlives its job: its worker is its own, and the
+    // raylet keeps it (and its resources) when this program ends.
+    a->detached = o.detached;
+    if (o.detached) {
+        a->isolation |= RA__ISO_DETACHED;
+    }
     a->ctor_id = id;
     a->create_obj = id;
     ra__task_t tmp = {0};

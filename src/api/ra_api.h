@@ -449,7 +449,16 @@ typedef enum ra_isolation {
 typedef struct ra_actor_opts {
     const char *name;         // register under this name (NULL: none)
     const char *namespace_;   // of the name (NULL: the job's namespace)
-    bool detached;            // outlive the creating program
+    // detached: outlive the creating program, as Ray's lifetime=
+    // "detached".  The actor gets a worker process of its own, which the
+    // end of this program's job (normal or not) does not stop: it keeps
+    // its state and resources, and other programs find it by name
+    // (ra_actor_lookup).  It ends when one of them kills it
+    // (ra_actor_kill on the looked-up handle), or with its node; its
+    // worker then exits, its resources return and its name is released.
+    // Once its creator is gone it is not restarted.  On an embedded
+    // cluster it ends with the cluster (ra_shutdown).
+    bool detached;
     int max_restarts;         // restarts after its worker died (default 0;
                               // -1: forever)
     int max_task_retries;     // retries of a call interrupted by a death

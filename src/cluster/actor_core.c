@@ -245,6 +245,7 @@ ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m)
         ra__wb_str(&b, a->cls);
         ra__wb_u8(&b, 1);   // replace: we reserved it at creation
         ra__wb_str(&b, a->ep);   // where other nodes reach it
+        ra__wb_u8(&b, a->detached);   // not released with its owner
         if (ra__gcs_call(ctx, &b, 2000, &rep) == 0) {
             ra_msg_unref(&rep);
         }

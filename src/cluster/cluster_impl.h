@@ -53,9 +53,16 @@ enum {
     RA__T_NODES = -1322,       // GCS -> raylet: the live nodes (for spill)
     RA__T_OUTPUT = -1323,      // worker -> driver core: {u8 stream (1
                                // stdout, 2 stderr), bytes line}
-    RA__T_GCS_BACK = -1324     // raylet's finder -> raylet: {pid} of the
+    RA__T_GCS_BACK = -1324,    // raylet's finder -> raylet: {pid} of the
                                // GCS of a head started again
+    RA__T_ORPHANED = -1325     // raylet -> worker host: the owner of its
+                               // (detached) actors is gone; exit once
+                               // they have all ended
 };
+
+// In a lease request's isolation byte: the actor is detached (it outlives
+// its owner's job; its worker is its own).
+#define RA__ISO_DETACHED 0x80
 
 // A RA__T_RAYLET_INFO call with this one byte lists the raylet's workers
 // (see on_workers in raylet.c); an empty one asks for its resources.
@@ -448,7 +455,8 @@ int ra__gcs_call_status(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
 // GCS operations (first u8 of a RA__T_GCS body).
 enum {
     RA__GCS_NAME_PUT = 1,    // ns, name, pid, str class, u8 replace, str
-                             // endpoint (tcp clusters) -> status
+                             // endpoint (tcp clusters), u8 detached
+                             // -> status
     RA__GCS_NAME_GET = 2,    // ns, name -> status, pid, class, endpoint
     RA__GCS_NAME_DEL = 3,    // ns, name, key -> status
     RA__GCS_KV_PUT = 4,      // key, value -> status

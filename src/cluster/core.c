@@ -41,6 +41,7 @@
 #define IDLE_MS 5u      // keep an idle lease this long
 #define GRACE_MS 1000u  // a cancelled task gets this long to stop
 #define LOST_WAIT_MS 200u // wait for the raylet's word on a lost worker
+#define RESPILL_MS 250u   // a request whose spill target was lost waits
 
 // ---- queues ----
 
@@ -263,6 +264,15 @@ typedef struct core {
     size_t nrl, caprl;
     struct renv { ra_pid_t raylet; uint32_t env; } *re;
     size_t nre;
+    // Lease requests passed on to the raylet of another node, not yet
+    // answered: if that raylet is lost, they are asked again here.
+    struct spilled {
+        uint64_t req, mref;
+        ra__cls_t shape;
+        bool actor;
+        int isolation;
+        struct spilled *next;
+    } *spilled, *respill;     // respill: lost, asked again at a tick
 } core_t;
 
 // raylet_of is the raylet that granted lease lid: another node's, or ours.
@@ -473,6 +483,18 @@ env_at(ra_ctx_t *ctx, core_t *k, ra_pid_t raylet, uint32_t *env)
     return 0;
 }
 
+enum {
+    TICK_IDLE = 1,
+    TICK_DEADLINE = 2,
+    TICK_GRACE = 3,
+    TICK_LOST = 4,
+    TICK_ACTOR_LOST = 5,
+    TICK_RESPILL = 6
+};
+
+static void send_tick(ra_ctx_t *ctx, core_t *k, uint8_t what, uint64_t a,
+                      uint64_t b2, uint64_t ms);
+
 // spill sends a lease request that our raylet passed on to the raylet of
 // another node (or, when that cannot be, back to ours, not to be passed
 // on again).
@@ -495,6 +517,80 @@ spill(ra_ctx_t *ctx, core_t *k, uint64_t req, ra__cls_t *shape, bool actor,
     }
     (void)send_lease_req_to(ctx, raylet, env, true, req, shape, actor,
                             isolation);
+    struct spilled *sp = NULL;
+    if (!ra_pid_eq(raylet, k->c->raylet) &&
+        (sp = calloc(1, sizeof *sp)) != NULL) {
+        *sp = (struct spilled){.req = req, .shape = *shape, .actor = actor,
+                               .isolation = isolation, .next = k->spilled};
+        sp->shape.next = NULL;
+        sp->shape.q = (ra__tq_t){0};
+        if (ra_link_monitor_node(ctx, raylet.node, raylet.proc, &sp->mref) !=
+            0) {
+            sp->mref = 0;
+        }
+        k->spilled = sp;
+    }
+}
+
+// spilled_answered forgets the spilled request req once it is answered.
+static void
+spilled_answered(ra_ctx_t *ctx, core_t *k, uint64_t req)
+{
+    for (struct spilled **pp = &k->spilled; *pp != NULL;
+         pp = &(*pp)->next) {
+        struct spilled *sp = *pp;
+        if (sp->req == req) {
+            *pp = sp->next;
+            if (sp->mref != 0) {
+                (void)ra_demonitor(ctx, sp->mref);
+            }
+            free(sp);
+            return;
+        }
+    }
+}
+
+// spilled_lost asks this node's raylet again for the requests passed on
+// to a raylet that was lost (monitor mref): they would wait forever.
+// True when mref was one of them.
+static bool
+spilled_lost(ra_ctx_t *ctx, core_t *k, uint64_t mref)
+{
+    bool any = false;
+    for (struct spilled **pp = &k->spilled; *pp != NULL;) {
+        struct spilled *sp = *pp;
+        if (sp->mref == 0 || sp->mref != mref) {
+            pp = &sp->next;
+            continue;
+        }
+        *pp = sp->next;
+        // Asked again a little later: until the GCS has seen that node
+        // dead, this node's raylet may still pass the request there.
+        if (k->respill == NULL) {
+            send_tick(ctx, k, TICK_RESPILL, 0, 0, RESPILL_MS);
+        }
+        sp->mref = 0;
+        sp->next = k->respill;
+        k->respill = sp;
+        any = true;
+    }
+    return any;
+}
+
+// respill asks this node's raylet again for the requests whose spill
+// target was lost.
+static void
+respill(ra_ctx_t *ctx, core_t *k)
+{
+    while (k->respill != NULL) {
+        struct spilled *sp = k->respill;
+        k->respill = sp->next;
+        ra_log_info("core", "the node lease request %" PRIu64 " was passed "
+                    "on to was lost: asking this node again", sp->req);
+        (void)send_lease_req_to(ctx, k->c->raylet, k->c->env, false, sp->req,
+                                &sp->shape, sp->actor, sp->isolation);
+        free(sp);
+    }
 }
 
 static void
@@ -514,13 +610,6 @@ send_tick(ra_ctx_t *ctx, core_t *k, uint8_t what, uint64_t a, uint64_t b2,
     }
 }
 
-enum {
-    TICK_IDLE = 1,
-    TICK_DEADLINE = 2,
-    TICK_GRACE = 3,
-    TICK_LOST = 4,
-    TICK_ACTOR_LOST = 5
-};
 
 void
 ra__core_tick_actor(ra_ctx_t *ctx, void *kp, uint64_t key)
@@ -943,6 +1032,7 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         ra_log_warn("core", "malformed lease grant dropped");
         return;
     }
+    spilled_answered(ctx, k, req);
     if (status == RA__LEASE_SPILL) {
         ra__cls_t shape = {.cpus = cpus, .gpus = gpus, .x = x, .pg = pg,
                            .bundle = bundle};
@@ -1200,6 +1290,8 @@ on_tick(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         }
     } else if (what == TICK_ACTOR_LOST) {
         ra__actor_lost_tick(ctx, k->cs, a);
+    } else if (what == TICK_RESPILL) {
+        respill(ctx, k);
     } else if (what == TICK_LOST) {
         ra__lease_t *l = lease_by_id(k, a);
         if (l != NULL) {
@@ -1386,6 +1478,9 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
                 daemon_lost(k);
                 break;
             }
+            if (mref != 0 && spilled_lost(ctx, k, mref)) {
+                break;
+            }
             for (ra__lease_t *l = k->leases; l != NULL; l = l->next) {
                 if (l->mref == mref) {
                     // The raylet usually says how the worker died a moment
@@ -1411,6 +1506,14 @@ core_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     (void)ctx;
     (void)reason;
     core_t *k = state;
+    for (int i = 0; i < 2; i++) {
+        struct spilled **list = i == 0 ? &k->spilled : &k->respill;
+        while (*list != NULL) {
+            struct spilled *sp = *list;
+            *list = sp->next;
+            free(sp);
+        }
+    }
     while (k->leases != NULL) {
         ra__lease_t *l = k->leases;
         ra__task_t *t;

@@ -115,6 +115,7 @@ typedef struct ra__cactor {
     char ns[RA__NAME_MAX + 1];
     bool owned;
     bool killed;
+    bool detached;            // outlives its owner's job
     int state;
     ra_msg_t *ctor;           // constructor wire, kept for restarts
     uint64_t ctor_id;         // task id of the constructor

@@ -9,7 +9,8 @@
 // path).
 //
 // Tables: "names" (key "ns\0name" -> {pid, str class, str endpoint, pid
-// owner: the core that registered it}), "kv" (key -> value);
+// owner: the core that registered it, nil for a detached actor}), "kv"
+// (key -> value);
 // placement groups ("pgs", "pg_names") and the nodes they go on are kept
 // by gcs_pg.c.
 #include <pthread.h>
@@ -76,8 +77,12 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
         ra__rb_str(&r, cls, sizeof cls);
         uint8_t replace = ra__rb_u8(&r);
         char ep[256] = "";
+        bool detached = false;
         if (!r.bad && r.off < r.len) {
             ra__rb_str(&r, ep, sizeof ep);
+        }
+        if (!r.bad && r.off < r.len) {
+            detached = ra__rb_u8(&r) != 0;
         }
         klen = ra__name_key(key, sizeof key, ns, name);
         if (r.bad || name[0] == '\0' || klen == 0) {
@@ -88,12 +93,22 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
         ra__wb_pid(&v, pid);
         ra__wb_str(&v, cls);
         ra__wb_str(&v, ep);
-        ra__wb_pid(&v, ra_sender(ctx));   // after what lookups read
+        // Who owns it (after what lookups read): a lost owner's names
+        // are released, but a detached actor has none.
+        ra__wb_pid(&v, detached ? RA_PID_NIL : ra_sender(ctx));
         rc = v.err != 0 ? v.err
                         : ra_table_put(g->t, NULL, "names", key, klen, v.p,
                                        v.len,
                                        replace ? 0 : RA_TABLE_NOOVERWRITE);
         ra__wb_free(&v);
+        // Nobody owns a detached actor to release its name: the GCS
+        // watches its process instead (drop_names_at).
+        uint64_t mref;
+        ra_pid_t self = ra_self(ctx);
+        if (rc == 0 && detached && !ra_pid_is_nil(pid) &&
+            (pid.node != self.node || pid.proc != self.proc)) {
+            (void)ra_link_monitor_node(ctx, pid.node, pid.proc, &mref);
+        }
         break;
     }
     case RA__GCS_NAME_GET:
@@ -148,28 +163,21 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
     (void)reply(ctx, &out);
 }
 
-// owned_scan collects the keys of the names whose owner is the process
-// of a lost driver.
+// names_scan collects the keys of the names tied to a lost process: those
+// it owned (a driver), or with detached_at, those of the detached actors
+// (no owner) that lived in it.
 typedef struct owned {
-    ra_pid_t driver;
+    ra_pid_t driver;          // the lost process
+    bool detached_at;
     char (*keys)[2 * RA__NAME_MAX + 2];
     size_t *lens;
     size_t n, cap;
 } owned_t;
 
 static int
-owned_scan(void *user, const void *key, size_t klen, const void *val,
-           size_t vlen)
+owned_add(owned_t *o, const void *key, size_t klen)
 {
-    owned_t *o = user;
-    ra__rbuf_t r = {.p = val, .len = vlen};
-    char s[256];
-    (void)ra__rb_pid(&r);
-    ra__rb_str(&r, s, sizeof s);
-    ra__rb_str(&r, s, sizeof s);
-    ra_pid_t owner = ra__rb_pid(&r);
-    if (r.bad || owner.node != o->driver.node ||
-        owner.proc != o->driver.proc || klen > sizeof o->keys[0]) {
+    if (klen > sizeof o->keys[0]) {
         return 0;
     }
     if (o->n == o->cap) {
@@ -191,6 +199,52 @@ owned_scan(void *user, const void *key, size_t klen, const void *val,
     return 0;
 }
 
+// drop_keys deletes the names collected in o, and says so.
+static void
+drop_keys(gcs_t *g, owned_t *o, const char *whose)
+{
+    size_t dropped = 0;
+    for (size_t i = 0; i < o->n; i++) {
+        dropped += ra_table_delete(g->t, NULL, "names", o->keys[i],
+                                   o->lens[i]) == 0;
+    }
+    if (dropped > 0) {
+        ra_log_info("gcs", "%zu actor names %s (process %u.%u) released",
+                    dropped, whose, o->driver.node, o->driver.proc);
+    }
+    free(o->keys);
+    free(o->lens);
+}
+
+static int
+names_scan(void *user, const void *key, size_t klen, const void *val,
+           size_t vlen)
+{
+    owned_t *o = user;
+    ra__rbuf_t r = {.p = val, .len = vlen};
+    char s[256];
+    ra_pid_t pid = ra__rb_pid(&r);
+    ra__rb_str(&r, s, sizeof s);
+    ra__rb_str(&r, s, sizeof s);
+    ra_pid_t owner = ra__rb_pid(&r);
+    ra_pid_t by = o->detached_at ? pid : owner;
+    if (r.bad || (o->detached_at && !ra_pid_is_nil(owner)) ||
+        by.node != o->driver.node || by.proc != o->driver.proc) {
+        return 0;
+    }
+    return owned_add(o, key, klen);
+}
+
+// drop_names_at releases the names of the detached actors of a process
+// that was lost (the worker of a detached actor exits when it ends).
+static void
+drop_names_at(gcs_t *g, ra_pid_t proc)
+{
+    owned_t o = {.driver = proc, .detached_at = true};
+    (void)ra_table_scan(g->t, NULL, "names", NULL, 0, names_scan, &o);
+    drop_keys(g, &o, "of detached actors that ended");
+}
+
 // drop_names_of releases the names of the actors a lost driver made: its
 // process is gone, and with it the actors it owned (a name would
 // otherwise stay taken, pointing at nothing, until a restart).
@@ -198,18 +252,8 @@ static void
 drop_names_of(gcs_t *g, ra_pid_t driver)
 {
     owned_t o = {.driver = driver};
-    (void)ra_table_scan(g->t, NULL, "names", NULL, 0, owned_scan, &o);
-    size_t dropped = 0;
-    for (size_t i = 0; i < o.n; i++) {
-        dropped += ra_table_delete(g->t, NULL, "names", o.keys[i],
-                                   o.lens[i]) == 0;
-    }
-    if (dropped > 0) {
-        ra_log_info("gcs", "%zu actor names of the lost driver %u.%u "
-                    "released", dropped, driver.node, driver.proc);
-    }
-    free(o.keys);
-    free(o.lens);
+    (void)ra_table_scan(g->t, NULL, "names", NULL, 0, names_scan, &o);
+    drop_keys(g, &o, "of the lost driver's actors");
 }
 
 static int
@@ -225,10 +269,17 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         ra__gcs_pg_msg(ctx, g->pgs, msg);
         break;
     default: {
-        ra_pid_t driver;
-        if (!ra__gcs_pg_down(ctx, g->pgs, msg) &&
-            ra__gcs_jobs_down(ctx, g->jobs, msg, &driver)) {
+        ra_pid_t driver, lost;
+        uint64_t mref;
+        ra_reason_t why;
+        if (ra__gcs_pg_down(ctx, g->pgs, msg)) {
+            break;
+        }
+        if (ra__gcs_jobs_down(ctx, g->jobs, msg, &driver)) {
             drop_names_of(g, driver);
+        } else if (ra_msg_kind(msg) == RA_MSG_DOWN &&
+                   ra_msg_down_info(msg, &mref, &lost, &why) == 0) {
+            drop_names_at(g, lost);
         }
         break;
     }

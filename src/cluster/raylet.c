@@ -382,7 +382,8 @@ reply_grant(ra_ctx_t *ctx, const raylet_t *r, const req_t *q, int status,
     ra__wb_u32(&b, (uint32_t)q->bundle);
     ra__wb_res(&b, &q->x);
     ra__wb_str(&b, l != NULL && l->w != NULL ? l->w->ep : "");
-    ra__wb_u8(&b, (uint8_t)q->isolation);
+    ra__wb_u8(&b, (uint8_t)(q->isolation |
+                           (q->detached ? RA__ISO_DETACHED : 0)));
     if (ra__wb_msg(&b, RA__T_LEASE_GRANT, &m) == 0 &&
         ra_send(ctx, q->owner, &m) != 0) {
         ra_msg_unref(&m);
@@ -563,7 +564,8 @@ reply_spill(ra_ctx_t *ctx, const req_t *q, const ra__rnode_t *v)
     ra__wb_u32(&b, (uint32_t)q->bundle);
     ra__wb_res(&b, &q->x);
     ra__wb_str(&b, "");
-    ra__wb_u8(&b, (uint8_t)q->isolation);
+    ra__wb_u8(&b, (uint8_t)(q->isolation |
+                           (q->detached ? RA__ISO_DETACHED : 0)));
     ra__wb_pid(&b, v->raylet);
     ra__wb_str(&b, v->ep);
     if (ra__wb_msg(&b, RA__T_LEASE_GRANT, &m) == 0 &&
@@ -641,6 +643,8 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
             l->gpus = q->gpus;
             l->owner = q->owner;
             l->actor = q->actor;
+            l->detached = q->detached;
+            w->detached = w->detached || q->detached;
             l->bundle = bundle;
             l->x = q->x;
             w->in_bundle = bundle != NULL;
@@ -755,6 +759,8 @@ on_lease_req(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     double gpus = ra__rb_f64(&b);
     q->actor = ra__rb_u8(&b) != 0;
     q->isolation = ra__rb_u8(&b);
+    q->detached = q->actor && (q->isolation & RA__ISO_DETACHED) != 0;
+    q->isolation &= ~RA__ISO_DETACHED;
     q->pg = ra__rb_u64(&b);
     q->bundle = (int32_t)ra__rb_u32(&b);
     ra__rb_res(&b, &q->x);
@@ -901,6 +907,9 @@ tell_lost(ra_ctx_t *ctx, const lease_t *l, const char *how)
 {
     ra__wbuf_t b = {0};
     ra_msg_t *m = NULL;
+    if (ra_pid_is_nil(l->owner)) {
+        return;     // a detached actor's, whose owner is gone
+    }
     ra__wb_u64(&b, l->id);
     ra__wb_str(&b, how);
     if (ra__wb_msg(&b, RA__T_LEASE_LOST, &m) == 0 &&
@@ -1098,16 +1107,39 @@ reap(ra_ctx_t *ctx, raylet_t *r)
 
 // owner_gone ends what process (node, proc) held here: its leases (their
 // workers are killed: they may be running its tasks) and its requests.
+// orphan tells worker w that the owner of its actors is gone.
+static void
+orphan(ra_ctx_t *ctx, wk_t *w)
+{
+    ra_msg_t *m = NULL;
+    if (ra_pid_is_nil(w->host) ||
+        ra_msg_new_bytes(&m, RA__T_ORPHANED, NULL, 0) != 0) {
+        return;
+    }
+    if (ra_send(ctx, w->host, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
 static void
 owner_gone(ra_ctx_t *ctx, raylet_t *r, uint32_t node, uint32_t proc)
 {
     bool any = false;
     for (lease_t *l = r->leases, *n; l != NULL; l = n) {
         n = l->next;
-        if (l->owner.node == node && l->owner.proc == proc) {
-            lease_free(ctx, r, l, true);
-            any = true;
+        if (l->owner.node != node || l->owner.proc != proc) {
+            continue;
         }
+        any = true;
+        if (l->detached && l->w != NULL) {
+            // A detached actor lives on, with its resources, until its
+            // worker exits: told that nobody owns it, the worker exits
+            // once its actor has ended (killed by whoever looked it up).
+            l->owner = RA_PID_NIL;
+            orphan(ctx, l->w);
+            continue;
+        }
+        lease_free(ctx, r, l, true);
     }
     for (req_t **pp = &r->reqs; *pp != NULL;) {
         req_t *q = *pp;
@@ -1137,12 +1169,19 @@ env_end(ra_ctx_t *ctx, raylet_t *r, ra__jenv_t *e, const char *why)
     }
     e->gone = true;
     unsigned killed = 0;
+    unsigned kept = 0;
     for (wk_t *w = r->workers; w != NULL; w = w->next) {
-        if (w->env == e->id && w->ospid > 0) {
+        if (w->env == e->id && w->ospid > 0 && w->detached) {
+            kept++;     // a detached actor's: it outlives the job
+        } else if (w->env == e->id && w->ospid > 0) {
             kill((pid_t)w->ospid, SIGKILL);
             w->stopping = true;
             killed++;
         }
+    }
+    if (kept > 0) {
+        ra_log_info("raylet", "job environment %u: %u workers of detached "
+                    "actors go on", e->id, kept);
     }
     ra_log_info("raylet", "job environment %u (driver process %" PRId64
                 ") ended: %s; %u workers stopped", e->id, e->ospid, why,

@@ -68,6 +68,8 @@ typedef struct ra__wk {
     int64_t idle_since;       // ms, while idle with no actors; else 0
     bool stopping;            // told to exit (retired)
     bool in_bundle;           // leased from a placement-group bundle
+    bool detached;            // hosts a detached actor: the end of its
+                              // job does not stop it
     int numa;                 // NUMA node its process is bound to (-1:
                               // none, as started)
     uint32_t env;             // the job environment it was started with
@@ -89,8 +91,10 @@ typedef struct ra__rlease {
     unsigned ndevs;
     ra_resources_t x;         // memory and custom resources it holds
     ra__bundle_t *bundle;     // the bundle it was granted from, or NULL
-    ra_pid_t owner;
+    ra_pid_t owner;           // nil once a detached actor's owner is gone
     bool actor;
+    bool detached;            // a detached actor's: kept when its owner
+                              // goes, until its worker exits
     bool blocked;             // its task waits: its CPUs are lent out
     struct ra__rlease *next;
 } ra__rlease_t;
@@ -101,6 +105,7 @@ typedef struct ra__req {
     ra_resources_t x;         // memory and custom resources
     bool actor;
     int isolation;
+    bool detached;            // a detached actor (RA__ISO_DETACHED)
     uint64_t pg;              // placement group (0: none)
     int32_t bundle;           // its bundle index (-1: any)
     uint32_t env;             // the job environment of the worker

@@ -142,10 +142,27 @@ typedef struct inst {
 
 // inst_init tells the owner that the actor is up; sent by the instance
 // itself, so that the owner learns its pid from the sender.
+// The actor instances this worker hosts, and whether the owner of its
+// (detached) actors is gone (RA__T_ORPHANED): the worker then exits once
+// none is left, which gives their lease back.
+static _Atomic unsigned live_insts;
+static _Atomic bool orphaned;
+
+static void
+exit_if_orphaned(void)
+{
+    if (atomic_load(&orphaned) && atomic_load(&live_insts) == 0) {
+        fflush(stdout);
+        fflush(stderr);
+        _exit(0);
+    }
+}
+
 static int
 inst_init(ra_ctx_t *ctx, void **state)
 {
     inst_t *in = *state;
+    atomic_fetch_add(&live_insts, 1);   // terminate runs from here on
     ra_msg_t *res = NULL;
     int rc = ra__result_msg(in->id, in->attempt, 0, RA_VAL_NONE, NULL, 0,
                             &res);
@@ -197,6 +214,8 @@ inst_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
         in->cls->fini(in->state);
     }
     free(in);
+    atomic_fetch_sub(&live_insts, 1);
+    exit_if_orphaned();
 }
 
 static const ra_behaviour_t inst_beh = {
@@ -302,6 +321,12 @@ host_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         uint64_t id = ra__rb_u64(&r);
         if (!r.bad && id != 0 && atomic_load(&running_id) == id) {
             atomic_store(&cancel_flag, true);
+        }
+        break;
+    case RA__T_ORPHANED:
+        if (ra_sender(ctx).node == ra_self(ctx).node) {
+            atomic_store(&orphaned, true);
+            exit_if_orphaned();
         }
         break;
     case RA__T_STOP:

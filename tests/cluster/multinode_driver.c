@@ -6,10 +6,12 @@
 //   multinode_driver spread N MS    N tasks of MS ms each: "node ID COUNT"
 //                                   lines, then "distinct K"
 //   multinode_driver resource NAME  one task needing 1 NAME: "node ID"
-//   multinode_driver serve NAME RES SECONDS
+//   multinode_driver serve NAME RES SECONDS [detached]
 //                                   a Counter actor named NAME on the node
 //                                   with RES (holding 0.5 of it), kept
-//                                   SECONDS: "serving PID"
+//                                   SECONDS (detached: it outlives this
+//                                   driver): "serving PID"
+//   multinode_driver kill NAME      looks NAME up and kills it: "killed"
 //   multinode_driver call NAME      looks NAME up (from any node) and calls
 //                                   it: "node N count 1 2"
 //   multinode_driver keep N DETACHED NAME [STRATEGY [CPUS]]
@@ -113,7 +115,7 @@ RA_ACTOR_CLASS_REGISTER(Counter)
 // serve creates a Counter named name on the node with resource res (it
 // holds half of one) and keeps it (and this driver) alive for seconds.
 static int
-serve(const char *name, const char *res, int seconds)
+serve(const char *name, const char *res, int seconds, bool detached)
 {
     ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
     ra_resources_t x = {0};
@@ -122,6 +124,7 @@ serve(const char *name, const char *res, int seconds)
     }
     o.resources = &x;
     o.name = name;
+    o.detached = detached;
     ra_actor_t a;
     int rc = ra_actor_create("Counter", NULL, 0, &o, &a);
     if (rc != 0) {
@@ -160,6 +163,22 @@ call(const char *name)
     }
     printf("node %lld count %lld %lld\n", (long long)v[0], (long long)v[1],
            (long long)v[2]);
+    return 0;
+}
+
+// kill_named looks name up and kills that actor: "killed".
+static int
+kill_named(const char *name)
+{
+    ra_actor_t a;
+    int rc = ra_actor_lookup(name, NULL, &a);
+    if (rc == 0) {
+        rc = ra_actor_kill(a);
+    }
+    if (rc != 0) {
+        return fail("kill", rc);
+    }
+    printf("killed\n");
     return 0;
 }
 
@@ -466,11 +485,6 @@ watch(const char *strategy, int n, int seconds)
         }
         bool created = info.state == RA_PG_CREATED;
         ra_pg_info_free(&info);
-        if (strcmp(line, last) != 0) {
-            printf("%s\n", line);
-            fflush(stdout);
-            snprintf(last, sizeof last, "%s", line);
-        }
         if (created && !have) {
             for (int i = 0; i < n; i++) {
                 ra_actor_opts_t ao = RA_ACTOR_OPTS_INIT;
@@ -485,6 +499,13 @@ watch(const char *strategy, int n, int seconds)
                 }
             }
             have = true;
+        }
+        // (Printed after the actors exist: whoever waits for CREATED may
+        // then kill a node.)
+        if (strcmp(line, last) != 0) {
+            printf("%s\n", line);
+            fflush(stdout);
+            snprintf(last, sizeof last, "%s", line);
         }
         usleep(50000);
     }
@@ -518,8 +539,11 @@ main(int argc, char **argv)
     int st = 2;
     if (strcmp(argv[1], "spread") == 0 && argc == 4) {
         st = spread(atoi(argv[2]), atoi(argv[3]));
-    } else if (strcmp(argv[1], "serve") == 0 && argc == 5) {
-        st = serve(argv[2], argv[3], atoi(argv[4]));
+    } else if (strcmp(argv[1], "serve") == 0 && (argc == 5 || argc == 6)) {
+        st = serve(argv[2], argv[3], atoi(argv[4]),
+                   argc == 6 && strcmp(argv[5], "detached") == 0);
+    } else if (strcmp(argv[1], "kill") == 0 && argc == 3) {
+        st = kill_named(argv[2]);
     } else if (strcmp(argv[1], "call") == 0 && argc == 3) {
         st = call(argv[2]);
     } else if (strcmp(argv[1], "keep") == 0 && argc >= 5 && argc <= 7) {

@@ -290,7 +290,8 @@ done
 on 1 env RAYO_ADDRESS=auto "$driver" watch SPREAD 3 14 \
     >"$base/watch.out" 2>&1 &
 watcher=$!
-for i in $(seq 1 50); do
+# (CREATED is printed once an actor runs in each bundle.)
+for i in $(seq 1 300); do
     grep -q "^CREATED" "$base/watch.out" 2>/dev/null && break
     sleep 0.1
 done

@@ -207,10 +207,35 @@ for t in 2 3 4 5 6 7 8 9 10 11; do
 done
 out=$(RAYO_ADDRESS=auto "$mnd" call keeper 2>&1)
 [ -n "$again" ] && [ "$out" = "node 1 count 1 2" ] &&
-    grep -q "actor names of the lost driver .* released" "$temp/daemon.log" &&
+    grep -q "names of the lost driver's actors .* released" "$temp/daemon.log" &&
     ok "a killed driver's actor name is released and taken again" ||
     fail "name after the driver was killed: serve '$again', call '$out'"
 [ -n "$again" ] && kill "$(sed -n 's/^serving //p' "$temp/serve-$again.out")"
+
+# A detached actor outlives the driver that made it (which ends normally
+# here): its state goes on; killed by another driver that looked it up,
+# its worker exits, its name is released and made again.
+for round in 1 2; do
+    out=$(RAYO_ADDRESS=auto "$mnd" serve dk ssd 0 detached 2>&1)
+    c1=$(RAYO_ADDRESS=auto "$mnd" call dk 2>&1)
+    c2=$(RAYO_ADDRESS=auto "$mnd" call dk 2>&1)
+    [ "$c1" = "node 1 count 1 2" ] && [ "$c2" = "node 1 count 3 4" ] &&
+        ok "a detached actor outlives its driver, with its state ($round)" ||
+        fail "detached actor ($round): serve '$out', calls '$c1' '$c2'"
+    k=$(RAYO_ADDRESS=auto "$mnd" kill dk 2>&1)
+    gone=""
+    for i in $(seq 1 50); do
+        [ "$("$rayo" list workers 2>/dev/null | wc -l)" -le 1 ] &&
+            { gone=yes; break; }
+        sleep 0.1
+    done
+    [ "$k" = killed ] && [ -n "$gone" ] &&
+        ok "a killed detached actor's worker exits ($round)" ||
+        fail "killing the detached actor ($round): '$k', workers: $("$rayo" list workers 2>&1)"
+done
+grep -q "names of detached actors that ended .* released" "$temp/daemon.log" &&
+    ok "the names of ended detached actors are released" ||
+    fail "detached actor names were not released"
 
 # Jobs submitted with rayo job.
 err=$("$rayo" job submit 2>&1 >/dev/null); rc=$?
