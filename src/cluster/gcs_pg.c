@@ -19,6 +19,13 @@
 // id, and the GCS sends RA__T_PG_READY {u64 object, u32 status} to it when
 // the group is created (0) or removed first (RA_ECANCELED).
 //
+// When a node is lost, its groups are RESCHEDULING: the bundles that were
+// there are placed again in a reservation of their own (the strict
+// strategies binding them to the bundles left), while the other bundles,
+// and what runs in them, stay.  PREPARE, COMMIT and RETURN name the
+// reservation (its attempt number), so the raylets leave the bundles of
+// earlier ones alone.
+//
 // Every state change is written to LMDB, with group commit: the writes
 // made while handling one message join a batch, and the batch is
 // committed (one transaction, one sync) when the GCS has handled the
@@ -26,13 +33,21 @@
 // sends itself marks that point).  Until then, whatever would tell the
 // world about those changes waits with it: the replies to the requests
 // and the PG_READY notices, so nobody hears of a change that is not yet
-// on disk; if the commit fails, they carry its error instead.  Bundle
-// messages to raylets are not held (a head that dies meanwhile loses
-// them either way: groups are not yet reloaded on a restart).  Under
-// load one commit carries the changes of many requests; alone, a request
-// waits for no one.  The records of the last PG_REMOVED_KEPT removed
-// groups are kept (Ray keeps a bounded number too); older ones are
-// deleted in the removal's batch.
+// on disk.  If the commit fails, the replies carry its error, and the
+// groups that the batch created are dropped as if never made.  Bundle
+// messages to raylets are not held: a head that dies meanwhile leaves
+// bundles that its successor does not know, and the raylets give them
+// back when it says so (below).  Under load one commit carries the
+// changes of many requests; alone, a request waits for no one.  The
+// records of the last PG_REMOVED_KEPT removed groups are kept (Ray keeps
+// a bounded number too); older ones are deleted in the removal's batch.
+//
+// A head started again takes over the groups the GCS before it stored
+// (reload_one).  Their bundles are "unsure" until their node registers
+// again and lists the bundles it holds (reconcile): those it holds are
+// counted again, those it does not are placed again, and what it holds
+// for groups that are gone is given back.  Nodes that stay away
+// PG_RELOAD_GRACE_MS lose their bundles to other nodes.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
