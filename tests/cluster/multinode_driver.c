@@ -178,8 +178,24 @@ kill_named(const char *name)
     if (rc != 0) {
         return fail("kill", rc);
     }
-    printf("killed\n");
-    return 0;
+    // ra_actor_kill returns once the kill is on its way through this
+    // process's core: calls made after it fail once it has arrived.  Wait
+    // for that before this program (and its core) ends.
+    bool dead = false;
+    for (int i = 0; i < 100 && !dead; i++) {
+        ra_ref_t r;
+        int64_t x;
+        dead = ra_actor_call(a, "node", NULL, 0, &r) != 0;
+        if (!dead) {
+            dead = ra_get_i64(r, 2000, &x) != 0;
+            ra_release(r);
+        }
+        if (!dead) {
+            usleep(50000);
+        }
+    }
+    printf(dead ? "killed\n" : "still alive\n");
+    return dead ? 0 : 1;
 }
 
 static ra_pg_strategy_t strategy_of(const char *s);
