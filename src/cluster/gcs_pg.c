@@ -493,6 +493,21 @@ each_node(ra_ctx_t *ctx, ra__gcs_pgs_t *p, const gpg_t *g, uint8_t op,
     }
 }
 
+// hold_on counts bundle i of g, placed on n, in n's use (sign 1) or
+// takes it out again (sign -1).
+static void
+hold_on(gnode_t *n, const gpg_t *g, uint32_t i, double sign)
+{
+    n->used.cpus += sign * g->b[i].cpus;
+    n->used.gpus += sign * g->b[i].gpus;
+    n->used.memory += sign * g->b[i].memory;
+    for (size_t c = 0; c < g->b[i].ncustom; c++) {
+        double have = ra_resources_get(&n->used, g->b[i].custom[c].name);
+        (void)ra_resources_set(&n->used, g->b[i].custom[c].name,
+                               have + sign * g->b[i].custom[c].amount);
+    }
+}
+
 // Which bundles unplace forgets.
 enum { UNPLACE_ALL, UNPLACE_FRESH, UNPLACE_ON_NODE };
 
@@ -506,18 +521,11 @@ unplace(ra__gcs_pgs_t *p, gpg_t *g, int which, uint32_t node)
             (which == UNPLACE_ON_NODE && g->node[i] != node)) {
             continue;
         }
-        gnode_t *n = node_find(p, g->node[i]);
+        // An unsure bundle (taken over, not yet confirmed) was never
+        // counted in its node's use.
+        gnode_t *n = g->unsure[i] ? NULL : node_find(p, g->node[i]);
         if (n != NULL) {
-            // used >= b[i] always: it was added when placed.
-            n->used.cpus -= g->b[i].cpus;
-            n->used.gpus -= g->b[i].gpus;
-            n->used.memory -= g->b[i].memory;
-            for (size_t c = 0; c < g->b[i].ncustom; c++) {
-                double have = ra_resources_get(&n->used,
-                                               g->b[i].custom[c].name);
-                (void)ra_resources_set(&n->used, g->b[i].custom[c].name,
-                                       have - g->b[i].custom[c].amount);
-            }
+            hold_on(n, g, i, -1);
         }
         g->node[i] = 0;
         g->fresh[i] = false;
@@ -525,19 +533,6 @@ unplace(ra__gcs_pgs_t *p, gpg_t *g, int which, uint32_t node)
     }
 }
 
-// hold_on counts bundle i of g, placed on n, in n's use.
-static void
-hold_on(gnode_t *n, const gpg_t *g, uint32_t i)
-{
-    n->used.cpus += g->b[i].cpus;
-    n->used.gpus += g->b[i].gpus;
-    n->used.memory += g->b[i].memory;
-    for (size_t c = 0; c < g->b[i].ncustom; c++) {
-        double have = ra_resources_get(&n->used, g->b[i].custom[c].name);
-        (void)ra_resources_set(&n->used, g->b[i].custom[c].name,
-                               have + g->b[i].custom[c].amount);
-    }
-}
 
 static void arm_tick(ra_ctx_t *ctx, ra__gcs_pgs_t *p);
 
@@ -612,7 +607,7 @@ try_place(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g)
             gnode_t *n = by[at[j]];
             g->node[i] = n->node;
             g->fresh[i] = true;
-            hold_on(n, g, i);
+            hold_on(n, g, i, 1);
         }
         each_node(ctx, p, g, RA__PG_PREPARE, &g->waiting);
         if (g->waiting == 0) {
@@ -786,7 +781,7 @@ reconcile(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gnode_t *n, ra__rbuf_t *h,
             (!g->unsure[i] || committed)) {
             if (g->unsure[i]) {
                 g->unsure[i] = false;
-                hold_on(n, g, i);
+                hold_on(n, g, i, 1);
             }
             continue;           // ours: confirmed, or in flight
         }
