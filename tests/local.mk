@@ -126,8 +126,9 @@ check_PROGRAMS += tests/cluster/multinode_driver
 tests_cluster_multinode_driver_SOURCES = tests/cluster/multinode_driver.c
 tests_cluster_multinode_driver_CFLAGS = $(TEST_CFLAGS)
 tests_cluster_multinode_driver_LDADD = $(TEST_LIBS)
-TESTS += tests/net/cluster_netns.sh
-EXTRA_DIST += tests/net/cluster_netns.sh
+TESTS += tests/net/cluster_netns.sh tests/net/objects_netns.sh
+EXTRA_DIST += tests/net/cluster_netns.sh tests/net/objects_netns.sh \
+	tests/net/netns_lib.sh
 
 check_PROGRAMS += tests/store/check_objstore
 TESTS += tests/store/check_objstore

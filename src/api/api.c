@@ -211,6 +211,30 @@ job_end(ra__cluster_t *c)
     ra_scope_destroy(&scope);
 }
 
+// stop_actor ends a system actor of this process and waits (up to 10 s)
+// until it has ended.
+static void
+stop_actor(ra_runtime_t *rt, ra_pid_t pid)
+{
+    ra_ctx_t *scope = NULL;
+    if (ra_scope_new(rt, &scope) != 0) {
+        return;
+    }
+    uint64_t mref;
+    if (ra_monitor(scope, pid, &mref) == 0 &&
+        ra_exit_pid(scope, pid, RA_SHUTDOWN) == 0) {
+        ra_msg_t *m = NULL;
+        while (ra_receive(scope, 10000, &m) == 0) {
+            bool down = ra_msg_kind(m) == RA_MSG_DOWN;
+            ra_msg_unref(&m);
+            if (down) {
+                break;
+            }
+        }
+    }
+    ra_scope_destroy(&scope);
+}
+
 static void
 stop_all(ra__cluster_t *c)
 {
@@ -220,24 +244,13 @@ stop_all(ra__cluster_t *c)
             job_end(c);
         }
     } else if (c->rt != NULL && !ra_pid_is_nil(c->raylet)) {
-        ra_ctx_t *scope = NULL;
-        if (ra_scope_new(c->rt, &scope) == 0) {
-            uint64_t mref;
-            // The raylet's end stops its worker supervisor, which stops
-            // the workers (SIGTERM, then SIGKILL after a second).
-            if (ra_monitor(scope, c->raylet, &mref) == 0 &&
-                ra_exit_pid(scope, c->raylet, RA_SHUTDOWN) == 0) {
-                ra_msg_t *m = NULL;
-                while (ra_receive(scope, 10000, &m) == 0) {
-                    bool down = ra_msg_kind(m) == RA_MSG_DOWN;
-                    ra_msg_unref(&m);
-                    if (down) {
-                        break;
-                    }
-                }
-            }
-            ra_scope_destroy(&scope);
-        }
+        // The raylet's end stops its worker supervisor, which stops the
+        // workers (SIGTERM, then SIGKILL after a second).
+        stop_actor(c->rt, c->raylet);
+    }
+    if (c->rt != NULL && !c->joined && !ra_pid_is_nil(c->objmgr)) {
+        // It uses the link and the store, which end next.
+        stop_actor(c->rt, c->objmgr);
     }
     ra_link_t *l = c->link;
     ra_link_stop(&l);
@@ -917,7 +930,15 @@ join(ra_init_opts_t o, const char *addr)
         cpus_total = ra__rb_f64(&r);
         (void)ra__rb_f64(&r);
         gpus_total = ra__rb_f64(&r);
+        (void)ra__rb_f64(&r);
+        (void)ra__rb_u32(&r);
+        (void)ra__rb_u32(&r);
+        (void)ra__rb_u32(&r);
+        ra_pid_t om = ra__rb_pid(&r);
         rc = r.bad ? RA_EBADMSG : 0;
+        if (rc == 0 && c->store != NULL) {
+            c->objmgr = om;  // pulls objects from other nodes for us
+        }
         ra_msg_unref(&rep);
     }
     ra_scope_destroy(&scope);
@@ -1123,6 +1144,10 @@ start_local(ra_init_opts_t o, bool daemon)
             goto fail;
         }
         c->store = st;
+        ra__objmgr_cfg_t oc = {.store = st, .link = l};
+        if ((rc = ra__objmgr_start(c->rt, &oc, &c->objmgr)) != 0) {
+            goto fail;
+        }
     }
     if ((rc = load_topology(&o, &c->topo)) != 0) {
         goto fail;
@@ -1158,6 +1183,7 @@ start_local(ra_init_opts_t o, bool daemon)
         .link = l,
         .libs = libs,
         .store = store_name[0] != '\0' ? store_name : NULL,
+        .objmgr = c->objmgr,
         .topo = c->topo,
         .numa_bind = !o.no_numa_bind && !env_off("RAYO_NUMA_BIND"),
         .extra = extra,
@@ -1451,14 +1477,6 @@ drop_obj(ra__core_t *cs, uint64_t id, int rc)
     ra__obj_release(cs, id);
 }
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 // submit builds a task (wire and record) and hands it to the core.
 static int
 submit(uint8_t type, const char *name, uint64_t actor, const ra_arg_t *args,
@@ -1494,7 +1512,7 @@ submit(uint8_t type, const char *name, uint64_t actor, const ra_arg_t *args,
         t->bundle = t->pg != 0 ? o->bundle_index : -1;
         ra__res_extra(o->resources, &t->x);
         t->retry_exc = o->retry_exceptions;
-        t->deadline = o->timeout_ms > 0 ? mono_ms() + o->timeout_ms : 0;
+        t->deadline = o->timeout_ms > 0 ? ra__mono_ms() + o->timeout_ms : 0;
     }
     ra__wbuf_t b = {0};
     ra__wb_u8(&b, RA__WIRE_VERSION);
@@ -1786,6 +1804,31 @@ ra_release(ra_ref_t ref)
     if (ra__g != NULL && is_mine(ref)) {
         ra__obj_release(ra__g->cs, ref.id);
     }
+}
+
+int
+ra_store_usage(ra_store_usage_t *out)
+{
+    if (out == NULL) {
+        return RA_EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
+    if (ra__g->store == NULL) {
+        return RA_ENOTSUP;
+    }
+    ra_objstore_stats_t s;
+    int rc = ra_objstore_stats(ra__g->store, &s);
+    if (rc == 0) {
+        out->capacity = s.capacity;
+        out->used = s.used;
+        out->objects = s.objects;
+        out->spilled = s.spilled;
+        out->spilled_bytes = s.spilled_bytes;
+    }
+    return rc;
 }
 
 static int

@@ -402,6 +402,24 @@ int ra_wait(const ra_ref_t *refs, size_t n, size_t num_ready,
 // reference (it does nothing).
 void ra_release(ra_ref_t ref);
 
+// ra_store_usage_t is a snapshot of the counters of this node's object
+// store, the shared memory that holds large values (see doc/objstore.md).
+typedef struct ra_store_usage {
+    uint64_t capacity;      // bytes the store may use
+    uint64_t used;          // bytes objects take now (headers included)
+    uint64_t objects;       // objects in it, in memory or spilled
+    uint64_t spilled;       // objects now only in spill files
+    uint64_t spilled_bytes; // their size
+} ra_store_usage_t;
+
+// ra_store_usage fills *out with the object store of the node this
+// process runs on (a driver's or a worker's).  It shows what large values
+// are held: task results of 100 KiB or more, copies pulled from other
+// nodes, and copies this node keeps for owners elsewhere until they have
+// theirs.  Returns 0; RA_EINVAL (NULL out); RA_ECLOSED (ra_init has not
+// run); RA_ENOTSUP (this node has no object store).  Any thread.
+int ra_store_usage(ra_store_usage_t *out);
+
 // ra_cancel cancels a task: one still queued is not run; one running is
 // told (ra_task_cancelled), and with force its worker is killed.  The
 // reference then gives RA_ECANCELED.  Returns 0, RA_ENOENT or RA_EALREADY

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "ra_actor.h"
 #include "ra_api.h"
@@ -55,9 +56,11 @@ enum {
                                // stdout, 2 stderr), bytes line}
     RA__T_GCS_BACK = -1324,    // raylet's finder -> raylet: {pid} of the
                                // GCS of a head started again
-    RA__T_ORPHANED = -1325     // raylet -> worker host: the owner of its
+    RA__T_ORPHANED = -1325,    // raylet -> worker host: the owner of its
                                // (detached) actors is gone; exit once
                                // they have all ended
+    RA__T_OBJ = -1326          // to and between object managers (objmgr.c):
+                               // {u8 op (RA__OBJ_*), fields}
 };
 
 // In a lease request's isolation byte: the actor is detached (it outlives
@@ -67,6 +70,34 @@ enum {
 // A RA__T_RAYLET_INFO call with this one byte lists the raylet's workers
 // (see on_workers in raylet.c); an empty one asks for its resources.
 #define RA__INFO_WORKERS 1
+
+// Operations of RA__T_OBJ.  oid is 16 raw bytes.
+//  HOLD   worker -> its node's objmgr: {oid, pid owner}: a result made for
+//         an owner on another node is in the store with a reference the
+//         worker took for it; drop it if the owner's process is lost.
+//  PULL   process -> its node's objmgr: {u64 req, oid, pid src objmgr, str
+//         src endpoint, u64 size, u8 flags (RA__PULL_*)}: copy the object
+//         here; answered with PULLED.
+//  PULLED objmgr -> the process that asked: {u64 req, oid, i32 status, str
+//         error text}.  On success the object is sealed in this node's
+//         store with one reference that the asker now holds.
+//  GET    objmgr -> objmgr: {u64 xfer, oid, u64 offset, u32 length}.
+//  PART   objmgr -> objmgr: {u64 xfer, i32 status, u64 offset, u64 object
+//         size, then the chunk's bytes to the end of the message}.
+//  FREE   to an objmgr: {oid}: the copy held for another node's owner is
+//         no longer needed; delete it.
+enum {
+    RA__OBJ_HOLD = 1,
+    RA__OBJ_PULL = 2,
+    RA__OBJ_PULLED = 3,
+    RA__OBJ_GET = 4,
+    RA__OBJ_PART = 5,
+    RA__OBJ_FREE = 6
+};
+// In a PULL's flags: delete the source's copy once this one is made.
+#define RA__PULL_FREE_SRC 1u
+// Objects move between nodes in chunks of this size (several in flight).
+#define RA__OBJ_CHUNK ((size_t)4 << 20)
 
 // A lease request that another node should serve is answered with this
 // status, the target raylet and its endpoint (see RA__T_LEASE_GRANT).
@@ -94,6 +125,15 @@ enum {
 #define RA__NAME_MAX 127
 
 // ---- the codec ----
+
+// ra__mono_ms is CLOCK_MONOTONIC in milliseconds.
+static inline int64_t
+ra__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 // ra__le64_get and ra__le64_put read and write the 8 little-endian bytes
 // that i64 values travel as.
@@ -210,6 +250,10 @@ int ra__result_msg(uint64_t id, uint32_t attempt, int status, uint8_t kind,
 // A result kind with this bit set carries a 16-byte object id: the value
 // itself is in the node's object store.
 #define RA__VAL_IN_STORE 0x40u
+// With RA__VAL_IN_STORE: the value is in the store of another node, and
+// the result carries {oid, pid objmgr, str objmgr endpoint, u64 size}.
+// The owner's node pulls it (RA__OBJ_PULL) before the object is ready.
+#define RA__VAL_REMOTE 0x20u
 // Values up to this size travel inline in messages (Ray: 100 KiB).
 #define RA__INLINE_MAX_DEFAULT ((size_t)100 << 10)
 
@@ -271,6 +315,8 @@ typedef struct ra__cluster {
     ra__core_t *cs;          // the core's shared part (objects)
     void *store;             // ra_objstore_t: the node's object store, or
                              // NULL (then every value travels inline)
+    ra_pid_t objmgr;         // the node's object manager (nil: none)
+    char node_ep[256];       // a worker's: its node daemon's endpoint
     size_t inline_max;       // larger results go through the store
     void *raylet_state;      // embedded: the raylet's config
     void *gcs_state;
@@ -301,6 +347,18 @@ int ra__core_start(ra__cluster_t *c);
 // ra__core_stop frees the object table after the runtime ended.
 void ra__core_free(ra__cluster_t *c);
 
+// The object manager's configuration (objmgr.c).
+typedef struct ra__objmgr_cfg {
+    void *store;             // ra_objstore_t, shared; NULL: pulls fail
+    void *link;              // ra_link_t: routes to other object managers
+    unsigned pull_timeout_ms; // a transfer with no progress this long
+                              // fails (0: 30 s)
+} ra__objmgr_cfg_t;
+
+// ra__objmgr_start spawns the node's object manager.
+int ra__objmgr_start(ra_runtime_t *rt, const ra__objmgr_cfg_t *cfg,
+                     ra_pid_t *out);
+
 // Raylet configuration.
 typedef struct ra__raylet_cfg {
     double num_cpus;
@@ -316,6 +374,7 @@ typedef struct ra__raylet_cfg {
     const char *libs;        // runtime environment libraries ("a:b"), or
                              // NULL
     const char *store;       // the object store's name, or NULL
+    ra_pid_t objmgr;         // the node's object manager, for workers
     const ra_topo_t *topo;   // the node's topology (GPU links), or NULL;
                              // outlives the raylet
     bool numa_bind;          // bind GPU work to its GPUs' NUMA node

@@ -307,14 +307,6 @@ now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 // Where the attempt sits in a task wire: after version, type and id.
 #define WIRE_ATTEMPT_OFF 10u
 
@@ -883,7 +875,7 @@ on_submit(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
     }
     pthread_mutex_unlock(&k->cs->mu);
     if (t->deadline != 0) {
-        int64_t d = t->deadline - now_ms();
+        int64_t d = t->deadline - ra__mono_ms();
         send_tick(ctx, k, TICK_DEADLINE, t->id, 0, d > 0 ? (uint64_t)d : 0);
     }
     if (deps_check(k, t)) {
@@ -920,6 +912,121 @@ learn(ra__lease_t *l, const ra__task_t *t)
     c->depth = d < 1 ? 1 : d > PIPE ? PIPE : (unsigned)d;
 }
 
+// pull_result starts copying a result that is in the object store of
+// another node into this node's (RA__OBJ_PULL to our object manager); the
+// object stays pending until on_pulled.  data is {oid, pid objmgr, str
+// endpoint, u64 size}.  Returns true when the pull is under way; false
+// when the object was failed instead (its task is done either way).
+static bool
+pull_result(ra_ctx_t *ctx, core_t *k, uint64_t id, uint8_t vkind,
+            const void *data, size_t len)
+{
+    ra__rbuf_t r = {.p = data, .len = len};
+    uint8_t oid[16];
+    memcpy(oid, data, 16);
+    r.off = 16;
+    ra_pid_t src = ra__rb_pid(&r);
+    char ep[256];
+    ra__rb_str(&r, ep, sizeof ep);
+    uint64_t size = ra__rb_u64(&r);
+    const char *why = NULL;
+    if (r.bad) {
+        why = "the result's location is malformed";
+    } else if (ra_pid_is_nil(k->c->objmgr) || k->c->store == NULL) {
+        why = "this process's node has no object store to copy it into";
+    }
+    pthread_mutex_lock(&k->cs->mu);
+    ra__obj_t *o = ra__obj_at(k->cs, id);
+    if (o != NULL && why == NULL) {
+        o->pulling = true;
+        o->task = NULL;
+        o->kind = vkind;
+        memcpy(o->oid, oid, 16);
+    }
+    pthread_mutex_unlock(&k->cs->mu);
+    if (o == NULL) {
+        return false;
+    }
+    ra__wbuf_t b = {0};
+    if (why == NULL) {
+        ra__wb_u8(&b, RA__OBJ_PULL);
+        ra__wb_u64(&b, id);
+        ra__wb_raw(&b, oid, 16);
+        ra__wb_pid(&b, src);
+        ra__wb_str(&b, ep);
+        ra__wb_u64(&b, size);
+        ra__wb_u8(&b, RA__PULL_FREE_SRC);
+        ra_msg_t *pm = NULL;
+        if (ra__wb_msg(&b, RA__T_OBJ, &pm) != 0 ||
+            ra_send(ctx, k->c->objmgr, &pm) != 0) {
+            ra_msg_unref(&pm);
+            why = "cannot reach this node's object manager";
+        }
+    }
+    if (why != NULL) {
+        char text[400];
+        snprintf(text, sizeof text, "result of task %" PRIu64 " (%" PRIu64
+                 " bytes, on node %u) is lost: %s", id, size, src.node, why);
+        pthread_mutex_lock(&k->cs->mu);
+        if (o != NULL) {
+            o->pulling = false;
+        }
+        pthread_mutex_unlock(&k->cs->mu);
+        obj_fail(k->cs, id, RA_EOBJLOST, text);
+        return false;
+    }
+    return true;
+}
+
+// on_obj takes our object manager's answer to a pull (RA__OBJ_PULLED): the
+// object is now in this node's store, with a reference for us, or lost.
+static void
+on_obj(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
+{
+    ra__rbuf_t r;
+    ra__rb_init(&r, m);
+    uint8_t op = ra__rb_u8(&r);
+    uint64_t id = ra__rb_u64(&r);
+    uint8_t oid[16];
+    const uint8_t *p = r.off + 16 <= r.len ? r.p + r.off : NULL;
+    if (p != NULL) {
+        memcpy(oid, p, 16);
+        r.off += 16;
+    }
+    int status = (int)ra__rb_u32(&r);
+    char text[600];
+    ra__rb_str(&r, text, sizeof text);
+    if (r.bad || p == NULL || op != RA__OBJ_PULLED) {
+        ra_log_warn("core", "malformed object message dropped");
+        return;
+    }
+    pthread_mutex_lock(&k->cs->mu);
+    ra__obj_t *o = ra__obj_at(k->cs, id);
+    bool ours = o != NULL && o->pulling && o->state == RA__OBJ_PENDING &&
+                memcmp(o->oid, oid, 16) == 0;
+    uint8_t kind = ours ? o->kind : 0;
+    if (ours) {
+        o->pulling = false;
+    }
+    pthread_mutex_unlock(&k->cs->mu);
+    if (!ours) {
+        return;
+    }
+    if (status == 0) {
+        // obj_complete takes a reference of its own: the one our object
+        // manager took for us is given back after it.
+        ra_oid_t so;
+        memcpy(so.b, oid, 16);
+        obj_complete(k->cs, id, 0, (uint8_t)(kind | RA__VAL_IN_STORE), m,
+                     oid, 16);
+        (void)ra_objstore_unref(k->c->store, so);
+    } else {
+        obj_fail(k->cs, id, status == RA_EOBJLOST ? RA_EOBJLOST : status,
+                 text[0] != '\0' ? text : ra_err_name(status));
+    }
+    task_done(ctx, k, id);
+}
+
 static void
 on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
 {
@@ -931,8 +1038,13 @@ on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     uint8_t kind = ra__rb_u8(&r);
     size_t len;
     const void *data = ra__rb_bytes(&r, &len);
-    if (r.bad || (kind & ~RA__VAL_IN_STORE) > RA_VAL_F64 ||
-        ((kind & RA__VAL_IN_STORE) && (len != 16 || k->c->store == NULL))) {
+    uint8_t vkind = kind & ~(RA__VAL_IN_STORE | RA__VAL_REMOTE);
+    bool remote = (kind & RA__VAL_REMOTE) != 0;
+    if (r.bad || vkind > RA_VAL_F64 ||
+        (remote && !(kind & RA__VAL_IN_STORE)) ||
+        ((kind & RA__VAL_IN_STORE) && !remote &&
+         (len != 16 || k->c->store == NULL)) ||
+        (remote && len < 16 + 16)) {
         ra_log_warn("core", "malformed result dropped");
         return;
     }
@@ -987,9 +1099,15 @@ on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     } else if (a != NULL) {
         ra__tq_remove(&a->inflight, t);
     }
-    obj_complete(k->cs, id, status, kind, m, data, len);
+    bool later = status == 0 && remote &&
+                 pull_result(ctx, k, id, vkind, data, len);
+    if (!later) {
+        obj_complete(k->cs, id, status, kind, m, data, len);
+    }
     task_free(t);
-    task_done(ctx, k, id);
+    if (!later) {
+        task_done(ctx, k, id);
+    }
     if (l != NULL) {
         dispatch(ctx, k, l->cls);
         lease_idle_check(ctx, k, l);
@@ -1465,6 +1583,9 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         break;
     case RA__T_LEASE_LOST:
         on_lease_lost(ctx, k, msg);
+        break;
+    case RA__T_OBJ:
+        on_obj(ctx, k, msg);
         break;
     default:
         if (ra_msg_kind(msg) == RA_MSG_DOWN) {

@@ -63,6 +63,8 @@ typedef struct ra__obj {
     uint32_t borrows;         // pending tasks that take it as argument
     int err;
     bool in_store;            // the value is in the node's object store
+    bool pulling;             // the core's: being copied here from the
+                              // store of another node (still pending)
     uint8_t oid[16];          // its id there
     ra_msg_t *msg;            // holds the value bytes (inline values)
     const void *data;

@@ -581,12 +581,44 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
         // maps it instead of receiving a copy.  A store that is full (or
         // absent) leaves it inline.
         bool stored = false;
-        // Only an owner on this node can map it.
-        if (st != NULL && t.rlen >= c->inline_max && to.node == c->node) {
+        // An owner on this node maps it; one on another node has its
+        // node's object manager pull it from ours, which holds it until
+        // then.
+        bool here = c != NULL && to.node == c->node;
+        bool far = c != NULL && !here && !ra_pid_is_nil(c->objmgr) &&
+                   c->node_ep[0] != '\0';
+        if (st != NULL && t.rlen >= c->inline_max && (here || far)) {
             (void)ra_objstore_delete(st, oid); // an earlier attempt's
             stored = ra_objstore_put(st, oid, t.rdata, t.rlen) == 0;
         }
-        if (stored) {
+        if (stored && far) {
+            stored = ra_objstore_ref(st, oid) == 0;
+            if (!stored) {
+                (void)ra_objstore_delete(st, oid);
+            }
+        }
+        if (stored && far) {
+            ra__wbuf_t h = {0};
+            ra__wb_u8(&h, RA__OBJ_HOLD);
+            ra__wb_raw(&h, oid.b, 16);
+            ra__wb_pid(&h, to);
+            ra_msg_t *hm = NULL;
+            if (ra__wb_msg(&h, RA__T_OBJ, &hm) == 0 &&
+                ra_send(ctx, c->objmgr, &hm) != 0) {
+                ra_msg_unref(&hm);
+            }
+            ra__wbuf_t d = {0};
+            ra__wb_raw(&d, oid.b, 16);
+            ra__wb_pid(&d, c->objmgr);
+            ra__wb_str(&d, c->node_ep);
+            ra__wb_u64(&d, t.rlen);
+            rc = d.err != 0 ? d.err
+                 : ra__result_msg(v->id, v->attempt, 0,
+                                  (uint8_t)(t.rkind | RA__VAL_IN_STORE |
+                                            RA__VAL_REMOTE),
+                                  d.p, d.len, &res);
+            ra__wb_free(&d);
+        } else if (stored) {
             rc = ra__result_msg(v->id, v->attempt, 0,
                                 (uint8_t)(t.rkind | RA__VAL_IN_STORE),
                                 oid.b, sizeof oid.b, &res);

@@ -36,14 +36,6 @@
 #define IDLE_RETIRE_MS 1000
 #define REAP_EVERY_MS 500
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 enum { RAYLET_BOOT = 0, RAYLET_REAP = 1, RAYLET_HB = 2 };
 
 // How often a raylet of a several-node cluster tells the GCS what it has
@@ -170,7 +162,7 @@ make_env(const raylet_t *r, ra_pid_t self, char *const *env, uint32_t id,
     while (env[n] != NULL) {
         n++;
     }
-    char **e = calloc(n + 22, sizeof *e);
+    char **e = calloc(n + 24, sizeof *e);
     if (e == NULL) {
         return NULL;
     }
@@ -213,6 +205,11 @@ make_env(const raylet_t *r, ra_pid_t self, char *const *env, uint32_t id,
     }
     if (r->cfg.store != NULL) {
         e[k++] = dupf("RAYO_STORE=%s", r->cfg.store);
+    }
+    if (!ra_pid_is_nil(r->cfg.objmgr)) {
+        e[k++] = dupf("RAYO_OBJMGR=%u.%u.%u.%u", r->cfg.objmgr.node,
+                      r->cfg.objmgr.proc, r->cfg.objmgr.id,
+                      r->cfg.objmgr.gen);
     }
     if (r->cfg.bind_ip != NULL) {
         e[k++] = dupf("RAYO_BIND=tcp://%s:0", r->cfg.bind_ip);
@@ -723,7 +720,7 @@ lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
             w->dedicated = false;
         }
         if (w->state == WK_IDLE && w->actors == 0) {
-            w->idle_since = mono_ms();
+            w->idle_since = ra__mono_ms();
         }
         if (kill_it && w->ospid > 0) {
             ra_log_info("raylet", "killing worker %" PRId64, w->ospid);
@@ -846,7 +843,7 @@ on_register(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     }
     w->registered = true;
     w->state = WK_IDLE;
-    w->idle_since = mono_ms();
+    w->idle_since = ra__mono_ms();
     w->exec = exec;
     w->host = host;
     w->core = core;
@@ -1021,7 +1018,7 @@ on_workers(ra_ctx_t *ctx, raylet_t *r)
 {
     ra__wbuf_t b = {0};
     ra_msg_t *m = NULL;
-    int64_t now = mono_ms();
+    int64_t now = ra__mono_ms();
     ra__wb_u32(&b, r->nworkers);
     unsigned k = 0;
     for (wk_t *w = r->workers; w != NULL && k < r->nworkers; w = w->next) {
@@ -1060,6 +1057,7 @@ on_info(ra_ctx_t *ctx, raylet_t *r)
         nl++;
     }
     ra__wb_u32(&b, nl);
+    ra__wb_pid(&b, r->cfg.objmgr);
     if (ra__wb_msg(&b, RA__T_RAYLET_INFO, &m) == 0 &&
         ra_reply(ctx, &m) != 0) {
         ra_msg_unref(&m);
@@ -1072,7 +1070,7 @@ on_info(ra_ctx_t *ctx, raylet_t *r)
 static void
 reap(ra_ctx_t *ctx, raylet_t *r)
 {
-    int64_t now = mono_ms();
+    int64_t now = ra__mono_ms();
     unsigned live = 0;
     for (wk_t *w = r->workers; w != NULL; w = w->next) {
         live += !w->stopping;

@@ -548,6 +548,11 @@ ra__worker_run(void)
         die_early("incomplete worker environment", RA_EINVAL);
     }
     (void)env_pid("RAYO_DRIVER", &out_driver);
+    // The node's object manager keeps results made for owners on other
+    // nodes (none: they travel inline).
+    if (env_pid("RAYO_OBJMGR", &c.objmgr) == 0) {
+        snprintf(c.node_ep, sizeof c.node_ep, "%s", ep);
+    }
     capture_output(sess);
     // A daemon's worker runs where its driver runs.
     const char *cwd = getenv("RAYO_CWD");

@@ -44,6 +44,8 @@ static const struct {
     {RA_ECANCELED, "RA_ECANCELED", "the task was cancelled"},
     {RA_EINFEASIBLE, "RA_EINFEASIBLE",
      "no node offers the resources asked for (see rayo status)"},
+    {RA_EOBJLOST, "RA_EOBJLOST",
+     "the object was lost: no node has a copy (ra_value_error says why)"},
 };
 
 static const struct {

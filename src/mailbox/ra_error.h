@@ -39,7 +39,8 @@ enum {
     RA_EACTOR = RA_EBASE - 22,   // the actor died (or was killed)
     RA_ECANCELED = RA_EBASE - 23, // the task was cancelled
     RA_EINFEASIBLE = RA_EBASE - 24, // no node can ever offer the resources
-    RA_ELAST = RA_EBASE - 25
+    RA_EOBJLOST = RA_EBASE - 25, // an object's every copy is gone
+    RA_ELAST = RA_EBASE - 26
 };
 
 // ra_strerror returns a sentence describing rc: one of the codes above, a

@@ -39,6 +39,19 @@
 //                                   and at the end, for each bundle, "kept
 //                                   I NODE same-actor|new-actor|no-actor"
 //                                   or "moved I FROM TO"
+//   multinode_driver fetch RES BYTES N
+//                                   N tasks on the node with RES (each
+//                                   asking 1/N of it) each make BYTES bytes
+//                                   of its own pattern; the driver gets
+//                                   every one, checks each byte and that
+//                                   it reads them in this node's store
+//                                   (a /dev/shm mapping): "fetched N x
+//                                   BYTES from node ID zero-copy MS ms,
+//                                   left here K there K2" (objects left in
+//                                   the stores of this node and of the
+//                                   node with RES); with "quick" after N,
+//                                   "fetched N x BYTES zero-copy MS ms,
+//                                   left here K" (no more tasks there)
 //
 // Exit status 0 when the work itself went well.
 #include <rayo.h>
@@ -63,6 +76,155 @@ where(ra_task_t *t)
 RA_REMOTE_REGISTER(where)
 
 static int fail(const char *what, int rc);
+
+static uint8_t
+pattern_at(int64_t seed, size_t i)
+{
+    return (uint8_t)((i * 31u + (size_t)seed * 7u + (i >> 12)) & 0xffu);
+}
+
+// pattern: {i64 seed, i64 bytes} -> bytes of seed's pattern.
+static int
+pattern(ra_task_t *t)
+{
+    int64_t seed = ra_task_arg_i64(t, 0);
+    int64_t n = ra_task_arg_i64(t, 1);
+    uint8_t *p = malloc(n > 0 ? (size_t)n : 1);
+    if (p == NULL) {
+        return ra_task_fail(t, "out of memory");
+    }
+    for (int64_t i = 0; i < n; i++) {
+        p[i] = pattern_at(seed, (size_t)i);
+    }
+    int rc = ra_task_return_bytes(t, p, (size_t)n);
+    free(p);
+    return rc;
+}
+RA_REMOTE_REGISTER(pattern)
+
+// store_objects answers the number of objects in its node's store.
+static int
+store_objects(ra_task_t *t)
+{
+    ra_store_usage_t u;
+    int rc = ra_store_usage(&u);
+    return rc != 0 ? ra_task_fail(t, "ra_store_usage: %s", ra_strerror(rc))
+                   : ra_task_return_i64(t, (int64_t)u.objects);
+}
+RA_REMOTE_REGISTER(store_objects)
+
+// in_shm tells whether p lies in a mapping of a /dev/shm file.
+static bool
+in_shm(const void *p)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[1024];
+    bool yes = false;
+    while (f != NULL && !yes && fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 &&
+            (unsigned long)p >= lo && (unsigned long)p < hi &&
+            strstr(line, "/dev/shm/") != NULL) {
+            yes = true;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return yes;
+}
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+fetch(const char *res, long long bytes, int n, bool quick)
+{
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    ra_resources_t x = {0};
+    if (n < 1 || n > 64 || bytes < 0 ||
+        ra_resources_set(&x, res, 1.0 / n) != 0) {
+        return 1;
+    }
+    o.resources = &x;
+    o.num_cpus = 0.01;
+    ra_ref_t refs[64];
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < n; i++) {
+        ra_arg_t a[2] = {RA_ARG_I64(i + 1), RA_ARG_I64(bytes)};
+        int rc = ra_remote("pattern", a, 2, &o, &refs[i]);
+        if (rc != 0) {
+            return fail("pattern task", rc);
+        }
+    }
+    bool shm = true;
+    for (int i = 0; i < n; i++) {
+        ra_value_t *v = NULL;
+        int rc = ra_get(refs[i], 120000, &v);
+        if (rc != 0) {
+            fprintf(stderr, "fetch %d: %s\n", i,
+                    v != NULL && ra_value_error(v) != NULL
+                        ? ra_value_error(v) : ra_err_name(rc));
+            ra_value_free(&v);
+            return fail("get of a large result", rc);
+        }
+        size_t len = 0;
+        const uint8_t *d = ra_value_data(v, &len);
+        if (len != (size_t)bytes) {
+            fprintf(stderr, "fetch %d: %zu bytes, not %lld\n", i, len,
+                    bytes);
+            ra_value_free(&v);
+            return 1;
+        }
+        for (size_t k = 0; k < len; k++) {
+            if (d[k] != pattern_at(i + 1, k)) {
+                fprintf(stderr, "fetch %d: byte %zu is %u, not %u\n", i, k,
+                        d[k], pattern_at(i + 1, k));
+                ra_value_free(&v);
+                return 1;
+            }
+        }
+        shm = shm && in_shm(d);
+        ra_value_free(&v);
+        (void)ra_release(refs[i]);
+    }
+    int64_t ms = mono_ms() - t0;
+    ra_store_usage_t u;
+    if (quick) {
+        if (ra_store_usage(&u) != 0) {
+            return fail("store usage", RA_EINVAL);
+        }
+        printf("fetched %d x %lld %s %lld ms, left here %llu\n", n, bytes,
+               shm ? "zero-copy" : "copied", (long long)ms,
+               (unsigned long long)u.objects);
+        return 0;
+    }
+    // Where they ran: one more task on the node with RES.
+    ra_arg_t a = RA_ARG_I64(0);
+    ra_ref_t r;
+    int64_t node = -1;
+    if (ra_remote("where", &a, 1, &o, &r) != 0 ||
+        ra_get_i64(r, 30000, &node) != 0) {
+        return fail("where task on the node with the resource", RA_EINVAL);
+    }
+    // What is left: nothing here (released), nothing there (our copies
+    // are made, so the node that made them let theirs go).
+    int64_t there = -1;
+    if (ra_remote("store_objects", NULL, 0, &o, &r) != 0 ||
+        ra_get_i64(r, 30000, &there) != 0 || ra_store_usage(&u) != 0) {
+        return fail("store usage", RA_EINVAL);
+    }
+    printf("fetched %d x %lld from node %lld %s %lld ms, left here %llu "
+           "there %lld\n", n, bytes, (long long)node,
+           shm ? "zero-copy" : "copied", (long long)ms,
+           (unsigned long long)u.objects, (long long)there);
+    return 0;
+}
 
 // Counter: a named actor for `serve` and `call`; incr answers the count,
 // node the node it lives on.
@@ -575,6 +737,9 @@ main(int argc, char **argv)
         st = resource(argv[2]);
     } else if (strcmp(argv[1], "pg") == 0 && argc == 5) {
         st = pg(argv[2], atoi(argv[3]), atoi(argv[4]));
+    } else if (strcmp(argv[1], "fetch") == 0 &&
+               (argc == 5 || (argc == 6 && strcmp(argv[5], "quick") == 0))) {
+        st = fetch(argv[2], atoll(argv[3]), atoi(argv[4]), argc == 6);
     } else if (strcmp(argv[1], "watch") == 0 && argc == 5) {
         st = watch(argv[2], atoi(argv[3]), atoi(argv[4]));
     } else {

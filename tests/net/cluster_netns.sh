@@ -10,65 +10,8 @@
 #
 # Needs root and iproute2; otherwise it exits 77 (automake's SKIP) and
 # says why.  Run by make check from the build directory.
-set -u
-rayo=${RAYO:-$(pwd)/tools/rayo}
-driver=${DRIVER:-$(pwd)/tests/cluster/multinode_driver}
-fails=0
-if [ "$(id -u)" != 0 ]; then
-    echo "SKIP: not root: network namespaces need CAP_SYS_ADMIN"
-    exit 77
-fi
-if ! ip -V >/dev/null 2>&1; then
-    echo "SKIP: no ip command (apt-get install iproute2)"
-    exit 77
-fi
-me=$$
-net=$((10 + me % 200))
-br="rc$me-br"
-base=$(mktemp -d /tmp/rayo-cluster-netns.XXXXXX)
-cleanup() {
-    # Drivers that wait to be killed, if a check failed before it did.
-    for f in $(grep -lE 'multinode_drive[r].(keep|serve)' \
-               /proc/[0-9]*/cmdline 2>/dev/null); do
-        p=${f#/proc/}
-        kill -9 "${p%/cmdline}" 2>/dev/null
-    done
-    for i in 1 2 3; do
-        RAYO_TEMP_DIR="$base/n$i" ip netns exec "rc$me-n$i" \
-            "$rayo" stop --force >/dev/null 2>&1
-        ip netns del "rc$me-n$i" >/dev/null 2>&1
-    done
-    ip netns del "$br" >/dev/null 2>&1
-    rm -rf "$base"
-}
-trap cleanup EXIT
-if ! ip netns add "$br" 2>/dev/null; then
-    echo "SKIP: cannot create a network namespace (ip netns add failed: no CAP_SYS_ADMIN?)"
-    exit 77
-fi
-ip -n "$br" link add br0 type bridge && ip -n "$br" link set br0 up || exit 77
-for i in 1 2 3; do
-    ns="rc$me-n$i"
-    ip netns add "$ns" &&
-        ip -n "$ns" link add eth0 type veth peer name p$i netns "$br" &&
-        ip -n "$ns" addr add "10.78.$net.$i/24" dev eth0 &&
-        ip -n "$ns" link set eth0 up &&
-        ip -n "$ns" link set lo up &&
-        ip -n "$br" link set p$i master br0 &&
-        ip -n "$br" link set p$i up || {
-        echo "SKIP: could not build the veth/bridge network"
-        exit 77
-    }
-done
-
-ok() { echo "ok: $*"; }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# on N CMD...: run CMD in node N's namespace with its temp dir.
-on() {
-    n=$1
-    shift
-    RAYO_TEMP_DIR="$base/n$n" ip netns exec "rc$me-n$n" "$@"
-}
+. "$(dirname "$0")/netns_lib.sh"
+netns_up 3
 
 # The head, then two nodes joining it; node 2 has a custom resource.
 head_ip="10.78.$net.1"
@@ -124,6 +67,13 @@ out=$(on 1 "$rayo" list nodes --format json 2>&1)
 out=$(on 1 env RAYO_ADDRESS=auto "$driver" resource special 2>&1)
 [ "$out" = "node $id2" ] && ok "the custom-resource task ran on node 2" ||
     fail "custom-resource task: $out (node 2 is $id2)"
+
+# Large results made on node 2 are read in node 1's store (pulled there).
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" fetch special 3000000 4 2>&1)
+printf '%s' "$out" |
+    grep -q "^fetched 4 x 3000000 from node $id2 zero-copy [0-9]* ms, left here 0 there 0$" &&
+    ok "results of 3 MB made on node 2 are read in node 1's object store" ||
+    fail "large results from node 2: $out"
 
 # Output of a worker on node 2 reaches the driver on node 1.
 out=$(on 1 env RAYO_ADDRESS=auto "$driver" say hello special 2>/dev/null)

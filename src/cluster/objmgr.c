@@ -1,0 +1,784 @@
+// objmgr.c - the node's object manager: moves objects between the object
+// stores of the nodes.
+//
+// Every node with an object store runs one object manager actor in its
+// daemon (or in the embedded cluster's process), beside the raylet.  It
+// does three things, all through RA__T_OBJ messages (see cluster_impl.h for
+// their fields):
+//
+// - It serves the objects of its store to the object managers of other
+//   nodes, in chunks of RA__OBJ_CHUNK bytes (RA__OBJ_GET, answered with
+//   RA__OBJ_PART).  Each chunk is copied once, from the store's mapping into
+//   the message.
+// - It pulls objects from other nodes into its store for the processes of
+//   its node (RA__OBJ_PULL): it reserves the object's space, asks for up to
+//   PULL_WINDOW chunks at a time and writes each one where it belongs as it
+//   comes, then seals the object, takes a store reference for each process
+//   that asked and answers them (RA__OBJ_PULLED).  Pulls of one object that
+//   overlap are one transfer.  A transfer that makes no progress for
+//   RETRY_MS asks again for the chunks it still misses (a link that was cut
+//   and came back, or a lost session), and one that makes none for
+//   cfg.pull_timeout_ms fails with RA_EOBJLOST; nothing half-written is
+//   ever visible, because the object is sealed only once it is whole.
+// - It keeps the large results that workers of its node made for owners on
+//   other nodes (RA__OBJ_HOLD): the worker put the value and took a store
+//   reference for the owner; the object manager watches the owner's process
+//   and drops what it still holds for it when that process is lost.  The
+//   owner's node says when its copy is made (RA__OBJ_FREE), and the object
+//   is deleted here.
+//
+// It shares the process's store handle (the store is thread-safe) and its
+// link, through which it routes to the object managers it pulls from.
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster_impl.h"
+#include "ra_error.h"
+#include "ra_link.h"
+#include "ra_log.h"
+#include "ra_objstore.h"
+
+#define PULL_WINDOW 8         // chunks asked for and not yet received
+#define TICK_MS 250           // how often stalled transfers are looked at
+#define RETRY_MS 1000         // no progress for this long: ask again
+#define PULL_TIMEOUT_MS 30000 // the default of cfg.pull_timeout_ms
+#define LOG_BIG ((size_t)16 << 20) // transfers this large are logged (info)
+#define OWNER_GRACE_MS 60000  // an owner cut off this long is given up
+#define OWNER_RECHECK_MS 2000 // how often a cut-off owner is tried again
+
+enum { CH_TODO = 0, CH_ASKED = 1, CH_DONE = 2 };
+
+typedef struct waiter {
+    ra_pid_t core;
+    uint64_t req;
+} waiter_t;
+
+typedef struct pull {
+    uint64_t xfer;
+    ra_oid_t oid;
+    ra_pid_t src;             // the object manager that has it
+    size_t size;
+    uint8_t *data;            // its space in our store (being created)
+    uint8_t *ch;              // per chunk: CH_*
+    size_t nch, ndone, nasked, nextch; // nextch: first never asked
+    bool free_src;            // tell src to delete its copy afterwards
+    int64_t progress_ms;      // last chunk received (or start)
+    int64_t asked_ms;         // last time chunks were asked for again
+    int64_t start_ms;
+    waiter_t *w;
+    size_t nw;
+    struct pull *next;
+} pull_t;
+
+typedef struct hold {
+    ra_oid_t oid;
+    ra_pid_t owner;
+} hold_t;
+
+typedef struct owner {
+    ra_pid_t pid;
+    uint64_t mref;            // 0 while cut off
+    size_t n;                 // holds for it
+    int64_t cut_ms;           // when it was cut off (0: it is not)
+    int64_t retry_ms;         // when it is monitored again
+} owner_t;
+
+typedef struct objmgr {
+    ra__objmgr_cfg_t cfg;
+    pull_t *pulls;
+    uint64_t next_xfer;
+    bool tick_armed;
+    hold_t *holds;
+    size_t nholds, capholds;
+    owner_t *owners;
+    size_t nowners, capowners;
+    uint64_t served, pulled, dropped;   // counters, for logs
+} objmgr_t;
+
+static void
+rb_oid(ra__rbuf_t *r, ra_oid_t *oid)
+{
+    if (r->off + 16 > r->len) {
+        r->bad = true;
+        memset(oid->b, 0, 16);
+        return;
+    }
+    memcpy(oid->b, r->p + r->off, 16);
+    r->off += 16;
+}
+
+static void
+send_buf(ra_ctx_t *ctx, ra_pid_t to, ra__wbuf_t *b)
+{
+    ra_msg_t *m = NULL;
+    if (ra__wb_msg(b, RA__T_OBJ, &m) == 0 && ra_send(ctx, to, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
+static void
+arm_tick(ra_ctx_t *ctx, objmgr_t *om)
+{
+    if (om->tick_armed) {
+        return;
+    }
+    ra_msg_t *m = NULL;
+    if (ra_msg_new_bytes(&m, RA__T_TICK, NULL, 0) == 0 &&
+        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), TICK_MS, &m,
+                      NULL) == 0) {
+        om->tick_armed = true;
+    }
+    ra_msg_unref(&m);
+}
+
+static void recheck_owners(ra_ctx_t *ctx, objmgr_t *om);
+
+// ---- pulls ----
+
+static void
+reply_pulled(ra_ctx_t *ctx, ra_pid_t core, uint64_t req, ra_oid_t oid,
+             int status, const char *text)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__OBJ_PULLED);
+    ra__wb_u64(&b, req);
+    ra__wb_raw(&b, oid.b, 16);
+    ra__wb_u32(&b, (uint32_t)status);
+    ra__wb_str(&b, text != NULL ? text : "");
+    send_buf(ctx, core, &b);
+}
+
+static void
+send_free(ra_ctx_t *ctx, ra_pid_t to, ra_oid_t oid)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__OBJ_FREE);
+    ra__wb_raw(&b, oid.b, 16);
+    send_buf(ctx, to, &b);
+}
+
+static void
+ask(ra_ctx_t *ctx, objmgr_t *om, pull_t *p, size_t i)
+{
+    (void)om;
+    size_t off = i * RA__OBJ_CHUNK;
+    size_t n = p->size - off < RA__OBJ_CHUNK ? p->size - off
+                                             : RA__OBJ_CHUNK;
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__OBJ_GET);
+    ra__wb_u64(&b, p->xfer);
+    ra__wb_raw(&b, p->oid.b, 16);
+    ra__wb_u64(&b, off);
+    ra__wb_u32(&b, (uint32_t)n);
+    send_buf(ctx, p->src, &b);
+    if (p->ch[i] == CH_TODO) {
+        p->ch[i] = CH_ASKED;
+        p->nasked++;
+    }
+}
+
+// fill asks for the next chunks until PULL_WINDOW are under way.
+static void
+fill(ra_ctx_t *ctx, objmgr_t *om, pull_t *p)
+{
+    while (p->nasked < PULL_WINDOW && p->nextch < p->nch) {
+        ask(ctx, om, p, p->nextch++);
+    }
+}
+
+static void
+pull_unlink(objmgr_t *om, pull_t *p)
+{
+    for (pull_t **pp = &om->pulls; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            return;
+        }
+    }
+}
+
+// pull_end finishes a transfer: on success the object is sealed with one
+// reference per waiter; on failure its space is given back.  Every waiter
+// is answered and p is freed.
+static void
+pull_end(ra_ctx_t *ctx, objmgr_t *om, pull_t *p, int status,
+         const char *why)
+{
+    ra_objstore_t *st = om->cfg.store;
+    char text[512] = "";
+    if (status == 0) {
+        for (size_t i = 0; i < p->nw && status == 0; i++) {
+            status = ra_objstore_ref(st, p->oid);
+        }
+        if (status == 0) {
+            status = ra_objstore_seal(st, p->oid);
+        }
+        if (status != 0) {
+            snprintf(text, sizeof text, "cannot seal the copy: %s",
+                     ra_strerror(status));
+            (void)ra_objstore_abort(st, p->oid);
+        } else {
+            om->pulled++;
+            int64_t ms = ra__mono_ms() - p->start_ms;
+            if (p->size >= LOG_BIG) {
+                char hex[RA_OID_STRLEN];
+                ra_log_info("objmgr", "pulled object %s (%zu bytes) from "
+                            "node %u in %" PRId64 " ms (%.2f GB/s)",
+                            ra_oid_str(p->oid, hex), p->size, p->src.node,
+                            ms, (double)p->size / 1e6 / (ms > 0 ? ms : 1));
+            }
+        }
+    } else {
+        (void)ra_objstore_abort(st, p->oid);
+    }
+    if (status != 0 && text[0] == '\0') {
+        char hex[RA_OID_STRLEN];
+        snprintf(text, sizeof text, "object %s (%zu bytes) could not be "
+                 "copied from node %u: %s", ra_oid_str(p->oid, hex),
+                 p->size, p->src.node, why != NULL ? why
+                 : ra_strerror(status));
+    }
+    if (status != 0) {
+        ra_log_warn("objmgr", "%s", text);
+    }
+    for (size_t i = 0; i < p->nw; i++) {
+        reply_pulled(ctx, p->w[i].core, p->w[i].req, p->oid, status, text);
+    }
+    if (p->free_src) {
+        send_free(ctx, p->src, p->oid);
+    }
+    pull_unlink(om, p);
+    free(p->ch);
+    free(p->w);
+    free(p);
+}
+
+static pull_t *
+pull_find(objmgr_t *om, ra_oid_t oid)
+{
+    for (pull_t *p = om->pulls; p != NULL; p = p->next) {
+        if (ra_oid_eq(p->oid, oid)) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static int
+add_waiter(pull_t *p, ra_pid_t core, uint64_t req)
+{
+    waiter_t *w = realloc(p->w, (p->nw + 1) * sizeof *w);
+    if (w == NULL) {
+        return RA_ENOMEM;
+    }
+    p->w = w;
+    p->w[p->nw++] = (waiter_t){core, req};
+    return 0;
+}
+
+static void
+on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
+{
+    uint64_t req = ra__rb_u64(r);
+    ra_oid_t oid;
+    rb_oid(r, &oid);
+    ra_pid_t src = ra__rb_pid(r);
+    char ep[256];
+    ra__rb_str(r, ep, sizeof ep);
+    uint64_t size = ra__rb_u64(r);
+    uint8_t flags = ra__rb_u8(r);
+    ra_pid_t core = ra_sender(ctx);
+    if (r->bad || ra_pid_is_nil(core)) {
+        ra_log_warn("objmgr", "malformed pull request dropped");
+        return;
+    }
+    ra_objstore_t *st = om->cfg.store;
+    if (st == NULL) {
+        reply_pulled(ctx, core, req, oid, RA_ENOTSUP, "this node has no "
+                     "object store to copy the object into (start it "
+                     "without turning the store off)");
+        return;
+    }
+    pull_t *p = pull_find(om, oid);
+    if (p != NULL) {
+        // The same object is on its way already: one transfer for both.
+        if (add_waiter(p, core, req) != 0) {
+            reply_pulled(ctx, core, req, oid, RA_ENOMEM, "out of memory");
+        }
+        p->free_src |= (flags & RA__PULL_FREE_SRC) != 0;
+        return;
+    }
+    ra_objstore_info_t info;
+    if (ra_objstore_info(st, oid, &info) == 0 &&
+        info.state != RA_OBJ_CREATING) {
+        // A copy is here already.
+        int rc = ra_objstore_ref(st, oid);
+        reply_pulled(ctx, core, req, oid, rc, rc != 0 ? ra_strerror(rc)
+                                                      : NULL);
+        if (flags & RA__PULL_FREE_SRC) {
+            send_free(ctx, src, oid);
+        }
+        return;
+    }
+    if (ep[0] != '\0' && om->cfg.link != NULL &&
+        (src.node != ra_self(ctx).node || src.proc != ra_self(ctx).proc)) {
+        (void)ra_link_route(om->cfg.link, src.node, src.proc, ep);
+    }
+    p = calloc(1, sizeof *p);
+    size_t nch = (size_t)((size + RA__OBJ_CHUNK - 1) / RA__OBJ_CHUNK);
+    if (p == NULL || (nch > 0 && (p->ch = calloc(nch, 1)) == NULL) ||
+        add_waiter(p, core, req) != 0) {
+        if (p != NULL) {
+            free(p->ch);
+            free(p);
+        }
+        reply_pulled(ctx, core, req, oid, RA_ENOMEM, "out of memory");
+        return;
+    }
+    p->xfer = ++om->next_xfer;
+    p->oid = oid;
+    p->src = src;
+    p->size = (size_t)size;
+    p->nch = nch;
+    p->free_src = (flags & RA__PULL_FREE_SRC) != 0;
+    p->progress_ms = p->asked_ms = p->start_ms = ra__mono_ms();
+    if (p->size >= LOG_BIG) {
+        char hex[RA_OID_STRLEN];
+        ra_log_info("objmgr", "pulling object %s (%zu bytes) from node %u",
+                    ra_oid_str(oid, hex), p->size, src.node);
+    }
+    p->next = om->pulls;
+    om->pulls = p;
+    void *data = NULL;
+    int rc = ra_objstore_alloc(st, oid, p->size, &data);
+    if (rc != 0) {
+        char why[256];
+        snprintf(why, sizeof why, "no room in this node's object store "
+                 "(%s); make it larger (object_store_memory, "
+                 "--object-store-memory) or free objects", ra_strerror(rc));
+        // alloc left nothing to abort; pull_end's abort is harmless.
+        pull_end(ctx, om, p, rc, why);
+        return;
+    }
+    p->data = data;
+    if (p->nch == 0) {
+        pull_end(ctx, om, p, 0, NULL);
+        return;
+    }
+    fill(ctx, om, p);
+    arm_tick(ctx, om);
+}
+
+static pull_t *
+pull_by_xfer(objmgr_t *om, uint64_t xfer)
+{
+    for (pull_t *p = om->pulls; p != NULL; p = p->next) {
+        if (p->xfer == xfer) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static void
+on_part(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
+{
+    uint64_t xfer = ra__rb_u64(r);
+    int status = (int)ra__rb_u32(r);
+    uint64_t off = ra__rb_u64(r);
+    uint64_t total = ra__rb_u64(r);
+    if (r->bad) {
+        om->dropped++;
+        return;
+    }
+    const uint8_t *bytes = r->p + r->off;
+    size_t n = r->len - r->off;
+    pull_t *p = pull_by_xfer(om, xfer);
+    ra_pid_t from = ra_sender(ctx);
+    if (p == NULL || from.node != p->src.node || from.proc != p->src.proc) {
+        return; // a late or repeated chunk of a transfer that ended
+    }
+    if (status != 0) {
+        pull_end(ctx, om, p, status == RA_ENOENT ? RA_EOBJLOST : status,
+                 status == RA_ENOENT ? "the node that had it no longer "
+                 "has it" : ra_strerror(status));
+        return;
+    }
+    size_t i = (size_t)(off / RA__OBJ_CHUNK);
+    size_t want = i < p->nch ? (p->size - i * RA__OBJ_CHUNK < RA__OBJ_CHUNK
+                                    ? p->size - i * RA__OBJ_CHUNK
+                                    : RA__OBJ_CHUNK)
+                             : 0;
+    if (total != p->size || off % RA__OBJ_CHUNK != 0 || i >= p->nch ||
+        n != want) {
+        pull_end(ctx, om, p, RA_EBADMSG, "the node that has it sent a "
+                 "chunk that does not fit the object");
+        return;
+    }
+    if (p->ch[i] == CH_DONE) {
+        return; // asked for twice, answered twice
+    }
+    memcpy(p->data + off, bytes, n);
+    if (p->ch[i] == CH_ASKED) {
+        p->nasked--;
+    }
+    p->ch[i] = CH_DONE;
+    p->ndone++;
+    p->progress_ms = ra__mono_ms();
+    if (p->ndone == p->nch) {
+        pull_end(ctx, om, p, 0, NULL);
+        return;
+    }
+    fill(ctx, om, p);
+}
+
+static void
+on_tick(ra_ctx_t *ctx, objmgr_t *om)
+{
+    om->tick_armed = false;
+    int64_t now = ra__mono_ms();
+    pull_t *p = om->pulls;
+    while (p != NULL) {
+        pull_t *next = p->next;
+        int64_t quiet = now - p->progress_ms;
+        if (quiet >= (int64_t)om->cfg.pull_timeout_ms) {
+            char why[128];
+            snprintf(why, sizeof why, "no data came for %" PRId64 " ms "
+                     "(node lost or cut off)", quiet);
+            pull_end(ctx, om, p, RA_EOBJLOST, why);
+        } else if (quiet >= RETRY_MS && now - p->asked_ms >= RETRY_MS) {
+            // Requests or answers were lost with a session: ask again
+            // for what is missing (a chunk that comes twice is taken once).
+            p->asked_ms = now;
+            size_t again = 0;
+            for (size_t i = 0; i < p->nextch; i++) {
+                if (p->ch[i] == CH_ASKED) {
+                    ask(ctx, om, p, i);
+                    again++;
+                }
+            }
+            char hex[RA_OID_STRLEN];
+            ra_log_warn("objmgr", "transfer of object %s from node %u made "
+                        "no progress for %" PRId64 " ms (%zu of %zu chunks "
+                        "here): asking again for %zu", ra_oid_str(p->oid, hex),
+                        p->src.node, quiet, p->ndone, p->nch, again);
+        }
+        p = next;
+    }
+    if (om->pulls != NULL) {
+        arm_tick(ctx, om);
+    }
+    recheck_owners(ctx, om);
+}
+
+// ---- serving ----
+
+static void
+on_get(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
+{
+    uint64_t xfer = ra__rb_u64(r);
+    ra_oid_t oid;
+    rb_oid(r, &oid);
+    uint64_t off = ra__rb_u64(r);
+    uint32_t n = ra__rb_u32(r);
+    if (r->bad || n > RA__OBJ_CHUNK) {
+        om->dropped++;
+        return;
+    }
+    ra__wbuf_t h = {0};
+    ra__wb_u8(&h, RA__OBJ_PART);
+    ra__wb_u64(&h, xfer);
+    ra_objstore_view_t v = {0};
+    int rc = om->cfg.store != NULL ? ra_objstore_get(om->cfg.store, oid, 0, &v)
+                                   : RA_ENOENT;
+    if (rc == RA_ETIMEOUT) {
+        rc = RA_ENOENT;
+    }
+    if (rc == 0 && (off > v.size || n > v.size - off)) {
+        rc = RA_EINVAL;
+    }
+    ra__wb_u32(&h, (uint32_t)rc);
+    ra__wb_u64(&h, off);
+    ra__wb_u64(&h, rc == 0 ? v.size : 0);
+    ra_msg_t *m = NULL;
+    if (h.err == 0 &&
+        ra_msg_new_bytes(&m, RA__T_OBJ, NULL, h.len + (rc == 0 ? n : 0)) ==
+            0) {
+        uint8_t *w = ra_msg_wdata(m);
+        memcpy(w, h.p, h.len);
+        if (rc == 0) {
+            memcpy(w + h.len, (const uint8_t *)v.data + off, n);
+        }
+        if (ra_send(ctx, ra_sender(ctx), &m) != 0) {
+            ra_msg_unref(&m);
+        } else if (rc == 0) {
+            om->served += n;
+        }
+    }
+    ra__wb_free(&h);
+    if (v.data != NULL) {
+        (void)ra_objstore_release(om->cfg.store, &v);
+    }
+}
+
+// ---- holds ----
+
+static owner_t *
+owner_of(objmgr_t *om, ra_pid_t pid)
+{
+    for (size_t i = 0; i < om->nowners; i++) {
+        if (om->owners[i].pid.node == pid.node &&
+            om->owners[i].pid.proc == pid.proc) {
+            return &om->owners[i];
+        }
+    }
+    return NULL;
+}
+
+static void
+drop_hold(objmgr_t *om, size_t i)
+{
+    ra_objstore_t *st = om->cfg.store;
+    (void)ra_objstore_unref(st, om->holds[i].oid);
+    (void)ra_objstore_delete(st, om->holds[i].oid);
+    owner_t *o = owner_of(om, om->holds[i].owner);
+    if (o != NULL && o->n > 0) {
+        o->n--;
+    }
+    om->holds[i] = om->holds[--om->nholds];
+}
+
+static void
+on_hold(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
+{
+    ra_oid_t oid;
+    rb_oid(r, &oid);
+    ra_pid_t owner = ra__rb_pid(r);
+    ra_objstore_info_t info;
+    if (r->bad || om->cfg.store == NULL ||
+        ra_objstore_info(om->cfg.store, oid, &info) != 0) {
+        return; // malformed, or freed already (FREE came first)
+    }
+    if (om->nholds == om->capholds) {
+        size_t cap = om->capholds != 0 ? om->capholds * 2 : 64;
+        hold_t *h = realloc(om->holds, cap * sizeof *h);
+        if (h == NULL) {
+            return;
+        }
+        om->holds = h;
+        om->capholds = cap;
+    }
+    owner_t *o = owner_of(om, owner);
+    if (o == NULL) {
+        if (om->nowners == om->capowners) {
+            size_t cap = om->capowners != 0 ? om->capowners * 2 : 16;
+            owner_t *n = realloc(om->owners, cap * sizeof *n);
+            if (n == NULL) {
+                return;
+            }
+            om->owners = n;
+            om->capowners = cap;
+        }
+        o = &om->owners[om->nowners];
+        *o = (owner_t){.pid = owner};
+        if (ra_monitor(ctx, owner, &o->mref) != 0) {
+            return;
+        }
+        om->nowners++;
+    }
+    o->n++;
+    om->holds[om->nholds++] = (hold_t){oid, owner};
+}
+
+static void
+on_free(objmgr_t *om, ra__rbuf_t *r)
+{
+    ra_oid_t oid;
+    rb_oid(r, &oid);
+    if (r->bad || om->cfg.store == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < om->nholds; i++) {
+        if (ra_oid_eq(om->holds[i].oid, oid)) {
+            drop_hold(om, i);
+            return;
+        }
+    }
+    // Not (yet) known as held: the worker's reference is still there.
+    if (ra_objstore_unref(om->cfg.store, oid) == 0) {
+        (void)ra_objstore_delete(om->cfg.store, oid);
+    }
+}
+
+// owner_drop lets go of everything held for owner k and forgets it.
+static void
+owner_drop(objmgr_t *om, size_t k)
+{
+    ra_pid_t who = om->owners[k].pid;
+    size_t i = 0;
+    while (i < om->nholds) {
+        if (om->holds[i].owner.node == who.node &&
+            om->holds[i].owner.proc == who.proc) {
+            drop_hold(om, i);
+        } else {
+            i++;
+        }
+    }
+    om->owners[k] = om->owners[--om->nowners];
+}
+
+// on_down: an owner we hold copies for is gone (noproc, or it ended), or
+// cut off (noconnection).  A cut-off owner may come back with the link:
+// it is watched again every OWNER_RECHECK_MS, and what it has is kept for
+// OWNER_GRACE_MS, so a transfer that resumes after a partition still finds
+// the object.
+static void
+on_down(ra_ctx_t *ctx, objmgr_t *om, ra_msg_t *msg)
+{
+    uint64_t mref;
+    ra_pid_t pid;
+    ra_reason_t why;
+    if (ra_msg_down_info(msg, &mref, &pid, &why) != 0) {
+        return;
+    }
+    for (size_t k = 0; k < om->nowners; k++) {
+        owner_t *o = &om->owners[k];
+        if (o->mref != mref) {
+            continue;
+        }
+        o->mref = 0;
+        int64_t now = ra__mono_ms();
+        if (why == RA_NOCONNECTION &&
+            (o->cut_ms == 0 || now - o->cut_ms < OWNER_GRACE_MS)) {
+            if (o->cut_ms == 0) {
+                o->cut_ms = now;
+            }
+            o->retry_ms = now + OWNER_RECHECK_MS;
+            arm_tick(ctx, om);
+            return;
+        }
+        owner_drop(om, k);
+        return;
+    }
+}
+
+// recheck_owners watches cut-off owners again: one that is reachable
+// stays (its monitor holds), one still cut off comes back to on_down.
+static void
+recheck_owners(ra_ctx_t *ctx, objmgr_t *om)
+{
+    int64_t now = ra__mono_ms();
+    for (size_t k = 0; k < om->nowners; k++) {
+        owner_t *o = &om->owners[k];
+        if (o->cut_ms == 0) {
+            continue;
+        }
+        if (o->mref != 0) {
+            // Watched again: once that has held for a while, it is back.
+            if (now >= o->retry_ms) {
+                o->cut_ms = 0;
+            } else {
+                arm_tick(ctx, om);
+            }
+            continue;
+        }
+        if (now >= o->retry_ms) {
+            o->retry_ms = now + OWNER_RECHECK_MS;
+            if (ra_monitor(ctx, o->pid, &o->mref) != 0) {
+                o->mref = 0;
+            }
+        }
+        arm_tick(ctx, om);
+    }
+}
+
+static int
+objmgr_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    objmgr_t *om = state;
+    if (ra_msg_kind(msg) == RA_MSG_DOWN) {
+        on_down(ctx, om, msg);
+        return 0;
+    }
+    if (ra_msg_tag(msg) == RA__T_TICK) {
+        if (ra_pid_is_nil(ra_sender(ctx))) {
+            on_tick(ctx, om);
+        }
+        return 0;
+    }
+    if (ra_msg_tag(msg) != RA__T_OBJ) {
+        return 0;
+    }
+    ra__rbuf_t r;
+    ra__rb_init(&r, msg);
+    switch (ra__rb_u8(&r)) {
+    case RA__OBJ_PULL:
+        on_pull(ctx, om, &r);
+        break;
+    case RA__OBJ_GET:
+        on_get(ctx, om, &r);
+        break;
+    case RA__OBJ_PART:
+        on_part(ctx, om, &r);
+        break;
+    case RA__OBJ_HOLD:
+        on_hold(ctx, om, &r);
+        break;
+    case RA__OBJ_FREE:
+        on_free(om, &r);
+        break;
+    default:
+        om->dropped++;
+        ra_log_warn("objmgr", "unknown object message dropped");
+        break;
+    }
+    return 0;
+}
+
+static void
+objmgr_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
+{
+    (void)ctx;
+    (void)reason;
+    objmgr_t *om = state;
+    if (om == NULL) {
+        return;
+    }
+    while (om->pulls != NULL) {
+        pull_t *p = om->pulls;
+        om->pulls = p->next;
+        if (om->cfg.store != NULL) {
+            (void)ra_objstore_abort(om->cfg.store, p->oid);
+        }
+        free(p->ch);
+        free(p->w);
+        free(p);
+    }
+    free(om->holds);
+    free(om->owners);
+    free(om);
+}
+
+static const ra_behaviour_t objmgr_beh = {
+    .name = "rayo-objmgr",
+    .handle = objmgr_handle,
+    .terminate = objmgr_terminate,
+};
+
+int
+ra__objmgr_start(ra_runtime_t *rt, const ra__objmgr_cfg_t *cfg,
+                 ra_pid_t *out)
+{
+    objmgr_t *om = calloc(1, sizeof *om);
+    if (om == NULL) {
+        return RA_ENOMEM;
+    }
+    om->cfg = *cfg;
+    if (om->cfg.pull_timeout_ms == 0) {
+        om->cfg.pull_timeout_ms = PULL_TIMEOUT_MS;
+    }
+    return ra_spawn(rt, &objmgr_beh, om, NULL, out);
+}
