@@ -936,8 +936,9 @@ join(ra_init_opts_t o, const char *addr)
         (void)ra__rb_u32(&r);
         ra_pid_t om = ra__rb_pid(&r);
         rc = r.bad ? RA_EBADMSG : 0;
-        if (rc == 0 && c->store != NULL) {
+        if (rc == 0 && c->store != NULL && !ra_pid_is_nil(om)) {
             c->objmgr = om;  // pulls objects from other nodes for us
+            snprintf(c->node_ep, sizeof c->node_ep, "%s", ni.endpoint);
         }
         ra_msg_unref(&rep);
     }
@@ -1148,6 +1149,7 @@ start_local(ra_init_opts_t o, bool daemon)
         if ((rc = ra__objmgr_start(c->rt, &oc, &c->objmgr)) != 0) {
             goto fail;
         }
+        snprintf(c->node_ep, sizeof c->node_ep, "%s", ra_link_endpoint(l));
     }
     if ((rc = load_topology(&o, &c->topo)) != 0) {
         goto fail;
@@ -1607,8 +1609,20 @@ ra_put(const ra_arg_t *value, ra_ref_t *out)
     int rc = ra__obj_new(c->cs, &id);
     if (rc == 0) {
         // Skip the kind byte and length: the object holds the bare value.
-        ra__core_obj_complete(c->cs, id, 0, b.p[0], NULL, b.p + 5,
-                              b.len - 5);
+        // A large one goes into the node's store (read there in place by
+        // ra_get and by the tasks that take it); a full store keeps it
+        // here.
+        ra_oid_t oid;
+        ra__oid_make(oid.b, c->node, c->proc, id);
+        if (c->store != NULL && b.len - 5 >= c->inline_max &&
+            ra_objstore_put(c->store, oid, b.p + 5, b.len - 5) == 0) {
+            ra__core_obj_complete(c->cs, id, 0,
+                                  (uint8_t)(b.p[0] | RA__VAL_IN_STORE), NULL,
+                                  oid.b, 16);
+        } else {
+            ra__core_obj_complete(c->cs, id, 0, b.p[0], NULL, b.p + 5,
+                                  b.len - 5);
+        }
         *out = (ra_ref_t){c->node, ra__g->proc, id};
     }
     ra__wb_free(&b);

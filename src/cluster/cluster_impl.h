@@ -86,13 +86,17 @@ enum {
 //         size, then the chunk's bytes to the end of the message}.
 //  FREE   to an objmgr: {oid}: the copy held for another node's owner is
 //         no longer needed; delete it.
+//  UNUSE  worker -> its node's objmgr: {oid}: done with a copy that a PULL
+//         made for it (a task's argument); deleted once unreferenced.
+// A PULL sent as a call (ra_call) is answered with ra_reply (workers).
 enum {
     RA__OBJ_HOLD = 1,
     RA__OBJ_PULL = 2,
     RA__OBJ_PULLED = 3,
     RA__OBJ_GET = 4,
     RA__OBJ_PART = 5,
-    RA__OBJ_FREE = 6
+    RA__OBJ_FREE = 6,
+    RA__OBJ_UNUSE = 7
 };
 // In a PULL's flags: delete the source's copy once this one is made.
 #define RA__PULL_FREE_SRC 1u
@@ -254,6 +258,10 @@ int ra__result_msg(uint64_t id, uint32_t attempt, int status, uint8_t kind,
 // the result carries {oid, pid objmgr, str objmgr endpoint, u64 size}.
 // The owner's node pulls it (RA__OBJ_PULL) before the object is ready.
 #define RA__VAL_REMOTE 0x20u
+// A task argument kind with RA__VAL_IN_STORE set is a large object of the
+// owner's node's store: {oid, pid objmgr, str objmgr endpoint, u64 size}.
+// The worker maps it (its own node) or pulls it into its node's store
+// first, and the function reads it in place.
 // Values up to this size travel inline in messages (Ray: 100 KiB).
 #define RA__INLINE_MAX_DEFAULT ((size_t)100 << 10)
 
@@ -282,6 +290,16 @@ struct ra_task {
 void ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn,
                   ra__task_view_t *v, void **state, int pre_err,
                   const char *pre_text);
+
+// ra__args_map points the arguments of v that lie in an object store
+// (RA__VAL_IN_STORE) at their bytes in this node's store, pulling them
+// here first when they are on another node; *maps records what to let go
+// afterwards with ra__args_unmap (which must be called whatever map
+// returned).  Returns 0, or an error (RA_EOBJLOST, RA_ENOTSUP, ...) with
+// why set.  ra__task_run does both around the function.
+int ra__args_map(ra_ctx_t *ctx, ra__task_view_t *v, void **maps, char *why,
+                 size_t cap);
+void ra__args_unmap(ra_ctx_t *ctx, ra__task_view_t *v, void **maps);
 
 // ra__worker_cancel_flag is the flag that ra_task_cancelled reads.
 const _Atomic bool *ra__worker_cancel_flag(void);

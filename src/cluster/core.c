@@ -205,15 +205,7 @@ obj_complete(ra__core_t *cs, uint64_t id, int err, uint8_t kind,
         o->state = err == 0 ? RA__OBJ_READY : RA__OBJ_FAILED;
         o->err = err;
         o->kind = kind;
-        if (err == 0 && msg == NULL) {
-            // A value made here (an actor handle): keep a copy.
-            if (ra_msg_new_bytes(&o->msg, 0, data, len) == 0) {
-                o->data = ra_msg_data(o->msg, &o->len);
-            } else {
-                o->state = RA__OBJ_FAILED;
-                o->err = RA_ENOMEM;
-            }
-        } else if (err == 0 && (kind & RA__VAL_IN_STORE)) {
+        if (err == 0 && (kind & RA__VAL_IN_STORE)) {
             // The value stays in the store; this process holds a
             // reference to it, so that it is spilled rather than evicted.
             o->in_store = true;
@@ -222,6 +214,14 @@ obj_complete(ra__core_t *cs, uint64_t id, int err, uint8_t kind,
             ra_oid_t oid;
             memcpy(oid.b, o->oid, 16);
             (void)ra_objstore_ref(ra__g->store, oid);
+        } else if (err == 0 && msg == NULL) {
+            // A value made here (ra_put, an actor handle): keep a copy.
+            if (ra_msg_new_bytes(&o->msg, 0, data, len) == 0) {
+                o->data = ra_msg_data(o->msg, &o->len);
+            } else {
+                o->state = RA__OBJ_FAILED;
+                o->err = RA_ENOMEM;
+            }
         } else if (err == 0) {
             o->msg = ra_msg_ref(msg);
             o->data = data;
@@ -670,6 +670,38 @@ dispatch(ra_ctx_t *ctx, core_t *k, ra__cls_t *c)
     }
 }
 
+// store_arg writes argument o, a value in this node's store, as a
+// reference to it there (RA__VAL_IN_STORE): {oid, our object manager, its
+// endpoint, size}.  Returns false when it cannot (no object manager, or a
+// value small enough to travel inline), and the caller copies the value.
+static bool
+store_arg(core_t *k, ra__wbuf_t *b, const ra__obj_t *o)
+{
+    ra__cluster_t *c = k->c;
+    ra_oid_t oid;
+    memcpy(oid.b, o->oid, 16);
+    ra_objstore_info_t info;
+    if (ra_pid_is_nil(c->objmgr) || c->node_ep[0] == '\0' ||
+        ra_objstore_info(c->store, oid, &info) != 0 ||
+        info.size < c->inline_max) {
+        return false;
+    }
+    ra__wbuf_t d = {0};
+    ra__wb_raw(&d, oid.b, 16);
+    ra__wb_pid(&d, c->objmgr);
+    ra__wb_str(&d, c->node_ep);
+    ra__wb_u64(&d, info.size);
+    if (d.err != 0) {
+        ra__wb_free(&d);
+        return false;
+    }
+    uint8_t kind = o->kind != RA_VAL_NONE ? o->kind : RA_VAL_BYTES;
+    ra__wb_u8(b, (uint8_t)(kind | RA__VAL_IN_STORE));
+    ra__wb_bytes(b, d.p, d.len);
+    ra__wb_free(&d);
+    return true;
+}
+
 // resolve_args rewrites a task wire whose arguments include references
 // to objects of this process, with their values.  Returns 0, or the error
 // the task fails with (text in buf).
@@ -707,6 +739,8 @@ resolve_args(core_t *k, ra__task_t *t, char *buf, size_t cap)
             snprintf(buf, cap, "argument %u failed: %s", i,
                      o->text != NULL ? o->text : ra_err_name(o->err));
             rc = o->err;
+        } else if (o->in_store && store_arg(k, &b, o)) {
+            // The worker maps it, or pulls it to its node first.
         } else if (o->in_store) {
             ra_oid_t oid;
             ra_objstore_view_t view;

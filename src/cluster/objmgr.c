@@ -54,6 +54,7 @@ enum { CH_TODO = 0, CH_ASKED = 1, CH_DONE = 2 };
 typedef struct waiter {
     ra_pid_t core;
     uint64_t req;
+    uint64_t cref;            // a worker's call (answered with ra_reply_to)
 } waiter_t;
 
 typedef struct pull {
@@ -138,17 +139,27 @@ static void recheck_owners(ra_ctx_t *ctx, objmgr_t *om);
 
 // ---- pulls ----
 
+// reply_pulled answers a pull: with a message to a core (w->cref 0), or
+// as the reply to a worker's call.
 static void
-reply_pulled(ra_ctx_t *ctx, ra_pid_t core, uint64_t req, ra_oid_t oid,
-             int status, const char *text)
+reply_pulled(ra_ctx_t *ctx, const waiter_t *w, ra_oid_t oid, int status,
+             const char *text)
 {
     ra__wbuf_t b = {0};
     ra__wb_u8(&b, RA__OBJ_PULLED);
-    ra__wb_u64(&b, req);
+    ra__wb_u64(&b, w->req);
     ra__wb_raw(&b, oid.b, 16);
     ra__wb_u32(&b, (uint32_t)status);
     ra__wb_str(&b, text != NULL ? text : "");
-    send_buf(ctx, core, &b);
+    if (w->cref == 0) {
+        send_buf(ctx, w->core, &b);
+        return;
+    }
+    ra_msg_t *m = NULL;
+    if (ra__wb_msg(&b, RA__T_OBJ, &m) == 0 &&
+        ra_reply_to(ra_ctx_runtime(ctx), w->cref, &m) != 0) {
+        ra_msg_unref(&m);
+    }
 }
 
 static void
@@ -245,7 +256,7 @@ pull_end(ra_ctx_t *ctx, objmgr_t *om, pull_t *p, int status,
         ra_log_warn("objmgr", "%s", text);
     }
     for (size_t i = 0; i < p->nw; i++) {
-        reply_pulled(ctx, p->w[i].core, p->w[i].req, p->oid, status, text);
+        reply_pulled(ctx, &p->w[i], p->oid, status, text);
     }
     if (p->free_src) {
         send_free(ctx, p->src, p->oid);
@@ -268,14 +279,14 @@ pull_find(objmgr_t *om, ra_oid_t oid)
 }
 
 static int
-add_waiter(pull_t *p, ra_pid_t core, uint64_t req)
+add_waiter(pull_t *p, const waiter_t *who)
 {
     waiter_t *w = realloc(p->w, (p->nw + 1) * sizeof *w);
     if (w == NULL) {
         return RA_ENOMEM;
     }
     p->w = w;
-    p->w[p->nw++] = (waiter_t){core, req};
+    p->w[p->nw++] = *who;
     return 0;
 }
 
@@ -290,14 +301,14 @@ on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     ra__rb_str(r, ep, sizeof ep);
     uint64_t size = ra__rb_u64(r);
     uint8_t flags = ra__rb_u8(r);
-    ra_pid_t core = ra_sender(ctx);
-    if (r->bad || ra_pid_is_nil(core)) {
+    waiter_t who = {ra_sender(ctx), req, ra_call_ref(ctx)};
+    if (r->bad || (ra_pid_is_nil(who.core) && who.cref == 0)) {
         ra_log_warn("objmgr", "malformed pull request dropped");
         return;
     }
     ra_objstore_t *st = om->cfg.store;
     if (st == NULL) {
-        reply_pulled(ctx, core, req, oid, RA_ENOTSUP, "this node has no "
+        reply_pulled(ctx, &who, oid, RA_ENOTSUP, "this node has no "
                      "object store to copy the object into (start it "
                      "without turning the store off)");
         return;
@@ -305,8 +316,8 @@ on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     pull_t *p = pull_find(om, oid);
     if (p != NULL) {
         // The same object is on its way already: one transfer for both.
-        if (add_waiter(p, core, req) != 0) {
-            reply_pulled(ctx, core, req, oid, RA_ENOMEM, "out of memory");
+        if (add_waiter(p, &who) != 0) {
+            reply_pulled(ctx, &who, oid, RA_ENOMEM, "out of memory");
         }
         p->free_src |= (flags & RA__PULL_FREE_SRC) != 0;
         return;
@@ -316,8 +327,7 @@ on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
         info.state != RA_OBJ_CREATING) {
         // A copy is here already.
         int rc = ra_objstore_ref(st, oid);
-        reply_pulled(ctx, core, req, oid, rc, rc != 0 ? ra_strerror(rc)
-                                                      : NULL);
+        reply_pulled(ctx, &who, oid, rc, rc != 0 ? ra_strerror(rc) : NULL);
         if (flags & RA__PULL_FREE_SRC) {
             send_free(ctx, src, oid);
         }
@@ -330,12 +340,12 @@ on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     p = calloc(1, sizeof *p);
     size_t nch = (size_t)((size + RA__OBJ_CHUNK - 1) / RA__OBJ_CHUNK);
     if (p == NULL || (nch > 0 && (p->ch = calloc(nch, 1)) == NULL) ||
-        add_waiter(p, core, req) != 0) {
+        add_waiter(p, &who) != 0) {
         if (p != NULL) {
             free(p->ch);
             free(p);
         }
-        reply_pulled(ctx, core, req, oid, RA_ENOMEM, "out of memory");
+        reply_pulled(ctx, &who, oid, RA_ENOMEM, "out of memory");
         return;
     }
     p->xfer = ++om->next_xfer;
@@ -635,6 +645,24 @@ owner_drop(objmgr_t *om, size_t k)
 // it is watched again every OWNER_RECHECK_MS, and what it has is kept for
 // OWNER_GRACE_MS, so a transfer that resumes after a partition still finds
 // the object.
+// on_unuse: a worker is done with a copy pulled here for it; the copy
+// goes when nobody else holds a reference (this actor is the only one that
+// deletes pulled copies, so a pull that just found it cannot lose it).
+static void
+on_unuse(objmgr_t *om, ra__rbuf_t *r)
+{
+    ra_oid_t oid;
+    rb_oid(r, &oid);
+    ra_objstore_info_t info;
+    if (r->bad || om->cfg.store == NULL ||
+        ra_objstore_unref(om->cfg.store, oid) != 0) {
+        return;
+    }
+    if (ra_objstore_info(om->cfg.store, oid, &info) == 0 && info.refs == 0) {
+        (void)ra_objstore_delete(om->cfg.store, oid);
+    }
+}
+
 static void
 on_down(ra_ctx_t *ctx, objmgr_t *om, ra_msg_t *msg)
 {
@@ -729,6 +757,9 @@ objmgr_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         break;
     case RA__OBJ_FREE:
         on_free(om, &r);
+        break;
+    case RA__OBJ_UNUSE:
+        on_unuse(om, &r);
         break;
     default:
         om->dropped++;

@@ -284,6 +284,13 @@ ra__task_decode(const ra_msg_t *m, ra__task_view_t *v)
             a->ref.node = ra__rb_u32(&r);
             a->ref.proc = ra__rb_u32(&r);
             a->ref.id = ra__rb_u64(&r);
+        } else if (a->kind == (RA_VAL_BYTES | RA__VAL_IN_STORE) ||
+                   a->kind == (RA_VAL_BSON | RA__VAL_IN_STORE)) {
+            // Mapped by ra__task_run before the function runs.
+            a->data = ra__rb_bytes(&r, &a->len);
+            if (a->len < 16 + 16) {
+                r.bad = true;
+            }
         } else if (a->kind >= RA_VAL_BYTES && a->kind <= RA_VAL_F64) {
             a->data = ra__rb_bytes(&r, &a->len);
             if ((a->kind == RA_VAL_I64 || a->kind == RA_VAL_F64) &&
@@ -558,6 +565,170 @@ ra_task_cancelled(const ra_task_t *t)
     return t->cancel != NULL && *t->cancel;
 }
 
+// A task argument read in place from the node's object store.
+typedef struct mapped {
+    ra_objstore_view_t view;
+    ra_oid_t oid;
+    bool pulled;              // a copy our object manager made for us
+} mapped_t;
+
+// pull_here has this node's object manager copy object oid from the
+// object manager src (at endpoint ep) into our store, and waits for it.
+static int
+pull_here(ra_ctx_t *ctx, ra__cluster_t *c, ra_oid_t oid, ra_pid_t src,
+          const char *ep, uint64_t size, char *why, size_t cap)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__OBJ_PULL);
+    ra__wb_u64(&b, 0);
+    ra__wb_raw(&b, oid.b, 16);
+    ra__wb_pid(&b, src);
+    ra__wb_str(&b, ep);
+    ra__wb_u64(&b, size);
+    ra__wb_u8(&b, 0);
+    ra_msg_t *m = NULL, *rep = NULL;
+    int rc = ra__wb_msg(&b, RA__T_OBJ, &m);
+    if (rc == 0) {
+        // The object manager gives up on a transfer that stalls for 30 s;
+        // a long one that keeps moving is waited for.
+        rc = ra_call(ctx, c->objmgr, &m, -1, &rep);
+        ra_msg_unref(&m);
+    }
+    if (rc != 0) {
+        snprintf(why, cap, "cannot ask this node's object manager: %s",
+                 ra_strerror(rc));
+        return rc;
+    }
+    ra__rbuf_t r;
+    ra__rb_init(&r, rep);
+    (void)ra__rb_u8(&r);
+    (void)ra__rb_u64(&r);
+    r.off += 16;
+    int status = (int)ra__rb_u32(&r);
+    char text[600];
+    ra__rb_str(&r, text, sizeof text);
+    ra_msg_unref(&rep);
+    if (r.bad) {
+        snprintf(why, cap, "malformed answer of the object manager");
+        return RA_EBADMSG;
+    }
+    if (status != 0) {
+        snprintf(why, cap, "%s", text[0] != '\0' ? text
+                                                 : ra_strerror(status));
+    }
+    return status;
+}
+
+// map_args points each argument that lies in an object store at the
+// object's bytes in this node's store: mapped where it is, or pulled here
+// first from the owner's node.  maps[i] records what to let go after the
+// task (unmap_args).  Returns 0, or an error with why set.
+static int
+map_args(ra_ctx_t *ctx, ra__task_view_t *v, mapped_t *maps, char *why,
+         size_t cap)
+{
+    ra__cluster_t *c = ra__g;
+    for (uint32_t i = 0; i < v->nargs; i++) {
+        ra__targ_t *a = &v->args[i];
+        if (!(a->kind & RA__VAL_IN_STORE)) {
+            continue;
+        }
+        ra__rbuf_t r = {.p = a->data, .len = a->len, .off = 16};
+        memcpy(maps[i].oid.b, a->data, 16);
+        ra_pid_t src = ra__rb_pid(&r);
+        char ep[256];
+        ra__rb_str(&r, ep, sizeof ep);
+        uint64_t size = ra__rb_u64(&r);
+        int rc = 0;
+        if (r.bad) {
+            snprintf(why, cap, "argument %u: malformed store reference", i);
+            return RA_EBADMSG;
+        }
+        if (c == NULL || c->store == NULL) {
+            snprintf(why, cap, "argument %u is in an object store and this "
+                     "worker has none", i);
+            return RA_ENOTSUP;
+        }
+        if (src.node != c->node) {
+            char text[700];
+            if (ra_pid_is_nil(c->objmgr)) {
+                rc = RA_ENOTSUP;
+                snprintf(text, sizeof text, "no object manager here");
+            } else {
+                rc = pull_here(ctx, c, maps[i].oid, src, ep, size, text,
+                               sizeof text);
+            }
+            if (rc != 0) {
+                snprintf(why, cap, "argument %u (%" PRIu64 " bytes on node "
+                         "%u) could not be copied here: %s", i, size,
+                         src.node, text);
+                return rc == RA_EOBJLOST ? rc : RA_EOBJLOST;
+            }
+            maps[i].pulled = true;
+        }
+        rc = ra_objstore_get(c->store, maps[i].oid, 0, &maps[i].view);
+        if (rc != 0) {
+            snprintf(why, cap, "argument %u is no longer in the object "
+                     "store: %s", i, ra_strerror(rc));
+            return RA_EOBJLOST;
+        }
+        a->kind &= (uint8_t)~RA__VAL_IN_STORE;
+        a->data = maps[i].view.data;
+        a->len = maps[i].view.size;
+    }
+    return 0;
+}
+
+static void
+unmap_args(ra_ctx_t *ctx, ra__task_view_t *v, mapped_t *maps)
+{
+    ra__cluster_t *c = ra__g;
+    for (uint32_t i = 0; maps != NULL && i < v->nargs; i++) {
+        if (maps[i].view.data != NULL) {
+            (void)ra_objstore_release(c->store, &maps[i].view);
+        }
+        if (maps[i].pulled) {
+            ra__wbuf_t b = {0};
+            ra__wb_u8(&b, RA__OBJ_UNUSE);
+            ra__wb_raw(&b, maps[i].oid.b, 16);
+            ra_msg_t *m = NULL;
+            if (ra__wb_msg(&b, RA__T_OBJ, &m) == 0 &&
+                ra_send(ctx, c->objmgr, &m) != 0) {
+                ra_msg_unref(&m);
+            }
+        }
+    }
+}
+
+int
+ra__args_map(ra_ctx_t *ctx, ra__task_view_t *v, void **maps, char *why,
+             size_t cap)
+{
+    *maps = NULL;
+    for (uint32_t i = 0; i < v->nargs; i++) {
+        if (v->args[i].kind & RA__VAL_IN_STORE) {
+            mapped_t *m = calloc(v->nargs, sizeof *m);
+            if (m == NULL) {
+                snprintf(why, cap, "out of memory");
+                return RA_ENOMEM;
+            }
+            *maps = m;
+            return map_args(ctx, v, m, why, cap);
+        }
+    }
+    return 0;
+}
+
+void
+ra__args_unmap(ra_ctx_t *ctx, ra__task_view_t *v, void **maps)
+{
+    if (*maps != NULL) {
+        unmap_args(ctx, v, *maps);
+        free(*maps);
+        *maps = NULL;
+    }
+}
+
 void
 ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
              void **state, int pre_err, const char *pre_text)
@@ -565,9 +736,17 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
     ra_task_t t = {.view = v, .state = state != NULL ? *state : NULL,
                    .cancel = ra__worker_cancel_flag()};
     int rc = pre_err;
+    void *maps = NULL;
+    char mwhy[900];
+    if (rc == 0 && (rc = ra__args_map(ctx, v, &maps, mwhy,
+                                      sizeof mwhy)) != 0) {
+        pre_text = mwhy;
+        pre_err = rc;
+    }
     if (rc == 0) {
         rc = fn(&t);
     }
+    ra__args_unmap(ctx, v, &maps);
     ra_msg_t *res = NULL;
     if (rc == 0) {
         if (state != NULL) {

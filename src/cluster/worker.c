@@ -261,12 +261,18 @@ new_actor(ra_ctx_t *ctx, ra_msg_t *msg)
     }
     in->cls = cls;
     ra_task_t t = {.view = &v};
-    rc = cls->init != NULL ? cls->init(&t) : 0;
+    void *maps = NULL;
+    char mwhy[900] = "";
+    rc = ra__args_map(ctx, &v, &maps, mwhy, sizeof mwhy);
+    if (rc == 0) {
+        rc = cls->init != NULL ? cls->init(&t) : 0;
+    }
+    ra__args_unmap(ctx, &v, &maps);
     in->state = t.state;
     if (rc != 0) {
         char why[1100];
-        snprintf(why, sizeof why, "%s", t.errtext != NULL ? t.errtext
-                                                           : ra_err_name(rc));
+        snprintf(why, sizeof why, "%s", mwhy[0] != '\0' ? mwhy
+                 : t.errtext != NULL ? t.errtext : ra_err_name(rc));
         ra_msg_t *res = NULL;
         if (ra__result_msg(v.id, v.attempt, RA_ETASK, RA_VAL_NONE, why,
                            strlen(why), &res) == 0 &&

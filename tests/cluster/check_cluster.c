@@ -260,7 +260,11 @@ big(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(big)
 
-// check_big returns 1 when argument 0 is what big(len, argument 1) makes.
+static bool in_shm(const void *p);
+
+// check_big returns 2 len + 1 when argument 0 is what big(len, argument 1)
+// makes and the task reads it in place in the object store (a /dev/shm
+// mapping), 2 len when it has a copy, and 0 when the bytes are wrong.
 static int
 check_big(ra_task_t *t)
 {
@@ -272,7 +276,7 @@ check_big(ra_task_t *t)
             return ra_task_return_i64(t, 0);
         }
     }
-    return ra_task_return_i64(t, (int64_t)n);
+    return ra_task_return_i64(t, 2 * (int64_t)n + (in_shm(p) ? 1 : 0));
 }
 RA_REMOTE_REGISTER(check_big)
 
@@ -1019,15 +1023,52 @@ START_TEST(test_cluster_large_values_through_the_store)
             // without one it is a copy in this process's own memory.
             ck_assert_int_eq(in_shm(ra_value_data(v, NULL)), k == 0);
             ra_value_free(&v);
-            // As an argument of another task.
+            // As an argument of another task, which reads it in place in
+            // the store (no copy in the task message).
             int64_t got = 0;
             RA_CK_OK(ra_remote("check_big", (ra_arg_t[]){RA_ARG_REF(r),
                                                          RA_ARG_I64(i)},
                                2, NULL, &c));
             RA_CK_OK(ra_get_i64(c, 20000, &got));
-            ck_assert_int_eq(got, (int64_t)n);
+            ck_assert_int_eq(got, 2 * (int64_t)n + (k == 0));
             ra_release(c);
             ra_release(r);
+        }
+        // A large value made with ra_put is in the store too: ra_get and
+        // the tasks that take it read it there.
+        size_t n = (size_t)1 << 20;
+        uint8_t *buf = malloc(n);
+        ck_assert_ptr_nonnull(buf);
+        for (size_t i = 0; i < n; i++) {
+            buf[i] = (uint8_t)((i * 7 + 5) % 251);
+        }
+        ra_ref_t p, c;
+        RA_CK_OK(ra_put(&RA_ARG_BYTES(buf, n), &p));
+        free(buf);
+        ra_value_t *v = NULL;
+        RA_CK_OK(ra_get(p, 1000, &v));
+        ck_assert(big_ok(v, n, 5));
+        ck_assert_int_eq(in_shm(ra_value_data(v, NULL)), k == 0);
+        ra_value_free(&v);
+        int64_t got = 0;
+        RA_CK_OK(ra_remote("check_big", (ra_arg_t[]){RA_ARG_REF(p),
+                                                     RA_ARG_I64(5)},
+                           2, NULL, &c));
+        RA_CK_OK(ra_get_i64(c, 20000, &got));
+        ck_assert_int_eq(got, 2 * (int64_t)n + (k == 0));
+        ra_store_usage_t u;
+        if (k == 0) {
+            RA_CK_OK(ra_store_usage(&u));
+            ck_assert_uint_ge(u.objects, 1);
+        } else {
+            RA_CK_ERR(ra_store_usage(&u), RA_ENOTSUP);
+        }
+        ra_release(c);
+        ra_release(p);
+        if (k == 0) {
+            // Released: it leaves the store.
+            RA_CK_OK(ra_store_usage(&u));
+            ck_assert_uint_eq(u.objects, 0);
         }
         stop();
     }

@@ -52,6 +52,12 @@
 //                                   node with RES); with "quick" after N,
 //                                   "fetched N x BYTES zero-copy MS ms,
 //                                   left here K" (no more tasks there)
+//   multinode_driver send RES BYTES N
+//                                   ra_put of BYTES bytes of a pattern,
+//                                   then N tasks on the node with RES that
+//                                   take it by reference and check every
+//                                   byte: "sent N x BYTES to node ID
+//                                   zero-copy|copied, left there K"
 //
 // Exit status 0 when the work itself went well.
 #include <rayo.h>
@@ -113,6 +119,25 @@ store_objects(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(store_objects)
 
+static bool in_shm(const void *p);
+
+// check_pattern: {bytes, i64 seed} -> 2 len + 1 when the bytes are seed's
+// pattern and read in place in the store, 2 len for a copy, 0 when wrong.
+static int
+check_pattern(ra_task_t *t)
+{
+    size_t n = 0;
+    const uint8_t *p = ra_task_arg(t, 0, &n);
+    int64_t seed = ra_task_arg_i64(t, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != pattern_at(seed, i)) {
+            return ra_task_return_i64(t, 0);
+        }
+    }
+    return ra_task_return_i64(t, 2 * (int64_t)n + (in_shm(p) ? 1 : 0));
+}
+RA_REMOTE_REGISTER(check_pattern)
+
 // in_shm tells whether p lies in a mapping of a /dev/shm file.
 static bool
 in_shm(const void *p)
@@ -140,6 +165,71 @@ mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+send_put(const char *res, long long bytes, int n)
+{
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    ra_resources_t x = {0};
+    if (n < 1 || n > 64 || bytes < 0 ||
+        ra_resources_set(&x, res, 1.0 / n) != 0) {
+        return 1;
+    }
+    o.resources = &x;
+    o.num_cpus = 0.01;
+    uint8_t *p = malloc(bytes > 0 ? (size_t)bytes : 1);
+    if (p == NULL) {
+        return 1;
+    }
+    for (long long i = 0; i < bytes; i++) {
+        p[i] = pattern_at(9, (size_t)i);
+    }
+    ra_ref_t obj, refs[64];
+    int rc = ra_put(&RA_ARG_BYTES(p, (size_t)bytes), &obj);
+    free(p);
+    if (rc != 0) {
+        return fail("ra_put", rc);
+    }
+    for (int i = 0; i < n; i++) {
+        ra_arg_t a[2] = {RA_ARG_REF(obj), RA_ARG_I64(9)};
+        if ((rc = ra_remote("check_pattern", a, 2, &o, &refs[i])) != 0) {
+            return fail("check_pattern task", rc);
+        }
+    }
+    bool shm = true;
+    for (int i = 0; i < n; i++) {
+        ra_value_t *v = NULL;
+        if ((rc = ra_get(refs[i], 120000, &v)) != 0) {
+            fprintf(stderr, "send %d: %s\n", i,
+                    v != NULL && ra_value_error(v) != NULL
+                        ? ra_value_error(v) : ra_err_name(rc));
+            ra_value_free(&v);
+            return fail("task taking a large argument", rc);
+        }
+        int64_t got = ra_value_i64(v);
+        ra_value_free(&v);
+        ra_release(refs[i]);
+        if (got / 2 != bytes) {
+            fprintf(stderr, "send %d: the task saw wrong bytes (%lld)\n", i,
+                    (long long)got);
+            return 1;
+        }
+        shm = shm && (got & 1) != 0;
+    }
+    ra_release(obj);
+    ra_arg_t a = RA_ARG_I64(0);
+    ra_ref_t r;
+    int64_t node = -1, there = -1;
+    if (ra_remote("where", &a, 1, &o, &r) != 0 ||
+        ra_get_i64(r, 30000, &node) != 0 ||
+        ra_remote("store_objects", NULL, 0, &o, &r) != 0 ||
+        ra_get_i64(r, 30000, &there) != 0) {
+        return fail("tasks on the node with the resource", RA_EINVAL);
+    }
+    printf("sent %d x %lld to node %lld %s, left there %lld\n", n, bytes,
+           (long long)node, shm ? "zero-copy" : "copied", (long long)there);
+    return 0;
 }
 
 static int
@@ -740,6 +830,8 @@ main(int argc, char **argv)
     } else if (strcmp(argv[1], "fetch") == 0 &&
                (argc == 5 || (argc == 6 && strcmp(argv[5], "quick") == 0))) {
         st = fetch(argv[2], atoll(argv[3]), atoi(argv[4]), argc == 6);
+    } else if (strcmp(argv[1], "send") == 0 && argc == 5) {
+        st = send_put(argv[2], atoll(argv[3]), atoi(argv[4]));
     } else if (strcmp(argv[1], "watch") == 0 && argc == 5) {
         st = watch(argv[2], atoi(argv[3]), atoi(argv[4]));
     } else {

@@ -3,7 +3,8 @@
 # two, each in its own network namespace: results made on node 2 for a
 # driver on node 1 are pulled into node 1's object store in chunks (read
 # there in place, every byte checked), node 2 lets its copy go once node 1
-# has one, and a transfer cut off for longer than the link's loss window
+# has one, a large ra_put value given by reference to tasks on node 2 is
+# pulled there and read in place, and a transfer cut off for longer than the link's loss window
 # resumes when the network is back.
 #
 # Needs root and iproute2 (ip, tc); otherwise it exits 77 (automake's
@@ -31,6 +32,13 @@ printf '%s' "$out" |
     grep -q "^fetched 4 x 9000000 from node $id2 zero-copy [0-9]* ms, left here 0 there 0$" &&
     ok "4 results of 9 MB made on node 2 are read in node 1's store; no copy is left" ||
     fail "fetch of 4 x 9 MB: $out"
+
+# A large ra_put value as the argument of 4 tasks on node 2: pulled there
+# (once), read in place by each, and gone from node 2 afterwards.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" send far 20000000 4 2>&1)
+[ "$out" = "sent 4 x 20000000 to node $id2 zero-copy, left there 0" ] &&
+    ok "a 20 MB ra_put value is read in place by 4 tasks on node 2; no copy is left there" ||
+    fail "large argument to node 2: $out"
 
 # One large result: 200 MiB in 50 chunks (less under the sanitizers,
 # which set RAYO_TEST_SCALE below 1).
