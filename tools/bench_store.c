@@ -28,6 +28,15 @@
 //                    over file_write_gbps)
 //   restore_gbps     the get that reads it back ("ratio": over
 //                    file_read_gbps)
+//   transfer_gbps    a SIZE-byte task result copied from the store of one
+//                    node to another's by their object managers (two node
+//                    daemons on 127.0.0.1 and 127.0.0.2, tcp with CURVE;
+//                    bench_xfer.c), 3 copies (1 with --quick) after an
+//                    untimed one ("ratio": over zmq_tcp_gbps)
+//   zmq_tcp_gbps     SIZE bytes in 4 MiB messages through a bare libzmq
+//                    PUSH/PULL pair over tcp on 127.0.0.1
+//   zmq_tcp_curve_gbps  the same with CURVE ("ratio": transfer_gbps over
+//                    it)
 // GB are 10^9 bytes.  sync() runs (untimed) before each timed write so
 // that earlier dirty pages do not throttle it.
 #include <errno.h>
@@ -39,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -439,6 +449,33 @@ out:
     return rc;
 }
 
+// bench_transfer: a large object between the stores of two nodes
+// (bench_xfer.c), beside bare libzmq tcp plain and with CURVE.
+static int
+bench_transfer(const opts_t *o, run_t *r)
+{
+    char dir[4200];
+    ra__xfer_result_t x;
+    unsigned times = o->quick ? 1 : 3;
+
+    snprintf(dir, sizeof dir, "%s/nodes", o->dir);
+    if (mkdir(dir, 0700) != 0) {
+        return fail("mkdir", -errno);
+    }
+    int rc = ra__bench_xfer(dir, o->size, times, &x);
+    if (rc != RA_TOOL_OK) {
+        return rc;
+    }
+    add(r, "transfer_gbps", "GB/s", x.rayo_gbps, times, x.rayo_s,
+        x.rayo_gbps / x.zmq_gbps);
+    add(r, "zmq_tcp_gbps", "GB/s", x.zmq_gbps, 1,
+        (double)o->size / 1e9 / x.zmq_gbps, -1);
+    add(r, "zmq_tcp_curve_gbps", "GB/s", x.zmq_curve_gbps, 1,
+        (double)o->size / 1e9 / x.zmq_curve_gbps,
+        x.rayo_gbps / x.zmq_curve_gbps);
+    return RA_TOOL_OK;
+}
+
 // ---- the command -----------------------------------------------------------
 
 static void
@@ -494,7 +531,9 @@ static const char usage[] =
     "Usage: rayo bench store [OPTIONS]\n"
     "Benchmark the shared-memory object store: small puts and gets, a\n"
     "large put and get beside memcpy, spill and restore beside plain file\n"
-    "I/O.  Prints one JSON object per line and run on stdout.\n"
+    "I/O, and a large object copied between two nodes (two node daemons\n"
+    "started on 127.0.0.1 and 127.0.0.2) beside bare libzmq tcp.  Prints\n"
+    "one JSON object per line and run on stdout.\n"
     "\n"
     "Options:\n"
     "  -q, --quick        5,000 small objects and a 64 MiB large one\n"
@@ -577,6 +616,9 @@ ra__tool_bench_store(const char *prog, int argc, char **argv)
                 "%zu bytes)\n", i + 1, o.repeat, o.size);
         if ((rc = bench_small(&o, r)) == RA_TOOL_OK) {
             rc = bench_large(&o, r);
+        }
+        if (rc == RA_TOOL_OK) {
+            rc = bench_transfer(&o, r);
         }
         for (size_t k = 0; k < r->nlines; k++) {
             print_line(&r->lines[k], NULL, i + 1, o.repeat, o.size);

@@ -32,6 +32,25 @@
 #define RA_BENCH_MAX_OPTS 8
 
 // ---------------------------------------------------------------------
+// Objects between two nodes (bench_xfer.c), for `rayo bench store`.
+
+// ra__xfer_result_t: the object managers' copy rate (rayo_gbps over
+// rayo_s seconds of copying, times copies), and bare libzmq PUSH/PULL over
+// tcp, plain and CURVE, in GB/s (10^9 bytes).
+typedef struct ra__xfer_result {
+    double rayo_gbps, rayo_s, zmq_gbps, zmq_curve_gbps;
+    unsigned times;
+} ra__xfer_result_t;
+
+// ra__bench_xfer starts two node daemons under dir (an empty private
+// directory), copies a size-byte task result from one to the other times
+// times after one untimed copy, stops them and removes dir, then runs the
+// libzmq figures.
+// Progress on stderr.  Returns RA_TOOL_OK or RA_TOOL_FAIL (said why).
+int ra__bench_xfer(const char *dir, size_t size, unsigned times,
+                   ra__xfer_result_t *out);
+
+// ---------------------------------------------------------------------
 // Clocks and statistics.
 
 // ra__bench_now_s returns CLOCK_MONOTONIC in seconds.

@@ -7,8 +7,9 @@ tools_rayo_SOURCES = tools/rayo.c tools/bench_actor.c \
 tools_rayo_SOURCES += tools/bench_util.c tools/bench_util.h
 # bench_link.c measures bare libzmq beside rayo, so it links libzmq itself.
 tools_rayo_LDADD = librayo.la $(BSON_LIBS) $(ZMQ_LIBS)
-# `rayo bench store`: the shared-memory object store.
-tools_rayo_SOURCES += tools/bench_store.c
+# `rayo bench store`: the shared-memory object store, and (bench_xfer.c)
+# objects copied between two nodes beside bare libzmq tcp.
+tools_rayo_SOURCES += tools/bench_store.c tools/bench_xfer.c
 # `rayo bench core`: the cluster API, like `ray microbenchmark`.
 tools_rayo_SOURCES += tools/bench_core.c
 # `rayo bench pg`: placement groups (ra_place.h).

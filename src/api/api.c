@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <malloc.h>
 #include <sys/random.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -1223,6 +1224,12 @@ ra_node_run(const ra_init_opts_t *opts, int ready_fd)
 {
     ra_worker_main();
     ra__log_from_env();
+    // The daemon moves objects between nodes in messages of about 4 MiB:
+    // keep such buffers in the heap for reuse instead of mapping fresh
+    // pages for each (a first touch of a page is slow on virtual
+    // machines), and keep freed heap up to 256 MiB.
+    (void)mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    (void)mallopt(M_TRIM_THRESHOLD, 256 << 20);
     ra_init_opts_t o = opts != NULL ? *opts : (ra_init_opts_t){0};
     if (o.num_cpus < 0 || o.num_gpus < 0 || o.num_gpus > 4096 ||
         o.num_gpus != (double)(long)o.num_gpus) {
@@ -1842,6 +1849,47 @@ ra_store_usage(ra_store_usage_t *out)
         out->spilled = s.spilled;
         out->spilled_bytes = s.spilled_bytes;
     }
+    return rc;
+}
+
+int
+ra_transfer_stats(ra_transfer_stats_t *out)
+{
+    if (out == NULL) {
+        return RA_EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    if (ra_pid_is_nil(c->objmgr)) {
+        return RA_ENOTSUP;
+    }
+    ra_ctx_t *scope = NULL;
+    int rc = ra_scope_new(c->rt, &scope);
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t op = RA__OBJ_STATS;
+    ra_msg_t *m = NULL, *rep = NULL;
+    if ((rc = ra_msg_new_bytes(&m, RA__T_OBJ, &op, 1)) == 0 &&
+        (rc = ra_call(scope, c->objmgr, &m, 5000, &rep)) == 0) {
+        ra__rbuf_t r;
+        ra__rb_init(&r, rep);
+        out->pulls = ra__rb_u64(&r);
+        out->pull_failures = ra__rb_u64(&r);
+        out->pulled_bytes = ra__rb_u64(&r);
+        out->pull_us = ra__rb_u64(&r);
+        out->served_bytes = ra__rb_u64(&r);
+        if (r.bad) {
+            memset(out, 0, sizeof *out);
+            rc = RA_EBADMSG;
+        }
+    }
+    ra_msg_unref(&m);
+    ra_msg_unref(&rep);
+    ra_scope_destroy(&scope);
     return rc;
 }
 

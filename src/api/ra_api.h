@@ -420,6 +420,25 @@ typedef struct ra_store_usage {
 // run); RA_ENOTSUP (this node has no object store).  Any thread.
 int ra_store_usage(ra_store_usage_t *out);
 
+// ra_transfer_stats_t holds the counters of this node's object manager,
+// which copies objects between the stores of the nodes, since it started.
+typedef struct ra_transfer_stats {
+    uint64_t pulls;          // objects copied here from other nodes
+    uint64_t pull_failures;  // copies that failed (object lost, no room)
+    uint64_t pulled_bytes;   // their bytes
+    uint64_t pull_us;        // microseconds those copies took, summed
+                             // (from asking to a sealed copy)
+    uint64_t served_bytes;   // bytes sent to other nodes' managers
+} ra_transfer_stats_t;
+
+// ra_transfer_stats fills *out from the object manager of the caller's
+// node (a call to it, answered within 5 s).  pulled_bytes / pull_us is
+// the transfer rate seen by this node.  Returns 0; RA_EINVAL (NULL out);
+// RA_ECLOSED (ra_init has not run); RA_ENOTSUP (this node has no object
+// store, so no object manager); RA_ETIMEOUT or another error of the call.
+// Any thread (the call uses a scope of its own).
+int ra_transfer_stats(ra_transfer_stats_t *out);
+
 // ra_cancel cancels a task: one still queued is not run; one running is
 // told (ra_task_cancelled), and with force its worker is killed.  The
 // reference then gives RA_ECANCELED.  Returns 0, RA_ENOENT or RA_EALREADY

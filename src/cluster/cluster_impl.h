@@ -88,6 +88,9 @@ enum {
 //         no longer needed; delete it.
 //  UNUSE  worker -> its node's objmgr: {oid}: done with a copy that a PULL
 //         made for it (a task's argument); deleted once unreferenced.
+//  STATS  a call to an objmgr: answered with {u64 pulls done, u64 pulls
+//         failed, u64 bytes pulled, u64 microseconds pulling (summed),
+//         u64 bytes served}.
 // A PULL sent as a call (ra_call) is answered with ra_reply (workers).
 enum {
     RA__OBJ_HOLD = 1,
@@ -96,12 +99,15 @@ enum {
     RA__OBJ_GET = 4,
     RA__OBJ_PART = 5,
     RA__OBJ_FREE = 6,
-    RA__OBJ_UNUSE = 7
+    RA__OBJ_UNUSE = 7,
+    RA__OBJ_STATS = 8
 };
 // In a PULL's flags: delete the source's copy once this one is made.
 #define RA__PULL_FREE_SRC 1u
-// Objects move between nodes in chunks of this size (several in flight).
-#define RA__OBJ_CHUNK ((size_t)4 << 20)
+// Objects move between nodes in chunks of this size (several in flight):
+// a chunk's message fits in one of the link's 4 MiB frames with its
+// envelope, so the link sends it without copying or splitting it.
+#define RA__OBJ_CHUNK (((size_t)4 << 20) - 4096)
 
 // A lease request that another node should serve is answered with this
 // status, the target raylet and its endpoint (see RA__T_LEASE_GRANT).
@@ -137,6 +143,15 @@ ra__mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// ra__mono_us is CLOCK_MONOTONIC in microseconds.
+static inline int64_t
+ra__mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 // ra__le64_get and ra__le64_put read and write the 8 little-endian bytes

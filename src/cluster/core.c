@@ -299,14 +299,6 @@ forget_remote_lease(core_t *k, uint64_t lid)
     }
 }
 
-static int64_t
-now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 // Where the attempt sits in a task wire: after version, type and id.
 #define WIRE_ATTEMPT_OFF 10u
 
@@ -635,7 +627,7 @@ lease_drop(core_t *k, ra__lease_t *l)
 static void
 dispatch(ra_ctx_t *ctx, core_t *k, ra__cls_t *c)
 {
-    int64_t now = now_us();
+    int64_t now = ra__mono_us();
     for (ra__lease_t *l = k->leases; l != NULL && c->q.n != 0;
          l = l->next) {
         if (l->cls != c || l->dead) {
@@ -935,7 +927,7 @@ lease_idle_check(ra_ctx_t *ctx, core_t *k, ra__lease_t *l)
 static void
 learn(ra__lease_t *l, const ra__task_t *t)
 {
-    int64_t now = now_us();
+    int64_t now = ra__mono_us();
     int64_t from = t->sent_us > l->last_done_us ? t->sent_us
                                                 : l->last_done_us;
     int64_t sample = now - from;
@@ -1540,7 +1532,7 @@ core_init(ra_ctx_t *ctx, void **state)
     k->cs = k->c->cs;
     if (getrandom(&k->tick_key, sizeof k->tick_key, 0) !=
         (ssize_t)sizeof k->tick_key) {
-        k->tick_key = (uint64_t)now_us() ^ (uint64_t)getpid() << 32;
+        k->tick_key = (uint64_t)ra__mono_us() ^ (uint64_t)getpid() << 32;
     }
     k->cs->core = k;
     *state = k;

@@ -25,7 +25,9 @@
 //   reference for the owner; the object manager watches the owner's process
 //   and drops what it still holds for it when that process is lost.  The
 //   owner's node says when its copy is made (RA__OBJ_FREE), and the object
-//   is deleted here.
+//   is deleted here.  Likewise a copy pulled for a worker of this node (a
+//   task's argument) is watched until the worker says it is done with it
+//   (RA__OBJ_UNUSE) or its process is gone.
 //
 // It shares the process's store handle (the store is thread-safe) and its
 // link, through which it routes to the object managers it pulls from.
@@ -68,7 +70,7 @@ typedef struct pull {
     bool free_src;            // tell src to delete its copy afterwards
     int64_t progress_ms;      // last chunk received (or start)
     int64_t asked_ms;         // last time chunks were asked for again
-    int64_t start_ms;
+    int64_t start_ms, start_us;
     waiter_t *w;
     size_t nw;
     struct pull *next;
@@ -76,7 +78,8 @@ typedef struct pull {
 
 typedef struct hold {
     ra_oid_t oid;
-    ra_pid_t owner;
+    ra_pid_t owner;           // the owner, or the worker that uses it
+    bool use;                 // a worker's use of a pulled copy
 } hold_t;
 
 typedef struct owner {
@@ -96,7 +99,9 @@ typedef struct objmgr {
     size_t nholds, capholds;
     owner_t *owners;
     size_t nowners, capowners;
-    uint64_t served, pulled, dropped;   // counters, for logs
+    // Counters (RA__OBJ_STATS): pulls done and failed, their bytes and
+    // time (microseconds, summed), bytes served, messages dropped.
+    uint64_t pulled, failed, bytes_in, us_in, served, dropped;
 } objmgr_t;
 
 static void
@@ -136,6 +141,8 @@ arm_tick(ra_ctx_t *ctx, objmgr_t *om)
 }
 
 static void recheck_owners(ra_ctx_t *ctx, objmgr_t *om);
+static void keep(ra_ctx_t *ctx, objmgr_t *om, ra_oid_t oid, ra_pid_t pid,
+                 bool use);
 
 // ---- pulls ----
 
@@ -233,6 +240,8 @@ pull_end(ra_ctx_t *ctx, objmgr_t *om, pull_t *p, int status,
             (void)ra_objstore_abort(st, p->oid);
         } else {
             om->pulled++;
+            om->bytes_in += p->size;
+            om->us_in += (uint64_t)(ra__mono_us() - p->start_us);
             int64_t ms = ra__mono_ms() - p->start_ms;
             if (p->size >= LOG_BIG) {
                 char hex[RA_OID_STRLEN];
@@ -253,9 +262,13 @@ pull_end(ra_ctx_t *ctx, objmgr_t *om, pull_t *p, int status,
                  : ra_strerror(status));
     }
     if (status != 0) {
+        om->failed++;
         ra_log_warn("objmgr", "%s", text);
     }
     for (size_t i = 0; i < p->nw; i++) {
+        if (status == 0 && p->w[i].cref != 0) {
+            keep(ctx, om, p->oid, p->w[i].core, true);
+        }
         reply_pulled(ctx, &p->w[i], p->oid, status, text);
     }
     if (p->free_src) {
@@ -327,6 +340,9 @@ on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
         info.state != RA_OBJ_CREATING) {
         // A copy is here already.
         int rc = ra_objstore_ref(st, oid);
+        if (rc == 0 && who.cref != 0) {
+            keep(ctx, om, oid, who.core, true);
+        }
         reply_pulled(ctx, &who, oid, rc, rc != 0 ? ra_strerror(rc) : NULL);
         if (flags & RA__PULL_FREE_SRC) {
             send_free(ctx, src, oid);
@@ -355,6 +371,7 @@ on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     p->nch = nch;
     p->free_src = (flags & RA__PULL_FREE_SRC) != 0;
     p->progress_ms = p->asked_ms = p->start_ms = ra__mono_ms();
+    p->start_us = ra__mono_us();
     if (p->size >= LOG_BIG) {
         char hex[RA_OID_STRLEN];
         ra_log_info("objmgr", "pulling object %s (%zu bytes) from node %u",
@@ -534,7 +551,7 @@ on_get(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     }
 }
 
-// ---- holds ----
+// ---- holds: references kept for other processes ----
 
 static owner_t *
 owner_of(objmgr_t *om, ra_pid_t pid)
@@ -548,17 +565,63 @@ owner_of(objmgr_t *om, ra_pid_t pid)
     return NULL;
 }
 
+// drop_hold lets go of entry i: a copy kept for another node's owner is
+// deleted; a worker's use of a pulled copy gives back its reference, and
+// the copy goes once nobody holds one (this actor is the only one that
+// deletes pulled copies, so a pull that just found one cannot lose it).
 static void
 drop_hold(objmgr_t *om, size_t i)
 {
     ra_objstore_t *st = om->cfg.store;
-    (void)ra_objstore_unref(st, om->holds[i].oid);
-    (void)ra_objstore_delete(st, om->holds[i].oid);
-    owner_t *o = owner_of(om, om->holds[i].owner);
+    hold_t *h = &om->holds[i];
+    ra_objstore_info_t info;
+    if (ra_objstore_unref(st, h->oid) == 0 &&
+        (!h->use || (ra_objstore_info(st, h->oid, &info) == 0 &&
+                     info.refs == 0))) {
+        (void)ra_objstore_delete(st, h->oid);
+    }
+    owner_t *o = owner_of(om, h->owner);
     if (o != NULL && o->n > 0) {
         o->n--;
     }
     om->holds[i] = om->holds[--om->nholds];
+}
+
+// keep records that the store holds a reference to oid for process pid
+// (a remote owner's copy, or a local worker's use of a pulled copy) and
+// watches pid, so that the reference goes when pid is lost.
+static void
+keep(ra_ctx_t *ctx, objmgr_t *om, ra_oid_t oid, ra_pid_t pid, bool use)
+{
+    if (om->nholds == om->capholds) {
+        size_t cap = om->capholds != 0 ? om->capholds * 2 : 64;
+        hold_t *h = realloc(om->holds, cap * sizeof *h);
+        if (h == NULL) {
+            return;
+        }
+        om->holds = h;
+        om->capholds = cap;
+    }
+    owner_t *o = owner_of(om, pid);
+    if (o == NULL) {
+        if (om->nowners == om->capowners) {
+            size_t cap = om->capowners != 0 ? om->capowners * 2 : 16;
+            owner_t *n = realloc(om->owners, cap * sizeof *n);
+            if (n == NULL) {
+                return;
+            }
+            om->owners = n;
+            om->capowners = cap;
+        }
+        o = &om->owners[om->nowners];
+        *o = (owner_t){.pid = pid};
+        if (ra_monitor(ctx, pid, &o->mref) != 0) {
+            return;
+        }
+        om->nowners++;
+    }
+    o->n++;
+    om->holds[om->nholds++] = (hold_t){oid, pid, use};
 }
 
 static void
@@ -572,35 +635,7 @@ on_hold(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
         ra_objstore_info(om->cfg.store, oid, &info) != 0) {
         return; // malformed, or freed already (FREE came first)
     }
-    if (om->nholds == om->capholds) {
-        size_t cap = om->capholds != 0 ? om->capholds * 2 : 64;
-        hold_t *h = realloc(om->holds, cap * sizeof *h);
-        if (h == NULL) {
-            return;
-        }
-        om->holds = h;
-        om->capholds = cap;
-    }
-    owner_t *o = owner_of(om, owner);
-    if (o == NULL) {
-        if (om->nowners == om->capowners) {
-            size_t cap = om->capowners != 0 ? om->capowners * 2 : 16;
-            owner_t *n = realloc(om->owners, cap * sizeof *n);
-            if (n == NULL) {
-                return;
-            }
-            om->owners = n;
-            om->capowners = cap;
-        }
-        o = &om->owners[om->nowners];
-        *o = (owner_t){.pid = owner};
-        if (ra_monitor(ctx, owner, &o->mref) != 0) {
-            return;
-        }
-        om->nowners++;
-    }
-    o->n++;
-    om->holds[om->nholds++] = (hold_t){oid, owner};
+    keep(ctx, om, oid, owner, false);
 }
 
 static void
@@ -612,7 +647,7 @@ on_free(objmgr_t *om, ra__rbuf_t *r)
         return;
     }
     for (size_t i = 0; i < om->nholds; i++) {
-        if (ra_oid_eq(om->holds[i].oid, oid)) {
+        if (!om->holds[i].use && ra_oid_eq(om->holds[i].oid, oid)) {
             drop_hold(om, i);
             return;
         }
@@ -645,21 +680,23 @@ owner_drop(objmgr_t *om, size_t k)
 // it is watched again every OWNER_RECHECK_MS, and what it has is kept for
 // OWNER_GRACE_MS, so a transfer that resumes after a partition still finds
 // the object.
-// on_unuse: a worker is done with a copy pulled here for it; the copy
-// goes when nobody else holds a reference (this actor is the only one that
-// deletes pulled copies, so a pull that just found it cannot lose it).
+// on_unuse: a worker is done with a copy pulled here for it.
 static void
-on_unuse(objmgr_t *om, ra__rbuf_t *r)
+on_unuse(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
 {
     ra_oid_t oid;
     rb_oid(r, &oid);
-    ra_objstore_info_t info;
-    if (r->bad || om->cfg.store == NULL ||
-        ra_objstore_unref(om->cfg.store, oid) != 0) {
+    ra_pid_t from = ra_sender(ctx);
+    if (r->bad || om->cfg.store == NULL) {
         return;
     }
-    if (ra_objstore_info(om->cfg.store, oid, &info) == 0 && info.refs == 0) {
-        (void)ra_objstore_delete(om->cfg.store, oid);
+    for (size_t i = 0; i < om->nholds; i++) {
+        hold_t *h = &om->holds[i];
+        if (h->use && h->owner.node == from.node &&
+            h->owner.proc == from.proc && ra_oid_eq(h->oid, oid)) {
+            drop_hold(om, i);
+            return;
+        }
     }
 }
 
@@ -723,6 +760,23 @@ recheck_owners(ra_ctx_t *ctx, objmgr_t *om)
     }
 }
 
+// on_stats answers a call with the counters: {u64 pulled, u64 failed,
+// u64 bytes in, u64 microseconds of pulls, u64 bytes served}.
+static void
+on_stats(ra_ctx_t *ctx, objmgr_t *om)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_u64(&b, om->pulled);
+    ra__wb_u64(&b, om->failed);
+    ra__wb_u64(&b, om->bytes_in);
+    ra__wb_u64(&b, om->us_in);
+    ra__wb_u64(&b, om->served);
+    ra_msg_t *m = NULL;
+    if (ra__wb_msg(&b, RA__T_OBJ, &m) == 0 && ra_reply(ctx, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
 static int
 objmgr_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
@@ -759,7 +813,10 @@ objmgr_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         on_free(om, &r);
         break;
     case RA__OBJ_UNUSE:
-        on_unuse(om, &r);
+        on_unuse(ctx, om, &r);
+        break;
+    case RA__OBJ_STATS:
+        on_stats(ctx, om);
         break;
     default:
         om->dropped++;

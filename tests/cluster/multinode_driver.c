@@ -138,6 +138,26 @@ check_pattern(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(check_pattern)
 
+// objects_at answers the objects in the store of the node with the
+// resources of o.  Copies are let go by messages between processes, so a
+// count above 0 is asked again, for up to 3 s, before it is believed.
+static int64_t
+objects_at(const ra_task_opts_t *o)
+{
+    int64_t n = -1;
+    for (int k = 0; k < 30 && n != 0; k++) {
+        ra_ref_t r;
+        if (k > 0) {
+            nanosleep(&(struct timespec){0, 100000000L}, NULL);
+        }
+        if (ra_remote("store_objects", NULL, 0, o, &r) != 0 ||
+            ra_get_i64(r, 30000, &n) != 0) {
+            return -1;
+        }
+    }
+    return n;
+}
+
 // in_shm tells whether p lies in a mapping of a /dev/shm file.
 static bool
 in_shm(const void *p)
@@ -222,9 +242,7 @@ send_put(const char *res, long long bytes, int n)
     ra_ref_t r;
     int64_t node = -1, there = -1;
     if (ra_remote("where", &a, 1, &o, &r) != 0 ||
-        ra_get_i64(r, 30000, &node) != 0 ||
-        ra_remote("store_objects", NULL, 0, &o, &r) != 0 ||
-        ra_get_i64(r, 30000, &there) != 0) {
+        ra_get_i64(r, 30000, &node) != 0 || (there = objects_at(&o)) < 0) {
         return fail("tasks on the node with the resource", RA_EINVAL);
     }
     printf("sent %d x %lld to node %lld %s, left there %lld\n", n, bytes,
@@ -304,9 +322,8 @@ fetch(const char *res, long long bytes, int n, bool quick)
     }
     // What is left: nothing here (released), nothing there (our copies
     // are made, so the node that made them let theirs go).
-    int64_t there = -1;
-    if (ra_remote("store_objects", NULL, 0, &o, &r) != 0 ||
-        ra_get_i64(r, 30000, &there) != 0 || ra_store_usage(&u) != 0) {
+    int64_t there = objects_at(&o);
+    if (there < 0 || ra_store_usage(&u) != 0) {
         return fail("store usage", RA_EINVAL);
     }
     printf("fetched %d x %lld from node %lld %s %lld ms, left here %llu "
