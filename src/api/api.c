@@ -1146,7 +1146,14 @@ start_local(ra_init_opts_t o, bool daemon)
             goto fail;
         }
         c->store = st;
-        ra__objmgr_cfg_t oc = {.store = st, .link = l};
+        // RAYO_PULL_TIMEOUT_MS: how long a transfer between nodes may
+        // make no progress before its object counts as lost (30 s).
+        const char *pt = getenv("RAYO_PULL_TIMEOUT_MS");
+        ra__objmgr_cfg_t oc = {
+            .store = st, .link = l,
+            .pull_timeout_ms = pt != NULL ? (unsigned)strtoul(pt, NULL, 10)
+                                          : 0,
+        };
         if ((rc = ra__objmgr_start(c->rt, &oc, &c->objmgr)) != 0) {
             goto fail;
         }

@@ -335,8 +335,15 @@ static void
 task_free(ra__task_t *t)
 {
     if (t != NULL) {
+        // Arguments it read from the store may go now (at shutdown the
+        // object table goes whole).
+        for (uint32_t i = 0;
+             i < t->nheld && ra__g != NULL && !ra__g->stopping; i++) {
+            ra__obj_unborrow(ra__g->cs, t->held[i]);
+        }
         ra_msg_unref(&t->wire);
         free(t->refs);
+        free(t->held);
         free(t);
     }
 }
@@ -698,7 +705,7 @@ store_arg(core_t *k, ra__wbuf_t *b, const ra__obj_t *o)
 // to objects of this process, with their values.  Returns 0, or the error
 // the task fails with (text in buf).
 static int
-resolve_args(core_t *k, ra__task_t *t, char *buf, size_t cap)
+resolve_args(core_t *k, ra__task_t *t, bool *stored, char *buf, size_t cap)
 {
     ra__task_view_t v;
     int rc = ra__task_decode(t->wire, &v);
@@ -733,6 +740,7 @@ resolve_args(core_t *k, ra__task_t *t, char *buf, size_t cap)
             rc = o->err;
         } else if (o->in_store && store_arg(k, &b, o)) {
             // The worker maps it, or pulls it to its node first.
+            *stored = true;
         } else if (o->in_store) {
             ra_oid_t oid;
             ra_objstore_view_t view;
@@ -777,9 +785,18 @@ task_ready(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
 {
     char buf[512];
     if (t->nrefs != 0) {
-        int rc = resolve_args(k, t, buf, sizeof buf);
-        for (uint32_t i = 0; i < t->nrefs; i++) {
-            ra__obj_unborrow(k->cs, t->refs[i]);
+        bool stored = false;
+        int rc = resolve_args(k, t, &stored, buf, sizeof buf);
+        if (rc == 0 && stored) {
+            // The worker reads them where they are: they stay until the
+            // task has ended.
+            t->held = t->refs;
+            t->nheld = t->nrefs;
+            t->refs = NULL;
+        } else {
+            for (uint32_t i = 0; i < t->nrefs; i++) {
+                ra__obj_unborrow(k->cs, t->refs[i]);
+            }
         }
         t->nrefs = 0;
         if (t->abandoned) {
@@ -938,15 +955,17 @@ learn(ra__lease_t *l, const ra__task_t *t)
     c->depth = d < 1 ? 1 : d > PIPE ? PIPE : (unsigned)d;
 }
 
-// pull_result starts copying a result that is in the object store of
-// another node into this node's (RA__OBJ_PULL to our object manager); the
-// object stays pending until on_pulled.  data is {oid, pid objmgr, str
-// endpoint, u64 size}.  Returns true when the pull is under way; false
-// when the object was failed instead (its task is done either way).
+// pull_result starts copying the result of task t, which is in the object
+// store of another node, into this node's (RA__OBJ_PULL to our object
+// manager); the object stays pending, and t its task, until on_obj.  data
+// is {oid, pid objmgr, str endpoint, u64 size}.  Returns true when the
+// pull is under way; false when it cannot be (the caller completes the
+// object with the error set here and frees t).
 static bool
-pull_result(ra_ctx_t *ctx, core_t *k, uint64_t id, uint8_t vkind,
+pull_result(ra_ctx_t *ctx, core_t *k, ra__task_t *t, uint8_t vkind,
             const void *data, size_t len)
 {
+    uint64_t id = t->id;
     ra__rbuf_t r = {.p = data, .len = len};
     uint8_t oid[16];
     memcpy(oid, data, 16);
@@ -964,8 +983,10 @@ pull_result(ra_ctx_t *ctx, core_t *k, uint64_t id, uint8_t vkind,
     pthread_mutex_lock(&k->cs->mu);
     ra__obj_t *o = ra__obj_at(k->cs, id);
     if (o != NULL && why == NULL) {
+        // The task stays the object's until the copy is made: if it
+        // cannot be, the task may run again (lineage).
         o->pulling = true;
-        o->task = NULL;
+        t->pulling = true;
         o->kind = vkind;
         memcpy(o->oid, oid, 16);
     }
@@ -1004,6 +1025,33 @@ pull_result(ra_ctx_t *ctx, core_t *k, uint64_t id, uint8_t vkind,
     return true;
 }
 
+// lost_again runs task t again when the copy of its result could not be
+// made (the node that had it was lost) and it has retries left, as Ray
+// rebuilds a lost object from its lineage.  Returns true when t is queued.
+static bool
+lost_again(ra_ctx_t *ctx, core_t *k, ra__task_t *t, const char *why)
+{
+    if (t == NULL || t->type != RA__TASK_FN || t->retries == 0 ||
+        t->abandoned) {
+        return false;
+    }
+    ra__cls_t *c = cls_get(k, t->cpus, t->gpus, &t->x, t->pg, t->bundle);
+    if (c == NULL) {
+        return false;
+    }
+    if (t->retries > 0) {
+        t->retries--;
+    }
+    t->attempt++;
+    t->pulling = false;
+    ra_log_warn("core", "the result of task %" PRIu64 " is lost (%s): "
+                "running the task again (attempt %u)", t->id, why,
+                t->attempt + 1);
+    ra__tq_push(&c->q, t);
+    dispatch(ctx, k, c);
+    return true;
+}
+
 // on_obj takes our object manager's answer to a pull (RA__OBJ_PULLED): the
 // object is now in this node's store, with a reference for us, or lost.
 static void
@@ -1031,25 +1079,35 @@ on_obj(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     bool ours = o != NULL && o->pulling && o->state == RA__OBJ_PENDING &&
                 memcmp(o->oid, oid, 16) == 0;
     uint8_t kind = ours ? o->kind : 0;
+    ra__task_t *t = ours ? o->task : NULL;
     if (ours) {
         o->pulling = false;
     }
     pthread_mutex_unlock(&k->cs->mu);
+    ra_oid_t so;
+    memcpy(so.b, oid, 16);
     if (!ours) {
+        // Given up meanwhile (cancelled, timed out): the copy made for us
+        // is not wanted.
+        if (status == 0 && k->c->store != NULL &&
+            ra_objstore_unref(k->c->store, so) == 0) {
+            (void)ra_objstore_delete(k->c->store, so);
+        }
         return;
     }
     if (status == 0) {
         // obj_complete takes a reference of its own: the one our object
         // manager took for us is given back after it.
-        ra_oid_t so;
-        memcpy(so.b, oid, 16);
         obj_complete(k->cs, id, 0, (uint8_t)(kind | RA__VAL_IN_STORE), m,
                      oid, 16);
         (void)ra_objstore_unref(k->c->store, so);
+    } else if (status == RA_EOBJLOST && lost_again(ctx, k, t, text)) {
+        return;
     } else {
         obj_fail(k->cs, id, status == RA_EOBJLOST ? RA_EOBJLOST : status,
                  text[0] != '\0' ? text : ra_err_name(status));
     }
+    task_free(t);
     task_done(ctx, k, id);
 }
 
@@ -1125,13 +1183,12 @@ on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     } else if (a != NULL) {
         ra__tq_remove(&a->inflight, t);
     }
+    t->lease = NULL;
     bool later = status == 0 && remote &&
-                 pull_result(ctx, k, id, vkind, data, len);
+                 pull_result(ctx, k, t, vkind, data, len);
     if (!later) {
         obj_complete(k->cs, id, status, kind, m, data, len);
-    }
-    task_free(t);
-    if (!later) {
+        task_free(t);
         task_done(ctx, k, id);
     }
     if (l != NULL) {
@@ -1375,6 +1432,14 @@ ra__core_stop_task(ra_ctx_t *ctx, void *kp, uint64_t id, int err,
     core_t *k = kp;
     ra__task_t *t = find_task(k, id);
     if (t == NULL) {
+        return;
+    }
+    if (t->pulling) {
+        // Done; only its result is on its way here (on_obj lets the copy
+        // go when it comes).
+        obj_fail(k->cs, id, err, text);
+        task_free(t);
+        task_done(ctx, k, id);
         return;
     }
     if (t->waiting != 0) {

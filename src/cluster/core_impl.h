@@ -36,6 +36,9 @@ struct ra__task {
     uint64_t actor;           // RA__TASK_METHOD: the actor's handle key
     uint64_t *refs;           // objects of this process among the args
     uint32_t nrefs;
+    uint64_t *held;           // args passed as store references: kept
+    uint32_t nheld;           // (borrowed) until the task ends
+    bool pulling;             // its result is being copied to this node
     uint32_t waiting;         // of those, still pending
     struct ra__lease *lease;  // where it runs now
     int64_t sent_us;          // when it was pushed to its worker

@@ -1,28 +1,41 @@
 #!/bin/sh
 # objects_netns.sh - large objects between the nodes of a rayo cluster of
-# two, each in its own network namespace: results made on node 2 for a
+# three, each in its own network namespace: results made on node 2 for a
 # driver on node 1 are pulled into node 1's object store in chunks (read
 # there in place, every byte checked), node 2 lets its copy go once node 1
 # has one, a large ra_put value given by reference to tasks on node 2 is
-# pulled there and read in place, and a transfer cut off for longer than the link's loss window
-# resumes when the network is back.
+# pulled there and read in place, a transfer cut off for longer than the
+# link's loss window resumes when the network is back, and a result whose
+# node is killed during its copy is made again elsewhere (lineage).
 #
 # Needs root and iproute2 (ip, tc); otherwise it exits 77 (automake's
 # SKIP) and says why.  Run by make check from the build directory.
 . "$(dirname "$0")/netns_lib.sh"
-netns_up 2
+netns_up 3
 
 head_ip="10.78.$net.1"
-# Node 1 logs at info level: its object manager logs large transfers.
-s1=$(on 1 env RAYO_LOG=info "$rayo" start --head --node-ip "$head_ip" \
-     --port 6391 --num-cpus 2 2>"$base/start1.err") ||
+# Node 1 logs at info level: its object manager logs large transfers.  A
+# transfer that stalls for 6 s counts as lost.
+# Nodes 1 and 2 have stores that hold a 1 GiB object.
+store=1300000000
+s1=$(on 1 env RAYO_LOG=info RAYO_PULL_TIMEOUT_MS=6000 "$rayo" start --head \
+     --node-ip "$head_ip" --port 6391 --num-cpus 2 \
+     --object-store-memory $store 2>"$base/start1.err") ||
     { fail "head did not start: $(cat "$base/start1.err")"; exit 1; }
-s2=$(on 2 "$rayo" start --address "$head_ip:6391" --node-ip "10.78.$net.2" \
-     --cert "$s1/cluster.cert" --num-cpus 2 --resources '{"far": 1}' \
-     2>"$base/start2.err") ||
-    { fail "node 2 did not join: $(cat "$base/start2.err")"; exit 1; }
-ok "a head and node 2 (with resource far) started"
+for i in 2 3; do
+    res='{"lin": 1}'
+    mem=268435456
+    [ $i = 2 ] && res='{"far": 1, "lin": 1}' && mem=$store
+    s=$(on $i "$rayo" start --address "$head_ip:6391" \
+        --node-ip "10.78.$net.$i" --cert "$s1/cluster.cert" --num-cpus 2 \
+        --resources "$res" --object-store-memory $mem \
+        2>"$base/start$i.err") ||
+        { fail "node $i did not join: $(cat "$base/start$i.err")"; exit 1; }
+    eval "s$i=\$s"
+done
+ok "a head, node 2 (resources far and lin) and node 3 (lin) started"
 id2=$(sed -n 's/^node //p' "$s2/node.info")
+id3=$(sed -n 's/^node //p' "$s3/node.info")
 log1="$s1/../daemon.log"
 fetch() { on 1 env RAYO_ADDRESS=auto "$driver" fetch far "$@" 2>&1; }
 
@@ -40,30 +53,34 @@ out=$(on 1 env RAYO_ADDRESS=auto "$driver" send far 20000000 4 2>&1)
     ok "a 20 MB ra_put value is read in place by 4 tasks on node 2; no copy is left there" ||
     fail "large argument to node 2: $out"
 
-# One large result: 200 MiB in 50 chunks (less under the sanitizers,
-# which set RAYO_TEST_SCALE below 1).
-big=$(awk -v s="${RAYO_TEST_SCALE:-1}" 'BEGIN { m = int(200 * s); if (m < 16) m = 16; print m * 1048576 }')
+# One large result: 1 GiB in 257 chunks (less under the sanitizers, which
+# set RAYO_TEST_SCALE below 1).
+big=$(awk -v s="${RAYO_TEST_SCALE:-1}" 'BEGIN { m = int(1024 * s); if (m < 16) m = 16; print m * 1048576 }')
 out=$(fetch "$big" 1)
 printf '%s' "$out" |
     grep -q "^fetched 1 x $big from node $id2 zero-copy [0-9]* ms, left here 0 there 0$" &&
     ok "a result of $big bytes moves to node 1 byte for byte: $(grep 'pulled object' "$log1" | tail -n 1 | sed 's/.*from node [0-9]* //')" ||
     fail "fetch of $big bytes: $out"
 
-# A transfer cut off for 4 s: node 2 sends at 200 Mbit/s, so 64 MiB take
-# about 3 s; once node 1 pulls, node 2's network goes down for 4 s (the
-# link's loss window is 2 s) and comes back.
 if ! ip netns exec "rc$me-n2" tc qdisc add dev eth0 root tbf rate 200mbit \
+    burst 256kb latency 2000ms ||
+   ! ip netns exec "rc$me-n3" tc qdisc add dev eth0 root tbf rate 200mbit \
     burst 256kb latency 2000ms; then
-    echo "SKIP: the interrupted transfer: tc cannot add a tbf qdisc here (no sch_tbf in this kernel?)"
-    for i in 2 1; do
+    echo "SKIP: lineage and the interrupted transfer: tc cannot add a tbf qdisc here (no sch_tbf in this kernel?)"
+    for i in 3 2 1; do
         on $i "$rayo" stop >/dev/null 2>&1 || fail "rayo stop on node $i"
     done
     echo "$fails failed"
     [ $fails = 0 ]
     exit
 fi
+
+# Lineage: the node that made a result is killed while node 1 copies it;
+# the task runs again on the other node with lin, and its result arrives.
+# Both nodes with lin send at 200 Mbit/s, so a copy of 64 MiB takes 3 s.
 before=$(grep -c "pulling object" "$log1")
-fetch 67108864 1 quick >"$base/cut.out" &
+on 1 env RAYO_ADDRESS=auto "$driver" fetch lin 67108864 1 quick \
+    >"$base/lost.out" 2>&1 &
 fpid=$!
 k=0
 while [ "$(grep -c "pulling object" "$log1")" = "$before" ] && [ $k -lt 300 ]; do
@@ -71,19 +88,65 @@ while [ "$(grep -c "pulling object" "$log1")" = "$before" ] && [ $k -lt 300 ]; d
     k=$((k + 1))
 done
 sleep 0.5
-ip -n "rc$me-n2" link set eth0 down
-sleep 4
-ip -n "rc$me-n2" link set eth0 up
+from=$(grep "pulling object" "$log1" | tail -n 1 | sed 's/.*from node //')
+victim=""
+[ "$from" = "$id2" ] && victim=2
+[ "$from" = "$id3" ] && victim=3
+if [ -n "$victim" ]; then
+    eval "sv=\$s$victim"
+    kill -9 "$(sed -n 's/^pid //p' "$sv/node.info")"
+fi
+wait $fpid
+out=$(cat "$base/lost.out")
+other=$id2
+[ "$victim" = 2 ] && other=$id3
+[ -n "$victim" ] &&
+    printf '%s' "$out" | grep -q "^fetched 1 x 67108864 zero-copy [0-9]* ms, left here 0$" &&
+    lost=$(grep "could not be copied from node $from: no data came" "$log1" |
+           tail -n 1 | sed 's/.*warning: object \([0-9a-f]*\) .*/\1/') &&
+    [ -n "$lost" ] &&
+    grep -q "pulled object $lost .* from node $other " "$log1" &&
+    ok "a result whose node died mid-copy is made again on the other node" ||
+    { fail "lineage (node $victim killed while node 1 pulled from it): $out"
+      grep objmgr "$log1" | tail -n 4; }
+
+# A transfer cut off for 4 s: the nodes with lin send at 200 Mbit/s, so
+# 64 MiB take about 3 s; once node 1 pulls, the sending node's network goes
+# down for 4 s (the link's loss window is 2 s) and comes back.  (The GCS
+# takes that node for dead meanwhile, so this runs last.)
+before=$(grep -c "pulling object" "$log1")
+on 1 env RAYO_ADDRESS=auto "$driver" fetch lin 67108864 1 quick \
+    >"$base/cut.out" 2>&1 &
+fpid=$!
+k=0
+while [ "$(grep -c "pulling object" "$log1")" = "$before" ] && [ $k -lt 300 ]; do
+    sleep 0.1
+    k=$((k + 1))
+done
+sleep 0.5
+from=$(grep "pulling object" "$log1" | tail -n 1 | sed 's/.*from node //')
+cut=""
+[ "$from" = "$id2" ] && cut=2
+[ "$from" = "$id3" ] && cut=3
+if [ -n "$cut" ]; then
+    ip -n "rc$me-n$cut" link set eth0 down
+    sleep 4
+    ip -n "rc$me-n$cut" link set eth0 up
+fi
 wait $fpid
 out=$(cat "$base/cut.out")
-printf '%s' "$out" |
-    grep -q "^fetched 1 x 67108864 zero-copy [0-9]* ms, left here 0$" &&
+[ -n "$cut" ] &&
+    printf '%s' "$out" | grep -q "^fetched 1 x 67108864 zero-copy [0-9]* ms, left here 0$" &&
     grep -q "made no progress .*asking again" "$log1" &&
     ok "a 64 MiB transfer cut off for 4 s resumes and completes byte for byte" ||
-    { fail "interrupted transfer: $out"; grep objmgr "$log1" | tail -n 5; }
-ip netns exec "rc$me-n2" tc qdisc del dev eth0 root 2>/dev/null
+    { fail "interrupted transfer (node $cut cut off): $out"; grep objmgr "$log1" | tail -n 5; }
+for i in 2 3; do
+    ip netns exec "rc$me-n$i" tc qdisc del dev eth0 root 2>/dev/null
+done
 
-for i in 2 1; do
+for i in 3 2 1; do
+    [ "$i" = "$victim" ] && continue
+    [ "$i" = "$cut" ] && continue
     on $i "$rayo" stop >/dev/null 2>&1 || fail "rayo stop on node $i"
 done
 echo "$fails failed"
