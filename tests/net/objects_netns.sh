@@ -75,23 +75,33 @@ if ! ip netns exec "rc$me-n2" tc qdisc add dev eth0 root tbf rate 200mbit \
     exit
 fi
 
+# copy_under_way OUT: a driver on node 1 fetches a 64 MiB result made on
+# a node with lin (its output to OUT, its pid in $fpid); returns half a
+# second after node 1 began to pull it, with the node's id in $from and
+# its number (2 or 3) in $src.
+copy_under_way() {
+    before=$(grep -c "pulling object" "$log1")
+    on 1 env RAYO_ADDRESS=auto "$driver" fetch lin 67108864 1 quick \
+        >"$1" 2>&1 &
+    fpid=$!
+    k=0
+    while [ "$(grep -c "pulling object" "$log1")" = "$before" ] &&
+          [ $k -lt 300 ]; do
+        sleep 0.1
+        k=$((k + 1))
+    done
+    sleep 0.5
+    from=$(grep "pulling object" "$log1" | tail -n 1 | sed 's/.*from node //')
+    src=""
+    [ "$from" = "$id2" ] && src=2
+    [ "$from" = "$id3" ] && src=3
+}
+
 # Lineage: the node that made a result is killed while node 1 copies it;
 # the task runs again on the other node with lin, and its result arrives.
 # Both nodes with lin send at 200 Mbit/s, so a copy of 64 MiB takes 3 s.
-before=$(grep -c "pulling object" "$log1")
-on 1 env RAYO_ADDRESS=auto "$driver" fetch lin 67108864 1 quick \
-    >"$base/lost.out" 2>&1 &
-fpid=$!
-k=0
-while [ "$(grep -c "pulling object" "$log1")" = "$before" ] && [ $k -lt 300 ]; do
-    sleep 0.1
-    k=$((k + 1))
-done
-sleep 0.5
-from=$(grep "pulling object" "$log1" | tail -n 1 | sed 's/.*from node //')
-victim=""
-[ "$from" = "$id2" ] && victim=2
-[ "$from" = "$id3" ] && victim=3
+copy_under_way "$base/lost.out"
+victim=$src
 if [ -n "$victim" ]; then
     eval "sv=\$s$victim"
     kill -9 "$(sed -n 's/^pid //p' "$sv/node.info")"
@@ -114,20 +124,8 @@ other=$id2
 # 64 MiB take about 3 s; once node 1 pulls, the sending node's network goes
 # down for 4 s (the link's loss window is 2 s) and comes back.  (The GCS
 # takes that node for dead meanwhile, so this runs last.)
-before=$(grep -c "pulling object" "$log1")
-on 1 env RAYO_ADDRESS=auto "$driver" fetch lin 67108864 1 quick \
-    >"$base/cut.out" 2>&1 &
-fpid=$!
-k=0
-while [ "$(grep -c "pulling object" "$log1")" = "$before" ] && [ $k -lt 300 ]; do
-    sleep 0.1
-    k=$((k + 1))
-done
-sleep 0.5
-from=$(grep "pulling object" "$log1" | tail -n 1 | sed 's/.*from node //')
-cut=""
-[ "$from" = "$id2" ] && cut=2
-[ "$from" = "$id3" ] && cut=3
+copy_under_way "$base/cut.out"
+cut=$src
 if [ -n "$cut" ]; then
     ip -n "rc$me-n$cut" link set eth0 down
     sleep 4
