@@ -1510,9 +1510,10 @@ finder_main(void *p)
         uint32_t node = 0, proc = 0;
         // Short tries, each a fresh dial: a head that comes up is found
         // within about a quarter of a second, not after a dial's backoff.
+        // The same GCS answering again means this node was cut off
+        // from it (on_gcs_back); another one, that the head restarted.
         if (ra_link_connect(r->cfg.link, r->cfg.gcs_ep, 200, &node, &proc) ==
-                0 &&
-            (node != a.old.node || proc != a.old.proc)) {
+            0) {
             ra__wbuf_t b = {0};
             ra_msg_t *m = NULL;
             ra__wb_pid(&b, (ra_pid_t){node, proc, RA__GCS_LOCAL_ID, 0});
@@ -1583,6 +1584,26 @@ on_gcs_back(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
         return;
     }
     finder_join(r);
+    if (gcs.node == r->cfg.gcs.node && gcs.proc == r->cfg.gcs.proc) {
+        // The GCS we lost answers again: this node was cut off from it
+        // for longer than the link's loss window, so the GCS took it for
+        // dead and its work was moved elsewhere (the owners retried its
+        // tasks and restarted its actors).  Like a Ray raylet marked
+        // dead, it does not come back as it is: its workers would be
+        // stale twins.  A node daemon stops (its workers with it); start
+        // it again to rejoin.
+        ra_log_err("raylet", "this node was cut off from the GCS %u.%u "
+                   "long enough to be taken for dead, and its work was "
+                   "moved to other nodes; %s", gcs.node, gcs.proc,
+                   r->cfg.daemon ? "the node daemon stops now: start it "
+                   "again (rayo start) to rejoin the cluster"
+                   : "this embedded node stays out of the cluster: call "
+                   "ra_shutdown and ra_init again to rejoin");
+        if (r->cfg.daemon) {
+            (void)kill(getpid(), SIGTERM);
+        }
+        return;
+    }
     // The old GCS's peer is given up: what was queued for it goes, and
     // its dialling (which the new head would answer) stops.
     (void)ra_link_disconnect(r->cfg.link, r->cfg.gcs.node, r->cfg.gcs.proc);
