@@ -1150,7 +1150,7 @@ start_local(ra_init_opts_t o, bool daemon)
         // make no progress before its object counts as lost (30 s).
         const char *pt = getenv("RAYO_PULL_TIMEOUT_MS");
         ra__objmgr_cfg_t oc = {
-            .store = st, .link = l,
+            .store = st, .link = l, .ep = ra_link_endpoint(l),
             .pull_timeout_ms = pt != NULL ? (unsigned)strtoul(pt, NULL, 10)
                                           : 0,
         };

@@ -81,9 +81,14 @@ enum {
 //  PULLED objmgr -> the process that asked: {u64 req, oid, i32 status, str
 //         error text}.  On success the object is sealed in this node's
 //         store with one reference that the asker now holds.
-//  GET    objmgr -> objmgr: {u64 xfer, oid, u64 offset, u32 length}.
+//  GET    objmgr -> objmgr: {u64 xfer, oid, u64 offset, u32 length, u8
+//         flags (RA__GET_NO_RELAY), str the asker's endpoint}.
 //  PART   objmgr -> objmgr: {u64 xfer, i32 status, u64 offset, u64 object
-//         size, then the chunk's bytes to the end of the message}.
+//         size, then the chunk's bytes to the end of the message}.  With
+//         status RA__OBJ_RELAYED, no bytes but {pid, str endpoint} of
+//         another node's objmgr that pulls the same object: ask it (it
+//         passes chunks on as they reach it, so a broadcast leaves the
+//         source about once).
 //  FREE   to an objmgr: {oid}: the copy held for another node's owner is
 //         no longer needed; delete it.
 //  UNUSE  worker -> its node's objmgr: {oid}: done with a copy that a PULL
@@ -104,6 +109,10 @@ enum {
 };
 // In a PULL's flags: delete the source's copy once this one is made.
 #define RA__PULL_FREE_SRC 1u
+// In a GET's flags: answer it yourself, do not send the asker to a relay.
+#define RA__GET_NO_RELAY 1u
+// A PART status (positive, unlike errors): ask the relay named instead.
+#define RA__OBJ_RELAYED 1
 // Objects move between nodes in chunks of this size (several in flight):
 // a chunk's message fits in one of the link's 4 MiB frames with its
 // envelope, so the link sends it without copying or splitting it.
@@ -384,6 +393,8 @@ void ra__core_free(ra__cluster_t *c);
 typedef struct ra__objmgr_cfg {
     void *store;             // ra_objstore_t, shared; NULL: pulls fail
     void *link;              // ra_link_t: routes to other object managers
+    const char *ep;          // our endpoint (the link's), told to sources
+                             // so that they can send later pullers here
     unsigned pull_timeout_ms; // a transfer with no progress this long
                               // fails (0: 30 s)
 } ra__objmgr_cfg_t;

@@ -48,6 +48,12 @@
 #define RETRY_MS 1000         // no progress for this long: ask again
 #define PULL_TIMEOUT_MS 30000 // the default of cfg.pull_timeout_ms
 #define LOG_BIG ((size_t)16 << 20) // transfers this large are logged (info)
+#define RELAYS 64             // objects whose latest puller is known
+#define RELAY_MS 10000        // a puller is a relay this long after its
+                              // last request here
+#define RELAY_WAIT_MS 3000    // a relay (which waits for the chunks it
+                              // passes on) is left after this long without
+                              // data
 #define OWNER_GRACE_MS 60000  // an owner cut off this long is given up
 #define OWNER_RECHECK_MS 2000 // how often a cut-off owner is tried again
 
@@ -73,8 +79,30 @@ typedef struct pull {
     int64_t start_ms, start_us;
     waiter_t *w;
     size_t nw;
+    ra_pid_t alt;             // another puller that relays it to us (nil:
+                              // none; ask src)
+    bool no_relay;            // ask src itself (a relay failed us)
+    struct served *queued;    // GETs of pullers we relay to, waiting for
+                              // chunks still on their way here
     struct pull *next;
 } pull_t;
+
+// A GET waiting at a relay for its chunk.
+typedef struct served {
+    ra_pid_t to;
+    uint64_t xfer, off;
+    uint32_t n;
+    struct served *next;
+} served_t;
+
+// The latest puller of an object this node serves: pullers that come
+// later are sent to it (RA__OBJ_RELAYED) while it is fresh.
+typedef struct relay {
+    ra_oid_t oid;
+    ra_pid_t peer;
+    char ep[256];
+    int64_t seen_ms;
+} relay_t;
 
 typedef struct hold {
     ra_oid_t oid;
@@ -102,6 +130,15 @@ typedef struct objmgr {
     // Counters (RA__OBJ_STATS): pulls done and failed, their bytes and
     // time (microseconds, summed), bytes served, messages dropped.
     uint64_t pulled, failed, bytes_in, us_in, served, dropped;
+    char ep[256];             // our endpoint, for relays
+    relay_t relays[RELAYS];
+    unsigned nrelays;
+    // Objects this node passed on to other nodes lately, and pulled
+    // copies kept a while after their last user let go because of that
+    // (a puller we relay to may still need them).
+    struct stamp { ra_oid_t oid; int64_t ms; } served_lately[RELAYS],
+        linger[RELAYS];
+    unsigned nserved, nlinger;
 } objmgr_t;
 
 static void
@@ -143,6 +180,8 @@ arm_tick(ra_ctx_t *ctx, objmgr_t *om)
 static void recheck_owners(ra_ctx_t *ctx, objmgr_t *om);
 static void keep(ra_ctx_t *ctx, objmgr_t *om, ra_oid_t oid, ra_pid_t pid,
                  bool use);
+static void relay_queued(ra_ctx_t *ctx, objmgr_t *om, struct pull *p,
+                         size_t i, int status);
 
 // ---- pulls ----
 
@@ -181,17 +220,19 @@ send_free(ra_ctx_t *ctx, ra_pid_t to, ra_oid_t oid)
 static void
 ask(ra_ctx_t *ctx, objmgr_t *om, pull_t *p, size_t i)
 {
-    (void)om;
     size_t off = i * RA__OBJ_CHUNK;
     size_t n = p->size - off < RA__OBJ_CHUNK ? p->size - off
                                              : RA__OBJ_CHUNK;
+    bool relayed = !ra_pid_is_nil(p->alt);
     ra__wbuf_t b = {0};
     ra__wb_u8(&b, RA__OBJ_GET);
     ra__wb_u64(&b, p->xfer);
     ra__wb_raw(&b, p->oid.b, 16);
     ra__wb_u64(&b, off);
     ra__wb_u32(&b, (uint32_t)n);
-    send_buf(ctx, p->src, &b);
+    ra__wb_u8(&b, p->no_relay ? RA__GET_NO_RELAY : 0);
+    ra__wb_str(&b, om->ep);
+    send_buf(ctx, relayed ? p->alt : p->src, &b);
     if (p->ch[i] == CH_TODO) {
         p->ch[i] = CH_ASKED;
         p->nasked++;
@@ -271,6 +312,8 @@ pull_end(ra_ctx_t *ctx, objmgr_t *om, pull_t *p, int status,
         }
         reply_pulled(ctx, &p->w[i], p->oid, status, text);
     }
+    // Pullers we relayed to that still wait go to the source.
+    relay_queued(ctx, om, p, 0, RA_ENOENT);
     if (p->free_src) {
         send_free(ctx, p->src, p->oid);
     }
@@ -425,8 +468,41 @@ on_part(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     size_t n = r->len - r->off;
     pull_t *p = pull_by_xfer(om, xfer);
     ra_pid_t from = ra_sender(ctx);
-    if (p == NULL || from.node != p->src.node || from.proc != p->src.proc) {
+    bool by_src = p != NULL && from.node == p->src.node &&
+                  from.proc == p->src.proc;
+    bool by_alt = p != NULL && !ra_pid_is_nil(p->alt) &&
+                  from.node == p->alt.node && from.proc == p->alt.proc;
+    if (!by_src && !by_alt) {
         return; // a late or repeated chunk of a transfer that ended
+    }
+    size_t ci = (size_t)(off / RA__OBJ_CHUNK);
+    if (by_src && status == RA__OBJ_RELAYED) {
+        // Another node pulls it too: take it from there as it arrives.
+        ra_pid_t alt = ra__rb_pid(r);
+        char ep[256];
+        ra__rb_str(r, ep, sizeof ep);
+        if (r->bad || ci >= p->nch || p->no_relay) {
+            return;
+        }
+        if (ra_pid_is_nil(p->alt) && ep[0] != '\0' && om->cfg.link != NULL) {
+            (void)ra_link_route(om->cfg.link, alt.node, alt.proc, ep);
+            p->alt = alt;
+        }
+        if (p->ch[ci] != CH_DONE) {
+            ask(ctx, om, p, ci);
+        }
+        return;
+    }
+    if (by_alt && status != 0) {
+        // The relay cannot give it: back to the source itself.
+        p->alt = RA_PID_NIL;
+        p->no_relay = true;
+        for (size_t i = 0; i < p->nextch; i++) {
+            if (p->ch[i] == CH_ASKED) {
+                ask(ctx, om, p, i);
+            }
+        }
+        return;
     }
     if (status != 0) {
         pull_end(ctx, om, p, status == RA_ENOENT ? RA_EOBJLOST : status,
@@ -455,6 +531,7 @@ on_part(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     p->ch[i] = CH_DONE;
     p->ndone++;
     p->progress_ms = ra__mono_ms();
+    relay_queued(ctx, om, p, i, 0);
     if (p->ndone == p->nch) {
         pull_end(ctx, om, p, 0, NULL);
         return;
@@ -476,10 +553,15 @@ on_tick(ra_ctx_t *ctx, objmgr_t *om)
             snprintf(why, sizeof why, "no data came for %" PRId64 " ms "
                      "(node lost or cut off)", quiet);
             pull_end(ctx, om, p, RA_EOBJLOST, why);
-        } else if (quiet >= RETRY_MS && now - p->asked_ms >= RETRY_MS) {
+        } else if (quiet >= (ra_pid_is_nil(p->alt) ? RETRY_MS
+                                                   : RELAY_WAIT_MS) &&
+                   now - p->asked_ms >= RETRY_MS) {
             // Requests or answers were lost with a session: ask again
             // for what is missing (a chunk that comes twice is taken once).
             p->asked_ms = now;
+            // A relay that gives nothing is left for the source itself.
+            p->alt = RA_PID_NIL;
+            p->no_relay = true;
             size_t again = 0;
             for (size_t i = 0; i < p->nextch; i++) {
                 if (p->ch[i] == CH_ASKED) {
@@ -498,10 +580,152 @@ on_tick(ra_ctx_t *ctx, objmgr_t *om)
     if (om->pulls != NULL) {
         arm_tick(ctx, om);
     }
+    unsigned i = 0;
+    while (i < om->nlinger) {
+        if (now < om->linger[i].ms) {
+            arm_tick(ctx, om);
+            i++;
+            continue;
+        }
+        ra_objstore_info_t info;
+        if (ra_objstore_info(om->cfg.store, om->linger[i].oid, &info) == 0 &&
+            info.refs == 0) {
+            (void)ra_objstore_delete(om->cfg.store, om->linger[i].oid);
+        }
+        om->linger[i] = om->linger[--om->nlinger];
+    }
     recheck_owners(ctx, om);
 }
 
 // ---- serving ----
+
+// stamp_put records oid in a table of RELAYS stamps (the oldest makes
+// room); stamp_at returns its time, or 0.
+static void
+stamp_put(struct stamp *t, unsigned *n, ra_oid_t oid, int64_t ms)
+{
+    unsigned k = *n;
+    for (unsigned i = 0; i < *n; i++) {
+        if (ra_oid_eq(t[i].oid, oid)) {
+            t[i].ms = ms;
+            return;
+        }
+    }
+    if (*n < RELAYS) {
+        (*n)++;
+    } else {
+        k = 0;
+        for (unsigned i = 1; i < RELAYS; i++) {
+            if (t[i].ms < t[k].ms) {
+                k = i;
+            }
+        }
+    }
+    t[k] = (struct stamp){oid, ms};
+}
+
+static int64_t
+stamp_at(const struct stamp *t, unsigned n, ra_oid_t oid)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (ra_oid_eq(t[i].oid, oid)) {
+            return t[i].ms;
+        }
+    }
+    return 0;
+}
+
+// send_part answers a GET: status 0 with the n bytes at data (the chunk
+// at off of an object of size total), or an error status without bytes.
+static void
+send_part(ra_ctx_t *ctx, objmgr_t *om, ra_pid_t to, uint64_t xfer,
+          int status, uint64_t off, uint64_t total, const void *data,
+          uint32_t n)
+{
+    ra__wbuf_t h = {0};
+    ra__wb_u8(&h, RA__OBJ_PART);
+    ra__wb_u64(&h, xfer);
+    ra__wb_u32(&h, (uint32_t)status);
+    ra__wb_u64(&h, off);
+    ra__wb_u64(&h, status == 0 ? total : 0);
+    size_t body = status == 0 ? n : 0;
+    ra_msg_t *m = NULL;
+    if (h.err == 0 &&
+        ra_msg_new_bytes(&m, RA__T_OBJ, NULL, h.len + body) == 0) {
+        uint8_t *w = ra_msg_wdata(m);
+        memcpy(w, h.p, h.len);
+        if (body != 0) {
+            memcpy(w + h.len, data, body);
+        }
+        if (ra_send(ctx, to, &m) != 0) {
+            ra_msg_unref(&m);
+        } else {
+            om->served += body;
+        }
+    }
+    ra__wb_free(&h);
+}
+
+static relay_t *
+relay_of(objmgr_t *om, ra_oid_t oid)
+{
+    for (unsigned i = 0; i < om->nrelays; i++) {
+        if (ra_oid_eq(om->relays[i].oid, oid)) {
+            return &om->relays[i];
+        }
+    }
+    return NULL;
+}
+
+// relay_check: a puller asks us (the source) for a chunk of oid.  When
+// another puller asked for it lately, the new one is sent there
+// (RA__OBJ_RELAYED with that puller's pid and endpoint): that puller
+// passes on the chunks as they reach it, so a broadcast leaves this node
+// about once, not once per node.  Otherwise the asker becomes the relay
+// for later ones.  Returns true when the asker was sent away.
+static bool
+relay_check(ra_ctx_t *ctx, objmgr_t *om, ra_oid_t oid, ra_pid_t from,
+            const char *ep, uint64_t xfer, uint64_t off)
+{
+    int64_t now = ra__mono_ms();
+    relay_t *rl = relay_of(om, oid);
+    bool same = rl != NULL && rl->peer.node == from.node &&
+                rl->peer.proc == from.proc;
+    if (rl != NULL && !same && now - rl->seen_ms < RELAY_MS) {
+        ra__wbuf_t b = {0};
+        ra__wb_u8(&b, RA__OBJ_PART);
+        ra__wb_u64(&b, xfer);
+        ra__wb_u32(&b, RA__OBJ_RELAYED);
+        ra__wb_u64(&b, off);
+        ra__wb_u64(&b, 0);
+        ra__wb_pid(&b, rl->peer);
+        ra__wb_str(&b, rl->ep);
+        send_buf(ctx, from, &b);
+        return true;
+    }
+    if (ep[0] == '\0') {
+        return false;
+    }
+    if (rl == NULL) {
+        // The oldest entry makes room.
+        unsigned k = 0;
+        if (om->nrelays < RELAYS) {
+            k = om->nrelays++;
+        } else {
+            for (unsigned i = 1; i < RELAYS; i++) {
+                if (om->relays[i].seen_ms < om->relays[k].seen_ms) {
+                    k = i;
+                }
+            }
+        }
+        rl = &om->relays[k];
+        rl->oid = oid;
+    }
+    rl->peer = from;
+    snprintf(rl->ep, sizeof rl->ep, "%s", ep);
+    rl->seen_ms = now;
+    return false;
+}
 
 static void
 on_get(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
@@ -511,43 +735,74 @@ on_get(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     rb_oid(r, &oid);
     uint64_t off = ra__rb_u64(r);
     uint32_t n = ra__rb_u32(r);
+    uint8_t flags = ra__rb_u8(r);
+    char ep[256];
+    ra__rb_str(r, ep, sizeof ep);
+    ra_pid_t from = ra_sender(ctx);
     if (r->bad || n > RA__OBJ_CHUNK) {
         om->dropped++;
         return;
     }
-    ra__wbuf_t h = {0};
-    ra__wb_u8(&h, RA__OBJ_PART);
-    ra__wb_u64(&h, xfer);
     ra_objstore_view_t v = {0};
     int rc = om->cfg.store != NULL ? ra_objstore_get(om->cfg.store, oid, 0, &v)
                                    : RA_ENOENT;
-    if (rc == RA_ETIMEOUT) {
-        rc = RA_ENOENT;
-    }
-    if (rc == 0 && (off > v.size || n > v.size - off)) {
-        rc = RA_EINVAL;
-    }
-    ra__wb_u32(&h, (uint32_t)rc);
-    ra__wb_u64(&h, off);
-    ra__wb_u64(&h, rc == 0 ? v.size : 0);
-    ra_msg_t *m = NULL;
-    if (h.err == 0 &&
-        ra_msg_new_bytes(&m, RA__T_OBJ, NULL, h.len + (rc == 0 ? n : 0)) ==
-            0) {
-        uint8_t *w = ra_msg_wdata(m);
-        memcpy(w, h.p, h.len);
-        if (rc == 0) {
-            memcpy(w + h.len, (const uint8_t *)v.data + off, n);
+    if (rc == 0) {
+        if (off > v.size || n > v.size - off) {
+            send_part(ctx, om, from, xfer, RA_EINVAL, off, 0, NULL, 0);
+        } else if (!(flags & RA__GET_NO_RELAY) &&
+                   relay_check(ctx, om, oid, from, ep, xfer, off)) {
+            // sent to the relay
+        } else {
+            send_part(ctx, om, from, xfer, 0, off, v.size,
+                      (const uint8_t *)v.data + off, n);
+            stamp_put(om->served_lately, &om->nserved, oid, ra__mono_ms());
         }
-        if (ra_send(ctx, ra_sender(ctx), &m) != 0) {
-            ra_msg_unref(&m);
-        } else if (rc == 0) {
-            om->served += n;
-        }
-    }
-    ra__wb_free(&h);
-    if (v.data != NULL) {
         (void)ra_objstore_release(om->cfg.store, &v);
+        return;
+    }
+    // Not in our store: we may be pulling it ourselves, and relay it.
+    pull_t *p = pull_find(om, oid);
+    size_t i = (size_t)(off / RA__OBJ_CHUNK);
+    if (p == NULL || off % RA__OBJ_CHUNK != 0 || i >= p->nch ||
+        n != (p->size - off < RA__OBJ_CHUNK ? p->size - off
+                                            : RA__OBJ_CHUNK)) {
+        send_part(ctx, om, from, xfer, RA_ENOENT, off, 0, NULL, 0);
+        return;
+    }
+    stamp_put(om->served_lately, &om->nserved, oid, ra__mono_ms());
+    if (p->ch[i] == CH_DONE) {
+        send_part(ctx, om, from, xfer, 0, off, p->size, p->data + off, n);
+        return;
+    }
+    served_t *q = malloc(sizeof *q);
+    if (q == NULL) {
+        send_part(ctx, om, from, xfer, RA_ENOMEM, off, 0, NULL, 0);
+        return;
+    }
+    *q = (served_t){from, xfer, off, n, p->queued};
+    p->queued = q;
+}
+
+// relay_queued answers the GETs waiting at p for chunk i (now here), or
+// all of them with status when the pull ended without the object.
+static void
+relay_queued(ra_ctx_t *ctx, objmgr_t *om, pull_t *p, size_t i, int status)
+{
+    served_t **qq = &p->queued;
+    while (*qq != NULL) {
+        served_t *q = *qq;
+        if (status == 0 && q->off / RA__OBJ_CHUNK != i) {
+            qq = &q->next;
+            continue;
+        }
+        if (status == 0) {
+            send_part(ctx, om, q->to, q->xfer, 0, q->off, p->size,
+                      p->data + q->off, q->n);
+        } else {
+            send_part(ctx, om, q->to, q->xfer, status, q->off, 0, NULL, 0);
+        }
+        *qq = q->next;
+        free(q);
     }
 }
 
@@ -570,14 +825,22 @@ owner_of(objmgr_t *om, ra_pid_t pid)
 // the copy goes once nobody holds one (this actor is the only one that
 // deletes pulled copies, so a pull that just found one cannot lose it).
 static void
-drop_hold(objmgr_t *om, size_t i)
+drop_hold(ra_ctx_t *ctx, objmgr_t *om, size_t i)
 {
     ra_objstore_t *st = om->cfg.store;
     hold_t *h = &om->holds[i];
     ra_objstore_info_t info;
-    if (ra_objstore_unref(st, h->oid) == 0 &&
-        (!h->use || (ra_objstore_info(st, h->oid, &info) == 0 &&
-                     info.refs == 0))) {
+    int64_t now = ra__mono_ms();
+    int64_t lately = stamp_at(om->served_lately, om->nserved, h->oid);
+    if (ra_objstore_unref(st, h->oid) != 0 ||
+        (h->use && (ra_objstore_info(st, h->oid, &info) != 0 ||
+                    info.refs != 0))) {
+        // still used here
+    } else if (h->use && lately != 0 && now - lately < RELAY_MS) {
+        // Other nodes were taking it from here: keep it a while.
+        stamp_put(om->linger, &om->nlinger, h->oid, now + RELAY_MS);
+        arm_tick(ctx, om);
+    } else {
         (void)ra_objstore_delete(st, h->oid);
     }
     owner_t *o = owner_of(om, h->owner);
@@ -639,7 +902,7 @@ on_hold(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
 }
 
 static void
-on_free(objmgr_t *om, ra__rbuf_t *r)
+on_free(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
 {
     ra_oid_t oid;
     rb_oid(r, &oid);
@@ -648,7 +911,7 @@ on_free(objmgr_t *om, ra__rbuf_t *r)
     }
     for (size_t i = 0; i < om->nholds; i++) {
         if (!om->holds[i].use && ra_oid_eq(om->holds[i].oid, oid)) {
-            drop_hold(om, i);
+            drop_hold(ctx, om, i);
             return;
         }
     }
@@ -660,14 +923,14 @@ on_free(objmgr_t *om, ra__rbuf_t *r)
 
 // owner_drop lets go of everything held for owner k and forgets it.
 static void
-owner_drop(objmgr_t *om, size_t k)
+owner_drop(ra_ctx_t *ctx, objmgr_t *om, size_t k)
 {
     ra_pid_t who = om->owners[k].pid;
     size_t i = 0;
     while (i < om->nholds) {
         if (om->holds[i].owner.node == who.node &&
             om->holds[i].owner.proc == who.proc) {
-            drop_hold(om, i);
+            drop_hold(ctx, om, i);
         } else {
             i++;
         }
@@ -694,7 +957,7 @@ on_unuse(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
         hold_t *h = &om->holds[i];
         if (h->use && h->owner.node == from.node &&
             h->owner.proc == from.proc && ra_oid_eq(h->oid, oid)) {
-            drop_hold(om, i);
+            drop_hold(ctx, om, i);
             return;
         }
     }
@@ -725,7 +988,7 @@ on_down(ra_ctx_t *ctx, objmgr_t *om, ra_msg_t *msg)
             arm_tick(ctx, om);
             return;
         }
-        owner_drop(om, k);
+        owner_drop(ctx, om, k);
         return;
     }
 }
@@ -810,7 +1073,7 @@ objmgr_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         on_hold(ctx, om, &r);
         break;
     case RA__OBJ_FREE:
-        on_free(om, &r);
+        on_free(ctx, om, &r);
         break;
     case RA__OBJ_UNUSE:
         on_unuse(ctx, om, &r);
@@ -841,6 +1104,11 @@ objmgr_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
         if (om->cfg.store != NULL) {
             (void)ra_objstore_abort(om->cfg.store, p->oid);
         }
+        while (p->queued != NULL) {
+            served_t *q = p->queued;
+            p->queued = q->next;
+            free(q);
+        }
         free(p->ch);
         free(p->w);
         free(p);
@@ -865,6 +1133,7 @@ ra__objmgr_start(ra_runtime_t *rt, const ra__objmgr_cfg_t *cfg,
         return RA_ENOMEM;
     }
     om->cfg = *cfg;
+    snprintf(om->ep, sizeof om->ep, "%s", cfg->ep != NULL ? cfg->ep : "");
     if (om->cfg.pull_timeout_ms == 0) {
         om->cfg.pull_timeout_ms = PULL_TIMEOUT_MS;
     }

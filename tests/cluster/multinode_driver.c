@@ -52,12 +52,17 @@
 //                                   node with RES); with "quick" after N,
 //                                   "fetched N x BYTES zero-copy MS ms,
 //                                   left here K" (no more tasks there)
-//   multinode_driver send RES BYTES N
+//   multinode_driver send RES BYTES N [each]
 //                                   ra_put of BYTES bytes of a pattern,
 //                                   then N tasks on the node with RES that
 //                                   take it by reference and check every
 //                                   byte: "sent N x BYTES to node ID
-//                                   zero-copy|copied, left there K"
+//                                   zero-copy|copied, left there K"; with
+//                                   "each", every task needs a whole RES
+//                                   (so they spread over the nodes with
+//                                   it) and the line is "sent N x BYTES
+//                                   zero-copy|copied, served B" (bytes
+//                                   this node's object manager sent)
 //
 // Exit status 0 when the work itself went well.
 #include <rayo.h>
@@ -188,12 +193,14 @@ mono_ms(void)
 }
 
 static int
-send_put(const char *res, long long bytes, int n)
+send_put(const char *res, long long bytes, int n, bool each)
 {
     ra_task_opts_t o = RA_TASK_OPTS_INIT;
     ra_resources_t x = {0};
+    ra_transfer_stats_t t0, t1;
     if (n < 1 || n > 64 || bytes < 0 ||
-        ra_resources_set(&x, res, 1.0 / n) != 0) {
+        ra_resources_set(&x, res, each ? 1.0 : 1.0 / n) != 0 ||
+        ra_transfer_stats(&t0) != 0) {
         return 1;
     }
     o.resources = &x;
@@ -238,6 +245,15 @@ send_put(const char *res, long long bytes, int n)
         shm = shm && (got & 1) != 0;
     }
     ra_release(obj);
+    if (each) {
+        if (ra_transfer_stats(&t1) != 0) {
+            return fail("ra_transfer_stats", RA_EINVAL);
+        }
+        printf("sent %d x %lld %s, served %llu\n", n, bytes,
+               shm ? "zero-copy" : "copied",
+               (unsigned long long)(t1.served_bytes - t0.served_bytes));
+        return 0;
+    }
     ra_arg_t a = RA_ARG_I64(0);
     ra_ref_t r;
     int64_t node = -1, there = -1;
@@ -847,8 +863,9 @@ main(int argc, char **argv)
     } else if (strcmp(argv[1], "fetch") == 0 &&
                (argc == 5 || (argc == 6 && strcmp(argv[5], "quick") == 0))) {
         st = fetch(argv[2], atoll(argv[3]), atoi(argv[4]), argc == 6);
-    } else if (strcmp(argv[1], "send") == 0 && argc == 5) {
-        st = send_put(argv[2], atoll(argv[3]), atoi(argv[4]));
+    } else if (strcmp(argv[1], "send") == 0 &&
+               (argc == 5 || (argc == 6 && strcmp(argv[5], "each") == 0))) {
+        st = send_put(argv[2], atoll(argv[3]), atoi(argv[4]), argc == 6);
     } else if (strcmp(argv[1], "watch") == 0 && argc == 5) {
         st = watch(argv[2], atoi(argv[3]), atoi(argv[4]));
     } else {

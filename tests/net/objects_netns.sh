@@ -4,7 +4,8 @@
 # driver on node 1 are pulled into node 1's object store in chunks (read
 # there in place, every byte checked), node 2 lets its copy go once node 1
 # has one, a large ra_put value given by reference to tasks on node 2 is
-# pulled there and read in place, a result whose node is killed during its
+# pulled there and read in place, a broadcast of one value to two nodes
+# leaves its node about once, a result whose node is killed during its
 # copy is made again elsewhere (lineage), a transfer cut off for a moment
 # resumes when the network is back, and a node cut off long enough to be
 # taken for dead stops once it finds the GCS again.
@@ -97,6 +98,15 @@ copy_under_way() {
     [ "$from" = "$id2" ] && src=2
     [ "$from" = "$id3" ] && src=3
 }
+
+# A broadcast: one 64 MiB ra_put value read by a task on each of nodes 2
+# and 3 at once.  The node that pulls it second gets it from the first as
+# the chunks reach it, so node 1 sends it about once, not twice.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" send lin 67108864 2 each 2>&1)
+served=$(printf '%s' "$out" | sed -n 's/^sent 2 x 67108864 zero-copy, served //p')
+[ -n "$served" ] && [ "$served" -lt 100663296 ] &&
+    ok "a 64 MiB value read on 2 nodes left node 1 $served bytes (< 1.5 x)" ||
+    fail "broadcast to nodes 2 and 3: $out"
 
 # Lineage: the node that made a result is killed while node 1 copies it;
 # the task runs again on the other node with lin, and its result arrives.
