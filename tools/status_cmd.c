@@ -154,6 +154,14 @@ append_node(bson_t *arr, const char *key, const ra_node_info_t *ni)
     BSON_APPEND_INT64(&d, "workers", ni->workers);
     BSON_APPEND_INT64(&d, "leases", ni->leases);
     BSON_APPEND_INT64(&d, "pending_leases", ni->pending);
+    bson_t os;
+    bson_append_document_begin(&d, "object_store", -1, &os);
+    BSON_APPEND_INT64(&os, "capacity", (int64_t)ni->store.capacity);
+    BSON_APPEND_INT64(&os, "used", (int64_t)ni->store.used);
+    BSON_APPEND_INT64(&os, "objects", (int64_t)ni->store.objects);
+    BSON_APPEND_INT64(&os, "spilled", (int64_t)ni->store.spilled);
+    BSON_APPEND_INT64(&os, "spilled_bytes", (int64_t)ni->store.spilled_bytes);
+    bson_append_document_end(&d, &os);
     BSON_APPEND_UTF8(&d, "topology_summary", ni->topology);
     bson_error_t err;
     bson_t *t = ni->topology_json != NULL
@@ -380,6 +388,15 @@ ra__tool_status(const char *prog, int argc, char **argv)
                    ni->workers, ni->leases);
             printf("    topology: %s\n", ni->topology[0] != '\0'
                                              ? ni->topology : "unknown");
+            if (ni->store.capacity != 0) {
+                printf("    object store: %.1f/%.1f MiB used, %llu "
+                       "objects (%llu spilled, %.1f MiB)\n",
+                       (double)ni->store.used / 1048576.0,
+                       (double)ni->store.capacity / 1048576.0,
+                       (unsigned long long)ni->store.objects,
+                       (unsigned long long)ni->store.spilled,
+                       (double)ni->store.spilled_bytes / 1048576.0);
+            }
             if (extra[0] != '\0') {
                 printf("    other resources: %s\n", extra);
             }

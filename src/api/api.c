@@ -1193,6 +1193,7 @@ start_local(ra_init_opts_t o, bool daemon)
         .link = l,
         .libs = libs,
         .store = store_name[0] != '\0' ? store_name : NULL,
+        .store_handle = c->store,
         .objmgr = c->objmgr,
         .topo = c->topo,
         .numa_bind = !o.no_numa_bind && !env_off("RAYO_NUMA_BIND"),
@@ -2484,12 +2485,20 @@ node_live(ra_ctx_t *scope, ra_pid_t raylet, ra_node_info_t *ni)
     uint32_t workers = ra__rb_u32(&r);
     uint32_t pending = ra__rb_u32(&r);
     uint32_t leases = ra__rb_u32(&r);
+    (void)ra__rb_pid(&r);
+    ra_store_usage_t su;
+    su.capacity = ra__rb_u64(&r);
+    su.used = ra__rb_u64(&r);
+    su.objects = ra__rb_u64(&r);
+    su.spilled = ra__rb_u64(&r);
+    su.spilled_bytes = ra__rb_u64(&r);
     if (!r.bad) {
         ni->cpus_avail = ca;
         ni->gpus_avail = ga;
         ni->workers = workers;
         ni->pending = pending;
         ni->leases = leases;
+        ni->store = su;
     }
     ra_msg_unref(&rep);
 }

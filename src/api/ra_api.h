@@ -682,6 +682,8 @@ typedef struct ra_node_info {
     char *topology_json;      // the topology as a JSON object {"topology":
                               // {...}} as `rayo topo --format json` shows
                               // it, or NULL
+    ra_store_usage_t store;   // its object store (capacity 0: none, or
+                              // its raylet did not say)
 } ra_node_info_t;
 
 // ra_node_list returns the cluster's nodes in a new array *out of *n

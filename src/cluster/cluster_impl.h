@@ -418,6 +418,8 @@ typedef struct ra__raylet_cfg {
     const char *libs;        // runtime environment libraries ("a:b"), or
                              // NULL
     const char *store;       // the object store's name, or NULL
+    void *store_handle;      // ra_objstore_t of this process, for its
+                             // counters (RA__T_RAYLET_INFO), or NULL
     ra_pid_t objmgr;         // the node's object manager, for workers
     const ra_topo_t *topo;   // the node's topology (GPU links), or NULL;
                              // outlives the raylet

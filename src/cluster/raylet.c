@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ra_objstore.h"
 #include "raylet_impl.h"
 #include "ra_error.h"
 #include "ra_link.h"
@@ -1058,6 +1059,16 @@ on_info(ra_ctx_t *ctx, raylet_t *r)
     }
     ra__wb_u32(&b, nl);
     ra__wb_pid(&b, r->cfg.objmgr);
+    // The object store: capacity, used, objects, spilled, spilled bytes.
+    ra_objstore_stats_t st = {0};
+    if (r->cfg.store_handle != NULL) {
+        (void)ra_objstore_stats(r->cfg.store_handle, &st);
+    }
+    ra__wb_u64(&b, st.capacity);
+    ra__wb_u64(&b, st.used);
+    ra__wb_u64(&b, st.objects);
+    ra__wb_u64(&b, st.spilled);
+    ra__wb_u64(&b, st.spilled_bytes);
     if (ra__wb_msg(&b, RA__T_RAYLET_INFO, &m) == 0 &&
         ra_reply(ctx, &m) != 0) {
         ra_msg_unref(&m);

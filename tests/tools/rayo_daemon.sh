@@ -133,10 +133,13 @@ out=$("$rayo" status 2>&1); rc=$?
 [ $rc = 0 ] && printf '%s' "$out" | grep -q "Nodes: 1 alive" &&
     printf '%s' "$out" | grep -q "topology: .*cores" &&
     printf '%s' "$out" | grep -q "ssd 2" &&
-    ok "rayo status" || fail "rayo status: $rc: $out"
+    printf '%s' "$out" | grep -q "object store: [0-9.]*/256.0 MiB used, 0 objects" &&
+    ok "rayo status (the jobs left no object in the store)" ||
+    fail "rayo status: $rc: $out"
 out=$("$rayo" list nodes --format json 2>&1); rc=$?
 [ $rc = 0 ] && printf '%s' "$out" | grep -q '"topology" : {' &&
     printf '%s' "$out" | grep -q '"state" : "ALIVE"' &&
+    printf '%s' "$out" | grep -q '"object_store" : { "capacity" : 268435456' &&
     ok "rayo list nodes --format json has the topology" ||
     fail "list nodes: $rc: $out"
 out=$("$rayo" list placement-groups 2>&1); rc=$?
