@@ -17,10 +17,12 @@ netns_up 3
 
 head_ip="10.78.$net.1"
 # Node 1 logs at info level: its object manager logs large transfers.  A
-# transfer that stalls for 6 s counts as lost.
+# transfer that stalls for 6 s counts as lost (20 s under the sanitizers,
+# which slow everything down: RAYO_TEST_SCALE below 1).
 # Nodes 1 and 2 have stores that hold a 1 GiB object.
 store=1300000000
-s1=$(on 1 env RAYO_LOG=info RAYO_PULL_TIMEOUT_MS=6000 "$rayo" start --head \
+lost_ms=$(awk -v s="${RAYO_TEST_SCALE:-1}" 'BEGIN { print (s < 1 ? 20000 : 6000) }')
+s1=$(on 1 env RAYO_LOG=info RAYO_PULL_TIMEOUT_MS=$lost_ms "$rayo" start --head \
      --node-ip "$head_ip" --port 6391 --num-cpus 2 \
      --object-store-memory $store 2>"$base/start1.err") ||
     { fail "head did not start: $(cat "$base/start1.err")"; exit 1; }
