@@ -46,6 +46,7 @@
 #define PULL_WINDOW 8         // chunks asked for and not yet received
 #define TICK_MS 250           // how often stalled transfers are looked at
 #define RETRY_MS 1000         // no progress for this long: ask again
+#define RETRY_MAX_MS 8000     // ... and at most this long between asks
 #define PULL_TIMEOUT_MS 30000 // the default of cfg.pull_timeout_ms
 #define LOG_BIG ((size_t)16 << 20) // transfers this large are logged (info)
 #define RELAYS 64             // objects whose latest puller is known
@@ -76,6 +77,8 @@ typedef struct pull {
     bool free_src;            // tell src to delete its copy afterwards
     int64_t progress_ms;      // last chunk received (or start)
     int64_t asked_ms;         // last time chunks were asked for again
+    int64_t retry_ms;         // wait before asking again: RETRY_MS,
+                              // doubled while nothing comes (to 8 s)
     int64_t start_ms, start_us;
     waiter_t *w;
     size_t nw;
@@ -414,6 +417,7 @@ on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     p->nch = nch;
     p->free_src = (flags & RA__PULL_FREE_SRC) != 0;
     p->progress_ms = p->asked_ms = p->start_ms = ra__mono_ms();
+    p->retry_ms = RETRY_MS;
     p->start_us = ra__mono_us();
     if (p->size >= LOG_BIG) {
         char hex[RA_OID_STRLEN];
@@ -531,6 +535,7 @@ on_part(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     p->ch[i] = CH_DONE;
     p->ndone++;
     p->progress_ms = ra__mono_ms();
+    p->retry_ms = RETRY_MS;
     relay_queued(ctx, om, p, i, 0);
     if (p->ndone == p->nch) {
         pull_end(ctx, om, p, 0, NULL);
@@ -555,10 +560,14 @@ on_tick(ra_ctx_t *ctx, objmgr_t *om)
             pull_end(ctx, om, p, RA_EOBJLOST, why);
         } else if (quiet >= (ra_pid_is_nil(p->alt) ? RETRY_MS
                                                    : RELAY_WAIT_MS) &&
-                   now - p->asked_ms >= RETRY_MS) {
+                   now - p->asked_ms >= p->retry_ms) {
             // Requests or answers were lost with a session: ask again
-            // for what is missing (a chunk that comes twice is taken once).
+            // for what is missing (a chunk that comes twice is taken
+            // once).  A source that is only slow would be slowed further
+            // by repeats, so the wait doubles until data comes again.
             p->asked_ms = now;
+            p->retry_ms = p->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
+                                                         : p->retry_ms * 2;
             // A relay that gives nothing is left for the source itself.
             p->alt = RA_PID_NIL;
             p->no_relay = true;

@@ -388,13 +388,12 @@ left=0
 for p in $pids; do
     [ -e "/proc/$p/stat" ] && ! grep -q ') Z' "/proc/$p/stat" && left=$((left + 1))
 done
-workers=$(grep -l 'multinode_drive[r]' /proc/[0-9]*/cmdline 2>/dev/null | wc -l)
+workers=$(netns_drivers | wc -l)
 [ "$left" = 0 ] && [ "$workers" = 0 ] &&
     ok "no daemon, driver or worker of the cluster is left" ||
     { fail "$left daemons and $workers workers of the cluster are left"
-      for f in $(grep -l 'multinode_drive[r]' /proc/[0-9]*/cmdline); do
-          p=${f#/proc/}; p=${p%/cmdline}
-          echo "  left: $p $(tr '\0' ' ' < "$f") ppid $(sed -n 's/^PPid:\t//p' "/proc/$p/status")"
+      for p in $(netns_drivers); do
+          echo "  left: $p $(tr '\0' ' ' < "/proc/$p/cmdline") ppid $(sed -n 's/^PPid:\t//p' "/proc/$p/status")"
       done; }
 
 echo "$fails failed"

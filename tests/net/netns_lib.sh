@@ -4,6 +4,8 @@
 #   on N CMD...   run CMD in node N's namespace with its RAYO_TEMP_DIR
 #   ok TEXT       report a passed check
 #   fail TEXT     report a failed check (counted in $fails)
+#   netns_drivers the pids of multinode_driver processes in these
+#                 namespaces
 # The caller sets nothing; it gets $rayo, $driver, $me, $net, $base and
 # $fails.  An EXIT trap stops every node's daemon and removes the
 # namespaces and $base.  Without root or iproute2, or when namespaces
@@ -26,12 +28,23 @@ net=$((10 + me % 200))
 br="rc$me-br"
 base=$(mktemp -d /tmp/rayo-cluster-netns.XXXXXX)
 netns_nodes=0
+# netns_drivers prints the pids of multinode_driver processes (drivers and
+# their workers) in this script's node namespaces, and no one else's:
+# several of these scripts may run at once.
+netns_drivers() {
+    i=1
+    while [ $i -le $netns_nodes ]; do
+        for p in $(ip netns pids "rc$me-n$i" 2>/dev/null); do
+            grep -q 'multinode_drive[r]' "/proc/$p/cmdline" 2>/dev/null &&
+                echo "$p"
+        done
+        i=$((i + 1))
+    done
+}
 netns_cleanup() {
     # Drivers that wait to be killed, if a check failed before it did.
-    for f in $(grep -lE 'multinode_drive[r].(keep|serve|fetch)' \
-               /proc/[0-9]*/cmdline 2>/dev/null); do
-        p=${f#/proc/}
-        kill -9 "${p%/cmdline}" 2>/dev/null
+    for p in $(netns_drivers); do
+        kill -9 "$p" 2>/dev/null
     done
     i=1
     while [ $i -le $netns_nodes ]; do
