@@ -45,7 +45,7 @@ id3=$(sed -n 's/^node //p' "$s3/node.info")
 # A node without the certificate is refused.
 err=$(RAYO_TEMP_DIR="$base/stranger" RAYO_CERT= ip netns exec "rc$me-n3" \
       "$rayo" start --address "$head_ip:6390" --node-ip "10.78.$net.3" \
-      --cert "$base/other.cert" --num-cpus 1 2>&1 >/dev/null)
+      --cert "$base/other.cert" --num-cpus 1 2>&1 >/dev/null 9>&-)
 rc=$?
 [ $rc != 0 ] && printf '%s' "$err" | grep -q "cannot reach the head" &&
     ok "a node with another certificate is refused" ||

@@ -23,6 +23,13 @@ if ! ip -V >/dev/null 2>&1; then
     echo "SKIP: no ip command (apt-get install iproute2)"
     exit 77
 fi
+# One such script at a time on this machine (make -j2 check would run two
+# side by side): each starts several daemons, and the timing of what they
+# check (spilling, transfers) suffers when another loads the CPUs too.
+# (Daemons and drivers started through `on` do not keep the lock's fd.)
+exec 9>/tmp/rayo-netns-tests.lock
+flock -w 900 9 ||
+    echo "note: another namespace test held the lock for 900 s; going on"
 me=$$
 net=$((10 + me % 200))
 br="rc$me-br"
@@ -64,7 +71,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 on() {
     n=$1
     shift
-    RAYO_TEMP_DIR="$base/n$n" ip netns exec "rc$me-n$n" "$@"
+    RAYO_TEMP_DIR="$base/n$n" ip netns exec "rc$me-n$n" "$@" 9>&-
 }
 
 # netns_up N: the bridge and N node namespaces, each with a veth on the

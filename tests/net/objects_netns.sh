@@ -137,48 +137,60 @@ other=$id2
     { fail "lineage (node $victim killed while node 1 pulled from it): $out"
       grep objmgr "$log1" | tail -n 4; }
 
-# A transfer cut off for 1.2 s: the nodes with lin send at 200 Mbit/s,
-# so 64 MiB take about 3 s; once node 1 pulls, the sending node's network
-# goes down and comes back.  The object manager asks again for what it
-# misses (after 1 s without data), and what comes twice is taken once.
-# (1.2 s is within the link's 2 s loss window: a longer cut makes the GCS
-# take the node for dead, see below.)
-copy_under_way "$base/cut.out"
-cut=$src
-if [ -n "$cut" ]; then
-    ip -n "rc$me-n$cut" link set eth0 down
-    sleep 1.2
-    ip -n "rc$me-n$cut" link set eth0 up
-fi
-wait $fpid
-out=$(cat "$base/cut.out")
-[ -n "$cut" ] &&
-    printf '%s' "$out" | grep -q "^fetched 1 x 67108864 zero-copy [0-9]* ms, left here 0$" &&
-    grep -q "made no progress .*asking again" "$log1" &&
-    ok "a 64 MiB transfer cut off for 1.2 s resumes and completes byte for byte" ||
-    { fail "interrupted transfer (node $cut cut off): $out"; grep objmgr "$log1" | tail -n 5; }
-for i in 2 3; do
-    ip netns exec "rc$me-n$i" tc qdisc del dev eth0 root 2>/dev/null
-done
-
-# Cut off for 4 s, the same node is taken for dead by the GCS (its work
-# moves elsewhere): when it finds the GCS again it does not come back with
-# stale workers; its daemon stops.
-if [ -n "$cut" ]; then
-    eval "sc=\$s$cut"
-    cpid=$(sed -n 's/^pid //p' "$sc/node.info")
-    ip -n "rc$me-n$cut" link set eth0 down
-    sleep 4
-    ip -n "rc$me-n$cut" link set eth0 up
-    k=0
-    while [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null && [ $k -lt 150 ]; do
-        sleep 0.1
-        k=$((k + 1))
+# The two checks below cut a node's network off for a measured time.
+# Under the sanitizers (RAYO_TEST_SCALE below 1) heartbeats come late
+# enough that a 1.2 s cut can pass for a node's loss, so they run in the
+# plain build only.
+cut=""
+if [ "${RAYO_TEST_SCALE:-1}" != 1 ]; then
+    echo "SKIP: the timed cuts under the sanitizers (RAYO_TEST_SCALE=$RAYO_TEST_SCALE)"
+    for i in 2 3; do
+        ip netns exec "rc$me-n$i" tc qdisc del dev eth0 root 2>/dev/null
     done
-    [ -n "$cpid" ] && ! kill -0 "$cpid" 2>/dev/null &&
-        grep -q "long enough to be taken for dead" "$sc/../daemon.log" &&
-        ok "a node taken for dead while cut off stops when it finds the GCS again" ||
-        fail "node $cut (pid $cpid) after being taken for dead: $(tail -n 3 "$sc/../daemon.log")"
+else
+    # A transfer cut off for 1.2 s: the nodes with lin send at 200 Mbit/s,
+    # so 64 MiB take about 3 s; once node 1 pulls, the sending node's network
+    # goes down and comes back.  The object manager asks again for what it
+    # misses (after 1 s without data), and what comes twice is taken once.
+    # (1.2 s is within the link's 2 s loss window: a longer cut makes the GCS
+    # take the node for dead, see below.)
+    copy_under_way "$base/cut.out"
+    cut=$src
+    if [ -n "$cut" ]; then
+        ip -n "rc$me-n$cut" link set eth0 down
+        sleep 1.2
+        ip -n "rc$me-n$cut" link set eth0 up
+    fi
+    wait $fpid
+    out=$(cat "$base/cut.out")
+    [ -n "$cut" ] &&
+        printf '%s' "$out" | grep -q "^fetched 1 x 67108864 zero-copy [0-9]* ms, left here 0$" &&
+        grep -q "made no progress .*asking again" "$log1" &&
+        ok "a 64 MiB transfer cut off for 1.2 s resumes and completes byte for byte" ||
+        { fail "interrupted transfer (node $cut cut off): $out"; grep objmgr "$log1" | tail -n 5; }
+    for i in 2 3; do
+        ip netns exec "rc$me-n$i" tc qdisc del dev eth0 root 2>/dev/null
+    done
+
+    # Cut off for 4 s, the same node is taken for dead by the GCS (its work
+    # moves elsewhere): when it finds the GCS again it does not come back with
+    # stale workers; its daemon stops.
+    if [ -n "$cut" ]; then
+        eval "sc=\$s$cut"
+        cpid=$(sed -n 's/^pid //p' "$sc/node.info")
+        ip -n "rc$me-n$cut" link set eth0 down
+        sleep 4
+        ip -n "rc$me-n$cut" link set eth0 up
+        k=0
+        while [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null && [ $k -lt 150 ]; do
+            sleep 0.1
+            k=$((k + 1))
+        done
+        [ -n "$cpid" ] && ! kill -0 "$cpid" 2>/dev/null &&
+            grep -q "long enough to be taken for dead" "$sc/../daemon.log" &&
+            ok "a node taken for dead while cut off stops when it finds the GCS again" ||
+            fail "node $cut (pid $cpid) after being taken for dead: $(tail -n 3 "$sc/../daemon.log")"
+    fi
 fi
 
 for i in 3 2 1; do
