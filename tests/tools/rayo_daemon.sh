@@ -209,6 +209,12 @@ for t in 2 3 4 5 6 7 8 9 10 11; do
     sleep 0.3
 done
 out=$(RAYO_ADDRESS=auto "$mnd" call keeper 2>&1)
+# Once in a CI run this driver's ra_init got "no connection" right after
+# the new keeper came up (not explained yet; see the session notes): one
+# more try, so that the check stays about the name.
+case "$out" in *"ra_init: no connection"*)
+    sleep 1; out=$(RAYO_ADDRESS=auto "$mnd" call keeper 2>&1) ;;
+esac
 [ -n "$again" ] && [ "$out" = "node 1 count 1 2" ] &&
     grep -q "names of the lost driver's actors .* released" "$temp/daemon.log" &&
     ok "a killed driver's actor name is released and taken again" ||
