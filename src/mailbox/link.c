@@ -1507,6 +1507,34 @@ publish_stats(ra_link_t *l)
     pthread_mutex_unlock(&l->stats_mtx);
 }
 
+// forgive_pause: this thread did not run for pause_ms (the machine was
+// overloaded, or the process stopped): what arrived meanwhile may still
+// wait in the sockets, and the peers' silence in that time says nothing
+// about them.  Each peer gets back the time it had left, so that a stall
+// here never declares healthy peers lost (and never loses their work).
+static void
+forgive_pause(ra_link_t *l, uint64_t now, uint64_t pause_ms)
+{
+    for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
+        p->last_rx_ms = p->last_rx_ms + pause_ms > now ? now
+                                                       : p->last_rx_ms + pause_ms;
+        p->last_progress_ms = p->last_progress_ms + pause_ms > now
+                                  ? now
+                                  : p->last_progress_ms + pause_ms;
+    }
+    l->st.stalls++;
+    if (pause_ms > l->st.stall_max_ms) {
+        l->st.stall_max_ms = pause_ms;
+    }
+    if (now - l->stall_logged_ms >= 10000) {
+        l->stall_logged_ms = now;
+        ra_log_warn("link", "this process's link thread did not run for "
+                    "%" PRIu64 " ms (an overloaded machine?): that time is "
+                    "not counted as silence of its %u peers",
+                    pause_ms, (unsigned)atomic_load(&l->npeers));
+    }
+}
+
 static void *
 io_main(void *arg)
 {
@@ -1611,6 +1639,9 @@ io_main(void *arg)
             sched_yield(); // let the threads we serve run meanwhile
         }
         uint64_t now = ra__link_now_ms();
+        if (last_tick != 0 && now - last_tick >= l->o.hb_interval_ms) {
+            forgive_pause(l, now, now - last_tick);
+        }
         if (now - last_tick >= 5) {
             tick(l, now);
             last_tick = now;

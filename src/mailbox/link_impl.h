@@ -192,6 +192,7 @@ struct ra_link {
     atomic_bool stop;
     pthread_t io;
     bool io_started;
+    uint64_t stall_logged_ms; // I/O thread: when a pause was last logged
     // Peers: a hash by (node, proc) and a list; never freed before stop.
     pthread_rwlock_t peers_lock;
     ra__hmap_t peers;

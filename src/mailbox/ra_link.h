@@ -31,7 +31,11 @@
 // Failure detection: each side sends a heartbeat every hb_interval_ms when
 // it has sent nothing else, and a peer from which nothing arrived for
 // hb_interval_ms * hb_miss is declared lost.  The defaults (500 ms x 4)
-// find a dead or cut-off peer in about 2 s.  Large messages travel in
+// find a dead or cut-off peer in about 2 s.  A pause of this process
+// itself (its link thread not run for an interval or more, as on an
+// overloaded machine) is not counted as silence of its peers: after it,
+// each peer has the time it had left before the pause.  Large messages
+// travel in
 // chunks of chunk_size bytes so that heartbeats and other traffic are not
 // stuck behind them.
 //
@@ -177,6 +181,12 @@ typedef struct ra_link_stats {
                                       // buffer
     uint64_t faults_dropped, faults_duplicated, faults_delayed;
     uint64_t queued_bytes;            // unacknowledged now, all peers
+    uint64_t stalls;                  // times this process's link thread
+                                      // did not run for a heartbeat
+                                      // interval or more (an overloaded
+                                      // machine); that time is not counted
+                                      // as silence of the peers
+    uint64_t stall_max_ms;            // the longest such pause
     ra_wire_stats_t wire;             // decoder drops, by cause
 } ra_link_stats_t;
 

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rayo.h"
@@ -958,6 +960,60 @@ START_TEST(test_peer_restart)
 }
 END_TEST
 
+START_TEST(test_own_pause_is_not_peer_silence)
+{
+    // The whole process stops (SIGSTOP, as an overloaded virtual machine
+    // does to everything on it) for three times the loss window: when it
+    // runs again, neither link may take its peer for lost, since neither
+    // peer was any more silent than itself.
+    node_t a, b;
+    dir_setup();
+    ra_link_opts_t o = {.hb_interval_ms = 100, .hb_miss = 5};
+    node_start(&a, 1, &o);
+    node_start(&b, 2, &o);
+    route(&a, &b);
+    ra_pid_t echo;
+    RA_CK_OK(ra_spawn(b.rt, &echo_beh, NULL, NULL, &echo));
+    ra_ctx_t *me = ra_test_new_scope(a.rt);
+    uint64_t ref;
+    RA_CK_OK(ra_monitor(me, echo, &ref));
+    ra_msg_t *q = ra_test_new_i64(TAG_CALL, 1), *r = NULL;
+    RA_CK_OK(ra_call(me, echo, &q, WAIT_MS, &r));
+    ra_msg_unref(&r);
+    ra_link_stats_t sa0, sb0, sa, sb;
+    RA_CK_OK(ra_link_stats(a.l, &sa0));
+    RA_CK_OK(ra_link_stats(b.l, &sb0));
+    pid_t self = getpid();
+    pid_t helper = fork();
+    ck_assert_int_ge(helper, 0);
+    if (helper == 0) {
+        kill(self, SIGSTOP);
+        usleep(1500 * 1000);
+        kill(self, SIGCONT);
+        _exit(0);
+    }
+    int st = 0;
+    while (waitpid(helper, &st, 0) < 0) {
+    }
+    // Give both a few windows to (wrongly) declare loss.
+    ra_test_sleep_ms(1500);
+    RA_CK_OK(ra_link_stats(a.l, &sa));
+    RA_CK_OK(ra_link_stats(b.l, &sb));
+    ck_assert_uint_ge(sa.stalls, 1);
+    ck_assert_uint_ge(sa.stall_max_ms, 1000);
+    ck_assert_uint_eq(sa.peers_lost, sa0.peers_lost);
+    ck_assert_uint_eq(sb.peers_lost, sb0.peers_lost);
+    ra_msg_t *m = NULL;
+    ck_assert_int_eq(ra_receive(me, 0, &m), RA_ETIMEOUT); // no DOWN
+    q = ra_test_new_i64(TAG_CALL, 2);
+    RA_CK_OK(ra_call(me, echo, &q, WAIT_MS, &r));
+    ck_assert_int_eq(ra_test_get_i64(r), 2);
+    ra_msg_unref(&r);
+    ra_scope_destroy(&me);
+    pair_stop(&a, &b);
+}
+END_TEST
+
 START_TEST(test_garbage_frames)
 {
     // Malformed frames sent straight to a live node's socket: dropped and
@@ -1107,6 +1163,7 @@ link_suite(void)
     tcase_add_test(tc, test_backpressure_block);
     tcase_add_test(tc, test_idle_teardown_and_redial);
     tcase_add_test(tc, test_peer_restart);
+    tcase_add_test(tc, test_own_pause_is_not_peer_silence);
     tcase_add_test(tc, test_garbage_frames);
     tcase_add_test(tc, test_no_link_layer);
     tcase_add_test(tc, test_version_refused);
