@@ -331,6 +331,22 @@ ra__task_wire_attempt(ra__task_t *t)
     return 0;
 }
 
+// task_unhold lets go of the arguments t read from the store, before its
+// result is complete, so that a caller who got the result and releases an
+// argument frees it at once.
+static void
+task_unhold(core_t *k, ra__task_t *t)
+{
+    for (uint32_t i = 0; t != NULL && i < t->nheld; i++) {
+        ra__obj_unborrow(k->cs, t->held[i]);
+    }
+    if (t != NULL) {
+        free(t->held);
+        t->held = NULL;
+        t->nheld = 0;
+    }
+}
+
 static void
 task_free(ra__task_t *t)
 {
@@ -1098,12 +1114,14 @@ on_obj(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     if (status == 0) {
         // obj_complete takes a reference of its own: the one our object
         // manager took for us is given back after it.
+        task_unhold(k, t);
         obj_complete(k->cs, id, 0, (uint8_t)(kind | RA__VAL_IN_STORE), m,
                      oid, 16);
         (void)ra_objstore_unref(k->c->store, so);
     } else if (status == RA_EOBJLOST && lost_again(ctx, k, t, text)) {
         return;
     } else {
+        task_unhold(k, t);
         obj_fail(k->cs, id, status == RA_EOBJLOST ? RA_EOBJLOST : status,
                  text[0] != '\0' ? text : ra_err_name(status));
     }
@@ -1187,6 +1205,7 @@ on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     bool later = status == 0 && remote &&
                  pull_result(ctx, k, t, vkind, data, len);
     if (!later) {
+        task_unhold(k, t);
         obj_complete(k->cs, id, status, kind, m, data, len);
         task_free(t);
         task_done(ctx, k, id);
