@@ -25,6 +25,7 @@
 #include "ra_actor.h"
 #include "ra_api.h"
 #include "ra_msg.h"
+#include "ra_objstore.h"
 #include "ra_place.h"
 #include "ra_topo.h"
 
@@ -288,6 +289,36 @@ int ra__result_msg(uint64_t id, uint32_t attempt, int status, uint8_t kind,
 // first, and the function reads it in place.
 // Values up to this size travel inline in messages (Ray: 100 KiB).
 #define RA__INLINE_MAX_DEFAULT ((size_t)100 << 10)
+
+// ra__objloc_t is where a large value lies: object oid in the store of the
+// node whose object manager is objmgr (reached at ep), size bytes.  It
+// travels as {oid, pid objmgr, str ep, u64 size} (RA__VAL_REMOTE results,
+// RA__VAL_IN_STORE arguments).
+typedef struct ra__objloc {
+    ra_oid_t oid;
+    ra_pid_t objmgr;
+    char ep[256];
+    uint64_t size;
+} ra__objloc_t;
+
+// ra__wb_objloc appends a place and ra__rb_objloc reads one;
+// ra__objloc_read parses one that fills data/len exactly (0 or
+// RA_EBADMSG).
+void ra__wb_objloc(ra__wbuf_t *b, ra_oid_t oid, ra_pid_t objmgr,
+                   const char *ep, uint64_t size);
+void ra__rb_objloc(ra__rbuf_t *r, ra__objloc_t *out);
+int ra__objloc_read(const void *data, size_t len, ra__objloc_t *out);
+
+// ra__rb_oid reads 16 raw bytes as an object id (bad when short).
+void ra__rb_oid(ra__rbuf_t *r, ra_oid_t *oid);
+
+// ra__pull_msg makes the RA__OBJ_PULL of loc (see RA__T_OBJ);
+// ra__pulled_read parses a PULLED answer (text gets the error text, ""
+// on success).  Return 0, RA_ENOMEM or RA_EBADMSG.
+int ra__pull_msg(uint64_t req, const ra__objloc_t *loc, uint8_t flags,
+                 ra_msg_t **out);
+int ra__pulled_read(const ra_msg_t *m, uint64_t *req, ra_oid_t *oid,
+                    int *status, char *text, size_t cap);
 
 // ra__oid_of names the store object of object id of process (node, proc).
 void ra__oid_make(uint8_t out[16], uint32_t node, uint32_t proc,

@@ -702,10 +702,7 @@ store_arg(core_t *k, ra__wbuf_t *b, const ra__obj_t *o)
         return false;
     }
     ra__wbuf_t d = {0};
-    ra__wb_raw(&d, oid.b, 16);
-    ra__wb_pid(&d, c->objmgr);
-    ra__wb_str(&d, c->node_ep);
-    ra__wb_u64(&d, info.size);
+    ra__wb_objloc(&d, oid, c->objmgr, c->node_ep, info.size);
     if (d.err != 0) {
         ra__wb_free(&d);
         return false;
@@ -982,16 +979,9 @@ pull_result(ra_ctx_t *ctx, core_t *k, ra__task_t *t, uint8_t vkind,
             const void *data, size_t len)
 {
     uint64_t id = t->id;
-    ra__rbuf_t r = {.p = data, .len = len};
-    uint8_t oid[16];
-    memcpy(oid, data, 16);
-    r.off = 16;
-    ra_pid_t src = ra__rb_pid(&r);
-    char ep[256];
-    ra__rb_str(&r, ep, sizeof ep);
-    uint64_t size = ra__rb_u64(&r);
+    ra__objloc_t loc;
     const char *why = NULL;
-    if (r.bad) {
+    if (ra__objloc_read(data, len, &loc) != 0) {
         why = "the result's location is malformed";
     } else if (ra_pid_is_nil(k->c->objmgr) || k->c->store == NULL) {
         why = "this process's node has no object store to copy it into";
@@ -1004,32 +994,24 @@ pull_result(ra_ctx_t *ctx, core_t *k, ra__task_t *t, uint8_t vkind,
         o->pulling = true;
         t->pulling = true;
         o->kind = vkind;
-        memcpy(o->oid, oid, 16);
+        memcpy(o->oid, loc.oid.b, 16);
     }
     pthread_mutex_unlock(&k->cs->mu);
     if (o == NULL) {
         return false;
     }
-    ra__wbuf_t b = {0};
-    if (why == NULL) {
-        ra__wb_u8(&b, RA__OBJ_PULL);
-        ra__wb_u64(&b, id);
-        ra__wb_raw(&b, oid, 16);
-        ra__wb_pid(&b, src);
-        ra__wb_str(&b, ep);
-        ra__wb_u64(&b, size);
-        ra__wb_u8(&b, RA__PULL_FREE_SRC);
-        ra_msg_t *pm = NULL;
-        if (ra__wb_msg(&b, RA__T_OBJ, &pm) != 0 ||
-            ra_send(ctx, k->c->objmgr, &pm) != 0) {
-            ra_msg_unref(&pm);
-            why = "cannot reach this node's object manager";
-        }
+    ra_msg_t *pm = NULL;
+    if (why == NULL &&
+        (ra__pull_msg(id, &loc, RA__PULL_FREE_SRC, &pm) != 0 ||
+         ra_send(ctx, k->c->objmgr, &pm) != 0)) {
+        ra_msg_unref(&pm);
+        why = "cannot reach this node's object manager";
     }
     if (why != NULL) {
         char text[400];
         snprintf(text, sizeof text, "result of task %" PRIu64 " (%" PRIu64
-                 " bytes, on node %u) is lost: %s", id, size, src.node, why);
+                 " bytes, on node %u) is lost: %s", id, loc.size,
+                 loc.objmgr.node, why);
         pthread_mutex_lock(&k->cs->mu);
         if (o != NULL) {
             o->pulling = false;
@@ -1073,35 +1055,24 @@ lost_again(ra_ctx_t *ctx, core_t *k, ra__task_t *t, const char *why)
 static void
 on_obj(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
 {
-    ra__rbuf_t r;
-    ra__rb_init(&r, m);
-    uint8_t op = ra__rb_u8(&r);
-    uint64_t id = ra__rb_u64(&r);
-    uint8_t oid[16];
-    const uint8_t *p = r.off + 16 <= r.len ? r.p + r.off : NULL;
-    if (p != NULL) {
-        memcpy(oid, p, 16);
-        r.off += 16;
-    }
-    int status = (int)ra__rb_u32(&r);
+    uint64_t id;
+    ra_oid_t so;
+    int status;
     char text[600];
-    ra__rb_str(&r, text, sizeof text);
-    if (r.bad || p == NULL || op != RA__OBJ_PULLED) {
+    if (ra__pulled_read(m, &id, &so, &status, text, sizeof text) != 0) {
         ra_log_warn("core", "malformed object message dropped");
         return;
     }
     pthread_mutex_lock(&k->cs->mu);
     ra__obj_t *o = ra__obj_at(k->cs, id);
     bool ours = o != NULL && o->pulling && o->state == RA__OBJ_PENDING &&
-                memcmp(o->oid, oid, 16) == 0;
+                memcmp(o->oid, so.b, 16) == 0;
     uint8_t kind = ours ? o->kind : 0;
     ra__task_t *t = ours ? o->task : NULL;
     if (ours) {
         o->pulling = false;
     }
     pthread_mutex_unlock(&k->cs->mu);
-    ra_oid_t so;
-    memcpy(so.b, oid, 16);
     if (!ours) {
         // Given up meanwhile (cancelled, timed out): the copy made for us
         // is not wanted.
@@ -1116,7 +1087,7 @@ on_obj(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         // manager took for us is given back after it.
         task_unhold(k, t);
         obj_complete(k->cs, id, 0, (uint8_t)(kind | RA__VAL_IN_STORE), m,
-                     oid, 16);
+                     so.b, 16);
         (void)ra_objstore_unref(k->c->store, so);
     } else if (status == RA_EOBJLOST && lost_again(ctx, k, t, text)) {
         return;

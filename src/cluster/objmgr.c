@@ -145,18 +145,6 @@ typedef struct objmgr {
 } objmgr_t;
 
 static void
-rb_oid(ra__rbuf_t *r, ra_oid_t *oid)
-{
-    if (r->off + 16 > r->len) {
-        r->bad = true;
-        memset(oid->b, 0, 16);
-        return;
-    }
-    memcpy(oid->b, r->p + r->off, 16);
-    r->off += 16;
-}
-
-static void
 send_buf(ra_ctx_t *ctx, ra_pid_t to, ra__wbuf_t *b)
 {
     ra_msg_t *m = NULL;
@@ -353,13 +341,13 @@ static void
 on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
 {
     uint64_t req = ra__rb_u64(r);
-    ra_oid_t oid;
-    rb_oid(r, &oid);
-    ra_pid_t src = ra__rb_pid(r);
-    char ep[256];
-    ra__rb_str(r, ep, sizeof ep);
-    uint64_t size = ra__rb_u64(r);
+    ra__objloc_t loc;
+    ra__rb_objloc(r, &loc);
     uint8_t flags = ra__rb_u8(r);
+    ra_oid_t oid = loc.oid;
+    ra_pid_t src = loc.objmgr;
+    const char *ep = loc.ep;
+    uint64_t size = loc.size;
     waiter_t who = {ra_sender(ctx), req, ra_call_ref(ctx)};
     if (r->bad || (ra_pid_is_nil(who.core) && who.cref == 0)) {
         ra_log_warn("objmgr", "malformed pull request dropped");
@@ -741,7 +729,7 @@ on_get(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
 {
     uint64_t xfer = ra__rb_u64(r);
     ra_oid_t oid;
-    rb_oid(r, &oid);
+    ra__rb_oid(r, &oid);
     uint64_t off = ra__rb_u64(r);
     uint32_t n = ra__rb_u32(r);
     uint8_t flags = ra__rb_u8(r);
@@ -900,7 +888,7 @@ static void
 on_hold(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
 {
     ra_oid_t oid;
-    rb_oid(r, &oid);
+    ra__rb_oid(r, &oid);
     ra_pid_t owner = ra__rb_pid(r);
     ra_objstore_info_t info;
     if (r->bad || om->cfg.store == NULL ||
@@ -914,7 +902,7 @@ static void
 on_free(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
 {
     ra_oid_t oid;
-    rb_oid(r, &oid);
+    ra__rb_oid(r, &oid);
     if (r->bad || om->cfg.store == NULL) {
         return;
     }
@@ -957,7 +945,7 @@ static void
 on_unuse(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
 {
     ra_oid_t oid;
-    rb_oid(r, &oid);
+    ra__rb_oid(r, &oid);
     ra_pid_t from = ra_sender(ctx);
     if (r->bad || om->cfg.store == NULL) {
         return;

@@ -310,6 +310,71 @@ ra__task_decode(const ra_msg_t *m, ra__task_view_t *v)
 }
 
 void
+ra__rb_oid(ra__rbuf_t *r, ra_oid_t *oid)
+{
+    if (r->off + 16 > r->len) {
+        r->bad = true;
+        memset(oid->b, 0, 16);
+        return;
+    }
+    memcpy(oid->b, r->p + r->off, 16);
+    r->off += 16;
+}
+
+void
+ra__wb_objloc(ra__wbuf_t *b, ra_oid_t oid, ra_pid_t objmgr, const char *ep,
+              uint64_t size)
+{
+    ra__wb_raw(b, oid.b, 16);
+    ra__wb_pid(b, objmgr);
+    ra__wb_str(b, ep);
+    ra__wb_u64(b, size);
+}
+
+void
+ra__rb_objloc(ra__rbuf_t *r, ra__objloc_t *out)
+{
+    ra__rb_oid(r, &out->oid);
+    out->objmgr = ra__rb_pid(r);
+    ra__rb_str(r, out->ep, sizeof out->ep);
+    out->size = ra__rb_u64(r);
+}
+
+int
+ra__objloc_read(const void *data, size_t len, ra__objloc_t *out)
+{
+    ra__rbuf_t r = {.p = data, .len = len};
+    ra__rb_objloc(&r, out);
+    return r.bad || r.off != len ? RA_EBADMSG : 0;
+}
+
+int
+ra__pull_msg(uint64_t req, const ra__objloc_t *loc, uint8_t flags,
+             ra_msg_t **out)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__OBJ_PULL);
+    ra__wb_u64(&b, req);
+    ra__wb_objloc(&b, loc->oid, loc->objmgr, loc->ep, loc->size);
+    ra__wb_u8(&b, flags);
+    return ra__wb_msg(&b, RA__T_OBJ, out);
+}
+
+int
+ra__pulled_read(const ra_msg_t *m, uint64_t *req, ra_oid_t *oid,
+                int *status, char *text, size_t cap)
+{
+    ra__rbuf_t r;
+    ra__rb_init(&r, m);
+    uint8_t op = ra__rb_u8(&r);
+    *req = ra__rb_u64(&r);
+    ra__rb_oid(&r, oid);
+    *status = (int)ra__rb_u32(&r);
+    ra__rb_str(&r, text, cap);
+    return r.bad || op != RA__OBJ_PULLED ? RA_EBADMSG : 0;
+}
+
+void
 ra__oid_make(uint8_t out[16], uint32_t node, uint32_t proc, uint64_t id)
 {
     for (int i = 0; i < 4; i++) {
@@ -575,19 +640,11 @@ typedef struct mapped {
 // pull_here has this node's object manager copy object oid from the
 // object manager src (at endpoint ep) into our store, and waits for it.
 static int
-pull_here(ra_ctx_t *ctx, ra__cluster_t *c, ra_oid_t oid, ra_pid_t src,
-          const char *ep, uint64_t size, char *why, size_t cap)
+pull_here(ra_ctx_t *ctx, ra__cluster_t *c, const ra__objloc_t *loc,
+          char *why, size_t cap)
 {
-    ra__wbuf_t b = {0};
-    ra__wb_u8(&b, RA__OBJ_PULL);
-    ra__wb_u64(&b, 0);
-    ra__wb_raw(&b, oid.b, 16);
-    ra__wb_pid(&b, src);
-    ra__wb_str(&b, ep);
-    ra__wb_u64(&b, size);
-    ra__wb_u8(&b, 0);
     ra_msg_t *m = NULL, *rep = NULL;
-    int rc = ra__wb_msg(&b, RA__T_OBJ, &m);
+    int rc = ra__pull_msg(0, loc, 0, &m);
     if (rc == 0) {
         // The object manager gives up on a transfer that stalls for 30 s;
         // a long one that keeps moving is waited for.
@@ -599,16 +656,13 @@ pull_here(ra_ctx_t *ctx, ra__cluster_t *c, ra_oid_t oid, ra_pid_t src,
                  ra_strerror(rc));
         return rc;
     }
-    ra__rbuf_t r;
-    ra__rb_init(&r, rep);
-    (void)ra__rb_u8(&r);
-    (void)ra__rb_u64(&r);
-    r.off += 16;
-    int status = (int)ra__rb_u32(&r);
+    uint64_t req;
+    ra_oid_t got;
+    int status;
     char text[600];
-    ra__rb_str(&r, text, sizeof text);
+    int bad = ra__pulled_read(rep, &req, &got, &status, text, sizeof text);
     ra_msg_unref(&rep);
-    if (r.bad) {
+    if (bad != 0) {
         snprintf(why, cap, "malformed answer of the object manager");
         return RA_EBADMSG;
     }
@@ -633,14 +687,10 @@ map_args(ra_ctx_t *ctx, ra__task_view_t *v, mapped_t *maps, char *why,
         if (!(a->kind & RA__VAL_IN_STORE)) {
             continue;
         }
-        ra__rbuf_t r = {.p = a->data, .len = a->len, .off = 16};
-        memcpy(maps[i].oid.b, a->data, 16);
-        ra_pid_t src = ra__rb_pid(&r);
-        char ep[256];
-        ra__rb_str(&r, ep, sizeof ep);
-        uint64_t size = ra__rb_u64(&r);
-        int rc = 0;
-        if (r.bad) {
+        ra__objloc_t loc;
+        int rc = ra__objloc_read(a->data, a->len, &loc);
+        maps[i].oid = loc.oid;
+        if (rc != 0) {
             snprintf(why, cap, "argument %u: malformed store reference", i);
             return RA_EBADMSG;
         }
@@ -649,19 +699,18 @@ map_args(ra_ctx_t *ctx, ra__task_view_t *v, mapped_t *maps, char *why,
                      "worker has none", i);
             return RA_ENOTSUP;
         }
-        if (src.node != c->node) {
+        if (loc.objmgr.node != c->node) {
             char text[700];
             if (ra_pid_is_nil(c->objmgr)) {
                 rc = RA_ENOTSUP;
                 snprintf(text, sizeof text, "no object manager here");
             } else {
-                rc = pull_here(ctx, c, maps[i].oid, src, ep, size, text,
-                               sizeof text);
+                rc = pull_here(ctx, c, &loc, text, sizeof text);
             }
             if (rc != 0) {
                 snprintf(why, cap, "argument %u (%" PRIu64 " bytes on node "
-                         "%u) could not be copied here: %s", i, size,
-                         src.node, text);
+                         "%u) could not be copied here: %s", i, loc.size,
+                         loc.objmgr.node, text);
                 return rc == RA_EOBJLOST ? rc : RA_EOBJLOST;
             }
             maps[i].pulled = true;
@@ -787,10 +836,7 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
                 ra_msg_unref(&hm);
             }
             ra__wbuf_t d = {0};
-            ra__wb_raw(&d, oid.b, 16);
-            ra__wb_pid(&d, c->objmgr);
-            ra__wb_str(&d, c->node_ep);
-            ra__wb_u64(&d, t.rlen);
+            ra__wb_objloc(&d, oid, c->objmgr, c->node_ep, t.rlen);
             rc = d.err != 0 ? d.err
                  : ra__result_msg(v->id, v->attempt, 0,
                                   (uint8_t)(t.rkind | RA__VAL_IN_STORE |
