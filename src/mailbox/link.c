@@ -23,6 +23,7 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +40,10 @@
 #define RECV_BATCH 1024   // frames read per socket per loop turn
 #define SLACK 4096        // envelope bytes around a payload
 #define SPIN_TURNS 64     // empty loop turns before the I/O thread sleeps
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434 // the same number on every architecture
+#endif
 #define BATCH_BYTES (64u << 10) // records per batch envelope, in bytes
 #define BATCH_BODY_MAX 8192     // larger messages travel alone
 
@@ -261,6 +266,7 @@ ra__link_peer(ra_link_t *l, uint32_t node, uint32_t proc, bool create)
         pthread_cond_init(&p->space, NULL);
         ra__mpsc_init(&p->q);
         p->my_sess = random_i63();
+        p->pidfd = -1;
         if (by_name) {
             snprintf(p->route, sizeof(p->route),
                      "ipc://%.200s/node-%u-proc-%u", l->ipc_dir, node, proc);
@@ -543,10 +549,113 @@ make_hello(ra_link_t *l, ra__lpeer_t *p, ra_wire_frame_t *fr)
     fr->hello.ncaps = 1;
     fr->hello.caps[0] = "chunk";
     fr->hello.inc = l->inc;
+    if (l->boot_id[0] != '\0') {
+        fr->hello.host = l->boot_id;
+        fr->hello.ospid = (int64_t)getpid();
+        fr->hello.ostart = l->ostart;
+    }
     if (p != NULL) {
         fr->hello.sess = p->my_sess;
         fr->hello.ack = p->rx_seq;
+        fr->hello.ipc = p->dealer != NULL && p->dial_ipc;
     }
+}
+
+// proc_start reads the start time of process pid (field 22 of
+// /proc/PID/stat, clock ticks after boot).  Returns -1 when it cannot.
+static int64_t
+proc_start(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) {
+        return -1;
+    }
+    buf[n] = '\0';
+    // The command name (field 2) may hold spaces and parentheses: the
+    // fields after it follow the last ')'.
+    char *at = strrchr(buf, ')');
+    for (int field = 2; at != NULL && field < 22; field++) {
+        at = strchr(at + 1, ' ');
+    }
+    if (at == NULL) {
+        return -1;
+    }
+    char *end = NULL;
+    long long v = strtoll(at + 1, &end, 10);
+    return end != at + 1 && v >= 0 ? (int64_t)v : -1;
+}
+
+// identity_init reads what the hello tells of this process: the
+// machine's boot id and the process's start time.
+static void
+identity_init(ra_link_t *l)
+{
+    l->boot_id[0] = '\0';
+    l->ostart = proc_start(getpid());
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || l->ostart < 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return;
+    }
+    ssize_t n = read(fd, l->boot_id, sizeof l->boot_id - 1);
+    close(fd);
+    n = n < 0 ? 0 : n;
+    l->boot_id[n] = '\0';
+    l->boot_id[strcspn(l->boot_id, "\n")] = '\0';
+    for (char *c = l->boot_id; *c != '\0'; c++) {
+        if (*c < 0x21 || *c > 0x7e) {
+            l->boot_id[0] = '\0';   // not what a hello may carry
+            break;
+        }
+    }
+}
+
+// unwatch_process stops watching p's process.
+static void
+unwatch_process(ra__lpeer_t *p)
+{
+    if (p->pidfd >= 0) {
+        close(p->pidfd);
+        p->pidfd = -1;
+    }
+    p->ipc = false;
+}
+
+// watch_process: the peer's hello h says which process it is.  When that
+// process runs on this machine (the same boot id) and is the one its
+// process id names now (the same start time: not a reused id, not
+// another pid namespace), a pidfd lets the I/O thread see it exit.
+static void
+watch_process(ra_link_t *l, ra__lpeer_t *p, const ra_wire_hello_t *h,
+              bool via_router)
+{
+    unwatch_process(p);
+    p->ipc = via_router ? h->ipc : p->dial_ipc;
+    if (h->host == NULL || h->ospid <= 0 || l->boot_id[0] == '\0' ||
+        strcmp(h->host, l->boot_id) != 0) {
+        return;
+    }
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)h->ospid, 0);
+    if (fd < 0) {
+        return;   // gone already (its loss will show), or no pidfds here
+    }
+    // Checked after opening: the pidfd holds the process it names, so a
+    // start time that matches now matches for the pidfd's whole life.
+    if (proc_start((pid_t)h->ospid) != h->ostart) {
+        close(fd);
+        return;
+    }
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    p->pidfd = fd;
 }
 
 void
@@ -777,6 +886,7 @@ session_lost(ra_link_t *l, ra__lpeer_t *p, ra_reason_t reason,
         ra_log_info("link", "peer %u.%u lost: %s", p->node, p->proc, why);
     }
     close_dealer(p);
+    unwatch_process(p);
     p->rid_len = 0;
     delay_flush(l, p, 0, true);
     size_t cost = 0, frames = 0;
@@ -899,6 +1009,7 @@ dial(ra_link_t *l, ra__lpeer_t *p)
         return rc;
     }
     p->dealer = s;
+    p->dial_ipc = strncmp(route, "ipc://", 6) == 0;
     p->hello_sent = false;
     uint64_t now = ra__link_now_ms();
     p->since_ms = p->last_rx_ms = p->last_use_ms = now;
@@ -924,6 +1035,7 @@ on_hello(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f,
         // A new session.
         p->peer_inc = h->inc;
         p->peer_sess = h->sess;
+        watch_process(l, p, h, via_router);
         p->last_use_ms = ra__link_now_ms();
         atomic_store(&p->state, RA__PEER_UP);
         l->st.peers_up++;
@@ -1448,7 +1560,11 @@ tick(ra_link_t *l, uint64_t now)
         if (st == RA__PEER_IDLE) {
             continue;
         }
-        if (now - p->last_rx_ms > window) {
+        // (Injected faults stand for a network: they get its window.)
+        uint64_t w = p->ipc && p->pidfd >= 0 && !p->has_fault
+                         ? (uint64_t)l->o.hb_interval_ms * l->o.hb_miss_local
+                         : window;
+        if (now - p->last_rx_ms > w) {
             session_lost(l, p, RA_NOCONNECTION,
                          st == RA__PEER_DIALING ? "no answer to our hello"
                                                 : "heartbeats missed");
@@ -1548,7 +1664,7 @@ io_main(void *arg)
     unsigned quiet = SPIN_TURNS; // turns in a row that did nothing
     while (!atomic_load(&l->stop)) {
         // Build the poll set: event fd, ZAP, router, dealers.
-        size_t need = 3 + atomic_load(&l->npeers);
+        size_t need = 3 + 2 * atomic_load(&l->npeers);
         if (need > cap) {
             size_t ncap = need * 2;
             zmq_pollitem_t *ni = realloc(items, ncap * sizeof(*ni));
@@ -1576,6 +1692,10 @@ io_main(void *arg)
             if (p->dealer != NULL && n < cap) { // a peer added meanwhile
                 owners[n] = p;                   // waits for the next turn
                 items[n++] = (zmq_pollitem_t){p->dealer, 0, ZMQ_POLLIN, 0};
+            }
+            if (p->pidfd >= 0 && n < cap) {
+                owners[n] = p;
+                items[n++] = (zmq_pollitem_t){NULL, p->pidfd, ZMQ_POLLIN, 0};
             }
             if (ra__mpsc_nonempty(&p->q) && !p->closing) {
                 busy = true;
@@ -1623,8 +1743,26 @@ io_main(void *arg)
                 did += drain_router(l);
             }
             for (size_t i = 3; i < n; i++) {
-                if (items[i].revents & ZMQ_POLLIN) {
-                    did += drain_dealer(l, owners[i]);
+                if (!(items[i].revents & ZMQ_POLLIN)) {
+                    continue;
+                }
+                ra__lpeer_t *p = owners[i];
+                if (items[i].socket != NULL) {
+                    did += drain_dealer(l, p);
+                } else if (p->pidfd == items[i].fd) {
+                    // Its process exited: what it sent is in the sockets
+                    // already, so read that first.
+                    if (p->dealer != NULL) {
+                        did += drain_dealer(l, p);
+                    }
+                    did += drain_router(l);
+                    if (p->pidfd == items[i].fd &&
+                        atomic_load(&p->state) != RA__PEER_IDLE) {
+                        session_lost(l, p, RA_NOCONNECTION,
+                                     "its process exited");
+                        did++;
+                    }
+                    unwatch_process(p);
                 }
             }
         }
@@ -1750,6 +1888,12 @@ defaults(ra_link_opts_t *o)
     if (o->hb_miss == 0) {
         o->hb_miss = 4;
     }
+    if (o->hb_miss_local == 0) {
+        o->hb_miss_local = 20;
+    }
+    if (o->hb_miss_local < o->hb_miss) {
+        o->hb_miss_local = o->hb_miss;
+    }
     if (o->idle_ms == 0) {
         o->idle_ms = 300000;
     }
@@ -1795,6 +1939,7 @@ ra_link_start(ra_runtime_t *rt, const ra_link_opts_t *opts, ra_link_t **out)
     l->node = rt->node;
     l->proc = rt->proc;
     l->inc = random_i63();
+    identity_init(l);
     l->rng = l->o.fault_seed;
     l->evfd = -1;
     pthread_rwlock_init(&l->peers_lock, NULL);
@@ -1959,6 +2104,7 @@ ra_link_stop(ra_link_t **lp)
             }
         }
         ra__hmap_fini(&p->rmons);
+        unwatch_process(p);
         pthread_mutex_destroy(&p->mtx);
         pthread_cond_destroy(&p->space);
         free(p);

@@ -164,6 +164,12 @@ typedef struct ra__lpeer {
     ra_link_fault_t fault;
     bool has_fault;
     ra__ldelay_t *delay_head, *delay_tail;
+    // The peer as a process of this machine (see watch_process): a pidfd
+    // that turns readable when it exits, or -1.  dial_ipc: our dealer
+    // dials an ipc:// route; ipc: the session runs over ipc (no network
+    // between us, so only a hung process is silent).
+    int pidfd;
+    bool dial_ipc, ipc;
     struct ra__lpeer *next;  // all peers, in creation order
 } ra__lpeer_t;
 
@@ -193,6 +199,10 @@ struct ra_link {
     pthread_t io;
     bool io_started;
     uint64_t stall_logged_ms; // I/O thread: when a pause was last logged
+    // This process as the hello describes it: the machine's boot id
+    // ("" when unknown), and the process's start time after boot.
+    char boot_id[RA_WIRE_MAX_HOST + 1];
+    int64_t ostart;
     // Peers: a hash by (node, proc) and a list; never freed before stop.
     pthread_rwlock_t peers_lock;
     ra__hmap_t peers;

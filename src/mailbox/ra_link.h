@@ -31,7 +31,14 @@
 // Failure detection: each side sends a heartbeat every hb_interval_ms when
 // it has sent nothing else, and a peer from which nothing arrived for
 // hb_interval_ms * hb_miss is declared lost.  The defaults (500 ms x 4)
-// find a dead or cut-off peer in about 2 s.  A pause of this process
+// find a dead or cut-off peer in about 2 s.  A peer process on the same
+// machine (the same boot id, process id and start time, told in the
+// hello) is watched through a pidfd: its exit ends the session at once
+// ("its process exited"), without waiting for heartbeats; over ipc such
+// a peer is declared lost for silence only after hb_interval_ms *
+// hb_miss_local (10 s by default), since only a hung or starved process
+// is silent there (a peer under injected faults, below, gets the
+// network's window).  A pause of this process
 // itself (its link thread not run for an interval or more, as on an
 // overloaded machine) is not counted as silence of its peers: after it,
 // each peer has the time it had left before the pause.  Large messages
@@ -88,6 +95,10 @@ typedef struct ra_link_opts {
     const char *cert;
     uint32_t hb_interval_ms;  // heartbeat interval (default 500)
     uint32_t hb_miss;         // silent intervals before loss (default 4)
+    uint32_t hb_miss_local;   // the same for a peer process on this
+                              // machine, over ipc, whose exit is watched
+                              // (default 20: only a hung process is
+                              // silent there)
     uint32_t idle_ms;         // close idle connections (default 300000;
                               // UINT32_MAX = never)
     size_t chunk_size;        // bytes per chunk (default 4 MiB)

@@ -46,6 +46,8 @@ extern "C" {
 // RA_WIRE_MAX_CAP_LEN the longest capability name in bytes.
 #define RA_WIRE_MAX_CAPS 32
 #define RA_WIRE_MAX_CAP_LEN 64
+// RA_WIRE_MAX_HOST is the longest machine identity (hello "host").
+#define RA_WIRE_MAX_HOST 64
 
 // RA_WIRE_MAX_TEXT is the longest error text an err frame may carry.
 #define RA_WIRE_MAX_TEXT 256
@@ -97,6 +99,16 @@ typedef struct ra_wire_hello {
     int64_t sess;   // sess: the sender's session with the receiver (0 =
                     // absent)
     int64_t ack;    // ack: highest seq received in order in that session
+    // Optional: who the sender is as an operating-system process, so that
+    // a peer on the same machine can watch it exit instead of waiting for
+    // heartbeats.  host is the machine's boot id (printable ASCII, at most
+    // RA_WIRE_MAX_HOST bytes; NULL: absent), ospid the process id (0:
+    // absent), ostart its start time (clock ticks after boot, as in
+    // /proc/PID/stat).  ipc: the sender dialled over ipc://.
+    const char *host;
+    int64_t ospid;
+    int64_t ostart;
+    bool ipc;
 } ra_wire_hello_t;
 
 // ra_wire_frame_t is one envelope, as the decoder returns it and the

@@ -17,16 +17,17 @@ enum {
     F_V, F_K, F_SEQ, F_FROM, F_TO, F_TAG, F_CREF, F_BODY, F_S, F_R, F_REF,
     F_ACK, F_CODE, F_ESEQ, F_TEXT, F_NODE, F_PROC, F_VMIN, F_VMAX, F_CAPS,
     F_ID, F_IDX, F_CNT, F_CSZ, F_TOT, F_DATA, F_INC, F_SESS, F_REP, F_IDLE,
-    F_COUNT
+    F_HOST, F_OSPID, F_OSTART, F_IPC, F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
     "v", "k", "seq", "from", "to", "tag", "cref", "body", "s", "r", "ref",
     "ack", "code", "eseq", "text", "node", "proc", "vmin", "vmax", "caps",
-    "id", "idx", "cnt", "csz", "tot", "data", "inc", "sess", "rep", "idle"
+    "id", "idx", "cnt", "csz", "tot", "data", "inc", "sess", "rep", "idle",
+    "host", "ospid", "ostart", "ipc"
 };
 
-#define B(f) (1u << (f))
+#define B(f) ((uint64_t)1 << (f))
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static const char *const kind_names[] = {
@@ -37,7 +38,7 @@ static const char *const kind_names[] = {
 // Keys outside field_names are ignored, so that a later revision of a
 // version can add optional fields; a known field on the wrong kind is an
 // error, because it means the sender and receiver disagree on the kind.
-static const uint32_t allowed[] = {
+static const uint64_t allowed[] = {
     0,
     B(F_V) | B(F_K) | B(F_SEQ) | B(F_FROM) | B(F_TO) | B(F_TAG) |
         B(F_CREF) | B(F_BODY) | B(F_REP),
@@ -45,7 +46,8 @@ static const uint32_t allowed[] = {
         B(F_REF),
     B(F_V) | B(F_K) | B(F_ACK) | B(F_SEQ) | B(F_ESEQ),
     B(F_V) | B(F_K) | B(F_NODE) | B(F_PROC) | B(F_VMIN) | B(F_VMAX) |
-        B(F_CAPS) | B(F_INC) | B(F_SESS) | B(F_ACK),
+        B(F_CAPS) | B(F_INC) | B(F_SESS) | B(F_ACK) | B(F_HOST) |
+        B(F_OSPID) | B(F_OSTART) | B(F_IPC),
     B(F_V) | B(F_K) | B(F_FROM) | B(F_TO) | B(F_CREF) | B(F_CODE) |
         B(F_ESEQ) | B(F_TEXT),
     B(F_V) | B(F_K) | B(F_SEQ) | B(F_ID) | B(F_IDX) | B(F_CNT) | B(F_CSZ) |
@@ -54,7 +56,7 @@ static const uint32_t allowed[] = {
     B(F_V) | B(F_K) | B(F_SEQ) | B(F_CNT) | B(F_DATA)
 };
 
-static const uint32_t required[] = {
+static const uint64_t required[] = {
     0,
     B(F_V) | B(F_K) | B(F_SEQ) | B(F_TO) | B(F_BODY),
     B(F_V) | B(F_K) | B(F_SEQ) | B(F_FROM) | B(F_TO) | B(F_S),
@@ -498,8 +500,27 @@ get_field(dec_t *d, const bson_iter_t *it, int field, ra_wire_frame_t *f,
         break;
     case F_REP:
     case F_IDLE:
+    case F_IPC:
         rc = get_int(d, it, field, 0, 1, &v);
-        *(field == F_REP ? &f->rep : &f->idle) = v != 0;
+        *(field == F_REP ? &f->rep : field == F_IDLE ? &f->idle
+                                                      : &f->hello.ipc) = v != 0;
+        break;
+    case F_HOST: {
+        uint32_t len = 0;
+        if (!BSON_ITER_HOLDS_UTF8(it)) {
+            return fail(d, C_FIELD, "not a string", field);
+        }
+        f->hello.host = bson_iter_utf8(it, &len);
+        if (!cap_ok(f->hello.host, len) || len > RA_WIRE_MAX_HOST) {
+            return fail(d, C_FIELD, "bad machine identity", field);
+        }
+        break;
+    }
+    case F_OSPID:
+        rc = get_int(d, it, field, 1, INT32_MAX, &f->hello.ospid);
+        break;
+    case F_OSTART:
+        rc = get_int(d, it, field, 0, INT64_MAX, &f->hello.ostart);
         break;
     default:
         break;
@@ -517,7 +538,7 @@ typedef struct slot {
 // repeats: BSON allows a key twice, and two readers that pick different
 // copies would disagree about the frame.
 static int
-index_fields(dec_t *d, const bson_t *doc, slot_t *at, uint32_t *seen)
+index_fields(dec_t *d, const bson_t *doc, slot_t *at, uint64_t *seen)
 {
     bson_iter_t it;
 
@@ -635,7 +656,7 @@ batch_ok(const uint8_t *data, size_t len, int32_t cnt)
 
 // check_kind applies the rules that involve more than one field.
 static int
-check_kind(dec_t *d, ra_wire_frame_t *f, uint32_t seen)
+check_kind(dec_t *d, ra_wire_frame_t *f, uint64_t seen)
 {
     switch (f->kind) {
     case RA_WIRE_SIG:
@@ -681,7 +702,7 @@ decode(dec_t *d, const void *buf, size_t len, size_t max_msg,
 {
     bson_t doc;
     slot_t at[F_COUNT];
-    uint32_t seen = 0;
+    uint64_t seen = 0;
     int64_t v = 0;
     int kind = 0;
     int rc;
@@ -722,14 +743,14 @@ decode(dec_t *d, const void *buf, size_t len, size_t max_msg,
         return rc;
     }
     f->kind = (ra_wire_kind_t)kind;
-    uint32_t extra = seen & ~allowed[kind];
-    uint32_t missing = required[kind] & ~seen;
+    uint64_t extra = seen & ~allowed[kind];
+    uint64_t missing = required[kind] & ~seen;
     if (extra != 0) {
         return fail(d, C_FIELD, "not allowed for this kind",
-                    __builtin_ctz(extra));
+                    __builtin_ctzll(extra));
     }
     if (missing != 0) {
-        return fail(d, C_FIELD, "missing", __builtin_ctz(missing));
+        return fail(d, C_FIELD, "missing", __builtin_ctzll(missing));
     }
     for (int i = F_SEQ; i < F_COUNT; i++) {
         if ((seen & B(i)) &&
@@ -878,7 +899,10 @@ static bool
 hello_ok(const ra_wire_hello_t *h)
 {
     if (h->vmin < 1 || h->vmin > h->vmax || h->ncaps > RA_WIRE_MAX_CAPS ||
-        h->inc < 0 || h->sess < 0 || h->ack < 0) {
+        h->inc < 0 || h->sess < 0 || h->ack < 0 || h->ospid < 0 ||
+        h->ospid > INT32_MAX || h->ostart < 0 ||
+        (h->host != NULL &&
+         !cap_ok(h->host, strnlen(h->host, RA_WIRE_MAX_HOST + 1)))) {
         return false;
     }
     for (size_t i = 0; i < h->ncaps; i++) {
@@ -1009,7 +1033,13 @@ append_fields(bson_t *doc, const ra_wire_frame_t *f)
                (f->hello.sess == 0 ||
                 BSON_APPEND_INT64(doc, "sess", f->hello.sess)) &&
                (f->hello.ack == 0 ||
-                BSON_APPEND_INT64(doc, "ack", f->hello.ack));
+                BSON_APPEND_INT64(doc, "ack", f->hello.ack)) &&
+               (f->hello.host == NULL ||
+                BSON_APPEND_UTF8(doc, "host", f->hello.host)) &&
+               (f->hello.ospid == 0 ||
+                (BSON_APPEND_INT64(doc, "ospid", f->hello.ospid) &&
+                 BSON_APPEND_INT64(doc, "ostart", f->hello.ostart))) &&
+               (!f->hello.ipc || BSON_APPEND_INT32(doc, "ipc", 1));
     case RA_WIRE_BYE:
         return !f->idle || BSON_APPEND_INT32(doc, "idle", 1);
     case RA_WIRE_BATCH:

@@ -109,7 +109,10 @@ main(int argc, char **argv)
 
     memset(&f, 0, sizeof(f));
     f.kind = RA_WIRE_HELLO;
-    f.hello = (ra_wire_hello_t){1, 2, 1, 1, 2, {"chunk", "bson"}, 0, 0, 0};
+    f.hello = (ra_wire_hello_t){.node = 1, .proc = 2, .vmin = 1, .vmax = 1,
+                                .ncaps = 2, .caps = {"chunk", "bson"},
+                                .host = "0b7f5e2c-1d2e-4f00-9a61-3c2d1e0f9a8b",
+                                .ospid = 4242, .ostart = 1000, .ipc = true};
     put_frame("hello", &f);
 
     // The link layer's session fields.

@@ -4,6 +4,7 @@
 // node number and its own link layer (its own ZeroMQ context, sockets and
 // I/O thread), talking over real ipc or tcp sockets.  Multi-process and
 // multi-node (network namespace) tests live in tests/net/.
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -13,11 +14,16 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "rayo.h"
 #include "linkutil.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 
 #define WAIT_MS 5000
 
@@ -1014,6 +1020,160 @@ START_TEST(test_own_pause_is_not_peer_silence)
 }
 END_TEST
 
+// A peer in a child process: node 2 with an echo actor.  The child runs
+// this program again (fork and exec: ThreadSanitizer cannot start threads
+// in a plain fork of a process with threads), told by the environment to
+// be the peer; its echo pid and endpoint come back through a pipe, then
+// it waits to be killed.
+typedef struct child_peer {
+    pid_t pid;
+    ra_pid_t echo;
+    char ep[256];
+} child_peer_t;
+
+// child_peer_main is the child's side (see main).
+static int
+child_peer_main(const char *spec)
+{
+    int fd = -1;
+    unsigned hb = 0, miss = 0, local = 0;
+    if (sscanf(spec, "%d:%u:%u:%u", &fd, &hb, &miss, &local) != 4) {
+        return 2;
+    }
+    const char *dir = getenv("RAYO_TEST_CHILD_DIR");
+    if (dir == NULL) {
+        return 2;
+    }
+    snprintf(g_dir, sizeof g_dir, "%s", dir);
+    ra_link_opts_t o = {.hb_interval_ms = hb, .hb_miss = miss,
+                        .hb_miss_local = local, .ipc_dir = g_dir};
+    ra_runtime_t *rt = NULL;
+    ra_link_t *l = NULL;
+    ra_runtime_opts_t ro = {.threads = 2, .node = 2, .proc = 1};
+    ra_pid_t e;
+    if (ra_runtime_new(&rt, &ro) != 0 || ra_link_start(rt, &o, &l) != 0 ||
+        ra_spawn(rt, &echo_beh, NULL, NULL, &e) != 0) {
+        return 1;
+    }
+    char ep[256] = {0};
+    snprintf(ep, sizeof ep, "%s", ra_link_endpoint(l));
+    if (write(fd, &e, sizeof e) != (ssize_t)sizeof e ||
+        write(fd, ep, sizeof ep) != (ssize_t)sizeof ep) {
+        return 1;
+    }
+    close(fd);
+    for (;;) {
+        pause();
+    }
+}
+
+static void
+child_peer_start(child_peer_t *cp, const ra_link_opts_t *o)
+{
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    char spec[64];
+    snprintf(spec, sizeof spec, "%d:%u:%u:%u", fd[1], o->hb_interval_ms,
+             o->hb_miss, o->hb_miss_local);
+    cp->pid = fork();
+    ck_assert_int_ge(cp->pid, 0);
+    if (cp->pid == 0) {
+        close(fd[0]);
+        setenv("RAYO_TEST_CHILD_PEER", spec, 1);
+        setenv("RAYO_TEST_CHILD_DIR", g_dir, 1);
+        execl("/proc/self/exe", "check_link", (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    ck_assert_int_eq(read(fd[0], &cp->echo, sizeof cp->echo),
+                     (ssize_t)sizeof cp->echo);
+    ck_assert_int_eq(read(fd[0], cp->ep, sizeof cp->ep),
+                     (ssize_t)sizeof cp->ep);
+    close(fd[0]);
+}
+
+static void
+child_peer_kill(child_peer_t *cp)
+{
+    kill(cp->pid, SIGKILL);
+    int st;
+    while (waitpid(cp->pid, &st, 0) < 0) {
+    }
+}
+
+START_TEST(test_local_peer_exit_and_hang)
+{
+    // A peer process on this machine over ipc: its exit is seen at once
+    // (a pidfd), long before the heartbeat window; a pause of it shorter
+    // than the local window (3 s here) loses nothing, though it is far
+    // longer than the network window (0.5 s); a hung one is lost after
+    // the local window.
+    int probe = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (probe < 0) {
+        fprintf(stderr, "test_local_peer_exit_and_hang: no pidfd_open here "
+                "(%s): peers are watched by heartbeats only; not tested\n",
+                strerror(errno));
+        return;
+    }
+    close(probe);
+    dir_setup();
+    ra_link_opts_t o = {.hb_interval_ms = 100, .hb_miss = 5,
+                        .hb_miss_local = 30};
+    child_peer_t cp;
+    child_peer_start(&cp, &o);
+    ck_assert_msg(strncmp(cp.ep, "ipc://", 6) == 0, "endpoint %s", cp.ep);
+    node_t a;
+    node_start(&a, 1, &o);
+    RA_CK_OK(ra_link_route(a.l, 2, 1, cp.ep));
+    ra_ctx_t *me = ra_test_new_scope(a.rt);
+    uint64_t ref;
+    RA_CK_OK(ra_monitor(me, cp.echo, &ref));
+    ra_msg_t *q = ra_test_new_i64(TAG_CALL, 1), *r = NULL;
+    RA_CK_OK(ra_call(me, cp.echo, &q, WAIT_MS, &r));
+    ra_msg_unref(&r);
+    // Paused 1.5 s: three network windows, half the local one.
+    kill(cp.pid, SIGSTOP);
+    ra_test_sleep_ms(1500);
+    kill(cp.pid, SIGCONT);
+    q = ra_test_new_i64(TAG_CALL, 2);
+    RA_CK_OK(ra_call(me, cp.echo, &q, WAIT_MS, &r));
+    ck_assert_int_eq(ra_test_get_i64(r), 2);
+    ra_msg_unref(&r);
+    ra_msg_t *m = NULL;
+    ck_assert_int_eq(ra_receive(me, 0, &m), RA_ETIMEOUT); // no DOWN
+    // Hung for good: lost after the local window (3 s), not before.
+    kill(cp.pid, SIGSTOP);
+    uint64_t t0 = ra_test_now_ms();
+    m = ra_test_recv_kind(me, RA_MSG_DOWN, 3 * WAIT_MS);
+    uint64_t took = ra_test_now_ms() - t0;
+    ra_reason_t why;
+    RA_CK_OK(ra_msg_down_info(m, NULL, NULL, &why));
+    RA_CK_REASON_EQ(why, RA_NOCONNECTION);
+    ra_msg_unref(&m);
+    ck_assert_uint_ge(took, 2500);
+    child_peer_kill(&cp);
+    // A new child: killed, it is seen gone at once.
+    child_peer_start(&cp, &o);
+    RA_CK_OK(ra_link_route(a.l, 2, 1, cp.ep));
+    RA_CK_OK(ra_monitor(me, cp.echo, &ref));
+    q = ra_test_new_i64(TAG_CALL, 3);
+    RA_CK_OK(ra_call(me, cp.echo, &q, WAIT_MS, &r));
+    ra_msg_unref(&r);
+    t0 = ra_test_now_ms();
+    kill(cp.pid, SIGKILL);
+    m = ra_test_recv_kind(me, RA_MSG_DOWN, WAIT_MS);
+    took = ra_test_now_ms() - t0;
+    RA_CK_OK(ra_msg_down_info(m, NULL, NULL, &why));
+    RA_CK_REASON_EQ(why, RA_NOCONNECTION);
+    ra_msg_unref(&m);
+    ck_assert_uint_lt(took, 400);   // the network window is 500 ms
+    child_peer_kill(&cp);
+    ra_scope_destroy(&me);
+    node_stop(&a);
+    dir_teardown();
+}
+END_TEST
+
 START_TEST(test_garbage_frames)
 {
     // Malformed frames sent straight to a live node's socket: dropped and
@@ -1164,6 +1324,7 @@ link_suite(void)
     tcase_add_test(tc, test_idle_teardown_and_redial);
     tcase_add_test(tc, test_peer_restart);
     tcase_add_test(tc, test_own_pause_is_not_peer_silence);
+    tcase_add_test(tc, test_local_peer_exit_and_hang);
     tcase_add_test(tc, test_garbage_frames);
     tcase_add_test(tc, test_no_link_layer);
     tcase_add_test(tc, test_version_refused);
@@ -1174,5 +1335,9 @@ link_suite(void)
 int
 main(void)
 {
+    const char *child = getenv("RAYO_TEST_CHILD_PEER");
+    if (child != NULL) {
+        return child_peer_main(child);
+    }
     return ra_test_run(link_suite());
 }

@@ -195,7 +195,8 @@ END_TEST
 
 START_TEST(test_wire_hello_round_trip)
 {
-    ra_wire_hello_t h = {7, 3, 1, 1, 2, {"chunk", "bson.v1"}, 0, 0, 0};
+    ra_wire_hello_t h = {.node = 7, .proc = 3, .vmin = 1, .vmax = 1,
+                         .ncaps = 2, .caps = {"chunk", "bson.v1"}};
     ra_wire_hello_t back;
     ra_wire_stats_t st = {0};
     uint8_t *buf = NULL;
@@ -248,7 +249,27 @@ START_TEST(test_wire_session_fields_round_trip)
     ck_assert_int_eq(g.hello.sess, 9);
     ck_assert_int_eq(g.hello.ack, 123);
     ck_assert_int_eq(g.ack, 0);
+    ck_assert_ptr_null(g.hello.host);
+    ck_assert_int_eq(g.hello.ospid, 0);
+    ck_assert(!g.hello.ipc);
     ra_wire_free(buf);
+
+    // The process the sender is, for peers on the same machine.
+    f.hello.host = "0b7f5e2c-1d2e-4f00-9a61-3c2d1e0f9a8b";
+    f.hello.ospid = 4242;
+    f.hello.ostart = 987654321;
+    f.hello.ipc = true;
+    buf = round_trip(&f, &g);
+    ck_assert_str_eq(g.hello.host, f.hello.host);
+    ck_assert_int_eq(g.hello.ospid, 4242);
+    ck_assert_int_eq(g.hello.ostart, 987654321);
+    ck_assert(g.hello.ipc);
+    ra_wire_free(buf);
+    size_t hlen = 0;
+    f.hello.host = "not printable\n";
+    RA_CK_ERR(ra_wire_encode(&f, 0, &buf, &hlen), RA_EINVAL);
+    f.hello.host = NULL;
+    f.hello.ipc = false;
 
     f = msg_frame();
     f.rep = true;
@@ -407,9 +428,10 @@ START_TEST(test_wire_encode_rejects_bad_frames)
     ra_wire_free(buf);
     buf = NULL;
 
-    ra_wire_hello_t h = {0, 0, 1, 1, 1, {"has space"}, 0, 0, 0};
+    ra_wire_hello_t h = {.vmin = 1, .vmax = 1, .ncaps = 1,
+                         .caps = {"has space"}};
     RA_CK_ERR(ra_wire_encode_hello(&h, &buf, &len), RA_EINVAL);
-    h = (ra_wire_hello_t){0, 0, 2, 1, 0, {NULL}, 0, 0, 0};
+    h = (ra_wire_hello_t){.vmin = 2, .vmax = 1};
     RA_CK_ERR(ra_wire_encode_hello(&h, &buf, &len), RA_EINVAL);
 
     // Signals and down messages are not sent as msg envelopes.
@@ -712,6 +734,9 @@ static const bad_case_t bad_cases[] = {
     {"bye with a seq", RA_EBADMSG, BAD_FIELD, 0},
     {"bye idle a string", RA_EBADMSG, BAD_FIELD, 0},
     {"idle on an ack", RA_EBADMSG, BAD_FIELD, 0},
+    {"hello host with a space", RA_EBADMSG, BAD_FIELD, 0},
+    {"hello ospid zero", RA_EBADMSG, BAD_FIELD, 0},
+    {"ipc on a msg", RA_EBADMSG, BAD_FIELD, 0},
 };
 
 static bson_t *
@@ -933,6 +958,19 @@ bad_bytes(int i, size_t *len)
     case 44:
         doc = BCON_NEW(V1, "k", "ack", "ack", BCON_INT64(1), "idle",
                        BCON_INT32(1));
+        break;
+    case 45:
+        doc = BCON_NEW(V1, "k", "hello", "node", BCON_INT64(1), "proc",
+                       BCON_INT64(1), "vmin", BCON_INT32(1), "vmax",
+                       BCON_INT32(1), "host", "a b");
+        break;
+    case 46:
+        doc = BCON_NEW(V1, "k", "hello", "node", BCON_INT64(1), "proc",
+                       BCON_INT64(1), "vmin", BCON_INT32(1), "vmax",
+                       BCON_INT32(1), "ospid", BCON_INT64(0));
+        break;
+    case 47:
+        doc = BCON_NEW(V1, "k", "msg", SEQ, TO, BODY, "ipc", BCON_INT32(1));
         break;
     default:
         ck_abort_msg("no input for case %d", i);

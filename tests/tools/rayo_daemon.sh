@@ -24,7 +24,12 @@ trap cleanup EXIT
 ok() { echo "ok: $*"; }
 # alive PID: the process runs (a zombie nobody reaped yet does not).
 alive() { [ -e "/proc/$1/stat" ] && ! grep -q ') Z' "/proc/$1/stat"; }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# fail TEXT: a failed check; the daemon's last log lines say what it saw.
+fail() {
+    echo "FAIL: $*"
+    fails=$((fails + 1))
+    [ -f "$temp/daemon.log" ] && tail -n 25 "$temp/daemon.log" | sed 's/^/  daemon.log: /'
+}
 
 # json_num KEY: the first number after "KEY" : in stdin.
 # (top level only: what follows "nodes" is cut off first).
