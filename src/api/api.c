@@ -1951,7 +1951,8 @@ ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
     if (cls == NULL || out == NULL || (nargs != 0 && args == NULL) ||
         !(o.num_cpus >= 0) || !gpus_ok(o.num_gpus) || o.max_restarts < -1 ||
         o.bundle_index < -1 || !extra_ok(o.resources) ||
-        o.max_task_retries < -1 ||
+        o.max_task_retries < -1 || o.max_concurrency < 0 ||
+        o.max_concurrency > RA__MAX_CONCURRENCY ||
         (o.name != NULL && (o.name[0] == '\0' ||
                             strlen(o.name) > RA__NAME_MAX)) ||
         (o.namespace_ != NULL && strlen(o.namespace_) > RA__NAME_MAX)) {
@@ -2025,8 +2026,11 @@ ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
     ra__wb_u32(&b, 0);
     ra__wb_u64(&b, a->key);
     ra__wb_str(&b, cls);
-    if ((rc = encode_args(&b, args, nargs, &tmp, false)) != 0 ||
-        (rc = ra__wb_msg(&b, RA__T_ACTOR_NEW, &a->ctor)) != 0) {
+    if ((rc = encode_args(&b, args, nargs, &tmp, false)) == 0) {
+        ra__wb_u32(&b, o.max_concurrency > 1 ? (uint32_t)o.max_concurrency
+                                             : 1);
+    }
+    if (rc != 0 || (rc = ra__wb_msg(&b, RA__T_ACTOR_NEW, &a->ctor)) != 0) {
         ra__wb_free(&b);
         free(tmp.refs);
         a->state = RA__ACTOR_DEAD;

@@ -513,6 +513,15 @@ typedef struct ra_actor_opts {
     int bundle_index;
     // Memory and custom resources it holds for its life (as for tasks).
     const ra_resources_t *resources;
+    // max_concurrency: how many of its method calls may run at once (0 or
+    // 1: one at a time, each caller's calls in the order made; at most
+    // 1000).  Above 1, as a threaded Ray actor: the calls start in the
+    // order they arrive and run on that many threads of the actor's own,
+    // so they may end in another order; they share the state, which they
+    // must lock themselves and must not replace (ra_task_set_state).  A
+    // kill lets methods already running finish (their answers still go
+    // out) and drops calls not started.
+    int max_concurrency;
 } ra_actor_opts_t;
 
 #define RA_ACTOR_OPTS_INIT                                                  \
@@ -526,6 +535,7 @@ typedef struct ra_actor {
 // ra_actor_create creates an actor of class cls with its constructor's
 // arguments and waits until it is placed and constructed (unless
 // opts->no_wait).  Returns 0;
+// RA_EINVAL (a bad option, such as max_concurrency outside 0..1000);
 // RA_ENOENT (no class of that name); RA_EEXIST (the name is taken);
 // RA_ETASK (the constructor failed); RA_EINFEASIBLE; RA_ETIMEOUT (no
 // worker came up in time); RA_ECLOSED; RA_ENOMEM.

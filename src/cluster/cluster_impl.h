@@ -143,6 +143,8 @@ enum {
 
 #define RA__WIRE_VERSION 1
 #define RA__NAME_MAX 127
+// The most threads an actor may run its methods on (max_concurrency).
+#define RA__MAX_CONCURRENCY 1000
 
 // ---- the codec ----
 
@@ -265,6 +267,8 @@ typedef struct ra__task_view {
     char name[RA__NAME_MAX + 1];
     uint32_t nargs;
     ra__targ_t *args;    // allocated by ra__task_decode, freed by the caller
+    uint32_t conc;       // a constructor's max_concurrency (after the
+                         // arguments; absent: 1)
 } ra__task_view_t;
 
 // ra__task_decode parses a task wire message.  Returns 0, RA_EBADMSG or

@@ -301,6 +301,13 @@ ra__task_decode(const ra_msg_t *m, ra__task_view_t *v)
             r.bad = true;
         }
     }
+    v->conc = 1;
+    if (v->type == RA__TASK_CTOR && !r.bad && r.off < r.len) {
+        v->conc = ra__rb_u32(&r);
+        if (v->conc < 1 || v->conc > RA__MAX_CONCURRENCY) {
+            r.bad = true;
+        }
+    }
     if (r.bad) {
         free(v->args);
         v->args = NULL;

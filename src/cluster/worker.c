@@ -132,12 +132,29 @@ static const ra_behaviour_t exec_beh = {
 
 // ---- actor instances ----
 
+// A call waiting for a thread of an instance with max_concurrency > 1.
+typedef struct call {
+    ra_msg_t *msg;
+    ra_pid_t from;
+    struct call *next;
+} call_t;
+
 typedef struct inst {
     const ra_actor_class_t *cls;
     void *state;
     ra_pid_t owner;      // during init: who gets the constructor's result
     uint64_t id;
     uint32_t attempt;
+    // max_concurrency > 1: calls run on conc threads of the instance's own
+    // (started by inst_init), fed in order through a queue.  The instance
+    // and its threads each hold a reference; the last one out runs fini.
+    unsigned conc;
+    ra_runtime_t *rt;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    call_t *head, *tail;
+    bool stop;
+    unsigned refs;
 } inst_t;
 
 // inst_init tells the owner that the actor is up; sent by the instance
@@ -158,11 +175,122 @@ exit_if_orphaned(void)
     }
 }
 
+// run_call runs one method call of in, from caller from, on ctx, and
+// answers it.  With threads, each call sees the state as the constructor
+// left it (methods that run at once must not replace it).
+static void
+run_call(ra_ctx_t *ctx, inst_t *in, ra_msg_t *msg, ra_pid_t from)
+{
+    ra__task_view_t v;
+    int rc = ra__task_decode(msg, &v);
+    if (rc != 0 || v.type != RA__TASK_METHOD) {
+        free(v.args);
+        ra_log_warn("worker", "malformed actor call dropped");
+        return;
+    }
+    ra_task_fn fn = NULL;
+    for (size_t i = 0; i < in->cls->nmethods; i++) {
+        if (strcmp(in->cls->methods[i].name, v.name) == 0) {
+            fn = in->cls->methods[i].fn;
+            break;
+        }
+    }
+    char why[256] = "";
+    if (fn == NULL) {
+        snprintf(why, sizeof why, "class %s has no method \"%s\"",
+                 in->cls->name, v.name);
+    }
+    void *shared = in->state;
+    ra__task_run(ctx, from, fn, &v, in->conc > 1 ? &shared : &in->state,
+                 fn == NULL ? RA_ETASK : 0, fn == NULL ? why : NULL);
+    free(v.args);
+}
+
+// inst_unref drops a reference to in; the last one ends the instance.
+static void
+inst_unref(inst_t *in)
+{
+    pthread_mutex_lock(&in->mu);
+    bool last = --in->refs == 0;
+    pthread_mutex_unlock(&in->mu);
+    if (!last) {
+        return;
+    }
+    while (in->head != NULL) {   // calls never started: no answer
+        call_t *c = in->head;
+        in->head = c->next;
+        ra_msg_unref(&c->msg);
+        free(c);
+    }
+    if (in->cls->fini != NULL) {
+        in->cls->fini(in->state);
+    }
+    pthread_mutex_destroy(&in->mu);
+    pthread_cond_destroy(&in->cv);
+    free(in);
+    atomic_fetch_sub(&live_insts, 1);
+    exit_if_orphaned();
+}
+
+// lane_main is one of the threads of an instance with max_concurrency > 1.
+static void *
+lane_main(void *arg)
+{
+    inst_t *in = arg;
+    pthread_setname_np(pthread_self(), "rayo-actor-lane");
+    ra_ctx_t *ctx = NULL;
+    int rc = ra_scope_new(in->rt, &ctx);
+    for (;;) {
+        pthread_mutex_lock(&in->mu);
+        while (!in->stop && in->head == NULL) {
+            pthread_cond_wait(&in->cv, &in->mu);
+        }
+        call_t *c = in->stop ? NULL : in->head;
+        if (c != NULL) {
+            in->head = c->next;
+            if (in->head == NULL) {
+                in->tail = NULL;
+            }
+        }
+        pthread_mutex_unlock(&in->mu);
+        if (c == NULL) {
+            break;
+        }
+        if (rc == 0) {
+            run_call(ctx, in, c->msg, c->from);
+        }
+        ra_msg_unref(&c->msg);
+        free(c);
+    }
+    ra_scope_destroy(&ctx);
+    inst_unref(in);
+    return NULL;
+}
+
 static int
 inst_init(ra_ctx_t *ctx, void **state)
 {
     inst_t *in = *state;
     atomic_fetch_add(&live_insts, 1);   // terminate runs from here on
+    in->rt = ra_ctx_runtime(ctx);
+    for (unsigned i = 1; in->conc > 1 && i <= in->conc; i++) {
+        pthread_t th;
+        pthread_mutex_lock(&in->mu);
+        in->refs++;
+        pthread_mutex_unlock(&in->mu);
+        if (pthread_create(&th, NULL, lane_main, in) != 0) {
+            pthread_mutex_lock(&in->mu);
+            in->refs--;
+            pthread_mutex_unlock(&in->mu);
+            ra_log_warn("worker", "actor %s: only %u of %u threads "
+                        "started", in->cls->name, i - 1, in->conc);
+            if (i == 1) {
+                in->conc = 1;   // none: calls run on the instance itself
+            }
+            break;
+        }
+        pthread_detach(th);
+    }
     ra_msg_t *res = NULL;
     int rc = ra__result_msg(in->id, in->attempt, 0, RA_VAL_NONE, NULL, 0,
                             &res);
@@ -179,28 +307,26 @@ inst_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     if (ra_msg_tag(msg) != RA__T_TASK) {
         return 0;
     }
-    ra__task_view_t v;
-    int rc = ra__task_decode(msg, &v);
-    if (rc != 0 || v.type != RA__TASK_METHOD) {
-        free(v.args);
-        ra_log_warn("worker", "malformed actor call dropped");
+    if (in->conc <= 1) {
+        run_call(ctx, in, msg, ra_sender(ctx));
         return 0;
     }
-    ra_task_fn fn = NULL;
-    for (size_t i = 0; i < in->cls->nmethods; i++) {
-        if (strcmp(in->cls->methods[i].name, v.name) == 0) {
-            fn = in->cls->methods[i].fn;
-            break;
-        }
+    call_t *c = malloc(sizeof *c);
+    if (c == NULL) {
+        ra_log_warn("worker", "actor %s: out of memory: a call dropped",
+                    in->cls->name);
+        return 0;
     }
-    char why[256] = "";
-    if (fn == NULL) {
-        snprintf(why, sizeof why, "class %s has no method \"%s\"",
-                 in->cls->name, v.name);
+    *c = (call_t){ra_msg_ref(msg), ra_sender(ctx), NULL};
+    pthread_mutex_lock(&in->mu);
+    if (in->tail != NULL) {
+        in->tail->next = c;
+    } else {
+        in->head = c;
     }
-    ra__task_run(ctx, ra_sender(ctx), fn, &v, &in->state,
-                 fn == NULL ? RA_ETASK : 0, fn == NULL ? why : NULL);
-    free(v.args);
+    in->tail = c;
+    pthread_cond_signal(&in->cv);
+    pthread_mutex_unlock(&in->mu);
     return 0;
 }
 
@@ -210,12 +336,13 @@ inst_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     (void)ctx;
     (void)reason;
     inst_t *in = state;
-    if (in->cls->fini != NULL) {
-        in->cls->fini(in->state);
-    }
-    free(in);
-    atomic_fetch_sub(&live_insts, 1);
-    exit_if_orphaned();
+    // Threads running a method finish it (its answer still goes out);
+    // calls not started are dropped, as with one thread.
+    pthread_mutex_lock(&in->mu);
+    in->stop = true;
+    pthread_cond_broadcast(&in->cv);
+    pthread_mutex_unlock(&in->mu);
+    inst_unref(in);
 }
 
 static const ra_behaviour_t inst_beh = {
@@ -260,6 +387,10 @@ new_actor(ra_ctx_t *ctx, ra_msg_t *msg)
         return;
     }
     in->cls = cls;
+    in->conc = v.conc > 1 ? v.conc : 1;
+    in->refs = 1;
+    pthread_mutex_init(&in->mu, NULL);
+    pthread_cond_init(&in->cv, NULL);
     ra_task_t t = {.view = &v};
     void *maps = NULL;
     char mwhy[900] = "";
@@ -282,6 +413,8 @@ new_actor(ra_ctx_t *ctx, ra_msg_t *msg)
         if (cls->fini != NULL) {
             cls->fini(in->state);
         }
+        pthread_mutex_destroy(&in->mu);
+        pthread_cond_destroy(&in->cv);
         free(in);
         free(t.rdata);
         free(t.errtext);

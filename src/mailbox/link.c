@@ -14,6 +14,7 @@
 // a duplicate or a frame after a gap is dropped and answered with an ack,
 // and the sender goes back to its oldest unacknowledged frame when acks
 // stop progressing for an interval (go-back-N).
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -640,8 +641,11 @@ watch_process(ra_link_t *l, ra__lpeer_t *p, const ra_wire_hello_t *h,
 {
     unwatch_process(p);
     p->ipc = via_router ? h->ipc : p->dial_ipc;
-    if (h->host == NULL || h->ospid <= 0 || l->boot_id[0] == '\0' ||
-        strcmp(h->host, l->boot_id) != 0) {
+    // (A peer in this very process, as in tests, cannot exit without us:
+    // it keeps the network's rules.)
+    if (h->host == NULL || h->ospid <= 0 || h->ospid == (int64_t)getpid() ||
+        l->boot_id[0] == '\0' || strcmp(h->host, l->boot_id) != 0) {
+        p->ipc = false;
         return;
     }
     int fd = (int)syscall(SYS_pidfd_open, (pid_t)h->ospid, 0);
@@ -656,6 +660,87 @@ watch_process(ra_link_t *l, ra__lpeer_t *p, const ra_wire_hello_t *h,
     }
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
     p->pidfd = fd;
+    p->ospid = (pid_t)h->ospid;
+    p->probe_ms = 0;
+}
+
+// run_delay_ms is how long, in all, the threads of process pid have
+// waited for a CPU while runnable (the second field of each
+// /proc/PID/task/TID/schedstat), in ms; -1 when it cannot be read.
+static int64_t
+run_delay_ms(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return -1;
+    }
+    uint64_t sum = 0;
+    bool any = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') {
+            continue;
+        }
+        char f[128], buf[96];
+        snprintf(f, sizeof f, "/proc/%d/task/%.20s/schedstat", (int)pid,
+                 e->d_name);
+        int fd = open(f, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            continue;   // a thread that ended meanwhile
+        }
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        unsigned long long run = 0, wait = 0;
+        if (n > 0) {
+            buf[n] = '\0';
+            if (sscanf(buf, "%llu %llu", &run, &wait) == 2) {
+                sum += wait;
+                any = true;
+            }
+        }
+    }
+    closedir(d);
+    return any ? (int64_t)(sum / 1000000u) : -1;
+}
+
+// starved: peer p (a process of this machine, watched) has been silent
+// for longer than the network's window w.  A peer that spent much of the
+// time waiting for a CPU (an overloaded machine) is not cut off: it is
+// given more time, up to the local window, while that goes on.  The
+// measure starts when half the window has passed in silence (p->probe_ms).
+// A cut-off peer on an overloaded machine is thus found later, never
+// after more than the local window.
+static bool
+starved(ra_link_t *l, ra__lpeer_t *p, uint64_t now, uint64_t w)
+{
+    uint64_t cap = (uint64_t)l->o.hb_interval_ms * l->o.hb_miss_local;
+    if (p->probe_ms == 0 || now - p->last_rx_ms > cap) {
+        return false;
+    }
+    if (now < p->probe_ms + l->o.hb_interval_ms) {
+        return true;   // measured starved lately: look again later
+    }
+    int64_t d = run_delay_ms(p->ospid);
+    uint64_t span = now - p->probe_ms;
+    bool st = d >= 0 && d >= p->probe_delay &&
+              (uint64_t)(d - p->probe_delay) * 2 >= span;
+    if (!st) {
+        return false;
+    }
+    p->probe_ms = now;
+    p->probe_delay = d;
+    l->st.starved++;
+    if (now - l->starve_logged_ms >= 10000) {
+        l->starve_logged_ms = now;
+        ra_log_warn("link", "peer %u.%u has been silent for %" PRIu64 " ms, "
+                    "more than the loss window (%" PRIu64 " ms), but its "
+                    "process waits for a CPU: it is not taken for lost yet "
+                    "(an overloaded machine?)", p->node, p->proc,
+                    now - p->last_rx_ms, w);
+    }
+    return true;
 }
 
 void
@@ -1010,6 +1095,8 @@ dial(ra_link_t *l, ra__lpeer_t *p)
     }
     p->dealer = s;
     p->dial_ipc = strncmp(route, "ipc://", 6) == 0;
+    snprintf(p->dial_path, sizeof p->dial_path, "%s",
+             p->dial_ipc ? route + 6 : "");
     p->hello_sent = false;
     uint64_t now = ra__link_now_ms();
     p->since_ms = p->last_rx_ms = p->last_use_ms = now;
@@ -1308,6 +1395,7 @@ on_frame(ra_link_t *l, ra__lpeer_t *p, const uint8_t *rid, size_t rid_len,
             q->rid_len = rid_len;
         }
         q->last_rx_ms = ra__link_now_ms();
+        q->probe_ms = 0;
         on_hello(l, q, &f, rid != NULL);
         return;
     }
@@ -1317,6 +1405,7 @@ on_frame(ra_link_t *l, ra__lpeer_t *p, const uint8_t *rid, size_t rid_len,
         return;
     }
     p->last_rx_ms = ra__link_now_ms();
+    p->probe_ms = 0;
     switch (f.kind) {
     case RA_WIRE_ACK:
         on_ack(l, p, &f);
@@ -1547,6 +1636,15 @@ rto(ra_link_t *l, ra__lpeer_t *p)
                           : (uint64_t)l->o.hb_interval_ms * l->o.hb_miss;
 }
 
+// dial_path_ok: the ipc path p's dealer dials exists (a process that
+// stopped removed it).
+static bool
+dial_path_ok(ra__lpeer_t *p)
+{
+    struct stat st;
+    return p->dial_path[0] != '\0' && stat(p->dial_path, &st) == 0;
+}
+
 // Timers: heartbeats, acks, loss detection, retransmission, idle ends.
 static void
 tick(ra_link_t *l, uint64_t now)
@@ -1560,11 +1658,27 @@ tick(ra_link_t *l, uint64_t now)
         if (st == RA__PEER_IDLE) {
             continue;
         }
-        // (Injected faults stand for a network: they get its window.)
-        uint64_t w = p->ipc && p->pidfd >= 0 && !p->has_fault
-                         ? (uint64_t)l->o.hb_interval_ms * l->o.hb_miss_local
-                         : window;
-        if (now - p->last_rx_ms > w) {
+        // A peer process of this machine over ipc, watched, or one we
+        // dial over ipc (no network between us: only a hung or starved
+        // process is silent) gets the local window, unless nothing
+        // listens at the path we dial.  Injected faults stand for a
+        // network: they get its window.
+        bool local = !p->has_fault &&
+                     (st == RA__PEER_DIALING ? p->dial_ipc && dial_path_ok(p)
+                                             : p->ipc && p->pidfd >= 0);
+        uint64_t w = local ? (uint64_t)l->o.hb_interval_ms * l->o.hb_miss_local
+                           : window;
+        if (!local && p->pidfd >= 0 && !p->has_fault && p->probe_ms == 0 &&
+            now - p->last_rx_ms > w / 2) {
+            int64_t d = run_delay_ms(p->ospid);
+            if (d >= 0) {
+                p->probe_ms = now;   // see starved
+                p->probe_delay = d;
+            }
+        }
+        if (now - p->last_rx_ms > w &&
+            !(!local && p->pidfd >= 0 && !p->has_fault &&
+              starved(l, p, now, w))) {
             session_lost(l, p, RA_NOCONNECTION,
                          st == RA__PEER_DIALING ? "no answer to our hello"
                                                 : "heartbeats missed");
@@ -1886,7 +2000,7 @@ defaults(ra_link_opts_t *o)
         o->hb_interval_ms = 500;
     }
     if (o->hb_miss == 0) {
-        o->hb_miss = 4;
+        o->hb_miss = 5;
     }
     if (o->hb_miss_local == 0) {
         o->hb_miss_local = 20;

@@ -170,6 +170,11 @@ typedef struct ra__lpeer {
     // between us, so only a hung process is silent).
     int pidfd;
     bool dial_ipc, ipc;
+    char dial_path[256];     // the ipc path dialled ("" for tcp)
+    pid_t ospid;             // its process id, while pidfd >= 0
+    uint64_t probe_ms;       // silent for half the window: since when its
+    int64_t probe_delay;     // threads' waits for a CPU are measured
+                             // (see starved), and their sum then
     struct ra__lpeer *next;  // all peers, in creation order
 } ra__lpeer_t;
 
@@ -199,6 +204,7 @@ struct ra_link {
     pthread_t io;
     bool io_started;
     uint64_t stall_logged_ms; // I/O thread: when a pause was last logged
+    uint64_t starve_logged_ms; // and a starved peer
     // This process as the hello describes it: the machine's boot id
     // ("" when unknown), and the process's start time after boot.
     char boot_id[RA_WIRE_MAX_HOST + 1];

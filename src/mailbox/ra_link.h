@@ -30,15 +30,20 @@
 //
 // Failure detection: each side sends a heartbeat every hb_interval_ms when
 // it has sent nothing else, and a peer from which nothing arrived for
-// hb_interval_ms * hb_miss is declared lost.  The defaults (500 ms x 4)
-// find a dead or cut-off peer in about 2 s.  A peer process on the same
+// hb_interval_ms * hb_miss is declared lost.  The defaults (500 ms x 5)
+// find a cut-off peer in about 2.5 s.  A peer process on the same
 // machine (the same boot id, process id and start time, told in the
 // hello) is watched through a pidfd: its exit ends the session at once
 // ("its process exited"), without waiting for heartbeats; over ipc such
 // a peer is declared lost for silence only after hb_interval_ms *
 // hb_miss_local (10 s by default), since only a hung or starved process
 // is silent there (a peer under injected faults, below, gets the
-// network's window).  A pause of this process
+// network's window).  The same longer window applies to the answer to
+// our hello when we dial over ipc, while the path we dial exists.  A
+// watched peer silent beyond the network's window whose threads spent at
+// least half of the last stretch waiting for a CPU (/proc schedstat) is
+// given more time, up to the local window: on an overloaded machine a
+// cut-off peer is found later, a starved one is not taken for lost.  A pause of this process
 // itself (its link thread not run for an interval or more, as on an
 // overloaded machine) is not counted as silence of its peers: after it,
 // each peer has the time it had left before the pause.  Large messages
@@ -94,7 +99,7 @@ typedef struct ra_link_opts {
     // Required when binding or dialling tcp; ignored for ipc.
     const char *cert;
     uint32_t hb_interval_ms;  // heartbeat interval (default 500)
-    uint32_t hb_miss;         // silent intervals before loss (default 4)
+    uint32_t hb_miss;         // silent intervals before loss (default 5)
     uint32_t hb_miss_local;   // the same for a peer process on this
                               // machine, over ipc, whose exit is watched
                               // (default 20: only a hung process is
@@ -198,6 +203,9 @@ typedef struct ra_link_stats {
                                       // machine); that time is not counted
                                       // as silence of the peers
     uint64_t stall_max_ms;            // the longest such pause
+    uint64_t starved;                 // times a silent peer process of
+                                      // this machine was given more time
+                                      // because it waited for a CPU
     ra_wire_stats_t wire;             // decoder drops, by cause
 } ra_link_stats_t;
 

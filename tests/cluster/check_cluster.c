@@ -6,12 +6,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <rayo.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -344,6 +346,81 @@ static const ra_actor_class_t Account = {
     .nmethods = 3,
 };
 RA_ACTOR_CLASS_REGISTER(Account)
+
+// A gate counts the calls inside its method "meet" at once: each waits
+// (up to its argument, in ms) until the number given at construction are
+// inside together, and returns the most it saw inside.
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t want, inside, peak;
+} gate_t;
+
+static int
+gate_init(ra_task_t *t)
+{
+    gate_t *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        return RA_ENOMEM;
+    }
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->want = ra_task_arg_i64(t, 0);
+    ra_task_set_state(t, g);
+    return 0;
+}
+
+static void
+gate_fini(void *s)
+{
+    gate_t *g = s;
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    free(g);
+}
+
+static int
+gate_meet(ra_task_t *t)
+{
+    gate_t *g = ra_task_state(t);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    int64_t ms = ra_task_arg_i64(t, 0);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&g->mu);
+    g->inside++;
+    if (g->inside > g->peak) {
+        g->peak = g->inside;
+    }
+    pthread_cond_broadcast(&g->cv);
+    while (g->inside < g->want &&
+           pthread_cond_timedwait(&g->cv, &g->mu, &dl) == 0) {
+    }
+    int64_t peak = g->peak;
+    pthread_mutex_unlock(&g->mu);
+    // Leave only after the others had their chance to see us inside.
+    usleep(20 * 1000);
+    pthread_mutex_lock(&g->mu);
+    g->inside--;
+    pthread_mutex_unlock(&g->mu);
+    return ra_task_return_i64(t, peak);
+}
+
+static const ra_method_t gate_methods[] = {{"meet", gate_meet}};
+
+static const ra_actor_class_t Gate = {
+    .name = "Gate",
+    .init = gate_init,
+    .fini = gate_fini,
+    .methods = gate_methods,
+    .nmethods = 1,
+};
+RA_ACTOR_CLASS_REGISTER(Gate)
 
 // deposit_named runs in a worker: it looks up a named actor and calls it,
 // so it exercises the GCS and actor calls from another process.
@@ -724,6 +801,49 @@ START_TEST(test_cluster_actor_keeps_state_in_order)
     ra_value_free(&v);
     ra_release(bad);
     RA_CK_ERR(ra_actor_create("NoSuchClass", NULL, 0, NULL, &a), RA_ENOENT);
+    stop();
+}
+END_TEST
+
+START_TEST(test_cluster_actor_max_concurrency)
+{
+    // Four calls to an actor with max_concurrency 4 are inside its method
+    // together; with the default (one at a time) never more than one.
+    start();
+    enum { N = 4 };
+    ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
+    o.max_concurrency = N;
+    ra_actor_t a, b;
+    RA_CK_OK(ra_actor_create("Gate", &RA_ARG_I64(N), 1, &o, &a));
+    RA_CK_OK(ra_actor_create("Gate", &RA_ARG_I64(N), 1, NULL, &b));
+    ra_ref_t ra[N], rb[N];
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_actor_call(a, "meet", &RA_ARG_I64(10000), 1, &ra[i]));
+        RA_CK_OK(ra_actor_call(b, "meet", &RA_ARG_I64(50), 1, &rb[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        int64_t x;
+        RA_CK_OK(ra_get_i64(ra[i], 30000, &x));
+        ck_assert_int_eq(x, N);
+        RA_CK_OK(ra_get_i64(rb[i], 30000, &x));
+        ck_assert_int_eq(x, 1);
+        ra_release(ra[i]);
+        ra_release(rb[i]);
+    }
+    // Killed while calls run: they finish, later ones fail, nothing hangs.
+    ra_ref_t slow;
+    RA_CK_OK(ra_actor_call(a, "meet", &RA_ARG_I64(300), 1, &slow));
+    RA_CK_OK(ra_actor_kill(a));
+    ra_value_t *v = NULL;
+    int rc = ra_get(slow, 30000, &v);
+    ck_assert_msg(rc == 0 || rc == RA_EACTOR, "%s", ra_err_name(rc));
+    ra_value_free(&v);
+    ra_release(slow);
+    RA_CK_OK(ra_actor_kill(b));
+    o.max_concurrency = -1;
+    RA_CK_ERR(ra_actor_create("Gate", &RA_ARG_I64(1), 1, &o, &a), RA_EINVAL);
+    o.max_concurrency = 1001;
+    RA_CK_ERR(ra_actor_create("Gate", &RA_ARG_I64(1), 1, &o, &a), RA_EINVAL);
     stop();
 }
 END_TEST
@@ -1188,6 +1308,11 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_runtime_env_libraries);
     tcase_add_test(tc, test_cluster_nested_tasks_lend_their_cpus);
     tcase_add_test(tc, test_cluster_large_values_through_the_store);
+    suite_add_tcase(s, tc);
+    // 200,000 tasks: about 40 s alone, over 120 s beside a second
+    // check_cluster on these two CPUs.
+    tc = tcase_create("many");
+    tcase_set_timeout(tc, 360);
     tcase_add_test(tc, test_cluster_100k_objects_leave_nothing);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
@@ -1200,6 +1325,7 @@ cluster_suite(void)
     tc = tcase_create("actors");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cluster_actor_keeps_state_in_order);
+    tcase_add_test(tc, test_cluster_actor_max_concurrency);
     tcase_add_test(tc, test_cluster_actor_restarts_after_kill9);
     tcase_add_test(tc, test_cluster_actor_call_deadline);
     tcase_add_test(tc, test_cluster_named_actor_from_another_process);

@@ -66,7 +66,17 @@ netns_cleanup() {
 trap netns_cleanup EXIT
 
 ok() { echo "ok: $*"; }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# fail TEXT: a failed check; each node daemon's last log lines say what
+# it saw.
+fail() {
+    echo "FAIL: $*"
+    fails=$((fails + 1))
+    for f in "$base"/n*/daemon.log; do
+        [ -f "$f" ] || continue
+        echo "  -- $f:"
+        tail -n 12 "$f" | sed 's/^/    /'
+    done
+}
 # on N CMD...: run CMD in node N's namespace with its temp dir.
 on() {
     n=$1

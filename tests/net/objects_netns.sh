@@ -160,7 +160,7 @@ else
     # so 64 MiB take about 3 s; once node 1 pulls, the sending node's network
     # goes down and comes back.  The object manager asks again for what it
     # misses (after 1 s without data), and what comes twice is taken once.
-    # (1.2 s is within the link's 2 s loss window: a longer cut makes the GCS
+    # (1.2 s is within the link's 2.5 s loss window: a longer cut makes the GCS
     # take the node for dead, see below.)
     copy_under_way "$base/cut.out"
     cut=$src
