@@ -34,6 +34,8 @@ static const char status_usage[] =
 static const char list_usage[] =
     "Usage: rayo list WHAT [OPTIONS]\n"
     "List what a running cluster holds.  WHAT is one of:\n"
+    "  actors             each actor, dead ones too: state, class, name,\n"
+    "                     where it runs, restarts, why it died\n"
     "  jobs               each job (driver): state, process, submission\n"
     "  nodes              each node: state, resources, workers, topology\n"
     "  placement-groups   each placement group: state, strategy, bundles\n"
@@ -413,6 +415,56 @@ ra__tool_status(const char *prog, int argc, char **argv)
     return RA_TOOL_OK;
 }
 
+// list_actors_into appends each actor to arr and, for a table, prints
+// it.  Returns 0 or the error of ra_actor_list.
+static int
+list_actors_into(bson_t *arr, bool json)
+{
+    ra_actor_info_t *as = NULL;
+    size_t n = 0;
+    int e = ra_actor_list(&as, &n);
+    if (e != 0) {
+        return e;
+    }
+    if (!json) {
+        printf("%-14s %-10s %-16s %-16s %-11s %-8s %-4s %-3s %s\n", "ID",
+               "STATE", "CLASS", "NAME", "NODE", "PID", "JOB", "RST",
+               "REASON");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ra_actor_info_t *a = &as[i];
+        char k[24], id[48];
+        snprintf(k, sizeof k, "%zu", i);
+        snprintf(id, sizeof id, "%u.%u.%llu", a->owner_node, a->owner_proc,
+                 (unsigned long long)a->id);
+        bson_t d;
+        bson_append_document_begin(arr, k, -1, &d);
+        BSON_APPEND_UTF8(&d, "id", id);
+        BSON_APPEND_UTF8(&d, "state", ra_actor_state_name(a->state));
+        BSON_APPEND_UTF8(&d, "class", a->cls);
+        BSON_APPEND_UTF8(&d, "name", a->name);
+        BSON_APPEND_UTF8(&d, "namespace", a->namespace_);
+        BSON_APPEND_INT64(&d, "job", (int64_t)a->job);
+        BSON_APPEND_INT64(&d, "node", a->node);
+        BSON_APPEND_INT64(&d, "pid", a->proc);
+        BSON_APPEND_INT64(&d, "restarts", a->restarts);
+        BSON_APPEND_BOOL(&d, "detached", a->detached);
+        BSON_APPEND_INT64(&d, "start_ms", a->start_ms);
+        BSON_APPEND_INT64(&d, "end_ms", a->end_ms);
+        BSON_APPEND_UTF8(&d, "reason", a->reason);
+        bson_append_document_end(arr, &d);
+        if (!json) {
+            printf("%-14s %-10s %-16.16s %-16.16s %-11u %-8u %-4llu %-3u "
+                   "%s\n", id, ra_actor_state_name(a->state), a->cls,
+                   a->name[0] != '\0' ? a->name : "-", a->node, a->proc,
+                   (unsigned long long)a->job, a->restarts,
+                   a->reason[0] != '\0' ? a->reason : "-");
+        }
+    }
+    free(as);
+    return 0;
+}
+
 static int
 list_what(const char *prog, const char *what, int argc, char **argv)
 {
@@ -429,6 +481,8 @@ list_what(const char *prog, const char *what, int argc, char **argv)
     int e;
     if (strcmp(what, "jobs") == 0) {
         e = ra__tool_print_jobs(o.json);
+    } else if (strcmp(what, "actors") == 0) {
+        e = list_actors_into(&arr, o.json);
     } else if (strcmp(what, "workers") == 0) {
         ra_worker_info_t *ws = NULL;
         size_t n = 0;
@@ -528,7 +582,15 @@ list_workers(const char *prog, int argc, char **argv)
     return list_what(prog, "workers", argc, argv);
 }
 
+static int
+list_actors(const char *prog, int argc, char **argv)
+{
+    return list_what(prog, "actors", argc, argv);
+}
+
 static const ra_tool_cmd_t list_cmds[] = {
+    {"actors", list_actors,
+     "actors: state, class, name, node, restarts, why dead"},
     {"workers", list_workers,
      "worker processes: node, state, actors, job, GPUs"},
     {"jobs", ra__tool_list_jobs,

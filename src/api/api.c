@@ -403,6 +403,7 @@ start_rt_link(ra__cluster_t *c, const char *sock, unsigned threads,
     ra_link_opts_t lo = {.ipc_dir = sock, .idle_ms = UINT32_MAX,
                          .bind = bind,
                          .cert = c->cert[0] != '\0' ? c->cert : NULL};
+    ra__link_env_opts(&lo);
     ra_link_t *l = NULL;
     if ((rc = ra_link_start(c->rt, &lo, &l)) == 0) {
         c->link = l;
@@ -2608,28 +2609,46 @@ ra_job_id(void)
     return ra__g != NULL ? ra__g->job_id : 0;
 }
 
+// gcs_list asks the GCS for the records of list operation op: *count of
+// them, and a zeroed array of count + 1 elements of each bytes in *list
+// for the caller to fill from *r (then it unrefs *rep).
+static int
+gcs_list(uint8_t op, size_t each, void **list, uint32_t *count,
+         ra_msg_t **rep, ra__rbuf_t *r)
+{
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, op);
+    int rc = ra__gcs_call_status(NULL, &b, 10000, rep, r);
+    if (rc != 0) {
+        return rc;
+    }
+    *count = ra__rb_u32(r);
+    *list = r->bad || *count > 10000000 ? NULL : calloc(*count + 1, each);
+    if (*list == NULL) {
+        ra_msg_unref(rep);
+        return r->bad || *count > 10000000 ? RA_EBADMSG : RA_ENOMEM;
+    }
+    return 0;
+}
+
 int
 ra_job_list(ra_job_info_t **out, size_t *n)
 {
     if (out == NULL || n == NULL) {
         return RA_EINVAL;
     }
-    if (ra__g == NULL) {
-        return RA_ECLOSED;
-    }
-    ra__wbuf_t b = {0};
-    ra__wb_u8(&b, RA__GCS_JOB_LIST);
     ra_msg_t *rep = NULL;
     ra__rbuf_t r;
-    int rc = ra__gcs_call_status(NULL, &b, 10000, &rep, &r);
+    ra_job_info_t *list = NULL;
+    uint32_t count = 0;
+    int rc = gcs_list(RA__GCS_JOB_LIST, sizeof *list, (void **)&list, &count,
+                      &rep, &r);
     if (rc != 0) {
         return rc;
     }
-    uint32_t count = ra__rb_u32(&r);
-    ra_job_info_t *list = r.bad || count > 10000000
-                              ? NULL : calloc(count + 1, sizeof *list);
-    rc = r.bad || count > 10000000 ? RA_EBADMSG : list == NULL ? RA_ENOMEM
-                                                               : 0;
     for (uint32_t i = 0; rc == 0 && i < count; i++) {
         ra_job_info_t *j = &list[i];
         j->id = ra__rb_u64(&r);
@@ -2648,6 +2667,81 @@ ra_job_list(ra_job_info_t **out, size_t *n)
         if (r.bad || x.bad) {
             rc = RA_EBADMSG;
         }
+    }
+    ra_msg_unref(&rep);
+    if (rc != 0) {
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+const char *
+ra_actor_state_name(ra_actor_state_t s)
+{
+    switch (s) {
+    case RA_ACTOR_PENDING:
+        return "PENDING";
+    case RA_ACTOR_ALIVE:
+        return "ALIVE";
+    case RA_ACTOR_RESTARTING:
+        return "RESTARTING";
+    case RA_ACTOR_DEAD:
+        return "DEAD";
+    default:
+        return "?";
+    }
+}
+
+int
+ra_actor_list(ra_actor_info_t **out, size_t *n)
+{
+    if (out == NULL || n == NULL) {
+        return RA_EINVAL;
+    }
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    ra_actor_info_t *list = NULL;
+    uint32_t count = 0;
+    int rc = gcs_list(RA__GCS_ACTOR_LIST, sizeof *list, (void **)&list,
+                      &count, &rep, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    for (uint32_t i = 0; rc == 0 && i < count; i++) {
+        ra_actor_info_t *a = &list[i];
+        ra_oid_t raw;   // (16 raw bytes, as an object id)
+        ra__rb_oid(&r, &raw);
+        const unsigned char *key = raw.b;
+        for (int k = 0; k < 4; k++) {
+            a->owner_node = a->owner_node << 8 | key[k];
+            a->owner_proc = a->owner_proc << 8 | key[4 + k];
+        }
+        for (int k = 0; k < 8; k++) {
+            a->id = a->id << 8 | key[8 + k];
+        }
+        size_t len = 0;
+        const void *p = ra__rb_bytes(&r, &len);
+        ra__rbuf_t x = {.p = p, .len = len};
+        ra__actor_rec_t rec;
+        if (r.bad || ra__rb_actor_rec(&x, &rec) != 0) {
+            rc = RA_EBADMSG;
+            break;
+        }
+        a->state = (ra_actor_state_t)rec.state;
+        snprintf(a->cls, sizeof a->cls, "%s", rec.cls);
+        snprintf(a->name, sizeof a->name, "%s", rec.name);
+        snprintf(a->namespace_, sizeof a->namespace_, "%s", rec.ns);
+        a->job = rec.job;
+        a->node = rec.pid.node;
+        a->proc = rec.pid.proc;
+        a->restarts = rec.restarts;
+        a->detached = rec.detached;
+        a->start_ms = rec.start_ms;
+        a->end_ms = rec.end_ms;
+        snprintf(a->reason, sizeof a->reason, "%s", rec.reason);
     }
     ra_msg_unref(&rep);
     if (rc != 0) {

@@ -744,6 +744,40 @@ int ra_job_end(uint64_t id, ra_job_state_t state, const char *message);
 // when not initialised).
 uint64_t ra_job_id(void);
 
+// Actors: the GCS's actor table records every actor of the cluster, as
+// its owner (the process that created it) reports it, and ends the
+// record of an instance that ends while it says ALIVE.
+typedef enum ra_actor_state {
+    RA_ACTOR_PENDING = 0,     // being placed or constructed
+    RA_ACTOR_ALIVE = 1,
+    RA_ACTOR_RESTARTING = 2,  // its worker was lost; it restarts
+    RA_ACTOR_DEAD = 3         // for good: see reason
+} ra_actor_state_t;
+
+typedef struct ra_actor_info {
+    uint32_t owner_node, owner_proc; // the process that created it
+    uint64_t id;                     // its handle's id in that process
+    ra_actor_state_t state;
+    char cls[128];
+    char name[128];                  // "" when unnamed
+    char namespace_[128];
+    uint64_t job;                    // the owner's job (0: embedded)
+    uint32_t node, proc;             // where its instance runs (last)
+    uint32_t restarts;
+    bool detached;
+    int64_t start_ms, end_ms;        // wall-clock ms (end 0 unless dead)
+    char reason[256];                // why it is DEAD or RESTARTING
+} ra_actor_info_t;
+
+// ra_actor_state_name returns "PENDING", "ALIVE", "RESTARTING", "DEAD"
+// or "?".
+const char *ra_actor_state_name(ra_actor_state_t s);
+
+// ra_actor_list returns every actor the GCS has recorded (dead ones too),
+// in a new array (free it with free()).  Returns 0, RA_ECLOSED,
+// RA_ETIMEOUT, RA_EBADMSG, RA_ENOMEM.
+int ra_actor_list(ra_actor_info_t **out, size_t *n);
+
 // ra_worker_info_t describes one worker process of a node.
 typedef struct ra_worker_info {
     uint32_t node;

@@ -98,11 +98,64 @@ name_drop(ra_ctx_t *ctx, ra__cactor_t *a)
     }
 }
 
+// report tells the GCS's actor table the state of an actor this process
+// owns (why: the reason for DEAD or RESTARTING, else "").  Sent without
+// waiting: the table is for `rayo list actors`, not for the actor's work.
+static void
+report(ra_ctx_t *ctx, const ra__cactor_t *a, const char *why)
+{
+    ra__cluster_t *c = ra__g;
+    if (!a->owned || c == NULL) {
+        return;
+    }
+    ra__actor_rec_t r;
+    memset(&r, 0, sizeof r);
+    r.state = (uint8_t)a->state;
+    snprintf(r.cls, sizeof r.cls, "%s", a->cls);
+    snprintf(r.name, sizeof r.name, "%s", a->name);
+    snprintf(r.ns, sizeof r.ns, "%s", a->ns);
+    r.job = c->job_id;
+    r.pid = a->state == RA__ACTOR_PENDING ? RA_PID_NIL : a->pid;
+    r.restarts = a->restarts > 0 ? (uint32_t)a->restarts : 0;
+    r.detached = a->detached;
+    snprintf(r.reason, sizeof r.reason, "%s", why);
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_ACTOR_PUT);
+    ra__wb_u64(&b, a->key);
+    ra__wb_actor_rec(&b, &r);
+    ra_msg_t *m = NULL;
+    if (ra__wb_msg(&b, RA__T_GCS, &m) == 0 &&
+        ra_send(ctx, ra__gcs_pid(c), &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
+// report_killed tells the GCS's actor table that this process kills the
+// instance of a (before the exit signal goes: the instance's worker may
+// end with it, and its own word with it).
+static void
+report_killed(ra_ctx_t *ctx, const ra__cactor_t *a)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_ACTOR_KILLED);
+    ra__wb_pid(&b, a->pid);
+    ra_msg_t *m = NULL;
+    if (ra__wb_msg(&b, RA__T_GCS, &m) == 0 &&
+        ra_send(ctx, ra__gcs_pid(c), &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
 // die ends the actor for good.
 static void
 die(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a, const char *why)
 {
     a->state = RA__ACTOR_DEAD;
+    report(ctx, a, why);
     snprintf(a->death, sizeof a->death, "actor %.60s (%.60s) died: %.119s",
              a->name[0] != '\0' ? a->name : "(unnamed)", a->cls, why);
     unconstruct(cs, a);
@@ -229,6 +282,7 @@ ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m)
     }
     a->pid = ra_sender(ctx);
     a->state = RA__ACTOR_ALIVE;
+    report(ctx, a, "");
     if (ra_monitor(ctx, a->pid, &a->mref) != 0) {
         a->mref = 0;
     }
@@ -343,6 +397,7 @@ actor_lost(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
     }
     a->restarts++;
     a->state = RA__ACTOR_RESTARTING;
+    report(ctx, a, buf);
     ra_log_info("core", "actor %" PRIu64 " (%s) restarting (%d): %s",
                 a->key, a->cls, a->restarts, buf);
     // Calls it was running go first, in their order, while they have
@@ -456,6 +511,7 @@ ra__core_cmd(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cmd_t *cmd)
     case RA__CMD_ACTOR_NEW:
         if (a != NULL) {
             a->state = RA__ACTOR_PENDING;
+            report(ctx, a, "");
             place(ctx, cs, a);
         }
         break;
@@ -479,6 +535,7 @@ ra__core_cmd(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cmd_t *cmd)
         if (a != NULL && a->state != RA__ACTOR_DEAD) {
             a->killed = true;
             if (a->state == RA__ACTOR_ALIVE) {
+                report_killed(ctx, a);
                 (void)ra_exit_pid(ctx, a->pid, RA_KILL);
             } else if (a->state == RA__ACTOR_RESTARTING &&
                        a->hmref == 0) {

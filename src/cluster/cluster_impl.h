@@ -24,6 +24,7 @@
 
 #include "ra_actor.h"
 #include "ra_api.h"
+#include "ra_link.h"
 #include "ra_msg.h"
 #include "ra_objstore.h"
 #include "ra_place.h"
@@ -538,7 +539,61 @@ int ra__max_id_scan(void *user, const void *key, size_t klen,
                     const void *val, size_t vlen);
 
 // The job table in the GCS (gcs_jobs.c).
+// An actor's states (the same values as ra_actor_state_t).
+enum {
+    RA__ACTOR_PENDING = 0,
+    RA__ACTOR_ALIVE = 1,
+    RA__ACTOR_RESTARTING = 2,
+    RA__ACTOR_DEAD = 3
+};
+
+// ra__gcs_scan_list writes every record of table into out as {u32 n, n x
+// {key as put_key writes it, bytes value}}; put_key returns false to skip
+// a record.  Returns 0 or an error (no table yet: 0 records).
+int ra__gcs_scan_list(ra_tables_t *t, const char *table,
+                      bool (*put_key)(ra__wbuf_t *b, const void *key,
+                                      size_t klen),
+                      ra__wbuf_t *out);
+// ra__link_env_opts sets o's heartbeat interval and miss count from
+// RAYO_HEARTBEAT_MS (10..60000) and RAYO_HEARTBEAT_MISS (2..1000), when
+// set (else 0: the link's defaults, 500 ms x 5).
+void ra__link_env_opts(ra_link_opts_t *o);
+// ra__wall_ms is the wall clock in ms since the epoch.
+int64_t ra__wall_ms(void);
+
+// The GCS's actor table (gcs_actors.c).
+#define RA__ACTOR_KEY_LEN 16
+typedef struct ra__actor_rec {
+    uint8_t state;
+    char cls[RA__NAME_MAX + 1];
+    char name[RA__NAME_MAX + 1];
+    char ns[RA__NAME_MAX + 1];
+    uint64_t job;             // the owner's job (0: none)
+    ra_pid_t pid;             // the instance (nil until alive)
+    uint32_t restarts;
+    bool detached;
+    int64_t start_ms, end_ms; // wall clock; end_ms 0 while not dead
+    char reason[256];         // why it is dead, or restarting
+} ra__actor_rec_t;
+void ra__actor_key(uint32_t node, uint32_t proc, uint64_t key,
+                   unsigned char out[RA__ACTOR_KEY_LEN]);
+void ra__wb_actor_rec(ra__wbuf_t *b, const ra__actor_rec_t *a);
+int ra__rb_actor_rec(ra__rbuf_t *r, ra__actor_rec_t *a);
+typedef struct ra__gcs_actors ra__gcs_actors_t;
 typedef struct ra__gcs_jobs ra__gcs_jobs_t;
+int ra__gcs_actors_new(ra__gcs_actors_t **out, ra_tables_t *t);
+void ra__gcs_actors_free(ra__gcs_actors_t **g);
+// ra__gcs_actors_op handles actor operation op as ra__gcs_jobs_op does.
+bool ra__gcs_actors_op(ra_ctx_t *ctx, ra__gcs_actors_t *g, uint8_t op,
+                       ra__rbuf_t *r, ra__wbuf_t *out, int *rc);
+// ra__gcs_actors_down handles a DOWN of an instance it watches (true).
+// jobs: the job table, to say that an instance ended with its owner's job.
+bool ra__gcs_actors_down(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra_msg_t *m,
+                         ra__gcs_jobs_t *jobs);
+// ra__gcs_actors_reload watches the instances the table says are alive
+// (a GCS that took over an earlier one's tables).
+void ra__gcs_actors_reload(ra_ctx_t *ctx, ra__gcs_actors_t *g);
+
 int ra__gcs_jobs_new(ra__gcs_jobs_t **out, ra_tables_t *t);
 void ra__gcs_jobs_free(ra__gcs_jobs_t **g);
 // ra__gcs_jobs_op handles job operation op (its status in *rc, its reply
@@ -547,6 +602,8 @@ bool ra__gcs_jobs_op(ra_ctx_t *ctx, ra__gcs_jobs_t *g, uint8_t op,
                      ra__rbuf_t *r, ra__wbuf_t *out, int *rc);
 // ra__gcs_jobs_down handles a DOWN message of a driver it watches: true,
 // with the driver's pid in *driver, when it was one.
+// ra__gcs_job_running: job id is recorded and RUNNING.
+bool ra__gcs_job_running(ra__gcs_jobs_t *g, uint64_t id);
 bool ra__gcs_jobs_down(ra_ctx_t *ctx, ra__gcs_jobs_t *g, ra_msg_t *m,
                        ra_pid_t *driver);
 
@@ -606,7 +663,9 @@ enum {
                              // summary, bytes topology (BSON), str
                              // raylet endpoint ("" on one node) -> status
     RA__GCS_JOB_PUT = 7,     // job id, state -> status
-    RA__GCS_ACTOR_PUT = 8,   // key, class, state, pid, reason -> status
+    RA__GCS_ACTOR_PUT = 8,   // u64 the owner's actor key, actor record
+                             // (ra__wb_actor_rec; from the owner) ->
+                             // status (sent without waiting)
     RA__GCS_PG_CREATE = 9,   // ns, name, u8 strategy, u8 detached, core,
                              // u64 ready object, u32 n, n resources
                              // -> status, u64 id
@@ -627,6 +686,10 @@ enum {
     RA__GCS_JOB_END = 17,    // u64 id, u8 state, str message -> status
     RA__GCS_JOB_LIST = 18,   // -> status, u32 n, n x {u64 id, bytes
                              // record} (see gcs_jobs.c)
+    RA__GCS_ACTOR_LIST = 19, // -> status, u32 n, n x {16 bytes key,
+                             // bytes record} (see gcs_actors.c)
+    RA__GCS_ACTOR_KILLED = 20, // pid instance: killed by the sender
+                               // (sent without waiting)
     RA__GCS_NODE_LIST = 14   // -> status, u32 n, n x {u32 node, raylet,
                              // u8 alive, resources total, resources used
                              // by bundles, str summary, bytes topology,

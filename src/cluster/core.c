@@ -1705,8 +1705,8 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 static void
 core_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
 {
-    (void)ctx;
     (void)reason;
+    (void)ctx;
     core_t *k = state;
     for (int i = 0; i < 2; i++) {
         struct spilled **list = i == 0 ? &k->spilled : &k->respill;

@@ -105,12 +105,6 @@ typedef struct ra__lease {
     struct ra__lease *next;
 } ra__lease_t;
 
-enum {
-    RA__ACTOR_PENDING = 0,
-    RA__ACTOR_ALIVE = 1,
-    RA__ACTOR_RESTARTING = 2,
-    RA__ACTOR_DEAD = 3
-};
 
 // An actor handle of this process: owned (created here) or looked up.
 typedef struct ra__cactor {

@@ -27,7 +27,47 @@ typedef struct gcs {
     ra_tables_t *t;
     ra__gcs_pgs_t *pgs;
     ra__gcs_jobs_t *jobs;
+    ra__gcs_actors_t *actors;
 } gcs_t;
+
+typedef struct scan_list {
+    ra__wbuf_t *items;
+    bool (*put_key)(ra__wbuf_t *b, const void *key, size_t klen);
+    uint32_t n;
+} scan_list_t;
+
+static int
+scan_list_one(void *user, const void *key, size_t klen, const void *val,
+              size_t vlen)
+{
+    scan_list_t *l = user;
+    if (l->put_key(l->items, key, klen)) {
+        ra__wb_bytes(l->items, val, vlen);
+        l->n++;
+    }
+    return 0;
+}
+
+int
+ra__gcs_scan_list(ra_tables_t *t, const char *table,
+                  bool (*put_key)(ra__wbuf_t *b, const void *key,
+                                  size_t klen),
+                  ra__wbuf_t *out)
+{
+    ra__wbuf_t items = {0};
+    scan_list_t l = {.items = &items, .put_key = put_key};
+    int rc = ra_table_scan(t, NULL, table, NULL, 0, scan_list_one, &l);
+    if (rc == RA_ENOENT) {
+        rc = 0;   // no such table yet: nothing recorded
+    }
+    if (rc == 0 && items.err == 0) {
+        ra__wb_u32(out, l.n);
+        ra__wb_raw(out, items.p, items.len);
+    }
+    rc = rc != 0 ? rc : items.err;
+    ra__wb_free(&items);
+    return rc;
+}
 
 static int
 reply(ra_ctx_t *ctx, ra__wbuf_t *b)
@@ -56,7 +96,8 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
         return;
     }
     ra__wbuf_t body = {0};
-    if (ra__gcs_jobs_op(ctx, g->jobs, op, &r, &body, &rc)) {
+    if (ra__gcs_jobs_op(ctx, g->jobs, op, &r, &body, &rc) ||
+        ra__gcs_actors_op(ctx, g->actors, op, &r, &body, &rc)) {
         if (rc == RA_EBADMSG) {
             ra_log_warn("gcs", "malformed request (op %u) refused", op);
         }
@@ -265,14 +306,22 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         handle_op(ctx, g, msg);
         break;
     case RA__T_PG:
-    case RA__T_TICK:
+    case RA__T_TICK: {
+        size_t len = 0;
+        const uint8_t *p = ra_msg_data(msg, &len);
+        if (ra_msg_tag(msg) == RA__T_TICK && len == 1 &&
+            p[0] == RA__GCS_PG_RELOADED) {
+            ra__gcs_actors_reload(ctx, g->actors);
+        }
         ra__gcs_pg_msg(ctx, g->pgs, msg);
         break;
+    }
     default: {
         ra_pid_t driver, lost;
         uint64_t mref;
         ra_reason_t why;
-        if (ra__gcs_pg_down(ctx, g->pgs, msg)) {
+        if (ra__gcs_pg_down(ctx, g->pgs, msg) ||
+            ra__gcs_actors_down(ctx, g->actors, msg, g->jobs)) {
             break;
         }
         if (ra__gcs_jobs_down(ctx, g->jobs, msg, &driver)) {
@@ -295,6 +344,7 @@ gcs_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     ra__gcs_pg_flush(ctx, g->pgs);
     ra__gcs_pg_free(&g->pgs);
     ra__gcs_jobs_free(&g->jobs);
+    ra__gcs_actors_free(&g->actors);
     ra_tables_close(&g->t);
     free(g);
 }
@@ -322,13 +372,17 @@ ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out)
         return rc;
     }
     if ((rc = ra__gcs_pg_new(&g->pgs, g->t)) != 0 ||
-        (rc = ra__gcs_jobs_new(&g->jobs, g->t)) != 0) {
+        (rc = ra__gcs_jobs_new(&g->jobs, g->t)) != 0 ||
+        (rc = ra__gcs_actors_new(&g->actors, g->t)) != 0) {
+        ra__gcs_jobs_free(&g->jobs);
         ra__gcs_pg_free(&g->pgs);
         ra_tables_close(&g->t);
         free(g);
         return rc;
     }
     if ((rc = ra_spawn(rt, &gcs_beh, g, NULL, out)) != 0) {
+        ra__gcs_actors_free(&g->actors);
+        ra__gcs_jobs_free(&g->jobs);
         ra__gcs_pg_free(&g->pgs);
         ra_tables_close(&g->t);
         free(g);

@@ -47,13 +47,6 @@ typedef struct jrec {
     char message[256];
 } jrec_t;
 
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 rec_encode(ra__wbuf_t *b, const jrec_t *j)
@@ -127,7 +120,7 @@ finish(ra__gcs_jobs_t *g, uint64_t id, uint8_t state, const char *why)
         return 0;
     }
     j.state = state;
-    j.end_ms = wall_ms();
+    j.end_ms = ra__wall_ms();
     snprintf(j.message, sizeof j.message, "%s", why);
     return rec_store(g, id, &j);
 }
@@ -161,7 +154,7 @@ op_add(ra_ctx_t *ctx, ra__gcs_jobs_t *g, ra__rbuf_t *r, ra__wbuf_t *out)
     if (r->bad || j.core.node != from.node || j.core.proc != from.proc) {
         return RA_EBADMSG;
     }
-    j.start_ms = wall_ms();
+    j.start_ms = ra__wall_ms();
     uint64_t id = g->next_id + 1;
     int rc = rec_store(g, id, &j);
     if (rc != 0) {
@@ -208,38 +201,17 @@ op_end(ra_ctx_t *ctx, ra__gcs_jobs_t *g, ra__rbuf_t *r)
     return finish(g, id, state, msg);
 }
 
-typedef struct list_ctx {
-    ra__wbuf_t *out;
-    uint32_t n;
-} list_ctx_t;
-
-static int
-list_one(void *user, const void *key, size_t klen, const void *val,
-         size_t vlen)
+static bool
+put_id(ra__wbuf_t *b, const void *key, size_t klen)
 {
-    list_ctx_t *l = user;
-    ra__wb_u64(l->out, ra__id_of_key(key, klen));
-    ra__wb_bytes(l->out, val, vlen);
-    l->n++;
-    return 0;
+    ra__wb_u64(b, ra__id_of_key(key, klen));
+    return true;
 }
 
 static int
 op_list(ra__gcs_jobs_t *g, ra__wbuf_t *out)
 {
-    ra__wbuf_t items = {0};
-    list_ctx_t l = {.out = &items};
-    int rc = ra_table_scan(g->t, NULL, "jobs", NULL, 0, list_one, &l);
-    if (rc == RA_ENOENT) {
-        rc = 0;
-    }
-    if (rc == 0 && items.err == 0) {
-        ra__wb_u32(out, l.n);
-        ra__wb_raw(out, items.p, items.len);
-    }
-    rc = rc != 0 ? rc : items.err;
-    ra__wb_free(&items);
-    return rc;
+    return ra__gcs_scan_list(g->t, "jobs", put_id, out);
 }
 
 bool
@@ -259,6 +231,13 @@ ra__gcs_jobs_op(ra_ctx_t *ctx, ra__gcs_jobs_t *g, uint8_t op, ra__rbuf_t *r,
     default:
         return false;
     }
+}
+
+bool
+ra__gcs_job_running(ra__gcs_jobs_t *g, uint64_t id)
+{
+    jrec_t j;
+    return g != NULL && rec_load(g, id, &j) == 0 && j.state == RA_JOB_RUNNING;
 }
 
 bool

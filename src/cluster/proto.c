@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster_impl.h"
@@ -314,6 +315,40 @@ ra__task_decode(const ra_msg_t *m, ra__task_view_t *v)
         return RA_EBADMSG;
     }
     return 0;
+}
+
+// env_u32 reads variable name as a whole number in [lo, hi]: its value,
+// or 0 (absent, or not such a number: said in the log).
+static uint32_t
+env_u32(const char *name, uint32_t lo, uint32_t hi)
+{
+    const char *s = getenv(name);
+    if (s == NULL || s[0] == '\0') {
+        return 0;
+    }
+    char *end = NULL;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end != '\0' || s[0] == '-' || v < lo || v > hi) {
+        ra_log_warn("link", "%s=%s ignored: give a whole number from %u to "
+                    "%u", name, s, lo, hi);
+        return 0;
+    }
+    return (uint32_t)v;
+}
+
+void
+ra__link_env_opts(ra_link_opts_t *o)
+{
+    o->hb_interval_ms = env_u32("RAYO_HEARTBEAT_MS", 10, 60000);
+    o->hb_miss = env_u32("RAYO_HEARTBEAT_MISS", 2, 1000);
+}
+
+int64_t
+ra__wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void

@@ -735,6 +735,7 @@ ra__worker_run(void)
     const char *gcs_ep = getenv("RAYO_GCS_EP");
     ra_link_opts_t lo = {.ipc_dir = dir, .idle_ms = UINT32_MAX,
                          .bind = bind, .cert = cert};
+    ra__link_env_opts(&lo);
     ra_link_t *l = NULL;
     if ((rc = ra_link_start(c.rt, &lo, &l)) != 0) {
         die_early("link", rc);

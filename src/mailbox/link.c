@@ -41,6 +41,8 @@
 #define RECV_BATCH 1024   // frames read per socket per loop turn
 #define SLACK 4096        // envelope bytes around a payload
 #define SPIN_TURNS 64     // empty loop turns before the I/O thread sleeps
+#define EXIT_GRACE_MS 50  // a watched peer's frames still under way when
+                          // its process exits
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434 // the same number on every architecture
@@ -640,6 +642,7 @@ watch_process(ra_link_t *l, ra__lpeer_t *p, const ra_wire_hello_t *h,
               bool via_router)
 {
     unwatch_process(p);
+    p->exited_ms = 0;   // a new session: whatever exited before is past
     p->ipc = via_router ? h->ipc : p->dial_ipc;
     // (A peer in this very process, as in tests, cannot exit without us:
     // it keeps the network's rules.)
@@ -972,6 +975,7 @@ session_lost(ra_link_t *l, ra__lpeer_t *p, ra_reason_t reason,
     }
     close_dealer(p);
     unwatch_process(p);
+    p->exited_ms = 0;
     p->rid_len = 0;
     delay_flush(l, p, 0, true);
     size_t cost = 0, frames = 0;
@@ -1658,6 +1662,10 @@ tick(ra_link_t *l, uint64_t now)
         if (st == RA__PEER_IDLE) {
             continue;
         }
+        if (p->exited_ms != 0 && now - p->exited_ms >= EXIT_GRACE_MS) {
+            session_lost(l, p, RA_NOCONNECTION, "its process exited");
+            continue;
+        }
         // A peer process of this machine over ipc, watched, or one we
         // dial over ipc (no network between us: only a hung or starved
         // process is silent) gets the local window, unless nothing
@@ -1864,19 +1872,12 @@ io_main(void *arg)
                 if (items[i].socket != NULL) {
                     did += drain_dealer(l, p);
                 } else if (p->pidfd == items[i].fd) {
-                    // Its process exited: what it sent is in the sockets
-                    // already, so read that first.
-                    if (p->dealer != NULL) {
-                        did += drain_dealer(l, p);
-                    }
-                    did += drain_router(l);
-                    if (p->pidfd == items[i].fd &&
-                        atomic_load(&p->state) != RA__PEER_IDLE) {
-                        session_lost(l, p, RA_NOCONNECTION,
-                                     "its process exited");
-                        did++;
-                    }
+                    // Its process exited.  What it sent last may still be
+                    // on its way through the kernel and ZeroMQ: the
+                    // session ends EXIT_GRACE_MS later (see tick).
                     unwatch_process(p);
+                    p->exited_ms = ra__link_now_ms();
+                    did++;
                 }
             }
         }

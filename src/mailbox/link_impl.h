@@ -172,6 +172,7 @@ typedef struct ra__lpeer {
     bool dial_ipc, ipc;
     char dial_path[256];     // the ipc path dialled ("" for tcp)
     pid_t ospid;             // its process id, while pidfd >= 0
+    uint64_t exited_ms;      // when its process exited (0: it runs)
     uint64_t probe_ms;       // silent for half the window: since when its
     int64_t probe_delay;     // threads' waits for a CPU are measured
                              // (see starved), and their sum then

@@ -848,6 +848,90 @@ START_TEST(test_cluster_actor_max_concurrency)
 }
 END_TEST
 
+// find_actor returns the GCS's record of the actor named name (NULL when
+// none), from a list of n that the caller frees.
+static const ra_actor_info_t *
+find_actor(const ra_actor_info_t *as, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(as[i].name, name) == 0) {
+            return &as[i];
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_cluster_actor_table)
+{
+    // The GCS records each actor: ALIVE with where it runs once up, DEAD
+    // with why after a kill or a failed constructor.
+    start();
+    ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
+    o.name = "listed";
+    ra_actor_t a;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(1), 1, &o, &a));
+    ra_ref_t r;
+    RA_CK_OK(ra_actor_call(a, "pid", NULL, 0, &r));
+    int64_t pid = 0;
+    RA_CK_OK(ra_get_i64(r, 20000, &pid));
+    ra_release(r);
+    ra_actor_info_t *as = NULL;
+    size_t n = 0;
+    const ra_actor_info_t *x = NULL;
+    // (The owner's report travels without waiting: look until it is in.)
+    for (int i = 0; i < 200 && (x == NULL || x->state != RA_ACTOR_ALIVE);
+         i++) {
+        free(as);
+        RA_CK_OK(ra_actor_list(&as, &n));
+        x = find_actor(as, n, "listed");
+        usleep(10 * 1000);
+    }
+    ck_assert_ptr_nonnull(x);
+    ck_assert_str_eq(ra_actor_state_name(x->state), "ALIVE");
+    ck_assert_str_eq(x->cls, "Account");
+    ck_assert_int_eq((int64_t)x->proc, pid);
+    ck_assert_uint_eq(x->owner_proc, (uint32_t)getpid());
+    ck_assert_int_eq(x->end_ms, 0);
+    free(as);
+    RA_CK_OK(ra_actor_kill(a));
+    as = NULL;
+    x = NULL;
+    for (int i = 0; i < 500 && (x == NULL || x->state != RA_ACTOR_DEAD);
+         i++) {
+        free(as);
+        RA_CK_OK(ra_actor_list(&as, &n));
+        x = find_actor(as, n, "listed");
+        usleep(10 * 1000);
+    }
+    ck_assert_ptr_nonnull(x);
+    ck_assert_str_eq(ra_actor_state_name(x->state), "DEAD");
+    ck_assert_msg(strstr(x->reason, "kill") != NULL, "reason: %s",
+                  x->reason);
+    ck_assert_int_ge(x->end_ms, x->start_ms);
+    free(as);
+    // A constructor that fails: DEAD, saying so.
+    o.name = "refused";
+    RA_CK_ERR(ra_actor_create("Account", &RA_ARG_I64(-1), 1, &o, &a),
+              RA_ETASK);
+    as = NULL;
+    x = NULL;
+    for (int i = 0; i < 200 && (x == NULL || x->state != RA_ACTOR_DEAD);
+         i++) {
+        free(as);
+        RA_CK_OK(ra_actor_list(&as, &n));
+        x = find_actor(as, n, "refused");
+        usleep(10 * 1000);
+    }
+    ck_assert_ptr_nonnull(x);
+    ck_assert_msg(strstr(x->reason, "negative opening balance") != NULL,
+                  "reason: %s", x->reason);
+    free(as);
+    RA_CK_ERR(ra_actor_list(NULL, &n), RA_EINVAL);
+    stop();
+    RA_CK_ERR(ra_actor_list(&as, &n), RA_ECLOSED);
+}
+END_TEST
+
 START_TEST(test_cluster_actor_call_deadline)
 {
     start();
@@ -1326,6 +1410,7 @@ cluster_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cluster_actor_keeps_state_in_order);
     tcase_add_test(tc, test_cluster_actor_max_concurrency);
+    tcase_add_test(tc, test_cluster_actor_table);
     tcase_add_test(tc, test_cluster_actor_restarts_after_kill9);
     tcase_add_test(tc, test_cluster_actor_call_deadline);
     tcase_add_test(tc, test_cluster_named_actor_from_another_process);

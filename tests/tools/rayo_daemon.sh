@@ -230,6 +230,9 @@ for round in 1 2; do
     [ "$c1" = "node 1 count 1 2" ] && [ "$c2" = "node 1 count 3 4" ] &&
         ok "a detached actor outlives its driver, with its state ($round)" ||
         fail "detached actor ($round): serve '$out', calls '$c1' '$c2'"
+    alive=$("$rayo" list actors 2>&1 | grep -c " ALIVE  *Counter  *dk ")
+    [ "$alive" = 1 ] && ok "rayo list actors: dk ALIVE ($round)" ||
+        fail "list actors ($round): $("$rayo" list actors 2>&1)"
     k=$(RAYO_ADDRESS=auto "$mnd" kill dk 2>&1)
     gone=""
     for i in $(seq 1 50); do
@@ -240,7 +243,20 @@ for round in 1 2; do
     [ "$k" = killed ] && [ -n "$gone" ] &&
         ok "a killed detached actor's worker exits ($round)" ||
         fail "killing the detached actor ($round): '$k', workers: $("$rayo" list workers 2>&1)"
+    dead=""
+    for i in $(seq 1 50); do
+        [ "$("$rayo" list actors 2>/dev/null |
+              grep -c " DEAD  *Counter  *dk .*killed by process")" = "$round" ] &&
+            { dead=yes; break; }
+        sleep 0.1
+    done
+    [ -n "$dead" ] && ok "rayo list actors: dk DEAD, killed ($round)" ||
+        fail "list actors after the kill ($round): $("$rayo" list actors 2>&1)"
 done
+json=$("$rayo" list actors --format json 2>&1)
+printf '%s' "$json" | grep -q '"name" : "dk", "namespace" : "default"' &&
+    printf '%s' "$json" | grep -q '"detached" : true' &&
+    ok "rayo list actors --format json" || fail "list actors json: $json"
 grep -q "names of detached actors that ended .* released" "$temp/daemon.log" &&
     ok "the names of ended detached actors are released" ||
     fail "detached actor names were not released"

@@ -1,0 +1,378 @@
+// gcs_actors.c - the GCS's actor table: every actor a driver (or worker)
+// creates, recorded in the LMDB table "actors" with its state machine
+// (PENDING, ALIVE, RESTARTING, DEAD with the reason), class, name, job,
+// where it runs and how often it restarted.
+//
+// Key: 16 bytes, big-endian {u32 owner node, u32 owner process, u64 the
+// owner's actor key}: an actor is named by the process that created it.
+// The owner reports each change of state (ACTOR_PUT, sent without waiting
+// for an answer).  The GCS also monitors each ALIVE instance: an instance
+// that ends while its record still says ALIVE (killed by another program,
+// its worker or node lost, or its owner gone with a detached actor) is
+// recorded DEAD at once, with why; a later report of the owner (say
+// RESTARTING) wins.  A GCS that restarts watches the ALIVE instances of
+// its table again.  Records of dead actors are kept (`rayo list actors`
+// shows them), as Ray keeps them; nothing prunes them yet.
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster_impl.h"
+#include "ra_error.h"
+#include "ra_link.h"
+#include "ra_log.h"
+#include "ra_table.h"
+
+// A watched instance.
+typedef struct gwatch {
+    unsigned char key[RA__ACTOR_KEY_LEN];
+    ra_pid_t pid;
+    uint64_t mref;
+    struct gwatch *next;
+} gwatch_t;
+
+struct ra__gcs_actors {
+    ra_tables_t *t;
+    gwatch_t *watched;
+};
+
+
+void
+ra__actor_key(uint32_t node, uint32_t proc, uint64_t key,
+              unsigned char out[RA__ACTOR_KEY_LEN])
+{
+    for (int i = 0; i < 4; i++) {
+        out[i] = (unsigned char)(node >> (24 - 8 * i));
+        out[4 + i] = (unsigned char)(proc >> (24 - 8 * i));
+    }
+    for (int i = 0; i < 8; i++) {
+        out[8 + i] = (unsigned char)(key >> (56 - 8 * i));
+    }
+}
+
+void
+ra__wb_actor_rec(ra__wbuf_t *b, const ra__actor_rec_t *a)
+{
+    ra__wb_u8(b, a->state);
+    ra__wb_str(b, a->cls);
+    ra__wb_str(b, a->name);
+    ra__wb_str(b, a->ns);
+    ra__wb_u64(b, a->job);
+    ra__wb_pid(b, a->pid);
+    ra__wb_u32(b, a->restarts);
+    ra__wb_u8(b, a->detached);
+    ra__wb_u64(b, (uint64_t)a->start_ms);
+    ra__wb_u64(b, (uint64_t)a->end_ms);
+    ra__wb_str(b, a->reason);
+}
+
+int
+ra__rb_actor_rec(ra__rbuf_t *r, ra__actor_rec_t *a)
+{
+    a->state = ra__rb_u8(r);
+    ra__rb_str(r, a->cls, sizeof a->cls);
+    ra__rb_str(r, a->name, sizeof a->name);
+    ra__rb_str(r, a->ns, sizeof a->ns);
+    a->job = ra__rb_u64(r);
+    a->pid = ra__rb_pid(r);
+    a->restarts = ra__rb_u32(r);
+    a->detached = ra__rb_u8(r) != 0;
+    a->start_ms = (int64_t)ra__rb_u64(r);
+    a->end_ms = (int64_t)ra__rb_u64(r);
+    ra__rb_str(r, a->reason, sizeof a->reason);
+    return r->bad || a->state > RA__ACTOR_DEAD ? RA_EBADMSG : 0;
+}
+
+static int
+rec_store(ra__gcs_actors_t *g, const unsigned char *key,
+          const ra__actor_rec_t *a)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_actor_rec(&b, a);
+    int rc = b.err != 0 ? b.err
+                        : ra_table_put(g->t, NULL, "actors", key,
+                                       RA__ACTOR_KEY_LEN, b.p, b.len, 0);
+    ra__wb_free(&b);
+    return rc;
+}
+
+static int
+rec_load(ra__gcs_actors_t *g, const unsigned char *key, ra__actor_rec_t *a)
+{
+    void *val = NULL;
+    size_t vlen = 0;
+    int rc = ra_table_get(g->t, NULL, "actors", key, RA__ACTOR_KEY_LEN, &val,
+                          &vlen);
+    if (rc == 0) {
+        ra__rbuf_t r = {.p = val, .len = vlen};
+        rc = ra__rb_actor_rec(&r, a);
+        free(val);
+    }
+    return rc;
+}
+
+static void
+unwatch(ra_ctx_t *ctx, ra__gcs_actors_t *g, const unsigned char *key)
+{
+    for (gwatch_t **pp = &g->watched; *pp != NULL; pp = &(*pp)->next) {
+        if (memcmp((*pp)->key, key, RA__ACTOR_KEY_LEN) == 0) {
+            gwatch_t *w = *pp;
+            *pp = w->next;
+            if (ctx != NULL && w->mref != 0) {
+                ra_demonitor(ctx, w->mref);
+            }
+            free(w);
+            return;
+        }
+    }
+}
+
+// watch monitors the instance pid of actor key (once per pid).
+static void
+watch(ra_ctx_t *ctx, ra__gcs_actors_t *g, const unsigned char *key,
+      ra_pid_t pid)
+{
+    for (gwatch_t *w = g->watched; w != NULL; w = w->next) {
+        if (memcmp(w->key, key, RA__ACTOR_KEY_LEN) == 0) {
+            if (ra_pid_eq(w->pid, pid)) {
+                return;
+            }
+            unwatch(ctx, g, key);
+            break;
+        }
+    }
+    gwatch_t *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        return;
+    }
+    memcpy(w->key, key, RA__ACTOR_KEY_LEN);
+    w->pid = pid;
+    if (ra_monitor(ctx, pid, &w->mref) != 0) {
+        free(w);
+        return;
+    }
+    w->next = g->watched;
+    g->watched = w;
+}
+
+// op_put records an owner's report: {u64 actor key, record}.  The sender
+// is the owner (it names the record); start_ms and a higher restart
+// count are kept from what is stored.
+static int
+op_put(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
+{
+    uint64_t akey = ra__rb_u64(r);
+    ra__actor_rec_t a;
+    memset(&a, 0, sizeof a);
+    int rc = ra__rb_actor_rec(r, &a);
+    if (rc != 0) {
+        return rc;
+    }
+    ra_pid_t from = ra_sender(ctx);
+    unsigned char key[RA__ACTOR_KEY_LEN];
+    ra__actor_key(from.node, from.proc, akey, key);
+    ra__actor_rec_t old;
+    int64_t now = ra__wall_ms();
+    if (rec_load(g, key, &old) == 0) {
+        a.start_ms = old.start_ms;
+        if (old.restarts > a.restarts) {
+            a.restarts = old.restarts;
+        }
+    } else {
+        a.start_ms = now;
+    }
+    a.end_ms = a.state == RA__ACTOR_DEAD ? now : 0;
+    if ((rc = rec_store(g, key, &a)) != 0) {
+        return rc;
+    }
+    if (a.state == RA__ACTOR_ALIVE && !ra_pid_is_nil(a.pid)) {
+        watch(ctx, g, key, a.pid);
+    } else if (a.state == RA__ACTOR_DEAD) {
+        unwatch(ctx, g, key);
+    }
+    return 0;
+}
+
+// op_killed: the sender killed the instance pid (ra_actor_kill on a
+// handle it looked up, or its own): its record ends as killed.
+static int
+op_killed(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
+{
+    ra_pid_t pid = ra__rb_pid(r);
+    if (r->bad) {
+        return RA_EBADMSG;
+    }
+    for (gwatch_t *w = g->watched; w != NULL; w = w->next) {
+        if (!ra_pid_eq(w->pid, pid)) {
+            continue;
+        }
+        unsigned char key[RA__ACTOR_KEY_LEN];
+        memcpy(key, w->key, sizeof key);
+        unwatch(ctx, g, key);
+        ra__actor_rec_t a;
+        if (rec_load(g, key, &a) == 0 && a.state == RA__ACTOR_ALIVE) {
+            ra_pid_t from = ra_sender(ctx);
+            a.state = RA__ACTOR_DEAD;
+            a.end_ms = ra__wall_ms();
+            snprintf(a.reason, sizeof a.reason, "killed by process %u.%u",
+                     from.node, from.proc);
+            return rec_store(g, key, &a);
+        }
+        return 0;
+    }
+    return RA_ENOENT;
+}
+
+static bool
+put_key(ra__wbuf_t *b, const void *key, size_t klen)
+{
+    if (klen != RA__ACTOR_KEY_LEN) {
+        return false;
+    }
+    ra__wb_raw(b, key, klen);
+    return true;
+}
+
+static int
+op_list(ra__gcs_actors_t *g, ra__wbuf_t *out)
+{
+    return ra__gcs_scan_list(g->t, "actors", put_key, out);
+}
+
+bool
+ra__gcs_actors_op(ra_ctx_t *ctx, ra__gcs_actors_t *g, uint8_t op,
+                  ra__rbuf_t *r, ra__wbuf_t *out, int *rc)
+{
+    switch (op) {
+    case RA__GCS_ACTOR_PUT:
+        *rc = op_put(ctx, g, r);
+        return true;
+    case RA__GCS_ACTOR_LIST:
+        *rc = op_list(g, out);
+        return true;
+    case RA__GCS_ACTOR_KILLED:
+        *rc = op_killed(ctx, g, r);
+        return true;
+    default:
+        return false;
+    }
+}
+
+// why_ended says in words why an instance ended (a DOWN's reason).
+static void
+why_ended(ra_reason_t why, char *buf, size_t cap)
+{
+    if (why == RA_KILL || why == RA_KILLED) {
+        snprintf(buf, cap, "killed");
+    } else if (why == RA_NOCONNECTION) {
+        snprintf(buf, cap, "its worker process or node was lost");
+    } else if (why == RA_NOPROC) {
+        snprintf(buf, cap, "its instance no longer exists");
+    } else if (why == RA_NORMAL || why == RA_SHUTDOWN) {
+        snprintf(buf, cap, "it ended");
+    } else {
+        char r[64];
+        snprintf(buf, cap, "it ended (%s)", ra_reason_str(why, r, sizeof r));
+    }
+}
+
+bool
+ra__gcs_actors_down(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra_msg_t *m,
+                    ra__gcs_jobs_t *jobs)
+{
+    uint64_t mref;
+    ra_pid_t pid;
+    ra_reason_t why;
+    if (ra_msg_kind(m) != RA_MSG_DOWN ||
+        ra_msg_down_info(m, &mref, &pid, &why) != 0) {
+        return false;
+    }
+    for (gwatch_t *w = g->watched; w != NULL; w = w->next) {
+        if (w->mref == 0 || w->mref != mref) {
+            continue;
+        }
+        unsigned char key[RA__ACTOR_KEY_LEN];
+        memcpy(key, w->key, sizeof key);
+        w->mref = 0;
+        unwatch(ctx, g, key);
+        ra__actor_rec_t a;
+        if (rec_load(g, key, &a) == 0 && a.state == RA__ACTOR_ALIVE &&
+            ra_pid_eq(a.pid, pid)) {
+            a.state = RA__ACTOR_DEAD;
+            a.end_ms = ra__wall_ms();
+            if (!a.detached && a.job != 0 &&
+                !ra__gcs_job_running(jobs, a.job)) {
+                snprintf(a.reason, sizeof a.reason, "its owner's job %" PRIu64
+                         " ended", a.job);
+            } else {
+                why_ended(why, a.reason, sizeof a.reason);
+            }
+            (void)rec_store(g, key, &a);
+        }
+        return true;
+    }
+    return false;
+}
+
+typedef struct alive_scan {
+    ra_ctx_t *ctx;
+    ra__gcs_actors_t *g;
+    unsigned n;
+} alive_scan_t;
+
+static int
+find_alive(void *user, const void *key, size_t klen, const void *val,
+           size_t vlen)
+{
+    alive_scan_t *s = user;
+    ra__rbuf_t r = {.p = val, .len = vlen};
+    ra__actor_rec_t a;
+    if (klen == RA__ACTOR_KEY_LEN && ra__rb_actor_rec(&r, &a) == 0 &&
+        a.state == RA__ACTOR_ALIVE && !ra_pid_is_nil(a.pid)) {
+        // (Monitors only: no write inside the scan.)
+        watch(s->ctx, s->g, key, a.pid);
+        s->n++;
+    }
+    return 0;
+}
+
+void
+ra__gcs_actors_reload(ra_ctx_t *ctx, ra__gcs_actors_t *g)
+{
+    alive_scan_t s = {ctx, g, 0};
+    (void)ra_table_scan(g->t, NULL, "actors", NULL, 0, find_alive, &s);
+    if (s.n > 0) {
+        ra_log_info("gcs", "watching the %u actors an earlier GCS recorded "
+                    "alive", s.n);
+    }
+}
+
+int
+ra__gcs_actors_new(ra__gcs_actors_t **out, ra_tables_t *t)
+{
+    ra__gcs_actors_t *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        return RA_ENOMEM;
+    }
+    g->t = t;
+    *out = g;
+    return 0;
+}
+
+void
+ra__gcs_actors_free(ra__gcs_actors_t **gp)
+{
+    ra__gcs_actors_t *g = *gp;
+    if (g == NULL) {
+        return;
+    }
+    while (g->watched != NULL) {
+        gwatch_t *w = g->watched;
+        g->watched = w->next;
+        free(w);
+    }
+    free(g);
+    *gp = NULL;
+}
