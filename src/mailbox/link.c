@@ -643,12 +643,10 @@ watch_process(ra_link_t *l, ra__lpeer_t *p, const ra_wire_hello_t *h,
 {
     unwatch_process(p);
     p->exited_ms = 0;   // a new session: whatever exited before is past
-    p->ipc = via_router ? h->ipc : p->dial_ipc;
     // (A peer in this very process, as in tests, cannot exit without us:
     // it keeps the network's rules.)
     if (h->host == NULL || h->ospid <= 0 || h->ospid == (int64_t)getpid() ||
         l->boot_id[0] == '\0' || strcmp(h->host, l->boot_id) != 0) {
-        p->ipc = false;
         return;
     }
     int fd = (int)syscall(SYS_pidfd_open, (pid_t)h->ospid, 0);
@@ -663,6 +661,7 @@ watch_process(ra_link_t *l, ra__lpeer_t *p, const ra_wire_hello_t *h,
     }
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
     p->pidfd = fd;
+    p->ipc = via_router ? h->ipc : p->dial_ipc;
     p->ospid = (pid_t)h->ospid;
     p->probe_ms = 0;
 }
@@ -1666,27 +1665,35 @@ tick(ra_link_t *l, uint64_t now)
             session_lost(l, p, RA_NOCONNECTION, "its process exited");
             continue;
         }
-        // A peer process of this machine over ipc, watched, or one we
-        // dial over ipc (no network between us: only a hung or starved
-        // process is silent) gets the local window, unless nothing
-        // listens at the path we dial.  Injected faults stand for a
-        // network: they get its window.
-        bool local = !p->has_fault &&
-                     (st == RA__PEER_DIALING ? p->dial_ipc && dial_path_ok(p)
-                                             : p->ipc && p->pidfd >= 0);
-        uint64_t w = local ? (uint64_t)l->o.hb_interval_ms * l->o.hb_miss_local
-                           : window;
-        if (!local && p->pidfd >= 0 && !p->has_fault && p->probe_ms == 0 &&
-            now - p->last_rx_ms > w / 2) {
-            int64_t d = run_delay_ms(p->ospid);
-            if (d >= 0) {
-                p->probe_ms = now;   // see starved
-                p->probe_delay = d;
+        // Below half the network window nothing is decided, and nothing
+        // is read from the file system or /proc.
+        uint64_t silent = now - p->last_rx_ms;
+        bool lost = false;
+        if (silent > window / 2) {
+            // A peer process of this machine over ipc, watched, or one we
+            // dial over ipc (no network between us: only a hung or
+            // starved process is silent) gets the local window, unless
+            // nothing listens at the path we dial.  Injected faults stand
+            // for a network: they get its window.  Another watched peer
+            // may be starved rather than cut off (see starved).
+            bool local = !p->has_fault &&
+                         (st == RA__PEER_DIALING
+                              ? p->dial_ipc && dial_path_ok(p)
+                              : p->ipc && p->pidfd >= 0);
+            bool cpu_watch = !local && !p->has_fault && p->pidfd >= 0;
+            uint64_t w = local ? (uint64_t)l->o.hb_interval_ms *
+                                     l->o.hb_miss_local
+                               : window;
+            if (cpu_watch && p->probe_ms == 0) {
+                int64_t d = run_delay_ms(p->ospid);
+                if (d >= 0) {
+                    p->probe_ms = now;   // see starved
+                    p->probe_delay = d;
+                }
             }
+            lost = silent > w && !(cpu_watch && starved(l, p, now, w));
         }
-        if (now - p->last_rx_ms > w &&
-            !(!local && p->pidfd >= 0 && !p->has_fault &&
-              starved(l, p, now, w))) {
+        if (lost) {
             session_lost(l, p, RA_NOCONNECTION,
                          st == RA__PEER_DIALING ? "no answer to our hello"
                                                 : "heartbeats missed");

@@ -848,17 +848,30 @@ START_TEST(test_cluster_actor_max_concurrency)
 }
 END_TEST
 
-// find_actor returns the GCS's record of the actor named name (NULL when
-// none), from a list of n that the caller frees.
-static const ra_actor_info_t *
-find_actor(const ra_actor_info_t *as, size_t n, const char *name)
+// wait_actor reads the GCS's actor table until the actor named name is in
+// state (owners report without waiting), up to 5 s, and returns its
+// record (a copy; zeroed with state -1 when it never was).
+static ra_actor_info_t
+wait_actor(const char *name, ra_actor_state_t state)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(as[i].name, name) == 0) {
-            return &as[i];
+    ra_actor_info_t got;
+    memset(&got, 0, sizeof got);
+    got.state = (ra_actor_state_t)-1;
+    for (int i = 0; i < 500 && got.state != state; i++) {
+        ra_actor_info_t *as = NULL;
+        size_t n = 0;
+        RA_CK_OK(ra_actor_list(&as, &n));
+        for (size_t j = 0; j < n; j++) {
+            if (strcmp(as[j].name, name) == 0) {
+                got = as[j];
+            }
+        }
+        free(as);
+        if (got.state != state) {
+            usleep(10 * 1000);
         }
     }
-    return NULL;
+    return got;
 }
 
 START_TEST(test_cluster_actor_table)
@@ -875,57 +888,27 @@ START_TEST(test_cluster_actor_table)
     int64_t pid = 0;
     RA_CK_OK(ra_get_i64(r, 20000, &pid));
     ra_release(r);
-    ra_actor_info_t *as = NULL;
-    size_t n = 0;
-    const ra_actor_info_t *x = NULL;
-    // (The owner's report travels without waiting: look until it is in.)
-    for (int i = 0; i < 200 && (x == NULL || x->state != RA_ACTOR_ALIVE);
-         i++) {
-        free(as);
-        RA_CK_OK(ra_actor_list(&as, &n));
-        x = find_actor(as, n, "listed");
-        usleep(10 * 1000);
-    }
-    ck_assert_ptr_nonnull(x);
-    ck_assert_str_eq(ra_actor_state_name(x->state), "ALIVE");
-    ck_assert_str_eq(x->cls, "Account");
-    ck_assert_int_eq((int64_t)x->proc, pid);
-    ck_assert_uint_eq(x->owner_proc, (uint32_t)getpid());
-    ck_assert_int_eq(x->end_ms, 0);
-    free(as);
+    ra_actor_info_t x = wait_actor("listed", RA_ACTOR_ALIVE);
+    ck_assert_str_eq(ra_actor_state_name(x.state), "ALIVE");
+    ck_assert_str_eq(x.cls, "Account");
+    ck_assert_int_eq((int64_t)x.proc, pid);
+    ck_assert_uint_eq(x.owner_proc, (uint32_t)getpid());
+    ck_assert_int_eq(x.end_ms, 0);
     RA_CK_OK(ra_actor_kill(a));
-    as = NULL;
-    x = NULL;
-    for (int i = 0; i < 500 && (x == NULL || x->state != RA_ACTOR_DEAD);
-         i++) {
-        free(as);
-        RA_CK_OK(ra_actor_list(&as, &n));
-        x = find_actor(as, n, "listed");
-        usleep(10 * 1000);
-    }
-    ck_assert_ptr_nonnull(x);
-    ck_assert_str_eq(ra_actor_state_name(x->state), "DEAD");
-    ck_assert_msg(strstr(x->reason, "kill") != NULL, "reason: %s",
-                  x->reason);
-    ck_assert_int_ge(x->end_ms, x->start_ms);
-    free(as);
+    x = wait_actor("listed", RA_ACTOR_DEAD);
+    ck_assert_str_eq(ra_actor_state_name(x.state), "DEAD");
+    ck_assert_msg(strstr(x.reason, "kill") != NULL, "reason: %s", x.reason);
+    ck_assert_int_ge(x.end_ms, x.start_ms);
     // A constructor that fails: DEAD, saying so.
     o.name = "refused";
     RA_CK_ERR(ra_actor_create("Account", &RA_ARG_I64(-1), 1, &o, &a),
               RA_ETASK);
-    as = NULL;
-    x = NULL;
-    for (int i = 0; i < 200 && (x == NULL || x->state != RA_ACTOR_DEAD);
-         i++) {
-        free(as);
-        RA_CK_OK(ra_actor_list(&as, &n));
-        x = find_actor(as, n, "refused");
-        usleep(10 * 1000);
-    }
-    ck_assert_ptr_nonnull(x);
-    ck_assert_msg(strstr(x->reason, "negative opening balance") != NULL,
-                  "reason: %s", x->reason);
-    free(as);
+    x = wait_actor("refused", RA_ACTOR_DEAD);
+    ck_assert_str_eq(ra_actor_state_name(x.state), "DEAD");
+    ck_assert_msg(strstr(x.reason, "negative opening balance") != NULL,
+                  "reason: %s", x.reason);
+    ra_actor_info_t *as = NULL;
+    size_t n = 0;
     RA_CK_ERR(ra_actor_list(NULL, &n), RA_EINVAL);
     stop();
     RA_CK_ERR(ra_actor_list(&as, &n), RA_ECLOSED);
