@@ -11,8 +11,10 @@
 // its worker or node lost, or its owner gone with a detached actor) is
 // recorded DEAD at once, with why; a later report of the owner (say
 // RESTARTING) wins.  A GCS that restarts watches the ALIVE instances of
-// its table again.  Records of dead actors are kept (`rayo list actors`
-// shows them), as Ray keeps them; nothing prunes them yet.
+// its table again.  A kill reported shortly after the GCS saw the
+// instance end still names the killer.  Records of dead actors are kept
+// (`rayo list actors` shows them), as Ray keeps them; nothing prunes
+// them yet.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +35,22 @@ typedef struct gwatch {
     struct gwatch *next;
 } gwatch_t;
 
+// An instance the GCS saw end on its own (its DOWN came first): a kill
+// reported a little after that DOWN still names the killer.
+#define ENDED_RING 64
+#define ENDED_KEEP_MS 30000
+
+typedef struct gended {
+    unsigned char key[RA__ACTOR_KEY_LEN];
+    ra_pid_t pid;
+    int64_t at_ms;
+} gended_t;
+
 struct ra__gcs_actors {
     ra_tables_t *t;
     gwatch_t *watched;
+    gended_t ended[ENDED_RING];
+    unsigned ended_next;
 };
 
 
@@ -157,9 +172,22 @@ watch(ra_ctx_t *ctx, ra__gcs_actors_t *g, const unsigned char *key,
     g->watched = w;
 }
 
+// ended notes that the instance pid of actor key ended for a reason
+// other than a kill (for killed_late).
+static void
+ended(ra__gcs_actors_t *g, const unsigned char *key, ra_pid_t pid,
+      int64_t at_ms)
+{
+    gended_t *e = &g->ended[g->ended_next++ % ENDED_RING];
+    memcpy(e->key, key, sizeof e->key);
+    e->pid = pid;
+    e->at_ms = at_ms;
+}
+
 // op_put records an owner's report: {u64 actor key, record}.  The sender
 // is the owner (it names the record); start_ms and a higher restart
-// count are kept from what is stored.
+// count are kept from what is stored, and so is a DEAD record that says
+// who killed the actor.
 static int
 op_put(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
 {
@@ -177,6 +205,15 @@ op_put(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
     int64_t now = ra__wall_ms();
     if (rec_load(g, key, &old) == 0) {
         a.start_ms = old.start_ms;
+        bool killed = strncmp(a.reason, "killed by", 9) == 0;
+        if (a.state == RA__ACTOR_DEAD && old.state == RA__ACTOR_ALIVE &&
+            !ra_pid_is_nil(old.pid) && !killed) {
+            ended(g, key, old.pid, now);
+        }
+        if (a.state == RA__ACTOR_DEAD && old.state == RA__ACTOR_DEAD &&
+            strncmp(old.reason, "killed by", 9) == 0) {
+            return 0;   // the owner saw the end; the killer said why
+        }
         if (old.restarts > a.restarts) {
             a.restarts = old.restarts;
         }
@@ -193,6 +230,37 @@ op_put(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
         unwatch(ctx, g, key);
     }
     return 0;
+}
+
+// killed_late: the kill of pid came after the GCS saw the instance end
+// (the killed worker's exit can overtake the killer's word: they travel
+// on different connections).  A record that ended that way in the last
+// ENDED_KEEP_MS, and still says so, is set to "killed by".
+static int
+killed_late(ra__gcs_actors_t *g, ra_pid_t pid, ra_pid_t from)
+{
+    int64_t now = ra__wall_ms();
+    for (unsigned i = 0; i < ENDED_RING; i++) {
+        gended_t *e = &g->ended[i];
+        if (e->at_ms == 0 || !ra_pid_eq(e->pid, pid)) {
+            continue;
+        }
+        int64_t age = now - e->at_ms;
+        e->at_ms = 0;
+        if (age > ENDED_KEEP_MS) {
+            return RA_ENOENT;
+        }
+        ra__actor_rec_t a;
+        if (rec_load(g, e->key, &a) != 0 || a.state != RA__ACTOR_DEAD ||
+            !ra_pid_eq(a.pid, pid) ||
+            strncmp(a.reason, "killed by", 9) == 0) {
+            return 0;
+        }
+        snprintf(a.reason, sizeof a.reason, "killed by process %u.%u",
+                 from.node, from.proc);
+        return rec_store(g, e->key, &a);
+    }
+    return RA_ENOENT;
 }
 
 // op_killed: the sender killed the instance pid (ra_actor_kill on a
@@ -222,7 +290,7 @@ op_killed(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
         }
         return 0;
     }
-    return RA_ENOENT;
+    return killed_late(g, pid, ra_sender(ctx));
 }
 
 static bool
@@ -308,6 +376,7 @@ ra__gcs_actors_down(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra_msg_t *m,
                          " ended", a.job);
             } else {
                 why_ended(why, a.reason, sizeof a.reason);
+                ended(g, key, pid, a.end_ms);
             }
             (void)rec_store(g, key, &a);
         }

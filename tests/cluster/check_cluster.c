@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster_impl.h"   // the GCS wire, to report a late kill
 #include "testutil.h"
 
 #define RA_ARG_STR_EMPTY RA_ARG_BYTES("", 0)
@@ -848,6 +849,34 @@ START_TEST(test_cluster_actor_max_concurrency)
 }
 END_TEST
 
+// instance_of returns the instance pid the GCS's actor table holds for
+// the actor named name (raw ACTOR_LIST: ra_actor_info_t has no slot).
+static ra_pid_t
+instance_of(const char *name)
+{
+    ra_pid_t pid = RA_PID_NIL;
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_ACTOR_LIST);
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    RA_CK_OK(ra__gcs_call_status(NULL, &b, 10000, &rep, &r));
+    uint32_t n = ra__rb_u32(&r);
+    for (uint32_t i = 0; i < n && !r.bad; i++) {
+        ra_oid_t key;
+        ra__rb_oid(&r, &key);
+        size_t len = 0;
+        const void *p = ra__rb_bytes(&r, &len);
+        ra__rbuf_t x = {.p = p, .len = len};
+        ra__actor_rec_t rec;
+        if (ra__rb_actor_rec(&x, &rec) == 0 && strcmp(rec.name, name) == 0) {
+            pid = rec.pid;
+        }
+    }
+    ck_assert(!r.bad);
+    ra_msg_unref(&rep);
+    return pid;
+}
+
 // wait_actor reads the GCS's actor table until the actor named name is in
 // state (owners report without waiting), up to 5 s, and returns its
 // record (a copy; zeroed with state -1 when it never was).
@@ -907,6 +936,39 @@ START_TEST(test_cluster_actor_table)
     ck_assert_str_eq(ra_actor_state_name(x.state), "DEAD");
     ck_assert_msg(strstr(x.reason, "negative opening balance") != NULL,
                   "reason: %s", x.reason);
+    // An instance whose end the GCS sees before the word of its killer
+    // (they come on different connections): the kill, reported late,
+    // still names the killer.  Here the worker is killed by the OS first.
+    o.name = "overtaken";
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(1), 1, &o, &a));
+    RA_CK_OK(ra_actor_call(a, "pid", NULL, 0, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &pid));
+    ra_release(r);
+    x = wait_actor("overtaken", RA_ACTOR_ALIVE);
+    ck_assert_int_eq(x.state, RA_ACTOR_ALIVE);
+    ra_pid_t inst = instance_of("overtaken");
+    ck_assert_uint_eq(inst.proc, (uint32_t)pid);
+    ck_assert_int_eq(kill((pid_t)pid, SIGKILL), 0);
+    x = wait_actor("overtaken", RA_ACTOR_DEAD);
+    ck_assert_int_eq(x.state, RA_ACTOR_DEAD);
+    ck_assert_msg(strstr(x.reason, "killed by process") == NULL,
+                  "reason: %s", x.reason);
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_ACTOR_KILLED);
+    ra__wb_pid(&b, inst);
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t rr;
+    RA_CK_OK(ra__gcs_call_status(NULL, &b, 10000, &rep, &rr));
+    ra_msg_unref(&rep);
+    x = wait_actor("overtaken", RA_ACTOR_DEAD);
+    ck_assert_msg(strstr(x.reason, "killed by process") != NULL,
+                  "reason: %s", x.reason);
+    // A kill of an instance the GCS never saw is refused.
+    inst.gen += 1000;
+    b = (ra__wbuf_t){0};
+    ra__wb_u8(&b, RA__GCS_ACTOR_KILLED);
+    ra__wb_pid(&b, inst);
+    RA_CK_ERR(ra__gcs_call_status(NULL, &b, 10000, &rep, &rr), RA_ENOENT);
     ra_actor_info_t *as = NULL;
     size_t n = 0;
     RA_CK_ERR(ra_actor_list(NULL, &n), RA_EINVAL);
