@@ -1402,6 +1402,80 @@ START_TEST(test_cluster_100k_objects_leave_nothing)
 }
 END_TEST
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define QUEUED_MAX 16384
+#else
+#define QUEUED_MAX 2048
+#endif
+
+// rss_bytes: this process's resident memory.
+static size_t
+rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) {
+            rss = 0;
+        }
+        fclose(f);
+    }
+    return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+START_TEST(test_cluster_1m_queued_tasks)
+{
+    // A million tasks (fewer under the sanitizers) queued behind two that
+    // hold both CPUs: the queue stands, costs a bounded amount of memory
+    // per task, and then every task runs once, with its own result;
+    // afterwards all CPUs are free.
+    start();
+    int n = (int)ra_test_scaled(1000000);
+    char *open_ = marker("gate-1m");
+    ra_ref_t hold[2];
+    for (int i = 0; i < 2; i++) {
+        RA_CK_OK(ra_remote("gate", &RA_ARG_BYTES(open_, strlen(open_)), 1,
+                           NULL, &hold[i]));
+    }
+    ra_ref_t *refs = calloc((size_t)n, sizeof *refs);
+    ck_assert_ptr_nonnull(refs);
+    size_t rss0 = rss_bytes();
+    uint64_t t0 = ra_test_now_ms();
+    for (int i = 0; i < n; i++) {
+        ra_arg_t args[2] = {RA_ARG_I64(i), RA_ARG_I64(1)};
+        RA_CK_OK(ra_remote("add", args, 2, NULL, &refs[i]));
+    }
+    uint64_t t1 = ra_test_now_ms();
+    size_t rss1 = rss_bytes();
+    fprintf(stderr, "1m: %d tasks queued in %llu ms, rss %zu -> %zu (%zu "
+            "bytes/task)\n", n, (unsigned long long)(t1 - t0), rss0, rss1,
+            (rss1 - rss0) / (size_t)n);
+    // 763 bytes a task here (its request, reference and bookkeeping);
+    // the sanitizers' shadow memory multiplies that.
+    ck_assert_msg(rss1 < rss0 || (rss1 - rss0) / (size_t)n < QUEUED_MAX,
+                  "%zu bytes per queued task", (rss1 - rss0) / (size_t)n);
+    FILE *f = fopen(open_, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    for (int i = 0; i < 2; i++) {
+        int64_t ok = 0;
+        RA_CK_OK(ra_get_i64(hold[i], 60000, &ok));
+        ck_assert_int_eq(ok, 1);
+        ra_release(hold[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        int64_t got = 0;
+        RA_CK_OK(ra_get_i64(refs[i], 120000, &got));
+        ck_assert_int_eq(got, i + 1);
+        ra_release(refs[i]);
+    }
+    fprintf(stderr, "1m: all ran in %llu ms\n",
+            (unsigned long long)(ra_test_now_ms() - t1));
+    free(refs);
+    stop();
+}
+END_TEST
+
 START_TEST(test_cluster_init_twice_and_shutdown_twice)
 {
     start();
@@ -1443,6 +1517,7 @@ cluster_suite(void)
     tc = tcase_create("many");
     tcase_set_timeout(tc, 360);
     tcase_add_test(tc, test_cluster_100k_objects_leave_nothing);
+    tcase_add_test(tc, test_cluster_1m_queued_tasks);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_set_timeout(tc, 120);
