@@ -39,6 +39,8 @@ static const char list_usage[] =
     "  jobs               each job (driver): state, process, submission\n"
     "  nodes              each node: state, resources, workers, topology\n"
     "  placement-groups   each placement group: state, strategy, bundles\n"
+    "  tasks              the newest remote function tasks (--limit):\n"
+    "                     state, function, attempt, where they ran, error\n"
     "  workers            each worker process: node, state, actors, the\n"
     "                     driver of its job, its GPUs\n"
     "                     and the node of each\n"
@@ -48,6 +50,8 @@ static const char list_usage[] =
     "                   the newest in the temp dir) or a session directory\n"
     "  --temp-dir DIR   the temp dir the cluster was started with\n"
     "  --format FORMAT  table (default) or json\n"
+    "  --limit N        tasks: the newest N (default 100; 0: all the GCS\n"
+    "                   holds, up to 100,000)\n"
     "  -h, --help       show this help\n"
     "\n"
     "Exit status: 0 listed, 1 no cluster could be reached, 2 a bad command\n"
@@ -56,6 +60,7 @@ static const char list_usage[] =
 typedef struct cli {
     ra_tool_where_t where;   // --address, --temp-dir
     bool json;
+    long limit;              // --limit (-1: not given)
 } cli_t;
 
 // parse_common reads the options every command here takes.
@@ -63,10 +68,11 @@ static int
 parse_common(const char *prog, const char *usage, int argc, char **argv,
              cli_t *o)
 {
-    enum { O_FORMAT = 1000 };
+    enum { O_FORMAT = 1000, O_LIMIT };
     static const struct option longopts[] = {
         RA_TOOL_WHERE_LONGOPTS,
         {"format", required_argument, NULL, O_FORMAT},
+        {"limit", required_argument, NULL, O_LIMIT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -86,6 +92,21 @@ parse_common(const char *prog, const char *usage, int argc, char **argv,
                                             optarg);
             }
             break;
+        case O_LIMIT: {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (usage != list_usage) {
+                return ra__tool_usage_error(prog, "option '--limit' is for "
+                                            "rayo list tasks");
+            }
+            if (*optarg == '\0' || *end != '\0' || v < 0 || v > 10000000) {
+                return ra__tool_usage_error(prog, "option '--limit': a "
+                                            "number of tasks from 0 to "
+                                            "10000000, not '%s'", optarg);
+            }
+            o->limit = v;
+            break;
+        }
         default:
             if (ra__tool_where_opt(c, optarg, &o->where)) {
                 break;
@@ -465,13 +486,67 @@ list_actors_into(bson_t *arr, bool json)
     return 0;
 }
 
+// list_tasks_into appends the newest limit tasks to arr and, for a
+// table, prints them.  Returns 0 or the error of ra_task_list.
+static int
+list_tasks_into(bson_t *arr, bool json, long limit)
+{
+    ra_task_info_t *ts = NULL;
+    size_t n = 0;
+    int e = ra_task_list((size_t)limit, &ts, &n);
+    if (e != 0) {
+        return e;
+    }
+    if (!json) {
+        printf("%-20s %-9s %-20s %-16s %-3s %-11s %-8s %-4s %s\n", "ID",
+               "STATE", "FUNCTION", "NAME", "TRY", "NODE", "PID", "JOB",
+               "ERROR");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ra_task_info_t *t = &ts[i];
+        char k[24], id[48];
+        snprintf(k, sizeof k, "%zu", i);
+        snprintf(id, sizeof id, "%u.%u.%llu", t->owner_node, t->owner_proc,
+                 (unsigned long long)t->id);
+        bson_t d;
+        bson_append_document_begin(arr, k, -1, &d);
+        BSON_APPEND_UTF8(&d, "id", id);
+        BSON_APPEND_UTF8(&d, "state", ra_task_status_name(t->state));
+        BSON_APPEND_UTF8(&d, "function", t->func);
+        BSON_APPEND_UTF8(&d, "name", t->name);
+        BSON_APPEND_INT64(&d, "attempt", t->attempt);
+        BSON_APPEND_INT64(&d, "job", (int64_t)t->job);
+        BSON_APPEND_INT64(&d, "node", t->node);
+        BSON_APPEND_INT64(&d, "pid", t->proc);
+        BSON_APPEND_INT64(&d, "submit_ms", t->submit_ms);
+        BSON_APPEND_INT64(&d, "start_ms", t->start_ms);
+        BSON_APPEND_INT64(&d, "end_ms", t->end_ms);
+        BSON_APPEND_UTF8(&d, "error", t->error);
+        bson_append_document_end(arr, &d);
+        if (!json) {
+            printf("%-20s %-9s %-20.20s %-16.16s %-3u %-11u %-8u %-4llu "
+                   "%s\n", id, ra_task_status_name(t->state),
+                   t->func[0] != '\0' ? t->func : "-",
+                   t->name[0] != '\0' ? t->name : "-", t->attempt, t->node,
+                   t->proc, (unsigned long long)t->job,
+                   t->error[0] != '\0' ? t->error : "-");
+        }
+    }
+    free(ts);
+    return 0;
+}
+
 static int
 list_what(const char *prog, const char *what, int argc, char **argv)
 {
-    cli_t o = {0};
+    cli_t o = {.limit = -1};
     int rc = parse_common(prog, list_usage, argc, argv, &o);
     if (rc != RA_TOOL_OK) {
         return rc < 0 ? RA_TOOL_OK : rc;
+    }
+    if (o.limit >= 0 && strcmp(what, "tasks") != 0) {
+        return ra__tool_usage_error(prog, "option '--limit' is for rayo "
+                                    "list tasks");
     }
     if ((rc = connect_cluster(prog, &o)) != RA_TOOL_OK) {
         return rc;
@@ -483,6 +558,8 @@ list_what(const char *prog, const char *what, int argc, char **argv)
         e = ra__tool_print_jobs(o.json);
     } else if (strcmp(what, "actors") == 0) {
         e = list_actors_into(&arr, o.json);
+    } else if (strcmp(what, "tasks") == 0) {
+        e = list_tasks_into(&arr, o.json, o.limit >= 0 ? o.limit : 100);
     } else if (strcmp(what, "workers") == 0) {
         ra_worker_info_t *ws = NULL;
         size_t n = 0;
@@ -588,9 +665,17 @@ list_actors(const char *prog, int argc, char **argv)
     return list_what(prog, "actors", argc, argv);
 }
 
+static int
+list_tasks(const char *prog, int argc, char **argv)
+{
+    return list_what(prog, "tasks", argc, argv);
+}
+
 static const ra_tool_cmd_t list_cmds[] = {
     {"actors", list_actors,
      "actors: state, class, name, node, restarts, why dead"},
+    {"tasks", list_tasks,
+     "tasks: state, function, attempt, where they ran, error"},
     {"workers", list_workers,
      "worker processes: node, state, actors, job, GPUs"},
     {"jobs", ra__tool_list_jobs,

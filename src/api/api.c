@@ -239,6 +239,10 @@ stop_actor(ra_runtime_t *rt, ra_pid_t pid)
 static void
 stop_all(ra__cluster_t *c)
 {
+    if (c->rt != NULL && c->joined) {
+        // Its last task events go to the GCS before it hears of the end.
+        (void)ra__core_flush_events(c, 2000);
+    }
     c->stopping = true;
     if (c->rt != NULL && c->joined) {
         if (c->env != 0 || c->job_id != 0) {
@@ -1531,6 +1535,12 @@ submit(uint8_t type, const char *name, uint64_t actor, const ra_arg_t *args,
         ra__res_extra(o->resources, &t->x);
         t->retry_exc = o->retry_exceptions;
         t->deadline = o->timeout_ms > 0 ? ra__mono_ms() + o->timeout_ms : 0;
+        if (o->name != NULL && o->name[0] != '\0' &&
+            (t->label = strndup(o->name, RA__NAME_MAX)) == NULL) {
+            ra__core_task_free(t);
+            drop_obj(c->cs, id, RA_ENOMEM);
+            return RA_ENOMEM;
+        }
     }
     ra__wbuf_t b = {0};
     ra__wb_u8(&b, RA__WIRE_VERSION);
@@ -2742,6 +2752,80 @@ ra_actor_list(ra_actor_info_t **out, size_t *n)
         a->start_ms = rec.start_ms;
         a->end_ms = rec.end_ms;
         snprintf(a->reason, sizeof a->reason, "%s", rec.reason);
+    }
+    ra_msg_unref(&rep);
+    if (rc != 0) {
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+const char *
+ra_task_status_name(ra_task_status_t s)
+{
+    switch (s) {
+    case RA_TASK_PENDING:
+        return "PENDING";
+    case RA_TASK_RUNNING:
+        return "RUNNING";
+    case RA_TASK_FINISHED:
+        return "FINISHED";
+    case RA_TASK_FAILED:
+        return "FAILED";
+    default:
+        return "?";
+    }
+}
+
+int
+ra_task_list(size_t limit, ra_task_info_t **out, size_t *n)
+{
+    if (out == NULL || n == NULL || limit > UINT32_MAX) {
+        return RA_EINVAL;
+    }
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_TASK_LIST);
+    ra__wb_u32(&b, (uint32_t)limit);
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    int rc = ra__gcs_call_status(NULL, &b, 10000, &rep, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t count = ra__rb_u32(&r);
+    ra_task_info_t *list = NULL;
+    if (r.bad || count > r.len / 16) {
+        rc = RA_EBADMSG;
+    } else if ((list = calloc((size_t)count + 1, sizeof *list)) == NULL) {
+        rc = RA_ENOMEM;
+    }
+    for (uint32_t i = 0; rc == 0 && i < count; i++) {
+        ra_task_info_t *t = &list[i];
+        t->owner_node = ra__rb_u32(&r);
+        t->owner_proc = ra__rb_u32(&r);
+        t->id = ra__rb_u64(&r);
+        uint8_t st = ra__rb_u8(&r);
+        t->state = (ra_task_status_t)st;
+        t->attempt = ra__rb_u32(&r);
+        t->job = ra__rb_u64(&r);
+        t->node = ra__rb_u32(&r);
+        t->proc = ra__rb_u32(&r);
+        t->submit_ms = (int64_t)ra__rb_u64(&r);
+        t->start_ms = (int64_t)ra__rb_u64(&r);
+        t->end_ms = (int64_t)ra__rb_u64(&r);
+        ra__rb_str(&r, t->func, sizeof t->func);
+        ra__rb_str(&r, t->name, sizeof t->name);
+        ra__rb_str(&r, t->error, sizeof t->error);
+        if (r.bad || st > RA_TASK_FAILED) {
+            rc = RA_EBADMSG;
+        }
     }
     ra_msg_unref(&rep);
     if (rc != 0) {

@@ -778,6 +778,44 @@ const char *ra_actor_state_name(ra_actor_state_t s);
 // RA_ETIMEOUT, RA_EBADMSG, RA_ENOMEM.
 int ra_actor_list(ra_actor_info_t **out, size_t *n);
 
+// Tasks: the GCS's task table holds the newest remote function tasks of
+// the cluster (100,000 by default; RAYO_GCS_MAX_TASKS on the head sets
+// it), as their owners report them in batches about every half second.
+// It lives in the GCS's memory: a restarted head starts it empty.  Actor
+// method calls are not in it.  A process with RAYO_TASK_EVENTS=0 in its
+// environment reports none of its tasks (they cost it about a tenth of
+// its task rate on a 2-vCPU machine).
+typedef enum ra_task_status {
+    RA_TASK_PENDING = 0,      // submitted: waits for its arguments or a
+                              // worker
+    RA_TASK_RUNNING = 1,      // pushed to a worker (see node, proc)
+    RA_TASK_FINISHED = 2,
+    RA_TASK_FAILED = 3        // see error (also cancelled or timed out)
+} ra_task_status_t;
+
+typedef struct ra_task_info {
+    uint32_t owner_node, owner_proc; // the process that submitted it
+    uint64_t id;                     // its result object's id there
+    ra_task_status_t state;
+    uint32_t attempt;                // 0 first, then one per retry
+    char func[128];                  // the remote function
+    char name[128];                  // ra_task_opts_t.name ("" if none)
+    uint64_t job;                    // the owner's job (0: embedded)
+    uint32_t node, proc;             // the worker it ran on last (0: none)
+    int64_t submit_ms, start_ms, end_ms; // wall-clock ms (0: not yet)
+    char error[256];                 // FAILED: why
+} ra_task_info_t;
+
+// ra_task_status_name returns "PENDING", "RUNNING", "FINISHED", "FAILED"
+// or "?".
+const char *ra_task_status_name(ra_task_status_t s);
+
+// ra_task_list returns the newest limit tasks of the GCS's task table
+// (0: all it holds), oldest first, in a new array (free it with free()).
+// Events reach the table about half a second after they happen.  Returns
+// 0, RA_ECLOSED, RA_ETIMEOUT, RA_EBADMSG, RA_EINVAL, RA_ENOMEM.
+int ra_task_list(size_t limit, ra_task_info_t **out, size_t *n);
+
 // ra_worker_info_t describes one worker process of a node.
 typedef struct ra_worker_info {
     uint32_t node;

@@ -424,6 +424,9 @@ extern ra__cluster_t *ra__g;
 int ra__core_start(ra__cluster_t *c);
 // ra__core_stop frees the object table after the runtime ended.
 void ra__core_free(ra__cluster_t *c);
+// ra__core_flush_events has the core send the task events it holds to
+// the GCS now (a driver that ends), and waits until they are sent on.
+int ra__core_flush_events(ra__cluster_t *c, int64_t timeout_ms);
 
 // The object manager's configuration (objmgr.c).
 typedef struct ra__objmgr_cfg {
@@ -561,6 +564,26 @@ void ra__link_env_opts(ra_link_opts_t *o);
 // ra__wall_ms is the wall clock in ms since the epoch.
 int64_t ra__wall_ms(void);
 
+// The GCS's task table (gcs_tasks.c): what owners report of their
+// remote function tasks, kept in memory, the newest RA__TASKS_MAX.
+enum {
+    RA__TEV_PENDING = 0,
+    RA__TEV_RUNNING = 1,
+    RA__TEV_FINISHED = 2,
+    RA__TEV_FAILED = 3
+};
+#define RA__TASKS_MAX 100000
+typedef struct ra__gcs_tasks ra__gcs_tasks_t;
+int ra__gcs_tasks_new(ra__gcs_tasks_t **out, size_t max);
+void ra__gcs_tasks_free(ra__gcs_tasks_t **g);
+// ra__gcs_tasks_op handles task operation op as ra__gcs_jobs_op does.
+bool ra__gcs_tasks_op(ra_ctx_t *ctx, ra__gcs_tasks_t *g, uint8_t op,
+                      ra__rbuf_t *r, ra__wbuf_t *out, int *rc);
+// ra__gcs_tasks_owner_gone ends the unfinished tasks of a driver that
+// ended (FAILED, why): nobody will report on them any more.
+void ra__gcs_tasks_owner_gone(ra__gcs_tasks_t *g, uint32_t node,
+                              uint32_t proc, const char *why);
+
 // The GCS's actor table (gcs_actors.c).
 #define RA__ACTOR_KEY_LEN 16
 typedef struct ra__actor_rec {
@@ -690,6 +713,10 @@ enum {
                              // bytes record} (see gcs_actors.c)
     RA__GCS_ACTOR_KILLED = 20, // pid instance: killed by the sender
                                // (sent without waiting)
+    RA__GCS_TASK_EVENTS = 21, // u64 job, u32 n, n x event (see
+                              // gcs_tasks.c; sent without waiting)
+    RA__GCS_TASK_LIST = 22,   // u32 limit (0: all) -> status, u32 n, n x
+                              // task record (see gcs_tasks.c)
     RA__GCS_NODE_LIST = 14   // -> status, u32 n, n x {u32 node, raylet,
                              // u8 alive, resources total, resources used
                              // by bundles, str summary, bytes topology,

@@ -42,6 +42,8 @@ struct ra__task {
     uint32_t waiting;         // of those, still pending
     struct ra__lease *lease;  // where it runs now
     int64_t sent_us;          // when it was pushed to its worker
+    char *label;              // ra_task_opts_t.name (NULL: none)
+    bool evented;             // the GCS's task table heard of it
     ra__task_t *prev, *next;
 };
 
@@ -179,6 +181,12 @@ struct ra__core {
     uint64_t next_actor;
     ra__cactor_t *constructing; // the core's
     void *core;               // the core actor's state (core_t)
+    // The core's: task events not yet sent to the GCS's task table
+    // (RA__GCS_TASK_EVENTS; see gcs_tasks.c), and whether a tick that
+    // sends them is on its way.
+    ra__wbuf_t tev;
+    uint32_t ntev;
+    bool tev_armed;
 };
 
 // ra__core_post appends a task or a command (exactly one of them) to the

@@ -28,6 +28,7 @@ typedef struct gcs {
     ra__gcs_pgs_t *pgs;
     ra__gcs_jobs_t *jobs;
     ra__gcs_actors_t *actors;
+    ra__gcs_tasks_t *tasks;
 } gcs_t;
 
 typedef struct scan_list {
@@ -97,7 +98,8 @@ handle_op(ra_ctx_t *ctx, gcs_t *g, ra_msg_t *msg)
     }
     ra__wbuf_t body = {0};
     if (ra__gcs_jobs_op(ctx, g->jobs, op, &r, &body, &rc) ||
-        ra__gcs_actors_op(ctx, g->actors, op, &r, &body, &rc)) {
+        ra__gcs_actors_op(ctx, g->actors, op, &r, &body, &rc) ||
+        ra__gcs_tasks_op(ctx, g->tasks, op, &r, &body, &rc)) {
         if (rc == RA_EBADMSG) {
             ra_log_warn("gcs", "malformed request (op %u) refused", op);
         }
@@ -326,6 +328,8 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         }
         if (ra__gcs_jobs_down(ctx, g->jobs, msg, &driver)) {
             drop_names_of(g, driver);
+            ra__gcs_tasks_owner_gone(g->tasks, driver.node, driver.proc,
+                                     "its driver ended before it did");
         } else if (ra_msg_kind(msg) == RA_MSG_DOWN &&
                    ra_msg_down_info(msg, &mref, &lost, &why) == 0) {
             drop_names_at(g, lost);
@@ -345,6 +349,7 @@ gcs_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     ra__gcs_pg_free(&g->pgs);
     ra__gcs_jobs_free(&g->jobs);
     ra__gcs_actors_free(&g->actors);
+    ra__gcs_tasks_free(&g->tasks);
     ra_tables_close(&g->t);
     free(g);
 }
@@ -354,6 +359,26 @@ static const ra_behaviour_t gcs_beh = {
     .handle = gcs_handle,
     .terminate = gcs_terminate,
 };
+
+// tasks_max: how many tasks the task table keeps (RAYO_GCS_MAX_TASKS,
+// 1 to 10,000,000; else RA__TASKS_MAX).
+static size_t
+tasks_max(void)
+{
+    const char *e = getenv("RAYO_GCS_MAX_TASKS");
+    if (e == NULL || *e == '\0') {
+        return RA__TASKS_MAX;
+    }
+    char *end = NULL;
+    unsigned long long v = strtoull(e, &end, 10);
+    if (*end != '\0' || v < 1 || v > 10000000) {
+        ra_log_warn("gcs", "RAYO_GCS_MAX_TASKS must be a number from 1 to "
+                    "10000000, not '%s'; keeping %d tasks", e,
+                    RA__TASKS_MAX);
+        return RA__TASKS_MAX;
+    }
+    return (size_t)v;
+}
 
 int
 ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out)
@@ -373,7 +398,9 @@ ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out)
     }
     if ((rc = ra__gcs_pg_new(&g->pgs, g->t)) != 0 ||
         (rc = ra__gcs_jobs_new(&g->jobs, g->t)) != 0 ||
-        (rc = ra__gcs_actors_new(&g->actors, g->t)) != 0) {
+        (rc = ra__gcs_actors_new(&g->actors, g->t)) != 0 ||
+        (rc = ra__gcs_tasks_new(&g->tasks, tasks_max())) != 0) {
+        ra__gcs_actors_free(&g->actors);
         ra__gcs_jobs_free(&g->jobs);
         ra__gcs_pg_free(&g->pgs);
         ra_tables_close(&g->t);
@@ -381,6 +408,7 @@ ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out)
         return rc;
     }
     if ((rc = ra_spawn(rt, &gcs_beh, g, NULL, out)) != 0) {
+        ra__gcs_tasks_free(&g->tasks);
         ra__gcs_actors_free(&g->actors);
         ra__gcs_jobs_free(&g->jobs);
         ra__gcs_pg_free(&g->pgs);

@@ -903,6 +903,111 @@ wait_actor(const char *name, ra_actor_state_t state)
     return got;
 }
 
+// wait_task reads the GCS's task table until the task named name is in
+// state (owners report in batches), up to 5 s, and returns its record
+// (state -1 when it never was).
+static ra_task_info_t
+wait_task(const char *name, ra_task_status_t state)
+{
+    ra_task_info_t got;
+    memset(&got, 0, sizeof got);
+    got.state = (ra_task_status_t)-1;
+    for (int i = 0; i < 500 && got.state != state; i++) {
+        ra_task_info_t *ts = NULL;
+        size_t n = 0;
+        RA_CK_OK(ra_task_list(0, &ts, &n));
+        for (size_t j = 0; j < n; j++) {
+            if (strcmp(ts[j].name, name) == 0) {
+                got = ts[j];
+            }
+        }
+        free(ts);
+        if (got.state != state) {
+            usleep(10 * 1000);
+        }
+    }
+    return got;
+}
+
+START_TEST(test_cluster_task_table)
+{
+    // The GCS's task table (rayo list tasks): a task RUNNING on a worker,
+    // then FINISHED; a failed one FAILED with its error; only the newest
+    // RAYO_GCS_MAX_TASKS are kept.
+    setenv("RAYO_GCS_MAX_TASKS", "50", 1);
+    start();
+    unsetenv("RAYO_GCS_MAX_TASKS");
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    o.name = "held";
+    char *m = marker("open-held");
+    ra_ref_t r;
+    RA_CK_OK(ra_remote("gate", &RA_ARG_BYTES(m, strlen(m)), 1, &o, &r));
+    ra_task_info_t x = wait_task("held", RA_TASK_RUNNING);
+    ck_assert_str_eq(ra_task_status_name(x.state), "RUNNING");
+    ck_assert_str_eq(x.func, "gate");
+    ck_assert_uint_eq(x.owner_proc, (uint32_t)getpid());
+    ck_assert_uint_eq(x.id, r.id);
+    ck_assert_uint_ne(x.proc, 0);
+    ck_assert_uint_ne(x.proc, (uint32_t)getpid());   // a worker's
+    ck_assert_int_gt(x.submit_ms, 0);
+    ck_assert_int_ge(x.start_ms, x.submit_ms);
+    FILE *f = fopen(m, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    int64_t v = 0;
+    RA_CK_OK(ra_get_i64(r, 60000, &v));
+    ck_assert_int_eq(v, 1);
+    ra_release(r);
+    x = wait_task("held", RA_TASK_FINISHED);
+    ck_assert_str_eq(ra_task_status_name(x.state), "FINISHED");
+    ck_assert_int_ge(x.end_ms, x.start_ms);
+    ck_assert_str_eq(x.error, "");
+    // A failure, with its error.
+    o.name = "broken";
+    o.max_retries = 0;
+    RA_CK_OK(ra_remote("fails", &RA_ARG_I64(7), 1, &o, &r));
+    RA_CK_ERR(ra_get(r, 60000, NULL), RA_ETASK);
+    ra_release(r);
+    x = wait_task("broken", RA_TASK_FAILED);
+    ck_assert_str_eq(ra_task_status_name(x.state), "FAILED");
+    ck_assert_msg(strstr(x.error, "bad input 7") != NULL, "error: %s",
+                  x.error);
+    // 200 more: the table keeps the newest 50, oldest first.
+    enum { N = 200 };
+    ra_ref_t refs[N];
+    char names[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "n%d", i);
+        o.name = names[i];
+        ra_arg_t args[2] = {RA_ARG_I64(i), RA_ARG_I64(1)};
+        RA_CK_OK(ra_remote("add", args, 2, &o, &refs[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_get_i64(refs[i], 60000, &v));
+        ra_release(refs[i]);
+    }
+    x = wait_task("n199", RA_TASK_FINISHED);
+    ra_task_info_t *ts = NULL;
+    size_t n = 0;
+    RA_CK_OK(ra_task_list(0, &ts, &n));
+    ck_assert_int_eq(x.state, RA_TASK_FINISHED);
+    ck_assert_uint_eq(n, 50);
+    ck_assert_str_eq(ts[0].name, "n150");
+    ck_assert_str_eq(ts[49].name, "n199");
+    for (size_t i = 1; i < n; i++) {
+        ck_assert_uint_gt(ts[i].id, ts[i - 1].id);
+    }
+    free(ts);
+    RA_CK_OK(ra_task_list(3, &ts, &n));
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(ts[0].name, "n197");
+    free(ts);
+    RA_CK_ERR(ra_task_list(0, NULL, &n), RA_EINVAL);
+    stop();
+    RA_CK_ERR(ra_task_list(0, &ts, &n), RA_ECLOSED);
+}
+END_TEST
+
 START_TEST(test_cluster_actor_table)
 {
     // The GCS records each actor: ALIVE with where it runs once up, DEAD
@@ -1531,6 +1636,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_actor_keeps_state_in_order);
     tcase_add_test(tc, test_cluster_actor_max_concurrency);
     tcase_add_test(tc, test_cluster_actor_table);
+    tcase_add_test(tc, test_cluster_task_table);
     tcase_add_test(tc, test_cluster_actor_restarts_after_kill9);
     tcase_add_test(tc, test_cluster_actor_call_deadline);
     tcase_add_test(tc, test_cluster_named_actor_from_another_process);

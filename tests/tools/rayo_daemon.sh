@@ -193,6 +193,26 @@ printf '%s' "$out" | grep -q '"status" : "FAILED", .*"message" : "the driver.s p
     ok "rayo list jobs: the killed driver FAILED, the others SUCCEEDED" ||
     fail "rayo list jobs: $out"
 
+# The quickstarts' tasks are in the GCS's task table, finished, with the
+# worker that ran each (their drivers sent their last events as they ended).
+out=$("$rayo" list tasks --limit 0 2>&1)
+sq=$(printf '%s\n' "$out" | grep -c " FINISHED  *square ")
+inf=$(printf '%s\n' "$out" | grep -c " FINISHED  *infer ")
+notdone=$(printf '%s\n' "$out" | grep -c " PENDING \| RUNNING ")
+[ "$sq" -ge 4 ] && [ "$inf" -ge 100 ] && [ "$notdone" = 0 ] &&
+    ok "rayo list tasks: the quickstarts' squares and batches FINISHED" ||
+    fail "list tasks: squares $sq, batches $inf, unfinished $notdone: $(printf '%s\n' "$out" | head -20)"
+json=$("$rayo" list tasks --limit 2 --format json 2>&1)
+[ "$(printf '%s' "$json" | grep -o '"function" : ' | wc -l)" = 2 ] &&
+    printf '%s' "$json" | grep -q '"state" : "FINISHED"' &&
+    ok "rayo list tasks --limit 2 --format json" || fail "list tasks json: $json"
+"$rayo" list tasks --limit -1 >/dev/null 2>"$temp/err"; rc=$?
+"$rayo" status --limit 3 >/dev/null 2>>"$temp/err"; rc2=$?
+"$rayo" list actors --limit 3 >/dev/null 2>>"$temp/err"; rc3=$?
+[ $rc = 2 ] && [ $rc2 = 2 ] && [ $rc3 = 2 ] &&
+    grep -q "a number of tasks" "$temp/err" &&
+    ok "bad --limit is refused" || fail "--limit: $rc $rc2 $rc3 $(cat "$temp/err")"
+
 # The names of a killed driver's actors are released: the name can be
 # taken again, by a new actor (its count starts again).
 serve_keeper() {
