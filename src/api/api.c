@@ -2160,6 +2160,8 @@ ra_actor_lookup(const char *name, const char *namespace_, ra_actor_t *out)
     }
     snprintf(a->cls, sizeof a->cls, "%s", cls);
     snprintf(a->name, sizeof a->name, "%s", name);
+    snprintf(a->ns, sizeof a->ns, "%s",
+             namespace_ != NULL ? namespace_ : c->ns);
     a->pid = pid;
     if ((rc = send_cmd(RA__CMD_ACTOR_ADOPT, a->key, false)) != 0) {
         a->state = RA__ACTOR_DEAD;

@@ -13,7 +13,10 @@
 
 #include "core_impl.h"
 #include "ra_error.h"
+#include "ra_link.h"
 #include "ra_log.h"
+
+static void send_waiting(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a);
 
 ra__cactor_t *
 ra__cactor_at(ra__core_t *cs, uint64_t key)
@@ -310,17 +313,17 @@ ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m)
         ra__core_obj_complete(cs, a->create_obj, 0, RA_VAL_I64, NULL, k, 8);
         a->create_obj = 0;
     }
-    ra__task_t *t;
-    ra__tq_t w = a->waiting;
-    a->waiting = (ra__tq_t){0};
-    while ((t = w.head) != NULL) {
-        ra__tq_remove(&w, t);
-        ra__actor_call(ctx, cs->core, cs, a, t);
-    }
+    send_waiting(ctx, cs, a);
     return true;
 }
 
 static void actor_lost(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a);
+static void requeue(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a,
+                    const char *why);
+
+// How long, and how often, a looked-up actor's name is asked for the
+// instance its owner restarts.
+enum { RESOLVE_MS = 30000, RESOLVE_EVERY_MS = 100 };
 
 void
 ra__actor_down(ra_ctx_t *ctx, ra__core_t *cs, uint64_t mref, ra_pid_t pid,
@@ -390,6 +393,18 @@ actor_lost(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
              (host ? a->host : a->pid).node,
              a->how[0] != '\0' ? a->how : lost);
     a->how[0] = '\0';
+    if (!a->owned && a->name[0] != '\0') {
+        // A looked-up actor may come back: its owner restarts it (as its
+        // max_restarts says) and names the new instance in the GCS.
+        // Calls not yet answered wait for it like an owner's do.
+        a->state = RA__ACTOR_RESTARTING;
+        snprintf(a->death, sizeof a->death, "actor %.60s (%.60s) died: "
+                 "%.119s", a->name, a->cls, buf);
+        requeue(ctx, cs, a, buf);
+        a->resolve_until = ra__mono_ms() + RESOLVE_MS;
+        ra__core_tick_resolve(ctx, cs->core, a->key, RESOLVE_EVERY_MS);
+        return;
+    }
     if (!a->owned ||
         (a->max_restarts >= 0 && a->restarts >= a->max_restarts)) {
         die(ctx, cs, a, buf);
@@ -400,8 +415,20 @@ actor_lost(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
     report(ctx, a, buf);
     ra_log_info("core", "actor %" PRIu64 " (%s) restarting (%d): %s",
                 a->key, a->cls, a->restarts, buf);
-    // Calls it was running go first, in their order, while they have
-    // retries left; the others fail now.
+    requeue(ctx, cs, a, buf);
+    if (a->lease != 0) {
+        ra__core_lease_return(ctx, cs->core, a->lease, false);
+        a->lease = 0;
+    }
+    place(ctx, cs, a);
+}
+
+// requeue puts the calls an instance was running (while they have
+// retries left; the others fail with why) back at the head of the calls
+// waiting for the next instance, in their order.
+static void
+requeue(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a, const char *why)
+{
     ra__tq_t again = {0};
     ra__task_t *t;
     while ((t = a->inflight.head) != NULL) {
@@ -413,7 +440,7 @@ actor_lost(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
             t->attempt++;
             ra__tq_push(&again, t);
         } else {
-            ra__core_task_fail(ctx, cs->core, t, RA_EACTOR, buf);
+            ra__core_task_fail(ctx, cs->core, t, RA_EACTOR, why);
         }
     }
     while ((t = a->waiting.head) != NULL) {
@@ -421,11 +448,80 @@ actor_lost(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
         ra__tq_push(&again, t);
     }
     a->waiting = again;
-    if (a->lease != 0) {
-        ra__core_lease_return(ctx, cs->core, a->lease, false);
-        a->lease = 0;
+}
+
+// send_waiting sends an instance that is up the calls that waited for
+// it, in their order.
+static void
+send_waiting(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
+{
+    ra__task_t *t;
+    ra__tq_t w = a->waiting;
+    a->waiting = (ra__tq_t){0};
+    while ((t = w.head) != NULL) {
+        ra__tq_remove(&w, t);
+        ra__actor_call(ctx, cs->core, cs, a, t);
     }
-    place(ctx, cs, a);
+}
+
+// ra__actor_resolve_tick asks the GCS where a lost looked-up actor's name
+// leads: to a new instance (adopted, and the waiting calls go to it), to
+// the old one still (asked again later, until resolve_until), or nowhere
+// (the actor is dead for good: its owner let the name go).
+void
+ra__actor_resolve_tick(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key)
+{
+    ra__cactor_t *a = ra__cactor_at(cs, key);
+    ra__cluster_t *c = ra__g;
+    if (a == NULL || a->owned || a->state != RA__ACTOR_RESTARTING ||
+        c == NULL) {
+        return;
+    }
+    ra__wbuf_t b = {0};
+    ra_msg_t *rep = NULL;
+    ra__rbuf_t r;
+    ra__wb_u8(&b, RA__GCS_NAME_GET);
+    ra__wb_str(&b, a->ns);
+    ra__wb_str(&b, a->name);
+    int rc = ra__gcs_call_status(ctx, &b, 2000, &rep, &r);
+    ra_pid_t pid = RA_PID_NIL;
+    char ep[256] = "";
+    if (rc == 0) {
+        char cls[RA__NAME_MAX + 1];
+        pid = ra__rb_pid(&r);
+        ra__rb_str(&r, cls, sizeof cls);
+        if (!r.bad && r.off < r.len) {
+            ra__rb_str(&r, ep, sizeof ep);
+        }
+        rc = r.bad ? RA_EBADMSG : 0;
+        ra_msg_unref(&rep);
+    }
+    if (rc == RA_ENOENT) {
+        die(ctx, cs, a, "its instance was lost, and its name released: it "
+                   "ended for good");
+        return;
+    }
+    if (rc != 0 || ra_pid_is_nil(pid) || ra_pid_eq(pid, a->pid) ||
+        (ep[0] != '\0' && (pid.node != c->node || pid.proc != c->proc) &&
+         ra_link_route(c->link, pid.node, pid.proc, ep) != 0)) {
+        if (ra__mono_ms() < a->resolve_until) {
+            ra__core_tick_resolve(ctx, cs->core, a->key, RESOLVE_EVERY_MS);
+        } else {
+            die(ctx, cs, a, "its instance was lost, and no other took its "
+                       "name within 30 s");
+        }
+        return;
+    }
+    char ps[RA_PID_STRLEN];
+    ra_log_info("core", "looked-up actor %s (%s) is back at %s", a->name,
+                a->cls, ra_pid_str(pid, ps));
+    a->pid = pid;
+    a->restarts++;
+    a->state = RA__ACTOR_ALIVE;
+    if (ra_monitor(ctx, a->pid, &a->mref) != 0) {
+        a->mref = 0;
+    }
+    send_waiting(ctx, cs, a);
 }
 
 // ra__actor_lease_lost records how the worker under an actor's lease

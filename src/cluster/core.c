@@ -348,7 +348,9 @@ task_unhold(core_t *k, ra__task_t *t)
     }
 }
 
-static void tev_end(ra__core_t *cs, const ra__task_t *t);
+static void tev_end(ra__core_t *cs, ra__task_t *t);
+static void tev_result(ra__core_t *cs, ra__task_t *t, int err,
+                       const char *text, size_t len);
 
 static void
 task_free(ra__task_t *t)
@@ -432,10 +434,33 @@ tev_running(core_t *k, const ra__task_t *t, ra_pid_t exec)
     ra__wb_u32(&k->cs->tev, exec.proc);
 }
 
-// tev_end: the task ended; its object says how (then, for FAILED: str
-// error).
+// tev_result: the task ends with err (0, else FAILED with text) (then,
+// for FAILED: str error).  Its last event.
 static void
-tev_end(ra__core_t *cs, const ra__task_t *t)
+tev_result(ra__core_t *cs, ra__task_t *t, int err, const char *text,
+           size_t len)
+{
+    if (!t->evented || (ra__g != NULL && ra__g->stopping)) {
+        return;
+    }
+    t->evented = false;
+    tev_head(cs, t, err != 0 ? RA__TEV_FAILED : RA__TEV_FINISHED);
+    if (err != 0) {
+        char buf[256];
+        if (text == NULL || len == 0) {
+            snprintf(buf, sizeof buf, "%s", ra_strerror(err));
+        } else {
+            snprintf(buf, sizeof buf, "%.*s", (int)(len < 255 ? len : 255),
+                     text);
+        }
+        ra__wb_str(&cs->tev, buf);
+    }
+}
+
+// tev_end: a task freed without tev_result; its object, if still there,
+// says how it ended.
+static void
+tev_end(ra__core_t *cs, ra__task_t *t)
 {
     char text[256] = "";
     bool failed = false;
@@ -451,10 +476,7 @@ tev_end(ra__core_t *cs, const ra__task_t *t)
         failed = true;
         snprintf(text, sizeof text, "cancelled or past its deadline");
     }
-    tev_head(cs, t, failed ? RA__TEV_FAILED : RA__TEV_FINISHED);
-    if (failed) {
-        ra__wb_str(&cs->tev, text);
-    }
+    tev_result(cs, t, failed ? RA_ETASK : 0, text, strlen(text));
 }
 
 // tev_flush sends the events noted so far to the GCS (without waiting;
@@ -487,6 +509,7 @@ tev_flush(ra_ctx_t *ctx, core_t *k)
 static void
 task_fail(core_t *k, ra__task_t *t, int err, const char *text)
 {
+    tev_result(k->cs, t, err, text, strlen(text));
     obj_fail(k->cs, t->id, err, text);
     task_free(t);
 }
@@ -615,7 +638,8 @@ enum {
     TICK_LOST = 4,
     TICK_ACTOR_LOST = 5,
     TICK_RESPILL = 6,
-    TICK_TEV = 7
+    TICK_TEV = 7,
+    TICK_ACTOR_RESOLVE = 8
 };
 
 static void send_tick(ra_ctx_t *ctx, core_t *k, uint8_t what, uint64_t a,
@@ -741,6 +765,12 @@ void
 ra__core_tick_actor(ra_ctx_t *ctx, void *kp, uint64_t key)
 {
     send_tick(ctx, kp, TICK_ACTOR_LOST, key, 0, LOST_WAIT_MS);
+}
+
+void
+ra__core_tick_resolve(ra_ctx_t *ctx, void *kp, uint64_t key, uint64_t ms)
+{
+    send_tick(ctx, kp, TICK_ACTOR_RESOLVE, key, 0, ms);
 }
 
 // ---- dispatching tasks ----
@@ -1298,6 +1328,7 @@ on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
                  pull_result(ctx, k, t, vkind, data, len);
     if (!later) {
         task_unhold(k, t);
+        tev_result(k->cs, t, status, data, status != 0 ? len : 0);
         obj_complete(k->cs, id, status, kind, m, data, len);
         task_free(t);
         task_done(ctx, k, id);
@@ -1610,6 +1641,8 @@ on_tick(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         }
     } else if (what == TICK_ACTOR_LOST) {
         ra__actor_lost_tick(ctx, k->cs, a);
+    } else if (what == TICK_ACTOR_RESOLVE) {
+        ra__actor_resolve_tick(ctx, k->cs, a);
     } else if (what == TICK_RESPILL) {
         respill(ctx, k);
     } else if (what == TICK_TEV) {

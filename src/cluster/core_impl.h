@@ -136,6 +136,8 @@ typedef struct ra__cactor {
     char how[128];            // how its worker died, from the raylet
     char ep[256];             // its worker's tcp endpoint ("": ipc)
     bool down_pending;        // lost; waiting briefly for how
+    int64_t resolve_until;    // looked up, lost: the name is asked for
+                              // its new instance until then (mono ms)
     bool down_host;           // the host (not the instance) was lost
     ra_reason_t down_why;
     struct ra__cactor *cnext;  // in the list of actors being constructed
@@ -218,6 +220,11 @@ void ra__actor_lost_tick(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key);
 // ra__core_tick_actor arms the core's short wait for news of an actor's
 // lost worker (then ra__actor_lost_tick).
 void ra__core_tick_actor(ra_ctx_t *ctx, void *k, uint64_t key);
+// A looked-up handle whose instance was lost asks the GCS, every
+// ms, where the actor's name leads now (ra__actor_resolve_tick).
+void ra__core_tick_resolve(ra_ctx_t *ctx, void *k, uint64_t key,
+                           uint64_t ms);
+void ra__actor_resolve_tick(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key);
 void ra__actor_lease_lost(ra_ctx_t *ctx, ra__core_t *cs, uint64_t lease,
                           const char *how);
 void ra__actor_call(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cactor_t *a,

@@ -329,7 +329,7 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         if (ra__gcs_jobs_down(ctx, g->jobs, msg, &driver)) {
             drop_names_of(g, driver);
             ra__gcs_tasks_owner_gone(g->tasks, driver.node, driver.proc,
-                                     "its driver ended before it did");
+                                     "its driver ended before the task did");
         } else if (ra_msg_kind(msg) == RA_MSG_DOWN &&
                    ra_msg_down_info(msg, &mref, &lost, &why) == 0) {
             drop_names_at(g, lost);

@@ -13,8 +13,8 @@
 // RESTARTING) wins.  A GCS that restarts watches the ALIVE instances of
 // its table again.  A kill reported shortly after the GCS saw the
 // instance end still names the killer.  Records of dead actors are kept
-// (`rayo list actors` shows them), as Ray keeps them; nothing prunes
-// them yet.
+// (`rayo list actors` shows them), as Ray keeps them: the newest
+// DEAD_MAX, the ones that ended first dropped beyond that.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,9 +46,15 @@ typedef struct gended {
     int64_t at_ms;
 } gended_t;
 
+// Records of dead actors kept (Ray keeps 100,000 destroyed actors too;
+// RAYO_GCS_MAX_DEAD_ACTORS sets it).  Beyond it by a tenth, the oldest
+// ended go, in one batch.
+#define DEAD_MAX 100000
+
 struct ra__gcs_actors {
     ra_tables_t *t;
     gwatch_t *watched;
+    size_t dead, dead_max;    // DEAD records, and how many are kept
     gended_t ended[ENDED_RING];
     unsigned ended_next;
 };
@@ -172,6 +178,100 @@ watch(ra_ctx_t *ctx, ra__gcs_actors_t *g, const unsigned char *key,
     g->watched = w;
 }
 
+typedef struct dead_ent {
+    int64_t end_ms;
+    unsigned char key[RA__ACTOR_KEY_LEN];
+} dead_ent_t;
+
+typedef struct dead_scan {
+    dead_ent_t *v;
+    size_t n, cap;
+    bool nomem;
+} dead_scan_t;
+
+static int
+collect_dead(void *user, const void *key, size_t klen, const void *val,
+             size_t vlen)
+{
+    dead_scan_t *s = user;
+    ra__rbuf_t r = {.p = val, .len = vlen};
+    ra__actor_rec_t a;
+    if (klen != RA__ACTOR_KEY_LEN || ra__rb_actor_rec(&r, &a) != 0 ||
+        a.state != RA__ACTOR_DEAD) {
+        return 0;
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap != 0 ? s->cap * 2 : 1024;
+        dead_ent_t *v = realloc(s->v, cap * sizeof *v);
+        if (v == NULL) {
+            s->nomem = true;
+            return 1;
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n].end_ms = a.end_ms;
+    memcpy(s->v[s->n].key, key, RA__ACTOR_KEY_LEN);
+    s->n++;
+    return 0;
+}
+
+static int
+older_first(const void *x, const void *y)
+{
+    const dead_ent_t *a = x, *b = y;
+    if (a->end_ms != b->end_ms) {
+        return a->end_ms < b->end_ms ? -1 : 1;
+    }
+    return memcmp(a->key, b->key, RA__ACTOR_KEY_LEN);
+}
+
+// prune deletes the records of the actors that ended first, down to
+// dead_max, in one transaction.
+static void
+prune(ra__gcs_actors_t *g)
+{
+    dead_scan_t s = {0};
+    (void)ra_table_scan(g->t, NULL, "actors", NULL, 0, collect_dead, &s);
+    if (s.nomem || s.n <= g->dead_max) {
+        g->dead = s.nomem ? g->dead : s.n;
+        free(s.v);
+        return;
+    }
+    qsort(s.v, s.n, sizeof *s.v, older_first);
+    size_t drop = s.n - g->dead_max;
+    ra_tables_txn_t *txn = NULL;
+    int rc = ra_tables_begin(g->t, &txn);
+    for (size_t i = 0; rc == 0 && i < drop; i++) {
+        rc = ra_table_delete(g->t, txn, "actors", s.v[i].key,
+                             RA__ACTOR_KEY_LEN);
+    }
+    if (rc == 0) {
+        rc = ra_tables_commit(&txn);
+    } else {
+        ra_tables_abort(&txn);
+    }
+    if (rc == 0) {
+        g->dead = s.n - drop;
+    } else {
+        g->dead = s.n;
+        ra_log_warn("gcs", "cannot drop the %zu oldest dead actors' "
+                    "records: %s", drop, ra_strerror(rc));
+    }
+    free(s.v);
+}
+
+// dead_added counts a record that became DEAD, and prunes past the bound.
+static void
+dead_added(ra__gcs_actors_t *g)
+{
+    g->dead++;
+    size_t slack = g->dead_max / 10 > 0 ? g->dead_max / 10 : 1;
+    if (g->dead > g->dead_max + slack) {
+        prune(g);
+    }
+}
+
 // ended notes that the instance pid of actor key ended for a reason
 // other than a kill (for killed_late).
 static void
@@ -203,7 +303,8 @@ op_put(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
     ra__actor_key(from.node, from.proc, akey, key);
     ra__actor_rec_t old;
     int64_t now = ra__wall_ms();
-    if (rec_load(g, key, &old) == 0) {
+    bool have_old = rec_load(g, key, &old) == 0;
+    if (have_old) {
         a.start_ms = old.start_ms;
         bool killed = strncmp(a.reason, "killed by", 9) == 0;
         if (a.state == RA__ACTOR_DEAD && old.state == RA__ACTOR_ALIVE &&
@@ -221,8 +322,14 @@ op_put(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
         a.start_ms = now;
     }
     a.end_ms = a.state == RA__ACTOR_DEAD ? now : 0;
+    bool was_dead = have_old && old.state == RA__ACTOR_DEAD;
     if ((rc = rec_store(g, key, &a)) != 0) {
         return rc;
+    }
+    if (a.state == RA__ACTOR_DEAD && !was_dead) {
+        dead_added(g);
+    } else if (a.state != RA__ACTOR_DEAD && was_dead && g->dead > 0) {
+        g->dead--;
     }
     if (a.state == RA__ACTOR_ALIVE && !ra_pid_is_nil(a.pid)) {
         watch(ctx, g, key, a.pid);
@@ -286,7 +393,11 @@ op_killed(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
             a.end_ms = ra__wall_ms();
             snprintf(a.reason, sizeof a.reason, "killed by process %u.%u",
                      from.node, from.proc);
-            return rec_store(g, key, &a);
+            int rc = rec_store(g, key, &a);
+            if (rc == 0) {
+                dead_added(g);
+            }
+            return rc;
         }
         return 0;
     }
@@ -378,7 +489,9 @@ ra__gcs_actors_down(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra_msg_t *m,
                 why_ended(why, a.reason, sizeof a.reason);
                 ended(g, key, pid, a.end_ms);
             }
-            (void)rec_store(g, key, &a);
+            if (rec_store(g, key, &a) == 0) {
+                dead_added(g);
+            }
         }
         return true;
     }
@@ -389,6 +502,7 @@ typedef struct alive_scan {
     ra_ctx_t *ctx;
     ra__gcs_actors_t *g;
     unsigned n;
+    size_t dead;
 } alive_scan_t;
 
 static int
@@ -398,6 +512,10 @@ find_alive(void *user, const void *key, size_t klen, const void *val,
     alive_scan_t *s = user;
     ra__rbuf_t r = {.p = val, .len = vlen};
     ra__actor_rec_t a;
+    if (klen == RA__ACTOR_KEY_LEN && ra__rb_actor_rec(&r, &a) == 0 &&
+        a.state == RA__ACTOR_DEAD) {
+        s->dead++;
+    }
     if (klen == RA__ACTOR_KEY_LEN && ra__rb_actor_rec(&r, &a) == 0 &&
         a.state == RA__ACTOR_ALIVE && !ra_pid_is_nil(a.pid)) {
         // (Monitors only: no write inside the scan.)
@@ -410,8 +528,12 @@ find_alive(void *user, const void *key, size_t klen, const void *val,
 void
 ra__gcs_actors_reload(ra_ctx_t *ctx, ra__gcs_actors_t *g)
 {
-    alive_scan_t s = {ctx, g, 0};
+    alive_scan_t s = {ctx, g, 0, 0};
     (void)ra_table_scan(g->t, NULL, "actors", NULL, 0, find_alive, &s);
+    g->dead = s.dead;
+    if (g->dead > g->dead_max) {
+        prune(g);
+    }
     if (s.n > 0) {
         ra_log_info("gcs", "watching the %u actors an earlier GCS recorded "
                     "alive", s.n);
@@ -426,6 +548,19 @@ ra__gcs_actors_new(ra__gcs_actors_t **out, ra_tables_t *t)
         return RA_ENOMEM;
     }
     g->t = t;
+    g->dead_max = DEAD_MAX;
+    const char *e = getenv("RAYO_GCS_MAX_DEAD_ACTORS");
+    if (e != NULL && *e != '\0') {
+        char *end = NULL;
+        unsigned long long v = strtoull(e, &end, 10);
+        if (*end == '\0' && v >= 1 && v <= 100000000) {
+            g->dead_max = (size_t)v;
+        } else {
+            ra_log_warn("gcs", "RAYO_GCS_MAX_DEAD_ACTORS must be a number "
+                        "from 1 to 100000000, not '%s'; keeping %d", e,
+                        DEAD_MAX);
+        }
+    }
     *out = g;
     return 0;
 }

@@ -31,8 +31,7 @@ typedef struct trec {
     uint64_t job;
     uint32_t node, proc;      // the worker it last ran on (0: none yet)
     int64_t submit_ms, start_ms, end_ms;
-    char fn[RA__NAME_MAX + 1];
-    char label[RA__NAME_MAX + 1];
+    char *fn, *label;         // NULL until known, or when ""
     char *error;              // FAILED: why (else NULL)
 } trec_t;
 
@@ -101,6 +100,8 @@ static void
 rec_free(trec_t *t)
 {
     if (t != NULL) {
+        free(t->fn);
+        free(t->label);
         free(t->error);
         free(t);
     }
@@ -212,8 +213,10 @@ op_events(ra_ctx_t *ctx, ra__gcs_tasks_t *g, ra__rbuf_t *r)
         t->attempt = attempt;
         t->job = job;
         if (state == RA__TEV_PENDING) {
-            memcpy(t->fn, fn, sizeof fn);
-            memcpy(t->label, label, sizeof label);
+            free(t->fn);
+            free(t->label);
+            t->fn = fn[0] != '\0' ? strdup(fn) : NULL;
+            t->label = label[0] != '\0' ? strdup(label) : NULL;
             t->submit_ms = ms;
         } else if (state == RA__TEV_RUNNING) {
             t->node = node;
@@ -254,8 +257,8 @@ op_list(ra__gcs_tasks_t *g, ra__rbuf_t *r, ra__wbuf_t *out)
         ra__wb_u64(out, (uint64_t)t->submit_ms);
         ra__wb_u64(out, (uint64_t)t->start_ms);
         ra__wb_u64(out, (uint64_t)t->end_ms);
-        ra__wb_str(out, t->fn);
-        ra__wb_str(out, t->label);
+        ra__wb_str(out, t->fn != NULL ? t->fn : "");
+        ra__wb_str(out, t->label != NULL ? t->label : "");
         ra__wb_str(out, t->error != NULL ? t->error : "");
     }
     return out->err;

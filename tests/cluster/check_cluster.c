@@ -903,6 +903,48 @@ wait_actor(const char *name, ra_actor_state_t state)
     return got;
 }
 
+START_TEST(test_cluster_dead_actors_are_bounded)
+{
+    // With RAYO_GCS_MAX_DEAD_ACTORS=5 the GCS keeps the 5 (and at most a
+    // tenth, here 1, more) actors that ended last; live ones all stay.
+    setenv("RAYO_GCS_MAX_DEAD_ACTORS", "5", 1);
+    start();
+    unsetenv("RAYO_GCS_MAX_DEAD_ACTORS");
+    ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
+    o.name = "survivor";
+    ra_actor_t live;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(1), 1, &o, &live));
+    enum { N = 12 };
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "d%d", i);
+        o.name = name;
+        ra_actor_t a;
+        RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(1), 1, &o, &a));
+        RA_CK_OK(ra_actor_kill(a));
+        ra_actor_info_t x = wait_actor(name, RA_ACTOR_DEAD);
+        ck_assert_int_eq(x.state, RA_ACTOR_DEAD);
+    }
+    ra_actor_info_t *as = NULL;
+    size_t n = 0, dead = 0;
+    bool first = false, last = false, survivor = false;
+    RA_CK_OK(ra_actor_list(&as, &n));
+    for (size_t i = 0; i < n; i++) {
+        dead += as[i].state == RA_ACTOR_DEAD;
+        first |= strcmp(as[i].name, "d0") == 0;
+        last |= strcmp(as[i].name, "d11") == 0;
+        survivor |= strcmp(as[i].name, "survivor") == 0 &&
+                    as[i].state == RA_ACTOR_ALIVE;
+    }
+    free(as);
+    ck_assert_msg(dead >= 5 && dead <= 6, "%zu dead records", dead);
+    ck_assert(!first);
+    ck_assert(last);
+    ck_assert(survivor);
+    stop();
+}
+END_TEST
+
 // wait_task reads the GCS's task table until the task named name is in
 // state (owners report in batches), up to 5 s, and returns its record
 // (state -1 when it never was).
@@ -1112,10 +1154,13 @@ START_TEST(test_cluster_actor_restarts_after_kill9)
     ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
     o.max_restarts = 1;
     o.max_task_retries = -1;
-    ra_actor_t a;
+    o.name = "phoenix";
+    ra_actor_t a, b;
     ra_ref_t r;
     int64_t pid = 0, x = 0;
     RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(5), 1, &o, &a));
+    // b: a handle looked up by name, as another program would.
+    RA_CK_OK(ra_actor_lookup("phoenix", NULL, &b));
     RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(1), 1, &r));
     RA_CK_OK(ra_get_i64(r, 20000, &x));
     ck_assert_int_eq(x, 6);
@@ -1135,12 +1180,25 @@ START_TEST(test_cluster_actor_restarts_after_kill9)
     RA_CK_OK(ra_get_i64(r, 20000, &pid2));
     ck_assert_int_ne(pid2, pid);
     ra_release(r);
+    // The looked-up handle found the new instance through its name.
+    int64_t pidb = 0;
+    RA_CK_OK(ra_actor_call(b, "pid", NULL, 0, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &pidb));
+    ck_assert_int_eq(pidb, pid2);
+    ra_release(r);
     // Its one restart is used up: the next death is final.
     ck_assert_int_eq(kill((pid_t)pid2, SIGKILL), 0);
     RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(1), 1, &r));
     ra_value_t *v = NULL;
     RA_CK_ERR(ra_get(r, 20000, &v), RA_EACTOR);
     ck_assert_msg(strstr(ra_value_error(v), "signal 9") != NULL,
+                  "error text: %s", ra_value_error(v));
+    ra_value_free(&v);
+    ra_release(r);
+    // ... for the looked-up handle too: its owner released the name.
+    RA_CK_OK(ra_actor_call(b, "pid", NULL, 0, &r));
+    RA_CK_ERR(ra_get(r, 20000, &v), RA_EACTOR);
+    ck_assert_msg(strstr(ra_value_error(v), "ended for good") != NULL,
                   "error text: %s", ra_value_error(v));
     ra_value_free(&v);
     ra_release(r);
@@ -1463,8 +1521,11 @@ START_TEST(test_cluster_100k_objects_leave_nothing)
     // processes or here, each read by another task in another process and
     // released while that task may still wait for it: every one is
     // checked, and afterwards the store holds nothing and this process's
-    // heap has not grown by more than the object table's own array.
+    // heap has not grown by more than the object table's own array.  (The
+    // GCS in this process keeps fewer tasks here than its 100,000.)
+    setenv("RAYO_GCS_MAX_TASKS", "1000", 1);
     start();
+    unsetenv("RAYO_GCS_MAX_TASKS");
     int n = (int)ra_test_scaled(100000);
     enum { WINDOW = 256 };
     ra_ref_t win[WINDOW];
@@ -1637,6 +1698,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_actor_max_concurrency);
     tcase_add_test(tc, test_cluster_actor_table);
     tcase_add_test(tc, test_cluster_task_table);
+    tcase_add_test(tc, test_cluster_dead_actors_are_bounded);
     tcase_add_test(tc, test_cluster_actor_restarts_after_kill9);
     tcase_add_test(tc, test_cluster_actor_call_deadline);
     tcase_add_test(tc, test_cluster_named_actor_from_another_process);
