@@ -137,10 +137,12 @@ main(void)
             return fail("ra_remote", rc);
         }
     }
+    // (The first tasks wait for worker processes to start: generous
+    // timeouts, for a machine that is busy.)
     printf("squares:");
     for (int i = 0; i < 4; i++) {
         int64_t x;
-        if ((rc = ra_get_i64(refs[i], 10000, &x)) != 0) {
+        if ((rc = ra_get_i64(refs[i], 60000, &x)) != 0) {
             return fail("ra_get", rc);
         }
         printf(" %lld", (long long)x);
@@ -162,7 +164,7 @@ main(void)
         ra_ref_t r;
         int64_t x;
         if ((rc = ra_actor_call(counter, "incr", NULL, 0, &r)) != 0 ||
-            (rc = ra_get_i64(r, 10000, &x)) != 0) {
+            (rc = ra_get_i64(r, 60000, &x)) != 0) {
             return fail("Counter.incr", rc);
         }
         ra_release(r);
@@ -192,7 +194,7 @@ main(void)
     int64_t total = 0;
     for (int b = 0; b < BATCHES; b++) {
         int64_t x;
-        if ((rc = ra_get_i64(batches[b], 30000, &x)) != 0) {
+        if ((rc = ra_get_i64(batches[b], 60000, &x)) != 0) {
             return fail("ra_get infer", rc);
         }
         total += x;

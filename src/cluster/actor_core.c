@@ -569,6 +569,7 @@ ra__actor_call(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cactor_t *a,
                          ra_pid_str(a->pid, ps), ra_err_name(rc));
             ra_msg_unref(&m);
         }
+        ra__core_tev_running(cs, t, a->pid);
         ra__tq_push(&a->inflight, t);
         break;
     }

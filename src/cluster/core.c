@@ -404,10 +404,11 @@ tev_head(ra__core_t *cs, const ra__task_t *t, uint8_t state)
 static void
 tev_pending(core_t *k, ra__task_t *t)
 {
-    if (t->type != RA__TASK_FN || k->c->stopping || k->no_tev) {
+    if (t->type == RA__TASK_CTOR || k->c->stopping || k->no_tev) {
         return;
     }
-    char fn[RA__NAME_MAX + 1] = "";
+    // A method shows as Class.method, as Ray's tasks list shows it.
+    char fn[RA__NAME_MAX + 1] = "", shown[2 * RA__NAME_MAX + 2];
     ra__rbuf_t r;
     ra__rb_init(&r, t->wire);
     (void)ra__rb_u8(&r);
@@ -416,22 +417,34 @@ tev_pending(core_t *k, ra__task_t *t)
     (void)ra__rb_u32(&r);
     (void)ra__rb_u64(&r);
     ra__rb_str(&r, fn, sizeof fn);
+    const ra__cactor_t *a = t->type == RA__TASK_METHOD
+                                ? ra__cactor_at(k->cs, t->actor) : NULL;
+    snprintf(shown, sizeof shown, "%s%s%s", a != NULL ? a->cls : "",
+             a != NULL ? "." : "", fn);
+    shown[RA__NAME_MAX] = '\0';
     tev_head(k->cs, t, RA__TEV_PENDING);
-    ra__wb_str(&k->cs->tev, fn);
+    ra__wb_str(&k->cs->tev, shown);
     ra__wb_str(&k->cs->tev, t->label != NULL ? t->label : "");
     t->evented = true;
 }
 
-// tev_running: pushed to the worker exec (then: u32 node, u32 proc).
+// tev_running: pushed to the worker exec, or to the actor instance
+// exec for a method (then: u32 node, u32 proc).
 static void
-tev_running(core_t *k, const ra__task_t *t, ra_pid_t exec)
+tev_running(ra__core_t *cs, const ra__task_t *t, ra_pid_t exec)
 {
     if (!t->evented) {
         return;
     }
-    tev_head(k->cs, t, RA__TEV_RUNNING);
-    ra__wb_u32(&k->cs->tev, exec.node);
-    ra__wb_u32(&k->cs->tev, exec.proc);
+    tev_head(cs, t, RA__TEV_RUNNING);
+    ra__wb_u32(&cs->tev, exec.node);
+    ra__wb_u32(&cs->tev, exec.proc);
+}
+
+void
+ra__core_tev_running(ra__core_t *cs, const ra__task_t *t, ra_pid_t exec)
+{
+    tev_running(cs, t, exec);
 }
 
 // tev_result: the task ends with err (0, else FAILED with text) (then,
@@ -822,7 +835,7 @@ dispatch(ra_ctx_t *ctx, core_t *k, ra__cls_t *c)
             }
             t->lease = l;
             t->sent_us = now;
-            tev_running(k, t, l->exec);
+            tev_running(k->cs, t, l->exec);
             ra__tq_push(&l->inflight, t);
         }
     }

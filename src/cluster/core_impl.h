@@ -225,6 +225,10 @@ void ra__core_tick_actor(ra_ctx_t *ctx, void *k, uint64_t key);
 void ra__core_tick_resolve(ra_ctx_t *ctx, void *k, uint64_t key,
                            uint64_t ms);
 void ra__actor_resolve_tick(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key);
+// ra__core_tev_running notes for the GCS's task table that task t was
+// sent to exec (an actor instance, for a method).  The core's thread.
+void ra__core_tev_running(ra__core_t *cs, const ra__task_t *t,
+                          ra_pid_t exec);
 void ra__actor_lease_lost(ra_ctx_t *ctx, ra__core_t *cs, uint64_t lease,
                           const char *how);
 void ra__actor_call(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cactor_t *a,

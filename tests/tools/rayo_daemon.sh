@@ -319,7 +319,7 @@ follower=$!
 dpid=$("$rayo" list jobs --format json 2>/dev/null |
        sed -n 's/.*"status" : "RUNNING", "driver_pid" : \([0-9]*\).*/\1/p')
 seen=""
-for i in $(seq 1 30); do
+for i in $(seq 1 100); do
     out=$("$rayo" list workers 2>&1)
     printf '%s\n' "$out" | grep -q "LEASED *0 *$dpid " && { seen=yes; break; }
     sleep 0.1
