@@ -259,6 +259,7 @@ typedef struct core {
     uint64_t daemon_ref;      // a driver's monitor of its node daemon
     bool daemon_lost;         // ... which was lost: nothing can run
     bool no_tev;              // RAYO_TASK_EVENTS=0: no task events
+    bool tev_methods;         // RAYO_TASK_EVENTS=all: methods' too
     // Leases granted by the raylets of other nodes (work spilled there),
     // and this job's environment at each of those raylets.
     struct rlease { uint64_t lid; ra_pid_t raylet; } *rl;
@@ -380,7 +381,9 @@ task_free(ra__task_t *t)
 // FAILED at its end) in cs->tev and sends them in batches: at TEV_BATCH
 // events, else TEV_FLUSH_MS after the first one.  The core's thread only.
 // RAYO_TASK_EVENTS=0 turns them off (about a tenth more tasks a second
-// on the 2-vCPU machine, and no rayo list tasks for this process).
+// on the 2-vCPU machine, and no rayo list tasks for this process);
+// RAYO_TASK_EVENTS=all adds actor method calls, which are off by default:
+// three events a call cost about 30% of the async actor call rate here.
 
 enum { TEV_BATCH = 1000, TEV_FLUSH_MS = 500 };
 
@@ -404,7 +407,8 @@ tev_head(ra__core_t *cs, const ra__task_t *t, uint8_t state)
 static void
 tev_pending(core_t *k, ra__task_t *t)
 {
-    if (t->type == RA__TASK_CTOR || k->c->stopping || k->no_tev) {
+    if (t->type == RA__TASK_CTOR || k->c->stopping || k->no_tev ||
+        (t->type == RA__TASK_METHOD && !k->tev_methods)) {
         return;
     }
     // A method shows as Class.method, as Ray's tasks list shows it.
@@ -1768,6 +1772,7 @@ core_init(ra_ctx_t *ctx, void **state)
     }
     const char *tev = getenv("RAYO_TASK_EVENTS");
     k->no_tev = tev != NULL && strcmp(tev, "0") == 0;
+    k->tev_methods = tev != NULL && strcmp(tev, "all") == 0;
     k->cs->core = k;
     *state = k;
     if (k->c->joined &&

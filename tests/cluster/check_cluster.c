@@ -977,8 +977,10 @@ START_TEST(test_cluster_task_table)
     // then FINISHED; a failed one FAILED with its error; only the newest
     // RAYO_GCS_MAX_TASKS are kept.
     setenv("RAYO_GCS_MAX_TASKS", "50", 1);
+    setenv("RAYO_TASK_EVENTS", "all", 1);   // actor method calls too
     start();
     unsetenv("RAYO_GCS_MAX_TASKS");
+    unsetenv("RAYO_TASK_EVENTS");
     ra_task_opts_t o = RA_TASK_OPTS_INIT;
     o.name = "held";
     char *m = marker("open-held");
@@ -1014,8 +1016,8 @@ START_TEST(test_cluster_task_table)
     ck_assert_str_eq(ra_task_status_name(x.state), "FAILED");
     ck_assert_msg(strstr(x.error, "bad input 7") != NULL, "error: %s",
                   x.error);
-    // An actor's method calls are tasks too, Class.method, RUNNING on the
-    // actor's worker.
+    // An actor's method calls are tasks too (RAYO_TASK_EVENTS=all),
+    // Class.method, RUNNING on the actor's worker.
     ra_actor_t acct;
     RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(1), 1, NULL, &acct));
     RA_CK_OK(ra_actor_call(acct, "pid", NULL, 0, &r));
