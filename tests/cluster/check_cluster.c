@@ -1673,6 +1673,40 @@ START_TEST(test_cluster_1m_queued_tasks)
 }
 END_TEST
 
+START_TEST(test_cluster_heartbeat_env)
+{
+    // RAYO_HEARTBEAT_MS and RAYO_HEARTBEAT_MISS set the links' heartbeat
+    // in every process of a cluster; values out of range or not numbers
+    // are ignored (0: the link's default).
+    static const struct {
+        const char *ms, *miss;
+        uint32_t want_ms, want_miss;
+    } cases[] = {
+        {"250", "8", 250, 8},     {"10", "2", 10, 2},
+        {"60000", "1000", 60000, 1000},
+        {"9", "1", 0, 0},         {"60001", "1001", 0, 0},
+        {"-5", "x", 0, 0},        {"100ms", "3 ", 0, 0},
+        {"", "", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv("RAYO_HEARTBEAT_MS", cases[i].ms, 1);
+        setenv("RAYO_HEARTBEAT_MISS", cases[i].miss, 1);
+        ra_link_opts_t lo = {0};
+        ra__link_env_opts(&lo);
+        ck_assert_msg(lo.hb_interval_ms == cases[i].want_ms &&
+                          lo.hb_miss == cases[i].want_miss,
+                      "'%s' '%s' gave %u x %u", cases[i].ms, cases[i].miss,
+                      lo.hb_interval_ms, lo.hb_miss);
+    }
+    unsetenv("RAYO_HEARTBEAT_MS");
+    unsetenv("RAYO_HEARTBEAT_MISS");
+    ra_link_opts_t lo = {0};
+    ra__link_env_opts(&lo);
+    ck_assert_uint_eq(lo.hb_interval_ms, 0);
+    ck_assert_uint_eq(lo.hb_miss, 0);
+}
+END_TEST
+
 START_TEST(test_cluster_init_twice_and_shutdown_twice)
 {
     start();
@@ -1722,6 +1756,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_worker_killed_from_outside);
     tcase_add_test(tc, test_cluster_deadline_and_cancel);
     tcase_add_test(tc, test_cluster_survives_malformed_messages);
+    tcase_add_test(tc, test_cluster_heartbeat_env);
     suite_add_tcase(s, tc);
     tc = tcase_create("actors");
     tcase_set_timeout(tc, 120);
