@@ -163,7 +163,7 @@ grep -q "^PENDING" "$base/watch4.out" && ! grep -q "^CREATED" "$base/watch4.out"
 # A group that one node cannot reserve now (its CPUs are busy with
 # tasks) is rolled back everywhere: no bundle stays reserved on the other
 # nodes while it waits, and it is created once the node is free.
-on 1 env RAYO_ADDRESS=auto "$driver" busy special 2 8000 >/dev/null 2>&1 &
+on 1 env RAYO_ADDRESS=auto "$driver" busy special 2 8000 >"$base/busy.out" 2>&1 &
 filler=$!
 full=""
 for i in $(seq 1 50); do
@@ -189,7 +189,7 @@ for i in 1 2 3; do
     sleep 0.2
 done
 [ "$half" = 1 ] && ok "no bundle stays reserved while the group waits" ||
-    fail "half-reserved group: $js"
+    fail "half-reserved group (the busy driver $(kill -0 $filler 2>/dev/null && echo runs || echo "ended: $(cat "$base/busy.out")")): $js"
 # (Only while the filler still runs: slow builds may have finished it.)
 kill -0 $filler 2>/dev/null && grep -q "^CREATED" "$base/watch3.out" &&
     fail "the group was created while node 2 was busy: $(cat "$base/watch3.out")"
