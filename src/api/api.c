@@ -2621,18 +2621,22 @@ ra_job_id(void)
     return ra__g != NULL ? ra__g->job_id : 0;
 }
 
-// gcs_list asks the GCS for the records of list operation op: *count of
-// them, and a zeroed array of count + 1 elements of each bytes in *list
-// for the caller to fill from *r (then it unrefs *rep).
+// gcs_list asks the GCS for the records of list operation op (with the
+// u32 *arg after it, unless NULL): *count of them, and a zeroed array of
+// count + 1 elements of each bytes in *list for the caller to fill from
+// *r (then it unrefs *rep).
 static int
-gcs_list(uint8_t op, size_t each, void **list, uint32_t *count,
-         ra_msg_t **rep, ra__rbuf_t *r)
+gcs_list(uint8_t op, const uint32_t *arg, size_t each, void **list,
+         uint32_t *count, ra_msg_t **rep, ra__rbuf_t *r)
 {
     if (ra__g == NULL) {
         return RA_ECLOSED;
     }
     ra__wbuf_t b = {0};
     ra__wb_u8(&b, op);
+    if (arg != NULL) {
+        ra__wb_u32(&b, *arg);
+    }
     int rc = ra__gcs_call_status(NULL, &b, 10000, rep, r);
     if (rc != 0) {
         return rc;
@@ -2656,8 +2660,8 @@ ra_job_list(ra_job_info_t **out, size_t *n)
     ra__rbuf_t r;
     ra_job_info_t *list = NULL;
     uint32_t count = 0;
-    int rc = gcs_list(RA__GCS_JOB_LIST, sizeof *list, (void **)&list, &count,
-                      &rep, &r);
+    int rc = gcs_list(RA__GCS_JOB_LIST, NULL, sizeof *list, (void **)&list,
+                      &count, &rep, &r);
     if (rc != 0) {
         return rc;
     }
@@ -2717,7 +2721,7 @@ ra_actor_list(ra_actor_info_t **out, size_t *n)
     ra__rbuf_t r;
     ra_actor_info_t *list = NULL;
     uint32_t count = 0;
-    int rc = gcs_list(RA__GCS_ACTOR_LIST, sizeof *list, (void **)&list,
+    int rc = gcs_list(RA__GCS_ACTOR_LIST, NULL, sizeof *list, (void **)&list,
                       &count, &rep, &r);
     if (rc != 0) {
         return rc;
@@ -2788,25 +2792,14 @@ ra_task_list(size_t limit, ra_task_info_t **out, size_t *n)
     if (out == NULL || n == NULL || limit > UINT32_MAX) {
         return RA_EINVAL;
     }
-    ra__cluster_t *c = ra__g;
-    if (c == NULL) {
-        return RA_ECLOSED;
-    }
-    ra__wbuf_t b = {0};
-    ra__wb_u8(&b, RA__GCS_TASK_LIST);
-    ra__wb_u32(&b, (uint32_t)limit);
     ra_msg_t *rep = NULL;
     ra__rbuf_t r;
-    int rc = ra__gcs_call_status(NULL, &b, 10000, &rep, &r);
+    ra_task_info_t *list = NULL;
+    uint32_t count = 0, lim = (uint32_t)limit;
+    int rc = gcs_list(RA__GCS_TASK_LIST, &lim, sizeof *list, (void **)&list,
+                      &count, &rep, &r);
     if (rc != 0) {
         return rc;
-    }
-    uint32_t count = ra__rb_u32(&r);
-    ra_task_info_t *list = NULL;
-    if (r.bad || count > r.len / 16) {
-        rc = RA_EBADMSG;
-    } else if ((list = calloc((size_t)count + 1, sizeof *list)) == NULL) {
-        rc = RA_ENOMEM;
     }
     for (uint32_t i = 0; rc == 0 && i < count; i++) {
         ra_task_info_t *t = &list[i];

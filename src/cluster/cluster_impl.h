@@ -561,6 +561,11 @@ int ra__gcs_scan_list(ra_tables_t *t, const char *table,
 // RAYO_HEARTBEAT_MS (10..60000) and RAYO_HEARTBEAT_MISS (2..1000), when
 // set (else 0: the link's defaults, 500 ms x 5).
 void ra__link_env_opts(ra_link_opts_t *o);
+
+// ra__env_u32 reads environment variable name as a whole number in
+// [lo, hi]: its value, or 0 (absent, or not such a number: said in the
+// log).
+uint32_t ra__env_u32(const char *name, uint32_t lo, uint32_t hi);
 // ra__wall_ms is the wall clock in ms since the epoch.
 int64_t ra__wall_ms(void);
 

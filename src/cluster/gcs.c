@@ -365,19 +365,8 @@ static const ra_behaviour_t gcs_beh = {
 static size_t
 tasks_max(void)
 {
-    const char *e = getenv("RAYO_GCS_MAX_TASKS");
-    if (e == NULL || *e == '\0') {
-        return RA__TASKS_MAX;
-    }
-    char *end = NULL;
-    unsigned long long v = strtoull(e, &end, 10);
-    if (*end != '\0' || v < 1 || v > 10000000) {
-        ra_log_warn("gcs", "RAYO_GCS_MAX_TASKS must be a number from 1 to "
-                    "10000000, not '%s'; keeping %d tasks", e,
-                    RA__TASKS_MAX);
-        return RA__TASKS_MAX;
-    }
-    return (size_t)v;
+    uint32_t v = ra__env_u32("RAYO_GCS_MAX_TASKS", 1, 10000000);
+    return v != 0 ? v : RA__TASKS_MAX;
 }
 
 int

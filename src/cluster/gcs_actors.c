@@ -548,19 +548,8 @@ ra__gcs_actors_new(ra__gcs_actors_t **out, ra_tables_t *t)
         return RA_ENOMEM;
     }
     g->t = t;
-    g->dead_max = DEAD_MAX;
-    const char *e = getenv("RAYO_GCS_MAX_DEAD_ACTORS");
-    if (e != NULL && *e != '\0') {
-        char *end = NULL;
-        unsigned long long v = strtoull(e, &end, 10);
-        if (*end == '\0' && v >= 1 && v <= 100000000) {
-            g->dead_max = (size_t)v;
-        } else {
-            ra_log_warn("gcs", "RAYO_GCS_MAX_DEAD_ACTORS must be a number "
-                        "from 1 to 100000000, not '%s'; keeping %d", e,
-                        DEAD_MAX);
-        }
-    }
+    uint32_t v = ra__env_u32("RAYO_GCS_MAX_DEAD_ACTORS", 1, 100000000);
+    g->dead_max = v != 0 ? v : DEAD_MAX;
     *out = g;
     return 0;
 }

@@ -317,10 +317,8 @@ ra__task_decode(const ra_msg_t *m, ra__task_view_t *v)
     return 0;
 }
 
-// env_u32 reads variable name as a whole number in [lo, hi]: its value,
-// or 0 (absent, or not such a number: said in the log).
-static uint32_t
-env_u32(const char *name, uint32_t lo, uint32_t hi)
+uint32_t
+ra__env_u32(const char *name, uint32_t lo, uint32_t hi)
 {
     const char *s = getenv(name);
     if (s == NULL || s[0] == '\0') {
@@ -339,8 +337,8 @@ env_u32(const char *name, uint32_t lo, uint32_t hi)
 void
 ra__link_env_opts(ra_link_opts_t *o)
 {
-    o->hb_interval_ms = env_u32("RAYO_HEARTBEAT_MS", 10, 60000);
-    o->hb_miss = env_u32("RAYO_HEARTBEAT_MISS", 2, 1000);
+    o->hb_interval_ms = ra__env_u32("RAYO_HEARTBEAT_MS", 10, 60000);
+    o->hb_miss = ra__env_u32("RAYO_HEARTBEAT_MISS", 2, 1000);
 }
 
 int64_t
