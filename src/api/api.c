@@ -2013,12 +2013,13 @@ ra_actor_create(const char *cls, const ra_arg_t *args, size_t nargs,
     a->cpus = o.num_cpus;
     a->gpus = o.num_gpus;
     // GPUs belong to a process (CUDA_VISIBLE_DEVICES): an actor that
-    // holds some gets a process of its own.
-    // In a placement group too: the group's removal kills the process.
+    // holds some gets a process of its own.  One in a placement group
+    // shares a worker like any other; the group's removal ends the
+    // instance, not the process (RA__T_LEASE_END).
     ra__res_extra(o.resources, &a->x);
     a->pg = o.placement_group.id;
     a->bundle = a->pg != 0 ? o.bundle_index : -1;
-    a->isolation = o.num_gpus > 0 || a->pg != 0 || o.detached
+    a->isolation = o.num_gpus > 0 || o.detached
                        ? RA_ISOLATION_PROCESS
                        : o.isolation;
     // A detached actor outlives its job: its worker is its own, and the

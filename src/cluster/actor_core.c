@@ -191,6 +191,33 @@ place(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
     }
 }
 
+// ctor_for is the constructor message for a's instance under lease.  A
+// shared actor's carries the lease after its other fields, so that the
+// worker's host can end the instance when the raylet ends the lease (its
+// placement group was removed, its owner is gone) without ending the
+// process that other actors share.
+static ra_msg_t *
+ctor_for(const ra__cactor_t *a, uint64_t lease)
+{
+    if ((a->isolation & ~RA__ISO_DETACHED) == RA_ISOLATION_PROCESS) {
+        return ra_msg_ref(a->ctor);
+    }
+    size_t len = 0;
+    const uint8_t *d = ra_msg_data(a->ctor, &len);
+    uint8_t *buf = malloc(len + 8);
+    ra_msg_t *m = NULL;
+    if (buf == NULL) {
+        return NULL;
+    }
+    memcpy(buf, d, len);
+    ra__le64_put(buf + len, (int64_t)lease);
+    if (ra_msg_new_bytes(&m, RA__T_ACTOR_NEW, buf, len + 8) != 0) {
+        m = NULL;
+    }
+    free(buf);
+    return m;
+}
+
 void
 ra__actor_granted(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key, int status,
                   uint64_t lease, ra_pid_t host, const char *ep)
@@ -234,7 +261,11 @@ ra__actor_granted(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key, int status,
     if (ra_monitor(ctx, host, &a->hmref) != 0) {
         a->hmref = 0;
     }
-    ra_msg_t *m = ra_msg_ref(a->ctor);
+    ra_msg_t *m = ctor_for(a, lease);
+    if (m == NULL) {
+        die(ctx, cs, a, "out of memory sending its constructor");
+        return;
+    }
     if (ra_send(ctx, host, &m) != 0) {
         ra_msg_unref(&m);
     }

@@ -61,8 +61,11 @@ enum {
     RA__T_ORPHANED = -1325,    // raylet -> worker host: the owner of its
                                // (detached) actors is gone; exit once
                                // they have all ended
-    RA__T_OBJ = -1326          // to and between object managers (objmgr.c):
+    RA__T_OBJ = -1326,         // to and between object managers (objmgr.c):
                                // {u8 op (RA__OBJ_*), fields}
+    RA__T_LEASE_END = -1327    // raylet -> worker host: {u64 lease, u8
+                               // kill} a shared actor's lease ended; kill
+                               // its instance if it still runs
 };
 
 // In a lease request's isolation byte: the actor is detached (it outlives
@@ -270,6 +273,8 @@ typedef struct ra__task_view {
     ra__targ_t *args;    // allocated by ra__task_decode, freed by the caller
     uint32_t conc;       // a constructor's max_concurrency (after the
                          // arguments; absent: 1)
+    uint64_t lease;      // a shared actor's lease, which the owner adds
+                         // to its constructor after conc (absent: 0)
 } ra__task_view_t;
 
 // ra__task_decode parses a task wire message.  Returns 0, RA_EBADMSG or

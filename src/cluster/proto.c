@@ -308,6 +308,9 @@ ra__task_decode(const ra_msg_t *m, ra__task_view_t *v)
         if (v->conc < 1 || v->conc > RA__MAX_CONCURRENCY) {
             r.bad = true;
         }
+        if (r.off < r.len) {
+            v->lease = ra__rb_u64(&r);
+        }
     }
     if (r.bad) {
         free(v->args);

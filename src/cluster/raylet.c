@@ -438,11 +438,13 @@ pick_worker(raylet_t *r, const req_t *q, const char *vis)
             w->env != q->env || !gpu_fits(w, vis)) {
             continue;
         }
-        // A worker in a placement-group bundle is killed with its group:
-        // it hosts nothing else.
-        if ((q->pg != 0 && w->actors != 0) ||
-            (q->actor && q->isolation != RA_ISOLATION_PROCESS &&
-             w->in_bundle)) {
+        // A worker leased for a task or an isolated actor of a
+        // placement-group bundle is killed with its group: it hosts
+        // nothing else.  Shared actors of a bundle live beside others
+        // (the group's removal ends only them, see lease_free).
+        bool shared = q->actor && q->isolation != RA_ISOLATION_PROCESS;
+        if ((q->pg != 0 && !shared && w->actors != 0) ||
+            (shared && w->in_bundle)) {
             continue;
         }
         if (!q->actor || q->isolation == RA_ISOLATION_PROCESS) {
@@ -645,7 +647,10 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
             w->detached = w->detached || q->detached;
             l->bundle = bundle;
             l->x = q->x;
-            w->in_bundle = bundle != NULL;
+            l->shared = q->actor && q->isolation != RA_ISOLATION_PROCESS;
+            if (bundle != NULL && !l->shared) {
+                w->in_bundle = true;
+            }
             l->devs = ld;
             l->ndevs = ndevs;
             if (ndevs > 0) {
@@ -697,6 +702,24 @@ lease_pool(raylet_t *r, const lease_t *l)
     return l->bundle != NULL ? &l->bundle->pool : &r->node;
 }
 
+// end_instance tells the host of worker w that shared actor lease id
+// ended, and to kill its instance if it still runs (kill_it).
+static void
+end_instance(ra_ctx_t *ctx, const wk_t *w, uint64_t id, bool kill_it)
+{
+    ra__wbuf_t b = {0};
+    ra_msg_t *m = NULL;
+    if (w->stopping || ra_pid_is_nil(w->host)) {
+        return;
+    }
+    ra__wb_u64(&b, id);
+    ra__wb_u8(&b, kill_it);
+    if (ra__wb_msg(&b, RA__T_LEASE_END, &m) == 0 &&
+        ra_send(ctx, w->host, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
 static void
 lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
 {
@@ -711,8 +734,13 @@ lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
                   l->devs, l->ndevs);
     free(l->devs);
     wk_t *w = l->w;
+    if (w != NULL && l->shared) {
+        // The instance ends, not the process: other actors share it.
+        end_instance(ctx, w, l->id, kill_it);
+        kill_it = false;
+    }
     if (w != NULL) {
-        if (l->bundle != NULL) {
+        if (l->bundle != NULL && !l->shared) {
             w->in_bundle = false;
         }
         if (!l->actor) {
@@ -729,7 +757,6 @@ lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
             w->stopping = true;   // never leased again; its exit removes it
         }
     }
-    (void)ctx;
     free(l);
 }
 

@@ -67,7 +67,8 @@ typedef struct ra__wk {
     unsigned actors;          // shared actors hosted
     int64_t idle_since;       // ms, while idle with no actors; else 0
     bool stopping;            // told to exit (retired)
-    bool in_bundle;           // leased from a placement-group bundle
+    bool in_bundle;           // leased for a task or an isolated actor of
+                              // a placement-group bundle (killed with it)
     bool detached;            // hosts a detached actor: the end of its
                               // job does not stop it
     int numa;                 // NUMA node its process is bound to (-1:
@@ -93,6 +94,8 @@ typedef struct ra__rlease {
     ra__bundle_t *bundle;     // the bundle it was granted from, or NULL
     ra_pid_t owner;           // nil once a detached actor's owner is gone
     bool actor;
+    bool shared;              // a lightweight actor's, in a shared worker:
+                              // ending it ends the instance, not the process
     bool detached;            // a detached actor's: kept when its owner
                               // goes, until its worker exits
     bool blocked;             // its task waits: its CPUs are lent out

@@ -10,6 +10,7 @@
 // or by a signal.
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -354,6 +355,81 @@ static const ra_behaviour_t inst_beh = {
 
 // ---- the host ----
 
+// The instances of shared actors, by the lease their owner holds for
+// them, and the last leases that ended.  The raylet ends a lease when the
+// placement group it came from is removed or its owner is gone
+// (RA__T_LEASE_END): the instance is killed, the process and the other
+// actors in it stay.  An ended lease is remembered a while, because its
+// constructor can still be on its way from the owner (it travels on
+// another link).  Only the host's actor touches these.
+typedef struct host_inst {
+    uint64_t lease;
+    ra_pid_t pid;
+} host_inst_t;
+static host_inst_t *hinst;
+static size_t nhinst, caphinst;
+#define ENDED_KEEP 256
+static uint64_t ended[ENDED_KEEP];
+static size_t nended;
+
+static bool
+lease_ended(uint64_t lease)
+{
+    for (size_t i = 0; i < ENDED_KEEP && i < nended; i++) {
+        if (ended[i] == lease) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+hinst_add(uint64_t lease, ra_pid_t pid)
+{
+    if (nhinst == caphinst) {
+        size_t cap = caphinst != 0 ? 2 * caphinst : 16;
+        host_inst_t *n = realloc(hinst, cap * sizeof *n);
+        if (n == NULL) {
+            ra_log_warn("worker", "out of memory: the instance of lease %"
+                        PRIu64 " cannot be ended with it", lease);
+            return;
+        }
+        hinst = n;
+        caphinst = cap;
+    }
+    hinst[nhinst++] = (host_inst_t){lease, pid};
+}
+
+// on_lease_end ends the instance of a shared actor whose lease the raylet
+// ended: {u64 lease, u8 kill}.
+static void
+on_lease_end(ra_ctx_t *ctx, ra_msg_t *msg)
+{
+    ra__rbuf_t r;
+    ra__rb_init(&r, msg);
+    uint64_t lease = ra__rb_u64(&r);
+    bool kill_it = ra__rb_u8(&r) != 0;
+    if (r.bad || ra__g == NULL || !ra_pid_eq(ra_sender(ctx), ra__g->raylet)) {
+        ra_log_warn("worker", "lease end from %s dropped",
+                    r.bad ? "a malformed message" : "another than the raylet");
+        return;
+    }
+    bool found = false;
+    for (size_t i = 0; i < nhinst; i++) {
+        if (hinst[i].lease == lease) {
+            if (kill_it) {
+                (void)ra_exit_pid(ctx, hinst[i].pid, RA_KILL);
+            }
+            hinst[i] = hinst[--nhinst];
+            found = true;
+            break;
+        }
+    }
+    if (!found) {
+        ended[nended++ % ENDED_KEEP] = lease;
+    }
+}
+
 // new_actor constructs an instance.  The constructor runs here, as the
 // host, before the instance exists; its result goes to the owner from the
 // instance (so that the owner learns its pid from the sender), or from the
@@ -367,6 +443,21 @@ new_actor(ra_ctx_t *ctx, ra_msg_t *msg)
     if (rc != 0 || v.type != RA__TASK_CTOR) {
         free(v.args);
         ra_log_warn("worker", "malformed actor creation dropped");
+        return;
+    }
+    if (v.lease != 0 && lease_ended(v.lease)) {
+        // Its placement group was removed (or its owner went) while the
+        // constructor was on its way.
+        static const char why[] = "its lease ended before it was "
+                                  "constructed (its placement group was "
+                                  "removed)";
+        ra_msg_t *res = NULL;
+        if (ra__result_msg(v.id, v.attempt, RA_ETASK, RA_VAL_NONE, why,
+                           sizeof why - 1, &res) == 0 &&
+            ra_send(ctx, owner, &res) != 0) {
+            ra_msg_unref(&res);
+        }
+        free(v.args);
         return;
     }
     const ra_actor_class_t *cls = ra__class_lookup(v.name);
@@ -426,7 +517,11 @@ new_actor(ra_ctx_t *ctx, ra_msg_t *msg)
     in->owner = owner;
     in->id = v.id;
     in->attempt = v.attempt;
-    rc = ra_spawn(ra_ctx_runtime(ctx), &inst_beh, in, NULL, NULL);
+    ra_pid_t ipid = RA_PID_NIL;
+    rc = ra_spawn(ra_ctx_runtime(ctx), &inst_beh, in, NULL, &ipid);
+    if (rc == 0 && v.lease != 0) {
+        hinst_add(v.lease, ipid);
+    }
     if (rc != 0) {
         // init failed to send, or the spawn itself failed: in is freed by
         // terminate only if the actor existed, so tell the owner here.
@@ -454,6 +549,9 @@ host_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         break;
     case RA__T_GPU_ENV:
         set_gpu_env(msg);
+        break;
+    case RA__T_LEASE_END:
+        on_lease_end(ctx, msg);
         break;
     case RA__T_CANCEL:
         ra__rb_init(&r, msg);

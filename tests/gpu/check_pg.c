@@ -467,33 +467,71 @@ START_TEST(test_pg_gpu_bundles_get_linked_devices)
 }
 END_TEST
 
-START_TEST(test_pg_remove_kills_its_actors)
+// actor_pid creates an actor of class pg_actor with opts o and returns the
+// process it runs in.
+static int64_t
+actor_pid(const ra_actor_opts_t *o, ra_actor_t *a)
 {
-    start();
-    ra_resources_t b = res(1, 0);
-    ra_pg_t pg = create(&b, 1, RA_PG_PACK, NULL);
-    RA_CK_OK(ra_pg_wait(pg, 10000));
-    ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
-    o.num_cpus = 1;
-    o.placement_group = pg;
-    o.bundle_index = 0;
-    ra_actor_t a;
-    RA_CK_OK(ra_actor_create("pg_actor", NULL, 0, &o, &a));
     ra_ref_t r;
     int64_t pid = 0;
-    RA_CK_OK(ra_actor_call(a, "pid", NULL, 0, &r));
+    RA_CK_OK(ra_actor_create("pg_actor", NULL, 0, o, a));
+    RA_CK_OK(ra_actor_call(*a, "pid", NULL, 0, &r));
     RA_CK_OK(ra_get_i64(r, 10000, &pid));
     ra_release(r);
     ck_assert_int_gt(pid, 0);
-    RA_CK_OK(ra_pg_remove(pg));
-    // Its process goes; calls then fail.
-    RA_CK_WAIT(kill((pid_t)pid, 0) != 0, 10000);
-    RA_CK_OK(ra_actor_call(a, "pid", NULL, 0, &r));
+    return pid;
+}
+
+// call_fails tells whether a call to a fails, and copies its error text.
+static bool
+call_fails(ra_actor_t a, char *why, size_t cap)
+{
+    ra_ref_t r;
     ra_value_t *v = NULL;
-    ck_assert_int_ne(ra_get(r, 10000, &v), 0);
+    RA_CK_OK(ra_actor_call(a, "pid", NULL, 0, &r));
+    int rc = ra_get(r, 10000, &v);
+    snprintf(why, cap, "%s", rc != 0 && ra_value_error(v) != NULL
+                                 ? ra_value_error(v) : "");
     ra_value_free(&v);
     ra_release(r);
+    return rc != 0;
+}
+
+// Removing a group ends the actors in it.  A lightweight actor's
+// instance ends and its worker process stays, with the other actors it
+// hosts; an actor with a process of its own loses the process.
+START_TEST(test_pg_remove_kills_its_actors)
+{
+    start();
+    ra_resources_t b[2] = {res(1, 0), res(1, 0)};
+    ra_pg_t pg = create(b, 2, RA_PG_PACK, NULL);
+    RA_CK_OK(ra_pg_wait(pg, 10000));
+    ra_actor_opts_t o = RA_ACTOR_OPTS_INIT;
+    ra_actor_t outside, in_pg, own;
+    int64_t pid_outside = actor_pid(&o, &outside);
+    o.num_cpus = 1;
+    o.placement_group = pg;
+    o.bundle_index = 0;
+    int64_t pid_shared = actor_pid(&o, &in_pg);
+    o.bundle_index = 1;
+    o.isolation = RA_ISOLATION_PROCESS;
+    int64_t pid_own = actor_pid(&o, &own);
+    ck_assert_int_ne(pid_own, pid_shared);
+    ck_assert_int_ne(pid_own, pid_outside);
+    RA_CK_OK(ra_pg_remove(pg));
+    // The isolated actor's process goes.
+    RA_CK_WAIT(kill((pid_t)pid_own, 0) != 0, 10000);
+    char why[512];
+    ck_assert(call_fails(own, why, sizeof why));
+    // The shared one's instance ends, with a reason that names the group,
+    // while its process lives on.
+    ck_assert(call_fails(in_pg, why, sizeof why));
+    ck_assert_msg(strstr(why, "placement group") != NULL, "%s", why);
+    ck_assert_int_eq(kill((pid_t)pid_shared, 0), 0);
+    // The actor outside the group still answers, from the same process.
+    ck_assert(!call_fails(outside, why, sizeof why));
     wait_cpus_avail(8);
+    RA_CK_OK(ra_actor_kill(outside));
     stop();
 }
 END_TEST
