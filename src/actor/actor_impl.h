@@ -202,6 +202,7 @@ typedef struct ra__dist_ops {
 
 struct ra_runtime {
     unsigned nworkers;
+    unsigned spin;            // ra_runtime_opts_t.spin
     unsigned quantum;
     uint32_t node, proc;
     ra__worker_t *workers;

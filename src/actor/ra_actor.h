@@ -59,6 +59,13 @@ typedef struct ra_runtime_opts {
     unsigned quantum;     // messages per turn of an actor (default 64)
     uint32_t node;        // node number written into pids (default 0)
     uint32_t proc;        // process number written into pids (default 0)
+    // spin: how many rounds an idle scheduler thread looks for work
+    // (stealing, with short pauses between) before it sleeps (default
+    // 200).  Spinning saves a futex wake-up when work
+    // comes soon after; on a machine shared by many busy processes (a
+    // cluster on few cores) it takes CPU from the threads that have work,
+    // and a small value (the cluster's processes use 20) is faster.
+    unsigned spin;
 } ra_runtime_opts_t;
 
 // ra_runtime_new starts a runtime with its scheduler threads and timer

@@ -318,12 +318,16 @@ ra_runtime_new(ra_runtime_t **out, const ra_runtime_opts_t *opts)
     if (o.quantum == 0) {
         o.quantum = 64;
     }
+    if (o.spin == 0) {
+        o.spin = 200;
+    }
     ra_runtime_t *rt = calloc(1, sizeof(*rt));
     if (rt == NULL) {
         return RA_ENOMEM;
     }
     rt->nworkers = o.threads;
     rt->quantum = o.quantum;
+    rt->spin = o.spin;
     rt->node = o.node;
     rt->proc = o.proc;
     pthread_mutex_init(&rt->table_mtx, NULL);

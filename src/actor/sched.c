@@ -7,8 +7,8 @@
 // one core instead of paying a cross-core wake-up per message.  The slot is
 // bypassed after a streak so that ring entries are not starved.
 //
-// Idle workers first spin ("searching") for a while, then park on their own
-// condition variable.  A producer wakes a parked worker only when nobody is
+// Idle workers first spin ("searching") for a while (ra_runtime_opts_t
+// .spin rounds), then park on their own condition variable.  A producer wakes a parked worker only when nobody is
 // searching, so a busy runtime makes almost no futex calls.
 #include <sched.h>
 #include <stdlib.h>
@@ -20,7 +20,6 @@ _Thread_local ra__worker_t *ra__tls_worker __attribute__((tls_model("initial-exe
 
 #define NEXT_STREAK_MAX 32
 #define INJECTOR_EVERY 61
-#define SPIN_ROUNDS 200
 
 // A full fence.  ThreadSanitizer does not model atomic_thread_fence, so
 // its builds use a sequentially consistent read-modify-write instead.
@@ -511,7 +510,7 @@ worker_main(void *arg)
                 w->searching = true;
                 atomic_fetch_add(&rt->num_searching, 1);
             }
-            for (int i = 0; i < SPIN_ROUNDS && a == NULL; i++) {
+            for (unsigned i = 0; i < rt->spin && a == NULL; i++) {
                 a = steal(w);
                 if (a == NULL) {
                     for (int k = 0; k < 32; k++) {

@@ -394,7 +394,8 @@ start_rt_link(ra__cluster_t *c, const char *sock, unsigned threads,
               const char *bind, const char *gcsdir)
 {
     ra_runtime_opts_t ro = {.node = c->node, .proc = c->proc,
-                            .threads = threads};
+                            .threads = threads,
+                            .spin = ra__cluster_spin()};
     int rc = ra_runtime_new(&c->rt, &ro);
     if (rc != 0) {
         return rc;

@@ -344,6 +344,13 @@ ra__link_env_opts(ra_link_opts_t *o)
     o->hb_miss = ra__env_u32("RAYO_HEARTBEAT_MISS", 2, 1000);
 }
 
+unsigned
+ra__cluster_spin(void)
+{
+    uint32_t v = ra__env_u32("RAYO_SCHED_SPIN", 1, 100000);
+    return v != 0 ? v : 20;
+}
+
 int64_t
 ra__wall_ms(void)
 {

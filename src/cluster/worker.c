@@ -821,7 +821,8 @@ ra__worker_run(void)
     snprintf(c.session, sizeof c.session, "%s", sess);
     snprintf(c.ns, sizeof c.ns, "%s", ns != NULL ? ns : "default");
     ra_runtime_opts_t ro = {.node = c.node, .proc = (uint32_t)getpid(),
-                            .threads = th != NULL ? (unsigned)atoi(th) : 0};
+                            .threads = th != NULL ? (unsigned)atoi(th) : 0,
+                            .spin = ra__cluster_spin()};
     if ((rc = ra_runtime_new(&c.rt, &ro)) != 0) {
         die_early("runtime", rc);
     }
