@@ -18,34 +18,7 @@
 #include "mailbox_impl.h"
 #include "ra_link.h"
 
-// ---- a small hash map with 128-bit keys ----
-
-typedef struct ra__hkey {
-    uint64_t a, b;
-} ra__hkey_t;
-
-typedef struct ra__hent {
-    ra__hkey_t key;
-    void *val;     // NULL: empty slot; RA__HTOMB: deleted
-} ra__hent_t;
-
-typedef struct ra__hmap {
-    ra__hent_t *v;
-    size_t cap, n, tombs;
-} ra__hmap_t;
-
-#define RA__HTOMB ((void *)1)
-
-void *ra__hmap_get(const ra__hmap_t *m, ra__hkey_t k);
-int ra__hmap_put(ra__hmap_t *m, ra__hkey_t k, void *val);
-void *ra__hmap_del(ra__hmap_t *m, ra__hkey_t k);
-void ra__hmap_fini(ra__hmap_t *m);
-// Iterate: for (size_t i = 0; i < m->cap; i++) if ra__hmap_live(m, i) ...
-static inline bool
-ra__hmap_live(const ra__hmap_t *m, size_t i)
-{
-    return m->v[i].val != NULL && m->v[i].val != RA__HTOMB;
-}
+#include "hmap.h"
 
 static inline uint64_t
 ra__pid_key(ra_pid_t p)
