@@ -153,36 +153,207 @@ pidvec_del(ra__pidvec_t *v, ra_pid_t pid)
     return true;
 }
 
+// ---- monitor vectors ----
+//
+// Past RA__MONVEC_DENSE entries the block of v is
+//     ra__mon_t entries[cap]; uint32_t slots[2 * cap]; uint32_t tombs;
+// slots is an open-addressing index by ref (linear probing): 0 is empty,
+// MV_TOMB deleted, else the entry's position + 1.  The entries stay
+// dense (a removal moves the last one into the hole and fixes its slot),
+// so loops over v[0..n) work in both forms.  At most n + tombs of the
+// 2 x cap slots are used, and the index is rebuilt when tombs passes
+// cap / 2, so a probe always ends at an empty slot.
+
+#define MV_TOMB UINT32_MAX
+
+static inline bool
+mv_indexed(const ra__monvec_t *v)
+{
+    return v->cap > RA__MONVEC_DENSE;
+}
+
+static inline uint32_t *
+mv_slots(const ra__monvec_t *v)
+{
+    return (uint32_t *)(void *)(v->v + v->cap);
+}
+
+static inline uint32_t *
+mv_tombs(const ra__monvec_t *v)
+{
+    return mv_slots(v) + 2 * (size_t)v->cap;
+}
+
+static inline uint32_t
+mv_home(const ra__monvec_t *v, uint64_t ref)
+{
+    uint64_t h = ref * 0x9e3779b97f4a7c15ULL;
+    return (uint32_t)(h >> 32) & (2 * v->cap - 1);
+}
+
+static void
+mv_put(ra__monvec_t *v, uint32_t pos)
+{
+    uint32_t *s = mv_slots(v), mask = 2 * v->cap - 1;
+    uint32_t i = mv_home(v, v->v[pos].ref);
+    while (s[i] != 0 && s[i] != MV_TOMB) {
+        i = (i + 1) & mask;
+    }
+    if (s[i] == MV_TOMB) {
+        (*mv_tombs(v))--;
+    }
+    s[i] = pos + 1;
+}
+
+static void
+mv_rebuild(ra__monvec_t *v)
+{
+    memset(mv_slots(v), 0, 2 * (size_t)v->cap * sizeof(uint32_t));
+    *mv_tombs(v) = 0;
+    for (uint32_t i = 0; i < v->n; i++) {
+        mv_put(v, i);
+    }
+}
+
+// mv_slot_of returns the slot of the entry at pos (it is indexed).
+static uint32_t
+mv_slot_of(const ra__monvec_t *v, uint32_t pos)
+{
+    const uint32_t *s = mv_slots(v);
+    uint32_t mask = 2 * v->cap - 1, i = mv_home(v, v->v[pos].ref);
+    while (s[i] != pos + 1) {
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+// mv_find returns the position of the entry with ref (and *pid, when pid
+// is not NULL), or UINT32_MAX.
+static uint32_t
+mv_find(const ra__monvec_t *v, uint64_t ref, const ra_pid_t *pid)
+{
+    if (!mv_indexed(v)) {
+        for (uint32_t i = 0; i < v->n; i++) {
+            if (v->v[i].ref == ref &&
+                (pid == NULL || ra_pid_eq(v->v[i].pid, *pid))) {
+                return i;
+            }
+        }
+        return UINT32_MAX;
+    }
+    const uint32_t *s = mv_slots(v);
+    uint32_t mask = 2 * v->cap - 1;
+    for (uint32_t i = mv_home(v, ref); s[i] != 0; i = (i + 1) & mask) {
+        if (s[i] == MV_TOMB) {
+            continue;
+        }
+        const ra__mon_t *m = &v->v[s[i] - 1];
+        if (m->ref == ref && (pid == NULL || ra_pid_eq(m->pid, *pid))) {
+            return s[i] - 1;
+        }
+    }
+    return UINT32_MAX;
+}
+
+static void
+mv_remove_at(ra__monvec_t *v, uint32_t pos)
+{
+    uint32_t last = v->n - 1;
+    if (mv_indexed(v)) {
+        uint32_t *s = mv_slots(v);
+        s[mv_slot_of(v, pos)] = MV_TOMB;
+        (*mv_tombs(v))++;
+        if (pos != last) {
+            s[mv_slot_of(v, last)] = pos + 1;
+        }
+    }
+    v->v[pos] = v->v[last];
+    v->n--;
+    if (mv_indexed(v) && *mv_tombs(v) > v->cap / 2) {
+        mv_rebuild(v);
+    }
+}
+
 int
 ra__monvec_add(ra__monvec_t *v, uint64_t ref, ra_pid_t pid, bool call)
 {
     if (v->n == v->cap) {
         uint32_t cap = v->cap ? v->cap * 2 : 2;
-        ra__mon_t *nv = realloc(v->v, cap * sizeof(*nv));
-        if (nv == NULL) {
+        if (cap > UINT32_MAX / 4) {
             return RA_ENOMEM;
         }
-        v->v = nv;
-        v->cap = cap;
+        if (cap <= RA__MONVEC_DENSE) {
+            ra__mon_t *nv = realloc(v->v, cap * sizeof(*nv));
+            if (nv == NULL) {
+                return RA_ENOMEM;
+            }
+            v->v = nv;
+            v->cap = cap;
+        } else {
+            size_t bytes = (size_t)cap * sizeof(ra__mon_t) +
+                           (2 * (size_t)cap + 1) * sizeof(uint32_t);
+            ra__mon_t *nv = malloc(bytes);
+            if (nv == NULL) {
+                return RA_ENOMEM;
+            }
+            if (v->n > 0) {
+                memcpy(nv, v->v, v->n * sizeof(*nv));
+            }
+            free(v->v);
+            v->v = nv;
+            v->cap = cap;
+            mv_rebuild(v);
+        }
     }
-    v->v[v->n++] = (ra__mon_t){ref, pid, call};
+    v->v[v->n] = (ra__mon_t){ref, pid, call};
+    if (mv_indexed(v)) {
+        mv_put(v, v->n);
+    }
+    v->n++;
     return 0;
 }
 
 bool
 ra__monvec_del(ra__monvec_t *v, uint64_t ref, ra_pid_t *pid)
 {
-    for (uint32_t i = 0; i < v->n; i++) {
-        if (v->v[i].ref == ref && (pid == NULL ||
-                                   ra_pid_eq(v->v[i].pid, *pid))) {
-            if (pid != NULL) {
-                *pid = v->v[i].pid;
-            }
-            v->v[i] = v->v[--v->n];
-            return true;
-        }
+    uint32_t i = mv_find(v, ref, pid);
+    if (i == UINT32_MAX) {
+        return false;
     }
-    return false;
+    if (pid != NULL) {
+        *pid = v->v[i].pid;
+    }
+    mv_remove_at(v, i);
+    return true;
+}
+
+bool
+ra__monvec_take(ra__monvec_t *v, uint64_t ref, ra_pid_t *pid)
+{
+    uint32_t i = mv_find(v, ref, NULL);
+    if (i == UINT32_MAX) {
+        return false;
+    }
+    *pid = v->v[i].pid;
+    mv_remove_at(v, i);
+    return true;
+}
+
+void
+ra__monvec_pop(ra__monvec_t *v)
+{
+    if (v->n > 0) {
+        mv_remove_at(v, v->n - 1);
+    }
+}
+
+void
+ra__monvec_clear(ra__monvec_t *v)
+{
+    v->n = 0;
+    if (mv_indexed(v)) {
+        mv_rebuild(v);
+    }
 }
 
 void
@@ -417,7 +588,7 @@ ra__actor_die(ra_runtime_t *rt, ra__actor_t *a, ra_reason_t reason)
             ra__actor_put(rt, t);
         }
     }
-    a->watching.n = 0;
+    ra__monvec_clear(&a->watching);
     ra__actor_put(rt, a); // the runtime's reference
 }
 
@@ -660,7 +831,7 @@ monitor_pid(ra_runtime_t *rt, ra__actor_t *self, ra_pid_t self_pid,
             ra__dist_leave(rt);
         }
         if (rc != 0) {
-            self->watching.n--;
+            ra__monvec_pop(&self->watching);
             return rc;
         }
         *mref = ref;
@@ -679,13 +850,13 @@ monitor_pid(ra_runtime_t *rt, ra__actor_t *self, ra_pid_t self_pid,
         ra__actor_put(rt, t);
     }
     if (rc != 0) {
-        self->watching.n--;
+        ra__monvec_pop(&self->watching);
         return rc;
     }
     if (gone) {
         ra_msg_t *m = ra__msg_new_signal(RA_MSG_DOWN, 0, pid, RA_NOPROC, ref);
         if (m == NULL) {
-            self->watching.n--;
+            ra__monvec_pop(&self->watching);
             return RA_ENOMEM;
         }
         if (ra__deliver_to(rt, self, &m, pid, 0, true) != 0) {
@@ -709,12 +880,7 @@ int
 ra_demonitor(ra_ctx_t *ctx, uint64_t mref)
 {
     ra_pid_t target = RA_PID_NIL;
-    for (uint32_t i = 0; i < ctx->a->watching.n; i++) {
-        if (ctx->a->watching.v[i].ref == mref) {
-            target = ctx->a->watching.v[i].pid;
-        }
-    }
-    if (!ra__monvec_del(&ctx->a->watching, mref, NULL)) {
+    if (!ra__monvec_take(&ctx->a->watching, mref, &target)) {
         return RA_ENOENT;
     }
     if (ra__is_remote(ctx->rt, target)) {

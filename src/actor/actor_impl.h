@@ -47,10 +47,18 @@ typedef struct ra__mon {
     uint8_t call;
 } ra__mon_t;
 
+// The monitors an actor holds or is the target of, in no order.  Up to
+// RA__MONVEC_DENSE of them are searched in a row; past that the block
+// behind v also holds an index by ref (2 x cap slots, then a count of
+// deleted slots, see actor.c), so that an actor watching thousands of
+// others (a cluster's core watches every actor it owns) finds one at
+// once.  v is one allocation either way: free(v) frees it.
 typedef struct ra__monvec {
     ra__mon_t *v;
     uint32_t n, cap;
 } ra__monvec_t;
+
+#define RA__MONVEC_DENSE 16
 
 typedef struct ra__scope ra__scope_t;
 typedef struct ra__worker ra__worker_t;
@@ -326,8 +334,17 @@ bool ra__dispatch(ra_runtime_t *rt, ra__actor_t *a, ra_pid_t self,
                   ra__env_t *env, bool system);
 void ra__lock(ra__actor_t *a);
 void ra__unlock(ra__actor_t *a);
+// ra__monvec_add appends a monitor (RA_ENOMEM when it cannot).
+// ra__monvec_del removes the one with ref (and, when pid is not NULL,
+// with *pid as its pid) and tells whether there was one.
+// ra__monvec_take removes the one with ref and stores its pid in *pid.
+// ra__monvec_pop removes the last one added, if nothing was removed
+// since (undoing a failed monitor); ra__monvec_clear removes all.
 int ra__monvec_add(ra__monvec_t *v, uint64_t ref, ra_pid_t pid, bool call);
 bool ra__monvec_del(ra__monvec_t *v, uint64_t ref, ra_pid_t *pid);
+bool ra__monvec_take(ra__monvec_t *v, uint64_t ref, ra_pid_t *pid);
+void ra__monvec_pop(ra__monvec_t *v);
+void ra__monvec_clear(ra__monvec_t *v);
 void ra__scope_wake(ra__scope_t *s);
 
 // Calls.

@@ -72,16 +72,69 @@ fail_all(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
     }
 }
 
+// ---- the core's indexes of its actors ----
+//
+// DOWNs, lease losses and constructor answers name an actor by monitor
+// reference, lease or constructor id: these maps find it without a walk
+// over every actor the process made.  Only the core touches them.
+
+static ra__hkey_t
+key1(uint64_t x)
+{
+    return (ra__hkey_t){x, 0};
+}
+
+static void
+index_put(ra__hmap_t *m, uint64_t x, ra__cactor_t *a)
+{
+    if (ra__hmap_put(m, key1(x), a) != 0) {
+        ra_log_err("core", "out of memory indexing actor %" PRIu64
+                   ": its end may go unnoticed", a->key);
+    }
+}
+
+// watch monitors pid for a (its instance, or its host while it is
+// constructed) and stores the reference in *ref.
+static void
+watch(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a, ra_pid_t pid,
+      uint64_t *ref)
+{
+    if (ra_monitor(ctx, pid, ref) != 0) {
+        *ref = 0;
+        return;
+    }
+    index_put(&cs->by_mref, *ref, a);
+}
+
+// unwatch ends the monitor *ref, if any.
+static void
+unwatch(ra_ctx_t *ctx, ra__core_t *cs, uint64_t *ref)
+{
+    if (*ref != 0) {
+        ra_demonitor(ctx, *ref);
+        (void)ra__hmap_del(&cs->by_mref, key1(*ref));
+        *ref = 0;
+    }
+}
+
+// set_lease records the lease a holds (0: none).
+static void
+set_lease(ra__core_t *cs, ra__cactor_t *a, uint64_t lease)
+{
+    if (a->lease != 0) {
+        (void)ra__hmap_del(&cs->by_lease, key1(a->lease));
+    }
+    a->lease = lease;
+    if (lease != 0) {
+        index_put(&cs->by_lease, lease, a);
+    }
+}
+
 static void
 unconstruct(ra__core_t *cs, ra__cactor_t *a)
 {
-    for (ra__cactor_t **p = &cs->constructing; *p != NULL;
-         p = &(*p)->cnext) {
-        if (*p == a) {
-            *p = a->cnext;
-            a->cnext = NULL;
-            return;
-        }
+    if (ra__hmap_get(&cs->constructing, key1(a->ctor_id)) == a) {
+        (void)ra__hmap_del(&cs->constructing, key1(a->ctor_id));
     }
 }
 
@@ -164,12 +217,10 @@ die(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a, const char *why)
     unconstruct(cs, a);
     if (a->lease != 0) {
         ra__core_lease_return(ctx, cs->core, a->lease, false);
-        a->lease = 0;
+        set_lease(cs, a, 0);
     }
-    if (a->hmref != 0) {
-        ra_demonitor(ctx, a->hmref);
-        a->hmref = 0;
-    }
+    unwatch(ctx, cs, &a->hmref);
+    unwatch(ctx, cs, &a->mref);
     if (a->create_obj != 0) {
         ra__core_obj_complete(cs, a->create_obj, RA_EACTOR, RA_VAL_NONE,
                               NULL, a->death, strlen(a->death));
@@ -254,13 +305,11 @@ ra__actor_granted(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key, int status,
         die(ctx, cs, a, buf);
         return;
     }
-    a->lease = lease;
+    set_lease(cs, a, lease);
     a->host = host;
     // The host is watched while it constructs the actor: a worker that
     // dies then would otherwise leave the actor pending for ever.
-    if (ra_monitor(ctx, host, &a->hmref) != 0) {
-        a->hmref = 0;
-    }
+    watch(ctx, cs, a, host, &a->hmref);
     ra_msg_t *m = ctor_for(a, lease);
     if (m == NULL) {
         die(ctx, cs, a, "out of memory sending its constructor");
@@ -269,14 +318,13 @@ ra__actor_granted(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key, int status,
     if (ra_send(ctx, host, &m) != 0) {
         ra_msg_unref(&m);
     }
-    a->cnext = cs->constructing;
-    cs->constructing = a;
+    index_put(&cs->constructing, a->ctor_id, a);
 }
 
 bool
 ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m)
 {
-    if (cs->constructing == NULL) {
+    if (cs->constructing.n == 0) {
         return false;
     }
     ra__rbuf_t r;
@@ -290,18 +338,12 @@ ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m)
     if (r.bad) {
         return false;
     }
-    ra__cactor_t *a = cs->constructing;
-    while (a != NULL && a->ctor_id != id) {
-        a = a->cnext;
-    }
+    ra__cactor_t *a = ra__hmap_get(&cs->constructing, key1(id));
     if (a == NULL) {
         return false;
     }
     unconstruct(cs, a);
-    if (a->hmref != 0) {
-        ra_demonitor(ctx, a->hmref);
-        a->hmref = 0;
-    }
+    unwatch(ctx, cs, &a->hmref);
     if (status != 0) {
         char buf[512];
         snprintf(buf, sizeof buf, "its constructor failed: %.*s",
@@ -317,9 +359,7 @@ ra__actor_is_ctor_result(ra_ctx_t *ctx, ra__core_t *cs, ra_msg_t *m)
     a->pid = ra_sender(ctx);
     a->state = RA__ACTOR_ALIVE;
     report(ctx, a, "");
-    if (ra_monitor(ctx, a->pid, &a->mref) != 0) {
-        a->mref = 0;
-    }
+    watch(ctx, cs, a, a->pid, &a->mref);
     if (a->killed) {
         (void)ra_exit_pid(ctx, a->pid, RA_KILL);
     }
@@ -361,22 +401,18 @@ ra__actor_down(ra_ctx_t *ctx, ra__core_t *cs, uint64_t mref, ra_pid_t pid,
                ra_reason_t why)
 {
     (void)pid;
-    ra__cactor_t *a = NULL;
+    ra__cactor_t *a = ra__hmap_del(&cs->by_mref, key1(mref));
     bool host = false;
-    pthread_mutex_lock(&cs->mu);
-    for (size_t i = 1; i < cs->acap && i < cs->next_actor; i++) {
-        ra__cactor_t *x = cs->actors[i];
-        if (x != NULL && x->state != RA__ACTOR_DEAD &&
-            (x->mref == mref || x->hmref == mref)) {
-            a = x;
-            host = x->hmref == mref;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&cs->mu);
-    if (a == NULL) {
+    if (a == NULL || (a->mref != mref && a->hmref != mref)) {
         return;
     }
+    pthread_mutex_lock(&cs->mu);
+    bool dead = a->state == RA__ACTOR_DEAD;
+    pthread_mutex_unlock(&cs->mu);
+    if (dead) {
+        return;
+    }
+    host = a->hmref == mref;
     a->mref = 0;
     if (host) {
         a->hmref = 0;
@@ -449,7 +485,7 @@ actor_lost(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
     requeue(ctx, cs, a, buf);
     if (a->lease != 0) {
         ra__core_lease_return(ctx, cs->core, a->lease, false);
-        a->lease = 0;
+        set_lease(cs, a, 0);
     }
     place(ctx, cs, a);
 }
@@ -549,9 +585,7 @@ ra__actor_resolve_tick(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key)
     a->pid = pid;
     a->restarts++;
     a->state = RA__ACTOR_ALIVE;
-    if (ra_monitor(ctx, a->pid, &a->mref) != 0) {
-        a->mref = 0;
-    }
+    watch(ctx, cs, a, a->pid, &a->mref);
     send_waiting(ctx, cs, a);
 }
 
@@ -561,15 +595,14 @@ void
 ra__actor_lease_lost(ra_ctx_t *ctx, ra__core_t *cs, uint64_t lease,
                      const char *how)
 {
-    ra__cactor_t *found = NULL;
+    ra__cactor_t *found = ra__hmap_get(&cs->by_lease, key1(lease));
     pthread_mutex_lock(&cs->mu);
-    for (size_t i = 1; i < cs->acap && i < cs->next_actor; i++) {
-        ra__cactor_t *a = cs->actors[i];
-        if (a != NULL && a->lease == lease && a->state != RA__ACTOR_DEAD) {
-            snprintf(a->how, sizeof a->how, "%s", how);
-            found = a;
-            break;
-        }
+    if (found != NULL &&
+        (found->lease != lease || found->state == RA__ACTOR_DEAD)) {
+        found = NULL;
+    }
+    if (found != NULL) {
+        snprintf(found->how, sizeof found->how, "%s", how);
     }
     pthread_mutex_unlock(&cs->mu);
     if (found != NULL && found->down_pending) {
@@ -649,9 +682,7 @@ ra__core_cmd(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cmd_t *cmd)
             ra_log_debug("core", "adopt actor %" PRIu64 " at %s", a->key,
                          ra_pid_str(a->pid, ps));
             a->state = RA__ACTOR_ALIVE;
-            if (ra_monitor(ctx, a->pid, &a->mref) != 0) {
-                a->mref = 0;
-            }
+            watch(ctx, cs, a, a->pid, &a->mref);
             ra__task_t *t;
             while ((t = a->waiting.head) != NULL) {
                 ra__tq_remove(&a->waiting, t);
@@ -700,7 +731,9 @@ ra__actors_free(ra__core_t *cs)
             ra__core_task_free(t);
         }
     }
-    cs->constructing = NULL;
+    ra__hmap_fini(&cs->constructing);
+    ra__hmap_fini(&cs->by_mref);
+    ra__hmap_fini(&cs->by_lease);
 }
 
 void
@@ -715,4 +748,7 @@ ra__actor_table_free(ra__core_t *cs)
     }
     free(cs->actors);
     cs->actors = NULL;
+    ra__hmap_fini(&cs->constructing);
+    ra__hmap_fini(&cs->by_mref);
+    ra__hmap_fini(&cs->by_lease);
 }

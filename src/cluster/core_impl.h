@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "cluster_impl.h"
+#include "hmap.h"
 
 typedef struct ra__task ra__task_t;
 
@@ -140,7 +141,6 @@ typedef struct ra__cactor {
                               // its new instance until then (mono ms)
     bool down_host;           // the host (not the instance) was lost
     ra_reason_t down_why;
-    struct ra__cactor *cnext;  // in the list of actors being constructed
 } ra__cactor_t;
 
 // Commands from user threads to the core.
@@ -181,7 +181,11 @@ struct ra__core {
     ra__cactor_t **actors;     // by key
     size_t acap;
     uint64_t next_actor;
-    ra__cactor_t *constructing; // the core's
+    // The core's indexes of its actors, keyed {x, 0}, values
+    // ra__cactor_t * (actors are freed only with the table):
+    ra__hmap_t constructing;  // ctor id: constructor sent, not answered
+    ra__hmap_t by_mref;       // monitor of an instance or of its host
+    ra__hmap_t by_lease;      // lease id
     void *core;               // the core actor's state (core_t)
     // The core's: task events not yet sent to the GCS's task table
     // (RA__GCS_TASK_EVENTS; see gcs_tasks.c), and whether a tick that

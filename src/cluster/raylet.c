@@ -37,7 +37,7 @@
 #define IDLE_RETIRE_MS 1000
 #define REAP_EVERY_MS 500
 
-enum { RAYLET_BOOT = 0, RAYLET_REAP = 1, RAYLET_HB = 2 };
+enum { RAYLET_BOOT = 0, RAYLET_REAP = 1, RAYLET_HB = 2, RAYLET_GRANT = 3 };
 
 // How often a raylet of a several-node cluster tells the GCS what it has
 // free (and learns what the others have).
@@ -582,7 +582,9 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
     char misfit[RA__VISIBLE_MAX] = "";
     for (ra__jenv_t *e = r->envs; e != NULL; e = e->next) {
         e->want = 0;
+        e->no_host = false;
     }
+    r->grant_soon = false;
     unsigned *devs = r->dev_scratch;
     for (req_t **pp = &r->reqs; *pp != NULL;) {
         req_t *q = *pp;
@@ -620,15 +622,36 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
             if (ndevs > 0) {
                 ra__visible_of(r, devs, ndevs, vis, sizeof vis);
             }
-            wk_t *w = pick_worker(r, q, vis);
+            // Shared actors all fit in one worker: once none of a job's
+            // can take one, none can in this pass, and one worker
+            // started is enough for all of them.
+            bool shared = q->actor && q->isolation != RA_ISOLATION_PROCESS;
+            ra__jenv_t *e = shared ? env_find(r, q->env) : NULL;
+            wk_t *w = e != NULL && e->no_host ? NULL
+                                              : pick_worker(r, q, vis);
             lease_t *l = w != NULL ? calloc(1, sizeof *l) : NULL;
             unsigned *ld = l != NULL && ndevs > 0
                                ? calloc(ndevs, sizeof *ld) : NULL;
+            if (l != NULL && (ndevs == 0 || ld != NULL) &&
+                ra__hmap_put(&r->lease_ids,
+                             (ra__hkey_t){r->next_lease + 1, 0}, l) != 0) {
+                free(ld);
+                ld = NULL;
+                free(l);
+                l = NULL;
+                w = NULL;
+            }
             if (l == NULL || (ndevs > 0 && ld == NULL)) {
                 ra__rpool_give(pool, q->cpus, q->gpus, &q->x, devs, ndevs);
                 free(l);
-                ra__jenv_t *e = env_find(r, q->env);
-                if (e != NULL && !e->gone) {
+                bool first = true;
+                if (e != NULL) {
+                    first = !e->no_host;
+                    e->no_host = w == NULL;
+                } else {
+                    e = env_find(r, q->env);
+                }
+                if (e != NULL && !e->gone && first) {
                     e->want++;
                     want_start++;
                     misfit_env = q->env;
@@ -657,6 +680,10 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
                 memcpy(ld, devs, ndevs * sizeof *ld);
             }
             l->next = r->leases;
+            l->prev = NULL;
+            if (r->leases != NULL) {
+                r->leases->prev = l;
+            }
             r->leases = l;
             if (!q->actor) {
                 w->state = WK_LEASED;
@@ -723,12 +750,15 @@ end_instance(ra_ctx_t *ctx, const wk_t *w, uint64_t id, bool kill_it)
 static void
 lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
 {
-    for (lease_t **p = &r->leases; *p != NULL; p = &(*p)->next) {
-        if (*p == l) {
-            *p = l->next;
-            break;
-        }
+    if (l->prev != NULL) {
+        l->prev->next = l->next;
+    } else {
+        r->leases = l->next;
     }
+    if (l->next != NULL) {
+        l->next->prev = l->prev;
+    }
+    (void)ra__hmap_del(&r->lease_ids, (ra__hkey_t){l->id, 0});
     // A blocked lease's CPUs were given back already.
     ra__rpool_give(lease_pool(r, l), l->blocked ? 0 : l->cpus, l->gpus, &l->x,
                   l->devs, l->ndevs);
@@ -768,6 +798,26 @@ ra__raylet_drop(ra_ctx_t *ctx, ra__raylet_t *r, ra__rlease_t *l,
 {
     tell_lost(ctx, l, why);
     lease_free(ctx, r, l, true);
+}
+
+// grant_soon runs try_grant once the messages already in the mailbox are
+// handled: a burst of lease requests that wait (no worker yet, no room)
+// then costs one pass over the queue, not one per request.
+static void
+grant_soon(ra_ctx_t *ctx, raylet_t *r)
+{
+    ra_msg_t *t = NULL;
+    uint8_t what = RAYLET_GRANT;
+    if (r->grant_soon) {
+        return;
+    }
+    if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
+        ra_send(ctx, ra_self(ctx), &t) == 0) {
+        r->grant_soon = true;
+        return;
+    }
+    ra_msg_unref(&t);
+    try_grant(ctx, r);
 }
 
 static void
@@ -814,7 +864,11 @@ on_lease_req(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     *r->reqs_tail = q;
     r->reqs_tail = &q->next;
     r->nreqs++;
-    try_grant(ctx, r);
+    if (r->nreqs == 1) {
+        try_grant(ctx, r);
+    } else {
+        grant_soon(ctx, r);
+    }
 }
 
 static void
@@ -827,17 +881,18 @@ on_lease_return(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     if (b.bad) {
         return;
     }
-    for (lease_t *l = r->leases; l != NULL; l = l->next) {
-        if (l->id == id) {
-            if (!ra_pid_eq(l->owner, ra_sender(ctx))) {
-                ra_log_warn("raylet", "lease %" PRIu64 " returned by "
-                            "another process than its owner: ignored", id);
-                return;
-            }
-            lease_free(ctx, r, l, kill);
-            try_grant(ctx, r);
-            return;
-        }
+    lease_t *l = ra__hmap_get(&r->lease_ids, (ra__hkey_t){id, 0});
+    if (l == NULL) {
+        return;
+    }
+    if (!ra_pid_eq(l->owner, ra_sender(ctx))) {
+        ra_log_warn("raylet", "lease %" PRIu64 " returned by another "
+                    "process than its owner: ignored", id);
+        return;
+    }
+    lease_free(ctx, r, l, kill);
+    if (r->nreqs > 0) {
+        grant_soon(ctx, r);
     }
 }
 
@@ -1721,8 +1776,15 @@ raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     case RA__T_TICK: {
         size_t len;
         const uint8_t *p = ra_msg_data(msg, &len);
-        if (!ra_pid_is_nil(ra_sender(ctx))) {
+        if (!ra_pid_is_nil(ra_sender(ctx)) &&
+            !ra_pid_eq(ra_sender(ctx), ra_self(ctx))) {
             break;   // ticks come from ourselves and the timer only
+        }
+        if (len == 1 && p[0] == RAYLET_GRANT) {
+            if (r->grant_soon) {
+                try_grant(ctx, r);
+            }
+            break;
         }
         if (len == 1 && p[0] == RAYLET_REAP) {
             reap(ctx, r);
@@ -1806,6 +1868,7 @@ raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
         free(l->devs);
         free(l);
     }
+    ra__hmap_fini(&r->lease_ids);
     while (r->bundles != NULL) {
         ra__bundle_t *b = r->bundles;
         r->bundles = b->next;

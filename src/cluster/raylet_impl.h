@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "cluster_impl.h"
+#include "hmap.h"
 
 #define RA__UNIT 10000.0
 
@@ -55,6 +56,8 @@ typedef struct ra__jenv {
     unsigned prestart;        // workers started when it registered
     unsigned starting;        // its workers started, not yet registered
     unsigned want;            // scratch of try_grant
+    bool no_host;             // scratch of try_grant: no worker of this
+                              // job can take a shared actor now
     bool gone;                // the job ended: its workers are stopped
     struct ra__jenv *next;
 } ra__jenv_t;
@@ -99,7 +102,7 @@ typedef struct ra__rlease {
     bool detached;            // a detached actor's: kept when its owner
                               // goes, until its worker exits
     bool blocked;             // its task waits: its CPUs are lent out
-    struct ra__rlease *next;
+    struct ra__rlease *next, *prev;
 } ra__rlease_t;
 
 typedef struct ra__req {
@@ -150,10 +153,12 @@ typedef struct ra__raylet {
     ra_pid_t sup;
     ra__wk_t *workers;
     unsigned nworkers, starting;
-    ra__rlease_t *leases;
+    ra__rlease_t *leases;     // newest first
+    ra__hmap_t lease_ids;     // {id, 0} -> lease
     uint64_t next_lease;
     ra__req_t *reqs, **reqs_tail;
     unsigned nreqs;
+    bool grant_soon;          // a RAYLET_GRANT tick is on its way
     uint64_t next_child;
     ra__rnode_t *view;         // the other nodes (several-node clusters)
     unsigned nview;

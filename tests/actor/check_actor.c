@@ -1627,6 +1627,80 @@ START_TEST(test_actor_monitor_stats_counts)
 }
 END_TEST
 
+// Thousands of monitors on one target, held by one watcher: both sides
+// keep them indexed past a few (actor.c), and every demonitor, removal and
+// DOWN must still find the right one.
+START_TEST(test_actor_monitor_many)
+{
+    enum { N = 3000 };
+    ra_runtime_t *rt = new_rt(2);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
+    ra_actor_stats_t st;
+    probe_t p;
+    static uint64_t refs[N];
+    static bool kept[N], seen[N];
+
+    probe_reset(&p, ra_self(scope));
+    ra_pid_t pid = spawn_probe(rt, &p, 0);
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_monitor(scope, pid, &refs[i]));
+        kept[i] = true;
+        seen[i] = false;
+    }
+    RA_CK_OK(ra_actor_stats(rt, pid, &st));
+    ck_assert_uint_eq(st.monitors, N);
+    // Drop two thirds, in a scattered order (7 is prime to N = 3000).
+    size_t left = N;
+    for (int k = 0; k < N; k++) {
+        int i = (int)(((long)k * 7) % N);
+        if (i % 3 != 0) {
+            RA_CK_OK(ra_demonitor(scope, refs[i]));
+            RA_CK_ERR(ra_demonitor(scope, refs[i]), RA_ENOENT);
+            kept[i] = false;
+            left--;
+        }
+    }
+    RA_CK_OK(ra_actor_stats(rt, pid, &st));
+    ck_assert_uint_eq(st.monitors, left);
+    // Add some back, so that entries are found among deleted slots.
+    for (int i = 1; i < N; i += 3) {
+        RA_CK_OK(ra_monitor(scope, pid, &refs[i]));
+        kept[i] = true;
+        left++;
+    }
+    RA_CK_OK(ra_actor_stats(rt, pid, &st));
+    ck_assert_uint_eq(st.monitors, left);
+    RA_CK_OK(ra_exit_pid(scope, pid, RA_KILL));
+    for (size_t got = 0; got < left; got++) {
+        ra_msg_t *msg = NULL;
+        uint64_t ref = 0;
+        ra_pid_t from = RA_PID_NIL;
+        ra_reason_t why = -1;
+        RA_CK_OK(ra_receive(scope, WAIT_MS, &msg));
+        ck_assert_int_eq(ra_msg_kind(msg), RA_MSG_DOWN);
+        RA_CK_OK(ra_msg_down_info(msg, &ref, &from, &why));
+        ra_msg_unref(&msg);
+        RA_CK_PID_EQ(from, pid);
+        int at = -1;
+        for (int i = 0; i < N && at < 0; i++) {
+            if (refs[i] == ref) {
+                at = i;
+            }
+        }
+        ck_assert_msg(at >= 0 && kept[at] && !seen[at],
+                      "DOWN for ref %" PRIu64 " (index %d)", ref, at);
+        seen[at] = true;
+    }
+    expect_quiet(scope, QUIET_MS);
+    // Every monitor was spent by its DOWN.
+    for (int i = 0; i < N; i += 97) {
+        RA_CK_ERR(ra_demonitor(scope, refs[i]), RA_ENOENT);
+    }
+    ra_scope_destroy(&scope);
+    ra_runtime_destroy(&rt);
+}
+END_TEST
+
 // ---- suite --------------------------------------------------------------
 
 static Suite *
@@ -1697,6 +1771,7 @@ actor_suite(void)
     tcase_add_test(tc, test_actor_monitor_demonitor_flushes);
     tcase_add_test(tc, test_actor_monitor_demonitor_unknown_enoent);
     tcase_add_test(tc, test_actor_monitor_stats_counts);
+    tcase_add_test(tc, test_actor_monitor_many);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
     return s;
