@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cluster_impl.h"
+#include "mailbox_impl.h"
 #include "ra_objstore.h"
 #include "ra_error.h"
 #include "ra_link.h"
@@ -805,6 +806,9 @@ ra__worker_run(void)
     }
     c.worker = true;
     c.inline_max = RA__INLINE_MAX_DEFAULT;
+    // A worker starts with small message regions: it may serve one
+    // actor, and its start is what an isolated actor waits for.
+    ra__pool_start_small();
     const char *store = getenv("RAYO_STORE");
     if (store != NULL) {
         ra_objstore_t *st = NULL;

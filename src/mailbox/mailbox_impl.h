@@ -121,6 +121,11 @@ ra__pool_class(size_t size)
     return size <= 64 ? 1 : size <= 128 ? 2 : 0;
 }
 void *ra__pool_alloc(unsigned cls);
+// ra__pool_start_small makes each class's first region 64 KiB, and each
+// next one twice the last up to 4 MiB, instead of 4 MiB at once: for a
+// process that sends few messages and must start fast (a cluster's
+// worker).  Call it before the first message.
+void ra__pool_start_small(void);
 void ra__pool_free(void *p, unsigned cls);
 
 // ra__msg_new_signal creates a payload-less message of kind (RA_MSG_EXIT,

@@ -4,7 +4,14 @@
 // costs more in page faults than in work when each comes from malloc
 // (glibc's per-thread arenas grow a page at a time).  Small messages
 // therefore come from 64- or 128-byte blocks carved from 4 MiB regions that
-// ask for transparent huge pages.  Each thread keeps a private free list; blocks
+// ask for transparent huge pages and are faulted in whole when mapped.  A
+// process that sends few messages and must start fast (a cluster's worker)
+// calls ra__pool_start_small: its first region of a class is then 64 KiB
+// and each next one twice the last, up to 4 MiB, so that it does not pay
+// for zeroing 4 MiB per class at start (about 10 ms on virtual machines
+// with slow page faults).  Small regions get no huge pages, which costs a
+// busy process TLB misses (fork_join of `rayo bench actor` ran about 10%
+// slower with them): the others keep 4 MiB from the first.  Each thread keeps a private free list; blocks
 // freed by a consumer thread flow back to producers in batches of 256
 // through one mutex-protected stack, so the mutex is taken once per 256
 // messages at most.  Regions are never returned to the system (like
@@ -31,7 +38,17 @@
 // Blocks a thread keeps before giving batches back: enough to absorb a burst
 // of a few thousand messages without blocks changing cores.
 #define KEEP (16 * BATCH)
-#define REGION (4u << 20)
+#define REGION_MIN (64u << 10)
+#define REGION_MAX (4u << 20)
+#define HUGE_MIN (2u << 20) // regions this large ask for huge pages
+
+static size_t first_region = REGION_MAX;
+
+void
+ra__pool_start_small(void)
+{
+    first_region = REGION_MIN;
+}
 
 typedef struct fblock {
     struct fblock *next;       // within a list
@@ -47,12 +64,13 @@ typedef struct shared {
     pthread_mutex_t mtx;
     fblock_t *batches;
     char *cur, *end;
+    size_t next_region;        // bytes of the next region (0: first_region)
 } shared_t;
 
 static shared_t pools[RA__POOL_CLASSES + 1] = {
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL, 0},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL, 0},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL, 0},
 };
 
 typedef struct tcache {
@@ -147,20 +165,24 @@ carve(unsigned cls, tcache_t *c)
     shared_t *p = &pools[cls];
     size_t bs = block_size[cls];
     if (p->cur == NULL || (size_t)(p->end - p->cur) < BATCH * bs) {
-        void *m = mmap(NULL, REGION, PROT_READ | PROT_WRITE,
+        size_t size = p->next_region != 0 ? p->next_region : first_region;
+        void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) {
             return false;
         }
 #ifdef MADV_HUGEPAGE
-        madvise(m, REGION, MADV_HUGEPAGE);
+        if (size >= HUGE_MIN) {
+            madvise(m, size, MADV_HUGEPAGE);
+        }
 #endif
         // Fault the region in with one call rather than one trap per page
         // (Linux 5.14 and later; older kernels say EINVAL and we fault
         // lazily as before).
-        madvise(m, REGION, RA_MADV_POPULATE_WRITE);
+        madvise(m, size, RA_MADV_POPULATE_WRITE);
         p->cur = m;
-        p->end = (char *)m + REGION;
+        p->end = (char *)m + size;
+        p->next_region = size < REGION_MAX ? size * 2 : REGION_MAX;
     }
     fblock_t *list = NULL;
     for (unsigned i = 0; i < BATCH; i++) {
