@@ -352,39 +352,18 @@ run_clients(const bench_t *b, client_t *cs, size_t n, double *sec)
 // ---------------------------------------------------------------------
 // Actors.
 
+// create_actors creates n actors of isolation iso into out, each waited
+// for, or (no_wait) as Ray's Actor.remote() does: their first calls wait
+// for them.
 static int
 create_actors(const bench_t *b, ra_isolation_t iso, ra_actor_t *out,
-              size_t n)
+              size_t n, bool no_wait)
 {
     ra_actor_opts_t ao = RA_ACTOR_OPTS_INIT;
     int err;
 
     ao.isolation = iso;
-    for (size_t i = 0; i < n; i++) {
-        if ((err = ra_actor_create("BenchActor", NULL, 0, &ao, &out[i])) !=
-            0) {
-            fail(b, "ra_actor_create", err);
-            for (size_t k = 0; k < i; k++) {
-                (void)ra_actor_kill(out[k]);
-            }
-            return RA_TOOL_FAIL;
-        }
-    }
-    return RA_TOOL_OK;
-}
-
-// create_actors_no_wait creates n actors of isolation iso into out as
-// Ray's Actor.remote() does: without waiting for each to be up (their
-// first calls wait for them).
-static int
-create_actors_no_wait(const bench_t *b, ra_isolation_t iso, ra_actor_t *out,
-                      size_t n)
-{
-    ra_actor_opts_t ao = RA_ACTOR_OPTS_INIT;
-    int err;
-
-    ao.isolation = iso;
-    ao.no_wait = true;
+    ao.no_wait = no_wait;
     for (size_t i = 0; i < n; i++) {
         if ((err = ra_actor_create("BenchActor", NULL, 0, &ao, &out[i])) !=
             0) {
@@ -524,7 +503,7 @@ one_actor(bench_t *b, pipe_t *p)
     ra_actor_t a;
     int rc;
 
-    if (create_actors(b, RA_ISOLATION_SHARED, &a, 1) != RA_TOOL_OK) {
+    if (create_actors(b, RA_ISOLATION_SHARED, &a, 1, false) != RA_TOOL_OK) {
         return RA_TOOL_FAIL;
     }
     p->arg = &a;
@@ -566,7 +545,7 @@ wl_actor_concurrent(bench_t *b)
     ra_actor_t a;
     int rc;
 
-    if (create_actors(b, RA_ISOLATION_SHARED, &a, 1) != RA_TOOL_OK) {
+    if (create_actors(b, RA_ISOLATION_SHARED, &a, 1, false) != RA_TOOL_OK) {
         return RA_TOOL_FAIL;
     }
     for (size_t i = 0; i < CLIENTS; i++) {
@@ -606,7 +585,7 @@ wl_1_n_actor_async(bench_t *b)
     if (a == NULL) {
         return fail(b, "allocating actors", RA_ENOMEM);
     }
-    if (create_actors(b, RA_ISOLATION_SHARED, a, na) != RA_TOOL_OK) {
+    if (create_actors(b, RA_ISOLATION_SHARED, a, na, false) != RA_TOOL_OK) {
         free(a);
         return RA_TOOL_FAIL;
     }
@@ -639,7 +618,7 @@ wl_n_n_actor_async(bench_t *b)
         fail(b, "allocating actors", RA_ENOMEM);
         goto out;
     }
-    if (create_actors(b, RA_ISOLATION_SHARED, a, na) != RA_TOOL_OK) {
+    if (create_actors(b, RA_ISOLATION_SHARED, a, na, false) != RA_TOOL_OK) {
         goto out;
     }
     rc = RA_TOOL_OK;
@@ -922,8 +901,7 @@ wl_actor_creation_process(bench_t *b)
     }
     before = count_children();
     t0 = ra__bench_now_s();
-    rc = create_actors_no_wait(b, RA_ISOLATION_PROCESS, s->held + s->nheld,
-                               n);
+    rc = create_actors(b, RA_ISOLATION_PROCESS, s->held + s->nheld, n, true);
     if (rc == RA_TOOL_OK) {
         round_robin_t rr = {s->held + s->nheld, n};
         pipe_t p = {"actor call", submit_round_robin, &rr, 0, n, n};

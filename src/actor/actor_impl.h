@@ -174,9 +174,9 @@ struct ra__worker {
     char pad[64];
 };
 
-#define RA__CHUNK_BITS 12
+#define RA__CHUNK_BITS 10
 #define RA__CHUNK (1u << RA__CHUNK_BITS)
-#define RA__MAX_CHUNKS (1u << 14) // 64M actors
+#define RA__MAX_CHUNKS (1u << 16) // 64M actors
 
 typedef struct ra__timers ra__timers_t;
 

@@ -126,6 +126,9 @@ grow_table(ra_runtime_t *rt)
     // Every slot may be free at once later: size for all of them.
     size_t need = (size_t)(c + 1) * RA__CHUNK;
     if (need > rt->free_cap) {
+        if (need < 2 * rt->free_cap) {
+            need = 2 * rt->free_cap;   // grow geometrically
+        }
         uint32_t *v = realloc(rt->free_ids, need * sizeof(*v));
         if (v == NULL) {
             free(chunk);
