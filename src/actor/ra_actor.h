@@ -61,10 +61,11 @@ typedef struct ra_runtime_opts {
     uint32_t proc;        // process number written into pids (default 0)
     // spin: how many rounds an idle scheduler thread looks for work
     // (stealing, with short pauses between) before it sleeps (default
-    // 200).  Spinning saves a futex wake-up when work
-    // comes soon after; on a machine shared by many busy processes (a
-    // cluster on few cores) it takes CPU from the threads that have work,
-    // and a small value (the cluster's processes use 20) is faster.
+    // 20).  Spinning saves a futex wake-up when work comes soon after,
+    // but takes the CPU from the threads that have work when cores are
+    // few and shared (other processes, a link's I/O thread): 200 rounds
+    // made round trips between two processes twice as slow on 2 cores,
+    // and gained nothing measurable within one process (BENCHMARKS.md).
     unsigned spin;
 } ra_runtime_opts_t;
 

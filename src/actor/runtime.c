@@ -322,7 +322,7 @@ ra_runtime_new(ra_runtime_t **out, const ra_runtime_opts_t *opts)
         o.quantum = 64;
     }
     if (o.spin == 0) {
-        o.spin = 200;
+        o.spin = 20;
     }
     ra_runtime_t *rt = calloc(1, sizeof(*rt));
     if (rt == NULL) {

@@ -573,10 +573,8 @@ void ra__link_env_opts(ra_link_opts_t *o);
 uint32_t ra__env_u32(const char *name, uint32_t lo, uint32_t hi);
 
 // ra__cluster_spin is ra_runtime_opts_t.spin for the cluster's processes
-// (drivers, workers, daemons): RAYO_SCHED_SPIN, else 20.  On a few cores
-// shared by a driver, a daemon and a pool of workers, the runtime's
-// default spin of 200 rounds ran synchronous tasks and calls at less
-// than half the rate (BENCHMARKS.md, 2026-11-29).
+// (drivers, workers, daemons): RAYO_SCHED_SPIN (1 to 100000), else 0 (the
+// runtime's default).
 unsigned ra__cluster_spin(void);
 // ra__wall_ms is the wall clock in ms since the epoch.
 int64_t ra__wall_ms(void);

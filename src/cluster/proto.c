@@ -347,8 +347,7 @@ ra__link_env_opts(ra_link_opts_t *o)
 unsigned
 ra__cluster_spin(void)
 {
-    uint32_t v = ra__env_u32("RAYO_SCHED_SPIN", 1, 100000);
-    return v != 0 ? v : 20;
+    return ra__env_u32("RAYO_SCHED_SPIN", 1, 100000);
 }
 
 int64_t
