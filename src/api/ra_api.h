@@ -509,8 +509,9 @@ typedef struct ra_actor_opts {
     bool no_wait;
     // Live inside a placement group's bundle (as for tasks).  Such an actor
     // ends when the group is removed: a lightweight one's instance is
-    // killed (its shared worker process and the actors beside it go on),
-    // one with RA_ISOLATION_PROCESS loses its process.
+    // killed (its shared worker process and the actors beside it go on;
+    // a method already running finishes first, since C code cannot be
+    // interrupted), one with RA_ISOLATION_PROCESS loses its process.
     ra_pg_t placement_group;
     int bundle_index;
     // Memory and custom resources it holds for its life (as for tasks).
