@@ -827,6 +827,35 @@ ra__args_unmap(ra_ctx_t *ctx, ra__task_view_t *v, void **maps)
     }
 }
 
+// send_undeliverable tells owner "to" that the result of task v (its
+// message len bytes) could not be sent to it (ra_send said err), so that
+// the owner gets an error value instead of waiting for ever.  A result
+// goes inline when there is no object store to put it in (on this node
+// or the owner's) or the store is full, and the link refuses a message
+// larger than its max_msg (64 MiB by default) with RA_EFULL.
+static void
+send_undeliverable(ra_ctx_t *ctx, const ra__task_view_t *v, ra_pid_t to,
+                   size_t len, int err)
+{
+    char why[512];
+    snprintf(why, sizeof why, "%s %s ran on node %u (worker pid %u), but "
+             "its result (%zu bytes) could not be sent to its owner: %s%s",
+             v->type == RA__TASK_FN ? "task" : "method", v->name,
+             ra_self(ctx).node, ra_self(ctx).proc, len, ra_err_name(err),
+             err == RA_EFULL && len > ((size_t)1 << 20)
+                 ? " (larger than a link message may be, 64 MiB by default;"
+                   " a result that large needs room in the object stores "
+                   "of both nodes)"
+                 : "");
+    ra_log_warn("worker", "%s", why);
+    ra_msg_t *m = NULL;
+    if (ra__result_msg(v->id, v->attempt, RA_ETASK, RA_VAL_NONE, why,
+                       strlen(why), &m) == 0 &&
+        ra_send(ctx, to, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
 void
 ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
              void **state, int pre_err, const char *pre_text)
@@ -915,8 +944,14 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
                             rc == RA_ETASK || pre_err != 0 ? rc : RA_ETASK,
                             RA_VAL_NONE, buf, strlen(buf), &res);
     }
-    if (rc == 0 && ra_send(ctx, to, &res) != 0) {
-        ra_msg_unref(&res);
+    if (rc == 0) {
+        size_t rlen = 0;
+        (void)ra_msg_data(res, &rlen);
+        int src = ra_send(ctx, to, &res);
+        if (src != 0) {
+            ra_msg_unref(&res);
+            send_undeliverable(ctx, v, to, rlen, src);
+        }
     }
     free(t.rdata);
     free(t.errtext);

@@ -1446,6 +1446,7 @@ START_TEST(test_cluster_large_values_through_the_store)
     // A 16 MiB store for many 1 MiB results: it only keeps up if released
     // results leave it.  Then the same without a store (all inline).
     size_t sizes[2] = {(size_t)16 << 20, SIZE_MAX};
+    ra_ref_t r0;
     for (int k = 0; k < 2; k++) {
         ra_init_opts_t o = {.num_cpus = 2, .workers = 2,
                             .object_store_memory = sizes[k]};
@@ -1510,6 +1511,22 @@ START_TEST(test_cluster_large_values_through_the_store)
             // Released: it leaves the store.
             RA_CK_OK(ra_store_usage(&u));
             ck_assert_uint_eq(u.objects, 0);
+        } else {
+            // Without a store a result travels inline, and one larger than
+            // a link message may be (64 MiB) cannot: the owner gets an
+            // error that says so, at once, instead of waiting for ever.
+            RA_CK_OK(ra_remote("big", (ra_arg_t[]){RA_ARG_I64(70 << 20),
+                                                   RA_ARG_I64(1)},
+                               2, NULL, &r0));
+            int64_t t0 = ra_test_now_ms();
+            ck_assert_int_eq(ra_get(r0, 60000, &v), RA_ETASK);
+            ck_assert_int_lt(ra_test_now_ms() - t0, 30000);
+            ck_assert_msg(strstr(ra_value_error(v), "could not be sent to "
+                                 "its owner") != NULL &&
+                          strstr(ra_value_error(v), "64 MiB") != NULL,
+                          "%s", ra_value_error(v));
+            ra_value_free(&v);
+            ra_release(r0);
         }
         stop();
     }
