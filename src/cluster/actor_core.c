@@ -627,11 +627,14 @@ ra__actor_call(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cactor_t *a,
         ra_msg_t *m = ra_msg_ref(t->wire);
         int rc = ra_send(ctx, a->pid, &m);
         if (rc != 0) {
+            ra_msg_unref(&m);
+            if (ra__core_too_big(ctx, k, t, rc)) {
+                break;
+            }
             // The DOWN that follows fails or retries it.
             char ps[RA_PID_STRLEN];
             ra_log_debug("core", "call to actor %s: %s",
                          ra_pid_str(a->pid, ps), ra_err_name(rc));
-            ra_msg_unref(&m);
         }
         ra__core_tev_running(cs, t, a->pid);
         ra__tq_push(&a->inflight, t);

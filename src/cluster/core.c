@@ -813,6 +813,8 @@ lease_drop(core_t *k, ra__lease_t *l)
 // would wait while other CPUs idle.  So each lease gets about
 // PIPE_BUDGET_US of work (from the measured time per task), at least one
 // task and at most PIPE, and tasks beyond that wait here for more leases.
+static void lease_idle_check(ra_ctx_t *ctx, core_t *k, ra__lease_t *l);
+
 static void
 dispatch(ra_ctx_t *ctx, core_t *k, ra__cls_t *c)
 {
@@ -831,8 +833,13 @@ dispatch(ra_ctx_t *ctx, core_t *k, ra__cls_t *c)
                 continue;
             }
             ra_msg_t *m = ra_msg_ref(t->wire);
-            if (ra_send(ctx, l->exec, &m) != 0) {
+            int src = ra_send(ctx, l->exec, &m);
+            if (src != 0) {
                 ra_msg_unref(&m);
+                if (ra__core_too_big(ctx, k, t, src)) {
+                    lease_idle_check(ctx, k, l);   // it may hold no task
+                    continue;
+                }
                 q_push_front(&c->q, t);
                 l->dead = true;  // the DOWN will clean up
                 break;
@@ -2010,6 +2017,25 @@ ra__core_task_fail(ra_ctx_t *ctx, void *kp, ra__task_t *t, int err,
     uint64_t id = t->id;
     task_fail(k, t, err, text);
     task_done(ctx, k, id);
+}
+
+bool
+ra__core_too_big(ra_ctx_t *ctx, void *kp, ra__task_t *t, int err)
+{
+    core_t *k = kp;
+    size_t len = 0;
+    (void)ra_msg_data(t->wire, &len);
+    size_t max = k->c->link != NULL ? ra_link_max_msg(k->c->link) : 0;
+    if (err != RA_EFULL || max == 0 || len <= max) {
+        return false;
+    }
+    char why[400];
+    snprintf(why, sizeof why, "its message (%zu bytes, with its arguments) "
+             "is larger than a link message may be (%zu bytes): pass large "
+             "values by reference (ra_put) on a cluster with an object "
+             "store, which carries them", len, max);
+    ra__core_task_fail(ctx, k, t, RA_EINVAL, why);
+    return true;
 }
 
 int

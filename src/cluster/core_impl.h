@@ -246,6 +246,11 @@ void ra__actor_table_free(ra__core_t *cs);
 // Core services for actor_core.c.
 void ra__core_task_fail(ra_ctx_t *ctx, void *k, ra__task_t *t, int err,
                         const char *text);
+// ra__core_too_big fails task t with RA_EINVAL, and a text that says
+// why, when a send of its message failed with err because the message is
+// larger than the link carries (ra_link_max_msg): no worker could ever
+// take it.  Returns whether it did; if not, t is untouched.
+bool ra__core_too_big(ra_ctx_t *ctx, void *k, ra__task_t *t, int err);
 int ra__core_lease_req(ra_ctx_t *ctx, void *k, double cpus, double gpus,
                        const ra_resources_t *x, uint64_t pg, int32_t bundle,
                        int isolation, uint64_t akey);

@@ -832,21 +832,23 @@ ra__args_unmap(ra_ctx_t *ctx, ra__task_view_t *v, void **maps)
 // the owner gets an error value instead of waiting for ever.  A result
 // goes inline when there is no object store to put it in (on this node
 // or the owner's) or the store is full, and the link refuses a message
-// larger than its max_msg (64 MiB by default) with RA_EFULL.
+// larger than ra_link_max_msg (about 64 MiB by default) with RA_EFULL.
 static void
 send_undeliverable(ra_ctx_t *ctx, const ra__task_view_t *v, ra_pid_t to,
                    size_t len, int err)
 {
-    char why[512];
+    char why[600], size[200] = "";
+    size_t max = ra__g != NULL ? ra_link_max_msg(ra__g->link) : 0;
+    if (err == RA_EFULL && max != 0 && len > max) {
+        snprintf(size, sizeof size, " (larger than a link message may be, "
+                 "%zu bytes; a result that large needs room in the object "
+                 "stores of both nodes)", max);
+    }
     snprintf(why, sizeof why, "%s %s ran on node %u (worker pid %u), but "
              "its result (%zu bytes) could not be sent to its owner: %s%s",
              v->type == RA__TASK_FN ? "task" : "method", v->name,
              ra_self(ctx).node, ra_self(ctx).proc, len, ra_err_name(err),
-             err == RA_EFULL && len > ((size_t)1 << 20)
-                 ? " (larger than a link message may be, 64 MiB by default;"
-                   " a result that large needs room in the object stores "
-                   "of both nodes)"
-                 : "");
+             size);
     ra_log_warn("worker", "%s", why);
     ra_msg_t *m = NULL;
     if (ra__result_msg(v->id, v->attempt, RA_ETASK, RA_VAL_NONE, why,

@@ -849,3 +849,11 @@ ra__link_node_event(ra_link_t *l, ra__lpeer_t *p, bool up,
     }
     pthread_mutex_unlock(&l->sub_mtx);
 }
+
+size_t
+ra_link_max_msg(const ra_link_t *l)
+{
+    return l != NULL && l->o.max_msg > MSG_COST_EXTRA
+               ? l->o.max_msg - MSG_COST_EXTRA
+               : 0;
+}

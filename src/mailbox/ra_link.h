@@ -212,6 +212,12 @@ typedef struct ra_link_stats {
 // ra_link_stats fills *st.  Returns 0 or RA_EINVAL.
 int ra_link_stats(ra_link_t *l, ra_link_stats_t *st);
 
+// ra_link_max_msg returns the largest message payload, in bytes, that a
+// send over l to another process accepts (a little below the max_msg
+// option, which also covers the envelope); a larger one is refused with
+// RA_EFULL.  0 for NULL.
+size_t ra_link_max_msg(const ra_link_t *l);
+
 // ra_link_peer_t describes one peer.
 typedef struct ra_link_peer {
     uint32_t node, proc;

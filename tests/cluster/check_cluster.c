@@ -1523,10 +1523,39 @@ START_TEST(test_cluster_large_values_through_the_store)
             ck_assert_int_lt(ra_test_now_ms() - t0, 30000);
             ck_assert_msg(strstr(ra_value_error(v), "could not be sent to "
                                  "its owner") != NULL &&
-                          strstr(ra_value_error(v), "64 MiB") != NULL,
+                          strstr(ra_value_error(v), "larger than a link "
+                                 "message may be") != NULL,
                           "%s", ra_value_error(v));
             ra_value_free(&v);
             ra_release(r0);
+            // So is an argument that large: the task fails at once.
+            size_t huge = (size_t)70 << 20;
+            uint8_t *hb = calloc(1, huge);
+            ck_assert_ptr_nonnull(hb);
+            RA_CK_OK(ra_remote("check_big", (ra_arg_t[]){
+                                   RA_ARG_BYTES(hb, huge), RA_ARG_I64(0)},
+                               2, NULL, &r0));
+            free(hb);
+            t0 = ra_test_now_ms();
+            ck_assert_int_eq(ra_get(r0, 60000, &v), RA_EINVAL);
+            ck_assert_int_lt(ra_test_now_ms() - t0, 30000);
+            ck_assert_msg(strstr(ra_value_error(v), "larger than a link "
+                                 "message may be") != NULL,
+                          "%s", ra_value_error(v));
+            ra_value_free(&v);
+            ra_release(r0);
+            // And a method call with one, to an actor.
+            ra_actor_t acct;
+            RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(0), 1, NULL, &acct));
+            hb = calloc(1, huge);
+            ck_assert_ptr_nonnull(hb);
+            RA_CK_OK(ra_actor_call(acct, "deposit",
+                                   &RA_ARG_BYTES(hb, huge), 1, &r0));
+            free(hb);
+            ck_assert_int_eq(ra_get(r0, 60000, &v), RA_EINVAL);
+            ra_value_free(&v);
+            ra_release(r0);
+            RA_CK_OK(ra_actor_kill(acct));
         }
         stop();
     }
