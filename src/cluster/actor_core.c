@@ -395,6 +395,9 @@ static void requeue(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a,
 // How long, and how often, a looked-up actor's name is asked for the
 // instance its owner restarts.
 enum { RESOLVE_MS = 30000, RESOLVE_EVERY_MS = 100 };
+// How soon calls that found the link to their actor's worker full are
+// tried again.
+enum { BACKLOG_MS = 2 };
 
 void
 ra__actor_down(ra_ctx_t *ctx, ra__core_t *cs, uint64_t mref, ra_pid_t pid,
@@ -531,6 +534,21 @@ send_waiting(ra_ctx_t *ctx, ra__core_t *cs, ra__cactor_t *a)
     }
 }
 
+// ra__actor_backlog_tick sends the calls that waited for room on the link
+// to a's worker, in order, until the link is full again.
+void
+ra__actor_backlog_tick(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key)
+{
+    ra__cactor_t *a = ra__cactor_at(cs, key);
+    if (a == NULL || !a->backlog) {
+        return;
+    }
+    a->backlog = false;
+    if (a->state == RA__ACTOR_ALIVE) {
+        send_waiting(ctx, cs, a);
+    }
+}
+
 // ra__actor_resolve_tick asks the GCS where a lost looked-up actor's name
 // leads: to a new instance (adopted, and the waiting calls go to it), to
 // the old one still (asked again later, until resolve_until), or nowhere
@@ -620,6 +638,10 @@ ra__actor_call(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cactor_t *a,
     }
     switch (a->state) {
     case RA__ACTOR_ALIVE: {
+        if (a->backlog) {
+            ra__tq_push(&a->waiting, t);   // behind the calls that wait
+            break;
+        }
         if (ra__task_wire_attempt(t) != 0) {
             ra__core_task_fail(ctx, k, t, RA_ENOMEM, "out of memory");
             break;
@@ -629,6 +651,15 @@ ra__actor_call(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cactor_t *a,
         if (rc != 0) {
             ra_msg_unref(&m);
             if (ra__core_too_big(ctx, k, t, rc)) {
+                break;
+            }
+            if (rc == RA_EFULL) {
+                // The link to its worker holds all it may (its peer is
+                // slow to acknowledge): this call and the ones after it
+                // wait here, in order, and go when there is room.
+                ra__tq_push(&a->waiting, t);
+                a->backlog = true;
+                ra__core_tick_backlog(ctx, k, a->key, BACKLOG_MS);
                 break;
             }
             // The DOWN that follows fails or retries it.

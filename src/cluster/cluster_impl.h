@@ -564,7 +564,9 @@ int ra__gcs_scan_list(ra_tables_t *t, const char *table,
                       ra__wbuf_t *out);
 // ra__link_env_opts sets o's heartbeat interval and miss count from
 // RAYO_HEARTBEAT_MS (10..60000) and RAYO_HEARTBEAT_MISS (2..1000), when
-// set (else 0: the link's defaults, 500 ms x 5).
+// set (else 0: the link's defaults, 500 ms x 5), and its per-peer queue
+// of unacknowledged frames from RAYO_LINK_QUEUE_FRAMES (16..100000000;
+// default 1,000,000).
 void ra__link_env_opts(ra_link_opts_t *o);
 
 // ra__env_u32 reads environment variable name as a whole number in

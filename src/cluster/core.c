@@ -656,7 +656,8 @@ enum {
     TICK_ACTOR_LOST = 5,
     TICK_RESPILL = 6,
     TICK_TEV = 7,
-    TICK_ACTOR_RESOLVE = 8
+    TICK_ACTOR_RESOLVE = 8,
+    TICK_ACTOR_BACKLOG = 9
 };
 
 static void send_tick(ra_ctx_t *ctx, core_t *k, uint8_t what, uint64_t a,
@@ -788,6 +789,12 @@ void
 ra__core_tick_resolve(ra_ctx_t *ctx, void *kp, uint64_t key, uint64_t ms)
 {
     send_tick(ctx, kp, TICK_ACTOR_RESOLVE, key, 0, ms);
+}
+
+void
+ra__core_tick_backlog(ra_ctx_t *ctx, void *kp, uint64_t key, uint64_t ms)
+{
+    send_tick(ctx, kp, TICK_ACTOR_BACKLOG, key, 0, ms);
 }
 
 // ---- dispatching tasks ----
@@ -1667,6 +1674,8 @@ on_tick(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         ra__actor_lost_tick(ctx, k->cs, a);
     } else if (what == TICK_ACTOR_RESOLVE) {
         ra__actor_resolve_tick(ctx, k->cs, a);
+    } else if (what == TICK_ACTOR_BACKLOG) {
+        ra__actor_backlog_tick(ctx, k->cs, a);
     } else if (what == TICK_RESPILL) {
         respill(ctx, k);
     } else if (what == TICK_TEV) {

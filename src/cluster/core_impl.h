@@ -117,6 +117,8 @@ typedef struct ra__cactor {
     char ns[RA__NAME_MAX + 1];
     bool owned;
     bool killed;
+    bool backlog;             // the link to its worker was full: calls
+                              // wait in waiting, in order, for a retry
     bool detached;            // outlives its owner's job
     int state;
     ra_msg_t *ctor;           // constructor wire, kept for restarts
@@ -229,6 +231,11 @@ void ra__core_tick_actor(ra_ctx_t *ctx, void *k, uint64_t key);
 void ra__core_tick_resolve(ra_ctx_t *ctx, void *k, uint64_t key,
                            uint64_t ms);
 void ra__actor_resolve_tick(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key);
+// An actor whose calls wait for room on the link to its worker tries
+// again ms later (ra__actor_backlog_tick).
+void ra__core_tick_backlog(ra_ctx_t *ctx, void *k, uint64_t key,
+                           uint64_t ms);
+void ra__actor_backlog_tick(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key);
 // ra__core_tev_running notes for the GCS's task table that task t was
 // sent to exec (an actor instance, for a method).  The core's thread.
 void ra__core_tev_running(ra__core_t *cs, const ra__task_t *t,

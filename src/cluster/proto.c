@@ -342,6 +342,7 @@ ra__link_env_opts(ra_link_opts_t *o)
 {
     o->hb_interval_ms = ra__env_u32("RAYO_HEARTBEAT_MS", 10, 60000);
     o->hb_miss = ra__env_u32("RAYO_HEARTBEAT_MISS", 2, 1000);
+    o->queue_frames = ra__env_u32("RAYO_LINK_QUEUE_FRAMES", 16, 100000000);
 }
 
 unsigned

@@ -806,6 +806,32 @@ START_TEST(test_cluster_actor_keeps_state_in_order)
 }
 END_TEST
 
+// A link to a worker holds at most RAYO_LINK_QUEUE_FRAMES unacknowledged
+// messages.  Calls made faster than that drains wait in the caller's core,
+// in order, and go when there is room: none is lost, none is reordered.
+START_TEST(test_cluster_actor_calls_wait_for_a_full_link)
+{
+    setenv("RAYO_LINK_QUEUE_FRAMES", "256", 1);
+    start();
+    ra_actor_t a;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(0), 1, NULL, &a));
+    enum { N = 5000 };
+    static ra_ref_t r[N];
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(1), 1, &r[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        int64_t x = -1;
+        RA_CK_OK(ra_get_i64(r[i], 30000, &x));
+        ck_assert_int_eq(x, 1 + i);   // each once, in the order made
+        ra_release(r[i]);
+    }
+    RA_CK_OK(ra_actor_kill(a));
+    stop();
+    unsetenv("RAYO_LINK_QUEUE_FRAMES");
+}
+END_TEST
+
 START_TEST(test_cluster_actor_max_concurrency)
 {
     // Four calls to an actor with max_concurrency 4 are inside its method
@@ -1808,6 +1834,7 @@ cluster_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cluster_actor_keeps_state_in_order);
     tcase_add_test(tc, test_cluster_actor_max_concurrency);
+    tcase_add_test(tc, test_cluster_actor_calls_wait_for_a_full_link);
     tcase_add_test(tc, test_cluster_actor_table);
     tcase_add_test(tc, test_cluster_task_table);
     tcase_add_test(tc, test_cluster_dead_actors_are_bounded);
