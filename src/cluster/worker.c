@@ -24,6 +24,7 @@
 
 #include "cluster_impl.h"
 #include "mailbox_impl.h"
+#include "hmap.h"
 #include "ra_objstore.h"
 #include "ra_error.h"
 #include "ra_link.h"
@@ -363,12 +364,7 @@ static const ra_behaviour_t inst_beh = {
 // actors in it stay.  An ended lease is remembered a while, because its
 // constructor can still be on its way from the owner (it travels on
 // another link).  Only the host's actor touches these.
-typedef struct host_inst {
-    uint64_t lease;
-    ra_pid_t pid;
-} host_inst_t;
-static host_inst_t *hinst;
-static size_t nhinst, caphinst;
+static ra__hmap_t hinst;   // {lease, 0} -> ra_pid_t * (malloc'd)
 #define ENDED_KEEP 256
 static uint64_t ended[ENDED_KEEP];
 static size_t nended;
@@ -387,18 +383,14 @@ lease_ended(uint64_t lease)
 static void
 hinst_add(uint64_t lease, ra_pid_t pid)
 {
-    if (nhinst == caphinst) {
-        size_t cap = caphinst != 0 ? 2 * caphinst : 16;
-        host_inst_t *n = realloc(hinst, cap * sizeof *n);
-        if (n == NULL) {
-            ra_log_warn("worker", "out of memory: the instance of lease %"
-                        PRIu64 " cannot be ended with it", lease);
-            return;
-        }
-        hinst = n;
-        caphinst = cap;
+    ra_pid_t *p = malloc(sizeof *p);
+    if (p == NULL || ra__hmap_put(&hinst, (ra__hkey_t){lease, 0}, p) != 0) {
+        free(p);
+        ra_log_warn("worker", "out of memory: the instance of lease %"
+                    PRIu64 " cannot be ended with it", lease);
+        return;
     }
-    hinst[nhinst++] = (host_inst_t){lease, pid};
+    *p = pid;
 }
 
 // on_lease_end ends the instance of a shared actor whose lease the raylet
@@ -415,20 +407,15 @@ on_lease_end(ra_ctx_t *ctx, ra_msg_t *msg)
                     r.bad ? "a malformed message" : "another than the raylet");
         return;
     }
-    bool found = false;
-    for (size_t i = 0; i < nhinst; i++) {
-        if (hinst[i].lease == lease) {
-            if (kill_it) {
-                (void)ra_exit_pid(ctx, hinst[i].pid, RA_KILL);
-            }
-            hinst[i] = hinst[--nhinst];
-            found = true;
-            break;
-        }
-    }
-    if (!found) {
+    ra_pid_t *p = ra__hmap_del(&hinst, (ra__hkey_t){lease, 0});
+    if (p == NULL) {
         ended[nended++ % ENDED_KEEP] = lease;
+        return;
     }
+    if (kill_it) {
+        (void)ra_exit_pid(ctx, *p, RA_KILL);
+    }
+    free(p);
 }
 
 // new_actor constructs an instance.  The constructor runs here, as the
