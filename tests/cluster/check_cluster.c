@@ -832,6 +832,42 @@ START_TEST(test_cluster_actor_calls_wait_for_a_full_link)
 }
 END_TEST
 
+// Lightweight actors created in a burst, before any worker is up, wait
+// for a worker together: one worker holds them all, so the raylet starts
+// none beyond the pool's (it used to start one per waiting actor, up to
+// max_workers), and every actor answers.
+START_TEST(test_cluster_actor_burst_starts_no_extra_workers)
+{
+    start();   // 2 workers, at most 8
+    enum { N = 2000 };
+    static ra_actor_t a[N];
+    static ra_ref_t r[N];
+    ra_actor_opts_t nw = RA_ACTOR_OPTS_INIT;
+    nw.no_wait = true;
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(i), 1, &nw, &a[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_actor_call(a[i], "deposit", &RA_ARG_I64(1), 1, &r[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        int64_t x = -1;
+        RA_CK_OK(ra_get_i64(r[i], 30000, &x));
+        ck_assert_int_eq(x, i + 1);
+        ra_release(r[i]);
+    }
+    ra_worker_info_t *w = NULL;
+    size_t nw_ = 0;
+    RA_CK_OK(ra_worker_list(&w, &nw_));
+    free(w);
+    ck_assert_msg(nw_ <= 2, "%zu workers for %d lightweight actors", nw_, N);
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_actor_kill(a[i]));
+    }
+    stop();
+}
+END_TEST
+
 START_TEST(test_cluster_actor_max_concurrency)
 {
     // Four calls to an actor with max_concurrency 4 are inside its method
@@ -1835,6 +1871,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_actor_keeps_state_in_order);
     tcase_add_test(tc, test_cluster_actor_max_concurrency);
     tcase_add_test(tc, test_cluster_actor_calls_wait_for_a_full_link);
+    tcase_add_test(tc, test_cluster_actor_burst_starts_no_extra_workers);
     tcase_add_test(tc, test_cluster_actor_table);
     tcase_add_test(tc, test_cluster_task_table);
     tcase_add_test(tc, test_cluster_dead_actors_are_bounded);
