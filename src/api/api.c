@@ -1443,41 +1443,75 @@ is_mine(ra_ref_t r)
     return r.node == ra__g->node && r.proc == ra__g->proc;
 }
 
+// own_ep is the endpoint that processes of other nodes reach this one
+// at, told with the references it lends ("" on a one-node cluster: the
+// default ipc names serve).
+static const char *
+own_ep(const ra__cluster_t *c)
+{
+    return c->ip[0] != '\0' ? ra_link_endpoint(c->link) : "";
+}
+
 // encode_args writes the arguments and records the references among
-// them (borrowing them until the task is sent).  Returns 0 or an error.
+// them: objects of this process given by value are borrowed until the
+// task is sent (t->refs); references lent to the task (RA_ARG_BORROW, and
+// borrowed references passed on) are held until it ends (t->lent,
+// t->flent).  Returns 0 or an error.
 static int
 encode_args(ra__wbuf_t *b, const ra_arg_t *args, size_t nargs,
             ra__task_t *t, bool refs_ok)
 {
-    ra__core_t *cs = ra__g->cs;
+    ra__cluster_t *c = ra__g;
+    ra__core_t *cs = c->cs;
     ra__wb_u32(b, (uint32_t)nargs);
-    uint32_t nrefs = 0;
+    uint32_t nrefs = 0, nlend = 0;
     for (size_t i = 0; i < nargs; i++) {
-        nrefs += args[i].kind == RA_ARG_REF;
+        bool ref = args[i].kind == RA_ARG_REF;
+        bool lend = args[i].kind == RA_ARG_BORROW;
+        nrefs += ref && is_mine(args[i].ref);
+        nlend += lend || (ref && !is_mine(args[i].ref));
     }
-    if (nrefs != 0) {
-        if (!refs_ok) {
-            return RA_EINVAL;
-        }
-        if ((t->refs = calloc(nrefs, sizeof *t->refs)) == NULL) {
-            return RA_ENOMEM;
-        }
+    if (nrefs + nlend != 0 && !refs_ok) {
+        return RA_EINVAL;
+    }
+    if ((nrefs != 0 &&
+         (t->refs = calloc(nrefs, sizeof *t->refs)) == NULL) ||
+        (nlend != 0 &&
+         ((t->lent = calloc(nlend, sizeof *t->lent)) == NULL ||
+          (t->flent = calloc(nlend, sizeof *t->flent)) == NULL))) {
+        return RA_ENOMEM;
     }
     int rc = 0;
     pthread_mutex_lock(&cs->mu);
     for (size_t i = 0; i < nargs && rc == 0; i++) {
-        if (args[i].kind == RA_ARG_REF) {
-            ra__obj_t *o = is_mine(args[i].ref)
-                               ? ra__obj_at(cs, args[i].ref.id)
-                               : NULL;
+        const ra_arg_t *a = &args[i];
+        bool ref = a->kind == RA_ARG_REF;
+        if (!ref && a->kind != RA_ARG_BORROW) {
+            ra__wb_arg(b, a);
+            continue;
+        }
+        if (is_mine(a->ref)) {
+            ra__obj_t *o = ra__obj_at(cs, a->ref.id);
             if (o == NULL || o->released) {
                 rc = RA_ENOENT;
                 break;
             }
             o->borrows++;
-            t->refs[t->nrefs++] = args[i].ref.id;
+            if (ref) {
+                t->refs[t->nrefs++] = a->ref.id;
+                ra__wb_arg(b, a);
+            } else {
+                t->lent[t->nlent++] = a->ref.id;
+                ra__wb_lent(b, a->ref, c->core, own_ep(c), false);
+            }
+            continue;
         }
-        ra__wb_arg(b, &args[i]);
+        ra__lent_t l;
+        if ((rc = ra__fref_lend_locked(c, a->ref, &l)) != 0) {
+            break;
+        }
+        t->flent[t->nflent++] = a->ref;
+        ra__wb_lent(b, a->ref, l.core, l.ep, ref);
     }
     pthread_mutex_unlock(&cs->mu);
     return rc != 0 ? rc : b->err;
@@ -1719,6 +1753,80 @@ wait_obj(ra__core_t *cs, uint64_t id, int64_t timeout_ms, ra__obj_t **out,
     }
 }
 
+// map_value makes v a read-only view of object oid in this node's store,
+// pinned until ra_value_free.  Returns 0, or the store's error (v then
+// says that the object was lost).
+static int
+map_value(ra__cluster_t *c, ra_oid_t oid, ra_value_t *v)
+{
+    int rc = c->store != NULL ? ra_objstore_get(c->store, oid, 0, &v->view)
+                              : RA_ENOTSUP;
+    if (rc == 0) {
+        v->store = c->store;
+        v->data = v->view.data;
+        v->len = v->view.size;
+    } else {
+        v->kind = RA_VAL_NONE;
+        v->text = strdup("the object was lost from the node's object "
+                         "store");
+    }
+    return rc;
+}
+
+// get_borrowed is ra_get of a reference of another process that this
+// one borrows (borrow.c).
+static int
+get_borrowed(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms,
+             ra_value_t **out)
+{
+    bool blocked = false;
+    if (timeout_ms != 0) {
+        about_to_block(&blocked);
+    }
+    ra__fval_t fv;
+    int rc = ra__fref_fetch(c, ref, timeout_ms, &fv);
+    if (blocked) {
+        ra__worker_notify_blocked(false);
+    }
+    if (rc == RA_EOBJLOST && out != NULL) {
+        // The owner could not be asked.
+        ra_value_t *v = calloc(1, sizeof *v);
+        char text[200];
+        snprintf(text, sizeof text, "object %" PRIu64 " is lost: its owner "
+                 "(process %u.%u) cannot be reached", ref.id, ref.node,
+                 ref.proc);
+        if (v != NULL && (v->text = strdup(text)) != NULL) {
+            *out = v;
+        } else {
+            free(v);
+        }
+        return rc;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ra_value_t *v = out != NULL ? calloc(1, sizeof *v) : NULL;
+    rc = fv.status;
+    if (v == NULL) {
+        ra_msg_unref(&fv.msg);
+        return out != NULL ? RA_ENOMEM : rc;
+    }
+    v->kind = fv.kind;
+    if (fv.status != 0) {
+        v->kind = RA_VAL_NONE;
+        v->text = strndup(fv.data != NULL ? fv.data : "", fv.len);
+        ra_msg_unref(&fv.msg);
+    } else if (fv.in_store) {
+        rc = map_value(c, fv.oid, v) != 0 ? RA_EOBJLOST : 0;
+    } else {
+        v->msg = fv.msg;
+        v->data = fv.data;
+        v->len = fv.len;
+    }
+    *out = v;
+    return rc;
+}
+
 int
 ra_get(ra_ref_t ref, int64_t timeout_ms, ra_value_t **out)
 {
@@ -1727,7 +1835,7 @@ ra_get(ra_ref_t ref, int64_t timeout_ms, ra_value_t **out)
         return RA_ECLOSED;
     }
     if (!is_mine(ref)) {
-        return RA_ENOENT;
+        return get_borrowed(c, ref, timeout_ms, out);
     }
     ra__core_t *cs = c->cs;
     ra_value_t *v = out != NULL ? calloc(1, sizeof *v) : NULL;
@@ -1745,16 +1853,7 @@ ra_get(ra_ref_t ref, int64_t timeout_ms, ra_value_t **out)
             if (o->state == RA__OBJ_READY && o->in_store) {
                 ra_oid_t oid;
                 memcpy(oid.b, o->oid, 16);
-                if ((rc = ra_objstore_get(c->store, oid, 0, &v->view)) ==
-                    0) {
-                    v->store = c->store;
-                    v->data = v->view.data;
-                    v->len = v->view.size;
-                } else {
-                    v->kind = RA_VAL_NONE;
-                    v->text = strdup("the object was lost from the "
-                                     "node's object store");
-                }
+                rc = map_value(c, oid, v);
             } else if (o->state == RA__OBJ_READY) {
                 v->msg = o->msg != NULL ? ra_msg_ref(o->msg) : NULL;
                 v->data = o->data;
@@ -1796,6 +1895,34 @@ ra_get_i64(ra_ref_t ref, int64_t timeout_ms, int64_t *x)
     return rc;
 }
 
+// wait_borrowed asks the owners of the borrowed references among refs
+// that are not ready yet whether they are (cs->mu not held).  Returns
+// whether some may still become ready.
+static bool
+wait_borrowed(ra__cluster_t *c, const ra_ref_t *refs, size_t n, bool *ready,
+              bool *gone)
+{
+    bool pending = false;
+    for (size_t i = 0; i < n; i++) {
+        if (is_mine(refs[i]) || ready[i] || gone[i]) {
+            continue;
+        }
+        ra__fval_t fv;
+        int rc = ra__fref_fetch(c, refs[i], 0, &fv);
+        if (rc == 0) {
+            ra_msg_unref(&fv.msg);
+            ready[i] = true;
+        } else if (rc == RA_ETIMEOUT) {
+            pending = true;
+        } else if (rc == RA_EOBJLOST) {
+            ready[i] = true;   // ra_get tells why
+        } else {
+            gone[i] = true;    // not borrowed here: never ready
+        }
+    }
+    return pending;
+}
+
 int
 ra_wait(const ra_ref_t *refs, size_t n, size_t num_ready,
         int64_t timeout_ms, bool *ready)
@@ -1808,31 +1935,59 @@ ra_wait(const ra_ref_t *refs, size_t n, size_t num_ready,
         return RA_EINVAL;
     }
     ra__core_t *cs = c->cs;
+    size_t nforeign = 0;
+    for (size_t i = 0; i < n; i++) {
+        ready[i] = false;
+        nforeign += !is_mine(refs[i]);
+    }
+    bool *gone = nforeign != 0 ? calloc(n, sizeof *gone) : NULL;
+    if (nforeign != 0 && gone == NULL) {
+        return RA_ENOMEM;
+    }
     struct timespec dl = deadline_after(timeout_ms);
-    pthread_mutex_lock(&cs->mu);
     size_t k;
     bool blocked = false;
     for (;;) {
+        bool fpend = nforeign != 0 &&
+                     wait_borrowed(c, refs, n, ready, gone);
+        pthread_mutex_lock(&cs->mu);
         k = 0;
         for (size_t i = 0; i < n; i++) {
-            ra__obj_t *o = is_mine(refs[i]) ? ra__obj_at(cs, refs[i].id)
-                                            : NULL;
-            // A released or unknown reference will never become ready.
-            ready[i] = o != NULL && o->state != RA__OBJ_PENDING;
+            if (is_mine(refs[i])) {
+                ra__obj_t *o = ra__obj_at(cs, refs[i].id);
+                // A released or unknown reference will never become ready.
+                ready[i] = o != NULL && o->state != RA__OBJ_PENDING;
+            }
             k += ready[i];
         }
         if (k >= num_ready || timeout_ms == 0) {
+            pthread_mutex_unlock(&cs->mu);
             break;
         }
         about_to_block(&blocked);
-        if (timeout_ms < 0) {
-            pthread_cond_wait(&cs->cv, &cs->mu);
-        } else if (pthread_cond_timedwait(&cs->cv, &cs->mu, &dl) ==
-                   ETIMEDOUT) {
-            timeout_ms = 0;   // one last count
+        // Borrowed objects are asked about again in 2 ms.
+        struct timespec until = dl;
+        if (fpend) {
+            struct timespec soon = deadline_after(2);
+            if (timeout_ms < 0 || soon.tv_sec < dl.tv_sec ||
+                (soon.tv_sec == dl.tv_sec && soon.tv_nsec < dl.tv_nsec)) {
+                until = soon;
+            }
+        }
+        int w = timeout_ms < 0 && !fpend
+                    ? pthread_cond_wait(&cs->cv, &cs->mu)
+                    : pthread_cond_timedwait(&cs->cv, &cs->mu, &until);
+        pthread_mutex_unlock(&cs->mu);
+        if (w == ETIMEDOUT && timeout_ms > 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec > dl.tv_sec ||
+                (now.tv_sec == dl.tv_sec && now.tv_nsec >= dl.tv_nsec)) {
+                timeout_ms = 0;   // one last count
+            }
         }
     }
-    pthread_mutex_unlock(&cs->mu);
+    free(gone);
     if (blocked) {
         ra__worker_notify_blocked(false);
     }
@@ -1844,7 +1999,21 @@ ra_release(ra_ref_t ref)
 {
     if (ra__g != NULL && is_mine(ref)) {
         ra__obj_release(ra__g->cs, ref.id);
+    } else if (ra__g != NULL) {
+        (void)ra__fref_release(ra__g, ref);
     }
+}
+
+int
+ra_borrow(ra_ref_t ref)
+{
+    if (ra__g == NULL) {
+        return RA_ECLOSED;
+    }
+    if (is_mine(ref)) {
+        return RA_EINVAL;
+    }
+    return ra__fref_keep(ra__g, ref);
 }
 
 int

@@ -208,7 +208,9 @@ typedef enum ra_value_kind {
     RA_VAL_BYTES = 1,
     RA_VAL_BSON = 2,
     RA_VAL_I64 = 3,
-    RA_VAL_F64 = 4
+    RA_VAL_F64 = 4,
+    RA_VAL_REF = 16    // a task argument that is a reference itself
+                       // (RA_ARG_BORROW): read it with ra_task_arg_ref
 } ra_value_kind_t;
 
 // ra_ref_t refers to an object: the value a task returns, or one given to
@@ -222,14 +224,20 @@ typedef struct ra_ref {
 
 #define RA_REF_NIL ((ra_ref_t){0, 0, 0})
 
-// ra_arg_t is one argument of a task: a value, or a reference (kind
-// RA_ARG_REF).  Use the RA_ARG_* macros.
+// ra_arg_t is one argument of a task: a value, or a reference.  Use the
+// RA_ARG_* macros.  RA_ARG_REF(r) passes the object's value: the task
+// runs once it is ready and reads it like any value.  RA_ARG_BORROW(r)
+// passes the reference itself (Ray's nested reference): the task reads it
+// with ra_task_arg_ref, may ra_get it, pass it on, or keep it past the
+// call with ra_borrow, and the object lives while anyone borrows it.
+// Both accept a reference this process borrows, as well as its own.
 typedef enum ra_arg_kind {
     RA_ARG_BYTES = RA_VAL_BYTES,
     RA_ARG_BSON = RA_VAL_BSON,
     RA_ARG_I64 = RA_VAL_I64,
     RA_ARG_F64 = RA_VAL_F64,
-    RA_ARG_REF = 16
+    RA_ARG_REF = 16,
+    RA_ARG_BORROW = 17
 } ra_arg_kind_t;
 
 typedef struct ra_arg {
@@ -239,7 +247,7 @@ typedef struct ra_arg {
     const bson_t *bson;      // RA_ARG_BSON
     int64_t i64;
     double f64;
-    ra_ref_t ref;            // RA_ARG_REF
+    ra_ref_t ref;            // RA_ARG_REF, RA_ARG_BORROW
 } ra_arg_t;
 
 #define RA_ARG_I64(x) ((ra_arg_t){.kind = RA_ARG_I64, .i64 = (x)})
@@ -248,6 +256,7 @@ typedef struct ra_arg {
     ((ra_arg_t){.kind = RA_ARG_BYTES, .data = (p), .len = (n)})
 #define RA_ARG_BSON(doc) ((ra_arg_t){.kind = RA_ARG_BSON, .bson = (doc)})
 #define RA_ARG_REF(r) ((ra_arg_t){.kind = RA_ARG_REF, .ref = (r)})
+#define RA_ARG_BORROW(r) ((ra_arg_t){.kind = RA_ARG_BORROW, .ref = (r)})
 
 // ra_value_t is a value received by ra_get.  Read it with the accessors,
 // free it with ra_value_free.
@@ -293,7 +302,7 @@ size_t ra_task_nargs(const ra_task_t *t);
 // end).
 ra_value_kind_t ra_task_arg_kind(const ra_task_t *t, size_t i);
 // ra_task_arg returns the bytes of argument i and their length, or NULL
-// past the end.  Borrowed for the call.
+// past the end and for a reference (RA_VAL_REF).  Borrowed for the call.
 const void *ra_task_arg(const ra_task_t *t, size_t i, size_t *len);
 // ra_task_arg_i64 and ra_task_arg_f64 read a number argument (0 when
 // argument i is missing or of another kind).
@@ -302,6 +311,16 @@ double ra_task_arg_f64(const ra_task_t *t, size_t i);
 // ra_task_arg_bson initialises *doc from a BSON argument (read-only,
 // borrowed for the call).  Returns 0, RA_ENOENT or RA_EBADMSG.
 int ra_task_arg_bson(const ra_task_t *t, size_t i, bson_t *doc);
+
+// ra_task_arg_ref stores in *out the reference passed as argument i with
+// RA_ARG_BORROW.  It is valid for the call: ra_get, ra_wait and ra_cancel
+// take it (ra_get asks the owner for the value once, and maps it where it
+// lies in this node's object store, or has it copied here from another
+// node's), and RA_ARG_REF or RA_ARG_BORROW pass it on to other tasks.  To
+// keep it past the call (in an actor's state, say), call ra_borrow and
+// later ra_release.  Returns 0, RA_ENOENT (no argument i) or RA_EBADMSG
+// (argument i is not a reference).
+int ra_task_arg_ref(const ra_task_t *t, size_t i, ra_ref_t *out);
 
 // ra_task_return_* set the result (the last call wins; none: RA_VAL_NONE).
 // The data is copied.  Return 0 or RA_ENOMEM.
@@ -380,7 +399,11 @@ int ra_put(const ra_arg_t *value, ra_ref_t *out);
 // RA_ETIMEOUT (not ready yet; try again); the task's error (RA_ETASK,
 // RA_EWORKER, RA_EACTOR, RA_ETIMEOUT with *out set to a value whose
 // ra_value_error tells the story, RA_ECANCELED, RA_EINFEASIBLE); RA_ENOENT
-// (released, or not an object of this process); RA_ECLOSED.
+// (released, or neither an object of this process nor one it borrows);
+// RA_EOBJLOST (a borrowed object whose owner is gone or released it, or
+// that cannot be copied to this node; ra_value_error says which);
+// RA_ECLOSED.  A borrowed object's value is asked of its owner once per
+// process; later gets read this process's copy.
 int ra_get(ra_ref_t ref, int64_t timeout_ms, ra_value_t **out);
 
 // ra_get_i64 is ra_get of a number: 0 and *x, or the error.
@@ -393,14 +416,26 @@ const char *ra_value_error(const ra_value_t *v);
 // ra_wait waits until at least num_ready of the n references are ready
 // (done or failed) or timeout_ms passes (negative: forever), and sets
 // ready[i] for each.  Returns the number ready (which may be below
-// num_ready after a timeout), or RA_EINVAL/RA_ECLOSED.
+// num_ready after a timeout), or RA_EINVAL/RA_ECLOSED.  Borrowed
+// references among them are asked of their owners every 2 ms or so.
 int ra_wait(const ra_ref_t *refs, size_t n, size_t num_ready,
             int64_t timeout_ms, bool *ready);
 
 // ra_release tells the owner that this reference is no longer needed;
-// once a task finishes its value is freed.  Safe on a released or foreign
-// reference (it does nothing).
+// once a task finishes its value is freed.  On a borrowed reference it
+// ends one ra_borrow.  Safe on a released or unknown reference (it does
+// nothing).  An object is freed when its owner has released it and no
+// task or process borrows it any more.
 void ra_release(ra_ref_t ref);
+
+// ra_borrow keeps a reference received with ra_task_arg_ref valid after
+// the call that received it, until a matching ra_release: its owner is
+// told that this process borrows the object (when the call ends), so the
+// object stays while the owner lives, even if the owner releases it.  A
+// borrower's process that exits ends its borrows.  Returns 0; RA_EINVAL
+// (a reference of this process: it owns it already); RA_ENOENT (not a
+// reference this process borrows now); RA_ECLOSED.
+int ra_borrow(ra_ref_t ref);
 
 // ra_store_usage_t is a snapshot of the counters of this node's object
 // store, the shared memory that holds large values (see doc/objstore.md).

@@ -63,10 +63,15 @@ enum {
                                // they have all ended
     RA__T_OBJ = -1326,         // to and between object managers (objmgr.c):
                                // {u8 op (RA__OBJ_*), fields}
-    RA__T_LEASE_END = -1327    // raylet -> worker host: {u64 lease, u8
+    RA__T_LEASE_END = -1327,   // raylet -> worker host: {u64 lease, u8
                                // kill} a shared actor's lease ended; kill
                                // its instance if it still runs
+    RA__T_BORROW = -1328       // to an owner's core: references lent to
+                               // other processes (borrow.c)
 };
+
+// Operations of RA__T_BORROW (first u8; see borrow.c).
+enum { RA__BORROW_ADD = 1, RA__BORROW_DEL = 2, RA__BORROW_GET = 3 };
 
 // In a lease request's isolation byte: the actor is detached (it outlives
 // its owner's job; its worker is its own).
@@ -297,6 +302,25 @@ int ra__result_msg(uint64_t id, uint32_t attempt, int status, uint8_t kind,
 // owner's node's store: {oid, pid objmgr, str objmgr endpoint, u64 size}.
 // The worker maps it (its own node) or pulls it into its node's store
 // first, and the function reads it in place.
+// A task argument of this kind is a reference lent to the task
+// (RA_ARG_BORROW), not a value: bytes {u32 node, u32 proc, u64 id, pid
+// owner's core, str owner's endpoint ("" on one node), u8 resolve}.  With
+// resolve 1 (a borrowed reference passed on with RA_ARG_REF) the worker
+// fetches the value from the owner before the function runs.
+#define RA__VAL_LENT 17u
+
+typedef struct ra__lent {
+    ra_ref_t ref;
+    ra_pid_t core;
+    char ep[256];
+    bool resolve;
+} ra__lent_t;
+
+void ra__wb_lent(ra__wbuf_t *b, ra_ref_t ref, ra_pid_t core, const char *ep,
+                 bool resolve);
+// ra__lent_read parses a lent argument's bytes: 0 or RA_EBADMSG.
+int ra__lent_read(const void *data, size_t len, ra__lent_t *out);
+
 // Values up to this size travel inline in messages (Ray: 100 KiB).
 #define RA__INLINE_MAX_DEFAULT ((size_t)100 << 10)
 

@@ -137,6 +137,7 @@ obj_maybe_free(ra__core_t *cs, uint64_t id)
     }
     ra_msg_unref(&o->msg);
     free(o->text);
+    free(o->rwait);
     free(o);
     cs->objs[id] = NULL;
     cs->live--;
@@ -235,6 +236,9 @@ obj_complete(ra__core_t *cs, uint64_t id, int err, uint8_t kind,
         }
         o->task = NULL;
         cs->done++;
+        if (o->nrwait != 0 && ra__g != NULL) {
+            ra__borrow_answer(ra__g, o);
+        }
         pthread_cond_broadcast(&cs->cv);
         obj_maybe_free(cs, id);
     }
@@ -333,6 +337,26 @@ ra__task_wire_attempt(ra__task_t *t)
     return 0;
 }
 
+// task_unlend ends the holds of references lent to t (RA_ARG_BORROW, and
+// borrowed references passed on): by the time its result has come, its
+// worker has registered any it keeps with their owners.
+static void
+task_unlend(ra__task_t *t)
+{
+    ra__cluster_t *c = ra__g;
+    for (uint32_t i = 0; c != NULL && !c->stopping && i < t->nlent; i++) {
+        ra__obj_unborrow(c->cs, t->lent[i]);
+    }
+    for (uint32_t i = 0; c != NULL && !c->stopping && i < t->nflent; i++) {
+        ra__fref_untask(c, t->flent[i]);
+    }
+    free(t->lent);
+    free(t->flent);
+    t->lent = NULL;
+    t->flent = NULL;
+    t->nlent = t->nflent = 0;
+}
+
 // task_unhold lets go of the arguments t read from the store, before its
 // result is complete, so that a caller who got the result and releases an
 // argument frees it at once.
@@ -346,6 +370,7 @@ task_unhold(core_t *k, ra__task_t *t)
         free(t->held);
         t->held = NULL;
         t->nheld = 0;
+        task_unlend(t);
     }
 }
 
@@ -366,6 +391,7 @@ task_free(ra__task_t *t)
              i < t->nheld && ra__g != NULL && !ra__g->stopping; i++) {
             ra__obj_unborrow(ra__g->cs, t->held[i]);
         }
+        task_unlend(t);
         ra_msg_unref(&t->wire);
         free(t->refs);
         free(t->held);
@@ -1868,6 +1894,9 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     case RA__T_OBJ:
         on_obj(ctx, k, msg);
         break;
+    case RA__T_BORROW:
+        ra__borrow_on_msg(ctx, k->c, msg);
+        break;
     default:
         if (ra_msg_kind(msg) == RA_MSG_DOWN) {
             uint64_t mref;
@@ -1881,6 +1910,9 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
                 break;
             }
             if (mref != 0 && spilled_lost(ctx, k, mref)) {
+                break;
+            }
+            if (mref != 0 && ra__borrow_down(ctx, k->c, mref)) {
                 break;
             }
             for (ra__lease_t *l = k->leases; l != NULL; l = l->next) {
@@ -1996,10 +2028,12 @@ ra__core_free(ra__cluster_t *c)
             }
             ra_msg_unref(&o->msg);
             free(o->text);
+            free(o->rwait);
             free(o);
         }
     }
     free(cs->objs);
+    ra__borrow_fini(cs);
     while (cs->in_head != NULL) {
         ra__inbox_t *e = cs->in_head;
         cs->in_head = e->next;

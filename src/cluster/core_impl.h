@@ -39,6 +39,10 @@ struct ra__task {
     uint32_t nrefs;
     uint64_t *held;           // args passed as store references: kept
     uint32_t nheld;           // (borrowed) until the task ends
+    uint64_t *lent;           // objects of this process lent to it
+    uint32_t nlent;           // (RA_ARG_BORROW): held until it ends
+    ra_ref_t *flent;          // borrowed references passed on to it
+    uint32_t nflent;          // (fref tasks), until it ends
     bool pulling;             // its result is being copied to this node
     uint32_t waiting;         // of those, still pending
     struct ra__lease *lease;  // where it runs now
@@ -78,6 +82,8 @@ typedef struct ra__obj {
     char *text;               // error text
     ra__task_t *task;         // the core's: the task that makes it
     ra__dep_t *deps;          // the core's: tasks waiting on it
+    uint64_t *rwait;          // GETs of borrowers waiting for it (call
+    uint32_t nrwait;          // references, answered when it is done)
 } ra__obj_t;
 
 // A scheduling class: tasks of one resource shape share leases.
@@ -188,6 +194,12 @@ struct ra__core {
     ra__hmap_t constructing;  // ctor id: constructor sent, not answered
     ra__hmap_t by_mref;       // monitor of an instance or of its host
     ra__hmap_t by_lease;      // lease id
+    // References lent to other processes (borrow.c): the foreign ones
+    // this process borrows (ra__fref_t *, under mu), and the core's
+    // records of processes that borrow ours.
+    ra__hmap_t frefs;
+    ra__hmap_t bprocs;        // {node << 32 | proc, 0} -> its record
+    ra__hmap_t bmrefs;        // {monitor ref, 0} -> the same
     void *core;               // the core actor's state (core_t)
     // The core's: task events not yet sent to the GCS's task table
     // (RA__GCS_TASK_EVENTS; see gcs_tasks.c), and whether a tick that
@@ -273,5 +285,83 @@ int ra__task_wire_attempt(ra__task_t *t);
 void ra__core_obj_complete(ra__core_t *cs, uint64_t id, int err,
                            uint8_t kind, ra_msg_t *msg, const void *data,
                            size_t len);
+
+// ra__pull_here has this node's object manager copy loc into this node's
+// store and waits for it (ctx: an actor or a scope).  On success the copy
+// holds one reference for the caller, who says RA__OBJ_UNUSE when done.
+// Returns 0 or an error, with why set.
+int ra__pull_here(ra_ctx_t *ctx, ra__cluster_t *c, const ra__objloc_t *loc,
+                  char *why, size_t cap);
+
+// ---- references lent to other processes (borrow.c) ----
+
+// A reference of another process that this one borrows (cs->frefs, keyed
+// {owner node << 32 | proc, id}; cs->mu).  It is forgotten when nothing
+// below needs it.
+typedef struct ra__fref {
+    ra_ref_t ref;
+    ra_pid_t core;            // the owner's core
+    char ep[256];             // the owner's endpoint ("" on one node)
+    uint32_t calls;           // calls running here that received it
+    uint32_t keeps;           // ra_borrow holds (each ended by ra_release)
+    uint32_t tasks;           // tasks submitted here with it, not ended
+    uint32_t busy;            // fetches under way
+    bool registered;          // the owner counts this process (ADD)
+    bool cached;              // the fields below hold the outcome
+    int status;
+    uint8_t kind;
+    ra_msg_t *msg;            // the value inline, or the error text
+    const void *data;
+    size_t len;
+    bool in_store;            // the value is oid in this node's store
+    bool pulled;              // a copy pulled here for us (UNUSE it)
+    ra_oid_t oid;
+} ra__fref_t;
+
+// The outcome of a borrowed object, for ra_get: on status 0 the value
+// (inline in msg/data/len, or oid in this node's store), else the error
+// text in data/len.  msg is the caller's to unref.
+typedef struct ra__fval {
+    int status;
+    uint8_t kind;
+    ra_msg_t *msg;
+    const void *data;
+    size_t len;
+    bool in_store;
+    ra_oid_t oid;
+} ra__fval_t;
+
+// The borrower's side; every function takes cs->mu but _locked ones.
+// ra__fref_enter: a call that received l starts (calls++), learning the
+// owner's address.  ra__fref_leave: it ends; a reference still needed
+// after it is registered with its owner first (a call of up to 10 s).
+int ra__fref_enter(ra__cluster_t *c, const ra__lent_t *l);
+void ra__fref_leave(ra_ctx_t *ctx, ra__cluster_t *c, ra_ref_t ref);
+// ra__fref_keep: ra_borrow (RA_ENOENT when ref is not borrowed here).
+int ra__fref_keep(ra__cluster_t *c, ra_ref_t ref);
+// ra__fref_release: ra_release of a borrowed reference; false when
+// there was no ra_borrow hold to end.
+bool ra__fref_release(ra__cluster_t *c, ra_ref_t ref);
+// ra__fref_lend_locked: a task submitted here takes ref along (tasks++);
+// *out gets the owner's core.  RA_ENOENT when ref is not borrowed here.
+int ra__fref_lend_locked(ra__cluster_t *c, ra_ref_t ref, ra__lent_t *out);
+// ra__fref_untask: that task ended.
+void ra__fref_untask(ra__cluster_t *c, ra_ref_t ref);
+bool ra__fref_known(ra__cluster_t *c, ra_ref_t ref);
+// ra__fref_fetch waits up to timeout_ms (0: only asks) for the outcome
+// of a borrowed object, from the owner the first time and from this
+// process's copy afterwards.  Returns 0 (*out filled), RA_ENOENT (not
+// borrowed here), RA_ETIMEOUT, or the error of reaching the owner.
+int ra__fref_fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms,
+                   ra__fval_t *out);
+
+// The owner's side, on the core's thread: RA__T_BORROW messages, DOWNs of
+// borrowers' processes (true when mref was one), and the end.
+void ra__borrow_on_msg(ra_ctx_t *ctx, ra__cluster_t *c, ra_msg_t *m);
+bool ra__borrow_down(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t mref);
+void ra__borrow_fini(ra__core_t *cs);
+// ra__borrow_answer answers the GETs waiting for object o, just done
+// (cs->mu held; any thread).
+void ra__borrow_answer(ra__cluster_t *c, ra__obj_t *o);
 
 #endif

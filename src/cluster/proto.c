@@ -1,5 +1,6 @@
 // proto.c - the codec of the cluster's messages, the registries of remote
 // functions and actor classes, and running one task.
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cluster_impl.h"
+#include "core_impl.h"
 #include "ra_objstore.h"
 #include "ra_error.h"
 #include "ra_log.h"
@@ -292,6 +293,9 @@ ra__task_decode(const ra_msg_t *m, ra__task_view_t *v)
             if (a->len < 16 + 16) {
                 r.bad = true;
             }
+        } else if (a->kind == RA__VAL_LENT) {
+            // Checked by ra__lent_enter before the function runs.
+            a->data = ra__rb_bytes(&r, &a->len);
         } else if (a->kind >= RA_VAL_BYTES && a->kind <= RA_VAL_F64) {
             a->data = ra__rb_bytes(&r, &a->len);
             if ((a->kind == RA_VAL_I64 || a->kind == RA_VAL_F64) &&
@@ -550,14 +554,36 @@ ra_task_nargs(const ra_task_t *t)
 ra_value_kind_t
 ra_task_arg_kind(const ra_task_t *t, size_t i)
 {
-    return i < t->view->nargs ? (ra_value_kind_t)t->view->args[i].kind
-                              : RA_VAL_NONE;
+    if (i >= t->view->nargs) {
+        return RA_VAL_NONE;
+    }
+    return t->view->args[i].kind == RA__VAL_LENT
+               ? RA_VAL_REF
+               : (ra_value_kind_t)t->view->args[i].kind;
+}
+
+int
+ra_task_arg_ref(const ra_task_t *t, size_t i, ra_ref_t *out)
+{
+    if (i >= t->view->nargs) {
+        return RA_ENOENT;
+    }
+    ra__lent_t l;
+    if (t->view->args[i].kind != RA__VAL_LENT ||
+        ra__lent_read(t->view->args[i].data, t->view->args[i].len,
+                      &l) != 0) {
+        return RA_EBADMSG;
+    }
+    if (out != NULL) {
+        *out = l.ref;
+    }
+    return 0;
 }
 
 const void *
 ra_task_arg(const ra_task_t *t, size_t i, size_t *len)
 {
-    if (i >= t->view->nargs) {
+    if (i >= t->view->nargs || t->view->args[i].kind == RA__VAL_LENT) {
         if (len != NULL) {
             *len = 0;
         }
@@ -689,9 +715,9 @@ typedef struct mapped {
 
 // pull_here has this node's object manager copy object oid from the
 // object manager src (at endpoint ep) into our store, and waits for it.
-static int
-pull_here(ra_ctx_t *ctx, ra__cluster_t *c, const ra__objloc_t *loc,
-          char *why, size_t cap)
+int
+ra__pull_here(ra_ctx_t *ctx, ra__cluster_t *c, const ra__objloc_t *loc,
+              char *why, size_t cap)
 {
     ra_msg_t *m = NULL, *rep = NULL;
     int rc = ra__pull_msg(0, loc, 0, &m);
@@ -755,7 +781,7 @@ map_args(ra_ctx_t *ctx, ra__task_view_t *v, mapped_t *maps, char *why,
                 rc = RA_ENOTSUP;
                 snprintf(text, sizeof text, "no object manager here");
             } else {
-                rc = pull_here(ctx, c, &loc, text, sizeof text);
+                rc = ra__pull_here(ctx, c, &loc, text, sizeof text);
             }
             if (rc != 0) {
                 snprintf(why, cap, "argument %u (%" PRIu64 " bytes on node "
@@ -828,6 +854,80 @@ ra__args_unmap(ra_ctx_t *ctx, ra__task_view_t *v, void **maps)
     }
 }
 
+// A reference lent to a running call (RA__VAL_LENT), and the value
+// fetched for it when it was passed on with RA_ARG_REF.
+typedef struct lent {
+    bool entered;
+    ra_ref_t ref;
+    ra_value_t *val;
+} lent_t;
+
+// lent_enter makes this process a borrower of each reference lent to
+// task v, for the call, and fetches the values of those to resolve (the
+// argument then reads as that value).  Returns 0, or an error with why.
+static int
+lent_enter(ra__task_view_t *v, lent_t **out, char *why, size_t cap)
+{
+    ra__cluster_t *c = ra__g;
+    *out = NULL;
+    for (uint32_t i = 0; i < v->nargs; i++) {
+        ra__targ_t *a = &v->args[i];
+        if (a->kind != RA__VAL_LENT) {
+            continue;
+        }
+        if (*out == NULL && (*out = calloc(v->nargs, sizeof **out)) == NULL) {
+            snprintf(why, cap, "out of memory");
+            return RA_ENOMEM;
+        }
+        lent_t *e = &(*out)[i];
+        ra__lent_t l;
+        if (ra__lent_read(a->data, a->len, &l) != 0) {
+            snprintf(why, cap, "argument %u: malformed reference", i);
+            return RA_EBADMSG;
+        }
+        bool own = c != NULL && l.ref.node == c->node && l.ref.proc == c->proc;
+        int rc = c == NULL ? RA_ECLOSED : own ? 0 : ra__fref_enter(c, &l);
+        if (rc != 0) {
+            snprintf(why, cap, "argument %u: %s", i, ra_strerror(rc));
+            return rc;
+        }
+        e->entered = !own;
+        e->ref = l.ref;
+        if (!l.resolve) {
+            continue;
+        }
+        rc = ra_get(l.ref, -1, &e->val);
+        if (rc != 0) {
+            snprintf(why, cap, "argument %u (object %" PRIu64 " of process "
+                     "%u.%u): %s", i, l.ref.id, l.ref.node, l.ref.proc,
+                     e->val != NULL && ra_value_error(e->val)[0] != '\0'
+                         ? ra_value_error(e->val)
+                         : ra_strerror(rc));
+            return rc == RA_ETASK ? rc : RA_EOBJLOST;
+        }
+        a->kind = (uint8_t)ra_value_kind(e->val);
+        a->data = ra_value_data(e->val, &a->len);
+        if (a->kind == RA_VAL_NONE) {
+            a->kind = RA_VAL_BYTES;
+        }
+    }
+    return 0;
+}
+
+static void
+lent_leave(ra_ctx_t *ctx, ra__task_view_t *v, lent_t **lents)
+{
+    for (uint32_t i = 0; *lents != NULL && i < v->nargs; i++) {
+        lent_t *e = &(*lents)[i];
+        ra_value_free(&e->val);
+        if (e->entered) {
+            ra__fref_leave(ctx, ra__g, e->ref);
+        }
+    }
+    free(*lents);
+    *lents = NULL;
+}
+
 // send_undeliverable tells owner "to" that the result of task v (its
 // message len bytes) could not be sent to it (ra_send said err), so that
 // the owner gets an error value instead of waiting for ever.  A result
@@ -867,9 +967,11 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
                    .cancel = ra__worker_cancel_flag()};
     int rc = pre_err;
     void *maps = NULL;
+    lent_t *lents = NULL;
     char mwhy[900];
-    if (rc == 0 && (rc = ra__args_map(ctx, v, &maps, mwhy,
-                                      sizeof mwhy)) != 0) {
+    if (rc == 0 && ((rc = lent_enter(v, &lents, mwhy, sizeof mwhy)) != 0 ||
+                    (rc = ra__args_map(ctx, v, &maps, mwhy,
+                                       sizeof mwhy)) != 0)) {
         pre_text = mwhy;
         pre_err = rc;
     }
@@ -877,6 +979,9 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
         rc = fn(&t);
     }
     ra__args_unmap(ctx, v, &maps);
+    // Before the result leaves: references kept past the call are
+    // registered with their owners here.
+    lent_leave(ctx, v, &lents);
     ra_msg_t *res = NULL;
     if (rc == 0) {
         if (state != NULL) {

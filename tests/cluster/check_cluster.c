@@ -284,6 +284,171 @@ check_big(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(check_big)
 
+// ---- references lent to tasks (RA_ARG_BORROW) ----
+
+// value_score scores value v the way the borrow tests expect: twice a
+// number; 2 len + 1 for bytes big(len, salt) made read in place in the
+// store, 2 len for such bytes in a copy; -1 for anything else.
+static int64_t
+value_score(const ra_value_t *v, int64_t salt)
+{
+    if (ra_value_kind(v) == RA_VAL_I64) {
+        return 2 * ra_value_i64(v);
+    }
+    size_t n;
+    const uint8_t *p = ra_value_data(v, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != (uint8_t)((i * 7 + (size_t)salt) % 251)) {
+            return -1;
+        }
+    }
+    return 2 * (int64_t)n + (in_shm(p) ? 1 : 0);
+}
+
+// peek_ref receives a reference (argument 0) and a salt (argument 1),
+// waits for the object with ra_wait, reads it and returns its
+// value_score; a failed object fails the task with its error text.
+static int
+peek_ref(ra_task_t *t)
+{
+    ra_ref_t r;
+    size_t n = 1;
+    if (ra_task_arg_kind(t, 0) != RA_VAL_REF || ra_task_arg_ref(t, 0, &r) ||
+        ra_task_arg(t, 0, &n) != NULL || n != 0 ||
+        ra_task_arg_ref(t, 1, &r) != RA_EBADMSG ||
+        ra_task_arg_ref(t, 9, &r) != RA_ENOENT) {
+        return ra_task_fail(t, "argument 0 does not read as a reference");
+    }
+    (void)ra_task_arg_ref(t, 0, &r);
+    bool ready = false;
+    if (ra_wait(&r, 1, 1, 20000, &ready) != 1 || !ready) {
+        return ra_task_fail(t, "ra_wait did not see the object ready");
+    }
+    ra_value_t *v = NULL;
+    int rc = ra_get(r, 20000, &v);
+    if (rc != 0) {
+        int e = ra_task_fail(t, "ra_get: %s: %s", ra_err_name(rc),
+                             v != NULL ? ra_value_error(v) : "");
+        ra_value_free(&v);
+        return e;
+    }
+    int64_t score = value_score(v, ra_task_arg_i64(t, 1));
+    ra_value_free(&v);
+    return ra_task_return_i64(t, score);
+}
+RA_REMOTE_REGISTER(peek_ref)
+
+// relay_ref passes the reference it received on to two tasks of its own:
+// check_big gets the value (RA_ARG_REF), peek_ref the reference again
+// (RA_ARG_BORROW).  It returns their common score, or -1 when they differ.
+static int
+relay_ref(ra_task_t *t)
+{
+    ra_ref_t r, a, b;
+    int64_t x = -2, y = -3;
+    int64_t salt = ra_task_arg_i64(t, 1);
+    if (ra_task_arg_ref(t, 0, &r) != 0 ||
+        ra_remote("check_big", (ra_arg_t[]){RA_ARG_REF(r),
+                                            RA_ARG_I64(salt)},
+                  2, NULL, &a) != 0 ||
+        ra_remote("peek_ref", (ra_arg_t[]){RA_ARG_BORROW(r),
+                                           RA_ARG_I64(salt)},
+                  2, NULL, &b) != 0) {
+        return ra_task_fail(t, "could not pass the reference on");
+    }
+    int ra = ra_get_i64(a, 30000, &x);
+    int rb = ra_get_i64(b, 30000, &y);
+    ra_release(a);
+    ra_release(b);
+    if (ra != 0 || rb != 0) {
+        return ra_task_fail(t, "passed on: %s, %s", ra_err_name(ra),
+                            ra_err_name(rb));
+    }
+    return ra_task_return_i64(t, x == y ? x : -1);
+}
+RA_REMOTE_REGISTER(relay_ref)
+
+// A keeper holds a borrowed reference past the call that gave it.
+typedef struct keeper {
+    ra_ref_t ref;
+    bool has;
+} keeper_t;
+
+static int
+keeper_init(ra_task_t *t)
+{
+    keeper_t *k = calloc(1, sizeof *k);
+    if (k == NULL) {
+        return RA_ENOMEM;
+    }
+    ra_task_set_state(t, k);
+    return 0;
+}
+
+static void
+keeper_fini(void *s)
+{
+    free(s);
+}
+
+// keep(ref): ra_borrow it.
+static int
+keeper_keep(ra_task_t *t)
+{
+    keeper_t *k = ra_task_state(t);
+    ra_ref_t r;
+    int rc = ra_task_arg_ref(t, 0, &r);
+    if (rc == 0 && (rc = ra_borrow(r)) == 0) {
+        k->ref = r;
+        k->has = true;
+    }
+    return ra_task_return_i64(t, rc);
+}
+
+// read(salt): the value_score of the kept object.
+static int
+keeper_read(ra_task_t *t)
+{
+    keeper_t *k = ra_task_state(t);
+    ra_value_t *v = NULL;
+    int rc = k->has ? ra_get(k->ref, 20000, &v) : RA_ENOENT;
+    if (rc != 0) {
+        ra_value_free(&v);
+        return ra_task_fail(t, "ra_get of the kept reference: %s",
+                            ra_err_name(rc));
+    }
+    int64_t score = value_score(v, ra_task_arg_i64(t, 0));
+    ra_value_free(&v);
+    return ra_task_return_i64(t, score);
+}
+
+// drop(): ra_release it.
+static int
+keeper_drop(ra_task_t *t)
+{
+    keeper_t *k = ra_task_state(t);
+    if (k->has) {
+        ra_release(k->ref);
+        k->has = false;
+    }
+    return ra_task_return_i64(t, 0);
+}
+
+static const ra_method_t keeper_methods[] = {
+    {"keep", keeper_keep},
+    {"read", keeper_read},
+    {"drop", keeper_drop},
+};
+
+static const ra_actor_class_t Keeper = {
+    .name = "Keeper",
+    .init = keeper_init,
+    .fini = keeper_fini,
+    .methods = keeper_methods,
+    .nmethods = 3,
+};
+RA_ACTOR_CLASS_REGISTER(Keeper)
+
 // ---- an actor class ----
 
 typedef struct acct {
@@ -1834,6 +1999,140 @@ START_TEST(test_cluster_init_twice_and_shutdown_twice)
 }
 END_TEST
 
+// store_objects_become waits up to 10 s for this node's store to hold n
+// objects and returns how many it holds then.
+static uint64_t
+store_objects_become(uint64_t n)
+{
+    ra_store_usage_t u = {0};
+    for (int i = 0; i < 1000; i++) {
+        RA_CK_OK(ra_store_usage(&u));
+        if (u.objects == n) {
+            break;
+        }
+        usleep(10000);
+    }
+    return u.objects;
+}
+
+static int64_t
+call_i64(ra_actor_t a, const char *method, const ra_arg_t *args,
+         size_t nargs)
+{
+    ra_ref_t r;
+    int64_t x = -100;
+    RA_CK_OK(ra_actor_call(a, method, args, nargs, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &x));
+    ra_release(r);
+    return x;
+}
+
+START_TEST(test_cluster_borrowed_references)
+{
+    start();
+    const size_t n = (size_t)1 << 20;
+    uint8_t *buf = malloc(n);
+    ck_assert_ptr_nonnull(buf);
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = (uint8_t)((i * 7 + 3) % 251);
+    }
+    ra_ref_t small, large, r;
+    int64_t x = 0;
+    RA_CK_OK(ra_put(&RA_ARG_I64(21), &small));
+    RA_CK_OK(ra_put(&RA_ARG_BYTES(buf, n), &large));
+    const int64_t whole = 2 * (int64_t)n + 1;   // read in place in /dev/shm
+
+    // A worker gets the reference, not the value, and reads the value
+    // from its owner (inline, or mapped in the store).
+    RA_CK_OK(ra_remote("peek_ref", (ra_arg_t[]){RA_ARG_BORROW(small),
+                                                RA_ARG_I64(0)},
+                       2, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &x));
+    ck_assert_int_eq(x, 42);
+    ra_release(r);
+    RA_CK_OK(ra_remote("peek_ref", (ra_arg_t[]){RA_ARG_BORROW(large),
+                                                RA_ARG_I64(3)},
+                       2, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &x));
+    ck_assert_int_eq(x, whole);
+    ra_release(r);
+
+    // Passed on by the borrower to tasks of its own, as a value and as a
+    // reference.
+    RA_CK_OK(ra_remote("relay_ref", (ra_arg_t[]){RA_ARG_BORROW(large),
+                                                 RA_ARG_I64(3)},
+                       2, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 60000, &x));
+    ck_assert_int_eq(x, whole);
+    ra_release(r);
+
+    // An object still being made: the borrower's get waits for it.  A
+    // failed one: the borrower sees the task's error.
+    ra_ref_t slow, bad;
+    RA_CK_OK(ra_remote("sleeper", (ra_arg_t[]){RA_ARG_STR_EMPTY,
+                                               RA_ARG_I64(300)},
+                       2, NULL, &slow));
+    RA_CK_OK(ra_remote("peek_ref", (ra_arg_t[]){RA_ARG_BORROW(slow),
+                                                RA_ARG_I64(0)},
+                       2, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &x));
+    ck_assert_int_eq(x, 600);
+    ra_release(r);
+    ra_release(slow);
+    RA_CK_OK(ra_remote("fails", &RA_ARG_I64(7), 1, NULL, &bad));
+    RA_CK_OK(ra_remote("peek_ref", (ra_arg_t[]){RA_ARG_BORROW(bad),
+                                                RA_ARG_I64(0)},
+                       2, NULL, &r));
+    ra_value_t *v = NULL;
+    RA_CK_ERR(ra_get(r, 30000, &v), RA_ETASK);
+    ck_assert_msg(strstr(ra_value_error(v), "bad input 7") != NULL, "%s",
+                  ra_value_error(v));
+    ra_value_free(&v);
+    ra_release(r);
+    ra_release(bad);
+
+    // Kept past the call: the object outlives its owner's release until
+    // the borrower lets go.
+    ra_actor_t keeper;
+    RA_CK_OK(ra_actor_create("Keeper", NULL, 0, NULL, &keeper));
+    ck_assert_int_eq(call_i64(keeper, "keep", &RA_ARG_BORROW(large), 1), 0);
+    ra_release(large);
+    ck_assert_uint_eq(store_objects_become(1), 1);
+    ck_assert_int_eq(call_i64(keeper, "read", &RA_ARG_I64(3), 1), whole);
+    ck_assert_int_eq(call_i64(keeper, "drop", NULL, 0), 0);
+    ck_assert_uint_eq(store_objects_become(0), 0);
+
+    // A borrower whose process dies ends its borrows.
+    ra_ref_t other;
+    RA_CK_OK(ra_put(&RA_ARG_BYTES(buf, n), &other));
+    ra_actor_opts_t ao = RA_ACTOR_OPTS_INIT;
+    ao.isolation = RA_ISOLATION_PROCESS;
+    ra_actor_t k2;
+    RA_CK_OK(ra_actor_create("Keeper", NULL, 0, &ao, &k2));
+    ck_assert_int_eq(call_i64(k2, "keep", &RA_ARG_BORROW(other), 1), 0);
+    ra_release(other);
+    ck_assert_int_eq(call_i64(k2, "read", &RA_ARG_I64(3), 1), whole);
+    ck_assert_uint_eq(store_objects_become(1), 1);
+    RA_CK_OK(ra_actor_kill(k2));
+    ck_assert_uint_eq(store_objects_become(0), 0);
+
+    // What is neither ours nor borrowed here.
+    ra_ref_t alien = {small.node, small.proc + 1000, 5};
+    RA_CK_ERR(ra_get(alien, 100, &v), RA_ENOENT);
+    RA_CK_ERR(ra_borrow(alien), RA_ENOENT);
+    RA_CK_ERR(ra_borrow(small), RA_EINVAL);
+    RA_CK_ERR(ra_remote("peek_ref", &RA_ARG_BORROW(alien), 1, NULL, &r),
+              RA_ENOENT);
+    bool ready = true;
+    ck_assert_int_eq(ra_wait(&alien, 1, 0, 10, &ready), 0);
+    ck_assert(!ready);
+    ra_release(alien);   // harmless
+    ra_release(small);
+    free(buf);
+    stop();
+}
+END_TEST
+
 static Suite *
 cluster_suite(void)
 {
@@ -1865,6 +2164,10 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_deadline_and_cancel);
     tcase_add_test(tc, test_cluster_survives_malformed_messages);
     tcase_add_test(tc, test_cluster_heartbeat_env);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("borrow");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_cluster_borrowed_references);
     suite_add_tcase(s, tc);
     tc = tcase_create("actors");
     tcase_set_timeout(tc, 120);

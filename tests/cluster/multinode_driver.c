@@ -63,6 +63,15 @@
 //                                   it) and the line is "sent N x BYTES
 //                                   zero-copy|copied, served B" (bytes
 //                                   this node's object manager sent)
+//   multinode_driver lend RES BYTES
+//                                   ra_put of BYTES bytes of a pattern,
+//                                   lent (RA_ARG_BORROW) to a task on the
+//                                   node with RES, which reads it (its
+//                                   node pulls it from ours) and passes it
+//                                   on by value to a task of its own:
+//                                   "lent BYTES to node ID: read
+//                                   zero-copy|copied, passed on
+//                                   zero-copy|copied, left there K"
 //
 // Exit status 0 when the work itself went well.
 #include <rayo.h>
@@ -184,6 +193,117 @@ in_shm(const void *p)
     return yes;
 }
 
+// put_pattern puts bytes bytes of seed's pattern (ra_put) into *out.
+static int
+put_pattern(int64_t seed, long long bytes, ra_ref_t *out)
+{
+    uint8_t *p = malloc(bytes > 0 ? (size_t)bytes : 1);
+    if (p == NULL) {
+        return RA_ENOMEM;
+    }
+    for (long long i = 0; i < bytes; i++) {
+        p[i] = pattern_at(seed, (size_t)i);
+    }
+    int rc = ra_put(&RA_ARG_BYTES(p, (size_t)bytes), out);
+    free(p);
+    return rc;
+}
+
+// peek_lent: {reference lent, i64 seed} -> {2 len (+1 when read in
+// place) of the value read through the reference, the same from a task
+// of its own that it passes the reference on to as a value}.
+static int
+peek_lent(ra_task_t *t)
+{
+    ra_ref_t r, sub;
+    ra_value_t *v = NULL;
+    int64_t seed = ra_task_arg_i64(t, 1);
+    int rc = ra_task_arg_ref(t, 0, &r);
+    if (rc != 0 || (rc = ra_get(r, 120000, &v)) != 0) {
+        int e = ra_task_fail(t, "reading the lent reference: %s %s",
+                             ra_err_name(rc),
+                             v != NULL ? ra_value_error(v) : "");
+        ra_value_free(&v);
+        return e;
+    }
+    size_t n = 0;
+    const uint8_t *p = ra_value_data(v, &n);
+    int64_t score = 2 * (int64_t)n + (in_shm(p) ? 1 : 0);
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != pattern_at(seed, i)) {
+            score = 0;
+            break;
+        }
+    }
+    ra_value_free(&v);
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    o.num_cpus = 0.01;
+    int64_t passed = -1;
+    ra_arg_t a[2] = {RA_ARG_REF(r), RA_ARG_I64(seed)};
+    if ((rc = ra_remote("check_pattern", a, 2, &o, &sub)) != 0 ||
+        (rc = ra_get_i64(sub, 120000, &passed)) != 0) {
+        return ra_task_fail(t, "passing the reference on: %s",
+                            ra_err_name(rc));
+    }
+    ra_release(sub);
+    uint8_t out[16];
+    memcpy(out, &score, 8);
+    memcpy(out + 8, &passed, 8);
+    return ra_task_return_bytes(t, out, sizeof out);
+}
+RA_REMOTE_REGISTER(peek_lent)
+
+static int
+lend(const char *res, long long bytes)
+{
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    ra_resources_t x = {0};
+    if (bytes < 0 || ra_resources_set(&x, res, 1.0) != 0) {
+        return 1;
+    }
+    o.resources = &x;
+    o.num_cpus = 0.01;
+    ra_ref_t obj, r;
+    int rc = put_pattern(11, bytes, &obj);
+    if (rc != 0) {
+        return fail("ra_put", rc);
+    }
+    ra_arg_t a[2] = {RA_ARG_BORROW(obj), RA_ARG_I64(11)};
+    ra_value_t *v = NULL;
+    if ((rc = ra_remote("peek_lent", a, 2, &o, &r)) != 0 ||
+        (rc = ra_get(r, 180000, &v)) != 0) {
+        fprintf(stderr, "lend: %s\n", v != NULL ? ra_value_error(v) : "");
+        ra_value_free(&v);
+        return fail("task given a lent reference", rc);
+    }
+    int64_t got[2] = {0, 0};
+    size_t n = 0;
+    const void *d = ra_value_data(v, &n);
+    if (n == sizeof got) {
+        memcpy(got, d, sizeof got);
+    }
+    ra_value_free(&v);
+    ra_release(r);
+    ra_release(obj);
+    for (int i = 0; i < 2; i++) {
+        if (got[i] / 2 != bytes) {
+            fprintf(stderr, "lend: the tasks saw wrong bytes (%lld, %lld)\n",
+                    (long long)got[0], (long long)got[1]);
+            return 1;
+        }
+    }
+    ra_arg_t w = RA_ARG_I64(0);
+    int64_t node = -1, there = -1;
+    if (ra_remote("where", &w, 1, &o, &r) != 0 ||
+        ra_get_i64(r, 30000, &node) != 0 || (there = objects_at(&o)) < 0) {
+        return fail("tasks on the node with the resource", RA_EINVAL);
+    }
+    printf("lent %lld to node %lld: read %s, passed on %s, left there %lld\n",
+           bytes, (long long)node, (got[0] & 1) ? "zero-copy" : "copied",
+           (got[1] & 1) ? "zero-copy" : "copied", (long long)there);
+    return 0;
+}
+
 static int64_t
 mono_ms(void)
 {
@@ -205,16 +325,8 @@ send_put(const char *res, long long bytes, int n, bool each)
     }
     o.resources = &x;
     o.num_cpus = 0.01;
-    uint8_t *p = malloc(bytes > 0 ? (size_t)bytes : 1);
-    if (p == NULL) {
-        return 1;
-    }
-    for (long long i = 0; i < bytes; i++) {
-        p[i] = pattern_at(9, (size_t)i);
-    }
     ra_ref_t obj, refs[64];
-    int rc = ra_put(&RA_ARG_BYTES(p, (size_t)bytes), &obj);
-    free(p);
+    int rc = put_pattern(9, bytes, &obj);
     if (rc != 0) {
         return fail("ra_put", rc);
     }
@@ -866,6 +978,8 @@ main(int argc, char **argv)
     } else if (strcmp(argv[1], "send") == 0 &&
                (argc == 5 || (argc == 6 && strcmp(argv[5], "each") == 0))) {
         st = send_put(argv[2], atoll(argv[3]), atoi(argv[4]), argc == 6);
+    } else if (strcmp(argv[1], "lend") == 0 && argc == 4) {
+        st = lend(argv[2], atoll(argv[3]));
     } else if (strcmp(argv[1], "watch") == 0 && argc == 5) {
         st = watch(argv[2], atoi(argv[3]), atoi(argv[4]));
     } else {

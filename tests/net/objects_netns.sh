@@ -7,8 +7,9 @@
 # pulled there and read in place, a broadcast of one value to two nodes
 # leaves its node about once, a result whose node is killed during its
 # copy is made again elsewhere (lineage), a transfer cut off for a moment
-# resumes when the network is back, and a node cut off long enough to be
-# taken for dead stops once it finds the GCS again.
+# resumes when the network is back, a reference lent to a task on node 2
+# is read there and passed on, and a node cut off long enough to be taken
+# for dead stops once it finds the GCS again.
 #
 # Needs root and iproute2 (ip, tc); otherwise it exits 77 (automake's
 # SKIP) and says why.  Run by make check from the build directory.
@@ -59,6 +60,15 @@ out=$(on 1 env RAYO_ADDRESS=auto "$driver" send far 20000000 4 2>&1)
 [ "$out" = "sent 4 x 20000000 to node $id2 zero-copy, left there 0" ] &&
     ok "a 20 MB ra_put value is read in place by 4 tasks on node 2; no copy is left there" ||
     fail "large argument to node 2: $out"
+
+# A reference lent to a task on node 2 (RA_ARG_BORROW): the task asks
+# node 1's driver for the value, has node 2 pull it, reads it in place,
+# and passes the reference on to a task of its own as a value; afterwards
+# no copy is left on node 2.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" lend far 20000000 2>&1)
+[ "$out" = "lent 20000000 to node $id2: read zero-copy, passed on zero-copy, left there 0" ] &&
+    ok "a 20 MB value lent by reference to a task on node 2 is read there in place and passed on; no copy is left" ||
+    fail "lent reference to node 2: $out"
 
 # One large result: 1 GiB in 257 chunks (less under the sanitizers, which
 # set RAYO_TEST_SCALE below 1).

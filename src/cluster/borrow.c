@@ -1,0 +1,750 @@
+// borrow.c - references lent to other processes (Ray's borrowers).
+//
+// An object belongs to the process that made it (its owner).  A reference
+// passed with RA_ARG_BORROW reaches a task as the reference itself, with
+// the owner's core and endpoint beside it (a "lent" argument, wire kind
+// RA__VAL_LENT).  The process that runs the task becomes a borrower: its
+// core's table of foreign references (cs->frefs) counts why it still
+// needs each one, and it asks the owner's core for the value (GET).
+//
+// Who keeps the object alive:
+//  - while a task that received it runs, the submitter's hold on that
+//    task (the owner's own object count, or the submitter's fref);
+//  - after that, a registration with the owner (ADD), made by the
+//    borrower before the task's result leaves it, so that the owner
+//    counts it before the task's hold ends; dropped with DEL when the
+//    borrower lets go, or when the owner sees the borrower's process go.
+//
+// Messages RA__T_BORROW {u8 op, ...} to an owner's core:
+//  ADD  call {u64 id, u32 node, u32 proc}: process {node, proc} keeps
+//       object id; answered {i32 status} (RA_ENOENT: no such object).
+//  DEL  {u64 id, u32 node, u32 proc}: it no longer does.
+//  GET  call {u64 id, u8 wait}: the value, answered when the object is
+//       done (wait 0: at once, RA_ETIMEOUT while pending) with {i32
+//       status, u8 kind, bytes}: the value inline; with RA__VAL_IN_STORE
+//       | RA__VAL_REMOTE an objloc (see cluster_impl.h); with only
+//       RA__VAL_IN_STORE the 16-byte oid in the store of the owner's node
+//       (which has no object manager); on an error, its text.
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_impl.h"
+#include "ra_error.h"
+#include "ra_link.h"
+#include "ra_log.h"
+#include "ra_objstore.h"
+
+// How long a borrower waits for its owner to take its registration.
+#define ADD_TIMEOUT_MS 10000
+
+static ra__hkey_t
+fkey(ra_ref_t r)
+{
+    return (ra__hkey_t){(uint64_t)r.node << 32 | r.proc, r.id};
+}
+
+// ---- the lent argument's wire ----
+
+void
+ra__wb_lent(ra__wbuf_t *b, ra_ref_t ref, ra_pid_t core, const char *ep,
+            bool resolve)
+{
+    ra__wbuf_t d = {0};
+    ra__wb_u32(&d, ref.node);
+    ra__wb_u32(&d, ref.proc);
+    ra__wb_u64(&d, ref.id);
+    ra__wb_pid(&d, core);
+    ra__wb_str(&d, ep != NULL ? ep : "");
+    ra__wb_u8(&d, resolve ? 1 : 0);
+    if (d.err != 0) {
+        b->err = d.err;
+    }
+    ra__wb_u8(b, RA__VAL_LENT);
+    ra__wb_bytes(b, d.p, d.len);
+    ra__wb_free(&d);
+}
+
+int
+ra__lent_read(const void *data, size_t len, ra__lent_t *out)
+{
+    ra__rbuf_t r = {.p = data, .len = len};
+    memset(out, 0, sizeof *out);
+    out->ref.node = ra__rb_u32(&r);
+    out->ref.proc = ra__rb_u32(&r);
+    out->ref.id = ra__rb_u64(&r);
+    out->core = ra__rb_pid(&r);
+    ra__rb_str(&r, out->ep, sizeof out->ep);
+    uint8_t res = ra__rb_u8(&r);
+    if (r.bad || r.off != r.len || res > 1 || out->ref.id == 0 ||
+        out->core.node != out->ref.node || out->core.proc != out->ref.proc) {
+        return RA_EBADMSG;
+    }
+    out->resolve = res == 1;
+    return 0;
+}
+
+// ---- the borrower's side ----
+
+// fref_let_go ends what f holds: the owner hears of it (DEL) if it
+// counted us; a copy pulled here for us is let go.  Frees f.
+static void
+fref_let_go(ra__cluster_t *c, ra__fref_t *f)
+{
+    ra_msg_t *m = NULL;
+    if (f->registered && !c->stopping) {
+        ra__wbuf_t b = {0};
+        ra__wb_u8(&b, RA__BORROW_DEL);
+        ra__wb_u64(&b, f->ref.id);
+        ra__wb_u32(&b, c->node);
+        ra__wb_u32(&b, c->proc);
+        if (ra__wb_msg(&b, RA__T_BORROW, &m) == 0 &&
+            ra_runtime_send(c->rt, f->core, &m) != 0) {
+            ra_msg_unref(&m);
+        }
+    }
+    if (f->pulled && !c->stopping && c->store != NULL) {
+        ra__wbuf_t b = {0};
+        ra__wb_u8(&b, RA__OBJ_UNUSE);
+        ra__wb_raw(&b, f->oid.b, 16);
+        if (ra__wb_msg(&b, RA__T_OBJ, &m) == 0 &&
+            ra_runtime_send(c->rt, c->objmgr, &m) != 0) {
+            ra_msg_unref(&m);
+        }
+    }
+    ra_msg_unref(&f->msg);
+    free(f);
+}
+
+// fref_maybe_drop forgets f when nothing needs it any more (cs->mu held).
+static void
+fref_maybe_drop(ra__cluster_t *c, ra__fref_t *f)
+{
+    if (f->calls != 0 || f->keeps != 0 || f->tasks != 0 || f->busy != 0) {
+        return;
+    }
+    (void)ra__hmap_del(&c->cs->frefs, fkey(f->ref));
+    fref_let_go(c, f);
+}
+
+int
+ra__fref_enter(ra__cluster_t *c, const ra__lent_t *l)
+{
+    ra__core_t *cs = c->cs;
+    pthread_mutex_lock(&cs->mu);
+    ra__fref_t *f = ra__hmap_get(&cs->frefs, fkey(l->ref));
+    if (f == NULL) {
+        if ((f = calloc(1, sizeof *f)) == NULL ||
+            ra__hmap_put(&cs->frefs, fkey(l->ref), f) != 0) {
+            free(f);
+            pthread_mutex_unlock(&cs->mu);
+            return RA_ENOMEM;
+        }
+        f->ref = l->ref;
+        f->core = l->core;
+        snprintf(f->ep, sizeof f->ep, "%s", l->ep);
+    }
+    f->calls++;
+    pthread_mutex_unlock(&cs->mu);
+    // An owner on another node may not have dialled us: learn its
+    // address.  On one node its default ipc name serves.
+    if (l->ref.node != c->node && strncmp(l->ep, "tcp://", 6) == 0) {
+        (void)ra_link_route(c->link, l->ref.node, l->ref.proc, l->ep);
+    }
+    return 0;
+}
+
+// add_to_owner registers this process with f's owner as a borrower of
+// f's object.  Called without cs->mu.
+static int
+add_to_owner(ra_ctx_t *ctx, ra__cluster_t *c, ra_ref_t ref, ra_pid_t core)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__BORROW_ADD);
+    ra__wb_u64(&b, ref.id);
+    ra__wb_u32(&b, c->node);
+    ra__wb_u32(&b, c->proc);
+    ra_msg_t *m = NULL, *rep = NULL;
+    ra_ctx_t *scope = NULL;
+    int rc = ra__wb_msg(&b, RA__T_BORROW, &m);
+    if (rc == 0 && ctx == NULL && (rc = ra_scope_new(c->rt, &scope)) == 0) {
+        ctx = scope;
+    }
+    if (rc == 0) {
+        rc = ra_call(ctx, core, &m, ADD_TIMEOUT_MS, &rep);
+    }
+    if (rc == 0) {
+        ra__rbuf_t r;
+        ra__rb_init(&r, rep);
+        rc = (int)ra__rb_u32(&r);
+        if (r.bad) {
+            rc = RA_EBADMSG;
+        }
+    }
+    ra_msg_unref(&m);
+    ra_msg_unref(&rep);
+    ra_scope_destroy(&scope);
+    return rc;
+}
+
+void
+ra__fref_leave(ra_ctx_t *ctx, ra__cluster_t *c, ra_ref_t ref)
+{
+    ra__core_t *cs = c->cs;
+    pthread_mutex_lock(&cs->mu);
+    ra__fref_t *f = ra__hmap_get(&cs->frefs, fkey(ref));
+    if (f == NULL || f->calls == 0) {
+        pthread_mutex_unlock(&cs->mu);
+        return;
+    }
+    if (f->calls == 1 && (f->keeps != 0 || f->tasks != 0) &&
+        !f->registered) {
+        // Kept past the call (ra_borrow, or a task it was passed to): the
+        // owner must count us before the call's result, whose arrival
+        // ends the hold of the call, leaves here.
+        ra_pid_t core = f->core;
+        f->busy++;
+        pthread_mutex_unlock(&cs->mu);
+        int rc = add_to_owner(ctx, c, ref, core);
+        pthread_mutex_lock(&cs->mu);
+        f->busy--;
+        if (rc == 0) {
+            f->registered = true;
+        } else {
+            ra_log_warn("core", "object %" PRIu64 " of process %u.%u kept "
+                        "past a call, but its owner did not take the "
+                        "borrow: %s", ref.id, ref.node, ref.proc,
+                        ra_strerror(rc));
+        }
+    }
+    f->calls--;
+    fref_maybe_drop(c, f);
+    pthread_mutex_unlock(&cs->mu);
+}
+
+int
+ra__fref_keep(ra__cluster_t *c, ra_ref_t ref)
+{
+    ra__core_t *cs = c->cs;
+    pthread_mutex_lock(&cs->mu);
+    ra__fref_t *f = ra__hmap_get(&cs->frefs, fkey(ref));
+    if (f != NULL) {
+        f->keeps++;
+    }
+    pthread_mutex_unlock(&cs->mu);
+    return f != NULL ? 0 : RA_ENOENT;
+}
+
+bool
+ra__fref_release(ra__cluster_t *c, ra_ref_t ref)
+{
+    ra__core_t *cs = c->cs;
+    pthread_mutex_lock(&cs->mu);
+    ra__fref_t *f = ra__hmap_get(&cs->frefs, fkey(ref));
+    bool had = f != NULL && f->keeps != 0;
+    if (had) {
+        f->keeps--;
+        fref_maybe_drop(c, f);
+    }
+    pthread_mutex_unlock(&cs->mu);
+    return had;
+}
+
+int
+ra__fref_lend_locked(ra__cluster_t *c, ra_ref_t ref, ra__lent_t *out)
+{
+    ra__fref_t *f = ra__hmap_get(&c->cs->frefs, fkey(ref));
+    if (f == NULL) {
+        return RA_ENOENT;
+    }
+    f->tasks++;
+    memset(out, 0, sizeof *out);
+    out->ref = ref;
+    out->core = f->core;
+    snprintf(out->ep, sizeof out->ep, "%s", f->ep);
+    return 0;
+}
+
+void
+ra__fref_untask(ra__cluster_t *c, ra_ref_t ref)
+{
+    ra__core_t *cs = c->cs;
+    pthread_mutex_lock(&cs->mu);
+    ra__fref_t *f = ra__hmap_get(&cs->frefs, fkey(ref));
+    if (f != NULL && f->tasks != 0) {
+        f->tasks--;
+        fref_maybe_drop(c, f);
+    }
+    pthread_mutex_unlock(&cs->mu);
+}
+
+bool
+ra__fref_known(ra__cluster_t *c, ra_ref_t ref)
+{
+    pthread_mutex_lock(&c->cs->mu);
+    bool k = ra__hmap_get(&c->cs->frefs, fkey(ref)) != NULL;
+    pthread_mutex_unlock(&c->cs->mu);
+    return k;
+}
+
+// fill_out copies f's cached value into *out (cs->mu held).
+static void
+fill_out(const ra__fref_t *f, ra__fval_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->status = f->status;
+    out->kind = f->kind;
+    out->in_store = f->in_store;
+    out->oid = f->oid;
+    if (f->msg != NULL) {
+        out->msg = ra_msg_ref(f->msg);
+        out->data = f->data;
+        out->len = f->len;
+    }
+}
+
+// ask_owner asks f's owner for the value (GET) and makes it readable
+// here: inline, in this node's store, or pulled into it from the owner's
+// node.  Fills the cache fields of *tmp.  Returns 0 when *tmp holds the
+// object's outcome (a value or its error), else the error of asking
+// (RA_ETIMEOUT: not done yet).
+static int
+ask_owner(ra__cluster_t *c, ra_ref_t ref, ra_pid_t core, int64_t timeout_ms,
+          ra__fref_t *tmp)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__BORROW_GET);
+    ra__wb_u64(&b, ref.id);
+    ra__wb_u8(&b, timeout_ms != 0);
+    ra_msg_t *m = NULL, *rep = NULL;
+    ra_ctx_t *scope = NULL;
+    int rc = ra__wb_msg(&b, RA__T_BORROW, &m);
+    if (rc == 0 && (rc = ra_scope_new(c->rt, &scope)) == 0) {
+        rc = ra_call(scope, core, &m, timeout_ms != 0 ? timeout_ms : 5000,
+                     &rep);
+    }
+    ra_msg_unref(&m);
+    if (rc == RA_ENOPROC || rc == RA_ENOCONN) {
+        rc = RA_EOBJLOST;
+    }
+    if (rc != 0) {
+        ra_scope_destroy(&scope);
+        return rc;
+    }
+    ra__rbuf_t r;
+    ra__rb_init(&r, rep);
+    int status = (int)ra__rb_u32(&r);
+    uint8_t kind = ra__rb_u8(&r);
+    size_t len = 0;
+    const void *data = ra__rb_bytes(&r, &len);
+    uint8_t vkind = kind & (uint8_t)~(RA__VAL_IN_STORE | RA__VAL_REMOTE);
+    if (r.bad || vkind > RA_VAL_F64 ||
+        ((kind & RA__VAL_REMOTE) && !(kind & RA__VAL_IN_STORE))) {
+        rc = RA_EBADMSG;
+    } else if (status == RA_ETIMEOUT && timeout_ms == 0) {
+        rc = RA_ETIMEOUT;
+    } else if (status != 0 || !(kind & RA__VAL_IN_STORE)) {
+        tmp->status = status;
+        tmp->kind = vkind;
+        tmp->msg = ra_msg_ref(rep);
+        tmp->data = data;
+        tmp->len = len;
+    } else {
+        ra__objloc_t loc = {0};
+        bool far = false;
+        if (kind & RA__VAL_REMOTE) {
+            if (ra__objloc_read(data, len, &loc) != 0) {
+                rc = RA_EBADMSG;
+            }
+            far = loc.objmgr.node != c->node;
+        } else if (len == 16) {
+            memcpy(loc.oid.b, data, 16);
+        } else {
+            rc = RA_EBADMSG;
+        }
+        char why[700] = "";
+        if (rc == 0 && c->store == NULL) {
+            snprintf(why, sizeof why, "this node has no object store");
+            rc = RA_EOBJLOST;
+        } else if (rc == 0 && far && ra_pid_is_nil(c->objmgr)) {
+            snprintf(why, sizeof why, "this node has no object manager");
+            rc = RA_EOBJLOST;
+        } else if (rc == 0 && far &&
+                   (rc = ra__pull_here(scope, c, &loc, why,
+                                       sizeof why)) == 0) {
+            tmp->pulled = true;
+        }
+        if (rc == 0) {
+            tmp->kind = vkind;
+            tmp->in_store = true;
+            tmp->oid = loc.oid;
+        } else if (rc != RA_EBADMSG) {
+            // The object exists but cannot be read here: that is its
+            // outcome for this process.
+            char text[900];
+            int n = snprintf(text, sizeof text, "object %" PRIu64 " of "
+                             "process %u.%u (%" PRIu64 " bytes) cannot be "
+                             "read here: %s", ref.id, ref.node, ref.proc,
+                             loc.size, why[0] ? why : ra_strerror(rc));
+            tmp->status = RA_EOBJLOST;
+            tmp->kind = RA_VAL_NONE;
+            if (ra_msg_new_bytes(&tmp->msg, 0, text, (size_t)n) == 0) {
+                tmp->data = ra_msg_data(tmp->msg, &tmp->len);
+            }
+            rc = 0;
+        }
+    }
+    ra_msg_unref(&rep);
+    ra_scope_destroy(&scope);
+    return rc;
+}
+
+int
+ra__fref_fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms,
+               ra__fval_t *out)
+{
+    ra__core_t *cs = c->cs;
+    pthread_mutex_lock(&cs->mu);
+    ra__fref_t *f = ra__hmap_get(&cs->frefs, fkey(ref));
+    if (f == NULL) {
+        pthread_mutex_unlock(&cs->mu);
+        return RA_ENOENT;
+    }
+    if (f->cached) {
+        fill_out(f, out);
+        pthread_mutex_unlock(&cs->mu);
+        return 0;
+    }
+    f->busy++;
+    ra_pid_t core = f->core;
+    pthread_mutex_unlock(&cs->mu);
+    ra__fref_t tmp = {0};
+    int rc = ask_owner(c, ref, core, timeout_ms, &tmp);
+    pthread_mutex_lock(&cs->mu);
+    if (rc == 0 && !f->cached) {
+        f->cached = true;
+        f->status = tmp.status;
+        f->kind = tmp.kind;
+        f->msg = tmp.msg;
+        f->data = tmp.data;
+        f->len = tmp.len;
+        f->in_store = tmp.in_store;
+        f->oid = tmp.oid;
+        f->pulled = tmp.pulled;
+        tmp.msg = NULL;
+        tmp.pulled = false;
+    }
+    if (rc == 0) {
+        fill_out(f, out);
+    }
+    f->busy--;
+    fref_maybe_drop(c, f);
+    pthread_mutex_unlock(&cs->mu);
+    if (tmp.msg != NULL || tmp.pulled) {
+        // Another thread got there first: ours is not needed.
+        ra__fref_t *x = malloc(sizeof *x);
+        if (x != NULL) {
+            *x = tmp;
+            x->registered = false;
+            fref_let_go(c, x);
+        } else {
+            ra_msg_unref(&tmp.msg);
+        }
+    }
+    return rc;
+}
+
+// ---- the owner's side (the core's thread, but for ra__borrow_answer) ----
+
+// A process that borrows objects of ours.
+typedef struct bproc {
+    uint64_t key;           // node << 32 | proc
+    uint64_t mref;          // our watch of its process
+    ra__hmap_t ids;         // {object id, 0} -> (count + 1)
+} bproc_t;
+
+// answer_msg writes the GET answer for object o, done (cs->mu held).
+static int
+answer_msg(ra__cluster_t *c, const ra__obj_t *o, ra_msg_t **out)
+{
+    ra__wbuf_t b = {0};
+    if (o->state == RA__OBJ_FAILED) {
+        const char *text = o->text != NULL ? o->text : ra_err_name(o->err);
+        ra__wb_u32(&b, (uint32_t)o->err);
+        ra__wb_u8(&b, RA_VAL_NONE);
+        ra__wb_bytes(&b, text, strlen(text));
+    } else if (o->in_store) {
+        ra_oid_t oid;
+        memcpy(oid.b, o->oid, 16);
+        ra_objstore_info_t info;
+        uint8_t kind = o->kind != RA_VAL_NONE ? o->kind : RA_VAL_BYTES;
+        if (c->store == NULL || ra_objstore_info(c->store, oid, &info) != 0) {
+            const char *text = "the object was lost from its owner's "
+                               "object store";
+            ra__wb_u32(&b, (uint32_t)RA_EOBJLOST);
+            ra__wb_u8(&b, RA_VAL_NONE);
+            ra__wb_bytes(&b, text, strlen(text));
+        } else if (!ra_pid_is_nil(c->objmgr) && c->node_ep[0] != '\0') {
+            ra__wbuf_t d = {0};
+            ra__wb_objloc(&d, oid, c->objmgr, c->node_ep, info.size);
+            ra__wb_u32(&b, 0);
+            ra__wb_u8(&b, (uint8_t)(kind | RA__VAL_IN_STORE |
+                                    RA__VAL_REMOTE));
+            ra__wb_bytes(&b, d.p, d.len);
+            if (d.err != 0) {
+                b.err = d.err;
+            }
+            ra__wb_free(&d);
+        } else {
+            ra__wb_u32(&b, 0);
+            ra__wb_u8(&b, (uint8_t)(kind | RA__VAL_IN_STORE));
+            ra__wb_bytes(&b, oid.b, 16);
+        }
+    } else {
+        size_t max = ra_link_max_msg(c->link);
+        if (max != 0 && o->len + 64 > max) {
+            char text[300];
+            snprintf(text, sizeof text, "the value (%zu bytes) is larger "
+                     "than a link message may be (%zu bytes) and is not "
+                     "in an object store", o->len, max);
+            ra__wb_u32(&b, (uint32_t)RA_EOBJLOST);
+            ra__wb_u8(&b, RA_VAL_NONE);
+            ra__wb_bytes(&b, text, strlen(text));
+        } else {
+            ra__wb_u32(&b, 0);
+            ra__wb_u8(&b, o->kind);
+            ra__wb_bytes(&b, o->data, o->len);
+        }
+    }
+    return ra__wb_msg(&b, RA__T_BORROW, out);
+}
+
+void
+ra__borrow_answer(ra__cluster_t *c, ra__obj_t *o)
+{
+    for (uint32_t i = 0; i < o->nrwait; i++) {
+        ra_msg_t *m = NULL;
+        if (answer_msg(c, o, &m) == 0) {
+            (void)ra_reply_to(c->rt, o->rwait[i], &m);
+        }
+        ra_msg_unref(&m);
+    }
+    free(o->rwait);
+    o->rwait = NULL;
+    o->nrwait = 0;
+}
+
+static void
+reply_status(ra_ctx_t *ctx, int status)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_u32(&b, (uint32_t)status);
+    ra_msg_t *m = NULL;
+    if (ra__wb_msg(&b, RA__T_BORROW, &m) == 0) {
+        (void)ra_reply(ctx, &m);
+    }
+    ra_msg_unref(&m);
+}
+
+static void
+on_get(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, bool wait)
+{
+    ra__core_t *cs = c->cs;
+    ra_msg_t *m = NULL;
+    pthread_mutex_lock(&cs->mu);
+    ra__obj_t *o = ra__obj_at(cs, id);
+    int rc = 0;
+    if (o == NULL || (o->released && o->borrows == 0)) {
+        rc = RA_ENOENT;
+    } else if (o->state == RA__OBJ_PENDING && wait) {
+        uint64_t cref = ra_call_ref(ctx);
+        uint64_t *n = realloc(o->rwait, (o->nrwait + 1) * sizeof *n);
+        if (n == NULL) {
+            rc = RA_ENOMEM;
+        } else {
+            o->rwait = n;
+            o->rwait[o->nrwait++] = cref;
+        }
+    } else if (o->state == RA__OBJ_PENDING) {
+        rc = RA_ETIMEOUT;
+    } else {
+        rc = answer_msg(c, o, &m);
+    }
+    pthread_mutex_unlock(&cs->mu);
+    if (m != NULL) {
+        (void)ra_reply(ctx, &m);
+        ra_msg_unref(&m);
+    } else if (rc != 0) {
+        const char *text = rc == RA_ENOENT ? "no such object: released by "
+                                             "its owner"
+                                           : ra_err_name(rc);
+        ra__wbuf_t b = {0};
+        ra__wb_u32(&b, (uint32_t)(rc == RA_ENOENT ? RA_EOBJLOST : rc));
+        ra__wb_u8(&b, RA_VAL_NONE);
+        ra__wb_bytes(&b, text, strlen(text));
+        if (ra__wb_msg(&b, RA__T_BORROW, &m) == 0) {
+            (void)ra_reply(ctx, &m);
+        }
+        ra_msg_unref(&m);
+    }
+}
+
+static void
+bproc_free(ra_ctx_t *ctx, ra__core_t *cs, bproc_t *p, bool unborrow)
+{
+    for (size_t i = 0; i < p->ids.cap; i++) {
+        if (!ra__hmap_live(&p->ids, i)) {
+            continue;
+        }
+        uintptr_t n = (uintptr_t)p->ids.v[i].val - 1;
+        for (uintptr_t j = 0; unborrow && j < n; j++) {
+            ra__obj_unborrow(cs, p->ids.v[i].key.a);
+        }
+    }
+    ra__hmap_fini(&p->ids);
+    if (p->mref != 0) {
+        (void)ra__hmap_del(&cs->bmrefs, (ra__hkey_t){p->mref, 0});
+        if (ctx != NULL) {
+            (void)ra_demonitor(ctx, p->mref);
+        }
+    }
+    (void)ra__hmap_del(&cs->bprocs, (ra__hkey_t){p->key, 0});
+    free(p);
+}
+
+static int
+on_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, uint32_t node,
+       uint32_t proc)
+{
+    ra__core_t *cs = c->cs;
+    uint64_t key = (uint64_t)node << 32 | proc;
+    bproc_t *p = ra__hmap_get(&cs->bprocs, (ra__hkey_t){key, 0});
+    if (p == NULL) {
+        if ((p = calloc(1, sizeof *p)) == NULL) {
+            return RA_ENOMEM;
+        }
+        p->key = key;
+        if (ra__hmap_put(&cs->bprocs, (ra__hkey_t){key, 0}, p) != 0) {
+            free(p);
+            return RA_ENOMEM;
+        }
+        if (ra_link_monitor_node(ctx, node, proc, &p->mref) != 0 ||
+            ra__hmap_put(&cs->bmrefs, (ra__hkey_t){p->mref, 0}, p) != 0) {
+            bproc_free(ctx, cs, p, false);
+            return RA_ENOMEM;
+        }
+    }
+    pthread_mutex_lock(&cs->mu);
+    ra__obj_t *o = ra__obj_at(cs, id);
+    bool ok = o != NULL && !(o->released && o->borrows == 0);
+    if (ok) {
+        o->borrows++;
+    }
+    pthread_mutex_unlock(&cs->mu);
+    if (!ok) {
+        if (p->ids.n == 0) {
+            bproc_free(ctx, cs, p, false);
+        }
+        return RA_ENOENT;
+    }
+    ra__hkey_t k = {id, 0};
+    uintptr_t n = (uintptr_t)ra__hmap_get(&p->ids, k);
+    if (ra__hmap_put(&p->ids, k, (void *)(n != 0 ? n + 1 : 2)) != 0) {
+        ra__obj_unborrow(cs, id);
+        return RA_ENOMEM;
+    }
+    return 0;
+}
+
+static void
+on_del(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, uint32_t node,
+       uint32_t proc)
+{
+    ra__core_t *cs = c->cs;
+    uint64_t key = (uint64_t)node << 32 | proc;
+    bproc_t *p = ra__hmap_get(&cs->bprocs, (ra__hkey_t){key, 0});
+    ra__hkey_t k = {id, 0};
+    uintptr_t n = p != NULL ? (uintptr_t)ra__hmap_get(&p->ids, k) : 0;
+    if (n == 0) {
+        ra_log_debug("core", "a borrow of object %" PRIu64 " by %u.%u that "
+                     "was not counted ended", id, node, proc);
+        return;
+    }
+    if (n == 2) {
+        (void)ra__hmap_del(&p->ids, k);
+    } else {
+        (void)ra__hmap_put(&p->ids, k, (void *)(n - 1));
+    }
+    ra__obj_unborrow(cs, id);
+    if (p->ids.n == 0) {
+        bproc_free(ctx, cs, p, false);
+    }
+}
+
+void
+ra__borrow_on_msg(ra_ctx_t *ctx, ra__cluster_t *c, ra_msg_t *m)
+{
+    ra__rbuf_t r;
+    ra__rb_init(&r, m);
+    uint8_t op = ra__rb_u8(&r);
+    uint64_t id = ra__rb_u64(&r);
+    if (op == RA__BORROW_GET) {
+        bool wait = ra__rb_u8(&r) != 0;
+        if (!r.bad && r.off == r.len && ra_call_ref(ctx) != 0) {
+            on_get(ctx, c, id, wait);
+            return;
+        }
+    } else if (op == RA__BORROW_ADD || op == RA__BORROW_DEL) {
+        uint32_t node = ra__rb_u32(&r);
+        uint32_t proc = ra__rb_u32(&r);
+        if (!r.bad && r.off == r.len && op == RA__BORROW_DEL) {
+            on_del(ctx, c, id, node, proc);
+            return;
+        }
+        if (!r.bad && r.off == r.len && ra_call_ref(ctx) != 0 &&
+            (node != c->node || proc != c->proc)) {
+            reply_status(ctx, on_add(ctx, c, id, node, proc));
+            return;
+        }
+    }
+    ra_log_warn("core", "malformed borrow message dropped");
+}
+
+bool
+ra__borrow_down(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t mref)
+{
+    bproc_t *p = ra__hmap_get(&c->cs->bmrefs, (ra__hkey_t){mref, 0});
+    if (p == NULL) {
+        return false;
+    }
+    ra_log_info("core", "process %u.%u, which borrowed %zu of our objects, "
+                "is gone: its borrows end", (unsigned)(p->key >> 32),
+                (unsigned)(p->key & 0xffffffffu), p->ids.n);
+    p->mref = 0;   // fired: no demonitor
+    (void)ra__hmap_del(&c->cs->bmrefs, (ra__hkey_t){mref, 0});
+    bproc_free(ctx, c->cs, p, true);
+    return true;
+}
+
+void
+ra__borrow_fini(ra__core_t *cs)
+{
+    for (size_t i = 0; i < cs->bprocs.cap; i++) {
+        if (ra__hmap_live(&cs->bprocs, i)) {
+            bproc_t *p = cs->bprocs.v[i].val;
+            ra__hmap_fini(&p->ids);
+            free(p);
+        }
+    }
+    ra__hmap_fini(&cs->bprocs);
+    ra__hmap_fini(&cs->bmrefs);
+    for (size_t i = 0; i < cs->frefs.cap; i++) {
+        if (ra__hmap_live(&cs->frefs, i)) {
+            ra__fref_t *f = cs->frefs.v[i].val;
+            ra_msg_unref(&f->msg);
+            free(f);
+        }
+    }
+    ra__hmap_fini(&cs->frefs);
+}
