@@ -92,6 +92,23 @@ bench_echo(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(bench_echo)
 
+// bench_echo_lent returns the number behind the reference lent to it
+// (RA_ARG_BORROW): the worker asks the owner for it.
+static int
+bench_echo_lent(ra_task_t *t)
+{
+    ra_ref_t r;
+    int64_t x = 0;
+    int rc = ra_task_arg_ref(t, 0, &r);
+    if (rc == 0) {
+        rc = ra_get_i64(r, GET_TIMEOUT_MS, &x);
+    }
+    return rc != 0 ? ra_task_fail(t, "the lent reference: %s",
+                                  ra_err_name(rc))
+                   : ra_task_return_i64(t, x);
+}
+RA_REMOTE_REGISTER(bench_echo_lent)
+
 static int
 bench_actor_echo(ra_task_t *t)
 {
@@ -228,6 +245,25 @@ submit_task(void *arg, int64_t x, ra_ref_t *out)
 {
     (void)arg;
     return ra_remote("bench_echo", &RA_ARG_I64(x), 1, NULL, out);
+}
+
+// submit_task_ref puts x (ra_put) and gives the task the object by
+// reference, releasing it at once: the task's hold keeps it.  arg
+// non-NULL lends the reference itself (RA_ARG_BORROW).
+static int
+submit_task_ref(void *arg, int64_t x, ra_ref_t *out)
+{
+    ra_ref_t obj;
+    int err = ra_put(&RA_ARG_I64(x), &obj);
+
+    if (err != 0) {
+        return err;
+    }
+    err = arg != NULL
+              ? ra_remote("bench_echo_lent", &RA_ARG_BORROW(obj), 1, NULL, out)
+              : ra_remote("bench_echo", &RA_ARG_REF(obj), 1, NULL, out);
+    ra_release(obj);
+    return err;
 }
 
 static int
@@ -445,10 +481,10 @@ check_actor(const bench_t *b, ra_actor_t a, int64_t x)
 // ---------------------------------------------------------------------
 // Tasks.
 
+// task_pipe warms p up, then runs it timed.
 static int
-wl_tasks_sync(bench_t *b)
+task_pipe(bench_t *b, pipe_t p)
 {
-    pipe_t p = {"task", submit_task, NULL, 0, scaled(b, 10000, 1000), 1};
     int rc;
 
     if (warm_up(b, &p) != RA_TOOL_OK) {
@@ -460,18 +496,38 @@ wl_tasks_sync(bench_t *b)
 }
 
 static int
+wl_tasks_sync(bench_t *b)
+{
+    return task_pipe(b, (pipe_t){"task", submit_task, NULL, 0,
+                                 scaled(b, 10000, 1000), 1});
+}
+
+static int
 wl_tasks_async(bench_t *b)
 {
-    pipe_t p = {"task", submit_task, NULL, 0, scaled(b, 200000, 20000),
-                WINDOW};
-    int rc;
+    return task_pipe(b, (pipe_t){"task", submit_task, NULL, 0,
+                                 scaled(b, 200000, 20000), WINDOW});
+}
 
-    if (warm_up(b, &p) != RA_TOOL_OK) {
-        return RA_TOOL_FAIL;
-    }
-    b->seconds = timed_pipeline(b, &p, &rc);
-    b->n = p.n;
-    return rc;
+// wl_tasks_ref_arg: the ownership overhead of a by-reference argument
+// (ra_put, the owner resolving it before the task is sent) beside
+// single_client_tasks_async's by-value one.
+static int
+wl_tasks_ref_arg(bench_t *b)
+{
+    return task_pipe(b, (pipe_t){"task", submit_task_ref, NULL, 0,
+                                 scaled(b, 100000, 10000), WINDOW});
+}
+
+// wl_tasks_lent_arg: the reference itself lent to the task, which asks
+// the owner for the value (a borrower's round trip per task).
+static int
+wl_tasks_lent_arg(bench_t *b)
+{
+    static int lend = 1;
+
+    return task_pipe(b, (pipe_t){"task", submit_task_ref, &lend, 0,
+                                 scaled(b, 50000, 5000), WINDOW});
 }
 
 static int
@@ -990,6 +1046,12 @@ static const workload_t workloads[] = {
     {{"single_client_tasks_async", "tasks/s", {NULL}, false,
       RA_BENCH_TARGET_MIN, 100000, "tasks with 10,000 in flight"},
      wl_tasks_async},
+    {{"tasks_async_ref_arg", "tasks/s", {NULL}, false, RA_BENCH_TARGET_NONE,
+      0, "as above, one ra_put object by reference (RA_ARG_REF) each"},
+     wl_tasks_ref_arg},
+    {{"tasks_async_lent_arg", "tasks/s", {NULL}, false, RA_BENCH_TARGET_NONE,
+      0, "as above, the reference lent (RA_ARG_BORROW), ra_get in the task"},
+     wl_tasks_lent_arg},
     {{"multi_client_tasks_async", "tasks/s", {NULL}, false,
       RA_BENCH_TARGET_MIN, 100000, "4 driver threads, 2,500 in flight each"},
      wl_multi_tasks_async},

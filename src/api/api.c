@@ -1372,7 +1372,24 @@ ra_cluster_resources(double *cpus_t, double *cpus_a, double *gpus_t,
 ra_value_kind_t
 ra_value_kind(const ra_value_t *v)
 {
+    if (v != NULL && v->kind == RA__VAL_LENT) {
+        return RA_VAL_REF;
+    }
     return v != NULL ? (ra_value_kind_t)v->kind : RA_VAL_NONE;
+}
+
+int
+ra_value_ref(const ra_value_t *v, ra_ref_t *out)
+{
+    ra__lent_t l;
+    if (v == NULL || v->kind != RA__VAL_LENT ||
+        ra__lent_read(v->data, v->len, &l) != 0) {
+        return RA_EBADMSG;
+    }
+    if (out != NULL) {
+        *out = l.ref;
+    }
+    return 0;
 }
 
 const void *
@@ -1443,15 +1460,6 @@ is_mine(ra_ref_t r)
     return r.node == ra__g->node && r.proc == ra__g->proc;
 }
 
-// own_ep is the endpoint that processes of other nodes reach this one
-// at, told with the references it lends ("" on a one-node cluster: the
-// default ipc names serve).
-static const char *
-own_ep(const ra__cluster_t *c)
-{
-    return c->ip[0] != '\0' ? ra_link_endpoint(c->link) : "";
-}
-
 // encode_args writes the arguments and records the references among
 // them: objects of this process given by value are borrowed until the
 // task is sent (t->refs); references lent to the task (RA_ARG_BORROW, and
@@ -1502,7 +1510,7 @@ encode_args(ra__wbuf_t *b, const ra_arg_t *args, size_t nargs,
                 ra__wb_arg(b, a);
             } else {
                 t->lent[t->nlent++] = a->ref.id;
-                ra__wb_lent(b, a->ref, c->core, own_ep(c), false);
+                ra__wb_lent(b, a->ref, c->core, ra__own_ep(c), false);
             }
             continue;
         }
@@ -1728,7 +1736,9 @@ wait_obj(ra__core_t *cs, uint64_t id, int64_t timeout_ms, ra__obj_t **out,
     struct timespec dl = deadline_after(timeout_ms);
     for (;;) {
         ra__obj_t *o = ra__obj_at(cs, id);
-        if (o == NULL || o->released) {
+        // Released, but still borrowed (a task returned it to us, say):
+        // still readable.
+        if (o == NULL || (o->released && o->borrows == 0)) {
             return RA_ENOENT;
         }
         if (o->state != RA__OBJ_PENDING) {
@@ -1780,11 +1790,15 @@ get_borrowed(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms,
              ra_value_t **out)
 {
     bool blocked = false;
-    if (timeout_ms != 0) {
-        about_to_block(&blocked);
-    }
     ra__fval_t fv;
-    int rc = ra__fref_fetch(c, ref, timeout_ms, &fv);
+    // Asked first without waiting: a done object (the usual case) costs
+    // one round trip, and the raylet hears nothing of it.  Only a wait
+    // for one still pending lends this task's CPUs (about_to_block).
+    int rc = ra__fref_fetch(c, ref, 0, &fv);
+    if (rc == RA_ETIMEOUT && timeout_ms != 0) {
+        about_to_block(&blocked);
+        rc = ra__fref_fetch(c, ref, timeout_ms, &fv);
+    }
     if (blocked) {
         ra__worker_notify_blocked(false);
     }

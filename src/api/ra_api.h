@@ -276,6 +276,11 @@ double ra_value_f64(const ra_value_t *v);
 // ra_value_bson initialises *doc (read-only, borrowed until ra_value_free)
 // from a BSON value.  Returns 0 or RA_EBADMSG for another kind.
 int ra_value_bson(const ra_value_t *v, bson_t *doc);
+// ra_value_ref reads the reference in a value of kind RA_VAL_REF (a task
+// that returned one with ra_task_return_ref): this process borrows it,
+// like one received with ra_task_arg_ref, while it holds the result.
+// Returns 0 or RA_EBADMSG (another kind).
+int ra_value_ref(const ra_value_t *v, ra_ref_t *out);
 // ra_value_free frees *v and sets it to NULL.  Safe on NULL.
 void ra_value_free(ra_value_t **v);
 
@@ -328,6 +333,18 @@ int ra_task_return_bytes(ra_task_t *t, const void *data, size_t len);
 int ra_task_return_bson(ra_task_t *t, const bson_t *doc);
 int ra_task_return_i64(ra_task_t *t, int64_t x);
 int ra_task_return_f64(ra_task_t *t, double x);
+// ra_task_return_ref makes the result the reference ref itself: an
+// object of this process (ra_put, or a task it submitted) or one it
+// borrows.  The caller's ra_get then gives a value of kind RA_VAL_REF,
+// read with ra_value_ref; the caller's process borrows the object for as
+// long as it holds the result (until ra_release of the result's
+// reference; ra_borrow keeps it longer).  The reference may be released
+// here right after this call.  The object lives with its owner: one made
+// here lives while this worker does (an idle worker that owns borrowed
+// objects is not retired until they are let go).  Returns 0, RA_ENOENT
+// (not a reference of this process, nor one it borrows), RA_ENOMEM.
+int ra_task_return_ref(ra_task_t *t, ra_ref_t ref);
+
 // ra_task_fail sets the error text that the caller sees with RA_ETASK, and
 // returns RA_ETASK so that a function can end with `return
 // ra_task_fail(t, "bad input %d", x);`.
@@ -399,7 +416,8 @@ int ra_put(const ra_arg_t *value, ra_ref_t *out);
 // RA_ETIMEOUT (not ready yet; try again); the task's error (RA_ETASK,
 // RA_EWORKER, RA_EACTOR, RA_ETIMEOUT with *out set to a value whose
 // ra_value_error tells the story, RA_ECANCELED, RA_EINFEASIBLE); RA_ENOENT
-// (released, or neither an object of this process nor one it borrows);
+// (released and no longer borrowed by any task or process, or neither an
+// object of this process nor one it borrows);
 // RA_EOBJLOST (a borrowed object whose owner is gone or released it, or
 // that cannot be copied to this node; ra_value_error says which);
 // RA_ECLOSED.  A borrowed object's value is asked of its owner once per

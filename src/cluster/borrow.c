@@ -26,6 +26,7 @@
 //       RA__VAL_IN_STORE the 16-byte oid in the store of the owner's node
 //       (which has no object manager); on an error, its text.
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,16 +49,23 @@ fkey(ra_ref_t r)
 // ---- the lent argument's wire ----
 
 void
+ra__lent_blob(ra__wbuf_t *b, ra_ref_t ref, ra_pid_t core, const char *ep,
+              bool resolve)
+{
+    ra__wb_u32(b, ref.node);
+    ra__wb_u32(b, ref.proc);
+    ra__wb_u64(b, ref.id);
+    ra__wb_pid(b, core);
+    ra__wb_str(b, ep != NULL ? ep : "");
+    ra__wb_u8(b, resolve ? 1 : 0);
+}
+
+void
 ra__wb_lent(ra__wbuf_t *b, ra_ref_t ref, ra_pid_t core, const char *ep,
             bool resolve)
 {
     ra__wbuf_t d = {0};
-    ra__wb_u32(&d, ref.node);
-    ra__wb_u32(&d, ref.proc);
-    ra__wb_u64(&d, ref.id);
-    ra__wb_pid(&d, core);
-    ra__wb_str(&d, ep != NULL ? ep : "");
-    ra__wb_u8(&d, resolve ? 1 : 0);
+    ra__lent_blob(&d, ref, core, ep, resolve);
     if (d.err != 0) {
         b->err = d.err;
     }
@@ -87,6 +95,22 @@ ra__lent_read(const void *data, size_t len, ra__lent_t *out)
 
 // ---- the borrower's side ----
 
+// send_del tells f's owner that this process no longer borrows it.
+static void
+send_del(ra__cluster_t *c, const ra__fref_t *f)
+{
+    ra_msg_t *m = NULL;
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__BORROW_DEL);
+    ra__wb_u64(&b, f->ref.id);
+    ra__wb_u32(&b, c->node);
+    ra__wb_u32(&b, c->proc);
+    if (ra__wb_msg(&b, RA__T_BORROW, &m) == 0 &&
+        ra_runtime_send(c->rt, f->core, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
 // fref_let_go ends what f holds: the owner hears of it (DEL) if it
 // counted us; a copy pulled here for us is let go.  Frees f.
 static void
@@ -94,15 +118,7 @@ fref_let_go(ra__cluster_t *c, ra__fref_t *f)
 {
     ra_msg_t *m = NULL;
     if (f->registered && !c->stopping) {
-        ra__wbuf_t b = {0};
-        ra__wb_u8(&b, RA__BORROW_DEL);
-        ra__wb_u64(&b, f->ref.id);
-        ra__wb_u32(&b, c->node);
-        ra__wb_u32(&b, c->proc);
-        if (ra__wb_msg(&b, RA__T_BORROW, &m) == 0 &&
-            ra_runtime_send(c->rt, f->core, &m) != 0) {
-            ra_msg_unref(&m);
-        }
+        send_del(c, f);
     }
     if (f->pulled && !c->stopping && c->store != NULL) {
         ra__wbuf_t b = {0};
@@ -155,16 +171,15 @@ ra__fref_enter(ra__cluster_t *c, const ra__lent_t *l)
     return 0;
 }
 
-// add_to_owner registers this process with f's owner as a borrower of
-// f's object.  Called without cs->mu.
-static int
-add_to_owner(ra_ctx_t *ctx, ra__cluster_t *c, ra_ref_t ref, ra_pid_t core)
+int
+ra__borrow_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, ra_pid_t core,
+               uint32_t node, uint32_t proc)
 {
     ra__wbuf_t b = {0};
     ra__wb_u8(&b, RA__BORROW_ADD);
-    ra__wb_u64(&b, ref.id);
-    ra__wb_u32(&b, c->node);
-    ra__wb_u32(&b, c->proc);
+    ra__wb_u64(&b, id);
+    ra__wb_u32(&b, node);
+    ra__wb_u32(&b, proc);
     ra_msg_t *m = NULL, *rep = NULL;
     ra_ctx_t *scope = NULL;
     int rc = ra__wb_msg(&b, RA__T_BORROW, &m);
@@ -206,7 +221,7 @@ ra__fref_leave(ra_ctx_t *ctx, ra__cluster_t *c, ra_ref_t ref)
         ra_pid_t core = f->core;
         f->busy++;
         pthread_mutex_unlock(&cs->mu);
-        int rc = add_to_owner(ctx, c, ref, core);
+        int rc = ra__borrow_add(ctx, c, ref.id, core, c->node, c->proc);
         pthread_mutex_lock(&cs->mu);
         f->busy--;
         if (rc == 0) {
@@ -277,6 +292,56 @@ ra__fref_untask(ra__cluster_t *c, ra_ref_t ref)
         fref_maybe_drop(c, f);
     }
     pthread_mutex_unlock(&cs->mu);
+}
+
+void
+ra__fref_hold_locked(ra__cluster_t *c, const ra__lent_t *l)
+{
+    ra__core_t *cs = c->cs;
+    if (l->ref.node == c->node && l->ref.proc == c->proc) {
+        return;   // ours: counted by our own ADD (on_add, self)
+    }
+    ra__fref_t *f = ra__hmap_get(&cs->frefs, fkey(l->ref));
+    if (f == NULL) {
+        if ((f = calloc(1, sizeof *f)) == NULL ||
+            ra__hmap_put(&cs->frefs, fkey(l->ref), f) != 0) {
+            // The owner counts us; without a record we cannot tell it when
+            // we are done, and the object lives until this process ends.
+            free(f);
+            return;
+        }
+        f->ref = l->ref;
+        f->core = l->core;
+        snprintf(f->ep, sizeof f->ep, "%s", l->ep);
+        if (l->ref.node != c->node && strncmp(l->ep, "tcp://", 6) == 0) {
+            (void)ra_link_route(c->link, l->ref.node, l->ref.proc, l->ep);
+        }
+    } else if (f->registered) {
+        // Counted by the owner twice (the task registered us again): one
+        // DEL now keeps its count in step with ours, which stays one.
+        send_del(c, f);
+    }
+    f->registered = true;
+    f->keeps++;
+}
+
+void
+ra__fref_unhold_locked(ra__cluster_t *c, const ra__lent_t *l)
+{
+    ra__core_t *cs = c->cs;
+    if (l->ref.node == c->node && l->ref.proc == c->proc) {
+        ra__obj_t *o = ra__obj_at(cs, l->ref.id);
+        if (o != NULL && o->borrows > 0) {
+            o->borrows--;
+            ra__obj_maybe_free_locked(cs, l->ref.id);
+        }
+        return;
+    }
+    ra__fref_t *f = ra__hmap_get(&cs->frefs, fkey(l->ref));
+    if (f != NULL && f->keeps != 0) {
+        f->keeps--;
+        fref_maybe_drop(c, f);
+    }
 }
 
 bool
@@ -474,6 +539,12 @@ answer_msg(ra__cluster_t *c, const ra__obj_t *o, ra_msg_t **out)
         ra__wb_u32(&b, (uint32_t)o->err);
         ra__wb_u8(&b, RA_VAL_NONE);
         ra__wb_bytes(&b, text, strlen(text));
+    } else if (o->kind == RA__VAL_LENT) {
+        const char *text = "the object is a reference that a task returned; "
+                           "only its owner can read it";
+        ra__wb_u32(&b, (uint32_t)RA_ENOTSUP);
+        ra__wb_u8(&b, RA_VAL_NONE);
+        ra__wb_bytes(&b, text, strlen(text));
     } else if (o->in_store) {
         ra_oid_t oid;
         memcpy(oid.b, o->oid, 16);
@@ -610,7 +681,23 @@ bproc_free(ra_ctx_t *ctx, ra__core_t *cs, bproc_t *p, bool unborrow)
         }
     }
     (void)ra__hmap_del(&cs->bprocs, (ra__hkey_t){p->key, 0});
+    atomic_fetch_sub(&cs->nborrowers, 1);
     free(p);
+}
+
+// obj_borrow counts one more borrow of our object id, if it is still
+// there.
+static bool
+obj_borrow(ra__core_t *cs, uint64_t id)
+{
+    pthread_mutex_lock(&cs->mu);
+    ra__obj_t *o = ra__obj_at(cs, id);
+    bool ok = o != NULL && !(o->released && o->borrows == 0);
+    if (ok) {
+        o->borrows++;
+    }
+    pthread_mutex_unlock(&cs->mu);
+    return ok;
 }
 
 static int
@@ -618,6 +705,11 @@ on_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, uint32_t node,
        uint32_t proc)
 {
     ra__core_t *cs = c->cs;
+    if (node == c->node && proc == c->proc) {
+        // A reference of ours returned to us by a task: the result object
+        // that holds it keeps it (ra__fref_hold_locked).
+        return obj_borrow(cs, id) ? 0 : RA_ENOENT;
+    }
     uint64_t key = (uint64_t)node << 32 | proc;
     bproc_t *p = ra__hmap_get(&cs->bprocs, (ra__hkey_t){key, 0});
     if (p == NULL) {
@@ -629,20 +721,14 @@ on_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, uint32_t node,
             free(p);
             return RA_ENOMEM;
         }
+        atomic_fetch_add(&cs->nborrowers, 1);
         if (ra_link_monitor_node(ctx, node, proc, &p->mref) != 0 ||
             ra__hmap_put(&cs->bmrefs, (ra__hkey_t){p->mref, 0}, p) != 0) {
             bproc_free(ctx, cs, p, false);
             return RA_ENOMEM;
         }
     }
-    pthread_mutex_lock(&cs->mu);
-    ra__obj_t *o = ra__obj_at(cs, id);
-    bool ok = o != NULL && !(o->released && o->borrows == 0);
-    if (ok) {
-        o->borrows++;
-    }
-    pthread_mutex_unlock(&cs->mu);
-    if (!ok) {
+    if (!obj_borrow(cs, id)) {
         if (p->ids.n == 0) {
             bproc_free(ctx, cs, p, false);
         }
@@ -702,8 +788,7 @@ ra__borrow_on_msg(ra_ctx_t *ctx, ra__cluster_t *c, ra_msg_t *m)
             on_del(ctx, c, id, node, proc);
             return;
         }
-        if (!r.bad && r.off == r.len && ra_call_ref(ctx) != 0 &&
-            (node != c->node || proc != c->proc)) {
+        if (!r.bad && r.off == r.len && ra_call_ref(ctx) != 0) {
             reply_status(ctx, on_add(ctx, c, id, node, proc));
             return;
         }

@@ -46,7 +46,9 @@ enum {
     RA__T_CANCEL = -1312,      // core -> worker host: cancel a task
     RA__T_GCS = -1313,         // calls to the GCS
     RA__T_RAYLET_INFO = -1314, // calls to the raylet: resources
-    RA__T_STOP = -1315,        // raylet -> worker host: exit now
+    RA__T_STOP = -1315,        // raylet -> worker host: exit now; with
+                               // one byte RA__STOP_IDLE: retire once no
+                               // process borrows objects of this one
     RA__T_LEASE_LOST = -1316,  // raylet -> core: a lease's worker died
     RA__T_BLOCKED = -1317,     // worker -> raylet: its task waits / resumes
     RA__T_GPU_ENV = -1318,     // core -> worker: CUDA_VISIBLE_DEVICES
@@ -69,6 +71,8 @@ enum {
     RA__T_BORROW = -1328       // to an owner's core: references lent to
                                // other processes (borrow.c)
 };
+
+#define RA__STOP_IDLE 1
 
 // Operations of RA__T_BORROW (first u8; see borrow.c).
 enum { RA__BORROW_ADD = 1, RA__BORROW_DEL = 2, RA__BORROW_GET = 3 };
@@ -318,6 +322,10 @@ typedef struct ra__lent {
 
 void ra__wb_lent(ra__wbuf_t *b, ra_ref_t ref, ra_pid_t core, const char *ep,
                  bool resolve);
+// ra__lent_blob writes just the bytes of a lent reference (a returned
+// reference's value, kind RA__VAL_LENT).
+void ra__lent_blob(ra__wbuf_t *b, ra_ref_t ref, ra_pid_t core, const char *ep,
+                   bool resolve);
 // ra__lent_read parses a lent argument's bytes: 0 or RA_EBADMSG.
 int ra__lent_read(const void *data, size_t len, ra__lent_t *out);
 
@@ -371,6 +379,11 @@ struct ra_task {
     size_t rlen;
     char *errtext;
     const _Atomic bool *cancel;
+    // ra_task_return_ref: the reference returned, held until the caller
+    // has been registered with its owner (rcore) as a borrower.
+    bool has_rref;
+    ra_ref_t rref;
+    ra_pid_t rcore;
 };
 
 // ra__task_run calls fn with the task's arguments and answers to with the

@@ -135,12 +135,25 @@ obj_maybe_free(ra__core_t *cs, uint64_t id)
         (void)ra_objstore_unref(ra__g->store, oid);
         (void)ra_objstore_delete(ra__g->store, oid);
     }
+    ra__lent_t l;
+    bool lent = o->state == RA__OBJ_READY && o->kind == RA__VAL_LENT &&
+                ra__lent_read(o->data, o->len, &l) == 0;
     ra_msg_unref(&o->msg);
     free(o->text);
     free(o->rwait);
     free(o);
     cs->objs[id] = NULL;
     cs->live--;
+    if (lent && ra__g != NULL && !ra__g->stopping) {
+        // It held a reference a task returned: let that go too.
+        ra__fref_unhold_locked(ra__g, &l);
+    }
+}
+
+void
+ra__obj_maybe_free_locked(ra__core_t *cs, uint64_t id)
+{
+    obj_maybe_free(cs, id);
 }
 
 void
@@ -227,6 +240,13 @@ obj_complete(ra__core_t *cs, uint64_t id, int err, uint8_t kind,
             o->msg = ra_msg_ref(msg);
             o->data = data;
             o->len = len;
+            ra__lent_t l;
+            if (kind == RA__VAL_LENT && ra__g != NULL &&
+                ra__lent_read(data, len, &l) == 0) {
+                // A returned reference: the task registered us with its
+                // owner; this object holds it until it is freed.
+                ra__fref_hold_locked(ra__g, &l);
+            }
         } else {
             o->text = malloc(len + 1);
             if (o->text != NULL) {
@@ -958,6 +978,13 @@ resolve_args(core_t *k, ra__task_t *t, bool *stored, char *buf, size_t cap)
             snprintf(buf, cap, "argument %u failed: %s", i,
                      o->text != NULL ? o->text : ra_err_name(o->err));
             rc = o->err;
+        } else if (o->kind == RA__VAL_LENT) {
+            // A reference a task returned: the task gets the reference
+            // (as if lent with RA_ARG_BORROW), which this object holds
+            // until the task ends.
+            ra__wb_u8(&b, RA__VAL_LENT);
+            ra__wb_bytes(&b, o->data, o->len);
+            *stored = true;
         } else if (o->in_store && store_arg(k, &b, o)) {
             // The worker maps it, or pulls it to its node first.
             *stored = true;
@@ -1321,7 +1348,10 @@ on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     const void *data = ra__rb_bytes(&r, &len);
     uint8_t vkind = kind & ~(RA__VAL_IN_STORE | RA__VAL_REMOTE);
     bool remote = (kind & RA__VAL_REMOTE) != 0;
-    if (r.bad || vkind > RA_VAL_F64 ||
+    ra__lent_t lent;
+    if (r.bad || (vkind > RA_VAL_F64 && kind != RA__VAL_LENT) ||
+        (kind == RA__VAL_LENT && (status != 0 ||
+                                  ra__lent_read(data, len, &lent) != 0)) ||
         (remote && !(kind & RA__VAL_IN_STORE)) ||
         ((kind & RA__VAL_IN_STORE) && !remote &&
          (len != 16 || k->c->store == NULL)) ||

@@ -200,6 +200,7 @@ struct ra__core {
     ra__hmap_t frefs;
     ra__hmap_t bprocs;        // {node << 32 | proc, 0} -> its record
     ra__hmap_t bmrefs;        // {monitor ref, 0} -> the same
+    _Atomic unsigned nborrowers; // entries of bprocs (any thread reads)
     void *core;               // the core actor's state (core_t)
     // The core's: task events not yet sent to the GCS's task table
     // (RA__GCS_TASK_EVENTS; see gcs_tasks.c), and whether a tick that
@@ -220,6 +221,8 @@ int ra__obj_new(ra__core_t *cs, uint64_t *id);
 void ra__obj_release(ra__core_t *cs, uint64_t id);
 // ra__obj_unborrow ends a pending task's hold on an argument object.
 void ra__obj_unborrow(ra__core_t *cs, uint64_t id);
+// ra__obj_maybe_free_locked frees object id if nothing needs it (mu held).
+void ra__obj_maybe_free_locked(ra__core_t *cs, uint64_t id);
 // ra__obj_at: call with mu held.
 ra__obj_t *ra__obj_at(ra__core_t *cs, uint64_t id);
 
@@ -295,6 +298,12 @@ int ra__pull_here(ra_ctx_t *ctx, ra__cluster_t *c, const ra__objloc_t *loc,
 
 // ---- references lent to other processes (borrow.c) ----
 
+// ra__own_ep is the endpoint that processes of other nodes reach this one
+// at, told with the references it lends ("" on a one-node cluster: the
+// default ipc names serve).
+const char *ra__own_ep(const ra__cluster_t *c);
+
+
 // A reference of another process that this one borrows (cs->frefs, keyed
 // {owner node << 32 | proc, id}; cs->mu).  It is forgotten when nothing
 // below needs it.
@@ -337,6 +346,11 @@ typedef struct ra__fval {
 // after it is registered with its owner first (a call of up to 10 s).
 int ra__fref_enter(ra__cluster_t *c, const ra__lent_t *l);
 void ra__fref_leave(ra_ctx_t *ctx, ra__cluster_t *c, ra_ref_t ref);
+// ra__borrow_add asks the owner's core (a call of up to 10 s from ctx, or
+// from a scope of its own when ctx is NULL) to count process {node,
+// proc} as a borrower of its object id.  Returns 0 or the error.
+int ra__borrow_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id,
+                   ra_pid_t core, uint32_t node, uint32_t proc);
 // ra__fref_keep: ra_borrow (RA_ENOENT when ref is not borrowed here).
 int ra__fref_keep(ra__cluster_t *c, ra_ref_t ref);
 // ra__fref_release: ra_release of a borrowed reference; false when
@@ -348,6 +362,11 @@ int ra__fref_lend_locked(ra__cluster_t *c, ra_ref_t ref, ra__lent_t *out);
 // ra__fref_untask: that task ended.
 void ra__fref_untask(ra__cluster_t *c, ra_ref_t ref);
 bool ra__fref_known(ra__cluster_t *c, ra_ref_t ref);
+// ra__fref_hold_locked: a result object of this process holds l, a
+// reference a task returned, for which the task registered this process
+// with l's owner; ra__fref_unhold_locked: that object is freed.
+void ra__fref_hold_locked(ra__cluster_t *c, const ra__lent_t *l);
+void ra__fref_unhold_locked(ra__cluster_t *c, const ra__lent_t *l);
 // ra__fref_fetch waits up to timeout_ms (0: only asks) for the outcome
 // of a borrowed object, from the owner the first time and from this
 // process's copy afterwards.  Returns 0 (*out filled), RA_ENOENT (not

@@ -675,6 +675,89 @@ ra_task_return_f64(ra_task_t *t, double x)
     return set_result(t, RA_VAL_F64, &x, 8);
 }
 
+// drop_rref ends t's hold on the reference it returns (if any).
+static void
+drop_rref(ra_task_t *t)
+{
+    ra__cluster_t *c = ra__g;
+    if (!t->has_rref || c == NULL) {
+        return;
+    }
+    t->has_rref = false;
+    if (t->rref.node == c->node && t->rref.proc == c->proc) {
+        ra__obj_unborrow(c->cs, t->rref.id);
+    } else {
+        ra__fref_untask(c, t->rref);
+    }
+}
+
+const char *
+ra__own_ep(const ra__cluster_t *c)
+{
+    return c->ip[0] != '\0' ? ra_link_endpoint(c->link) : "";
+}
+
+int
+ra_task_return_ref(ra_task_t *t, ra_ref_t ref)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    ra__core_t *cs = c->cs;
+    ra__lent_t l = {.ref = ref, .core = c->core};
+    snprintf(l.ep, sizeof l.ep, "%s", ra__own_ep(c));
+    int rc = 0;
+    pthread_mutex_lock(&cs->mu);
+    if (ref.node == c->node && ref.proc == c->proc) {
+        ra__obj_t *o = ra__obj_at(cs, ref.id);
+        if (o == NULL || o->released) {
+            rc = RA_ENOENT;
+        } else {
+            o->borrows++;
+        }
+    } else {
+        rc = ra__fref_lend_locked(c, ref, &l);
+    }
+    pthread_mutex_unlock(&cs->mu);
+    if (rc != 0) {
+        return rc;
+    }
+    ra__wbuf_t b = {0};
+    ra__lent_blob(&b, ref, l.core, l.ep, false);
+    rc = b.err != 0 ? b.err : set_result(t, RA__VAL_LENT, b.p, b.len);
+    ra__wb_free(&b);
+    drop_rref(t);   // an earlier one's
+    if (rc != 0) {
+        t->has_rref = true;
+        t->rref = ref;
+        drop_rref(t);
+        return rc;
+    }
+    t->has_rref = true;
+    t->rref = ref;
+    t->rcore = l.core;
+    return 0;
+}
+
+// register_caller has the owner of the reference task t returns count
+// the caller (to) as a borrower, before the result leaves: the task's own
+// hold on it ends right after.  Returns 0 or an error, with why set.
+static int
+register_caller(ra_ctx_t *ctx, ra_task_t *t, ra_pid_t to, char *why,
+                size_t cap)
+{
+    int rc = ra__borrow_add(ctx, ra__g, t->rref.id, t->rcore, to.node,
+                            to.proc);
+    if (rc != 0) {
+        snprintf(why, cap, "the reference it returns (object %" PRIu64
+                 " of process %u.%u) could not be handed to the caller: "
+                 "its owner answered %s", t->rref.id, t->rref.node,
+                 t->rref.proc, ra_err_name(rc));
+    }
+    return rc;
+}
+
 int
 ra_task_fail(ra_task_t *t, const char *fmt, ...)
 {
@@ -978,6 +1061,13 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
     if (rc == 0) {
         rc = fn(&t);
     }
+    if (rc == 0 && t.rkind == RA__VAL_LENT && t.has_rref &&
+        (rc = register_caller(ctx, &t, to, mwhy, sizeof mwhy)) != 0) {
+        pre_text = mwhy;
+        pre_err = RA_ETASK;
+        rc = RA_ETASK;
+    }
+    drop_rref(&t);
     ra__args_unmap(ctx, v, &maps);
     // Before the result leaves: references kept past the call are
     // registered with their owners here.

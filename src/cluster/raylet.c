@@ -475,7 +475,8 @@ retire_misfit(ra_ctx_t *ctx, raylet_t *r, uint32_t env, const char *vis)
         if (w->registered && !w->stopping && w->state == WK_IDLE &&
             w->actors == 0 && (w->env != env || !gpu_fits(w, vis))) {
             ra_msg_t *m = NULL;
-            if (ra_msg_new_bytes(&m, RA__T_STOP, NULL, 0) == 0 &&
+            uint8_t idle = RA__STOP_IDLE;
+            if (ra_msg_new_bytes(&m, RA__T_STOP, &idle, 1) == 0 &&
                 ra_send(ctx, w->host, &m) != 0) {
                 ra_msg_unref(&m);
                 continue;
@@ -1176,7 +1177,8 @@ reap(ra_ctx_t *ctx, raylet_t *r)
             w->actors == 0 && w->idle_since != 0 &&
             now - w->idle_since >= IDLE_RETIRE_MS) {
             ra_msg_t *m = NULL;
-            if (ra_msg_new_bytes(&m, RA__T_STOP, NULL, 0) == 0 &&
+            uint8_t idle = RA__STOP_IDLE;
+            if (ra_msg_new_bytes(&m, RA__T_STOP, &idle, 1) == 0 &&
                 ra_send(ctx, w->host, &m) != 0) {
                 ra_msg_unref(&m);
                 continue;

@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cluster_impl.h"
+#include "core_impl.h"
 #include "mailbox_impl.h"
 #include "hmap.h"
 #include "ra_objstore.h"
@@ -526,6 +526,44 @@ new_actor(ra_ctx_t *ctx, ra_msg_t *msg)
     free(v.args);
 }
 
+// retire_later keeps an idle worker that the raylet retires alive while
+// other processes borrow objects it owns (ra_task_return_ref, or
+// RA_ARG_BORROW of its own objects): they would be lost with it.  The
+// raylet no longer leases it; it asks itself again every 250 ms and goes
+// once the last borrow has ended.  Only the raylet is believed.
+static bool
+retire_later(ra_ctx_t *ctx, ra_msg_t *msg)
+{
+    static bool said;
+    size_t n = 0;
+    const uint8_t *b = ra_msg_data(msg, &n);
+    ra_pid_t from = ra_sender(ctx);
+    bool idle = n == 1 && b[0] == RA__STOP_IDLE;
+    // (A timer's message, ours, has no sender.)
+    bool trusted = ra_pid_is_nil(from) || ra_pid_eq(from, ra_self(ctx)) ||
+                   (ra__g != NULL && from.node == ra__g->raylet.node &&
+                    from.proc == ra__g->raylet.proc);
+    unsigned lent = ra__g != NULL && ra__g->cs != NULL
+                        ? atomic_load(&ra__g->cs->nborrowers)
+                        : 0;
+    if (!idle || !trusted || lent == 0) {
+        return false;
+    }
+    if (!said) {
+        said = true;
+        ra_log_info("worker", "retired while %u processes borrow objects "
+                    "of this one: exiting once they let go", lent);
+    }
+    ra_msg_t *m = NULL;
+    uint8_t again = RA__STOP_IDLE;
+    if (ra_msg_new_bytes(&m, RA__T_STOP, &again, 1) == 0 &&
+        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), 250, &m, NULL) != 0) {
+        ra_msg_unref(&m);
+        return false;
+    }
+    return true;
+}
+
 static int
 host_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
@@ -555,6 +593,9 @@ host_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         }
         break;
     case RA__T_STOP:
+        if (retire_later(ctx, msg)) {
+            break;
+        }
         fflush(stdout);
         fflush(stderr);
         _exit(0);

@@ -368,6 +368,50 @@ relay_ref(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(relay_ref)
 
+// make_ref sleeps argument 2 ms, puts big(argument 0, argument 1)'s bytes
+// with ra_put, and returns the reference (released here at once).
+static int
+make_ref(ra_task_t *t)
+{
+    usleep((useconds_t)ra_task_arg_i64(t, 2) * 1000);
+    size_t n = (size_t)ra_task_arg_i64(t, 0);
+    int64_t salt = ra_task_arg_i64(t, 1);
+    uint8_t *p = malloc(n);
+    if (p == NULL) {
+        return ra_task_fail(t, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (uint8_t)((i * 7 + (size_t)salt) % 251);
+    }
+    ra_ref_t r;
+    int rc = ra_put(&RA_ARG_BYTES(p, n), &r);
+    free(p);
+    if (rc == 0) {
+        rc = ra_task_return_ref(t, r);
+        ra_release(r);
+    }
+    return rc;
+}
+RA_REMOTE_REGISTER(make_ref)
+
+// bounce_ref returns the reference lent to it; with a second argument,
+// returns what ra_task_return_ref says of a reference it does not have.
+static int
+bounce_ref(ra_task_t *t)
+{
+    ra_ref_t r;
+    int rc = ra_task_arg_ref(t, 0, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    if (ra_task_nargs(t) > 1) {
+        r.id += 1000000;
+        return ra_task_return_i64(t, ra_task_return_ref(t, r));
+    }
+    return ra_task_return_ref(t, r);
+}
+RA_REMOTE_REGISTER(bounce_ref)
+
 // A keeper holds a borrowed reference past the call that gave it.
 typedef struct keeper {
     ra_ref_t ref;
@@ -2133,6 +2177,103 @@ START_TEST(test_cluster_borrowed_references)
 }
 END_TEST
 
+// returned_ref gets result r, which must be a returned reference, and
+// stores the reference in *out.
+static void
+returned_ref(ra_ref_t r, ra_ref_t *out)
+{
+    ra_value_t *v = NULL;
+    RA_CK_OK(ra_get(r, 30000, &v));
+    ck_assert_int_eq(ra_value_kind(v), RA_VAL_REF);
+    RA_CK_OK(ra_value_ref(v, out));
+    ck_assert_int_eq(ra_get_i64(r, 0, NULL), RA_EBADMSG);
+    ra_value_free(&v);
+}
+
+START_TEST(test_cluster_returned_references)
+{
+    // One worker in the base pool: the others retire after a second idle.
+    ra_init_opts_t io = {.num_cpus = 4, .workers = 1, .max_workers = 8};
+    RA_CK_OK(ra_init_opts(&io));
+    const size_t n = (size_t)1 << 20;
+    const int64_t whole = 2 * (int64_t)n + 1;
+    enum { K = 4 };
+    ra_ref_t outer[K], inner[K], r;
+    ra_value_t *v = NULL;
+    for (int i = 0; i < K; i++) {
+        RA_CK_OK(ra_remote("make_ref", (ra_arg_t[]){RA_ARG_I64((int64_t)n),
+                                                    RA_ARG_I64(i),
+                                                    RA_ARG_I64(500)},
+                           3, NULL, &outer[i]));
+    }
+    int owners = 0;
+    for (int i = 0; i < K; i++) {
+        returned_ref(outer[i], &inner[i]);
+        ck_assert(inner[i].proc != outer[i].proc);   // a worker's object
+        bool seen = false;
+        for (int j = 0; j < i; j++) {
+            seen = seen || inner[j].proc == inner[i].proc;
+        }
+        owners += !seen;
+    }
+    ck_assert_int_ge(owners, 2);
+    // The workers that own them are idle now, and all but one are
+    // retired: they stay while we borrow their objects.
+    usleep(3000000);
+    for (int i = 0; i < K; i++) {
+        RA_CK_OK(ra_get(inner[i], 30000, &v));
+        ck_assert_int_eq(value_score(v, i), whole);
+        ra_value_free(&v);
+    }
+    // A result that is a reference, given to a task by value: the task
+    // gets the reference.
+    RA_CK_OK(ra_remote("peek_ref", (ra_arg_t[]){RA_ARG_REF(outer[1]),
+                                                RA_ARG_I64(1)},
+                       2, NULL, &r));
+    int64_t x = 0;
+    RA_CK_OK(ra_get_i64(r, 30000, &x));
+    ck_assert_int_eq(x, whole);
+    ra_release(r);
+    ck_assert_uint_eq(store_objects_become(K), K);
+    for (int i = 0; i < K; i++) {
+        ra_release(outer[i]);
+    }
+    ck_assert_uint_eq(store_objects_become(0), 0);
+
+    // Our own reference, lent and returned: the result holds it.
+    uint8_t *buf = malloc(n);
+    ck_assert_ptr_nonnull(buf);
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = (uint8_t)((i * 7 + 9) % 251);
+    }
+    ra_ref_t mine, back;
+    RA_CK_OK(ra_put(&RA_ARG_BYTES(buf, n), &mine));
+    free(buf);
+    RA_CK_OK(ra_remote("bounce_ref", &RA_ARG_BORROW(mine), 1, NULL, &r));
+    returned_ref(r, &back);
+    ck_assert(back.node == mine.node && back.proc == mine.proc &&
+              back.id == mine.id);
+    ra_release(mine);
+    ck_assert_uint_eq(store_objects_become(1), 1);
+    RA_CK_OK(ra_get(back, 1000, &v));
+    ck_assert_int_eq(value_score(v, 9), whole);
+    ra_value_free(&v);
+    ra_release(r);
+    ck_assert_uint_eq(store_objects_become(0), 0);
+
+    // A reference the task does not have cannot be returned.
+    RA_CK_OK(ra_put(&RA_ARG_I64(1), &mine));
+    RA_CK_OK(ra_remote("bounce_ref", (ra_arg_t[]){RA_ARG_BORROW(mine),
+                                                  RA_ARG_I64(0)},
+                       2, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &x));
+    ck_assert_int_eq(x, RA_ENOENT);
+    ra_release(r);
+    ra_release(mine);
+    stop();
+}
+END_TEST
+
 static Suite *
 cluster_suite(void)
 {
@@ -2168,6 +2309,7 @@ cluster_suite(void)
     tc = tcase_create("borrow");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cluster_borrowed_references);
+    tcase_add_test(tc, test_cluster_returned_references);
     suite_add_tcase(s, tc);
     tc = tcase_create("actors");
     tcase_set_timeout(tc, 120);

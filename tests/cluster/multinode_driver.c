@@ -72,8 +72,17 @@
 //                                   "lent BYTES to node ID: read
 //                                   zero-copy|copied, passed on
 //                                   zero-copy|copied, left there K"
+//   multinode_driver lendmany RES N
+//                                   N small ra_put objects, each lent to a
+//                                   task on the node with RES (256 in
+//                                   flight) that reads it from this
+//                                   process and answers twice its number;
+//                                   each is released right after its
+//                                   submission: "lent N objects to node
+//                                   ID, heap grew K bytes"
 //
 // Exit status 0 when the work itself went well.
+#include <malloc.h>
 #include <rayo.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -301,6 +310,78 @@ lend(const char *res, long long bytes)
     printf("lent %lld to node %lld: read %s, passed on %s, left there %lld\n",
            bytes, (long long)node, (got[0] & 1) ? "zero-copy" : "copied",
            (got[1] & 1) ? "zero-copy" : "copied", (long long)there);
+    return 0;
+}
+
+// twice_lent: {reference lent to an i64} -> twice the number.
+static int
+twice_lent(ra_task_t *t)
+{
+    ra_ref_t r;
+    int64_t x = 0;
+    int rc = ra_task_arg_ref(t, 0, &r);
+    if (rc == 0) {
+        rc = ra_get_i64(r, 60000, &x);
+    }
+    return rc != 0 ? ra_task_fail(t, "the lent reference: %s",
+                                  ra_err_name(rc))
+                   : ra_task_return_i64(t, 2 * x);
+}
+RA_REMOTE_REGISTER(twice_lent)
+
+static int
+lend_many(const char *res, long n)
+{
+    enum { WIN = 256 };
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    ra_resources_t x = {0};
+    if (n < WIN || ra_resources_set(&x, res, 0.01) != 0) {
+        return 1;
+    }
+    o.resources = &x;
+    o.num_cpus = 0.01;
+    ra_ref_t win[WIN];
+    size_t heap0 = 0;
+    for (long i = 0; i < n + WIN; i++) {
+        if (i == 1000) {
+            heap0 = mallinfo2().uordblks;
+        }
+        if (i >= WIN) {
+            long j = i - WIN;
+            int64_t got = -1;
+            int rc = ra_get_i64(win[j % WIN], 120000, &got);
+            ra_release(win[j % WIN]);
+            if (rc != 0 || got != 2 * (int64_t)j) {
+                fprintf(stderr, "lendmany: object %ld: %s, %lld\n", j,
+                        ra_err_name(rc), (long long)got);
+                return 1;
+            }
+        }
+        if (i >= n) {
+            continue;
+        }
+        ra_ref_t obj;
+        int rc = ra_put(&RA_ARG_I64(i), &obj);
+        if (rc == 0) {
+            rc = ra_remote("twice_lent", &RA_ARG_BORROW(obj), 1, &o,
+                           &win[i % WIN]);
+            ra_release(obj);
+        }
+        if (rc != 0) {
+            return fail("lending", rc);
+        }
+    }
+    size_t heap1 = mallinfo2().uordblks;
+    ra_arg_t w = RA_ARG_I64(0);
+    ra_ref_t r;
+    int64_t node = -1;
+    if (ra_remote("where", &w, 1, &o, &r) != 0 ||
+        ra_get_i64(r, 30000, &node) != 0) {
+        return fail("a task on the node with the resource", RA_EINVAL);
+    }
+    ra_release(r);
+    printf("lent %ld objects to node %lld, heap grew %lld bytes\n", n,
+           (long long)node, (long long)heap1 - (long long)heap0);
     return 0;
 }
 
@@ -978,6 +1059,8 @@ main(int argc, char **argv)
     } else if (strcmp(argv[1], "send") == 0 &&
                (argc == 5 || (argc == 6 && strcmp(argv[5], "each") == 0))) {
         st = send_put(argv[2], atoll(argv[3]), atoi(argv[4]), argc == 6);
+    } else if (strcmp(argv[1], "lendmany") == 0 && argc == 4) {
+        st = lend_many(argv[2], atol(argv[3]));
     } else if (strcmp(argv[1], "lend") == 0 && argc == 4) {
         st = lend(argv[2], atoll(argv[3]));
     } else if (strcmp(argv[1], "watch") == 0 && argc == 5) {
