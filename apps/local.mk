@@ -18,3 +18,8 @@ noinst_PROGRAMS += apps/bigarray
 apps_bigarray_SOURCES = apps/bigarray.c
 apps_bigarray_LDADD = librayo.la $(BSON_LIBS)
 TESTS += apps/bigarray
+
+noinst_PROGRAMS += apps/paramserver
+apps_paramserver_SOURCES = apps/paramserver.c
+apps_paramserver_LDADD = librayo.la $(BSON_LIBS) -lm
+TESTS += apps/paramserver

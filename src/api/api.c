@@ -1534,6 +1534,33 @@ unborrow(ra__task_t *t)
     t->nrefs = 0;
 }
 
+// near_node is the node whose store holds the largest of a task's
+// arguments given by value that lie on another node (borrowed references
+// passed on with RA_ARG_REF: the owner is asked where, once), or 0.  The
+// raylet then prefers that node while it has room, so the value is read
+// there in place instead of copied here (Ray's locality-aware leasing).
+// This process's own objects are on this node: local-first serves them.
+static uint32_t
+near_node(ra__cluster_t *c, const ra_arg_t *args, size_t nargs)
+{
+    uint32_t best = 0;
+    uint64_t most = 0;
+    for (size_t i = 0; i < nargs; i++) {
+        if (args[i].kind != RA_ARG_REF || is_mine(args[i].ref)) {
+            continue;
+        }
+        uint32_t node;
+        uint64_t size;
+        ra__fref_locate(c, args[i].ref, &node, &size);
+        if (node != 0 && node != c->node && size >= c->inline_max &&
+            size > most) {
+            best = node;
+            most = size;
+        }
+    }
+    return best;
+}
+
 // drop_obj ends an object that no task will complete.
 static void
 drop_obj(ra__core_t *cs, uint64_t id, int rc)
@@ -1584,6 +1611,9 @@ submit(uint8_t type, const char *name, uint64_t actor, const ra_arg_t *args,
             drop_obj(c->cs, id, RA_ENOMEM);
             return RA_ENOMEM;
         }
+    }
+    if (type == RA__TASK_FN) {
+        t->near = near_node(c, args, nargs);
     }
     ra__wbuf_t b = {0};
     ra__wb_u8(&b, RA__WIRE_VERSION);
@@ -2518,6 +2548,9 @@ ra_pg_remove(ra_pg_t pg)
     int rc = ra__gcs_call_status(NULL, &b, 10000, &rep, &r);
     if (rc == 0) {
         ra_msg_unref(&rep);
+        // Leases this process keeps idle in the group go back now: tasks
+        // submitted from here on ask the raylet, which refuses them.
+        (void)send_cmd(RA__CMD_PG_GONE, pg.id, false);
     }
     return rc;
 }

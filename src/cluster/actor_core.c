@@ -700,8 +700,10 @@ ra__actor_stop_call(ra_ctx_t *ctx, ra__core_t *cs, ra__task_t *t, int err,
 void
 ra__core_cmd(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cmd_t *cmd)
 {
-    ra__cactor_t *a = cmd->op != RA__CMD_CANCEL ? ra__cactor_at(cs, cmd->id)
-                                               : NULL;
+    ra__cactor_t *a = cmd->op != RA__CMD_CANCEL &&
+                              cmd->op != RA__CMD_PG_GONE
+                          ? ra__cactor_at(cs, cmd->id)
+                          : NULL;
     switch (cmd->op) {
     case RA__CMD_ACTOR_NEW:
         if (a != NULL) {
@@ -739,6 +741,9 @@ ra__core_cmd(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cmd_t *cmd)
     case RA__CMD_CANCEL:
         ra__core_stop_task(ctx, k, cmd->id, RA_ECANCELED,
                            "the task was cancelled", cmd->force);
+        break;
+    case RA__CMD_PG_GONE:
+        ra__core_pg_gone(ctx, k, cmd->id);
         break;
     default:
         break;

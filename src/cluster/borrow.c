@@ -371,12 +371,13 @@ fill_out(const ra__fref_t *f, ra__fval_t *out)
 
 // ask_owner asks f's owner for the value (GET) and makes it readable
 // here: inline, in this node's store, or pulled into it from the owner's
-// node.  Fills the cache fields of *tmp.  Returns 0 when *tmp holds the
+// node.  Without pull, a value that would have to be copied here is only
+// located (RA_EAGAIN, with located, loc_node and size set in *tmp).  Fills the cache fields of *tmp.  Returns 0 when *tmp holds the
 // object's outcome (a value or its error), else the error of asking
 // (RA_ETIMEOUT: not done yet).
 static int
 ask_owner(ra__cluster_t *c, ra_ref_t ref, ra_pid_t core, int64_t timeout_ms,
-          ra__fref_t *tmp)
+          bool pull, ra__fref_t *tmp)
 {
     ra__wbuf_t b = {0};
     ra__wb_u8(&b, RA__BORROW_GET);
@@ -429,6 +430,16 @@ ask_owner(ra__cluster_t *c, ra_ref_t ref, ra_pid_t core, int64_t timeout_ms,
             rc = RA_EBADMSG;
         }
         char why[700] = "";
+        if (rc == 0 && !pull && (far || c->store == NULL)) {
+            // Only where it is: not copied here now.
+            tmp->located = true;
+            tmp->loc_node = (kind & RA__VAL_REMOTE) ? loc.objmgr.node
+                                                    : ref.node;
+            tmp->size = loc.size;
+            ra_msg_unref(&rep);
+            ra_scope_destroy(&scope);
+            return RA_EAGAIN;
+        }
         if (rc == 0 && c->store == NULL) {
             snprintf(why, sizeof why, "this node has no object store");
             rc = RA_EOBJLOST;
@@ -465,9 +476,11 @@ ask_owner(ra__cluster_t *c, ra_ref_t ref, ra_pid_t core, int64_t timeout_ms,
     return rc;
 }
 
-int
-ra__fref_fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms,
-               ra__fval_t *out)
+// fetch asks for ref's outcome (see ra__fref_fetch); without pull, a
+// value that lies in another node's store is only located.
+static int
+fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms, bool pull,
+      ra__fval_t *out)
 {
     ra__core_t *cs = c->cs;
     pthread_mutex_lock(&cs->mu);
@@ -476,17 +489,24 @@ ra__fref_fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms,
         pthread_mutex_unlock(&cs->mu);
         return RA_ENOENT;
     }
-    if (f->cached) {
-        fill_out(f, out);
+    if (f->cached || (!pull && f->located)) {
+        if (f->cached) {
+            fill_out(f, out);
+        }
         pthread_mutex_unlock(&cs->mu);
-        return 0;
+        return f->cached ? 0 : RA_EAGAIN;
     }
     f->busy++;
     ra_pid_t core = f->core;
     pthread_mutex_unlock(&cs->mu);
     ra__fref_t tmp = {0};
-    int rc = ask_owner(c, ref, core, timeout_ms, &tmp);
+    int rc = ask_owner(c, ref, core, timeout_ms, pull, &tmp);
     pthread_mutex_lock(&cs->mu);
+    if (rc == RA_EAGAIN) {
+        f->located = true;
+        f->loc_node = tmp.loc_node;
+        f->size = tmp.size;
+    }
     if (rc == 0 && !f->cached) {
         f->cached = true;
         f->status = tmp.status;
@@ -518,6 +538,35 @@ ra__fref_fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms,
         }
     }
     return rc;
+}
+
+int
+ra__fref_fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms,
+               ra__fval_t *out)
+{
+    return fetch(c, ref, timeout_ms, true, out);
+}
+
+void
+ra__fref_locate(ra__cluster_t *c, ra_ref_t ref, uint32_t *node,
+                uint64_t *size)
+{
+    ra__fval_t fv = {0};
+    *node = 0;
+    *size = 0;
+    int rc = fetch(c, ref, 0, false, &fv);
+    ra_msg_unref(&fv.msg);
+    if (rc == RA_EAGAIN || (rc == 0 && fv.status == 0 && fv.in_store)) {
+        pthread_mutex_lock(&c->cs->mu);
+        ra__fref_t *f = ra__hmap_get(&c->cs->frefs, fkey(ref));
+        if (f != NULL && f->located) {
+            *node = f->loc_node;
+            *size = f->size;
+        } else if (f != NULL && f->in_store) {
+            *node = c->node;   // mapped or copied here already
+        }
+        pthread_mutex_unlock(&c->cs->mu);
+    }
 }
 
 // ---- the owner's side (the core's thread, but for ra__borrow_answer) ----

@@ -582,11 +582,12 @@ static ra__task_t *find_task(core_t *k, uint64_t id);
 
 static ra__cls_t *
 cls_get(core_t *k, double cpus, double gpus, const ra_resources_t *x,
-        uint64_t pg, int32_t bundle)
+        uint64_t pg, int32_t bundle, uint32_t near)
 {
     for (ra__cls_t *c = k->classes; c != NULL; c = c->next) {
         if (c->cpus == cpus && c->gpus == gpus && c->pg == pg &&
-            c->bundle == bundle && ra__res_same(&c->x, x)) {
+            c->bundle == bundle && c->near == near &&
+            ra__res_same(&c->x, x)) {
             return c;
         }
     }
@@ -597,6 +598,7 @@ cls_get(core_t *k, double cpus, double gpus, const ra_resources_t *x,
         c->x = *x;
         c->pg = pg;
         c->bundle = bundle;
+        c->near = near;
         c->depth = 1;
         c->next = k->classes;
         k->classes = c;
@@ -623,6 +625,7 @@ send_lease_req_to(ra_ctx_t *ctx, ra_pid_t raylet, uint32_t env,
     ra__wb_res(&b, &c->x);
     ra__wb_u32(&b, env);
     ra__wb_u8(&b, no_spill);
+    ra__wb_u32(&b, c->near);
     int rc = ra__wb_msg(&b, RA__T_LEASE_REQ, &m);
     if (rc == 0 && (rc = ra_send(ctx, raylet, &m)) != 0) {
         ra_msg_unref(&m);
@@ -1062,7 +1065,8 @@ task_ready(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
         actor_send(ctx, k, a, t);
         return;
     }
-    ra__cls_t *c = cls_get(k, t->cpus, t->gpus, &t->x, t->pg, t->bundle);
+    ra__cls_t *c = cls_get(k, t->cpus, t->gpus, &t->x, t->pg, t->bundle,
+                           t->near);
     if (c == NULL) {
         task_fail(k, t, RA_ENOMEM, "out of memory");
         return;
@@ -1268,7 +1272,8 @@ lost_again(ra_ctx_t *ctx, core_t *k, ra__task_t *t, const char *why)
         t->abandoned) {
         return false;
     }
-    ra__cls_t *c = cls_get(k, t->cpus, t->gpus, &t->x, t->pg, t->bundle);
+    ra__cls_t *c = cls_get(k, t->cpus, t->gpus, &t->x, t->pg, t->bundle,
+                           t->near);
     if (c == NULL) {
         return false;
     }
@@ -1458,6 +1463,8 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         target = ra__rb_pid(&r);
         ra__rb_str(&r, target_ep, sizeof target_ep);
     }
+    // The request's node of large arguments, echoed (absent: none).
+    uint32_t near = !r.bad && r.off < r.len ? ra__rb_u32(&r) : 0;
     if (r.bad || !ra__gpu_env_ok(vis)) {
         ra_log_warn("core", "malformed lease grant dropped");
         return;
@@ -1465,7 +1472,7 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     spilled_answered(ctx, k, req);
     if (status == RA__LEASE_SPILL) {
         ra__cls_t shape = {.cpus = cpus, .gpus = gpus, .x = x, .pg = pg,
-                           .bundle = bundle};
+                           .bundle = bundle, .near = near};
         spill(ctx, k, req, &shape, actor, isolation, target, target_ep);
         return;
     }
@@ -1497,7 +1504,7 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         ra__actor_granted(ctx, k->cs, req, status, lid, host, ep);
         return;
     }
-    ra__cls_t *c = cls_get(k, cpus, gpus, &x, pg, bundle);
+    ra__cls_t *c = cls_get(k, cpus, gpus, &x, pg, bundle, near);
     if (c == NULL) {
         if (status == 0) {
             send_lease_return(ctx, k, lid, false);
@@ -1684,7 +1691,8 @@ ra__core_stop_task(ra_ctx_t *ctx, void *kp, uint64_t id, int err,
     }
     ra__lease_t *l = t->lease;
     if (l == NULL) {
-        ra__cls_t *c = cls_get(k, t->cpus, t->gpus, &t->x, t->pg, t->bundle);
+        ra__cls_t *c = cls_get(k, t->cpus, t->gpus, &t->x, t->pg, t->bundle,
+                           t->near);
         if (c != NULL) {
             ra__tq_remove(&c->q, t);
         }
@@ -2133,6 +2141,21 @@ ra__core_flush_events(ra__cluster_t *c, int64_t timeout_ms)
     }
     ra_msg_unref(&m);
     return rc;
+}
+
+void
+ra__core_pg_gone(ra_ctx_t *ctx, void *kp, uint64_t pg)
+{
+    core_t *k = kp;
+    for (ra__lease_t *l = k->leases, *next; l != NULL; l = next) {
+        next = l->next;
+        if (pg != 0 && l->cls != NULL && l->cls->pg == pg &&
+            l->inflight.n == 0 && !l->dead) {
+            ra_demonitor(ctx, l->mref);
+            send_lease_return(ctx, k, l->id, false);
+            lease_drop(k, l);
+        }
+    }
 }
 
 void

@@ -34,6 +34,8 @@ struct ra__task {
     ra_resources_t x;         // memory and custom resources
     uint64_t pg;              // placement group (0: none)
     int32_t bundle;           // its bundle index (-1: any)
+    uint32_t near;            // node holding its large arguments (0: none
+                              // known, or this one)
     uint64_t actor;           // RA__TASK_METHOD: the actor's handle key
     uint64_t *refs;           // objects of this process among the args
     uint32_t nrefs;
@@ -92,6 +94,7 @@ typedef struct ra__cls {
     ra_resources_t x;
     uint64_t pg;
     int32_t bundle;
+    uint32_t near;            // node holding the tasks' large arguments
     ra__tq_t q;
     unsigned pending_req;
     unsigned nleases;
@@ -156,7 +159,8 @@ enum {
     RA__CMD_ACTOR_NEW = 1,
     RA__CMD_ACTOR_KILL = 2,
     RA__CMD_CANCEL = 3,
-    RA__CMD_ACTOR_ADOPT = 4
+    RA__CMD_ACTOR_ADOPT = 4,
+    RA__CMD_PG_GONE = 5       // id: a placement group this process removed
 };
 
 typedef struct ra__cmd {
@@ -281,6 +285,10 @@ void ra__core_lease_return(ra_ctx_t *ctx, void *k, uint64_t lease,
 void ra__core_stop_task(ra_ctx_t *ctx, void *k, uint64_t id, int err,
                         const char *text, bool kill);
 void ra__core_task_free(ra__task_t *t);
+// ra__core_pg_gone returns the idle leases of placement group pg, which
+// this process removed: a task submitted after the removal must ask the
+// raylet (and fail), not run on a lease kept from before it.
+void ra__core_pg_gone(ra_ctx_t *ctx, void *k, uint64_t pg);
 // ra__task_wire_attempt makes the wire carry the task's current attempt
 // (a retried task answers with it, so that a late answer to an earlier
 // attempt is not taken for it).  Returns 0 or RA_ENOMEM.
@@ -299,8 +307,8 @@ int ra__pull_here(ra_ctx_t *ctx, ra__cluster_t *c, const ra__objloc_t *loc,
 // ---- references lent to other processes (borrow.c) ----
 
 // ra__own_ep is the endpoint that processes of other nodes reach this one
-// at, told with the references it lends ("" on a one-node cluster: the
-// default ipc names serve).
+// at, told with the references it lends: its link's tcp endpoint, or ""
+// (on one node the default ipc names serve).
 const char *ra__own_ep(const ra__cluster_t *c);
 
 
@@ -325,6 +333,9 @@ typedef struct ra__fref {
     bool in_store;            // the value is oid in this node's store
     bool pulled;              // a copy pulled here for us (UNUSE it)
     ra_oid_t oid;
+    bool located;             // not fetched, but its place is known:
+    uint32_t loc_node;        // the node whose store holds it
+    uint64_t size;            // its size
 } ra__fref_t;
 
 // The outcome of a borrowed object, for ra_get: on status 0 the value
@@ -373,6 +384,14 @@ void ra__fref_unhold_locked(ra__cluster_t *c, const ra__lent_t *l);
 // borrowed here), RA_ETIMEOUT, or the error of reaching the owner.
 int ra__fref_fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms,
                    ra__fval_t *out);
+
+// ra__fref_locate finds where a borrowed object's value lies without
+// copying it: *node is the node whose store holds it (0 when it is small
+// enough to travel inline, is not done yet, or failed) and *size its
+// size.  Asks the owner once (a round trip); a small value it answers
+// with is kept as the fetched value.
+void ra__fref_locate(ra__cluster_t *c, ra_ref_t ref, uint32_t *node,
+                     uint64_t *size);
 
 // The owner's side, on the core's thread: RA__T_BORROW messages, DOWNs of
 // borrowers' processes (true when mref was one), and the end.

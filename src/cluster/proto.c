@@ -694,7 +694,11 @@ drop_rref(ra_task_t *t)
 const char *
 ra__own_ep(const ra__cluster_t *c)
 {
-    return c->ip[0] != '\0' ? ra_link_endpoint(c->link) : "";
+    // A process bound to tcp (a node of a multi-node cluster, its workers
+    // and drivers) is reached there from other nodes; on one node the
+    // default ipc names serve.
+    const char *ep = c->link != NULL ? ra_link_endpoint(c->link) : NULL;
+    return ep != NULL && strncmp(ep, "tcp://", 6) == 0 ? ep : "";
 }
 
 int

@@ -382,6 +382,7 @@ reply_grant(ra_ctx_t *ctx, const raylet_t *r, const req_t *q, int status,
     ra__wb_str(&b, l != NULL && l->w != NULL ? l->w->ep : "");
     ra__wb_u8(&b, (uint8_t)(q->isolation |
                            (q->detached ? RA__ISO_DETACHED : 0)));
+    ra__wb_u32(&b, q->near);   // the request's, echoed (its class)
     if (ra__wb_msg(&b, RA__T_LEASE_GRANT, &m) == 0 &&
         ra_send(ctx, q->owner, &m) != 0) {
         ra_msg_unref(&m);
@@ -545,6 +546,28 @@ spill_target(raylet_t *r, const req_t *q, bool never, uint32_t self)
     return never ? any : NULL;
 }
 
+// near_target is the node that holds q's large arguments (q->near), when
+// that is another node with the resources free now (its view is lowered
+// by q's need); NULL otherwise: then the request is served as any other.
+static ra__rnode_t *
+near_target(raylet_t *r, const req_t *q, uint32_t self)
+{
+    if (q->near == 0 || q->near == self || q->no_spill || q->pg != 0) {
+        return NULL;
+    }
+    ra_resources_t need = q->x;
+    need.cpus = (double)q->cpus / UNIT;
+    need.gpus = (double)q->gpus / UNIT;
+    for (unsigned i = 0; i < r->nview; i++) {
+        ra__rnode_t *v = &r->view[i];
+        if (v->node == q->near && ra_resources_fit(&need, &v->avail)) {
+            (void)ra_resources_sub(&v->avail, &need);
+            return v;
+        }
+    }
+    return NULL;
+}
+
 // reply_spill tells the owner to ask the raylet of node v instead.
 static void
 reply_spill(ra_ctx_t *ctx, const req_t *q, const ra__rnode_t *v)
@@ -569,6 +592,7 @@ reply_spill(ra_ctx_t *ctx, const req_t *q, const ra__rnode_t *v)
                            (q->detached ? RA__ISO_DETACHED : 0)));
     ra__wb_pid(&b, v->raylet);
     ra__wb_str(&b, v->ep);
+    ra__wb_u32(&b, q->near);
     if (ra__wb_msg(&b, RA__T_LEASE_GRANT, &m) == 0 &&
         ra_send(ctx, q->owner, &m) != 0) {
         ra_msg_unref(&m);
@@ -595,7 +619,10 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
         ra__bundle_t *bundle = NULL;
         ra__rpool_t *pool = ra__req_pool(r, q, &never, &bundle);
         ra__rnode_t *there = NULL;
-        if (never) {
+        if (!never && (there = near_target(r, q, ra_self(ctx).node)) != NULL) {
+            // Its large arguments are on that node, which has room.
+            reply_spill(ctx, q, there);
+        } else if (never) {
             if ((there = spill_target(r, q, true, ra_self(ctx).node)) !=
                 NULL) {
                 reply_spill(ctx, q, there);
@@ -842,6 +869,9 @@ on_lease_req(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     ra__rb_res(&b, &q->x);
     q->env = ra__rb_u32(&b);
     q->no_spill = ra__rb_u8(&b) != 0;
+    if (!b.bad && b.off < b.len) {
+        q->near = ra__rb_u32(&b);   // absent from older owners
+    }
     q->x.cpus = q->x.gpus = 0;
     q->owner = ra_sender(ctx);
     if (b.bad || !(cpus >= 0 && cpus < 1e9) || !(gpus >= 0 && gpus < 1e9) ||

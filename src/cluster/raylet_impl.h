@@ -116,6 +116,9 @@ typedef struct ra__req {
     int32_t bundle;           // its bundle index (-1: any)
     uint32_t env;             // the job environment of the worker
     bool no_spill;            // spilled here already: serve it or fail
+    uint32_t near;            // the node that holds the work's large
+                              // arguments (0: none): preferred while it
+                              // has room
     uint64_t view_gen;        // the view of the other nodes when it came
     ra_pid_t owner;
     struct ra__req *next;

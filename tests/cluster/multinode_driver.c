@@ -80,6 +80,15 @@
 //                                   each is released right after its
 //                                   submission: "lent N objects to node
 //                                   ID, heap grew K bytes"
+//   multinode_driver near RES BYTES
+//                                   a task on the node with RES puts
+//                                   BYTES bytes of a pattern and returns
+//                                   the reference (ra_task_return_ref);
+//                                   the driver gives it by value to a task
+//                                   that asks for no resource: "near: read
+//                                   on node ID zero-copy|copied, pulled
+//                                   here K" (K: copies this node's object
+//                                   manager made meanwhile)
 //
 // Exit status 0 when the work itself went well.
 #include <malloc.h>
@@ -382,6 +391,98 @@ lend_many(const char *res, long n)
     ra_release(r);
     printf("lent %ld objects to node %lld, heap grew %lld bytes\n", n,
            (long long)node, (long long)heap1 - (long long)heap0);
+    return 0;
+}
+
+// put_ref: {i64 seed, i64 bytes} -> a reference to seed's pattern, put
+// here (this worker owns it).
+static int
+put_ref(ra_task_t *t)
+{
+    ra_ref_t r;
+    int rc = put_pattern(ra_task_arg_i64(t, 0), ra_task_arg_i64(t, 1), &r);
+    if (rc == 0) {
+        rc = ra_task_return_ref(t, r);
+        ra_release(r);
+    }
+    return rc;
+}
+RA_REMOTE_REGISTER(put_ref)
+
+// check_where: {bytes, i64 seed} -> {node it ran on, check_pattern's
+// score}.
+static int
+check_where(ra_task_t *t)
+{
+    size_t n = 0;
+    const uint8_t *p = ra_task_arg(t, 0, &n);
+    int64_t seed = ra_task_arg_i64(t, 1);
+    int64_t out[2] = {-1, 2 * (int64_t)n + (in_shm(p) ? 1 : 0)};
+    const char *node = getenv("RAYO_NODE");
+    out[0] = node != NULL ? atoll(node) : -1;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != pattern_at(seed, i)) {
+            out[1] = 0;
+            break;
+        }
+    }
+    return ra_task_return_bytes(t, out, sizeof out);
+}
+RA_REMOTE_REGISTER(check_where)
+
+static int
+near(const char *res, long long bytes)
+{
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    ra_resources_t x = {0};
+    ra_transfer_stats_t t0, t1;
+    if (bytes < 0 || ra_resources_set(&x, res, 1.0) != 0) {
+        return 1;
+    }
+    o.resources = &x;
+    o.num_cpus = 0.01;
+    ra_ref_t outer, inner, r;
+    ra_value_t *v = NULL;
+    ra_arg_t a[2] = {RA_ARG_I64(13), RA_ARG_I64(bytes)};
+    int rc = ra_remote("put_ref", a, 2, &o, &outer);
+    if (rc != 0 || (rc = ra_get(outer, 120000, &v)) != 0 ||
+        (rc = ra_value_ref(v, &inner)) != 0) {
+        ra_value_free(&v);
+        return fail("a reference made on the node with the resource", rc);
+    }
+    ra_value_free(&v);
+    if ((rc = ra_transfer_stats(&t0)) != 0) {
+        return fail("ra_transfer_stats", rc);
+    }
+    ra_task_opts_t any = RA_TASK_OPTS_INIT;
+    any.num_cpus = 0.01;
+    ra_arg_t b[2] = {RA_ARG_REF(inner), RA_ARG_I64(13)};
+    if ((rc = ra_remote("check_where", b, 2, &any, &r)) != 0 ||
+        (rc = ra_get(r, 120000, &v)) != 0) {
+        fprintf(stderr, "near: %s\n", v != NULL ? ra_value_error(v) : "");
+        ra_value_free(&v);
+        return fail("the task given the reference", rc);
+    }
+    int64_t got[2] = {-1, 0};
+    size_t n = 0;
+    const void *d = ra_value_data(v, &n);
+    if (n == sizeof got) {
+        memcpy(got, d, sizeof got);
+    }
+    ra_value_free(&v);
+    ra_release(r);
+    ra_release(outer);
+    if ((rc = ra_transfer_stats(&t1)) != 0) {
+        return fail("ra_transfer_stats", rc);
+    }
+    if (got[1] / 2 != bytes) {
+        fprintf(stderr, "near: the task saw wrong bytes (%lld)\n",
+                (long long)got[1]);
+        return 1;
+    }
+    printf("near: read on node %lld %s, pulled here %llu\n",
+           (long long)got[0], (got[1] & 1) ? "zero-copy" : "copied",
+           (unsigned long long)(t1.pulls - t0.pulls));
     return 0;
 }
 
@@ -1059,6 +1160,8 @@ main(int argc, char **argv)
     } else if (strcmp(argv[1], "send") == 0 &&
                (argc == 5 || (argc == 6 && strcmp(argv[5], "each") == 0))) {
         st = send_put(argv[2], atoll(argv[3]), atoi(argv[4]), argc == 6);
+    } else if (strcmp(argv[1], "near") == 0 && argc == 4) {
+        st = near(argv[2], atoll(argv[3]));
     } else if (strcmp(argv[1], "lendmany") == 0 && argc == 4) {
         st = lend_many(argv[2], atol(argv[3]));
     } else if (strcmp(argv[1], "lend") == 0 && argc == 4) {

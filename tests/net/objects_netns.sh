@@ -70,6 +70,14 @@ out=$(on 1 env RAYO_ADDRESS=auto "$driver" lend far 20000000 2>&1)
     ok "a 20 MB value lent by reference to a task on node 2 is read there in place and passed on; no copy is left" ||
     fail "lent reference to node 2: $out"
 
+# Locality: a task's argument is a 20 MB object in node 2's store (a
+# reference a task there returned); the task asks for no resource, yet it
+# runs on node 2 and reads the value in place, and node 1 copies nothing.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" near far 20000000 2>&1)
+[ "$out" = "near: read on node $id2 zero-copy, pulled here 0" ] &&
+    ok "a task whose 20 MB argument lies on node 2 runs there and reads it in place" ||
+    fail "locality: $out"
+
 # Ownership across nodes leaks nothing: 100,000 small objects (fewer
 # under the sanitizers), each lent to a task on node 2 that reads it from
 # the driver, released right after its submission.  The driver's heap may
