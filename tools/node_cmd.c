@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,11 @@ static const char start_usage[] =
     "                           with different temp dirs run side by side\n"
     "  --block                  stay in the foreground until SIGTERM or\n"
     "                           SIGINT (for containers and supervisors)\n"
+    "  --restart                keep the daemon up: a supervisor process\n"
+    "                           starts it again after it dies other than\n"
+    "                           by rayo stop (at most 5 times in 60 s);\n"
+    "                           a head started again takes over its GCS\n"
+    "                           tables, and nodes and drivers reconnect\n"
     "  -h, --help               show this help\n"
     "\n"
     "On success the session directory is printed on stdout: it names the\n"
@@ -165,12 +171,186 @@ show_log_tail(const char *log)
     }
 }
 
+// ---- the daemon's supervisor (rayo start --restart) ----
+//
+// The keeper is the daemon's parent: it starts the daemon (a child
+// process that runs ra_node_run), and when the daemon dies other than by
+// a stop signal (kill -9, a crash), starts it again, as an OTP supervisor
+// restarts a permanent child: at most KEEP_MAX_RESTARTS times within
+// KEEP_PERIOD_S, then it gives up.  A daemon that exits with status 0 was
+// stopped (rayo stop sends it SIGTERM): the keeper ends too.  A stop
+// signal sent to the keeper is passed to the daemon.  Its pid is in
+// TEMP/keeper.pid while it runs.
+
+#define KEEP_MAX_RESTARTS 5
+#define KEEP_PERIOD_S 60
+
+static volatile sig_atomic_t keep_stop;
+static volatile pid_t keep_child;
+
+static void
+keep_on_signal(int sig)
+{
+    keep_stop = 1;
+    if (keep_child > 0) {
+        (void)kill(keep_child, sig == SIGINT ? SIGINT : SIGTERM);
+    }
+}
+
+// keep_session reads the daemon's session line from fd (until it closes
+// it): true when the daemon came up.
+static bool
+keep_session(int fd, char *line, size_t cap)
+{
+    size_t len = 0;
+    while (len < cap - 1) {
+        ssize_t n = read(fd, line + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        len += (size_t)n;
+        if (memchr(line, '\n', len) != NULL) {
+            break;
+        }
+    }
+    line[len] = '\0';
+    return strchr(line, '\n') != NULL;
+}
+
+static void
+keep_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+keep_log(const char *fmt, ...)
+{
+    char buf[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "rayo[keeper] %s\n", buf);
+    fflush(stderr);
+}
+
+static int
+keep_daemon(const ra_init_opts_t *o, int ready_fd, const char *temp)
+{
+    char pidfile[700];
+    snprintf(pidfile, sizeof pidfile, "%s/keeper.pid", temp);
+    FILE *f = fopen(pidfile, "we");
+    if (f != NULL) {
+        fprintf(f, "%d\n", (int)getpid());
+        fclose(f);
+    }
+    struct sigaction sa = {.sa_handler = keep_on_signal};
+    sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGTERM, &sa, NULL);
+    (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGHUP, &sa, NULL);
+    time_t starts[KEEP_MAX_RESTARTS] = {0};
+    unsigned nstarts = 0;
+    int status = 0;
+    for (bool first = true; !keep_stop; first = false) {
+        int rp[2];
+        if (pipe2(rp, O_CLOEXEC) != 0) {
+            status = 1;
+            break;
+        }
+        pid_t d = fork();
+        if (d < 0) {
+            close(rp[0]);
+            close(rp[1]);
+            status = 1;
+            break;
+        }
+        if (d == 0) {
+            close(rp[0]);
+            if (ready_fd >= 0) {
+                close(ready_fd);
+            }
+            signal(SIGTERM, SIG_DFL);
+            signal(SIGINT, SIG_DFL);
+            signal(SIGHUP, SIG_DFL);
+            int rc = ra_node_run(o, rp[1]);
+            if (rc != 0) {
+                fprintf(stderr, "rayo daemon: could not start: %s\n",
+                        ra_strerror(rc));
+            }
+            _exit(rc == 0 ? 0 : 1);
+        }
+        keep_child = d;
+        close(rp[1]);
+        char line[700];
+        bool up = keep_session(rp[0], line, sizeof line);
+        close(rp[0]);
+        if (first && ready_fd >= 0) {
+            // rayo start waits for this line (EOF: the daemon failed).
+            if (up) {
+                ssize_t w = write(ready_fd, line, strlen(line));
+                (void)w;
+            }
+            close(ready_fd);
+            ready_fd = -1;
+        }
+        if (up) {
+            line[strcspn(line, "\n")] = '\0';
+            keep_log("daemon %d serves session %s%s", (int)d, line,
+                     first ? "" : " (started again)");
+        }
+        int st = 0;
+        while (waitpid(d, &st, 0) < 0 && errno == EINTR) {
+        }
+        keep_child = 0;
+        if (keep_stop || (WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+            break;   // stopped
+        }
+        if (!up) {
+            keep_log("daemon %d did not start (status %d)", (int)d,
+                     WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+            status = 1;
+            if (first) {
+                break;
+            }
+        } else if (WIFSIGNALED(st)) {
+            keep_log("daemon %d died of signal %d (%s)", (int)d,
+                     WTERMSIG(st), strsignal(WTERMSIG(st)));
+        } else {
+            keep_log("daemon %d exited with status %d", (int)d,
+                     WEXITSTATUS(st));
+        }
+        // Intensity: KEEP_MAX_RESTARTS within KEEP_PERIOD_S, then give up.
+        time_t now = time(NULL);
+        if (nstarts == KEEP_MAX_RESTARTS &&
+            now - starts[0] < KEEP_PERIOD_S) {
+            keep_log("%d restarts within %d s: giving up (see the log "
+                     "above; start it again with rayo start)",
+                     KEEP_MAX_RESTARTS, KEEP_PERIOD_S);
+            status = 1;
+            break;
+        }
+        // starts[] holds the last restarts' times, the oldest first.
+        memmove(starts, starts + 1, sizeof starts - sizeof starts[0]);
+        starts[KEEP_MAX_RESTARTS - 1] = now;
+        if (nstarts < KEEP_MAX_RESTARTS) {
+            nstarts++;
+        }
+        struct timespec pause = {0, 200 * 1000000};
+        nanosleep(&pause, NULL);
+        keep_log("starting the daemon again (restart %u)", nstarts);
+    }
+    (void)unlink(pidfile);
+    return status;
+}
+
 int
 ra__tool_start(const char *prog, int argc, char **argv)
 {
     enum {
         O_HEAD = 1000, O_ADDRESS, O_CPUS, O_GPUS, O_RES, O_WORKERS,
-        O_MAXW, O_STORE, O_TEMP, O_BLOCK, O_IP, O_PORT, O_CERT
+        O_MAXW, O_STORE, O_TEMP, O_BLOCK, O_IP, O_PORT, O_CERT, O_RESTART
     };
     static const struct option longopts[] = {
         {"head", no_argument, NULL, O_HEAD},
@@ -183,13 +363,14 @@ ra__tool_start(const char *prog, int argc, char **argv)
         {"object-store-memory", required_argument, NULL, O_STORE},
         {"temp-dir", required_argument, NULL, O_TEMP},
         {"block", no_argument, NULL, O_BLOCK},
+        {"restart", no_argument, NULL, O_RESTART},
         {"node-ip", required_argument, NULL, O_IP},
         {"port", required_argument, NULL, O_PORT},
         {"cert", required_argument, NULL, O_CERT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     ra_init_opts_t o = {.port = 6390};
-    bool head = false, block = false;
+    bool head = false, block = false, restart = false;
     const char *address = NULL;
     int c;
     optind = 0;
@@ -241,6 +422,9 @@ ra__tool_start(const char *prog, int argc, char **argv)
             break;
         case O_TEMP:
             o.temp_dir = optarg;
+            break;
+        case O_RESTART:
+            restart = true;
             break;
         case O_BLOCK:
             block = true;
@@ -297,6 +481,11 @@ ra__tool_start(const char *prog, int argc, char **argv)
                 strerror(errno));
         return RA_TOOL_FAIL;
     }
+    if (block && restart) {
+        return ra__tool_usage_error(prog, "--restart keeps a daemon in the "
+                                    "background; with --block, whatever "
+                                    "runs rayo restarts it");
+    }
     if (block) {
         fflush(stdout);
         int rc = ra_node_run(&o, dup(STDOUT_FILENO));
@@ -334,6 +523,9 @@ ra__tool_start(const char *prog, int argc, char **argv)
         close(out);
         if (getenv("RAYO_LOG") == NULL) {
             (void)setenv("RAYO_LOG", "info", 1);
+        }
+        if (restart) {
+            _exit(keep_daemon(&o, p[1], temp));
         }
         int rc = ra_node_run(&o, p[1]);
         if (rc != 0) {
@@ -393,6 +585,21 @@ ra__tool_start(const char *prog, int argc, char **argv)
                 "%s/cluster.cert\n", ep,
                 o.cert != NULL ? "(this cluster's certificate)" : line);
     }
+    dpid = 0;
+    if (restart) {
+        // The daemon is the keeper's child; node.info has its pid.
+        f = fopen(info, "re");
+        while (f != NULL && fgets(l2, sizeof l2, f) != NULL) {
+            if (strncmp(l2, "pid ", 4) == 0) {
+                dpid = atoi(l2 + 4);
+            }
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+        fprintf(stderr, "  Kept up by supervisor process %d (--restart).\n",
+                (int)pid);
+    }
     fprintf(stderr,
             "Started the %s node: daemon %d, session %s.\n"
             "  Run a program on it:  RAYO_ADDRESS=auto ./program   "
@@ -400,7 +607,7 @@ ra__tool_start(const char *prog, int argc, char **argv)
             "  See it:               rayo status\n"
             "  Stop it:              rayo stop\n"
             "  Daemon log:           %s\n",
-            head ? "head" : "worker", (int)pid, line, log);
+            head ? "head" : "worker", dpid != 0 ? dpid : (int)pid, line, log);
     return RA_TOOL_OK;
 }
 
@@ -470,6 +677,22 @@ ra__tool_stop(const char *prog, int argc, char **argv)
                 temp, ra_strerror(rc));
         return RA_TOOL_FAIL;
     }
+    // A daemon kept up by rayo start --restart: its supervisor must not
+    // start it again.  SIGTERM ends the daemon normally, and the keeper
+    // with it; --force kills the keeper first.
+    char kfile[700];
+    snprintf(kfile, sizeof kfile, "%s/keeper.pid", temp);
+    int kpid = 0;
+    FILE *kf = fopen(kfile, "re");
+    if (kf != NULL) {
+        if (fscanf(kf, "%d", &kpid) != 1 || kpid <= 1 || !proc_alive(kpid)) {
+            kpid = 0;
+        }
+        fclose(kf);
+    }
+    if (force && kpid > 0 && kill(kpid, SIGKILL) == 0) {
+        (void)unlink(kfile);
+    }
     if (kill(dpid, force ? SIGKILL : SIGTERM) != 0) {
         fprintf(stderr, "%s: cannot signal daemon %d: %s\n", prog, dpid,
                 strerror(errno));
@@ -479,6 +702,11 @@ ra__tool_stop(const char *prog, int argc, char **argv)
             force ? "killed" : "stopping", dpid, session);
     struct timespec ts = {0, 50 * 1000000};
     for (unsigned i = 0; i < timeout * 20u && proc_alive(dpid); i++) {
+        nanosleep(&ts, NULL);
+    }
+    for (unsigned i = 0; i < timeout * 20u && !force && kpid > 0 &&
+                         proc_alive(kpid);
+         i++) {
         nanosleep(&ts, NULL);
     }
     if (proc_alive(dpid)) {

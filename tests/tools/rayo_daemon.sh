@@ -385,6 +385,44 @@ err=$("$rayo" status 2>&1 >/dev/null); rc=$?
     ok "stop cleans up after a killed daemon, its object store too" ||
     fail "stop after kill -9 (store $store)"
 
+# --restart: a supervisor process (the keeper) keeps the daemon up.  After
+# kill -9 of the daemon it starts it again (a new process and session,
+# which takes over the GCS's tables), programs run on it again, and rayo
+# stop ends the daemon and the keeper.
+err=$("$rayo" start --head --restart --block 2>&1 >/dev/null); rc=$?
+[ $rc = 2 ] && printf '%s' "$err" | grep -q "restart" &&
+    ok "--restart with --block is refused" || fail "--restart --block: $rc $err"
+session=$("$rayo" start --head --num-cpus 1 --restart 2>"$temp/restart.err")
+pid=$(sed -n 's/^pid //p' "$session/node.info" 2>/dev/null)
+keeper=$(cat "$temp/keeper.pid" 2>/dev/null)
+[ -n "$pid" ] && [ -n "$keeper" ] && [ "$keeper" != "$pid" ] &&
+    alive "$keeper" && alive "$pid" &&
+    ok "--restart: daemon $pid, kept by $keeper" ||
+    fail "--restart: $(cat "$temp/restart.err")"
+kill -9 "$pid"
+pid2=""
+for i in $(seq 1 150); do
+    new=$(cat "$temp/current" 2>/dev/null)
+    if [ -n "$new" ] && [ "$new" != "$session" ] && [ -f "$new/node.info" ]; then
+        pid2=$(sed -n 's/^pid //p' "$new/node.info")
+        [ -n "$pid2" ] && alive "$pid2" && break
+    fi
+    pid2=""
+    sleep 0.1
+done
+[ -n "$pid2" ] && [ "$pid2" != "$pid" ] &&
+    ok "after kill -9 the keeper started the daemon again ($pid2)" ||
+    fail "no daemon after kill -9 under --restart"
+out=$(RAYO_ADDRESS=auto "$quickstart" 2>&1); rc=$?
+[ $rc = 0 ] && "$rayo" status >/dev/null 2>&1 &&
+    ok "the daemon started again serves programs" ||
+    fail "quickstart on the restarted daemon: $rc $out"
+"$rayo" stop >/dev/null 2>&1
+sleep 0.3
+! alive "$pid2" && ! alive "$keeper" && [ ! -e "$temp/keeper.pid" ] &&
+    ok "rayo stop ends the daemon and its keeper" ||
+    fail "after stop: daemon $pid2 alive? keeper $keeper alive?"
+
 # A cluster that starts removes the stores dead processes of this user
 # left in /dev/shm (named rayo-PID-TIME), and only those.
 sh -c 'exit 0' & deadpid=$!
