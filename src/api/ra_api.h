@@ -532,7 +532,8 @@ int ra_actor_class_register(const ra_actor_class_t *cls);
 // Where an actor runs.
 typedef enum ra_isolation {
     RA_ISOLATION_SHARED = 0,  // a lightweight actor in a shared worker
-    RA_ISOLATION_PROCESS = 1  // a worker process of its own
+    RA_ISOLATION_PROCESS = 1  // a worker process of its own, which ends
+                              // with the actor (killed, or owner gone)
 } ra_isolation_t;
 
 // Options of an actor; start from RA_ACTOR_OPTS_INIT.

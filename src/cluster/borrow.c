@@ -112,11 +112,17 @@ send_del(ra__cluster_t *c, const ra__fref_t *f)
 }
 
 // fref_let_go ends what f holds: the owner hears of it (DEL) if it
-// counted us; a copy pulled here for us is let go.  Frees f.
+// counted us; a copy pulled here for us is let go, and so is the borrow
+// of the object its value refers to.  Frees f.  cs->mu held.
 static void
 fref_let_go(ra__cluster_t *c, ra__fref_t *f)
 {
     ra_msg_t *m = NULL;
+    ra__lent_t inner;
+    if (f->holds_inner && !c->stopping &&
+        ra__lent_read(f->data, f->len, &inner) == 0) {
+        ra__fref_unhold_locked(c, &inner);
+    }
     if (f->registered && !c->stopping) {
         send_del(c, f);
     }
@@ -405,11 +411,35 @@ ask_owner(ra__cluster_t *c, ra_ref_t ref, ra_pid_t core, int64_t timeout_ms,
     size_t len = 0;
     const void *data = ra__rb_bytes(&r, &len);
     uint8_t vkind = kind & (uint8_t)~(RA__VAL_IN_STORE | RA__VAL_REMOTE);
-    if (r.bad || vkind > RA_VAL_F64 ||
-        ((kind & RA__VAL_REMOTE) && !(kind & RA__VAL_IN_STORE))) {
+    ra__lent_t inner;
+    if (r.bad || (vkind > RA_VAL_F64 && kind != RA__VAL_LENT) ||
+        ((kind & RA__VAL_REMOTE) && !(kind & RA__VAL_IN_STORE)) ||
+        (kind == RA__VAL_LENT && status == 0 &&
+         ra__lent_read(data, len, &inner) != 0)) {
         rc = RA_EBADMSG;
     } else if (status == RA_ETIMEOUT && timeout_ms == 0) {
         rc = RA_ETIMEOUT;
+    } else if (status == 0 && kind == RA__VAL_LENT) {
+        // The object is a reference (a task returned it): this process
+        // borrows what it refers to, from that object's owner, while it
+        // keeps this value (ra__fref_hold_locked when it is kept).
+        int arc = ra__borrow_add(scope, c, inner.ref.id, inner.core, c->node,
+                                 c->proc);
+        char text[300];
+        int n = snprintf(text, sizeof text, "object %" PRIu64 " refers to "
+                         "object %" PRIu64 " of process %u.%u, which could "
+                         "not be borrowed: %s", ref.id, inner.ref.id,
+                         inner.ref.node, inner.ref.proc, ra_err_name(arc));
+        tmp->status = arc == 0 ? 0 : RA_EOBJLOST;
+        tmp->kind = arc == 0 ? RA__VAL_LENT : RA_VAL_NONE;
+        tmp->holds_inner = arc == 0;
+        if (arc == 0) {
+            tmp->msg = ra_msg_ref(rep);
+            tmp->data = data;
+            tmp->len = len;
+        } else if (ra_msg_new_bytes(&tmp->msg, 0, text, (size_t)n) == 0) {
+            tmp->data = ra_msg_data(tmp->msg, &tmp->len);
+        }
     } else if (status != 0 || !(kind & RA__VAL_IN_STORE)) {
         tmp->status = status;
         tmp->kind = vkind;
@@ -517,8 +547,14 @@ fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms, bool pull,
         f->in_store = tmp.in_store;
         f->oid = tmp.oid;
         f->pulled = tmp.pulled;
+        f->holds_inner = tmp.holds_inner;
+        ra__lent_t inner;
+        if (f->holds_inner && ra__lent_read(f->data, f->len, &inner) == 0) {
+            ra__fref_hold_locked(c, &inner);
+        }
         tmp.msg = NULL;
         tmp.pulled = false;
+        tmp.holds_inner = false;
     }
     if (rc == 0) {
         fill_out(f, out);
@@ -529,6 +565,12 @@ fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms, bool pull,
     if (tmp.msg != NULL || tmp.pulled) {
         // Another thread got there first: ours is not needed.
         ra__fref_t *x = malloc(sizeof *x);
+        pthread_mutex_lock(&cs->mu);
+        ra__lent_t inner;
+        if (tmp.holds_inner && ra__lent_read(tmp.data, tmp.len, &inner) == 0) {
+            // (hold, then let go: the owner's count stays in step)
+            ra__fref_hold_locked(c, &inner);
+        }
         if (x != NULL) {
             *x = tmp;
             x->registered = false;
@@ -536,6 +578,7 @@ fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms, bool pull,
         } else {
             ra_msg_unref(&tmp.msg);
         }
+        pthread_mutex_unlock(&cs->mu);
     }
     return rc;
 }
@@ -589,11 +632,11 @@ answer_msg(ra__cluster_t *c, const ra__obj_t *o, ra_msg_t **out)
         ra__wb_u8(&b, RA_VAL_NONE);
         ra__wb_bytes(&b, text, strlen(text));
     } else if (o->kind == RA__VAL_LENT) {
-        const char *text = "the object is a reference that a task returned; "
-                           "only its owner can read it";
-        ra__wb_u32(&b, (uint32_t)RA_ENOTSUP);
-        ra__wb_u8(&b, RA_VAL_NONE);
-        ra__wb_bytes(&b, text, strlen(text));
+        // A reference a task returned (we hold it): the asker borrows it
+        // from its owner before it lets go of this object.
+        ra__wb_u32(&b, 0);
+        ra__wb_u8(&b, RA__VAL_LENT);
+        ra__wb_bytes(&b, o->data, o->len);
     } else if (o->in_store) {
         ra_oid_t oid;
         memcpy(oid.b, o->oid, 16);

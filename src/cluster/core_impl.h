@@ -333,6 +333,8 @@ typedef struct ra__fref {
     bool in_store;            // the value is oid in this node's store
     bool pulled;              // a copy pulled here for us (UNUSE it)
     ra_oid_t oid;
+    bool holds_inner;         // the value is a reference, which this
+                              // process borrows while it keeps the value
     bool located;             // not fetched, but its place is known:
     uint32_t loc_node;        // the node whose store holds it
     uint64_t size;            // its size

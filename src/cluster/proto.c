@@ -996,6 +996,8 @@ lent_enter(ra__task_view_t *v, lent_t **out, char *why, size_t cap)
         a->data = ra_value_data(e->val, &a->len);
         if (a->kind == RA_VAL_NONE) {
             a->kind = RA_VAL_BYTES;
+        } else if (a->kind == RA_VAL_REF) {
+            a->kind = RA__VAL_LENT;   // a reference: the task gets it
         }
     }
     return 0;

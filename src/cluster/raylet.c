@@ -803,8 +803,12 @@ lease_free(ra_ctx_t *ctx, raylet_t *r, lease_t *l, bool kill_it)
         }
         if (!l->actor) {
             w->state = WK_IDLE;
-        } else if (w->actors > 0 && --w->actors == 0) {
-            w->dedicated = false;
+        } else if (w->actors > 0 && --w->actors == 0 && w->dedicated) {
+            // A process of its own (RA_ISOLATION_PROCESS) ends with its
+            // actor, as Ray's: what the actor left in its address space
+            // (state, borrowed references) goes with it, and no other
+            // work runs where it ran.
+            kill_it = true;
         }
         if (w->state == WK_IDLE && w->actors == 0) {
             w->idle_since = ra__mono_ms();
