@@ -436,6 +436,78 @@ peek_nested(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(peek_nested)
 
+// rogue_borrow sends the owner of the reference lent to it (its core's
+// pid is in the lent argument's bytes) malformed RA__T_BORROW messages of
+// every length, an unknown operation, a DEL of a borrow that never was,
+// and calls about an object that does not exist.  Returns how many of
+// those calls were answered with the right error.
+static int
+rogue_borrow(ra_task_t *t)
+{
+    ra__lent_t l;
+    if (t->view->nargs < 1 || t->view->args[0].kind != RA__VAL_LENT ||
+        ra__lent_read(t->view->args[0].data, t->view->args[0].len, &l) != 0) {
+        return ra_task_fail(t, "no lent reference");
+    }
+    ra_runtime_t *rt = ra__g->rt;
+    uint8_t junk[64];
+    srand((unsigned)l.ref.id);
+    for (size_t i = 0; i < sizeof junk; i++) {
+        junk[i] = (uint8_t)rand();
+    }
+    size_t lens[] = {0, 1, 3, 9, 17, 64};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        ra_msg_t *m = NULL;
+        if (ra_msg_new_bytes(&m, RA__T_BORROW, junk, lens[k]) == 0 &&
+            ra_runtime_send(rt, l.core, &m) != 0) {
+            ra_msg_unref(&m);
+        }
+    }
+    uint8_t odd[13] = {9};                   // an unknown operation
+    uint8_t del[17] = {RA__BORROW_DEL, 0x77, 0x77, 0x77};   // never added
+    const uint8_t *bodies[2] = {odd, del};
+    size_t blens[2] = {sizeof odd, sizeof del};
+    for (int i = 0; i < 2; i++) {
+        ra_msg_t *m = NULL;
+        if (ra_msg_new_bytes(&m, RA__T_BORROW, bodies[i], blens[i]) == 0 &&
+            ra_runtime_send(rt, l.core, &m) != 0) {
+            ra_msg_unref(&m);
+        }
+    }
+    // Calls about object 0x777777 (none): GET says lost, ADD says no such
+    // object.
+    int64_t right = 0;
+    ra_ctx_t *scope = NULL;
+    if (ra_scope_new(rt, &scope) != 0) {
+        return ra_task_fail(t, "no scope");
+    }
+    for (int op = RA__BORROW_ADD; op <= RA__BORROW_GET; op += 2) {
+        ra__wbuf_t b = {0};
+        ra__wb_u8(&b, (uint8_t)op);
+        ra__wb_u64(&b, 0x777777);
+        if (op == RA__BORROW_ADD) {
+            ra__wb_u32(&b, ra__g->node);
+            ra__wb_u32(&b, ra__g->proc);
+        } else {
+            ra__wb_u8(&b, 1);
+        }
+        ra_msg_t *m = NULL, *rep = NULL;
+        if (ra__wb_msg(&b, RA__T_BORROW, &m) == 0 &&
+            ra_call(scope, l.core, &m, 10000, &rep) == 0) {
+            ra__rbuf_t r;
+            ra__rb_init(&r, rep);
+            int status = (int)ra__rb_u32(&r);
+            right += (op == RA__BORROW_ADD && status == RA_ENOENT) ||
+                     (op == RA__BORROW_GET && status == RA_EOBJLOST);
+        }
+        ra_msg_unref(&m);
+        ra_msg_unref(&rep);
+    }
+    ra_scope_destroy(&scope);
+    return ra_task_return_i64(t, right);
+}
+RA_REMOTE_REGISTER(rogue_borrow)
+
 // A keeper holds a borrowed reference past the call that gave it.
 typedef struct keeper {
     ra_ref_t ref;
@@ -2184,6 +2256,22 @@ START_TEST(test_cluster_borrowed_references)
     ck_assert_int_eq(call_i64(k2, "read", &RA_ARG_I64(3), 1), whole);
     ck_assert_uint_eq(store_objects_become(1), 1);
     RA_CK_OK(ra_actor_kill(k2));
+    ck_assert_uint_eq(store_objects_become(0), 0);
+
+    // Malformed borrow messages to this process's core: dropped, or
+    // answered with an error; nothing is pinned or freed by them.
+    RA_CK_OK(ra_put(&RA_ARG_BYTES(buf, n), &other));
+    RA_CK_OK(ra_remote("rogue_borrow", &RA_ARG_BORROW(other), 1, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &x));
+    ck_assert_int_eq(x, 2);
+    ra_release(r);
+    RA_CK_OK(ra_remote("peek_ref", (ra_arg_t[]){RA_ARG_BORROW(other),
+                                                RA_ARG_I64(3)},
+                       2, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &x));
+    ck_assert_int_eq(x, whole);
+    ra_release(r);
+    ra_release(other);
     ck_assert_uint_eq(store_objects_become(0), 0);
 
     // What is neither ours nor borrowed here.
