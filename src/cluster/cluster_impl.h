@@ -451,7 +451,7 @@ typedef struct ra__cluster {
     uint64_t job_id;         // a driver's job in the GCS (0: none)
     uint8_t *job_wire;       // a driver's RA__T_JOB registration, for the
     size_t job_wire_len;     // raylets of other nodes its work spills to
-    bool stopping;           // ra_shutdown has begun
+    _Atomic bool stopping;   // ra_shutdown has begun (any thread reads it)
 } ra__cluster_t;
 
 // The GCS is the head daemon's first actor: other nodes, which learn the

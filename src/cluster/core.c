@@ -364,10 +364,10 @@ static void
 task_unlend(ra__task_t *t)
 {
     ra__cluster_t *c = ra__g;
-    for (uint32_t i = 0; c != NULL && !c->stopping && i < t->nlent; i++) {
+    for (uint32_t i = 0; i < t->nlent && c != NULL && !c->stopping; i++) {
         ra__obj_unborrow(c->cs, t->lent[i]);
     }
-    for (uint32_t i = 0; c != NULL && !c->stopping && i < t->nflent; i++) {
+    for (uint32_t i = 0; i < t->nflent && c != NULL && !c->stopping; i++) {
         ra__fref_untask(c, t->flent[i]);
     }
     free(t->lent);
