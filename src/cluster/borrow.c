@@ -188,20 +188,13 @@ ra__borrow_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, ra_pid_t core,
     ra__wb_u32(&b, proc);
     ra_msg_t *m = NULL, *rep = NULL;
     ra_ctx_t *scope = NULL;
+    ra__rbuf_t r;
     int rc = ra__wb_msg(&b, RA__T_BORROW, &m);
     if (rc == 0 && ctx == NULL && (rc = ra_scope_new(c->rt, &scope)) == 0) {
         ctx = scope;
     }
     if (rc == 0) {
-        rc = ra_call(ctx, core, &m, ADD_TIMEOUT_MS, &rep);
-    }
-    if (rc == 0) {
-        ra__rbuf_t r;
-        ra__rb_init(&r, rep);
-        rc = (int)ra__rb_u32(&r);
-        if (r.bad) {
-            rc = RA_EBADMSG;
-        }
+        rc = ra__call_status(ctx, core, &m, ADD_TIMEOUT_MS, &rep, &r);
     }
     ra_msg_unref(&m);
     ra_msg_unref(&rep);
