@@ -761,6 +761,10 @@ ra__actors_free(ra__core_t *cs)
             continue;
         }
         ra__task_t *t;
+        while ((t = a->order.head) != NULL) {
+            ra__tq_remove(&a->order, t);
+            ra__core_task_free(t);
+        }
         while ((t = a->inflight.head) != NULL) {
             ra__tq_remove(&a->inflight, t);
             ra__core_task_free(t);

@@ -1029,6 +1029,43 @@ resolve_args(core_t *k, ra__task_t *t, bool *stored, char *buf, size_t cap)
 static void actor_send(ra_ctx_t *ctx, core_t *k, ra__cactor_t *a,
                        ra__task_t *t);
 
+// Calls to one actor go to it in the order the caller submitted them,
+// also when a later call's arguments are ready before an earlier one's
+// (Ray and Erlang promise the same).  A call waits in its handle's order
+// queue from submission until it is at the head with its arguments
+// resolved.
+
+// order_flush hands on the calls at the head of a's order queue that are
+// ready.  Sending may fail a call, which may make other calls ready and
+// flush again: the loop reads the head afresh each time.
+static void
+order_flush(ra_ctx_t *ctx, core_t *k, ra__cactor_t *a)
+{
+    ra__task_t *t;
+    while ((t = a->order.head) != NULL && t->order_ready) {
+        ra__tq_remove(&a->order, t);
+        t->in_order = false;
+        actor_send(ctx, k, a, t);
+    }
+}
+
+// order_leave takes t out of its actor's order queue (it ends before it is
+// sent: its arguments failed, or it was cancelled) and lets the calls
+// behind it go.
+static void
+order_leave(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
+{
+    if (!t->in_order) {
+        return;
+    }
+    ra__cactor_t *a = ra__cactor_at(k->cs, t->actor);
+    t->in_order = false;
+    if (a != NULL) {
+        ra__tq_remove(&a->order, t);
+        order_flush(ctx, k, a);
+    }
+}
+
 // task_ready queues a task whose arguments are all available.
 static void
 task_ready(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
@@ -1050,10 +1087,12 @@ task_ready(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
         }
         t->nrefs = 0;
         if (t->abandoned) {
+            order_leave(ctx, k, t);
             task_free(t);   // its object failed already
             return;
         }
         if (rc != 0) {
+            order_leave(ctx, k, t);
             uint64_t id = t->id;
             task_fail(k, t, rc, buf);
             task_done(ctx, k, id);
@@ -1062,7 +1101,12 @@ task_ready(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
     }
     if (t->type == RA__TASK_METHOD) {
         ra__cactor_t *a = ra__cactor_at(k->cs, t->actor);
-        actor_send(ctx, k, a, t);
+        if (a != NULL && t->in_order) {
+            t->order_ready = true;
+            order_flush(ctx, k, a);
+        } else {
+            actor_send(ctx, k, a, t);
+        }
         return;
     }
     ra__cls_t *c = cls_get(k, t->cpus, t->gpus, &t->x, t->pg, t->bundle,
@@ -1173,6 +1217,13 @@ on_submit(ra_ctx_t *ctx, core_t *k, ra__task_t *t)
         send_tick(ctx, k, TICK_DEADLINE, t->id, 0, d > 0 ? (uint64_t)d : 0);
     }
     tev_pending(k, t);
+    if (t->type == RA__TASK_METHOD) {
+        ra__cactor_t *a = ra__cactor_at(k->cs, t->actor);
+        if (a != NULL) {
+            ra__tq_push(&a->order, t);
+            t->in_order = true;
+        }
+    }
     if (deps_check(k, t)) {
         task_ready(ctx, k, t);
     }
@@ -1680,9 +1731,18 @@ ra__core_stop_task(ra_ctx_t *ctx, void *kp, uint64_t id, int err,
     }
     if (t->waiting != 0) {
         // Still waiting for arguments: it stays registered on them; mark
-        // it so that it is dropped when they arrive.
+        // it so that it is dropped when they arrive.  The calls behind it
+        // need not wait for them.
         t->abandoned = true;
         obj_fail(k->cs, id, err, text);
+        order_leave(ctx, k, t);
+        return;
+    }
+    if (t->in_order) {
+        // Ready, behind a call still waiting for its arguments.
+        order_leave(ctx, k, t);
+        task_fail(k, t, err, text);
+        task_done(ctx, k, id);
         return;
     }
     if (t->type == RA__TASK_METHOD) {

@@ -29,6 +29,8 @@ struct ra__task {
     int retries;              // left; -1 forever
     bool retry_exc;
     bool abandoned;           // its object already failed (cancel/deadline)
+    bool in_order;            // RA__TASK_METHOD: in its actor's order queue
+    bool order_ready;         // ... with its arguments resolved
     int64_t deadline;         // CLOCK_MONOTONIC ms, 0 none
     double cpus, gpus;
     ra_resources_t x;         // memory and custom resources
@@ -142,6 +144,9 @@ typedef struct ra__cactor {
     ra_pid_t pid, host;
     uint64_t mref, hmref;
     uint64_t lease;
+    ra__tq_t order;           // calls submitted and not yet handed on:
+                              // they leave in submission order, each
+                              // once its arguments are resolved
     ra__tq_t waiting;         // calls before it is alive
     ra__tq_t inflight;        // calls sent, not answered
     char death[256];

@@ -1111,6 +1111,64 @@ START_TEST(test_cluster_actor_keeps_state_in_order)
 }
 END_TEST
 
+// Calls run in the order the caller made them even when an earlier call's
+// argument (the result of a task still running) is ready after a later
+// call's: the later call waits for it.  A call cancelled while it waits,
+// for its argument or behind another, does not hold up the calls after it.
+START_TEST(test_cluster_actor_calls_keep_order_across_pending_args)
+{
+    start();
+    ra_actor_t a;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(0), 1, NULL, &a));
+    ra_ref_t slow, r1, r2;
+    RA_CK_OK(ra_remote("sleeper", (ra_arg_t[]){RA_ARG_STR_EMPTY,
+                                               RA_ARG_I64(400)},
+                       2, NULL, &slow));
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_REF(slow), 1, &r1));
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(1), 1, &r2));
+    int64_t x1 = -1, x2 = -1;
+    RA_CK_OK(ra_get_i64(r2, 20000, &x2));
+    RA_CK_OK(ra_get_i64(r1, 20000, &x1));
+    ck_assert_int_eq(x1, 400);   // first, though its argument came last
+    ck_assert_int_eq(x2, 401);
+    ra_release(slow);
+    ra_release(r1);
+    ra_release(r2);
+    // Call 1 waits for a gate; call 2 is ready behind it.  Cancelling
+    // call 2, then call 1, lets call 3 run, and the balance shows that
+    // neither cancelled call ever ran.
+    const char *m = marker("order-gate");
+    ra_ref_t g, c1, c2, c3;
+    RA_CK_OK(ra_remote("gate", &RA_ARG_BYTES(m, strlen(m)), 1, NULL, &g));
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_REF(g), 1, &c1));
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(1000), 1, &c2));
+    RA_CK_OK(ra_cancel(c2, false));
+    RA_CK_ERR(ra_get(c2, 20000, NULL), RA_ECANCELED);
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(10), 1, &c3));
+    ra_test_sleep_ms(200);
+    RA_CK_ERR(ra_get(c3, 0, NULL), RA_ETIMEOUT);   // behind call 1
+    RA_CK_OK(ra_cancel(c1, false));
+    RA_CK_ERR(ra_get(c1, 20000, NULL), RA_ECANCELED);
+    RA_CK_OK(ra_get_i64(c3, 20000, &x1));
+    ck_assert_int_eq(x1, 411);
+    FILE *f = fopen(m, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    RA_CK_OK(ra_get_i64(g, 60000, &x2));
+    ck_assert_int_eq(x2, 1);
+    ra_release(c1);
+    ra_release(c2);
+    ra_release(c3);
+    ra_release(g);
+    RA_CK_OK(ra_actor_call(a, "deposit", &RA_ARG_I64(0), 1, &r1));
+    RA_CK_OK(ra_get_i64(r1, 20000, &x1));
+    ck_assert_int_eq(x1, 411);   // the gate's answer went nowhere
+    ra_release(r1);
+    RA_CK_OK(ra_actor_kill(a));
+    stop();
+}
+END_TEST
+
 // A link to a worker holds at most RAYO_LINK_QUEUE_FRAMES unacknowledged
 // messages.  Calls made faster than that drains wait in the caller's core,
 // in order, and go when there is room: none is lost, none is reordered.
@@ -2437,6 +2495,7 @@ cluster_suite(void)
     tc = tcase_create("actors");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cluster_actor_keeps_state_in_order);
+    tcase_add_test(tc, test_cluster_actor_calls_keep_order_across_pending_args);
     tcase_add_test(tc, test_cluster_actor_max_concurrency);
     tcase_add_test(tc, test_cluster_actor_calls_wait_for_a_full_link);
     tcase_add_test(tc, test_cluster_actor_burst_starts_no_extra_workers);
