@@ -36,6 +36,7 @@ struct ra_value {
     char *text;
     ra_objstore_t *store;     // a pinned view into it, when not NULL
     ra_objstore_view_t view;
+    ra_msg_t *nest;           // the references it contains (NULL: none)
 };
 
 // Default size of an embedded cluster's object store.
@@ -1392,6 +1393,30 @@ ra_value_ref(const ra_value_t *v, ra_ref_t *out)
     return 0;
 }
 
+const ra_msg_t *
+ra__value_nest(const ra_value_t *v)
+{
+    return v != NULL ? v->nest : NULL;
+}
+
+size_t
+ra_value_nrefs(const ra_value_t *v)
+{
+    if (v != NULL && v->kind == RA__VAL_LENT) {
+        return 1;
+    }
+    return v != NULL ? ra__nest_size(v->nest) : 0;
+}
+
+int
+ra_value_ref_at(const ra_value_t *v, size_t i, ra_ref_t *out)
+{
+    if (v != NULL && v->kind == RA__VAL_LENT) {
+        return i == 0 ? ra_value_ref(v, out) : RA_ENOENT;
+    }
+    return v != NULL ? ra__nest_ref(v->nest, i, out) : RA_ENOENT;
+}
+
 const void *
 ra_value_data(const ra_value_t *v, size_t *len)
 {
@@ -1447,6 +1472,7 @@ ra_value_free(ra_value_t **v)
         (void)ra_objstore_release((*v)->store, &(*v)->view);
     }
     ra_msg_unref(&(*v)->msg);
+    ra_msg_unref(&(*v)->nest);
     free((*v)->text);
     free(*v);
     *v = NULL;
@@ -1690,11 +1716,20 @@ ra_remote(const char *fn, const ra_arg_t *args, size_t nargs,
 int
 ra_put(const ra_arg_t *value, ra_ref_t *out)
 {
+    return ra_put_refs(value, NULL, 0, out);
+}
+
+int
+ra_put_refs(const ra_arg_t *value, const ra_ref_t *refs, size_t nrefs,
+            ra_ref_t *out)
+{
     ra__cluster_t *c = ra__g;
     if (c == NULL) {
         return RA_ECLOSED;
     }
-    if (value == NULL || out == NULL || value->kind == RA_ARG_REF) {
+    if (value == NULL || out == NULL || value->kind == RA_ARG_REF ||
+        value->kind == RA_ARG_BORROW || (nrefs != 0 && refs == NULL) ||
+        nrefs > RA__NEST_MAX) {
         return RA_EINVAL;
     }
     ra__wbuf_t b = {0};
@@ -1704,8 +1739,23 @@ ra_put(const ra_arg_t *value, ra_ref_t *out)
         ra__wb_free(&b);
         return rc;
     }
+    // The new object holds the references it contains from now on.
+    ra_msg_t *nest = NULL;
+    int rc = nrefs != 0 ? ra__nest_make(c, refs, nrefs, &nest) : 0;
+    if (rc != 0) {
+        ra__wb_free(&b);
+        return rc;
+    }
     uint64_t id;
-    int rc = ra__obj_new(c->cs, &id);
+    rc = ra__obj_new(c->cs, &id);
+    if (rc == 0 && nest != NULL) {
+        ra__obj_set_nest(c->cs, id, &nest);
+    } else if (nest != NULL) {
+        pthread_mutex_lock(&c->cs->mu);
+        ra__nest_unhold_locked(c, nest);
+        pthread_mutex_unlock(&c->cs->mu);
+        ra_msg_unref(&nest);
+    }
     if (rc == 0) {
         // Skip the kind byte and length: the object holds the bare value.
         // A large one goes into the node's store (read there in place by
@@ -1853,9 +1903,11 @@ get_borrowed(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms,
     rc = fv.status;
     if (v == NULL) {
         ra_msg_unref(&fv.msg);
+        ra_msg_unref(&fv.nest);
         return out != NULL ? RA_ENOMEM : rc;
     }
     v->kind = fv.kind;
+    v->nest = fv.nest;   // taken
     if (fv.status != 0) {
         v->kind = RA_VAL_NONE;
         v->text = strndup(fv.data != NULL ? fv.data : "", fv.len);
@@ -1894,6 +1946,9 @@ ra_get(ra_ref_t ref, int64_t timeout_ms, ra_value_t **out)
         rc = o->err;
         if (v != NULL) {
             v->kind = o->kind;
+            if (o->state == RA__OBJ_READY && o->nest != NULL) {
+                v->nest = ra_msg_ref(o->nest);
+            }
             if (o->state == RA__OBJ_READY && o->in_store) {
                 ra_oid_t oid;
                 memcpy(oid.b, o->oid, 16);
@@ -1955,6 +2010,7 @@ wait_borrowed(ra__cluster_t *c, const ra_ref_t *refs, size_t n, bool *ready,
         int rc = ra__fref_fetch(c, refs[i], 0, &fv);
         if (rc == 0) {
             ra_msg_unref(&fv.msg);
+            ra_msg_unref(&fv.nest);
             ready[i] = true;
         } else if (rc == RA_ETIMEOUT) {
             pending = true;

@@ -281,6 +281,15 @@ int ra_value_bson(const ra_value_t *v, bson_t *doc);
 // like one received with ra_task_arg_ref, while it holds the result.
 // Returns 0 or RA_EBADMSG (another kind).
 int ra_value_ref(const ra_value_t *v, ra_ref_t *out);
+// ra_value_nrefs returns how many references the value contains: those
+// given to ra_put_refs or ra_task_return_refs with it (1 for a value of
+// kind RA_VAL_REF, 0 for most values).  ra_value_ref_at stores reference
+// i of them in *out.  This process borrows each of them as long as it
+// holds the object whose value this is (until ra_release of that
+// reference); ra_borrow keeps one longer.  ra_value_ref_at returns 0,
+// RA_ENOENT (i is past the end) or RA_EBADMSG.
+size_t ra_value_nrefs(const ra_value_t *v);
+int ra_value_ref_at(const ra_value_t *v, size_t i, ra_ref_t *out);
 // ra_value_free frees *v and sets it to NULL.  Safe on NULL.
 void ra_value_free(ra_value_t **v);
 
@@ -326,6 +335,15 @@ int ra_task_arg_bson(const ra_task_t *t, size_t i, bson_t *doc);
 // later ra_release.  Returns 0, RA_ENOENT (no argument i) or RA_EBADMSG
 // (argument i is not a reference).
 int ra_task_arg_ref(const ra_task_t *t, size_t i, ra_ref_t *out);
+// ra_task_arg_nrefs returns how many references the value of argument i
+// contains (an object made with ra_put_refs or ra_task_return_refs,
+// passed with RA_ARG_REF; 1 for an argument of kind RA_VAL_REF), and
+// ra_task_arg_ref_at stores reference j of them in *out.  They are valid
+// for the call, as one received with ra_task_arg_ref (ra_borrow keeps one
+// longer).  ra_task_arg_ref_at returns 0, RA_ENOENT or RA_EBADMSG.
+size_t ra_task_arg_nrefs(const ra_task_t *t, size_t i);
+int ra_task_arg_ref_at(const ra_task_t *t, size_t i, size_t j,
+                       ra_ref_t *out);
 
 // ra_task_return_* set the result (the last call wins; none: RA_VAL_NONE).
 // The data is copied.  Return 0 or RA_ENOMEM.
@@ -344,6 +362,17 @@ int ra_task_return_f64(ra_task_t *t, double x);
 // objects is not retired until they are let go).  Returns 0, RA_ENOENT
 // (not a reference of this process, nor one it borrows), RA_ENOMEM.
 int ra_task_return_ref(ra_task_t *t, ra_ref_t ref);
+// ra_task_return_refs sets the result to value (not a reference) together
+// with the references it contains, as ra_put_refs does for ra_put: the
+// result object holds refs[0..nrefs-1] (objects of this process or
+// borrowed here) for as long as it lives, the caller reads them with
+// ra_value_ref_at, and they may be released here right after this call.
+// The caller is registered with each one's owner before the result
+// leaves; if an owner cannot be reached the caller gets RA_ETASK saying
+// which.  Returns 0, RA_EINVAL, RA_ENOENT (a reference that is neither
+// ours nor borrowed here), RA_ENOMEM.
+int ra_task_return_refs(ra_task_t *t, const ra_arg_t *value,
+                        const ra_ref_t *refs, size_t nrefs);
 
 // ra_task_fail sets the error text that the caller sees with RA_ETASK, and
 // returns RA_ETASK so that a function can end with `return
@@ -410,6 +439,21 @@ int ra_remote(const char *fn, const ra_arg_t *args, size_t nargs,
 // reference is not allowed) as an object of this process and returns its
 // reference.  Returns 0, RA_EINVAL, RA_ECLOSED or RA_ENOMEM.
 int ra_put(const ra_arg_t *value, ra_ref_t *out);
+
+// ra_put_refs is ra_put of a value that contains references (Ray's
+// references stored inside an object: a list of shards, say).  The value
+// is copied as given (write the references into it as you like, or not at
+// all); refs[0..nrefs-1] are what the object holds: each lives at least as
+// long as the new object does, wherever that object is read, even after
+// this process releases its own reference to it.  A reader, by ra_get or
+// as a task argument, gets them with ra_value_ref_at or
+// ra_task_arg_ref_at and borrows them while it holds the object.  Each ref
+// is an object of this process or one it borrows now.  Returns 0;
+// RA_EINVAL (no value, a reference as the value, more than 65,536 refs);
+// RA_ENOENT (a ref that is neither ours nor borrowed here; nothing was
+// stored); RA_ECLOSED; RA_ENOMEM.
+int ra_put_refs(const ra_arg_t *value, const ra_ref_t *refs, size_t nrefs,
+                ra_ref_t *out);
 
 // ra_get waits up to timeout_ms (negative: forever) for the object and
 // stores a copy of its value in *out (caller frees it).  Returns 0;

@@ -24,7 +24,15 @@
 //       status, u8 kind, bytes}: the value inline; with RA__VAL_IN_STORE
 //       | RA__VAL_REMOTE an objloc (see cluster_impl.h); with only
 //       RA__VAL_IN_STORE the 16-byte oid in the store of the owner's node
-//       (which has no object manager); on an error, its text.
+//       (which has no object manager); on an error, its text.  A value
+//       that contains references (ra_put_refs, ra_task_return_refs) has
+//       them in a trailing field, bytes nest (cluster_impl.h): the asker
+//       registers with each one's owner (ADD) before it keeps the value.
+//
+// The holds of a nest: the object that contains it holds each reference
+// (its owner's count for our own objects, f->keeps for borrowed ones)
+// until the object is freed; a borrower that keeps the value holds each
+// one the same way, registered with its owner.
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -93,6 +101,172 @@ ra__lent_read(const void *data, size_t len, ra__lent_t *out)
     return 0;
 }
 
+// ---- references inside objects (nests) ----
+
+int
+ra__nest_count(const void *data, size_t len, uint32_t *n)
+{
+    ra__rbuf_t r = {.p = data, .len = len};
+    uint32_t k = ra__rb_u32(&r);
+    if (r.bad || k > RA__NEST_MAX) {
+        return RA_EBADMSG;
+    }
+    for (uint32_t i = 0; i < k; i++) {
+        size_t bl = 0;
+        const void *b = ra__rb_bytes(&r, &bl);
+        ra__lent_t l;
+        if (r.bad || ra__lent_read(b, bl, &l) != 0 || l.resolve) {
+            return RA_EBADMSG;
+        }
+    }
+    if (r.off != r.len) {
+        return RA_EBADMSG;
+    }
+    *n = k;
+    return 0;
+}
+
+int
+ra__nest_at(const void *data, size_t len, uint32_t i, ra__lent_t *out)
+{
+    ra__rbuf_t r = {.p = data, .len = len};
+    uint32_t k = ra__rb_u32(&r);
+    if (r.bad || i >= k) {
+        return RA_EBADMSG;
+    }
+    for (uint32_t j = 0;; j++) {
+        size_t bl = 0;
+        const void *b = ra__rb_bytes(&r, &bl);
+        if (r.bad) {
+            return RA_EBADMSG;
+        }
+        if (j == i) {
+            return ra__lent_read(b, bl, out);
+        }
+    }
+}
+
+size_t
+ra__nest_size(const ra_msg_t *nest)
+{
+    uint32_t n = 0;
+    size_t len = 0;
+    const void *p = nest != NULL ? ra_msg_data(nest, &len) : NULL;
+    return p != NULL && ra__nest_count(p, len, &n) == 0 ? n : 0;
+}
+
+int
+ra__nest_ref(const ra_msg_t *nest, size_t i, ra_ref_t *out)
+{
+    if (i >= ra__nest_size(nest)) {
+        return RA_ENOENT;
+    }
+    size_t len = 0;
+    const void *p = ra_msg_data(nest, &len);
+    ra__lent_t l;
+    if (ra__nest_at(p, len, (uint32_t)i, &l) != 0) {
+        return RA_EBADMSG;
+    }
+    if (out != NULL) {
+        *out = l.ref;
+    }
+    return 0;
+}
+
+// nest_each calls fn on every reference of a valid nest.
+static void
+nest_each(ra__cluster_t *c, const ra_msg_t *nest,
+          void (*fn)(ra__cluster_t *, const ra__lent_t *))
+{
+    if (nest == NULL) {
+        return;
+    }
+    size_t len = 0;
+    const uint8_t *p = ra_msg_data(nest, &len);
+    ra__rbuf_t r = {.p = p, .len = len};
+    uint32_t k = ra__rb_u32(&r);
+    for (uint32_t i = 0; i < k && !r.bad; i++) {
+        size_t bl = 0;
+        const void *b = ra__rb_bytes(&r, &bl);
+        ra__lent_t l;
+        if (!r.bad && ra__lent_read(b, bl, &l) == 0) {
+            fn(c, &l);
+        }
+    }
+}
+
+void
+ra__nest_hold_locked(ra__cluster_t *c, const ra_msg_t *nest)
+{
+    nest_each(c, nest, ra__fref_hold_locked);
+}
+
+void
+ra__nest_unhold_locked(ra__cluster_t *c, const ra_msg_t *nest)
+{
+    nest_each(c, nest, ra__fref_unhold_locked);
+}
+
+int
+ra__nest_make(ra__cluster_t *c, const ra_ref_t *refs, size_t n,
+              ra_msg_t **out)
+{
+    ra__core_t *cs = c->cs;
+    if (n > RA__NEST_MAX || (n != 0 && refs == NULL)) {
+        return RA_EINVAL;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_u32(&b, (uint32_t)n);
+    int rc = 0;
+    size_t held = 0;
+    pthread_mutex_lock(&cs->mu);
+    for (; held < n; held++) {
+        ra_ref_t r = refs[held];
+        ra_pid_t core = c->core;
+        const char *ep = ra__own_ep(c);
+        if (r.node == c->node && r.proc == c->proc) {
+            ra__obj_t *o = ra__obj_at(cs, r.id);
+            if (o == NULL || (o->released && o->borrows == 0)) {
+                rc = RA_ENOENT;
+                break;
+            }
+            o->borrows++;
+        } else {
+            ra__fref_t *f = ra__hmap_get(&cs->frefs, fkey(r));
+            if (f == NULL) {
+                rc = RA_ENOENT;
+                break;
+            }
+            f->keeps++;
+            core = f->core;
+            ep = f->ep;
+        }
+        ra__wbuf_t d = {0};
+        ra__lent_blob(&d, r, core, ep, false);
+        ra__wb_bytes(&b, d.p, d.len);
+        if (d.err != 0) {
+            b.err = d.err;
+        }
+        ra__wb_free(&d);
+    }
+    if (rc == 0 && b.err != 0) {
+        rc = b.err;
+    }
+    if (rc == 0) {
+        rc = ra_msg_new_bytes(out, 0, b.p, b.len);
+    }
+    if (rc != 0) {
+        // Let go of what was held (the same way an object's end does).
+        for (size_t i = 0; i < held; i++) {
+            ra__lent_t l = {.ref = refs[i]};
+            ra__fref_unhold_locked(c, &l);
+        }
+    }
+    pthread_mutex_unlock(&cs->mu);
+    ra__wb_free(&b);
+    return rc;
+}
+
 // ---- the borrower's side ----
 
 // send_del tells f's owner that this process no longer borrows it.
@@ -123,6 +297,10 @@ fref_let_go(ra__cluster_t *c, ra__fref_t *f)
         ra__lent_read(f->data, f->len, &inner) == 0) {
         ra__fref_unhold_locked(c, &inner);
     }
+    if (f->nest != NULL && !c->stopping) {
+        ra__nest_unhold_locked(c, f->nest);
+    }
+    ra_msg_unref(&f->nest);
     if (f->registered && !c->stopping) {
         send_del(c, f);
     }
@@ -200,6 +378,22 @@ ra__borrow_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, ra_pid_t core,
     ra_msg_unref(&rep);
     ra_scope_destroy(&scope);
     return rc;
+}
+
+void
+ra__borrow_del(ra__cluster_t *c, uint64_t id, ra_pid_t core, uint32_t node,
+               uint32_t proc)
+{
+    ra_msg_t *m = NULL;
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__BORROW_DEL);
+    ra__wb_u64(&b, id);
+    ra__wb_u32(&b, node);
+    ra__wb_u32(&b, proc);
+    if (ra__wb_msg(&b, RA__T_BORROW, &m) == 0 &&
+        ra_runtime_send(c->rt, core, &m) != 0) {
+        ra_msg_unref(&m);
+    }
 }
 
 void
@@ -366,6 +560,56 @@ fill_out(const ra__fref_t *f, ra__fval_t *out)
         out->data = f->data;
         out->len = f->len;
     }
+    out->nest = f->nest != NULL ? ra_msg_ref(f->nest) : NULL;
+}
+
+// nest_borrow registers this process (ADD) with the owner of each
+// reference in a nest received with object ref's value, and copies the
+// nest into *out.  On an error, the registrations made are undone.
+static int
+nest_borrow(ra_ctx_t *ctx, ra__cluster_t *c, ra_ref_t ref, const void *nest,
+            size_t len, ra_msg_t **out)
+{
+    uint32_t n = 0, done = 0;
+    int rc = ra__nest_count(nest, len, &n);
+    while (rc == 0 && done < n) {
+        ra__lent_t l;
+        if ((rc = ra__nest_at(nest, len, done, &l)) != 0) {
+            break;
+        }
+        // The owner on another node may not have dialled us.
+        if (l.ref.node != c->node && strncmp(l.ep, "tcp://", 6) == 0) {
+            (void)ra_link_route(c->link, l.ref.node, l.ref.proc, l.ep);
+        }
+        rc = ra__borrow_add(ctx, c, l.ref.id, l.core, c->node, c->proc);
+        if (rc != 0) {
+            ra_log_warn("core", "object %" PRIu64 " of process %u.%u "
+                        "contains object %" PRIu64 " of process %u.%u, "
+                        "which could not be borrowed: %s", ref.id,
+                        ref.node, ref.proc, l.ref.id, l.ref.node,
+                        l.ref.proc, ra_err_name(rc));
+            break;
+        }
+        done++;
+    }
+    if (rc == 0) {
+        rc = ra_msg_new_bytes(out, 0, nest, len);
+    }
+    if (rc != 0) {
+        // Undo: each registration made is one DEL (ours: one unborrow).
+        for (uint32_t i = 0; i < done; i++) {
+            ra__lent_t l;
+            if (ra__nest_at(nest, len, i, &l) != 0) {
+                continue;
+            }
+            if (l.ref.node == c->node && l.ref.proc == c->proc) {
+                ra__obj_unborrow(c->cs, l.ref.id);
+            } else {
+                ra__borrow_del(c, l.ref.id, l.core, c->node, c->proc);
+            }
+        }
+    }
+    return rc;
 }
 
 // ask_owner asks f's owner for the value (GET) and makes it readable
@@ -405,6 +649,16 @@ ask_owner(ra__cluster_t *c, ra_ref_t ref, ra_pid_t core, int64_t timeout_ms,
     const void *data = ra__rb_bytes(&r, &len);
     uint8_t vkind = kind & (uint8_t)~(RA__VAL_IN_STORE | RA__VAL_REMOTE);
     ra__lent_t inner;
+    const void *nest = NULL;
+    size_t nest_len = 0;
+    uint32_t nrefs = 0;
+    if (!r.bad && r.off < r.len && status == 0) {
+        nest = ra__rb_bytes(&r, &nest_len);
+        if (r.bad || r.off != r.len ||
+            ra__nest_count(nest, nest_len, &nrefs) != 0) {
+            r.bad = true;
+        }
+    }
     if (r.bad || (vkind > RA_VAL_F64 && kind != RA__VAL_LENT) ||
         ((kind & RA__VAL_REMOTE) && !(kind & RA__VAL_IN_STORE)) ||
         (kind == RA__VAL_LENT && status == 0 &&
@@ -494,6 +748,27 @@ ask_owner(ra__cluster_t *c, ra_ref_t ref, ra_pid_t core, int64_t timeout_ms,
             rc = 0;
         }
     }
+    if (rc == 0 && tmp->status == 0 && nrefs != 0) {
+        // The references it contains: borrowed from their owners before
+        // this value is kept.  If one cannot be, that is the outcome.
+        int nrc = nest_borrow(scope, c, ref, nest, nest_len, &tmp->nest);
+        if (nrc != 0) {
+            char text[300];
+            int n = snprintf(text, sizeof text, "object %" PRIu64 " of "
+                             "process %u.%u contains a reference that "
+                             "could not be borrowed from its owner: %s",
+                             ref.id, ref.node, ref.proc, ra_err_name(nrc));
+            ra_msg_unref(&tmp->msg);
+            tmp->data = NULL;
+            tmp->len = 0;
+            tmp->status = RA_EOBJLOST;
+            tmp->kind = RA_VAL_NONE;
+            tmp->in_store = false;   // (a pulled copy is still let go)
+            if (ra_msg_new_bytes(&tmp->msg, 0, text, (size_t)n) == 0) {
+                tmp->data = ra_msg_data(tmp->msg, &tmp->len);
+            }
+        }
+    }
     ra_msg_unref(&rep);
     ra_scope_destroy(&scope);
     return rc;
@@ -545,7 +820,10 @@ fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms, bool pull,
         if (f->holds_inner && ra__lent_read(f->data, f->len, &inner) == 0) {
             ra__fref_hold_locked(c, &inner);
         }
+        f->nest = tmp.nest;
+        ra__nest_hold_locked(c, f->nest);
         tmp.msg = NULL;
+        tmp.nest = NULL;
         tmp.pulled = false;
         tmp.holds_inner = false;
     }
@@ -555,7 +833,7 @@ fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms, bool pull,
     f->busy--;
     fref_maybe_drop(c, f);
     pthread_mutex_unlock(&cs->mu);
-    if (tmp.msg != NULL || tmp.pulled) {
+    if (tmp.msg != NULL || tmp.pulled || tmp.nest != NULL) {
         // Another thread got there first: ours is not needed.
         ra__fref_t *x = malloc(sizeof *x);
         pthread_mutex_lock(&cs->mu);
@@ -564,12 +842,14 @@ fetch(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms, bool pull,
             // (hold, then let go: the owner's count stays in step)
             ra__fref_hold_locked(c, &inner);
         }
+        ra__nest_hold_locked(c, tmp.nest);
         if (x != NULL) {
             *x = tmp;
             x->registered = false;
             fref_let_go(c, x);
         } else {
             ra_msg_unref(&tmp.msg);
+            ra_msg_unref(&tmp.nest);
         }
         pthread_mutex_unlock(&cs->mu);
     }
@@ -592,6 +872,7 @@ ra__fref_locate(ra__cluster_t *c, ra_ref_t ref, uint32_t *node,
     *size = 0;
     int rc = fetch(c, ref, 0, false, &fv);
     ra_msg_unref(&fv.msg);
+    ra_msg_unref(&fv.nest);
     if (rc == RA_EAGAIN || (rc == 0 && fv.status == 0 && fv.in_store)) {
         pthread_mutex_lock(&c->cs->mu);
         ra__fref_t *f = ra__hmap_get(&c->cs->frefs, fkey(ref));
@@ -672,6 +953,12 @@ answer_msg(ra__cluster_t *c, const ra__obj_t *o, ra_msg_t **out)
             ra__wb_u8(&b, o->kind);
             ra__wb_bytes(&b, o->data, o->len);
         }
+    }
+    if (o->state == RA__OBJ_READY && o->nest != NULL) {
+        // The references it contains: the asker borrows them too.
+        size_t nl = 0;
+        const void *np = ra_msg_data(o->nest, &nl);
+        ra__wb_bytes(&b, np, nl);
     }
     return ra__wb_msg(&b, RA__T_BORROW, out);
 }
@@ -913,6 +1200,7 @@ ra__borrow_fini(ra__core_t *cs)
         if (ra__hmap_live(&cs->frefs, i)) {
             ra__fref_t *f = cs->frefs.v[i].val;
             ra_msg_unref(&f->msg);
+            ra_msg_unref(&f->nest);
             free(f);
         }
     }

@@ -270,6 +270,7 @@ typedef struct ra__targ {
     const uint8_t *data;
     size_t len;
     ra_ref_t ref;        // RA_ARG_REF
+    const ra_msg_t *nest; // the references in its value (lent, resolved)
 } ra__targ_t;
 
 typedef struct ra__task_view {
@@ -291,9 +292,15 @@ typedef struct ra__task_view {
 int ra__task_decode(const ra_msg_t *m, ra__task_view_t *v);
 
 // ---- results ----
-// {u64 task id, u32 attempt, i32 status, u8 kind, bytes value-or-error}.
+// {u64 task id, u32 attempt, i32 status, u8 kind, bytes value-or-error
+// [, bytes nest: the references the value contains, on status 0]}.
 int ra__result_msg(uint64_t id, uint32_t attempt, int status, uint8_t kind,
                    const void *data, size_t len, ra_msg_t **out);
+// ra__result_msg_nest is ra__result_msg with the references the value
+// contains (a nest, NULL: none) as a trailing field.
+int ra__result_msg_nest(uint64_t id, uint32_t attempt, int status,
+                        uint8_t kind, const void *data, size_t len,
+                        const ra_msg_t *nest, ra_msg_t **out);
 
 // A result kind with this bit set carries a 16-byte object id: the value
 // itself is in the node's object store.
@@ -328,6 +335,23 @@ void ra__lent_blob(ra__wbuf_t *b, ra_ref_t ref, ra_pid_t core, const char *ep,
                    bool resolve);
 // ra__lent_read parses a lent argument's bytes: 0 or RA_EBADMSG.
 int ra__lent_read(const void *data, size_t len, ra__lent_t *out);
+
+// A nest is the list of references an object contains (ra_put_refs,
+// ra_task_return_refs): {u32 n, n x bytes lent blob (resolve 0)}.  It
+// travels beside the value: a trailing field of RA__T_RESULT and of a
+// borrow GET's answer.  At most RA__NEST_MAX references.
+#define RA__NEST_MAX 65536u
+// ra__nest_count validates a nest and gives its length: 0 or RA_EBADMSG.
+int ra__nest_count(const void *data, size_t len, uint32_t *n);
+// ra__nest_at reads reference i of a valid nest: 0 or RA_EBADMSG.
+int ra__nest_at(const void *data, size_t len, uint32_t i, ra__lent_t *out);
+// ra__nest_size is the number of references in nest (0 for NULL or a
+// malformed one); ra__nest_ref reads reference i of them: 0, RA_ENOENT
+// (past the end) or RA_EBADMSG.
+size_t ra__nest_size(const ra_msg_t *nest);
+int ra__nest_ref(const ra_msg_t *nest, size_t i, ra_ref_t *out);
+// ra__value_nest is the nest of a value got with ra_get (NULL: none).
+const ra_msg_t *ra__value_nest(const ra_value_t *v);
 
 // Values up to this size travel inline in messages (Ray: 100 KiB).
 #define RA__INLINE_MAX_DEFAULT ((size_t)100 << 10)
@@ -384,6 +408,9 @@ struct ra_task {
     bool has_rref;
     ra_ref_t rref;
     ra_pid_t rcore;
+    // ra_task_return_refs: the references in the result (a nest), each
+    // held like rref until the caller is registered with its owner.
+    ra_msg_t *rnest;
 };
 
 // ra__task_run calls fn with the task's arguments and answers to with the

@@ -138,6 +138,7 @@ obj_maybe_free(ra__core_t *cs, uint64_t id)
     ra__lent_t l;
     bool lent = o->state == RA__OBJ_READY && o->kind == RA__VAL_LENT &&
                 ra__lent_read(o->data, o->len, &l) == 0;
+    ra_msg_t *nest = o->nest;
     ra_msg_unref(&o->msg);
     free(o->text);
     free(o->rwait);
@@ -148,6 +149,23 @@ obj_maybe_free(ra__core_t *cs, uint64_t id)
         // It held a reference a task returned: let that go too.
         ra__fref_unhold_locked(ra__g, &l);
     }
+    if (nest != NULL && ra__g != NULL && !ra__g->stopping) {
+        // And the references it contained.
+        ra__nest_unhold_locked(ra__g, nest);
+    }
+    ra_msg_unref(&nest);
+}
+
+void
+ra__obj_set_nest(ra__core_t *cs, uint64_t id, ra_msg_t **nest)
+{
+    pthread_mutex_lock(&cs->mu);
+    ra__obj_t *o = ra__obj_at(cs, id);
+    if (o != NULL && o->nest == NULL) {
+        o->nest = *nest;
+        *nest = NULL;
+    }
+    pthread_mutex_unlock(&cs->mu);
 }
 
 void
@@ -988,6 +1006,11 @@ resolve_args(core_t *k, ra__task_t *t, bool *stored, char *buf, size_t cap)
             ra__wb_u8(&b, RA__VAL_LENT);
             ra__wb_bytes(&b, o->data, o->len);
             *stored = true;
+        } else if (o->nest != NULL) {
+            // A value that contains references: lent to the task, which
+            // fetches it (and borrows what it contains) before it runs.
+            ra__wb_lent(&b, a->ref, k->c->core, ra__own_ep(k->c), true);
+            *stored = true;
         } else if (o->in_store && store_arg(k, &b, o)) {
             // The worker maps it, or pulls it to its node first.
             *stored = true;
@@ -1405,6 +1428,19 @@ on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     uint8_t vkind = kind & ~(RA__VAL_IN_STORE | RA__VAL_REMOTE);
     bool remote = (kind & RA__VAL_REMOTE) != 0;
     ra__lent_t lent;
+    // The references the value contains (ra_task_return_refs): the worker
+    // registered us with their owners before it sent this.
+    const void *nestp = NULL;
+    size_t nestl = 0;
+    uint32_t nrefs = 0;
+    if (!r.bad && r.off < r.len) {
+        nestp = ra__rb_bytes(&r, &nestl);
+        if (r.bad || r.off != r.len || status != 0 ||
+            kind == RA__VAL_LENT ||
+            ra__nest_count(nestp, nestl, &nrefs) != 0) {
+            r.bad = true;
+        }
+    }
     if (r.bad || (vkind > RA_VAL_F64 && kind != RA__VAL_LENT) ||
         (kind == RA__VAL_LENT && (status != 0 ||
                                   ra__lent_read(data, len, &lent) != 0)) ||
@@ -1415,9 +1451,36 @@ on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         ra_log_warn("core", "malformed result dropped");
         return;
     }
+    ra_msg_t *nest = NULL;
+    if (nestp != NULL && ra_msg_new_bytes(&nest, 0, nestp, nestl) != 0) {
+        // Cannot keep them: the object fails (and they stay counted for
+        // us until this process ends).
+        static const char oom[] = "out of memory for the references in "
+                                  "the result";
+        nest = NULL;
+        status = RA_ENOMEM;
+        kind = vkind = RA_VAL_NONE;
+        remote = false;
+        data = oom;
+        len = sizeof oom - 1;
+    }
     pthread_mutex_lock(&k->cs->mu);
     ra__obj_t *o = ra__obj_at(k->cs, id);
     ra__task_t *t = o != NULL ? o->task : NULL;
+    bool take = t != NULL && attempt == t->attempt && status == 0;
+    if (nest != NULL) {
+        // Counted for us by their owners: held from now on, by the object
+        // (which lets them go when it is freed), or let go at once when
+        // this result is not taken.
+        ra__nest_hold_locked(k->c, nest);
+        if (!take) {
+            ra__nest_unhold_locked(k->c, nest);
+            ra_msg_unref(&nest);
+        } else {
+            o->nest = nest;
+            nest = NULL;
+        }
+    }
     pthread_mutex_unlock(&k->cs->mu);
     if (t == NULL) {
         // An abandoned task (timed out or cancelled) finished late: find
@@ -2125,6 +2188,7 @@ ra__core_free(ra__cluster_t *c)
                 d = n;
             }
             ra_msg_unref(&o->msg);
+            ra_msg_unref(&o->nest);
             free(o->text);
             free(o->rwait);
             free(o);

@@ -86,6 +86,8 @@ typedef struct ra__obj {
     char *text;               // error text
     ra__task_t *task;         // the core's: the task that makes it
     ra__dep_t *deps;          // the core's: tasks waiting on it
+    ra_msg_t *nest;           // the references it contains (a nest, see
+                              // cluster_impl.h), held while it lives
     uint64_t *rwait;          // GETs of borrowers waiting for it (call
     uint32_t nrwait;          // references, answered when it is done)
 } ra__obj_t;
@@ -298,6 +300,9 @@ void ra__core_pg_gone(ra_ctx_t *ctx, void *k, uint64_t pg);
 // (a retried task answers with it, so that a late answer to an earlier
 // attempt is not taken for it).  Returns 0 or RA_ENOMEM.
 int ra__task_wire_attempt(ra__task_t *t);
+// ra__obj_set_nest gives pending object id the references it contains
+// (*nest, taken; see ra__nest_make), before it is completed.
+void ra__obj_set_nest(ra__core_t *cs, uint64_t id, ra_msg_t **nest);
 void ra__core_obj_complete(ra__core_t *cs, uint64_t id, int err,
                            uint8_t kind, ra_msg_t *msg, const void *data,
                            size_t len);
@@ -340,6 +345,8 @@ typedef struct ra__fref {
     ra_oid_t oid;
     bool holds_inner;         // the value is a reference, which this
                               // process borrows while it keeps the value
+    ra_msg_t *nest;           // the references the value contains, each
+                              // borrowed while it keeps the value
     bool located;             // not fetched, but its place is known:
     uint32_t loc_node;        // the node whose store holds it
     uint64_t size;            // its size
@@ -356,6 +363,8 @@ typedef struct ra__fval {
     size_t len;
     bool in_store;
     ra_oid_t oid;
+    ra_msg_t *nest;           // the references in it (NULL: none); the
+                              // caller's to unref
 } ra__fval_t;
 
 // The borrower's side; every function takes cs->mu but _locked ones.
@@ -369,6 +378,10 @@ void ra__fref_leave(ra_ctx_t *ctx, ra__cluster_t *c, ra_ref_t ref);
 // proc} as a borrower of its object id.  Returns 0 or the error.
 int ra__borrow_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id,
                    ra_pid_t core, uint32_t node, uint32_t proc);
+// ra__borrow_del tells the owner's core that process {node, proc} no
+// longer borrows its object id (undoing an ra__borrow_add).
+void ra__borrow_del(ra__cluster_t *c, uint64_t id, ra_pid_t core,
+                    uint32_t node, uint32_t proc);
 // ra__fref_keep: ra_borrow (RA_ENOENT when ref is not borrowed here).
 int ra__fref_keep(ra__cluster_t *c, ra_ref_t ref);
 // ra__fref_release: ra_release of a borrowed reference; false when
@@ -385,6 +398,17 @@ bool ra__fref_known(ra__cluster_t *c, ra_ref_t ref);
 // with l's owner; ra__fref_unhold_locked: that object is freed.
 void ra__fref_hold_locked(ra__cluster_t *c, const ra__lent_t *l);
 void ra__fref_unhold_locked(ra__cluster_t *c, const ra__lent_t *l);
+// ra__nest_make holds each of refs (of this process, or borrowed here)
+// for a new object that contains them and writes the nest that names
+// them into *out.  Returns 0, RA_ENOENT (a reference that is neither
+// ours nor borrowed here; nothing is held), RA_EINVAL or RA_ENOMEM.
+int ra__nest_make(ra__cluster_t *c, const ra_ref_t *refs, size_t n,
+                  ra_msg_t **out);
+// ra__nest_hold_locked: an object of this process keeps a nest received
+// from elsewhere, whose references were registered for us (ADD) first;
+// ra__nest_unhold_locked: it is freed (also for ra__nest_make's holds).
+void ra__nest_hold_locked(ra__cluster_t *c, const ra_msg_t *nest);
+void ra__nest_unhold_locked(ra__cluster_t *c, const ra_msg_t *nest);
 // ra__fref_fetch waits up to timeout_ms (0: only asks) for the outcome
 // of a borrowed object, from the owner the first time and from this
 // process's copy afterwards.  Returns 0 (*out filled), RA_ENOENT (not

@@ -444,12 +444,26 @@ int
 ra__result_msg(uint64_t id, uint32_t attempt, int status, uint8_t kind,
                const void *data, size_t len, ra_msg_t **out)
 {
+    return ra__result_msg_nest(id, attempt, status, kind, data, len, NULL,
+                               out);
+}
+
+int
+ra__result_msg_nest(uint64_t id, uint32_t attempt, int status, uint8_t kind,
+                    const void *data, size_t len, const ra_msg_t *nest,
+                    ra_msg_t **out)
+{
     ra__wbuf_t b = {0};
     ra__wb_u64(&b, id);
     ra__wb_u32(&b, attempt);
     ra__wb_u32(&b, (uint32_t)status);
     ra__wb_u8(&b, kind);
     ra__wb_bytes(&b, data, len);
+    if (nest != NULL) {
+        size_t nl = 0;
+        const void *np = ra_msg_data(nest, &nl);
+        ra__wb_bytes(&b, np, nl);
+    }
     return ra__wb_msg(&b, RA__T_RESULT, out);
 }
 
@@ -580,6 +594,28 @@ ra_task_arg_ref(const ra_task_t *t, size_t i, ra_ref_t *out)
     return 0;
 }
 
+size_t
+ra_task_arg_nrefs(const ra_task_t *t, size_t i)
+{
+    if (i >= t->view->nargs) {
+        return 0;
+    }
+    const ra__targ_t *a = &t->view->args[i];
+    return a->kind == RA__VAL_LENT ? 1 : ra__nest_size(a->nest);
+}
+
+int
+ra_task_arg_ref_at(const ra_task_t *t, size_t i, size_t j, ra_ref_t *out)
+{
+    if (i >= t->view->nargs) {
+        return RA_ENOENT;
+    }
+    if (t->view->args[i].kind == RA__VAL_LENT) {
+        return j == 0 ? ra_task_arg_ref(t, i, out) : RA_ENOENT;
+    }
+    return ra__nest_ref(t->view->args[i].nest, j, out);
+}
+
 const void *
 ra_task_arg(const ra_task_t *t, size_t i, size_t *len)
 {
@@ -629,9 +665,28 @@ ra_task_arg_bson(const ra_task_t *t, size_t i, bson_t *doc)
     return 0;
 }
 
+// drop_rnest lets go of the references a task's result was to contain
+// (ra_task_return_refs): after the caller has been registered with their
+// owners, or when the result changes or fails.
+static void
+drop_rnest(ra_task_t *t)
+{
+    ra__cluster_t *c = ra__g;
+    if (t->rnest == NULL) {
+        return;
+    }
+    if (c != NULL) {
+        pthread_mutex_lock(&c->cs->mu);
+        ra__nest_unhold_locked(c, t->rnest);
+        pthread_mutex_unlock(&c->cs->mu);
+    }
+    ra_msg_unref(&t->rnest);
+}
+
 static int
 set_result(ra_task_t *t, uint8_t kind, const void *data, size_t len)
 {
+    drop_rnest(t);   // an earlier ra_task_return_refs's
     uint8_t *p = malloc(len != 0 ? len : 1);
     if (p == NULL) {
         return RA_ENOMEM;
@@ -742,6 +797,75 @@ ra_task_return_ref(ra_task_t *t, ra_ref_t ref)
     t->rref = ref;
     t->rcore = l.core;
     return 0;
+}
+
+int
+ra_task_return_refs(ra_task_t *t, const ra_arg_t *value,
+                    const ra_ref_t *refs, size_t nrefs)
+{
+    ra__cluster_t *c = ra__g;
+    if (c == NULL) {
+        return RA_ECLOSED;
+    }
+    if (value == NULL || value->kind == RA_ARG_REF ||
+        value->kind == RA_ARG_BORROW || (nrefs != 0 && refs == NULL) ||
+        nrefs > RA__NEST_MAX) {
+        return RA_EINVAL;
+    }
+    ra__wbuf_t b = {0};
+    ra__wb_arg(&b, value);
+    ra_msg_t *nest = NULL;
+    int rc = b.err;
+    if (rc == 0 && nrefs != 0) {
+        rc = ra__nest_make(c, refs, nrefs, &nest);
+    }
+    if (rc == 0) {
+        // The value without its kind byte and length, as ra_put keeps it.
+        rc = set_result(t, b.p[0], b.p + 5, b.len - 5);
+    }
+    if (rc == 0) {
+        t->rnest = nest;
+    } else if (nest != NULL) {
+        pthread_mutex_lock(&c->cs->mu);
+        ra__nest_unhold_locked(c, nest);
+        pthread_mutex_unlock(&c->cs->mu);
+        ra_msg_unref(&nest);
+    }
+    ra__wb_free(&b);
+    return rc;
+}
+
+// register_nest has the owner of each reference in the result of task t
+// count the caller (to) as a borrower before the result leaves (the
+// task's holds end right after).  On an error the registrations made are
+// undone, and why says which reference failed.
+static int
+register_nest(ra_ctx_t *ctx, ra_task_t *t, ra_pid_t to, char *why,
+              size_t cap)
+{
+    size_t len = 0;
+    const void *p = ra_msg_data(t->rnest, &len);
+    uint32_t n = 0, done = 0;
+    int rc = ra__nest_count(p, len, &n);
+    ra__lent_t l = {0};
+    while (rc == 0 && done < n) {
+        if ((rc = ra__nest_at(p, len, done, &l)) == 0 &&
+            (rc = ra__borrow_add(ctx, ra__g, l.ref.id, l.core, to.node,
+                                 to.proc)) != 0) {
+            snprintf(why, cap, "reference %u of its result (object %" PRIu64
+                     " of process %u.%u) could not be handed to the "
+                     "caller: its owner answered %s", done, l.ref.id,
+                     l.ref.node, l.ref.proc, ra_err_name(rc));
+            break;
+        }
+        done++;
+    }
+    for (uint32_t i = 0; rc != 0 && i < done; i++) {
+        if (ra__nest_at(p, len, i, &l) == 0) {
+            ra__borrow_del(ra__g, l.ref.id, l.core, to.node, to.proc);
+        }
+    }
+    return rc;
 }
 
 // register_caller has the owner of the reference task t returns count
@@ -994,6 +1118,7 @@ lent_enter(ra__task_view_t *v, lent_t **out, char *why, size_t cap)
         }
         a->kind = (uint8_t)ra_value_kind(e->val);
         a->data = ra_value_data(e->val, &a->len);
+        a->nest = ra__value_nest(e->val);
         if (a->kind == RA_VAL_NONE) {
             a->kind = RA_VAL_BYTES;
         } else if (a->kind == RA_VAL_REF) {
@@ -1073,6 +1198,16 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
         pre_err = RA_ETASK;
         rc = RA_ETASK;
     }
+    if (rc == 0 && t.rnest != NULL &&
+        (rc = register_nest(ctx, &t, to, mwhy, sizeof mwhy)) != 0) {
+        pre_text = mwhy;
+        pre_err = RA_ETASK;
+        rc = RA_ETASK;
+    }
+    // The result's message names the references; the holds end now.
+    ra_msg_t *rnest = rc == 0 && t.rnest != NULL ? ra_msg_ref(t.rnest)
+                                                  : NULL;
+    drop_rnest(&t);
     drop_rref(&t);
     ra__args_unmap(ctx, v, &maps);
     // Before the result leaves: references kept past the call are
@@ -1120,18 +1255,18 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
             ra__wbuf_t d = {0};
             ra__wb_objloc(&d, oid, c->objmgr, c->node_ep, t.rlen);
             rc = d.err != 0 ? d.err
-                 : ra__result_msg(v->id, v->attempt, 0,
-                                  (uint8_t)(t.rkind | RA__VAL_IN_STORE |
-                                            RA__VAL_REMOTE),
-                                  d.p, d.len, &res);
+                 : ra__result_msg_nest(v->id, v->attempt, 0,
+                                       (uint8_t)(t.rkind | RA__VAL_IN_STORE |
+                                                 RA__VAL_REMOTE),
+                                       d.p, d.len, rnest, &res);
             ra__wb_free(&d);
         } else if (stored) {
-            rc = ra__result_msg(v->id, v->attempt, 0,
-                                (uint8_t)(t.rkind | RA__VAL_IN_STORE),
-                                oid.b, sizeof oid.b, &res);
+            rc = ra__result_msg_nest(v->id, v->attempt, 0,
+                                     (uint8_t)(t.rkind | RA__VAL_IN_STORE),
+                                     oid.b, sizeof oid.b, rnest, &res);
         } else {
-            rc = ra__result_msg(v->id, v->attempt, 0, t.rkind, t.rdata,
-                                t.rlen, &res);
+            rc = ra__result_msg_nest(v->id, v->attempt, 0, t.rkind, t.rdata,
+                                     t.rlen, rnest, &res);
         }
     } else {
         char buf[1200];
@@ -1157,6 +1292,7 @@ ra__task_run(ra_ctx_t *ctx, ra_pid_t to, ra_task_fn fn, ra__task_view_t *v,
             send_undeliverable(ctx, v, to, rlen, src);
         }
     }
+    ra_msg_unref(&rnest);
     free(t.rdata);
     free(t.errtext);
 }

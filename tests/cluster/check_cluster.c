@@ -436,6 +436,123 @@ peek_nested(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(peek_nested)
 
+// nest_score reads the references in value v (as read_ref gives them:
+// ra_value_ref_at, or ra_task_arg_ref_at of a task's argument): the first
+// must be a number, the second big bytes with salt argument salt.  It
+// returns the number plus the second's value_score, or a negative error.
+typedef int (*ref_at_fn)(const void *src, size_t i, ra_ref_t *out);
+
+static int
+value_ref_at(const void *src, size_t i, ra_ref_t *out)
+{
+    return ra_value_ref_at(src, i, out);
+}
+
+static int64_t
+nest_score(const void *src, size_t n, ref_at_fn at, int64_t salt)
+{
+    ra_ref_t a, b, x;
+    if (n != 2 || at(src, 0, &a) != 0 || at(src, 1, &b) != 0 ||
+        at(src, 2, &x) != RA_ENOENT) {
+        return -100;
+    }
+    int64_t num = 0;
+    ra_value_t *v = NULL;
+    if (ra_get_i64(a, 20000, &num) != 0 || ra_get(b, 20000, &v) != 0) {
+        ra_value_free(&v);
+        return -200;
+    }
+    int64_t score = value_score(v, salt);
+    ra_value_free(&v);
+    return num + score;
+}
+
+// nested_arg reads the references inside argument 0 (an object made by
+// ra_put_refs or ra_task_return_refs, given by value) with salt argument
+// 1; with a third argument it reads instead the references inside the
+// object lent as argument 0 (RA_ARG_BORROW), through ra_get.
+static int
+nested_arg(ra_task_t *t)
+{
+    int64_t salt = ra_task_arg_i64(t, 1);
+    int64_t score;
+    if (ra_task_nargs(t) > 2) {
+        ra_ref_t outer;
+        ra_value_t *v = NULL;
+        int rc = ra_task_arg_ref(t, 0, &outer);
+        if (rc == 0) {
+            rc = ra_get(outer, 20000, &v);
+        }
+        score = rc == 0 ? nest_score(v, ra_value_nrefs(v), value_ref_at, salt)
+                        : -300;
+        ra_value_free(&v);
+    } else {
+        size_t len = 0;
+        const char *p = ra_task_arg(t, 0, &len);
+        if (p == NULL || len != 6 || memcmp(p, "shards", 6) != 0) {
+            return ra_task_fail(t, "the value is not there");
+        }
+        ra_ref_t r[2];
+        if (ra_task_arg_nrefs(t, 0) != 2 ||
+            ra_task_arg_ref_at(t, 0, 0, &r[0]) != 0 ||
+            ra_task_arg_ref_at(t, 0, 1, &r[1]) != 0 ||
+            ra_task_arg_ref_at(t, 0, 2, &r[0]) != RA_ENOENT ||
+            ra_task_arg_nrefs(t, 1) != 0) {
+            return ra_task_fail(t, "argument 0 has not its two references");
+        }
+        ra_value_t *v = NULL;
+        int64_t num = 0;
+        if (ra_get_i64(r[0], 20000, &num) != 0 ||
+            ra_get(r[1], 20000, &v) != 0) {
+            ra_value_free(&v);
+            return ra_task_fail(t, "a reference inside cannot be read");
+        }
+        score = num + value_score(v, salt);
+        ra_value_free(&v);
+    }
+    return ra_task_return_i64(t, score);
+}
+RA_REMOTE_REGISTER(nested_arg)
+
+// make_nest puts the number argument 0 and big(argument 1, salt argument
+// 2) here and returns "shards" with both references inside
+// (ra_task_return_refs), released here at once.  With a fourth argument
+// it returns what ra_task_return_refs says of a reference it lacks.
+static int
+make_nest(ra_task_t *t)
+{
+    size_t n = (size_t)ra_task_arg_i64(t, 1);
+    int64_t salt = ra_task_arg_i64(t, 2);
+    uint8_t *p = malloc(n);
+    if (p == NULL) {
+        return ra_task_fail(t, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (uint8_t)((i * 7 + (size_t)salt) % 251);
+    }
+    ra_ref_t r[2];
+    int rc = ra_put(&RA_ARG_I64(ra_task_arg_i64(t, 0)), &r[0]);
+    if (rc == 0 && (rc = ra_put(&RA_ARG_BYTES(p, n), &r[1])) != 0) {
+        ra_release(r[0]);
+    }
+    free(p);
+    if (rc != 0) {
+        return rc;
+    }
+    if (ra_task_nargs(t) > 3) {
+        ra_ref_t bad[2] = {r[0], {r[1].node, r[1].proc, r[1].id + 1000}};
+        rc = ra_task_return_refs(t, &RA_ARG_BYTES("shards", 6), bad, 2);
+        ra_release(r[0]);
+        ra_release(r[1]);
+        return ra_task_return_i64(t, rc);
+    }
+    rc = ra_task_return_refs(t, &RA_ARG_BYTES("shards", 6), r, 2);
+    ra_release(r[0]);
+    ra_release(r[1]);
+    return rc;
+}
+RA_REMOTE_REGISTER(make_nest)
+
 // rogue_borrow sends the owner of the reference lent to it (its core's
 // pid is in the lent argument's bytes) malformed RA__T_BORROW messages of
 // every length, an unknown operation, a DEL of a borrow that never was,
@@ -2455,6 +2572,104 @@ START_TEST(test_cluster_returned_references)
 }
 END_TEST
 
+// References stored inside objects (ra_put_refs, ra_task_return_refs)
+// live as long as the object that holds them, wherever it is read: by the
+// owner, as a task's argument by value, lent and read through ra_get.
+START_TEST(test_cluster_references_inside_objects)
+{
+    start();
+    const size_t n = (size_t)1 << 20;
+    const int64_t whole = 2 * (int64_t)n + 1;
+    uint8_t *buf = malloc(n);
+    ck_assert_ptr_nonnull(buf);
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = (uint8_t)((i * 7 + 3) % 251);
+    }
+    ra_ref_t inner[2], outer, r, x;
+    RA_CK_OK(ra_put(&RA_ARG_I64(40), &inner[0]));
+    RA_CK_OK(ra_put(&RA_ARG_BYTES(buf, n), &inner[1]));
+    free(buf);
+    RA_CK_OK(ra_put_refs(&RA_ARG_BYTES("shards", 6), inner, 2, &outer));
+    ra_release(inner[0]);
+    ra_release(inner[1]);
+    // Released by us, held by the object that contains them.
+    ck_assert_uint_eq(store_objects_become(1), 1);
+    ra_value_t *v = NULL;
+    RA_CK_OK(ra_get(outer, 20000, &v));
+    ck_assert_uint_eq(ra_value_nrefs(v), 2);
+    RA_CK_OK(ra_value_ref_at(v, 1, &x));
+    ck_assert(x.id == inner[1].id && x.proc == inner[1].proc);
+    RA_CK_ERR(ra_value_ref_at(v, 2, &x), RA_ENOENT);
+    ck_assert_int_eq(nest_score(v, 2, value_ref_at, 3), 40 + whole);
+    ra_value_free(&v);
+    // Given by value to a task, and lent to one.
+    int64_t got = 0;
+    RA_CK_OK(ra_remote("nested_arg", (ra_arg_t[]){RA_ARG_REF(outer),
+                                                  RA_ARG_I64(3)},
+                       2, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &got));
+    ck_assert_int_eq(got, 40 + whole);
+    ra_release(r);
+    RA_CK_OK(ra_remote("nested_arg", (ra_arg_t[]){RA_ARG_BORROW(outer),
+                                                  RA_ARG_I64(3),
+                                                  RA_ARG_I64(1)},
+                       3, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &got));
+    ck_assert_int_eq(got, 40 + whole);
+    ra_release(r);
+    // When the object goes, so do they.
+    ra_release(outer);
+    ck_assert_uint_eq(store_objects_become(0), 0);
+    RA_CK_ERR(ra_get(inner[0], 1000, NULL), RA_ENOENT);
+
+    // A task's result that contains references to objects of its worker:
+    // read here, passed on by value, then freed with the result.
+    RA_CK_OK(ra_remote("make_nest", (ra_arg_t[]){RA_ARG_I64(2),
+                                                 RA_ARG_I64((int64_t)n),
+                                                 RA_ARG_I64(5)},
+                       3, NULL, &outer));
+    RA_CK_OK(ra_get(outer, 30000, &v));
+    size_t len = 0;
+    const char *p = ra_value_data(v, &len);
+    ck_assert(len == 6 && memcmp(p, "shards", 6) == 0);
+    ck_assert_uint_eq(ra_value_nrefs(v), 2);
+    RA_CK_OK(ra_value_ref_at(v, 0, &x));
+    ck_assert(x.proc != outer.proc);   // the worker's object
+    ck_assert_int_eq(nest_score(v, 2, value_ref_at, 5), 2 + whole);
+    ra_value_free(&v);
+    RA_CK_OK(ra_remote("nested_arg", (ra_arg_t[]){RA_ARG_REF(outer),
+                                                  RA_ARG_I64(5)},
+                       2, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &got));
+    ck_assert_int_eq(got, 2 + whole);
+    ra_release(r);
+    ck_assert_uint_eq(store_objects_become(1), 1);
+    ra_release(outer);
+    ck_assert_uint_eq(store_objects_become(0), 0);
+    RA_CK_ERR(ra_get(x, 5000, NULL), RA_ENOENT);   // no longer borrowed
+
+    // Bad input: nothing is stored, nothing is held.
+    RA_CK_OK(ra_put(&RA_ARG_I64(1), &inner[0]));
+    x = (ra_ref_t){inner[0].node, inner[0].proc + 77, 5};
+    ra_ref_t both[2] = {inner[0], x};
+    RA_CK_ERR(ra_put_refs(&RA_ARG_I64(0), both, 2, &r), RA_ENOENT);
+    RA_CK_ERR(ra_put_refs(&RA_ARG_REF(inner[0]), inner, 1, &r), RA_EINVAL);
+    RA_CK_ERR(ra_put_refs(&RA_ARG_I64(0), NULL, 1, &r), RA_EINVAL);
+    ra_release(inner[0]);
+    RA_CK_ERR(ra_get(inner[0], 1000, NULL), RA_ENOENT);   // not held
+    RA_CK_OK(ra_remote("make_nest", (ra_arg_t[]){RA_ARG_I64(2),
+                                                 RA_ARG_I64(64),
+                                                 RA_ARG_I64(5),
+                                                 RA_ARG_I64(1)},
+                       4, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &got));
+    ck_assert_int_eq(got, RA_ENOENT);
+    ra_release(r);
+    stop();
+}
+END_TEST
+
+
 static Suite *
 cluster_suite(void)
 {
@@ -2491,6 +2706,7 @@ cluster_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cluster_borrowed_references);
     tcase_add_test(tc, test_cluster_returned_references);
+    tcase_add_test(tc, test_cluster_references_inside_objects);
     suite_add_tcase(s, tc);
     tc = tcase_create("actors");
     tcase_set_timeout(tc, 120);

@@ -486,6 +486,80 @@ near(const char *res, long long bytes)
     return 0;
 }
 
+// put_nest: {i64 seed, i64 bytes} -> "nest" with two references inside
+// (ra_task_return_refs): the number seed and seed's pattern of bytes,
+// both put here (this worker owns them) and released at once.
+static int
+put_nest(ra_task_t *t)
+{
+    ra_ref_t r[2];
+    int64_t seed = ra_task_arg_i64(t, 0);
+    int rc = ra_put(&RA_ARG_I64(seed), &r[0]);
+    if (rc == 0 && (rc = put_pattern(seed, ra_task_arg_i64(t, 1), &r[1])) !=
+                       0) {
+        ra_release(r[0]);
+    }
+    if (rc == 0) {
+        rc = ra_task_return_refs(t, &RA_ARG_BYTES("nest", 4), r, 2);
+        ra_release(r[0]);
+        ra_release(r[1]);
+    }
+    return rc;
+}
+RA_REMOTE_REGISTER(put_nest)
+
+// nest: a task on the node with resource res returns two references to
+// objects of its worker inside its result; this driver reads both through
+// it (the large one pulled here), and once the result is released the
+// worker's objects are gone from that node's store.
+static int
+nest(const char *res, long long bytes)
+{
+    ra_task_opts_t o = RA_TASK_OPTS_INIT;
+    ra_resources_t x = {0};
+    if (bytes <= 0 || ra_resources_set(&x, res, 1.0) != 0) {
+        return 1;
+    }
+    o.resources = &x;
+    o.num_cpus = 0.01;
+    ra_ref_t outer, in[2];
+    ra_value_t *v = NULL, *w = NULL;
+    ra_arg_t a[2] = {RA_ARG_I64(21), RA_ARG_I64(bytes)};
+    int rc = ra_remote("put_nest", a, 2, &o, &outer);
+    if (rc != 0 || (rc = ra_get(outer, 120000, &v)) != 0 ||
+        ra_value_nrefs(v) != 2 || (rc = ra_value_ref_at(v, 0, &in[0])) != 0 ||
+        (rc = ra_value_ref_at(v, 1, &in[1])) != 0) {
+        fprintf(stderr, "nest: %s\n", v != NULL ? ra_value_error(v) : "");
+        ra_value_free(&v);
+        return fail("a result with references inside", rc != 0 ? rc
+                                                               : RA_EBADMSG);
+    }
+    ra_value_free(&v);
+    int64_t seed = 0;
+    if ((rc = ra_get_i64(in[0], 120000, &seed)) != 0 ||
+        (rc = ra_get(in[1], 120000, &w)) != 0) {
+        fprintf(stderr, "nest: %s\n", w != NULL ? ra_value_error(w) : "");
+        ra_value_free(&w);
+        return fail("reading the references inside", rc);
+    }
+    size_t n = 0;
+    const uint8_t *p = ra_value_data(w, &n);
+    bool right = seed == 21 && n == (size_t)bytes;
+    for (size_t i = 0; right && i < n; i++) {
+        right = p[i] == pattern_at(21, i);
+    }
+    bool shm = in_shm(p);
+    int64_t held = objects_at(&o);
+    ra_value_free(&w);
+    ra_release(outer);
+    int64_t left = objects_at(&o);
+    printf("nest: read %s %s through a result from node %u, held there "
+           "%lld, left there %lld\n", right ? "right" : "wrong",
+           shm ? "zero-copy" : "copied", in[1].node, (long long)held,
+           (long long)left);
+    return right ? 0 : 1;
+}
+
 static int64_t
 mono_ms(void)
 {
@@ -1164,6 +1238,8 @@ main(int argc, char **argv)
         st = near(argv[2], atoll(argv[3]));
     } else if (strcmp(argv[1], "lendmany") == 0 && argc == 4) {
         st = lend_many(argv[2], atol(argv[3]));
+    } else if (strcmp(argv[1], "nest") == 0 && argc == 4) {
+        st = nest(argv[2], atoll(argv[3]));
     } else if (strcmp(argv[1], "lend") == 0 && argc == 4) {
         st = lend(argv[2], atoll(argv[3]));
     } else if (strcmp(argv[1], "watch") == 0 && argc == 5) {

@@ -70,6 +70,15 @@ out=$(on 1 env RAYO_ADDRESS=auto "$driver" lend far 20000000 2>&1)
     ok "a 20 MB value lent by reference to a task on node 2 is read there in place and passed on; no copy is left" ||
     fail "lent reference to node 2: $out"
 
+# References inside a result (ra_task_return_refs): a task on node 2
+# returns two references to objects of its worker; the driver on node 1
+# reads both through the result (the 20 MB one pulled to node 1), and
+# when it releases the result, node 2's store lets them go.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" nest far 20000000 2>&1)
+[ "$out" = "nest: read right zero-copy through a result from node $id2, held there 1, left there 0" ] &&
+    ok "two references inside a result made on node 2 are read on node 1 and freed with the result" ||
+    fail "references inside a result: $out"
+
 # Locality: a task's argument is a 20 MB object in node 2's store (a
 # reference a task there returned); the task asks for no resource, yet it
 # runs on node 2 and reads the value in place, and node 1 copies nothing.
