@@ -19,6 +19,9 @@
 //  ADD  call {u64 id, u32 node, u32 proc}: process {node, proc} keeps
 //       object id; answered {i32 status} (RA_ENOENT: no such object).
 //  DEL  {u64 id, u32 node, u32 proc}: it no longer does.
+//  ADDN call {u64 n, u32 node, u32 proc, n x u64 id}: ADD of n objects
+//       at once (the references inside an object), all or none;
+//       answered {i32 status} (RA_ENOENT: one of them is gone).
 //  GET  call {u64 id, u8 wait}: the value, answered when the object is
 //       done (wait 0: at once, RA_ETIMEOUT while pending) with {i32
 //       status, u8 kind, bytes}: the value inline; with RA__VAL_IN_STORE
@@ -355,19 +358,15 @@ ra__fref_enter(ra__cluster_t *c, const ra__lent_t *l)
     return 0;
 }
 
-int
-ra__borrow_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, ra_pid_t core,
-               uint32_t node, uint32_t proc)
+// add_call sends the ADD or ADDN in b to core as a call (from ctx, or a
+// scope of its own when ctx is NULL) and returns its status.  Frees b.
+static int
+add_call(ra_ctx_t *ctx, ra__cluster_t *c, ra_pid_t core, ra__wbuf_t *b)
 {
-    ra__wbuf_t b = {0};
-    ra__wb_u8(&b, RA__BORROW_ADD);
-    ra__wb_u64(&b, id);
-    ra__wb_u32(&b, node);
-    ra__wb_u32(&b, proc);
     ra_msg_t *m = NULL, *rep = NULL;
     ra_ctx_t *scope = NULL;
     ra__rbuf_t r;
-    int rc = ra__wb_msg(&b, RA__T_BORROW, &m);
+    int rc = ra__wb_msg(b, RA__T_BORROW, &m);
     if (rc == 0 && ctx == NULL && (rc = ra_scope_new(c->rt, &scope)) == 0) {
         ctx = scope;
     }
@@ -377,6 +376,112 @@ ra__borrow_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, ra_pid_t core,
     ra_msg_unref(&m);
     ra_msg_unref(&rep);
     ra_scope_destroy(&scope);
+    return rc;
+}
+
+int
+ra__borrow_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, ra_pid_t core,
+               uint32_t node, uint32_t proc)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__BORROW_ADD);
+    ra__wb_u64(&b, id);
+    ra__wb_u32(&b, node);
+    ra__wb_u32(&b, proc);
+    return add_call(ctx, c, core, &b);
+}
+
+// One reference of a nest being registered.
+typedef struct nent {
+    ra_ref_t ref;
+    ra_pid_t core;
+    bool added;
+} nent_t;
+
+static int
+nent_cmp(const void *a, const void *b)
+{
+    const ra_pid_t *x = &((const nent_t *)a)->core;
+    const ra_pid_t *y = &((const nent_t *)b)->core;
+    uint32_t xs[4] = {x->node, x->proc, x->id, x->gen};
+    uint32_t ys[4] = {y->node, y->proc, y->id, y->gen};
+    for (int i = 0; i < 4; i++) {
+        if (xs[i] != ys[i]) {
+            return xs[i] < ys[i] ? -1 : 1;
+        }
+    }
+    return 0;
+}
+
+// borrow_addn makes one ADDN call to core for ids[0..n-1].
+static int
+borrow_addn(ra_ctx_t *ctx, ra__cluster_t *c, ra_pid_t core,
+            const nent_t *e, size_t n, uint32_t node, uint32_t proc)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__BORROW_ADDN);
+    ra__wb_u64(&b, n);
+    ra__wb_u32(&b, node);
+    ra__wb_u32(&b, proc);
+    for (size_t i = 0; i < n; i++) {
+        ra__wb_u64(&b, e[i].ref.id);
+    }
+    return add_call(ctx, c, core, &b);
+}
+
+int
+ra__nest_register(ra_ctx_t *ctx, ra__cluster_t *c, const void *nest,
+                  size_t len, uint32_t node, uint32_t proc, char *why,
+                  size_t cap)
+{
+    uint32_t n = 0;
+    int rc = ra__nest_count(nest, len, &n);
+    if (rc != 0 || n == 0) {
+        snprintf(why, cap, "%s", rc != 0 ? "malformed references" : "");
+        return rc;
+    }
+    nent_t *e = calloc(n, sizeof *e);
+    if (e == NULL) {
+        snprintf(why, cap, "out of memory");
+        return RA_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        ra__lent_t l;
+        (void)ra__nest_at(nest, len, i, &l);   // valid: counted above
+        e[i].ref = l.ref;
+        e[i].core = l.core;
+        // An owner on another node may not have dialled us.
+        if (l.ref.node != c->node && strncmp(l.ep, "tcp://", 6) == 0) {
+            (void)ra_link_route(c->link, l.ref.node, l.ref.proc, l.ep);
+        }
+    }
+    // One call per owner.
+    qsort(e, n, sizeof *e, nent_cmp);
+    for (uint32_t i = 0, j; rc == 0 && i < n; i = j) {
+        for (j = i + 1; j < n && ra_pid_eq(e[j].core, e[i].core); j++) {
+        }
+        rc = borrow_addn(ctx, c, e[i].core, e + i, j - i, node, proc);
+        for (uint32_t k = i; k < j && rc == 0; k++) {
+            e[k].added = true;
+        }
+        if (rc != 0) {
+            snprintf(why, cap, "the owner of object %" PRIu64 " of process "
+                     "%u.%u (and of %u more here) answered %s", e[i].ref.id,
+                     e[i].ref.node, e[i].ref.proc, j - i - 1,
+                     ra_err_name(rc));
+        }
+    }
+    for (uint32_t i = 0; rc != 0 && i < n; i++) {
+        if (!e[i].added) {
+            continue;
+        }
+        if (e[i].ref.node != node || e[i].ref.proc != proc) {
+            ra__borrow_del(c, e[i].ref.id, e[i].core, node, proc);
+        } else if (node == c->node && proc == c->proc) {
+            ra__obj_unborrow(c->cs, e[i].ref.id);   // ours, counted by ADD
+        }
+    }
+    free(e);
     return rc;
 }
 
@@ -563,51 +668,30 @@ fill_out(const ra__fref_t *f, ra__fval_t *out)
     out->nest = f->nest != NULL ? ra_msg_ref(f->nest) : NULL;
 }
 
-// nest_borrow registers this process (ADD) with the owner of each
-// reference in a nest received with object ref's value, and copies the
-// nest into *out.  On an error, the registrations made are undone.
+// nest_borrow registers this process with the owner of each reference
+// in a nest received with object ref's value, and copies the nest into
+// *out.  On an error, the registrations made are undone.
 static int
 nest_borrow(ra_ctx_t *ctx, ra__cluster_t *c, ra_ref_t ref, const void *nest,
             size_t len, ra_msg_t **out)
 {
-    uint32_t n = 0, done = 0;
-    int rc = ra__nest_count(nest, len, &n);
-    while (rc == 0 && done < n) {
-        ra__lent_t l;
-        if ((rc = ra__nest_at(nest, len, done, &l)) != 0) {
-            break;
-        }
-        // The owner on another node may not have dialled us.
-        if (l.ref.node != c->node && strncmp(l.ep, "tcp://", 6) == 0) {
-            (void)ra_link_route(c->link, l.ref.node, l.ref.proc, l.ep);
-        }
-        rc = ra__borrow_add(ctx, c, l.ref.id, l.core, c->node, c->proc);
-        if (rc != 0) {
-            ra_log_warn("core", "object %" PRIu64 " of process %u.%u "
-                        "contains object %" PRIu64 " of process %u.%u, "
-                        "which could not be borrowed: %s", ref.id,
-                        ref.node, ref.proc, l.ref.id, l.ref.node,
-                        l.ref.proc, ra_err_name(rc));
-            break;
-        }
-        done++;
-    }
-    if (rc == 0) {
-        rc = ra_msg_new_bytes(out, 0, nest, len);
-    }
+    char why[300] = "";
+    int rc = ra__nest_register(ctx, c, nest, len, c->node, c->proc, why,
+                               sizeof why);
     if (rc != 0) {
-        // Undo: each registration made is one DEL (ours: one unborrow).
-        for (uint32_t i = 0; i < done; i++) {
-            ra__lent_t l;
-            if (ra__nest_at(nest, len, i, &l) != 0) {
-                continue;
-            }
-            if (l.ref.node == c->node && l.ref.proc == c->proc) {
-                ra__obj_unborrow(c->cs, l.ref.id);
-            } else {
-                ra__borrow_del(c, l.ref.id, l.core, c->node, c->proc);
-            }
+        ra_log_warn("core", "object %" PRIu64 " of process %u.%u: %s",
+                    ref.id, ref.node, ref.proc, why);
+        return rc;
+    }
+    if ((rc = ra_msg_new_bytes(out, 0, nest, len)) != 0) {
+        pthread_mutex_lock(&c->cs->mu);
+        ra_msg_t *tmp = NULL;
+        if (ra_msg_new_bytes(&tmp, 0, nest, len) == 0) {
+            ra__nest_hold_locked(c, tmp);     // (hold, then let go: the
+            ra__nest_unhold_locked(c, tmp);   // owners hear of it)
         }
+        pthread_mutex_unlock(&c->cs->mu);
+        ra_msg_unref(&tmp);
     }
     return rc;
 }
@@ -1115,6 +1199,35 @@ on_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, uint32_t node,
     return 0;
 }
 
+static void on_del(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id,
+                   uint32_t node, uint32_t proc);
+
+// on_addn is ADD of each of ids[0..n-1] (read from r), all or none.
+static int
+on_addn(ra_ctx_t *ctx, ra__cluster_t *c, ra__rbuf_t *r, uint64_t n,
+        uint32_t node, uint32_t proc)
+{
+    size_t start = r->off;
+    uint64_t i = 0;
+    int rc = 0;
+    for (; i < n && rc == 0; i++) {
+        rc = on_add(ctx, c, ra__rb_u64(r), node, proc);
+    }
+    if (rc != 0) {
+        // Undo the ones made: read the ids again.
+        r->off = start;
+        for (uint64_t k = 0; k + 1 < i; k++) {
+            uint64_t id = ra__rb_u64(r);
+            if (node == c->node && proc == c->proc) {
+                ra__obj_unborrow(c->cs, id);
+            } else {
+                on_del(ctx, c, id, node, proc);
+            }
+        }
+    }
+    return rc;
+}
+
 static void
 on_del(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id, uint32_t node,
        uint32_t proc)
@@ -1151,6 +1264,15 @@ ra__borrow_on_msg(ra_ctx_t *ctx, ra__cluster_t *c, ra_msg_t *m)
         bool wait = ra__rb_u8(&r) != 0;
         if (!r.bad && r.off == r.len && ra_call_ref(ctx) != 0) {
             on_get(ctx, c, id, wait);
+            return;
+        }
+    } else if (op == RA__BORROW_ADDN) {
+        uint32_t node = ra__rb_u32(&r);
+        uint32_t proc = ra__rb_u32(&r);
+        // id is the count here; the ids follow, exactly.
+        if (!r.bad && id != 0 && id <= RA__NEST_MAX &&
+            r.len - r.off == id * 8 && ra_call_ref(ctx) != 0) {
+            reply_status(ctx, on_addn(ctx, c, &r, id, node, proc));
             return;
         }
     } else if (op == RA__BORROW_ADD || op == RA__BORROW_DEL) {

@@ -75,7 +75,12 @@ enum {
 #define RA__STOP_IDLE 1
 
 // Operations of RA__T_BORROW (first u8; see borrow.c).
-enum { RA__BORROW_ADD = 1, RA__BORROW_DEL = 2, RA__BORROW_GET = 3 };
+enum {
+    RA__BORROW_ADD = 1,
+    RA__BORROW_DEL = 2,
+    RA__BORROW_GET = 3,
+    RA__BORROW_ADDN = 4
+};
 
 // In a lease request's isolation byte: the actor is detached (it outlives
 // its owner's job; its worker is its own).

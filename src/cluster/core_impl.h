@@ -378,6 +378,14 @@ void ra__fref_leave(ra_ctx_t *ctx, ra__cluster_t *c, ra_ref_t ref);
 // proc} as a borrower of its object id.  Returns 0 or the error.
 int ra__borrow_add(ra_ctx_t *ctx, ra__cluster_t *c, uint64_t id,
                    ra_pid_t core, uint32_t node, uint32_t proc);
+// ra__nest_register has the owner of each reference in a nest count
+// process {node, proc} as its borrower: one ADDN call per owner (from
+// ctx, or a scope of its own when ctx is NULL).  On an error, the
+// registrations made are undone where they can be, why says which owner
+// refused, and the error is returned.
+int ra__nest_register(ra_ctx_t *ctx, ra__cluster_t *c, const void *nest,
+                      size_t len, uint32_t node, uint32_t proc, char *why,
+                      size_t cap);
 // ra__borrow_del tells the owner's core that process {node, proc} no
 // longer borrows its object id (undoing an ra__borrow_add).
 void ra__borrow_del(ra__cluster_t *c, uint64_t id, ra_pid_t core,

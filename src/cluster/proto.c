@@ -837,33 +837,19 @@ ra_task_return_refs(ra_task_t *t, const ra_arg_t *value,
 
 // register_nest has the owner of each reference in the result of task t
 // count the caller (to) as a borrower before the result leaves (the
-// task's holds end right after).  On an error the registrations made are
-// undone, and why says which reference failed.
+// task's holds end right after).  Returns 0 or an error, with why set.
 static int
 register_nest(ra_ctx_t *ctx, ra_task_t *t, ra_pid_t to, char *why,
               size_t cap)
 {
     size_t len = 0;
     const void *p = ra_msg_data(t->rnest, &len);
-    uint32_t n = 0, done = 0;
-    int rc = ra__nest_count(p, len, &n);
-    ra__lent_t l = {0};
-    while (rc == 0 && done < n) {
-        if ((rc = ra__nest_at(p, len, done, &l)) == 0 &&
-            (rc = ra__borrow_add(ctx, ra__g, l.ref.id, l.core, to.node,
-                                 to.proc)) != 0) {
-            snprintf(why, cap, "reference %u of its result (object %" PRIu64
-                     " of process %u.%u) could not be handed to the "
-                     "caller: its owner answered %s", done, l.ref.id,
-                     l.ref.node, l.ref.proc, ra_err_name(rc));
-            break;
-        }
-        done++;
-    }
-    for (uint32_t i = 0; rc != 0 && i < done; i++) {
-        if (ra__nest_at(p, len, i, &l) == 0) {
-            ra__borrow_del(ra__g, l.ref.id, l.core, to.node, to.proc);
-        }
+    char what[600] = "";
+    int rc = ra__nest_register(ctx, ra__g, p, len, to.node, to.proc, what,
+                               sizeof what);
+    if (rc != 0) {
+        snprintf(why, cap, "the references in its result could not be "
+                 "handed to the caller: %s", what);
     }
     return rc;
 }
