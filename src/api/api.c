@@ -2099,8 +2099,8 @@ ra_release(ra_ref_t ref)
 {
     if (ra__g != NULL && is_mine(ref)) {
         ra__obj_release(ra__g->cs, ref.id);
-    } else if (ra__g != NULL) {
-        (void)ra__fref_release(ra__g, ref);
+    } else if (ra__g != NULL && ra__fref_release(ra__g, ref)) {
+        ra__worker_let_go(ref);
     }
 }
 
@@ -2113,7 +2113,11 @@ ra_borrow(ra_ref_t ref)
     if (is_mine(ref)) {
         return RA_EINVAL;
     }
-    return ra__fref_keep(ra__g, ref);
+    int rc = ra__fref_keep(ra__g, ref);
+    if (rc == 0) {
+        ra__worker_kept(ref);
+    }
+    return rc;
 }
 
 int

@@ -494,7 +494,10 @@ void ra_release(ra_ref_t ref);
 // the call that received it, until a matching ra_release: its owner is
 // told that this process borrows the object (when the call ends), so the
 // object stays while the owner lives, even if the owner releases it.  A
-// borrower's process that exits ends its borrows.  Returns 0; RA_EINVAL
+// borrower's process that exits ends its borrows, and so does an actor
+// that ends: ra_borrow in an actor's constructor, method or fini is that
+// actor's, let go when the actor ends (killed, or its last handle gone)
+// if it has not released it by then.  Returns 0; RA_EINVAL
 // (a reference of this process: it owns it already); RA_ENOENT (not a
 // reference this process borrows now); RA_ECLOSED.
 int ra_borrow(ra_ref_t ref);

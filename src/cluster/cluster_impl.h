@@ -445,6 +445,14 @@ const _Atomic bool *ra__worker_cancel_flag(void);
 // on CPUs).
 bool ra__worker_in_task(void);
 void ra__worker_notify_blocked(bool on);
+// ra__worker_kept: the calling thread kept ref with ra_borrow; inside an
+// actor's constructor, method or fini, the keep is that actor's, and is
+// let go when the actor ends (a lightweight actor shares its process, so
+// its borrows would otherwise outlive it).  ra__worker_let_go: one keep of
+// ref was ended by ra_release (the caller's actor's first, else any
+// actor's).  Both do nothing outside actors.
+void ra__worker_kept(ra_ref_t ref);
+void ra__worker_let_go(ra_ref_t ref);
 
 // ---- process-wide state ----
 

@@ -168,6 +168,108 @@ typedef struct inst {
 static _Atomic unsigned live_insts;
 static _Atomic bool orphaned;
 
+// ---- borrows kept by actors ----
+//
+// ra_borrow inside an actor (its constructor, a method, its fini) makes
+// the keep that actor's: when the actor ends, what it still keeps is let
+// go, as if its process had exited.  The records are few (one per actor
+// and reference kept), in one list.
+
+typedef struct keep_rec {
+    const inst_t *in;
+    ra_ref_t ref;
+    unsigned n;
+    struct keep_rec *next;
+} keep_rec_t;
+
+static pthread_mutex_t keeps_mu = PTHREAD_MUTEX_INITIALIZER;
+static keep_rec_t *keeps;
+// The actor whose code this thread runs (NULL: none).
+static _Thread_local const inst_t *cur_inst;
+
+static bool
+same_ref(ra_ref_t a, ra_ref_t b)
+{
+    return a.node == b.node && a.proc == b.proc && a.id == b.id;
+}
+
+void
+ra__worker_kept(ra_ref_t ref)
+{
+    const inst_t *in = cur_inst;
+    if (in == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&keeps_mu);
+    keep_rec_t *k = keeps;
+    while (k != NULL && !(k->in == in && same_ref(k->ref, ref))) {
+        k = k->next;
+    }
+    if (k == NULL && (k = calloc(1, sizeof *k)) != NULL) {
+        k->in = in;
+        k->ref = ref;
+        k->next = keeps;
+        keeps = k;
+    }
+    if (k != NULL) {
+        k->n++;   // (out of memory: the keep stays the process's)
+    }
+    pthread_mutex_unlock(&keeps_mu);
+}
+
+void
+ra__worker_let_go(ra_ref_t ref)
+{
+    pthread_mutex_lock(&keeps_mu);
+    keep_rec_t **pp = NULL;
+    for (keep_rec_t **q = &keeps; *q != NULL; q = &(*q)->next) {
+        if (same_ref((*q)->ref, ref) && (pp == NULL || (*q)->in == cur_inst)) {
+            pp = q;
+            if ((*q)->in == cur_inst) {
+                break;
+            }
+        }
+    }
+    if (pp != NULL && --(*pp)->n == 0) {
+        keep_rec_t *k = *pp;
+        *pp = k->next;
+        free(k);
+    }
+    pthread_mutex_unlock(&keeps_mu);
+}
+
+// keeps_end lets go of what actor in still keeps; it has ended.
+static void
+keeps_end(const inst_t *in, const char *cls)
+{
+    keep_rec_t *mine = NULL;
+    pthread_mutex_lock(&keeps_mu);
+    for (keep_rec_t **q = &keeps; *q != NULL;) {
+        keep_rec_t *k = *q;
+        if (k->in == in) {
+            *q = k->next;
+            k->next = mine;
+            mine = k;
+        } else {
+            q = &k->next;
+        }
+    }
+    pthread_mutex_unlock(&keeps_mu);
+    unsigned total = 0;
+    while (mine != NULL) {
+        keep_rec_t *k = mine;
+        mine = k->next;
+        for (unsigned i = 0; i < k->n && ra__g != NULL; i++) {
+            total += ra__fref_release(ra__g, k->ref);
+        }
+        free(k);
+    }
+    if (total != 0) {
+        ra_log_info("worker", "actor of class %s ended keeping %u borrowed "
+                    "references: let go", cls, total);
+    }
+}
+
 static void
 exit_if_orphaned(void)
 {
@@ -204,8 +306,10 @@ run_call(ra_ctx_t *ctx, inst_t *in, ra_msg_t *msg, ra_pid_t from)
                  in->cls->name, v.name);
     }
     void *shared = in->state;
+    cur_inst = in;
     ra__task_run(ctx, from, fn, &v, in->conc > 1 ? &shared : &in->state,
                  fn == NULL ? RA_ETASK : 0, fn == NULL ? why : NULL);
+    cur_inst = NULL;
     free(v.args);
 }
 
@@ -226,8 +330,11 @@ inst_unref(inst_t *in)
         free(c);
     }
     if (in->cls->fini != NULL) {
+        cur_inst = in;
         in->cls->fini(in->state);
+        cur_inst = NULL;
     }
+    keeps_end(in, in->cls->name);
     pthread_mutex_destroy(&in->mu);
     pthread_cond_destroy(&in->cv);
     free(in);
@@ -475,7 +582,9 @@ new_actor(ra_ctx_t *ctx, ra_msg_t *msg)
     char mwhy[900] = "";
     rc = ra__args_map(ctx, &v, &maps, mwhy, sizeof mwhy);
     if (rc == 0) {
+        cur_inst = in;
         rc = cls->init != NULL ? cls->init(&t) : 0;
+        cur_inst = NULL;
     }
     ra__args_unmap(ctx, &v, &maps);
     in->state = t.state;
@@ -490,8 +599,11 @@ new_actor(ra_ctx_t *ctx, ra_msg_t *msg)
             ra_msg_unref(&res);
         }
         if (cls->fini != NULL) {
+            cur_inst = in;
             cls->fini(in->state);
+            cur_inst = NULL;
         }
+        keeps_end(in, cls->name);
         pthread_mutex_destroy(&in->mu);
         pthread_cond_destroy(&in->cv);
         free(in);

@@ -720,10 +720,18 @@ keeper_drop(ra_task_t *t)
     return ra_task_return_i64(t, 0);
 }
 
+// pid(): its worker's process id.
+static int
+keeper_pid(ra_task_t *t)
+{
+    return ra_task_return_i64(t, (int64_t)getpid());
+}
+
 static const ra_method_t keeper_methods[] = {
     {"keep", keeper_keep},
     {"read", keeper_read},
     {"drop", keeper_drop},
+    {"pid", keeper_pid},
 };
 
 static const ra_actor_class_t Keeper = {
@@ -731,7 +739,7 @@ static const ra_actor_class_t Keeper = {
     .init = keeper_init,
     .fini = keeper_fini,
     .methods = keeper_methods,
-    .nmethods = 3,
+    .nmethods = 4,
 };
 RA_ACTOR_CLASS_REGISTER(Keeper)
 
@@ -2447,6 +2455,24 @@ START_TEST(test_cluster_borrowed_references)
     ck_assert_int_eq(call_i64(keeper, "read", &RA_ARG_I64(3), 1), whole);
     ck_assert_int_eq(call_i64(keeper, "drop", NULL, 0), 0);
     ck_assert_uint_eq(store_objects_become(0), 0);
+
+    // A lightweight actor's borrows are its own: when it ends (killed
+    // here) the object goes, though its worker process stays; another
+    // actor's borrow of the same object is untouched meanwhile.
+    ra_actor_t ka, kb;
+    RA_CK_OK(ra_put(&RA_ARG_BYTES(buf, n), &large));
+    RA_CK_OK(ra_actor_create("Keeper", NULL, 0, NULL, &ka));
+    RA_CK_OK(ra_actor_create("Keeper", NULL, 0, NULL, &kb));
+    ck_assert_int_eq(call_i64(ka, "keep", &RA_ARG_BORROW(large), 1), 0);
+    ck_assert_int_eq(call_i64(kb, "keep", &RA_ARG_BORROW(large), 1), 0);
+    ra_release(large);
+    int64_t kpid = call_i64(ka, "pid", NULL, 0);
+    RA_CK_OK(ra_actor_kill(ka));
+    ck_assert_int_eq(call_i64(kb, "read", &RA_ARG_I64(3), 1), whole);
+    ck_assert_uint_eq(store_objects_become(1), 1);
+    RA_CK_OK(ra_actor_kill(kb));
+    ck_assert_uint_eq(store_objects_become(0), 0);
+    ck_assert_int_eq(kill((pid_t)kpid, 0), 0);   // the worker lives on
 
     // A borrower whose process dies ends its borrows.
     ra_ref_t other;
