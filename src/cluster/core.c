@@ -1477,6 +1477,12 @@ on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
             ra__nest_unhold_locked(k->c, nest);
             ra_msg_unref(&nest);
         } else {
+            if (o->nest != NULL) {
+                // An earlier attempt's, whose copy was lost on its way
+                // here (the task ran again): let those go.
+                ra__nest_unhold_locked(k->c, o->nest);
+                ra_msg_unref(&o->nest);
+            }
             o->nest = nest;
             nest = NULL;
         }
