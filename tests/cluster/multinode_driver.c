@@ -171,14 +171,13 @@ check_pattern(ra_task_t *t)
 RA_REMOTE_REGISTER(check_pattern)
 
 // objects_at answers the objects in the store of the node with the
-// resources of o.  Copies are let go by messages between processes (slow
-// under the sanitizers), so a count above 0 is asked again, for up to
-// 10 s, before it is believed.
+// resources of o.  Copies are let go by messages between processes, so a
+// count above 0 is asked again, for up to 3 s, before it is believed.
 static int64_t
 objects_at(const ra_task_opts_t *o)
 {
     int64_t n = -1;
-    for (int k = 0; k < 100 && n != 0; k++) {
+    for (int k = 0; k < 30 && n != 0; k++) {
         ra_ref_t r;
         if (k > 0) {
             nanosleep(&(struct timespec){0, 100000000L}, NULL);
