@@ -671,7 +671,16 @@ ra_task_arg_bson(const ra_task_t *t, size_t i, bson_t *doc)
 static void
 drop_rnest(ra_task_t *t)
 {
-    ra__nest_drop(ra__g, &t->rnest);
+    ra__cluster_t *c = ra__g;
+    if (t->rnest == NULL) {
+        return;
+    }
+    if (c != NULL) {
+        pthread_mutex_lock(&c->cs->mu);
+        ra__nest_unhold_locked(c, t->rnest);
+        pthread_mutex_unlock(&c->cs->mu);
+    }
+    ra_msg_unref(&t->rnest);
 }
 
 static int
@@ -816,8 +825,11 @@ ra_task_return_refs(ra_task_t *t, const ra_arg_t *value,
     }
     if (rc == 0) {
         t->rnest = nest;
-    } else {
-        ra__nest_drop(c, &nest);
+    } else if (nest != NULL) {
+        pthread_mutex_lock(&c->cs->mu);
+        ra__nest_unhold_locked(c, nest);
+        pthread_mutex_unlock(&c->cs->mu);
+        ra_msg_unref(&nest);
     }
     ra__wb_free(&b);
     return rc;
