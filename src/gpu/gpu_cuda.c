@@ -238,6 +238,47 @@ probe_gpu(ra_topo_t *t, cuda_t *cu, unsigned i, const cu_device_t *dev)
     }
 }
 
+// Whether this build runs under AddressSanitizer (gcc defines the first,
+// clang answers the second).
+#if defined(__SANITIZE_ADDRESS__)
+#define RA__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RA__ASAN 1
+#endif
+#endif
+
+// cuda_say_failed logs why a machine with the CUDA driver gets no GPUs:
+// cuInit or cuDeviceGetCount returned rc, or the count n is 0.  A driver
+// without a device (CUDA_ERROR_NO_DEVICE, 100) is a normal machine and is
+// logged at debug level; any other failure hides GPUs that are there and
+// is a warning that says what to try.
+static void
+cuda_say_failed(cu_result_t rc, int n)
+{
+    enum { CU_NO_DEVICE = 100 };
+
+    if (rc == 0 || rc == CU_NO_DEVICE) {
+        ra_log_debug(LOG, "CUDA driver: no device (%d, %d found): 0 GPUs",
+                     rc, n);
+        return;
+    }
+#ifdef RA__ASAN
+    // Under ASan the driver fails when the shadow gap, where it maps
+    // memory, is protected.
+    ra_log_warn(LOG, "CUDA driver: cuInit/cuDeviceGetCount failed with "
+                     "error %d under AddressSanitizer: run with "
+                     "ASAN_OPTIONS=protect_shadow_gap=0 so that the driver "
+                     "can map its memory; 0 GPUs",
+                rc);
+#else
+    ra_log_warn(LOG, "CUDA driver: cuInit/cuDeviceGetCount failed with "
+                     "error %d (a CUresult, see cuda.h; nvidia-smi shows "
+                     "whether the driver and its devices work): 0 GPUs",
+                rc);
+#endif
+}
+
 int
 ra__gpu_probe(ra_topo_t *t)
 {
@@ -251,9 +292,7 @@ ra__gpu_probe(ra_topo_t *t)
         return 0;
     }
     if ((rc = cu.init(0)) != 0 || (rc = cu.count(&n)) != 0 || n <= 0) {
-        ra_log_debug(LOG, "CUDA driver: cuInit/cuDeviceGetCount gave %d, "
-                          "%d devices: 0 GPUs",
-                     rc, n);
+        cuda_say_failed(rc, n);
         return 0;                   // the library stays loaded, see below
     }
     if ((unsigned)n > RA__MAX_GPUS) {

@@ -205,9 +205,22 @@ hw_load(ra_topo_t *t, const ra_topo_opts_t *o)
     // bridges as its libpciaccess component, which also reads every
     // device's config space and leaks a little on each load.  Older hwloc
     // lacks the call; the load then simply uses both.
+    //
+    // hwloc's GPU components (plugins where a distribution ships them, as
+    // Ubuntu's libhwloc-plugins does) start the vendors' libraries (NVML,
+    // CUDA, OpenCL, ROCm SMI, Level Zero) on every load: hundreds of
+    // milliseconds, and what they allocate is reported as leaked once the
+    // plugin is unloaded.  rayo asks the CUDA driver itself (gpu_cuda.c) and
+    // places GPUs through the PCI tree, so none of them is needed.
     if (t->this_machine) {
-        (void)hwloc_topology_set_components(
-            t->hw, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, "pci");
+        static const char *const off[] = {
+            "pci", "cuda", "nvml", "opencl", "rsmi", "levelzero", "gl",
+        };
+
+        for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
+            (void)hwloc_topology_set_components(
+                t->hw, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, off[i]);
+        }
     }
     if (hwloc_topology_load(t->hw) != 0) {
         ra_log_warn(LOG, "hwloc could not load the topology: %s",

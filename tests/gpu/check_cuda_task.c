@@ -172,6 +172,14 @@ main(void)
     if (gpus_total == 0) {
         printf("SKIP: no GPU on this machine (or no CUDA driver): the "
                "CUDA task test needs one\n");
+#ifdef __SANITIZE_ADDRESS__
+        // `make check` sets it (Makefile.am); by hand it is easy to miss.
+        const char *ao = getenv("ASAN_OPTIONS");
+        if (ao == NULL || strstr(ao, "protect_shadow_gap=0") == NULL) {
+            printf("(under AddressSanitizer the CUDA driver needs "
+                   "ASAN_OPTIONS=protect_shadow_gap=0)\n");
+        }
+#endif
         ra_shutdown();
         return 77;
     }
