@@ -626,10 +626,14 @@ try_grant(ra_ctx_t *ctx, raylet_t *r)
             if ((there = spill_target(r, q, true, ra_self(ctx).node)) !=
                 NULL) {
                 reply_spill(ctx, q, there);
-            } else if (q->pg != 0 && r->nview > 0 && !q->no_spill &&
-                       r->view_gen < q->view_gen + 2) {
+            } else if (!q->no_spill && r->view_gen < q->view_gen + 2 &&
+                       ((q->pg != 0 && r->nview > 0) ||
+                        r->cfg.bind_ip != NULL)) {
                 // Its bundle may be on a node the view does not show
-                // yet (a group just made): wait for a newer view.
+                // yet (a group just made), or, on a cluster of several
+                // nodes, a node that has just joined may offer what it
+                // asks for: wait for two newer views (a heartbeat each,
+                // HB_EVERY_MS) before refusing it.
                 pp = &q->next;
                 continue;
             } else {

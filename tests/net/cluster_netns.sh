@@ -74,6 +74,18 @@ out=$(on 1 env RAYO_ADDRESS=auto "$driver" resource special 2>&1)
 [ "$out" = "node $id2" ] && ok "the custom-resource task ran on node 2" ||
     fail "custom-resource task: $out (node 2 is $id2)"
 
+# A task that no node can run fails with an error that says so, once two
+# newer views of the nodes have come (a node that has just joined may
+# have what it needs): well within 5 s, not never.
+t0=$(date +%s%N)
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" resource nowhere 2>&1)
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ $rc != 0 ] && [ $ms -lt 5000 ] &&
+    printf '%s' "$out" | grep -q "no node offers the resources" &&
+    ok "a task no node can run fails in $ms ms: $out" ||
+    fail "infeasible task: exit $rc after $ms ms: $out"
+
 # Large results made on node 2 are read in node 1's store (pulled there).
 out=$(on 1 env RAYO_ADDRESS=auto "$driver" fetch special 3000000 4 2>&1)
 printf '%s' "$out" |
