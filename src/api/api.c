@@ -1750,11 +1750,8 @@ ra_put_refs(const ra_arg_t *value, const ra_ref_t *refs, size_t nrefs,
     rc = ra__obj_new(c->cs, &id);
     if (rc == 0 && nest != NULL) {
         ra__obj_set_nest(c->cs, id, &nest);
-    } else if (nest != NULL) {
-        pthread_mutex_lock(&c->cs->mu);
-        ra__nest_unhold_locked(c, nest);
-        pthread_mutex_unlock(&c->cs->mu);
-        ra_msg_unref(&nest);
+    } else {
+        ra__nest_drop(c, &nest);
     }
     if (rc == 0) {
         // Skip the kind byte and length: the object holds the bare value.

@@ -106,6 +106,18 @@ ra__lent_read(const void *data, size_t len, ra__lent_t *out)
 
 // ---- references inside objects (nests) ----
 
+// nest_next reads the next reference of a nest from r (past its count):
+// 0 or RA_EBADMSG.
+static int
+nest_next(ra__rbuf_t *r, ra__lent_t *out)
+{
+    size_t bl = 0;
+    const void *b = ra__rb_bytes(r, &bl);
+    return r->bad || ra__lent_read(b, bl, out) != 0 || out->resolve
+               ? RA_EBADMSG
+               : 0;
+}
+
 int
 ra__nest_count(const void *data, size_t len, uint32_t *n)
 {
@@ -115,10 +127,8 @@ ra__nest_count(const void *data, size_t len, uint32_t *n)
         return RA_EBADMSG;
     }
     for (uint32_t i = 0; i < k; i++) {
-        size_t bl = 0;
-        const void *b = ra__rb_bytes(&r, &bl);
         ra__lent_t l;
-        if (r.bad || ra__lent_read(b, bl, &l) != 0 || l.resolve) {
+        if (nest_next(&r, &l) != 0) {
             return RA_EBADMSG;
         }
     }
@@ -127,26 +137,6 @@ ra__nest_count(const void *data, size_t len, uint32_t *n)
     }
     *n = k;
     return 0;
-}
-
-int
-ra__nest_at(const void *data, size_t len, uint32_t i, ra__lent_t *out)
-{
-    ra__rbuf_t r = {.p = data, .len = len};
-    uint32_t k = ra__rb_u32(&r);
-    if (r.bad || i >= k) {
-        return RA_EBADMSG;
-    }
-    for (uint32_t j = 0;; j++) {
-        size_t bl = 0;
-        const void *b = ra__rb_bytes(&r, &bl);
-        if (r.bad) {
-            return RA_EBADMSG;
-        }
-        if (j == i) {
-            return ra__lent_read(b, bl, out);
-        }
-    }
 }
 
 size_t
@@ -166,9 +156,13 @@ ra__nest_ref(const ra_msg_t *nest, size_t i, ra_ref_t *out)
     }
     size_t len = 0;
     const void *p = ra_msg_data(nest, &len);
+    ra__rbuf_t r = {.p = p, .len = len};
+    (void)ra__rb_u32(&r);
     ra__lent_t l;
-    if (ra__nest_at(p, len, (uint32_t)i, &l) != 0) {
-        return RA_EBADMSG;
+    for (size_t k = 0; k <= i; k++) {
+        if (nest_next(&r, &l) != 0) {
+            return RA_EBADMSG;
+        }
     }
     if (out != NULL) {
         *out = l.ref;
@@ -188,13 +182,9 @@ nest_each(ra__cluster_t *c, const ra_msg_t *nest,
     const uint8_t *p = ra_msg_data(nest, &len);
     ra__rbuf_t r = {.p = p, .len = len};
     uint32_t k = ra__rb_u32(&r);
-    for (uint32_t i = 0; i < k && !r.bad; i++) {
-        size_t bl = 0;
-        const void *b = ra__rb_bytes(&r, &bl);
-        ra__lent_t l;
-        if (!r.bad && ra__lent_read(b, bl, &l) == 0) {
-            fn(c, &l);
-        }
+    ra__lent_t l;
+    for (uint32_t i = 0; i < k && nest_next(&r, &l) == 0; i++) {
+        fn(c, &l);
     }
 }
 
@@ -208,6 +198,20 @@ void
 ra__nest_unhold_locked(ra__cluster_t *c, const ra_msg_t *nest)
 {
     nest_each(c, nest, ra__fref_unhold_locked);
+}
+
+void
+ra__nest_drop(ra__cluster_t *c, ra_msg_t **nest)
+{
+    if (*nest == NULL) {
+        return;
+    }
+    if (c != NULL) {
+        pthread_mutex_lock(&c->cs->mu);
+        ra__nest_unhold_locked(c, *nest);
+        pthread_mutex_unlock(&c->cs->mu);
+    }
+    ra_msg_unref(nest);
 }
 
 int
@@ -445,9 +449,11 @@ ra__nest_register(ra_ctx_t *ctx, ra__cluster_t *c, const void *nest,
         snprintf(why, cap, "out of memory");
         return RA_ENOMEM;
     }
+    ra__rbuf_t r = {.p = nest, .len = len};
+    (void)ra__rb_u32(&r);
     for (uint32_t i = 0; i < n; i++) {
         ra__lent_t l;
-        (void)ra__nest_at(nest, len, i, &l);   // valid: counted above
+        (void)nest_next(&r, &l);   // valid: counted above
         e[i].ref = l.ref;
         e[i].core = l.core;
         // An owner on another node may not have dialled us.
@@ -676,22 +682,12 @@ nest_borrow(ra_ctx_t *ctx, ra__cluster_t *c, ra_ref_t ref, const void *nest,
             size_t len, ra_msg_t **out)
 {
     char why[300] = "";
-    int rc = ra__nest_register(ctx, c, nest, len, c->node, c->proc, why,
-                               sizeof why);
-    if (rc != 0) {
+    int rc = ra_msg_new_bytes(out, 0, nest, len);
+    if (rc == 0 && (rc = ra__nest_register(ctx, c, nest, len, c->node,
+                                           c->proc, why, sizeof why)) != 0) {
         ra_log_warn("core", "object %" PRIu64 " of process %u.%u: %s",
                     ref.id, ref.node, ref.proc, why);
-        return rc;
-    }
-    if ((rc = ra_msg_new_bytes(out, 0, nest, len)) != 0) {
-        pthread_mutex_lock(&c->cs->mu);
-        ra_msg_t *tmp = NULL;
-        if (ra_msg_new_bytes(&tmp, 0, nest, len) == 0) {
-            ra__nest_hold_locked(c, tmp);     // (hold, then let go: the
-            ra__nest_unhold_locked(c, tmp);   // owners hear of it)
-        }
-        pthread_mutex_unlock(&c->cs->mu);
-        ra_msg_unref(&tmp);
+        ra_msg_unref(out);
     }
     return rc;
 }

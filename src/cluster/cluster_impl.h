@@ -348,8 +348,6 @@ int ra__lent_read(const void *data, size_t len, ra__lent_t *out);
 #define RA__NEST_MAX 65536u
 // ra__nest_count validates a nest and gives its length: 0 or RA_EBADMSG.
 int ra__nest_count(const void *data, size_t len, uint32_t *n);
-// ra__nest_at reads reference i of a valid nest: 0 or RA_EBADMSG.
-int ra__nest_at(const void *data, size_t len, uint32_t i, ra__lent_t *out);
 // ra__nest_size is the number of references in nest (0 for NULL or a
 // malformed one); ra__nest_ref reads reference i of them: 0, RA_ENOENT
 // (past the end) or RA_EBADMSG.

@@ -671,16 +671,7 @@ ra_task_arg_bson(const ra_task_t *t, size_t i, bson_t *doc)
 static void
 drop_rnest(ra_task_t *t)
 {
-    ra__cluster_t *c = ra__g;
-    if (t->rnest == NULL) {
-        return;
-    }
-    if (c != NULL) {
-        pthread_mutex_lock(&c->cs->mu);
-        ra__nest_unhold_locked(c, t->rnest);
-        pthread_mutex_unlock(&c->cs->mu);
-    }
-    ra_msg_unref(&t->rnest);
+    ra__nest_drop(ra__g, &t->rnest);
 }
 
 static int
@@ -825,11 +816,8 @@ ra_task_return_refs(ra_task_t *t, const ra_arg_t *value,
     }
     if (rc == 0) {
         t->rnest = nest;
-    } else if (nest != NULL) {
-        pthread_mutex_lock(&c->cs->mu);
-        ra__nest_unhold_locked(c, nest);
-        pthread_mutex_unlock(&c->cs->mu);
-        ra_msg_unref(&nest);
+    } else {
+        ra__nest_drop(c, &nest);
     }
     ra__wb_free(&b);
     return rc;

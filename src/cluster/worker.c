@@ -220,6 +220,9 @@ ra__worker_kept(ra_ref_t ref)
 void
 ra__worker_let_go(ra_ref_t ref)
 {
+    if (ra__g == NULL || !ra__g->worker) {
+        return;   // a driver's: no actors here
+    }
     pthread_mutex_lock(&keeps_mu);
     keep_rec_t **pp = NULL;
     for (keep_rec_t **q = &keeps; *q != NULL; q = &(*q)->next) {

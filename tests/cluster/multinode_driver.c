@@ -171,13 +171,14 @@ check_pattern(ra_task_t *t)
 RA_REMOTE_REGISTER(check_pattern)
 
 // objects_at answers the objects in the store of the node with the
-// resources of o.  Copies are let go by messages between processes, so a
-// count above 0 is asked again, for up to 3 s, before it is believed.
+// resources of o.  Copies are let go by messages between processes (slow
+// under the sanitizers), so a count above 0 is asked again, for up to
+// 10 s, before it is believed.
 static int64_t
 objects_at(const ra_task_opts_t *o)
 {
     int64_t n = -1;
-    for (int k = 0; k < 30 && n != 0; k++) {
+    for (int k = 0; k < 100 && n != 0; k++) {
         ra_ref_t r;
         if (k > 0) {
             nanosleep(&(struct timespec){0, 100000000L}, NULL);
@@ -271,16 +272,30 @@ peek_lent(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(peek_lent)
 
+// far_opts makes *o ask for 0.01 CPU and one of resource res (held in *x),
+// so that the task runs on the node that has it.  Returns 0, or 1 when res
+// is not a resource name.
+static int
+far_opts(const char *res, ra_task_opts_t *o, ra_resources_t *x)
+{
+    *o = RA_TASK_OPTS_INIT;
+    *x = (ra_resources_t){0};
+    if (ra_resources_set(x, res, 1.0) != 0) {
+        return 1;
+    }
+    o->resources = x;
+    o->num_cpus = 0.01;
+    return 0;
+}
+
 static int
 lend(const char *res, long long bytes)
 {
-    ra_task_opts_t o = RA_TASK_OPTS_INIT;
-    ra_resources_t x = {0};
-    if (bytes < 0 || ra_resources_set(&x, res, 1.0) != 0) {
+    ra_task_opts_t o;
+    ra_resources_t x;
+    if (bytes < 0 || far_opts(res, &o, &x) != 0) {
         return 1;
     }
-    o.resources = &x;
-    o.num_cpus = 0.01;
     ra_ref_t obj, r;
     int rc = put_pattern(11, bytes, &obj);
     if (rc != 0) {
@@ -433,14 +448,12 @@ RA_REMOTE_REGISTER(check_where)
 static int
 near(const char *res, long long bytes)
 {
-    ra_task_opts_t o = RA_TASK_OPTS_INIT;
-    ra_resources_t x = {0};
+    ra_task_opts_t o;
+    ra_resources_t x;
     ra_transfer_stats_t t0, t1;
-    if (bytes < 0 || ra_resources_set(&x, res, 1.0) != 0) {
+    if (bytes < 0 || far_opts(res, &o, &x) != 0) {
         return 1;
     }
-    o.resources = &x;
-    o.num_cpus = 0.01;
     ra_ref_t outer, inner, r;
     ra_value_t *v = NULL;
     ra_arg_t a[2] = {RA_ARG_I64(13), RA_ARG_I64(bytes)};
@@ -515,13 +528,11 @@ RA_REMOTE_REGISTER(put_nest)
 static int
 nest(const char *res, long long bytes)
 {
-    ra_task_opts_t o = RA_TASK_OPTS_INIT;
-    ra_resources_t x = {0};
-    if (bytes <= 0 || ra_resources_set(&x, res, 1.0) != 0) {
+    ra_task_opts_t o;
+    ra_resources_t x;
+    if (bytes <= 0 || far_opts(res, &o, &x) != 0) {
         return 1;
     }
-    o.resources = &x;
-    o.num_cpus = 0.01;
     ra_ref_t outer, in[2];
     ra_value_t *v = NULL, *w = NULL;
     ra_arg_t a[2] = {RA_ARG_I64(21), RA_ARG_I64(bytes)};
