@@ -171,6 +171,22 @@ show_log_tail(const char *log)
     }
 }
 
+// daemon_said tells stderr (the daemon log) why ra_node_run returned rc,
+// when it failed: it could not start, or (RA_EACTOR) it stopped because
+// one of its system actors ended (its log line names it).
+static void
+daemon_said(int rc)
+{
+    if (rc == RA_EACTOR) {
+        fprintf(stderr, "rayo daemon: stopped: one of its system actors "
+                "ended (the line above names it); a supervisor (rayo start "
+                "--restart, systemd) starts it again\n");
+    } else if (rc != 0) {
+        fprintf(stderr, "rayo daemon: could not start: %s\n",
+                ra_strerror(rc));
+    }
+}
+
 // ---- the daemon's supervisor (rayo start --restart) ----
 //
 // The keeper is the daemon's parent: it starts the daemon (a child
@@ -275,10 +291,7 @@ keep_daemon(const ra_init_opts_t *o, int ready_fd, const char *temp)
             signal(SIGINT, SIG_DFL);
             signal(SIGHUP, SIG_DFL);
             int rc = ra_node_run(o, rp[1]);
-            if (rc != 0) {
-                fprintf(stderr, "rayo daemon: could not start: %s\n",
-                        ra_strerror(rc));
-            }
+            daemon_said(rc);
             _exit(rc == 0 ? 0 : 1);
         }
         keep_child = d;
@@ -489,6 +502,10 @@ ra__tool_start(const char *prog, int argc, char **argv)
     if (block) {
         fflush(stdout);
         int rc = ra_node_run(&o, dup(STDOUT_FILENO));
+        if (rc == RA_EACTOR) {
+            daemon_said(rc);
+            return RA_TOOL_FAIL;
+        }
         if (rc != 0) {
             fprintf(stderr, "%s: the node daemon could not start: %s\n",
                     prog, ra_strerror(rc));
@@ -528,10 +545,7 @@ ra__tool_start(const char *prog, int argc, char **argv)
             _exit(keep_daemon(&o, p[1], temp));
         }
         int rc = ra_node_run(&o, p[1]);
-        if (rc != 0) {
-            fprintf(stderr, "rayo daemon: could not start: %s\n",
-                    ra_strerror(rc));
-        }
+        daemon_said(rc);
         _exit(rc == 0 ? 0 : 1);
     }
     close(p[1]);

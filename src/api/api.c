@@ -1234,6 +1234,128 @@ fail_early:
     return rc;
 }
 
+// ---- the daemon's watch on its system actors ----
+//
+// A node daemon cannot go on without its GCS (head), raylet, object
+// manager or core: their peers address them by pid, so one started again
+// in place would not be found (see doc/cluster.md, "Kept up").  The watch
+// monitors them; when one ends while the daemon is not stopping, it logs
+// which and why and stops the daemon (SIGTERM to itself, which
+// ra_node_run's sigwait takes), and ra_node_run returns RA_EACTOR.  The
+// supervisor one level up (the keeper of `rayo start --restart`, systemd)
+// then starts the whole daemon again, as an OTP supervisor escalates what
+// it cannot restart itself.  Before, such a daemon went on serving with a
+// dead system actor: every request to it went unanswered.
+
+typedef struct watched {
+    const char *name;
+    ra_pid_t pid;
+    uint64_t mref;
+} watched_t;
+
+enum { WATCHED_MAX = 4 };
+
+typedef struct sys_watch {
+    watched_t w[WATCHED_MAX];
+    size_t n;
+} sys_watch_t;
+
+// Set by the watch when a system actor ended (the name of the first one):
+// ra_node_run returns RA_EACTOR.  sys_stopping: the daemon is stopping,
+// and the system actors' ends are its doing.
+static _Atomic(const char *) sys_actor_lost;
+static atomic_bool sys_stopping;
+
+static int
+watch_init(ra_ctx_t *ctx, void **state)
+{
+    sys_watch_t *sw = *state;
+    for (size_t i = 0; i < sw->n; i++) {
+        // (A pid already gone gives its DOWN at once.)
+        int rc = ra_monitor(ctx, sw->w[i].pid, &sw->w[i].mref);
+        if (rc != 0) {
+            ra_log_warn("api", "cannot watch the daemon's %s: %s",
+                        sw->w[i].name, ra_strerror(rc));
+        }
+    }
+    return 0;
+}
+
+static int
+watch_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    (void)ctx;
+    sys_watch_t *sw = state;
+    uint64_t mref;
+    ra_pid_t pid;
+    ra_reason_t why;
+    if (ra_msg_kind(msg) != RA_MSG_DOWN ||
+        ra_msg_down_info(msg, &mref, &pid, &why) != 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < sw->n; i++) {
+        if (sw->w[i].mref != mref) {
+            continue;
+        }
+        const char *none = NULL;
+        if (atomic_load(&sys_stopping) ||
+            !atomic_compare_exchange_strong(&sys_actor_lost, &none,
+                                            sw->w[i].name)) {
+            return 0;   // stopping anyway
+        }
+        char r[64];
+        ra_log_err("api", "the daemon's %s (actor %u.%u.%u) ended (%s): the "
+                   "node cannot serve without it; the daemon stops so that "
+                   "its supervisor starts it again (rayo start --restart, "
+                   "or systemd)", sw->w[i].name, pid.node, pid.proc, pid.id,
+                   ra_reason_str(why, r, sizeof r));
+        (void)kill(getpid(), SIGTERM);
+        return 0;
+    }
+    return 0;
+}
+
+static void
+watch_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
+{
+    (void)ctx;
+    (void)reason;
+    free(state);
+}
+
+static const ra_behaviour_t watch_beh = {
+    .name = "rayo-watch",
+    .init = watch_init,
+    .handle = watch_handle,
+    .terminate = watch_terminate,
+};
+
+// watch_start starts the watch on c's system actors: its GCS when it runs
+// here (the head), its object manager when it has one, its raylet and its
+// core.  Returns 0 or an error of ra_spawn.
+static int
+watch_start(ra__cluster_t *c, ra_pid_t *out)
+{
+    sys_watch_t *sw = calloc(1, sizeof *sw);
+    if (sw == NULL) {
+        return RA_ENOMEM;
+    }
+    if (c->gcs.node == c->node && c->gcs.proc == c->proc) {
+        sw->w[sw->n++] = (watched_t){.name = "GCS", .pid = c->gcs};
+    }
+    if (!ra_pid_is_nil(c->objmgr)) {
+        sw->w[sw->n++] = (watched_t){.name = "object manager",
+                                     .pid = c->objmgr};
+    }
+    sw->w[sw->n++] = (watched_t){.name = "raylet", .pid = c->raylet};
+    sw->w[sw->n++] = (watched_t){.name = "core", .pid = c->core};
+    int rc = ra_spawn(c->rt, &watch_beh, sw, NULL, out);
+    if (rc != 0) {
+        free(sw);   // (its init cannot fail: it never existed)
+    }
+    return rc;
+}
+
 int
 ra_node_run(const ra_init_opts_t *opts, int ready_fd)
 {
@@ -1265,6 +1387,16 @@ ra_node_run(const ra_init_opts_t *opts, int ready_fd)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return rc;
     }
+    ra_pid_t watch;
+    atomic_store(&sys_actor_lost, NULL);
+    atomic_store(&sys_stopping, false);
+    if ((rc = watch_start(ra__g, &watch)) != 0) {
+        ra_log_err("api", "cannot watch the daemon's system actors: %s",
+                   ra_strerror(rc));
+        ra_shutdown();
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return rc;
+    }
     ra_log_info("api", "node daemon %d serving session %s", (int)getpid(),
                 ra__g->session);
     if (ready_fd >= 0) {
@@ -1277,11 +1409,17 @@ ra_node_run(const ra_init_opts_t *opts, int ready_fd)
     int sig = 0;
     while (sigwait(&stop, &sig) != 0) {
     }
-    ra_log_info("api", "node daemon %d: signal %d, stopping", (int)getpid(),
-                sig);
+    const char *lost = atomic_load(&sys_actor_lost);
+    if (lost == NULL) {
+        ra_log_info("api", "node daemon %d: signal %d, stopping",
+                    (int)getpid(), sig);
+    }
+    // The system actors' ends from here on are the shutdown's.
+    atomic_store(&sys_stopping, true);
+    (void)ra_runtime_exit(ra__g->rt, watch, RA_KILL);
     ra_shutdown();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return 0;
+    return lost != NULL ? RA_EACTOR : 0;
 }
 
 void

@@ -84,7 +84,8 @@ daemon_up(void)
         close(p[0]);
         ra_init_opts_t o = {.num_cpus = 2, .workers = 1, .temp_dir = temp,
                             .object_store_memory = 64 << 20};
-        _exit(ra_node_run(&o, p[1]) == 0 ? 0 : 1);
+        int rc = ra_node_run(&o, p[1]);
+        _exit(rc == 0 ? 0 : rc == RA_EACTOR ? 3 : 1);
     }
     close(p[1]);
     size_t len = 0;
@@ -415,6 +416,59 @@ START_TEST(test_join_errors_name_the_address)
 }
 END_TEST
 
+// A driver ends one of the daemon's system actors with an exit signal, as
+// a fault tool would (0: the raylet, 1: the GCS, 2: the object manager):
+// the daemon must not serve on without it.  It stops, its workers with it,
+// and ra_node_run returns RA_EACTOR (exit status 3 here), so that its
+// supervisor starts it again.  Without the watch it served on: the wait
+// below ran out with the daemon still running.
+START_TEST(test_daemon_stops_when_a_system_actor_ends)
+{
+    static const char *const what[] = {"raylet", "GCS", "object manager"};
+    ra_init_opts_t o = {.address = session};
+    RA_CK_OK(ra_init_opts(&o));
+    // A worker of this job runs, so that its end can be checked too.
+    ra_arg_t a = RA_ARG_I64(0);
+    ra_ref_t r;
+    int64_t worker = 0;
+    RA_CK_OK(ra_remote("my_pid", &a, 1, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &worker));
+    ck_assert_int_gt(worker, 0);
+    ra_pid_t victim = _i == 0 ? ra__g->raylet
+                      : _i == 1 ? ra__g->gcs
+                                : ra__g->objmgr;
+    ck_assert_msg(!ra_pid_is_nil(victim), "no %s pid", what[_i]);
+    ck_assert_uint_eq(victim.proc, (unsigned)daemon_pid);
+    // (An exit signal goes to another process from an actor: a scope.)
+    ra_ctx_t *scope = NULL;
+    RA_CK_OK(ra_scope_new(ra__g->rt, &scope));
+    RA_CK_OK(ra_exit_pid(scope, victim, RA_KILL));
+    int st = 0;
+    pid_t w = 0;
+    for (int i = 0; i < 200 && w == 0; i++) {
+        if ((w = waitpid(daemon_pid, &st, WNOHANG)) == 0) {
+            usleep(50000);
+        }
+    }
+    ck_assert_msg(w == daemon_pid, "the daemon served on for 10 s after "
+                  "its %s ended", what[_i]);
+    daemon_pid = -1;
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 3,
+                  "the daemon ended with status %d, not RA_EACTOR", st);
+    // Its worker went with it.
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; i++) {
+        gone = kill((pid_t)worker, 0) != 0 && errno == ESRCH;
+        if (!gone) {
+            usleep(50000);
+        }
+    }
+    ck_assert_msg(gone, "worker %lld outlived its daemon", (long long)worker);
+    ra_scope_destroy(&scope);
+    ra_shutdown();
+}
+END_TEST
+
 static Suite *
 daemon_suite(void)
 {
@@ -427,6 +481,8 @@ daemon_suite(void)
     tcase_add_test(tc, test_daemon_refuses_malformed_job_messages);
     tcase_add_test(tc, test_daemon_loss_fails_pending_work_at_once);
     tcase_add_test(tc, test_join_errors_name_the_address);
+    tcase_add_loop_test(tc, test_daemon_stops_when_a_system_actor_ends, 0,
+                        3);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -89,6 +89,11 @@
 //                                   on node ID zero-copy|copied, pulled
 //                                   here K" (K: copies this node's object
 //                                   manager made meanwhile)
+//   multinode_driver killsys raylet|gcs|objmgr
+//                                   ends that system actor of the node
+//                                   daemon it joined with an exit signal
+//                                   (RA_KILL), as a fault tool would:
+//                                   "killed the daemon's WHAT"
 //
 // Exit status 0 when the work itself went well.
 #include <malloc.h>
@@ -99,6 +104,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "cluster_impl.h"   // killsys: the system actors' pids
 
 static int
 where(ra_task_t *t)
@@ -1010,6 +1017,32 @@ say(const char *text, const char *res)
     return 0;
 }
 
+// killsys ends the joined daemon's raylet, GCS or object manager.
+static int
+killsys(const char *what)
+{
+    ra__cluster_t *c = ra__g;
+    ra_pid_t victim = strcmp(what, "raylet") == 0   ? c->raylet
+                      : strcmp(what, "gcs") == 0    ? c->gcs
+                      : strcmp(what, "objmgr") == 0 ? c->objmgr
+                                                    : RA_PID_NIL;
+    if (ra_pid_is_nil(victim)) {
+        fprintf(stderr, "multinode_driver: killsys: no %s\n", what);
+        return 1;
+    }
+    ra_ctx_t *scope = NULL;
+    int rc = ra_scope_new(c->rt, &scope);
+    if (rc == 0) {
+        rc = ra_exit_pid(scope, victim, RA_KILL);
+        ra_scope_destroy(&scope);
+    }
+    if (rc != 0) {
+        return fail("exit signal", rc);
+    }
+    printf("killed the daemon's %s\n", what);
+    return 0;
+}
+
 static int
 resource(const char *name)
 {
@@ -1253,6 +1286,8 @@ main(int argc, char **argv)
         st = nest(argv[2], atoll(argv[3]));
     } else if (strcmp(argv[1], "lend") == 0 && argc == 4) {
         st = lend(argv[2], atoll(argv[3]));
+    } else if (strcmp(argv[1], "killsys") == 0 && argc == 3) {
+        st = killsys(argv[2]);
     } else if (strcmp(argv[1], "watch") == 0 && argc == 5) {
         st = watch(argv[2], atoi(argv[3]), atoi(argv[4]));
     } else {

@@ -399,17 +399,20 @@ keeper=$(cat "$temp/keeper.pid" 2>/dev/null)
     alive "$keeper" && alive "$pid" &&
     ok "--restart: daemon $pid, kept by $keeper" ||
     fail "--restart: $(cat "$temp/restart.err")"
+# next_daemon SESSION prints the pid of the daemon of a session other than
+# SESSION once one runs (the keeper's next), waiting up to 15 s.
+next_daemon() {
+    for i in $(seq 1 150); do
+        new=$(cat "$temp/current" 2>/dev/null)
+        if [ -n "$new" ] && [ "$new" != "$1" ] && [ -f "$new/node.info" ]; then
+            p=$(sed -n 's/^pid //p' "$new/node.info")
+            [ -n "$p" ] && alive "$p" && { echo "$p"; return; }
+        fi
+        sleep 0.1
+    done
+}
 kill -9 "$pid"
-pid2=""
-for i in $(seq 1 150); do
-    new=$(cat "$temp/current" 2>/dev/null)
-    if [ -n "$new" ] && [ "$new" != "$session" ] && [ -f "$new/node.info" ]; then
-        pid2=$(sed -n 's/^pid //p' "$new/node.info")
-        [ -n "$pid2" ] && alive "$pid2" && break
-    fi
-    pid2=""
-    sleep 0.1
-done
+pid2=$(next_daemon "$session")
 [ -n "$pid2" ] && [ "$pid2" != "$pid" ] &&
     ok "after kill -9 the keeper started the daemon again ($pid2)" ||
     fail "no daemon after kill -9 under --restart"
@@ -417,6 +420,21 @@ out=$(RAYO_ADDRESS=auto "$quickstart" 2>&1); rc=$?
 [ $rc = 0 ] && "$rayo" status >/dev/null 2>&1 &&
     ok "the daemon started again serves programs" ||
     fail "quickstart on the restarted daemon: $rc $out"
+# A system actor that ends (the raylet, killed by a driver as a fault
+# tool would) stops the daemon, with a log line that names it, and the
+# keeper starts it again: it does not serve on without its raylet.
+session2=$(cat "$temp/current" 2>/dev/null)
+out=$(RAYO_ADDRESS=auto "$mnd" killsys raylet 2>&1)
+pid3=$(next_daemon "$session2")
+[ "$out" = "killed the daemon's raylet" ] && [ -n "$pid3" ] &&
+    ! alive "$pid2" &&
+    grep -q "the daemon's raylet (actor [0-9.]*) ended (killed)" "$temp/daemon.log" &&
+    ok "a daemon whose raylet ended stopped and was started again ($pid3)" ||
+    fail "raylet killed: $out; daemon $pid2 alive? new daemon '$pid3'; log: $(tail -n 5 "$temp/daemon.log")"
+out=$(RAYO_ADDRESS=auto "$quickstart" 2>&1); rc=$?
+[ $rc = 0 ] && ok "and the new daemon serves programs" ||
+    fail "quickstart after the raylet's end: $rc $out"
+pid2=$pid3
 "$rayo" stop >/dev/null 2>&1
 sleep 0.3
 ! alive "$pid2" && ! alive "$keeper" && [ ! -e "$temp/keeper.pid" ] &&
