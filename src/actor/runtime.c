@@ -407,7 +407,6 @@ ra_runtime_destroy(ra_runtime_t **rtp)
         return;
     }
     ra_runtime_t *rt = *rtp;
-    *rtp = NULL;
     atomic_store(&rt->closing, true);
     if (rt->workers != NULL) {
         // Repeat: an actor's terminate may race with the sweep.
@@ -442,5 +441,10 @@ ra_runtime_destroy(ra_runtime_t **rtp)
     pthread_mutex_destroy(&rt->live_mtx);
     pthread_mutex_destroy(&rt->root_mtx);
     pthread_cond_destroy(&rt->live_cond);
+    // Cleared only now: until the threads are joined, actors ending in the
+    // sweep may read the caller's pointer (the cluster's c->rt, read by
+    // ra__gcs_call from the core's thread), and a store to it then was a
+    // data race (TSan, check_cluster, 2026-11-29).
+    *rtp = NULL;
     free(rt);
 }

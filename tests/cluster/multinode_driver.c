@@ -267,10 +267,16 @@ peek_lent(ra_task_t *t)
     int64_t passed = -1;
     ra_arg_t a[2] = {RA_ARG_REF(r), RA_ARG_I64(seed)};
     if ((rc = ra_remote("check_pattern", a, 2, &o, &sub)) != 0 ||
-        (rc = ra_get_i64(sub, 120000, &passed)) != 0) {
-        return ra_task_fail(t, "passing the reference on: %s",
-                            ra_err_name(rc));
+        (rc = ra_get(sub, 120000, &v)) != 0) {
+        // (What the task's error says: which step lost the object.)
+        int e = ra_task_fail(t, "passing the reference on: %s %s",
+                             ra_err_name(rc),
+                             v != NULL ? ra_value_error(v) : "");
+        ra_value_free(&v);
+        return e;
     }
+    passed = ra_value_kind(v) == RA_VAL_I64 ? ra_value_i64(v) : -1;
+    ra_value_free(&v);
     ra_release(sub);
     uint8_t out[16];
     memcpy(out, &score, 8);
