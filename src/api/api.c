@@ -1332,9 +1332,9 @@ static const ra_behaviour_t watch_beh = {
 
 // watch_start starts the watch on c's system actors: its GCS when it runs
 // here (the head), its object manager when it has one, its raylet and its
-// core.  Returns 0 or an error of ra_spawn.
+// core.  It ends with the runtime.  Returns 0 or an error of ra_spawn.
 static int
-watch_start(ra__cluster_t *c, ra_pid_t *out)
+watch_start(ra__cluster_t *c)
 {
     sys_watch_t *sw = calloc(1, sizeof *sw);
     if (sw == NULL) {
@@ -1349,7 +1349,7 @@ watch_start(ra__cluster_t *c, ra_pid_t *out)
     }
     sw->w[sw->n++] = (watched_t){.name = "raylet", .pid = c->raylet};
     sw->w[sw->n++] = (watched_t){.name = "core", .pid = c->core};
-    int rc = ra_spawn(c->rt, &watch_beh, sw, NULL, out);
+    int rc = ra_spawn(c->rt, &watch_beh, sw, NULL, NULL);
     if (rc != 0) {
         free(sw);   // (its init cannot fail: it never existed)
     }
@@ -1387,10 +1387,9 @@ ra_node_run(const ra_init_opts_t *opts, int ready_fd)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return rc;
     }
-    ra_pid_t watch;
     atomic_store(&sys_actor_lost, NULL);
     atomic_store(&sys_stopping, false);
-    if ((rc = watch_start(ra__g, &watch)) != 0) {
+    if ((rc = watch_start(ra__g)) != 0) {
         ra_log_err("api", "cannot watch the daemon's system actors: %s",
                    ra_strerror(rc));
         ra_shutdown();
@@ -1414,9 +1413,9 @@ ra_node_run(const ra_init_opts_t *opts, int ready_fd)
         ra_log_info("api", "node daemon %d: signal %d, stopping",
                     (int)getpid(), sig);
     }
-    // The system actors' ends from here on are the shutdown's.
+    // The system actors' ends from here on are the shutdown's (which ends
+    // the watch too).
     atomic_store(&sys_stopping, true);
-    (void)ra_runtime_exit(ra__g->rt, watch, RA_KILL);
     ra_shutdown();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return lost != NULL ? RA_EACTOR : 0;

@@ -201,17 +201,24 @@ ra__nest_unhold_locked(ra__cluster_t *c, const ra_msg_t *nest)
 }
 
 void
+ra__nest_drop_locked(ra__cluster_t *c, ra_msg_t **nest)
+{
+    if (*nest != NULL) {
+        ra__nest_unhold_locked(c, *nest);
+        ra_msg_unref(nest);
+    }
+}
+
+void
 ra__nest_drop(ra__cluster_t *c, ra_msg_t **nest)
 {
-    if (*nest == NULL) {
+    if (*nest == NULL || c == NULL) {
+        ra_msg_unref(nest);
         return;
     }
-    if (c != NULL) {
-        pthread_mutex_lock(&c->cs->mu);
-        ra__nest_unhold_locked(c, *nest);
-        pthread_mutex_unlock(&c->cs->mu);
-    }
-    ra_msg_unref(nest);
+    pthread_mutex_lock(&c->cs->mu);
+    ra__nest_drop_locked(c, nest);
+    pthread_mutex_unlock(&c->cs->mu);
 }
 
 int

@@ -1474,15 +1474,11 @@ on_result(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         // this result is not taken.
         ra__nest_hold_locked(k->c, nest);
         if (!take) {
-            ra__nest_unhold_locked(k->c, nest);
-            ra_msg_unref(&nest);
+            ra__nest_drop_locked(k->c, &nest);
         } else {
-            if (o->nest != NULL) {
-                // An earlier attempt's, whose copy was lost on its way
-                // here (the task ran again): let those go.
-                ra__nest_unhold_locked(k->c, o->nest);
-                ra_msg_unref(&o->nest);
-            }
+            // An earlier attempt's, whose copy was lost on its way here
+            // (the task ran again), is let go.
+            ra__nest_drop_locked(k->c, &o->nest);
             o->nest = nest;
             nest = NULL;
         }

@@ -418,8 +418,11 @@ int ra__nest_make(ra__cluster_t *c, const ra_ref_t *refs, size_t n,
 void ra__nest_hold_locked(ra__cluster_t *c, const ra_msg_t *nest);
 void ra__nest_unhold_locked(ra__cluster_t *c, const ra_msg_t *nest);
 // ra__nest_drop lets go of the references of a nest not given to any
-// object (ra__nest_make's holds), takes cs->mu, and unrefs *nest.
+// object (ra__nest_make's holds), takes cs->mu, and unrefs *nest;
+// ra__nest_drop_locked is the same with cs->mu held.  Both do nothing
+// for a NULL *nest.
 void ra__nest_drop(ra__cluster_t *c, ra_msg_t **nest);
+void ra__nest_drop_locked(ra__cluster_t *c, ra_msg_t **nest);
 // ra__fref_fetch waits up to timeout_ms (0: only asks) for the outcome
 // of a borrowed object, from the owner the first time and from this
 // process's copy afterwards.  Returns 0 (*out filled), RA_ENOENT (not
