@@ -95,8 +95,10 @@ enum {
 //         an owner on another node is in the store with a reference the
 //         worker took for it; drop it if the owner's process is lost.
 //  PULL   process -> its node's objmgr: {u64 req, oid, pid src objmgr, str
-//         src endpoint, u64 size, u8 flags (RA__PULL_*)}: copy the object
-//         here; answered with PULLED.
+//         src endpoint, u64 size, u8 flags (RA__PULL_*), [pid watch]}: copy
+//         the object here; answered with PULLED.  A call's copy is kept
+//         for the asking process until it sends UNUSE or watch (its core,
+//         in the sender's process; the sender when absent) ends.
 //  PULLED objmgr -> the process that asked: {u64 req, oid, i32 status, str
 //         error text}.  On success the object is sealed in this node's
 //         store with one reference that the asker now holds.
@@ -110,8 +112,10 @@ enum {
 //         source about once).
 //  FREE   to an objmgr: {oid}: the copy held for another node's owner is
 //         no longer needed; delete it.
-//  UNUSE  worker -> its node's objmgr: {oid}: done with a copy that a PULL
-//         made for it (a task's argument); deleted once unreferenced.
+//  UNUSE  process -> its node's objmgr: {oid, [pid watch]}: done with a
+//         copy that a PULL made for it (a task's argument, a borrowed
+//         value); deleted once unreferenced.  watch is the one its PULL
+//         named (the sender when absent).
 //  STATS  a call to an objmgr: answered with {u64 pulls done, u64 pulls
 //         failed, u64 bytes pulled, u64 microseconds pulling (summed),
 //         u64 bytes served}.
@@ -381,11 +385,12 @@ int ra__objloc_read(const void *data, size_t len, ra__objloc_t *out);
 // ra__rb_oid reads 16 raw bytes as an object id (bad when short).
 void ra__rb_oid(ra__rbuf_t *r, ra_oid_t *oid);
 
-// ra__pull_msg makes the RA__OBJ_PULL of loc (see RA__T_OBJ);
+// ra__pull_msg makes the RA__OBJ_PULL of loc (see RA__T_OBJ), naming
+// watch (nil: none) as the process that keeps the copy;
 // ra__pulled_read parses a PULLED answer (text gets the error text, ""
 // on success).  Return 0, RA_ENOMEM or RA_EBADMSG.
 int ra__pull_msg(uint64_t req, const ra__objloc_t *loc, uint8_t flags,
-                 ra_msg_t **out);
+                 ra_pid_t watch, ra_msg_t **out);
 int ra__pulled_read(const ra_msg_t *m, uint64_t *req, ra_oid_t *oid,
                     int *status, char *text, size_t cap);
 
@@ -502,7 +507,9 @@ extern ra__cluster_t *ra__g;
 
 // ra__core_start spawns this process's core actor.
 int ra__core_start(ra__cluster_t *c);
-// ra__core_stop frees the object table after the runtime ended.
+// ra__core_free frees the object table after the runtime ended; in a
+// process joined to a node, the objects it owns that are still in the
+// node's store are deleted there (call it before closing the store).
 void ra__core_free(ra__cluster_t *c);
 // ra__core_flush_events has the core send the task events it holds to
 // the GCS now (a driver that ends), and waits until they are sent on.

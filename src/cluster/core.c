@@ -1315,7 +1315,7 @@ pull_result(ra_ctx_t *ctx, core_t *k, ra__task_t *t, uint8_t vkind,
     }
     ra_msg_t *pm = NULL;
     if (why == NULL &&
-        (ra__pull_msg(id, &loc, RA__PULL_FREE_SRC, &pm) != 0 ||
+        (ra__pull_msg(id, &loc, RA__PULL_FREE_SRC, RA_PID_NIL, &pm) != 0 ||
          ra_send(ctx, k->c->objmgr, &pm) != 0)) {
         ra_msg_unref(&pm);
         why = "cannot reach this node's object manager";
@@ -2182,6 +2182,17 @@ ra__core_free(ra__cluster_t *c)
     }
     for (size_t i = 0; i < cs->cap; i++) {
         ra__obj_t *o = cs->objs[i];
+        if (o != NULL && o->in_store && c->joined && c->store != NULL) {
+            // Ours and still in the node's store (never released, or
+            // still borrowed): it ends with its owner, as it would had
+            // this process died, instead of staying in a store that
+            // outlives us.  A reader's pin keeps its bytes until it lets
+            // go; the borrowers of the object get RA_EOBJLOST.
+            ra_oid_t oid;
+            memcpy(oid.b, o->oid, 16);
+            (void)ra_objstore_unref(c->store, oid);
+            (void)ra_objstore_delete(c->store, oid);
+        }
         if (o != NULL) {
             ra__dep_t *d = o->deps;
             while (d != NULL) {

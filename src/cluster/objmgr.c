@@ -64,6 +64,8 @@ typedef struct waiter {
     ra_pid_t core;
     uint64_t req;
     uint64_t cref;            // a worker's call (answered with ra_reply_to)
+    ra_pid_t watch;           // whose end lets the copy go (the asking
+                              // process's core; its sender if not given)
 } waiter_t;
 
 typedef struct pull {
@@ -299,7 +301,7 @@ pull_end(ra_ctx_t *ctx, objmgr_t *om, pull_t *p, int status,
     }
     for (size_t i = 0; i < p->nw; i++) {
         if (status == 0 && p->w[i].cref != 0) {
-            keep(ctx, om, p->oid, p->w[i].core, true);
+            keep(ctx, om, p->oid, p->w[i].watch, true);
         }
         reply_pulled(ctx, &p->w[i], p->oid, status, text);
     }
@@ -348,9 +350,22 @@ on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     ra_pid_t src = loc.objmgr;
     const char *ep = loc.ep;
     uint64_t size = loc.size;
-    waiter_t who = {ra_sender(ctx), req, ra_call_ref(ctx)};
-    if (r->bad || (ra_pid_is_nil(who.core) && who.cref == 0)) {
+    waiter_t who = {ra_sender(ctx), req, ra_call_ref(ctx), ra_sender(ctx)};
+    if (!r->bad && r->off < r->len) {
+        // The asker's process, watched for as long as it uses the copy:
+        // the sender may be a scope that ends with the call.
+        who.watch = ra__rb_pid(r);
+    }
+    if (r->bad || (ra_pid_is_nil(who.core) && who.cref == 0) ||
+        (who.cref != 0 && (ra_pid_is_nil(who.watch) ||
+                           who.watch.node != who.core.node ||
+                           who.watch.proc != who.core.proc))) {
+        om->dropped++;
         ra_log_warn("objmgr", "malformed pull request dropped");
+        if (who.cref != 0) {
+            reply_pulled(ctx, &who, oid, RA_EBADMSG, "malformed pull "
+                         "request");
+        }
         return;
     }
     ra_objstore_t *st = om->cfg.store;
@@ -375,7 +390,7 @@ on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
         // A copy is here already.
         int rc = ra_objstore_ref(st, oid);
         if (rc == 0 && who.cref != 0) {
-            keep(ctx, om, oid, who.core, true);
+            keep(ctx, om, oid, who.watch, true);
         }
         reply_pulled(ctx, &who, oid, rc, rc != 0 ? ra_strerror(rc) : NULL);
         if (flags & RA__PULL_FREE_SRC) {
@@ -947,6 +962,9 @@ on_unuse(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     ra_oid_t oid;
     ra__rb_oid(r, &oid);
     ra_pid_t from = ra_sender(ctx);
+    if (!r->bad && r->off < r->len) {
+        from = ra__rb_pid(r); // the process's core, as in its PULL
+    }
     if (r->bad || om->cfg.store == NULL) {
         return;
     }

@@ -404,13 +404,16 @@ ra__objloc_read(const void *data, size_t len, ra__objloc_t *out)
 
 int
 ra__pull_msg(uint64_t req, const ra__objloc_t *loc, uint8_t flags,
-             ra_msg_t **out)
+             ra_pid_t watch, ra_msg_t **out)
 {
     ra__wbuf_t b = {0};
     ra__wb_u8(&b, RA__OBJ_PULL);
     ra__wb_u64(&b, req);
     ra__wb_objloc(&b, loc->oid, loc->objmgr, loc->ep, loc->size);
     ra__wb_u8(&b, flags);
+    if (!ra_pid_is_nil(watch)) {
+        ra__wb_pid(&b, watch);
+    }
     return ra__wb_msg(&b, RA__T_OBJ, out);
 }
 
@@ -905,7 +908,9 @@ ra__pull_here(ra_ctx_t *ctx, ra__cluster_t *c, const ra__objloc_t *loc,
               char *why, size_t cap)
 {
     ra_msg_t *m = NULL, *rep = NULL;
-    int rc = ra__pull_msg(0, loc, 0, &m);
+    // The copy is ours while this process holds it: the object manager
+    // watches our core, not ctx (a scope that ends with this call).
+    int rc = ra__pull_msg(0, loc, 0, c->core, &m);
     if (rc == 0) {
         // The object manager gives up on a transfer that stalls for 30 s;
         // a long one that keeps moving is waited for.
@@ -1001,6 +1006,7 @@ unmap_args(ra_ctx_t *ctx, ra__task_view_t *v, mapped_t *maps)
             ra__wbuf_t b = {0};
             ra__wb_u8(&b, RA__OBJ_UNUSE);
             ra__wb_raw(&b, maps[i].oid.b, 16);
+            ra__wb_pid(&b, c->core);
             ra_msg_t *m = NULL;
             if (ra__wb_msg(&b, RA__T_OBJ, &m) == 0 &&
                 ra_send(ctx, c->objmgr, &m) != 0) {

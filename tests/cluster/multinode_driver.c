@@ -67,11 +67,16 @@
 //                                   ra_put of BYTES bytes of a pattern,
 //                                   lent (RA_ARG_BORROW) to a task on the
 //                                   node with RES, which reads it (its
-//                                   node pulls it from ours) and passes it
-//                                   on by value to a task of its own:
+//                                   node pulls it from ours), again 300 ms
+//                                   later, and passes it on by value to a task of its own:
 //                                   "lent BYTES to node ID: read
 //                                   zero-copy|copied, passed on
 //                                   zero-copy|copied, left there K"
+//   multinode_driver leave BYTES     ra_put of BYTES bytes, never released:
+//                                   "put BYTES, objects here K" (objects
+//                                   in this node's store); the object
+//                                   goes with this driver
+//   multinode_driver here           "objects here K"
 //   multinode_driver lendmany RES N
 //                                   N small ra_put objects, each lent to a
 //                                   task on the node with RES (256 in
@@ -262,6 +267,29 @@ peek_lent(ra_task_t *t)
         }
     }
     ra_value_free(&v);
+    // Read again a while later: the copy pulled here stays while this
+    // process holds the reference, not only while the first read maps it.
+    struct timespec pause = {0, 300 * 1000000L};
+    nanosleep(&pause, NULL);
+    if ((rc = ra_get(r, 120000, &v)) != 0 ||
+        ra_value_kind(v) != RA_VAL_BYTES) {
+        int e = ra_task_fail(t, "reading the lent reference again 300 ms "
+                             "later: %s %s", ra_err_name(rc),
+                             v != NULL ? ra_value_error(v) : "");
+        ra_value_free(&v);
+        return e;
+    }
+    size_t n2 = 0;
+    const uint8_t *p2 = ra_value_data(v, &n2);
+    if (n2 != n || in_shm(p2) != (score & 1)) {
+        score = 0;
+    }
+    for (size_t i = 0; i < n2 && score != 0; i++) {
+        if (p2[i] != pattern_at(seed, i)) {
+            score = 0;
+        }
+    }
+    ra_value_free(&v);
     ra_task_opts_t o = RA_TASK_OPTS_INIT;
     o.num_cpus = 0.01;
     int64_t passed = -1;
@@ -347,6 +375,34 @@ lend(const char *res, long long bytes)
     printf("lent %lld to node %lld: read %s, passed on %s, left there %lld\n",
            bytes, (long long)node, (got[0] & 1) ? "zero-copy" : "copied",
            (got[1] & 1) ? "zero-copy" : "copied", (long long)there);
+    return 0;
+}
+
+// leave puts a value of bytes bytes and ends without releasing it.
+static int
+leave(long long bytes)
+{
+    ra_ref_t obj;
+    ra_store_usage_t u;
+    int rc = put_pattern(12, bytes, &obj);
+    if (rc != 0 || (rc = ra_store_usage(&u)) != 0) {
+        return fail("ra_put", rc);
+    }
+    printf("put %lld, objects here %llu\n", bytes,
+           (unsigned long long)u.objects);
+    return 0;
+}
+
+// here says how many objects this node's store holds.
+static int
+here(void)
+{
+    ra_store_usage_t u;
+    int rc = ra_store_usage(&u);
+    if (rc != 0) {
+        return fail("store usage", rc);
+    }
+    printf("objects here %llu\n", (unsigned long long)u.objects);
     return 0;
 }
 
@@ -1292,6 +1348,10 @@ main(int argc, char **argv)
         st = nest(argv[2], atoll(argv[3]));
     } else if (strcmp(argv[1], "lend") == 0 && argc == 4) {
         st = lend(argv[2], atoll(argv[3]));
+    } else if (strcmp(argv[1], "leave") == 0 && argc == 3) {
+        st = leave(atoll(argv[2]));
+    } else if (strcmp(argv[1], "here") == 0 && argc == 2) {
+        st = here();
     } else if (strcmp(argv[1], "killsys") == 0 && argc == 3) {
         st = killsys(argv[2]);
     } else if (strcmp(argv[1], "watch") == 0 && argc == 5) {

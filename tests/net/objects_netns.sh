@@ -34,7 +34,7 @@ for i in 2 3; do
     res='{"lin": 1}'
     mem=268435456
     [ $i = 2 ] && res='{"far": 1, "lin": 1}' && mem=$store
-    s=$(on $i "$rayo" start --address "$head_ip:6391" \
+    s=$(on $i env RAYO_LOG=info "$rayo" start --address "$head_ip:6391" \
         --node-ip "10.78.$net.$i" --cert "$s1/cluster.cert" --num-cpus 2 \
         --resources "$res" --object-store-memory $mem \
         2>"$base/start$i.err") ||
@@ -45,6 +45,7 @@ ok "a head, node 2 (resources far and lin) and node 3 (lin) started"
 id2=$(sed -n 's/^node //p' "$s2/node.info")
 id3=$(sed -n 's/^node //p' "$s3/node.info")
 log1="$s1/../daemon.log"
+log2="$s2/../daemon.log"
 fetch() { on 1 env RAYO_ADDRESS=auto "$driver" fetch far "$@" 2>&1; }
 
 # Several results at once, each a few chunks.
@@ -63,12 +64,24 @@ out=$(on 1 env RAYO_ADDRESS=auto "$driver" send far 20000000 4 2>&1)
 
 # A reference lent to a task on node 2 (RA_ARG_BORROW): the task asks
 # node 1's driver for the value, has node 2 pull it, reads it in place,
-# and passes the reference on to a task of its own as a value; afterwards
-# no copy is left on node 2.
+# reads it again 300 ms later, and passes the reference on to a task of
+# its own as a value.  Node 2 copies it once, keeps that copy while the
+# task holds the reference, and none is left afterwards.
+pulls=$(grep -c "pulled object" "$log2")
 out=$(on 1 env RAYO_ADDRESS=auto "$driver" lend far 20000000 2>&1)
+pulled=$(($(grep -c "pulled object" "$log2") - pulls))
 [ "$out" = "lent 20000000 to node $id2: read zero-copy, passed on zero-copy, left there 0" ] &&
-    ok "a 20 MB value lent by reference to a task on node 2 is read there in place and passed on; no copy is left" ||
-    fail "lent reference to node 2: $out"
+    [ "$pulled" = 1 ] &&
+    ok "a 20 MB value lent by reference to a task on node 2 is copied there once, read in place twice and passed on; no copy is left" ||
+    fail "lent reference to node 2: $out (node 2 copied it $pulled times)"
+
+# A driver that ends without releasing its 20 MB ra_put value takes the
+# object with it: node 1's store does not keep it for nobody.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" leave 20000000 2>&1)
+after=$(on 1 env RAYO_ADDRESS=auto "$driver" here 2>&1)
+[ "$out" = "put 20000000, objects here 1" ] && [ "$after" = "objects here 0" ] &&
+    ok "a 20 MB object its driver never released goes from the store when the driver ends" ||
+    fail "an unreleased object after its driver ended: $out; then $after"
 
 # References inside a result (ra_task_return_refs): a task on node 2
 # returns two references to objects of its worker; the driver on node 1
