@@ -1037,6 +1037,27 @@ tell_lost(ra_ctx_t *ctx, const lease_t *l, const char *how)
     }
 }
 
+// objects_gone deletes from this node's store the objects that process
+// proc of this node owned (their ids start with its node and OS pid): a
+// worker or driver that died without releasing them (one that shuts
+// down deletes its own).  Nobody can ask their owner for them any more.
+static void
+objects_gone(ra_ctx_t *ctx, raylet_t *r, uint32_t proc, const char *who)
+{
+    if (r->cfg.store_handle == NULL || proc == ra_self(ctx).proc) {
+        return;
+    }
+    uint8_t prefix[16];
+    unsigned n = 0;
+    ra__oid_make(prefix, ra_self(ctx).node, proc, 0);
+    if (ra_objstore_delete_prefix(r->cfg.store_handle, prefix, 8, &n) == 0 &&
+        n > 0) {
+        ra_log_info("raylet", "%s %u is gone: %u %s it owned deleted "
+                    "from the store", who, proc, n, n == 1 ? "object"
+                                                           : "objects");
+    }
+}
+
 // worker_gone handles a worker process that ended: its leases return,
 // and the link to it is cut at once so that owners see DOWNs now, not
 // after missed heartbeats.
@@ -1088,6 +1109,7 @@ worker_gone(ra_ctx_t *ctx, raylet_t *r, int64_t ospid, ra_reason_t why)
     }
     r->nworkers--;
     free(w);
+    objects_gone(ctx, r, (uint32_t)ospid, "worker");
     if (r->cfg.link != NULL) {
         (void)ra_link_disconnect(r->cfg.link, ra_self(ctx).node,
                                  (uint32_t)ospid);
@@ -1470,6 +1492,12 @@ on_node_event(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
         }
     }
     owner_gone(ctx, r, (uint32_t)node, (uint32_t)proc);
+    if ((uint32_t)node == ra_self(ctx).node && proc > 0 &&
+        proc <= INT32_MAX && kill((pid_t)proc, 0) != 0 && errno == ESRCH) {
+        // A process of this node (a driver: workers are the supervisor's
+        // business, worker_gone) that died without letting go.
+        objects_gone(ctx, r, (uint32_t)proc, "process");
+    }
     try_grant(ctx, r);
 }
 

@@ -1244,6 +1244,46 @@ out:
 }
 
 int
+ra_objstore_delete_prefix(ra_objstore_t *st, const uint8_t *prefix,
+                          size_t len, unsigned *deleted)
+{
+    uint32_t n = 0;
+    int rc;
+
+    if (deleted != NULL) {
+        *deleted = 0;
+    }
+    if (!usable(st) || prefix == NULL || len == 0 ||
+        len > sizeof(ra_oid_t)) {
+        return RA_EINVAL;
+    }
+    if ((rc = ra__os_lock(st)) != 0) {
+        return rc;
+    }
+    for (uint32_t idx = 0; idx < st->hdr->max_objects; idx++) {
+        ra__os_entry_t *e = &st->entries[idx];
+        if ((e->state != RA__OS_SEALED && e->state != RA__OS_SPILLED) ||
+            (e->flags & RA__OS_F_DOOMED) ||
+            memcmp(e->oid.b, prefix, len) != 0) {
+            continue;
+        }
+        if (e->state == RA__OS_SEALED) {
+            ra__os_lru_remove(st, idx);
+        }
+        e->flags |= RA__OS_F_DOOMED;
+        st->hdr->objects--;
+        ra__os_reap(st, idx);
+        n++;
+    }
+    ra__os_unlock(st);
+    ra__os_flush_graves(st);
+    if (deleted != NULL) {
+        *deleted = n;
+    }
+    return 0;
+}
+
+int
 ra_objstore_spill(ra_objstore_t *st, ra_oid_t oid)
 {
     const ra__os_entry_t *e;

@@ -287,6 +287,18 @@ int ra_objstore_unref(ra_objstore_t *st, ra_oid_t oid);
 // seals or aborts it); RA_EINVAL.
 int ra_objstore_delete(ra_objstore_t *st, ra_oid_t oid);
 
+// ra_objstore_delete_prefix deletes, as ra_objstore_delete does, every
+// sealed or spilled object whose id starts with the len bytes at prefix
+// (1 to 16): the objects of an owner that is gone, when ids name their
+// owner.  Objects still being created are left to their writer (or to
+// ra_objstore_sweep).  It looks at every entry of the object table under
+// the store's lock: meant for rare events, not for each object.
+// *deleted, when not NULL, receives how many were deleted.  Returns 0,
+// RA_EINVAL or RA_EBADMSG (a lock holder died mid-update and the store
+// could not be repaired).
+int ra_objstore_delete_prefix(ra_objstore_t *st, const uint8_t *prefix,
+                              size_t len, unsigned *deleted);
+
 // ra_objstore_spill writes sealed object oid to a spill file now (unless
 // it is in one from an earlier spill) and frees its memory, as the store
 // does by itself when full; references are not needed.  Returns 0;

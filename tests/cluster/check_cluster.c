@@ -394,6 +394,24 @@ make_ref(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(make_ref)
 
+// put_and_keep puts argument 0 bytes with ra_put, never releases them,
+// and answers its worker's pid.
+static int
+put_and_keep(ra_task_t *t)
+{
+    size_t n = (size_t)ra_task_arg_i64(t, 0);
+    uint8_t *p = calloc(1, n);
+    if (p == NULL) {
+        return ra_task_fail(t, "out of memory");
+    }
+    ra_ref_t r;
+    int rc = ra_put(&RA_ARG_BYTES(p, n), &r);
+    free(p);
+    return rc != 0 ? ra_task_fail(t, "ra_put: %s", ra_err_name(rc))
+                   : ra_task_return_i64(t, (int64_t)getpid());
+}
+RA_REMOTE_REGISTER(put_and_keep)
+
 // bounce_ref returns the reference lent to it; with a second argument,
 // returns what ra_task_return_ref says of a reference it does not have.
 static int
@@ -1176,6 +1194,28 @@ START_TEST(test_cluster_worker_killed_from_outside)
     ck_assert_int_eq(x, 300);
     ck_assert_int_ne(read_pid(m), victim);   // the retry ran elsewhere
     ra_release(r);
+    stop();
+}
+END_TEST
+
+static uint64_t store_objects_become(uint64_t n);
+
+START_TEST(test_cluster_dead_workers_objects_leave_the_store)
+{
+    // A worker that dies (SIGKILL) cannot release what it owns; its node
+    // deletes its objects from the store, which would otherwise keep them
+    // for nobody until the node stops.
+    start();
+    ra_ref_t r;
+    int64_t pid = 0;
+    RA_CK_OK(ra_remote("put_and_keep", &RA_ARG_I64((int64_t)1 << 20), 1,
+                       NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &pid));
+    ra_release(r);
+    ck_assert_int_gt(pid, 0);
+    ck_assert_uint_eq(store_objects_become(1), 1);
+    ck_assert_int_eq(kill((pid_t)pid, SIGKILL), 0);
+    ck_assert_uint_eq(store_objects_become(0), 0);
     stop();
 }
 END_TEST
@@ -2753,6 +2793,7 @@ cluster_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cluster_worker_killed_task_retried);
     tcase_add_test(tc, test_cluster_worker_killed_from_outside);
+    tcase_add_test(tc, test_cluster_dead_workers_objects_leave_the_store);
     tcase_add_test(tc, test_cluster_deadline_and_cancel);
     tcase_add_test(tc, test_cluster_survives_malformed_messages);
     tcase_add_test(tc, test_cluster_heartbeat_env);

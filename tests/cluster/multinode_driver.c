@@ -72,11 +72,13 @@
 //                                   "lent BYTES to node ID: read
 //                                   zero-copy|copied, passed on
 //                                   zero-copy|copied, left there K"
-//   multinode_driver leave BYTES     ra_put of BYTES bytes, never released:
+//   multinode_driver leave BYTES [die]
+//                                   ra_put of BYTES bytes, never released:
 //                                   "put BYTES, objects here K" (objects
-//                                   in this node's store); the object
-//                                   goes with this driver
-//   multinode_driver here           "objects here K"
+//                                   in this node's store); then it ends
+//                                   (with die: SIGKILL)
+//   multinode_driver here [MS]      "objects here K", after waiting up to
+//                                   MS ms for none
 //   multinode_driver lendmany RES N
 //                                   N small ra_put objects, each lent to a
 //                                   task on the node with RES (256 in
@@ -103,6 +105,7 @@
 // Exit status 0 when the work itself went well.
 #include <malloc.h>
 #include <rayo.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,9 +381,12 @@ lend(const char *res, long long bytes)
     return 0;
 }
 
-// leave puts a value of bytes bytes and ends without releasing it.
+static int64_t mono_ms(void);
+
+// leave puts a value of bytes bytes and ends without releasing it (with
+// die, killed by SIGKILL).
 static int
-leave(long long bytes)
+leave(long long bytes, bool die)
 {
     ra_ref_t obj;
     ra_store_usage_t u;
@@ -390,15 +396,26 @@ leave(long long bytes)
     }
     printf("put %lld, objects here %llu\n", bytes,
            (unsigned long long)u.objects);
+    if (die) {
+        fflush(stdout);
+        raise(SIGKILL);
+    }
     return 0;
 }
 
-// here says how many objects this node's store holds.
+// here says how many objects this node's store holds, after waiting up
+// to ms for it to hold none.
 static int
-here(void)
+here(int ms)
 {
     ra_store_usage_t u;
-    int rc = ra_store_usage(&u);
+    int rc;
+    int64_t end = mono_ms() + ms;
+    while ((rc = ra_store_usage(&u)) == 0 && u.objects != 0 &&
+           mono_ms() < end) {
+        struct timespec d = {0, 20 * 1000000L};
+        nanosleep(&d, NULL);
+    }
     if (rc != 0) {
         return fail("store usage", rc);
     }
@@ -1348,10 +1365,11 @@ main(int argc, char **argv)
         st = nest(argv[2], atoll(argv[3]));
     } else if (strcmp(argv[1], "lend") == 0 && argc == 4) {
         st = lend(argv[2], atoll(argv[3]));
-    } else if (strcmp(argv[1], "leave") == 0 && argc == 3) {
-        st = leave(atoll(argv[2]));
-    } else if (strcmp(argv[1], "here") == 0 && argc == 2) {
-        st = here();
+    } else if (strcmp(argv[1], "leave") == 0 &&
+               (argc == 3 || (argc == 4 && strcmp(argv[3], "die") == 0))) {
+        st = leave(atoll(argv[2]), argc == 4);
+    } else if (strcmp(argv[1], "here") == 0 && (argc == 2 || argc == 3)) {
+        st = here(argc == 3 ? atoi(argv[2]) : 0);
     } else if (strcmp(argv[1], "killsys") == 0 && argc == 3) {
         st = killsys(argv[2]);
     } else if (strcmp(argv[1], "watch") == 0 && argc == 5) {

@@ -76,12 +76,19 @@ pulled=$(($(grep -c "pulled object" "$log2") - pulls))
     fail "lent reference to node 2: $out (node 2 copied it $pulled times)"
 
 # A driver that ends without releasing its 20 MB ra_put value takes the
-# object with it: node 1's store does not keep it for nobody.
+# object with it: node 1's store does not keep it for nobody.  So does
+# one killed with SIGKILL, once its node has seen it gone.
 out=$(on 1 env RAYO_ADDRESS=auto "$driver" leave 20000000 2>&1)
 after=$(on 1 env RAYO_ADDRESS=auto "$driver" here 2>&1)
 [ "$out" = "put 20000000, objects here 1" ] && [ "$after" = "objects here 0" ] &&
     ok "a 20 MB object its driver never released goes from the store when the driver ends" ||
     fail "an unreleased object after its driver ended: $out; then $after"
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" leave 20000000 die 2>/dev/null)
+after=$(on 1 env RAYO_ADDRESS=auto "$driver" here 15000 2>&1)
+[ "$out" = "put 20000000, objects here 1" ] && [ "$after" = "objects here 0" ] &&
+    grep -q "raylet.*process [0-9]* is gone: 1 object it owned deleted" "$log1" &&
+    ok "so does one whose driver was killed (SIGKILL)" ||
+    fail "an unreleased object after its driver was killed: $out; then $after"
 
 # References inside a result (ra_task_return_refs): a task on node 2
 # returns two references to objects of its worker; the driver on node 1

@@ -674,6 +674,71 @@ START_TEST(test_objstore_spill_and_restore)
 }
 END_TEST
 
+// ra_objstore_delete_prefix: the objects of one owner (ids that start
+// alike) go at once, wherever they are; others stay.
+START_TEST(test_objstore_delete_prefix)
+{
+    fixture_t f;
+    ra_objstore_t *st;
+    ra_objstore_view_t v;
+    ra_objstore_info_t info;
+    const size_t obj = 64 << 10;
+    const uint32_t n = 24; // 1.5 MiB into a 1 MiB store: some spill
+    unsigned gone = 99;
+    void *p = NULL;
+
+    setup(&f);
+    st = create_store(&f, 1 << 20, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        // Owner 21 (even i) and owner 22 (odd i), interleaved.
+        RA_CK_OK(ra_objstore_alloc(st, oid_of(21 + i % 2, i), obj, &p));
+        RA_CK_OK(ra_objstore_ref(st, oid_of(21 + i % 2, i)));
+        fill(p, obj, 2100 + i);
+        RA_CK_OK(ra_objstore_seal(st, oid_of(21 + i % 2, i)));
+    }
+    ck_assert_uint_ge(stats_of(st).spilled, 1);
+    // One of owner 21's is pinned by a reader, one is being created.
+    expect_seeded(st, oid_of(21, n - 2), obj, 2100 + n - 2);
+    RA_CK_OK(ra_objstore_get(st, oid_of(21, n - 2), 0, &v));
+    RA_CK_OK(ra_objstore_alloc(st, oid_of(21, 1000), 100, &p));
+    RA_CK_OK(ra_objstore_delete_prefix(st, oid_of(21, 0).b, 8, &gone));
+    ck_assert_uint_eq(gone, n / 2);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i % 2 == 0) {
+            RA_CK_ERR(ra_objstore_info(st, oid_of(21, i), &info),
+                      RA_ENOENT);
+        } else {
+            expect_seeded(st, oid_of(22, i), obj, 2100 + i);
+        }
+    }
+    ck_assert_uint_eq(stats_of(st).objects, n / 2);
+    ck_assert_uint_eq(stats_of(st).creating, 1);
+    // The reader still has its bytes; the writer still has its object.
+    ck_assert(same(v.data, obj, 2100 + n - 2));
+    RA_CK_OK(ra_objstore_release(st, &v));
+    RA_CK_OK(ra_objstore_info(st, oid_of(21, 1000), &info));
+    ck_assert_int_eq(info.state, RA_OBJ_CREATING);
+    RA_CK_OK(ra_objstore_abort(st, oid_of(21, 1000)));
+    // Nothing more to delete; bad arguments.
+    RA_CK_OK(ra_objstore_delete_prefix(st, oid_of(21, 0).b, 8, &gone));
+    ck_assert_uint_eq(gone, 0);
+    RA_CK_ERR(ra_objstore_delete_prefix(st, oid_of(21, 0).b, 0, NULL),
+              RA_EINVAL);
+    RA_CK_ERR(ra_objstore_delete_prefix(st, oid_of(21, 0).b, 17, NULL),
+              RA_EINVAL);
+    RA_CK_ERR(ra_objstore_delete_prefix(st, NULL, 8, NULL), RA_EINVAL);
+    RA_CK_ERR(ra_objstore_delete_prefix(NULL, oid_of(21, 0).b, 8, NULL),
+              RA_EINVAL);
+    // Owner 22's go too: the store is empty, its spill files removed.
+    RA_CK_OK(ra_objstore_delete_prefix(st, oid_of(22, 0).b, 8, NULL));
+    ck_assert_uint_eq(stats_of(st).objects, 0);
+    ck_assert_uint_eq(stats_of(st).used, 0);
+    ck_assert_uint_eq(count_spill_files(&f), 0);
+    ra_objstore_destroy(&st);
+    teardown(&f);
+}
+END_TEST
+
 // Small objects spill many to a file: creating a file costs far more than
 // writing a kilobyte.
 START_TEST(test_objstore_small_objects_spill_in_batches)
@@ -1340,6 +1405,7 @@ objstore_suite(void)
     tcase_add_test(tc, test_objstore_no_spill);
     tcase_add_test(tc, test_objstore_full_store_with_spilling);
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_objstore_delete_prefix);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("concurrency");
