@@ -31,7 +31,9 @@
 //
 // It shares the process's store handle (the store is thread-safe) and its
 // link, through which it routes to the object managers it pulls from.
+#include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -950,11 +952,6 @@ owner_drop(ra_ctx_t *ctx, objmgr_t *om, size_t k)
     om->owners[k] = om->owners[--om->nowners];
 }
 
-// on_down: an owner we hold copies for is gone (noproc, or it ended), or
-// cut off (noconnection).  A cut-off owner may come back with the link:
-// it is watched again every OWNER_RECHECK_MS, and what it has is kept for
-// OWNER_GRACE_MS, so a transfer that resumes after a partition still finds
-// the object.
 // on_unuse: a worker is done with a copy pulled here for it.
 static void
 on_unuse(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
@@ -978,6 +975,12 @@ on_unuse(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     }
 }
 
+// on_down: an owner we hold copies for is gone (noproc, or it ended), or
+// cut off (noconnection); a process of this node whose pid no longer
+// exists is gone, not cut off.  A cut-off owner may come back with the
+// link: it is watched again every OWNER_RECHECK_MS, and what it has is
+// kept for OWNER_GRACE_MS, so a transfer that resumes after a partition
+// still finds the object.
 static void
 on_down(ra_ctx_t *ctx, objmgr_t *om, ra_msg_t *msg)
 {
@@ -994,6 +997,14 @@ on_down(ra_ctx_t *ctx, objmgr_t *om, ra_msg_t *msg)
         }
         o->mref = 0;
         int64_t now = ra__mono_ms();
+        if (why == RA_NOCONNECTION && pid.node == ra_self(ctx).node &&
+            pid.proc > 0 && pid.proc <= INT32_MAX &&
+            kill((pid_t)pid.proc, 0) != 0 && errno == ESRCH) {
+            // A process of this node that died (a killed worker): it
+            // will not come back, and neither is its link cut.
+            owner_drop(ctx, om, k);
+            return;
+        }
         if (why == RA_NOCONNECTION &&
             (o->cut_ms == 0 || now - o->cut_ms < OWNER_GRACE_MS)) {
             if (o->cut_ms == 0) {

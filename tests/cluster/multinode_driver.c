@@ -72,6 +72,12 @@
 //                                   "lent BYTES to node ID: read
 //                                   zero-copy|copied, passed on
 //                                   zero-copy|copied, left there K"
+//   multinode_driver lenddie RES BYTES
+//                                   ra_put of BYTES bytes lent to a task on
+//                                   the node with RES that reads it and
+//                                   kills its worker: "lent BYTES to a
+//                                   task that died: ERR, left there K
+//                                   after under 10 s|10 s"
 //   multinode_driver leave BYTES [die]
 //                                   ra_put of BYTES bytes, never released:
 //                                   "put BYTES, objects here K" (objects
@@ -382,6 +388,58 @@ lend(const char *res, long long bytes)
 }
 
 static int64_t mono_ms(void);
+
+// read_lent_die: {reference lent} reads the value through the reference
+// (its node pulls it) and kills its worker.
+static int
+read_lent_die(ra_task_t *t)
+{
+    ra_ref_t r;
+    ra_value_t *v = NULL;
+    int rc = ra_task_arg_ref(t, 0, &r);
+    if (rc != 0 || (rc = ra_get(r, 120000, &v)) != 0) {
+        ra_value_free(&v);
+        return ra_task_fail(t, "reading the lent reference: %s",
+                            ra_err_name(rc));
+    }
+    raise(SIGKILL);
+    ra_value_free(&v);
+    return ra_task_return_i64(t, 0);
+}
+RA_REMOTE_REGISTER(read_lent_die)
+
+// lend_die lends a value of bytes bytes to a task on the node with res
+// that reads it there and dies: the copy its node made goes soon.
+static int
+lend_die(const char *res, long long bytes)
+{
+    ra_task_opts_t o;
+    ra_resources_t x;
+    if (bytes < 0 || far_opts(res, &o, &x) != 0) {
+        return 1;
+    }
+    ra_ref_t obj, r;
+    int rc = put_pattern(13, bytes, &obj);
+    if (rc != 0) {
+        return fail("ra_put", rc);
+    }
+    o.max_retries = 0;
+    ra_value_t *v = NULL;
+    if ((rc = ra_remote("read_lent_die", &RA_ARG_BORROW(obj), 1, &o,
+                        &r)) != 0) {
+        return fail("ra_remote", rc);
+    }
+    rc = ra_get(r, 120000, &v);
+    ra_value_free(&v);
+    ra_release(r);
+    ra_release(obj);
+    int64_t t0 = mono_ms();
+    int64_t there = objects_at(&o);
+    printf("lent %lld to a task that died: %s, left there %lld after %s\n",
+           bytes, ra_err_name(rc), (long long)there,
+           mono_ms() - t0 < 10000 ? "under 10 s" : "10 s");
+    return 0;
+}
 
 // leave puts a value of bytes bytes and ends without releasing it (with
 // die, killed by SIGKILL).
@@ -1365,6 +1423,8 @@ main(int argc, char **argv)
         st = nest(argv[2], atoll(argv[3]));
     } else if (strcmp(argv[1], "lend") == 0 && argc == 4) {
         st = lend(argv[2], atoll(argv[3]));
+    } else if (strcmp(argv[1], "lenddie") == 0 && argc == 4) {
+        st = lend_die(argv[2], atoll(argv[3]));
     } else if (strcmp(argv[1], "leave") == 0 &&
                (argc == 3 || (argc == 4 && strcmp(argv[3], "die") == 0))) {
         st = leave(atoll(argv[2]), argc == 4);

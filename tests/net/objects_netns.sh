@@ -75,6 +75,14 @@ pulled=$(($(grep -c "pulled object" "$log2") - pulls))
     ok "a 20 MB value lent by reference to a task on node 2 is copied there once, read in place twice and passed on; no copy is left" ||
     fail "lent reference to node 2: $out (node 2 copied it $pulled times)"
 
+# A task on node 2 that read a lent 20 MB value (node 2 pulled it) and was
+# killed: node 2 lets the copy go at once, not after the 60 s that a
+# process cut off from the node is given.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" lenddie far 20000000 2>&1)
+[ "$out" = "lent 20000000 to a task that died: RA_EWORKER, left there 0 after under 10 s" ] &&
+    ok "the copy of a lent value that a killed task on node 2 read goes from node 2's store" ||
+    fail "a lent value read by a task that was killed: $out"
+
 # A driver that ends without releasing its 20 MB ra_put value takes the
 # object with it: node 1's store does not keep it for nobody.  So does
 # one killed with SIGKILL, once its node has seen it gone.
