@@ -338,18 +338,28 @@ far_opts(const char *res, ra_task_opts_t *o, ra_resources_t *x)
     return 0;
 }
 
+// far_put sets *o as far_opts does and puts bytes bytes of seed's pattern
+// (*obj).  Returns 0, or the driver's exit status.
+static int
+far_put(const char *res, long long bytes, int64_t seed, ra_task_opts_t *o,
+        ra_resources_t *x, ra_ref_t *obj)
+{
+    if (bytes < 0 || far_opts(res, o, x) != 0) {
+        return 1;
+    }
+    int rc = put_pattern(seed, bytes, obj);
+    return rc != 0 ? fail("ra_put", rc) : 0;
+}
+
 static int
 lend(const char *res, long long bytes)
 {
     ra_task_opts_t o;
     ra_resources_t x;
-    if (bytes < 0 || far_opts(res, &o, &x) != 0) {
-        return 1;
-    }
     ra_ref_t obj, r;
-    int rc = put_pattern(11, bytes, &obj);
+    int rc = far_put(res, bytes, 11, &o, &x, &obj);
     if (rc != 0) {
-        return fail("ra_put", rc);
+        return rc;
     }
     ra_arg_t a[2] = {RA_ARG_BORROW(obj), RA_ARG_I64(11)};
     ra_value_t *v = NULL;
@@ -415,13 +425,10 @@ lend_die(const char *res, long long bytes)
 {
     ra_task_opts_t o;
     ra_resources_t x;
-    if (bytes < 0 || far_opts(res, &o, &x) != 0) {
-        return 1;
-    }
     ra_ref_t obj, r;
-    int rc = put_pattern(13, bytes, &obj);
+    int rc = far_put(res, bytes, 13, &o, &x, &obj);
     if (rc != 0) {
-        return fail("ra_put", rc);
+        return rc;
     }
     o.max_retries = 0;
     ra_value_t *v = NULL;
