@@ -660,7 +660,7 @@ read_node_info(const char *session, node_info_t *ni)
 bool
 ra__proc_alive(int pid)
 {
-    if (kill(pid, 0) != 0 && errno == ESRCH) {
+    if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH)) {
         return false;
     }
     char path[64], buf[256];

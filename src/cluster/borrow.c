@@ -319,11 +319,7 @@ fref_let_go(ra__cluster_t *c, ra__fref_t *f)
         send_del(c, f);
     }
     if (f->pulled && !c->stopping && c->store != NULL) {
-        ra__wbuf_t b = {0};
-        ra__wb_u8(&b, RA__OBJ_UNUSE);
-        ra__wb_raw(&b, f->oid.b, 16);
-        ra__wb_pid(&b, c->core);
-        if (ra__wb_msg(&b, RA__T_OBJ, &m) == 0 &&
+        if (ra__unuse_msg(f->oid, c->core, &m) == 0 &&
             ra_runtime_send(c->rt, c->objmgr, &m) != 0) {
             ra_msg_unref(&m);
         }

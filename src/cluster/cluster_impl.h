@@ -393,6 +393,9 @@ int ra__pull_msg(uint64_t req, const ra__objloc_t *loc, uint8_t flags,
                  ra_pid_t watch, ra_msg_t **out);
 int ra__pulled_read(const ra_msg_t *m, uint64_t *req, ra_oid_t *oid,
                     int *status, char *text, size_t cap);
+// ra__unuse_msg makes the RA__OBJ_UNUSE of oid for process watch (the
+// one its PULL named).  Returns 0 or RA_ENOMEM.
+int ra__unuse_msg(ra_oid_t oid, ra_pid_t watch, ra_msg_t **out);
 
 // ra__oid_of names the store object of object id of process (node, proc).
 void ra__oid_make(uint8_t out[16], uint32_t node, uint32_t proc,
@@ -745,7 +748,8 @@ void ra__log_from_env(void);
 // ra__worker_run is the whole life of a worker process (never returns).
 void ra__worker_run(void) __attribute__((noreturn));
 
-// ra__proc_alive tells whether OS process pid runs (a zombie does not).
+// ra__proc_alive tells whether OS process pid runs (a zombie does not,
+// nor does a pid <= 0).
 bool ra__proc_alive(int pid);
 
 // ra__gcs_pid returns the GCS's pid as this process knows it now (it

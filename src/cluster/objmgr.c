@@ -31,9 +31,7 @@
 //
 // It shares the process's store handle (the store is thread-safe) and its
 // link, through which it routes to the object managers it pulls from.
-#include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +339,14 @@ add_waiter(pull_t *p, const waiter_t *who)
     return 0;
 }
 
+// watch_of reads the trailing pid of a PULL or UNUSE: the process the
+// copy is kept for (its core); the sender when there is none.
+static ra_pid_t
+watch_of(ra_ctx_t *ctx, ra__rbuf_t *r)
+{
+    return !r->bad && r->off < r->len ? ra__rb_pid(r) : ra_sender(ctx);
+}
+
 static void
 on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
 {
@@ -352,12 +358,9 @@ on_pull(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
     ra_pid_t src = loc.objmgr;
     const char *ep = loc.ep;
     uint64_t size = loc.size;
-    waiter_t who = {ra_sender(ctx), req, ra_call_ref(ctx), ra_sender(ctx)};
-    if (!r->bad && r->off < r->len) {
-        // The asker's process, watched for as long as it uses the copy:
-        // the sender may be a scope that ends with the call.
-        who.watch = ra__rb_pid(r);
-    }
+    // The asker's process is watched for as long as it uses the copy:
+    // the sender may be a scope that ends with the call.
+    waiter_t who = {ra_sender(ctx), req, ra_call_ref(ctx), watch_of(ctx, r)};
     if (r->bad || (ra_pid_is_nil(who.core) && who.cref == 0) ||
         (who.cref != 0 && (ra_pid_is_nil(who.watch) ||
                            who.watch.node != who.core.node ||
@@ -958,10 +961,7 @@ on_unuse(ra_ctx_t *ctx, objmgr_t *om, ra__rbuf_t *r)
 {
     ra_oid_t oid;
     ra__rb_oid(r, &oid);
-    ra_pid_t from = ra_sender(ctx);
-    if (!r->bad && r->off < r->len) {
-        from = ra__rb_pid(r); // the process's core, as in its PULL
-    }
+    ra_pid_t from = watch_of(ctx, r);
     if (r->bad || om->cfg.store == NULL) {
         return;
     }
@@ -998,8 +998,7 @@ on_down(ra_ctx_t *ctx, objmgr_t *om, ra_msg_t *msg)
         o->mref = 0;
         int64_t now = ra__mono_ms();
         if (why == RA_NOCONNECTION && pid.node == ra_self(ctx).node &&
-            pid.proc > 0 && pid.proc <= INT32_MAX &&
-            kill((pid_t)pid.proc, 0) != 0 && errno == ESRCH) {
+            !ra__proc_alive((int)pid.proc)) {
             // A process of this node that died (a killed worker): it
             // will not come back, and neither is its link cut.
             owner_drop(ctx, om, k);

@@ -418,6 +418,16 @@ ra__pull_msg(uint64_t req, const ra__objloc_t *loc, uint8_t flags,
 }
 
 int
+ra__unuse_msg(ra_oid_t oid, ra_pid_t watch, ra_msg_t **out)
+{
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__OBJ_UNUSE);
+    ra__wb_raw(&b, oid.b, 16);
+    ra__wb_pid(&b, watch);
+    return ra__wb_msg(&b, RA__T_OBJ, out);
+}
+
+int
 ra__pulled_read(const ra_msg_t *m, uint64_t *req, ra_oid_t *oid,
                 int *status, char *text, size_t cap)
 {
@@ -1003,12 +1013,8 @@ unmap_args(ra_ctx_t *ctx, ra__task_view_t *v, mapped_t *maps)
             (void)ra_objstore_release(c->store, &maps[i].view);
         }
         if (maps[i].pulled) {
-            ra__wbuf_t b = {0};
-            ra__wb_u8(&b, RA__OBJ_UNUSE);
-            ra__wb_raw(&b, maps[i].oid.b, 16);
-            ra__wb_pid(&b, c->core);
             ra_msg_t *m = NULL;
-            if (ra__wb_msg(&b, RA__T_OBJ, &m) == 0 &&
+            if (ra__unuse_msg(maps[i].oid, c->core, &m) == 0 &&
                 ra_send(ctx, c->objmgr, &m) != 0) {
                 ra_msg_unref(&m);
             }

@@ -1485,17 +1485,21 @@ on_node_event(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     if (node < 0 || proc < 0) {
         return;
     }
+    bool driver = false;
     for (ra__jenv_t *e = r->envs; e != NULL; e = e->next) {
-        if (!e->gone && e->driver.node == (uint32_t)node &&
+        if (e->driver.node == (uint32_t)node &&
             e->driver.proc == (uint32_t)proc) {
-            env_end(ctx, r, e, "its driver was lost");
+            driver = true;
+            if (!e->gone) {
+                env_end(ctx, r, e, "its driver was lost");
+            }
         }
     }
     owner_gone(ctx, r, (uint32_t)node, (uint32_t)proc);
-    if ((uint32_t)node == ra_self(ctx).node && proc > 0 &&
-        proc <= INT32_MAX && kill((pid_t)proc, 0) != 0 && errno == ESRCH) {
-        // A process of this node (a driver: workers are the supervisor's
-        // business, worker_gone) that died without letting go.
+    if (driver && (uint32_t)node == ra_self(ctx).node &&
+        !ra__proc_alive((int)proc)) {
+        // A driver of this node that died without letting go (a worker's
+        // objects go when its supervisor reaps it, worker_gone).
         objects_gone(ctx, r, (uint32_t)proc, "process");
     }
     try_grant(ctx, r);

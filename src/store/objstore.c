@@ -1213,6 +1213,21 @@ ra_objstore_unref(ra_objstore_t *st, ra_oid_t oid)
     return rc;
 }
 
+// doom_locked deletes sealed or spilled entry idx: gets no longer find
+// it, and its space goes once its last pin does.  The lock is held.
+static void
+doom_locked(ra_objstore_t *st, uint32_t idx)
+{
+    ra__os_entry_t *e = &st->entries[idx];
+
+    if (e->state == RA__OS_SEALED) {
+        ra__os_lru_remove(st, idx);
+    }
+    e->flags |= RA__OS_F_DOOMED;
+    st->hdr->objects--;
+    ra__os_reap(st, idx);
+}
+
 int
 ra_objstore_delete(ra_objstore_t *st, ra_oid_t oid)
 {
@@ -1229,15 +1244,9 @@ ra_objstore_delete(ra_objstore_t *st, ra_oid_t oid)
     e = &st->entries[idx];
     if (e->state == RA__OS_CREATING) {
         rc = RA_EAGAIN;
-        goto out;
+    } else {
+        doom_locked(st, idx);
     }
-    if (e->state == RA__OS_SEALED) {
-        ra__os_lru_remove(st, idx);
-    }
-    e->flags |= RA__OS_F_DOOMED;
-    st->hdr->objects--;
-    ra__os_reap(st, idx);
-out:
     ra__os_unlock(st);
     ra__os_flush_graves(st);
     return rc;
@@ -1267,12 +1276,7 @@ ra_objstore_delete_prefix(ra_objstore_t *st, const uint8_t *prefix,
             memcmp(e->oid.b, prefix, len) != 0) {
             continue;
         }
-        if (e->state == RA__OS_SEALED) {
-            ra__os_lru_remove(st, idx);
-        }
-        e->flags |= RA__OS_F_DOOMED;
-        st->hdr->objects--;
-        ra__os_reap(st, idx);
+        doom_locked(st, idx);
         n++;
     }
     ra__os_unlock(st);
