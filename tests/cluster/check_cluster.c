@@ -1926,6 +1926,70 @@ START_TEST(test_cluster_survives_malformed_messages)
 }
 END_TEST
 
+// pull_status calls this node's object manager with a PULL of n bytes of
+// wire (the caller's own process named as the watcher) and answers the
+// status of its PULLED reply, or the call's error.
+static int
+pull_status(const uint8_t *wire, size_t n)
+{
+    ra_ctx_t *scope = NULL;
+    ra_msg_t *m = NULL, *rep = NULL;
+    RA_CK_OK(ra_scope_new(ra__g->rt, &scope));
+    RA_CK_OK(ra_msg_new_bytes(&m, RA__T_OBJ, wire, n));
+    int rc = ra_call(scope, ra__g->objmgr, &m, 5000, &rep);
+    ra_msg_unref(&m);
+    uint64_t req;
+    ra_oid_t oid;
+    char text[200];
+    if (rc == 0) {
+        RA_CK_OK(ra__pulled_read(rep, &req, &oid, &rc, text, sizeof text));
+    }
+    ra_msg_unref(&rep);
+    ra_scope_destroy(&scope);
+    return rc;
+}
+
+START_TEST(test_cluster_objmgr_answers_malformed_pulls)
+{
+    // A PULL call that is cut short, or that names a watcher in another
+    // process, is answered RA_EBADMSG at once instead of left waiting.
+    start();
+    ra__objloc_t loc = {.objmgr = ra__g->objmgr, .size = 1 << 20};
+    loc.oid.b[0] = 7;
+    ra_pid_t other = {ra__g->node, ra__g->proc + 1, 1, 0};
+    ra_msg_t *m = NULL;
+    RA_CK_OK(ra__pull_msg(0, &loc, 0, other, &m));
+    size_t n = 0;
+    const uint8_t *wire = ra_msg_data(m, &n);
+    ck_assert_int_eq(pull_status(wire, n), RA_EBADMSG);
+    ck_assert_int_eq(pull_status(wire, 9), RA_EBADMSG);
+    ra_msg_unref(&m);
+    // The object manager still serves: a well-formed PULL of an object
+    // that is here already takes a reference for our core, and our
+    // UNUSE gives it back, so the object goes with our release.
+    uint8_t *buf = calloc(1, (size_t)1 << 20);
+    ck_assert_ptr_nonnull(buf);
+    ra_ref_t obj;
+    RA_CK_OK(ra_put(&RA_ARG_BYTES(buf, (size_t)1 << 20), &obj));
+    free(buf);
+    ra__oid_make(loc.oid.b, obj.node, obj.proc, obj.id);
+    RA_CK_OK(ra__pull_msg(0, &loc, 0, ra__g->core, &m));
+    wire = ra_msg_data(m, &n);
+    ck_assert_int_eq(pull_status(wire, n), 0);
+    ra_msg_unref(&m);
+    ra_objstore_info_t info;
+    RA_CK_OK(ra_objstore_info(ra__g->store, loc.oid, &info));
+    ck_assert_uint_eq(info.refs, 2);
+    RA_CK_OK(ra__unuse_msg(loc.oid, ra__g->core, &m));
+    RA_CK_OK(ra_runtime_send(ra__g->rt, ra__g->objmgr, &m));
+    RA_CK_WAIT(ra_objstore_info(ra__g->store, loc.oid, &info) == 0 &&
+               info.refs == 1, 5000);
+    ra_release(obj);
+    ck_assert_uint_eq(store_objects_become(0), 0);
+    stop();
+}
+END_TEST
+
 // file_has tells whether the file at path contains s.
 static bool
 file_has(const char *path, const char *s)
@@ -2796,6 +2860,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_dead_workers_objects_leave_the_store);
     tcase_add_test(tc, test_cluster_deadline_and_cancel);
     tcase_add_test(tc, test_cluster_survives_malformed_messages);
+    tcase_add_test(tc, test_cluster_objmgr_answers_malformed_pulls);
     tcase_add_test(tc, test_cluster_heartbeat_env);
     suite_add_tcase(s, tc);
     tc = tcase_create("borrow");
