@@ -973,9 +973,12 @@ ra__dist_watch(ra_ctx_t *ctx, ra_pid_t target, uint64_t *ref)
 
 // ---- spawning ----
 
+// spawn makes an actor in a fresh slot, or in reserved slot `slot` when
+// it is not 0 (waiting up to wait_ms for it).
 static int
 spawn(ra_runtime_t *rt, ra_ctx_t *parent, const ra_behaviour_t *b,
-      void *arg, const ra_spawn_opts_t *opts, ra_pid_t *out, uint64_t *mref)
+      void *arg, const ra_spawn_opts_t *opts, ra_pid_t *out, uint64_t *mref,
+      uint32_t slot, unsigned wait_ms)
 {
     if (rt == NULL || b == NULL || b->handle == NULL ||
         (opts != NULL && opts->full_policy > RA_FULL_BLOCK)) {
@@ -989,7 +992,9 @@ spawn(ra_runtime_t *rt, ra_ctx_t *parent, const ra_behaviour_t *b,
         return RA_EINVAL;
     }
     ra__actor_t *a = NULL;
-    int rc = ra__actor_create(rt, b, arg, opts, NULL, &a);
+    int rc = slot != 0 ? ra__actor_create_reserved(rt, slot, b, arg, opts,
+                                                   wait_ms, &a)
+                       : ra__actor_create(rt, b, arg, opts, NULL, &a);
     if (rc != 0) {
         return rc;
     }
@@ -1037,7 +1042,19 @@ int
 ra_spawn(ra_runtime_t *rt, const ra_behaviour_t *b, void *arg,
          const ra_spawn_opts_t *opts, ra_pid_t *out)
 {
-    return spawn(rt, NULL, b, arg, opts, out, NULL);
+    return spawn(rt, NULL, b, arg, opts, out, NULL, 0, 0);
+}
+
+int
+ra__spawn_reserved(ra_runtime_t *rt, ra_ctx_t *parent, uint32_t id,
+                   const ra_behaviour_t *b, void *arg,
+                   const ra_spawn_opts_t *opts, unsigned wait_ms,
+                   ra_pid_t *out)
+{
+    if (id == 0 || (parent != NULL && parent->rt != rt)) {
+        return RA_EINVAL;
+    }
+    return spawn(rt, parent, b, arg, opts, out, NULL, id, wait_ms);
 }
 
 int
@@ -1047,7 +1064,7 @@ ra_spawn_from(ra_ctx_t *ctx, const ra_behaviour_t *b, void *arg,
     if (ctx == NULL) {
         return RA_EINVAL;
     }
-    return spawn(ctx->rt, ctx, b, arg, opts, out, mref);
+    return spawn(ctx->rt, ctx, b, arg, opts, out, mref, 0, 0);
 }
 
 ra_pid_t

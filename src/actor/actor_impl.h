@@ -72,6 +72,8 @@ typedef struct ra__actor {
     _Alignas(64) _Atomic uint64_t word;
     atomic_int sched;           // 1 while queued or running
     uint32_t id;
+    // RA__SLOT_*: a reserved slot keeps its pid across incarnations.
+    atomic_uchar reserved;
     atomic_uint flags;          // RA__F_*, written by the owner thread
     struct ra__actor *runq_next; // link in the injector or an inbox
     // Sender affinity: the worker that last sent to this actor and how many
@@ -302,6 +304,35 @@ extern _Thread_local ra__worker_t *ra__tls_worker
 int ra__actor_create(ra_runtime_t *rt, const ra_behaviour_t *b, void *arg,
                      const ra_spawn_opts_t *opts, ra__scope_t *scope,
                      ra__actor_t **out);
+
+// Reserved slots: a system actor that its supervisor restarts in place
+// (the GCS) keeps one pid for the life of the runtime, so that peers in
+// other processes, which know it by pid, reach the new incarnation.  A
+// reserved slot is never handed to another spawn and its generation does
+// not change when an incarnation ends.  RA__SLOT_FREE: a normal slot;
+// RA__SLOT_IDLE: reserved, no incarnation (or the last one finalized);
+// RA__SLOT_BUSY: reserved, an incarnation is being made or lives.
+enum { RA__SLOT_FREE = 0, RA__SLOT_IDLE = 1, RA__SLOT_BUSY = 2 };
+
+// ra__slot_reserve takes a fresh slot of rt for incarnations made with
+// ra__spawn_reserved and returns its id.  Returns 0, RA_ENOMEM or
+// RA_ECLOSED.
+int ra__slot_reserve(ra_runtime_t *rt, uint32_t *id);
+
+// ra__spawn_reserved spawns b (as ra_spawn_from with parent, or ra_spawn
+// when parent is NULL) into reserved slot id: the pid is the same for
+// every incarnation.  An incarnation that has ended but is still
+// referenced is waited for, up to wait_ms.  Returns 0, RA_EINVAL (not a
+// reserved slot), RA_EAGAIN (an incarnation lives, or the last one was not
+// finalized in time), RA_ECLOSED or what the init returned.
+int ra__actor_create_reserved(ra_runtime_t *rt, uint32_t id,
+                              const ra_behaviour_t *b, void *arg,
+                              const ra_spawn_opts_t *opts, unsigned wait_ms,
+                              ra__actor_t **out);
+int ra__spawn_reserved(ra_runtime_t *rt, ra_ctx_t *parent, uint32_t id,
+                       const ra_behaviour_t *b, void *arg,
+                       const ra_spawn_opts_t *opts, unsigned wait_ms,
+                       ra_pid_t *out);
 ra__actor_t *ra__actor_at(ra_runtime_t *rt, uint32_t id);
 ra__actor_t *ra__actor_get(ra_runtime_t *rt, ra_pid_t pid);
 ra__actor_t *ra__actor_get_any(ra_runtime_t *rt, uint32_t id);

@@ -236,14 +236,21 @@ ra__actor_finalize(ra_runtime_t *rt, ra__actor_t *a)
     }
     atomic_store_explicit(&a->flags, 0, memory_order_relaxed);
     uint64_t w = atomic_load(&a->word);
-    uint32_t gen = (uint32_t)(w >> 32) + 1;
-    if (gen == 0) {
+    bool reserved = atomic_load(&a->reserved) != RA__SLOT_FREE;
+    uint32_t gen = (uint32_t)(w >> 32);
+    if (!reserved && ++gen == 0) {
         gen = 1;
     }
     atomic_store(&a->sched, 0);
     atomic_store_explicit(&a->word, ((uint64_t)gen << 32) | RA__DEAD,
                           memory_order_release);
-    free_slot(rt, a->id);
+    if (reserved) {
+        // The next incarnation may be made now (ra__spawn_reserved).
+        atomic_store_explicit(&a->reserved, RA__SLOT_IDLE,
+                              memory_order_release);
+    } else {
+        free_slot(rt, a->id);
+    }
     if (atomic_fetch_sub(&rt->live, 1) == 1 && atomic_load(&rt->closing)) {
         pthread_mutex_lock(&rt->live_mtx);
         pthread_cond_broadcast(&rt->live_cond);
@@ -251,28 +258,107 @@ ra__actor_finalize(ra_runtime_t *rt, ra__actor_t *a)
     }
 }
 
-// Prepares a fresh actor in a slot; it is not visible to senders until its
-// word is published.  Returns with sched = 1 (as if running), so messages
-// sent during init do not schedule it before init has finished.
+static int create_in(ra_runtime_t *rt, ra__actor_t *a,
+                     const ra_behaviour_t *b, void *arg,
+                     const ra_spawn_opts_t *opts, ra__scope_t *scope);
+
+// take_slot takes a free slot, unless rt is closing.
+static int
+take_slot(ra_runtime_t *rt, ra__actor_t **out)
+{
+    return atomic_load(&rt->closing) ? RA_ECLOSED : alloc_slot(rt, out);
+}
+
+// Takes a free slot and prepares an actor of b in it (create_in).
 int
 ra__actor_create(ra_runtime_t *rt, const ra_behaviour_t *b, void *arg,
                  const ra_spawn_opts_t *opts, ra__scope_t *scope,
                  ra__actor_t **out)
 {
-    if (atomic_load(&rt->closing)) {
-        return RA_ECLOSED;
-    }
     ra__actor_t *a = NULL;
-    int rc = alloc_slot(rt, &a);
+    int rc = take_slot(rt, &a);
     if (rc != 0) {
         return rc;
     }
+    if ((rc = create_in(rt, a, b, arg, opts, scope)) != 0) {
+        free_slot(rt, a->id);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+int
+ra__slot_reserve(ra_runtime_t *rt, uint32_t *id)
+{
+    if (rt == NULL || id == NULL) {
+        return RA_EINVAL;
+    }
+    ra__actor_t *a = NULL;
+    int rc = take_slot(rt, &a);
+    if (rc != 0) {
+        return rc;
+    }
+    // (Its word stays dead: nothing reaches it before an incarnation.)
+    atomic_store_explicit(&a->reserved, RA__SLOT_IDLE, memory_order_release);
+    *id = a->id;
+    return 0;
+}
+
+// ra__actor_create_reserved makes the next incarnation in reserved slot
+// id, waiting up to wait_ms for the last one to be finalized.
+int
+ra__actor_create_reserved(ra_runtime_t *rt, uint32_t id,
+                          const ra_behaviour_t *b, void *arg,
+                          const ra_spawn_opts_t *opts, unsigned wait_ms,
+                          ra__actor_t **out)
+{
+    ra__actor_t *a = ra__actor_at(rt, id);
+    if (a == NULL || id == 0 ||
+        atomic_load(&a->reserved) == RA__SLOT_FREE) {
+        return RA_EINVAL;
+    }
+    struct timespec dl;
+    ra__deadline(&dl, wait_ms);
+    for (;;) {
+        if (atomic_load(&rt->closing)) {
+            return RA_ECLOSED;
+        }
+        unsigned char idle = RA__SLOT_IDLE;
+        if (atomic_compare_exchange_strong(&a->reserved, &idle,
+                                           RA__SLOT_BUSY)) {
+            break;
+        }
+        if (ra__past(&dl)) {
+            return RA_EAGAIN;
+        }
+        // The ended incarnation is still referenced (a sender mid-way):
+        // that lasts microseconds.
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    int rc = create_in(rt, a, b, arg, opts, NULL);
+    if (rc != 0) {
+        atomic_store(&a->reserved, RA__SLOT_IDLE);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+// create_in prepares a fresh actor of b in slot a (taken, dead,
+// unreferenced); it is not visible to senders until its word is
+// published.  Returns with sched = 1 (as if running), so messages sent
+// during init do not schedule it before init has finished.
+static int
+create_in(ra_runtime_t *rt, ra__actor_t *a, const ra_behaviour_t *b,
+          void *arg, const ra_spawn_opts_t *opts, ra__scope_t *scope)
+{
     size_t cap = opts != NULL ? opts->mailbox_cap : 0;
     ra_full_policy_t pol = opts != NULL ? opts->full_policy : RA_FULL_FAIL;
-    rc = ra__mailbox_init(&a->mb, cap, pol);
+    int rc = ra__mailbox_init(&a->mb, cap, pol);
     if (rc != 0) {
         ra__mailbox_fini(&a->mb);
-        free_slot(rt, a->id);
         return rc;
     }
     a->beh = b;
@@ -297,7 +383,6 @@ ra__actor_create(ra_runtime_t *rt, const ra_behaviour_t *b, void *arg,
     uint64_t w = atomic_load(&a->word);
     atomic_store_explicit(&a->word, (w & ~(RA__DEAD | RA__REFS)) | 1,
                           memory_order_release);
-    *out = a;
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "actor_impl.h"   // reserved slots (ra__slot_reserve)
 #include "rayo.h"
 #include "testutil.h"
 
@@ -889,6 +890,84 @@ START_TEST(test_sup_one_for_one_restarts_only_crashed)
     RA_CK_PID_EQ(pid_of(scope, sup, "c"), p[2]);
     ck_assert_str_eq(START_LOG(buf), "b");
     ck_assert_str_eq(STOP_LOG(buf), "b");
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+// ---- restarts in place: a child in a reserved slot keeps its pid --------
+
+static const wcfg_t W_R = {'r', W_PLAIN, 0, 0};
+static uint32_t resv_slot;
+
+static int
+start_reserved(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
+               uint64_t *info)
+{
+    (void)extra;
+    (void)info;
+    ra_spawn_opts_t o = {.flags = RA_SPAWN_LINK};
+    return ra__spawn_reserved(ra_ctx_runtime(sup), sup, resv_slot, &worker,
+                              arg, &o, 1000, out);
+}
+
+// wait_inits polls until worker name has run init n times.
+static void
+wait_inits(char name, int n)
+{
+    uint64_t deadline = ra_test_now_ms() + WAIT_MS;
+    while (atomic_load(&rec.inits[(int)name]) < n &&
+           ra_test_now_ms() < deadline) {
+        ra_test_sleep_ms(1);
+    }
+    ck_assert_int_eq(atomic_load(&rec.inits[(int)name]), n);
+}
+
+// The GCS's way (src/cluster/gcs.c): the supervisor restarts a child into
+// the slot reserved for it, so the pid its peers know stays good: a message
+// sent to the old pid after the restart reaches the new incarnation.  No
+// other spawn takes the slot, a second incarnation is refused while one
+// lives, and a slot that was not reserved is refused.
+START_TEST(test_sup_restart_in_reserved_slot_keeps_pid)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = ra_test_new_scope(rt);
+    RA_CK_OK(ra__slot_reserve(rt, &resv_slot));
+    ck_assert_uint_ne(resv_slot, 0);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s = {.id = "r", .start = start_reserved,
+                         .start_arg = (void *)&W_R};
+    ra_pid_t sup;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    ra_pid_t p0 = pid_of(scope, sup, "r");
+    ck_assert_uint_eq(p0.id, resv_slot);
+    // Spawns (and the ends of the spawned) never take the reserved slot.
+    for (int i = 0; i < 300; i++) {
+        ra_pid_t t;
+        RA_CK_OK(ra_spawn(rt, &worker, (void *)&W_T, NULL, &t));
+        ck_assert_uint_ne(t.id, resv_slot);
+        cmd(scope, t, T_EXIT, RA_SHUTDOWN);
+    }
+    ra_pid_t x = RA_PID_NIL;
+    RA_CK_ERR(ra__spawn_reserved(rt, NULL, resv_slot, &worker, (void *)&W_T,
+                                 NULL, 20, &x), RA_EAGAIN);
+    RA_CK_ERR(ra__spawn_reserved(rt, NULL, sup.id, &worker, (void *)&W_T,
+                                 NULL, 20, &x), RA_EINVAL);
+    RA_CK_ERR(ra__spawn_reserved(rt, NULL, 0, &worker, (void *)&W_T, NULL,
+                                 20, &x), RA_EINVAL);
+    // A crash: the old incarnation's monitors see it end, the new one has
+    // the same pid.  Then the old pid reaches the new incarnation: it
+    // crashes too and comes back a third time.
+    for (int n = 2; n <= 3; n++) {
+        uint64_t mref;
+        RA_CK_OK(ra_monitor(scope, p0, &mref));
+        cmd(scope, p0, T_FAIL, RA_EINVAL);
+        RA_CK_REASON_EQ(wait_down(scope, mref, WAIT_MS), RA_EINVAL);
+        wait_inits('r', n);
+        wait_state(scope, sup, "r", RA_CHILD_RUNNING);
+        RA_CK_PID_EQ(pid_of(scope, sup, "r"), p0);
+        ck_assert(ra_is_alive(rt, p0));
+    }
+    ck_assert_int_eq(atomic_load(&rec.terms['r']), 2);
     teardown(&rt, &scope, sup);
 }
 END_TEST
@@ -2579,6 +2658,7 @@ supervisor_suite(void)
     tcase_add_loop_test(tc, test_sup_restart_temporary_never_and_spec_dropped,
                         0, BY_N);
     tcase_add_test(tc, test_sup_restart_via_start_fn);
+    tcase_add_test(tc, test_sup_restart_in_reserved_slot_keeps_pid);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
 
