@@ -262,6 +262,9 @@ stop_all(ra__cluster_t *c)
     ra_link_stop(&l);
     c->link = NULL;
     ra_runtime_destroy(&c->rt);
+    ra__gcs_sys_t *sys = c->gcs_sys;
+    ra__gcs_sys_free(&sys);
+    c->gcs_sys = NULL;
     ra__core_free(c);
     free(c->job_wire);
     c->job_wire = NULL;
@@ -403,8 +406,13 @@ start_rt_link(ra__cluster_t *c, const char *sock, unsigned threads,
     }
     // The GCS comes before the link: nothing sent to it from outside
     // (a node registering with a head just started) can find it missing.
-    if (gcsdir != NULL && (rc = ra__gcs_start(c->rt, gcsdir, &c->gcs)) != 0) {
-        return rc;
+    if (gcsdir != NULL) {
+        ra__gcs_sys_t *sys = NULL;
+        if ((rc = ra__gcs_start(c->rt, gcsdir, &sys, &c->gcs,
+                                &c->gcs_sup)) != 0) {
+            return rc;
+        }
+        c->gcs_sys = sys;
     }
     ra_link_opts_t lo = {.ipc_dir = sock, .idle_ms = UINT32_MAX,
                          .bind = bind,
@@ -1236,16 +1244,18 @@ fail_early:
 
 // ---- the daemon's watch on its system actors ----
 //
-// A node daemon cannot go on without its GCS (head), raylet, object
-// manager or core: their peers address them by pid, so one started again
-// in place would not be found (see doc/cluster.md, "Kept up").  The watch
-// monitors them; when one ends while the daemon is not stopping, it logs
-// which and why and stops the daemon (SIGTERM to itself, which
-// ra_node_run's sigwait takes), and ra_node_run returns RA_EACTOR.  The
-// supervisor one level up (the keeper of `rayo start --restart`, systemd)
-// then starts the whole daemon again, as an OTP supervisor escalates what
-// it cannot restart itself.  Before, such a daemon went on serving with a
-// dead system actor: every request to it went unanswered.
+// The GCS (head) is restarted in place by its own supervisor (gcs.c,
+// "kept up in place"); the raylet, object manager and core are not: their
+// state (leases, workers, transfers, owned objects) lives only in them.
+// The watch monitors those three and the GCS's supervisor; when one ends
+// while the daemon is not stopping (for the supervisor: it gave up after
+// too many restarts), it logs which and why and stops the daemon (SIGTERM
+// to itself, which ra_node_run's sigwait takes), and ra_node_run returns
+// RA_EACTOR.  The supervisor one level up (the keeper of `rayo start
+// --restart`, systemd) then starts the whole daemon again, as an OTP
+// supervisor escalates what it cannot restart itself (doc/cluster.md,
+// "Kept up").  Before, such a daemon went on serving with a dead system
+// actor: every request to it went unanswered.
 
 typedef struct watched {
     const char *name;
@@ -1330,9 +1340,9 @@ static const ra_behaviour_t watch_beh = {
     .terminate = watch_terminate,
 };
 
-// watch_start starts the watch on c's system actors: its GCS when it runs
-// here (the head), its object manager when it has one, its raylet and its
-// core.  It ends with the runtime.  Returns 0 or an error of ra_spawn.
+// watch_start starts the watch on c's system actors: its GCS's supervisor
+// when the GCS runs here (the head), its object manager when it has one,
+// its raylet and its core.  It ends with the runtime.  Returns 0 or an error of ra_spawn.
 static int
 watch_start(ra__cluster_t *c)
 {
@@ -1340,8 +1350,12 @@ watch_start(ra__cluster_t *c)
     if (sw == NULL) {
         return RA_ENOMEM;
     }
-    if (c->gcs.node == c->node && c->gcs.proc == c->proc) {
-        sw->w[sw->n++] = (watched_t){.name = "GCS", .pid = c->gcs};
+    if (!ra_pid_is_nil(c->gcs_sup)) {
+        // (The GCS itself is restarted in place by it.)
+        sw->w[sw->n++] = (watched_t){
+            .name = "GCS supervisor (it restarts the GCS up to 5 times a "
+                    "minute)",
+            .pid = c->gcs_sup};
     }
     if (!ra_pid_is_nil(c->objmgr)) {
         sw->w[sw->n++] = (watched_t){.name = "object manager",

@@ -68,8 +68,10 @@ enum {
     RA__T_LEASE_END = -1327,   // raylet -> worker host: {u64 lease, u8
                                // kill} a shared actor's lease ended; kill
                                // its instance if it still runs
-    RA__T_BORROW = -1328       // to an owner's core: references lent to
+    RA__T_BORROW = -1328,      // to an owner's core: references lent to
                                // other processes (borrow.c)
+    RA__T_GCS_RESTARTED = -1329 // GCS -> its process's raylet: it was
+                               // restarted in place; register again
 };
 
 #define RA__STOP_IDLE 1
@@ -478,6 +480,8 @@ typedef struct ra__cluster {
     ra_pid_t core;           // this process's core actor
     ra_pid_t raylet;         // the node's raylet
     ra_pid_t gcs;            // the GCS
+    ra_pid_t gcs_sup;        // its supervisor, where it runs in this process
+    void *gcs_sys;           // ra__gcs_sys_t: what restarts it
     ra__core_t *cs;          // the core's shared part (objects)
     void *store;             // ra_objstore_t: the node's object store, or
                              // NULL (then every value travels inline)
@@ -599,8 +603,25 @@ int ra__load_libs(const char *const *libs, char **joined);
 int ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
                      ra_pid_t *out);
 
-// ra__gcs_start opens the GCS tables in dir and spawns the GCS actor.
-int ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out);
+// ra__gcs_start starts the GCS on the tables in dir: a supervisor (*sup)
+// whose one child is the GCS actor (*gcs), restarted in place when it
+// ends: in a slot of rt reserved for it, so with the same pid, up to 5
+// times a minute (gcs.c, "kept up in place").  *sys holds what the
+// supervisor restarts it with; free it with ra__gcs_sys_free after the
+// runtime is destroyed.  Returns 0, or an error of the tables (the log
+// says which) or of the runtime.
+typedef struct ra__gcs_sys ra__gcs_sys_t;
+int ra__gcs_start(ra_runtime_t *rt, const char *dir, ra__gcs_sys_t **sys,
+                  ra_pid_t *gcs, ra_pid_t *sup);
+void ra__gcs_sys_free(ra__gcs_sys_t **sys);
+
+// The actor runtime's reserved slots (actor_impl.h): a pid that outlives
+// an incarnation.
+int ra__slot_reserve(ra_runtime_t *rt, uint32_t *id);
+int ra__spawn_reserved(ra_runtime_t *rt, ra_ctx_t *parent, uint32_t id,
+                       const ra_behaviour_t *b, void *arg,
+                       const ra_spawn_opts_t *opts, unsigned wait_ms,
+                       ra_pid_t *out);
 
 // ra__name_key writes the table key "ns\0name" into key (cap bytes) and
 // returns its length, or 0 when it does not fit.
@@ -719,8 +740,15 @@ bool ra__gcs_actors_down(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra_msg_t *m,
 // (a GCS that took over an earlier one's tables).
 void ra__gcs_actors_reload(ra_ctx_t *ctx, ra__gcs_actors_t *g);
 
-int ra__gcs_jobs_new(ra__gcs_jobs_t **out, ra_tables_t *t);
+// ra__gcs_jobs_new loads the job table.  in_place: the GCS before this
+// one ran in this process (restarted in place), and ra__gcs_jobs_rewatch
+// will watch the running jobs' drivers again; otherwise running jobs are
+// marked as watched by nobody.
+int ra__gcs_jobs_new(ra__gcs_jobs_t **out, ra_tables_t *t, bool in_place);
 void ra__gcs_jobs_free(ra__gcs_jobs_t **g);
+// ra__gcs_jobs_rewatch watches the drivers of the running jobs again;
+// returns how many jobs run.
+unsigned ra__gcs_jobs_rewatch(ra_ctx_t *ctx, ra__gcs_jobs_t *g);
 // ra__gcs_jobs_op handles job operation op (its status in *rc, its reply
 // body in out); false for other operations.
 bool ra__gcs_jobs_op(ra_ctx_t *ctx, ra__gcs_jobs_t *g, uint8_t op,

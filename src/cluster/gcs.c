@@ -13,14 +13,20 @@
 // (key -> value);
 // placement groups ("pgs", "pg_names") and the nodes they go on are kept
 // by gcs_pg.c.
+//
+// The GCS actor runs under a supervisor of its own that restarts it in
+// place, with the same pid ("kept up in place" below).
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cluster_impl.h"
 #include "ra_error.h"
 #include "ra_link.h"
 #include "ra_log.h"
+#include "ra_supervisor.h"
 #include "ra_table.h"
 
 typedef struct gcs {
@@ -29,6 +35,7 @@ typedef struct gcs {
     ra__gcs_jobs_t *jobs;
     ra__gcs_actors_t *actors;
     ra__gcs_tasks_t *tasks;
+    unsigned incarnation;     // 0: the first; n: restarted in place n times
 } gcs_t;
 
 typedef struct scan_list {
@@ -259,19 +266,29 @@ drop_keys(gcs_t *g, owned_t *o, const char *whose)
     free(o->lens);
 }
 
+// name_rec reads the actor's pid and its owner (nil: detached) from a
+// "names" record; false when it is malformed.
+static bool
+name_rec(const void *val, size_t vlen, ra_pid_t *pid, ra_pid_t *owner)
+{
+    ra__rbuf_t r = {.p = val, .len = vlen};
+    char s[256];
+    *pid = ra__rb_pid(&r);
+    ra__rb_str(&r, s, sizeof s);
+    ra__rb_str(&r, s, sizeof s);
+    *owner = ra__rb_pid(&r);
+    return !r.bad;
+}
+
 static int
 names_scan(void *user, const void *key, size_t klen, const void *val,
            size_t vlen)
 {
     owned_t *o = user;
-    ra__rbuf_t r = {.p = val, .len = vlen};
-    char s[256];
-    ra_pid_t pid = ra__rb_pid(&r);
-    ra__rb_str(&r, s, sizeof s);
-    ra__rb_str(&r, s, sizeof s);
-    ra_pid_t owner = ra__rb_pid(&r);
+    ra_pid_t pid, owner;
+    bool ok = name_rec(val, vlen, &pid, &owner);
     ra_pid_t by = o->detached_at ? pid : owner;
-    if (r.bad || (o->detached_at && !ra_pid_is_nil(owner)) ||
+    if (!ok || (o->detached_at && !ra_pid_is_nil(owner)) ||
         by.node != o->driver.node || by.proc != o->driver.proc) {
         return 0;
     }
@@ -299,6 +316,80 @@ drop_names_of(gcs_t *g, ra_pid_t driver)
     drop_keys(g, &o, "of the lost driver's actors");
 }
 
+// detached_scan collects the processes of the detached named actors
+// (no owner), to watch them again.
+typedef struct procs {
+    ra_pid_t self;
+    ra_pid_t *v;
+    size_t n, cap;
+} procs_t;
+
+static int
+detached_scan(void *user, const void *key, size_t klen, const void *val,
+              size_t vlen)
+{
+    (void)key;
+    (void)klen;
+    procs_t *o = user;
+    ra_pid_t pid, owner;
+    if (!name_rec(val, vlen, &pid, &owner) || !ra_pid_is_nil(owner) ||
+        ra_pid_is_nil(pid) ||
+        (pid.node == o->self.node && pid.proc == o->self.proc)) {
+        return 0;
+    }
+    for (size_t i = 0; i < o->n; i++) {
+        if (o->v[i].node == pid.node && o->v[i].proc == pid.proc) {
+            return 0;
+        }
+    }
+    if (o->n == o->cap) {
+        size_t cap = o->cap != 0 ? 2 * o->cap : 16;
+        ra_pid_t *v = realloc(o->v, cap * sizeof *v);
+        if (v == NULL) {
+            return 0;
+        }
+        o->v = v;
+        o->cap = cap;
+    }
+    o->v[o->n++] = pid;
+    return 0;
+}
+
+// back_in_place runs first in a GCS that its supervisor restarted in this
+// process (same pid, same link, same peers): it watches again what the
+// ended one watched and kept only in memory, namely the drivers of
+// running jobs and the processes of detached named actors (the ALIVE
+// actors are watched again by ra__gcs_actors_reload), and asks this
+// process's raylet to register its node again (the raylets of other nodes
+// do when their heartbeats go unanswered).  Tasks reported to the ended
+// one are not in the new task table.
+static void
+back_in_place(ra_ctx_t *ctx, gcs_t *g)
+{
+    unsigned jobs = ra__gcs_jobs_rewatch(ctx, g->jobs);
+    procs_t o = {.self = ra_self(ctx)};
+    (void)ra_table_scan(g->t, NULL, "names", NULL, 0, detached_scan, &o);
+    for (size_t i = 0; i < o.n; i++) {
+        uint64_t mref;
+        (void)ra_link_monitor_node(ctx, o.v[i].node, o.v[i].proc, &mref);
+    }
+    free(o.v);
+    ra_log_warn("gcs", "the GCS (actor %u.%u.%u) was restarted in place by "
+                "its supervisor (restart %u): tables reloaded, %u running "
+                "jobs and %zu processes of detached actors watched again",
+                ra_self(ctx).node, ra_self(ctx).proc, ra_self(ctx).id,
+                g->incarnation, jobs, o.n);
+    ra__cluster_t *c = ra__g;
+    if (c != NULL && c->rt == ra_ctx_runtime(ctx) &&
+        !ra_pid_is_nil(c->raylet)) {
+        ra_msg_t *m = NULL;
+        if (ra_msg_new_bytes(&m, RA__T_GCS_RESTARTED, NULL, 0) == 0 &&
+            ra_send(ctx, c->raylet, &m) != 0) {
+            ra_msg_unref(&m);
+        }
+    }
+}
+
 static int
 gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
@@ -314,6 +405,9 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         if (ra_msg_tag(msg) == RA__T_TICK && len == 1 &&
             p[0] == RA__GCS_PG_RELOADED) {
             ra__gcs_actors_reload(ctx, g->actors);
+            if (g->incarnation > 0) {
+                back_in_place(ctx, g);
+            }
         }
         ra__gcs_pg_msg(ctx, g->pgs, msg);
         break;
@@ -340,18 +434,15 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     return 0;
 }
 
+static void gcs_close(gcs_t *g);
+
 static void
 gcs_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
 {
     (void)reason;
     gcs_t *g = state;
     ra__gcs_pg_flush(ctx, g->pgs);
-    ra__gcs_pg_free(&g->pgs);
-    ra__gcs_jobs_free(&g->jobs);
-    ra__gcs_actors_free(&g->actors);
-    ra__gcs_tasks_free(&g->tasks);
-    ra_tables_close(&g->t);
-    free(g);
+    gcs_close(g);
 }
 
 static const ra_behaviour_t gcs_beh = {
@@ -369,8 +460,9 @@ tasks_max(void)
     return v != 0 ? v : RA__TASKS_MAX;
 }
 
-int
-ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out)
+// gcs_open opens the tables in dir and the GCS's state over them.
+static int
+gcs_open(const char *dir, bool in_place, gcs_t **out)
 {
     gcs_t *g = calloc(1, sizeof *g);
     if (g == NULL) {
@@ -386,7 +478,7 @@ ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out)
         return rc;
     }
     if ((rc = ra__gcs_pg_new(&g->pgs, g->t)) != 0 ||
-        (rc = ra__gcs_jobs_new(&g->jobs, g->t)) != 0 ||
+        (rc = ra__gcs_jobs_new(&g->jobs, g->t, in_place)) != 0 ||
         (rc = ra__gcs_actors_new(&g->actors, g->t)) != 0 ||
         (rc = ra__gcs_tasks_new(&g->tasks, tasks_max())) != 0) {
         ra__gcs_actors_free(&g->actors);
@@ -396,24 +488,127 @@ ra__gcs_start(ra_runtime_t *rt, const char *dir, ra_pid_t *out)
         free(g);
         return rc;
     }
-    if ((rc = ra_spawn(rt, &gcs_beh, g, NULL, out)) != 0) {
-        ra__gcs_tasks_free(&g->tasks);
-        ra__gcs_actors_free(&g->actors);
-        ra__gcs_jobs_free(&g->jobs);
-        ra__gcs_pg_free(&g->pgs);
-        ra_tables_close(&g->t);
-        free(g);
+    *out = g;
+    return 0;
+}
+
+// ---- kept up in place: the GCS's supervisor ----
+//
+// The GCS runs under a supervisor of its own (one_for_one, permanent
+// child, at most GCS_RESTARTS restarts in GCS_PERIOD_MS), in a slot of the
+// runtime reserved for it: each incarnation has the same pid, the one that
+// raylets, drivers and node files name, so a GCS restarted after it ended
+// (a bug, an exit signal from a fault tool) is found where the last one
+// was.  The new one reopens the tables (every write was committed) and
+// watches again what the last one watched (back_in_place).  A supervisor
+// that gives up ends, and the node daemon's watch stops the daemon for its
+// own keeper (api.c).
+
+#define GCS_RESTARTS 5
+#define GCS_PERIOD_MS 60000
+// How long a call keeps asking a GCS that has ended (ra__gcs_call).
+#define GCS_BACK_MS 2000
+
+struct ra__gcs_sys {
+    char dir[1024];
+    uint32_t slot;
+    unsigned starts;          // the supervisor's thread only
+    ra_pid_t pid;             // the same for every incarnation
+};
+
+static void
+gcs_close(gcs_t *g)
+{
+    ra__gcs_pg_free(&g->pgs);
+    ra__gcs_jobs_free(&g->jobs);
+    ra__gcs_actors_free(&g->actors);
+    ra__gcs_tasks_free(&g->tasks);
+    ra_tables_close(&g->t);
+    free(g);
+}
+
+// gcs_child_start is the GCS's start function (its supervisor runs it).
+static int
+gcs_child_start(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
+                uint64_t *info)
+{
+    (void)extra;
+    (void)info;
+    ra__gcs_sys_t *s = arg;
+    ra_runtime_t *rt = ra_ctx_runtime(sup);
+    gcs_t *g = NULL;
+    int rc = gcs_open(s->dir, s->starts > 0, &g);
+    if (rc != 0) {
+        ra_log_err("gcs", "cannot open the GCS tables in %s: %s", s->dir,
+                   ra_strerror(rc));
         return rc;
     }
+    g->incarnation = s->starts;
+    // (Spawned unlinked, so that a failed spawn never ran terminate and g
+    // is still this function's to free; linked next.)
+    ra_pid_t pid;
+    if ((rc = ra__spawn_reserved(rt, NULL, s->slot, &gcs_beh, g, NULL, 2000,
+                                 &pid)) != 0) {
+        gcs_close(g);
+        return rc;
+    }
+    if ((rc = ra_link(sup, pid)) != 0) {
+        // It ended already: the supervisor tries again.
+        (void)ra_exit_pid(sup, pid, RA_KILL);
+        return rc;
+    }
+    s->starts++;
+    s->pid = pid;
     // Groups taken over from an earlier run are watched from the GCS's
     // own thread (it has no context before it runs).
     ra_msg_t *t = NULL;
     uint8_t what = RA__GCS_PG_RELOADED;
     if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
-        ra_runtime_send(rt, *out, &t) != 0) {
+        ra_runtime_send(rt, pid, &t) != 0) {
         ra_msg_unref(&t);
     }
+    *out = pid;
     return 0;
+}
+
+int
+ra__gcs_start(ra_runtime_t *rt, const char *dir, ra__gcs_sys_t **sys,
+              ra_pid_t *gcs, ra_pid_t *sup)
+{
+    ra__gcs_sys_t *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return RA_ENOMEM;
+    }
+    if (strlen(dir) >= sizeof s->dir) {
+        free(s);
+        return RA_EINVAL;
+    }
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    int rc = ra__slot_reserve(rt, &s->slot);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    ra_sup_flags_t f = {.strategy = RA_ONE_FOR_ONE,
+                        .intensity = GCS_RESTARTS,
+                        .period_ms = GCS_PERIOD_MS};
+    ra_child_spec_t spec = {.id = "gcs", .start = gcs_child_start,
+                            .start_arg = s, .restart = RA_PERMANENT};
+    if ((rc = ra_sup_start(rt, NULL, &f, &spec, 1, sup)) != 0) {
+        // (The reserved slot stays taken: the runtime is being given up.)
+        free(s);
+        return rc;
+    }
+    *gcs = s->pid;
+    *sys = s;
+    return 0;
+}
+
+void
+ra__gcs_sys_free(ra__gcs_sys_t **sys)
+{
+    free(*sys);
+    *sys = NULL;
 }
 
 // The GCS's pid can change while a process runs: a head that is started
@@ -499,6 +694,17 @@ ra__gcs_call(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
     // A lost GCS may have come back in another process: ask again there.
     if ((rc == RA_ENOCONN || rc == RA_ENOPROC || rc == RA_ETIMEOUT) &&
         gcs_refresh(c, to)) {
+        rc = call_once(ctx, c->rt, ra__gcs_pid(c), req, timeout_ms,
+                       reply_out);
+    }
+    // Its process answers but the GCS has ended: its supervisor restarts
+    // it in place (same pid) within milliseconds; ask again meanwhile, for
+    // up to GCS_BACK_MS.
+    for (int i = 0; rc == RA_ENOPROC && i < GCS_BACK_MS / 20 &&
+                    !atomic_load(&c->stopping);
+         i++) {
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
         rc = call_once(ctx, c->rt, ra__gcs_pid(c), req, timeout_ms,
                        reply_out);
     }

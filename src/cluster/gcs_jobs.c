@@ -141,6 +141,26 @@ unwatch(ra_ctx_t *ctx, ra__gcs_jobs_t *g, uint64_t id)
     }
 }
 
+// watch adds running job id to the live list and watches its driver's
+// process (core), unless that is the GCS's own (an embedded cluster).
+// (A driver already lost gives its DOWN at once.)
+static void
+watch(ra_ctx_t *ctx, ra__gcs_jobs_t *g, uint64_t id, ra_pid_t core)
+{
+    gjob_t *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        return;
+    }
+    w->id = id;
+    ra_pid_t self = ra_self(ctx);
+    if ((core.node != self.node || core.proc != self.proc) &&
+        ra_link_monitor_node(ctx, core.node, core.proc, &w->mref) != 0) {
+        w->mref = 0;
+    }
+    w->next = g->live;
+    g->live = w;
+}
+
 static int
 op_add(ra_ctx_t *ctx, ra__gcs_jobs_t *g, ra__rbuf_t *r, ra__wbuf_t *out)
 {
@@ -161,18 +181,7 @@ op_add(ra_ctx_t *ctx, ra__gcs_jobs_t *g, ra__rbuf_t *r, ra__wbuf_t *out)
         return rc;
     }
     g->next_id = id;
-    gjob_t *w = calloc(1, sizeof *w);
-    if (w != NULL) {
-        w->id = id;
-        ra_pid_t self = ra_self(ctx);
-        if ((j.core.node != self.node || j.core.proc != self.proc) &&
-            ra_link_monitor_node(ctx, j.core.node, j.core.proc, &w->mref) !=
-                0) {
-            w->mref = 0;
-        }
-        w->next = g->live;
-        g->live = w;
-    }
+    watch(ctx, g, id, j.core);
     ra__wb_u64(out, id);
     return 0;
 }
@@ -296,7 +305,7 @@ find_running(void *user, const void *key, size_t klen, const void *val,
 }
 
 int
-ra__gcs_jobs_new(ra__gcs_jobs_t **out, ra_tables_t *t)
+ra__gcs_jobs_new(ra__gcs_jobs_t **out, ra_tables_t *t, bool in_place)
 {
     ra__gcs_jobs_t *g = calloc(1, sizeof *g);
     if (g == NULL) {
@@ -305,6 +314,10 @@ ra__gcs_jobs_new(ra__gcs_jobs_t **out, ra_tables_t *t)
     g->t = t;
     (void)ra_table_scan(t, NULL, "jobs", NULL, 0, ra__max_id_scan,
                         &g->next_id);
+    if (in_place) {
+        *out = g;
+        return 0;
+    }
     stale_t s = {0};
     (void)ra_table_scan(t, NULL, "jobs", NULL, 0, find_running, &s);
     // Jobs an earlier GCS left running may still run (their drivers on
@@ -321,6 +334,21 @@ ra__gcs_jobs_new(ra__gcs_jobs_t **out, ra_tables_t *t)
     free(s.ids);
     *out = g;
     return 0;
+}
+
+unsigned
+ra__gcs_jobs_rewatch(ra_ctx_t *ctx, ra__gcs_jobs_t *g)
+{
+    stale_t s = {0};
+    (void)ra_table_scan(g->t, NULL, "jobs", NULL, 0, find_running, &s);
+    for (size_t i = 0; i < s.n; i++) {
+        jrec_t j;
+        if (rec_load(g, s.ids[i], &j) == 0) {
+            watch(ctx, g, s.ids[i], j.core);
+        }
+    }
+    free(s.ids);
+    return (unsigned)s.n;
 }
 
 void

@@ -65,6 +65,46 @@ nap(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(nap)
 
+// Tally: a counter actor; bump() -> the count after adding 1, pid() ->
+// its worker's process id.
+static int
+tally_init(ra_task_t *t)
+{
+    int64_t *n = calloc(1, sizeof *n);
+    if (n == NULL) {
+        return RA_ENOMEM;
+    }
+    ra_task_set_state(t, n);
+    return 0;
+}
+
+static int
+tally_bump(ra_task_t *t)
+{
+    int64_t *n = ra_task_state(t);
+    return ra_task_return_i64(t, ++*n);
+}
+
+static int
+tally_pid(ra_task_t *t)
+{
+    return ra_task_return_i64(t, (int64_t)getpid());
+}
+
+static const ra_method_t tally_methods[] = {
+    {"bump", tally_bump},
+    {"pid", tally_pid},
+};
+
+static const ra_actor_class_t Tally = {
+    .name = "Tally",
+    .init = tally_init,
+    .fini = free,
+    .methods = tally_methods,
+    .nmethods = 2,
+};
+RA_ACTOR_CLASS_REGISTER(Tally)
+
 // ---- the daemon fixture ----
 
 static char temp[256];
@@ -416,15 +456,215 @@ START_TEST(test_join_errors_name_the_address)
 }
 END_TEST
 
+// call_i64 calls method of a and returns its answer (asserting success).
+static int64_t
+call_i64(ra_actor_t a, const char *method)
+{
+    ra_ref_t r;
+    int64_t v = -1;
+    RA_CK_OK(ra_actor_call(a, method, NULL, 0, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &v));
+    return v;
+}
+
+// expect_daemon_stops waits up to 10 s for the daemon to end with
+// RA_EACTOR (exit status 3 here) after what happened.
+static void
+expect_daemon_stops(const char *after)
+{
+    int st = 0;
+    pid_t w = 0;
+    for (int i = 0; i < 200 && w == 0; i++) {
+        if ((w = waitpid(daemon_pid, &st, WNOHANG)) == 0) {
+            usleep(50000);
+        }
+    }
+    ck_assert_msg(w == daemon_pid, "the daemon served on for 10 s after "
+                  "this: %s", after);
+    daemon_pid = -1;
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 3,
+                  "the daemon ended with status %d, not RA_EACTOR", st);
+}
+
+// kill_gcs ends the daemon's GCS with an exit signal, as a fault tool
+// would, and waits for its monitor's DOWN.
+static void
+kill_gcs(ra_ctx_t *scope)
+{
+    uint64_t mref;
+    ra_pid_t gcs = ra__g->gcs;
+    RA_CK_OK(ra_monitor(scope, gcs, &mref));
+    RA_CK_OK(ra_exit_pid(scope, gcs, RA_KILL));
+    ra_msg_t *m = NULL;
+    uint64_t got = 0;
+    while (got != mref) {
+        RA_CK_OK(ra_receive(scope, 10000, &m));
+        if (ra_msg_kind(m) != RA_MSG_DOWN ||
+            ra_msg_down_info(m, &got, NULL, NULL) != 0) {
+            got = 0;
+        }
+        ra_msg_unref(&m);
+    }
+}
+
+// The daemon's GCS, ended by an exit signal, is restarted in place by its
+// supervisor: the daemon serves on, the GCS has the same pid, its tables
+// (a detached named actor) are there, this node is registered again, and
+// it watches again what the ended one watched: the detached actor's
+// process, whose loss releases the name.  Past five restarts a minute the
+// supervisor gives up and the daemon stops for its keeper (RA_EACTOR).
+START_TEST(test_daemon_restarts_its_gcs_in_place)
+{
+    // Another program makes the detached actor and ends: then only the
+    // GCS's watch on the actor's process releases its name.
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t maker = fork();
+    ck_assert_int_ge(maker, 0);
+    if (maker == 0) {
+        close(p[0]);
+        ra_init_opts_t mo = {.address = session};
+        ra_actor_opts_t ao = RA_ACTOR_OPTS_INIT;
+        ao.name = "tally";
+        ao.detached = true;
+        ra_actor_t a;
+        ra_ref_t r;
+        int64_t v = -1;
+        if (ra_init_opts(&mo) != 0 ||
+            ra_actor_create("Tally", NULL, 0, &ao, &a) != 0 ||
+            ra_actor_call(a, "pid", NULL, 0, &r) != 0 ||
+            ra_get_i64(r, 30000, &v) != 0 ||
+            write(p[1], &v, sizeof v) != (ssize_t)sizeof v) {
+            _exit(1);
+        }
+        ra_shutdown();
+        _exit(0);
+    }
+    close(p[1]);
+    int64_t apid = 0;
+    ck_assert_int_eq(read(p[0], &apid, sizeof apid), (ssize_t)sizeof apid);
+    close(p[0]);
+    int mst = 0;
+    ck_assert_int_eq(waitpid(maker, &mst, 0), maker);
+    ck_assert(WIFEXITED(mst) && WEXITSTATUS(mst) == 0);
+    // A driver that runs on through the restart (its job is watched
+    // again: when it is lost, its job fails).
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t stayer = fork();
+    ck_assert_int_ge(stayer, 0);
+    if (stayer == 0) {
+        close(p[0]);
+        ra_init_opts_t so = {.address = session};
+        char ok = 1;
+        if (ra_init_opts(&so) != 0 || write(p[1], &ok, 1) != 1) {
+            _exit(1);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    close(p[1]);
+    char ok = 0;
+    ck_assert_int_eq(read(p[0], &ok, 1), 1);
+    close(p[0]);
+    ra_init_opts_t o = {.address = session};
+    RA_CK_OK(ra_init_opts(&o));
+    ra_actor_t a;
+    RA_CK_OK(ra_actor_lookup("tally", NULL, &a));
+    ck_assert_int_eq(call_i64(a, "bump"), 1);
+    ck_assert_int_eq(call_i64(a, "pid"), apid);
+    ra_pid_t gcs = ra__g->gcs;
+    ck_assert_uint_eq(gcs.proc, (unsigned)daemon_pid);
+    ra_ctx_t *scope = NULL;
+    RA_CK_OK(ra_scope_new(ra__g->rt, &scope));
+
+    kill_gcs(scope);
+    // Asked at once: the call waits out the restart.
+    uint64_t t0 = ra_test_now_ms();
+    ra_actor_t b;
+    RA_CK_OK(ra_actor_lookup("tally", NULL, &b));
+    uint64_t took = ra_test_now_ms() - t0;
+    ck_assert_msg(took < 1000, "the name was found %llu ms after the "
+                  "GCS ended", (unsigned long long)took);
+    ck_assert_int_eq(call_i64(b, "bump"), 2);
+    RA_CK_PID_EQ(ra__g->gcs, gcs);
+    ck_assert(waitpid(daemon_pid, NULL, WNOHANG) == 0);
+    // This node registered again (the GCS keeps nodes in memory).
+    bool listed = false;
+    for (int i = 0; i < 100 && !listed; i++) {
+        ra_node_info_t *nodes = NULL;
+        size_t n = 0;
+        RA_CK_OK(ra_node_list(&nodes, &n));
+        listed = n == 1 && nodes[0].alive && nodes[0].total.cpus == 2;
+        ra_node_list_free(nodes, n);
+        if (!listed) {
+            usleep(20000);
+        }
+    }
+    ck_assert_msg(listed, "the node did not register again");
+    // The detached actor's process is watched again: when it is lost,
+    // its name goes.
+    ck_assert_int_eq(kill((pid_t)apid, SIGKILL), 0);
+    int rc = 0;
+    for (int i = 0; i < 100 && rc != RA_ENOENT; i++) {
+        rc = ra_actor_lookup("tally", NULL, &b);
+        if (rc != RA_ENOENT) {
+            usleep(50000);
+        }
+    }
+    ck_assert_msg(rc == RA_ENOENT, "the name of the lost detached actor "
+                  "stayed: %s", ra_err_name(rc));
+    ck_assert_int_eq(kill(stayer, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(stayer, NULL, 0), stayer);
+    ra_job_state_t js = RA_JOB_RUNNING;
+    for (int i = 0; i < 100 && js == RA_JOB_RUNNING; i++) {
+        ra_job_info_t *jobs = NULL;
+        size_t n = 0;
+        RA_CK_OK(ra_job_list(&jobs, &n));
+        for (size_t k = 0; k < n; k++) {
+            if (jobs[k].pid == stayer) {
+                js = jobs[k].state;
+            }
+        }
+        free(jobs);
+        if (js == RA_JOB_RUNNING) {
+            usleep(50000);
+        }
+    }
+    ck_assert_msg(js == RA_JOB_FAILED, "the lost driver's job is %s",
+                  ra_job_state_name(js));
+    // Work goes on.
+    ra_arg_t args[2] = {RA_ARG_I64(20), RA_ARG_I64(22)};
+    ra_ref_t r;
+    int64_t v = 0;
+    RA_CK_OK(ra_remote("add", args, 2, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &v));
+    ck_assert_int_eq(v, 42);
+
+    // Four more restarts are allowed within the minute; the sixth end is
+    // one too many: the supervisor gives up and the daemon stops.
+    for (int k = 0; k < 4; k++) {
+        kill_gcs(scope);
+        RA_CK_ERR(ra_actor_lookup("tally", NULL, &b), RA_ENOENT);
+    }
+    ck_assert(waitpid(daemon_pid, NULL, WNOHANG) == 0);
+    kill_gcs(scope);
+    expect_daemon_stops("its GCS supervisor gave up");
+    ra_scope_destroy(&scope);
+    ra_shutdown();
+}
+END_TEST
+
 // A driver ends one of the daemon's system actors with an exit signal, as
-// a fault tool would (0: the raylet, 1: the GCS, 2: the object manager):
+// a fault tool would (0: the raylet, 1: the object manager; the GCS is
+// restarted in place, test_daemon_restarts_its_gcs_in_place):
 // the daemon must not serve on without it.  It stops, its workers with it,
 // and ra_node_run returns RA_EACTOR (exit status 3 here), so that its
 // supervisor starts it again.  Without the watch it served on: the wait
 // below ran out with the daemon still running.
 START_TEST(test_daemon_stops_when_a_system_actor_ends)
 {
-    static const char *const what[] = {"raylet", "GCS", "object manager"};
+    static const char *const what[] = {"raylet", "object manager"};
     ra_init_opts_t o = {.address = session};
     RA_CK_OK(ra_init_opts(&o));
     // A worker of this job runs, so that its end can be checked too.
@@ -434,27 +674,14 @@ START_TEST(test_daemon_stops_when_a_system_actor_ends)
     RA_CK_OK(ra_remote("my_pid", &a, 1, NULL, &r));
     RA_CK_OK(ra_get_i64(r, 30000, &worker));
     ck_assert_int_gt(worker, 0);
-    ra_pid_t victim = _i == 0 ? ra__g->raylet
-                      : _i == 1 ? ra__g->gcs
-                                : ra__g->objmgr;
+    ra_pid_t victim = _i == 0 ? ra__g->raylet : ra__g->objmgr;
     ck_assert_msg(!ra_pid_is_nil(victim), "no %s pid", what[_i]);
     ck_assert_uint_eq(victim.proc, (unsigned)daemon_pid);
     // (An exit signal goes to another process from an actor: a scope.)
     ra_ctx_t *scope = NULL;
     RA_CK_OK(ra_scope_new(ra__g->rt, &scope));
     RA_CK_OK(ra_exit_pid(scope, victim, RA_KILL));
-    int st = 0;
-    pid_t w = 0;
-    for (int i = 0; i < 200 && w == 0; i++) {
-        if ((w = waitpid(daemon_pid, &st, WNOHANG)) == 0) {
-            usleep(50000);
-        }
-    }
-    ck_assert_msg(w == daemon_pid, "the daemon served on for 10 s after "
-                  "its %s ended", what[_i]);
-    daemon_pid = -1;
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 3,
-                  "the daemon ended with status %d, not RA_EACTOR", st);
+    expect_daemon_stops(what[_i]);
     // Its worker went with it.
     bool gone = false;
     for (int i = 0; i < 100 && !gone; i++) {
@@ -482,7 +709,8 @@ daemon_suite(void)
     tcase_add_test(tc, test_daemon_loss_fails_pending_work_at_once);
     tcase_add_test(tc, test_join_errors_name_the_address);
     tcase_add_loop_test(tc, test_daemon_stops_when_a_system_actor_ends, 0,
-                        3);
+                        2);
+    tcase_add_test(tc, test_daemon_restarts_its_gcs_in_place);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -302,6 +302,55 @@ d=$(printf '%s\n' "$out" | sed -n 's/^distinct //p')
 printf '%s\n' "$out" | grep -q "node $id3 " && fail "work ran on the dead node: $out"
 [ -n "$d" ] && ok "work runs on the nodes left" || fail "after node loss: $out"
 
+# nodes_back N asks node 1's `rayo status` up to N times, 20 ms apart,
+# until two nodes of two are alive: back=yes then; the last answer in out.
+nodes_back() {
+    back=""
+    for i in $(seq 1 "$1"); do
+        out=$(on 1 "$rayo" status 2>&1)
+        printf '%s' "$out" | grep -q "Nodes: 2 alive of 2" &&
+            { back=yes; break; }
+        sleep 0.02
+    done
+}
+
+# busy_on_2 NAME runs a job of four half-CPU tasks of 1.5 s on node 2 in
+# the background (its pid in busy), its output and "exit STATUS" in
+# $base/NAME.out.
+busy_on_2() {
+    (on 2 env RAYO_ADDRESS=auto "$driver" busy special 4 1500 0.5 \
+        >"$base/$1.out" 2>&1; echo "exit $?" >>"$base/$1.out") &
+    busy=$!
+}
+
+# The head's GCS ended by an exit signal mid-job (as a fault tool would):
+# its supervisor restarts it in place, in the same daemon, with the same
+# pid.  Node 2 registers with it again when its heartbeats go unanswered,
+# the job running on node 2 finishes, and the detached group is kept.
+busy_on_2 busyg
+busyg=$busy
+sleep 1
+pid1=$(sed -n 's/^pid //p' "$s1/node.info")
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" killsys gcs 2>&1)
+[ "$out" = "killed the daemon's gcs" ] || fail "killsys gcs: $out"
+nodes_back 150
+[ -n "$back" ] && kill -0 "$pid1" 2>/dev/null &&
+    [ "$(sed -n 's/^pid //p' "$s1/node.info")" = "$pid1" ] &&
+    grep -q "was restarted in place by its supervisor (restart 1)" \
+        "$s1/../daemon.log" &&
+    ! grep -q "the GCS .* was lost" "$base/n2/daemon.log" &&
+    ok "the head's GCS was restarted in place; node 2 registered again" ||
+    { fail "GCS restart in place: $out"
+      grep "gcs\]\|api\]" "$s1/../daemon.log" | tail -n 8; }
+wait $busyg
+grep -q "exit 0" "$base/busyg.out" &&
+    ok "the job on node 2 finished through the GCS's restart" ||
+    fail "job through the GCS restart: $(cat "$base/busyg.out")"
+out=$(on 1 "$rayo" list placement-groups 2>&1)
+printf '%s\n' "$out" | grep -q " keepme *CREATED" &&
+    ok "the detached group keepme is still CREATED after the GCS restart" ||
+    fail "keepme after the GCS restart: $out"
+
 # kill -9 of the head mid-job, and a head started again at the same
 # address: it takes over the GCS's tables, node 2 registers with it again,
 # the job running on node 2 finishes, and a named actor there is still
@@ -326,9 +375,8 @@ for i in $(seq 1 100); do
     sleep 0.1
 done
 # (Half-CPU tasks: the groups above may hold all but 0.999 of node 2's.)
-(on 2 env RAYO_ADDRESS=auto "$driver" busy special 4 1500 0.5 \
-    >"$base/busy2.out" 2>&1; echo "exit $?" >>"$base/busy2.out") &
-busy2=$!
+busy_on_2 busy2
+busy2=$busy
 sleep 1
 pid1=$(sed -n 's/^pid //p' "$s1/node.info")
 kill -9 "$pid1"
@@ -344,12 +392,7 @@ s1b=$(on 1 "$rayo" start --head --node-ip "$head_ip" --port 6390 \
       --num-cpus 2 --cert "$cert" 2>"$base/start1b.err") ||
     fail "the head did not start again: $(cat "$base/start1b.err")"
 t1=$(date +%s%N)
-back=""
-for i in $(seq 1 100); do
-    out=$(on 1 "$rayo" status 2>&1)
-    printf '%s' "$out" | grep -q "Nodes: 2 alive of 2" && { back=yes; break; }
-    sleep 0.02
-done
+nodes_back 100
 t2=$(date +%s%N)
 [ -n "$back" ] &&
     ok "the new head sees node 2 again: start $(( (t1 - t0) / 1000000 )) ms, then registered within $(( (t2 - t1) / 1000000 )) ms" ||
