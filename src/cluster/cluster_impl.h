@@ -70,8 +70,9 @@ enum {
                                // its instance if it still runs
     RA__T_BORROW = -1328,      // to an owner's core: references lent to
                                // other processes (borrow.c)
-    RA__T_GCS_RESTARTED = -1329 // GCS -> its process's raylet: it was
-                               // restarted in place; register again
+    RA__T_GCS_RESTARTED = -1329 // GCS -> a raylet: it was restarted in
+                               // place (same pid) and does not know this
+                               // node; register again
 };
 
 #define RA__STOP_IDLE 1

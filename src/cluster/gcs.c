@@ -361,8 +361,8 @@ detached_scan(void *user, const void *key, size_t klen, const void *val,
 // running jobs and the processes of detached named actors (the ALIVE
 // actors are watched again by ra__gcs_actors_reload), and asks this
 // process's raylet to register its node again (the raylets of other nodes
-// do when their heartbeats go unanswered).  Tasks reported to the ended
-// one are not in the new task table.
+// are asked when their next heartbeat comes, op_node_hb).  Tasks reported
+// to the ended one are not in the new task table.
 static void
 back_in_place(ra_ctx_t *ctx, gcs_t *g)
 {
@@ -700,10 +700,10 @@ ra__gcs_call(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
     // Its process answers but the GCS has ended: its supervisor restarts
     // it in place (same pid) within milliseconds; ask again meanwhile, for
     // up to GCS_BACK_MS.
-    for (int i = 0; rc == RA_ENOPROC && i < GCS_BACK_MS / 20 &&
+    for (int i = 0; rc == RA_ENOPROC && i < GCS_BACK_MS / 5 &&
                     !atomic_load(&c->stopping);
          i++) {
-        struct timespec ts = {0, 20 * 1000000};
+        struct timespec ts = {0, 5 * 1000000};
         nanosleep(&ts, NULL);
         rc = call_once(ctx, c->rt, ra__gcs_pid(c), req, timeout_ms,
                        reply_out);

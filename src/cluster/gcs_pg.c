@@ -979,6 +979,15 @@ op_node_hb(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     ra_resources_t x;
     ra__rb_res(r, &x);
     gnode_t *n = r->bad ? NULL : node_find(p, node);
+    if (n == NULL && !r->bad) {
+        // A GCS restarted in place forgot the nodes: this one registers
+        // again at once (its raylet checks that this is its GCS).
+        ra_msg_t *m = NULL;
+        if (ra_msg_new_bytes(&m, RA__T_GCS_RESTARTED, NULL, 0) == 0 &&
+            ra_send(ctx, ra_sender(ctx), &m) != 0) {
+            ra_msg_unref(&m);
+        }
+    }
     if (n == NULL || !ra_pid_eq(n->raylet, ra_sender(ctx))) {
         return r->bad ? RA_EBADMSG : RA_EACCES;
     }

@@ -1903,11 +1903,9 @@ raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         on_gcs_back(ctx, r, msg);
         break;
     case RA__T_GCS_RESTARTED:
-        // Only from the GCS of this process, restarted in place: it
-        // forgot the nodes (they were in its memory).
-        if (ra_pid_eq(ra_sender(ctx), r->cfg.gcs) &&
-            r->cfg.gcs.node == ra_self(ctx).node &&
-            r->cfg.gcs.proc == ra_self(ctx).proc) {
+        // Only from this node's GCS, restarted in place (the same pid):
+        // it forgot the nodes (they were in its memory).
+        if (ra_pid_eq(ra_sender(ctx), r->cfg.gcs) && !r->finder_on) {
             ra_log_info("raylet", "registering again with the GCS, "
                         "restarted in place");
             send_node_put(ctx, r);

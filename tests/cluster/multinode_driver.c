@@ -106,7 +106,9 @@
 //                                   ends that system actor of the node
 //                                   daemon it joined with an exit signal
 //                                   (RA_KILL), as a fault tool would:
-//                                   "killed the daemon's WHAT"
+//                                   "killed the daemon's WHAT"; for the
+//                                   GCS (restarted in place) then "the
+//                                   GCS answered again after MS ms"
 //
 // Exit status 0 when the work itself went well.
 #include <malloc.h>
@@ -1184,6 +1186,22 @@ killsys(const char *what)
         return fail("exit signal", rc);
     }
     printf("killed the daemon's %s\n", what);
+    if (strcmp(what, "gcs") == 0) {
+        // Restarted in place: how long until it answers again (the call
+        // asks again while the GCS is down).
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ra_job_info_t *jobs = NULL;
+        size_t n = 0;
+        if ((rc = ra_job_list(&jobs, &n)) != 0) {
+            return fail("the GCS after its end", rc);
+        }
+        free(jobs);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        printf("the GCS answered again after %.1f ms\n",
+               (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    }
     return 0;
 }
 
