@@ -1220,6 +1220,61 @@ START_TEST(test_cluster_dead_workers_objects_leave_the_store)
 }
 END_TEST
 
+// The embedded cluster's GCS, ended by an exit signal, is restarted in
+// place by its supervisor (the same pid): a named actor is found at once
+// (the lookup waits out the restart), its node registers again, and work
+// goes on.  The driver is in the GCS's own process here.
+START_TEST(test_cluster_gcs_restarted_in_place)
+{
+    start();
+    ra_actor_opts_t ao = RA_ACTOR_OPTS_INIT;
+    ao.name = "vault";
+    ra_actor_t a, b;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(100), 1, &ao, &a));
+    ra_pid_t gcs = ra__g->gcs;
+    ra_ctx_t *scope = NULL;
+    RA_CK_OK(ra_scope_new(ra__g->rt, &scope));
+    uint64_t mref = 0, got = 0;
+    RA_CK_OK(ra_monitor(scope, gcs, &mref));
+    RA_CK_OK(ra_exit_pid(scope, gcs, RA_KILL));
+    while (got != mref) {
+        ra_msg_t *m = NULL;
+        RA_CK_OK(ra_receive(scope, 10000, &m));
+        if (ra_msg_kind(m) != RA_MSG_DOWN ||
+            ra_msg_down_info(m, &got, NULL, NULL) != 0) {
+            got = 0;
+        }
+        ra_msg_unref(&m);
+    }
+    ra_scope_destroy(&scope);
+    RA_CK_OK(ra_actor_lookup("vault", NULL, &b));
+    ck_assert(ra_is_alive(ra__g->rt, gcs));
+    RA_CK_PID_EQ(ra__g->gcs, gcs);
+    ra_ref_t r;
+    int64_t v = 0;
+    RA_CK_OK(ra_actor_call(b, "deposit", &RA_ARG_I64(5), 1, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &v));
+    ck_assert_int_eq(v, 105);
+    bool listed = false;
+    for (int i = 0; i < 100 && !listed; i++) {
+        ra_node_info_t *nodes = NULL;
+        size_t n = 0;
+        RA_CK_OK(ra_node_list(&nodes, &n));
+        listed = n == 1 && nodes[0].alive;
+        ra_node_list_free(nodes, n);
+        if (!listed) {
+            usleep(20000);
+        }
+    }
+    ck_assert_msg(listed, "the node did not register again");
+    RA_CK_OK(ra_remote("add", (ra_arg_t[]){RA_ARG_I64(1), RA_ARG_I64(2)}, 2,
+                       NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 20000, &v));
+    ck_assert_int_eq(v, 3);
+    stop();
+}
+END_TEST
+
 START_TEST(test_cluster_deadline_and_cancel)
 {
     start();
@@ -2858,6 +2913,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_worker_killed_task_retried);
     tcase_add_test(tc, test_cluster_worker_killed_from_outside);
     tcase_add_test(tc, test_cluster_dead_workers_objects_leave_the_store);
+    tcase_add_test(tc, test_cluster_gcs_restarted_in_place);
     tcase_add_test(tc, test_cluster_deadline_and_cancel);
     tcase_add_test(tc, test_cluster_survives_malformed_messages);
     tcase_add_test(tc, test_cluster_objmgr_answers_malformed_pulls);
