@@ -420,6 +420,21 @@ out=$(RAYO_ADDRESS=auto "$quickstart" 2>&1); rc=$?
 [ $rc = 0 ] && "$rayo" status >/dev/null 2>&1 &&
     ok "the daemon started again serves programs" ||
     fail "quickstart on the restarted daemon: $rc $out"
+# The GCS, ended by a driver as a fault tool would, is restarted in place
+# by its supervisor: the same daemon serves on (the keeper has nothing to
+# do), says so in its log, and runs programs.
+session1=$(cat "$temp/current" 2>/dev/null)
+out=$(RAYO_ADDRESS=auto "$mnd" killsys gcs 2>&1)
+sleep 0.3
+[ "$(printf '%s\n' "$out" | head -n 1)" = "killed the daemon's gcs" ] &&
+    alive "$pid2" && [ "$(cat "$temp/current" 2>/dev/null)" = "$session1" ] &&
+    grep -q "the GCS (actor [0-9.]*) was restarted in place" "$temp/daemon.log" &&
+    ok "the GCS was restarted in place; daemon $pid2 serves on" ||
+    fail "GCS killed: $out; daemon $pid2 alive? log: $(tail -n 5 "$temp/daemon.log")"
+out=$(RAYO_ADDRESS=auto "$quickstart" 2>&1); rc=$?
+[ $rc = 0 ] && "$rayo" status >/dev/null 2>&1 &&
+    ok "and it runs programs" ||
+    fail "quickstart after the GCS's restart: $rc $out"
 # A system actor that ends (the raylet, killed by a driver as a fault
 # tool would) stops the daemon, with a log line that names it, and the
 # keeper starts it again: it does not serve on without its raylet.
