@@ -320,7 +320,7 @@ ra__actor_create_reserved(ra_runtime_t *rt, uint32_t id,
     }
     struct timespec dl;
     ra__deadline(&dl, wait_ms);
-    for (;;) {
+    for (bool waited = false;; waited = true) {
         if (atomic_load(&rt->closing)) {
             return RA_ECLOSED;
         }
@@ -331,6 +331,13 @@ ra__actor_create_reserved(ra_runtime_t *rt, uint32_t id,
         }
         if (ra__past(&dl)) {
             return RA_EAGAIN;
+        }
+        ra__worker_t *w = ra__tls_worker;
+        if (!waited && w != NULL && w->rt == rt) {
+            // On a scheduler thread: what this one holds (a reference in
+            // its send cache) or would run next must not wait with it.
+            ra__send_cache_drop(w);
+            ra__sched_blocking();
         }
         // The ended incarnation is still referenced (a sender mid-way):
         // that lasts microseconds.
