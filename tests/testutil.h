@@ -259,4 +259,43 @@ ra_test_new_scope(ra_runtime_t *rt)
     return ctx;
 }
 
+// ra_test_call_bytes calls actor to of rt with a bytes message (tag, len
+// bytes of body) from a scope of its own and returns the call's status
+// (0: *reply holds the answer, the caller's to free).
+static inline int
+ra_test_call_bytes(ra_runtime_t *rt, ra_pid_t to, int32_t tag,
+                   const void *body, size_t len, ra_msg_t **reply)
+{
+    ra_ctx_t *scope = ra_test_new_scope(rt);
+    ra_msg_t *m = NULL;
+
+    RA_CK_OK(ra_msg_new_bytes(&m, tag, body, len));
+    int rc = ra_call(scope, to, &m, 5000, reply);
+    ra_msg_unref(&m);
+    ra_scope_destroy(&scope);
+    return rc;
+}
+
+// ra_test_kill_wait ends pid with an exit signal RA_KILL from a scope of
+// rt, as a fault tool would, and waits (up to 10 s) for its DOWN.
+static inline void
+ra_test_kill_wait(ra_runtime_t *rt, ra_pid_t pid)
+{
+    ra_ctx_t *scope = ra_test_new_scope(rt);
+    uint64_t mref = 0, got = 0;
+
+    RA_CK_OK(ra_monitor(scope, pid, &mref));
+    RA_CK_OK(ra_exit_pid(scope, pid, RA_KILL));
+    while (got != mref) {
+        ra_msg_t *m = NULL;
+        RA_CK_OK(ra_receive(scope, 10000, &m));
+        if (ra_msg_kind(m) != RA_MSG_DOWN ||
+            ra_msg_down_info(m, &got, NULL, NULL) != 0) {
+            got = 0;
+        }
+        ra_msg_unref(&m);
+    }
+    ra_scope_destroy(&scope);
+}
+
 #endif

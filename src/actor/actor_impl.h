@@ -325,6 +325,8 @@ int ra__slot_reserve(ra_runtime_t *rt, uint32_t *id);
 // referenced is waited for, up to wait_ms.  Returns 0, RA_EINVAL (not a
 // reserved slot), RA_EAGAIN (an incarnation lives, or the last one was not
 // finalized in time), RA_ECLOSED or what the init returned.
+// ra__actor_create_reserved is its first step: the next incarnation's
+// slot, prepared as ra__actor_create does (runtime.c).
 int ra__actor_create_reserved(ra_runtime_t *rt, uint32_t id,
                               const ra_behaviour_t *b, void *arg,
                               const ra_spawn_opts_t *opts, unsigned wait_ms,

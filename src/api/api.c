@@ -262,9 +262,7 @@ stop_all(ra__cluster_t *c)
     ra_link_stop(&l);
     c->link = NULL;
     ra_runtime_destroy(&c->rt);
-    ra__gcs_sys_t *sys = c->gcs_sys;
-    ra__gcs_sys_free(&sys);
-    c->gcs_sys = NULL;
+    ra__gcs_sys_free(&c->gcs_sys);
     ra__core_free(c);
     free(c->job_wire);
     c->job_wire = NULL;
@@ -406,13 +404,9 @@ start_rt_link(ra__cluster_t *c, const char *sock, unsigned threads,
     }
     // The GCS comes before the link: nothing sent to it from outside
     // (a node registering with a head just started) can find it missing.
-    if (gcsdir != NULL) {
-        ra__gcs_sys_t *sys = NULL;
-        if ((rc = ra__gcs_start(c->rt, gcsdir, &sys, &c->gcs,
-                                &c->gcs_sup)) != 0) {
-            return rc;
-        }
-        c->gcs_sys = sys;
+    if (gcsdir != NULL && (rc = ra__gcs_start(c->rt, gcsdir, &c->gcs_sys,
+                                              &c->gcs, &c->gcs_sup)) != 0) {
+        return rc;
     }
     ra_link_opts_t lo = {.ipc_dir = sock, .idle_ms = UINT32_MAX,
                          .bind = bind,
@@ -1342,7 +1336,8 @@ static const ra_behaviour_t watch_beh = {
 
 // watch_start starts the watch on c's system actors: its GCS's supervisor
 // when the GCS runs here (the head), its object manager when it has one,
-// its raylet and its core.  It ends with the runtime.  Returns 0 or an error of ra_spawn.
+// its raylet and its core.  It ends with the runtime.  Returns 0 or an
+// error of ra_spawn.
 static int
 watch_start(ra__cluster_t *c)
 {

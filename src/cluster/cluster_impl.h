@@ -466,6 +466,7 @@ void ra__worker_let_go(ra_ref_t ref);
 // ---- process-wide state ----
 
 typedef struct ra__core ra__core_t;
+typedef struct ra__gcs_sys ra__gcs_sys_t;
 
 // ra__cluster_t is the state behind the C API in one process.
 // Global: ra__g, set by ra_init and cleared by ra_shutdown under its
@@ -482,7 +483,7 @@ typedef struct ra__cluster {
     ra_pid_t raylet;         // the node's raylet
     ra_pid_t gcs;            // the GCS
     ra_pid_t gcs_sup;        // its supervisor, where it runs in this process
-    void *gcs_sys;           // ra__gcs_sys_t: what restarts it
+    ra__gcs_sys_t *gcs_sys;  // what restarts it (gcs.c)
     ra__core_t *cs;          // the core's shared part (objects)
     void *store;             // ra_objstore_t: the node's object store, or
                              // NULL (then every value travels inline)
@@ -611,10 +612,14 @@ int ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
 // supervisor restarts it with; free it with ra__gcs_sys_free after the
 // runtime is destroyed.  Returns 0, or an error of the tables (the log
 // says which) or of the runtime.
-typedef struct ra__gcs_sys ra__gcs_sys_t;
 int ra__gcs_start(ra_runtime_t *rt, const char *dir, ra__gcs_sys_t **sys,
                   ra_pid_t *gcs, ra_pid_t *sup);
 void ra__gcs_sys_free(ra__gcs_sys_t **sys);
+
+// ra__gcs_ask_register tells raylet (RA__T_GCS_RESTARTED) that the GCS of
+// ctx, restarted in place, does not know its node: it registers again
+// when the sender is its GCS.
+void ra__gcs_ask_register(ra_ctx_t *ctx, ra_pid_t raylet);
 
 // The actor runtime's reserved slots (actor_impl.h): a pid that outlives
 // an incarnation.

@@ -382,11 +382,7 @@ back_in_place(ra_ctx_t *ctx, gcs_t *g)
     ra__cluster_t *c = ra__g;
     if (c != NULL && c->rt == ra_ctx_runtime(ctx) &&
         !ra_pid_is_nil(c->raylet)) {
-        ra_msg_t *m = NULL;
-        if (ra_msg_new_bytes(&m, RA__T_GCS_RESTARTED, NULL, 0) == 0 &&
-            ra_send(ctx, c->raylet, &m) != 0) {
-            ra_msg_unref(&m);
-        }
+        ra__gcs_ask_register(ctx, c->raylet);
     }
 }
 
@@ -434,7 +430,17 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     return 0;
 }
 
-static void gcs_close(gcs_t *g);
+// gcs_close frees g and what it holds (each part may be missing).
+static void
+gcs_close(gcs_t *g)
+{
+    ra__gcs_pg_free(&g->pgs);
+    ra__gcs_jobs_free(&g->jobs);
+    ra__gcs_actors_free(&g->actors);
+    ra__gcs_tasks_free(&g->tasks);
+    ra_tables_close(&g->t);
+    free(g);
+}
 
 static void
 gcs_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
@@ -481,11 +487,7 @@ gcs_open(const char *dir, bool in_place, gcs_t **out)
         (rc = ra__gcs_jobs_new(&g->jobs, g->t, in_place)) != 0 ||
         (rc = ra__gcs_actors_new(&g->actors, g->t)) != 0 ||
         (rc = ra__gcs_tasks_new(&g->tasks, tasks_max())) != 0) {
-        ra__gcs_actors_free(&g->actors);
-        ra__gcs_jobs_free(&g->jobs);
-        ra__gcs_pg_free(&g->pgs);
-        ra_tables_close(&g->t);
-        free(g);
+        gcs_close(g);
         return rc;
     }
     *out = g;
@@ -515,17 +517,6 @@ struct ra__gcs_sys {
     unsigned starts;          // the supervisor's thread only
     ra_pid_t pid;             // the same for every incarnation
 };
-
-static void
-gcs_close(gcs_t *g)
-{
-    ra__gcs_pg_free(&g->pgs);
-    ra__gcs_jobs_free(&g->jobs);
-    ra__gcs_actors_free(&g->actors);
-    ra__gcs_tasks_free(&g->tasks);
-    ra_tables_close(&g->t);
-    free(g);
-}
 
 // gcs_child_start is the GCS's start function (its supervisor runs it).
 static int

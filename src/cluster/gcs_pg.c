@@ -968,6 +968,16 @@ op_node_put(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     return 0;
 }
 
+void
+ra__gcs_ask_register(ra_ctx_t *ctx, ra_pid_t raylet)
+{
+    ra_msg_t *m = NULL;
+    if (ra_msg_new_bytes(&m, RA__T_GCS_RESTARTED, NULL, 0) == 0 &&
+        ra_send(ctx, raylet, &m) != 0) {
+        ra_msg_unref(&m);
+    }
+}
+
 // op_node_hb: a raylet says what it has free now, and is answered with
 // every live node's (RA__T_NODES), its view for spilling work over.
 static int
@@ -981,12 +991,8 @@ op_node_hb(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra__rbuf_t *r)
     gnode_t *n = r->bad ? NULL : node_find(p, node);
     if (n == NULL && !r->bad) {
         // A GCS restarted in place forgot the nodes: this one registers
-        // again at once (its raylet checks that this is its GCS).
-        ra_msg_t *m = NULL;
-        if (ra_msg_new_bytes(&m, RA__T_GCS_RESTARTED, NULL, 0) == 0 &&
-            ra_send(ctx, ra_sender(ctx), &m) != 0) {
-            ra_msg_unref(&m);
-        }
+        // again at once.
+        ra__gcs_ask_register(ctx, ra_sender(ctx));
     }
     if (n == NULL || !ra_pid_eq(n->raylet, ra_sender(ctx))) {
         return r->bad ? RA_EBADMSG : RA_EACCES;

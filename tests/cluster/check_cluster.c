@@ -1232,21 +1232,7 @@ START_TEST(test_cluster_gcs_restarted_in_place)
     ra_actor_t a, b;
     RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(100), 1, &ao, &a));
     ra_pid_t gcs = ra__g->gcs;
-    ra_ctx_t *scope = NULL;
-    RA_CK_OK(ra_scope_new(ra__g->rt, &scope));
-    uint64_t mref = 0, got = 0;
-    RA_CK_OK(ra_monitor(scope, gcs, &mref));
-    RA_CK_OK(ra_exit_pid(scope, gcs, RA_KILL));
-    while (got != mref) {
-        ra_msg_t *m = NULL;
-        RA_CK_OK(ra_receive(scope, 10000, &m));
-        if (ra_msg_kind(m) != RA_MSG_DOWN ||
-            ra_msg_down_info(m, &got, NULL, NULL) != 0) {
-            got = 0;
-        }
-        ra_msg_unref(&m);
-    }
-    ra_scope_destroy(&scope);
+    ra_test_kill_wait(ra__g->rt, gcs);
     RA_CK_OK(ra_actor_lookup("vault", NULL, &b));
     ck_assert(ra_is_alive(ra__g->rt, gcs));
     RA_CK_PID_EQ(ra__g->gcs, gcs);
@@ -1987,12 +1973,9 @@ END_TEST
 static int
 pull_status(const uint8_t *wire, size_t n)
 {
-    ra_ctx_t *scope = NULL;
-    ra_msg_t *m = NULL, *rep = NULL;
-    RA_CK_OK(ra_scope_new(ra__g->rt, &scope));
-    RA_CK_OK(ra_msg_new_bytes(&m, RA__T_OBJ, wire, n));
-    int rc = ra_call(scope, ra__g->objmgr, &m, 5000, &rep);
-    ra_msg_unref(&m);
+    ra_msg_t *rep = NULL;
+    int rc = ra_test_call_bytes(ra__g->rt, ra__g->objmgr, RA__T_OBJ, wire, n,
+                                &rep);
     uint64_t req;
     ra_oid_t oid;
     char text[200];
@@ -2000,7 +1983,6 @@ pull_status(const uint8_t *wire, size_t n)
         RA_CK_OK(ra__pulled_read(rep, &req, &oid, &rc, text, sizeof text));
     }
     ra_msg_unref(&rep);
-    ra_scope_destroy(&scope);
     return rc;
 }
 

@@ -293,13 +293,9 @@ END_TEST
 static int
 job_call(const uint8_t *body, size_t len)
 {
-    ra_ctx_t *scope = NULL;
-    ra_msg_t *m = NULL, *rep = NULL;
-    RA_CK_OK(ra_scope_new(ra__g->rt, &scope));
-    RA_CK_OK(ra_msg_new_bytes(&m, RA__T_JOB, body, len));
-    int rc = ra_call(scope, ra__g->raylet, &m, 5000, &rep);
-    ra_msg_unref(&m);
-    ra_scope_destroy(&scope);
+    ra_msg_t *rep = NULL;
+    int rc = ra_test_call_bytes(ra__g->rt, ra__g->raylet, RA__T_JOB, body,
+                                len, &rep);
     if (rc != 0) {
         return rc;
     }
@@ -486,27 +482,6 @@ expect_daemon_stops(const char *after)
                   "the daemon ended with status %d, not RA_EACTOR", st);
 }
 
-// kill_gcs ends the daemon's GCS with an exit signal, as a fault tool
-// would, and waits for its monitor's DOWN.
-static void
-kill_gcs(ra_ctx_t *scope)
-{
-    uint64_t mref;
-    ra_pid_t gcs = ra__g->gcs;
-    RA_CK_OK(ra_monitor(scope, gcs, &mref));
-    RA_CK_OK(ra_exit_pid(scope, gcs, RA_KILL));
-    ra_msg_t *m = NULL;
-    uint64_t got = 0;
-    while (got != mref) {
-        RA_CK_OK(ra_receive(scope, 10000, &m));
-        if (ra_msg_kind(m) != RA_MSG_DOWN ||
-            ra_msg_down_info(m, &got, NULL, NULL) != 0) {
-            got = 0;
-        }
-        ra_msg_unref(&m);
-    }
-}
-
 // The daemon's GCS, ended by an exit signal, is restarted in place by its
 // supervisor: the daemon serves on, the GCS has the same pid, its tables
 // (a detached named actor) are there, this node is registered again, and
@@ -575,10 +550,8 @@ START_TEST(test_daemon_restarts_its_gcs_in_place)
     ck_assert_int_eq(call_i64(a, "pid"), apid);
     ra_pid_t gcs = ra__g->gcs;
     ck_assert_uint_eq(gcs.proc, (unsigned)daemon_pid);
-    ra_ctx_t *scope = NULL;
-    RA_CK_OK(ra_scope_new(ra__g->rt, &scope));
 
-    kill_gcs(scope);
+    ra_test_kill_wait(ra__g->rt, gcs);
     // Asked at once: the call waits out the restart.
     uint64_t t0 = ra_test_now_ms();
     ra_actor_t b;
@@ -644,13 +617,12 @@ START_TEST(test_daemon_restarts_its_gcs_in_place)
     // Four more restarts are allowed within the minute; the sixth end is
     // one too many: the supervisor gives up and the daemon stops.
     for (int k = 0; k < 4; k++) {
-        kill_gcs(scope);
+        ra_test_kill_wait(ra__g->rt, gcs);
         RA_CK_ERR(ra_actor_lookup("tally", NULL, &b), RA_ENOENT);
     }
     ck_assert(waitpid(daemon_pid, NULL, WNOHANG) == 0);
-    kill_gcs(scope);
+    ra_test_kill_wait(ra__g->rt, gcs);
     expect_daemon_stops("its GCS supervisor gave up");
-    ra_scope_destroy(&scope);
     ra_shutdown();
 }
 END_TEST
