@@ -170,13 +170,37 @@ rm_rf(const char *path)
     }
 }
 
+// RAYLET_BACK_MS: how long a call waits out a raylet that has ended (its
+// process answers RA_ENOPROC) while its supervisor restarts it in place
+// (raylet.c, "kept up in place").
+#define RAYLET_BACK_MS 2000
+
+// call_raylet calls raylet with m (the caller's still), asking again
+// every 5 ms while the raylet's process says it has none.
+static int
+call_raylet(ra_ctx_t *scope, ra_pid_t raylet, ra_msg_t *m, int64_t ms,
+            ra_msg_t **rep)
+{
+    int rc = RA_ENOPROC;
+    for (int i = 0; rc == RA_ENOPROC && i <= RAYLET_BACK_MS / 5; i++) {
+        if (i > 0) {
+            struct timespec ts = {0, 5 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        ra_msg_t *c = ra_msg_ref(m);  // (a call may take its request)
+        rc = ra_call(scope, raylet, &c, ms, rep);
+        ra_msg_unref(&c);
+    }
+    return rc;
+}
+
 static int
 call_raylet_info(ra_ctx_t *scope, ra_pid_t raylet, ra_msg_t **rep)
 {
     ra_msg_t *m = NULL;
     int rc = ra_msg_new_bytes(&m, RA__T_RAYLET_INFO, NULL, 0);
     if (rc == 0) {
-        rc = ra_call(scope, raylet, &m, 10000, rep);
+        rc = call_raylet(scope, raylet, m, 10000, rep);
         ra_msg_unref(&m);
     }
     return rc;
@@ -204,7 +228,7 @@ job_end(ra__cluster_t *c)
     ra__wb_u32(&b, c->env);
     if (ra_scope_new(c->rt, &scope) == 0 &&
         ra__wb_msg(&b, RA__T_JOB, &m) == 0) {
-        (void)ra_call(scope, c->raylet, &m, 5000, &rep);
+        (void)call_raylet(scope, c->raylet, m, 5000, &rep);
         ra_msg_unref(&m);
         ra_msg_unref(&rep);
     } else {
@@ -249,10 +273,15 @@ stop_all(ra__cluster_t *c)
         if (c->env != 0 || c->job_id != 0) {
             job_end(c);
         }
-    } else if (c->rt != NULL && !ra_pid_is_nil(c->raylet)) {
-        // The raylet's end stops its worker supervisor, which stops the
-        // workers (SIGTERM, then SIGKILL after a second).
-        stop_actor(c->rt, c->raylet);
+    } else if (c->rt != NULL && !ra_pid_is_nil(c->raylet_sup)) {
+        // Its supervisor stops the raylet (not to be restarted), whose end
+        // stops its worker supervisor, which stops the workers (SIGTERM,
+        // then SIGKILL after a second).
+        ra_ctx_t *scope = NULL;
+        if (ra_scope_new(c->rt, &scope) == 0) {
+            (void)ra_sup_stop(scope, c->raylet_sup);
+            ra_scope_destroy(&scope);
+        }
     }
     if (c->rt != NULL && !c->joined && !ra_pid_is_nil(c->objmgr)) {
         // It uses the link and the store, which end next.
@@ -263,6 +292,7 @@ stop_all(ra__cluster_t *c)
     c->link = NULL;
     ra_runtime_destroy(&c->rt);
     ra__gcs_sys_free(&c->gcs_sys);
+    ra__raylet_sys_free(&c->raylet_sys);
     ra__core_free(c);
     free(c->job_wire);
     c->job_wire = NULL;
@@ -1212,7 +1242,8 @@ start_local(ra_init_opts_t o, bool daemon)
         .cert = tcp ? c->cert : NULL,
         .gcs_ep = tcp ? c->gcs_ep : NULL,
     };
-    rc = ra__raylet_start(c->rt, &rc_cfg, &c->raylet);
+    rc = ra__raylet_start(c->rt, &rc_cfg, &c->raylet_sys, &c->raylet,
+                          &c->raylet_sup);
     free(libs);
     libs = NULL;
     if (rc != 0) {
@@ -1238,10 +1269,11 @@ fail_early:
 
 // ---- the daemon's watch on its system actors ----
 //
-// The GCS (head) is restarted in place by its own supervisor (gcs.c,
-// "kept up in place"); the raylet, object manager and core are not: their
-// state (leases, workers, transfers, owned objects) lives only in them.
-// The watch monitors those three and the GCS's supervisor; when one ends
+// The GCS (head) and the raylet are restarted in place by supervisors of
+// their own (gcs.c and raylet.c, "kept up in place"); the object manager
+// and the core are not: their state (transfers, objects held for other
+// processes, owned objects) lives only in them.  The watch monitors those
+// two and the two supervisors; when one ends
 // while the daemon is not stopping (for the supervisor: it gave up after
 // too many restarts), it logs which and why and stops the daemon (SIGTERM
 // to itself, which ra_node_run's sigwait takes), and ra_node_run returns
@@ -1336,7 +1368,7 @@ static const ra_behaviour_t watch_beh = {
 
 // watch_start starts the watch on c's system actors: its GCS's supervisor
 // when the GCS runs here (the head), its object manager when it has one,
-// its raylet and its core.  It ends with the runtime.  Returns 0 or an
+// its raylet's supervisor and its core.  It ends with the runtime.  Returns 0 or an
 // error of ra_spawn.
 static int
 watch_start(ra__cluster_t *c)
@@ -1356,7 +1388,10 @@ watch_start(ra__cluster_t *c)
         sw->w[sw->n++] = (watched_t){.name = "object manager",
                                      .pid = c->objmgr};
     }
-    sw->w[sw->n++] = (watched_t){.name = "raylet", .pid = c->raylet};
+    sw->w[sw->n++] = (watched_t){
+        .name = "raylet supervisor (it restarts the raylet up to 5 times a "
+                "minute)",
+        .pid = c->raylet_sup};
     sw->w[sw->n++] = (watched_t){.name = "core", .pid = c->core};
     int rc = ra_spawn(c->rt, &watch_beh, sw, NULL, NULL);
     if (rc != 0) {
@@ -3295,7 +3330,7 @@ workers_of(ra_ctx_t *scope, uint32_t node, ra_pid_t raylet,
     uint8_t op = RA__INFO_WORKERS;
     int rc = ra_msg_new_bytes(&m, RA__T_RAYLET_INFO, &op, 1);
     if (rc == 0) {
-        rc = ra_call(scope, raylet, &m, 10000, &rep);
+        rc = call_raylet(scope, raylet, m, 10000, &rep);
         ra_msg_unref(&m);
     }
     if (rc != 0) {

@@ -277,7 +277,10 @@ ra__actor_granted(ra_ctx_t *ctx, ra__core_t *cs, uint64_t key, int status,
     if (a != NULL && status == 0) {
         snprintf(a->ep, sizeof a->ep, "%s", ep);
     }
-    if (a == NULL || a->state == RA__ACTOR_DEAD || a->killed) {
+    if (a == NULL || a->state == RA__ACTOR_DEAD || a->killed ||
+        (status == 0 && a->lease != 0)) {
+        // (The last: a second grant, for a request asked again after this
+        // node's raylet was restarted, see ra__actors_reask.)
         if (status == 0) {
             ra__core_lease_return(ctx, cs->core, lease, false);
         }
@@ -752,6 +755,22 @@ ra__core_cmd(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cmd_t *cmd)
 }
 
 // ra__actors_free drops the calls still queued when the core ends.
+void
+ra__actors_reask(ra_ctx_t *ctx, ra__core_t *cs)
+{
+    pthread_mutex_lock(&cs->mu);
+    size_t n = cs->next_actor;
+    pthread_mutex_unlock(&cs->mu);
+    for (size_t key = 1; key < n; key++) {
+        ra__cactor_t *a = ra__cactor_at(cs, key);
+        if (a != NULL && a->owned && !a->killed && a->lease == 0 &&
+            !a->down_pending && (a->state == RA__ACTOR_PENDING ||
+                                 a->state == RA__ACTOR_RESTARTING)) {
+            place(ctx, cs, a);
+        }
+    }
+}
+
 void
 ra__actors_free(ra__core_t *cs)
 {

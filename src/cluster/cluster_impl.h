@@ -28,6 +28,7 @@
 #include "ra_msg.h"
 #include "ra_objstore.h"
 #include "ra_place.h"
+#include "ra_supervisor.h"
 #include "ra_topo.h"
 
 // Message tags of the cluster's system actors.
@@ -467,6 +468,7 @@ void ra__worker_let_go(ra_ref_t ref);
 
 typedef struct ra__core ra__core_t;
 typedef struct ra__gcs_sys ra__gcs_sys_t;
+typedef struct ra__raylet_sys ra__raylet_sys_t;
 
 // ra__cluster_t is the state behind the C API in one process.
 // Global: ra__g, set by ra_init and cleared by ra_shutdown under its
@@ -481,6 +483,9 @@ typedef struct ra__cluster {
     char ns[RA__NAME_MAX + 1];
     ra_pid_t core;           // this process's core actor
     ra_pid_t raylet;         // the node's raylet
+    ra_pid_t raylet_sup;     // its supervisor, where it runs in this
+                             // process
+    ra__raylet_sys_t *raylet_sys; // what restarts it (raylet.c)
     ra_pid_t gcs;            // the GCS
     ra_pid_t gcs_sup;        // its supervisor, where it runs in this process
     ra__gcs_sys_t *gcs_sys;  // what restarts it (gcs.c)
@@ -493,7 +498,9 @@ typedef struct ra__cluster {
     void *raylet_state;      // embedded: the raylet's config
     void *gcs_state;
     ra_topo_t *topo;         // this node's topology, or NULL
-    uint32_t env;            // this job's environment at the raylet
+    _Atomic uint32_t env;    // this job's environment at the raylet (the
+                             // core sets it again when the raylet is
+                             // restarted in place)
     bool joined;             // a driver of a node daemon's cluster
     bool daemon;             // the node daemon itself
     // A cluster of several nodes speaks tcp (empty strings otherwise):
@@ -602,8 +609,15 @@ void ra__send_gpu_env(ra_ctx_t *ctx, ra_pid_t to, const char *visible);
 // ra__load_libs loads the runtime environment's libraries (api.c).
 int ra__load_libs(const char *const *libs, char **joined);
 
+// ra__raylet_start starts the node's raylet with cfg (copied): a
+// supervisor (*sup) whose one child is the raylet (*out), restarted in
+// place when it ends, with the same pid, up to 5 times a minute (raylet.c,
+// "kept up in place").  *sys holds what the supervisor restarts it with;
+// free it with ra__raylet_sys_free after the runtime is destroyed.
+// Returns 0 or an error of the runtime.
 int ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
-                     ra_pid_t *out);
+                     ra__raylet_sys_t **sys, ra_pid_t *out, ra_pid_t *sup);
+void ra__raylet_sys_free(ra__raylet_sys_t **sys);
 
 // ra__gcs_start starts the GCS on the tables in dir: a supervisor (*sup)
 // whose one child is the GCS actor (*gcs), restarted in place when it
@@ -628,6 +642,26 @@ int ra__spawn_reserved(ra_runtime_t *rt, ra_ctx_t *parent, uint32_t id,
                        const ra_behaviour_t *b, void *arg,
                        const ra_spawn_opts_t *opts, unsigned wait_ms,
                        ra_pid_t *out);
+
+// Kept up in place (proto.c; used by gcs.c and raylet.c): a system actor
+// under a supervisor of its own (one_for_one, one permanent child, at most
+// RA__KEEP_RESTARTS restarts in RA__KEEP_PERIOD_MS), each incarnation in a
+// slot reserved for it, so with the same pid.
+#define RA__KEEP_RESTARTS 5
+#define RA__KEEP_PERIOD_MS 60000
+// ra__keep_start reserves a slot of rt (*slot, which start reads) and
+// starts the supervisor (*sup), whose child id start(arg) makes (with
+// ra__keep_spawn).  Returns 0, or an error of the runtime or of start's
+// first run.
+int ra__keep_start(ra_runtime_t *rt, const char *id, ra_child_start_fn start,
+                   void *arg, uint32_t *slot, ra_pid_t *sup);
+// ra__keep_spawn spawns an incarnation of b with state into slot and
+// links it to sup (the supervisor's context).  Returns 0 with *out, or an
+// error: with *taken false the spawn failed and state is still the
+// caller's to free; with it true the incarnation ended (its terminate
+// freed state) and the supervisor tries again.
+int ra__keep_spawn(ra_ctx_t *sup, uint32_t slot, const ra_behaviour_t *b,
+                   void *state, bool *taken, ra_pid_t *out);
 
 // ra__name_key writes the table key "ns\0name" into key (cap bytes) and
 // returns its length, or 0 when it does not fit.

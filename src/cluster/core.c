@@ -41,6 +41,10 @@
 #define IDLE_MS 5u      // keep an idle lease this long
 #define GRACE_MS 1000u  // a cancelled task gets this long to stop
 #define LOST_WAIT_MS 200u // wait for the raylet's word on a lost worker
+#define REASK_MS 20u      // a request refused by a raylet restarted in
+                          // place (RA_EAGAIN) is asked again after this
+#define BACK_MS 2000u     // how long this node's raylet, restarted in
+                          // place, is waited for
 #define RESPILL_MS 250u   // a request whose spill target was lost waits
 
 // ---- queues ----
@@ -299,6 +303,9 @@ typedef struct core {
     uint64_t next_req;
     uint64_t tick_key;        // ticks carry it: a forged one is ignored
     uint64_t daemon_ref;      // a driver's monitor of its node daemon
+    uint64_t raylet_ref;      // the monitor of this node's raylet, which
+                              // its supervisor restarts in place
+    bool reask_armed;         // a TICK_REASK is on its way
     bool daemon_lost;         // ... which was lost: nothing can run
     bool no_tev;              // RAYO_TASK_EVENTS=0: no task events
     bool tev_methods;         // RAYO_TASK_EVENTS=all: methods' too
@@ -312,6 +319,7 @@ typedef struct core {
     // answered: if that raylet is lost, they are asked again here.
     struct spilled {
         uint64_t req, mref;
+        ra_pid_t raylet;      // where it was passed on to
         ra__cls_t shape;
         bool actor;
         int isolation;
@@ -651,10 +659,22 @@ send_lease_req_to(ra_ctx_t *ctx, ra_pid_t raylet, uint32_t env,
     return rc;
 }
 
+// watch_raylet monitors this node's raylet (once per incarnation): its
+// end while its process lives is a restart in place (raylet_back).
+static void
+watch_raylet(ra_ctx_t *ctx, core_t *k)
+{
+    if (k->raylet_ref == 0 && !ra_pid_is_nil(k->c->raylet) &&
+        ra_monitor(ctx, k->c->raylet, &k->raylet_ref) != 0) {
+        k->raylet_ref = 0;
+    }
+}
+
 static int
 send_lease_req(ra_ctx_t *ctx, core_t *k, uint64_t req, const ra__cls_t *c,
                bool actor, int isolation)
 {
+    watch_raylet(ctx, k);
     return send_lease_req_to(ctx, k->c->raylet, k->c->env, false, req, c,
                              actor, isolation);
 }
@@ -671,6 +691,19 @@ send_lease_return(ra_ctx_t *ctx, core_t *k, uint64_t lease, bool kill)
     if (ra__wb_msg(&b, RA__T_LEASE_RETURN, &m) == 0 &&
         ra_send(ctx, to, &m) != 0) {
         ra_msg_unref(&m);
+    }
+}
+
+// forget_env_at forgets this job's environment at raylet (which was
+// lost or restarted: it forgot it too).
+static void
+forget_env_at(core_t *k, ra_pid_t raylet)
+{
+    for (size_t i = 0; i < k->nre; i++) {
+        if (ra_pid_eq(k->re[i].raylet, raylet)) {
+            k->re[i] = k->re[--k->nre];
+            return;
+        }
     }
 }
 
@@ -724,11 +757,13 @@ enum {
     TICK_RESPILL = 6,
     TICK_TEV = 7,
     TICK_ACTOR_RESOLVE = 8,
-    TICK_ACTOR_BACKLOG = 9
+    TICK_ACTOR_BACKLOG = 9,
+    TICK_REASK = 10
 };
 
 static void send_tick(ra_ctx_t *ctx, core_t *k, uint8_t what, uint64_t a,
                       uint64_t b2, uint64_t ms);
+static void reask(ra_ctx_t *ctx, core_t *k);
 
 // spill sends a lease request that our raylet passed on to the raylet of
 // another node (or, when that cannot be, back to ours, not to be passed
@@ -755,12 +790,15 @@ spill(ra_ctx_t *ctx, core_t *k, uint64_t req, ra__cls_t *shape, bool actor,
     struct spilled *sp = NULL;
     if (!ra_pid_eq(raylet, k->c->raylet) &&
         (sp = calloc(1, sizeof *sp)) != NULL) {
-        *sp = (struct spilled){.req = req, .shape = *shape, .actor = actor,
+        *sp = (struct spilled){.req = req, .raylet = raylet,
+                               .shape = *shape, .actor = actor,
                                .isolation = isolation, .next = k->spilled};
         sp->shape.next = NULL;
         sp->shape.q = (ra__tq_t){0};
-        if (ra_link_monitor_node(ctx, raylet.node, raylet.proc, &sp->mref) !=
-            0) {
+        // The raylet itself is watched: its DOWN comes when its node is
+        // lost and when it is restarted in place, which forgets what it
+        // was asked.
+        if (ra_monitor(ctx, raylet, &sp->mref) != 0) {
             sp->mref = 0;
         }
         k->spilled = sp;
@@ -799,6 +837,7 @@ spilled_lost(ra_ctx_t *ctx, core_t *k, uint64_t mref)
             continue;
         }
         *pp = sp->next;
+        forget_env_at(k, sp->raylet);
         // Asked again a little later: until the GCS has seen that node
         // dead, this node's raylet may still pass the request there.
         if (k->respill == NULL) {
@@ -1586,6 +1625,26 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         return;
     }
     spilled_answered(ctx, k, req);
+    if (status == RA_EAGAIN) {
+        // A raylet restarted in place that does not know the job's
+        // environment named (an earlier incarnation's): asked again soon,
+        // once the job is registered again (raylet_back, env_at).
+        ra_pid_t from = ra_sender(ctx);
+        if (!ra_pid_eq(from, k->c->raylet)) {
+            forget_env_at(k, from);
+        }
+        if (!actor) {
+            ra__cls_t *c = cls_get(k, cpus, gpus, &x, pg, bundle, near);
+            if (c != NULL && c->pending_req > 0) {
+                c->pending_req--;
+            }
+        }
+        if (!k->reask_armed) {
+            k->reask_armed = true;
+            send_tick(ctx, k, TICK_REASK, 0, 0, REASK_MS);
+        }
+        return;
+    }
     if (status == RA__LEASE_SPILL) {
         ra__cls_t shape = {.cpus = cpus, .gpus = gpus, .x = x, .pg = pg,
                            .bundle = bundle, .near = near};
@@ -1867,6 +1926,9 @@ on_tick(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         ra__actor_backlog_tick(ctx, k->cs, a);
     } else if (what == TICK_RESPILL) {
         respill(ctx, k);
+    } else if (what == TICK_REASK) {
+        k->reask_armed = false;
+        reask(ctx, k);
     } else if (what == TICK_TEV) {
         // (a = 1: ra__core_flush_events asks, and waits for the answer.)
         k->cs->tev_armed = a == 1 && k->cs->tev_armed;
@@ -1985,6 +2047,10 @@ core_init(ra_ctx_t *ctx, void **state)
                              &k->daemon_ref) != 0) {
         k->daemon_ref = 0;
     }
+    if (k->c->joined) {
+        // (Before its job is registered: a restart from then on is seen.)
+        watch_raylet(ctx, k);
+    }
     return 0;
 }
 
@@ -2022,6 +2088,89 @@ on_output(core_t *k, ra_msg_t *m)
     }
     ssize_t w = write(stream, line, n);
     (void)w;
+}
+
+// reask asks this node's raylet again for workers for the queued tasks
+// of every class and the actors that wait for one.
+static void
+reask(ra_ctx_t *ctx, core_t *k)
+{
+    for (ra__cls_t *c = k->classes; c != NULL; c = c->next) {
+        if (c->q.n > 0) {
+            dispatch(ctx, k, c);
+        }
+    }
+    ra__actors_reask(ctx, k->cs);
+}
+
+// rejoin registers this driver's job again at this node's raylet (a
+// driver of a node daemon), or (other processes) only asks it something:
+// 0 once it answers.
+static int
+rejoin(ra_ctx_t *ctx, core_t *k)
+{
+    ra_msg_t *m = NULL, *rep = NULL;
+    ra__rbuf_t r;
+    bool job = k->c->joined && k->c->job_wire != NULL;
+    uint8_t info = RA__INFO_WORKERS;
+    int rc = job ? ra_msg_new_bytes(&m, RA__T_JOB, k->c->job_wire,
+                                    k->c->job_wire_len)
+                 : ra_msg_new_bytes(&m, RA__T_RAYLET_INFO, &info, 1);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = job ? ra__call_status(ctx, k->c->raylet, &m, 5000, &rep, &r)
+             : ra_call(ctx, k->c->raylet, &m, 5000, &rep);
+    ra_msg_unref(&m);
+    if (rc == 0 && job) {
+        uint32_t env = ra__rb_u32(&r);
+        if (r.bad) {
+            rc = RA_EBADMSG;
+        } else {
+            k->c->env = env;
+            ra_log_info("core", "job registered again at this node's raylet "
+                        "(environment %u)", env);
+        }
+    }
+    ra_msg_unref(&rep);
+    return rc;
+}
+
+// raylet_back: this node's raylet ended.  With its process (the node
+// daemon lost) daemon_lost says what happens.  Otherwise its supervisor
+// restarts it in place (the same pid) within milliseconds, having
+// forgotten the job's environment and the requests it had not granted:
+// wait for it, register the job again and ask again.  Its workers are
+// stopped with it; their leases end through their own DOWNs, as after a
+// crash.
+static void
+raylet_back(ra_ctx_t *ctx, core_t *k, ra_reason_t why)
+{
+    k->raylet_ref = 0;
+    if (why == RA_NOCONNECTION || k->daemon_lost ||
+        atomic_load(&k->c->stopping)) {
+        return;
+    }
+    char rs[64];
+    ra_log_warn("core", "this node's raylet ended (%s); its supervisor "
+                "restarts it: asking it again for workers",
+                ra_reason_str(why, rs, sizeof rs));
+    int rc = rejoin(ctx, k);
+    for (unsigned i = 0; rc == RA_ENOPROC && i < BACK_MS / 5; i++) {
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
+        rc = rejoin(ctx, k);
+    }
+    if (rc != 0) {
+        ra_log_err("core", "this node's raylet did not come back (%s): "
+                   "work that needs it fails", ra_strerror(rc));
+        return;
+    }
+    watch_raylet(ctx, k);
+    for (ra__cls_t *c = k->classes; c != NULL; c = c->next) {
+        c->pending_req = 0;
+    }
+    reask(ctx, k);
 }
 
 static int
@@ -2070,6 +2219,10 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
             }
             if (mref != 0 && mref == k->daemon_ref) {
                 daemon_lost(k);
+                break;
+            }
+            if (mref != 0 && mref == k->raylet_ref) {
+                raylet_back(ctx, k, why);
                 break;
             }
             if (mref != 0 && spilled_lost(ctx, k, mref)) {

@@ -273,6 +273,12 @@ void ra__actor_call(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cactor_t *a,
 void ra__actor_stop_call(ra_ctx_t *ctx, ra__core_t *cs, ra__task_t *t,
                          int err, const char *text);
 void ra__core_cmd(ra_ctx_t *ctx, void *k, ra__core_t *cs, ra__cmd_t *cmd);
+// ra__actors_reask asks the raylet again for a worker for every owned
+// actor that waits for one: the raylet was restarted in place and forgot
+// the requests (core.c, raylet_back), or refused one of an earlier
+// incarnation's job environment.  A second grant for one actor is given
+// back.
+void ra__actors_reask(ra_ctx_t *ctx, ra__core_t *cs);
 void ra__actors_free(ra__core_t *cs);
 void ra__actor_table_free(ra__core_t *cs);
 

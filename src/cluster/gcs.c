@@ -497,7 +497,7 @@ gcs_open(const char *dir, bool in_place, gcs_t **out)
 // ---- kept up in place: the GCS's supervisor ----
 //
 // The GCS runs under a supervisor of its own (one_for_one, permanent
-// child, at most GCS_RESTARTS restarts in GCS_PERIOD_MS), in a slot of the
+// child, at most RA__KEEP_RESTARTS restarts in RA__KEEP_PERIOD_MS), in a slot of the
 // runtime reserved for it: each incarnation has the same pid, the one that
 // raylets, drivers and node files name, so a GCS restarted after it ended
 // (a bug, an exit signal from a fault tool) is found where the last one
@@ -506,8 +506,6 @@ gcs_open(const char *dir, bool in_place, gcs_t **out)
 // that gives up ends, and the node daemon's watch stops the daemon for its
 // own keeper (api.c).
 
-#define GCS_RESTARTS 5
-#define GCS_PERIOD_MS 60000
 // How long a call keeps asking a GCS that has ended (ra__gcs_call).
 #define GCS_BACK_MS 2000
 
@@ -535,17 +533,13 @@ gcs_child_start(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
         return rc;
     }
     g->incarnation = s->starts;
-    // (Spawned unlinked, so that a failed spawn never ran terminate and g
-    // is still this function's to free; linked next.)
     ra_pid_t pid;
-    if ((rc = ra__spawn_reserved(rt, NULL, s->slot, &gcs_beh, g, NULL, 2000,
-                                 &pid)) != 0) {
-        gcs_close(g);
-        return rc;
-    }
-    if ((rc = ra_link(sup, pid)) != 0) {
-        // It ended already: the supervisor tries again.
-        (void)ra_exit_pid(sup, pid, RA_KILL);
+    bool taken;
+    if ((rc = ra__keep_spawn(sup, s->slot, &gcs_beh, g, &taken, &pid)) !=
+        0) {
+        if (!taken) {
+            gcs_close(g);
+        }
         return rc;
     }
     s->starts++;
@@ -575,18 +569,8 @@ ra__gcs_start(ra_runtime_t *rt, const char *dir, ra__gcs_sys_t **sys,
         return RA_EINVAL;
     }
     snprintf(s->dir, sizeof s->dir, "%s", dir);
-    int rc = ra__slot_reserve(rt, &s->slot);
+    int rc = ra__keep_start(rt, "gcs", gcs_child_start, s, &s->slot, sup);
     if (rc != 0) {
-        free(s);
-        return rc;
-    }
-    ra_sup_flags_t f = {.strategy = RA_ONE_FOR_ONE,
-                        .intensity = GCS_RESTARTS,
-                        .period_ms = GCS_PERIOD_MS};
-    ra_child_spec_t spec = {.id = "gcs", .start = gcs_child_start,
-                            .start_arg = s, .restart = RA_PERMANENT};
-    if ((rc = ra_sup_start(rt, NULL, &f, &spec, 1, sup)) != 0) {
-        // (The reserved slot stays taken: the runtime is being given up.)
         free(s);
         return rc;
     }

@@ -762,6 +762,54 @@ lose_unsure(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g, uint32_t node)
     }
 }
 
+// held tells whether the list of bundles a node holds (h, count entries
+// from h's offset, as in reconcile) names bundle i of group id.
+static bool
+held(const ra__rbuf_t *h, uint32_t count, uint64_t id, uint32_t i)
+{
+    ra__rbuf_t r = *h;
+    for (uint32_t k = 0; k < count && !r.bad; k++) {
+        uint64_t gid = ra__rb_u64(&r);
+        uint32_t gi = ra__rb_u32(&r);
+        (void)ra__rb_u64(&r);
+        (void)ra__rb_u8(&r);
+        if (gid == id && gi == i) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// lose_missing places again the bundles of g that this GCS saw reserved
+// on node n and that n, registering again, no longer holds: its raylet was
+// restarted in place (raylet.c, "kept up in place") and forgot them.  A
+// reservation in flight is left to its own replies.
+static void
+lose_missing(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gpg_t *g, gnode_t *n,
+             const ra__rbuf_t *h, uint32_t count)
+{
+    if (g->state != RA_PG_CREATED && g->state != RA_PG_RESCHEDULING) {
+        return;
+    }
+    bool lost = false;
+    for (uint32_t i = 0; i < g->nb; i++) {
+        if (g->node[i] != n->node || g->unsure[i] || g->fresh[i] ||
+            held(h, count, g->id, i)) {
+            continue;
+        }
+        hold_on(n, g, i, -1);
+        g->node[i] = 0;
+        lost = true;
+    }
+    if (lost) {
+        g->state = RA_PG_RESCHEDULING;
+        ra_log_warn("gcs", "placement group %" PRIu64 ": node %u registered "
+                    "again without some of its bundles (its raylet was "
+                    "restarted); they are placed again", g->id, n->node);
+        (void)pg_store(ctx, p, g);
+    }
+}
+
 // reconcile compares the bundles node n says it holds ({u64 group, u32
 // index, u64 attempt, u8 committed} x count, in h) with the groups: what
 // an earlier GCS placed there and n holds is counted again; what n holds
@@ -771,6 +819,7 @@ static void
 reconcile(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gnode_t *n, ra__rbuf_t *h,
           uint32_t count)
 {
+    const ra__rbuf_t list = *h;
     for (uint32_t k = 0; k < count; k++) {
         uint64_t id = ra__rb_u64(h);
         uint32_t i = ra__rb_u32(h);
@@ -791,6 +840,7 @@ reconcile(ra_ctx_t *ctx, ra__gcs_pgs_t *p, gnode_t *n, ra__rbuf_t *h,
     }
     for (gpg_t *g = p->pgs; g != NULL; g = g->next) {
         lose_unsure(ctx, p, g, n->node);
+        lose_missing(ctx, p, g, n, &list, count);
     }
 }
 

@@ -12,6 +12,7 @@
 #include "ra_objstore.h"
 #include "ra_error.h"
 #include "ra_log.h"
+#include "ra_supervisor.h"
 
 // ---- writing ----
 
@@ -1456,4 +1457,47 @@ ra__call_status(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req,
     int rc = ra_call(ctx, to, req, timeout_ms, reply);
     ra_msg_unref(req);
     return rc != 0 ? rc : ra__reply_status(reply, r);
+}
+
+// ---- kept up in place ----
+
+int
+ra__keep_start(ra_runtime_t *rt, const char *id, ra_child_start_fn start,
+               void *arg, uint32_t *slot, ra_pid_t *sup)
+{
+    int rc = ra__slot_reserve(rt, slot);
+    if (rc != 0) {
+        return rc;
+    }
+    ra_sup_flags_t f = {.strategy = RA_ONE_FOR_ONE,
+                        .intensity = RA__KEEP_RESTARTS,
+                        .period_ms = RA__KEEP_PERIOD_MS};
+    ra_child_spec_t spec = {.id = id, .start = start, .start_arg = arg,
+                            .restart = RA_PERMANENT};
+    // (On an error the reserved slot stays taken: the runtime is being
+    // given up.)
+    return ra_sup_start(rt, NULL, &f, &spec, 1, sup);
+}
+
+int
+ra__keep_spawn(ra_ctx_t *sup, uint32_t slot, const ra_behaviour_t *b,
+               void *state, bool *taken, ra_pid_t *out)
+{
+    // (Spawned unlinked, so that a failed spawn never ran terminate and
+    // state is still the caller's; linked next.)
+    ra_pid_t pid;
+    *taken = false;
+    int rc = ra__spawn_reserved(ra_ctx_runtime(sup), NULL, slot, b, state,
+                                NULL, 2000, &pid);
+    if (rc != 0) {
+        return rc;
+    }
+    *taken = true;
+    if ((rc = ra_link(sup, pid)) != 0) {
+        // It ended already: the supervisor tries again.
+        (void)ra_exit_pid(sup, pid, RA_KILL);
+        return rc;
+    }
+    *out = pid;
+    return 0;
 }

@@ -54,6 +54,29 @@ typedef ra__rlease_t lease_t;
 typedef ra__req_t req_t;
 typedef ra__raylet_t raylet_t;
 
+static void orphans_gone(ra_ctx_t *ctx, raylet_t *r);
+static void cfg_free(ra__raylet_cfg_t *c);
+
+// tick sends this raylet a tick of kind what (RAYLET_*), after delay_ms
+// or (0) behind what is queued now.  A tick names the incarnation that
+// armed it: one armed by an incarnation that ended reaches the next (the
+// same pid, see "kept up in place") and is ignored there.  Returns 0 or
+// an error of the runtime.
+static int
+tick(ra_ctx_t *ctx, raylet_t *r, uint8_t what, uint64_t delay_ms)
+{
+    uint8_t body[2] = {what, (uint8_t)r->incarnation};
+    ra_msg_t *t = NULL;
+    int rc = ra_msg_new_bytes(&t, RA__T_TICK, body, sizeof body);
+    if (rc == 0) {
+        rc = delay_ms == 0 ? ra_send(ctx, ra_self(ctx), &t)
+                           : ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx),
+                                           delay_ms, &t, NULL);
+    }
+    ra_msg_unref(&t);
+    return rc;
+}
+
 // ---- worker processes ----
 
 // read_cmdline returns the program's own argv, read from /proc, so that a
@@ -842,17 +865,13 @@ ra__raylet_drop(ra_ctx_t *ctx, ra__raylet_t *r, ra__rlease_t *l,
 static void
 grant_soon(ra_ctx_t *ctx, raylet_t *r)
 {
-    ra_msg_t *t = NULL;
-    uint8_t what = RAYLET_GRANT;
     if (r->grant_soon) {
         return;
     }
-    if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
-        ra_send(ctx, ra_self(ctx), &t) == 0) {
+    if (tick(ctx, r, RAYLET_GRANT, 0) == 0) {
         r->grant_soon = true;
         return;
     }
-    ra_msg_unref(&t);
     try_grant(ctx, r);
 }
 
@@ -892,6 +911,15 @@ on_lease_req(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     q->gpus = (int64_t)(gpus * UNIT + 0.5);
     q->view_gen = r->view_gen;
     ra__jenv_t *e = env_find(r, q->env);
+    if (e == NULL && q->env != 0 &&
+        q->env >> 20 != (r->incarnation & 0xfff)) {
+        // An environment of an earlier incarnation (this raylet was
+        // restarted in place): its core registers the job again and asks
+        // again (core.c, raylet_back).
+        reply_grant(ctx, r, q, RA_EAGAIN, NULL);
+        free(q);
+        return;
+    }
     if (e == NULL || e->gone) {
         ra_log_warn("raylet", "lease request for job environment %u, "
                     "which %s: refused", q->env,
@@ -1128,7 +1156,10 @@ on_sup_event(ra_ctx_t *ctx, raylet_t *r, ra_msg_t *m)
     bson_iter_t it;
     const char *ev = NULL;
     int64_t ospid = 0, reason = 0;
-    if (doc == NULL || !bson_iter_init(&it, doc)) {
+    // (Only this incarnation's worker supervisor: the one of an ended
+    // incarnation reports the workers it stops to the same pid.)
+    if (!ra_pid_eq(ra_sender(ctx), r->sup) || doc == NULL ||
+        !bson_iter_init(&it, doc)) {
         return;
     }
     while (bson_iter_next(&it)) {
@@ -1247,13 +1278,8 @@ reap(ra_ctx_t *ctx, raylet_t *r)
             live--;
         }
     }
-    ra_msg_t *t = NULL;
-    uint8_t what = RAYLET_REAP;
-    if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
-        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), REAP_EVERY_MS, &t,
-                      NULL) != 0) {
-        ra_msg_unref(&t);
-    }
+    orphans_gone(ctx, r);
+    (void)tick(ctx, r, RAYLET_REAP, REAP_EVERY_MS);
 }
 
 // ---- jobs: the drivers of a node daemon ----
@@ -1535,13 +1561,7 @@ send_hb(ra_ctx_t *ctx, raylet_t *r)
                ra_send(ctx, r->cfg.gcs, &m) != 0) {
         ra_msg_unref(&m);
     }
-    ra_msg_t *t = NULL;
-    uint8_t what = RAYLET_HB;
-    if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
-        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), HB_EVERY_MS, &t,
-                      NULL) != 0) {
-        ra_msg_unref(&t);
-    }
+    (void)tick(ctx, r, RAYLET_HB, HB_EVERY_MS);
 }
 
 // on_nodes takes the GCS's view of the live nodes (what they have free,
@@ -1791,8 +1811,20 @@ boot(ra_ctx_t *ctx, raylet_t *r)
     }
     r->booted = true;
     // Lease ids name their node, so that an owner holding leases of
-    // several nodes never sees two alike.
-    r->next_lease = (uint64_t)ra_self(ctx).node << 32;
+    // several nodes never sees two alike, and the incarnation (bits 24 to
+    // 31), so that a lease of an ended one never names a new one; likewise
+    // job environments.
+    r->next_lease = (uint64_t)ra_self(ctx).node << 32 |
+                    (uint64_t)(r->incarnation & 0xff) << 24;
+    r->next_env = (r->incarnation & 0xfff) << 20 | 1;
+    if (r->incarnation > 0) {
+        ra_log_warn("raylet", "the raylet (actor %u.%u.%u) was restarted in "
+                    "place by its supervisor (restart %u): the %zu worker "
+                    "processes of the one before are stopped, their tasks "
+                    "retried and their actors restarted as their policies "
+                    "say", ra_self(ctx).node, ra_self(ctx).proc,
+                    ra_self(ctx).id, r->incarnation, r->norphans);
+    }
     send_node_put(ctx, r);
     if (r->cfg.gcs_ep != NULL && (r->cfg.gcs.node != ra_self(ctx).node ||
                                   r->cfg.gcs.proc != ra_self(ctx).proc) &&
@@ -1844,25 +1876,35 @@ static int
 raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
     raylet_t *r = state;
+    if (!r->booted) {
+        // (Before anything else: an incarnation restarted in place may be
+        // sent to before its boot tick arrives.)
+        int rc = boot(ctx, r);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     switch (ra_msg_tag(msg)) {
     case RA__T_TICK: {
         size_t len;
         const uint8_t *p = ra_msg_data(msg, &len);
-        if (!ra_pid_is_nil(ra_sender(ctx)) &&
-            !ra_pid_eq(ra_sender(ctx), ra_self(ctx))) {
-            break;   // ticks come from ourselves and the timer only
+        if ((!ra_pid_is_nil(ra_sender(ctx)) &&
+             !ra_pid_eq(ra_sender(ctx), ra_self(ctx))) ||
+            len != 2 || p[1] != (uint8_t)r->incarnation) {
+            break;   // ticks come from ourselves and the timer only, and
+                     // count only in the incarnation that armed them
         }
-        if (len == 1 && p[0] == RAYLET_GRANT) {
+        if (p[0] == RAYLET_GRANT) {
             if (r->grant_soon) {
                 try_grant(ctx, r);
             }
             break;
         }
-        if (len == 1 && p[0] == RAYLET_REAP) {
+        if (p[0] == RAYLET_REAP) {
             reap(ctx, r);
             break;
         }
-        if (len == 1 && p[0] == RAYLET_HB) {
+        if (p[0] == RAYLET_HB) {
             send_hb(ctx, r);
             break;
         }
@@ -1931,12 +1973,10 @@ raylet_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     return 0;
 }
 
+// raylet_free frees r and what it holds.
 static void
-raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
+raylet_free(raylet_t *r)
 {
-    (void)ctx;
-    (void)reason;
-    raylet_t *r = state;
     finder_join(r);
     while (r->workers != NULL) {
         wk_t *w = r->workers;
@@ -1974,15 +2014,85 @@ raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
         free(e);
     }
     ra__free_strv(r->base_env);
-    free((char *)r->cfg.session);
-    free((char *)r->cfg.endpoint);
-    free((char *)r->cfg.ns);
-    free((char *)r->cfg.libs);
-    free((char *)r->cfg.store);
-    free((char *)r->cfg.bind_ip);
-    free((char *)r->cfg.cert);
-    free((char *)r->cfg.gcs_ep);
+    free(r->orphans);
+    cfg_free(&r->cfg);
     free(r);
+}
+
+// ---- kept up in place ----
+//
+// The raylet runs under a supervisor of its own ("rayo-raylet-sup",
+// one_for_one, a permanent child, at most RA__KEEP_RESTARTS restarts in
+// RA__KEEP_PERIOD_MS), in a slot of the runtime reserved for it: every
+// incarnation has the pid that the GCS, drivers, workers and the node file
+// know.  What the raylet kept lived in its memory and ends with it: its
+// worker supervisor is linked to it, so the node's worker processes are
+// stopped (the owners retry their tasks and the GCS restarts their actors
+// as their policies say, as after a crash of those workers); its leases,
+// waiting requests, job environments and bundles go.  The next incarnation
+// registers the node again (the GCS places again the bundles it no longer
+// holds), starts the embedded cluster's workers again, deletes from the
+// store the objects of the stopped workers once they are gone (orphans),
+// and the cores of the node, which monitor it, register their jobs again
+// and ask again for what they waited for (core.c).  Lease and environment
+// ids of each incarnation are apart from the last one's, so a stale one
+// never names a new lease.  A supervisor that gives up ends, and the node
+// daemon's watch stops the daemon for its keeper (api.c).
+
+struct ra__raylet_sys {
+    ra__raylet_cfg_t cfg;     // strings owned; cfg.gcs follows the head
+    uint32_t slot;
+    unsigned starts;          // the supervisor's thread only
+    ra_pid_t pid;             // the same for every incarnation
+    int64_t *orphans;         // worker processes of the incarnation that
+    size_t norphans;          // ended last (handed to the next one)
+};
+
+// raylet_terminate ends an incarnation: under a supervisor, the next one
+// is told which worker processes this one leaves behind and where the
+// GCS is now.
+static void
+raylet_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
+{
+    (void)ctx;
+    (void)reason;
+    raylet_t *r = state;
+    ra__raylet_sys_t *s = r->sys;
+    if (s != NULL) {
+        s->cfg.gcs = r->cfg.gcs;
+        size_t n = r->norphans;
+        for (wk_t *w = r->workers; w != NULL; w = w->next) {
+            n++;
+        }
+        int64_t *o = n > 0 ? calloc(n, sizeof *o) : NULL;
+        size_t k = 0;
+        for (size_t i = 0; o != NULL && i < r->norphans; i++) {
+            o[k++] = r->orphans[i];
+        }
+        for (wk_t *w = r->workers; o != NULL && w != NULL; w = w->next) {
+            o[k++] = w->ospid;
+        }
+        free(s->orphans);
+        s->orphans = o;
+        s->norphans = k;
+    }
+    raylet_free(r);
+}
+
+// orphans_gone deletes the objects of the worker processes that an
+// earlier incarnation left behind, once each of them has ended (its
+// supervisor stops them).
+static void
+orphans_gone(ra_ctx_t *ctx, raylet_t *r)
+{
+    for (size_t i = 0; i < r->norphans;) {
+        if (ra__proc_alive((int)r->orphans[i])) {
+            i++;
+            continue;
+        }
+        objects_gone(ctx, r, (uint32_t)r->orphans[i], "worker");
+        r->orphans[i] = r->orphans[--r->norphans];
+    }
 }
 
 static const ra_behaviour_t raylet_beh = {
@@ -1991,23 +2101,56 @@ static const ra_behaviour_t raylet_beh = {
     .terminate = raylet_terminate,
 };
 
-int
-ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
-                 ra_pid_t *out)
+static void
+cfg_free(ra__raylet_cfg_t *c)
+{
+    free((char *)c->session);
+    free((char *)c->endpoint);
+    free((char *)c->ns);
+    free((char *)c->libs);
+    free((char *)c->store);
+    free((char *)c->bind_ip);
+    free((char *)c->cert);
+    free((char *)c->gcs_ep);
+}
+
+// cfg_copy copies cfg into *out with strings of its own.
+static int
+cfg_copy(ra__raylet_cfg_t *out, const ra__raylet_cfg_t *cfg)
+{
+    *out = *cfg;
+    out->session = strdup(cfg->session);
+    out->endpoint = strdup(cfg->endpoint);
+    out->ns = strdup(cfg->ns);
+    out->libs = cfg->libs != NULL ? strdup(cfg->libs) : NULL;
+    out->store = cfg->store != NULL ? strdup(cfg->store) : NULL;
+    out->bind_ip = cfg->bind_ip != NULL ? strdup(cfg->bind_ip) : NULL;
+    out->cert = cfg->cert != NULL ? strdup(cfg->cert) : NULL;
+    out->gcs_ep = cfg->gcs_ep != NULL ? strdup(cfg->gcs_ep) : NULL;
+    if (out->session == NULL || out->endpoint == NULL || out->ns == NULL ||
+        (cfg->libs != NULL && out->libs == NULL) ||
+        (cfg->store != NULL && out->store == NULL) ||
+        (cfg->bind_ip != NULL && out->bind_ip == NULL) ||
+        (cfg->cert != NULL && out->cert == NULL) ||
+        (cfg->gcs_ep != NULL && out->gcs_ep == NULL)) {
+        cfg_free(out);
+        return RA_ENOMEM;
+    }
+    return 0;
+}
+
+// raylet_new makes the state of an incarnation.
+static int
+raylet_new(const ra__raylet_cfg_t *cfg, raylet_t **out)
 {
     raylet_t *r = calloc(1, sizeof *r);
     if (r == NULL) {
         return RA_ENOMEM;
     }
-    r->cfg = *cfg;
-    r->cfg.session = strdup(cfg->session);
-    r->cfg.endpoint = strdup(cfg->endpoint);
-    r->cfg.ns = strdup(cfg->ns);
-    r->cfg.libs = cfg->libs != NULL ? strdup(cfg->libs) : NULL;
-    r->cfg.store = cfg->store != NULL ? strdup(cfg->store) : NULL;
-    r->cfg.bind_ip = cfg->bind_ip != NULL ? strdup(cfg->bind_ip) : NULL;
-    r->cfg.cert = cfg->cert != NULL ? strdup(cfg->cert) : NULL;
-    r->cfg.gcs_ep = cfg->gcs_ep != NULL ? strdup(cfg->gcs_ep) : NULL;
+    if (cfg_copy(&r->cfg, cfg) != 0) {
+        free(r);
+        return RA_ENOMEM;
+    }
     r->ndev = (unsigned)cfg->num_gpus;
     int prc = ra__rpool_init(&r->node, r->ndev);
     r->node.cpus_total = r->node.cpus_avail =
@@ -2025,21 +2168,94 @@ ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
     r->base_env = ra__copy_environ();
     r->reqs_tail = &r->reqs;
     r->next_env = 1;   // env 0 is the embedded cluster's own program
-    if (r->cfg.session == NULL || r->cfg.endpoint == NULL ||
-        r->cfg.ns == NULL || prc != 0 || r->dev_mask == NULL ||
-        r->dev_scratch == NULL ||
+    if (prc != 0 || r->dev_mask == NULL || r->dev_scratch == NULL ||
         r->base_env == NULL) {
-        raylet_terminate(NULL, r, 0);
+        raylet_free(r);
         return RA_ENOMEM;
     }
-    int rc = ra_spawn(rt, &raylet_beh, r, NULL, out);
+    *out = r;
+    return 0;
+}
+
+// raylet_child_start is the raylet's start function (its supervisor runs
+// it).
+static int
+raylet_child_start(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
+                   uint64_t *info)
+{
+    (void)extra;
+    (void)info;
+    ra__raylet_sys_t *s = arg;
+    ra_runtime_t *rt = ra_ctx_runtime(sup);
+    raylet_t *r = NULL;
+    int rc = raylet_new(&s->cfg, &r);
     if (rc != 0) {
-        return rc;  // terminate freed r
+        return rc;
     }
+    r->sys = s;
+    r->incarnation = s->starts;
+    // The workers the last incarnation left are this one's to clean up.
+    r->orphans = s->orphans;
+    r->norphans = s->norphans;
+    s->orphans = NULL;
+    s->norphans = 0;
+    ra_pid_t pid;
+    bool taken;
+    if ((rc = ra__keep_spawn(sup, s->slot, &raylet_beh, r, &taken, &pid)) !=
+        0) {
+        if (!taken) {
+            s->orphans = r->orphans;
+            s->norphans = r->norphans;
+            r->orphans = NULL;
+            r->norphans = 0;
+            raylet_free(r);
+        }
+        return rc;
+    }
+    s->starts++;
+    s->pid = pid;
+    uint8_t boot[2] = {RAYLET_BOOT, (uint8_t)(s->starts - 1)};
     ra_msg_t *m = NULL;
-    if ((rc = ra_msg_new_bytes(&m, RA__T_TICK, NULL, 0)) == 0 &&
-        (rc = ra_runtime_send(rt, *out, &m)) != 0) {
+    if (ra_msg_new_bytes(&m, RA__T_TICK, boot, sizeof boot) == 0 &&
+        ra_runtime_send(rt, pid, &m) != 0) {
         ra_msg_unref(&m);
     }
-    return rc;
+    *out = pid;
+    return 0;
+}
+
+int
+ra__raylet_start(ra_runtime_t *rt, const ra__raylet_cfg_t *cfg,
+                 ra__raylet_sys_t **sys, ra_pid_t *out, ra_pid_t *sup)
+{
+    ra__raylet_sys_t *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return RA_ENOMEM;
+    }
+    int rc = cfg_copy(&s->cfg, cfg);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    if ((rc = ra__keep_start(rt, "raylet", raylet_child_start, s, &s->slot,
+                             sup)) != 0) {
+        free(s->orphans);
+        cfg_free(&s->cfg);
+        free(s);
+        return rc;
+    }
+    *out = s->pid;
+    *sys = s;
+    return 0;
+}
+
+void
+ra__raylet_sys_free(ra__raylet_sys_t **sys)
+{
+    if (*sys != NULL) {
+        free((*sys)->orphans);
+        cfg_free(&(*sys)->cfg);
+        free(*sys);
+        *sys = NULL;
+    }
 }

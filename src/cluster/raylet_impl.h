@@ -170,6 +170,13 @@ typedef struct ra__raylet {
     uint32_t next_env;
     char **base_env;          // the program's environment at start
     bool booted;
+    // Kept up in place (raylet.c): what restarts it (NULL when it runs
+    // without a supervisor), which incarnation this is, and the worker
+    // processes the last one left (their objects go once they are gone).
+    ra__raylet_sys_t *sys;
+    unsigned incarnation;
+    int64_t *orphans;
+    size_t norphans;
     // Several nodes: the GCS is watched, and when it is lost a thread
     // dials its endpoint until a new head answers (RA__T_GCS_BACK).
     uint64_t gcs_mref;

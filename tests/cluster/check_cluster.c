@@ -947,6 +947,19 @@ marker(const char *name)
     return p;
 }
 
+// call_i64 calls method of a with args and returns its answer.
+static int64_t
+call_i64(ra_actor_t a, const char *method, const ra_arg_t *args,
+         size_t nargs)
+{
+    ra_ref_t r;
+    int64_t x = -100;
+    RA_CK_OK(ra_actor_call(a, method, args, nargs, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &x));
+    ra_release(r);
+    return x;
+}
+
 // ---- tasks ----
 
 START_TEST(test_cluster_tasks_return_values)
@@ -1258,6 +1271,85 @@ START_TEST(test_cluster_gcs_restarted_in_place)
     RA_CK_OK(ra_get_i64(r, 20000, &v));
     ck_assert_int_eq(v, 3);
     stop();
+}
+END_TEST
+
+// The raylet's supervisor restarts it in place: the same pid; the node's
+// workers are stopped with it, so a task that ran there is retried, an
+// actor with a restart left comes back from its constructor, an actor
+// waiting for a worker gets one, the embedded job's workers start again,
+// and the resources all come back.
+START_TEST(test_cluster_raylet_restarted_in_place)
+{
+    start();
+    ra_actor_opts_t ao = RA_ACTOR_OPTS_INIT;
+    ao.max_restarts = 1;
+    ao.max_task_retries = -1;
+    ra_actor_t a;
+    ra_ref_t slow;
+    int64_t v = 0, wpid = 0;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(100), 1, &ao, &a));
+    ck_assert_int_eq(call_i64(a, "deposit", &RA_ARG_I64(5), 1), 105);
+    wpid = call_i64(a, "pid", NULL, 0);
+    // Two tasks hold both CPUs; a third task and an actor that needs a
+    // CPU wait for one at the raylet when it ends.
+    const char *m = marker("slow-pid");
+    ra_arg_t sargs[2] = {RA_ARG_BYTES(m, strlen(m)), RA_ARG_I64(300)};
+    RA_CK_OK(ra_remote("sleeper", sargs, 2, NULL, &slow));
+    RA_CK_WAIT(read_pid(m) > 0, 10000);
+    pid_t tpid = read_pid(m);
+    unlink(m);
+    ra_ref_t more[2];
+    for (int i = 0; i < 2; i++) {
+        RA_CK_OK(ra_remote("sleeper", (ra_arg_t[]){RA_ARG_STR_EMPTY,
+                                                   RA_ARG_I64(300)},
+                           2, NULL, &more[i]));
+    }
+    ra_actor_opts_t co = RA_ACTOR_OPTS_INIT;
+    co.num_cpus = 1;
+    co.no_wait = true;
+    ra_actor_t c;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(50), 1, &co, &c));
+    ra_test_sleep_ms(50);
+    ra_pid_t raylet = ra__g->raylet;
+    ra_test_kill_wait(ra__g->rt, raylet);
+    // The tasks' workers are stopped and the tasks retried; what waited
+    // is asked for again.
+    RA_CK_OK(ra_get_i64(slow, 30000, &v));
+    ck_assert_int_eq(v, 300);
+    ra_release(slow);
+    for (int i = 0; i < 2; i++) {
+        RA_CK_OK(ra_get_i64(more[i], 30000, &v));
+        ck_assert_int_eq(v, 300);
+        ra_release(more[i]);
+    }
+    ck_assert_int_eq(call_i64(c, "deposit", &RA_ARG_I64(1), 1), 51);
+    ck_assert(ra_is_alive(ra__g->rt, raylet));
+    RA_CK_PID_EQ(ra__g->raylet, raylet);
+    ck_assert_msg(kill(tpid, 0) != 0, "the old worker still runs");
+    // The actor came back from its constructor in another worker.
+    ck_assert_int_eq(call_i64(a, "deposit", &RA_ARG_I64(1), 1), 101);
+    ck_assert_int_ne(call_i64(a, "pid", NULL, 0), wpid);
+    // New work and new actors run.
+    ra_actor_t b;
+    RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(7), 1, NULL, &b));
+    ck_assert_int_eq(call_i64(b, "deposit", &RA_ARG_I64(1), 1), 8);
+    enum { N = 50 };
+    ra_ref_t t[N];
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_remote("add", (ra_arg_t[]){RA_ARG_I64(i),
+                                               RA_ARG_I64(2)},
+                           2, NULL, &t[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_get_i64(t[i], 20000, &v));
+        ck_assert_int_eq(v, i + 2);
+        ra_release(t[i]);
+    }
+    ra_actor_kill(a);
+    ra_actor_kill(b);
+    ra_actor_kill(c);
+    stop();   // every CPU came back to the new incarnation
 }
 END_TEST
 
@@ -2510,18 +2602,6 @@ store_objects_become(uint64_t n)
     return u.objects;
 }
 
-static int64_t
-call_i64(ra_actor_t a, const char *method, const ra_arg_t *args,
-         size_t nargs)
-{
-    ra_ref_t r;
-    int64_t x = -100;
-    RA_CK_OK(ra_actor_call(a, method, args, nargs, &r));
-    RA_CK_OK(ra_get_i64(r, 30000, &x));
-    ra_release(r);
-    return x;
-}
-
 START_TEST(test_cluster_borrowed_references)
 {
     start();
@@ -2896,6 +2976,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_worker_killed_from_outside);
     tcase_add_test(tc, test_cluster_dead_workers_objects_leave_the_store);
     tcase_add_test(tc, test_cluster_gcs_restarted_in_place);
+    tcase_add_test(tc, test_cluster_raylet_restarted_in_place);
     tcase_add_test(tc, test_cluster_deadline_and_cancel);
     tcase_add_test(tc, test_cluster_survives_malformed_messages);
     tcase_add_test(tc, test_cluster_objmgr_answers_malformed_pulls);

@@ -482,6 +482,34 @@ expect_daemon_stops(const char *after)
                   "the daemon ended with status %d, not RA_EACTOR", st);
 }
 
+// expect_add_works runs a task (add 20 22) and checks its answer.
+static void
+expect_add_works(void)
+{
+    ra_arg_t args[2] = {RA_ARG_I64(20), RA_ARG_I64(22)};
+    ra_ref_t r;
+    int64_t v = 0;
+    RA_CK_OK(ra_remote("add", args, 2, NULL, &r));
+    RA_CK_OK(ra_get_i64(r, 30000, &v));
+    ck_assert_int_eq(v, 42);
+    ra_release(r);
+}
+
+// expect_gone waits up to 5 s for process pid to end (a worker stopped
+// with what).
+static void
+expect_gone(int64_t pid, const char *what)
+{
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; i++) {
+        gone = kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+        if (!gone) {
+            usleep(50000);
+        }
+    }
+    ck_assert_msg(gone, "worker %lld outlived %s", (long long)pid, what);
+}
+
 // The daemon's GCS, ended by an exit signal, is restarted in place by its
 // supervisor: the daemon serves on, the GCS has the same pid, its tables
 // (a detached named actor) are there, this node is registered again, and
@@ -607,12 +635,7 @@ START_TEST(test_daemon_restarts_its_gcs_in_place)
     ck_assert_msg(js == RA_JOB_FAILED, "the lost driver's job is %s",
                   ra_job_state_name(js));
     // Work goes on.
-    ra_arg_t args[2] = {RA_ARG_I64(20), RA_ARG_I64(22)};
-    ra_ref_t r;
-    int64_t v = 0;
-    RA_CK_OK(ra_remote("add", args, 2, NULL, &r));
-    RA_CK_OK(ra_get_i64(r, 30000, &v));
-    ck_assert_int_eq(v, 42);
+    expect_add_works();
 
     // Four more restarts are allowed within the minute; the sixth end is
     // one too many: the supervisor gives up and the daemon stops.
@@ -627,16 +650,82 @@ START_TEST(test_daemon_restarts_its_gcs_in_place)
 }
 END_TEST
 
-// A driver ends one of the daemon's system actors with an exit signal, as
-// a fault tool would (0: the raylet, 1: the object manager; the GCS is
-// restarted in place, test_daemon_restarts_its_gcs_in_place):
+// The daemon's raylet, ended by an exit signal, is restarted in place by
+// its supervisor: the daemon serves on and the raylet has the same pid.
+// Its workers are stopped with it: a task that ran there is retried, an
+// actor with a restart left comes back from its constructor, and a task
+// that waited for a CPU runs; this driver registers its job again and
+// works on.  Past five restarts a minute the supervisor gives up and the
+// daemon stops for its keeper (RA_EACTOR).
+START_TEST(test_daemon_restarts_its_raylet_in_place)
+{
+    ra_init_opts_t o = {.address = session};
+    RA_CK_OK(ra_init_opts(&o));
+    ra_actor_opts_t ao = RA_ACTOR_OPTS_INIT;
+    ao.max_restarts = 1;
+    ao.max_task_retries = -1;
+    ra_actor_t a;
+    RA_CK_OK(ra_actor_create("Tally", NULL, 0, &ao, &a));
+    ck_assert_int_eq(call_i64(a, "bump"), 1);
+    int64_t apid = call_i64(a, "pid");
+    // Two naps hold both CPUs, a third waits for one.
+    ra_ref_t naps[3];
+    for (int i = 0; i < 3; i++) {
+        RA_CK_OK(ra_remote("nap", &RA_ARG_I64(400), 1, NULL, &naps[i]));
+    }
+    ra_test_sleep_ms(100);
+    ra_pid_t raylet = ra__g->raylet;
+    ck_assert_uint_eq(raylet.proc, (unsigned)daemon_pid);
+    ra_test_kill_wait(ra__g->rt, raylet);
+    for (int i = 0; i < 3; i++) {
+        int64_t v = 0;
+        RA_CK_OK(ra_get_i64(naps[i], 30000, &v));
+        ck_assert_int_eq(v, 400);
+        ra_release(naps[i]);
+    }
+    ck_assert(waitpid(daemon_pid, NULL, WNOHANG) == 0);
+    RA_CK_PID_EQ(ra__g->raylet, raylet);
+    // The actor's old worker was stopped; it came back from its
+    // constructor.
+    expect_gone(apid, "its raylet");
+    ck_assert_int_eq(call_i64(a, "bump"), 1);
+    ck_assert_int_ne(call_i64(a, "pid"), apid);
+    expect_add_works();
+    ra_actor_kill(a);
+    // Every CPU came back to the new incarnation.
+    double ct = 0, ca = -1, gt = 0, ga = -1;
+    for (int i = 0; i < 250; i++) {
+        RA_CK_OK(ra_cluster_resources(&ct, &ca, &gt, &ga));
+        if (ct == ca) {
+            break;
+        }
+        usleep(20000);
+    }
+    ck_assert_msg(ct == 2 && ca == 2, "CPU %g of %g free", ca, ct);
+
+    // Four more restarts are allowed within the minute (work runs after
+    // each); the sixth end is one too many: the daemon stops.
+    for (int k = 0; k < 4; k++) {
+        ra_test_kill_wait(ra__g->rt, raylet);
+        expect_add_works();
+    }
+    ck_assert(waitpid(daemon_pid, NULL, WNOHANG) == 0);
+    ra_test_kill_wait(ra__g->rt, raylet);
+    expect_daemon_stops("its raylet supervisor gave up");
+    ra_shutdown();
+}
+END_TEST
+
+// A driver ends the daemon's object manager with an exit signal, as a
+// fault tool would (the GCS and the raylet are restarted in place,
+// test_daemon_restarts_its_gcs_in_place and
+// test_daemon_restarts_its_raylet_in_place):
 // the daemon must not serve on without it.  It stops, its workers with it,
 // and ra_node_run returns RA_EACTOR (exit status 3 here), so that its
 // supervisor starts it again.  Without the watch it served on: the wait
 // below ran out with the daemon still running.
 START_TEST(test_daemon_stops_when_a_system_actor_ends)
 {
-    static const char *const what[] = {"raylet", "object manager"};
     ra_init_opts_t o = {.address = session};
     RA_CK_OK(ra_init_opts(&o));
     // A worker of this job runs, so that its end can be checked too.
@@ -646,23 +735,16 @@ START_TEST(test_daemon_stops_when_a_system_actor_ends)
     RA_CK_OK(ra_remote("my_pid", &a, 1, NULL, &r));
     RA_CK_OK(ra_get_i64(r, 30000, &worker));
     ck_assert_int_gt(worker, 0);
-    ra_pid_t victim = _i == 0 ? ra__g->raylet : ra__g->objmgr;
-    ck_assert_msg(!ra_pid_is_nil(victim), "no %s pid", what[_i]);
+    ra_pid_t victim = ra__g->objmgr;
+    ck_assert_msg(!ra_pid_is_nil(victim), "no object manager pid");
     ck_assert_uint_eq(victim.proc, (unsigned)daemon_pid);
     // (An exit signal goes to another process from an actor: a scope.)
     ra_ctx_t *scope = NULL;
     RA_CK_OK(ra_scope_new(ra__g->rt, &scope));
     RA_CK_OK(ra_exit_pid(scope, victim, RA_KILL));
-    expect_daemon_stops(what[_i]);
+    expect_daemon_stops("the object manager ended");
     // Its worker went with it.
-    bool gone = false;
-    for (int i = 0; i < 100 && !gone; i++) {
-        gone = kill((pid_t)worker, 0) != 0 && errno == ESRCH;
-        if (!gone) {
-            usleep(50000);
-        }
-    }
-    ck_assert_msg(gone, "worker %lld outlived its daemon", (long long)worker);
+    expect_gone(worker, "its daemon");
     ra_scope_destroy(&scope);
     ra_shutdown();
 }
@@ -680,9 +762,9 @@ daemon_suite(void)
     tcase_add_test(tc, test_daemon_refuses_malformed_job_messages);
     tcase_add_test(tc, test_daemon_loss_fails_pending_work_at_once);
     tcase_add_test(tc, test_join_errors_name_the_address);
-    tcase_add_loop_test(tc, test_daemon_stops_when_a_system_actor_ends, 0,
-                        2);
+    tcase_add_test(tc, test_daemon_stops_when_a_system_actor_ends);
     tcase_add_test(tc, test_daemon_restarts_its_gcs_in_place);
+    tcase_add_test(tc, test_daemon_restarts_its_raylet_in_place);
     suite_add_tcase(s, tc);
     return s;
 }

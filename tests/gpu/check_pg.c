@@ -274,6 +274,27 @@ START_TEST(test_pg_create_wait_info_remove)
 }
 END_TEST
 
+// The raylet, restarted in place by its supervisor, forgot the bundles it
+// held: registering again, it lists none, and the GCS places them again
+// (on the new raylet); tasks of the group run, and the group's CPUs are
+// taken again.
+START_TEST(test_pg_bundles_placed_again_after_a_raylet_restart)
+{
+    start();
+    ra_resources_t b[1] = {res(2, 0)};
+    ra_pg_t pg = create(b, 1, RA_PG_PACK, NULL);
+    RA_CK_OK(ra_pg_wait(pg, 10000));
+    ck_assert_double_eq(cpus_avail(), 6);
+    ra_test_kill_wait(ra__g->rt, ra__g->raylet);
+    RA_CK_WAIT(state_of(pg) == RA_PG_CREATED && cpus_avail() == 6, 30000);
+    char out[64];
+    get_str(in_pg(pg, 0, 1, 0, NULL), out, sizeof out);
+    RA_CK_OK(ra_pg_remove(pg));
+    wait_cpus_avail(8);
+    stop();
+}
+END_TEST
+
 START_TEST(test_pg_bad_requests)
 {
     start();
@@ -909,6 +930,7 @@ pg_suite(void)
     TCase *tc = tcase_create("embedded");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_pg_create_wait_info_remove);
+    tcase_add_test(tc, test_pg_bundles_placed_again_after_a_raylet_restart);
     tcase_add_test(tc, test_pg_bad_requests);
     tcase_add_test(tc, test_pg_names);
     tcase_add_test(tc, test_pg_pending_until_resources_free);

@@ -354,6 +354,32 @@ printf '%s\n' "$out" | grep -q " keepme *CREATED" &&
     ok "the detached group keepme is still CREATED after the GCS restart" ||
     fail "keepme after the GCS restart: $out"
 
+# Node 2's raylet ended by an exit signal mid-job: its supervisor
+# restarts it in place, in the same daemon, and stops the node's workers.
+# A driver on node 1 whose tasks run on node 2 (they need "special")
+# finishes its job: the tasks are retried, its job is registered again at
+# node 2's new raylet.  Node 2 stays in the cluster.
+(on 1 env RAYO_ADDRESS=auto "$driver" busy special 4 1500 0.5 \
+    >"$base/busyr.out" 2>&1; echo "exit $?" >>"$base/busyr.out") &
+busyr=$!
+sleep 1
+pid2=$(sed -n 's/^pid //p' "$s2/node.info")
+kout=$(on 2 env RAYO_ADDRESS=auto "$driver" killsys raylet 2>&1)
+[ "$kout" = "killed the daemon's raylet" ] || fail "killsys raylet: $kout"
+wait $busyr
+grep -q "exit 0" "$base/busyr.out" &&
+    ok "a job of node 1 on node 2 finished through node 2's raylet restart" ||
+    { fail "job through the raylet restart: $(cat "$base/busyr.out")"
+      grep "raylet\]\|api\]" "$base/n2/daemon.log" | tail -n 8; }
+nodes_back 150
+[ -n "$back" ] && kill -0 "$pid2" 2>/dev/null &&
+    [ "$(sed -n 's/^pid //p' "$s2/node.info")" = "$pid2" ] &&
+    grep -q "the raylet (actor [0-9.]*) was restarted in place by its supervisor (restart 1)" \
+        "$base/n2/daemon.log" &&
+    ok "node 2's raylet was restarted in place; node 2 stays in the cluster" ||
+    { fail "raylet restart in place: $out"
+      grep "raylet\]\|api\]" "$base/n2/daemon.log" | tail -n 8; }
+
 # kill -9 of the head mid-job, and a head started again at the same
 # address: it takes over the GCS's tables, node 2 registers with it again,
 # the job running on node 2 finishes, and a named actor there is still

@@ -435,20 +435,33 @@ out=$(RAYO_ADDRESS=auto "$quickstart" 2>&1); rc=$?
 [ $rc = 0 ] && "$rayo" status >/dev/null 2>&1 &&
     ok "and it runs programs" ||
     fail "quickstart after the GCS's restart: $rc $out"
-# A system actor that ends (the raylet, killed by a driver as a fault
-# tool would) stops the daemon, with a log line that names it, and the
-# keeper starts it again: it does not serve on without its raylet.
-session2=$(cat "$temp/current" 2>/dev/null)
+# The raylet, ended the same way, is restarted in place by its own
+# supervisor: the same daemon serves on, says so in its log, and runs
+# programs (its workers were started again).
 out=$(RAYO_ADDRESS=auto "$mnd" killsys raylet 2>&1)
+sleep 0.3
+[ "$out" = "killed the daemon's raylet" ] && alive "$pid2" &&
+    [ "$(cat "$temp/current" 2>/dev/null)" = "$session1" ] &&
+    grep -q "the raylet (actor [0-9.]*) was restarted in place" "$temp/daemon.log" &&
+    ok "the raylet was restarted in place; daemon $pid2 serves on" ||
+    fail "raylet killed: $out; daemon $pid2 alive? log: $(tail -n 5 "$temp/daemon.log")"
+out=$(RAYO_ADDRESS=auto "$quickstart" 2>&1); rc=$?
+[ $rc = 0 ] && ok "and it runs programs after the raylet's restart" ||
+    fail "quickstart after the raylet's restart: $rc $out"
+# A system actor that is not restarted in place (the object manager,
+# killed by a driver as a fault tool would) stops the daemon, with a log
+# line that names it, and the keeper starts it again.
+session2=$(cat "$temp/current" 2>/dev/null)
+out=$(RAYO_ADDRESS=auto "$mnd" killsys objmgr 2>&1)
 pid3=$(next_daemon "$session2")
-[ "$out" = "killed the daemon's raylet" ] && [ -n "$pid3" ] &&
+[ "$out" = "killed the daemon's objmgr" ] && [ -n "$pid3" ] &&
     ! alive "$pid2" &&
-    grep -q "the daemon's raylet (actor [0-9.]*) ended (killed)" "$temp/daemon.log" &&
-    ok "a daemon whose raylet ended stopped and was started again ($pid3)" ||
-    fail "raylet killed: $out; daemon $pid2 alive? new daemon '$pid3'; log: $(tail -n 5 "$temp/daemon.log")"
+    grep -q "the daemon's object manager (actor [0-9.]*) ended (killed)" "$temp/daemon.log" &&
+    ok "a daemon whose object manager ended stopped and was started again ($pid3)" ||
+    fail "object manager killed: $out; daemon $pid2 alive? new daemon '$pid3'; log: $(tail -n 5 "$temp/daemon.log")"
 out=$(RAYO_ADDRESS=auto "$quickstart" 2>&1); rc=$?
 [ $rc = 0 ] && ok "and the new daemon serves programs" ||
-    fail "quickstart after the raylet's end: $rc $out"
+    fail "quickstart after the object manager's end: $rc $out"
 pid2=$pid3
 "$rayo" stop >/dev/null 2>&1
 sleep 0.3
