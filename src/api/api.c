@@ -170,25 +170,26 @@ rm_rf(const char *path)
     }
 }
 
-// RAYLET_BACK_MS: how long a call waits out a raylet that has ended (its
-// process answers RA_ENOPROC) while its supervisor restarts it in place
-// (raylet.c, "kept up in place").
-#define RAYLET_BACK_MS 2000
+// KEPT_BACK_MS: how long a call waits out a system actor kept up in place
+// (the raylet, the object manager) that has ended (its process answers
+// RA_ENOPROC) while its supervisor restarts it.
+#define KEPT_BACK_MS 2000
 
-// call_raylet calls raylet with m (the caller's still), asking again
-// every 5 ms while the raylet's process says it has none.
+// call_kept calls to (a raylet or an object manager) with m (the
+// caller's still), asking again every 5 ms while its process says it has
+// none.
 static int
-call_raylet(ra_ctx_t *scope, ra_pid_t raylet, ra_msg_t *m, int64_t ms,
-            ra_msg_t **rep)
+call_kept(ra_ctx_t *scope, ra_pid_t to, ra_msg_t *m, int64_t ms,
+          ra_msg_t **rep)
 {
     int rc = RA_ENOPROC;
-    for (int i = 0; rc == RA_ENOPROC && i <= RAYLET_BACK_MS / 5; i++) {
+    for (int i = 0; rc == RA_ENOPROC && i <= KEPT_BACK_MS / 5; i++) {
         if (i > 0) {
             struct timespec ts = {0, 5 * 1000000};
             nanosleep(&ts, NULL);
         }
         ra_msg_t *c = ra_msg_ref(m);  // (a call may take its request)
-        rc = ra_call(scope, raylet, &c, ms, rep);
+        rc = ra_call(scope, to, &c, ms, rep);
         ra_msg_unref(&c);
     }
     return rc;
@@ -200,7 +201,7 @@ call_raylet_info(ra_ctx_t *scope, ra_pid_t raylet, ra_msg_t **rep)
     ra_msg_t *m = NULL;
     int rc = ra_msg_new_bytes(&m, RA__T_RAYLET_INFO, NULL, 0);
     if (rc == 0) {
-        rc = call_raylet(scope, raylet, m, 10000, rep);
+        rc = call_kept(scope, raylet, m, 10000, rep);
         ra_msg_unref(&m);
     }
     return rc;
@@ -228,7 +229,7 @@ job_end(ra__cluster_t *c)
     ra__wb_u32(&b, c->env);
     if (ra_scope_new(c->rt, &scope) == 0 &&
         ra__wb_msg(&b, RA__T_JOB, &m) == 0) {
-        (void)call_raylet(scope, c->raylet, m, 5000, &rep);
+        (void)call_kept(scope, c->raylet, m, 5000, &rep);
         ra_msg_unref(&m);
         ra_msg_unref(&rep);
     } else {
@@ -237,28 +238,16 @@ job_end(ra__cluster_t *c)
     ra_scope_destroy(&scope);
 }
 
-// stop_actor ends a system actor of this process and waits (up to 10 s)
-// until it has ended.
+// stop_sup stops a supervisor of this process (its children first) and
+// waits until it has ended.
 static void
-stop_actor(ra_runtime_t *rt, ra_pid_t pid)
+stop_sup(ra_runtime_t *rt, ra_pid_t sup)
 {
     ra_ctx_t *scope = NULL;
-    if (ra_scope_new(rt, &scope) != 0) {
-        return;
+    if (ra_scope_new(rt, &scope) == 0) {
+        (void)ra_sup_stop(scope, sup);
+        ra_scope_destroy(&scope);
     }
-    uint64_t mref;
-    if (ra_monitor(scope, pid, &mref) == 0 &&
-        ra_exit_pid(scope, pid, RA_SHUTDOWN) == 0) {
-        ra_msg_t *m = NULL;
-        while (ra_receive(scope, 10000, &m) == 0) {
-            bool down = ra_msg_kind(m) == RA_MSG_DOWN;
-            ra_msg_unref(&m);
-            if (down) {
-                break;
-            }
-        }
-    }
-    ra_scope_destroy(&scope);
 }
 
 static void
@@ -277,15 +266,12 @@ stop_all(ra__cluster_t *c)
         // Its supervisor stops the raylet (not to be restarted), whose end
         // stops its worker supervisor, which stops the workers (SIGTERM,
         // then SIGKILL after a second).
-        ra_ctx_t *scope = NULL;
-        if (ra_scope_new(c->rt, &scope) == 0) {
-            (void)ra_sup_stop(scope, c->raylet_sup);
-            ra_scope_destroy(&scope);
-        }
+        stop_sup(c->rt, c->raylet_sup);
     }
-    if (c->rt != NULL && !c->joined && !ra_pid_is_nil(c->objmgr)) {
-        // It uses the link and the store, which end next.
-        stop_actor(c->rt, c->objmgr);
+    if (c->rt != NULL && !c->joined && !ra_pid_is_nil(c->objmgr_sup)) {
+        // It uses the link and the store, which end next; its supervisor
+        // stops it (not to be restarted).
+        stop_sup(c->rt, c->objmgr_sup);
     }
     ra_link_t *l = c->link;
     ra_link_stop(&l);
@@ -293,6 +279,7 @@ stop_all(ra__cluster_t *c)
     ra_runtime_destroy(&c->rt);
     ra__gcs_sys_free(&c->gcs_sys);
     ra__raylet_sys_free(&c->raylet_sys);
+    ra__objmgr_sys_free(&c->objmgr_sys);
     ra__core_free(c);
     free(c->job_wire);
     c->job_wire = NULL;
@@ -1193,7 +1180,8 @@ start_local(ra_init_opts_t o, bool daemon)
             .pull_timeout_ms = pt != NULL ? (unsigned)strtoul(pt, NULL, 10)
                                           : 0,
         };
-        if ((rc = ra__objmgr_start(c->rt, &oc, &c->objmgr)) != 0) {
+        if ((rc = ra__objmgr_start(c->rt, &oc, &c->objmgr_sys, &c->objmgr,
+                                   &c->objmgr_sup)) != 0) {
             goto fail;
         }
         snprintf(c->node_ep, sizeof c->node_ep, "%s", ra_link_endpoint(l));
@@ -1269,11 +1257,10 @@ fail_early:
 
 // ---- the daemon's watch on its system actors ----
 //
-// The GCS (head) and the raylet are restarted in place by supervisors of
-// their own (gcs.c and raylet.c, "kept up in place"); the object manager
-// and the core are not: their state (transfers, objects held for other
-// processes, owned objects) lives only in them.  The watch monitors those
-// two and the two supervisors; when one ends
+// The GCS (head), the raylet and the object manager are restarted in
+// place by supervisors of their own (gcs.c, raylet.c and objmgr.c, "kept
+// up in place"); the core is not: the objects this process owns live only
+// in it.  The watch monitors the core and the supervisors; when one ends
 // while the daemon is not stopping (for the supervisor: it gave up after
 // too many restarts), it logs which and why and stops the daemon (SIGTERM
 // to itself, which ra_node_run's sigwait takes), and ra_node_run returns
@@ -1367,8 +1354,8 @@ static const ra_behaviour_t watch_beh = {
 };
 
 // watch_start starts the watch on c's system actors: its GCS's supervisor
-// when the GCS runs here (the head), its object manager when it has one,
-// its raylet's supervisor and its core.  It ends with the runtime.  Returns 0 or an
+// when the GCS runs here (the head), its object manager's when it has one,
+// its raylet's and its core.  It ends with the runtime.  Returns 0 or an
 // error of ra_spawn.
 static int
 watch_start(ra__cluster_t *c)
@@ -1384,9 +1371,11 @@ watch_start(ra__cluster_t *c)
                     "minute)",
             .pid = c->gcs_sup};
     }
-    if (!ra_pid_is_nil(c->objmgr)) {
-        sw->w[sw->n++] = (watched_t){.name = "object manager",
-                                     .pid = c->objmgr};
+    if (!ra_pid_is_nil(c->objmgr_sup)) {
+        sw->w[sw->n++] = (watched_t){
+            .name = "object manager supervisor (it restarts the object "
+                    "manager up to 5 times a minute)",
+            .pid = c->objmgr_sup};
     }
     sw->w[sw->n++] = (watched_t){
         .name = "raylet supervisor (it restarts the raylet up to 5 times a "
@@ -2345,7 +2334,7 @@ ra_transfer_stats(ra_transfer_stats_t *out)
     uint8_t op = RA__OBJ_STATS;
     ra_msg_t *m = NULL, *rep = NULL;
     if ((rc = ra_msg_new_bytes(&m, RA__T_OBJ, &op, 1)) == 0 &&
-        (rc = ra_call(scope, c->objmgr, &m, 5000, &rep)) == 0) {
+        (rc = call_kept(scope, c->objmgr, m, 5000, &rep)) == 0) {
         ra__rbuf_t r;
         ra__rb_init(&r, rep);
         out->pulls = ra__rb_u64(&r);
@@ -3330,7 +3319,7 @@ workers_of(ra_ctx_t *scope, uint32_t node, ra_pid_t raylet,
     uint8_t op = RA__INFO_WORKERS;
     int rc = ra_msg_new_bytes(&m, RA__T_RAYLET_INFO, &op, 1);
     if (rc == 0) {
-        rc = call_raylet(scope, raylet, m, 10000, &rep);
+        rc = call_kept(scope, raylet, m, 10000, &rep);
         ra_msg_unref(&m);
     }
     if (rc != 0) {

@@ -469,6 +469,7 @@ void ra__worker_let_go(ra_ref_t ref);
 typedef struct ra__core ra__core_t;
 typedef struct ra__gcs_sys ra__gcs_sys_t;
 typedef struct ra__raylet_sys ra__raylet_sys_t;
+typedef struct ra__objmgr_sys ra__objmgr_sys_t;
 
 // ra__cluster_t is the state behind the C API in one process.
 // Global: ra__g, set by ra_init and cleared by ra_shutdown under its
@@ -493,6 +494,9 @@ typedef struct ra__cluster {
     void *store;             // ra_objstore_t: the node's object store, or
                              // NULL (then every value travels inline)
     ra_pid_t objmgr;         // the node's object manager (nil: none)
+    ra_pid_t objmgr_sup;     // its supervisor, where it runs in this
+                             // process
+    ra__objmgr_sys_t *objmgr_sys; // what restarts it (objmgr.c)
     char node_ep[256];       // a worker's: its node daemon's endpoint
     size_t inline_max;       // larger results go through the store
     void *raylet_state;      // embedded: the raylet's config
@@ -541,9 +545,14 @@ typedef struct ra__objmgr_cfg {
                               // fails (0: 30 s)
 } ra__objmgr_cfg_t;
 
-// ra__objmgr_start spawns the node's object manager.
+// ra__objmgr_start starts the node's object manager with cfg (copied): a
+// supervisor (*sup) whose one child is the object manager (*out),
+// restarted in place when it ends, with the same pid, up to 5 times a
+// minute (objmgr.c).  *sys holds what the supervisor restarts it with;
+// free it with ra__objmgr_sys_free after the runtime is destroyed.
 int ra__objmgr_start(ra_runtime_t *rt, const ra__objmgr_cfg_t *cfg,
-                     ra_pid_t *out);
+                     ra__objmgr_sys_t **sys, ra_pid_t *out, ra_pid_t *sup);
+void ra__objmgr_sys_free(ra__objmgr_sys_t **sys);
 
 // Raylet configuration.
 typedef struct ra__raylet_cfg {
@@ -655,13 +664,16 @@ int ra__spawn_reserved(ra_runtime_t *rt, ra_ctx_t *parent, uint32_t id,
 // first run.
 int ra__keep_start(ra_runtime_t *rt, const char *id, ra_child_start_fn start,
                    void *arg, uint32_t *slot, ra_pid_t *sup);
-// ra__keep_spawn spawns an incarnation of b with state into slot and
-// links it to sup (the supervisor's context).  Returns 0 with *out, or an
-// error: with *taken false the spawn failed and state is still the
-// caller's to free; with it true the incarnation ended (its terminate
-// freed state) and the supervisor tries again.
+// ra__keep_spawn spawns an incarnation of b with state into slot, links
+// it to sup (the supervisor's context) and, unless tick is NULL, sends it
+// an RA__T_TICK with the tick_len bytes of tick (its first message, sent
+// as from outside any actor).  Returns 0 with *out, or an error: with
+// *taken false the spawn failed and state is still the caller's to free;
+// with it true the incarnation ended (its terminate freed state) and the
+// supervisor tries again.
 int ra__keep_spawn(ra_ctx_t *sup, uint32_t slot, const ra_behaviour_t *b,
-                   void *state, bool *taken, ra_pid_t *out);
+                   void *state, const void *tick, size_t tick_len,
+                   bool *taken, ra_pid_t *out);
 
 // ra__name_key writes the table key "ns\0name" into key (cap bytes) and
 // returns its length, or 0 when it does not fit.

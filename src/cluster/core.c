@@ -305,6 +305,8 @@ typedef struct core {
     uint64_t daemon_ref;      // a driver's monitor of its node daemon
     uint64_t raylet_ref;      // the monitor of this node's raylet, which
                               // its supervisor restarts in place
+    uint64_t objmgr_ref;      // ... and of its object manager, while
+    ra__tq_t pulls;           // these tasks' results are pulled (t->pull)
     bool reask_armed;         // a TICK_REASK is on its way
     bool daemon_lost;         // ... which was lost: nothing can run
     bool no_tev;              // RAYO_TASK_EVENTS=0: no task events
@@ -439,6 +441,7 @@ task_free(ra__task_t *t)
         }
         task_unlend(t);
         ra_msg_unref(&t->wire);
+        ra_msg_unref(&t->pull);
         free(t->refs);
         free(t->held);
         free(t->label);
@@ -667,6 +670,17 @@ watch_raylet(ra_ctx_t *ctx, core_t *k)
     if (k->raylet_ref == 0 && !ra_pid_is_nil(k->c->raylet) &&
         ra_monitor(ctx, k->c->raylet, &k->raylet_ref) != 0) {
         k->raylet_ref = 0;
+    }
+}
+
+// watch_objmgr monitors this node's object manager (once per
+// incarnation), which its supervisor restarts in place (objmgr_back).
+static void
+watch_objmgr(ra_ctx_t *ctx, core_t *k)
+{
+    if (k->objmgr_ref == 0 && !ra_pid_is_nil(k->c->objmgr) &&
+        ra_monitor(ctx, k->c->objmgr, &k->objmgr_ref) != 0) {
+        k->objmgr_ref = 0;
     }
 }
 
@@ -1354,10 +1368,19 @@ pull_result(ra_ctx_t *ctx, core_t *k, ra__task_t *t, uint8_t vkind,
     }
     ra_msg_t *pm = NULL;
     if (why == NULL &&
-        (ra__pull_msg(id, &loc, RA__PULL_FREE_SRC, RA_PID_NIL, &pm) != 0 ||
-         ra_send(ctx, k->c->objmgr, &pm) != 0)) {
-        ra_msg_unref(&pm);
-        why = "cannot reach this node's object manager";
+        ra__pull_msg(id, &loc, RA__PULL_FREE_SRC, RA_PID_NIL, &pm) != 0) {
+        why = "out of memory";
+    }
+    if (why == NULL) {
+        watch_objmgr(ctx, k);
+        t->pull = ra_msg_ref(pm);
+        if (ra_send(ctx, k->c->objmgr, &pm) != 0) {
+            ra_msg_unref(&pm);
+            ra_msg_unref(&t->pull);
+            why = "cannot reach this node's object manager";
+        } else {
+            ra__tq_push(&k->pulls, t);
+        }
     }
     if (why != NULL) {
         char text[400];
@@ -1373,6 +1396,16 @@ pull_result(ra_ctx_t *ctx, core_t *k, ra__task_t *t, uint8_t vkind,
         return false;
     }
     return true;
+}
+
+// pull_done forgets t's pull request (answered, or given up).
+static void
+pull_done(core_t *k, ra__task_t *t)
+{
+    if (t != NULL && t->pull != NULL) {
+        ra__tq_remove(&k->pulls, t);
+        ra_msg_unref(&t->pull);
+    }
 }
 
 // lost_again runs task t again when the copy of its result could not be
@@ -1426,6 +1459,7 @@ on_obj(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         o->pulling = false;
     }
     pthread_mutex_unlock(&k->cs->mu);
+    pull_done(k, t);
     if (!ours) {
         // Given up meanwhile (cancelled, timed out): the copy made for us
         // is not wanted.
@@ -1848,6 +1882,7 @@ ra__core_stop_task(ra_ctx_t *ctx, void *kp, uint64_t id, int err,
     if (t->pulling) {
         // Done; only its result is on its way here (on_obj lets the copy
         // go when it comes).
+        pull_done(k, t);
         obj_fail(k->cs, id, err, text);
         task_free(t);
         task_done(ctx, k, id);
@@ -2173,6 +2208,52 @@ raylet_back(ra_ctx_t *ctx, core_t *k, ra_reason_t why)
     reask(ctx, k);
 }
 
+// objmgr_back: this node's object manager ended.  With its process (the
+// node daemon lost) daemon_lost says what happens.  Otherwise its
+// supervisor restarts it in place within milliseconds, having aborted the
+// transfers it made for us: wait for it and ask again for each.
+static void
+objmgr_back(ra_ctx_t *ctx, core_t *k, ra_reason_t why)
+{
+    k->objmgr_ref = 0;
+    if (why == RA_NOCONNECTION || k->daemon_lost ||
+        atomic_load(&k->c->stopping)) {
+        return;
+    }
+    uint8_t op = RA__OBJ_STATS;
+    int rc = RA_ENOPROC;
+    for (unsigned i = 0; rc == RA_ENOPROC && i <= BACK_MS / 5; i++) {
+        if (i > 0) {
+            struct timespec ts = {0, 5 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        ra_msg_t *m = NULL, *rep = NULL;
+        if ((rc = ra_msg_new_bytes(&m, RA__T_OBJ, &op, 1)) == 0) {
+            rc = ra_call(ctx, k->c->objmgr, &m, 5000, &rep);
+        }
+        ra_msg_unref(&m);
+        ra_msg_unref(&rep);
+    }
+    char rs[64];
+    ra_log_warn("core", "this node's object manager ended (%s); its "
+                "supervisor restarts it: asking again for %zu %s",
+                ra_reason_str(why, rs, sizeof rs), k->pulls.n,
+                k->pulls.n == 1 ? "object" : "objects");
+    if (rc != 0) {
+        ra_log_err("core", "this node's object manager did not come back "
+                   "(%s): results on other nodes cannot be copied here",
+                   ra_strerror(rc));
+        return;
+    }
+    watch_objmgr(ctx, k);
+    for (ra__task_t *t = k->pulls.head; t != NULL; t = t->next) {
+        ra_msg_t *m = ra_msg_ref(t->pull);
+        if (ra_send(ctx, k->c->objmgr, &m) != 0) {
+            ra_msg_unref(&m);
+        }
+    }
+}
+
 static int
 core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
@@ -2223,6 +2304,10 @@ core_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
             }
             if (mref != 0 && mref == k->raylet_ref) {
                 raylet_back(ctx, k, why);
+                break;
+            }
+            if (mref != 0 && mref == k->objmgr_ref) {
+                objmgr_back(ctx, k, why);
                 break;
             }
             if (mref != 0 && spilled_lost(ctx, k, mref)) {

@@ -48,6 +48,8 @@ struct ra__task {
     ra_ref_t *flent;          // borrowed references passed on to it
     uint32_t nflent;          // (fref tasks), until it ends
     bool pulling;             // its result is being copied to this node
+    ra_msg_t *pull;           // ... by this request to the object manager
+                              // (sent again if that one is restarted)
     uint32_t waiting;         // of those, still pending
     struct ra__lease *lease;  // where it runs now
     int64_t sent_us;          // when it was pushed to its worker

@@ -524,7 +524,6 @@ gcs_child_start(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
     (void)extra;
     (void)info;
     ra__gcs_sys_t *s = arg;
-    ra_runtime_t *rt = ra_ctx_runtime(sup);
     gcs_t *g = NULL;
     int rc = gcs_open(s->dir, s->starts > 0, &g);
     if (rc != 0) {
@@ -533,10 +532,13 @@ gcs_child_start(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
         return rc;
     }
     g->incarnation = s->starts;
+    // Groups taken over from an earlier run are watched from the GCS's
+    // own thread (it has no context before it runs).
+    uint8_t what = RA__GCS_PG_RELOADED;
     ra_pid_t pid;
     bool taken;
-    if ((rc = ra__keep_spawn(sup, s->slot, &gcs_beh, g, &taken, &pid)) !=
-        0) {
+    if ((rc = ra__keep_spawn(sup, s->slot, &gcs_beh, g, &what, 1, &taken,
+                             &pid)) != 0) {
         if (!taken) {
             gcs_close(g);
         }
@@ -544,14 +546,6 @@ gcs_child_start(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
     }
     s->starts++;
     s->pid = pid;
-    // Groups taken over from an earlier run are watched from the GCS's
-    // own thread (it has no context before it runs).
-    ra_msg_t *t = NULL;
-    uint8_t what = RA__GCS_PG_RELOADED;
-    if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
-        ra_runtime_send(rt, pid, &t) != 0) {
-        ra_msg_unref(&t);
-    }
     *out = pid;
     return 0;
 }

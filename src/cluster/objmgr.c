@@ -31,6 +31,19 @@
 //
 // It shares the process's store handle (the store is thread-safe) and its
 // link, through which it routes to the object managers it pulls from.
+//
+// Kept up in place: it runs under a supervisor of its own (one_for_one,
+// permanent, at most RA__KEEP_RESTARTS restarts in RA__KEEP_PERIOD_MS), in
+// a reserved slot, so every incarnation has the pid that other nodes'
+// object managers, the raylet's workers and the cores know.  An
+// incarnation that ends aborts its transfers (nothing half-written is
+// left in the store) and hands what it holds for other processes (holds,
+// and copies kept a while after their last use) to the next one, which
+// watches those processes again.  Who waited for a transfer asks again:
+// a core for a task's result (core.c, objmgr_back), a worker for a task's
+// argument (ra__pull_here, which calls again while the object manager's
+// process answers RA_ENOPROC), and another node's object manager for
+// chunks it misses (after RETRY_MS).
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +138,9 @@ typedef struct owner {
 
 typedef struct objmgr {
     ra__objmgr_cfg_t cfg;
+    ra__objmgr_sys_t *sys;    // what restarts it (NULL: not supervised)
+    unsigned incarnation;
+    bool booted;
     pull_t *pulls;
     uint64_t next_xfer;
     bool tick_armed;
@@ -146,6 +162,18 @@ typedef struct objmgr {
     unsigned nserved, nlinger;
 } objmgr_t;
 
+struct ra__objmgr_sys {
+    ra__objmgr_cfg_t cfg;
+    char ep[256];             // cfg.ep points here
+    uint32_t slot;
+    unsigned starts;          // the supervisor's thread only
+    ra_pid_t pid;             // the same for every incarnation
+    hold_t *holds;            // handed from an ended incarnation to the
+    size_t nholds;            // next one
+    struct stamp linger[RELAYS];
+    unsigned nlinger;
+};
+
 static void
 send_buf(ra_ctx_t *ctx, ra_pid_t to, ra__wbuf_t *b)
 {
@@ -161,8 +189,11 @@ arm_tick(ra_ctx_t *ctx, objmgr_t *om)
     if (om->tick_armed) {
         return;
     }
+    // (The tick names this incarnation: one armed by an ended one reaches
+    // the next, at the same pid, and is ignored there.)
+    uint8_t inc = (uint8_t)om->incarnation;
     ra_msg_t *m = NULL;
-    if (ra_msg_new_bytes(&m, RA__T_TICK, NULL, 0) == 0 &&
+    if (ra_msg_new_bytes(&m, RA__T_TICK, &inc, 1) == 0 &&
         ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), TICK_MS, &m,
                       NULL) == 0) {
         om->tick_armed = true;
@@ -1065,16 +1096,55 @@ on_stats(ra_ctx_t *ctx, objmgr_t *om)
     }
 }
 
+// adopt takes over, on an incarnation's first message, what the one
+// before held for other processes: each hold is kept again (its process
+// watched anew), and the copies kept a while are looked at by ticks.
+static void
+adopt(ra_ctx_t *ctx, objmgr_t *om)
+{
+    om->booted = true;
+    ra__objmgr_sys_t *s = om->sys;
+    if (s == NULL || om->incarnation == 0) {
+        return;
+    }
+    hold_t *h = s->holds;
+    size_t n = s->nholds;
+    s->holds = NULL;
+    s->nholds = 0;
+    for (size_t i = 0; i < n; i++) {
+        keep(ctx, om, h[i].oid, h[i].owner, h[i].use);
+    }
+    free(h);
+    om->nlinger = s->nlinger;
+    memcpy(om->linger, s->linger, sizeof om->linger);
+    s->nlinger = 0;
+    if (om->nlinger > 0) {
+        arm_tick(ctx, om);
+    }
+    ra_log_warn("objmgr", "the object manager (actor %u.%u.%u) was "
+                "restarted in place by its supervisor (restart %u): its "
+                "transfers were aborted (their waiters ask again); it took "
+                "over %zu %s held for other processes",
+                ra_self(ctx).node, ra_self(ctx).proc, ra_self(ctx).id,
+                om->incarnation, n, n == 1 ? "object" : "objects");
+}
+
 static int
 objmgr_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
 {
     objmgr_t *om = state;
+    if (!om->booted) {
+        adopt(ctx, om);
+    }
     if (ra_msg_kind(msg) == RA_MSG_DOWN) {
         on_down(ctx, om, msg);
         return 0;
     }
     if (ra_msg_tag(msg) == RA__T_TICK) {
-        if (ra_pid_is_nil(ra_sender(ctx))) {
+        size_t len = 0;
+        const uint8_t *p = ra_msg_data(msg, &len);
+        if (ra_pid_is_nil(ra_sender(ctx)) && len == 1 &&
+            p[0] == (uint8_t)om->incarnation) {
             on_tick(ctx, om);
         }
         return 0;
@@ -1123,6 +1193,23 @@ objmgr_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     if (om == NULL) {
         return;
     }
+    ra__objmgr_sys_t *s = om->sys;
+    if (s != NULL) {
+        // The next incarnation keeps what this one held for others (the
+        // store's references stay taken meanwhile).
+        hold_t *all = s->holds;
+        size_t n = s->nholds + om->nholds;
+        hold_t *h = n > 0 ? realloc(all, n * sizeof *h) : all;
+        if (h != NULL) {
+            if (om->nholds > 0) {
+                memcpy(h + s->nholds, om->holds, om->nholds * sizeof *h);
+            }
+            s->holds = h;
+            s->nholds = n;
+        }
+        memcpy(s->linger, om->linger, sizeof s->linger);
+        s->nlinger = om->nlinger;
+    }
     while (om->pulls != NULL) {
         pull_t *p = om->pulls;
         om->pulls = p->next;
@@ -1149,18 +1236,74 @@ static const ra_behaviour_t objmgr_beh = {
     .terminate = objmgr_terminate,
 };
 
-int
-ra__objmgr_start(ra_runtime_t *rt, const ra__objmgr_cfg_t *cfg,
-                 ra_pid_t *out)
+// objmgr_child_start is the object manager's start function (its
+// supervisor runs it).
+static int
+objmgr_child_start(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
+                   uint64_t *info)
 {
+    (void)extra;
+    (void)info;
+    ra__objmgr_sys_t *s = arg;
     objmgr_t *om = calloc(1, sizeof *om);
     if (om == NULL) {
         return RA_ENOMEM;
     }
-    om->cfg = *cfg;
-    snprintf(om->ep, sizeof om->ep, "%s", cfg->ep != NULL ? cfg->ep : "");
+    om->cfg = s->cfg;
+    snprintf(om->ep, sizeof om->ep, "%s", s->ep);
     if (om->cfg.pull_timeout_ms == 0) {
         om->cfg.pull_timeout_ms = PULL_TIMEOUT_MS;
     }
-    return ra_spawn(rt, &objmgr_beh, om, NULL, out);
+    om->sys = s;
+    om->incarnation = s->starts;
+    // (A first message, so that an incarnation after the first takes over
+    // what it holds at once.)
+    uint8_t none = 0xff;
+    ra_pid_t pid;
+    bool taken;
+    int rc = ra__keep_spawn(sup, s->slot, &objmgr_beh, om,
+                            om->incarnation > 0 ? &none : NULL, 1, &taken,
+                            &pid);
+    if (rc != 0) {
+        if (!taken) {
+            free(om);
+        }
+        return rc;
+    }
+    s->starts++;
+    s->pid = pid;
+    *out = pid;
+    return 0;
+}
+
+int
+ra__objmgr_start(ra_runtime_t *rt, const ra__objmgr_cfg_t *cfg,
+                 ra__objmgr_sys_t **sys, ra_pid_t *out, ra_pid_t *sup)
+{
+    ra__objmgr_sys_t *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return RA_ENOMEM;
+    }
+    s->cfg = *cfg;
+    snprintf(s->ep, sizeof s->ep, "%s", cfg->ep != NULL ? cfg->ep : "");
+    s->cfg.ep = s->ep;
+    int rc = ra__keep_start(rt, "objmgr", objmgr_child_start, s, &s->slot,
+                            sup);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    *out = s->pid;
+    *sys = s;
+    return 0;
+}
+
+void
+ra__objmgr_sys_free(ra__objmgr_sys_t **sys)
+{
+    if (*sys != NULL) {
+        free((*sys)->holds);
+        free(*sys);
+        *sys = NULL;
+    }
 }

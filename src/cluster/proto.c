@@ -922,12 +922,23 @@ ra__pull_here(ra_ctx_t *ctx, ra__cluster_t *c, const ra__objloc_t *loc,
     // The copy is ours while this process holds it: the object manager
     // watches our core, not ctx (a scope that ends with this call).
     int rc = ra__pull_msg(0, loc, 0, c->core, &m);
-    if (rc == 0) {
-        // The object manager gives up on a transfer that stalls for 30 s;
-        // a long one that keeps moving is waited for.
-        rc = ra_call(ctx, c->objmgr, &m, -1, &rep);
-        ra_msg_unref(&m);
+    // The object manager gives up on a transfer that stalls for 30 s; a
+    // long one that keeps moving is waited for.  One that ends meanwhile
+    // is restarted in place by its supervisor (objmgr.c), having aborted
+    // the transfer: ask the new one, for up to 2 s while there is none.
+    for (int i = 0; rc == 0 || (rc == RA_ENOPROC && i <= 400); i++) {
+        if (rc == RA_ENOPROC) {
+            struct timespec ts = {0, 5 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        ra_msg_t *c1 = ra_msg_ref(m);  // (a call may take its request)
+        rc = ra_call(ctx, c->objmgr, &c1, -1, &rep);
+        ra_msg_unref(&c1);
+        if (rc != RA_ENOPROC) {
+            break;
+        }
     }
+    ra_msg_unref(&m);
     if (rc != 0) {
         snprintf(why, cap, "cannot ask this node's object manager: %s",
                  ra_strerror(rc));
@@ -1481,7 +1492,8 @@ ra__keep_start(ra_runtime_t *rt, const char *id, ra_child_start_fn start,
 
 int
 ra__keep_spawn(ra_ctx_t *sup, uint32_t slot, const ra_behaviour_t *b,
-               void *state, bool *taken, ra_pid_t *out)
+               void *state, const void *tick, size_t tick_len, bool *taken,
+               ra_pid_t *out)
 {
     // (Spawned unlinked, so that a failed spawn never ran terminate and
     // state is still the caller's; linked next.)
@@ -1497,6 +1509,12 @@ ra__keep_spawn(ra_ctx_t *sup, uint32_t slot, const ra_behaviour_t *b,
         // It ended already: the supervisor tries again.
         (void)ra_exit_pid(sup, pid, RA_KILL);
         return rc;
+    }
+    ra_msg_t *m = NULL;
+    if (tick != NULL &&
+        ra_msg_new_bytes(&m, RA__T_TICK, tick, tick_len) == 0 &&
+        ra_runtime_send(ra_ctx_runtime(sup), pid, &m) != 0) {
+        ra_msg_unref(&m);
     }
     *out = pid;
     return 0;

@@ -2186,7 +2186,6 @@ raylet_child_start(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
     (void)extra;
     (void)info;
     ra__raylet_sys_t *s = arg;
-    ra_runtime_t *rt = ra_ctx_runtime(sup);
     raylet_t *r = NULL;
     int rc = raylet_new(&s->cfg, &r);
     if (rc != 0) {
@@ -2199,10 +2198,11 @@ raylet_child_start(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
     r->norphans = s->norphans;
     s->orphans = NULL;
     s->norphans = 0;
+    uint8_t boot[2] = {RAYLET_BOOT, (uint8_t)r->incarnation};
     ra_pid_t pid;
     bool taken;
-    if ((rc = ra__keep_spawn(sup, s->slot, &raylet_beh, r, &taken, &pid)) !=
-        0) {
+    if ((rc = ra__keep_spawn(sup, s->slot, &raylet_beh, r, boot, sizeof boot,
+                             &taken, &pid)) != 0) {
         if (!taken) {
             s->orphans = r->orphans;
             s->norphans = r->norphans;
@@ -2214,12 +2214,6 @@ raylet_child_start(ra_ctx_t *sup, void *arg, void *extra, ra_pid_t *out,
     }
     s->starts++;
     s->pid = pid;
-    uint8_t boot[2] = {RAYLET_BOOT, (uint8_t)(s->starts - 1)};
-    ra_msg_t *m = NULL;
-    if (ra_msg_new_bytes(&m, RA__T_TICK, boot, sizeof boot) == 0 &&
-        ra_runtime_send(rt, pid, &m) != 0) {
-        ra_msg_unref(&m);
-    }
     *out = pid;
     return 0;
 }

@@ -1353,6 +1353,36 @@ START_TEST(test_cluster_raylet_restarted_in_place)
 }
 END_TEST
 
+// The object manager's supervisor restarts it in place: the same pid, it
+// answers at once (the call waits out the restart), and large values go
+// through the store as before.
+START_TEST(test_cluster_objmgr_restarted_in_place)
+{
+    start();
+    ra_pid_t om = ra__g->objmgr;
+    ck_assert(!ra_pid_is_nil(om));
+    ra_test_kill_wait(ra__g->rt, om);
+    ra_transfer_stats_t st;
+    RA_CK_OK(ra_transfer_stats(&st));
+    ck_assert(ra_is_alive(ra__g->rt, om));
+    RA_CK_PID_EQ(ra__g->objmgr, om);
+    size_t n = (size_t)1 << 20;
+    ra_ref_t r, c;
+    RA_CK_OK(ra_remote("big", (ra_arg_t[]){RA_ARG_I64((int64_t)n),
+                                           RA_ARG_I64(3)},
+                       2, NULL, &r));
+    int64_t got = 0;
+    RA_CK_OK(ra_remote("check_big", (ra_arg_t[]){RA_ARG_REF(r),
+                                                 RA_ARG_I64(3)},
+                       2, NULL, &c));
+    RA_CK_OK(ra_get_i64(c, 20000, &got));
+    ck_assert_int_eq(got, 2 * (int64_t)n + 1);
+    ra_release(c);
+    ra_release(r);
+    stop();
+}
+END_TEST
+
 START_TEST(test_cluster_deadline_and_cancel)
 {
     start();
@@ -2977,6 +3007,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_dead_workers_objects_leave_the_store);
     tcase_add_test(tc, test_cluster_gcs_restarted_in_place);
     tcase_add_test(tc, test_cluster_raylet_restarted_in_place);
+    tcase_add_test(tc, test_cluster_objmgr_restarted_in_place);
     tcase_add_test(tc, test_cluster_deadline_and_cancel);
     tcase_add_test(tc, test_cluster_survives_malformed_messages);
     tcase_add_test(tc, test_cluster_objmgr_answers_malformed_pulls);

@@ -106,9 +106,10 @@
 //                                   ends that system actor of the node
 //                                   daemon it joined with an exit signal
 //                                   (RA_KILL), as a fault tool would:
-//                                   "killed the daemon's WHAT"; for the
-//                                   GCS (restarted in place) then "the
-//                                   GCS answered again after MS ms"
+//                                   "killed the daemon's WHAT", then
+//                                   (all three are restarted in place)
+//                                   "the GCS|raylet|object manager
+//                                   answered again after MS ms"
 //
 // Exit status 0 when the work itself went well.
 #include <malloc.h>
@@ -1186,22 +1187,36 @@ killsys(const char *what)
         return fail("exit signal", rc);
     }
     printf("killed the daemon's %s\n", what);
+    fflush(stdout);   // (before any error of what follows, on stderr)
+    // Restarted in place: how long until it answers again (the calls ask
+    // again while it is down).
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (strcmp(what, "gcs") == 0) {
-        // Restarted in place: how long until it answers again (the call
-        // asks again while the GCS is down).
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
         ra_job_info_t *jobs = NULL;
         size_t n = 0;
         if ((rc = ra_job_list(&jobs, &n)) != 0) {
             return fail("the GCS after its end", rc);
         }
         free(jobs);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        printf("the GCS answered again after %.1f ms\n",
-               (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    } else if (strcmp(what, "raylet") == 0) {
+        double ct = 0, ca = 0, gt = 0, ga = 0;
+        if ((rc = ra_cluster_resources(&ct, &ca, &gt, &ga)) != 0) {
+            return fail("the raylet after its end", rc);
+        }
+    } else {
+        ra_transfer_stats_t st;
+        if ((rc = ra_transfer_stats(&st)) != 0) {
+            return fail("the object manager after its end", rc);
+        }
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("the %s answered again after %.1f ms\n",
+           strcmp(what, "gcs") == 0 ? "GCS" : strcmp(what, "raylet") == 0
+                                                  ? "raylet"
+                                                  : "object manager",
+           (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+               (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
     return 0;
 }
 

@@ -365,7 +365,7 @@ busyr=$!
 sleep 1
 pid2=$(sed -n 's/^pid //p' "$s2/node.info")
 kout=$(on 2 env RAYO_ADDRESS=auto "$driver" killsys raylet 2>&1)
-[ "$kout" = "killed the daemon's raylet" ] || fail "killsys raylet: $kout"
+[ "$(printf '%s\n' "$kout" | head -n 1)" = "killed the daemon's raylet" ] || fail "killsys raylet: $kout"
 wait $busyr
 grep -q "exit 0" "$base/busyr.out" &&
     ok "a job of node 1 on node 2 finished through node 2's raylet restart" ||
@@ -376,9 +376,42 @@ nodes_back 150
     [ "$(sed -n 's/^pid //p' "$s2/node.info")" = "$pid2" ] &&
     grep -q "the raylet (actor [0-9.]*) was restarted in place by its supervisor (restart 1)" \
         "$base/n2/daemon.log" &&
-    ok "node 2's raylet was restarted in place; node 2 stays in the cluster" ||
+    ok "node 2's raylet was restarted in place: $(printf '%s' "$kout" | sed -n 's/^the raylet //p'); node 2 stays in the cluster" ||
     { fail "raylet restart in place: $out"
       grep "raylet\]\|api\]" "$base/n2/daemon.log" | tail -n 8; }
+
+# The object managers, ended by exit signals, are restarted in place: node
+# 2's, which holds the results made there for their owner on node 1 (the
+# new one takes the holds over), and node 1's, which copies them to node 1
+# (a driver that waits for copies asks the new one again).  Large results
+# still reach node 1, and neither store keeps anything after.
+kout=$(on 2 env RAYO_ADDRESS=auto "$driver" killsys objmgr 2>&1)
+[ "$(printf '%s\n' "$kout" | head -n 1)" = "killed the daemon's objmgr" ] || fail "killsys objmgr: $kout"
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" fetch special 3000000 4 2>&1)
+printf '%s' "$out" |
+    grep -q "^fetched 4 x 3000000 from node $id2 zero-copy [0-9]* ms, left here 0 there 0$" &&
+    ok "node 2's object manager was restarted in place: $(printf '%s' "$kout" | sed -n 's/^the object manager //p'); results of node 2 reach node 1" ||
+    fail "large results after node 2's object manager restart: $out"
+(on 1 env RAYO_ADDRESS=auto RAYO_LOG=warning "$driver" fetch special \
+    20000000 8 >"$base/fetchk.out" 2>&1; echo "exit $?" >>"$base/fetchk.out") &
+fetchk=$!
+# (Killed once the first copy is under way: node 1's daemon logs large
+# transfers as they start.)
+pulls0=$(grep -c "pulling object" "$base/n1/daemon.log")
+for i in $(seq 1 300); do
+    [ "$(grep -c "pulling object" "$base/n1/daemon.log")" -gt "$pulls0" ] && break
+    sleep 0.01
+done
+kout=$(on 1 env RAYO_ADDRESS=auto "$driver" killsys objmgr 2>&1)
+[ "$(printf '%s\n' "$kout" | head -n 1)" = "killed the daemon's objmgr" ] || fail "killsys objmgr on 1: $kout"
+wait $fetchk
+grep -q "exit 0" "$base/fetchk.out" &&
+    grep -q "asking again for [1-9][0-9]* object" "$base/fetchk.out" &&
+    grep -q "^fetched 8 x 20000000 from node $id2 zero-copy [0-9]* ms, left here 0 there 0$" "$base/fetchk.out" &&
+    grep -q "the object manager (actor [0-9.]*) was restarted in place by its supervisor (restart 1)" "$base/n1/daemon.log" &&
+    ok "a fetch on node 1 finished through node 1's object manager restart ($(printf '%s' "$kout" | sed -n 's/^the object manager //p'); the driver: $(grep -o "asking again for [0-9]* objects*" "$base/fetchk.out" | head -n 1))" ||
+    { fail "fetch through the object manager restart: $(cat "$base/fetchk.out")"
+      grep "objmgr\]" "$base/n1/daemon.log" | tail -n 8; }
 
 # kill -9 of the head mid-job, and a head started again at the same
 # address: it takes over the GCS's tables, node 2 registers with it again,

@@ -75,6 +75,26 @@ pulled=$(($(grep -c "pulled object" "$log2") - pulls))
     ok "a 20 MB value lent by reference to a task on node 2 is copied there once, read in place twice and passed on; no copy is left" ||
     fail "lent reference to node 2: $out (node 2 copied it $pulled times)"
 
+# The same, with node 2's object manager restarted in place (ended by an
+# exit signal) while the task holds its copy, between its two reads: the
+# new object manager takes over the copy held for the task's worker, and
+# lets it go when the task is done with it.
+pulls=$(grep -c "pulled object" "$log2")
+(on 1 env RAYO_ADDRESS=auto "$driver" lend far 20000000 >"$base/lendk.out" \
+    2>&1; echo "exit $?" >>"$base/lendk.out") &
+lendk=$!
+for i in $(seq 1 500); do
+    [ "$(grep -c "pulled object" "$log2")" -gt "$pulls" ] && break
+    sleep 0.01
+done
+kout=$(on 2 env RAYO_ADDRESS=auto "$driver" killsys objmgr 2>&1)
+wait $lendk
+[ "$(printf '%s\n' "$kout" | head -n 1)" = "killed the daemon's objmgr" ] &&
+    grep -qx "lent 20000000 to node $id2: read zero-copy, passed on zero-copy, left there 0" "$base/lendk.out" &&
+    grep -q "the object manager (actor [0-9.]*) was restarted in place by its supervisor (restart 1): .* it took over 1 object held for other processes" "$log2" &&
+    ok "node 2's object manager, restarted while a task held a copy, took the copy over and let it go after" ||
+    fail "lent value through node 2's object manager restart: $kout; $(cat "$base/lendk.out"); $(grep "objmgr\]" "$log2" | tail -n 3)"
+
 # A task on node 2 that read a lent 20 MB value (node 2 pulled it) and was
 # killed: node 2 lets the copy go at once, not after the 60 s that a
 # process cut off from the node is given.
