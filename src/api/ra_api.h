@@ -157,11 +157,14 @@ int ra_init_opts(const ra_init_opts_t *opts);
 // (unless negative) and closes it; then it serves until SIGTERM, SIGINT
 // or SIGHUP, stops every worker and returns 0.  Call it from the main
 // thread before starting threads of your own: it blocks those signals.
-// Returns 0 or an error of ra_init_opts; or RA_EACTOR when one of the
-// daemon's system actors (its GCS, raylet, object manager or core) ended
-// while it served: the log names it and the reason, and the daemon
-// stopped, its workers with it, so that a supervisor (the keeper of
-// `rayo start --restart`, systemd) starts it again.
+// The GCS, the raylet and the object manager run under supervisors of
+// their own, which restart each in place (the same pid) when it ends, up
+// to 5 times a minute (doc/cluster.md, "Kept up in place").
+// Returns 0 or an error of ra_init_opts; or RA_EACTOR when one of those
+// supervisors gave up, or the daemon's core ended, while it served: the
+// log names which and why, and the daemon stopped, its workers with it,
+// so that a supervisor (the keeper of `rayo start --restart`, systemd)
+// starts it again.
 int ra_node_run(const ra_init_opts_t *opts, int ready_fd);
 
 // ra_cluster_locate finds the node daemon that address names ("auto" or

@@ -376,7 +376,7 @@ nodes_back 150
     [ "$(sed -n 's/^pid //p' "$s2/node.info")" = "$pid2" ] &&
     grep -q "the raylet (actor [0-9.]*) was restarted in place by its supervisor (restart 1)" \
         "$base/n2/daemon.log" &&
-    ok "node 2's raylet was restarted in place: $(printf '%s' "$kout" | sed -n 's/^the raylet //p'); node 2 stays in the cluster" ||
+    ok "node 2's raylet was restarted in place: $(printf '%s' "$kout" | sed -n 's/^the raylet //p'); $(printf '%s' "$kout" | sed -n 's/^a task ran/a task of node 2 ran/p'); node 2 stays in the cluster" ||
     { fail "raylet restart in place: $out"
       grep "raylet\]\|api\]" "$base/n2/daemon.log" | tail -n 8; }
 
