@@ -308,6 +308,8 @@ typedef struct core {
     uint64_t objmgr_ref;      // ... and of its object manager, while
     ra__tq_t pulls;           // these tasks' results are pulled (t->pull)
     bool reask_armed;         // a TICK_REASK is on its way
+    bool rejoin;              // ... and the job must first be registered
+                              // again at this node's raylet
     bool daemon_lost;         // ... which was lost: nothing can run
     bool no_tev;              // RAYO_TASK_EVENTS=0: no task events
     bool tev_methods;         // RAYO_TASK_EVENTS=all: methods' too
@@ -1666,6 +1668,8 @@ on_grant(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
         ra_pid_t from = ra_sender(ctx);
         if (!ra_pid_eq(from, k->c->raylet)) {
             forget_env_at(k, from);
+        } else {
+            k->rejoin = true;   // (its DOWN may not have come: reask)
         }
         if (!actor) {
             ra__cls_t *c = cls_get(k, cpus, gpus, &x, pg, bundle, near);
@@ -2127,15 +2131,37 @@ on_output(core_t *k, ra_msg_t *m)
 
 // reask asks this node's raylet again for workers for the queued tasks
 // of every class and the actors that wait for one.
+static int rejoin(ra_ctx_t *ctx, core_t *k);
+
 static void
 reask(ra_ctx_t *ctx, core_t *k)
 {
+    if (k->rejoin) {
+        int rc = rejoin(ctx, k);
+        if (rc == RA_ENOPROC && !atomic_load(&k->c->stopping)) {
+            // Not back yet: again at the next tick.
+            k->reask_armed = true;
+            send_tick(ctx, k, TICK_REASK, 0, 0, REASK_MS);
+            return;
+        }
+        k->rejoin = false;
+        if (rc == 0) {
+            watch_raylet(ctx, k);
+        }
+    }
     for (ra__cls_t *c = k->classes; c != NULL; c = c->next) {
         if (c->q.n > 0) {
             dispatch(ctx, k, c);
         }
     }
     ra__actors_reask(ctx, k->cs);
+}
+
+// clean_end tells whether an actor ended cleanly (normal, shutdown).
+static bool
+clean_end(ra_reason_t why)
+{
+    return why == RA_NORMAL || why == RA_SHUTDOWN || RA_IS_SHUTDOWN_TERM(why);
 }
 
 // rejoin registers this driver's job again at this node's raylet (a
@@ -2186,22 +2212,33 @@ raylet_back(ra_ctx_t *ctx, core_t *k, ra_reason_t why)
         atomic_load(&k->c->stopping)) {
         return;
     }
+    // A clean end is usually its daemon stopping: asked once, not waited
+    // for (were it restarted later all the same, its first refusal of our
+    // job environment, RA_EAGAIN, has the job registered again: on_grant,
+    // reask).
+    bool clean = clean_end(why);
     char rs[64];
-    ra_log_warn("core", "this node's raylet ended (%s); its supervisor "
-                "restarts it: asking it again for workers",
-                ra_reason_str(why, rs, sizeof rs));
+    if (!clean) {
+        ra_log_warn("core", "this node's raylet ended (%s); its supervisor "
+                    "restarts it: asking it again for workers",
+                    ra_reason_str(why, rs, sizeof rs));
+    }
     int rc = rejoin(ctx, k);
-    for (unsigned i = 0; rc == RA_ENOPROC && i < BACK_MS / 5; i++) {
+    for (unsigned i = 0; rc == RA_ENOPROC && !clean && i < BACK_MS / 5;
+         i++) {
         struct timespec ts = {0, 5 * 1000000};
         nanosleep(&ts, NULL);
         rc = rejoin(ctx, k);
     }
     if (rc != 0) {
-        ra_log_err("core", "this node's raylet did not come back (%s): "
-                   "work that needs it fails", ra_strerror(rc));
+        if (!clean) {
+            ra_log_err("core", "this node's raylet did not come back (%s): "
+                       "work that needs it fails", ra_strerror(rc));
+        }
         return;
     }
     watch_raylet(ctx, k);
+    k->rejoin = false;
     for (ra__cls_t *c = k->classes; c != NULL; c = c->next) {
         c->pending_req = 0;
     }
@@ -2220,9 +2257,12 @@ objmgr_back(ra_ctx_t *ctx, core_t *k, ra_reason_t why)
         atomic_load(&k->c->stopping)) {
         return;
     }
+    // (A clean end is usually its daemon stopping: asked once.)
+    bool clean = clean_end(why);
     uint8_t op = RA__OBJ_STATS;
     int rc = RA_ENOPROC;
-    for (unsigned i = 0; rc == RA_ENOPROC && i <= BACK_MS / 5; i++) {
+    for (unsigned i = 0; rc == RA_ENOPROC && i <= (clean ? 0 : BACK_MS / 5);
+         i++) {
         if (i > 0) {
             struct timespec ts = {0, 5 * 1000000};
             nanosleep(&ts, NULL);
@@ -2234,17 +2274,19 @@ objmgr_back(ra_ctx_t *ctx, core_t *k, ra_reason_t why)
         ra_msg_unref(&m);
         ra_msg_unref(&rep);
     }
-    char rs[64];
-    ra_log_warn("core", "this node's object manager ended (%s); its "
-                "supervisor restarts it: asking again for %zu %s",
-                ra_reason_str(why, rs, sizeof rs), k->pulls.n,
-                k->pulls.n == 1 ? "object" : "objects");
     if (rc != 0) {
-        ra_log_err("core", "this node's object manager did not come back "
-                   "(%s): results on other nodes cannot be copied here",
-                   ra_strerror(rc));
+        if (!clean) {
+            ra_log_err("core", "this node's object manager did not come "
+                       "back (%s): results on other nodes cannot be copied "
+                       "here", ra_strerror(rc));
+        }
         return;
     }
+    char rs[64];
+    ra_log_warn("core", "this node's object manager ended (%s); its "
+                "supervisor restarted it: asking again for %zu %s",
+                ra_reason_str(why, rs, sizeof rs), k->pulls.n,
+                k->pulls.n == 1 ? "object" : "objects");
     watch_objmgr(ctx, k);
     for (ra__task_t *t = k->pulls.head; t != NULL; t = t->next) {
         ra_msg_t *m = ra_msg_ref(t->pull);
