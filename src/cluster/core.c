@@ -1464,9 +1464,17 @@ on_obj(ra_ctx_t *ctx, core_t *k, ra_msg_t *m)
     pull_done(k, t);
     if (!ours) {
         // Given up meanwhile (cancelled, timed out): the copy made for us
-        // is not wanted.
+        // is not wanted.  Or a second answer for a copy we have: asked
+        // again of a restarted object manager while the first answer was
+        // on its way.  The reference taken for this answer goes back, and
+        // the copy goes only when no one else holds one (the store's
+        // delete does not wait for references: deleting a copy that the
+        // object's record still names lost it under its reader).
+        ra_objstore_info_t info;
         if (status == 0 && k->c->store != NULL &&
-            ra_objstore_unref(k->c->store, so) == 0) {
+            ra_objstore_unref(k->c->store, so) == 0 &&
+            ra_objstore_info(k->c->store, so, &info) == 0 &&
+            info.refs == 0) {
             (void)ra_objstore_delete(k->c->store, so);
         }
         return;

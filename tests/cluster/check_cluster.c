@@ -2286,6 +2286,54 @@ big_ok(const ra_value_t *v, size_t n, int64_t salt)
     return true;
 }
 
+START_TEST(test_cluster_second_pull_answer_keeps_the_copy)
+{
+    // A core that asks a restarted object manager again for a copy can
+    // get two answers: the first incarnation's, on its way when it ended,
+    // and the new one's, each with a reference taken for it.  The second
+    // must give its reference back and leave the copy, which the core's
+    // record names and its reader maps.  (It once deleted the copy: a
+    // driver's ra_get then found "the object was lost from the node's
+    // object store".)  Here the object is a put of ours and the second
+    // answer is sent by hand, as the object manager would.
+    start();
+    size_t n = (size_t)1 << 20;
+    uint8_t *buf = malloc(n);
+    ck_assert_ptr_nonnull(buf);
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = (uint8_t)((i * 7 + 5) % 251);
+    }
+    ra_ref_t obj;
+    RA_CK_OK(ra_put(&RA_ARG_BYTES(buf, n), &obj));
+    free(buf);
+    ra_oid_t oid;
+    ra__oid_make(oid.b, obj.node, obj.proc, obj.id);
+    RA_CK_OK(ra_objstore_ref(ra__g->store, oid)); // the answer's reference
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__OBJ_PULLED);
+    ra__wb_u64(&b, obj.id);
+    ra__wb_raw(&b, oid.b, 16);
+    ra__wb_u32(&b, 0);
+    ra__wb_str(&b, "");
+    ra_msg_t *m = NULL;
+    RA_CK_OK(ra__wb_msg(&b, RA__T_OBJ, &m));
+    RA_CK_OK(ra_runtime_send(ra__g->rt, ra__g->core, &m));
+    ra_objstore_info_t info;
+    RA_CK_WAIT(ra_objstore_info(ra__g->store, oid, &info) != 0 ||
+                   info.refs == 1,
+               5000);
+    RA_CK_OK(ra_objstore_info(ra__g->store, oid, &info));
+    ck_assert_uint_eq(info.refs, 1);
+    ra_value_t *v = NULL;
+    RA_CK_OK(ra_get(obj, 5000, &v));
+    ck_assert(big_ok(v, n, 5));
+    ra_value_free(&v);
+    ra_release(obj);
+    ck_assert_uint_eq(store_objects_become(0), 0);
+    stop();
+}
+END_TEST
+
 START_TEST(test_cluster_large_values_through_the_store)
 {
     // A 16 MiB store for many 1 MiB results: it only keeps up if released
@@ -3011,6 +3059,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_gcs_restarted_in_place);
     tcase_add_test(tc, test_cluster_raylet_restarted_in_place);
     tcase_add_test(tc, test_cluster_objmgr_restarted_in_place);
+    tcase_add_test(tc, test_cluster_second_pull_answer_keeps_the_copy);
     tcase_add_test(tc, test_cluster_deadline_and_cancel);
     tcase_add_test(tc, test_cluster_survives_malformed_messages);
     tcase_add_test(tc, test_cluster_objmgr_answers_malformed_pulls);
