@@ -40,7 +40,11 @@
 #define PUMP_BYTES (8u << 20) // and bytes
 #define RECV_BATCH 1024   // frames read per socket per loop turn
 #define SLACK 4096        // envelope bytes around a payload
-#define SPIN_TURNS 64     // empty loop turns before the I/O thread sleeps
+#define SPIN_TURNS 64     // most empty loop turns before the I/O thread
+                          // sleeps (see spin_next)
+#define SPIN_START 8      // and how many a new link starts with
+#define SPIN_PAYOFF_NS 200000 // about what SPIN_TURNS turns cover
+#define TICK_MS 5         // timer resolution while a peer has work in hand
 #define EXIT_GRACE_MS 50  // a watched peer's frames still under way when
                           // its process exits
 
@@ -52,12 +56,18 @@
 
 // ---- time, randomness ----
 
-uint64_t
-ra__link_now_ms(void)
+static uint64_t
+now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+ra__link_now_ms(void)
+{
+    return now_ns() / 1000000;
 }
 
 static int64_t
@@ -1627,9 +1637,49 @@ tick(ra_link_t *l, uint64_t now)
     }
 }
 
+// sleep_ms: how long the I/O thread may sleep when no sender needs it.
+// While a peer has something in hand (frames not yet acknowledged, an
+// ack owed, a gap, a half-received message, a delay, a session being set
+// up or closed, an exited process, a silence long enough to look into)
+// tick runs every TICK_MS.  When every session is quiet, what tick would
+// do next is a heartbeat, a loss decision or an idle bye, none of which
+// needs millisecond timing: the thread sleeps a quarter of the heartbeat
+// interval.  An idle process then wakes a few times a second, however
+// many peers it has, rather than 200 times; heartbeats go out at most a
+// quarter interval late (the loss window is several intervals); and a
+// sleep never looks like a stall to forgive_pause.
+static long
+sleep_ms(ra_link_t *l, uint64_t now)
+{
+    uint64_t hb = l->o.hb_interval_ms, half = hb * l->o.hb_miss / 2;
+    if (hb / 4 <= TICK_MS) {
+        return TICK_MS;
+    }
+    for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
+        int st = atomic_load(&p->state);
+        if (p->delay_head != NULL) {
+            return TICK_MS;
+        }
+        if (st == RA__PEER_IDLE) {
+            continue;
+        }
+        if (st != RA__PEER_UP || p->exited_ms != 0 || p->head != NULL ||
+            p->rx_seq != p->rx_acked || p->need_ack || p->gap_acked ||
+            p->closing || ra_wire_reasm_pending(p->reasm) > 0 ||
+            now - p->last_rx_ms > half) {
+            return TICK_MS;
+        }
+    }
+    return (long)(hb / 4);
+}
+
 static void
 publish_stats(ra_link_t *l)
 {
+    l->st.queued_bytes = 0;
+    for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL; p = p->next) {
+        l->st.queued_bytes += atomic_load(&p->queued_bytes);
+    }
     pthread_mutex_lock(&l->stats_mtx);
     l->pub_st = l->st;
     pthread_mutex_unlock(&l->stats_mtx);
@@ -1663,6 +1713,30 @@ forgive_pause(ra_link_t *l, uint64_t now, uint64_t pause_ms)
     }
 }
 
+// spin_next: how many empty turns the I/O thread spins after the work it
+// just found, given how the quiet spell that this work ended went: quiet
+// empty turns, and slept_ns when it went to sleep (0: it never did).
+// Spinning pays when the next message comes soon after the last, as in a
+// synchronous exchange, where it saves a wake-up on both sides per
+// message; it wastes a CPU when messages come far apart, as in a process
+// that is starting or mostly idle, where many such threads spinning at
+// once slow everything else down.  So the spin doubles when work came
+// within it, or within about the time a full spin takes, and halves when
+// work came later.
+static unsigned
+spin_next(unsigned spin, unsigned quiet, uint64_t slept_ns)
+{
+    bool soon = slept_ns == 0 ? quiet > 0
+                              : now_ns() - slept_ns < SPIN_PAYOFF_NS;
+    if (slept_ns == 0 && quiet == 0) {
+        return spin; // busy all along: nothing learnt
+    }
+    if (soon) {
+        return spin == 0 ? 1 : spin * 2 > SPIN_TURNS ? SPIN_TURNS : spin * 2;
+    }
+    return spin / 2;
+}
+
 static void *
 io_main(void *arg)
 {
@@ -1673,7 +1747,9 @@ io_main(void *arg)
     ra__lpeer_t **owners = NULL;
     size_t cap = 0;
     uint64_t last_tick = 0;
-    unsigned quiet = SPIN_TURNS; // turns in a row that did nothing
+    unsigned spin = SPIN_START;  // empty turns before sleeping (adapts)
+    unsigned quiet = spin;       // turns in a row that did nothing
+    uint64_t slept_ns = 0;       // when this quiet spell's first sleep began
     while (!atomic_load(&l->stop)) {
         // Build the poll set: event fd, ZAP, router, dealers.
         size_t need = 3 + 2 * atomic_load(&l->npeers);
@@ -1722,7 +1798,7 @@ io_main(void *arg)
         // socket, a sender or the next tick wakes us.
         long timeout = 0;
         bool sleep = false;
-        if (!busy && quiet >= SPIN_TURNS) {
+        if (!busy && quiet >= spin) {
             atomic_store(&l->sleeping, true);
             sleep = true;
             // Re-check after announcing sleep: a push after this wakes us.
@@ -1732,7 +1808,19 @@ io_main(void *arg)
                     busy = true;
                 }
             }
-            timeout = busy ? 0 : blocked ? 1 : 5;
+            if (busy) {
+                timeout = 0;
+            } else if (blocked) {
+                timeout = 1;
+            } else {
+                // What the last busy turns counted is published before a
+                // sleep that may be long.
+                publish_stats(l);
+                timeout = sleep_ms(l, ra__link_now_ms());
+            }
+            if (timeout > 0 && slept_ns == 0) {
+                slept_ns = now_ns();
+            }
         }
         int rc = zmq_poll(items, (int)n, timeout);
         if (sleep) {
@@ -1776,8 +1864,10 @@ io_main(void *arg)
             did += pump(l, p);
         }
         if (did > 0) {
+            spin = spin_next(spin, quiet, slept_ns);
             quiet = 0;
-        } else if (quiet < SPIN_TURNS) {
+            slept_ns = 0;
+        } else if (quiet < spin) {
             quiet++;
             sched_yield(); // let the threads we serve run meanwhile
         }
@@ -1785,14 +1875,9 @@ io_main(void *arg)
         if (last_tick != 0 && now - last_tick >= l->o.hb_interval_ms) {
             forgive_pause(l, now, now - last_tick);
         }
-        if (now - last_tick >= 5) {
+        if (now - last_tick >= TICK_MS) {
             tick(l, now);
             last_tick = now;
-            l->st.queued_bytes = 0;
-            for (ra__lpeer_t *p = atomic_load(&l->peer_list); p != NULL;
-                 p = p->next) {
-                l->st.queued_bytes += atomic_load(&p->queued_bytes);
-            }
             publish_stats(l);
         }
     }

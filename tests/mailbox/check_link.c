@@ -4,6 +4,7 @@
 // node number and its own link layer (its own ZeroMQ context, sockets and
 // I/O thread), talking over real ipc or tcp sockets.  Multi-process and
 // multi-node (network namespace) tests live in tests/net/.
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -929,6 +930,81 @@ START_TEST(test_idle_teardown_and_redial)
 }
 END_TEST
 
+// link_wakeups sums the voluntary context switches (each a sleep that
+// ended) of this process's link I/O threads.
+static long
+link_wakeups(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(d);
+    long sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], comm[32] = "", line[128];
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+        bool link = fgets(comm, sizeof comm, f) != NULL &&
+                    strncmp(comm, "rayo-link", 9) == 0;
+        fclose(f);
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        if (!link || (f = fopen(path, "r")) == NULL) {
+            continue;
+        }
+        while (fgets(line, sizeof line, f) != NULL) {
+            long v;
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1) {
+                sum += v;
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
+START_TEST(test_idle_link_sleeps)
+{
+    // An idle process must not burn a CPU: with every session quiet, the
+    // I/O thread sleeps a quarter of the heartbeat interval at a time
+    // rather than ticking every few milliseconds (it once woke 200 times
+    // a second, which made a few dozen idle workers cost a third of a
+    // CPU).  The sessions still live on their heartbeats through more
+    // than three loss windows.
+    node_t a, b;
+    ra_link_opts_t o = {.hb_interval_ms = 200, .hb_miss = 3};
+    pair_start(&a, &b, &o);
+    ra_pid_t echo;
+    RA_CK_OK(ra_spawn(b.rt, &echo_beh, NULL, NULL, &echo));
+    ra_ctx_t *me = ra_test_new_scope(a.rt);
+    ra_msg_t *q = ra_test_new_i64(TAG_CALL, 7), *r = NULL;
+    RA_CK_OK(ra_call(me, echo, &q, WAIT_MS, &r));
+    ra_msg_unref(&r);
+    ra_test_sleep_ms(300); // the last acks go out
+    long before = link_wakeups();
+    ra_test_sleep_ms(2000);
+    long woke = link_wakeups() - before;
+    // Two threads for 2 s: a 5 ms timer alone would be 800 wake-ups; a
+    // 50 ms sleep with a heartbeat each way every 200 ms is about 120.
+    ck_assert_msg(woke < 300, "the idle link threads woke %ld times in 2 s",
+                  woke);
+    ra_link_stats_t st;
+    RA_CK_OK(ra_link_stats(a.l, &st));
+    ck_assert_uint_eq(st.peers_lost, 0);
+    RA_CK_OK(ra_link_stats(b.l, &st));
+    ck_assert_uint_eq(st.peers_lost, 0);
+    // And the session still carries calls at once.
+    q = ra_test_new_i64(TAG_CALL, 8);
+    RA_CK_OK(ra_call(me, echo, &q, WAIT_MS, &r));
+    ck_assert_int_eq(ra_test_get_i64(r), 8);
+    ra_msg_unref(&r);
+    ra_scope_destroy(&me);
+    pair_stop(&a, &b);
+}
+END_TEST
+
 START_TEST(test_peer_restart)
 {
     // A peer that comes back as a new incarnation (a restarted process):
@@ -1322,6 +1398,7 @@ link_suite(void)
     tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_backpressure_block);
     tcase_add_test(tc, test_idle_teardown_and_redial);
+    tcase_add_test(tc, test_idle_link_sleeps);
     tcase_add_test(tc, test_peer_restart);
     tcase_add_test(tc, test_own_pause_is_not_peer_silence);
     tcase_add_test(tc, test_local_peer_exit_and_hang);
