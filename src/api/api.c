@@ -170,38 +170,14 @@ rm_rf(const char *path)
     }
 }
 
-// KEPT_BACK_MS: how long a call waits out a system actor kept up in place
-// (the raylet, the object manager) that has ended (its process answers
-// RA_ENOPROC) while its supervisor restarts it.
-#define KEPT_BACK_MS 2000
-
-// call_kept calls to (a raylet or an object manager) with m (the
-// caller's still), asking again every 5 ms while its process says it has
-// none.
-static int
-call_kept(ra_ctx_t *scope, ra_pid_t to, ra_msg_t *m, int64_t ms,
-          ra_msg_t **rep)
-{
-    int rc = RA_ENOPROC;
-    for (int i = 0; rc == RA_ENOPROC && i <= KEPT_BACK_MS / 5; i++) {
-        if (i > 0) {
-            struct timespec ts = {0, 5 * 1000000};
-            nanosleep(&ts, NULL);
-        }
-        ra_msg_t *c = ra_msg_ref(m);  // (a call may take its request)
-        rc = ra_call(scope, to, &c, ms, rep);
-        ra_msg_unref(&c);
-    }
-    return rc;
-}
-
 static int
 call_raylet_info(ra_ctx_t *scope, ra_pid_t raylet, ra_msg_t **rep)
 {
     ra_msg_t *m = NULL;
     int rc = ra_msg_new_bytes(&m, RA__T_RAYLET_INFO, NULL, 0);
     if (rc == 0) {
-        rc = call_kept(scope, raylet, m, 10000, rep);
+        rc = ra__call_kept(scope, raylet, m, 10000, RA__KEPT_BACK_MS,
+                           rep);
         ra_msg_unref(&m);
     }
     return rc;
@@ -229,7 +205,8 @@ job_end(ra__cluster_t *c)
     ra__wb_u32(&b, c->env);
     if (ra_scope_new(c->rt, &scope) == 0 &&
         ra__wb_msg(&b, RA__T_JOB, &m) == 0) {
-        (void)call_kept(scope, c->raylet, m, 5000, &rep);
+        (void)ra__call_kept(scope, c->raylet, m, 5000, RA__KEPT_BACK_MS,
+                            &rep);
         ra_msg_unref(&m);
         ra_msg_unref(&rep);
     } else {
@@ -2334,7 +2311,8 @@ ra_transfer_stats(ra_transfer_stats_t *out)
     uint8_t op = RA__OBJ_STATS;
     ra_msg_t *m = NULL, *rep = NULL;
     if ((rc = ra_msg_new_bytes(&m, RA__T_OBJ, &op, 1)) == 0 &&
-        (rc = call_kept(scope, c->objmgr, m, 5000, &rep)) == 0) {
+        (rc = ra__call_kept(scope, c->objmgr, m, 5000, RA__KEPT_BACK_MS,
+                            &rep)) == 0) {
         ra__rbuf_t r;
         ra__rb_init(&r, rep);
         out->pulls = ra__rb_u64(&r);
@@ -3319,7 +3297,8 @@ workers_of(ra_ctx_t *scope, uint32_t node, ra_pid_t raylet,
     uint8_t op = RA__INFO_WORKERS;
     int rc = ra_msg_new_bytes(&m, RA__T_RAYLET_INFO, &op, 1);
     if (rc == 0) {
-        rc = call_kept(scope, raylet, m, 10000, &rep);
+        rc = ra__call_kept(scope, raylet, m, 10000, RA__KEPT_BACK_MS,
+                           &rep);
         ra_msg_unref(&m);
     }
     if (rc != 0) {

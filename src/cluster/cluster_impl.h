@@ -674,6 +674,19 @@ int ra__keep_start(ra_runtime_t *rt, const char *id, ra_child_start_fn start,
 int ra__keep_spawn(ra_ctx_t *sup, uint32_t slot, const ra_behaviour_t *b,
                    void *state, const void *tick, size_t tick_len,
                    bool *taken, ra_pid_t *out);
+// RA__KEPT_BACK_MS: how long a caller waits out a system actor kept up
+// in place that has ended, while its supervisor restarts it: its process
+// answers RA_ENOPROC meanwhile, for a few milliseconds.
+#define RA__KEPT_BACK_MS 2000
+// ra__kept_again: rc is the result of a first try at such an actor.
+// While it is RA_ENOPROC, again(arg) tries again every 5 ms for up to
+// back_ms (not once this process's cluster is stopping).  Returns the
+// last result.
+int ra__kept_again(int rc, int (*again)(void *), void *arg, int64_t back_ms);
+// ra__call_kept calls to with m from ctx, and again as ra__kept_again
+// says; m stays the caller's (each try sends a reference of it).
+int ra__call_kept(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t *m,
+                  int64_t timeout_ms, int64_t back_ms, ra_msg_t **reply);
 
 // ra__name_key writes the table key "ns\0name" into key (cap bytes) and
 // returns its length, or 0 when it does not fit.

@@ -43,8 +43,6 @@
 #define LOST_WAIT_MS 200u // wait for the raylet's word on a lost worker
 #define REASK_MS 20u      // a request refused by a raylet restarted in
                           // place (RA_EAGAIN) is asked again after this
-#define BACK_MS 2000u     // how long this node's raylet, restarted in
-                          // place, is waited for
 #define RESPILL_MS 250u   // a request whose spill target was lost waits
 
 // ---- queues ----
@@ -2165,13 +2163,6 @@ reask(ra_ctx_t *ctx, core_t *k)
     ra__actors_reask(ctx, k->cs);
 }
 
-// clean_end tells whether an actor ended cleanly (normal, shutdown).
-static bool
-clean_end(ra_reason_t why)
-{
-    return why == RA_NORMAL || why == RA_SHUTDOWN || RA_IS_SHUTDOWN_TERM(why);
-}
-
 // rejoin registers this driver's job again at this node's raylet (a
 // driver of a node daemon), or (other processes) only asks it something:
 // 0 once it answers.
@@ -2205,6 +2196,18 @@ rejoin(ra_ctx_t *ctx, core_t *k)
     return rc;
 }
 
+typedef struct rejoin_args {
+    ra_ctx_t *ctx;
+    core_t *k;
+} rejoin_t;
+
+static int
+rejoin_try(void *arg)
+{
+    rejoin_t *a = arg;
+    return rejoin(a->ctx, a->k);
+}
+
 // raylet_back: this node's raylet ended.  With its process (the node
 // daemon lost) daemon_lost says what happens.  Otherwise its supervisor
 // restarts it in place (the same pid) within milliseconds, having
@@ -2224,20 +2227,16 @@ raylet_back(ra_ctx_t *ctx, core_t *k, ra_reason_t why)
     // for (were it restarted later all the same, its first refusal of our
     // job environment, RA_EAGAIN, has the job registered again: on_grant,
     // reask).
-    bool clean = clean_end(why);
+    bool clean = RA_IS_CLEAN_EXIT(why);
     char rs[64];
     if (!clean) {
         ra_log_warn("core", "this node's raylet ended (%s); its supervisor "
                     "restarts it: asking it again for workers",
                     ra_reason_str(why, rs, sizeof rs));
     }
-    int rc = rejoin(ctx, k);
-    for (unsigned i = 0; rc == RA_ENOPROC && !clean && i < BACK_MS / 5;
-         i++) {
-        struct timespec ts = {0, 5 * 1000000};
-        nanosleep(&ts, NULL);
-        rc = rejoin(ctx, k);
-    }
+    rejoin_t rj = {ctx, k};
+    int rc = ra__kept_again(rejoin_try(&rj), rejoin_try, &rj,
+                            clean ? 0 : RA__KEPT_BACK_MS);
     if (rc != 0) {
         if (!clean) {
             ra_log_err("core", "this node's raylet did not come back (%s): "
@@ -2266,22 +2265,16 @@ objmgr_back(ra_ctx_t *ctx, core_t *k, ra_reason_t why)
         return;
     }
     // (A clean end is usually its daemon stopping: asked once.)
-    bool clean = clean_end(why);
+    bool clean = RA_IS_CLEAN_EXIT(why);
     uint8_t op = RA__OBJ_STATS;
-    int rc = RA_ENOPROC;
-    for (unsigned i = 0; rc == RA_ENOPROC && i <= (clean ? 0 : BACK_MS / 5);
-         i++) {
-        if (i > 0) {
-            struct timespec ts = {0, 5 * 1000000};
-            nanosleep(&ts, NULL);
-        }
-        ra_msg_t *m = NULL, *rep = NULL;
-        if ((rc = ra_msg_new_bytes(&m, RA__T_OBJ, &op, 1)) == 0) {
-            rc = ra_call(ctx, k->c->objmgr, &m, 5000, &rep);
-        }
-        ra_msg_unref(&m);
-        ra_msg_unref(&rep);
+    ra_msg_t *q = NULL, *rep = NULL;
+    int rc = ra_msg_new_bytes(&q, RA__T_OBJ, &op, 1);
+    if (rc == 0) {
+        rc = ra__call_kept(ctx, k->c->objmgr, q, 5000,
+                           clean ? 0 : RA__KEPT_BACK_MS, &rep);
     }
+    ra_msg_unref(&q);
+    ra_msg_unref(&rep);
     if (rc != 0) {
         if (!clean) {
             ra_log_err("core", "this node's object manager did not come "

@@ -506,9 +506,6 @@ gcs_open(const char *dir, bool in_place, gcs_t **out)
 // that gives up ends, and the node daemon's watch stops the daemon for its
 // own keeper (api.c).
 
-// How long a call keeps asking a GCS that has ended (ra__gcs_call).
-#define GCS_BACK_MS 2000
-
 struct ra__gcs_sys {
     char dir[1024];
     uint32_t slot;
@@ -644,6 +641,22 @@ call_once(ra_ctx_t *ctx, ra_runtime_t *rt, ra_pid_t to, const ra__wbuf_t *req,
     return rc;
 }
 
+typedef struct gcs_try {
+    ra_ctx_t *ctx;
+    ra__cluster_t *c;
+    ra__wbuf_t *req;
+    int64_t timeout_ms;
+    ra_msg_t **reply;
+} gcs_try_t;
+
+static int
+gcs_try(void *arg)
+{
+    gcs_try_t *t = arg;
+    return call_once(t->ctx, t->c->rt, ra__gcs_pid(t->c), t->req,
+                     t->timeout_ms, t->reply);
+}
+
 int
 ra__gcs_call(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
              ra_msg_t **reply_out)
@@ -659,24 +672,16 @@ ra__gcs_call(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
         return e;
     }
     ra_pid_t to = ra__gcs_pid(c);
-    int rc = call_once(ctx, c->rt, to, req, timeout_ms, reply_out);
+    gcs_try_t t = {ctx, c, req, timeout_ms, reply_out};
+    int rc = gcs_try(&t);
     // A lost GCS may have come back in another process: ask again there.
     if ((rc == RA_ENOCONN || rc == RA_ENOPROC || rc == RA_ETIMEOUT) &&
         gcs_refresh(c, to)) {
-        rc = call_once(ctx, c->rt, ra__gcs_pid(c), req, timeout_ms,
-                       reply_out);
+        rc = gcs_try(&t);
     }
     // Its process answers but the GCS has ended: its supervisor restarts
-    // it in place (same pid) within milliseconds; ask again meanwhile, for
-    // up to GCS_BACK_MS.
-    for (int i = 0; rc == RA_ENOPROC && i < GCS_BACK_MS / 5 &&
-                    !atomic_load(&c->stopping);
-         i++) {
-        struct timespec ts = {0, 5 * 1000000};
-        nanosleep(&ts, NULL);
-        rc = call_once(ctx, c->rt, ra__gcs_pid(c), req, timeout_ms,
-                       reply_out);
-    }
+    // it in place (same pid) within milliseconds; ask again meanwhile.
+    rc = ra__kept_again(rc, gcs_try, &t, RA__KEPT_BACK_MS);
     ra__wb_free(req);
     return rc;
 }

@@ -925,18 +925,10 @@ ra__pull_here(ra_ctx_t *ctx, ra__cluster_t *c, const ra__objloc_t *loc,
     // The object manager gives up on a transfer that stalls for 30 s; a
     // long one that keeps moving is waited for.  One that ends meanwhile
     // is restarted in place by its supervisor (objmgr.c), having aborted
-    // the transfer: ask the new one, for up to 2 s while there is none.
-    for (int i = 0; rc == 0 || (rc == RA_ENOPROC && i <= 400); i++) {
-        if (rc == RA_ENOPROC) {
-            struct timespec ts = {0, 5 * 1000000};
-            nanosleep(&ts, NULL);
-        }
-        ra_msg_t *c1 = ra_msg_ref(m);  // (a call may take its request)
-        rc = ra_call(ctx, c->objmgr, &c1, -1, &rep);
-        ra_msg_unref(&c1);
-        if (rc != RA_ENOPROC) {
-            break;
-        }
+    // the transfer: ask the new one.
+    if (rc == 0) {
+        rc = ra__call_kept(ctx, c->objmgr, m, -1, RA__KEPT_BACK_MS,
+                           &rep);
     }
     ra_msg_unref(&m);
     if (rc != 0) {
@@ -1518,4 +1510,43 @@ ra__keep_spawn(ra_ctx_t *sup, uint32_t slot, const ra_behaviour_t *b,
     }
     *out = pid;
     return 0;
+}
+
+int
+ra__kept_again(int rc, int (*again)(void *), void *arg, int64_t back_ms)
+{
+    for (int64_t waited = 0; rc == RA_ENOPROC && waited < back_ms &&
+                             !(ra__g != NULL && atomic_load(&ra__g->stopping));
+         waited += 5) {
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
+        rc = again(arg);
+    }
+    return rc;
+}
+
+typedef struct kept_call {
+    ra_ctx_t *ctx;
+    ra_pid_t to;
+    ra_msg_t *m;
+    int64_t timeout_ms;
+    ra_msg_t **reply;
+} kept_call_t;
+
+static int
+kept_call(void *arg)
+{
+    kept_call_t *k = arg;
+    ra_msg_t *m = ra_msg_ref(k->m); // (a call may take its request)
+    int rc = ra_call(k->ctx, k->to, &m, k->timeout_ms, k->reply);
+    ra_msg_unref(&m);
+    return rc;
+}
+
+int
+ra__call_kept(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t *m, int64_t timeout_ms,
+              int64_t back_ms, ra_msg_t **reply)
+{
+    kept_call_t k = {ctx, to, m, timeout_ms, reply};
+    return ra__kept_again(kept_call(&k), kept_call, &k, back_ms);
 }

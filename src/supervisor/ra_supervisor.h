@@ -94,6 +94,10 @@ typedef enum ra_auto_shutdown {
 #define RA_SHUTDOWN_TERM(n) ((ra_reason_t)(INT64_C(1) << 40) + (n))
 #define RA_IS_SHUTDOWN_TERM(r)                                              \
     ((r) >= (INT64_C(1) << 40) && (r) < (INT64_C(1) << 41))
+// RA_IS_CLEAN_EXIT(r): r is a clean end (RA_NORMAL, RA_SHUTDOWN or
+// RA_SHUTDOWN_TERM(n)), the kind a transient child is not restarted for.
+#define RA_IS_CLEAN_EXIT(r)                                                 \
+    ((r) == RA_NORMAL || (r) == RA_SHUTDOWN || RA_IS_SHUTDOWN_TERM(r))
 #define RA_OS_EXIT(status) ((ra_reason_t)(INT64_C(1) << 41) + (status))
 #define RA_OS_SIGNAL(signo) ((ra_reason_t)(INT64_C(1) << 42) + (signo))
 

@@ -770,12 +770,6 @@ give_up(ra_ctx_t *ctx, sup_t *s, ra_reason_t reason)
     ra_exit(ctx, reason);
 }
 
-static bool
-clean_exit(ra_reason_t r)
-{
-    return r == RA_NORMAL || r == RA_SHUTDOWN || RA_IS_SHUTDOWN_TERM(r);
-}
-
 // A running child ended by itself with reason.
 static void
 child_exited(ra_ctx_t *ctx, sup_t *s, child_t *c, ra_reason_t reason)
@@ -786,7 +780,7 @@ child_exited(ra_ctx_t *ctx, sup_t *s, child_t *c, ra_reason_t reason)
     c->ospid = 0;
     c->state = RA_CHILD_STOPPED;
     bool again = c->spec.restart == RA_PERMANENT ||
-                 (c->spec.restart == RA_TRANSIENT && !clean_exit(reason));
+                 (c->spec.restart == RA_TRANSIENT && !RA_IS_CLEAN_EXIT(reason));
     if (again) {
         restart(ctx, s, c);
         return;

@@ -495,6 +495,30 @@ expect_add_works(void)
     ra_release(r);
 }
 
+// give_up ends victim, a system actor of the daemon that its supervisor
+// restarts in place, `more` times, each followed by check(arg) (work goes
+// on), and then once more: past five restarts a minute the supervisor
+// gives up and the daemon stops for its keeper (RA_EACTOR).
+static void
+give_up(ra_pid_t victim, int more, void (*check)(void *), void *arg,
+        const char *what)
+{
+    for (int k = 0; k < more; k++) {
+        ra_test_kill_wait(ra__g->rt, victim);
+        ck_assert(waitpid(daemon_pid, NULL, WNOHANG) == 0);
+        check(arg);
+    }
+    ra_test_kill_wait(ra__g->rt, victim);
+    expect_daemon_stops(what);
+}
+
+static void
+add_works(void *arg)
+{
+    (void)arg;
+    expect_add_works();
+}
+
 // expect_gone waits up to 5 s for process pid to end (a worker stopped
 // with what).
 static void
@@ -516,6 +540,16 @@ expect_gone(int64_t pid, const char *what)
 // it watches again what the ended one watched: the detached actor's
 // process, whose loss releases the name.  Past five restarts a minute the
 // supervisor gives up and the daemon stops for its keeper (RA_EACTOR).
+// name_gone: the name of the detached actor whose process was killed
+// stays released through the GCS's restarts.
+static void
+name_gone(void *arg)
+{
+    (void)arg;
+    ra_actor_t b;
+    RA_CK_ERR(ra_actor_lookup("tally", NULL, &b), RA_ENOENT);
+}
+
 START_TEST(test_daemon_restarts_its_gcs_in_place)
 {
     // Another program makes the detached actor and ends: then only the
@@ -638,14 +672,8 @@ START_TEST(test_daemon_restarts_its_gcs_in_place)
     expect_add_works();
 
     // Four more restarts are allowed within the minute; the sixth end is
-    // one too many: the supervisor gives up and the daemon stops.
-    for (int k = 0; k < 4; k++) {
-        ra_test_kill_wait(ra__g->rt, gcs);
-        RA_CK_ERR(ra_actor_lookup("tally", NULL, &b), RA_ENOENT);
-    }
-    ck_assert(waitpid(daemon_pid, NULL, WNOHANG) == 0);
-    ra_test_kill_wait(ra__g->rt, gcs);
-    expect_daemon_stops("its GCS supervisor gave up");
+    // one too many.
+    give_up(gcs, 4, name_gone, NULL, "its GCS supervisor gave up");
     ra_shutdown();
 }
 END_TEST
@@ -704,14 +732,8 @@ START_TEST(test_daemon_restarts_its_raylet_in_place)
     ck_assert_msg(ct == 2 && ca == 2, "CPU %g of %g free", ca, ct);
 
     // Four more restarts are allowed within the minute (work runs after
-    // each); the sixth end is one too many: the daemon stops.
-    for (int k = 0; k < 4; k++) {
-        ra_test_kill_wait(ra__g->rt, raylet);
-        expect_add_works();
-    }
-    ck_assert(waitpid(daemon_pid, NULL, WNOHANG) == 0);
-    ra_test_kill_wait(ra__g->rt, raylet);
-    expect_daemon_stops("its raylet supervisor gave up");
+    // each); the sixth end is one too many.
+    give_up(raylet, 4, add_works, NULL, "its raylet supervisor gave up");
     ra_shutdown();
 }
 END_TEST
@@ -724,6 +746,17 @@ END_TEST
 // returns RA_EACTOR (exit status 3 here), so that its supervisor starts it
 // again.  Without the watch it served on: the wait below ran out with the
 // daemon still running.
+// objmgr_answers: the object manager *arg, restarted in place, keeps its
+// pid and answers at once (the call waits out the restart); work goes on.
+static void
+objmgr_answers(void *arg)
+{
+    ra_transfer_stats_t st;
+    RA_CK_OK(ra_transfer_stats(&st));
+    RA_CK_PID_EQ(ra__g->objmgr, *(ra_pid_t *)arg);
+    expect_add_works();
+}
+
 START_TEST(test_daemon_restarts_its_object_manager_in_place)
 {
     ra_init_opts_t o = {.address = session};
@@ -738,18 +771,9 @@ START_TEST(test_daemon_restarts_its_object_manager_in_place)
     ra_pid_t victim = ra__g->objmgr;
     ck_assert_msg(!ra_pid_is_nil(victim), "no object manager pid");
     ck_assert_uint_eq(victim.proc, (unsigned)daemon_pid);
-    ra_transfer_stats_t st;
-    for (int k = 0; k < 5; k++) {
-        ra_test_kill_wait(ra__g->rt, victim);
-        // Asked at once: the call waits out the restart.
-        RA_CK_OK(ra_transfer_stats(&st));
-        ck_assert(waitpid(daemon_pid, NULL, WNOHANG) == 0);
-        RA_CK_PID_EQ(ra__g->objmgr, victim);
-        expect_add_works();
-    }
-    // The sixth end within the minute is one too many.
-    ra_test_kill_wait(ra__g->rt, victim);
-    expect_daemon_stops("its object manager supervisor gave up");
+    // Five restarts within the minute; the sixth end is one too many.
+    give_up(victim, 5, objmgr_answers, &victim,
+            "its object manager supervisor gave up");
     // Its worker went with it.
     expect_gone(worker, "its daemon");
     ra_shutdown();
