@@ -862,6 +862,29 @@ wl_actor_creation_lightweight(bench_t *b)
     return rc;
 }
 
+// child_of tells whether process pid (a /proc entry's name) is a child
+// of process parent.
+static bool
+child_of(const char *pid, int parent)
+{
+    char path[300], buf[512], *p;
+    FILE *f;
+    int ppid;
+
+    if (pid[0] < '0' || pid[0] > '9') {
+        return false;
+    }
+    snprintf(path, sizeof path, "/proc/%s/stat", pid);
+    if ((f = fopen(path, "r")) == NULL) {
+        return false; // it exited meanwhile
+    }
+    p = fgets(buf, sizeof buf, f);
+    fclose(f);
+    // "pid (comm) state ppid ...": comm may hold spaces and ')'.
+    return p != NULL && (p = strrchr(buf, ')')) != NULL &&
+           sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == parent;
+}
+
 // count_children counts this process's child processes (the cluster's
 // workers among them), or returns -1 when /proc cannot be read.
 static long
@@ -876,27 +899,66 @@ count_children(void)
         return -1;
     }
     while ((e = readdir(d)) != NULL) {
-        char path[300], buf[512], *p;
-        FILE *f;
-        int ppid;
-
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') {
-            continue;
-        }
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        if ((f = fopen(path, "r")) == NULL) {
-            continue; // it exited meanwhile
-        }
-        p = fgets(buf, sizeof buf, f);
-        fclose(f);
-        // "pid (comm) state ppid ...": comm may hold spaces and ')'.
-        if (p != NULL && (p = strrchr(buf, ')')) != NULL &&
-            sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == self) {
-            n++;
-        }
+        n += child_of(e->d_name, self);
     }
     closedir(d);
     return n;
+}
+
+// proc_cpu_ns adds the time that the threads of process pid (a /proc
+// entry's name) have run, in nanoseconds, to *sum.
+static void
+proc_cpu_ns(const char *pid, double *sum)
+{
+    char path[300];
+    DIR *d;
+    struct dirent *e;
+
+    snprintf(path, sizeof path, "/proc/%s/task", pid);
+    if ((d = opendir(path)) == NULL) {
+        return; // it exited meanwhile
+    }
+    while ((e = readdir(d)) != NULL) {
+        FILE *f;
+        double ns;
+
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/%s/task/%s/schedstat", pid,
+                 e->d_name);
+        if ((f = fopen(path, "r")) != NULL) {
+            if (fscanf(f, "%lf", &ns) == 1) {
+                *sum += ns;
+            }
+            fclose(f);
+        }
+    }
+    closedir(d);
+}
+
+// tree_cpu_ns returns how long this process and its children (the
+// cluster's workers) have run, in nanoseconds, or -1 when /proc cannot be
+// read.
+static double
+tree_cpu_ns(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    double sum = 0;
+    int self = (int)getpid();
+
+    if (d == NULL) {
+        return -1;
+    }
+    proc_cpu_ns("self", &sum);
+    while ((e = readdir(d)) != NULL) {
+        if (child_of(e->d_name, self)) {
+            proc_cpu_ns(e->d_name, &sum);
+        }
+    }
+    closedir(d);
+    return sum;
 }
 
 // spawn_rate measures n sequential posix_spawn of /bin/true, each waited
@@ -979,6 +1041,55 @@ wl_actor_creation_process(bench_t *b)
         }
         s->nheld = 0;
     }
+    return rc;
+}
+
+// wl_idle_process_actors_cpu measures what a cluster costs while nothing
+// happens: n process-isolated actors that have each answered once, then
+// left alone.  The value is the CPU time that this process (the driver
+// with its embedded raylet, GCS and object manager) and its children (the
+// workers, the actors' and the pool's) use per second of that quiet, in
+// percent of one CPU; "processes" says how many children there were.
+// Work that earlier workloads left behind counts too (after
+// actor_creation_lightweight the GCS records thousands of actors' ends
+// for seconds): run it alone for the cost of idleness itself.
+static int
+wl_idle_process_actors_cpu(bench_t *b)
+{
+    uint64_t n = scaled(b, 32, 8);
+    unsigned quiet_ms = b->s->o->quick ? 1000 : 2000;
+    ra_actor_t *a = calloc(n, sizeof *a);
+    double c0, c1, t0;
+    int rc;
+
+    if (a == NULL) {
+        return fail(b, "allocating actors", RA_ENOMEM);
+    }
+    rc = create_actors(b, RA_ISOLATION_PROCESS, a, n, false);
+    for (uint64_t i = 0; i < n && rc == RA_TOOL_OK; i++) {
+        rc = check_actor(b, a[i], (int64_t)i);
+    }
+    if (rc == RA_TOOL_OK) {
+        usleep(500 * 1000); // the last acknowledgements go out
+        t0 = ra__bench_now_s();
+        c0 = tree_cpu_ns();
+        usleep(quiet_ms * 1000);
+        c1 = tree_cpu_ns();
+        b->seconds = ra__bench_now_s() - t0;
+        b->n = n;
+        b->x[0] = (double)count_children();
+        if (c0 < 0 || c1 < 0) {
+            fprintf(stderr, "rayo bench core: %s: cannot read /proc\n",
+                    b->name);
+            rc = RA_TOOL_FAIL;
+        } else {
+            b->value = (c1 - c0) / 1e9 / b->seconds * 100;
+        }
+        if (kill_actors(b, a, n) != RA_TOOL_OK) {
+            rc = RA_TOOL_FAIL;
+        }
+    }
+    free(a);
     return rc;
 }
 
@@ -1092,6 +1203,10 @@ static const workload_t workloads[] = {
       RA_BENCH_TARGET_HALF_X0, 0,
       "actors with a process each; beside posix_spawn"},
      wl_actor_creation_process},
+    {{"idle_process_actors_cpu", "% of a CPU", {"processes", NULL}, true,
+      RA_BENCH_TARGET_NONE, 0,
+      "the CPU used while 32 isolated actors and the driver sit idle"},
+     wl_idle_process_actors_cpu},
 };
 
 // run_one is the harness's ra_bench_run_fn: one run of the workload in

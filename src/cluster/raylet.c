@@ -308,6 +308,15 @@ start_worker(ra_ctx_t *ctx, raylet_t *r, ra__jenv_t *env)
     if (r->nworkers >= r->cfg.max_workers) {
         return RA_EAGAIN;
     }
+    // None while this process's cluster stops (ra_shutdown): the workers
+    // are going, and the raylet's supervisor is about to stop it.  That
+    // stop could run on this thread while the raylet waits for its worker
+    // supervisor below (a scheduler thread runs other actors while one of
+    // its actors waits for a call), and then wait for the raylet's end,
+    // which cannot come before that call returns: ra_shutdown hung.
+    if (ra__g != NULL && atomic_load(&ra__g->stopping)) {
+        return RA_ECLOSED;
+    }
     if (env == NULL || env->gone) {
         return RA_EINVAL;
     }
