@@ -171,12 +171,13 @@ rm_rf(const char *path)
 }
 
 static int
-call_raylet_info(ra_ctx_t *scope, ra_pid_t raylet, ra_msg_t **rep)
+call_raylet_info(ra__cluster_t *c, ra_ctx_t *scope, ra_pid_t raylet,
+                 ra_msg_t **rep)
 {
     ra_msg_t *m = NULL;
     int rc = ra_msg_new_bytes(&m, RA__T_RAYLET_INFO, NULL, 0);
     if (rc == 0) {
-        rc = ra__call_kept(scope, raylet, m, 10000, RA__KEPT_BACK_MS,
+        rc = ra__call_kept(c, scope, raylet, m, 10000, RA__KEPT_BACK_MS,
                            rep);
         ra_msg_unref(&m);
     }
@@ -205,8 +206,8 @@ job_end(ra__cluster_t *c)
     ra__wb_u32(&b, c->env);
     if (ra_scope_new(c->rt, &scope) == 0 &&
         ra__wb_msg(&b, RA__T_JOB, &m) == 0) {
-        (void)ra__call_kept(scope, c->raylet, m, 5000, RA__KEPT_BACK_MS,
-                            &rep);
+        (void)ra__call_kept(c, scope, c->raylet, m, 5000,
+                            RA__KEPT_BACK_MS, &rep);
         ra_msg_unref(&m);
         ra_msg_unref(&rep);
     } else {
@@ -928,7 +929,7 @@ join(ra_init_opts_t o, const char *addr)
     if (rc == 0 && o.workers != RA_WORKERS_NONE) {
         rc = job_add(c, scope);
     }
-    if (rc == 0 && (rc = call_raylet_info(scope, c->raylet, &rep)) == 0) {
+    if (rc == 0 && (rc = call_raylet_info(c, scope, c->raylet, &rep)) == 0) {
         ra__rbuf_t r;
         ra__rb_init(&r, rep);
         cpus_total = ra__rb_f64(&r);
@@ -1206,6 +1207,7 @@ start_local(ra_init_opts_t o, bool daemon)
         .bind_ip = tcp ? c->ip : NULL,
         .cert = tcp ? c->cert : NULL,
         .gcs_ep = tcp ? c->gcs_ep : NULL,
+        .stopping = &c->stopping,
     };
     rc = ra__raylet_start(c->rt, &rc_cfg, &c->raylet_sys, &c->raylet,
                           &c->raylet_sup);
@@ -1484,7 +1486,7 @@ ra_cluster_resources(double *cpus_t, double *cpus_a, double *gpus_t,
     ra_msg_t *rep = NULL;
     int rc = ra_scope_new(ra__g->rt, &scope);
     if (rc == 0) {
-        rc = call_raylet_info(scope, ra__g->raylet, &rep);
+        rc = call_raylet_info(ra__g, scope, ra__g->raylet, &rep);
         ra_scope_destroy(&scope);
     }
     if (rc != 0) {
@@ -2311,8 +2313,8 @@ ra_transfer_stats(ra_transfer_stats_t *out)
     uint8_t op = RA__OBJ_STATS;
     ra_msg_t *m = NULL, *rep = NULL;
     if ((rc = ra_msg_new_bytes(&m, RA__T_OBJ, &op, 1)) == 0 &&
-        (rc = ra__call_kept(scope, c->objmgr, m, 5000, RA__KEPT_BACK_MS,
-                            &rep)) == 0) {
+        (rc = ra__call_kept(c, scope, c->objmgr, m, 5000,
+                            RA__KEPT_BACK_MS, &rep)) == 0) {
         ra__rbuf_t r;
         ra__rb_init(&r, rep);
         out->pulls = ra__rb_u64(&r);
@@ -2913,7 +2915,7 @@ node_live(ra_ctx_t *scope, ra_pid_t raylet, ra_node_info_t *ni)
 {
     ni->cpus_avail = ni->gpus_avail = -1;
     ra_msg_t *rep = NULL;
-    if (!ni->alive || call_raylet_info(scope, raylet, &rep) != 0) {
+    if (!ni->alive || call_raylet_info(ra__g, scope, raylet, &rep) != 0) {
         return;
     }
     ra__rbuf_t r;
@@ -3297,8 +3299,8 @@ workers_of(ra_ctx_t *scope, uint32_t node, ra_pid_t raylet,
     uint8_t op = RA__INFO_WORKERS;
     int rc = ra_msg_new_bytes(&m, RA__T_RAYLET_INFO, &op, 1);
     if (rc == 0) {
-        rc = ra__call_kept(scope, raylet, m, 10000, RA__KEPT_BACK_MS,
-                           &rep);
+        rc = ra__call_kept(ra__g, scope, raylet, m, 10000,
+                           RA__KEPT_BACK_MS, &rep);
         ra_msg_unref(&m);
     }
     if (rc != 0) {

@@ -583,6 +583,9 @@ typedef struct ra__raylet_cfg {
     const char *bind_ip;
     const char *cert;
     const char *gcs_ep;
+    // This process's cluster is stopping (ra_shutdown): no worker starts
+    // then (NULL: never).  It outlives the raylet.
+    const _Atomic bool *stopping;
 } ra__raylet_cfg_t;
 
 // ra__read_cmdline returns this program's argv (argv[0] its absolute
@@ -680,13 +683,14 @@ int ra__keep_spawn(ra_ctx_t *sup, uint32_t slot, const ra_behaviour_t *b,
 #define RA__KEPT_BACK_MS 2000
 // ra__kept_again: rc is the result of a first try at such an actor.
 // While it is RA_ENOPROC, again(arg) tries again every 5 ms for up to
-// back_ms (not once this process's cluster is stopping).  Returns the
-// last result.
-int ra__kept_again(int rc, int (*again)(void *), void *arg, int64_t back_ms);
+// back_ms, not once c's cluster is stopping.  Returns the last result.
+int ra__kept_again(ra__cluster_t *c, int rc, int (*again)(void *),
+                   void *arg, int64_t back_ms);
 // ra__call_kept calls to with m from ctx, and again as ra__kept_again
 // says; m stays the caller's (each try sends a reference of it).
-int ra__call_kept(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t *m,
-                  int64_t timeout_ms, int64_t back_ms, ra_msg_t **reply);
+int ra__call_kept(ra__cluster_t *c, ra_ctx_t *ctx, ra_pid_t to,
+                  ra_msg_t *m, int64_t timeout_ms, int64_t back_ms,
+                  ra_msg_t **reply);
 
 // ra__name_key writes the table key "ns\0name" into key (cap bytes) and
 // returns its length, or 0 when it does not fit.

@@ -2235,7 +2235,7 @@ raylet_back(ra_ctx_t *ctx, core_t *k, ra_reason_t why)
                     ra_reason_str(why, rs, sizeof rs));
     }
     rejoin_t rj = {ctx, k};
-    int rc = ra__kept_again(rejoin_try(&rj), rejoin_try, &rj,
+    int rc = ra__kept_again(k->c, rejoin_try(&rj), rejoin_try, &rj,
                             clean ? 0 : RA__KEPT_BACK_MS);
     if (rc != 0) {
         if (!clean) {
@@ -2270,7 +2270,7 @@ objmgr_back(ra_ctx_t *ctx, core_t *k, ra_reason_t why)
     ra_msg_t *q = NULL, *rep = NULL;
     int rc = ra_msg_new_bytes(&q, RA__T_OBJ, &op, 1);
     if (rc == 0) {
-        rc = ra__call_kept(ctx, k->c->objmgr, q, 5000,
+        rc = ra__call_kept(k->c, ctx, k->c->objmgr, q, 5000,
                            clean ? 0 : RA__KEPT_BACK_MS, &rep);
     }
     ra_msg_unref(&q);

@@ -681,7 +681,7 @@ ra__gcs_call(ra_ctx_t *ctx, ra__wbuf_t *req, int64_t timeout_ms,
     }
     // Its process answers but the GCS has ended: its supervisor restarts
     // it in place (same pid) within milliseconds; ask again meanwhile.
-    rc = ra__kept_again(rc, gcs_try, &t, RA__KEPT_BACK_MS);
+    rc = ra__kept_again(c, rc, gcs_try, &t, RA__KEPT_BACK_MS);
     ra__wb_free(req);
     return rc;
 }

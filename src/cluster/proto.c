@@ -927,7 +927,7 @@ ra__pull_here(ra_ctx_t *ctx, ra__cluster_t *c, const ra__objloc_t *loc,
     // is restarted in place by its supervisor (objmgr.c), having aborted
     // the transfer: ask the new one.
     if (rc == 0) {
-        rc = ra__call_kept(ctx, c->objmgr, m, -1, RA__KEPT_BACK_MS,
+        rc = ra__call_kept(c, ctx, c->objmgr, m, -1, RA__KEPT_BACK_MS,
                            &rep);
     }
     ra_msg_unref(&m);
@@ -1513,10 +1513,11 @@ ra__keep_spawn(ra_ctx_t *sup, uint32_t slot, const ra_behaviour_t *b,
 }
 
 int
-ra__kept_again(int rc, int (*again)(void *), void *arg, int64_t back_ms)
+ra__kept_again(ra__cluster_t *c, int rc, int (*again)(void *), void *arg,
+               int64_t back_ms)
 {
     for (int64_t waited = 0; rc == RA_ENOPROC && waited < back_ms &&
-                             !(ra__g != NULL && atomic_load(&ra__g->stopping));
+                             !atomic_load(&c->stopping);
          waited += 5) {
         struct timespec ts = {0, 5 * 1000000};
         nanosleep(&ts, NULL);
@@ -1544,9 +1545,9 @@ kept_call(void *arg)
 }
 
 int
-ra__call_kept(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t *m, int64_t timeout_ms,
-              int64_t back_ms, ra_msg_t **reply)
+ra__call_kept(ra__cluster_t *c, ra_ctx_t *ctx, ra_pid_t to, ra_msg_t *m,
+              int64_t timeout_ms, int64_t back_ms, ra_msg_t **reply)
 {
     kept_call_t k = {ctx, to, m, timeout_ms, reply};
-    return ra__kept_again(kept_call(&k), kept_call, &k, back_ms);
+    return ra__kept_again(c, kept_call(&k), kept_call, &k, back_ms);
 }

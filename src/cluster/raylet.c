@@ -314,7 +314,7 @@ start_worker(ra_ctx_t *ctx, raylet_t *r, ra__jenv_t *env)
     // supervisor below (a scheduler thread runs other actors while one of
     // its actors waits for a call), and then wait for the raylet's end,
     // which cannot come before that call returns: ra_shutdown hung.
-    if (ra__g != NULL && atomic_load(&ra__g->stopping)) {
+    if (r->cfg.stopping != NULL && atomic_load(r->cfg.stopping)) {
         return RA_ECLOSED;
     }
     if (env == NULL || env->gone) {
