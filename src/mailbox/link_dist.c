@@ -630,12 +630,16 @@ ra__link_on_sig(ra_link_t *l, ra__lpeer_t *p, const ra_wire_frame_t *f)
         rmon_del(p, f->from, (uint64_t)f->ref);
         if ((uint64_t)f->ref & RA__REF_CALL) {
             // The caller is done with this call: forget its reply route.
+            // The proxy is taken while the peer's lock is held: a reply
+            // on its way (d_reply) that took it first frees it only
+            // after that lock, so x->id is still there to read.
             uint64_t rcref = (uint64_t)f->ref & ~RA__REF_CALL;
             pthread_mutex_lock(&p->mtx);
             ra__lproxy_t *x = ra__hmap_del(&p->proxies_by_rcref,
                                            ref_key(rcref));
+            bool ours = x != NULL && proxy_take(l, x->id) != NULL;
             pthread_mutex_unlock(&p->mtx);
-            if (x != NULL && proxy_take(l, x->id) != NULL) {
+            if (ours) {
                 free(x);
             }
         }
@@ -675,6 +679,15 @@ ra__link_fire_lost(ra_link_t *l, ra__lpeer_t *p, ra_reason_t reason)
     memset(&p->recs, 0, sizeof(p->recs));
     memset(&p->proxies_by_rcref, 0, sizeof(p->proxies_by_rcref));
     memset(&p->rmons, 0, sizeof(p->rmons));
+    // The call proxies are taken from the link's table under the peer's
+    // lock: one that a reply on its way (d_reply) took first is its to
+    // free, which it does only after this lock, and is left alone.
+    for (size_t i = 0; i < prox.cap; i++) {
+        if (ra__hmap_live(&prox, i) &&
+            proxy_take(l, ((ra__lproxy_t *)prox.v[i].val)->id) == NULL) {
+            prox.v[i].val = NULL;
+        }
+    }
     pthread_mutex_unlock(&p->mtx);
     for (size_t i = 0; i < rmons.cap; i++) {
         if (ra__hmap_live(&rmons, i)) {
@@ -713,10 +726,7 @@ ra__link_fire_lost(ra_link_t *l, ra__lpeer_t *p, ra_reason_t reason)
     ra__hmap_fini(&recs);
     for (size_t i = 0; i < prox.cap; i++) {
         if (ra__hmap_live(&prox, i)) {
-            ra__lproxy_t *x = prox.v[i].val;
-            if (proxy_take(l, x->id) != NULL) {
-                free(x);
-            }
+            free(prox.v[i].val); // ours: the replies' were emptied above
         }
     }
     ra__hmap_fini(&prox);
