@@ -885,10 +885,11 @@ child_of(const char *pid, int parent)
            sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == parent;
 }
 
-// count_children counts this process's child processes (the cluster's
-// workers among them), or returns -1 when /proc cannot be read.
+// each_child calls fn(pid, arg) (fn may be NULL) for each child process
+// of this one (the cluster's workers among them) and returns how many
+// there were, or -1 when /proc cannot be read.
 static long
-count_children(void)
+each_child(void (*fn)(const char *, void *), void *arg)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
@@ -899,16 +900,27 @@ count_children(void)
         return -1;
     }
     while ((e = readdir(d)) != NULL) {
-        n += child_of(e->d_name, self);
+        if (child_of(e->d_name, self)) {
+            n++;
+            if (fn != NULL) {
+                fn(e->d_name, arg);
+            }
+        }
     }
     closedir(d);
     return n;
 }
 
+static long
+count_children(void)
+{
+    return each_child(NULL, NULL);
+}
+
 // proc_cpu_ns adds the time that the threads of process pid (a /proc
-// entry's name) have run, in nanoseconds, to *sum.
+// entry's name) have run, in nanoseconds, to *(double *)sum.
 static void
-proc_cpu_ns(const char *pid, double *sum)
+proc_cpu_ns(const char *pid, void *sum)
 {
     char path[300];
     DIR *d;
@@ -929,7 +941,7 @@ proc_cpu_ns(const char *pid, double *sum)
                  e->d_name);
         if ((f = fopen(path, "r")) != NULL) {
             if (fscanf(f, "%lf", &ns) == 1) {
-                *sum += ns;
+                *(double *)sum += ns;
             }
             fclose(f);
         }
@@ -939,26 +951,15 @@ proc_cpu_ns(const char *pid, double *sum)
 
 // tree_cpu_ns returns how long this process and its children (the
 // cluster's workers) have run, in nanoseconds, or -1 when /proc cannot be
-// read.
+// read; *nchildren gets how many children there were.
 static double
-tree_cpu_ns(void)
+tree_cpu_ns(long *nchildren)
 {
-    DIR *d = opendir("/proc");
-    struct dirent *e;
     double sum = 0;
-    int self = (int)getpid();
 
-    if (d == NULL) {
-        return -1;
-    }
     proc_cpu_ns("self", &sum);
-    while ((e = readdir(d)) != NULL) {
-        if (child_of(e->d_name, self)) {
-            proc_cpu_ns(e->d_name, &sum);
-        }
-    }
-    closedir(d);
-    return sum;
+    *nchildren = each_child(proc_cpu_ns, &sum);
+    return *nchildren < 0 ? -1 : sum;
 }
 
 // spawn_rate measures n sequential posix_spawn of /bin/true, each waited
@@ -1060,6 +1061,7 @@ wl_idle_process_actors_cpu(bench_t *b)
     unsigned quiet_ms = b->s->o->quick ? 1000 : 2000;
     ra_actor_t *a = calloc(n, sizeof *a);
     double c0, c1, t0;
+    long kids;
     int rc;
 
     if (a == NULL) {
@@ -1072,12 +1074,12 @@ wl_idle_process_actors_cpu(bench_t *b)
     if (rc == RA_TOOL_OK) {
         usleep(500 * 1000); // the last acknowledgements go out
         t0 = ra__bench_now_s();
-        c0 = tree_cpu_ns();
+        c0 = tree_cpu_ns(&kids);
         usleep(quiet_ms * 1000);
-        c1 = tree_cpu_ns();
+        c1 = tree_cpu_ns(&kids);
         b->seconds = ra__bench_now_s() - t0;
         b->n = n;
-        b->x[0] = (double)count_children();
+        b->x[0] = (double)kids;
         if (c0 < 0 || c1 < 0) {
             fprintf(stderr, "rayo bench core: %s: cannot read /proc\n",
                     b->name);

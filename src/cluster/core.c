@@ -2208,6 +2208,16 @@ rejoin_try(void *arg)
     return rejoin(a->ctx, a->k);
 }
 
+// back_in_place: a system actor of this node (the raylet, the object
+// manager) that ended with why may come back in place: not when its
+// process was lost (daemon_lost says what happens then) or we stop.
+static bool
+back_in_place(const core_t *k, ra_reason_t why)
+{
+    return why != RA_NOCONNECTION && !k->daemon_lost &&
+           !atomic_load(&k->c->stopping);
+}
+
 // raylet_back: this node's raylet ended.  With its process (the node
 // daemon lost) daemon_lost says what happens.  Otherwise its supervisor
 // restarts it in place (the same pid) within milliseconds, having
@@ -2219,8 +2229,7 @@ static void
 raylet_back(ra_ctx_t *ctx, core_t *k, ra_reason_t why)
 {
     k->raylet_ref = 0;
-    if (why == RA_NOCONNECTION || k->daemon_lost ||
-        atomic_load(&k->c->stopping)) {
+    if (!back_in_place(k, why)) {
         return;
     }
     // A clean end is usually its daemon stopping: asked once, not waited
@@ -2260,8 +2269,7 @@ static void
 objmgr_back(ra_ctx_t *ctx, core_t *k, ra_reason_t why)
 {
     k->objmgr_ref = 0;
-    if (why == RA_NOCONNECTION || k->daemon_lost ||
-        atomic_load(&k->c->stopping)) {
+    if (!back_in_place(k, why)) {
         return;
     }
     // (A clean end is usually its daemon stopping: asked once.)
