@@ -135,18 +135,31 @@ struct ra__scope {
 // Sends in a row from one other worker after which a busy actor moves to
 // that worker when its turn ends.
 #define RA__AFFINITY 16
+// Spare scheduler threads a runtime may start beyond its configured ones
+// while some of those wait in a call (see ra__sched_block_enter).
+#define RA__SPARE_MAX 32
+// How deep actors may run nested on one thread's stack.
+#define RA__MAX_NEST 64
 
 struct ra__worker {
     ra_runtime_t *rt;
     int index;
     pthread_t thread;
+    bool started;               // thread runs (under rt->spare_mtx)
     _Atomic uint32_t head;
     _Atomic uint32_t tail;
     _Atomic(ra__actor_t *) ring[RA__RING];
     ra__actor_t *next;          // runs next, not stealable
     unsigned next_streak;
     unsigned tick;
-    unsigned depth;             // nested ra_call loops
+    // Actors whose handlers wait in ra_call further down this thread's
+    // stack, below one run nested on top of them (RA__MAX_NEST at most);
+    // a call to one of them could only be answered after we return.
+    unsigned depth;
+    ra__actor_t *frames[RA__MAX_NEST];
+    // The caller whose frame is below a callee run nested (ra_call hands
+    // the core to its callee): the callee's turn ends once it answered.
+    ra__actor_t *below;
     uint64_t rng;
     bool searching;
     // The last actor this worker sent to, with a reference held, so a
@@ -211,7 +224,14 @@ typedef struct ra__dist_ops {
 #define RA__REF_CALL (UINT64_C(1) << 61)
 
 struct ra_runtime {
-    unsigned nworkers;
+    unsigned nworkers;        // scheduler threads asked for
+    // workers has room for wcap = nworkers + RA__SPARE_MAX; nthreads
+    // counts those started (it only grows while the runtime runs, under
+    // spare_mtx); nblocked those waiting in a call with no nesting.
+    unsigned wcap;
+    atomic_uint nthreads;
+    atomic_uint nblocked;
+    pthread_mutex_t spare_mtx;
     unsigned spin;            // ra_runtime_opts_t.spin
     unsigned quantum;
     uint32_t node, proc;
@@ -349,6 +369,15 @@ void ra__schedule(ra_runtime_t *rt, ra__actor_t *a);
 // on this thread move where other threads can run them.  No-op on other
 // threads.
 void ra__sched_blocking(void);
+// ra__sched_block_enter is called by a scheduler thread about to wait for
+// a call's answer: the actors queued on it move where other threads can
+// run them, and if fewer than nworkers threads would be left running, a
+// spare thread starts (or an idle one is woken).  Returns false when no
+// spare could be had (RA__SPARE_MAX reached): then the caller runs other
+// actors nested in its wait, as the only way to keep them going.  A true
+// return is paired with ra__sched_block_leave when the wait ends.
+bool ra__sched_block_enter(ra__worker_t *w);
+void ra__sched_block_leave(ra__worker_t *w);
 void ra__run_actor(ra__worker_t *w, ra__actor_t *a);
 bool ra__run_one(ra__worker_t *w);
 void ra__worker_wake(ra__worker_t *w);

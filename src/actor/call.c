@@ -157,16 +157,61 @@ abandon(ra__actor_t *a, uint32_t seq)
     return false;
 }
 
+// Whether actor t's handler waits further down worker w's stack.
+static bool
+below_us(const ra__worker_t *w, const ra__actor_t *t)
+{
+    for (unsigned i = 0; i < w->depth; i++) {
+        if (w->frames[i] == t) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Runs callee t nested on worker w, on top of its caller a (ra_call hands
+// the core straight to its callee); t's turn ends once a has its answer.
+static void
+help_callee(ra__worker_t *w, ra__actor_t *a, ra__actor_t *t)
+{
+    ra__actor_t *below = w->below;
+    w->next = NULL;
+    w->below = a;
+    w->frames[w->depth++] = a;
+    ra__run_actor(w, t);
+    w->depth--;
+    w->below = below;
+}
+
+// Sleeps until the deadline dlp (NULL: none), at most slice_ms, or until a
+// completion wakes the worker.
+static void
+nap_until(ra__worker_t *w, const struct timespec *dlp, int64_t slice_ms)
+{
+    struct timespec slice;
+    ra__deadline(&slice, slice_ms);
+    if (dlp != NULL && (dlp->tv_sec < slice.tv_sec ||
+                        (dlp->tv_sec == slice.tv_sec &&
+                         dlp->tv_nsec < slice.tv_nsec))) {
+        slice = *dlp;
+    }
+    ra__worker_nap(w, &slice);
+}
+
 // Waits until the call seq of a completes (false) or timeout_ms passes and
-// we take the call back (true).  On a scheduler thread the worker keeps
-// running other actors meanwhile; t (may be NULL) is run first when it sits
-// in this worker's next slot.
+// we take the call back (true).  On a scheduler thread, t (may be NULL) is
+// run first when it sits in this worker's next slot; then the worker hands
+// its queue to other threads (a spare one if need be) and sleeps.  Only
+// when no spare thread can be had does it run other actors meanwhile.
 static bool
 wait_call(ra__actor_t *a, ra__worker_t *w, ra__actor_t *t, uint32_t seq,
           int64_t timeout_ms)
 {
     struct timespec dl;
     bool have_dl = false;
+    bool blocked = false;  // ra__sched_block_enter said yes
+    bool nesting = false;  // it said no: run others here
+    bool timed_out = false;
     while (atomic_load_explicit(&a->call_wait, memory_order_acquire) != 0) {
         // The timeout counts from when the caller starts to wait.
         if (timeout_ms >= 0 && !have_dl) {
@@ -174,44 +219,44 @@ wait_call(ra__actor_t *a, ra__worker_t *w, ra__actor_t *t, uint32_t seq,
             have_dl = true;
         }
         if (have_dl && ra__past(&dl)) {
-            return abandon(a, seq);
+            timed_out = abandon(a, seq);
+            break;
         }
         const struct timespec *dlp = have_dl ? &dl : NULL;
         if (a->scope != NULL) {
             ra__scope_wait(a->scope, dlp, false, call_done, a);
-        } else if (w != NULL) {
-            // Keep this core busy with other actors while we wait.
-            bool ran = false;
-            if (w->depth < 64) {
-                w->depth++;
-                if (t != NULL && w->next == t) {
-                    w->next = NULL;
-                    ra__run_actor(w, t);
-                    ran = true;
-                } else {
-                    ran = ra__run_one(w);
-                }
-                w->depth--;
-            }
-            if (!ran && atomic_load(&a->call_wait) != 0) {
-                // Nap in short slices: a napping worker is not on the idle
-                // list, so work injected for it meanwhile (a timer firing
-                // for the callee, say) is picked up by polling.
-                struct timespec slice;
-                ra__deadline(&slice, 1);
-                if (dlp != NULL && (dlp->tv_sec < slice.tv_sec ||
-                                    (dlp->tv_sec == slice.tv_sec &&
-                                     dlp->tv_nsec < slice.tv_nsec))) {
-                    slice = *dlp;
-                }
-                ra__worker_nap(w, &slice);
-            }
-        } else {
+            continue;
+        }
+        if (w == NULL) {
             struct timespec ts = {0, 50000};
             nanosleep(&ts, NULL);
+            continue;
+        }
+        if (t != NULL && w->next == t && w->depth < RA__MAX_NEST) {
+            help_callee(w, a, t);
+            continue;
+        }
+        if (!blocked && !nesting) {
+            blocked = ra__sched_block_enter(w);
+            nesting = !blocked;
+        }
+        bool ran = false;
+        if (nesting && w->depth < RA__MAX_NEST) {
+            w->frames[w->depth++] = a;
+            ran = ra__run_one(w);
+            w->depth--;
+        }
+        if (!ran && atomic_load(&a->call_wait) != 0) {
+            // Blocked, a completion wakes us (the slice is a safety net).
+            // Nesting, nap in short slices: a napping worker is not on the
+            // idle list, so work injected meanwhile is found by polling.
+            nap_until(w, dlp, blocked ? 100 : 1);
         }
     }
-    return false;
+    if (blocked) {
+        ra__sched_block_leave(w);
+    }
+    return timed_out;
 }
 
 // Waits for call seq (see wait_call) and hands back its outcome: 0 with
@@ -285,11 +330,10 @@ ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
     if (t == NULL) {
         return RA_ENOPROC;
     }
-    if (w != NULL && w->depth > 0 && atomic_load(&t->call_wait) != 0 &&
-        atomic_load(&t->call_worker) == w->index) {
-        // The callee is itself waiting in ra_call further down this very
-        // thread's stack: it can only resume after we return, so waiting
-        // could never succeed.
+    if (w != NULL && below_us(w, t)) {
+        // The callee's handler is further down this very thread's stack:
+        // it can only go on after we return, so waiting could never
+        // succeed.
         ra__actor_put(rt, t);
         return RA_EDEADLK;
     }
@@ -313,11 +357,8 @@ ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
         ra__actor_put(rt, t);
         return rc; // the request was not sent: the caller keeps it
     }
-    if (w != NULL && w->next == t && w->depth < 64) {
-        w->next = NULL; // hand the core straight to the callee
-        w->depth++;
-        ra__run_actor(w, t);
-        w->depth--;
+    if (w != NULL && w->next == t && w->depth < RA__MAX_NEST) {
+        help_callee(w, a, t); // hand the core straight to the callee
     }
     if (!watching &&
         atomic_load_explicit(&a->call_wait, memory_order_acquire) != 0) {

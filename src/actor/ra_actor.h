@@ -220,10 +220,14 @@ int ra_timer_cancel(ra_runtime_t *rt, uint64_t tref);
 // stray message.  On success and on RA_ETIMEOUT/RA_ENOPROC after sending,
 // *req is NULL; on other errors the caller still owns *req.
 //
-// Called from an actor, the scheduler thread keeps running other actors
-// while it waits (the calling actor receives nothing meanwhile), so a call
-// to an actor on the same thread costs no context switch.  RA_EDEADLK if to
-// is the caller.
+// Called from an actor, a callee queued on the caller's own scheduler
+// thread runs at once on that thread, so such a call costs no context
+// switch.  While the caller then waits (it receives nothing meanwhile), its
+// thread's other actors go to other threads; if fewer than the runtime's
+// thread count would be left running, a spare scheduler thread starts (at
+// most 32 beyond the configured ones; they stay, parked when idle, until
+// the runtime ends).  So a waiting caller never holds up an actor that it
+// waits for, or one that waits for it.  RA_EDEADLK if to is the caller.
 int ra_call(ra_ctx_t *ctx, ra_pid_t to, ra_msg_t **req, int64_t timeout_ms,
             ra_msg_t **reply);
 

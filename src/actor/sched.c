@@ -8,8 +8,17 @@
 // bypassed after a streak so that ring entries are not starved.
 //
 // Idle workers first spin ("searching") for a while (ra_runtime_opts_t
-// .spin rounds), then park on their own condition variable.  A producer wakes a parked worker only when nobody is
-// searching, so a busy runtime makes almost no futex calls.
+// .spin rounds), then park on their own condition variable.  A producer
+// wakes a parked worker only when nobody is searching, so a busy runtime
+// makes almost no futex calls.
+//
+// A worker whose actor waits in ra_call does not run other actors on top
+// of the waiting one (an actor run there could need the one below it, and
+// neither could go on); it hands its queue to the other threads, and when
+// fewer than the configured number would be left running, a spare thread
+// starts (ra__sched_block_enter).  Spares stay, parked when idle, until the
+// runtime stops.  Only the callee itself runs on top of its caller: the
+// call's own answer is what the caller waits for.
 #include <sched.h>
 #include <stdlib.h>
 #include <time.h>
@@ -255,7 +264,8 @@ work_visible(ra_runtime_t *rt)
     if (atomic_load(&rt->inj_len) > 0) {
         return true;
     }
-    for (unsigned i = 0; i < rt->nworkers; i++) {
+    unsigned n = atomic_load_explicit(&rt->nthreads, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++) {
         if (ring_nonempty(&rt->workers[i])) {
             return true;
         }
@@ -399,7 +409,7 @@ static ra__actor_t *
 steal(ra__worker_t *w)
 {
     ra_runtime_t *rt = w->rt;
-    unsigned n = rt->nworkers;
+    unsigned n = atomic_load_explicit(&rt->nthreads, memory_order_acquire);
     w->rng = w->rng * 6364136223846793005ULL + 1442695040888963407ULL;
     unsigned start = (unsigned)(w->rng >> 33) % n;
     for (unsigned i = 0; i < n; i++) {
@@ -462,6 +472,11 @@ run_turn(ra__worker_t *w, ra__actor_t *a)
             if (ra__dispatch(rt, a, self, e, sys)) {
                 return; // it ended; its slot may already be recycled
             }
+            if (w->below != NULL &&
+                atomic_load_explicit(&w->below->call_wait,
+                                     memory_order_relaxed) == 0) {
+                goto drained; // the caller below has its answer: let it go
+            }
         }
         // Out of quantum.  With nobody else waiting here, carry on: moving
         // a busy actor to the ring would only invite a thief to drag its
@@ -479,7 +494,7 @@ drained:
         // cache (an idle actor moves there anyway when that worker wakes
         // it; a busy one never goes idle, so it needs this push).
         int lw = atomic_load_explicit(&a->last_w, memory_order_relaxed);
-        if (lw >= 0 && lw != w->index && (unsigned)lw < rt->nworkers &&
+        if (lw >= 0 && lw != w->index && (unsigned)lw < rt->wcap &&
             atomic_load_explicit(&a->last_w_streak, memory_order_relaxed) >=
                 RA__AFFINITY) {
             inbox_push(&rt->workers[lw], a);
@@ -495,6 +510,60 @@ drained:
         ring_push(w, a);
         notify_one(rt);
     }
+}
+
+static void *worker_main(void *arg);
+
+// Starts the next spare scheduler thread.  False at RA__SPARE_MAX, while
+// the runtime stops, or if the thread cannot be created.
+static bool
+spare_start(ra_runtime_t *rt)
+{
+    bool ok = false;
+    pthread_mutex_lock(&rt->spare_mtx);
+    unsigned n = atomic_load(&rt->nthreads);
+    if (n < rt->wcap && !atomic_load(&rt->stop)) {
+        ra__worker_t *w = &rt->workers[n];
+        // Counted first, so that its ring is visible to thieves as soon as
+        // it can hold anything.
+        atomic_store_explicit(&rt->nthreads, n + 1, memory_order_release);
+        if (pthread_create(&w->thread, NULL, worker_main, w) == 0) {
+            w->started = true;
+            ok = true;
+        } else {
+            atomic_store(&rt->nthreads, n);
+        }
+    }
+    pthread_mutex_unlock(&rt->spare_mtx);
+    return ok;
+}
+
+bool
+ra__sched_block_enter(ra__worker_t *w)
+{
+    ra_runtime_t *rt = w->rt;
+    // Nothing held here may wait with us: the next slot cannot be stolen,
+    // and the send cache pins an actor's slot.
+    ra__send_cache_drop(w);
+    ra__actor_t *a = w->next;
+    w->next = NULL;
+    if (a != NULL) {
+        inject(rt, a);
+    }
+    unsigned blocked = atomic_fetch_add(&rt->nblocked, 1) + 1;
+    unsigned n = atomic_load(&rt->nthreads);
+    if (n - blocked >= rt->nworkers || spare_start(rt)) {
+        notify_one(rt);
+        return true;
+    }
+    atomic_fetch_sub(&rt->nblocked, 1);
+    return false;
+}
+
+void
+ra__sched_block_leave(ra__worker_t *w)
+{
+    atomic_fetch_sub(&w->rt->nblocked, 1);
 }
 
 static void *
@@ -539,14 +608,18 @@ int
 ra__sched_start(ra_runtime_t *rt)
 {
     void *mem = NULL;
-    if (posix_memalign(&mem, 64, sizeof(ra__worker_t) * rt->nworkers) != 0) {
+    rt->wcap = rt->nworkers + RA__SPARE_MAX;
+    if (posix_memalign(&mem, 64, sizeof(ra__worker_t) * rt->wcap) != 0) {
         return RA_ENOMEM;
     }
     rt->workers = mem;
+    pthread_mutex_init(&rt->spare_mtx, NULL);
+    atomic_init(&rt->nblocked, 0);
+    atomic_init(&rt->nthreads, rt->nworkers);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    for (unsigned i = 0; i < rt->nworkers; i++) {
+    for (unsigned i = 0; i < rt->wcap; i++) {
         ra__worker_t *w = &rt->workers[i];
         *w = (ra__worker_t){.rt = rt, .index = (int)i};
         atomic_init(&w->head, 0);
@@ -561,14 +634,11 @@ ra__sched_start(ra_runtime_t *rt)
         int rc = pthread_create(&rt->workers[i].thread, NULL, worker_main,
                                 &rt->workers[i]);
         if (rc != 0) {
-            atomic_store(&rt->stop, true);
-            for (unsigned j = 0; j < i; j++) {
-                ra__worker_wake(&rt->workers[j]);
-                pthread_join(rt->workers[j].thread, NULL);
-            }
-            rt->nworkers = i;
-            return -rc;
+            return -rc; // ra_runtime_destroy joins those started
         }
+        pthread_mutex_lock(&rt->spare_mtx);
+        rt->workers[i].started = true;
+        pthread_mutex_unlock(&rt->spare_mtx);
     }
     return 0;
 }
@@ -579,16 +649,25 @@ ra__sched_stop(ra_runtime_t *rt)
     if (rt->workers == NULL) {
         return;
     }
+    // Under spare_mtx: no spare starts once stop is seen.
+    pthread_mutex_lock(&rt->spare_mtx);
     atomic_store(&rt->stop, true);
-    for (unsigned i = 0; i < rt->nworkers; i++) {
+    unsigned n = atomic_load(&rt->nthreads);
+    pthread_mutex_unlock(&rt->spare_mtx);
+    for (unsigned i = 0; i < n; i++) {
         ra__worker_wake(&rt->workers[i]);
     }
-    for (unsigned i = 0; i < rt->nworkers; i++) {
-        pthread_join(rt->workers[i].thread, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        if (rt->workers[i].started) {
+            pthread_join(rt->workers[i].thread, NULL);
+        }
+    }
+    for (unsigned i = 0; i < rt->wcap; i++) {
         pthread_mutex_destroy(&rt->workers[i].mtx);
         pthread_mutex_destroy(&rt->workers[i].inbox_mtx);
         pthread_cond_destroy(&rt->workers[i].cond);
     }
+    pthread_mutex_destroy(&rt->spare_mtx);
     free(rt->workers);
     rt->workers = NULL;
 }

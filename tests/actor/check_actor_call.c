@@ -1044,6 +1044,279 @@ START_TEST(test_call_chain_two_threads)
 }
 END_TEST
 
+// ---- a waiting caller does not hold up its thread ------------------------
+
+// waiter_t is the state of a "waiter" actor: on TAG_GO it sends TAG_GO to
+// asker (unless nil) and then calls slow (a callee answering TAG_SLOW late),
+// and reports (TAG_RESULT: WHO_WAITER and the call's result) to the sender
+// of TAG_GO.  It answers calls with "waiter".
+typedef struct waiter {
+    ra_pid_t slow;
+    ra_pid_t asker;
+} waiter_t;
+
+// asker_t is the state of an "asker" actor: on TAG_GO it calls waiter and
+// reports (TAG_RESULT: WHO_ASKER and the call's result) to report.
+typedef struct asker {
+    ra_pid_t waiter;
+    ra_pid_t report;
+} asker_t;
+
+enum { WHO_WAITER = 1, WHO_ASKER = 2 };
+
+// report_rc sends to whom TAG_RESULT holding who and rc.
+static int
+report_rc(ra_ctx_t *ctx, ra_pid_t whom, uint32_t who, int rc)
+{
+    int32_t v[2] = {(int32_t)who, rc};
+    ra_msg_t *out = NULL;
+    int src = ra_msg_new_bytes(&out, TAG_RESULT, v, sizeof v);
+
+    if (src == 0 && (src = ra_send(ctx, whom, &out)) != 0) {
+        ra_msg_unref(&out);
+    }
+    return src;
+}
+
+static int
+waiter_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    waiter_t *wt = state;
+    ra_msg_t *req = NULL;
+    ra_msg_t *reply = NULL;
+    int rc;
+
+    if (ra_call_ref(ctx) != 0) {
+        return reply_str(ctx, "waiter");
+    }
+    if (ra_msg_tag(msg) != TAG_GO) {
+        return 0;
+    }
+    if (!ra_pid_is_nil(wt->asker)) {
+        req = new_str_tagged(TAG_GO, "ask");
+        if ((rc = ra_send(ctx, wt->asker, &req)) != 0) {
+            ra_msg_unref(&req);
+            return rc;
+        }
+    }
+    if ((rc = ra_msg_new_bytes(&req, TAG_SLOW, "s", 1)) != 0) {
+        return rc;
+    }
+    rc = ra_call(ctx, wt->slow, &req, RT_TIMEOUT_MS, &reply);
+    ra_msg_unref(&req);
+    ra_msg_unref(&reply);
+    return report_rc(ctx, ra_sender(ctx), WHO_WAITER, rc);
+}
+
+static const ra_behaviour_t waiter_behaviour = {"waiter", NULL,
+                                                waiter_handle, NULL};
+
+static int
+asker_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    asker_t *as = state;
+    ra_msg_t *req = NULL;
+    ra_msg_t *reply = NULL;
+    int rc;
+
+    if (ra_msg_tag(msg) != TAG_GO) {
+        return 0;
+    }
+    req = ra_test_msg("are you there?");
+    rc = ra_call(ctx, as->waiter, &req, RT_TIMEOUT_MS, &reply);
+    ra_msg_unref(&req);
+    if (rc == 0) {
+        size_t len = 0;
+        const char *data = ra_msg_data(reply, &len);
+
+        if (len != 6 || memcmp(data, "waiter", 6) != 0) {
+            rc = RA_EBADMSG;
+        }
+    }
+    ra_msg_unref(&reply);
+    return report_rc(ctx, as->report, WHO_ASKER, rc);
+}
+
+static const ra_behaviour_t asker_behaviour = {"asker", NULL, asker_handle,
+                                               NULL};
+
+// receive_result receives one TAG_RESULT of report_rc and returns its rc,
+// storing who sent it in *who.
+static int
+receive_result(ra_ctx_t *scope, uint32_t *who)
+{
+    ra_msg_t *msg = receive_tag(scope, TAG_RESULT);
+    int32_t v[2] = {0, 0};
+    size_t len = 0;
+    const void *data = ra_msg_data(msg, &len);
+
+    ck_assert_uint_eq(len, sizeof v);
+    memcpy(v, data, sizeof v);
+    ra_msg_unref(&msg);
+    *who = (uint32_t)v[0];
+    return v[1];
+}
+
+// One scheduler thread.  The waiter waits in a call that the slow callee
+// answers 300 ms later; meanwhile the asker calls the waiter.  The asker
+// must not run on top of the waiting waiter (there its call could never be
+// answered: it failed with RA_EDEADLK); it runs on another thread and gets
+// its answer once the waiter's own call is done.
+START_TEST(test_call_to_a_waiting_caller_is_answered_later)
+{
+    ra_runtime_t *rt = new_rt(1);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
+    callee_t c;
+    waiter_t wt;
+    asker_t as;
+    ra_pid_t waiter;
+    ra_msg_t *go = new_u32(TAG_GO, 0);
+    bool seen[3] = {false, false, false};
+
+    callee_init(&c, rt);
+    wt.slow = spawn_ok(rt, &callee_behaviour, &c);
+    as.report = ra_self(scope);
+    as.waiter = RA_PID_NIL;
+    wt.asker = spawn_ok(rt, &asker_behaviour, &as);
+    waiter = spawn_ok(rt, &waiter_behaviour, &wt);
+    as.waiter = waiter;
+    RA_CK_OK(ra_send(scope, waiter, &go));
+    for (int i = 0; i < 2; i++) {
+        uint32_t who = 0;
+        int rc = receive_result(scope, &who);
+
+        ck_assert_msg(who == WHO_WAITER || who == WHO_ASKER,
+                      "result from %u", who);
+        ck_assert_msg(rc == 0, "%s's call failed: %s",
+                      who == WHO_WAITER ? "waiter" : "asker",
+                      ra_err_name(rc));
+        seen[who] = true;
+    }
+    ck_assert(seen[WHO_WAITER] && seen[WHO_ASKER]);
+    ck_assert_int_eq(atomic_load(&c.late_done), 1);
+    RA_CK_OK(atomic_load(&c.late_rc));
+    ra_scope_destroy(&scope);
+    ra_runtime_destroy(&rt);
+}
+END_TEST
+
+// One scheduler thread.  A supervised waiter waits in a call; its
+// supervisor is told to terminate it.  The supervisor must not run on top
+// of the waiter: there it would wait for the waiter's end, which cannot
+// come before the supervisor returns (ra_sup_terminate_child hung).  It
+// runs on another thread, and the waiter ends as soon as its call is done.
+START_TEST(test_supervisor_stops_a_child_waiting_in_a_call)
+{
+    ra_runtime_t *rt = new_rt(1);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
+    callee_t c;
+    waiter_t wt;
+    ra_sup_flags_t f = {0};
+    ra_child_spec_t spec = {0};
+    ra_child_info_t info[1];
+    size_t n = 0;
+    ra_pid_t sup = RA_PID_NIL;
+    ra_msg_t *go = new_u32(TAG_GO, 0);
+    uint32_t who = 0;
+
+    callee_init(&c, rt);
+    wt.slow = spawn_ok(rt, &callee_behaviour, &c);
+    wt.asker = RA_PID_NIL;
+    f.strategy = RA_ONE_FOR_ONE;
+    spec.id = "waiter";
+    spec.beh = &waiter_behaviour;
+    spec.arg = &wt;
+    spec.shutdown_ms = 10000; // far beyond the test's limit below
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &spec, 1, &sup));
+    RA_CK_OK(ra_sup_which_children(scope, sup, info, 1, &n));
+    ck_assert_uint_eq(n, 1);
+    RA_CK_OK(ra_send(scope, info[0].pid, &go));
+    RA_CK_WAIT(atomic_load(&c.handled) == 1, RT_TIMEOUT_MS); // it waits
+    uint64_t t0 = ra_test_now_ms();
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, "waiter", RA_PID_NIL));
+    uint64_t took = ra_test_now_ms() - t0;
+    ck_assert_msg(took < RT_TIMEOUT_MS, "terminate took %llu ms",
+                  (unsigned long long)took);
+    ck_assert(!ra_is_alive(rt, info[0].pid));
+    // The waiter's call was answered before it ended.
+    RA_CK_OK(receive_result(scope, &who));
+    ck_assert_uint_eq(who, WHO_WAITER);
+    RA_CK_OK(ra_sup_stop(scope, sup));
+    ra_scope_destroy(&scope);
+    ra_runtime_destroy(&rt);
+}
+END_TEST
+
+// turncoat_t is the state of a "turncoat" actor: called, it answers and
+// then, in the same handler, calls its caller back; it records that call's
+// result and how long it took.
+typedef struct turncoat {
+    atomic_int rc;
+    _Atomic uint64_t took_ms;
+    atomic_int done;
+} turncoat_t;
+
+static int
+turncoat_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    turncoat_t *tc = state;
+    ra_msg_t *req = NULL;
+    ra_msg_t *reply = NULL;
+    ra_pid_t caller = ra_sender(ctx);
+    uint64_t t0 = ra_test_now_ms();
+    int rc;
+
+    (void)msg;
+    if (ra_call_ref(ctx) == 0) {
+        return 0;
+    }
+    if ((rc = reply_str(ctx, "turncoat")) != 0) {
+        return rc;
+    }
+    req = ra_test_msg("back at you");
+    rc = ra_call(ctx, caller, &req, RT_TIMEOUT_MS, &reply);
+    ra_msg_unref(&req);
+    ra_msg_unref(&reply);
+    atomic_store(&tc->took_ms, ra_test_now_ms() - t0);
+    atomic_store(&tc->rc, rc);
+    atomic_store(&tc->done, 1);
+    return 0;
+}
+
+static const ra_behaviour_t turncoat_behaviour = {"turncoat", NULL,
+                                                  turncoat_handle, NULL};
+
+// The waiter's callee runs on top of it (the same thread, no context
+// switch), answers, and then calls the waiter, whose handler is below it
+// on that stack: the call fails at once with RA_EDEADLK instead of hanging
+// until its timeout.  The waiter got its answer.
+START_TEST(test_call_to_a_caller_below_fails_at_once)
+{
+    ra_runtime_t *rt = new_rt(1);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
+    turncoat_t tc;
+    waiter_t wt;
+    ra_pid_t waiter;
+    ra_msg_t *go = new_u32(TAG_GO, 0);
+    uint32_t who = 0;
+
+    memset(&tc, 0, sizeof tc);
+    atomic_store(&tc.rc, 1);
+    wt.slow = spawn_ok(rt, &turncoat_behaviour, &tc);
+    wt.asker = RA_PID_NIL;
+    waiter = spawn_ok(rt, &waiter_behaviour, &wt);
+    RA_CK_OK(ra_send(scope, waiter, &go));
+    RA_CK_OK(receive_result(scope, &who));
+    ck_assert_uint_eq(who, WHO_WAITER);
+    RA_CK_WAIT(atomic_load(&tc.done) == 1, RT_TIMEOUT_MS);
+    RA_CK_ERR(atomic_load(&tc.rc), RA_EDEADLK);
+    ck_assert_uint_lt(atomic_load(&tc.took_ms), RT_TIMEOUT_MS / 2);
+    ck_assert(ra_is_alive(rt, waiter));
+    ra_scope_destroy(&scope);
+    ra_runtime_destroy(&rt);
+}
+END_TEST
+
 // ---- bounded mailboxes --------------------------------------------------
 
 // blocker_t is the state of a "blocker" actor: its TAG_BLOCK handler waits
@@ -1574,6 +1847,9 @@ actor_call_suite(void)
     tcase_add_test(tc, test_call_from_handler_sequential_two_threads);
     tcase_add_test(tc, test_call_chain_one_thread);
     tcase_add_test(tc, test_call_chain_two_threads);
+    tcase_add_test(tc, test_call_to_a_waiting_caller_is_answered_later);
+    tcase_add_test(tc, test_supervisor_stops_a_child_waiting_in_a_call);
+    tcase_add_test(tc, test_call_to_a_caller_below_fails_at_once);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 
