@@ -1230,10 +1230,20 @@ ra__scope_wait(ra__scope_t *s, const struct timespec *dl, bool want_mail,
                bool (*pred)(void *), void *arg)
 {
     ra__actor_t *a = s->ctx.a;
+    // A scope used on a scheduler thread (a task calling the cluster API
+    // from a worker's actor, say) blocks that thread: its queue moves on.
+    bool tried = false, began = false;
     pthread_mutex_lock(&s->mtx);
     atomic_store_explicit(&a->sched, 0, memory_order_seq_cst);
     while (!(want_mail && ra__mailbox_nonempty(&a->mb)) &&
            !(pred != NULL && pred(arg))) {
+        if (!tried && ra__tls_worker != NULL) {
+            tried = true;
+            pthread_mutex_unlock(&s->mtx);
+            began = ra__sched_wait_begin();
+            pthread_mutex_lock(&s->mtx);
+            continue; // look again: the lock was let go
+        }
         int rc = dl != NULL ? pthread_cond_timedwait(&s->cond, &s->mtx, dl)
                             : pthread_cond_wait(&s->cond, &s->mtx);
         if (rc != 0 && dl != NULL && ra__past(dl)) {
@@ -1242,6 +1252,7 @@ ra__scope_wait(ra__scope_t *s, const struct timespec *dl, bool want_mail,
     }
     atomic_store_explicit(&a->sched, 1, memory_order_seq_cst);
     pthread_mutex_unlock(&s->mtx);
+    ra__sched_wait_end(began);
 }
 
 int

@@ -146,6 +146,7 @@ struct ra__worker {
     int index;
     pthread_t thread;
     bool started;               // thread runs (under rt->spare_mtx)
+    unsigned nblock;            // nested ra__sched_block_enter's, counted once
     _Atomic uint32_t head;
     _Atomic uint32_t tail;
     _Atomic(ra__actor_t *) ring[RA__RING];
@@ -365,9 +366,9 @@ void ra__actor_finalize(ra_runtime_t *rt, ra__actor_t *a);
 // Scheduling.
 void ra__schedule(ra_runtime_t *rt, ra__actor_t *a);
 // ra__sched_blocking is called by code about to block a scheduler thread
-// outside the runtime (the cluster API's ra_get, say): the actors queued
-// on this thread move where other threads can run them.  No-op on other
-// threads.
+// for a moment (microseconds: ra_spawn's wait for a reserved slot): the
+// actors queued on this thread move where other threads can run them.
+// No-op on other threads.  Longer waits use ra__sched_wait_begin.
 void ra__sched_blocking(void);
 // ra__sched_block_enter is called by a scheduler thread about to wait for
 // a call's answer: the actors queued on it move where other threads can
@@ -378,6 +379,12 @@ void ra__sched_blocking(void);
 // return is paired with ra__sched_block_leave when the wait ends.
 bool ra__sched_block_enter(ra__worker_t *w);
 void ra__sched_block_leave(ra__worker_t *w);
+// The same for a wait of any kind on this thread (a scope's wait, a
+// condition variable): ra__sched_wait_begin returns whether it counted
+// this thread as blocked (false on threads that are not a runtime's
+// scheduler threads); ra__sched_wait_end(that) undoes it.
+bool ra__sched_wait_begin(void);
+void ra__sched_wait_end(bool began);
 void ra__run_actor(ra__worker_t *w, ra__actor_t *a);
 bool ra__run_one(ra__worker_t *w);
 void ra__worker_wake(ra__worker_t *w);

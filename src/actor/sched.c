@@ -542,6 +542,10 @@ bool
 ra__sched_block_enter(ra__worker_t *w)
 {
     ra_runtime_t *rt = w->rt;
+    if (w->nblock > 0) {
+        w->nblock++; // a wait inside a wait: counted already
+        return true;
+    }
     // Nothing held here may wait with us: the next slot cannot be stolen,
     // and the send cache pins an actor's slot.
     ra__send_cache_drop(w);
@@ -552,7 +556,8 @@ ra__sched_block_enter(ra__worker_t *w)
     }
     unsigned blocked = atomic_fetch_add(&rt->nblocked, 1) + 1;
     unsigned n = atomic_load(&rt->nthreads);
-    if (n - blocked >= rt->nworkers || spare_start(rt)) {
+    if ((n > blocked && n - blocked >= rt->nworkers) || spare_start(rt)) {
+        w->nblock = 1;
         notify_one(rt);
         return true;
     }
@@ -563,7 +568,24 @@ ra__sched_block_enter(ra__worker_t *w)
 void
 ra__sched_block_leave(ra__worker_t *w)
 {
-    atomic_fetch_sub(&w->rt->nblocked, 1);
+    if (--w->nblock == 0) {
+        atomic_fetch_sub(&w->rt->nblocked, 1);
+    }
+}
+
+bool
+ra__sched_wait_begin(void)
+{
+    ra__worker_t *w = ra__tls_worker;
+    return w != NULL && ra__sched_block_enter(w);
+}
+
+void
+ra__sched_wait_end(bool began)
+{
+    if (began) {
+        ra__sched_block_leave(ra__tls_worker);
+    }
 }
 
 static void *

@@ -1942,22 +1942,43 @@ deadline_after(int64_t timeout_ms)
     return dl;
 }
 
-// about_to_block prepares a wait: the scheduler thread's actors move to
-// other threads, and a task in a worker tells the raylet (once) that it
+// waiting_t is what about_to_block did for a wait, for done_blocking.
+typedef struct waiting {
+    bool tried;   // ra__sched_wait_begin was asked
+    bool sched;   // and counted this scheduler thread as blocked
+    bool raylet;  // the raylet was told that this task waits
+} waiting_t;
+
+// about_to_block prepares a wait (once; it may be called again): on a
+// scheduler thread its actors move to other threads, a spare thread
+// starting if need be, and a task in a worker tells the raylet that it
 // waits, so that its CPUs can run the tasks it waits for.
 static void
-about_to_block(bool *notified)
+about_to_block(waiting_t *wt)
 {
-    ra__sched_blocking();
-    if (!*notified && ra__worker_in_task()) {
+    if (!wt->tried) {
+        wt->tried = true;
+        wt->sched = ra__sched_wait_begin();
+    }
+    if (!wt->raylet && ra__worker_in_task()) {
         ra__worker_notify_blocked(true);
-        *notified = true;
+        wt->raylet = true;
+    }
+}
+
+// done_blocking ends what about_to_block started.
+static void
+done_blocking(waiting_t *wt)
+{
+    ra__sched_wait_end(wt->sched);
+    if (wt->raylet) {
+        ra__worker_notify_blocked(false);
     }
 }
 
 static int
 wait_obj(ra__core_t *cs, uint64_t id, int64_t timeout_ms, ra__obj_t **out,
-         bool *blocked)
+         waiting_t *blocked)
 {
     struct timespec dl = deadline_after(timeout_ms);
     for (;;) {
@@ -2015,7 +2036,7 @@ static int
 get_borrowed(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms,
              ra_value_t **out)
 {
-    bool blocked = false;
+    waiting_t blocked = {0};
     ra__fval_t fv;
     // Asked first without waiting: a done object (the usual case) costs
     // one round trip, and the raylet hears nothing of it.  Only a wait
@@ -2025,9 +2046,7 @@ get_borrowed(ra__cluster_t *c, ra_ref_t ref, int64_t timeout_ms,
         about_to_block(&blocked);
         rc = ra__fref_fetch(c, ref, timeout_ms, &fv);
     }
-    if (blocked) {
-        ra__worker_notify_blocked(false);
-    }
+    done_blocking(&blocked);
     if (rc == RA_EOBJLOST && out != NULL) {
         // The owner could not be asked.
         ra_value_t *v = calloc(1, sizeof *v);
@@ -2086,7 +2105,7 @@ ra_get(ra_ref_t ref, int64_t timeout_ms, ra_value_t **out)
     }
     pthread_mutex_lock(&cs->mu);
     ra__obj_t *o = NULL;
-    bool blocked = false;
+    waiting_t blocked = {0};
     int rc = wait_obj(cs, ref.id, timeout_ms, &o, &blocked);
     if (rc == 0) {
         rc = o->err;
@@ -2111,9 +2130,7 @@ ra_get(ra_ref_t ref, int64_t timeout_ms, ra_value_t **out)
         }
     }
     pthread_mutex_unlock(&cs->mu);
-    if (blocked) {
-        ra__worker_notify_blocked(false);
-    }
+    done_blocking(&blocked);
     if (out != NULL) {
         if (rc == 0 || (v != NULL && v->text != NULL)) {
             *out = v;
@@ -2192,7 +2209,7 @@ ra_wait(const ra_ref_t *refs, size_t n, size_t num_ready,
     }
     struct timespec dl = deadline_after(timeout_ms);
     size_t k;
-    bool blocked = false;
+    waiting_t blocked = {0};
     for (;;) {
         bool fpend = nforeign != 0 &&
                      wait_borrowed(c, refs, n, ready, gone);
@@ -2234,9 +2251,7 @@ ra_wait(const ra_ref_t *refs, size_t n, size_t num_ready,
         }
     }
     free(gone);
-    if (blocked) {
-        ra__worker_notify_blocked(false);
-    }
+    done_blocking(&blocked);
     return (int)k;
 }
 

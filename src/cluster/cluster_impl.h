@@ -835,9 +835,12 @@ bool ra__gcs_pg_down(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m);
 // ra__gcs_pg_msg handles the raylets' answers (RA__T_PG) and retry ticks.
 void ra__gcs_pg_msg(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m);
 
-// ra__sched_blocking (the actor runtime's) lets other scheduler threads
-// take over the actors queued on this one before it blocks.
-void ra__sched_blocking(void);
+// ra__sched_wait_begin and ra__sched_wait_end (the actor runtime's)
+// bracket a wait that blocks this thread: on a scheduler thread the
+// actors queued on it move to other threads, and a spare thread starts
+// if fewer than the configured number would be left running.
+bool ra__sched_wait_begin(void);
+void ra__sched_wait_end(bool began);
 
 // ra__log_from_env installs a stderr log sink when RAYO_LOG names a level.
 void ra__log_from_env(void);

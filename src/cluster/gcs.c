@@ -630,7 +630,6 @@ call_once(ra_ctx_t *ctx, ra_runtime_t *rt, ra_pid_t to, const ra__wbuf_t *req,
         return rc;
     }
     ra_ctx_t *scope = NULL;
-    ra__sched_blocking();   // a task in a worker may call this
     if ((rc = ra_scope_new(rt, &scope)) != 0) {
         ra_msg_unref(&m);
         return rc;

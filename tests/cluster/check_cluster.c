@@ -810,10 +810,32 @@ acct_nap(ra_task_t *t)
     return ra_task_return_i64(t, ra_task_arg_i64(t, 0));
 }
 
+// fetch(ms): submits sleeper(ms) and waits for its result in the method,
+// so that the actor's scheduler thread waits in ra_get.
+static int
+acct_fetch(ra_task_t *t)
+{
+    ra_ref_t r;
+    int64_t x = -1;
+    int64_t ms = ra_task_arg_i64(t, 0);
+    ra_arg_t args[2] = {RA_ARG_BYTES("", 0), RA_ARG_I64(ms)};
+    int rc = ra_remote("sleeper", args, 2, NULL, &r);
+    if (rc != 0) {
+        return ra_task_fail(t, "submit: %s", ra_err_name(rc));
+    }
+    rc = ra_get_i64(r, 20000, &x);
+    ra_release(r);
+    if (rc != 0) {
+        return ra_task_fail(t, "get: %s", ra_err_name(rc));
+    }
+    return ra_task_return_i64(t, x);
+}
+
 static const ra_method_t acct_methods[] = {
     {"deposit", acct_deposit},
     {"pid", acct_pid},
     {"nap", acct_nap},
+    {"fetch", acct_fetch},
 };
 
 static const ra_actor_class_t Account = {
@@ -821,7 +843,7 @@ static const ra_actor_class_t Account = {
     .init = acct_init,
     .fini = acct_fini,
     .methods = acct_methods,
-    .nmethods = 3,
+    .nmethods = 4,
 };
 RA_ACTOR_CLASS_REGISTER(Account)
 
@@ -1584,6 +1606,52 @@ START_TEST(test_cluster_actor_burst_starts_no_extra_workers)
     RA_CK_OK(ra_worker_list(&w, &nw_));
     free(w);
     ck_assert_msg(nw_ <= 2, "%zu workers for %d lightweight actors", nw_, N);
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_actor_kill(a[i]));
+    }
+    stop();
+}
+END_TEST
+
+// Lightweight actors share a worker process and its scheduler threads.
+// More of them than it has threads wait at once in ra_get inside a
+// method: the process's own actors (the one that receives the results)
+// must still run, so every call gets its result.
+START_TEST(test_cluster_actors_waiting_in_get_share_a_worker)
+{
+    start();
+    enum { N = 6 };
+    ra_actor_t a[N];
+    ra_ref_t r[N];
+    int64_t pid0 = -1;
+    bool shared = false;
+    for (int i = 0; i < N; i++) {
+        ra_ref_t p;
+        int64_t pid = -1;
+        RA_CK_OK(ra_actor_create("Account", &RA_ARG_I64(0), 1, NULL, &a[i]));
+        RA_CK_OK(ra_actor_call(a[i], "pid", NULL, 0, &p));
+        RA_CK_OK(ra_get_i64(p, 30000, &pid));
+        ra_release(p);
+        if (i == 0) {
+            pid0 = pid;
+        } else if (pid == pid0) {
+            shared = true;
+        }
+    }
+    ck_assert_msg(shared, "the actors did not share a worker process");
+    uint64_t t0 = ra_test_now_ms();
+    for (int i = 0; i < N; i++) {
+        RA_CK_OK(ra_actor_call(a[i], "fetch", &RA_ARG_I64(300), 1, &r[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        int64_t x = -1;
+        RA_CK_OK(ra_get_i64(r[i], 30000, &x));
+        ck_assert_int_eq(x, 300);
+        ra_release(r[i]);
+    }
+    uint64_t took = ra_test_now_ms() - t0;
+    ck_assert_msg(took < 15000, "%d fetches took %llu ms", N,
+                  (unsigned long long)took);
     for (int i = 0; i < N; i++) {
         RA_CK_OK(ra_actor_kill(a[i]));
     }
@@ -3075,6 +3143,7 @@ cluster_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cluster_actor_keeps_state_in_order);
     tcase_add_test(tc, test_cluster_actor_calls_keep_order_across_pending_args);
+    tcase_add_test(tc, test_cluster_actors_waiting_in_get_share_a_worker);
     tcase_add_test(tc, test_cluster_actor_max_concurrency);
     tcase_add_test(tc, test_cluster_actor_calls_wait_for_a_full_link);
     tcase_add_test(tc, test_cluster_actor_burst_starts_no_extra_workers);
