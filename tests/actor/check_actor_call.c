@@ -1247,6 +1247,42 @@ START_TEST(test_supervisor_stops_a_child_waiting_in_a_call)
 }
 END_TEST
 
+// More callers wait at once than a runtime has spare threads for (32
+// beyond its own): the waits past that run other actors nested, as the
+// only way left to keep them going, and every call is still answered.
+START_TEST(test_calls_complete_past_the_spare_thread_limit)
+{
+    enum { N = 40 };
+    ra_runtime_t *rt = new_rt(1);
+    ra_ctx_t *scope = ra_test_new_scope(rt);
+    static callee_t c[N];
+    static waiter_t wt[N];
+
+    for (int i = 0; i < N; i++) {
+        callee_init(&c[i], rt);
+        wt[i].slow = spawn_ok(rt, &callee_behaviour, &c[i]);
+        wt[i].asker = RA_PID_NIL;
+    }
+    for (int i = 0; i < N; i++) {
+        ra_msg_t *go = new_u32(TAG_GO, 0);
+
+        RA_CK_OK(ra_send(scope, spawn_ok(rt, &waiter_behaviour, &wt[i]),
+                         &go));
+    }
+    for (int i = 0; i < N; i++) {
+        uint32_t who = 0;
+
+        RA_CK_OK(receive_result(scope, &who));
+        ck_assert_uint_eq(who, WHO_WAITER);
+    }
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(atomic_load(&c[i].late_done), 1);
+    }
+    ra_scope_destroy(&scope);
+    ra_runtime_destroy(&rt);
+}
+END_TEST
+
 // turncoat_t is the state of a "turncoat" actor: called, it answers and
 // then, in the same handler, calls its caller back; it records that call's
 // result and how long it took.
@@ -1850,6 +1886,7 @@ actor_call_suite(void)
     tcase_add_test(tc, test_call_to_a_waiting_caller_is_answered_later);
     tcase_add_test(tc, test_supervisor_stops_a_child_waiting_in_a_call);
     tcase_add_test(tc, test_call_to_a_caller_below_fails_at_once);
+    tcase_add_test(tc, test_calls_complete_past_the_spare_thread_limit);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 

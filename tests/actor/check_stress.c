@@ -1070,6 +1070,177 @@ START_TEST(test_stress_hub_links_hash_set)
 }
 END_TEST
 
+// ---- layered synchronous calls ------------------------------------------
+//
+// LAYERS layers of WIDTH actors.  An actor of an inner layer, called with
+// v, calls an actor of the next layer (chosen by v) with v and answers with
+// that answer plus one; a leaf answers v plus one, at once for even v and
+// from a 1 ms timer for odd v, so that its callers really wait.  Layer 0
+// gets plain messages and reports to their sender.  With two scheduler
+// threads and up to WIDTH * (LAYERS - 1) callers waiting at once, waits
+// run out of threads: spares start, and past RA__SPARE_MAX waits nest.
+
+enum { LAYERS = 4, WIDTH = 8 };
+enum { TAG_CALL = 20, TAG_LATER = 21, TAG_DONE = 22 };
+
+typedef struct layered {
+    ra_runtime_t *rt;
+    int layer;
+    const ra_pid_t *next;   // the next layer's WIDTH pids, or NULL
+} layered_t;
+
+// A report of layer 0: the value sent, the answer and the call's result.
+typedef struct lreport {
+    uint64_t v, answer;
+    int32_t rc;
+} lreport_t;
+
+// layered_call calls l's next layer with v and stores its answer.
+static int
+layered_call(ra_ctx_t *ctx, const layered_t *l, uint64_t v, uint64_t *out)
+{
+    ra_msg_t *req = NULL;
+    ra_msg_t *reply = NULL;
+    size_t len = 0;
+    int rc;
+
+    if ((rc = ra_msg_new_bytes(&req, TAG_CALL, &v, sizeof v)) != 0) {
+        return rc;
+    }
+    rc = ra_call(ctx, l->next[(v / (uint64_t)(l->layer + 1)) % WIDTH], &req,
+                 20000, &reply);
+    ra_msg_unref(&req);
+    if (rc == 0) {
+        const void *data = ra_msg_data(reply, &len);
+        rc = len == sizeof *out ? 0 : RA_EBADMSG;
+        if (rc == 0) {
+            memcpy(out, data, sizeof *out);
+        }
+    }
+    ra_msg_unref(&reply);
+    return rc;
+}
+
+// answer_u64 answers call cref with v.
+static int
+answer_u64(ra_runtime_t *rt, uint64_t cref, uint64_t v)
+{
+    ra_msg_t *m = NULL;
+    int rc = ra_msg_new_bytes(&m, TAG_DONE, &v, sizeof v);
+
+    if (rc == 0) {
+        rc = ra_reply_to(rt, cref, &m);
+        ra_msg_unref(&m);
+    }
+    return rc;
+}
+
+static int
+layered_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
+{
+    layered_t *l = state;
+    size_t len = 0;
+    const uint8_t *data = ra_msg_data(msg, &len);
+    uint64_t v = 0;
+    uint64_t answer = 0;
+    int rc;
+
+    if (ra_msg_tag(msg) == TAG_LATER) {
+        uint64_t cv[2]; // call reference, value
+
+        if (len != sizeof cv) {
+            return RA_EBADMSG;
+        }
+        memcpy(cv, data, sizeof cv);
+        return answer_u64(l->rt, cv[0], cv[1] + 1);
+    }
+    if (len != sizeof v) {
+        return RA_EBADMSG;
+    }
+    memcpy(&v, data, sizeof v);
+    if (ra_msg_tag(msg) == TAG_DATA) { // layer 0, from the test
+        lreport_t rep = {v, 0, 0};
+
+        rep.rc = layered_call(ctx, l, v, &rep.answer);
+        rep.answer += 1;
+        return send_bytes(l->rt, ctx, ra_sender(ctx), TAG_TOTALS, &rep,
+                          sizeof rep);
+    }
+    if (l->next == NULL) { // a leaf
+        uint64_t cv[2] = {ra_call_ref(ctx), v};
+        ra_msg_t *later = NULL;
+
+        if (v % 2 == 0) {
+            return answer_u64(l->rt, cv[0], v + 1);
+        }
+        if ((rc = ra_msg_new_bytes(&later, TAG_LATER, cv, sizeof cv)) != 0) {
+            return rc;
+        }
+        rc = ra_send_after(l->rt, ra_self(ctx), 1, &later, NULL);
+        ra_msg_unref(&later);
+        return rc;
+    }
+    rc = layered_call(ctx, l, v, &answer);
+    return rc != 0 ? rc : answer_u64(l->rt, ra_call_ref(ctx), answer + 1);
+}
+
+static const ra_behaviour_t layered_behaviour = {"layered", NULL,
+                                                 layered_handle, NULL};
+
+START_TEST(test_stress_layered_calls_wait_without_deadlock)
+{
+    ra_runtime_opts_t opts = {.threads = 2};
+    ra_runtime_t *rt = NULL;
+    ra_ctx_t *scope = NULL;
+    static ra_pid_t pids[LAYERS][WIDTH];
+    static layered_t st[LAYERS][WIDTH];
+    size_t n = ra_test_scaled(20000);
+    size_t got = 0;
+    uint64_t sum = 0;
+
+    RA_CK_OK(ra_runtime_new(&rt, &opts));
+    scope = ra_test_new_scope(rt);
+    for (int layer = LAYERS - 1; layer >= 0; layer--) {
+        for (int i = 0; i < WIDTH; i++) {
+            st[layer][i] = (layered_t){
+                rt, layer, layer + 1 < LAYERS ? pids[layer + 1] : NULL};
+            RA_CK_OK(ra_spawn(rt, &layered_behaviour, &st[layer][i], NULL,
+                              &pids[layer][i]));
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        uint64_t v = k;
+
+        RA_CK_OK(send_bytes(rt, scope, pids[0][k % WIDTH], TAG_DATA, &v,
+                            sizeof v));
+    }
+    while (got < n) {
+        ra_msg_t *msg = NULL;
+        lreport_t rep;
+        size_t len = 0;
+
+        RA_CK_OK(ra_receive(scope, 60000, &msg));
+        ck_assert_int_eq(ra_msg_tag(msg), TAG_TOTALS);
+        memcpy(&rep, ra_msg_data(msg, &len), sizeof rep);
+        ck_assert_uint_eq(len, sizeof rep);
+        ra_msg_unref(&msg);
+        ck_assert_msg(rep.rc == 0, "value %llu: %s",
+                      (unsigned long long)rep.v, ra_err_name(rep.rc));
+        ck_assert_uint_eq(rep.answer, rep.v + LAYERS);
+        sum += rep.v;
+        got++;
+    }
+    ck_assert_uint_eq(sum, (uint64_t)n * (n - 1) / 2);
+    for (int layer = 0; layer < LAYERS; layer++) {
+        for (int i = 0; i < WIDTH; i++) {
+            ck_assert(ra_is_alive(rt, pids[layer][i]));
+        }
+    }
+    ra_scope_destroy(&scope);
+    ra_runtime_destroy(&rt);
+}
+END_TEST
+
 static Suite *
 stress_suite(void)
 {
@@ -1083,6 +1254,7 @@ stress_suite(void)
     tcase_add_test(tc, test_stress_spawn_exit_churn);
     tcase_add_test(tc, test_stress_concurrent_link_monitor);
     tcase_add_test(tc, test_stress_hub_links_hash_set);
+    tcase_add_test(tc, test_stress_layered_calls_wait_without_deadlock);
     suite_add_tcase(s, tc);
     return s;
 }
