@@ -1516,6 +1516,8 @@ int
 ra__kept_again(ra__cluster_t *c, int rc, int (*again)(void *), void *arg,
                int64_t back_ms)
 {
+    // Up to back_ms of naps: on a scheduler thread its queue moves on.
+    bool waiting = rc == RA_ENOPROC && ra__sched_wait_begin();
     for (int64_t waited = 0; rc == RA_ENOPROC && waited < back_ms &&
                              !atomic_load(&c->stopping);
          waited += 5) {
@@ -1523,6 +1525,7 @@ ra__kept_again(ra__cluster_t *c, int rc, int (*again)(void *), void *arg,
         nanosleep(&ts, NULL);
         rc = again(arg);
     }
+    ra__sched_wait_end(waiting);
     return rc;
 }
 

@@ -478,6 +478,9 @@ ra__os_stop(pid_t pid, int64_t timeout_ms, int *status)
     struct timespec deadline;
     osent_t *e;
     int st;
+    // Called from a supervisor's handler, this blocks a scheduler thread
+    // for up to timeout_ms: its other actors move to other threads.
+    bool waiting = ra__sched_wait_begin();
 
     pthread_mutex_lock(&mtx);
     // An entry being reported is as good as gone: wait until the message
@@ -487,6 +490,7 @@ ra__os_stop(pid_t pid, int64_t timeout_ms, int *status)
     }
     if (e == NULL) {
         pthread_mutex_unlock(&mtx);
+        ra__sched_wait_end(waiting);
         return RA_ENOENT;
     }
     // From here on the watcher will not report it, even if it was reaped
@@ -511,6 +515,7 @@ ra__os_stop(pid_t pid, int64_t timeout_ms, int *status)
         unlink_free(e);
     }
     pthread_mutex_unlock(&mtx);
+    ra__sched_wait_end(waiting);
     if (status != NULL) {
         *status = st;
     }

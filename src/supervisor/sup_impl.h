@@ -35,10 +35,18 @@ int ra__os_spawn(ra_runtime_t *rt, ra_pid_t owner, const char *const *argv,
 // ra__os_stop stops a process started by ra__os_spawn: SIGTERM, then waits
 // up to timeout_ms (negative: forever; 0: SIGKILL at once), then SIGKILL,
 // and waits until the watcher has reaped it.  No RA__TAG_OSEXIT is sent for
-// it.  Blocks the calling thread.  Returns 0 and the wait status in
+// it.  Blocks the calling thread (a scheduler thread hands its queue on
+// meanwhile).  Returns 0 and the wait status in
 // *status (may be NULL), or RA_ENOENT if the process is unknown (it has
 // already been reaped and its RA__TAG_OSEXIT message sent).
 int ra__os_stop(pid_t pid, int64_t timeout_ms, int *status);
+
+// ra__sched_wait_begin and ra__sched_wait_end (the actor runtime's)
+// bracket a wait that blocks this thread: on a scheduler thread the
+// actors queued on it move to other threads, and a spare thread starts
+// if fewer than the configured number would be left running.
+bool ra__sched_wait_begin(void);
+void ra__sched_wait_end(bool began);
 
 // ra__os_reason maps a wait status to an exit reason (RA_NORMAL,
 // RA_OS_EXIT(n), RA_OS_SIGNAL(n)).

@@ -2340,14 +2340,34 @@ START_TEST(test_sup_os_transient_clean_exit_not_restarted)
 }
 END_TEST
 
+// start_deaf starts a supervisor with one OS child "os" that ignores
+// SIGTERM, its shutdown shutdown_ms, and returns once the child's trap is
+// set.  sc holds the child's marker file; argv must outlive the child.
+static ra_pid_t
+start_deaf(ra_runtime_t *rt, scratch_t *sc, const char *argv[4],
+           int64_t shutdown_ms)
+{
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_child_spec_t s;
+    ra_pid_t sup;
+
+    scratch_new(sc);
+    snprintf(sc->script, sizeof sc->script,
+             "trap \"\" TERM; : > %s; while :; do sleep 0.1; done",
+             scratch_file(sc, "ready"));
+    s = os_spec("os", argv, sc->script, RA_PERMANENT);
+    s.shutdown_ms = shutdown_ms;
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    RA_CK_WAIT(access(sc->path, F_OK) == 0, WAIT_MS); // the trap is set
+    return sup;
+}
+
 START_TEST(test_sup_os_ignoring_sigterm_killed_at_timeout)
 {
     ra_runtime_t *rt = new_rt();
     ra_ctx_t *scope = ra_test_new_scope(rt);
-    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
     const char *argv[4];
     scratch_t sc;
-    ra_child_spec_t s;
     ra_child_info_t ci;
     ra_pid_t sup;
     uint64_t t0, took;
@@ -2357,14 +2377,7 @@ START_TEST(test_sup_os_ignoring_sigterm_killed_at_timeout)
         teardown(&rt, &scope, RA_PID_NIL);
         return;
     }
-    scratch_new(&sc);
-    snprintf(sc.script, sizeof sc.script,
-             "trap \"\" TERM; : > %s; while :; do sleep 0.1; done",
-             scratch_file(&sc, "ready"));
-    s = os_spec("os", argv, sc.script, RA_PERMANENT);
-    s.shutdown_ms = 300;
-    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
-    RA_CK_WAIT(access(sc.path, F_OK) == 0, WAIT_MS); // the trap is set
+    sup = start_deaf(rt, &sc, argv, 300);
     RA_CK_OK(find_child(scope, sup, "os", &ci));
     ospid = ci.ospid;
     ck_assert_int_gt(ospid, 0);
@@ -2377,6 +2390,74 @@ START_TEST(test_sup_os_ignoring_sigterm_killed_at_timeout)
     RA_CK_OK(find_child(scope, sup, "os", &ci));
     ck_assert_int_eq(ci.state, RA_CHILD_STOPPED);
     ck_assert_int_eq(ci.ospid, 0);
+    scratch_destroy(&sc);
+    teardown(&rt, &scope, sup);
+}
+END_TEST
+
+typedef struct stopper {
+    ra_runtime_t *rt;
+    ra_pid_t sup;
+    atomic_int rc;
+} stopper_t;
+
+// stopper_main terminates child "os" of st->sup from a scope of its own.
+static void *
+stopper_main(void *arg)
+{
+    stopper_t *st = arg;
+    ra_ctx_t *scope = NULL;
+    int rc = ra_scope_new(st->rt, &scope);
+
+    if (rc == 0) {
+        rc = ra_sup_terminate_child(scope, st->sup, "os", RA_PID_NIL);
+        ra_scope_destroy(&scope);
+    }
+    atomic_store(&st->rc, rc);
+    return NULL;
+}
+
+// One scheduler thread.  While a supervisor waits out an OS child's
+// shutdown (it ignores SIGTERM: 1.5 s, then SIGKILL), the thread's other
+// actors run on a spare thread: another supervisor answers at once
+// instead of after the stop.
+START_TEST(test_sup_os_stop_does_not_hold_up_other_actors)
+{
+    ra_runtime_opts_t opts = {.threads = 1};
+    ra_runtime_t *rt = NULL;
+    ra_ctx_t *scope;
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    const char *argv[4];
+    scratch_t sc;
+    ra_child_counts_t k;
+    ra_pid_t sup, other;
+    stopper_t st;
+    pthread_t th;
+    uint64_t t0, took;
+
+    rec_reset();
+    RA_CK_OK(ra_runtime_new(&rt, &opts));
+    scope = ra_test_new_scope(rt);
+    if (os_unsupported(rt, scope)) {
+        teardown(&rt, &scope, RA_PID_NIL);
+        return;
+    }
+    sup = start_deaf(rt, &sc, argv, 1500);
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, NULL, 0, &other));
+    st.rt = rt;
+    st.sup = sup;
+    atomic_store(&st.rc, 1);
+    ck_assert_int_eq(pthread_create(&th, NULL, stopper_main, &st), 0);
+    ra_test_sleep_ms(200); // the stop is under way
+    t0 = ra_test_now_ms();
+    RA_CK_OK(ra_sup_count_children(scope, other, &k));
+    took = ra_test_now_ms() - t0;
+    ck_assert_msg(took < 700, "the other supervisor answered after %" PRIu64
+                  " ms", took);
+    ck_assert_uint_eq(k.specs, 0);
+    pthread_join(th, NULL);
+    RA_CK_OK(atomic_load(&st.rc));
+    RA_CK_OK(ra_sup_stop(scope, other));
     scratch_destroy(&sc);
     teardown(&rt, &scope, sup);
 }
@@ -2800,6 +2881,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_sup_os_crash_restarts_with_new_ospid);
     tcase_add_test(tc, test_sup_os_transient_clean_exit_not_restarted);
     tcase_add_test(tc, test_sup_os_ignoring_sigterm_killed_at_timeout);
+    tcase_add_test(tc, test_sup_os_stop_does_not_hold_up_other_actors);
     tcase_add_test(tc, test_sup_os_missing_executable_fails_start);
     tcase_add_test(tc, test_sup_os_stop_leaves_no_zombie_or_fd);
     tcase_add_test(tc, test_sup_os_stale_exit_after_restart_ignored);
