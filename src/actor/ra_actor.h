@@ -55,7 +55,8 @@ typedef struct ra_ctx ra_ctx_t;
 
 // Runtime options; zero means the default.
 typedef struct ra_runtime_opts {
-    unsigned threads;     // scheduler threads (default: online CPUs)
+    unsigned threads;     // scheduler threads (default: online CPUs);
+                          // up to 32 spares may start while they wait
     unsigned quantum;     // messages per turn of an actor (default 64)
     uint32_t node;        // node number written into pids (default 0)
     uint32_t proc;        // process number written into pids (default 0)
@@ -81,7 +82,9 @@ int ra_runtime_new(ra_runtime_t **out, const ra_runtime_opts_t *opts);
 // afterwards.  Safe on NULL.
 void ra_runtime_destroy(ra_runtime_t **rt);
 
-// ra_runtime_threads returns the number of scheduler threads.
+// ra_runtime_threads returns the number of scheduler threads asked for
+// (opts.threads, or the default).  Spare threads, started while some of
+// these wait (see ra_call), are not counted.
 unsigned ra_runtime_threads(const ra_runtime_t *rt);
 
 // ra_runtime_actor_count returns the number of actors (and scopes) alive.
