@@ -157,10 +157,9 @@ struct ra__worker {
     // stack, below one run nested on top of them (RA__MAX_NEST at most);
     // a call to one of them could only be answered after we return.
     unsigned depth;
+    // The actor run on top of frames[depth - 1] ends its turn once that
+    // one's wait is over.
     ra__actor_t *frames[RA__MAX_NEST];
-    // The caller whose frame is below a callee run nested (ra_call hands
-    // the core to its callee): the callee's turn ends once it answered.
-    ra__actor_t *below;
     uint64_t rng;
     bool searching;
     // The last actor this worker sent to, with a reference held, so a

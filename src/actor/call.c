@@ -170,17 +170,15 @@ below_us(const ra__worker_t *w, const ra__actor_t *t)
 }
 
 // Runs callee t nested on worker w, on top of its caller a (ra_call hands
-// the core straight to its callee); t's turn ends once a has its answer.
+// the core straight to its callee); t's turn ends once a has its answer
+// (run_turn looks at w->frames).
 static void
 help_callee(ra__worker_t *w, ra__actor_t *a, ra__actor_t *t)
 {
-    ra__actor_t *below = w->below;
     w->next = NULL;
-    w->below = a;
     w->frames[w->depth++] = a;
     ra__run_actor(w, t);
     w->depth--;
-    w->below = below;
 }
 
 // Sleeps until the deadline dlp (NULL: none), at most slice_ms, or until a

@@ -361,6 +361,19 @@ ra__schedule(ra_runtime_t *rt, ra__actor_t *a)
     notify_one(rt);
 }
 
+// The next slot cannot be stolen: its actor goes to the injector, so that
+// another thread runs it while this one waits.  The ring can be stolen
+// from as it is; the caller wakes a thread to do so.
+static void
+hand_next_on(ra__worker_t *w)
+{
+    ra__actor_t *a = w->next;
+    w->next = NULL;
+    if (a != NULL) {
+        inject(w->rt, a);
+    }
+}
+
 void
 ra__sched_blocking(void)
 {
@@ -368,14 +381,7 @@ ra__sched_blocking(void)
     if (w == NULL) {
         return;
     }
-    // The next slot cannot be stolen: hand its actor to the injector, so
-    // that another thread runs it while this one waits.  The ring can be
-    // stolen from as it is; a thread is woken to do so.
-    ra__actor_t *a = w->next;
-    w->next = NULL;
-    if (a != NULL) {
-        inject(w->rt, a);
-    }
+    hand_next_on(w);
     notify_one(w->rt);
 }
 
@@ -472,10 +478,10 @@ run_turn(ra__worker_t *w, ra__actor_t *a)
             if (ra__dispatch(rt, a, self, e, sys)) {
                 return; // it ended; its slot may already be recycled
             }
-            if (w->below != NULL &&
-                atomic_load_explicit(&w->below->call_wait,
+            if (w->depth > 0 &&
+                atomic_load_explicit(&w->frames[w->depth - 1]->call_wait,
                                      memory_order_relaxed) == 0) {
-                goto drained; // the caller below has its answer: let it go
+                goto drained; // the one below has its answer: let it go
             }
         }
         // Out of quantum.  With nobody else waiting here, carry on: moving
@@ -546,14 +552,10 @@ ra__sched_block_enter(ra__worker_t *w)
         w->nblock++; // a wait inside a wait: counted already
         return true;
     }
-    // Nothing held here may wait with us: the next slot cannot be stolen,
-    // and the send cache pins an actor's slot.
+    // Nothing held here may wait with us: the next slot (hand_next_on) and
+    // the send cache, which pins an actor's slot.
     ra__send_cache_drop(w);
-    ra__actor_t *a = w->next;
-    w->next = NULL;
-    if (a != NULL) {
-        inject(rt, a);
-    }
+    hand_next_on(w);
     unsigned blocked = atomic_fetch_add(&rt->nblocked, 1) + 1;
     unsigned n = atomic_load(&rt->nthreads);
     if ((n > blocked && n - blocked >= rt->nworkers) || spare_start(rt)) {
