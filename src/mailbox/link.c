@@ -1737,6 +1737,18 @@ spin_next(unsigned spin, unsigned quiet, uint64_t slept_ns)
     return spin / 2;
 }
 
+// has_work: p has commands that this turn can act on.  Commands queued
+// for a peer whose connection is not up yet (its hello cannot go out) wait
+// for the connection, not for the I/O thread: counting them as work spun
+// the thread at full speed for as long as a connection took to come up
+// (thousands of turns in a worker that had just started).
+static bool
+has_work(ra__lpeer_t *p)
+{
+    return ra__mpsc_nonempty(&p->q) && !p->closing &&
+           !(p->dealer != NULL && !p->hello_sent);
+}
+
 static void *
 io_main(void *arg)
 {
@@ -1785,7 +1797,7 @@ io_main(void *arg)
                 owners[n] = p;
                 items[n++] = (zmq_pollitem_t){NULL, p->pidfd, ZMQ_POLLIN, 0};
             }
-            if (ra__mpsc_nonempty(&p->q) && !p->closing) {
+            if (has_work(p)) {
                 busy = true;
             }
             if (p->next_send != NULL || (p->dealer && !p->hello_sent)) {
@@ -1804,7 +1816,7 @@ io_main(void *arg)
             // Re-check after announcing sleep: a push after this wakes us.
             for (ra__lpeer_t *p = atomic_load(&l->peer_list);
                  p != NULL && !busy; p = p->next) {
-                if (ra__mpsc_nonempty(&p->q) && !p->closing) {
+                if (has_work(p)) {
                     busy = true;
                 }
             }

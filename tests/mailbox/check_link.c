@@ -930,17 +930,19 @@ START_TEST(test_idle_teardown_and_redial)
 }
 END_TEST
 
-// link_wakeups sums the voluntary context switches (each a sleep that
-// ended) of this process's link I/O threads.
-static long
-link_wakeups(void)
+// link_threads_sum adds up, over this process's link I/O threads, the
+// first number on the line of /proc/self/task/TID/<file> that starts with
+// key ("" for the file's first line).
+static long long
+link_threads_sum(const char *file, const char *key)
 {
     DIR *d = opendir("/proc/self/task");
     ck_assert_ptr_nonnull(d);
-    long sum = 0;
+    long long sum = 0;
+    size_t klen = strlen(key);
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        char path[300], comm[32] = "", line[128];
+        char path[300], comm[32] = "", line[256];
         snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
         FILE *f = fopen(path, "r");
         if (f == NULL) {
@@ -949,20 +951,37 @@ link_wakeups(void)
         bool link = fgets(comm, sizeof comm, f) != NULL &&
                     strncmp(comm, "rayo-link", 9) == 0;
         fclose(f);
-        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        snprintf(path, sizeof path, "/proc/self/task/%s/%s", e->d_name, file);
         if (!link || (f = fopen(path, "r")) == NULL) {
             continue;
         }
         while (fgets(line, sizeof line, f) != NULL) {
-            long v;
-            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1) {
+            long long v;
+            if (strncmp(line, key, klen) == 0 &&
+                sscanf(line + klen, "%lld", &v) == 1) {
                 sum += v;
+                break;
             }
         }
         fclose(f);
     }
     closedir(d);
     return sum;
+}
+
+// link_wakeups sums the voluntary context switches (each a sleep that
+// ended) of this process's link I/O threads.
+static long
+link_wakeups(void)
+{
+    return (long)link_threads_sum("status", "voluntary_ctxt_switches:");
+}
+
+// link_cpu_ms sums the CPU time this process's link I/O threads have used.
+static double
+link_cpu_ms(void)
+{
+    return (double)link_threads_sum("schedstat", "") / 1e6;
 }
 
 START_TEST(test_idle_link_sleeps)
@@ -999,6 +1018,48 @@ START_TEST(test_idle_link_sleeps)
     q = ra_test_new_i64(TAG_CALL, 8);
     RA_CK_OK(ra_call(me, echo, &q, WAIT_MS, &r));
     ck_assert_int_eq(ra_test_get_i64(r), 8);
+    ra_msg_unref(&r);
+    ra_scope_destroy(&me);
+    pair_stop(&a, &b);
+}
+END_TEST
+
+START_TEST(test_connecting_link_does_not_spin)
+{
+    // A message for a peer whose socket is not there yet waits in the
+    // link while ZeroMQ retries the connection.  The I/O thread once
+    // counted such a message as work in hand and looped at full speed the
+    // whole time (thousands of turns in every worker that had just started
+    // and the driver that dialled it): the wait must cost next to no CPU,
+    // and the message must arrive once the peer is up.
+    node_t a, b;
+    dir_setup();
+    node_start(&a, 1, NULL);
+    // b's runtime and actor exist, its link (and so its socket) not yet.
+    ra_runtime_opts_t ro = {.threads = 2, .node = 2, .proc = 1};
+    RA_CK_OK(ra_runtime_new(&b.rt, &ro));
+    b.id = 2;
+    ra_pid_t echo;
+    RA_CK_OK(ra_spawn(b.rt, &echo_beh, NULL, NULL, &echo));
+    char ep[400];
+    snprintf(ep, sizeof ep, "ipc://%s/node-2-proc-1", g_dir);
+    RA_CK_OK(ra_link_route(a.l, 2, 1, ep));
+    ra_ctx_t *me = ra_test_new_scope(a.rt);
+    ra_msg_t *m = ra_test_new_i64(TAG_ECHO, 42);
+    RA_CK_OK(ra_send(me, echo, &m));
+    ra_test_sleep_ms(100); // the dial is under way
+    double before = link_cpu_ms();
+    ra_test_sleep_ms(1000);
+    double used = link_cpu_ms() - before;
+    ck_assert_msg(used < 150.0, "the link thread used %.0f ms of CPU in 1 s "
+                  "waiting for a connection", used);
+    // The peer comes up: the message goes out and its answer comes back.
+    ra_link_opts_t lo = {.ipc_dir = g_dir};
+    RA_CK_OK(ra_link_start(b.rt, &lo, &b.l));
+    ck_assert_str_eq(ra_link_endpoint(b.l), ep);
+    route(&b, &a);
+    ra_msg_t *r = recv_tag(me, TAG_REPLY, WAIT_MS);
+    ck_assert_int_eq(ra_test_get_i64(r), 42);
     ra_msg_unref(&r);
     ra_scope_destroy(&me);
     pair_stop(&a, &b);
@@ -1399,6 +1460,7 @@ link_suite(void)
     tcase_add_test(tc, test_backpressure_block);
     tcase_add_test(tc, test_idle_teardown_and_redial);
     tcase_add_test(tc, test_idle_link_sleeps);
+    tcase_add_test(tc, test_connecting_link_does_not_spin);
     tcase_add_test(tc, test_peer_restart);
     tcase_add_test(tc, test_own_pause_is_not_peer_silence);
     tcase_add_test(tc, test_local_peer_exit_and_hang);
