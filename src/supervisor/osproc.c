@@ -23,6 +23,18 @@
 // closed and reused under it.  Signals are sent with the mutex held and
 // only to entries not yet reaped: a reaped pid may already belong to a new
 // process.
+//
+// Fork servers (ra_child_spec_t fork_server; the server's side is
+// forksrv.c): one per argv and envp, itself an entry here that nobody is
+// told about.  Its children are entries with srv set: not our children,
+// so the watcher does not wait for them but reads their exits from the
+// server's report socket, and signals them through the pidfd the server
+// passed (the server reaps them, so their pid may be reused once the
+// report is out).  A spawner holds the mutex from its request to the
+// child's entry, so a report never comes before the entry it is for.
+// When the server dies its children die too (PR_SET_PDEATHSIG): the
+// watcher reports each as killed.  Only the watcher closes a server's
+// sockets; a spawner that finds a server broken marks it and kills it.
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -30,9 +42,11 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,9 +58,13 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434 // the same number on every architecture
 #endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 #define TICK_MS 10    // checking processes that have no pidfd
 #define RETRY_MS 100  // retrying after running out of memory
+#define SERVE_WAIT_MS 2000 // most a spawner waits for a ready server's fork
 
 extern char **environ;
 
@@ -56,6 +74,21 @@ typedef enum osstate {
     OS_SENDING = 2, // the watcher is telling the owner, outside the mutex
     OS_REAPED = 3   // reaped while being stopped; the stoppers free it
 } osstate_t;
+
+// A fork server, under mtx.  Freed once its sockets are closed, its own
+// process reaped and no entry points at it.
+typedef struct fsrv {
+    struct fsrv *next;
+    char **argv;       // what it runs: the key, with envp
+    char **envp;       // NULL: it inherited the environment
+    pid_t pid;
+    int ctl, ev;       // our ends of its sockets; -1 once closed
+    bool ready;        // it has said so: it serves requests
+    bool broken;       // no more requests: it is dying
+    bool refused;      // the program cannot serve: never start it again
+    bool proc;         // its own entry is not freed yet
+    unsigned users;    // entries of its children
+} fsrv_t;
 
 typedef struct osent {
     struct osent *next;
@@ -67,6 +100,8 @@ typedef struct osent {
     ra_runtime_t *rt;
     ra_pid_t owner;
     uint64_t token;
+    fsrv_t *srv;    // forked by this server (not our child)
+    fsrv_t *serves; // this entry is that server's own process
 } osent_t;
 
 // Global: the entries, the eventfd and the watcher's start-up state, all
@@ -81,6 +116,7 @@ static pthread_cond_t cond;
 static bool started;
 static int evfd = -1;
 static osent_t *ents;
+static fsrv_t *servers;
 
 static osent_t *
 find(pid_t pid)
@@ -94,11 +130,47 @@ find(pid_t pid)
 }
 
 static void
+free_strv(char **v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+// server_put frees s once nothing needs it; the mutex is held.  A server
+// that refused stays, so that its program is not started again.
+static void
+server_put(fsrv_t *s)
+{
+    if (s->ctl >= 0 || s->ev >= 0 || s->proc || s->users > 0 || s->refused) {
+        return;
+    }
+    for (fsrv_t **pp = &servers; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    free_strv(s->argv);
+    free_strv(s->envp);
+    free(s);
+}
+
+static void
 unlink_free(osent_t *dead)
 {
     for (osent_t **pp = &ents; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == dead) {
             *pp = dead->next;
+            if (dead->srv != NULL) {
+                dead->srv->users--;
+                server_put(dead->srv);
+            }
+            if (dead->serves != NULL) {
+                dead->serves->proc = false;
+                server_put(dead->serves);
+            }
             free(dead);
             return;
         }
@@ -112,6 +184,22 @@ wake_watcher(void)
     // A full counter (2^64 - 2 pending wake-ups) fails with EAGAIN, and
     // the watcher is then due to wake anyway.
     while (write(evfd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+// ended records status as e's end; the mutex is held.  e's pidfd is
+// closed (only the watcher calls this).
+static void
+ended(osent_t *e, int status)
+{
+    if (e->pidfd >= 0) {
+        close(e->pidfd);
+        e->pidfd = -1;
+    }
+    e->status = status;
+    e->state = e->stoppers > 0 ? OS_REAPED : OS_EXITED;
+    if (e->stoppers > 0) {
+        pthread_cond_broadcast(&cond);
     }
 }
 
@@ -135,15 +223,7 @@ reap(osent_t *e)
                     (long)e->pid, ra_err_name(-errno));
         status = W_EXITCODE(255, 0);
     }
-    if (e->pidfd >= 0) {
-        close(e->pidfd);
-        e->pidfd = -1;
-    }
-    e->status = status;
-    e->state = e->stoppers > 0 ? OS_REAPED : OS_EXITED;
-    if (e->stoppers > 0) {
-        pthread_cond_broadcast(&cond);
-    }
+    ended(e, status);
     return true;
 }
 
@@ -192,6 +272,11 @@ send_exits(void)
         if (e == NULL) {
             break;
         }
+        if (e->serves != NULL) {
+            // A fork server's own end: its sockets tell the rest.
+            unlink_free(e);
+            continue;
+        }
         e->state = OS_SENDING;
         pthread_mutex_unlock(&mtx);
         bool sent = tell_owner(e);
@@ -211,9 +296,78 @@ send_exits(void)
 }
 
 // Global: the watcher's poll buffer, only touched by the watcher thread.
+// A slot holds an entry's pidfd (ppids) or a fork server's report socket
+// (psrvs).
 static struct pollfd *pfds;
 static pid_t *ppids;
+static fsrv_t **psrvs;
 static size_t pcap;
+
+// server_lost closes s's sockets (it died, or refused, or a spawner found
+// it broken): its children die with it (PR_SET_PDEATHSIG), and each is
+// killed here too, in case it has not set that yet, and reported as
+// killed.  The mutex is held; only the watcher calls this.
+static void
+server_lost(fsrv_t *s)
+{
+    if (s->ctl >= 0) {
+        close(s->ctl);
+        s->ctl = -1;
+    }
+    if (s->ev >= 0) {
+        close(s->ev);
+        s->ev = -1;
+    }
+    s->broken = true;
+    for (osent_t *e = ents; e != NULL; e = e->next) {
+        if (e->srv == s && e->state == OS_RUNNING) {
+            if (e->pidfd >= 0) {
+                (void)syscall(SYS_pidfd_send_signal, e->pidfd, SIGKILL, NULL,
+                              0);
+            }
+            ended(e, SIGKILL);
+        }
+    }
+    server_put(s);
+}
+
+// server_reports reads what s reports: its children's exits; the mutex is
+// held.
+static void
+server_reports(fsrv_t *s)
+{
+    for (;;) {
+        ra__fs_exit_t ex;
+        ssize_t n = recv(s->ev, &ex, sizeof ex, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        if (n != (ssize_t)sizeof ex) {
+            server_lost(s); // end of file: the server is gone
+            return;
+        }
+        if (ex.pid == 0) { // its greeting: ready, or refusing
+            s->ready = ex.status == 0;
+            if (ex.status != 0 && !s->refused) {
+                s->refused = true;
+                ra_log_warn("supervisor", "%s had other threads when it "
+                            "reached ra_fork_server_main, so it cannot fork "
+                            "children: they are executed afresh",
+                            s->argv[0]);
+            }
+            continue;
+        }
+        for (osent_t *e = ents; e != NULL; e = e->next) {
+            if (e->srv == s && e->pid == ex.pid && e->state == OS_RUNNING) {
+                ended(e, ex.status);
+                break;
+            }
+        }
+    }
+}
 
 // fill_pollset puts the eventfd and every running entry's pidfd into the
 // poll buffer and returns how many.  Returns in *timeout how long poll may
@@ -227,8 +381,13 @@ fill_pollset(int *timeout)
 
     pthread_mutex_lock(&mtx);
     for (osent_t *e = ents; e != NULL; e = e->next) {
-        want += e->state == OS_RUNNING && e->pidfd >= 0;
-        tick = tick || (e->state == OS_RUNNING && e->pidfd < 0);
+        // A fork server's child is heard of through its server.
+        bool own = e->state == OS_RUNNING && e->srv == NULL;
+        want += own && e->pidfd >= 0;
+        tick = tick || (own && e->pidfd < 0);
+    }
+    for (fsrv_t *s = servers; s != NULL; s = s->next) {
+        want += s->ev >= 0;
     }
     if (want > pcap) {
         size_t cap = want + want / 2 + 8;
@@ -238,7 +397,11 @@ fill_pollset(int *timeout)
             pid_t *q = realloc(ppids, cap * sizeof *q);
             if (q != NULL) {
                 ppids = q;
-                pcap = cap;
+                fsrv_t **r = realloc(psrvs, cap * sizeof *r);
+                if (r != NULL) {
+                    psrvs = r;
+                    pcap = cap;
+                }
             }
         }
     }
@@ -248,15 +411,36 @@ fill_pollset(int *timeout)
         return 0; // not even room for the eventfd: sleep and try again
     }
     pfds[0] = (struct pollfd){.fd = evfd, .events = POLLIN};
+    for (fsrv_t *s = servers; s != NULL && n < pcap; s = s->next) {
+        if (s->ev >= 0) {
+            pfds[n] = (struct pollfd){.fd = s->ev, .events = POLLIN};
+            ppids[n] = 0;
+            psrvs[n] = s;
+            n++;
+        }
+    }
     for (osent_t *e = ents; e != NULL && n < pcap; e = e->next) {
-        if (e->state == OS_RUNNING && e->pidfd >= 0) {
+        if (e->state == OS_RUNNING && e->srv == NULL && e->pidfd >= 0) {
             pfds[n] = (struct pollfd){.fd = e->pidfd, .events = POLLIN};
             ppids[n] = e->pid;
+            psrvs[n] = NULL;
             n++;
         }
     }
     pthread_mutex_unlock(&mtx);
     return n;
+}
+
+// find_own finds the entry of our own child pid.
+static osent_t *
+find_own(pid_t pid)
+{
+    for (osent_t *e = ents; e != NULL; e = e->next) {
+        if (e->pid == pid && e->srv == NULL) {
+            return e;
+        }
+    }
+    return NULL;
 }
 
 static void *
@@ -280,7 +464,14 @@ watcher(void *arg)
             if (pfds[i].revents == 0) {
                 continue;
             }
-            osent_t *e = find(ppids[i]);
+            if (psrvs[i] != NULL) {
+                // Servers are freed only here (server_lost, or the entry
+                // of its process in send_exits, this thread too), so it is
+                // still there.
+                server_reports(psrvs[i]);
+                continue;
+            }
+            osent_t *e = find_own(ppids[i]);
             // Only this thread moves an entry out of RUNNING, so it is
             // still there; the check is for peace of mind.
             if (e != NULL && e->state == OS_RUNNING) {
@@ -288,8 +479,15 @@ watcher(void *arg)
             }
         }
         for (osent_t *e = ents; e != NULL; e = e->next) {
-            if (e->state == OS_RUNNING && e->pidfd < 0) {
+            if (e->state == OS_RUNNING && e->srv == NULL && e->pidfd < 0) {
                 reap(e); // false (still running) is the common case
+            }
+        }
+        // A server a spawner found broken: the watcher closes it.
+        for (fsrv_t *s = servers, *next; s != NULL; s = next) {
+            next = s->next;
+            if (s->broken && s->ev >= 0) {
+                server_lost(s);
             }
         }
         pthread_mutex_unlock(&mtx);
@@ -348,9 +546,12 @@ start_watcher(void)
 }
 
 // spawn_child runs posix_spawn with the attributes described in
-// sup_impl.h.  Returns 0 or -errno.
+// sup_impl.h; ctl and ev (-1: none) become the child's descriptors
+// RA__FS_CTL and RA__FS_EV (they must be above both).  Returns 0 or
+// -errno.
 static int
-spawn_child(const char *const *argv, const char *const *envp, pid_t *pid)
+spawn_child(const char *const *argv, const char *const *envp, int ctl,
+            int ev, pid_t *pid)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t sa;
@@ -373,7 +574,13 @@ spawn_child(const char *const *argv, const char *const *envp, pid_t *pid)
     sigdelset(&all, SIGSTOP);
     // Closing first leaves the child room to open /dev/null even when the
     // parent is at its descriptor limit.
-    if ((rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) != 0 ||
+    if (ctl >= 0 &&
+        ((rc = posix_spawn_file_actions_adddup2(&fa, ctl, RA__FS_CTL)) != 0 ||
+         (rc = posix_spawn_file_actions_adddup2(&fa, ev, RA__FS_EV)) != 0)) {
+        goto done;
+    }
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(
+             &fa, ctl >= 0 ? RA__FS_EV + 1 : 3)) != 0 ||
         (rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY,
                                                0)) != 0 ||
         (rc = posix_spawnattr_setflags(
@@ -392,9 +599,247 @@ done:
     return -rc;
 }
 
+static char **
+copy_strv(const char *const *v, const char *extra)
+{
+    size_t n = 0;
+    while (v[n] != NULL) {
+        n++;
+    }
+    char **c = calloc(n + 2, sizeof *c);
+    if (c == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i <= n; i++) {
+        const char *src = i < n ? v[i] : extra;
+        if (src == NULL) {
+            break;
+        }
+        if ((c[i] = strdup(src)) == NULL) {
+            free_strv(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+static bool
+same_strv(char *const *a, const char *const *b)
+{
+    if (a == NULL || b == NULL) {
+        return a == NULL && b == NULL;
+    }
+    size_t i = 0;
+    for (; a[i] != NULL && b[i] != NULL; i++) {
+        if (strcmp(a[i], b[i]) != 0) {
+            return false;
+        }
+    }
+    return a[i] == NULL && b[i] == NULL;
+}
+
+// high_fd moves *fd above the descriptors a server's sockets take in it.
+static int
+high_fd(int *fd)
+{
+    int h = fcntl(*fd, F_DUPFD_CLOEXEC, RA__FS_EV + 1);
+    if (h < 0) {
+        return -errno;
+    }
+    close(*fd);
+    *fd = h;
+    return 0;
+}
+
+// server_start starts a fork server for argv and envp and makes its entry
+// (owner rt); the mutex is held.  Returns it, or NULL.
+static fsrv_t *
+server_start(ra_runtime_t *rt, const char *const *argv,
+             const char *const *envp)
+{
+    int c[2] = {-1, -1}, v[2] = {-1, -1};
+    fsrv_t *s = calloc(1, sizeof *s);
+    osent_t *e = calloc(1, sizeof *e);
+    char mark[64];
+    snprintf(mark, sizeof mark, "RAYO_FORK_SERVER=%ld", (long)getpid());
+    char **env = copy_strv(envp != NULL ? envp : (const char *const *)environ,
+                           mark);
+    int rc = RA_ENOMEM;
+    if (s == NULL || e == NULL || env == NULL ||
+        (s->argv = copy_strv(argv, NULL)) == NULL ||
+        (envp != NULL && (s->envp = copy_strv(envp, NULL)) == NULL)) {
+        goto fail;
+    }
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, c) != 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, v) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if ((rc = high_fd(&c[1])) != 0 || (rc = high_fd(&v[1])) != 0) {
+        goto fail;
+    }
+    pid_t pid;
+    if ((rc = spawn_child(argv, (const char *const *)env, c[1], v[1], &pid)) !=
+        0) {
+        goto fail;
+    }
+    close(c[1]);
+    close(v[1]);
+    free_strv(env);
+    s->pid = pid;
+    s->ctl = c[0];
+    s->ev = v[0];
+    s->proc = true;
+    *e = (osent_t){.pid = pid, .pidfd = (int)syscall(SYS_pidfd_open, pid, 0),
+                   .state = OS_RUNNING, .rt = rt, .serves = s};
+    e->next = ents;
+    ents = e;
+    s->next = servers;
+    servers = s;
+    wake_watcher(); // its pidfd and report socket join the poll set
+    return s;
+fail:
+    ra_log_warn("supervisor", "cannot start a fork server for %s (%s): its "
+                "children are executed afresh", argv[0], ra_err_name(rc));
+    for (int i = 0; i < 2; i++) {
+        if (c[i] >= 0) {
+            close(c[i]);
+        }
+        if (v[i] >= 0) {
+            close(v[i]);
+        }
+    }
+    free_strv(env);
+    if (s != NULL) {
+        free_strv(s->argv);
+        free_strv(s->envp);
+    }
+    free(s);
+    free(e);
+    return NULL;
+}
+
+// server_break gives up on s: no more requests, its process killed (the
+// watcher then closes its sockets and reports its children as killed).
+// The mutex is held.
+static void
+server_break(fsrv_t *s)
+{
+    s->broken = true;
+    for (osent_t *e = ents; e != NULL; e = e->next) {
+        if (e->serves == s && e->state == OS_RUNNING) {
+            kill(e->pid, SIGKILL); // not reaped: still our child's pid
+        }
+    }
+    wake_watcher();
+}
+
+// server_fork asks the ready server s for a child; the mutex is held (a
+// report of the child's end waits for its entry).  Returns 0 with *pid
+// and *pidfd (-1 if the server has none), or an error (s is then broken).
+static int
+server_fork(fsrv_t *s, pid_t *pid, int *pidfd)
+{
+    ra__fs_reply_t r;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    struct iovec iov = {.iov_base = &r, .iov_len = sizeof r};
+    struct msghdr mh;
+    ssize_t n;
+    int rc = RA_ECLOSED;
+    *pidfd = -1;
+    do {
+        n = send(s->ctl, "F", 1, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    struct pollfd p = {.fd = s->ctl, .events = POLLIN};
+    int k;
+    do {
+        k = n == 1 ? poll(&p, 1, SERVE_WAIT_MS) : -1;
+    } while (k < 0 && n == 1 && errno == EINTR);
+    if (k <= 0) {
+        goto broken; // dead, or hung
+    }
+    memset(&mh, 0, sizeof mh);
+    memset(&u, 0, sizeof u);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = u.buf;
+    mh.msg_controllen = sizeof u.buf;
+    do {
+        n = recvmsg(s->ctl, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof r) {
+        goto broken;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
+         c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len == CMSG_LEN(sizeof(int))) {
+            memcpy(pidfd, CMSG_DATA(c), sizeof(int));
+        }
+    }
+    if (r.pid > 0) {
+        *pid = (pid_t)r.pid;
+        return 0;
+    }
+    if (*pidfd >= 0) {
+        close(*pidfd);
+        *pidfd = -1;
+    }
+    rc = r.err > 0 ? -r.err : RA_EINVAL;
+    ra_log_warn("supervisor", "the fork server of %s could not fork: %s",
+                s->argv[0], ra_err_name(rc));
+    if (r.err == EAGAIN || r.err == ENOMEM) {
+        return rc; // the machine's limits: executing it may fail too
+    }
+broken:
+    ra_log_debug("supervisor", "the fork server of %s does not serve: "
+                 "starting another", s->argv[0]);
+    server_break(s);
+    return rc;
+}
+
+// spawn_forked makes a child of argv and envp through their fork server;
+// the mutex is held.  Returns 0 with *srv, *pid and *pidfd, or an error:
+// the caller then executes the child itself.  With no server yet, one is
+// started and this child is executed: the server serves once it has
+// greeted (it first runs the program up to ra_fork_server_main).
+static int
+spawn_forked(ra_runtime_t *rt, const char *const *argv,
+             const char *const *envp, fsrv_t **srv, pid_t *pid, int *pidfd)
+{
+    fsrv_t *s = NULL;
+    for (fsrv_t *r = servers; r != NULL; r = r->next) {
+        if (!same_strv(r->argv, argv) || !same_strv(r->envp, envp)) {
+            continue;
+        }
+        if (r->refused) {
+            return RA_ENOTSUP;
+        }
+        if (!r->broken) {
+            s = r;
+        }
+    }
+    if (s == NULL) {
+        (void)server_start(rt, argv, envp);
+        return RA_EAGAIN;
+    }
+    if (!s->ready) {
+        return RA_EAGAIN;
+    }
+    int rc = server_fork(s, pid, pidfd);
+    if (rc == 0) {
+        *srv = s;
+    }
+    return rc;
+}
+
 int
 ra__os_spawn(ra_runtime_t *rt, ra_pid_t owner, const char *const *argv,
-             const char *const *envp, uint64_t token, pid_t *out)
+             const char *const *envp, bool fork_server, uint64_t token,
+             pid_t *out)
 {
     osent_t *e = NULL;
     pid_t pid = -1;
@@ -421,7 +866,23 @@ ra__os_spawn(ra_runtime_t *rt, ra_pid_t owner, const char *const *argv,
         rc = -errno;
         goto fail;
     }
-    if ((rc = spawn_child(argv, envp, &pid)) != 0) {
+    if (fork_server) {
+        fsrv_t *srv = NULL;
+        pthread_mutex_lock(&mtx);
+        if (spawn_forked(rt, argv, envp, &srv, &pid, &pidfd) == 0) {
+            *e = (osent_t){.pid = pid, .pidfd = pidfd, .state = OS_RUNNING,
+                           .rt = rt, .owner = owner, .token = token,
+                           .srv = srv};
+            srv->users++;
+            e->next = ents;
+            ents = e;
+            pthread_mutex_unlock(&mtx);
+            *out = pid;
+            return 0;
+        }
+        pthread_mutex_unlock(&mtx);
+    }
+    if ((rc = spawn_child(argv, envp, -1, -1, &pid)) != 0) {
         goto fail;
     }
     // The child may already have ended: a pidfd for a zombie is fine and
@@ -461,13 +922,25 @@ deadline_after(struct timespec *ts, int64_t ms)
 // signal_entry signals e unless it has been reaped (then its pid may be
 // another process's); the mutex is held.
 static void
+send_signal(const osent_t *e, int sig)
+{
+    // A fork server's child is reaped by the server: its pid may be
+    // another process's before its report is read, its pidfd never is.
+    if (e->srv != NULL && e->pidfd >= 0) {
+        (void)syscall(SYS_pidfd_send_signal, e->pidfd, sig, NULL, 0);
+    } else {
+        kill(e->pid, sig);
+    }
+}
+
+static void
 signal_entry(const osent_t *e, int sig)
 {
     if (e->state == OS_RUNNING) {
-        kill(e->pid, sig);
+        send_signal(e, sig);
         if (sig == SIGTERM) {
             // A stopped process would hold SIGTERM until continued.
-            kill(e->pid, SIGCONT);
+            send_signal(e, SIGCONT);
         }
     }
 }

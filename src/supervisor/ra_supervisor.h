@@ -122,6 +122,21 @@ typedef int (*ra_child_start_fn)(ra_ctx_t *sup, void *arg, void *extra,
 // argv (an OS process: argv[0] is the executable's path, envp NULL
 // inherits the environment).  Strings are copied; arg, start_arg and beh
 // must outlive the supervisor.
+//
+// fork_server (OS processes only) starts the process through a fork
+// server: the first such child of a given argv and envp starts one more
+// copy of the program, with RAYO_FORK_SERVER in its environment, and that
+// copy, once it reaches ra_fork_server_main, forks this child and every
+// later one of the same argv and envp.  A child so made skips the exec and
+// the dynamic linking (a few milliseconds on a small machine) and is not
+// this process's own child: the server reports its exit, and stopping it
+// works as for any OS child.  The program must call ra_fork_server_main
+// before it starts threads; a program that does not call it at all runs as
+// the first child instead, and a program that has other threads by then is
+// refused.  Where no server can serve, the child is executed as without
+// the flag.  The server exits a minute after its last child, and when the
+// supervisor's process or runtime ends; its children die with it, and are
+// then reported as killed (RA_OS_SIGNAL(SIGKILL)).
 typedef struct ra_child_spec {
     const char *id;               // unique within the supervisor
     const ra_behaviour_t *beh;
@@ -134,7 +149,16 @@ typedef struct ra_child_spec {
     int64_t shutdown_ms;          // see RA_SHUTDOWN_*
     ra_child_type_t type;         // default RA_WORKER
     bool significant;             // for auto-shutdown; not with permanent
+    bool fork_server;             // forked by a fork server (see above)
 } ra_child_spec_t;
+
+// ra_fork_server_main returns 0 at once in an ordinary process.  In a copy
+// of the program started as a fork server (see ra_child_spec_t
+// fork_server) it serves: it returns 1 in each child it forks, which then
+// goes on as that child, and never returns in the server itself.  Call it
+// first in main, before any thread starts.  (ra_worker_main and ra_init
+// call it for the cluster's worker processes.)
+int ra_fork_server_main(void);
 
 // Supervisor flags.  A zeroed struct is ONE_FOR_ONE, 1 restart in 5 s,
 // never auto-shutdown, no backoff, no events.

@@ -2,6 +2,7 @@
 #ifndef RA_SUP_IMPL_H
 #define RA_SUP_IMPL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -27,10 +28,29 @@ typedef struct ra__osexit {
 // posix_spawn: stdin from /dev/null, stdout and stderr inherited, every
 // other descriptor closed, default signal mask and dispositions.  The
 // watcher reaps it and sends owner (in rt) an RA__TAG_OSEXIT message with
-// token, unless ra__os_stop is stopping it.  Returns 0 and *out, -errno
-// (ENOENT for a missing executable) or RA_ENOMEM.
+// token, unless ra__os_stop is stopping it.  With fork_server the process
+// is forked by the fork server of argv and envp instead, started first if
+// there is none (see ra_fork_server_main); where no server can serve,
+// posix_spawn it is.  Returns 0 and *out, -errno (ENOENT for a missing
+// executable) or RA_ENOMEM.
 int ra__os_spawn(ra_runtime_t *rt, ra_pid_t owner, const char *const *argv,
-                 const char *const *envp, uint64_t token, pid_t *out);
+                 const char *const *envp, bool fork_server, uint64_t token,
+                 pid_t *out);
+
+// The fork server's sockets (descriptors in the server) and messages.
+#define RA__FS_CTL 3 // requests: one byte; answers: ra__fs_reply_t
+#define RA__FS_EV 4  // exit reports: ra__fs_exit_t
+#define RA__FS_NAME "rayo-forksrv" // the server's process name (comm)
+
+typedef struct ra__fs_reply {
+    int32_t pid; // the child, or -1
+    int32_t err; // errno value when pid is -1 (ENOTSUP: refused)
+} ra__fs_reply_t;
+
+typedef struct ra__fs_exit {
+    int32_t pid;
+    int32_t status; // as from waitpid
+} ra__fs_exit_t;
 
 // ra__os_stop stops a process started by ra__os_spawn: SIGTERM, then waits
 // up to timeout_ms (negative: forever; 0: SIGKILL at once), then SIGKILL,

@@ -136,6 +136,8 @@ spec_problem(const ra_child_spec_t *s, const char **whyp)
         why = "id longer than 255 bytes";
     } else if (ways != 1) {
         why = "exactly one of beh, start and argv must be set";
+    } else if (s->fork_server && s->argv == NULL) {
+        why = "fork_server without argv";
     } else if (s->beh != NULL && s->beh->handle == NULL) {
         why = "behaviour without a handle callback";
     } else if (s->argv != NULL && (s->argv[0] == NULL || s->argv[0][0] == '\0')) {
@@ -481,7 +483,8 @@ start_child(ra_ctx_t *ctx, sup_t *s, child_t *c, uint64_t *info)
     if (c->spec.argv != NULL) {
         pid_t ospid = 0;
         rc = ra__os_spawn(ra_ctx_runtime(ctx), ra_self(ctx),
-                          c->spec.argv, c->spec.envp, c->token, &ospid);
+                          c->spec.argv, c->spec.envp, c->spec.fork_server,
+                          c->token, &ospid);
         if (rc == 0) {
             c->ospid = ospid;
         }

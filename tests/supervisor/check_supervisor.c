@@ -2254,6 +2254,204 @@ os_unsupported(ra_runtime_t *rt, ra_ctx_t *scope)
     return false;
 }
 
+// ---- children forked by a fork server ----------------------------------
+
+// A child of test_sup_os_fork_server_children: this program again, told so
+// by FS_TEST_DIR, executed or forked by its fork server.  It marks itself
+// ready (DIR/ready-PID), exits 7 on SIGUSR1 and otherwise waits.
+static void
+on_usr1(int sig)
+{
+    (void)sig;
+    _exit(7);
+}
+
+static int
+fs_child_main(const char *dir)
+{
+    char path[300];
+    signal(SIGUSR1, on_usr1);
+    snprintf(path, sizeof path, "%s/ready-%d", dir, (int)getpid());
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        return 2;
+    }
+    fclose(f);
+    for (;;) {
+        pause();
+    }
+}
+
+// parent_of returns pid's parent process, or -1 once it is gone.
+static pid_t
+parent_of(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    int ppid;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    p = fgets(buf, sizeof buf, f);
+    fclose(f);
+    return p != NULL && (p = strrchr(buf, ')')) != NULL &&
+                   sscanf(p + 1, " %*c %d", &ppid) == 1
+               ? (pid_t)ppid
+               : -1;
+}
+
+// fs_running waits until child id of sup runs a process other than not
+// (0: any) that has marked itself ready, and returns its OS pid.
+static pid_t
+fs_running(ra_ctx_t *scope, ra_pid_t sup, const char *id, const char *dir,
+           int64_t not)
+{
+    uint64_t deadline = ra_test_now_ms() + WAIT_MS;
+    ra_child_info_t ci;
+    char path[300];
+    for (;;) {
+        if (find_child(scope, sup, id, &ci) == 0 &&
+            ci.state == RA_CHILD_RUNNING && ci.ospid > 0 && ci.ospid != not) {
+            snprintf(path, sizeof path, "%s/ready-%lld", dir,
+                     (long long)ci.ospid);
+            if (access(path, F_OK) == 0) {
+                return (pid_t)ci.ospid;
+            }
+        }
+        ck_assert_msg(ra_test_now_ms() < deadline, "child %s not running",
+                      id);
+        ra_test_sleep_ms(2);
+    }
+}
+
+// fs_event waits for the next event named what about child id, skipping
+// the others (at most 64).
+static ev_t
+fs_event(ra_ctx_t *scope, const char *what, const char *id)
+{
+    ev_t ev;
+    for (int i = 0; i < 64; i++) {
+        RA_CK_OK(recv_event(scope, WAIT_MS, &ev));
+        if (strcmp(ev.event, what) == 0 && strcmp(ev.id, id) == 0) {
+            return ev;
+        }
+    }
+    ck_abort_msg("no \"%s\" event of %s among the next 64", what, id);
+    return ev;
+}
+
+START_TEST(test_sup_os_fork_server_children)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = ra_test_new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    scratch_t sc;
+    ra_pid_t sup, nil;
+    ev_t ev;
+
+    if (os_unsupported(rt, scope)) {
+        teardown(&rt, &scope, RA_PID_NIL);
+        return;
+    }
+    scratch_new(&sc);
+    char *exe = realpath("/proc/self/exe", NULL);
+    ck_assert_ptr_nonnull(exe);
+    const char *argv[] = {exe, NULL};
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n] != NULL) {
+        n++;
+    }
+    const char **envp = calloc(n + 2, sizeof *envp);
+    ck_assert_ptr_nonnull(envp);
+    memcpy(envp, environ, n * sizeof *envp);
+    char mark[128];
+    snprintf(mark, sizeof mark, "FS_TEST_DIR=%s", sc.dir);
+    envp[n] = mark;
+    ra_child_spec_t s = {.id = "first", .argv = argv, .envp = envp,
+                         .restart = RA_PERMANENT, .fork_server = true};
+    f.events = ra_self(scope);
+    // The first child starts the server and is executed meanwhile.
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    pid_t first = fs_running(scope, sup, "first", sc.dir, 0);
+    ck_assert_int_eq(parent_of(first), getpid());
+    // Once the server has greeted, children are forked by it: one of this
+    // program's processes, ours, and the parent of every later child.
+    pid_t server = -1, b = -1;
+    char bid[16] = "";
+    uint64_t deadline = ra_test_now_ms() + WAIT_MS;
+    for (int i = 0; server < 0; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "try%d", i);
+        s.id = id;
+        s.restart = RA_TEMPORARY;
+        RA_CK_OK(ra_sup_start_child(scope, sup, &s, NULL, &nil));
+        pid_t p = fs_running(scope, sup, id, sc.dir, 0);
+        if (parent_of(p) != getpid()) {
+            server = parent_of(p);
+            b = p;
+            memcpy(bid, id, sizeof bid);
+        } else {
+            ck_assert_msg(ra_test_now_ms() < deadline, "no child was "
+                          "forked by a fork server in %d ms", WAIT_MS);
+            RA_CK_OK(ra_sup_terminate_child(scope, sup, id, RA_PID_NIL));
+            ra_test_sleep_ms(20);
+        }
+    }
+    ck_assert_int_eq(parent_of(server), getpid());
+    char sexe[300], me[300];
+    snprintf(sexe, sizeof sexe, "/proc/%d/exe", (int)server);
+    ssize_t k = readlink(sexe, me, sizeof me - 1);
+    ck_assert_int_gt(k, 0);
+    me[k] = '\0';
+    ck_assert_str_eq(me, exe);
+    // A second child shares the server.
+    s.id = "c";
+    s.restart = RA_PERMANENT;
+    RA_CK_OK(ra_sup_start_child(scope, sup, &s, NULL, &nil));
+    pid_t c = fs_running(scope, sup, "c", sc.dir, 0);
+    ck_assert_int_eq(parent_of(c), server);
+    // Exits reach the supervisor through the server, as they happened: an
+    // exit status ...
+    ck_assert_int_eq(kill(c, SIGUSR1), 0);
+    ev = fs_event(scope, "exited", "c");
+    ck_assert_int_eq(ev.ospid, c);
+    RA_CK_REASON_EQ(ev.reason, RA_OS_EXIT(7));
+    c = fs_running(scope, sup, "c", sc.dir, c);
+    ck_assert_int_eq(parent_of(c), server);
+    // ... and a signal.
+    ck_assert_int_eq(kill(c, SIGKILL), 0);
+    ev = fs_event(scope, "exited", "c");
+    RA_CK_REASON_EQ(ev.reason, RA_OS_SIGNAL(SIGKILL));
+    c = fs_running(scope, sup, "c", sc.dir, c);
+    // Stopping one waits for the server's report of its end.
+    RA_CK_OK(ra_sup_terminate_child(scope, sup, bid, RA_PID_NIL));
+    ck_assert_int_eq(parent_of(b), -1);
+    // The server killed: its children die with it and are restarted.
+    ck_assert_int_eq(kill(server, SIGKILL), 0);
+    ev = fs_event(scope, "exited", "c");
+    ck_assert_int_eq(ev.ospid, c);
+    RA_CK_REASON_EQ(ev.reason, RA_OS_SIGNAL(SIGKILL));
+    pid_t c2 = fs_running(scope, sup, "c", sc.dir, c);
+    ck_assert_int_ne(parent_of(c2), server);
+    deadline = ra_test_now_ms() + WAIT_MS;
+    while (parent_of(c) > 0 && ra_test_now_ms() < deadline) {
+        ra_test_sleep_ms(2); // gone, or a zombie of the dead server's
+    }
+    ck_assert_int_eq(kill(first, 0), 0); // the executed one lives on
+    RA_CK_OK(ra_sup_stop(scope, sup));
+    ck_assert_int_eq(parent_of(first), -1);
+    ck_assert_int_eq(parent_of(c2), -1);
+    char cmdline[400];
+    snprintf(cmdline, sizeof cmdline, "rm -rf %s", sc.dir);
+    ck_assert_int_eq(system(cmdline), 0);
+    free(envp);
+    free(exe);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
 START_TEST(test_sup_os_crash_restarts_with_new_ospid)
 {
     ra_runtime_t *rt = new_rt();
@@ -2886,6 +3084,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_sup_os_stop_leaves_no_zombie_or_fd);
     tcase_add_test(tc, test_sup_os_stale_exit_after_restart_ignored);
     tcase_add_test(tc, test_sup_killed_supervisor_takes_children);
+    tcase_add_test(tc, test_sup_os_fork_server_children);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
 
@@ -2900,5 +3099,11 @@ supervisor_suite(void)
 int
 main(void)
 {
+    // The children of test_sup_os_fork_server_children, forked by their
+    // fork server (this program too) or executed.
+    const char *dir = getenv("FS_TEST_DIR");
+    if (ra_fork_server_main() == 1 || dir != NULL) {
+        return fs_child_main(dir);
+    }
     return ra_test_run(supervisor_suite());
 }
