@@ -862,53 +862,111 @@ wl_actor_creation_lightweight(bench_t *b)
     return rc;
 }
 
-// child_of tells whether process pid (a /proc entry's name) is a child
-// of process parent.
-static bool
-child_of(const char *pid, int parent)
+// parent_of returns the parent of process pid (a /proc entry's name), or
+// -1 (not a process, or it exited meanwhile).
+static int
+parent_of(const char *pid)
 {
     char path[300], buf[512], *p;
     FILE *f;
     int ppid;
 
     if (pid[0] < '0' || pid[0] > '9') {
-        return false;
+        return -1;
     }
     snprintf(path, sizeof path, "/proc/%s/stat", pid);
     if ((f = fopen(path, "r")) == NULL) {
-        return false; // it exited meanwhile
+        return -1;
     }
     p = fgets(buf, sizeof buf, f);
     fclose(f);
     // "pid (comm) state ppid ...": comm may hold spaces and ')'.
     return p != NULL && (p = strrchr(buf, ')')) != NULL &&
-           sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == parent;
+                   sscanf(p + 1, " %*c %d", &ppid) == 1
+               ? ppid
+               : -1;
 }
 
-// each_child calls fn(pid, arg) (fn may be NULL) for each child process
-// of this one (the cluster's workers among them) and returns how many
-// there were, or -1 when /proc cannot be read.
+// each_child calls fn(pid, arg) (fn may be NULL) for each process below
+// this one (the cluster's workers, the fork server that forks them and
+// its children among them) and returns how many there were, or -1 when
+// /proc cannot be read.
 static long
 each_child(void (*fn)(const char *, void *), void *arg)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
-    long n = 0;
-    int self = (int)getpid();
+    int *pid = NULL, *ppid = NULL;
+    bool *below = NULL;
+    size_t n = 0, cap = 0;
+    long count = 0;
 
     if (d == NULL) {
         return -1;
     }
     while ((e = readdir(d)) != NULL) {
-        if (child_of(e->d_name, self)) {
-            n++;
-            if (fn != NULL) {
-                fn(e->d_name, arg);
+        int pp = parent_of(e->d_name);
+        if (pp < 0) {
+            continue;
+        }
+        if (n == cap) {
+            cap = cap == 0 ? 256 : cap * 2;
+            int *a = realloc(pid, cap * sizeof *a);
+            int *b = a != NULL ? realloc(ppid, cap * sizeof *b) : NULL;
+            if (a != NULL) {
+                pid = a;
+            }
+            if (b == NULL) {
+                closedir(d);
+                free(pid);
+                free(ppid);
+                return -1;
+            }
+            ppid = b;
+        }
+        pid[n] = atoi(e->d_name);
+        ppid[n] = pp;
+        n++;
+    }
+    closedir(d);
+    // Mark the descendants: parents come before children in no order, so
+    // go over the list until nothing new is marked.
+    if ((below = calloc(n + 1, sizeof *below)) == NULL) {
+        free(pid);
+        free(ppid);
+        return -1;
+    }
+    int self = (int)getpid();
+    for (bool more = true; more;) {
+        more = false;
+        for (size_t i = 0; i < n; i++) {
+            if (below[i]) {
+                continue;
+            }
+            bool mark = ppid[i] == self;
+            for (size_t j = 0; j < n && !mark; j++) {
+                mark = below[j] && pid[j] == ppid[i];
+            }
+            if (mark) {
+                below[i] = true;
+                more = true;
             }
         }
     }
-    closedir(d);
-    return n;
+    for (size_t i = 0; i < n; i++) {
+        if (below[i]) {
+            char name[24];
+            snprintf(name, sizeof name, "%d", pid[i]);
+            count++;
+            if (fn != NULL) {
+                fn(name, arg);
+            }
+        }
+    }
+    free(below);
+    free(pid);
+    free(ppid);
+    return count;
 }
 
 static long

@@ -126,8 +126,11 @@ ra_worker_main(void)
 {
     const char *w = getenv("RAYO_WORKER");
     if (w != NULL && strcmp(w, "1") == 0) {
+        // The raylet starts its workers through a fork server: the first
+        // copy of the program serves here, and each worker it forks goes on.
+        bool forked = ra_fork_server_main() == 1;
         ra__log_from_env();
-        ra__worker_run();
+        ra__worker_run(forked);
     }
     return 0;
 }
@@ -1202,6 +1205,7 @@ start_local(ra_init_opts_t o, bool daemon)
         .objmgr = c->objmgr,
         .topo = c->topo,
         .numa_bind = !o.no_numa_bind && !env_off("RAYO_NUMA_BIND"),
+        .fork_workers = !env_off("RAYO_WORKER_FORK"),
         .extra = extra,
         .daemon = daemon,
         .bind_ip = tcp ? c->ip : NULL,

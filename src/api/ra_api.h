@@ -14,7 +14,10 @@
 // executable again in worker mode.  In a worker, ra_init (or
 // ra_worker_main, for programs such as test runners that must not run
 // their main) never returns: it serves tasks until the raylet stops it.
-// So call ra_init early in main, before work that workers must not do.
+// So call ra_init early in main, before work that workers must not do, and
+// before the program starts threads: later workers are forked from a copy
+// of the program waiting there (a fork server), which a process with other
+// threads cannot be (its workers are then executed afresh, more slowly).
 //
 // Values (arguments and results) are byte strings, BSON documents or
 // 64-bit integers and doubles, tagged with their kind.  A task argument can
@@ -202,7 +205,9 @@ bool ra_is_initialized(void);
 
 // ra_worker_main returns 0 at once in an ordinary process.  In a process
 // that a raylet started as a worker it runs the worker and then exits the
-// process; it never returns.  ra_init calls it first, so only a program
+// process; it never returns.  In the raylet's fork server for the
+// program's workers it serves (ra_fork_server_main), and each worker
+// forked there goes on as a worker.  ra_init calls it first, so only a program
 // whose main must not run in workers (a test runner, say) calls it, as the
 // first thing in main.
 int ra_worker_main(void);

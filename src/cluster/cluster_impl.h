@@ -575,6 +575,8 @@ typedef struct ra__raylet_cfg {
     const ra_topo_t *topo;   // the node's topology (GPU links), or NULL;
                              // outlives the raylet
     bool numa_bind;          // bind GPU work to its GPUs' NUMA node
+    bool fork_workers;       // workers forked by a fork server (see
+                             // ra_child_spec_t fork_server)
     ra_resources_t extra;    // memory and custom resources it offers
     bool daemon;             // a node daemon's: no job of its own, workers
                              // start for the drivers that register
@@ -846,7 +848,9 @@ void ra__sched_wait_end(bool began);
 void ra__log_from_env(void);
 
 // ra__worker_run is the whole life of a worker process (never returns).
-void ra__worker_run(void) __attribute__((noreturn));
+// forked: the process was forked by a fork server (ra_fork_server_main),
+// which has tied its life to the server's already.
+void ra__worker_run(bool forked) __attribute__((noreturn));
 
 // ra__proc_alive tells whether OS process pid runs (a zombie does not,
 // nor does a pid <= 0).

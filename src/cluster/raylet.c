@@ -328,6 +328,7 @@ start_worker(ra_ctx_t *ctx, raylet_t *r, ra__jenv_t *env)
         .envp = (const char *const *)env->envp,
         .restart = RA_TEMPORARY,
         .shutdown_ms = 1000,
+        .fork_server = r->cfg.fork_workers,
     };
     ra_pid_t pid;
     int rc = ra_sup_start_child(ctx, r->sup, &spec, NULL, &pid);

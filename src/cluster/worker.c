@@ -908,15 +908,18 @@ die_early(const char *what, int rc)
 }
 
 void
-ra__worker_run(void)
+ra__worker_run(bool forked)
 {
     static ra__cluster_t c;
     int rc;
-    // A worker must not outlive the process that started it.
+    // A worker must not outlive the process that started it (a forked
+    // one: its fork server, which must not outlive the raylet's process).
     const char *pp = getenv("RAYO_PPID");
-    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (pp == NULL || (pid_t)atol(pp) != getppid()) {
-        _exit(0);
+    if (!forked) {
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (pp == NULL || (pid_t)atol(pp) != getppid()) {
+            _exit(0);
+        }
     }
     const char *sess = getenv("RAYO_SESSION");
     const char *ep = getenv("RAYO_RAYLET_EP");
