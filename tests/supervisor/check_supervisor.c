@@ -2301,6 +2301,25 @@ parent_of(pid_t pid)
                : -1;
 }
 
+// running tells whether process pid runs: it exists and is not a zombie
+// (a forked child's end is reported before its server reaps it).
+static bool
+running(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    char state = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return false;
+    }
+    p = fgets(buf, sizeof buf, f);
+    fclose(f);
+    return p != NULL && (p = strrchr(buf, ')')) != NULL &&
+           sscanf(p + 1, " %c", &state) == 1 && state != 'Z' &&
+           state != 'X';
+}
+
 // fs_running waits until child id of sup runs a process other than not
 // (0: any) that has marked itself ready, and returns its OS pid.
 static pid_t
@@ -2341,12 +2360,53 @@ fs_event(ra_ctx_t *scope, const char *what, const char *id)
     return ev;
 }
 
+// fs_env_t: what the fork server tests run: this program (argv) with our
+// environment and FS_TEST_DIR (and FS_TEST_THREADED when threaded).
+typedef struct fs_env {
+    scratch_t sc;
+    char *exe;
+    const char *argv[2];
+    const char **envp;
+    char mark[128];
+} fs_env_t;
+
+static void
+fs_env_new(fs_env_t *fe, bool threaded)
+{
+    extern char **environ;
+    size_t n = 0;
+
+    scratch_new(&fe->sc);
+    fe->exe = realpath("/proc/self/exe", NULL);
+    ck_assert_ptr_nonnull(fe->exe);
+    fe->argv[0] = fe->exe;
+    fe->argv[1] = NULL;
+    while (environ[n] != NULL) {
+        n++;
+    }
+    fe->envp = calloc(n + 3, sizeof *fe->envp);
+    ck_assert_ptr_nonnull(fe->envp);
+    memcpy(fe->envp, environ, n * sizeof *fe->envp);
+    snprintf(fe->mark, sizeof fe->mark, "FS_TEST_DIR=%s", fe->sc.dir);
+    fe->envp[n] = fe->mark;
+    fe->envp[n + 1] = threaded ? "FS_TEST_THREADED=1" : NULL;
+}
+
+static void
+fs_env_free(fs_env_t *fe)
+{
+    char cmdline[400];
+    snprintf(cmdline, sizeof cmdline, "rm -rf %s", fe->sc.dir);
+    ck_assert_int_eq(system(cmdline), 0);
+    free(fe->envp);
+    free(fe->exe);
+}
+
 START_TEST(test_sup_os_fork_server_children)
 {
     ra_runtime_t *rt = new_rt();
     ra_ctx_t *scope = ra_test_new_scope(rt);
     ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
-    scratch_t sc;
     ra_pid_t sup, nil;
     ev_t ev;
 
@@ -2354,22 +2414,11 @@ START_TEST(test_sup_os_fork_server_children)
         teardown(&rt, &scope, RA_PID_NIL);
         return;
     }
-    scratch_new(&sc);
-    char *exe = realpath("/proc/self/exe", NULL);
-    ck_assert_ptr_nonnull(exe);
-    const char *argv[] = {exe, NULL};
-    extern char **environ;
-    size_t n = 0;
-    while (environ[n] != NULL) {
-        n++;
-    }
-    const char **envp = calloc(n + 2, sizeof *envp);
-    ck_assert_ptr_nonnull(envp);
-    memcpy(envp, environ, n * sizeof *envp);
-    char mark[128];
-    snprintf(mark, sizeof mark, "FS_TEST_DIR=%s", sc.dir);
-    envp[n] = mark;
-    ra_child_spec_t s = {.id = "first", .argv = argv, .envp = envp,
+    fs_env_t fe;
+    fs_env_new(&fe, false);
+    scratch_t sc = fe.sc;
+    const char *exe = fe.exe;
+    ra_child_spec_t s = {.id = "first", .argv = fe.argv, .envp = fe.envp,
                          .restart = RA_PERMANENT, .fork_server = true};
     f.events = ra_self(scope);
     // The first child starts the server and is executed meanwhile.
@@ -2427,7 +2476,7 @@ START_TEST(test_sup_os_fork_server_children)
     c = fs_running(scope, sup, "c", sc.dir, c);
     // Stopping one waits for the server's report of its end.
     RA_CK_OK(ra_sup_terminate_child(scope, sup, bid, RA_PID_NIL));
-    ck_assert_int_eq(parent_of(b), -1);
+    ck_assert(!running(b));
     // The server killed: its children die with it and are restarted.
     ck_assert_int_eq(kill(server, SIGKILL), 0);
     ev = fs_event(scope, "exited", "c");
@@ -2435,19 +2484,51 @@ START_TEST(test_sup_os_fork_server_children)
     RA_CK_REASON_EQ(ev.reason, RA_OS_SIGNAL(SIGKILL));
     pid_t c2 = fs_running(scope, sup, "c", sc.dir, c);
     ck_assert_int_ne(parent_of(c2), server);
-    deadline = ra_test_now_ms() + WAIT_MS;
-    while (parent_of(c) > 0 && ra_test_now_ms() < deadline) {
-        ra_test_sleep_ms(2); // gone, or a zombie of the dead server's
-    }
-    ck_assert_int_eq(kill(first, 0), 0); // the executed one lives on
+    RA_CK_WAIT(!running(c), WAIT_MS); // it died with its server
+    ck_assert(running(first)); // the executed one lives on
     RA_CK_OK(ra_sup_stop(scope, sup));
-    ck_assert_int_eq(parent_of(first), -1);
-    ck_assert_int_eq(parent_of(c2), -1);
-    char cmdline[400];
-    snprintf(cmdline, sizeof cmdline, "rm -rf %s", sc.dir);
-    ck_assert_int_eq(system(cmdline), 0);
-    free(envp);
-    free(exe);
+    ck_assert(!running(first));
+    ck_assert(!running(c2));
+    fs_env_free(&fe);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+START_TEST(test_sup_os_fork_server_refuses_threads)
+{
+    // A program with other threads when it reaches ra_fork_server_main
+    // must not fork (the child would inherit locks those threads hold):
+    // its server refuses, and every child is executed instead.
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = ra_test_new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_pid_t sup, nil;
+
+    if (os_unsupported(rt, scope)) {
+        teardown(&rt, &scope, RA_PID_NIL);
+        return;
+    }
+    fs_env_t fe;
+    fs_env_new(&fe, true);
+    scratch_t sc = fe.sc;
+    ra_child_spec_t s = {.id = "first", .argv = fe.argv, .envp = fe.envp,
+                         .restart = RA_TEMPORARY, .fork_server = true};
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    ck_assert_int_eq(parent_of(fs_running(scope, sup, "first", sc.dir, 0)),
+                     getpid());
+    // A second apart, well past a server's greeting: none is forked.
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "later%d", i);
+        s.id = id;
+        ra_test_sleep_ms(100);
+        RA_CK_OK(ra_sup_start_child(scope, sup, &s, NULL, &nil));
+        pid_t p = fs_running(scope, sup, id, sc.dir, 0);
+        ck_assert_msg(parent_of(p) == getpid(), "child %s was forked by %d "
+                      "from a program with threads", id, (int)parent_of(p));
+    }
+    RA_CK_OK(ra_sup_stop(scope, sup));
+    fs_env_free(&fe);
     teardown(&rt, &scope, RA_PID_NIL);
 }
 END_TEST
@@ -3085,6 +3166,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_sup_os_stale_exit_after_restart_ignored);
     tcase_add_test(tc, test_sup_killed_supervisor_takes_children);
     tcase_add_test(tc, test_sup_os_fork_server_children);
+    tcase_add_test(tc, test_sup_os_fork_server_refuses_threads);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
 
@@ -3096,9 +3178,28 @@ supervisor_suite(void)
     return s;
 }
 
+static void *
+idle_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pause();
+    }
+    return NULL;
+}
+
 int
 main(void)
 {
+    // test_sup_os_fork_server_refuses_threads: a program that has started
+    // a thread by the time it reaches ra_fork_server_main.
+    if (getenv("FS_TEST_THREADED") != NULL) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, idle_thread, NULL) != 0) {
+            return 2;
+        }
+        pthread_detach(th);
+    }
     // The children of test_sup_os_fork_server_children, forked by their
     // fork server (this program too) or executed.
     const char *dir = getenv("FS_TEST_DIR");
