@@ -81,7 +81,6 @@ typedef struct fsrv {
     struct fsrv *next;
     char **argv;       // what it runs: the key, with envp
     char **envp;       // NULL: it inherited the environment
-    pid_t pid;
     int ctl, ev;       // our ends of its sockets; -1 once closed
     bool ready;        // it has said so: it serves requests
     bool broken;       // no more requests: it is dying
@@ -129,13 +128,37 @@ find(pid_t pid)
     return NULL;
 }
 
-static void
-free_strv(char **v)
+void
+ra__strv_free(char **v)
 {
     for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
         free(v[i]);
     }
     free(v);
+}
+
+char **
+ra__strv_copy(const char *const *v, const char *extra)
+{
+    size_t n = 0;
+    while (v[n] != NULL) {
+        n++;
+    }
+    char **c = calloc(n + 2, sizeof *c);
+    if (c == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i <= n; i++) {
+        const char *src = i < n ? v[i] : extra;
+        if (src == NULL) {
+            break;
+        }
+        if ((c[i] = strdup(src)) == NULL) {
+            ra__strv_free(c);
+            return NULL;
+        }
+    }
+    return c;
 }
 
 // server_put frees s once nothing needs it; the mutex is held.  A server
@@ -152,8 +175,8 @@ server_put(fsrv_t *s)
             break;
         }
     }
-    free_strv(s->argv);
-    free_strv(s->envp);
+    ra__strv_free(s->argv);
+    ra__strv_free(s->envp);
     free(s);
 }
 
@@ -599,30 +622,6 @@ done:
     return -rc;
 }
 
-static char **
-copy_strv(const char *const *v, const char *extra)
-{
-    size_t n = 0;
-    while (v[n] != NULL) {
-        n++;
-    }
-    char **c = calloc(n + 2, sizeof *c);
-    if (c == NULL) {
-        return NULL;
-    }
-    for (size_t i = 0; i <= n; i++) {
-        const char *src = i < n ? v[i] : extra;
-        if (src == NULL) {
-            break;
-        }
-        if ((c[i] = strdup(src)) == NULL) {
-            free_strv(c);
-            return NULL;
-        }
-    }
-    return c;
-}
-
 static bool
 same_strv(char *const *a, const char *const *b)
 {
@@ -662,12 +661,12 @@ server_start(ra_runtime_t *rt, const char *const *argv,
     osent_t *e = calloc(1, sizeof *e);
     char mark[64];
     snprintf(mark, sizeof mark, "RAYO_FORK_SERVER=%ld", (long)getpid());
-    char **env = copy_strv(envp != NULL ? envp : (const char *const *)environ,
+    char **env = ra__strv_copy(envp != NULL ? envp : (const char *const *)environ,
                            mark);
     int rc = RA_ENOMEM;
     if (s == NULL || e == NULL || env == NULL ||
-        (s->argv = copy_strv(argv, NULL)) == NULL ||
-        (envp != NULL && (s->envp = copy_strv(envp, NULL)) == NULL)) {
+        (s->argv = ra__strv_copy(argv, NULL)) == NULL ||
+        (envp != NULL && (s->envp = ra__strv_copy(envp, NULL)) == NULL)) {
         goto fail;
     }
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, c) != 0 ||
@@ -685,8 +684,7 @@ server_start(ra_runtime_t *rt, const char *const *argv,
     }
     close(c[1]);
     close(v[1]);
-    free_strv(env);
-    s->pid = pid;
+    ra__strv_free(env);
     s->ctl = c[0];
     s->ev = v[0];
     s->proc = true;
@@ -709,10 +707,10 @@ fail:
             close(v[i]);
         }
     }
-    free_strv(env);
+    ra__strv_free(env);
     if (s != NULL) {
-        free_strv(s->argv);
-        free_strv(s->envp);
+        ra__strv_free(s->argv);
+        ra__strv_free(s->envp);
     }
     free(s);
     free(e);
@@ -866,36 +864,33 @@ ra__os_spawn(ra_runtime_t *rt, ra_pid_t owner, const char *const *argv,
         rc = -errno;
         goto fail;
     }
-    if (fork_server) {
-        fsrv_t *srv = NULL;
-        pthread_mutex_lock(&mtx);
-        if (spawn_forked(rt, argv, envp, &srv, &pid, &pidfd) == 0) {
-            *e = (osent_t){.pid = pid, .pidfd = pidfd, .state = OS_RUNNING,
-                           .rt = rt, .owner = owner, .token = token,
-                           .srv = srv};
-            srv->users++;
-            e->next = ents;
-            ents = e;
-            pthread_mutex_unlock(&mtx);
-            *out = pid;
-            return 0;
-        }
-        pthread_mutex_unlock(&mtx);
-    }
-    if ((rc = spawn_child(argv, envp, -1, -1, &pid)) != 0) {
-        goto fail;
-    }
-    // The child may already have ended: a pidfd for a zombie is fine and
-    // readable at once, and nobody else reaps our children.  Without a
-    // pidfd the watcher checks on the process every TICK_MS instead.
-    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd < 0) {
-        ra_log_debug("supervisor", "pidfd_open(%ld): %s; polling instead",
-                     (long)pid, ra_err_name(-errno));
-    }
-    *e = (osent_t){.pid = pid, .pidfd = pidfd, .state = OS_RUNNING,
-                   .rt = rt, .owner = owner, .token = token};
+    fsrv_t *srv = NULL;
     pthread_mutex_lock(&mtx);
+    if (!fork_server ||
+        spawn_forked(rt, argv, envp, &srv, &pid, &pidfd) != 0) {
+        srv = NULL;
+        pthread_mutex_unlock(&mtx);
+        if ((rc = spawn_child(argv, envp, -1, -1, &pid)) != 0) {
+            goto fail;
+        }
+        // The child may already have ended: a pidfd for a zombie is fine
+        // and readable at once, and nobody else reaps our children.
+        // Without a pidfd the watcher checks on the process every TICK_MS
+        // instead.
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0) {
+            ra_log_debug("supervisor", "pidfd_open(%ld): %s; polling instead",
+                         (long)pid, ra_err_name(-errno));
+        }
+        pthread_mutex_lock(&mtx);
+    }
+    // A forked child's entry is made before the mutex is let go since its
+    // server was asked: its exit report finds it.
+    *e = (osent_t){.pid = pid, .pidfd = pidfd, .state = OS_RUNNING,
+                   .rt = rt, .owner = owner, .token = token, .srv = srv};
+    if (srv != NULL) {
+        srv->users++;
+    }
     e->next = ents;
     ents = e;
     wake_watcher();

@@ -37,6 +37,12 @@ int ra__os_spawn(ra_runtime_t *rt, ra_pid_t owner, const char *const *argv,
                  const char *const *envp, bool fork_server, uint64_t token,
                  pid_t *out);
 
+// ra__strv_copy copies the NULL-terminated string array v, with extra
+// (unless NULL) appended; NULL without memory.  ra__strv_free frees such a
+// copy (NULL is fine).
+char **ra__strv_copy(const char *const *v, const char *extra);
+void ra__strv_free(char **v);
+
 // The fork server's sockets (descriptors in the server) and messages.
 #define RA__FS_CTL 3 // requests: one byte; answers: ra__fs_reply_t
 #define RA__FS_EV 4  // exit reports: ra__fs_exit_t

@@ -74,43 +74,12 @@ now_ns(void)
 }
 
 static void
-free_strv(char **v)
-{
-    if (v != NULL) {
-        for (char **p = v; *p != NULL; p++) {
-            free(*p);
-        }
-        free(v);
-    }
-}
-
-static char **
-copy_strv(const char *const *v)
-{
-    size_t n = 0;
-    while (v[n] != NULL) {
-        n++;
-    }
-    char **c = calloc(n + 1, sizeof(*c));
-    if (c == NULL) {
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((c[i] = strdup(v[i])) == NULL) {
-            free_strv(c);
-            return NULL;
-        }
-    }
-    return c;
-}
-
-static void
 child_free(child_t *c)
 {
     if (c != NULL) {
         free(c->id);
-        free_strv(c->argv);
-        free_strv(c->envp);
+        ra__strv_free(c->argv);
+        ra__strv_free(c->envp);
         free(c);
     }
 }
@@ -177,8 +146,9 @@ child_new(const ra_child_spec_t *s, child_t **out)
     }
     c->spec = *s;
     c->id = strdup(s->id);
-    if (c->id == NULL || (s->argv != NULL && (c->argv = copy_strv(s->argv)) == NULL) ||
-        (s->envp != NULL && (c->envp = copy_strv(s->envp)) == NULL)) {
+    if (c->id == NULL ||
+        (s->argv != NULL && (c->argv = ra__strv_copy(s->argv, NULL)) == NULL) ||
+        (s->envp != NULL && (c->envp = ra__strv_copy(s->envp, NULL)) == NULL)) {
         child_free(c);
         return RA_ENOMEM;
     }
