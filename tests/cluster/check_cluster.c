@@ -1096,9 +1096,10 @@ START_TEST(test_cluster_errors_are_values)
 END_TEST
 
 // children_of counts process pid's children ("self": ours) whose name is
-// not skip, and adds the children of those that have it.
+// not skip, and adds the children of those that have it: *forked (may be
+// NULL) gets how many those were, *servers (may be NULL) how many had it.
 static int
-children_of(const char *pid, const char *skip)
+children_of(const char *pid, const char *skip, int *forked, int *servers)
 {
     char path[96], comm[32];
     int n = 0;
@@ -1125,7 +1126,14 @@ children_of(const char *pid, const char *skip)
             if (server) {
                 char sub[24];
                 snprintf(sub, sizeof sub, "%d", child);
-                n += children_of(sub, NULL);
+                int k = children_of(sub, NULL, NULL, NULL);
+                n += k;
+                if (forked != NULL) {
+                    *forked += k;
+                }
+                if (servers != NULL) {
+                    (*servers)++;
+                }
             } else {
                 n++;
             }
@@ -1146,12 +1154,33 @@ children_of(const char *pid, const char *skip)
 static int
 count_children(void)
 {
-    return children_of("self", "rayo-forksrv");
+    return children_of("self", "rayo-forksrv", NULL, NULL);
+}
+
+// fork_servers counts our workers' fork servers (they are named once
+// they serve), and forked_workers the workers they forked.
+static int
+fork_servers(void)
+{
+    int servers = 0;
+    (void)children_of("self", "rayo-forksrv", NULL, &servers);
+    return servers;
+}
+
+static int
+forked_workers(void)
+{
+    int forked = 0;
+    (void)children_of("self", "rayo-forksrv", &forked, NULL);
+    return forked;
 }
 
 START_TEST(test_cluster_fractional_cpus_share)
 {
     start();
+    // The first worker started the fork server of this program; once it
+    // serves, new workers are forked from it, not executed.
+    RA_CK_WAIT(fork_servers() == 1, 30000);
     enum { N = 8 };
     ra_task_opts_t o = RA_TASK_OPTS_INIT;
     o.num_cpus = 0.25;
@@ -1176,6 +1205,7 @@ START_TEST(test_cluster_fractional_cpus_share)
         ra_release(r[i]);
     }
     ck_assert_int_ge(count_children(), N);
+    ck_assert_int_ge(forked_workers(), 1);
     // Idle workers above the pool's base size (2) are retired.
     RA_CK_WAIT(count_children() == 2, 30000);
     stop();
