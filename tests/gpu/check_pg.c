@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cluster_impl.h"   // the GCS wire, to play a rogue process
@@ -770,7 +771,8 @@ fill(const char *path)
 // tmpfs (root only: elsewhere the test says so and does nothing).
 START_TEST(test_pg_full_disk_fails_cleanly)
 {
-    char mnt[PATH_MAX], filler[PATH_MAX + 16], name[32];
+    char mnt[PATH_MAX], filler[PATH_MAX + 16], reserve[PATH_MAX + 16];
+    char name[32];
     const char *base = getenv("TMPDIR");
     snprintf(mnt, sizeof mnt, "%s/check_pg_full.XXXXXX",
              base != NULL && base[0] != '\0' ? base : "/tmp");
@@ -790,6 +792,15 @@ START_TEST(test_pg_full_disk_fails_cleanly)
         snprintf(name, sizeof name, "kept-%d", i);
         (void)create(&b, 1, RA_PG_PACK, name);
     }
+    // A reserve written before the filler guarantees real room once both
+    // go: the filler alone may be a page or two, and a commit after the
+    // disk was full may need more than that.
+    snprintf(reserve, sizeof reserve, "%s/reserve", mnt);
+    FILE *rf = fopen(reserve, "w");
+    ck_assert_ptr_nonnull(rf);
+    static char zeros[512 * 1024];
+    ck_assert_uint_eq(fwrite(zeros, 1, sizeof zeros, rf), sizeof zeros);
+    ck_assert_int_eq(fclose(rf), 0);
     snprintf(filler, sizeof filler, "%s/filler", mnt);
     ck_assert_uint_gt(fill(filler), 0);
     int rc = 0, made = 5;
@@ -813,7 +824,14 @@ START_TEST(test_pg_full_disk_fails_cleanly)
     ra_pg_list_free(list, n);
     // Room again: a group is made, waited for and removed.
     ck_assert_int_eq(unlink(filler), 0);
-    pg = create(&b, 1, RA_PG_PACK, "after-full");
+    ck_assert_int_eq(unlink(reserve), 0);
+    ra_pg_opts_t after = {.strategy = RA_PG_PACK, .name = "after-full"};
+    rc = ra_pg_create(&b, 1, &after, &pg);
+    struct statvfs sv = {0};
+    (void)statvfs(mnt, &sv);
+    ck_assert_msg(rc == 0, "creating a group with %llu bytes free again "
+                  "gave %s", (unsigned long long)sv.f_bavail * sv.f_frsize,
+                  ra_err_name(rc));
     RA_CK_OK(ra_pg_wait(pg, 10000));
     RA_CK_OK(ra_pg_remove(pg));
     RA_CK_OK(ra_pg_get("kept-0", NULL, &pg));
