@@ -2402,6 +2402,33 @@ fs_env_free(fs_env_t *fe)
     free(fe->exe);
 }
 
+// fs_first_forked starts temporary children like *s (their ids try0,
+// try1, ...) until one is forked by a fork server, stopping those that
+// were executed, and returns the server's pid, with that child's pid in
+// *child and its id in id (16 bytes).
+static pid_t
+fs_first_forked(ra_ctx_t *scope, ra_pid_t sup, ra_child_spec_t *s,
+                const char *dir, pid_t *child, char *id)
+{
+    uint64_t deadline = ra_test_now_ms() + WAIT_MS;
+    ra_pid_t nil;
+    for (int i = 0;; i++) {
+        snprintf(id, 16, "try%d", i);
+        s->id = id;
+        s->restart = RA_TEMPORARY;
+        RA_CK_OK(ra_sup_start_child(scope, sup, s, NULL, &nil));
+        pid_t p = fs_running(scope, sup, id, dir, 0);
+        if (parent_of(p) != getpid()) {
+            *child = p;
+            return parent_of(p);
+        }
+        ck_assert_msg(ra_test_now_ms() < deadline, "no child was forked "
+                      "by a fork server in %d ms", WAIT_MS);
+        RA_CK_OK(ra_sup_terminate_child(scope, sup, id, RA_PID_NIL));
+        ra_test_sleep_ms(20);
+    }
+}
+
 START_TEST(test_sup_os_fork_server_children)
 {
     ra_runtime_t *rt = new_rt();
@@ -2427,27 +2454,9 @@ START_TEST(test_sup_os_fork_server_children)
     ck_assert_int_eq(parent_of(first), getpid());
     // Once the server has greeted, children are forked by it: one of this
     // program's processes, ours, and the parent of every later child.
-    pid_t server = -1, b = -1;
+    pid_t b = -1;
     char bid[16] = "";
-    uint64_t deadline = ra_test_now_ms() + WAIT_MS;
-    for (int i = 0; server < 0; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "try%d", i);
-        s.id = id;
-        s.restart = RA_TEMPORARY;
-        RA_CK_OK(ra_sup_start_child(scope, sup, &s, NULL, &nil));
-        pid_t p = fs_running(scope, sup, id, sc.dir, 0);
-        if (parent_of(p) != getpid()) {
-            server = parent_of(p);
-            b = p;
-            memcpy(bid, id, sizeof bid);
-        } else {
-            ck_assert_msg(ra_test_now_ms() < deadline, "no child was "
-                          "forked by a fork server in %d ms", WAIT_MS);
-            RA_CK_OK(ra_sup_terminate_child(scope, sup, id, RA_PID_NIL));
-            ra_test_sleep_ms(20);
-        }
-    }
+    pid_t server = fs_first_forked(scope, sup, &s, sc.dir, &b, bid);
     ck_assert_int_eq(parent_of(server), getpid());
     char sexe[300], me[300];
     snprintf(sexe, sizeof sexe, "/proc/%d/exe", (int)server);
@@ -2489,6 +2498,59 @@ START_TEST(test_sup_os_fork_server_children)
     RA_CK_OK(ra_sup_stop(scope, sup));
     ck_assert(!running(first));
     ck_assert(!running(c2));
+    fs_env_free(&fe);
+    teardown(&rt, &scope, RA_PID_NIL);
+}
+END_TEST
+
+// A fork server that stops answering (here: stopped with SIGSTOP) is
+// given up after 2 s: the child asked of it is executed instead, the
+// server is killed, its children die with it and are restarted, and a new
+// server forks the children after that.
+START_TEST(test_sup_os_fork_server_hung)
+{
+    ra_runtime_t *rt = new_rt();
+    ra_ctx_t *scope = ra_test_new_scope(rt);
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    ra_pid_t sup, nil;
+
+    if (os_unsupported(rt, scope)) {
+        teardown(&rt, &scope, RA_PID_NIL);
+        return;
+    }
+    fs_env_t fe;
+    fs_env_new(&fe, false);
+    ra_child_spec_t s = {.id = "first", .argv = fe.argv, .envp = fe.envp,
+                         .restart = RA_PERMANENT, .fork_server = true};
+    f.events = ra_self(scope);
+    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    (void)fs_running(scope, sup, "first", fe.sc.dir, 0);
+    pid_t b;
+    char bid[16];
+    pid_t server = fs_first_forked(scope, sup, &s, fe.sc.dir, &b, bid);
+    ck_assert_int_eq(kill(server, SIGSTOP), 0);
+    s.id = "late";
+    s.restart = RA_PERMANENT;
+    uint64_t t0 = ra_test_now_ms();
+    RA_CK_OK(ra_sup_start_child(scope, sup, &s, NULL, &nil));
+    uint64_t took = ra_test_now_ms() - t0;
+    pid_t late = fs_running(scope, sup, "late", fe.sc.dir, 0);
+    ck_assert_int_eq(parent_of(late), getpid()); // executed
+    ck_assert_msg(took >= 1900 && took < 10000, "starting a child with a "
+                  "hung fork server took %llu ms", (unsigned long long)took);
+    // The hung server is killed, and its child with it.
+    RA_CK_WAIT(!running(server), WAIT_MS);
+    RA_CK_WAIT(!running(b), WAIT_MS);
+    // A new server forks the children from then on.
+    pid_t c = -1;
+    char cid[16];
+    pid_t again = fs_first_forked(scope, sup, &s, fe.sc.dir, &c, cid);
+    ck_assert_int_ne(again, server);
+    ck_assert_int_eq(parent_of(again), getpid());
+    ck_assert(running(late));
+    RA_CK_OK(ra_sup_stop(scope, sup));
+    ck_assert(!running(late));
+    ck_assert(!running(c));
     fs_env_free(&fe);
     teardown(&rt, &scope, RA_PID_NIL);
 }
@@ -3167,6 +3229,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_sup_killed_supervisor_takes_children);
     tcase_add_test(tc, test_sup_os_fork_server_children);
     tcase_add_test(tc, test_sup_os_fork_server_refuses_threads);
+    tcase_add_test(tc, test_sup_os_fork_server_hung);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
 
