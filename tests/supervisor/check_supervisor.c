@@ -2429,27 +2429,60 @@ fs_first_forked(ra_ctx_t *scope, ra_pid_t sup, ra_child_spec_t *s,
     }
 }
 
+// fs_test_t: a runtime, a scope that receives the supervisor's events,
+// the program to run, and a supervisor started with child "first" of
+// spec s (fork_server set).
+typedef struct fs_test {
+    ra_runtime_t *rt;
+    ra_ctx_t *scope;
+    fs_env_t fe;
+    ra_child_spec_t s;
+    ra_pid_t sup;
+} fs_test_t;
+
+// fs_begin sets t up, "first" with restart type first; false (after
+// tearing down) where OS children are not supported.
+static bool
+fs_begin(fs_test_t *t, bool threaded, ra_restart_t first)
+{
+    t->rt = new_rt();
+    t->scope = ra_test_new_scope(t->rt);
+    if (os_unsupported(t->rt, t->scope)) {
+        teardown(&t->rt, &t->scope, RA_PID_NIL);
+        return false;
+    }
+    fs_env_new(&t->fe, threaded);
+    t->s = (ra_child_spec_t){.id = "first", .argv = t->fe.argv,
+                             .envp = t->fe.envp, .restart = first,
+                             .fork_server = true};
+    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
+    f.events = ra_self(t->scope);
+    RA_CK_OK(ra_sup_start(t->rt, NULL, &f, &t->s, 1, &t->sup));
+    return true;
+}
+
+static void
+fs_end(fs_test_t *t)
+{
+    fs_env_free(&t->fe);
+    teardown(&t->rt, &t->scope, RA_PID_NIL);
+}
+
 START_TEST(test_sup_os_fork_server_children)
 {
-    ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = ra_test_new_scope(rt);
-    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
-    ra_pid_t sup, nil;
+    fs_test_t t;
+    ra_pid_t nil;
     ev_t ev;
 
-    if (os_unsupported(rt, scope)) {
-        teardown(&rt, &scope, RA_PID_NIL);
+    // The first child starts the server and is executed meanwhile.
+    if (!fs_begin(&t, false, RA_PERMANENT)) {
         return;
     }
-    fs_env_t fe;
-    fs_env_new(&fe, false);
-    scratch_t sc = fe.sc;
-    const char *exe = fe.exe;
-    ra_child_spec_t s = {.id = "first", .argv = fe.argv, .envp = fe.envp,
-                         .restart = RA_PERMANENT, .fork_server = true};
-    f.events = ra_self(scope);
-    // The first child starts the server and is executed meanwhile.
-    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    ra_ctx_t *scope = t.scope;
+    ra_pid_t sup = t.sup;
+    ra_child_spec_t s = t.s;
+    scratch_t sc = t.fe.sc;
+    const char *exe = t.fe.exe;
     pid_t first = fs_running(scope, sup, "first", sc.dir, 0);
     ck_assert_int_eq(parent_of(first), getpid());
     // Once the server has greeted, children are forked by it: one of this
@@ -2498,8 +2531,7 @@ START_TEST(test_sup_os_fork_server_children)
     RA_CK_OK(ra_sup_stop(scope, sup));
     ck_assert(!running(first));
     ck_assert(!running(c2));
-    fs_env_free(&fe);
-    teardown(&rt, &scope, RA_PID_NIL);
+    fs_end(&t);
 }
 END_TEST
 
@@ -2509,32 +2541,27 @@ END_TEST
 // server forks the children after that.
 START_TEST(test_sup_os_fork_server_hung)
 {
-    ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = ra_test_new_scope(rt);
-    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
-    ra_pid_t sup, nil;
+    fs_test_t t;
+    ra_pid_t nil;
 
-    if (os_unsupported(rt, scope)) {
-        teardown(&rt, &scope, RA_PID_NIL);
+    if (!fs_begin(&t, false, RA_PERMANENT)) {
         return;
     }
-    fs_env_t fe;
-    fs_env_new(&fe, false);
-    ra_child_spec_t s = {.id = "first", .argv = fe.argv, .envp = fe.envp,
-                         .restart = RA_PERMANENT, .fork_server = true};
-    f.events = ra_self(scope);
-    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
-    (void)fs_running(scope, sup, "first", fe.sc.dir, 0);
+    ra_ctx_t *scope = t.scope;
+    ra_pid_t sup = t.sup;
+    ra_child_spec_t s = t.s;
+    const char *dir = t.fe.sc.dir;
+    (void)fs_running(scope, sup, "first", dir, 0);
     pid_t b;
     char bid[16];
-    pid_t server = fs_first_forked(scope, sup, &s, fe.sc.dir, &b, bid);
+    pid_t server = fs_first_forked(scope, sup, &s, dir, &b, bid);
     ck_assert_int_eq(kill(server, SIGSTOP), 0);
     s.id = "late";
     s.restart = RA_PERMANENT;
     uint64_t t0 = ra_test_now_ms();
     RA_CK_OK(ra_sup_start_child(scope, sup, &s, NULL, &nil));
     uint64_t took = ra_test_now_ms() - t0;
-    pid_t late = fs_running(scope, sup, "late", fe.sc.dir, 0);
+    pid_t late = fs_running(scope, sup, "late", dir, 0);
     ck_assert_int_eq(parent_of(late), getpid()); // executed
     ck_assert_msg(took >= 1900 && took < 10000, "starting a child with a "
                   "hung fork server took %llu ms", (unsigned long long)took);
@@ -2544,15 +2571,14 @@ START_TEST(test_sup_os_fork_server_hung)
     // A new server forks the children from then on.
     pid_t c = -1;
     char cid[16];
-    pid_t again = fs_first_forked(scope, sup, &s, fe.sc.dir, &c, cid);
+    pid_t again = fs_first_forked(scope, sup, &s, dir, &c, cid);
     ck_assert_int_ne(again, server);
     ck_assert_int_eq(parent_of(again), getpid());
     ck_assert(running(late));
     RA_CK_OK(ra_sup_stop(scope, sup));
     ck_assert(!running(late));
     ck_assert(!running(c));
-    fs_env_free(&fe);
-    teardown(&rt, &scope, RA_PID_NIL);
+    fs_end(&t);
 }
 END_TEST
 
@@ -2561,21 +2587,16 @@ START_TEST(test_sup_os_fork_server_refuses_threads)
     // A program with other threads when it reaches ra_fork_server_main
     // must not fork (the child would inherit locks those threads hold):
     // its server refuses, and every child is executed instead.
-    ra_runtime_t *rt = new_rt();
-    ra_ctx_t *scope = ra_test_new_scope(rt);
-    ra_sup_flags_t f = flags_of(RA_ONE_FOR_ONE);
-    ra_pid_t sup, nil;
+    fs_test_t t;
+    ra_pid_t nil;
 
-    if (os_unsupported(rt, scope)) {
-        teardown(&rt, &scope, RA_PID_NIL);
+    if (!fs_begin(&t, true, RA_TEMPORARY)) {
         return;
     }
-    fs_env_t fe;
-    fs_env_new(&fe, true);
-    scratch_t sc = fe.sc;
-    ra_child_spec_t s = {.id = "first", .argv = fe.argv, .envp = fe.envp,
-                         .restart = RA_TEMPORARY, .fork_server = true};
-    RA_CK_OK(ra_sup_start(rt, NULL, &f, &s, 1, &sup));
+    ra_ctx_t *scope = t.scope;
+    ra_pid_t sup = t.sup;
+    ra_child_spec_t s = t.s;
+    scratch_t sc = t.fe.sc;
     ck_assert_int_eq(parent_of(fs_running(scope, sup, "first", sc.dir, 0)),
                      getpid());
     // A second apart, well past a server's greeting: none is forked.
@@ -2590,8 +2611,7 @@ START_TEST(test_sup_os_fork_server_refuses_threads)
                       "from a program with threads", id, (int)parent_of(p));
     }
     RA_CK_OK(ra_sup_stop(scope, sup));
-    fs_env_free(&fe);
-    teardown(&rt, &scope, RA_PID_NIL);
+    fs_end(&t);
 }
 END_TEST
 
