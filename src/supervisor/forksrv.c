@@ -15,7 +15,7 @@
 // Its process name (comm) is RA__FS_NAME ("rayo-forksrv").
 //
 // The server exits when its starter closes the request socket, when its
-// starter's thread dies (PR_SET_PDEATHSIG), or after FS_IDLE_MS without a
+// starter's thread dies (PR_SET_PDEATHSIG), or after idle_ms() without a
 // request while it has no children.  Its children die with it
 // (PR_SET_PDEATHSIG): nobody would be left to report their exits.
 #include <errno.h>
@@ -40,7 +40,22 @@
 #define SYS_pidfd_open 434
 #endif
 
-#define FS_IDLE_MS 60000 // idle, childless: the server goes
+#define FS_IDLE_MS 60000 // idle, childless: the server goes (default)
+
+// idle_ms is how long the server waits, childless, for a request before it
+// exits: RAYO_FORK_SERVER_IDLE_MS (1 to 3600000) in its environment, else
+// FS_IDLE_MS.
+static int
+idle_ms(void)
+{
+    const char *v = getenv("RAYO_FORK_SERVER_IDLE_MS");
+    char *end = NULL;
+    long ms = v != NULL ? strtol(v, &end, 10) : 0;
+    return v != NULL && end != v && *end == '\0' && ms >= 1 &&
+                   ms <= 3600000
+               ? (int)ms
+               : FS_IDLE_MS;
+}
 
 // wait_status rebuilds the status waitpid would give from si.
 static int
@@ -171,13 +186,14 @@ ra_fork_server_main(void)
     }
     unsigned live = 0;
     bool full = false;
+    int idle = idle_ms();
     for (;;) {
         struct pollfd p[3] = {
             {.fd = RA__FS_CTL, .events = POLLIN},
             {.fd = sfd, .events = POLLIN},
             {.fd = RA__FS_EV, .events = full ? POLLOUT : 0},
         };
-        int n = poll(p, 3, live == 0 && !full ? FS_IDLE_MS : -1);
+        int n = poll(p, 3, live == 0 && !full ? idle : -1);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;

@@ -2361,7 +2361,7 @@ fs_event(ra_ctx_t *scope, const char *what, const char *id)
 }
 
 // fs_env_t: what the fork server tests run: this program (argv) with our
-// environment and FS_TEST_DIR (and FS_TEST_THREADED when threaded).
+// environment, FS_TEST_DIR and extra ("NAME=VALUE", or NULL).
 typedef struct fs_env {
     scratch_t sc;
     char *exe;
@@ -2371,7 +2371,7 @@ typedef struct fs_env {
 } fs_env_t;
 
 static void
-fs_env_new(fs_env_t *fe, bool threaded)
+fs_env_new(fs_env_t *fe, const char *extra)
 {
     extern char **environ;
     size_t n = 0;
@@ -2389,7 +2389,7 @@ fs_env_new(fs_env_t *fe, bool threaded)
     memcpy(fe->envp, environ, n * sizeof *fe->envp);
     snprintf(fe->mark, sizeof fe->mark, "FS_TEST_DIR=%s", fe->sc.dir);
     fe->envp[n] = fe->mark;
-    fe->envp[n + 1] = threaded ? "FS_TEST_THREADED=1" : NULL;
+    fe->envp[n + 1] = extra;
 }
 
 static void
@@ -2440,10 +2440,10 @@ typedef struct fs_test {
     ra_pid_t sup;
 } fs_test_t;
 
-// fs_begin sets t up, "first" with restart type first; false (after
-// tearing down) where OS children are not supported.
+// fs_begin sets t up (extra: as fs_env_new's), "first" with restart type
+// first; false (after tearing down) where OS children are not supported.
 static bool
-fs_begin(fs_test_t *t, bool threaded, ra_restart_t first)
+fs_begin(fs_test_t *t, const char *extra, ra_restart_t first)
 {
     t->rt = new_rt();
     t->scope = ra_test_new_scope(t->rt);
@@ -2451,7 +2451,7 @@ fs_begin(fs_test_t *t, bool threaded, ra_restart_t first)
         teardown(&t->rt, &t->scope, RA_PID_NIL);
         return false;
     }
-    fs_env_new(&t->fe, threaded);
+    fs_env_new(&t->fe, extra);
     t->s = (ra_child_spec_t){.id = "first", .argv = t->fe.argv,
                              .envp = t->fe.envp, .restart = first,
                              .fork_server = true};
@@ -2475,7 +2475,7 @@ START_TEST(test_sup_os_fork_server_children)
     ev_t ev;
 
     // The first child starts the server and is executed meanwhile.
-    if (!fs_begin(&t, false, RA_PERMANENT)) {
+    if (!fs_begin(&t, NULL, RA_PERMANENT)) {
         return;
     }
     ra_ctx_t *scope = t.scope;
@@ -2544,7 +2544,7 @@ START_TEST(test_sup_os_fork_server_hung)
     fs_test_t t;
     ra_pid_t nil;
 
-    if (!fs_begin(&t, false, RA_PERMANENT)) {
+    if (!fs_begin(&t, NULL, RA_PERMANENT)) {
         return;
     }
     ra_ctx_t *scope = t.scope;
@@ -2582,6 +2582,40 @@ START_TEST(test_sup_os_fork_server_hung)
 }
 END_TEST
 
+// A fork server with no children exits after RAYO_FORK_SERVER_IDLE_MS
+// (300 here) without a request, and the next child starts a new one.
+START_TEST(test_sup_os_fork_server_idle_exit)
+{
+    fs_test_t t;
+
+    if (!fs_begin(&t, "RAYO_FORK_SERVER_IDLE_MS=300", RA_TEMPORARY)) {
+        return;
+    }
+    const char *dir = t.fe.sc.dir;
+    pid_t first = fs_running(t.scope, t.sup, "first", dir, 0);
+    pid_t b;
+    char bid[16];
+    pid_t server = fs_first_forked(t.scope, t.sup, &t.s, dir, &b, bid);
+    // While it has a child, it stays.
+    ra_test_sleep_ms(600);
+    ck_assert(running(server));
+    RA_CK_OK(ra_sup_terminate_child(t.scope, t.sup, bid, RA_PID_NIL));
+    uint64_t t0 = ra_test_now_ms();
+    RA_CK_WAIT(!running(server), WAIT_MS);
+    uint64_t took = ra_test_now_ms() - t0;
+    ck_assert_msg(took >= 250, "the server went %llu ms after its last "
+                  "child", (unsigned long long)took);
+    pid_t c;
+    char cid[16];
+    pid_t again = fs_first_forked(t.scope, t.sup, &t.s, dir, &c, cid);
+    ck_assert_int_ne(again, server);
+    ck_assert(running(first));
+    RA_CK_OK(ra_sup_stop(t.scope, t.sup));
+    ck_assert(!running(c));
+    fs_end(&t);
+}
+END_TEST
+
 START_TEST(test_sup_os_fork_server_refuses_threads)
 {
     // A program with other threads when it reaches ra_fork_server_main
@@ -2590,7 +2624,7 @@ START_TEST(test_sup_os_fork_server_refuses_threads)
     fs_test_t t;
     ra_pid_t nil;
 
-    if (!fs_begin(&t, true, RA_TEMPORARY)) {
+    if (!fs_begin(&t, "FS_TEST_THREADED=1", RA_TEMPORARY)) {
         return;
     }
     ra_ctx_t *scope = t.scope;
@@ -3250,6 +3284,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_sup_os_fork_server_children);
     tcase_add_test(tc, test_sup_os_fork_server_refuses_threads);
     tcase_add_test(tc, test_sup_os_fork_server_hung);
+    tcase_add_test(tc, test_sup_os_fork_server_idle_exit);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
 
