@@ -582,6 +582,12 @@ ra__sched_block_leave(ra__worker_t *w)
 }
 
 bool
+ra__sched_on_thread(void)
+{
+    return ra__tls_worker != NULL;
+}
+
+bool
 ra__sched_wait_begin(void)
 {
     ra__worker_t *w = ra__tls_worker;
