@@ -109,6 +109,29 @@ bench_echo_lent(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(bench_echo_lent)
 
+// bench_chain submits argument-0 bench_echo tasks from inside a task, one
+// after another, waiting for each (ra_get on a scheduler thread of the
+// worker); returns what the last one answered, which is the count.
+static int
+bench_chain(ra_task_t *t)
+{
+    int64_t n = ra_task_arg_i64(t, 0), x = 0;
+    for (int64_t i = 0; i < n; i++) {
+        ra_ref_t r;
+        int rc = ra_remote("bench_echo", &RA_ARG_I64(x + 1), 1, NULL, &r);
+        if (rc == 0) {
+            rc = ra_get_i64(r, GET_TIMEOUT_MS, &x);
+            ra_release(r);
+        }
+        if (rc != 0) {
+            return ra_task_fail(t, "subtask %" PRId64 ": %s", i,
+                                ra_err_name(rc));
+        }
+    }
+    return ra_task_return_i64(t, x);
+}
+RA_REMOTE_REGISTER(bench_chain)
+
 static int
 bench_actor_echo(ra_task_t *t)
 {
@@ -500,6 +523,50 @@ wl_tasks_sync(bench_t *b)
 {
     return task_pipe(b, (pipe_t){"task", submit_task, NULL, 0,
                                  scaled(b, 10000, 1000), 1});
+}
+
+// chain runs bench_chain(n) and checks its count; *sec is how long it
+// took, from submission to answer.
+static int
+chain(const bench_t *b, int64_t n, double *sec)
+{
+    ra_ref_t r;
+    int64_t x = -1;
+    double t0 = ra__bench_now_s();
+    int err = ra_remote("bench_chain", &RA_ARG_I64(n), 1, NULL, &r);
+
+    if (err != 0) {
+        return fail(b, "ra_remote of bench_chain", err);
+    }
+    err = ra_get_i64(r, GET_TIMEOUT_MS, &x);
+    *sec = ra__bench_now_s() - t0;
+    ra_release(r);
+    if (err != 0) {
+        return fail(b, "the task that submits tasks", err);
+    }
+    if (x != n) {
+        fprintf(stderr, "rayo bench core: %s: %" PRId64 " subtasks "
+                "answered %" PRId64 "\n", b->name, n, x);
+        return RA_TOOL_FAIL;
+    }
+    return RA_TOOL_OK;
+}
+
+// wl_nested_tasks_sync: a task's own synchronous subtasks (one task
+// submits them one by one and waits for each), as a recursive or
+// divide-and-conquer program makes them.
+static int
+wl_nested_tasks_sync(bench_t *b)
+{
+    double warm;
+    int64_t n = (int64_t)scaled(b, 5000, 500);
+
+    if (chain(b, n / 10, &warm) != RA_TOOL_OK ||
+        chain(b, n, &b->seconds) != RA_TOOL_OK) {
+        return RA_TOOL_FAIL;
+    }
+    b->n = (uint64_t)n;
+    return RA_TOOL_OK;
 }
 
 static int
@@ -1214,6 +1281,9 @@ static const workload_t workloads[] = {
     {{"single_client_tasks_sync", "tasks/s", {NULL}, false,
       RA_BENCH_TARGET_MIN, 10000, "submit one task, get it, again"},
      wl_tasks_sync},
+    {{"nested_tasks_sync", "tasks/s", {NULL}, false, RA_BENCH_TARGET_NONE,
+      0, "a task submits tasks one by one and gets each"},
+     wl_nested_tasks_sync},
     {{"single_client_tasks_async", "tasks/s", {NULL}, false,
       RA_BENCH_TARGET_MIN, 100000, "tasks with 10,000 in flight"},
      wl_tasks_async},
