@@ -2030,9 +2030,10 @@ wait_obj(ra__core_t *cs, uint64_t id, int64_t timeout_ms, ra__obj_t **out,
         if (timeout_ms == 0) {
             return RA_ETIMEOUT;
         }
-        // Not on a scheduler thread: the actor that would complete the
-        // object may be queued on this very thread, where nobody else can
-        // run it until the thread blocks (about_to_block hands it on).
+        // Spin only off the scheduler threads: on one, the actor that
+        // would complete the object may be queued on this very thread,
+        // where nobody else runs it until the thread blocks
+        // (about_to_block hands it on).
         if (!spun && !ra__sched_on_thread()) {
             spun = true;
             if (spin_wait(cs, id)) {
