@@ -339,6 +339,20 @@ fref_maybe_drop(ra__cluster_t *c, ra__fref_t *f)
     fref_let_go(c, f);
 }
 
+// learn_route registers the address of l's owner, which may not have
+// dialled us yet.  Processes bound to TCP (those of a multi-node cluster)
+// give theirs, and are reached only there, on this node as on any other:
+// only processes that share an ipc directory (ep empty) find each other by
+// their default names.
+static void
+learn_route(ra__cluster_t *c, const ra__lent_t *l)
+{
+    if (strncmp(l->ep, "tcp://", 6) == 0 &&
+        (l->ref.node != c->node || l->ref.proc != c->proc)) {
+        (void)ra_link_route(c->link, l->ref.node, l->ref.proc, l->ep);
+    }
+}
+
 int
 ra__fref_enter(ra__cluster_t *c, const ra__lent_t *l)
 {
@@ -358,11 +372,7 @@ ra__fref_enter(ra__cluster_t *c, const ra__lent_t *l)
     }
     f->calls++;
     pthread_mutex_unlock(&cs->mu);
-    // An owner on another node may not have dialled us: learn its
-    // address.  On one node its default ipc name serves.
-    if (l->ref.node != c->node && strncmp(l->ep, "tcp://", 6) == 0) {
-        (void)ra_link_route(c->link, l->ref.node, l->ref.proc, l->ep);
-    }
+    learn_route(c, l);
     return 0;
 }
 
@@ -460,10 +470,7 @@ ra__nest_register(ra_ctx_t *ctx, ra__cluster_t *c, const void *nest,
         (void)nest_next(&r, &l);   // valid: counted above
         e[i].ref = l.ref;
         e[i].core = l.core;
-        // An owner on another node may not have dialled us.
-        if (l.ref.node != c->node && strncmp(l.ep, "tcp://", 6) == 0) {
-            (void)ra_link_route(c->link, l.ref.node, l.ref.proc, l.ep);
-        }
+        learn_route(c, &l);
     }
     // One call per owner.
     qsort(e, n, sizeof *e, nent_cmp);
@@ -621,9 +628,7 @@ ra__fref_hold_locked(ra__cluster_t *c, const ra__lent_t *l)
         f->ref = l->ref;
         f->core = l->core;
         snprintf(f->ep, sizeof f->ep, "%s", l->ep);
-        if (l->ref.node != c->node && strncmp(l->ep, "tcp://", 6) == 0) {
-            (void)ra_link_route(c->link, l->ref.node, l->ref.proc, l->ep);
-        }
+        learn_route(c, l);
     } else if (f->registered) {
         // Counted by the owner twice (the task registered us again): one
         // DEL now keeps its count in step with ours, which stays one.

@@ -102,6 +102,16 @@
 //                                   on node ID zero-copy|copied, pulled
 //                                   here K" (K: copies this node's object
 //                                   manager made meanwhile)
+//   multinode_driver owners RES BYTES
+//                                   two tasks at once on the node with RES
+//                                   (half of it and half a CPU each) put
+//                                   BYTES bytes of a pattern each, 300 ms
+//                                   in, and return the references; a task
+//                                   that asks for no resource reads both,
+//                                   so that one worker reads an object of
+//                                   another worker of its node: "owners: 2
+//                                   processes of node ID, read on node ID
+//                                   zero-copy|copied, pulled here K"
 //   multinode_driver killsys raylet|gcs|objmgr
 //                                   ends that system actor of the node
 //                                   daemon it joined with an exit signal
@@ -601,16 +611,55 @@ check_where(ra_task_t *t)
 }
 RA_REMOTE_REGISTER(check_where)
 
+// read_where runs fn(args) as a task that asks for no resource (so it
+// goes where its arguments lie) and stores its {node, score} answer in
+// got, and in *pulls the copies this node's object manager made
+// meanwhile.  Returns 0, or the driver's exit status (cmd names the
+// command in what it prints).
+static int
+read_where(const char *cmd, const char *fn, const ra_arg_t *args,
+           size_t nargs, int64_t got[2], unsigned long long *pulls)
+{
+    ra_transfer_stats_t t0, t1;
+    ra_ref_t r;
+    ra_value_t *v = NULL;
+    int rc = ra_transfer_stats(&t0);
+    if (rc != 0) {
+        return fail("ra_transfer_stats", rc);
+    }
+    ra_task_opts_t any = RA_TASK_OPTS_INIT;
+    any.num_cpus = 0.01;
+    if ((rc = ra_remote(fn, args, nargs, &any, &r)) != 0 ||
+        (rc = ra_get(r, 120000, &v)) != 0) {
+        fprintf(stderr, "%s: %s\n", cmd, v != NULL ? ra_value_error(v) : "");
+        ra_value_free(&v);
+        return fail("the task given the reference", rc);
+    }
+    got[0] = -1;
+    got[1] = 0;
+    size_t n = 0;
+    const void *d = ra_value_data(v, &n);
+    if (n == 2 * sizeof got[0]) {
+        memcpy(got, d, n);
+    }
+    ra_value_free(&v);
+    ra_release(r);
+    if ((rc = ra_transfer_stats(&t1)) != 0) {
+        return fail("ra_transfer_stats", rc);
+    }
+    *pulls = (unsigned long long)(t1.pulls - t0.pulls);
+    return 0;
+}
+
 static int
 near(const char *res, long long bytes)
 {
     ra_task_opts_t o;
     ra_resources_t x;
-    ra_transfer_stats_t t0, t1;
     if (bytes < 0 || far_opts(res, &o, &x) != 0) {
         return 1;
     }
-    ra_ref_t outer, inner, r;
+    ra_ref_t outer, inner;
     ra_value_t *v = NULL;
     ra_arg_t a[2] = {RA_ARG_I64(13), RA_ARG_I64(bytes)};
     int rc = ra_remote("put_ref", a, 2, &o, &outer);
@@ -620,29 +669,13 @@ near(const char *res, long long bytes)
         return fail("a reference made on the node with the resource", rc);
     }
     ra_value_free(&v);
-    if ((rc = ra_transfer_stats(&t0)) != 0) {
-        return fail("ra_transfer_stats", rc);
-    }
-    ra_task_opts_t any = RA_TASK_OPTS_INIT;
-    any.num_cpus = 0.01;
     ra_arg_t b[2] = {RA_ARG_REF(inner), RA_ARG_I64(13)};
-    if ((rc = ra_remote("check_where", b, 2, &any, &r)) != 0 ||
-        (rc = ra_get(r, 120000, &v)) != 0) {
-        fprintf(stderr, "near: %s\n", v != NULL ? ra_value_error(v) : "");
-        ra_value_free(&v);
-        return fail("the task given the reference", rc);
-    }
-    int64_t got[2] = {-1, 0};
-    size_t n = 0;
-    const void *d = ra_value_data(v, &n);
-    if (n == sizeof got) {
-        memcpy(got, d, sizeof got);
-    }
-    ra_value_free(&v);
-    ra_release(r);
+    int64_t got[2];
+    unsigned long long pulls = 0;
+    int st = read_where("near", "check_where", b, 2, got, &pulls);
     ra_release(outer);
-    if ((rc = ra_transfer_stats(&t1)) != 0) {
-        return fail("ra_transfer_stats", rc);
+    if (st != 0) {
+        return st;
     }
     if (got[1] / 2 != bytes) {
         fprintf(stderr, "near: the task saw wrong bytes (%lld)\n",
@@ -650,8 +683,106 @@ near(const char *res, long long bytes)
         return 1;
     }
     printf("near: read on node %lld %s, pulled here %llu\n",
-           (long long)got[0], (got[1] & 1) ? "zero-copy" : "copied",
-           (unsigned long long)(t1.pulls - t0.pulls));
+           (long long)got[0], (got[1] & 1) ? "zero-copy" : "copied", pulls);
+    return 0;
+}
+
+// put_ref_late: {i64 seed, i64 bytes} -> as put_ref, 300 ms in (so that
+// two such tasks run at once, in two workers).
+static int
+put_ref_late(ra_task_t *t)
+{
+    nanosleep(&(struct timespec){0, 300000000L}, NULL);
+    return put_ref(t);
+}
+RA_REMOTE_REGISTER(put_ref_late)
+
+// check_two: {bytes, i64 seed, bytes, i64 seed} -> {node it ran on, the
+// sum of check_pattern's scores}.
+static int
+check_two(ra_task_t *t)
+{
+    int64_t out[2] = {-1, 0};
+    const char *node = getenv("RAYO_NODE");
+    out[0] = node != NULL ? atoll(node) : -1;
+    for (size_t k = 0; k < 2; k++) {
+        size_t n = 0;
+        const uint8_t *p = ra_task_arg(t, 2 * k, &n);
+        int64_t seed = ra_task_arg_i64(t, 2 * k + 1);
+        int64_t score = 2 * (int64_t)n + (in_shm(p) ? 1 : 0);
+        for (size_t i = 0; i < n; i++) {
+            if (p[i] != pattern_at(seed, i)) {
+                score = 0;
+                break;
+            }
+        }
+        out[1] += score;
+    }
+    return ra_task_return_bytes(t, out, sizeof out);
+}
+RA_REMOTE_REGISTER(check_two)
+
+// owners is the driver's "owners" command (see the top of this file).
+static int
+owners(const char *res, long long bytes)
+{
+    ra_task_opts_t o;
+    ra_resources_t x = {0};
+    if (bytes < 0) {
+        return 1;
+    }
+    o = RA_TASK_OPTS_INIT;
+    if (ra_resources_set(&x, res, 0.5) != 0) {
+        return 1;
+    }
+    o.resources = &x;
+    o.num_cpus = 0.5;   // (node 2 keeps a CPU for the reader)
+    ra_ref_t outer[2], inner[2];
+    ra_value_t *v = NULL;
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        ra_arg_t a[2] = {RA_ARG_I64(21 + k), RA_ARG_I64(bytes)};
+        rc = ra_remote("put_ref_late", a, 2, &o, &outer[k]);
+    }
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        if ((rc = ra_get(outer[k], 120000, &v)) == 0) {
+            rc = ra_value_ref(v, &inner[k]);
+        }
+        ra_value_free(&v);
+    }
+    if (rc != 0) {
+        return fail("two references made on the node with the resource",
+                    rc);
+    }
+    if (inner[0].node != inner[1].node || inner[0].proc == inner[1].proc) {
+        fprintf(stderr, "owners: the two objects are of processes %u.%u "
+                "and %u.%u, not of two processes of one node\n",
+                inner[0].node, inner[0].proc, inner[1].node, inner[1].proc);
+        return 1;
+    }
+    ra_arg_t b[4] = {RA_ARG_REF(inner[0]), RA_ARG_I64(21),
+                     RA_ARG_REF(inner[1]), RA_ARG_I64(22)};
+    int64_t got[2];
+    unsigned long long pulls = 0;
+    int st = read_where("owners", "check_two", b, 4, got, &pulls);
+    for (int k = 0; k < 2; k++) {
+        ra_release(outer[k]);
+    }
+    if (st != 0) {
+        return st;
+    }
+    // Each score is 2 * bytes, plus 1 if read in place.
+    int64_t in_place = got[1] - 4 * (int64_t)bytes;
+    if (in_place < 0 || in_place > 2) {
+        fprintf(stderr, "owners: the task saw wrong bytes (%lld)\n",
+                (long long)got[1]);
+        return 1;
+    }
+    printf("owners: 2 processes of node %u, read on node %lld %s, pulled "
+           "here %llu\n", inner[0].node, (long long)got[0],
+           in_place == 2 ? "zero-copy" : in_place == 1 ? "one copied"
+                                                       : "copied",
+           pulls);
     return 0;
 }
 
@@ -1478,6 +1609,8 @@ main(int argc, char **argv)
         st = send_put(argv[2], atoll(argv[3]), atoi(argv[4]), argc == 6);
     } else if (strcmp(argv[1], "near") == 0 && argc == 4) {
         st = near(argv[2], atoll(argv[3]));
+    } else if (strcmp(argv[1], "owners") == 0 && argc == 4) {
+        st = owners(argv[2], atoll(argv[3]));
     } else if (strcmp(argv[1], "lendmany") == 0 && argc == 4) {
         st = lend_many(argv[2], atol(argv[3]));
     } else if (strcmp(argv[1], "nest") == 0 && argc == 4) {

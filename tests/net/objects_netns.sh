@@ -135,6 +135,15 @@ out=$(on 1 env RAYO_ADDRESS=auto "$driver" near far 20000000 2>&1)
     ok "a task whose 20 MB argument lies on node 2 runs there and reads it in place" ||
     fail "locality: $out"
 
+# Two objects owned by two workers of node 2 (made by two tasks at once),
+# both the arguments of one task there: one of them is another worker's of
+# the same node, which the task's worker reaches at its TCP address, as it
+# does one of another node.  Both are read in place, node 1 copies nothing.
+out=$(on 1 env RAYO_ADDRESS=auto "$driver" owners far 20000000 2>&1)
+[ "$out" = "owners: 2 processes of node $id2, read on node $id2 zero-copy, pulled here 0" ] &&
+    ok "a task on node 2 reads objects owned by two other workers of node 2 in place" ||
+    fail "objects of two workers of one node: $out"
+
 # Ownership across nodes leaks nothing: 100,000 small objects (fewer
 # under the sanitizers), each lent to a task on node 2 that reads it from
 # the driver, released right after its submission.  The driver's heap may
