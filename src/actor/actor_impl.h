@@ -384,6 +384,9 @@ void ra__sched_block_leave(ra__worker_t *w);
 // scheduler threads); ra__sched_wait_end(that) undoes it.
 bool ra__sched_wait_begin(void);
 void ra__sched_wait_end(bool began);
+// ra__sched_on_thread tells whether this thread is one of a runtime's
+// scheduler threads.
+bool ra__sched_on_thread(void);
 void ra__run_actor(ra__worker_t *w, ra__actor_t *a);
 bool ra__run_one(ra__worker_t *w);
 void ra__worker_wake(ra__worker_t *w);

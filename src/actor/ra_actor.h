@@ -61,7 +61,8 @@ typedef struct ra_runtime_opts {
     uint32_t node;        // node number written into pids (default 0)
     uint32_t proc;        // process number written into pids (default 0)
     // spin: how many rounds an idle scheduler thread looks for work
-    // (stealing, with short pauses between) before it sleeps (default
+    // (stealing, with a short pause and a sched_yield between, so that
+    // threads woken on its core run meanwhile) before it sleeps (default
     // 20).  Spinning saves a futex wake-up when work comes soon after,
     // but takes the CPU from the threads that have work when cores are
     // few and shared (other processes, a link's I/O thread): 200 rounds

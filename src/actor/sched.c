@@ -8,9 +8,9 @@
 // bypassed after a streak so that ring entries are not starved.
 //
 // Idle workers first spin ("searching") for a while (ra_runtime_opts_t
-// .spin rounds), then park on their own condition variable.  A producer
-// wakes a parked worker only when nobody is searching, so a busy runtime
-// makes almost no futex calls.
+// .spin rounds, yielding the CPU at each), then park on their own
+// condition variable.  A producer wakes a parked worker only when nobody
+// is searching, so a busy runtime makes almost no futex calls.
 //
 // A worker whose actor waits in ra_call does not run other actors on top
 // of the waiting one (an actor run there could need the one below it, and
@@ -266,7 +266,8 @@ work_visible(ra_runtime_t *rt)
     }
     unsigned n = atomic_load_explicit(&rt->nthreads, memory_order_acquire);
     for (unsigned i = 0; i < n; i++) {
-        if (ring_nonempty(&rt->workers[i])) {
+        if (ring_nonempty(&rt->workers[i]) ||
+            atomic_load(&rt->workers[i].inbox_len) > 0) {
             return true;
         }
     }
@@ -280,9 +281,14 @@ stop_searching(ra__worker_t *w)
         return;
     }
     w->searching = false;
-    // The last searcher to find work wakes another, so that a burst of
-    // work spreads over idle cores.
-    if (atomic_fetch_sub(&w->rt->num_searching, 1) == 1) {
+    // The last searcher to find work wakes another when more work is
+    // waiting, so that a burst of work spreads over idle cores.  Waking one
+    // when nothing is left cost a futex wake-up and a parking per message
+    // in a synchronous exchange: the woken thread found nothing and went
+    // back to sleep.  Work pushed after the check sees no searcher (the
+    // decrement above is ordered before it) and wakes a thread itself.
+    if (atomic_fetch_sub(&w->rt->num_searching, 1) == 1 &&
+        work_visible(w->rt)) {
         notify_one(w->rt);
     }
 }
@@ -576,6 +582,12 @@ ra__sched_block_leave(ra__worker_t *w)
 }
 
 bool
+ra__sched_on_thread(void)
+{
+    return ra__tls_worker != NULL;
+}
+
+bool
 ra__sched_wait_begin(void)
 {
     ra__worker_t *w = ra__tls_worker;
@@ -609,6 +621,10 @@ worker_main(void *arg)
                     for (int k = 0; k < 32; k++) {
                         cpu_relax();
                     }
+                    // Threads this one serves (a link's or ZeroMQ's I/O
+                    // thread, woken on this core) run meanwhile: spinning
+                    // through them delayed each message by the whole spin.
+                    sched_yield();
                 }
             }
             if (a == NULL) {

@@ -41,6 +41,10 @@ struct ra_value {
 
 // Default size of an embedded cluster's object store.
 #define STORE_DEFAULT ((size_t)256 << 20)
+// How long ra_get looks for a result, yielding the CPU, before it sleeps
+// (see spin_wait): at most this many turns and microseconds.
+#define GET_SPIN_TURNS 100
+#define GET_SPIN_US 200
 
 // ---- starting and stopping ----
 
@@ -1980,11 +1984,38 @@ done_blocking(waiting_t *wt)
     }
 }
 
+// spin_wait gives the core's thread a short while to complete object id
+// before the caller sleeps on the condition variable, yielding the CPU at
+// each turn (cs->mu is held on entry and on return).  A task's reply
+// often comes within that while: the caller then needs no futex wake-up,
+// and it does not wait for a CPU after one, which on a machine with few
+// cores costs more than the wake-up itself.  Returns whether the object
+// is no longer pending (or gone).
+static bool
+spin_wait(ra__core_t *cs, uint64_t id)
+{
+    int64_t t0 = ra__mono_us();
+    for (unsigned i = 0; i < GET_SPIN_TURNS; i++) {
+        pthread_mutex_unlock(&cs->mu);
+        sched_yield();
+        pthread_mutex_lock(&cs->mu);
+        ra__obj_t *o = ra__obj_at(cs, id);
+        if (o == NULL || o->state != RA__OBJ_PENDING) {
+            return true;
+        }
+        if (ra__mono_us() - t0 >= GET_SPIN_US) {
+            break;
+        }
+    }
+    return false;
+}
+
 static int
 wait_obj(ra__core_t *cs, uint64_t id, int64_t timeout_ms, ra__obj_t **out,
          waiting_t *blocked)
 {
     struct timespec dl = deadline_after(timeout_ms);
+    bool spun = false;
     for (;;) {
         ra__obj_t *o = ra__obj_at(cs, id);
         // Released, but still borrowed (a task returned it to us, say):
@@ -1998,6 +2029,16 @@ wait_obj(ra__core_t *cs, uint64_t id, int64_t timeout_ms, ra__obj_t **out,
         }
         if (timeout_ms == 0) {
             return RA_ETIMEOUT;
+        }
+        // Spin only off the scheduler threads: on one, the actor that
+        // would complete the object may be queued on this very thread,
+        // where nobody else runs it until the thread blocks
+        // (about_to_block hands it on).
+        if (!spun && !ra__sched_on_thread()) {
+            spun = true;
+            if (spin_wait(cs, id)) {
+                continue;
+            }
         }
         about_to_block(blocked);
         if (timeout_ms < 0) {

@@ -468,7 +468,10 @@ int ra_put_refs(const ra_arg_t *value, const ra_ref_t *refs, size_t nrefs,
                 ra_ref_t *out);
 
 // ra_get waits up to timeout_ms (negative: forever) for the object and
-// stores a copy of its value in *out (caller frees it).  Returns 0;
+// stores a copy of its value in *out (caller frees it).  A wait outside
+// the runtime's scheduler threads (on the program's own threads, say)
+// first yields the CPU for up to 200 us (100 turns of sched_yield), which
+// a synchronous task's answer usually beats, and then sleeps.  Returns 0;
 // RA_ETIMEOUT (not ready yet; try again); the task's error (RA_ETASK,
 // RA_EWORKER, RA_EACTOR, RA_ETIMEOUT with *out set to a value whose
 // ra_value_error tells the story, RA_ECANCELED, RA_EINFEASIBLE); RA_ENOENT

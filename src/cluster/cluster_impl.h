@@ -843,6 +843,8 @@ void ra__gcs_pg_msg(ra_ctx_t *ctx, ra__gcs_pgs_t *p, ra_msg_t *m);
 // if fewer than the configured number would be left running.
 bool ra__sched_wait_begin(void);
 void ra__sched_wait_end(bool began);
+// ra__sched_on_thread tells whether this thread is a scheduler thread.
+bool ra__sched_on_thread(void);
 
 // ra__log_from_env installs a stderr log sink when RAYO_LOG names a level.
 void ra__log_from_env(void);

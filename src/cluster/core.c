@@ -233,6 +233,7 @@ static void
 obj_complete(ra__core_t *cs, uint64_t id, int err, uint8_t kind,
              ra_msg_t *msg, const void *data, size_t len)
 {
+    bool wake = false;
     pthread_mutex_lock(&cs->mu);
     ra__obj_t *o = ra__obj_at(cs, id);
     if (o != NULL && o->state == RA__OBJ_PENDING) {
@@ -279,10 +280,16 @@ obj_complete(ra__core_t *cs, uint64_t id, int err, uint8_t kind,
         if (o->nrwait != 0 && ra__g != NULL) {
             ra__borrow_answer(ra__g, o);
         }
-        pthread_cond_broadcast(&cs->cv);
+        wake = true;
         obj_maybe_free(cs, id);
     }
     pthread_mutex_unlock(&cs->mu);
+    // Readers are woken once the mutex is free: woken under it, each
+    // would run only to block on the mutex again (a second futex wake-up
+    // per ra_get in a synchronous exchange).
+    if (wake) {
+        pthread_cond_broadcast(&cs->cv);
+    }
 }
 
 static void
