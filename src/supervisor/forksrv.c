@@ -40,21 +40,28 @@
 #define SYS_pidfd_open 434
 #endif
 
-#define FS_IDLE_MS 60000 // idle, childless: the server goes (default)
+int
+ra__fs_idle_ms(const char *v)
+{
+    if (v == NULL) {
+        return RA__FS_IDLE_MS;
+    }
+    char *end = NULL;
+    errno = 0;
+    long ms = strtol(v, &end, 10);
+    return end != v && *end == '\0' && errno == 0 && ms >= 1 &&
+                   ms <= 3600000
+               ? (int)ms
+               : -1;
+}
 
 // idle_ms is how long the server waits, childless, for a request before it
-// exits: RAYO_FORK_SERVER_IDLE_MS (1 to 3600000) in its environment, else
-// FS_IDLE_MS.
+// exits: RAYO_FORK_SERVER_IDLE_MS in its environment, else a minute.
 static int
 idle_ms(void)
 {
-    const char *v = getenv("RAYO_FORK_SERVER_IDLE_MS");
-    char *end = NULL;
-    long ms = v != NULL ? strtol(v, &end, 10) : 0;
-    return v != NULL && end != v && *end == '\0' && ms >= 1 &&
-                   ms <= 3600000
-               ? (int)ms
-               : FS_IDLE_MS;
+    int ms = ra__fs_idle_ms(getenv("RAYO_FORK_SERVER_IDLE_MS"));
+    return ms > 0 ? ms : RA__FS_IDLE_MS;
 }
 
 // wait_status rebuilds the status waitpid would give from si.

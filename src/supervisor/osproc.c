@@ -650,6 +650,23 @@ high_fd(int *fd)
     return 0;
 }
 
+// warn_idle says so when env's RAYO_FORK_SERVER_IDLE_MS is not a time
+// that the server for program can take (it then takes the default).
+static void
+warn_idle(const char *program, char *const *env)
+{
+    static const char key[] = "RAYO_FORK_SERVER_IDLE_MS=";
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+        if (strncmp(env[i], key, sizeof key - 1) == 0 &&
+            ra__fs_idle_ms(env[i] + sizeof key - 1) < 0) {
+            ra_log_warn("supervisor", "%s is not a whole number of ms "
+                        "from 1 to 3600000: the fork server for %s exits "
+                        "%d ms after its last child", env[i], program,
+                        RA__FS_IDLE_MS);
+        }
+    }
+}
+
 // server_start starts a fork server for argv and envp and makes its entry
 // (owner rt); the mutex is held.  Returns it, or NULL.
 static fsrv_t *
@@ -663,6 +680,7 @@ server_start(ra_runtime_t *rt, const char *const *argv,
     snprintf(mark, sizeof mark, "RAYO_FORK_SERVER=%ld", (long)getpid());
     char **env = ra__strv_copy(envp != NULL ? envp : (const char *const *)environ,
                            mark);
+    warn_idle(argv[0], env);
     int rc = RA_ENOMEM;
     if (s == NULL || e == NULL || env == NULL ||
         (s->argv = ra__strv_copy(argv, NULL)) == NULL ||

@@ -136,9 +136,10 @@ typedef int (*ra_child_start_fn)(ra_ctx_t *sup, void *arg, void *extra,
 // refused.  Where no server can serve, the child is executed as without
 // the flag.  The server exits a minute after its last child
 // (RAYO_FORK_SERVER_IDLE_MS in the child's environment, 1 to 3600000,
-// sets another time), and when the supervisor's process or runtime ends;
-// its children die with it, and are then reported as killed
-// (RA_OS_SIGNAL(SIGKILL)).
+// sets another time; any other value is logged as a warning when the
+// server starts, and the minute stays), and when the supervisor's
+// process or runtime ends; its children die with it, and are then
+// reported as killed (RA_OS_SIGNAL(SIGKILL)).
 typedef struct ra_child_spec {
     const char *id;               // unique within the supervisor
     const ra_behaviour_t *beh;

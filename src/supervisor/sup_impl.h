@@ -48,6 +48,12 @@ void ra__strv_free(char **v);
 #define RA__FS_EV 4  // exit reports: ra__fs_exit_t
 #define RA__FS_NAME "rayo-forksrv" // the server's process name (comm)
 
+// ra__fs_idle_ms reads a value of RAYO_FORK_SERVER_IDLE_MS: a server's
+// idle time in ms (1 to 3600000), RA__FS_IDLE_MS for NULL, -1 for anything
+// else (the server then takes RA__FS_IDLE_MS; its starter warns).
+#define RA__FS_IDLE_MS 60000
+int ra__fs_idle_ms(const char *v);
+
 typedef struct ra__fs_reply {
     int32_t pid; // the child, or -1
     int32_t err; // errno value when pid is -1 (ENOTSUP: refused)

@@ -2616,6 +2616,62 @@ START_TEST(test_sup_os_fork_server_idle_exit)
 }
 END_TEST
 
+// Warnings about RAYO_FORK_SERVER_IDLE_MS, kept by idle_sink.
+static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
+static char idle_warning[1024];
+static int idle_warnings;
+
+static void
+idle_sink(void *user, int level, const char *component, const char *line)
+{
+    (void)user;
+    if (level <= RA_LOG_WARNING && strcmp(component, "supervisor") == 0 &&
+        strstr(line, "RAYO_FORK_SERVER_IDLE_MS") != NULL) {
+        pthread_mutex_lock(&idle_mu);
+        snprintf(idle_warning, sizeof idle_warning, "%s", line);
+        idle_warnings++;
+        pthread_mutex_unlock(&idle_mu);
+    }
+}
+
+START_TEST(test_sup_os_fork_server_idle_bad)
+{
+    // A time the server cannot take is reported when the server starts,
+    // and the server keeps the default (a minute), not some other time.
+    fs_test_t t;
+
+    idle_warnings = 0;
+    idle_warning[0] = '\0';
+    ra_log_set_sink(idle_sink, NULL);
+    if (!fs_begin(&t, "RAYO_FORK_SERVER_IDLE_MS=300ms", RA_TEMPORARY)) {
+        ra_log_set_sink(NULL, NULL);
+        return;
+    }
+    const char *dir = t.fe.sc.dir;
+    (void)fs_running(t.scope, t.sup, "first", dir, 0);
+    pid_t b;
+    char bid[16];
+    pid_t server = fs_first_forked(t.scope, t.sup, &t.s, dir, &b, bid);
+    pthread_mutex_lock(&idle_mu);
+    int n = idle_warnings;
+    char text[sizeof idle_warning];
+    snprintf(text, sizeof text, "%s", idle_warning);
+    pthread_mutex_unlock(&idle_mu);
+    ck_assert_msg(n == 1, "%d warnings about the idle time", n);
+    ck_assert_msg(strstr(text, "RAYO_FORK_SERVER_IDLE_MS=300ms is not a "
+                         "whole number of ms from 1 to 3600000") != NULL &&
+                  strstr(text, "60000 ms after its last child") != NULL,
+                  "warning: %s", text);
+    RA_CK_OK(ra_sup_terminate_child(t.scope, t.sup, bid, RA_PID_NIL));
+    ra_test_sleep_ms(1500);
+    ck_assert_msg(running(server), "the server went within 1.5 s of its "
+                  "last child");
+    RA_CK_OK(ra_sup_stop(t.scope, t.sup));
+    ra_log_set_sink(NULL, NULL);
+    fs_end(&t);
+}
+END_TEST
+
 START_TEST(test_sup_os_fork_server_refuses_threads)
 {
     // A program with other threads when it reaches ra_fork_server_main
@@ -3285,6 +3341,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_sup_os_fork_server_refuses_threads);
     tcase_add_test(tc, test_sup_os_fork_server_hung);
     tcase_add_test(tc, test_sup_os_fork_server_idle_exit);
+    tcase_add_test(tc, test_sup_os_fork_server_idle_bad);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
 
