@@ -392,10 +392,12 @@ ra_init(const char *address)
 
 // start_rt_link makes this process's runtime, its GCS when gcsdir names
 // the tables, and its link layer, bound to bind or to its default ipc name
-// in sock.
+// in sock.  A node daemon's link (daemon) leaves its I/O threads where the
+// kernel puts them: its object manager's transfers want both CPUs of a
+// small node (ra_link_opts_t.io_free).
 static int
 start_rt_link(ra__cluster_t *c, const char *sock, unsigned threads,
-              const char *bind, const char *gcsdir)
+              const char *bind, const char *gcsdir, bool daemon)
 {
     ra_runtime_opts_t ro = {.node = c->node, .proc = c->proc,
                             .threads = threads,
@@ -412,7 +414,8 @@ start_rt_link(ra__cluster_t *c, const char *sock, unsigned threads,
     }
     ra_link_opts_t lo = {.ipc_dir = sock, .idle_ms = UINT32_MAX,
                          .bind = bind,
-                         .cert = c->cert[0] != '\0' ? c->cert : NULL};
+                         .cert = c->cert[0] != '\0' ? c->cert : NULL,
+                         .io_free = daemon};
     ra__link_env_opts(&lo);
     ra_link_t *l = NULL;
     if ((rc = ra_link_start(c->rt, &lo, &l)) == 0) {
@@ -894,7 +897,7 @@ join(ra_init_opts_t o, const char *addr)
         snprintf(bind, sizeof bind, "tcp://%s:0", ni.ip);
     }
     if ((rc = start_rt_link(c, sock, o.threads, bind[0] ? bind : NULL,
-                            NULL)) != 0) {
+                            NULL, false)) != 0) {
         goto fail;
     }
     if (bind[0] != '\0' &&
@@ -1121,7 +1124,7 @@ start_local(ra_init_opts_t o, bool daemon)
         }
     }
     if ((rc = start_rt_link(c, sock, o.threads, bind[0] ? bind : NULL,
-                            joining ? NULL : gcsdir)) != 0) {
+                            joining ? NULL : gcsdir, daemon)) != 0) {
         goto fail;
     }
     ra_link_t *l = c->link;

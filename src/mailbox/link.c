@@ -1906,6 +1906,93 @@ io_main(void *arg)
     return NULL;
 }
 
+// ---- where the I/O threads run ----
+
+// parse_cpus reads a CPU list ("1", "0,2-3") into *set.  Returns false if
+// it is not one.
+static bool
+parse_cpus(const char *v, cpu_set_t *set)
+{
+    CPU_ZERO(set);
+    const char *p = v;
+    for (;;) {
+        char *end = NULL;
+        if (*p < '0' || *p > '9') {
+            return false;
+        }
+        unsigned long lo = strtoul(p, &end, 10), hi = lo;
+        if (*end == '-') {
+            p = end + 1;
+            if (*p < '0' || *p > '9') {
+                return false;
+            }
+            hi = strtoul(p, &end, 10);
+        }
+        if (lo > hi || hi >= CPU_SETSIZE) {
+            return false;
+        }
+        for (unsigned long c = lo; c <= hi; c++) {
+            CPU_SET(c, set);
+        }
+        if (*end == '\0') {
+            return true;
+        }
+        if (*end != ',') {
+            return false;
+        }
+        p = end + 1;
+    }
+}
+
+// io_cpus decides where this process's I/O threads (the link's and
+// ZeroMQ's) run, in *set: RAYO_IO_CPUS ("none", or a CPU list), else,
+// unless io_free, when the calling thread may run on exactly two CPUs, the
+// higher of them.
+// Every process of a node decides alike, so that their I/O threads share
+// that CPU: a message between two of them then passes from one I/O thread
+// to the other with a wake-up on the CPU it is sent from, not on another
+// one, which on a virtual machine costs an interrupt between CPUs.
+// Returns false to leave them where the kernel puts them.
+static bool
+io_cpus(cpu_set_t *set, bool io_free)
+{
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+        return false;
+    }
+    const char *v = getenv("RAYO_IO_CPUS");
+    if (v != NULL && strcmp(v, "none") == 0) {
+        return false;
+    }
+    if (v != NULL) {
+        if (!parse_cpus(v, set)) {
+            ra_log_warn("link", "RAYO_IO_CPUS=%s is not \"none\" or a CPU "
+                        "list such as 1 or 0,2-3: the I/O threads run "
+                        "anywhere", v);
+            return false;
+        }
+        CPU_AND(set, set, &allowed);
+        if (CPU_COUNT(set) == 0) {
+            ra_log_warn("link", "RAYO_IO_CPUS=%s names none of the CPUs "
+                        "this process may use: the I/O threads run "
+                        "anywhere", v);
+            return false;
+        }
+        return true;
+    }
+    if (io_free || CPU_COUNT(&allowed) != 2) {
+        return false;
+    }
+    CPU_ZERO(set);
+    for (int c = CPU_SETSIZE - 1; c >= 0; c--) {
+        if (CPU_ISSET(c, &allowed)) {
+            CPU_SET(c, set);
+            break;
+        }
+    }
+    return true;
+}
+
 // ---- start and stop ----
 
 static int
@@ -2097,6 +2184,15 @@ ra_link_start(ra_runtime_t *rt, const ra_link_opts_t *opts, ra_link_t **out)
         rc = zerr();
         goto fail;
     }
+    // (ZeroMQ starts its I/O thread with the first socket.)
+    l->io_pinned = io_cpus(&l->io_cpus, l->o.io_free);
+    for (int c = 0; l->io_pinned && c < CPU_SETSIZE; c++) {
+        if (CPU_ISSET(c, &l->io_cpus) &&
+            zmq_ctx_set(l->zctx, ZMQ_THREAD_AFFINITY_CPU_ADD, c) != 0) {
+            rc = zerr();
+            goto fail;
+        }
+    }
     // The ZAP handler must exist before any CURVE socket binds: without
     // one, libzmq lets every client key in.
     if ((rc = ra__link_zap_start(l)) != 0) {
@@ -2128,13 +2224,32 @@ ra_link_start(ra_runtime_t *rt, const ra_link_opts_t *opts, ra_link_t **out)
         rc = RA_EINVAL; // this runtime already has a link layer
         goto fail;
     }
-    if ((rc = -pthread_create(&l->io, NULL, io_main, l)) != 0) {
+    pthread_attr_t attr;
+    if ((rc = -pthread_attr_init(&attr)) != 0) {
+        atomic_store(&rt->dist_ops, NULL);
+        goto fail;
+    }
+    if (l->io_pinned) {
+        (void)pthread_attr_setaffinity_np(&attr, sizeof l->io_cpus,
+                                          &l->io_cpus);
+    }
+    rc = -pthread_create(&l->io, &attr, io_main, l);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
         atomic_store(&rt->dist_ops, NULL);
         goto fail;
     }
     l->io_started = true;
-    ra_log_info("link", "node %u.%u listening on %s", l->node, l->proc,
-                l->endpoint);
+    char where[40] = "any CPU";
+    for (int c = 0; l->io_pinned && c < CPU_SETSIZE; c++) {
+        if (CPU_ISSET(c, &l->io_cpus)) {
+            snprintf(where, sizeof where, "CPU %d%s", c,
+                     CPU_COUNT(&l->io_cpus) > 1 ? " and others" : "");
+            break;
+        }
+    }
+    ra_log_info("link", "node %u.%u listening on %s; I/O threads on %s",
+                l->node, l->proc, l->endpoint, where);
     *out = l;
     return 0;
 fail:

@@ -10,6 +10,7 @@
 #define RA_LINK_IMPL_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -177,6 +178,8 @@ struct ra_link {
     atomic_bool stop;
     pthread_t io;
     bool io_started;
+    cpu_set_t io_cpus;        // where the I/O threads run (io_pinned)
+    bool io_pinned;
     uint64_t stall_logged_ms; // I/O thread: when a pause was last logged
     uint64_t starve_logged_ms; // and a starved peer
     // This process as the hello describes it: the machine's boot id

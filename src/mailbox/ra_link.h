@@ -70,7 +70,20 @@
 // be replayed.
 //
 // Threads: every function may be called from any thread.  The link runs
-// one I/O thread that owns all its sockets.
+// one I/O thread that owns all its sockets, and ZeroMQ runs one more.
+// Where they run: RAYO_IO_CPUS in the environment, read by ra_link_start,
+// is "none" (anywhere) or a CPU list such as "1" or "0,2-3" (both threads
+// run only there; a malformed list, or one without a CPU this process may
+// use, is logged as a warning and ignored).  Without it, a process that
+// may run on exactly two CPUs puts both threads on the higher one, and
+// every process of such a node does the same: a message from one process
+// to another then wakes the next I/O thread on the CPU it is sent from,
+// where otherwise it often woke one on the other CPU, which a virtual
+// machine pays for with an interrupt between CPUs.  On a 2-vCPU virtual
+// machine that made synchronous calls about a third faster
+// (BENCHMARKS.md, "I/O threads on one CPU").  Larger machines, and links
+// started with io_free (a node daemon's), keep the kernel's placement
+// unless RAYO_IO_CPUS says otherwise.
 #ifndef RA_LINK_H
 #define RA_LINK_H
 
@@ -116,6 +129,12 @@ typedef struct ra_link_opts {
                                   // RA_FULL_BLOCK
     bool faults;              // allow ra_link_fault_set
     uint64_t fault_seed;      // seed of fault decisions (default 1)
+    // The I/O threads run where the kernel puts them unless RAYO_IO_CPUS
+    // names CPUs (no two-CPU default, see Threads above).  For a process
+    // whose link carries bulk transfers, as a node daemon's does: one CPU
+    // for its two I/O threads and every other process's would hold a
+    // 1 GiB copy between nodes to about two thirds of its rate.
+    bool io_free;
 } ra_link_opts_t;
 
 // ra_link_start starts the link layer of runtime rt, whose ra_runtime_opts

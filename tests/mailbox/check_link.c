@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1440,6 +1441,185 @@ START_TEST(test_no_link_layer)
 }
 END_TEST
 
+// ---- where the I/O threads run (RAYO_IO_CPUS) ----
+
+// status_cpus puts in out the Cpus_allowed_list of the status file path.
+static void
+status_cpus(const char *path, char *out, size_t cap)
+{
+    char line[300];
+    snprintf(out, cap, "%s", "");
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "Cpus_allowed_list:", 18) == 0) {
+            char *v = line + 18;
+            v += strspn(v, " \t");
+            v[strcspn(v, "\n")] = '\0';
+            snprintf(out, cap, "%s", v);
+        }
+    }
+    fclose(f);
+}
+
+// io_allowed puts in out the Cpus_allowed_list of this process's thread
+// named comm ("" when there is none, "several" when there are more).
+static void
+io_allowed(const char *comm, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", "");
+    DIR *d = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char path[300], name[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+        if (fgets(name, sizeof name, f) != NULL) {
+            name[strcspn(name, "\n")] = '\0';
+        }
+        fclose(f);
+        if (strcmp(name, comm) != 0) {
+            continue;
+        }
+        if (out[0] != '\0') {
+            snprintf(out, cap, "several");
+            break;
+        }
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        status_cpus(path, out, cap);
+    }
+    closedir(d);
+}
+
+static pthread_mutex_t io_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char io_log[1024];
+
+static void
+io_sink(void *user, int level, const char *component, const char *line)
+{
+    (void)user;
+    if (level <= RA_LOG_WARNING && strcmp(component, "link") == 0 &&
+        strstr(line, "RAYO_IO_CPUS") != NULL) {
+        pthread_mutex_lock(&io_log_mu);
+        snprintf(io_log, sizeof io_log, "%s", line);
+        pthread_mutex_unlock(&io_log_mu);
+    }
+}
+
+// io_start starts a node with RAYO_IO_CPUS set to v (NULL: unset) and
+// puts where its link's and ZeroMQ's I/O threads may run in lnk and zio,
+// and what was logged about RAYO_IO_CPUS in warn.
+static void
+io_start(const char *v, char *lnk, char *zio, char *warn, size_t cap)
+{
+    node_t a;
+    if (v != NULL) {
+        setenv("RAYO_IO_CPUS", v, 1);
+    } else {
+        unsetenv("RAYO_IO_CPUS");
+    }
+    pthread_mutex_lock(&io_log_mu);
+    io_log[0] = '\0';
+    pthread_mutex_unlock(&io_log_mu);
+    ra_log_set_sink(io_sink, NULL);
+    node_start(&a, 1, NULL);
+    // (The link's thread names itself when it first runs.)
+    RA_CK_WAIT((io_allowed("rayo-link", lnk, cap), lnk[0] != '\0'),
+               WAIT_MS);
+    RA_CK_WAIT((io_allowed("ZMQbg/IO/0", zio, cap), zio[0] != '\0'),
+               WAIT_MS);
+    node_stop(&a);
+    ra_log_set_sink(NULL, NULL);
+    unsetenv("RAYO_IO_CPUS");
+    pthread_mutex_lock(&io_log_mu);
+    snprintf(warn, cap, "%s", io_log);
+    pthread_mutex_unlock(&io_log_mu);
+}
+
+START_TEST(test_io_threads_placement)
+{
+    cpu_set_t all, two;
+    ck_assert_int_eq(pthread_getaffinity_np(pthread_self(), sizeof all,
+                                            &all), 0);
+    char mine[256], lnk[256], zio[256], warn[1024];
+    status_cpus("/proc/thread-self/status", mine, sizeof mine);
+    dir_setup();
+
+    // A CPU list: both threads there, and nowhere else.
+    int cpu = -1;
+    for (int c = 0; c < CPU_SETSIZE && cpu < 0; c++) {
+        cpu = CPU_ISSET(c, &all) ? c : -1;
+    }
+    char want[16];
+    snprintf(want, sizeof want, "%d", cpu);
+    io_start(want, lnk, zio, warn, sizeof lnk);
+    ck_assert_str_eq(lnk, want);
+    ck_assert_str_eq(zio, want);
+    ck_assert_str_eq(warn, "");
+
+    // "none": where this thread may run.
+    io_start("none", lnk, zio, warn, sizeof lnk);
+    ck_assert_str_eq(lnk, mine);
+    ck_assert_str_eq(zio, mine);
+    ck_assert_str_eq(warn, "");
+
+    // Not a list, or no CPU of ours: a warning, and anywhere.
+    io_start("2-1", lnk, zio, warn, sizeof lnk);
+    ck_assert_str_eq(lnk, mine);
+    ck_assert_str_eq(zio, mine);
+    ck_assert_msg(strstr(warn, "RAYO_IO_CPUS=2-1 is not \"none\" or a CPU "
+                         "list") != NULL, "warning: %s", warn);
+    io_start("1023", lnk, zio, warn, sizeof lnk);
+    ck_assert_str_eq(lnk, mine);
+    ck_assert_msg(strstr(warn, "RAYO_IO_CPUS=1023 names none of the CPUs")
+                  != NULL, "warning: %s", warn);
+
+    // Unset, from a thread that may run on exactly two CPUs: the higher.
+    int lo = -1, hi = -1;
+    for (int c = 0; c < CPU_SETSIZE && hi < 0; c++) {
+        if (CPU_ISSET(c, &all)) {
+            if (lo < 0) {
+                lo = c;
+            } else {
+                hi = c;
+            }
+        }
+    }
+    if (hi >= 0) {
+        CPU_ZERO(&two);
+        CPU_SET(lo, &two);
+        CPU_SET(hi, &two);
+        ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof two,
+                                                &two), 0);
+        io_start(NULL, lnk, zio, warn, sizeof lnk);
+        ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof all,
+                                                &all), 0);
+        snprintf(want, sizeof want, "%d", hi);
+        ck_assert_str_eq(lnk, want);
+        ck_assert_str_eq(zio, want);
+        ck_assert_str_eq(warn, "");
+    }
+    // From one that may run on one CPU: that one, as it was.
+    CPU_ZERO(&two);
+    CPU_SET(cpu, &two);
+    ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof two, &two),
+                     0);
+    io_start(NULL, lnk, zio, warn, sizeof lnk);
+    ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof all, &all),
+                     0);
+    snprintf(want, sizeof want, "%d", cpu);
+    ck_assert_str_eq(lnk, want);
+    dir_teardown();
+}
+END_TEST
+
 static Suite *
 link_suite(void)
 {
@@ -1465,6 +1645,7 @@ link_suite(void)
     tcase_add_test(tc, test_own_pause_is_not_peer_silence);
     tcase_add_test(tc, test_local_peer_exit_and_hang);
     tcase_add_test(tc, test_garbage_frames);
+    tcase_add_test(tc, test_io_threads_placement);
     tcase_add_test(tc, test_no_link_layer);
     tcase_add_test(tc, test_version_refused);
     suite_add_tcase(s, tc);
