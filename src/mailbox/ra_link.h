@@ -80,10 +80,11 @@
 // to another then wakes the next I/O thread on the CPU it is sent from,
 // where otherwise it often woke one on the other CPU, which a virtual
 // machine pays for with an interrupt between CPUs.  On a 2-vCPU virtual
-// machine that made synchronous calls about a third faster
+// machine that made a cluster's synchronous calls about a third faster,
+// but bulk TCP between two processes of that machine about 40% slower
 // (BENCHMARKS.md, "I/O threads on one CPU").  Larger machines, and links
-// started with io_free (a node daemon's), keep the kernel's placement
-// unless RAYO_IO_CPUS says otherwise.
+// started with io_free (a node daemon's, which carries the copies between
+// nodes), keep the kernel's placement unless RAYO_IO_CPUS says otherwise.
 #ifndef RA_LINK_H
 #define RA_LINK_H
 
