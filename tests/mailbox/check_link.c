@@ -1514,10 +1514,12 @@ io_sink(void *user, int level, const char *component, const char *line)
 }
 
 // io_start starts a node with RAYO_IO_CPUS set to v (NULL: unset) and
-// puts where its link's and ZeroMQ's I/O threads may run in lnk and zio,
-// and what was logged about RAYO_IO_CPUS in warn.
+// ra_link_opts_t.io_free set to io_free, and puts where its link's and
+// ZeroMQ's I/O threads may run in lnk and zio, and what was logged about
+// RAYO_IO_CPUS in warn.
 static void
-io_start(const char *v, char *lnk, char *zio, char *warn, size_t cap)
+io_start(const char *v, bool io_free, char *lnk, char *zio, char *warn,
+         size_t cap)
 {
     node_t a;
     if (v != NULL) {
@@ -1529,7 +1531,8 @@ io_start(const char *v, char *lnk, char *zio, char *warn, size_t cap)
     io_log[0] = '\0';
     pthread_mutex_unlock(&io_log_mu);
     ra_log_set_sink(io_sink, NULL);
-    node_start(&a, 1, NULL);
+    ra_link_opts_t o = {.io_free = io_free};
+    node_start(&a, 1, &o);
     // (The link's thread names itself when it first runs.)
     RA_CK_WAIT((io_allowed("rayo-link", lnk, cap), lnk[0] != '\0'),
                WAIT_MS);
@@ -1559,24 +1562,24 @@ START_TEST(test_io_threads_placement)
     }
     char want[16];
     snprintf(want, sizeof want, "%d", cpu);
-    io_start(want, lnk, zio, warn, sizeof lnk);
+    io_start(want, false, lnk, zio, warn, sizeof lnk);
     ck_assert_str_eq(lnk, want);
     ck_assert_str_eq(zio, want);
     ck_assert_str_eq(warn, "");
 
     // "none": where this thread may run.
-    io_start("none", lnk, zio, warn, sizeof lnk);
+    io_start("none", false, lnk, zio, warn, sizeof lnk);
     ck_assert_str_eq(lnk, mine);
     ck_assert_str_eq(zio, mine);
     ck_assert_str_eq(warn, "");
 
     // Not a list, or no CPU of ours: a warning, and anywhere.
-    io_start("2-1", lnk, zio, warn, sizeof lnk);
+    io_start("2-1", false, lnk, zio, warn, sizeof lnk);
     ck_assert_str_eq(lnk, mine);
     ck_assert_str_eq(zio, mine);
     ck_assert_msg(strstr(warn, "RAYO_IO_CPUS=2-1 is not \"none\" or a CPU "
                          "list") != NULL, "warning: %s", warn);
-    io_start("1023", lnk, zio, warn, sizeof lnk);
+    io_start("1023", false, lnk, zio, warn, sizeof lnk);
     ck_assert_str_eq(lnk, mine);
     ck_assert_msg(strstr(warn, "RAYO_IO_CPUS=1023 names none of the CPUs")
                   != NULL, "warning: %s", warn);
@@ -1598,20 +1601,28 @@ START_TEST(test_io_threads_placement)
         CPU_SET(hi, &two);
         ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof two,
                                                 &two), 0);
-        io_start(NULL, lnk, zio, warn, sizeof lnk);
+        io_start(NULL, false, lnk, zio, warn, sizeof lnk);
+        // A link started with io_free (a node daemon's) stays on both.
+        char both[256], zboth[256], wboth[1024];
+        io_start(NULL, true, both, zboth, wboth, sizeof both);
         ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof all,
                                                 &all), 0);
         snprintf(want, sizeof want, "%d", hi);
         ck_assert_str_eq(lnk, want);
         ck_assert_str_eq(zio, want);
         ck_assert_str_eq(warn, "");
+        snprintf(want, sizeof want, "%d%c%d", lo, hi == lo + 1 ? '-' : ',',
+                 hi);
+        ck_assert_str_eq(both, want);
+        ck_assert_str_eq(zboth, want);
+        ck_assert_str_eq(wboth, "");
     }
     // From one that may run on one CPU: that one, as it was.
     CPU_ZERO(&two);
     CPU_SET(cpu, &two);
     ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof two, &two),
                      0);
-    io_start(NULL, lnk, zio, warn, sizeof lnk);
+    io_start(NULL, false, lnk, zio, warn, sizeof lnk);
     ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof all, &all),
                      0);
     snprintf(want, sizeof want, "%d", cpu);
