@@ -22,18 +22,23 @@
 #include <time.h>
 
 #include "cluster_impl.h"
+#include "hmap.h"
 #include "ra_error.h"
 #include "ra_link.h"
 #include "ra_log.h"
 #include "ra_table.h"
 
-// A watched instance.
+// A watched instance, found by its actor's key, by its monitor and by
+// its pid (a GCS may watch 100,000s: each lookup is a hash probe).
 typedef struct gwatch {
     unsigned char key[RA__ACTOR_KEY_LEN];
     ra_pid_t pid;
-    uint64_t mref;
-    struct gwatch *next;
+    uint64_t mref;   // 0 once its DOWN came
 } gwatch_t;
+
+typedef struct gwatches {
+    ra__hmap_t by_key, by_mref, by_pid;
+} gwatches_t;
 
 // An instance the GCS saw end on its own (its DOWN came first): a kill
 // reported a little after that DOWN still names the killer.
@@ -53,7 +58,7 @@ typedef struct gended {
 
 struct ra__gcs_actors {
     ra_tables_t *t;
-    gwatch_t *watched;
+    gwatches_t watched;
     size_t dead, dead_max;    // DEAD records, and how many are kept
     gended_t ended[ENDED_RING];
     unsigned ended_next;
@@ -134,19 +139,54 @@ rec_load(ra__gcs_actors_t *g, const unsigned char *key, ra__actor_rec_t *a)
     return rc;
 }
 
+static ra__hkey_t
+key_hkey(const unsigned char *key)
+{
+    uint64_t a = 0, b = 0;
+    for (int i = 0; i < 8; i++) {
+        a = a << 8 | key[i];
+        b = b << 8 | key[8 + i];
+    }
+    return (ra__hkey_t){a, b};
+}
+
+static ra__hkey_t
+pid_hkey(ra_pid_t pid)
+{
+    return (ra__hkey_t){(uint64_t)pid.node << 32 | pid.proc,
+                        (uint64_t)pid.id << 32 | pid.gen};
+}
+
+static ra__hkey_t
+mref_hkey(uint64_t mref)
+{
+    return (ra__hkey_t){mref, 0};
+}
+
+// watch_drop takes w out of the indexes, cancels its monitor (when ctx
+// is given and the DOWN has not come) and frees it.
+static void
+watch_drop(ra_ctx_t *ctx, gwatches_t *ws, gwatch_t *w)
+{
+    (void)ra__hmap_del(&ws->by_key, key_hkey(w->key));
+    if (ra__hmap_get(&ws->by_pid, pid_hkey(w->pid)) == w) {
+        (void)ra__hmap_del(&ws->by_pid, pid_hkey(w->pid));
+    }
+    if (w->mref != 0) {
+        (void)ra__hmap_del(&ws->by_mref, mref_hkey(w->mref));
+        if (ctx != NULL) {
+            ra_demonitor(ctx, w->mref);
+        }
+    }
+    free(w);
+}
+
 static void
 unwatch(ra_ctx_t *ctx, ra__gcs_actors_t *g, const unsigned char *key)
 {
-    for (gwatch_t **pp = &g->watched; *pp != NULL; pp = &(*pp)->next) {
-        if (memcmp((*pp)->key, key, RA__ACTOR_KEY_LEN) == 0) {
-            gwatch_t *w = *pp;
-            *pp = w->next;
-            if (ctx != NULL && w->mref != 0) {
-                ra_demonitor(ctx, w->mref);
-            }
-            free(w);
-            return;
-        }
+    gwatch_t *w = ra__hmap_get(&g->watched.by_key, key_hkey(key));
+    if (w != NULL) {
+        watch_drop(ctx, &g->watched, w);
     }
 }
 
@@ -155,27 +195,28 @@ static void
 watch(ra_ctx_t *ctx, ra__gcs_actors_t *g, const unsigned char *key,
       ra_pid_t pid)
 {
-    for (gwatch_t *w = g->watched; w != NULL; w = w->next) {
-        if (memcmp(w->key, key, RA__ACTOR_KEY_LEN) == 0) {
-            if (ra_pid_eq(w->pid, pid)) {
-                return;
-            }
-            unwatch(ctx, g, key);
-            break;
+    gwatches_t *ws = &g->watched;
+    gwatch_t *w = ra__hmap_get(&ws->by_key, key_hkey(key));
+    if (w != NULL) {
+        if (ra_pid_eq(w->pid, pid)) {
+            return;
         }
+        watch_drop(ctx, ws, w);
     }
-    gwatch_t *w = calloc(1, sizeof *w);
-    if (w == NULL) {
+    if ((w = calloc(1, sizeof *w)) == NULL) {
         return;
     }
     memcpy(w->key, key, RA__ACTOR_KEY_LEN);
     w->pid = pid;
-    if (ra_monitor(ctx, pid, &w->mref) != 0) {
+    if (ra__hmap_put(&ws->by_key, key_hkey(key), w) != 0) {
         free(w);
         return;
     }
-    w->next = g->watched;
-    g->watched = w;
+    if (ra_monitor(ctx, pid, &w->mref) != 0 ||
+        ra__hmap_put(&ws->by_mref, mref_hkey(w->mref), w) != 0 ||
+        ra__hmap_put(&ws->by_pid, pid_hkey(pid), w) != 0) {
+        watch_drop(ctx, ws, w);   // (a monitor not indexed is cancelled)
+    }
 }
 
 typedef struct dead_ent {
@@ -379,13 +420,11 @@ op_killed(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
     if (r->bad) {
         return RA_EBADMSG;
     }
-    for (gwatch_t *w = g->watched; w != NULL; w = w->next) {
-        if (!ra_pid_eq(w->pid, pid)) {
-            continue;
-        }
+    gwatch_t *w = ra__hmap_get(&g->watched.by_pid, pid_hkey(pid));
+    if (w != NULL) {
         unsigned char key[RA__ACTOR_KEY_LEN];
         memcpy(key, w->key, sizeof key);
-        unwatch(ctx, g, key);
+        watch_drop(ctx, &g->watched, w);
         ra__actor_rec_t a;
         if (rec_load(g, key, &a) == 0 && a.state == RA__ACTOR_ALIVE) {
             ra_pid_t from = ra_sender(ctx);
@@ -468,14 +507,14 @@ ra__gcs_actors_down(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra_msg_t *m,
         ra_msg_down_info(m, &mref, &pid, &why) != 0) {
         return false;
     }
-    for (gwatch_t *w = g->watched; w != NULL; w = w->next) {
-        if (w->mref == 0 || w->mref != mref) {
-            continue;
-        }
+    gwatch_t *w = mref != 0 ? ra__hmap_del(&g->watched.by_mref,
+                                           mref_hkey(mref))
+                            : NULL;
+    if (w != NULL) {
         unsigned char key[RA__ACTOR_KEY_LEN];
         memcpy(key, w->key, sizeof key);
-        w->mref = 0;
-        unwatch(ctx, g, key);
+        w->mref = 0;   // (its DOWN came: nothing to cancel)
+        watch_drop(ctx, &g->watched, w);
         ra__actor_rec_t a;
         if (rec_load(g, key, &a) == 0 && a.state == RA__ACTOR_ALIVE &&
             ra_pid_eq(a.pid, pid)) {
@@ -561,11 +600,15 @@ ra__gcs_actors_free(ra__gcs_actors_t **gp)
     if (g == NULL) {
         return;
     }
-    while (g->watched != NULL) {
-        gwatch_t *w = g->watched;
-        g->watched = w->next;
-        free(w);
+    gwatches_t *ws = &g->watched;
+    for (size_t i = 0; i < ws->by_key.cap; i++) {
+        if (ra__hmap_live(&ws->by_key, i)) {
+            free(ws->by_key.v[i].val);
+        }
     }
+    ra__hmap_fini(&ws->by_key);
+    ra__hmap_fini(&ws->by_mref);
+    ra__hmap_fini(&ws->by_pid);
     free(g);
     *gp = NULL;
 }
