@@ -750,6 +750,10 @@ void ra__link_env_opts(ra_link_opts_t *o);
 // [lo, hi]: its value, or 0 (absent, or not such a number: said in the
 // log).
 uint32_t ra__env_u32(const char *name, uint32_t lo, uint32_t hi);
+// ra__tick_self sends the calling actor an RA__T_TICK message whose one
+// byte is what: now (behind what its mailbox holds) when after_ms is 0,
+// else after_ms milliseconds from now.  0 or the error (nothing sent).
+int ra__tick_self(ra_ctx_t *ctx, uint8_t what, uint64_t after_ms);
 
 // ra__cluster_spin is ra_runtime_opts_t.spin for the cluster's processes
 // (drivers, workers, daemons): RAYO_SCHED_SPIN (1 to 100000), else 0 (the
@@ -801,6 +805,13 @@ typedef struct ra__gcs_jobs ra__gcs_jobs_t;
 int ra__gcs_actors_new(ra__gcs_actors_t **out, ra_tables_t *t);
 void ra__gcs_actors_free(ra__gcs_actors_t **g);
 // ra__gcs_actors_op handles actor operation op as ra__gcs_jobs_op does.
+// ra__gcs_actors_flush commits the batch of actor records (0 or the
+// error, logged; the batch is emptied either way).  The GCS calls it on
+// its RA__GCS_ACTORS_FLUSH tick and as it ends.
+#define RA__GCS_ACTORS_FLUSH 0x58
+int ra__gcs_actors_flush(ra__gcs_actors_t *g);
+// ra__gcs_actors_tick handles that tick: the batch it was sent for.
+void ra__gcs_actors_tick(ra__gcs_actors_t *g);
 bool ra__gcs_actors_op(ra_ctx_t *ctx, ra__gcs_actors_t *g, uint8_t op,
                        ra__rbuf_t *r, ra__wbuf_t *out, int *rc);
 // ra__gcs_actors_down handles a DOWN of an instance it watches (true).

@@ -3,8 +3,10 @@
 //
 // Each request is a ra_call with a codec body whose first byte is the
 // operation (RA__GCS_*); each reply is {i32 status, ...}.  Every write is
-// one committed LMDB transaction, so a GCS restarted on the same directory
-// finds what was written before it died.  The GCS holds metadata only:
+// committed to LMDB before it is answered (one transaction each, or, for
+// actor records and placement groups, one per batch: gcs_actors.c,
+// gcs_pg.c), so a GCS restarted on the same directory finds what was
+// written before it died.  The GCS holds metadata only:
 // tasks and objects never pass through it (ownership keeps it off the hot
 // path).
 //
@@ -399,6 +401,11 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
         size_t len = 0;
         const uint8_t *p = ra_msg_data(msg, &len);
         if (ra_msg_tag(msg) == RA__T_TICK && len == 1 &&
+            p[0] == RA__GCS_ACTORS_FLUSH) {
+            ra__gcs_actors_tick(g->actors);
+            break;
+        }
+        if (ra_msg_tag(msg) == RA__T_TICK && len == 1 &&
             p[0] == RA__GCS_PG_RELOADED) {
             ra__gcs_actors_reload(ctx, g->actors);
             if (g->incarnation > 0) {
@@ -448,6 +455,7 @@ gcs_terminate(ra_ctx_t *ctx, void *state, ra_reason_t reason)
     (void)reason;
     gcs_t *g = state;
     ra__gcs_pg_flush(ctx, g->pgs);
+    (void)ra__gcs_actors_flush(g->actors);
     gcs_close(g);
 }
 

@@ -15,6 +15,17 @@
 // instance end still names the killer.  Records of dead actors are kept
 // (`rayo list actors` shows them), as Ray keeps them: the newest
 // DEAD_MAX, the ones that ended first dropped beyond that.
+//
+// Writes are group-committed, as placement groups are (gcs_pg.c): a
+// changed record joins a batch, held in memory and read from there, and
+// the batch is committed in one transaction (one sync) when the GCS has
+// handled the messages queued before its first write (an
+// RA__GCS_ACTORS_FLUSH tick marks that point), or at BATCH_MAX records,
+// or before the table is listed or pruned, or as the GCS ends.  The
+// owners' reports are sent without waiting for an answer, so a GCS
+// killed before the commit loses what a GCS killed before handling them
+// would have lost: the reports of the last moment.  A request that does
+// wait for its answer is answered after the commit.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,8 +67,20 @@ typedef struct gended {
 // ended go, in one batch.
 #define DEAD_MAX 100000
 
+// The batch commits at the latest when it holds this many records.
+#define BATCH_MAX 4096
+
+// A record in the batch: the newest value written for its key.
+typedef struct gpend {
+    unsigned char key[RA__ACTOR_KEY_LEN];
+    size_t len;
+    unsigned char val[];
+} gpend_t;
+
 struct ra__gcs_actors {
     ra_tables_t *t;
+    ra__hmap_t batch;         // key -> gpend_t, not yet committed
+    bool flush_armed;         // an RA__GCS_ACTORS_FLUSH tick is on its way
     gwatches_t watched;
     size_t dead, dead_max;    // DEAD records, and how many are kept
     gended_t ended[ENDED_RING];
@@ -111,22 +134,119 @@ ra__rb_actor_rec(ra__rbuf_t *r, ra__actor_rec_t *a)
     return r->bad || a->state > RA__ACTOR_DEAD ? RA_EBADMSG : 0;
 }
 
+static ra__hkey_t
+key_hkey(const unsigned char *key)
+{
+    uint64_t a = 0, b = 0;
+    for (int i = 0; i < 8; i++) {
+        a = a << 8 | key[i];
+        b = b << 8 | key[8 + i];
+    }
+    return (ra__hkey_t){a, b};
+}
+
+static void
+batch_clear(ra__gcs_actors_t *g)
+{
+    for (size_t i = 0; i < g->batch.cap; i++) {
+        if (ra__hmap_live(&g->batch, i)) {
+            free(g->batch.v[i].val);
+        }
+    }
+    ra__hmap_fini(&g->batch);
+}
+
+int
+ra__gcs_actors_flush(ra__gcs_actors_t *g)
+{
+    size_t n = g->batch.n;
+    if (n == 0) {
+        return 0;
+    }
+    ra_tables_txn_t *txn = NULL;
+    int rc = ra_tables_begin(g->t, &txn);
+    for (size_t i = 0; rc == 0 && i < g->batch.cap; i++) {
+        if (ra__hmap_live(&g->batch, i)) {
+            const gpend_t *w = g->batch.v[i].val;
+            rc = ra_table_put(g->t, txn, "actors", w->key, sizeof w->key,
+                              w->val, w->len, 0);
+        }
+    }
+    rc = rc == 0 ? ra_tables_commit(&txn) : rc;
+    if (txn != NULL) {
+        ra_tables_abort(&txn);
+    }
+    batch_clear(g);
+    if (rc != 0) {
+        ra_log_err("gcs", "cannot store %zu actor records: %s; `rayo list "
+                   "actors` misses these changes (free space in the GCS's "
+                   "session directory)", n, ra_strerror(rc));
+    }
+    return rc;
+}
+
+void
+ra__gcs_actors_tick(ra__gcs_actors_t *g)
+{
+    g->flush_armed = false;
+    (void)ra__gcs_actors_flush(g);
+}
+
+// arm_flush asks for an RA__GCS_ACTORS_FLUSH tick behind the messages
+// queued now (once per batch).
+static void
+arm_flush(ra_ctx_t *ctx, ra__gcs_actors_t *g)
+{
+    if (g->flush_armed || ctx == NULL) {
+        return;
+    }
+    g->flush_armed = ra__tick_self(ctx, RA__GCS_ACTORS_FLUSH, 0) == 0;
+}
+
+// rec_store puts the record of key in the batch; it is committed now
+// when the batch is full or no tick could be asked for.
 static int
-rec_store(ra__gcs_actors_t *g, const unsigned char *key,
+rec_store(ra_ctx_t *ctx, ra__gcs_actors_t *g, const unsigned char *key,
           const ra__actor_rec_t *a)
 {
     ra__wbuf_t b = {0};
     ra__wb_actor_rec(&b, a);
-    int rc = b.err != 0 ? b.err
-                        : ra_table_put(g->t, NULL, "actors", key,
-                                       RA__ACTOR_KEY_LEN, b.p, b.len, 0);
+    int rc = b.err;
+    if (rc != 0) {
+        ra__wb_free(&b);
+        return rc;
+    }
+    gpend_t *w = malloc(sizeof *w + b.len);
+    if (w == NULL) {
+        ra__wb_free(&b);
+        return RA_ENOMEM;
+    }
+    memcpy(w->key, key, sizeof w->key);
+    w->len = b.len;
+    memcpy(w->val, b.p, b.len);
     ra__wb_free(&b);
-    return rc;
+    gpend_t *old = ra__hmap_get(&g->batch, key_hkey(key));
+    if (ra__hmap_put(&g->batch, key_hkey(key), w) != 0) {
+        free(w);
+        return RA_ENOMEM;
+    }
+    free(old);   // (replaced)
+    arm_flush(ctx, g);
+    if (g->batch.n >= BATCH_MAX || !g->flush_armed) {
+        return ra__gcs_actors_flush(g);
+    }
+    return 0;
 }
 
+// rec_load reads the record of key: the batch's, else the table's.
 static int
 rec_load(ra__gcs_actors_t *g, const unsigned char *key, ra__actor_rec_t *a)
 {
+    const gpend_t *w = ra__hmap_get(&g->batch, key_hkey(key));
+    if (w != NULL) {
+        ra__rbuf_t r = {.p = w->val, .len = w->len};
+        return ra__rb_actor_rec(&r, a);
+    }
     void *val = NULL;
     size_t vlen = 0;
     int rc = ra_table_get(g->t, NULL, "actors", key, RA__ACTOR_KEY_LEN, &val,
@@ -137,17 +257,6 @@ rec_load(ra__gcs_actors_t *g, const unsigned char *key, ra__actor_rec_t *a)
         free(val);
     }
     return rc;
-}
-
-static ra__hkey_t
-key_hkey(const unsigned char *key)
-{
-    uint64_t a = 0, b = 0;
-    for (int i = 0; i < 8; i++) {
-        a = a << 8 | key[i];
-        b = b << 8 | key[8 + i];
-    }
-    return (ra__hkey_t){a, b};
 }
 
 static ra__hkey_t
@@ -272,6 +381,9 @@ older_first(const void *x, const void *y)
 static void
 prune(ra__gcs_actors_t *g)
 {
+    if (ra__gcs_actors_flush(g) != 0) {
+        return;
+    }
     dead_scan_t s = {0};
     (void)ra_table_scan(g->t, NULL, "actors", NULL, 0, collect_dead, &s);
     if (s.nomem || s.n <= g->dead_max) {
@@ -364,7 +476,7 @@ op_put(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
     }
     a.end_ms = a.state == RA__ACTOR_DEAD ? now : 0;
     bool was_dead = have_old && old.state == RA__ACTOR_DEAD;
-    if ((rc = rec_store(g, key, &a)) != 0) {
+    if ((rc = rec_store(ctx, g, key, &a)) != 0) {
         return rc;
     }
     if (a.state == RA__ACTOR_DEAD && !was_dead) {
@@ -385,7 +497,8 @@ op_put(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
 // on different connections).  A record that ended that way in the last
 // ENDED_KEEP_MS, and still says so, is set to "killed by".
 static int
-killed_late(ra__gcs_actors_t *g, ra_pid_t pid, ra_pid_t from)
+killed_late(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra_pid_t pid,
+            ra_pid_t from)
 {
     int64_t now = ra__wall_ms();
     for (unsigned i = 0; i < ENDED_RING; i++) {
@@ -406,7 +519,7 @@ killed_late(ra__gcs_actors_t *g, ra_pid_t pid, ra_pid_t from)
         }
         snprintf(a.reason, sizeof a.reason, "killed by process %u.%u",
                  from.node, from.proc);
-        return rec_store(g, e->key, &a);
+        return rec_store(ctx, g, e->key, &a);
     }
     return RA_ENOENT;
 }
@@ -432,7 +545,7 @@ op_killed(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
             a.end_ms = ra__wall_ms();
             snprintf(a.reason, sizeof a.reason, "killed by process %u.%u",
                      from.node, from.proc);
-            int rc = rec_store(g, key, &a);
+            int rc = rec_store(ctx, g, key, &a);
             if (rc == 0) {
                 dead_added(g);
             }
@@ -440,7 +553,7 @@ op_killed(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra__rbuf_t *r)
         }
         return 0;
     }
-    return killed_late(g, pid, ra_sender(ctx));
+    return killed_late(ctx, g, pid, ra_sender(ctx));
 }
 
 static bool
@@ -456,6 +569,10 @@ put_key(ra__wbuf_t *b, const void *key, size_t klen)
 static int
 op_list(ra__gcs_actors_t *g, ra__wbuf_t *out)
 {
+    int rc = ra__gcs_actors_flush(g);
+    if (rc != 0) {
+        return rc;
+    }
     return ra__gcs_scan_list(g->t, "actors", put_key, out);
 }
 
@@ -465,13 +582,15 @@ ra__gcs_actors_op(ra_ctx_t *ctx, ra__gcs_actors_t *g, uint8_t op,
 {
     switch (op) {
     case RA__GCS_ACTOR_PUT:
-        *rc = op_put(ctx, g, r);
+    case RA__GCS_ACTOR_KILLED:
+        *rc = op == RA__GCS_ACTOR_PUT ? op_put(ctx, g, r)
+                                      : op_killed(ctx, g, r);
+        if (*rc == 0 && ra_call_ref(ctx) != 0) {
+            *rc = ra__gcs_actors_flush(g);   // answered once on disk
+        }
         return true;
     case RA__GCS_ACTOR_LIST:
         *rc = op_list(g, out);
-        return true;
-    case RA__GCS_ACTOR_KILLED:
-        *rc = op_killed(ctx, g, r);
         return true;
     default:
         return false;
@@ -528,7 +647,7 @@ ra__gcs_actors_down(ra_ctx_t *ctx, ra__gcs_actors_t *g, ra_msg_t *m,
                 why_ended(why, a.reason, sizeof a.reason);
                 ended(g, key, pid, a.end_ms);
             }
-            if (rec_store(g, key, &a) == 0) {
+            if (rec_store(ctx, g, key, &a) == 0) {
                 dead_added(g);
             }
         }
@@ -600,6 +719,7 @@ ra__gcs_actors_free(ra__gcs_actors_t **gp)
     if (g == NULL) {
         return;
     }
+    batch_clear(g);
     gwatches_t *ws = &g->watched;
     for (size_t i = 0; i < ws->by_key.cap; i++) {
         if (ra__hmap_live(&ws->by_key, i)) {

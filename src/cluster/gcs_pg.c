@@ -216,15 +216,7 @@ batch_add(ra_ctx_t *ctx, ra__gcs_pgs_t *p, const char *table,
     p->bw_tail = &w->next;
     p->nbw++;
     if (!p->flush_armed) {
-        ra_msg_t *t = NULL;
-        uint8_t what = PG_FLUSH;
-        if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0) {
-            if (ra_send(ctx, ra_self(ctx), &t) == 0) {
-                p->flush_armed = true;
-            } else {
-                ra_msg_unref(&t);
-            }
-        }
+        p->flush_armed = ra__tick_self(ctx, PG_FLUSH, 0) == 0;
     }
     return 0;
 }
@@ -645,16 +637,9 @@ arm_tick(ra_ctx_t *ctx, ra__gcs_pgs_t *p)
     if (p->tick_armed) {
         return;
     }
-    ra_msg_t *t = NULL;
-    uint8_t what = PG_TICK;
-    if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
-        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx),
-                      p->retry_ms != 0 ? p->retry_ms : PG_RETRY_MS, &t,
-                      NULL) != 0) {
-        ra_msg_unref(&t);
-        return;
-    }
-    p->tick_armed = true;
+    p->tick_armed = ra__tick_self(ctx, PG_TICK,
+                                  p->retry_ms != 0 ? p->retry_ms
+                                                   : PG_RETRY_MS) == 0;
 }
 
 // on_prepared: a raylet answered a PREPARE.
@@ -920,13 +905,7 @@ reloaded(ra_ctx_t *ctx, ra__gcs_pgs_t *p)
             g->cmref = 0;
         }
     }
-    ra_msg_t *t = NULL;
-    uint8_t what = PG_GRACE;
-    if (ra_msg_new_bytes(&t, RA__T_TICK, &what, 1) == 0 &&
-        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), PG_RELOAD_GRACE_MS,
-                      &t, NULL) != 0) {
-        ra_msg_unref(&t);
-    }
+    (void)ra__tick_self(ctx, PG_GRACE, PG_RELOAD_GRACE_MS);
     place_pending(ctx, p);
 }
 

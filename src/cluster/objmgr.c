@@ -191,14 +191,8 @@ arm_tick(ra_ctx_t *ctx, objmgr_t *om)
     }
     // (The tick names this incarnation: one armed by an ended one reaches
     // the next, at the same pid, and is ignored there.)
-    uint8_t inc = (uint8_t)om->incarnation;
-    ra_msg_t *m = NULL;
-    if (ra_msg_new_bytes(&m, RA__T_TICK, &inc, 1) == 0 &&
-        ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx), TICK_MS, &m,
-                      NULL) == 0) {
-        om->tick_armed = true;
-    }
-    ra_msg_unref(&m);
+    om->tick_armed =
+        ra__tick_self(ctx, (uint8_t)om->incarnation, TICK_MS) == 0;
 }
 
 static void recheck_owners(ra_ctx_t *ctx, objmgr_t *om);

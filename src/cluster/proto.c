@@ -356,6 +356,20 @@ ra__cluster_spin(void)
     return ra__env_u32("RAYO_SCHED_SPIN", 1, 100000);
 }
 
+int
+ra__tick_self(ra_ctx_t *ctx, uint8_t what, uint64_t after_ms)
+{
+    ra_msg_t *m = NULL;
+    int rc = ra_msg_new_bytes(&m, RA__T_TICK, &what, 1);
+    if (rc == 0) {
+        rc = after_ms == 0 ? ra_send(ctx, ra_self(ctx), &m)
+                           : ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx),
+                                           after_ms, &m, NULL);
+    }
+    ra_msg_unref(&m);
+    return rc;
+}
+
 int64_t
 ra__wall_ms(void)
 {

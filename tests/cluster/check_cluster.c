@@ -1757,17 +1757,19 @@ START_TEST(test_cluster_actor_max_concurrency)
 }
 END_TEST
 
-// instance_of returns the instance pid the GCS's actor table holds for
-// the actor named name (raw ACTOR_LIST: ra_actor_info_t has no slot).
-static ra_pid_t
-instance_of(const char *name)
+// each_record calls fn on every record of the GCS's actor table (a raw
+// ACTOR_LIST from scope, NULL: from a scope of its own), with the actor
+// key the owner gave it (the table key's last 8 bytes).
+static void
+each_record(ra_ctx_t *scope,
+            void (*fn)(void *user, uint64_t akey, const ra__actor_rec_t *a),
+            void *user)
 {
-    ra_pid_t pid = RA_PID_NIL;
     ra__wbuf_t b = {0};
     ra__wb_u8(&b, RA__GCS_ACTOR_LIST);
     ra_msg_t *rep = NULL;
     ra__rbuf_t r;
-    RA_CK_OK(ra__gcs_call_status(NULL, &b, 10000, &rep, &r));
+    RA_CK_OK(ra__gcs_call_status(scope, &b, 30000, &rep, &r));
     uint32_t n = ra__rb_u32(&r);
     for (uint32_t i = 0; i < n && !r.bad; i++) {
         ra_oid_t key;
@@ -1776,13 +1778,41 @@ instance_of(const char *name)
         const void *p = ra__rb_bytes(&r, &len);
         ra__rbuf_t x = {.p = p, .len = len};
         ra__actor_rec_t rec;
-        if (ra__rb_actor_rec(&x, &rec) == 0 && strcmp(rec.name, name) == 0) {
-            pid = rec.pid;
+        uint64_t akey = 0;
+        for (int k = 8; k < 16; k++) {
+            akey = akey << 8 | key.b[k];
+        }
+        if (ra__rb_actor_rec(&x, &rec) == 0) {
+            fn(user, akey, &rec);
         }
     }
     ck_assert(!r.bad);
     ra_msg_unref(&rep);
-    return pid;
+}
+
+typedef struct named_inst {
+    const char *name;
+    ra_pid_t pid;
+} named_inst_t;
+
+static void
+find_named(void *user, uint64_t akey, const ra__actor_rec_t *a)
+{
+    (void)akey;
+    named_inst_t *f = user;
+    if (strcmp(a->name, f->name) == 0) {
+        f->pid = a->pid;
+    }
+}
+
+// instance_of returns the instance pid the GCS's actor table holds for
+// the actor named name (raw ACTOR_LIST: ra_actor_info_t has no slot).
+static ra_pid_t
+instance_of(const char *name)
+{
+    named_inst_t f = {name, RA_PID_NIL};
+    each_record(NULL, find_named, &f);
+    return f.pid;
 }
 
 // wait_actor reads the GCS's actor table until the actor named name is in
@@ -1849,6 +1879,77 @@ START_TEST(test_cluster_dead_actors_are_bounded)
     ck_assert(!first);
     ck_assert(last);
     ck_assert(survivor);
+    stop();
+}
+END_TEST
+
+// put_record sends the GCS an owner's report for actor akey (no answer).
+static void
+put_record(ra_ctx_t *scope, uint64_t akey, uint8_t state, const char *why)
+{
+    ra__actor_rec_t r;
+    memset(&r, 0, sizeof r);
+    r.state = state;
+    snprintf(r.cls, sizeof r.cls, "Burst");
+    snprintf(r.reason, sizeof r.reason, "%s", why);
+    r.pid = RA_PID_NIL;
+    ra__wbuf_t b = {0};
+    ra__wb_u8(&b, RA__GCS_ACTOR_PUT);
+    ra__wb_u64(&b, akey);
+    ra__wb_actor_rec(&b, &r);
+    ra_msg_t *m = NULL;
+    RA_CK_OK(ra__wb_msg(&b, RA__T_GCS, &m));
+    RA_CK_OK(ra_send(scope, ra__gcs_pid(ra__g), &m));
+}
+
+enum { BURST_N = 5000, BURST_BASE = 1000000 };
+
+typedef struct burst {
+    unsigned alive, dead, wrong;
+} burst_t;
+
+// count_burst counts the records put_record made: the odd ones must be
+// DEAD "burst over", the even ones ALIVE.
+static void
+count_burst(void *user, uint64_t akey, const ra__actor_rec_t *a)
+{
+    burst_t *t = user;
+    if (strcmp(a->cls, "Burst") != 0) {
+        return;
+    }
+    bool odd = (akey - BURST_BASE) % 2 == 1;
+    if (akey < BURST_BASE || akey >= BURST_BASE + BURST_N) {
+        t->wrong++;
+    } else if (odd && a->state == RA__ACTOR_DEAD &&
+               strcmp(a->reason, "burst over") == 0 && a->end_ms > 0) {
+        t->dead++;
+    } else if (!odd && a->state == RA__ACTOR_ALIVE) {
+        t->alive++;
+    } else {
+        t->wrong++;
+    }
+}
+
+START_TEST(test_cluster_actor_records_batched)
+{
+    // The GCS commits actor records in batches (gcs_actors.c): reports
+    // sent back to back, more than one batch holds, are all in a list
+    // asked for right behind them, each with the newest state reported.
+    start();
+    ra_ctx_t *scope = NULL;
+    RA_CK_OK(ra_scope_new(ra__g->rt, &scope));
+    for (uint64_t i = 0; i < BURST_N; i++) {
+        put_record(scope, BURST_BASE + i, RA__ACTOR_ALIVE, "");
+    }
+    for (uint64_t i = 1; i < BURST_N; i += 2) {
+        put_record(scope, BURST_BASE + i, RA__ACTOR_DEAD, "burst over");
+    }
+    burst_t t = {0};
+    each_record(scope, count_burst, &t);
+    ck_assert_uint_eq(t.wrong, 0);
+    ck_assert_uint_eq(t.alive, BURST_N / 2);
+    ck_assert_uint_eq(t.dead, BURST_N / 2);
+    ra_scope_destroy(&scope);
     stop();
 }
 END_TEST
@@ -3205,6 +3306,7 @@ cluster_suite(void)
     tcase_add_test(tc, test_cluster_actor_table);
     tcase_add_test(tc, test_cluster_task_table);
     tcase_add_test(tc, test_cluster_dead_actors_are_bounded);
+    tcase_add_test(tc, test_cluster_actor_records_batched);
     tcase_add_test(tc, test_cluster_actor_restarts_after_kill9);
     tcase_add_test(tc, test_cluster_actor_call_deadline);
     tcase_add_test(tc, test_cluster_named_actor_from_another_process);
