@@ -10,6 +10,7 @@
 #include <check.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,6 +297,67 @@ ra_test_kill_wait(ra_runtime_t *rt, ra_pid_t pid)
         ra_msg_unref(&m);
     }
     ra_scope_destroy(&scope);
+}
+
+// ra_test_log_t catches the library's log lines at max_level or more
+// severe, from component (NULL: any) and containing needle (NULL: any):
+// it counts them and keeps the last.  ra_test_log_start empties it and
+// installs it as the library's log sink (the library logs from any
+// thread); ra_test_log_caught copies the last line into last and returns
+// the count; ra_test_log_stop silences the library again.
+typedef struct ra_test_log {
+    int max_level;
+    const char *component, *needle;
+    pthread_mutex_t mu;
+    char last[1024];
+    int n;
+} ra_test_log_t;
+
+static inline void
+ra_test_log_sink(void *user, int level, const char *component,
+                 const char *line)
+{
+    ra_test_log_t *l = user;
+    if (level > l->max_level ||
+        (l->component != NULL && strcmp(component, l->component) != 0) ||
+        (l->needle != NULL && strstr(line, l->needle) == NULL)) {
+        return;
+    }
+    pthread_mutex_lock(&l->mu);
+    snprintf(l->last, sizeof l->last, "%s", line);
+    l->n++;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static inline void
+ra_test_log_start(ra_test_log_t *l, int max_level, const char *component,
+                  const char *needle)
+{
+    *l = (ra_test_log_t){.max_level = max_level, .component = component,
+                         .needle = needle};
+    pthread_mutex_init(&l->mu, NULL);
+    ra_log_set_sink(ra_test_log_sink, l);
+}
+
+static inline int
+ra_test_log_caught(ra_test_log_t *l, char *last, size_t cap)
+{
+    pthread_mutex_lock(&l->mu);
+    int n = l->n;
+    if (last != NULL && cap > 0) {   // (cut to cap - 1 bytes)
+        size_t len = strnlen(l->last, sizeof l->last);
+        len = len < cap ? len : cap - 1;
+        memcpy(last, l->last, len);
+        last[len] = '\0';
+    }
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+static inline void
+ra_test_log_stop(void)
+{
+    ra_log_set_sink(NULL, NULL);
 }
 
 #endif

@@ -57,32 +57,19 @@ remove_tmpdir(void)
 
 // The log sink keeps the last warning, so tests can check that a bad file
 // was rejected for the right reason.
-static char last_log[512];
-static int nlogs;
-
-static void
-sink(void *user, int level, const char *component, const char *line)
-{
-    (void)user;
-    (void)component;
-    if (level <= RA_LOG_WARNING) {
-        snprintf(last_log, sizeof(last_log), "%s", line);
-        nlogs++;
-    }
-}
+// Warnings the library logs during a test (checked fixture).
+static ra_test_log_t logs;
 
 static void
 log_setup(void)
 {
-    last_log[0] = '\0';
-    nlogs = 0;
-    ra_log_set_sink(sink, NULL);
+    ra_test_log_start(&logs, RA_LOG_WARNING, NULL, NULL);
 }
 
 static void
 log_teardown(void)
 {
-    ra_log_set_sink(NULL, NULL);
+    ra_test_log_stop();
 }
 
 // load_inv writes json to the inventory file and loads it on the
@@ -213,7 +200,7 @@ START_TEST(test_topo_this_machine_loads)
         ck_assert_uint_eq(strlen(g.pci_bus_id), 12);
         ck_assert_int_ge(g.cc_major, 1);
     }
-    ck_assert_int_eq(nlogs, 0);
+    ck_assert_int_eq(ra_test_log_caught(&logs, NULL, 0), 0);
     if (cuda != NULL) {
         dlclose(cuda);
     }
@@ -341,9 +328,10 @@ bad_inv(const char *json, const char *why)
 
     RA_CK_ERR(load_inv(json, &t), RA_EBADMSG);
     ck_assert_ptr_null(t);
-    ck_assert_int_ge(nlogs, 1);
-    ck_assert_msg(strstr(last_log, why) != NULL, "logged \"%s\", want \"%s\"",
-                  last_log, why);
+    char last[sizeof logs.last];
+    ck_assert_int_ge(ra_test_log_caught(&logs, last, sizeof last), 1);
+    ck_assert_msg(strstr(last, why) != NULL, "logged \"%s\", want \"%s\"",
+                  last, why);
 }
 
 START_TEST(test_topo_inventory_bad_json)

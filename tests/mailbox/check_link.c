@@ -1498,21 +1498,6 @@ io_allowed(const char *comm, char *out, size_t cap)
     closedir(d);
 }
 
-static pthread_mutex_t io_log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char io_log[1024];
-
-static void
-io_sink(void *user, int level, const char *component, const char *line)
-{
-    (void)user;
-    if (level <= RA_LOG_WARNING && strcmp(component, "link") == 0 &&
-        strstr(line, "RAYO_IO_CPUS") != NULL) {
-        pthread_mutex_lock(&io_log_mu);
-        snprintf(io_log, sizeof io_log, "%s", line);
-        pthread_mutex_unlock(&io_log_mu);
-    }
-}
-
 // io_start starts a node with RAYO_IO_CPUS set to v (NULL: unset) and
 // ra_link_opts_t.io_free set to io_free, and puts where its link's and
 // ZeroMQ's I/O threads may run in lnk and zio, and what was logged about
@@ -1527,10 +1512,8 @@ io_start(const char *v, bool io_free, char *lnk, char *zio, char *warn,
     } else {
         unsetenv("RAYO_IO_CPUS");
     }
-    pthread_mutex_lock(&io_log_mu);
-    io_log[0] = '\0';
-    pthread_mutex_unlock(&io_log_mu);
-    ra_log_set_sink(io_sink, NULL);
+    static ra_test_log_t io_log;
+    ra_test_log_start(&io_log, RA_LOG_WARNING, "link", "RAYO_IO_CPUS");
     ra_link_opts_t o = {.io_free = io_free};
     node_start(&a, 1, &o);
     // (The link's thread names itself when it first runs.)
@@ -1539,11 +1522,9 @@ io_start(const char *v, bool io_free, char *lnk, char *zio, char *warn,
     RA_CK_WAIT((io_allowed("ZMQbg/IO/0", zio, cap), zio[0] != '\0'),
                WAIT_MS);
     node_stop(&a);
-    ra_log_set_sink(NULL, NULL);
+    ra_test_log_stop();
     unsetenv("RAYO_IO_CPUS");
-    pthread_mutex_lock(&io_log_mu);
-    snprintf(warn, cap, "%s", io_log);
-    pthread_mutex_unlock(&io_log_mu);
+    (void)ra_test_log_caught(&io_log, warn, cap);
 }
 
 START_TEST(test_io_threads_placement)

@@ -429,19 +429,6 @@ END_TEST
 
 // ---- limits ----------------------------------------------------------------
 
-// The sink keeps whether a log line told the user to raise map_size.
-static bool saw_map_advice;
-
-static void
-advice_sink(void *user, int level, const char *component, const char *line)
-{
-    (void)user;
-    if (level == RA_LOG_ERR && strcmp(component, "store") == 0 &&
-        strstr(line, "map_size") != NULL) {
-        saw_map_advice = true;
-    }
-}
-
 START_TEST(test_table_map_full_is_efull_and_keeps_data)
 {
     fixture_t f;
@@ -455,8 +442,9 @@ START_TEST(test_table_map_full_is_efull_and_keeps_data)
 
     setup(&f);
     memset(big, 'x', sizeof(big));
-    saw_map_advice = false;
-    ra_log_set_sink(advice_sink, NULL);
+    // A log line must tell the user to raise map_size.
+    static ra_test_log_t advice;
+    ra_test_log_start(&advice, RA_LOG_ERR, "store", "map_size");
     t = open_tables(&f, &opts);
     RA_CK_OK(put_str(t, NULL, "kv", "base", "committed"));
     for (i = 0; i < 1000 && rc == 0; i++) {
@@ -465,7 +453,7 @@ START_TEST(test_table_map_full_is_efull_and_keeps_data)
                           sizeof(big), 0);
     }
     RA_CK_ERR(rc, RA_EFULL);
-    ck_assert(saw_map_advice);
+    ck_assert_int_gt(ra_test_log_caught(&advice, NULL, 0), 0);
     expect_missing(t, NULL, "kv", key);     // the failed put left nothing
     expect_val(t, NULL, "kv", "base", "committed");
     // In a transaction the first RA_EFULL aborts it all.
@@ -492,7 +480,7 @@ START_TEST(test_table_map_full_is_efull_and_keeps_data)
     expect_val(t, NULL, "kv", "after", "full");
     expect_missing(t, NULL, "kv", "txn");
     ra_tables_close(&t);
-    ra_log_set_sink(NULL, NULL);
+    ra_test_log_stop();
     teardown(&f);
 }
 END_TEST

@@ -2616,35 +2616,17 @@ START_TEST(test_sup_os_fork_server_idle_exit)
 }
 END_TEST
 
-// Warnings about RAYO_FORK_SERVER_IDLE_MS, kept by idle_sink.
-static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
-static char idle_warning[1024];
-static int idle_warnings;
-
-static void
-idle_sink(void *user, int level, const char *component, const char *line)
-{
-    (void)user;
-    if (level <= RA_LOG_WARNING && strcmp(component, "supervisor") == 0 &&
-        strstr(line, "RAYO_FORK_SERVER_IDLE_MS") != NULL) {
-        pthread_mutex_lock(&idle_mu);
-        snprintf(idle_warning, sizeof idle_warning, "%s", line);
-        idle_warnings++;
-        pthread_mutex_unlock(&idle_mu);
-    }
-}
-
 START_TEST(test_sup_os_fork_server_idle_bad)
 {
     // A time the server cannot take is reported when the server starts,
     // and the server keeps the default (a minute), not some other time.
     fs_test_t t;
 
-    idle_warnings = 0;
-    idle_warning[0] = '\0';
-    ra_log_set_sink(idle_sink, NULL);
+    static ra_test_log_t idle_log;
+    ra_test_log_start(&idle_log, RA_LOG_WARNING, "supervisor",
+                      "RAYO_FORK_SERVER_IDLE_MS");
     if (!fs_begin(&t, "RAYO_FORK_SERVER_IDLE_MS=300ms", RA_TEMPORARY)) {
-        ra_log_set_sink(NULL, NULL);
+        ra_test_log_stop();
         return;
     }
     const char *dir = t.fe.sc.dir;
@@ -2652,11 +2634,8 @@ START_TEST(test_sup_os_fork_server_idle_bad)
     pid_t b;
     char bid[16];
     pid_t server = fs_first_forked(t.scope, t.sup, &t.s, dir, &b, bid);
-    pthread_mutex_lock(&idle_mu);
-    int n = idle_warnings;
-    char text[sizeof idle_warning];
-    snprintf(text, sizeof text, "%s", idle_warning);
-    pthread_mutex_unlock(&idle_mu);
+    char text[sizeof idle_log.last];
+    int n = ra_test_log_caught(&idle_log, text, sizeof text);
     ck_assert_msg(n == 1, "%d warnings about the idle time", n);
     ck_assert_msg(strstr(text, "RAYO_FORK_SERVER_IDLE_MS=300ms is not a "
                          "whole number of ms from 1 to 3600000") != NULL &&
@@ -2667,7 +2646,7 @@ START_TEST(test_sup_os_fork_server_idle_bad)
     ck_assert_msg(running(server), "the server went within 1.5 s of its "
                   "last child");
     RA_CK_OK(ra_sup_stop(t.scope, t.sup));
-    ra_log_set_sink(NULL, NULL);
+    ra_test_log_stop();
     fs_end(&t);
 }
 END_TEST
