@@ -750,10 +750,12 @@ void ra__link_env_opts(ra_link_opts_t *o);
 // [lo, hi]: its value, or 0 (absent, or not such a number: said in the
 // log).
 uint32_t ra__env_u32(const char *name, uint32_t lo, uint32_t hi);
-// ra__tick_self sends the calling actor an RA__T_TICK message whose one
-// byte is what: now (behind what its mailbox holds) when after_ms is 0,
-// else after_ms milliseconds from now.  0 or the error (nothing sent).
-int ra__tick_self(ra_ctx_t *ctx, uint8_t what, uint64_t after_ms);
+// ra__tick_self sends the calling actor an RA__T_TICK message with the
+// len bytes of body (which tick it is, and often the incarnation that
+// armed it): now (behind what its mailbox holds) when after_ms is 0, else
+// after_ms milliseconds from now.  0 or the error (nothing sent).
+int ra__tick_self(ra_ctx_t *ctx, const void *body, size_t len,
+                  uint64_t after_ms);
 
 // ra__cluster_spin is ra_runtime_opts_t.spin for the cluster's processes
 // (drivers, workers, daemons): RAYO_SCHED_SPIN (1 to 100000), else 0 (the

@@ -400,13 +400,12 @@ gcs_handle(ra_ctx_t *ctx, void *state, ra_msg_t *msg)
     case RA__T_TICK: {
         size_t len = 0;
         const uint8_t *p = ra_msg_data(msg, &len);
-        if (ra_msg_tag(msg) == RA__T_TICK && len == 1 &&
-            p[0] == RA__GCS_ACTORS_FLUSH) {
+        uint8_t tick = ra_msg_tag(msg) == RA__T_TICK && len == 1 ? p[0] : 0;
+        if (tick == RA__GCS_ACTORS_FLUSH) {
             ra__gcs_actors_tick(g->actors);
             break;
         }
-        if (ra_msg_tag(msg) == RA__T_TICK && len == 1 &&
-            p[0] == RA__GCS_PG_RELOADED) {
+        if (tick == RA__GCS_PG_RELOADED) {
             ra__gcs_actors_reload(ctx, g->actors);
             if (g->incarnation > 0) {
                 back_in_place(ctx, g);

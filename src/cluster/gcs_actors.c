@@ -22,10 +22,9 @@
 // handled the messages queued before its first write (an
 // RA__GCS_ACTORS_FLUSH tick marks that point), or at BATCH_MAX records,
 // or before the table is listed or pruned, or as the GCS ends.  The
-// owners' reports are sent without waiting for an answer, so a GCS
-// killed before the commit loses what a GCS killed before handling them
-// would have lost: the reports of the last moment.  A request that does
-// wait for its answer is answered after the commit.
+// owners' reports (ACTOR_PUT, ACTOR_KILLED) are sent without waiting for
+// an answer, so a GCS killed before the commit loses what a GCS killed
+// before handling them would have lost: the reports of the last moment.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,7 +199,8 @@ arm_flush(ra_ctx_t *ctx, ra__gcs_actors_t *g)
     if (g->flush_armed || ctx == NULL) {
         return;
     }
-    g->flush_armed = ra__tick_self(ctx, RA__GCS_ACTORS_FLUSH, 0) == 0;
+    uint8_t what = RA__GCS_ACTORS_FLUSH;
+    g->flush_armed = ra__tick_self(ctx, &what, 1, 0) == 0;
 }
 
 // rec_store puts the record of key in the batch; it is committed now
@@ -582,15 +582,13 @@ ra__gcs_actors_op(ra_ctx_t *ctx, ra__gcs_actors_t *g, uint8_t op,
 {
     switch (op) {
     case RA__GCS_ACTOR_PUT:
-    case RA__GCS_ACTOR_KILLED:
-        *rc = op == RA__GCS_ACTOR_PUT ? op_put(ctx, g, r)
-                                      : op_killed(ctx, g, r);
-        if (*rc == 0 && ra_call_ref(ctx) != 0) {
-            *rc = ra__gcs_actors_flush(g);   // answered once on disk
-        }
+        *rc = op_put(ctx, g, r);
         return true;
     case RA__GCS_ACTOR_LIST:
         *rc = op_list(g, out);
+        return true;
+    case RA__GCS_ACTOR_KILLED:
+        *rc = op_killed(ctx, g, r);
         return true;
     default:
         return false;

@@ -216,7 +216,7 @@ batch_add(ra_ctx_t *ctx, ra__gcs_pgs_t *p, const char *table,
     p->bw_tail = &w->next;
     p->nbw++;
     if (!p->flush_armed) {
-        p->flush_armed = ra__tick_self(ctx, PG_FLUSH, 0) == 0;
+        p->flush_armed = ra__tick_self(ctx, &(uint8_t){PG_FLUSH}, 1, 0) == 0;
     }
     return 0;
 }
@@ -637,9 +637,8 @@ arm_tick(ra_ctx_t *ctx, ra__gcs_pgs_t *p)
     if (p->tick_armed) {
         return;
     }
-    p->tick_armed = ra__tick_self(ctx, PG_TICK,
-                                  p->retry_ms != 0 ? p->retry_ms
-                                                   : PG_RETRY_MS) == 0;
+    uint32_t ms = p->retry_ms != 0 ? p->retry_ms : PG_RETRY_MS;
+    p->tick_armed = ra__tick_self(ctx, &(uint8_t){PG_TICK}, 1, ms) == 0;
 }
 
 // on_prepared: a raylet answered a PREPARE.
@@ -905,7 +904,7 @@ reloaded(ra_ctx_t *ctx, ra__gcs_pgs_t *p)
             g->cmref = 0;
         }
     }
-    (void)ra__tick_self(ctx, PG_GRACE, PG_RELOAD_GRACE_MS);
+    (void)ra__tick_self(ctx, &(uint8_t){PG_GRACE}, 1, PG_RELOAD_GRACE_MS);
     place_pending(ctx, p);
 }
 

@@ -191,8 +191,8 @@ arm_tick(ra_ctx_t *ctx, objmgr_t *om)
     }
     // (The tick names this incarnation: one armed by an ended one reaches
     // the next, at the same pid, and is ignored there.)
-    om->tick_armed =
-        ra__tick_self(ctx, (uint8_t)om->incarnation, TICK_MS) == 0;
+    uint8_t inc = (uint8_t)om->incarnation;
+    om->tick_armed = ra__tick_self(ctx, &inc, 1, TICK_MS) == 0;
 }
 
 static void recheck_owners(ra_ctx_t *ctx, objmgr_t *om);

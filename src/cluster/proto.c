@@ -357,10 +357,10 @@ ra__cluster_spin(void)
 }
 
 int
-ra__tick_self(ra_ctx_t *ctx, uint8_t what, uint64_t after_ms)
+ra__tick_self(ra_ctx_t *ctx, const void *body, size_t len, uint64_t after_ms)
 {
     ra_msg_t *m = NULL;
-    int rc = ra_msg_new_bytes(&m, RA__T_TICK, &what, 1);
+    int rc = ra_msg_new_bytes(&m, RA__T_TICK, body, len);
     if (rc == 0) {
         rc = after_ms == 0 ? ra_send(ctx, ra_self(ctx), &m)
                            : ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx),

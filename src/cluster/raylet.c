@@ -66,15 +66,7 @@ static int
 tick(ra_ctx_t *ctx, raylet_t *r, uint8_t what, uint64_t delay_ms)
 {
     uint8_t body[2] = {what, (uint8_t)r->incarnation};
-    ra_msg_t *t = NULL;
-    int rc = ra_msg_new_bytes(&t, RA__T_TICK, body, sizeof body);
-    if (rc == 0) {
-        rc = delay_ms == 0 ? ra_send(ctx, ra_self(ctx), &t)
-                           : ra_send_after(ra_ctx_runtime(ctx), ra_self(ctx),
-                                           delay_ms, &t, NULL);
-    }
-    ra_msg_unref(&t);
-    return rc;
+    return ra__tick_self(ctx, body, sizeof body, delay_ms);
 }
 
 // ---- worker processes ----
